@@ -1,0 +1,64 @@
+/* auth: login and visitor tokens, identity-verification HMAC, password hashing.
+ * The only module that includes <openssl/...>. */
+#ifndef CHATDESK_AUTH_H
+#define CHATDESK_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatdesk/base.h"
+
+#define CD_AUTH_KEY_LEN 32
+#define CD_AUTH_MAX_KEYS 4
+#define CD_AUTH_KID_MAX 16
+#define CD_AUTH_TOKEN_MAX 512
+
+/* Signing keys, newest first; tokens are signed with keys[0] and verified
+ * against any key whose kid matches. */
+typedef struct cd_auth_keyring {
+    size_t n;
+    struct {
+        char kid[CD_AUTH_KID_MAX + 1];
+        unsigned char key[CD_AUTH_KEY_LEN];
+    } keys[CD_AUTH_MAX_KEYS];
+} cd_auth_keyring;
+
+void cd_auth_keyring_init(cd_auth_keyring *kr);
+/* Add a key given as 64 hex chars; returns 0, or -1 for a bad kid/hex or a full ring. */
+int cd_auth_keyring_add_hex(cd_auth_keyring *kr, const char *kid, const char *hex);
+
+typedef enum cd_auth_role { CD_AUTH_ROLE_VISITOR = 1, CD_AUTH_ROLE_AGENT = 2 } cd_auth_role;
+
+typedef struct cd_auth_claims {
+    cd_auth_role role;
+    char sub[80];  /* visitor id or agent id */
+    char site[80]; /* visitor tokens: the site key; agent tokens: "" */
+    int64_t iat;   /* unix ms */
+    int64_t exp;   /* unix ms */
+    char jti[40];
+} cd_auth_claims;
+
+/* Token format: "v1.<kid>.<b64url(payload JSON)>.<b64url(HMAC-SHA256(key, "v1.<kid>.<payload b64>"))>".
+ * payload: {"r":"v"|"a","sub":..,"site":..,"iat":..,"exp":..,"jti":..}.
+ * sign: fills jti if empty; returns 0 or -1 (no key / buffer too small). */
+int cd_auth_token_sign(const cd_auth_keyring *kr, cd_auth_claims *c, char *out, size_t outsz);
+/* verify: CD_ERR_OK, or CD_ERR_UNAUTHORIZED for any malformed, unknown-kid,
+ * bad-MAC (constant-time compare) or expired token (60 s leeway). */
+cd_err cd_auth_token_verify(const cd_auth_keyring *kr, const char *token, int64_t now_ms, cd_auth_claims *out);
+
+/* hex(HMAC-SHA256(secret, msg)) into out (65 bytes). */
+void cd_auth_hmac_hex(const char *secret, size_t secret_len, const char *msg, size_t msg_len, char out[65]);
+/* Constant-time check of a hex HMAC-SHA256 (case-insensitive hex). */
+bool cd_auth_hmac_verify(const char *secret, size_t secret_len, const char *msg, size_t msg_len, const char *hex);
+/* Constant-time equality of two byte strings of possibly different lengths. */
+bool cd_auth_const_eq(const void *a, size_t alen, const void *b, size_t blen);
+
+/* Argon2id, OWASP parameters m=19456 KiB, t=2, p=1, 16-byte salt; PHC string into out (>= 128 bytes).
+ * Password 1..CD_AUTH_PASSWORD_MAX bytes. Returns 0 or -1. Slow (~0.1 s): call off the loop. */
+#define CD_AUTH_PASSWORD_MAX 128
+int cd_auth_password_hash(const char *password, char *out, size_t outsz);
+/* true when password matches the PHC string. Slow: call off the loop. */
+bool cd_auth_password_verify(const char *encoded, const char *password);
+
+#endif

@@ -1,0 +1,96 @@
+/* conv: conversations, messages, visitors and agents as domain operations. Each
+ * state change is one script call (store/lua/); results come back as a cd_conv_result
+ * whose raw_* members are ready-to-splice JSON texts. Never sees a connection. */
+#ifndef CHATDESK_CONV_H
+#define CHATDESK_CONV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatdesk/base.h"
+#include "chatdesk/config.h"
+#include "chatdesk/proto.h"
+#include "chatdesk/store.h"
+
+typedef struct cd_conv_ref {
+    char id[80];
+    int64_t last_seq;
+    char epoch[80];
+} cd_conv_ref;
+
+typedef struct cd_conv_key {
+    char kid[24];
+    char hex[72];
+} cd_conv_key;
+
+typedef struct cd_conv_site {
+    char *key;
+    char **origins;
+    size_t n_origins;
+    char *secret; /* "" when identity verification is off */
+} cd_conv_site;
+
+typedef struct cd_conv_result {
+    cd_err err;
+    char *message;          /* error text from the script, or NULL */
+    char *raw_conversation; /* "conversation" object */
+    char *raw_message;      /* "message" object, or NULL */
+    char *raw_visitor;      /* "visitor" object */
+    char *raw_agent;        /* "agent" object */
+    char *raw_conversations; /* "conversations" array */
+    char *raw_messages;     /* "messages" array */
+    cd_conv_ref *convs;     /* ids in "conversations" (or the one "conversation") */
+    size_t n_convs;
+    char visitor_id[80];
+    char agent_id[80];
+    char agent_name[256];
+    char agent_role[16];
+    char **agent_sites;
+    size_t n_agent_sites;
+    char *pw; /* agent_get by email: the PHC string */
+    int64_t seq, last_seq;
+    char epoch[80];
+    bool recovered, duplicate, agents_online;
+    char **frames; /* resume: message.created frames */
+    size_t n_frames;
+    cd_conv_key *keys; /* keys_init */
+    size_t n_keys;
+    cd_conv_site *sites; /* sites_get; a callback may take it (set to NULL) */
+    size_t n_sites;
+} cd_conv_result;
+
+void cd_conv_sites_free(cd_conv_site *sites, size_t n);
+
+typedef void (*cd_conv_cb)(void *ud, cd_conv_result *res);
+
+typedef struct cd_conv_author {
+    const char *kind; /* "visitor" | "agent" */
+    const char *id;
+    const char *name;
+} cd_conv_author;
+
+/* Each call: 0 and cb fires once later (res is freed after cb returns), or -1 when
+ * Redis is unavailable (cb never fires). */
+int cd_conv_visitor_hello(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const char *user_id,
+                          const char *name, const char *email, cd_conv_cb cb, void *ud);
+int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const cd_req *req,
+                  cd_conv_cb cb, void *ud);
+int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
+                 void *ud);
+int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int64_t before_seq, int limit,
+                    cd_conv_cb cb, void *ud);
+int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *cid, int64_t after_seq,
+                   const char *epoch, cd_conv_cb cb, void *ud);
+int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, cd_conv_cb cb, void *ud);
+int cd_conv_read(cd_store *st, const cd_conv_author *a, const char *cid, int64_t seq, cd_conv_cb cb, void *ud);
+int cd_conv_csat(cd_store *st, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud);
+int cd_conv_presence(cd_store *st, const char *aid, const char *status, cd_conv_cb cb, void *ud);
+int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_conv_cb cb, void *ud);
+int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb, void *ud);
+/* by: "email" or "id"; with_convs: include the agent's open conversations. */
+int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, cd_conv_cb cb, void *ud);
+int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud);
+int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud);
+
+#endif

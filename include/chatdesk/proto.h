@@ -1,0 +1,176 @@
+/* proto: the pure protocol v1 codec. Bytes -> validated cd_req, or a cd_err.
+ * Replies and events -> refcounted cd_frame with CD_FRAME_HEADROOM bytes in front.
+ * No I/O, no Redis, no lws. See docs/protocol.md. */
+#ifndef CHATDESK_PROTO_H
+#define CHATDESK_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatdesk/base.h"
+
+/* Every client frame type: X(ENUM, "wire name"). */
+#define CD_PROTO_FRAMES(X)                                                                                             \
+    X(HELLO, "hello")                                                                                                  \
+    X(RESUME, "resume")                                                                                                \
+    X(CONV_START, "conversation.start")                                                                                \
+    X(MSG_SEND, "message.send")                                                                                        \
+    X(HISTORY, "history")                                                                                              \
+    X(TYPING, "typing")                                                                                                \
+    X(READ, "read")                                                                                                    \
+    X(CSAT, "csat")                                                                                                    \
+    X(PRESENCE_SET, "presence.set")                                                                                    \
+    X(CONV_ACCEPT, "conversation.accept")                                                                              \
+    X(CONV_TRANSFER, "conversation.transfer")                                                                          \
+    X(CONV_UPDATE, "conversation.update")                                                                              \
+    X(PING, "ping")
+
+typedef enum cd_frame_type {
+    CD_FRAME_NONE = 0,
+#define CD_FRAME_ENUM(e, s) CD_FRAME_##e,
+    CD_PROTO_FRAMES(CD_FRAME_ENUM)
+#undef CD_FRAME_ENUM
+        CD_FRAME__COUNT
+} cd_frame_type;
+
+const char *cd_proto_frame_name(cd_frame_type t);
+
+/* Limits the decoder enforces (the server fills them from config). */
+typedef struct cd_proto_limits {
+    size_t max_frame;     /* whole frame bytes (default 65536) -> CD_ERR_TOO_LARGE */
+    size_t max_body;      /* message body bytes after trimming (default 8192) -> TOO_LARGE */
+    int max_depth;        /* JSON nesting depth, checked by a pre-scan before parsing (default 8) */
+    size_t max_rid;       /* rid bytes (default 64) */
+    size_t max_id;        /* client_msg_id, conversation ids, site keys, agent ids (default 64) */
+    size_t max_field;     /* form fields, names, subjects, comments, notes (default 1024) */
+    size_t max_resume;    /* resume entries (default 100) */
+    size_t max_tags;      /* tags in conversation.update (default 20) */
+    int max_history;      /* history limit cap (default 100) */
+} cd_proto_limits;
+
+void cd_proto_limits_default(cd_proto_limits *lim);
+
+typedef struct cd_resume_item {
+    const char *conversation_id;
+    int64_t after_seq; /* >= 0 */
+    const char *epoch; /* NULL when absent */
+} cd_resume_item;
+
+typedef enum cd_priority { CD_PRIO_NONE = 0, CD_PRIO_LOW, CD_PRIO_NORMAL, CD_PRIO_HIGH, CD_PRIO_URGENT } cd_priority;
+
+/* A decoded, validated request. String pointers point into memory owned by the
+ * request (freed by cd_proto_req_cleanup); NULL means "absent". Strings are
+ * valid UTF-8 with no NUL bytes. */
+typedef struct cd_req {
+    cd_frame_type type;
+    const char *rid;
+
+    /* hello */
+    const char *site;
+    const char *token;
+    bool has_user;
+    const char *user_id, *user_name, *user_email, *user_hash;
+
+    /* hello "resume" and resume "conversations" */
+    cd_resume_item *resume;
+    size_t n_resume;
+
+    /* conversation.start "form" (every field optional) */
+    const char *form_name, *form_email, *form_category, *form_subject, *form_message;
+    cd_priority form_priority; /* CD_PRIO_NONE when absent */
+
+    /* most conversation frames */
+    const char *conversation_id;
+
+    /* message.send */
+    const char *client_msg_id;
+    const char *body; /* trimmed of leading/trailing whitespace, 1..max_body bytes */
+    size_t body_len;
+    bool is_private;
+
+    /* history */
+    bool has_before_seq;
+    int64_t before_seq;
+    int limit; /* 1..max_history, default 50 */
+
+    /* typing */
+    bool state;
+    /* read */
+    int64_t seq;
+    /* csat */
+    int score; /* 1..5 */
+    const char *comment;
+
+    /* presence.set: "online|away|offline"; conversation.update: status too */
+    const char *status;
+    /* conversation.update */
+    cd_priority priority; /* CD_PRIO_NONE when absent */
+    const char *category;
+    bool has_tags;
+    const char **tags;
+    size_t n_tags;
+
+    /* conversation.transfer */
+    const char *agent_id;
+    const char *team;
+    const char *note;
+
+    void *priv_; /* owned parse state */
+} cd_req;
+
+/* Decode one text frame. On success returns CD_ERR_OK and fills *out (call
+ * cd_proto_req_cleanup later). On failure returns the protocol error code
+ * (BAD_REQUEST or TOO_LARGE), sets *errmsg to a static human-readable message,
+ * and still sets out->rid when a valid rid could be read (so the error can
+ * echo it); cleanup must be called in both cases.
+ * Checks: size, UTF-8, depth pre-scan, valid JSON object, no duplicate keys,
+ * no \u0000, "type" known, rid string <= max_rid, per-type field types,
+ * required fields, lengths, enums. Unknown extra fields are ignored. */
+cd_err cd_proto_decode(const char *buf, size_t len, const cd_proto_limits *lim, cd_req *out, const char **errmsg);
+void cd_proto_req_cleanup(cd_req *req);
+
+/* Valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF)? */
+bool cd_proto_utf8_valid(const char *s, size_t len);
+/* Max nesting depth of a JSON text by a pre-scan that respects strings;
+ * stops early and returns limit+1 once it exceeds limit. */
+int cd_proto_json_depth(const char *s, size_t len, int limit);
+
+const char *cd_proto_priority_name(cd_priority p); /* "normal" for NONE */
+
+/* ---- outgoing frames ---- */
+
+#define CD_FRAME_HEADROOM 16 /* >= LWS_PRE; ws.c asserts it */
+
+typedef struct cd_frame {
+    int refs;
+    size_t len; /* payload bytes, starting at data */
+    size_t cap; /* payload capacity */
+    char *data; /* = storage + CD_FRAME_HEADROOM */
+    char *storage;
+} cd_frame;
+
+cd_frame *cd_frame_create(size_t cap_hint);
+cd_frame *cd_frame_ref(cd_frame *f);
+void cd_frame_unref(cd_frame *f);
+void cd_frame_append(cd_frame *f, const void *p, size_t n);
+void cd_frame_append_str(cd_frame *f, const char *s);
+/* Appends s as a JSON string literal (quotes + escapes). NULL -> null. */
+void cd_frame_append_json_str(cd_frame *f, const char *s);
+void cd_frame_append_json_strn(cd_frame *f, const char *s, size_t n);
+void cd_frame_append_int(cd_frame *f, int64_t v);
+
+/* {"type":"error","rid":rid,"code":"...","message":"..."}; rid NULL -> omitted. */
+cd_frame *cd_proto_encode_error(const char *rid, cd_err code, const char *message);
+/* {"type":"ok","rid":rid} + for each (key, raw JSON value) pair: ,"key":raw ; raw values are
+ * already-encoded JSON. keys/raws arrays of n entries. */
+cd_frame *cd_proto_encode_ok(const char *rid, size_t n, const char *const *keys, const char *const *raws);
+/* Copy of raw bytes as a frame (events arriving from the bus). */
+cd_frame *cd_proto_frame_from(const char *p, size_t n);
+
+/* POST /api/v1/login body {"email","password"}: BAD_REQUEST unless an object with
+ * both strings (email <= 254 bytes, password 1..128 bytes). Copies into the buffers. */
+cd_err cd_proto_decode_login(const char *buf, size_t len, char *email, size_t email_sz, char *password,
+                             size_t password_sz, const char **errmsg);
+
+#endif

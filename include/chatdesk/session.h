@@ -1,0 +1,71 @@
+/* session: one per WebSocket connection. State machine AWAIT_HELLO -> ACTIVE ->
+ * CLOSING, permissions, rate limits, bounded outbound queue, request dispatch,
+ * resume and gap backfill. Also the node context shared by sessions and HTTP:
+ * the site cache (origins, identity secrets) and the token keyring. */
+#ifndef CHATDESK_SESSION_H
+#define CHATDESK_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatdesk/auth.h"
+#include "chatdesk/config.h"
+#include "chatdesk/hub.h"
+#include "chatdesk/proto.h"
+#include "chatdesk/store.h"
+
+struct uv_loop_s;
+typedef struct cd_session cd_session;
+typedef struct cd_node cd_node;
+
+typedef enum cd_session_role { CD_SESSION_VISITOR = 1, CD_SESSION_AGENT = 2 } cd_session_role;
+
+/* How a session reaches its connection (implemented by ws/). */
+typedef struct cd_session_io {
+    void (*wake)(void *conn);  /* output queued: ask for a writeable callback */
+    void (*close)(void *conn); /* cd_session_close_code() says how */
+} cd_session_io;
+
+typedef struct cd_node_stats {
+    unsigned long long sessions_total, frames_in, frames_out, errors_out, acks, dedupe_hits, backfills,
+        resume_recovered, resume_reset, slow_consumer_closes, rate_limited, hello_timeouts;
+} cd_node_stats;
+
+cd_node *cd_node_create(struct uv_loop_s *loop, const cd_config *cfg, cd_store *st, cd_hub *hub,
+                        const cd_session_io *io);
+void cd_node_destroy(cd_node *n);
+/* Store came up: load keys and sites. */
+void cd_node_on_store(cd_node *n, bool up);
+/* Bus (re)subscribed: every session backfills its conversations. */
+void cd_node_on_bus(cd_node *n, bool up);
+/* A bus message on "sites": reload the site cache. */
+void cd_node_sites_changed(cd_node *n);
+/* Exact-origin check for the upgrade of /ws/visitor (site_key NULL: any site). */
+bool cd_node_origin_allowed(cd_node *n, const char *origin, const char *site_key);
+bool cd_node_agent_origin_allowed(cd_node *n, const char *origin);
+bool cd_node_ready(const cd_node *n); /* keys loaded */
+const cd_auth_keyring *cd_node_keys(const cd_node *n);
+const cd_proto_limits *cd_node_limits(const cd_node *n);
+void cd_node_set_draining(cd_node *n);
+bool cd_node_draining(const cd_node *n);
+size_t cd_node_session_count(const cd_node *n);
+void cd_node_get_stats(const cd_node *n, cd_node_stats *out);
+/* Close every session with 1001 (node shutting down). */
+void cd_node_close_all(cd_node *n);
+
+cd_session *cd_session_create(cd_node *n, cd_session_role role, const char *origin, const char *site_hint,
+                              void *conn);
+void cd_session_on_frame(cd_session *s, const char *buf, size_t len);
+/* Next frame to write, or NULL; the caller owns the returned reference. */
+cd_frame *cd_session_pop(cd_session *s);
+bool cd_session_has_output(const cd_session *s);
+/* Non-zero once the session wants its connection closed: the close code and reason;
+ * flush: write queued frames first. */
+int cd_session_close_code(const cd_session *s, const char **reason, bool *flush);
+/* Request a close from outside (server protocol errors): code + reason. */
+void cd_session_close(cd_session *s, int code, const char *reason, bool flush);
+/* The connection is gone: no more io calls; freed when no request is pending. */
+void cd_session_detach(cd_session *s);
+
+#endif

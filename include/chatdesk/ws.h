@@ -1,0 +1,38 @@
+/* ws: the lws protocol callback for /ws/visitor and /ws/agent (and, through it,
+ * HTTP, which lws delivers to the same first protocol). */
+#ifndef CHATDESK_WS_H
+#define CHATDESK_WS_H
+
+#include <stddef.h>
+
+#include "chatdesk/base.h"
+#include "chatdesk/config.h"
+#include "chatdesk/session.h"
+#include "chatdesk/store.h"
+
+struct lws;
+struct uv_loop_s;
+
+/* The lws context user pointer. */
+typedef struct cd_ws_ctx {
+    struct uv_loop_s *loop;
+    const cd_config *cfg;
+    cd_store *st;
+    cd_node *node;
+    const char *node_id;
+    cd_map ip_conns; /* peer address -> connection count */
+} cd_ws_ctx;
+
+/* Per-connection storage (lws "per session data"). */
+typedef struct cd_ws_pss {
+    cd_session *s;
+    cd_buf rx;          /* message reassembly */
+    void *http;         /* http.c state */
+    char ip[64];
+    unsigned counted : 1;
+} cd_ws_pss;
+
+int cd_ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
+extern const cd_session_io cd_ws_io;
+
+#endif

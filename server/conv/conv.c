@@ -1,0 +1,340 @@
+/* Domain operations: argument lists for the scripts, and their JSON replies parsed
+ * into cd_conv_result. */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chatdesk/clock.h"
+#include "chatdesk/conv.h"
+#include "chatdesk/log.h"
+
+typedef struct call {
+    cd_conv_cb cb;
+    void *ud;
+} call;
+
+static char *dump(json_t *v)
+{
+    return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+static void take_str(char *dst, size_t n, json_t *v)
+{
+    if (json_is_string(v))
+        cd_strlcpy(dst, json_string_value(v), n);
+}
+
+static void add_conv(cd_conv_result *r, json_t *c)
+{
+    if (!json_is_object(c))
+        return;
+    r->convs = cd_realloc(r->convs, (r->n_convs + 1) * sizeof *r->convs);
+    cd_conv_ref *ref = &r->convs[r->n_convs++];
+    memset(ref, 0, sizeof *ref);
+    take_str(ref->id, sizeof ref->id, json_object_get(c, "id"));
+    take_str(ref->epoch, sizeof ref->epoch, json_object_get(c, "epoch"));
+    ref->last_seq = json_integer_value(json_object_get(c, "last_seq"));
+}
+
+static char **str_array(json_t *a, size_t *n)
+{
+    *n = 0;
+    if (!json_is_array(a))
+        return NULL;
+    char **out = cd_calloc(json_array_size(a) + 1, sizeof *out);
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        if (json_is_string(v))
+            out[(*n)++] = cd_strdup(json_string_value(v));
+    }
+    return out;
+}
+
+static void free_strs(char **a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cd_free(a[i]);
+    cd_free(a);
+}
+
+void cd_conv_sites_free(cd_conv_site *sites, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cd_free(sites[i].key);
+        cd_free(sites[i].secret);
+        free_strs(sites[i].origins, sites[i].n_origins);
+    }
+    cd_free(sites);
+}
+
+static void result_cleanup(cd_conv_result *r)
+{
+    free(r->message);
+    free(r->raw_conversation);
+    free(r->raw_message);
+    free(r->raw_visitor);
+    free(r->raw_agent);
+    free(r->raw_conversations);
+    free(r->raw_messages);
+    cd_free(r->keys);
+    cd_conv_sites_free(r->sites, r->n_sites);
+    cd_free(r->convs);
+    free_strs(r->agent_sites, r->n_agent_sites);
+    free_strs(r->frames, r->n_frames);
+    cd_free(r->pw);
+}
+
+static void parse_ok(cd_conv_result *r, json_t *root)
+{
+    json_t *v;
+    if ((v = json_object_get(root, "conversation")) && json_is_object(v)) {
+        r->raw_conversation = dump(v);
+        add_conv(r, v);
+        r->last_seq = json_integer_value(json_object_get(v, "last_seq"));
+        take_str(r->epoch, sizeof r->epoch, json_object_get(v, "epoch"));
+    }
+    if ((v = json_object_get(root, "message")) && json_is_object(v)) {
+        r->raw_message = dump(v);
+        r->seq = json_integer_value(json_object_get(v, "seq"));
+    }
+    if ((v = json_object_get(root, "visitor"))) {
+        r->raw_visitor = dump(v);
+        take_str(r->visitor_id, sizeof r->visitor_id, json_object_get(v, "id"));
+    }
+    if ((v = json_object_get(root, "agent"))) {
+        r->raw_agent = dump(v);
+        take_str(r->agent_id, sizeof r->agent_id, json_object_get(v, "id"));
+        take_str(r->agent_name, sizeof r->agent_name, json_object_get(v, "name"));
+        take_str(r->agent_role, sizeof r->agent_role, json_object_get(v, "role"));
+        r->agent_sites = str_array(json_object_get(v, "sites"), &r->n_agent_sites);
+    }
+    if ((v = json_object_get(root, "conversations")) && json_is_array(v)) {
+        r->raw_conversations = dump(v);
+        size_t i;
+        json_t *c;
+        json_array_foreach(v, i, c) add_conv(r, c);
+    }
+    if ((v = json_object_get(root, "messages")))
+        r->raw_messages = dump(v);
+    if ((v = json_object_get(root, "pw")) && json_is_string(v))
+        r->pw = cd_strdup(json_string_value(v));
+    if ((v = json_object_get(root, "last_seq")) && json_is_integer(v))
+        r->last_seq = json_integer_value(v);
+    if ((v = json_object_get(root, "seq")) && json_is_integer(v))
+        r->seq = json_integer_value(v);
+    if ((v = json_object_get(root, "epoch")))
+        take_str(r->epoch, sizeof r->epoch, v);
+    r->recovered = json_is_true(json_object_get(root, "recovered"));
+    r->duplicate = json_is_true(json_object_get(root, "duplicate"));
+    r->agents_online = json_is_true(json_object_get(root, "agents_online"));
+    r->frames = str_array(json_object_get(root, "frames"), &r->n_frames);
+    if ((v = json_object_get(root, "sites")) && json_is_array(v)) {
+        size_t i;
+        json_t *s;
+        r->sites = cd_calloc(json_array_size(v) + 1, sizeof *r->sites);
+        json_array_foreach(v, i, s)
+        {
+            cd_conv_site *site = &r->sites[r->n_sites];
+            if (!json_is_string(json_object_get(s, "key")))
+                continue;
+            site->key = cd_strdup(json_string_value(json_object_get(s, "key")));
+            json_t *sec = json_object_get(s, "identity_secret");
+            site->secret = cd_strdup(json_is_string(sec) ? json_string_value(sec) : "");
+            site->origins = str_array(json_object_get(s, "origins"), &site->n_origins);
+            r->n_sites++;
+        }
+    }
+    if ((v = json_object_get(root, "keys")) && json_is_object(v)) {
+        const char *k;
+        json_t *hex;
+        r->keys = cd_calloc(json_object_size(v) + 1, sizeof *r->keys);
+        json_object_foreach(v, k, hex)
+        {
+            if (!json_is_string(hex))
+                continue;
+            cd_strlcpy(r->keys[r->n_keys].kid, k, sizeof r->keys[r->n_keys].kid);
+            cd_strlcpy(r->keys[r->n_keys].hex, json_string_value(hex), sizeof r->keys[r->n_keys].hex);
+            r->n_keys++;
+        }
+    }
+}
+
+static void on_reply(void *ud, cd_err err, const char *json, size_t len)
+{
+    call *c = ud;
+    cd_conv_result r;
+    memset(&r, 0, sizeof r);
+    r.err = err;
+    json_error_t e;
+    json_t *root = json ? json_loadb(json, len, 0, &e) : NULL;
+    if (err == CD_ERR_OK) {
+        if (!json_is_object(root)) {
+            cd_log_error("script reply is not a JSON object: %s", e.text);
+            r.err = CD_ERR_INTERNAL;
+        } else {
+            parse_ok(&r, root);
+        }
+    } else if (root && json_is_object(root)) {
+        json_t *m = json_object_get(root, "message");
+        if (json_is_string(m))
+            r.message = strdup(json_string_value(m));
+    }
+    json_decref(root);
+    c->cb(c->ud, &r);
+    result_cleanup(&r);
+    cd_free(c);
+}
+
+static int run(cd_store *st, const char *script, int n, const char *const *args, cd_conv_cb cb, void *ud)
+{
+    call *c = cd_malloc(sizeof *c);
+    c->cb = cb;
+    c->ud = ud;
+    if (cd_store_eval(st, script, n, args, NULL, on_reply, c) != 0) {
+        cd_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+#define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
+
+int cd_conv_visitor_hello(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const char *user_id,
+                          const char *name, const char *email, cd_conv_cb cb, void *ud)
+{
+    char new_vid[64], now[24];
+    (void)cfg;
+    cd_id_new("v", new_vid, sizeof new_vid);
+    const char *args[] = {site, vid ? vid : "", user_id ? user_id : "", name ? name : "", email ? email : "",
+                          new_vid, I64(now, cd_now_ms()), "20"};
+    return run(st, "visitor_hello", 8, args, cb, ud);
+}
+
+int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const cd_req *req,
+                  cd_conv_cb cb, void *ud)
+{
+    char cid[64], epoch[40], msg_id[64], now[24], retain[24];
+    cd_id_new("c", cid, sizeof cid);
+    cd_random_hex(epoch, 8);
+    cd_id_new("m", msg_id, sizeof msg_id);
+    const char *args[] = {site,
+                          vid,
+                          cid,
+                          epoch,
+                          I64(now, cd_now_ms()),
+                          req->form_name,
+                          req->form_email,
+                          req->form_category,
+                          req->form_priority ? cd_proto_priority_name(req->form_priority) : "",
+                          req->form_subject,
+                          req->form_message,
+                          msg_id,
+                          "",
+                          I64(retain, cfg->history_retain)};
+    return run(st, "conv_start", 14, args, cb, ud);
+}
+
+int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
+                 void *ud)
+{
+    char msg_id[64], now[24], retain[24];
+    cd_id_new("m", msg_id, sizeof msg_id);
+    const char *args[] = {req->conversation_id, a->kind, a->id, a->name, req->client_msg_id, req->body,
+                          req->is_private ? "1" : "0", msg_id, I64(now, cd_now_ms()), I64(retain, cfg->history_retain)};
+    return run(st, "msg_send", 10, args, cb, ud);
+}
+
+int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int64_t before_seq, int limit,
+                    cd_conv_cb cb, void *ud)
+{
+    char b[24], l[24];
+    const char *args[] = {cid, a->kind, a->id, I64(b, before_seq), I64(l, limit)};
+    return run(st, "history", 5, args, cb, ud);
+}
+
+int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *cid, int64_t after_seq,
+                   const char *epoch, cd_conv_cb cb, void *ud)
+{
+    char after[24], max[24], new_epoch[40];
+    cd_random_hex(new_epoch, 8);
+    const char *args[] = {cid, a->kind, a->id, I64(after, after_seq), epoch ? epoch : "", I64(max, cfg->resume_max),
+                          new_epoch};
+    return run(st, "resume", 7, args, cb, ud);
+}
+
+int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, cd_conv_cb cb, void *ud)
+{
+    const char *args[] = {cid, a->kind, a->id, a->name, state ? "1" : "0"};
+    return run(st, "typing", 5, args, cb, ud);
+}
+
+int cd_conv_read(cd_store *st, const cd_conv_author *a, const char *cid, int64_t seq, cd_conv_cb cb, void *ud)
+{
+    char s[24];
+    const char *args[] = {cid, a->kind, a->id, a->name, I64(s, seq)};
+    return run(st, "read", 5, args, cb, ud);
+}
+
+int cd_conv_csat(cd_store *st, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud)
+{
+    char score[24], now[24];
+    const char *args[] = {req->conversation_id, vid, I64(score, req->score), req->comment ? req->comment : "",
+                          I64(now, cd_now_ms())};
+    return run(st, "csat", 5, args, cb, ud);
+}
+
+int cd_conv_presence(cd_store *st, const char *aid, const char *status, cd_conv_cb cb, void *ud)
+{
+    char now[24];
+    const char *args[] = {aid, status, I64(now, cd_now_ms())};
+    return run(st, "presence", 3, args, cb, ud);
+}
+
+int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_conv_cb cb, void *ud)
+{
+    char now[24];
+    const char *args[] = {cid, a->id, a->name, I64(now, cd_now_ms())};
+    return run(st, "conv_accept", 4, args, cb, ud);
+}
+
+int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb, void *ud)
+{
+    char now[24];
+    char *tags = NULL;
+    if (req->has_tags) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < req->n_tags; i++)
+            json_array_append_new(arr, json_string(req->tags[i]));
+        tags = json_dumps(arr, JSON_COMPACT);
+        json_decref(arr);
+    }
+    const char *args[] = {req->conversation_id,
+                          a->id,
+                          req->status ? req->status : "",
+                          req->priority ? cd_proto_priority_name(req->priority) : "",
+                          req->category ? req->category : "",
+                          tags ? tags : "",
+                          I64(now, cd_now_ms())};
+    int rc = run(st, "conv_update", 7, args, cb, ud);
+    free(tags);
+    return rc;
+}
+
+int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, cd_conv_cb cb, void *ud)
+{
+    const char *args[] = {by, value, with_convs ? "1" : "0"};
+    return run(st, "agent_get", 3, args, cb, ud);
+}
+
+int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud)
+{
+    const char *args[] = {kid, hex};
+    return run(st, "keys_init", 2, args, cb, ud);
+}
+
+int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud)
+{
+    return run(st, "sites_get", 0, NULL, cb, ud);
+}

@@ -1,0 +1,369 @@
+/* HTTP endpoints on the lws HTTP side of the same port. Responses are built in
+ * memory and written from HTTP_WRITEABLE; the login runs Argon2id on the libuv
+ * thread pool so the loop never blocks. */
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "chatdesk/auth.h"
+#include "chatdesk/clock.h"
+#include "chatdesk/conv.h"
+#include "chatdesk/http.h"
+#include "chatdesk/log.h"
+
+typedef struct http_state http_state;
+
+typedef struct login_job {
+    uv_work_t work;
+    http_state *h; /* NULL once the connection is gone */
+    char email[256];
+    char password[CD_AUTH_PASSWORD_MAX + 1];
+    char *pw_hash; /* NULL: unknown agent (a dummy hash is verified for timing) */
+    bool ok;
+    char *agent; /* raw agent JSON */
+    char agent_id[80];
+} login_job;
+
+struct http_state {
+    struct lws *wsi;
+    cd_ws_ctx *cx;
+    bool is_login;
+    cd_buf body;
+    bool too_large;
+    int status;
+    const char *ctype;
+    cd_buf out;
+    bool ready; /* response complete, waiting for WRITEABLE */
+    login_job *job;
+};
+
+/* A valid Argon2id hash of a random password, so an unknown e-mail costs the same time. */
+static const char dummy_hash[] =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$QCmw4m3yXmM3VqhBqCSvK0bJ0Cq2lZy1wJ1sNBf0m3k";
+
+static void respond(http_state *h, int status, const char *ctype)
+{
+    h->status = status;
+    h->ctype = ctype;
+    h->ready = true;
+    if (h->wsi)
+        lws_callback_on_writable(h->wsi);
+}
+
+static void json_error(http_state *h, int status, const char *code, const char *message)
+{
+    cd_buf_reset(&h->out);
+    cd_buf_printf(&h->out, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
+    respond(h, status, "application/json");
+}
+
+static void json_escape(cd_buf *b, const char *s)
+{
+    cd_buf_append(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            cd_buf_append(b, "\\", 1);
+            cd_buf_append(b, s, 1);
+        } else if (c < 0x20) {
+            cd_buf_printf(b, "\\u%04x", c);
+        } else {
+            cd_buf_append(b, s, 1);
+        }
+    }
+    cd_buf_append(b, "\"", 1);
+}
+
+static int write_response(struct lws *wsi, http_state *h)
+{
+    unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    if (lws_add_http_common_headers(wsi, (unsigned int)h->status, h->ctype, (lws_filepos_t)h->out.len, &p, end))
+        return -1;
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:", (const unsigned char *)"no-store",
+                                    8, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+                                    (const unsigned char *)"nosniff", 7, &p, end))
+        return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    unsigned char *body = cd_malloc(LWS_PRE + h->out.len + 1);
+    if (h->out.len)
+        memcpy(body + LWS_PRE, h->out.data, h->out.len);
+    int m = lws_write(wsi, body + LWS_PRE, h->out.len, LWS_WRITE_HTTP_FINAL);
+    cd_free(body);
+    if (m < (int)h->out.len)
+        return -1;
+    h->ready = false;
+    if (lws_http_transaction_completed(wsi))
+        return -1;
+    return 0;
+}
+
+int cd_http_respond_error(struct lws *wsi, int status, const char *code, const char *message)
+{
+    char body[LWS_PRE + 512];
+    int n = snprintf(body + LWS_PRE, sizeof body - LWS_PRE, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
+                     message);
+    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    if (lws_add_http_common_headers(wsi, (unsigned int)status, "application/json", (lws_filepos_t)n, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    lws_write(wsi, (unsigned char *)body + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_FINAL);
+    return 1; /* "rejected, response sent" */
+}
+
+/* ---------- /healthz and /metrics ---------- */
+
+static void healthz(http_state *h)
+{
+    cd_ws_ctx *cx = h->cx;
+    bool redis = cd_store_up(cx->st);
+    bool draining = cd_node_draining(cx->node);
+    cd_buf_reset(&h->out);
+    cd_buf_append_str(&h->out, "{\"status\":");
+    cd_buf_append_str(&h->out, draining ? "\"draining\"" : "\"ok\"");
+    cd_buf_append_str(&h->out, ",\"node\":");
+    json_escape(&h->out, cx->node_id);
+    cd_buf_printf(&h->out, ",\"redis\":\"%s\",\"connections\":%zu}", redis ? "up" : "down",
+                  cd_node_session_count(cx->node));
+    respond(h, redis && !draining ? 200 : 503, "application/json");
+}
+
+static void metric(cd_buf *b, const char *name, const char *type, const char *help, unsigned long long v)
+{
+    cd_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
+}
+
+static void metrics(http_state *h)
+{
+    cd_ws_ctx *cx = h->cx;
+    cd_node_stats ns;
+    cd_store_stats ss;
+    cd_node_get_stats(cx->node, &ns);
+    cd_store_get_stats(cx->st, &ss);
+    cd_buf *b = &h->out;
+    cd_buf_reset(b);
+    metric(b, "chatdesk_connections", "gauge", "Open WebSocket sessions.", cd_node_session_count(cx->node));
+    metric(b, "chatdesk_sessions_total", "counter", "WebSocket sessions opened.", ns.sessions_total);
+    metric(b, "chatdesk_frames_in_total", "counter", "Client frames received.", ns.frames_in);
+    metric(b, "chatdesk_frames_out_total", "counter", "Frames queued to clients.", ns.frames_out);
+    metric(b, "chatdesk_errors_total", "counter", "Error frames sent.", ns.errors_out);
+    metric(b, "chatdesk_acks_total", "counter", "Messages acknowledged after Redis stored them.", ns.acks);
+    metric(b, "chatdesk_dedupe_hits_total", "counter", "Retried sends answered from the dedupe index.",
+           ns.dedupe_hits);
+    metric(b, "chatdesk_gap_backfills_total", "counter", "Seq gaps filled from history.", ns.backfills);
+    metric(b, "chatdesk_resume_recovered_total", "counter", "Resumes replayed from history.", ns.resume_recovered);
+    metric(b, "chatdesk_resume_reset_total", "counter", "Resumes answered recovered:false.", ns.resume_reset);
+    metric(b, "chatdesk_slow_consumer_closes_total", "counter", "Connections closed for a full outbound queue.",
+           ns.slow_consumer_closes);
+    metric(b, "chatdesk_rate_limited_total", "counter", "Frames refused by the rate limit.", ns.rate_limited);
+    metric(b, "chatdesk_hello_timeouts_total", "counter", "Connections closed without hello.", ns.hello_timeouts);
+    metric(b, "chatdesk_redis_up", "gauge", "1 while the Redis command connection is usable.",
+           cd_store_up(cx->st) ? 1 : 0);
+    metric(b, "chatdesk_redis_commands_total", "counter", "Scripts sent to Redis.", ss.commands);
+    metric(b, "chatdesk_redis_errors_total", "counter", "Redis error replies.", ss.errors);
+    metric(b, "chatdesk_redis_reconnects_total", "counter", "Redis reconnect attempts.", ss.reconnects);
+    metric(b, "chatdesk_redis_ping_failures_total", "counter", "Missed Redis PING deadlines.", ss.ping_failures);
+    respond(h, 200, "text/plain; version=0.0.4");
+}
+
+/* ---------- POST /api/v1/login ---------- */
+
+static void login_work(uv_work_t *w)
+{
+    login_job *j = w->data;
+    bool ok = cd_auth_password_verify(j->pw_hash ? j->pw_hash : dummy_hash, j->password);
+    j->ok = ok && j->pw_hash != NULL;
+}
+
+static void login_job_free(login_job *j)
+{
+    memset(j->password, 0, sizeof j->password);
+    cd_free(j->pw_hash);
+    cd_free(j->agent);
+    cd_free(j);
+}
+
+static void login_done(uv_work_t *w, int status)
+{
+    login_job *j = w->data;
+    http_state *h = j->h;
+    if (!h) { /* connection gone */
+        login_job_free(j);
+        return;
+    }
+    h->job = NULL;
+    if (status != 0 || !j->ok) {
+        json_error(h, 401, "unauthorized", "wrong e-mail or password");
+        login_job_free(j);
+        return;
+    }
+    cd_auth_claims c;
+    memset(&c, 0, sizeof c);
+    c.role = CD_AUTH_ROLE_AGENT;
+    cd_strlcpy(c.sub, j->agent_id, sizeof c.sub);
+    c.iat = (int64_t)cd_now_ms();
+    c.exp = c.iat + h->cx->cfg->agent_token_ttl_s * 1000;
+    char token[CD_AUTH_TOKEN_MAX];
+    if (!cd_node_ready(h->cx->node) || cd_auth_token_sign(cd_node_keys(h->cx->node), &c, token, sizeof token) != 0) {
+        json_error(h, 503, "unavailable", "node not ready, retry");
+        login_job_free(j);
+        return;
+    }
+    cd_buf_reset(&h->out);
+    cd_buf_append_str(&h->out, "{\"token\":");
+    json_escape(&h->out, token);
+    cd_buf_append_str(&h->out, ",\"expires_at\":");
+    cd_buf_printf(&h->out, "%lld", (long long)c.exp);
+    cd_buf_append_str(&h->out, ",\"agent\":");
+    cd_buf_append_str(&h->out, j->agent);
+    cd_buf_append_str(&h->out, "}");
+    cd_log_info("agent login id=%s", j->agent_id);
+    respond(h, 200, "application/json");
+    login_job_free(j);
+}
+
+static void on_agent(void *ud, cd_conv_result *r)
+{
+    login_job *j = ud;
+    http_state *h = j->h;
+    if (!h) {
+        login_job_free(j);
+        return;
+    }
+    if (r->err != CD_ERR_OK && r->err != CD_ERR_NOT_FOUND && r->err != CD_ERR_UNAUTHORIZED) {
+        h->job = NULL;
+        json_error(h, r->err == CD_ERR_UNAVAILABLE ? 503 : 500, cd_err_name(r->err), "storage error, retry");
+        login_job_free(j);
+        return;
+    }
+    if (r->err == CD_ERR_OK && r->pw) {
+        j->pw_hash = cd_strdup(r->pw);
+        j->agent = cd_strdup(r->raw_agent);
+        cd_strlcpy(j->agent_id, r->agent_id, sizeof j->agent_id);
+    }
+    j->work.data = j;
+    uv_queue_work(h->cx->loop, &j->work, login_work, login_done);
+}
+
+static void login(http_state *h)
+{
+    const char *msg;
+    login_job *j = cd_calloc(1, sizeof *j);
+    if (cd_proto_decode_login(h->body.data ? h->body.data : "", h->body.len, j->email, sizeof j->email, j->password,
+                              sizeof j->password, &msg) != CD_ERR_OK) {
+        login_job_free(j);
+        json_error(h, 400, "bad_request", msg);
+        return;
+    }
+    if (!cd_node_ready(h->cx->node)) {
+        login_job_free(j);
+        json_error(h, 503, "unavailable", "node not ready, retry");
+        return;
+    }
+    j->h = h;
+    h->job = j;
+    if (cd_conv_agent_get(h->cx->st, "email", j->email, false, on_agent, j) != 0) {
+        h->job = NULL;
+        login_job_free(j);
+        json_error(h, 503, "unavailable", "storage unavailable, retry");
+    }
+}
+
+/* ---------- dispatch ---------- */
+
+static http_state *state(struct lws *wsi, cd_ws_pss *pss)
+{
+    if (!pss->http) {
+        http_state *h = cd_calloc(1, sizeof *h);
+        h->wsi = wsi;
+        h->cx = lws_context_user(lws_get_context(wsi));
+        cd_buf_init(&h->body);
+        cd_buf_init(&h->out);
+        pss->http = h;
+    }
+    return pss->http;
+}
+
+static void state_free(cd_ws_pss *pss)
+{
+    http_state *h = pss->http;
+    if (!h)
+        return;
+    if (h->job)
+        h->job->h = NULL; /* the job frees itself */
+    cd_buf_cleanup(&h->body);
+    cd_buf_cleanup(&h->out);
+    cd_free(h);
+    pss->http = NULL;
+}
+
+int cd_http_callback(struct lws *wsi, int reason, cd_ws_pss *pss, void *in, size_t len, int *handled)
+{
+    *handled = 1;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP: {
+        http_state *h = state(wsi, pss);
+        const char *uri = in;
+        bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+        bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+        cd_buf_reset(&h->body);
+        h->too_large = false;
+        h->is_login = false;
+        if (strcmp(uri, "/api/v1/login") == 0) {
+            if (!post) {
+                json_error(h, 405, "bad_request", "use POST");
+                return 0;
+            }
+            h->is_login = true;
+            return 0; /* the body follows */
+        }
+        if (!get) {
+            json_error(h, 405, "bad_request", "method not allowed");
+            return 0;
+        }
+        if (strcmp(uri, "/healthz") == 0)
+            healthz(h);
+        else if (strcmp(uri, "/metrics") == 0)
+            metrics(h);
+        else
+            json_error(h, 404, "not_found", "no such resource");
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY: {
+        http_state *h = state(wsi, pss);
+        if (h->body.len + len > (size_t)h->cx->cfg->max_http_body)
+            h->too_large = true;
+        else
+            cd_buf_append(&h->body, in, len);
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+        http_state *h = state(wsi, pss);
+        if (h->too_large)
+            json_error(h, 413, "too_large", "request body too large");
+        else if (h->is_login)
+            login(h);
+        else
+            json_error(h, 404, "not_found", "no such resource");
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+        http_state *h = pss->http;
+        if (!h || !h->ready)
+            return 0;
+        return write_response(wsi, h);
+    }
+    case LWS_CALLBACK_CLOSED_HTTP:
+        state_free(pss);
+        return 0;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        /* upgraded to ws or done: the http state is no longer needed */
+        state_free(pss);
+        return 0;
+    default:
+        *handled = 0;
+        return 0;
+    }
+}

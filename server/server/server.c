@@ -1,0 +1,185 @@
+/* cd_server_run: one libuv loop running lws (foreign loop), the store and bus
+ * connections and every timer. Start-up and shutdown order live here. */
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "chatdesk/bus.h"
+#include "chatdesk/hub.h"
+#include "chatdesk/log.h"
+#include "chatdesk/server.h"
+#include "chatdesk/session.h"
+#include "chatdesk/store.h"
+#include "chatdesk/ws.h"
+
+typedef struct server {
+    uv_loop_t loop;
+    cd_config *cfg;
+    char node_id[128];
+    cd_store *st;
+    cd_bus *bus;
+    cd_hub *hub;
+    cd_node *node;
+    struct lws_context *lws;
+    cd_ws_ctx wsctx;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t stop_timer;
+    int stopping;
+    uint64_t stop_deadline;
+} server;
+
+static void on_store_state(void *ud, bool up)
+{
+    server *sv = ud;
+    cd_node_on_store(sv->node, up);
+}
+
+static void on_bus_message(void *ud, const char *channel, size_t chlen, const char *payload, size_t len)
+{
+    server *sv = ud;
+    cd_hub_dispatch(sv->hub, channel, chlen, payload, len);
+}
+
+static void on_bus_state(void *ud, bool up)
+{
+    server *sv = ud;
+    if (sv->node)
+        cd_node_on_bus(sv->node, up);
+}
+
+static void lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    cd_log(level == LLL_ERR ? CD_LOG_ERROR : CD_LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    server *sv = t->data;
+    if (cd_node_session_count(sv->node) > 0 && uv_now(&sv->loop) < sv->stop_deadline)
+        return; /* let the 1001 closes go out */
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    uv_close((uv_handle_t *)&sv->sigint, NULL);
+    uv_close((uv_handle_t *)&sv->sigterm, NULL);
+    lws_context_destroy(sv->lws);
+    sv->lws = NULL;
+    cd_node_destroy(sv->node);
+    cd_bus_destroy(sv->bus);
+    cd_store_destroy(sv->st);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    server *sv = sig->data;
+    if (sv->stopping++) {
+        cd_log_warn("second signal: exiting now");
+        _exit(1);
+    }
+    cd_log_info("signal %d: draining", signum);
+    cd_node_set_draining(sv->node);
+    cd_node_close_all(sv->node);
+    sv->stop_deadline = uv_now(&sv->loop) + 2000;
+    uv_timer_init(&sv->loop, &sv->stop_timer);
+    sv->stop_timer.data = sv;
+    uv_timer_start(&sv->stop_timer, on_stop_timer, 50, 50);
+}
+
+int cd_server_run(cd_config *cfg)
+{
+    static server sv;
+    memset(&sv, 0, sizeof sv);
+    sv.cfg = cfg;
+    int lvl = cd_log_level_parse(cfg->log_level);
+    if (lvl < 0) {
+        fprintf(stderr, "chatdeskd: log_level must be debug, info, warn or error\n");
+        return 2;
+    }
+    cd_log_set_level((cd_log_level)lvl);
+    if (cfg->node_id[0]) {
+        cd_strlcpy(sv.node_id, cfg->node_id, sizeof sv.node_id);
+    } else {
+        char host[64] = "node";
+        gethostname(host, sizeof host - 1);
+        snprintf(sv.node_id, sizeof sv.node_id, "%s-%d", host, (int)getpid());
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&sv.loop);
+
+    sv.st = cd_store_create(&sv.loop, cfg);
+    if (!sv.st)
+        return 2;
+    cd_store_on_state(sv.st, on_store_state, &sv);
+    sv.bus = cd_bus_create(&sv.loop, cfg, sv.st, sv.node_id, on_bus_message, on_bus_state, &sv);
+    sv.hub = cd_hub_create(sv.bus);
+    sv.node = cd_node_create(&sv.loop, cfg, sv.st, sv.hub, &cd_ws_io);
+    if (!sv.bus || !sv.node)
+        return 2;
+
+    static const struct lws_protocols protocols[] = {
+        {"chatdesk", (lws_callback_function *)(void *)cd_ws_callback, sizeof(cd_ws_pss), 4096, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0}};
+    static lws_retry_bo_t retry;
+    retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s;
+    retry.secs_since_valid_hangup = (uint16_t)cfg->idle_timeout_s;
+    void *foreign_loops[1] = {&sv.loop};
+
+    sv.wsctx.loop = &sv.loop;
+    sv.wsctx.cfg = cfg;
+    sv.wsctx.st = sv.st;
+    sv.wsctx.node = sv.node;
+    sv.wsctx.node_id = sv.node_id;
+    cd_map_init(&sv.wsctx.ip_conns);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.foreign_loops = foreign_loops;
+    info.port = (int)cfg->port;
+    info.iface = cfg->bind[0] ? cfg->bind : NULL;
+    info.protocols = protocols;
+    info.user = &sv.wsctx;
+    info.retry_and_idle_policy = &retry;
+    info.timeout_secs = 10;
+    info.max_http_header_data = 4096;
+    info.max_http_header_pool = 256;
+    info.server_string = "chatdesk";
+    info.pt_serv_buf_size = 32768;
+    if (cfg->reuseport)
+        info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
+    sv.lws = lws_create_context(&info);
+    if (!sv.lws) {
+        cd_log_error("cannot listen on %s:%lld", cfg->bind, (long long)cfg->port);
+        return 1;
+    }
+    struct lws_vhost *vh = lws_get_vhost_by_name(sv.lws, "default");
+    int port = vh ? lws_get_vhost_listen_port(vh) : (int)cfg->port;
+
+    uv_signal_init(&sv.loop, &sv.sigint);
+    uv_signal_init(&sv.loop, &sv.sigterm);
+    sv.sigint.data = sv.sigterm.data = &sv;
+    uv_signal_start(&sv.sigint, on_signal, SIGINT);
+    uv_signal_start(&sv.sigterm, on_signal, SIGTERM);
+
+    cd_store_start(sv.st);
+    cd_bus_start(sv.bus);
+    printf("chatdeskd listening port=%d node=%s redis=%s\n", port, sv.node_id, cfg->redis);
+    fflush(stdout);
+    cd_log_info("listening port=%d bind=%s node=%s redis=%s", port, cfg->bind, sv.node_id, cfg->redis);
+
+    uv_run(&sv.loop, UV_RUN_DEFAULT);
+    cd_hub_destroy(sv.hub);
+    cd_map_cleanup(&sv.wsctx.ip_conns);
+    int rc = uv_loop_close(&sv.loop);
+    if (rc != 0)
+        cd_log_debug("loop closed with handles left: %s", uv_strerror(rc));
+    cd_log_info("stopped");
+    return 0;
+}

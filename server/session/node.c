@@ -1,0 +1,269 @@
+/* cd_node: what sessions and HTTP share on one node: the token keyring (from
+ * config or Redis), the site cache (origins, identity secrets; reloaded on every
+ * store connect, on a "sites" bus event and periodically), hello deadlines. */
+#include <string.h>
+#include <uv.h>
+
+#include "chatdesk/clock.h"
+#include "chatdesk/log.h"
+#include "session_int.h"
+
+static void load_sites(cd_node *n);
+
+static void on_keys(void *ud, cd_conv_result *r)
+{
+    cd_node *n = ud;
+    n->keys_loading = false;
+    if (r->err != CD_ERR_OK) {
+        cd_log_error("loading token keys failed: %s", cd_err_name(r->err));
+        return;
+    }
+    cd_auth_keyring kr;
+    cd_auth_keyring_init(&kr);
+    for (size_t i = 0; i < r->n_keys; i++)
+        if (cd_auth_keyring_add_hex(&kr, r->keys[i].kid, r->keys[i].hex) != 0)
+            cd_log_error("bad token key kid=%s in Redis", r->keys[i].kid);
+    if (kr.n == 0)
+        return;
+    n->keys = kr;
+    n->keys_ready = true;
+}
+
+static void load_keys(cd_node *n)
+{
+    if (n->keys_ready || n->keys_loading)
+        return;
+    char hex[CD_AUTH_KEY_LEN * 2 + 1], kid[16];
+    cd_random_hex(hex, CD_AUTH_KEY_LEN);
+    cd_random_hex(kid, 4);
+    if (cd_conv_keys_init(n->st, kid, hex, on_keys, n) == 0)
+        n->keys_loading = true;
+}
+
+static void on_sites(void *ud, cd_conv_result *r)
+{
+    cd_node *n = ud;
+    n->sites_loading = false;
+    if (r->err == CD_ERR_OK) {
+        cd_conv_sites_free(n->sites, n->n_sites);
+        n->sites = r->sites;
+        n->n_sites = r->n_sites;
+        r->sites = NULL;
+        r->n_sites = 0;
+        n->sites_loaded_at = cd_mono_ms();
+        cd_log_debug("site cache loaded sites=%zu", n->n_sites);
+    }
+    if (n->sites_again) {
+        n->sites_again = false;
+        load_sites(n);
+    }
+}
+
+static void load_sites(cd_node *n)
+{
+    if (n->sites_loading) {
+        n->sites_again = true;
+        return;
+    }
+    if (cd_conv_sites_get(n->st, on_sites, n) == 0)
+        n->sites_loading = true;
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    cd_node *n = t->data;
+    uint64_t now = cd_mono_ms();
+    cd_session__sweep(n, now);
+    if (cd_store_up(n->st)) {
+        load_keys(n);
+        if (now - n->sites_loaded_at > (uint64_t)n->cfg->site_cache_refresh_s * 1000)
+            load_sites(n);
+    }
+}
+
+static void on_sites_event(cd_hub_sub *sub, const cd_hub_event *ev)
+{
+    cd_node *n = CD_CONTAINER_OF(sub, cd_node, sites_sub);
+    (void)ev;
+    load_sites(n);
+}
+
+static char **split_csv(const char *s, size_t *n)
+{
+    *n = 0;
+    char **out = cd_calloc(strlen(s) / 2 + 2, sizeof *out);
+    const char *p = s;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        while (len && (*p == ' ')) {
+            p++;
+            len--;
+        }
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len)
+            out[(*n)++] = cd_strndup(p, len);
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return out;
+}
+
+cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, cd_store *st, cd_hub *hub, const cd_session_io *io)
+{
+    cd_node *n = cd_calloc(1, sizeof *n);
+    n->loop = loop;
+    n->cfg = cfg;
+    n->st = st;
+    n->hub = hub;
+    n->io = *io;
+    cd_proto_limits_default(&n->lim);
+    n->lim.max_frame = (size_t)cfg->max_frame;
+    n->lim.max_body = (size_t)cfg->max_body;
+    n->lim.max_depth = (int)cfg->max_json_depth;
+    n->lim.max_rid = (size_t)cfg->max_rid;
+    n->lim.max_id = (size_t)cfg->max_id;
+    n->lim.max_field = (size_t)cfg->max_field;
+    n->lim.max_history = (int)cfg->history_page_max;
+    cd_auth_keyring_init(&n->keys);
+    if (cfg->token_secret[0]) {
+        if (cd_auth_keyring_add_hex(&n->keys, "cfg", cfg->token_secret) != 0) {
+            cd_log_error("token_secret must be 64 hex characters");
+            cd_free(n);
+            return NULL;
+        }
+        n->keys_ready = true;
+    }
+    n->agent_origins = split_csv(cfg->agent_origins, &n->n_agent_origins);
+    uv_timer_init(loop, &n->sweep);
+    n->sweep.data = n;
+    uv_timer_start(&n->sweep, on_sweep, 100, 100);
+    cd_hub_join(hub, &n->sites_sub, "sites", on_sites_event);
+    return n;
+}
+
+static void on_sweep_closed(uv_handle_t *h)
+{
+    cd_node *n = h->data;
+    cd_conv_sites_free(n->sites, n->n_sites);
+    for (size_t i = 0; i < n->n_agent_origins; i++)
+        cd_free(n->agent_origins[i]);
+    cd_free(n->agent_origins);
+    cd_free(n);
+}
+
+void cd_node_destroy(cd_node *n)
+{
+    if (!n)
+        return;
+    cd_hub_leave(n->hub, &n->sites_sub);
+    uv_timer_stop(&n->sweep);
+    uv_close((uv_handle_t *)&n->sweep, on_sweep_closed);
+}
+
+void cd_node_on_store(cd_node *n, bool up)
+{
+    if (!up)
+        return;
+    load_keys(n);
+    load_sites(n);
+}
+
+void cd_node_on_bus(cd_node *n, bool up)
+{
+    if (!up)
+        return;
+    load_sites(n); /* site events may have been missed too */
+    for (cd_session *s = n->sessions; s; s = s->next)
+        cd_session__resync(s);
+}
+
+void cd_node_sites_changed(cd_node *n)
+{
+    load_sites(n);
+}
+
+const cd_conv_site *cd_session__site(cd_node *n, const char *key)
+{
+    for (size_t i = 0; i < n->n_sites; i++)
+        if (strcmp(n->sites[i].key, key) == 0)
+            return &n->sites[i];
+    return NULL;
+}
+
+static bool site_has_origin(const cd_conv_site *s, const char *origin)
+{
+    for (size_t i = 0; i < s->n_origins; i++)
+        if (strcmp(s->origins[i], origin) == 0)
+            return true;
+    return false;
+}
+
+bool cd_node_origin_allowed(cd_node *n, const char *origin, const char *site_key)
+{
+    if (!origin || !*origin)
+        return false;
+    if (site_key && *site_key) {
+        const cd_conv_site *s = cd_session__site(n, site_key);
+        return s && site_has_origin(s, origin);
+    }
+    for (size_t i = 0; i < n->n_sites; i++)
+        if (site_has_origin(&n->sites[i], origin))
+            return true;
+    return false;
+}
+
+bool cd_node_agent_origin_allowed(cd_node *n, const char *origin)
+{
+    if (n->n_agent_origins == 0)
+        return true;
+    if (!origin || !*origin)
+        return false;
+    for (size_t i = 0; i < n->n_agent_origins; i++)
+        if (strcmp(n->agent_origins[i], origin) == 0)
+            return true;
+    return false;
+}
+
+bool cd_node_ready(const cd_node *n)
+{
+    return n->keys_ready;
+}
+
+const cd_auth_keyring *cd_node_keys(const cd_node *n)
+{
+    return &n->keys;
+}
+
+const cd_proto_limits *cd_node_limits(const cd_node *n)
+{
+    return &n->lim;
+}
+
+void cd_node_set_draining(cd_node *n)
+{
+    n->draining = true;
+}
+
+bool cd_node_draining(const cd_node *n)
+{
+    return n->draining;
+}
+
+size_t cd_node_session_count(const cd_node *n)
+{
+    return n->nsessions;
+}
+
+void cd_node_get_stats(const cd_node *n, cd_node_stats *out)
+{
+    *out = n->stats;
+}
+
+void cd_node_close_all(cd_node *n)
+{
+    for (cd_session *s = n->sessions; s; s = s->next)
+        cd_session_close(s, 1001, "node shutting down", false);
+}

@@ -1,0 +1,89 @@
+/* session module internals shared by node.c and session.c. */
+#ifndef CHATDESK_SESSION_INT_H
+#define CHATDESK_SESSION_INT_H
+
+#include <uv.h>
+
+#include "chatdesk/conv.h"
+#include "chatdesk/session.h"
+
+typedef enum sess_state { SESS_AWAIT_HELLO, SESS_HELLO_PENDING, SESS_ACTIVE, SESS_CLOSING } sess_state;
+
+/* One subscription of a session: a conversation (with its seq cursor) or a
+ * site/agent channel. */
+typedef struct sess_sub {
+    cd_hub_sub hub; /* first member: deliver() casts back */
+    cd_session *s;
+    struct sess_sub *next;
+    bool is_conv;
+    bool backfilling;
+    int64_t last_seq;
+    int64_t pending_max; /* highest seq seen while backfilling */
+    char id[80];         /* conversation id (conv subs) */
+} sess_sub;
+
+typedef struct outq_item {
+    struct outq_item *next;
+    cd_frame *f;
+} outq_item;
+
+struct cd_session {
+    cd_node *node;
+    void *conn; /* NULL once detached */
+    cd_session_role role;
+    sess_state state;
+    int refs; /* the connection + each pending request */
+    struct cd_session *prev, *next; /* node's list */
+    uint64_t hello_deadline;        /* mono ms */
+    char origin[256];
+    char site_hint[80];
+
+    /* identity after hello */
+    char id[80];
+    char name[256];
+    char site[80];        /* visitor's site */
+    char **sites;         /* agent's sites */
+    size_t n_sites;
+    char author_key[96];  /* "<kind>:<id>" */
+
+    sess_sub *subs;
+    cd_ratelimit rl;
+    int strikes;
+
+    outq_item *qhead, *qtail;
+    size_t qcount, qbytes;
+
+    int close_code;
+    char close_reason[64];
+    bool close_flush;
+};
+
+struct cd_node {
+    uv_loop_t *loop;
+    const cd_config *cfg;
+    cd_store *st;
+    cd_hub *hub;
+    cd_session_io io;
+    cd_proto_limits lim;
+    cd_auth_keyring keys;
+    bool keys_ready;
+    bool keys_loading;
+    cd_conv_site *sites;
+    size_t n_sites;
+    bool sites_loading, sites_again;
+    char **agent_origins;
+    size_t n_agent_origins;
+    cd_session *sessions; /* list head */
+    size_t nsessions;
+    bool draining;
+    uv_timer_t sweep;
+    uint64_t sites_loaded_at;
+    cd_hub_sub sites_sub;
+    cd_node_stats stats;
+};
+
+const cd_conv_site *cd_session__site(cd_node *n, const char *key);
+void cd_session__sweep(cd_node *n, uint64_t now);
+void cd_session__resync(cd_session *s);
+
+#endif

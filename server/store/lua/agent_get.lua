@@ -1,0 +1,23 @@
+-- ARGV: P, by ('email'|'id'), value, with_convs (0/1). Read-only.
+local by, value, with_convs = ARGV[2], ARGV[3], ARGV[4]
+local aid = value
+if by == 'email' then
+  aid = redis.call('GET', P .. 'agent:email:' .. string.lower(value))
+  if not aid then return fail('not_found', 'no such agent') end
+end
+local a = hgetall(P .. 'agent:' .. aid)
+if not a then return fail('not_found', 'no such agent') end
+if a.disabled == '1' then return fail('unauthorized', 'agent disabled') end
+local out = '{"agent":{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"email":' .. S(a.email) ..
+  ',"role":' .. S(a.role) .. ',"teams":' .. (a.teams or '[]') .. ',"sites":' .. (a.sites or '[]') ..
+  ',"status":' .. S(a.status or 'offline') .. ',"max_chats":' .. N(a.max_chats) .. '}'
+if by == 'email' then out = out .. ',"pw":' .. S(a.pw) end
+if with_convs == '1' then
+  local convs = {}
+  for _, cid in ipairs(redis.call('SMEMBERS', P .. 'agent:' .. aid .. ':convs')) do
+    local c = hgetall(ckey(cid))
+    if c and c.status ~= 'closed' and c.assignee == aid then table.insert(convs, conv_json(c)) end
+  end
+  out = out .. ',"conversations":[' .. table.concat(convs, ',') .. ']'
+end
+return out .. '}'

@@ -1,0 +1,25 @@
+-- ARGV: P, cid, reader kind, reader id, before_seq (0 = latest), limit
+local cid, kind, who = ARGV[2], ARGV[3], ARGV[4]
+local before, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
+local key = ckey(cid)
+local c = hgetall(key)
+if not c then return fail('not_found', 'no such conversation') end
+if not may_access(c, kind, who) then return fail('forbidden', 'not your conversation') end
+local out = {}
+local hi = before > 0 and ('0-' .. I(before - 1)) or '+'
+local rounds = 0
+-- Visitors do not see private notes: page on until limit visible messages or the start.
+while #out < limit and rounds < 10 do
+  if hi == '0-0' then break end
+  local r = redis.call('XREVRANGE', key .. ':msgs', hi, '-', 'COUNT', limit)
+  if #r == 0 then break end
+  for _, e in ipairs(r) do
+    local seq = seq_of(e[1])
+    local mj, priv = msg_json(seq, e[2])
+    if not (priv and kind == 'visitor') and #out < limit then table.insert(out, 1, mj) end
+    hi = '0-' .. I(tonumber(seq) - 1)
+  end
+  if #r < limit then break end
+  rounds = rounds + 1
+end
+return '{"messages":[' .. table.concat(out, ',') .. '],"last_seq":' .. N(c.last_seq) .. '}'

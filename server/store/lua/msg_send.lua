@@ -1,0 +1,36 @@
+-- ARGV: P, cid, author kind, author id, author name, client_msg_id, body, private (0/1), msg_id, now, retain
+local cid, ak, aid, an, cmid, body, priv = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local msg_id, now, retain = ARGV[9], ARGV[10], tonumber(ARGV[11])
+local key = ckey(cid)
+local c = hgetall(key)
+if not c then return fail('not_found', 'no such conversation') end
+if not may_access(c, ak, aid) then return fail('forbidden', 'not your conversation') end
+if ak == 'visitor' and an == '' then an = c.visitor_name or '' end
+if priv == '1' and ak ~= 'agent' then return fail('forbidden', 'only agents write private notes') end
+-- Idempotency first: a retry of an acknowledged send gets the same message back.
+local dup = redis.call('HGET', key .. ':dedupe', ak .. ':' .. aid .. ':' .. cmid)
+if dup then
+  local r = redis.call('XRANGE', key .. ':msgs', '0-' .. dup, '0-' .. dup)
+  if #r == 1 then
+    local mj = msg_json(dup, r[1][2])
+    return '{"message":' .. mj .. ',"duplicate":true}'
+  end
+  return fail('conflict', 'message ' .. dup .. ' was trimmed from history')
+end
+if c.status == 'closed' then return fail('conflict', 'conversation is closed') end
+local seq, mj = append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain)
+local changed = false
+c.updated_at = now
+if ak == 'agent' and priv == '0' then
+  if not c.first_response_at or c.first_response_at == '' then
+    c.first_response_at = now
+    redis.call('HSET', key, 'first_response_at', now)
+    changed = true
+  end
+  if c.status == 'open' then c.status = 'pending' changed = true end
+elseif ak == 'visitor' then
+  if c.status == 'pending' or c.status == 'resolved' then c.status = 'open' changed = true end
+end
+redis.call('HSET', key, 'status', c.status, 'updated_at', now)
+if changed then conv_updated(c, true) end
+return '{"message":' .. mj .. ',"duplicate":false}'

@@ -1,0 +1,10 @@
+-- ARGV: P. Every site's key, origins and identity secret (for the node's origin cache).
+local out = {}
+for _, key in ipairs(redis.call('SMEMBERS', P .. 'sites')) do
+  local s = hgetall(P .. 'site:' .. key)
+  if s then
+    table.insert(out, '{"key":' .. S(key) .. ',"origins":' .. (s.origins or '[]') ..
+      ',"identity_secret":' .. S(s.identity_secret) .. '}')
+  end
+end
+return '{"sites":[' .. table.concat(out, ',') .. ']}'

@@ -1,0 +1,39 @@
+-- ARGV: P, site, vid (from a valid token, or ''), user_id (verified, or ''), name, email, new_vid, now, max_convs
+local site, vid, uid, name, email, new_vid, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local max_convs = tonumber(ARGV[9])
+if redis.call('EXISTS', P .. 'site:' .. site) == 0 then return fail('unauthorized', 'unknown site') end
+local created = false
+if uid ~= '' then
+  local ukey = P .. 'site:' .. site .. ':user:' .. uid
+  vid = redis.call('GET', ukey)
+  if not vid then
+    -- Never merge an anonymous visitor into an identified one: a new visitor for the user.
+    vid = new_vid
+    redis.call('SET', ukey, vid)
+  end
+elseif vid ~= '' then
+  local vsite = redis.call('HGET', P .. 'visitor:' .. vid, 'site')
+  if vsite and vsite ~= site then return fail('unauthorized', 'token of another site') end
+else
+  vid = new_vid
+end
+local vkey = P .. 'visitor:' .. vid
+if redis.call('EXISTS', vkey) == 0 then
+  created = true
+  redis.call('HSET', vkey, 'id', vid, 'site', site, 'created_at', now, 'user_id', uid)
+end
+if name ~= '' then redis.call('HSET', vkey, 'name', name) end
+if email ~= '' then redis.call('HSET', vkey, 'email', email) end
+local v = hgetall(vkey)
+local convs = {}
+for _, cid in ipairs(redis.call('ZREVRANGE', vkey .. ':convs', 0, max_convs - 1)) do
+  local c = hgetall(ckey(cid))
+  if c then table.insert(convs, conv_json(c)) end
+end
+local online = false
+for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
+  if redis.call('HGET', P .. 'agent:' .. aid, 'status') == 'online' then online = true break end
+end
+return '{"visitor":{"id":' .. S(vid) .. ',"name":' .. J(v.name) .. ',"email":' .. J(v.email) ..
+  ',"user_id":' .. J(v.user_id) .. '},"created":' .. tostring(created) ..
+  ',"conversations":[' .. table.concat(convs, ',') .. '],"agents_online":' .. tostring(online) .. '}'

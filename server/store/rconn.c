@@ -1,0 +1,290 @@
+/* cd_rconn: one hiredis async connection on the uv loop, treated as a state.
+ * Connect timeout, PING deadline, reconnect with capped exponential backoff and
+ * full jitter. hiredis 0.14 has no command timeouts, hence the PING deadline. */
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "chatdesk/clock.h"
+#include "chatdesk/log.h"
+#include "chatdesk/store.h"
+#include "store_int.h"
+
+struct cd_rconn {
+    uv_loop_t *loop;
+    const cd_config *cfg;
+    cd_redis_addr addr;
+    char name[32];
+    bool ping;
+    cd_rconn_state_cb cb;
+    void *ud;
+
+    redisAsyncContext *ac;
+    bool connected; /* TCP/unix connected */
+    bool up;        /* usable: connected, authenticated, ready */
+    bool held;      /* wait for cd_rconn_ready() before "up" */
+    bool stopping;
+    unsigned attempt;
+    uint64_t connect_started;
+    uint64_t ping_sent; /* mono ms of the PING awaiting its reply, 0 if none */
+    uv_timer_t tick;    /* ping + connect deadline */
+    uv_timer_t retry;   /* backoff */
+    int closing_handles;
+    unsigned long long reconnects, ping_failures;
+};
+
+static void schedule_reconnect(cd_rconn *rc);
+
+static void set_up(cd_rconn *rc, bool up)
+{
+    if (rc->up == up)
+        return;
+    rc->up = up;
+    if (up)
+        rc->attempt = 0;
+    cd_log(up ? CD_LOG_INFO : CD_LOG_WARN, "redis %s conn=%s", up ? "up" : "down", rc->name);
+    if (rc->cb)
+        rc->cb(rc->ud, rc, up ? CD_RCONN_UP : CD_RCONN_DOWN);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    cd_rconn *rc = ac->data;
+    if (!rc || rc->ac != ac)
+        return;
+    if (status != REDIS_OK)
+        cd_log_warn("redis connection lost conn=%s err=\"%s\"", rc->name, ac->errstr);
+    rc->ac = NULL;
+    rc->connected = false;
+    rc->ping_sent = 0;
+    set_up(rc, false);
+    schedule_reconnect(rc);
+}
+
+static void on_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+    cd_rconn *rc = priv;
+    redisReply *reply = r;
+    if (!reply || rc->ac != ac)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        cd_log_error("redis AUTH/SELECT failed conn=%s err=\"%s\"", rc->name, reply->str);
+        cd_rconn_fail(rc, "auth");
+    }
+}
+
+static void on_ready_marker(redisAsyncContext *ac, void *r, void *priv)
+{
+    cd_rconn *rc = priv;
+    if (!r || rc->ac != ac || !rc->connected)
+        return;
+    if (rc->cb)
+        rc->cb(rc->ud, rc, CD_RCONN_CONNECTED);
+    if (!rc->held && rc->ac == ac)
+        set_up(rc, true);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    cd_rconn *rc = ac->data;
+    if (!rc || rc->ac != ac)
+        return;
+    if (status != REDIS_OK) {
+        cd_log_warn("redis connect failed conn=%s err=\"%s\"", rc->name, ac->errstr);
+        rc->ac = NULL; /* hiredis frees the context after this callback */
+        schedule_reconnect(rc);
+        return;
+    }
+    rc->connected = true;
+    redisAsyncContext *c = (redisAsyncContext *)ac;
+    if (rc->addr.password[0])
+        redisAsyncCommand(c, on_auth, rc, "AUTH %s", rc->addr.password);
+    if (rc->addr.db)
+        redisAsyncCommand(c, on_auth, rc, "SELECT %d", rc->addr.db);
+    /* PING orders after AUTH/SELECT: its reply means the connection is usable. */
+    redisAsyncCommand(c, on_ready_marker, rc, "PING");
+}
+
+static void start_connect(cd_rconn *rc)
+{
+    if (rc->stopping)
+        return;
+    redisAsyncContext *ac = rc->addr.is_unix ? redisAsyncConnectUnix(rc->addr.host)
+                                             : redisAsyncConnect(rc->addr.host, rc->addr.port);
+    if (!ac || ac->err) {
+        cd_log_warn("redis connect failed conn=%s err=\"%s\"", rc->name, ac ? ac->errstr : "oom");
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_reconnect(rc);
+        return;
+    }
+    ac->data = rc;
+    rc->ac = ac;
+    rc->connect_started = cd_mono_ms();
+    redisLibuvAttach(ac, rc->loop);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    cd_rconn *rc = t->data;
+    rc->reconnects++;
+    start_connect(rc);
+}
+
+static void schedule_reconnect(cd_rconn *rc)
+{
+    if (rc->stopping)
+        return;
+    uint64_t lo = (uint64_t)rc->cfg->redis_backoff_min_ms, hi = (uint64_t)rc->cfg->redis_backoff_max_ms;
+    uint64_t cap = lo;
+    for (unsigned i = 0; i < rc->attempt && cap < hi; i++)
+        cap *= 2;
+    if (cap > hi)
+        cap = hi;
+    rc->attempt++;
+    /* Full jitter, never below half the base delay so a flapping Redis is not hammered. */
+    uint32_t r;
+    cd_random_bytes(&r, sizeof r);
+    uint64_t delay = lo / 2 + (uint64_t)r % (cap + 1);
+    uv_timer_start(&rc->retry, on_retry, delay, 0);
+}
+
+static void on_pong(redisAsyncContext *ac, void *r, void *priv)
+{
+    cd_rconn *rc = priv;
+    if (r && rc->ac == ac)
+        rc->ping_sent = 0;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    cd_rconn *rc = t->data;
+    uint64_t now = cd_mono_ms();
+    if (rc->ac && !rc->connected) {
+        if (now - rc->connect_started > (uint64_t)rc->cfg->redis_connect_timeout_ms)
+            cd_rconn_fail(rc, "connect timeout");
+        return;
+    }
+    if (!rc->ac || !rc->ping)
+        return;
+    if (rc->ping_sent) {
+        if (now - rc->ping_sent > (uint64_t)rc->cfg->redis_ping_timeout_ms) {
+            rc->ping_failures++;
+            cd_rconn_fail(rc, "ping deadline");
+        }
+        return;
+    }
+    rc->ping_sent = now;
+    redisAsyncCommand(rc->ac, on_pong, rc, "PING");
+}
+
+cd_rconn *cd_rconn_create(uv_loop_t *loop, const cd_config *cfg, const char *name, bool ping, cd_rconn_state_cb cb,
+                          void *ud)
+{
+    char err[256];
+    cd_rconn *rc = cd_calloc(1, sizeof *rc);
+    if (cd_config_parse_redis_url(cfg->redis, &rc->addr, err, sizeof err) != 0) {
+        cd_log_error("%s", err);
+        cd_free(rc);
+        return NULL;
+    }
+    if (!rc->addr.password[0] && cfg->redis_password[0])
+        cd_strlcpy(rc->addr.password, cfg->redis_password, sizeof rc->addr.password);
+    rc->loop = loop;
+    rc->cfg = cfg;
+    cd_strlcpy(rc->name, name, sizeof rc->name);
+    rc->ping = ping;
+    rc->cb = cb;
+    rc->ud = ud;
+    uv_timer_init(loop, &rc->tick);
+    uv_timer_init(loop, &rc->retry);
+    rc->tick.data = rc->retry.data = rc;
+    return rc;
+}
+
+void cd_rconn_start(cd_rconn *rc)
+{
+    uint64_t iv = (uint64_t)rc->cfg->redis_ping_interval_ms;
+    uv_timer_start(&rc->tick, on_tick, iv < 250 ? iv : 250, iv < 250 ? iv : 250);
+    start_connect(rc);
+}
+
+void cd_rconn_fail(cd_rconn *rc, const char *why)
+{
+    redisAsyncContext *ac = rc->ac;
+    if (!ac)
+        return;
+    cd_log_warn("redis connection dropped conn=%s reason=\"%s\"", rc->name, why);
+    rc->ac = NULL;
+    rc->connected = false;
+    rc->ping_sent = 0;
+    ac->data = NULL; /* our callbacks ignore this context from now on */
+    redisAsyncFree(ac); /* pending command callbacks get NULL replies */
+    set_up(rc, false);
+    schedule_reconnect(rc);
+}
+
+void cd_rconn_stop(cd_rconn *rc)
+{
+    rc->stopping = true;
+    uv_timer_stop(&rc->tick);
+    uv_timer_stop(&rc->retry);
+    if (rc->ac) {
+        redisAsyncContext *ac = rc->ac;
+        rc->ac = NULL;
+        rc->connected = false;
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+    rc->up = false;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    cd_rconn *rc = h->data;
+    if (--rc->closing_handles == 0)
+        cd_free(rc);
+}
+
+void cd_rconn_destroy(cd_rconn *rc)
+{
+    if (!rc)
+        return;
+    if (!rc->stopping)
+        cd_rconn_stop(rc);
+    rc->closing_handles = 2;
+    uv_close((uv_handle_t *)&rc->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&rc->retry, on_handle_closed);
+}
+
+bool cd_rconn_up(const cd_rconn *rc)
+{
+    return rc->up;
+}
+
+redisAsyncContext *cd_rconn_ctx(cd_rconn *rc)
+{
+    return rc->connected ? rc->ac : NULL;
+}
+
+void cd_rconn_hold(cd_rconn *rc)
+{
+    rc->held = true;
+}
+
+void cd_rconn_ready(cd_rconn *rc)
+{
+    if (rc->connected)
+        set_up(rc, true);
+}
+
+void cd_store__rconn_stats(const cd_rconn *rc, unsigned long long *reconnects, unsigned long long *ping_failures)
+{
+    *reconnects = rc->reconnects;
+    *ping_failures = rc->ping_failures;
+}

@@ -1,0 +1,9 @@
+/* store module internals. */
+#ifndef CHATDESK_STORE_INT_H
+#define CHATDESK_STORE_INT_H
+
+#include "chatdesk/store.h"
+
+void cd_store__rconn_stats(const cd_rconn *rc, unsigned long long *reconnects, unsigned long long *ping_failures);
+
+#endif

@@ -1,0 +1,198 @@
+/* lws protocol callback: upgrade checks, pss <-> session, RECEIVE -> session,
+ * WRITEABLE -> frames from the session's queue, close codes. */
+#include <libwebsockets.h>
+#include <string.h>
+
+#include "chatdesk/http.h"
+#include "chatdesk/log.h"
+#include "chatdesk/ws.h"
+
+_Static_assert(CD_FRAME_HEADROOM >= LWS_PRE, "frames need LWS_PRE bytes of headroom");
+
+#define WRITES_PER_CALLBACK 16
+
+static void io_wake(void *conn)
+{
+    lws_callback_on_writable((struct lws *)conn);
+}
+
+const cd_session_io cd_ws_io = {io_wake, io_wake};
+
+static cd_ws_ctx *ctx_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+static cd_session_role role_of(struct lws *wsi)
+{
+    char uri[128];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+        return 0;
+    if (strcmp(uri, "/ws/visitor") == 0)
+        return CD_SESSION_VISITOR;
+    if (strcmp(uri, "/ws/agent") == 0)
+        return CD_SESSION_AGENT;
+    return 0;
+}
+
+static void header(struct lws *wsi, enum lws_token_indexes t, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    if (lws_hdr_copy(wsi, buf, (int)n, t) < 0)
+        buf[0] = '\0';
+}
+
+static int confirm_upgrade(struct lws *wsi)
+{
+    cd_ws_ctx *cx = ctx_of(wsi);
+    cd_session_role role = role_of(wsi);
+    char origin[256], site[80];
+    if (!role)
+        return cd_http_respond_error(wsi, 404, "not_found", "no WebSocket endpoint here");
+    if (cd_node_draining(cx->node))
+        return cd_http_respond_error(wsi, 503, "unavailable", "node draining");
+    header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin);
+    if (role == CD_SESSION_VISITOR) {
+        if (!lws_get_urlarg_by_name(wsi, "site=", site, sizeof site))
+            site[0] = '\0';
+        if (!cd_node_origin_allowed(cx->node, origin, site[0] ? site : NULL)) {
+            cd_log_info("upgrade refused origin=\"%s\" site=\"%s\"", origin, site);
+            return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
+        }
+    } else if (!cd_node_agent_origin_allowed(cx->node, origin)) {
+        return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
+    }
+    char ip[64] = "";
+    lws_get_peer_simple(wsi, ip, sizeof ip); /* no pss yet at this point */
+    size_t n = (size_t)(uintptr_t)cd_map_get(&cx->ip_conns, ip, strlen(ip));
+    if (n >= (size_t)cx->cfg->max_conns_per_ip)
+        return cd_http_respond_error(wsi, 429, "rate_limited", "too many connections from this address");
+    return 0;
+}
+
+static void count_ip(cd_ws_ctx *cx, cd_ws_pss *pss, int delta)
+{
+    size_t kl = strlen(pss->ip);
+    size_t n = (size_t)(uintptr_t)cd_map_get(&cx->ip_conns, pss->ip, kl);
+    n = delta > 0 ? n + 1 : (n ? n - 1 : 0);
+    if (n)
+        cd_map_put(&cx->ip_conns, pss->ip, kl, (void *)(uintptr_t)n);
+    else
+        cd_map_del(&cx->ip_conns, pss->ip, kl);
+}
+
+static int close_with(struct lws *wsi, int code, const char *reason)
+{
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
+    return -1;
+}
+
+static int on_writeable(struct lws *wsi, cd_ws_pss *pss)
+{
+    cd_session *s = pss->s;
+    if (!s)
+        return 0;
+    const char *reason;
+    bool flush;
+    int code = cd_session_close_code(s, &reason, &flush);
+    if (code && !flush)
+        return close_with(wsi, code, reason);
+    for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
+        cd_frame *f = cd_session_pop(s);
+        if (!f)
+            break;
+        int m = lws_write(wsi, (unsigned char *)f->data, f->len, LWS_WRITE_TEXT);
+        size_t len = f->len;
+        cd_frame_unref(f);
+        if (m < (int)len)
+            return -1;
+        if (lws_send_pipe_choked(wsi))
+            break;
+    }
+    if (cd_session_has_output(s)) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (code)
+        return close_with(wsi, code, reason);
+    return 0;
+}
+
+int cd_ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
+{
+    cd_ws_pss *pss = user;
+    cd_ws_ctx *cx;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(wsi);
+
+    case LWS_CALLBACK_ESTABLISHED: {
+        cx = ctx_of(wsi);
+        char origin[256], site[80];
+        header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin);
+        if (!lws_get_urlarg_by_name(wsi, "site=", site, sizeof site))
+            site[0] = '\0';
+        cd_session_role role = role_of(wsi);
+        if (!role) {
+            cd_log_warn("established without a known path");
+            return -1;
+        }
+        lws_get_peer_simple(wsi, pss->ip, sizeof pss->ip);
+        count_ip(cx, pss, 1);
+        pss->counted = 1;
+        cd_buf_init(&pss->rx);
+        pss->s = cd_session_create(cx->node, role, origin, site, wsi);
+        return 0;
+    }
+
+    case LWS_CALLBACK_RECEIVE: {
+        if (!pss->s)
+            return -1;
+        cx = ctx_of(wsi);
+        if (lws_frame_is_binary(wsi))
+            return close_with(wsi, 1003, "text frames only");
+        if (pss->rx.len + len > (size_t)cx->cfg->max_frame) {
+            cd_buf_cleanup(&pss->rx);
+            return close_with(wsi, 1009, "message too big");
+        }
+        bool final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+        if (final && pss->rx.len == 0) {
+            cd_session_on_frame(pss->s, in, len);
+            return 0;
+        }
+        cd_buf_append(&pss->rx, in, len);
+        if (final) {
+            cd_session_on_frame(pss->s, pss->rx.data, pss->rx.len);
+            if (pss->rx.cap > 16384)
+                cd_buf_cleanup(&pss->rx);
+            else
+                cd_buf_reset(&pss->rx);
+        }
+        return 0;
+    }
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return on_writeable(wsi, pss);
+
+    case LWS_CALLBACK_CLOSED:
+        cx = ctx_of(wsi);
+        if (pss->s) {
+            cd_session_detach(pss->s);
+            pss->s = NULL;
+        }
+        if (pss->counted) {
+            count_ip(cx, pss, -1);
+            pss->counted = 0;
+        }
+        cd_buf_cleanup(&pss->rx);
+        return 0;
+
+    default:
+        break;
+    }
+    int handled = 0;
+    int rc = cd_http_callback(wsi, reason, pss, in, len, &handled);
+    if (handled)
+        return rc;
+    return lws_callback_http_dummy(wsi, (enum lws_callback_reasons)reason, user, in, len);
+}

@@ -1,0 +1,105 @@
+// Stateless nodes: kill -9 of the node a visitor is connected to loses nothing. The
+// visitor reconnects to another node with its token and resumes from its last seq.
+import { useEnv, it, assert, assertOrdered, rnd, waitUntil } from './harness.mjs';
+
+const env = useEnv({ nodes: 3 });
+
+const cmid = () => `cm-${rnd(6)}`;
+const isMsg = (cid, pred = () => true) => (f) => f.type === 'message.created' && f.conversation_id === cid && pred(f.message);
+
+it('kill -9 of the visitor\'s node: the agent keeps sending, the visitor resumes on node 2 with no gap or duplicate', async () => {
+    const n1 = env.nodes[0];
+    const { site, a, v, cid, conv } = await env.chat({ vNode: 0, aNode: 1 });
+    // Some traffic both ways before the crash.
+    const m2 = await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: 'agent 2' });
+    await v.waitFor(isMsg(cid, (m) => m.seq === 2));
+    const m3 = await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: 'visitor 3' });
+    assert.deepEqual([m2.message.seq, m3.message.seq], [2, 3]);
+    await a.waitFor(isMsg(cid, (m) => m.seq === 3));
+    const lastSeen = Math.max(...v.messages(cid).map((m) => m.seq), m3.message.seq);
+    assert.equal(lastSeen, 3);
+
+    await n1.kill9();
+    const cl = await v.waitClose(10_000);
+    assert.ok([1006, 1001, 1011].includes(cl.code), `visitor socket dropped (close ${cl.code})`);
+
+    // The agent on node 2 keeps working while the visitor is away.
+    const sent = [];
+    for (const body of ['while away 1', 'while away 2', 'while away 3']) {
+        const r = await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body });
+        sent.push(r.message);
+    }
+    assert.deepEqual(sent.map((m) => m.seq), [4, 5, 6]);
+
+    const v2 = await env.visitor(1, {
+        site,
+        token: v.token,
+        resume: [{ conversation_id: cid, after_seq: lastSeen, epoch: conv.epoch }],
+        label: 'visitor@n2',
+    });
+    assert.equal(v2.visitorId, v.visitorId);
+    const resumed = await v2.waitFor((f) => f.type === 'resumed' && f.conversation_id === cid, { what: 'resumed' });
+    assert.equal(resumed.recovered, true);
+    assert.equal(resumed.last_seq, 6);
+    assert.equal(resumed.epoch, conv.epoch);
+    const idx = v2.frames.indexOf(resumed);
+    const replay = v2.frames.slice(0, idx).filter(isMsg(cid)).map((f) => f.message);
+    assert.deepEqual(replay.map((m) => m.seq), [4, 5, 6], 'exactly the missed messages, in order');
+    assert.deepEqual(replay.map((m) => m.id), sent.map((m) => m.id));
+    assert.deepEqual(replay.map((m) => m.body), ['while away 1', 'while away 2', 'while away 3']);
+
+    // Live delivery both ways through the surviving nodes.
+    const m7 = await v2.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: 'back again' });
+    assert.equal(m7.message.seq, 7);
+    await a.waitFor(isMsg(cid, (m) => m.seq === 7));
+    await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: 'welcome back' });
+    await v2.waitFor(isMsg(cid, (m) => m.seq === 8));
+    assertOrdered(v2, cid);
+    assertOrdered(a, cid);
+    assert.deepEqual(v2.messages(cid).map((m) => m.seq), [4, 5, 6, 8]);
+    const h = await v2.ok({ type: 'history', conversation_id: cid });
+    assert.deepEqual(h.messages.map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7, 8]);
+});
+
+it('a send in flight when its node dies is retried on another node with the same client_msg_id and stored once', async () => {
+    // A fresh victim node, so that the file's other nodes stay up.
+    const victim = await env.addNode([], 'n-victim');
+    const vi = env.nodes.indexOf(victim);
+    const { site, a, v, cid, conv } = await env.chat({ vNode: vi, aNode: 1 });
+    const id = cmid();
+    v.send({ type: 'message.send', rid: 'inflight', conversation_id: cid, client_msg_id: id, body: 'in flight' });
+    await victim.kill9();
+    await v.waitClose(10_000);
+    const acked = v.frames.find((f) => f.rid === 'inflight');
+
+    const v2 = await env.visitor(2, { site, token: v.token, resume: [{ conversation_id: cid, after_seq: 1, epoch: conv.epoch }] });
+    await v2.waitFor((f) => f.type === 'resumed' && f.conversation_id === cid);
+    const retry = await v2.ok({ type: 'message.send', conversation_id: cid, client_msg_id: id, body: 'in flight' });
+    if (acked?.type === 'ok') assert.equal(retry.message.id, acked.message.id, 'the retry returns the acked message');
+    assert.equal(retry.message.seq, 2);
+    const h = await a.ok({ type: 'history', conversation_id: cid });
+    assert.equal(h.messages.filter((m) => m.client_msg_id === id).length, 1, 'stored once');
+    assert.deepEqual(h.messages.map((m) => m.seq), [1, 2]);
+    // The agent saw it at most once.
+    await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: 'got it' });
+    await v2.waitFor(isMsg(cid, (m) => m.seq === 3));
+    await waitUntil(() => a.messages(cid).some((m) => m.seq === 2), { what: 'agent got the in-flight message' });
+    assert.equal(a.messages(cid).filter((m) => m.client_msg_id === id).length, 1);
+});
+
+it('an agent whose node dies reconnects elsewhere and resumes its conversation', async () => {
+    const victim = await env.addNode([], 'n-victim2');
+    const vi = env.nodes.indexOf(victim);
+    const { a, v, cid, conv } = await env.chat({ vNode: 1, aNode: vi });
+    await victim.kill9();
+    await a.waitClose(10_000);
+    const sent = [];
+    for (const b of ['are you there?', 'hello??']) sent.push((await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: b })).message);
+    const a2 = await env.agent(2, { token: a.token, resume: [{ conversation_id: cid, after_seq: 1, epoch: conv.epoch }] });
+    assert.ok(a2.welcome.conversations.some((c) => c.id === cid), 'still assigned after the crash');
+    const resumed = await a2.waitFor((f) => f.type === 'resumed' && f.conversation_id === cid);
+    assert.equal(resumed.recovered, true);
+    assert.deepEqual(a2.messages(cid).map((m) => m.seq), sent.map((m) => m.seq));
+    await a2.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: 'yes, here' });
+    await v.waitFor(isMsg(cid, (m) => m.body === 'yes, here'));
+});
