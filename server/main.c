@@ -18,16 +18,10 @@ int main(int argc, char **argv)
     }
     /* Flags before a subcommand are config flags; "admin" hands the rest to the CLI. */
     int first = 1;
-    while (first < argc && strncmp(argv[first], "--", 2) == 0) {
-        if (strchr(argv[first], '=') || cd_config_is_bool(argv[first] + 2) || first + 1 >= argc)
-            first++;
-        else
-            first += 2;
-    }
-    int cfg_argc = first;
-    if (cd_config_load(&cfg, cfg_argc, argv, &help, err, sizeof err) != 0) {
+    if (cd_config_load_args(&cfg, argc, argv, &first, &help, err, sizeof err) != 0) {
         fprintf(stderr, "chatdeskd: %s\n", err);
         fprintf(stderr, "Try 'chatdeskd --help'.\n");
+        cd_config_cleanup(&cfg);
         return 2;
     }
     if (help) {

@@ -486,6 +486,9 @@ static int parse_args(cd_config *cfg, const command *cmd, int argc, char **argv,
     }
     if (a->help)
         return 0;
+    char verr[256];
+    if (cd_config_validate(cfg, verr, sizeof verr) != 0)
+        return usage_error("%s", verr);
     for (int k = 0; k < OPT__COUNT; k++)
         if ((cmd->required & BIT(k)) && !arg_get(a, (opt_id)k))
             return usage_error("%s needs --%s", cmd->name, opt_defs[k].name);

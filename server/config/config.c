@@ -52,7 +52,8 @@ typedef struct opt_desc {
 #define OPT_DEF_STR(d) 0, (d)
 #define OPT_DEF_BOOL(d) (d), NULL
 /* Parameter names end in '_' so they cannot capture the member names of opt_desc. */
-#define OPT_ROW(n_, t_, d_, lo_, hi_, doc_) {#n_, OPT_TYPE_##t_, offsetof(cd_config, n_), OPT_DEF_##t_(d_), (lo_), (hi_), (doc_)},
+#define OPT_ROW(n_, t_, d_, lo_, hi_, doc_) \
+    {#n_, OPT_TYPE_##t_, offsetof(cd_config, n_), OPT_DEF_##t_(d_), (lo_), (hi_), (doc_)},
 
 static const opt_desc opts[] = {CD_CONFIG_TABLE(OPT_ROW)};
 
@@ -63,8 +64,8 @@ static const opt_desc opts[] = {CD_CONFIG_TABLE(OPT_ROW)};
 #define OPT_DEFAULT_OK_INT(d_, lo_, hi_) ((lo_) <= (d_) && (d_) <= (hi_))
 #define OPT_DEFAULT_OK_BOOL(d_, lo_, hi_) ((d_) == 0 || (d_) == 1)
 #define OPT_DEFAULT_OK_STR(d_, lo_, hi_) 1
-#define OPT_CHECK(n_, t_, d_, lo_, hi_, doc_)                                                                          \
-    _Static_assert(sizeof(#n_) <= OPT_NAME_MAX, "option name too long: " #n_);                                      \
+#define OPT_CHECK(n_, t_, d_, lo_, hi_, doc_)                                  \
+    _Static_assert(sizeof(#n_) <= OPT_NAME_MAX, "option name too long: " #n_); \
     _Static_assert(OPT_DEFAULT_OK_##t_(d_, lo_, hi_), "default out of bounds: " #n_);
 CD_CONFIG_TABLE(OPT_CHECK)
 
@@ -199,7 +200,8 @@ static int set_from_text(cd_config *cfg, const opt_desc *o, const char *text, co
         long long v;
 
         /* strtoll would skip leading spaces and accept "" as 0; neither is a number here. */
-        if (!(isdigit((unsigned char)text[0]) || ((text[0] == '-' || text[0] == '+') && isdigit((unsigned char)text[1])))) {
+        if (!(isdigit((unsigned char)text[0]) ||
+              ((text[0] == '-' || text[0] == '+') && isdigit((unsigned char)text[1])))) {
             set_err(err, errsz, "%s: \"%.40s\" is not an integer", label, text);
             return -1;
         }
@@ -352,7 +354,8 @@ int cd_config_load_file(cd_config *cfg, const char *path, char *err, size_t errs
         json_decref(root);
         return -1;
     }
-    json_object_foreach(root, key, val) {
+    json_object_foreach(root, key, val)
+    {
         const opt_desc *o = NULL;
         char label[512];
 

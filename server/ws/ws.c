@@ -81,9 +81,19 @@ static void count_ip(cd_ws_ctx *cx, cd_ws_pss *pss, int delta)
         cd_map_del(&cx->ip_conns, pss->ip, kl);
 }
 
+/* Send the close frame ourselves, then hang up: with lws 4.1 on a foreign loop a
+ * reason set by lws_close_reason() before returning -1 was observed never to reach
+ * the peer (it saw 1006). */
 static int close_with(struct lws *wsi, int code, const char *reason)
 {
-    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
+    unsigned char buf[LWS_PRE + 2 + 123];
+    size_t n = strlen(reason);
+    if (n > 123)
+        n = 123;
+    buf[LWS_PRE] = (unsigned char)(code >> 8);
+    buf[LWS_PRE + 1] = (unsigned char)(code & 0xff);
+    memcpy(buf + LWS_PRE + 2, reason, n);
+    lws_write(wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4 /* LWS_WRITE_CLOSE, internal in 4.1 */);
     return -1;
 }
 
@@ -95,7 +105,9 @@ static int on_writeable(struct lws *wsi, cd_ws_pss *pss)
     const char *reason;
     bool flush;
     int code = cd_session_close_code(s, &reason, &flush);
-    if (code && !flush)
+    /* Close once the queue is empty, in a callback of its own so the close frame
+     * never queues behind a partly sent message. */
+    if (code && (!flush || !cd_session_has_output(s)))
         return close_with(wsi, code, reason);
     for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
         cd_frame *f = cd_session_pop(s);
@@ -109,12 +121,8 @@ static int on_writeable(struct lws *wsi, cd_ws_pss *pss)
         if (lws_send_pipe_choked(wsi))
             break;
     }
-    if (cd_session_has_output(s)) {
+    if (cd_session_has_output(s) || code)
         lws_callback_on_writable(wsi);
-        return 0;
-    }
-    if (code)
-        return close_with(wsi, code, reason);
     return 0;
 }
 

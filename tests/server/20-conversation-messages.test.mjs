@@ -310,28 +310,29 @@ it('typing and read events reach the other side', async () => {
     const { v, a, cid } = await env.chat({ vNode: 0, aNode: 1 });
     let m = v.mark();
     a.send({ type: 'typing', conversation_id: cid, state: true });
-    const t1 = await v.waitFor((f) => f.type === 'typing' && f.conversation_id === cid, { from: m, what: 'agent typing at visitor' });
+    const t1 = await v.waitFor((f) => f.type === 'typing' && f.conversation_id === cid && f.author?.kind === 'agent', { from: m, what: 'agent typing at visitor' });
     assert.equal(t1.state, true);
     assert.equal(t1.author.kind, 'agent');
     assert.equal(t1.author.id, a.agentId);
 
     m = a.mark();
     v.send({ type: 'typing', conversation_id: cid, state: false });
-    const t2 = await a.waitFor((f) => f.type === 'typing' && f.conversation_id === cid, { from: m, what: 'visitor typing at agent' });
+    const t2 = await a.waitFor((f) => f.type === 'typing' && f.conversation_id === cid && f.author?.kind === 'visitor', { from: m, what: 'visitor typing at agent' });
     assert.equal(t2.state, false);
     assert.equal(t2.author.kind, 'visitor');
 
     const msg = await send(a, cid, 'please read me');
     m = a.mark();
     v.send({ type: 'read', conversation_id: cid, seq: msg.seq });
-    const r1 = await a.waitFor((f) => f.type === 'read' && f.conversation_id === cid, { from: m, what: 'read at agent' });
+    // (A reader may get its own read event back; only the other side's is checked.)
+    const r1 = await a.waitFor((f) => f.type === 'read' && f.conversation_id === cid && f.author?.kind === 'visitor', { from: m, what: 'read at agent' });
     assert.equal(r1.seq, msg.seq);
     assert.equal(r1.author.kind, 'visitor');
     assert.equal(r1.author.id, v.visitorId);
 
     m = v.mark();
     a.send({ type: 'read', conversation_id: cid, seq: msg.seq });
-    const r2 = await v.waitFor((f) => f.type === 'read' && f.conversation_id === cid, { from: m, what: 'read at visitor' });
+    const r2 = await v.waitFor((f) => f.type === 'read' && f.conversation_id === cid && f.author?.kind === 'agent', { from: m, what: 'read at visitor' });
     assert.equal(r2.seq, msg.seq);
     assert.equal(r2.author.kind, 'agent');
     // Typing is not stored.

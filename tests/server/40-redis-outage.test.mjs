@@ -130,3 +130,46 @@ it('a hello during a Redis outage is refused with unavailable, and works after r
     );
     await v.ok({ type: 'conversation.start', form: { message: 'hi' } });
 });
+
+it('Redis frozen (SIGSTOP): sends get unavailable within the ping deadline, then recover after SIGCONT, stored once', async () => {
+    const { a, v, cid } = await env.chat({ vNode: 0, aNode: 1 });
+    const n1 = env.nodes[0];
+    env.redis.pause();
+    let resumed = false;
+    try {
+        const t0 = Date.now();
+        const id = cmid();
+        const r = await v.request({ type: 'message.send', conversation_id: cid, client_msg_id: id, body: 'while frozen' }, { timeout: 15_000 * SCALE });
+        const dt = Date.now() - t0;
+        assertError(r, 'unavailable', 'send while Redis is frozen');
+        // redis_ping_timeout_ms is 3000 by default: no ack, and an answer within a few seconds.
+        assert.ok(dt < 8000 * SCALE, `unavailable came after ${dt} ms`);
+        const h = await waitUntil(
+            async () => {
+                const x = await env.http(n1, '/healthz');
+                return x.status === 503 ? x : null;
+            },
+            { timeout: 10_000 * SCALE, interval: 100, what: 'healthz 503 while Redis is frozen' },
+        );
+        assert.equal(h.json?.redis, 'down');
+        env.redis.resume();
+        resumed = true;
+        // The refused send may or may not have reached Redis before the freeze; the retry
+        // with the same client_msg_id settles it, and it is stored exactly once.
+        const retry = await waitUntil(
+            async () => {
+                const x = await v.request({ type: 'message.send', conversation_id: cid, client_msg_id: id, body: 'while frozen' }, { timeout: 5000 * SCALE });
+                return x.type === 'ok' ? x : null;
+            },
+            { timeout: 20_000 * SCALE, interval: 200, what: 'send to work again after SIGCONT' },
+        );
+        assert.equal(retry.message.seq, 2);
+        await a.waitFor(isMsg(cid, (m) => m.seq === 2), { timeout: 12_000 * SCALE, what: 'live delivery after the freeze' });
+        const hist = await a.ok({ type: 'history', conversation_id: cid });
+        assert.equal(hist.messages.filter((m) => m.client_msg_id === id).length, 1);
+        assert.deepEqual(hist.messages.map((m) => m.seq), [1, 2]);
+        await waitUntil(async () => (await env.http(n1, '/healthz')).status === 200, { timeout: 12_000 * SCALE, what: 'healthz 200 after the freeze' });
+    } finally {
+        if (!resumed) env.redis.resume();
+    }
+});

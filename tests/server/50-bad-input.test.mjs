@@ -3,8 +3,12 @@
 // nodes still exchanges messages.
 import { useEnv, it, assert, assertError, assertOrdered, rnd, ORIGIN, Client } from './harness.mjs';
 
-// Node 3 has a short hello timeout for the 4408 case; nodes 1 and 2 carry the healthy pair.
-const env = useEnv({ nodes: 3, nodeArgs: { 2: ['--hello-timeout-ms', '300'] } });
+// Node 3 has a short hello timeout (4408 case) and a tiny visitor rate limit (4429 case);
+// nodes 1 and 2 carry the healthy pair.
+const env = useEnv({
+    nodes: 3,
+    nodeArgs: { 2: ['--hello-timeout-ms', '300', '--visitor-rate', '1', '--visitor-burst', '6', '--rate-strikes', '3'] },
+});
 
 const cmid = () => `cm-${rnd(6)}`;
 const isMsg = (cid, pred = () => true) => (f) => f.type === 'message.created' && f.conversation_id === cid && pred(f.message);
@@ -219,5 +223,20 @@ it('one bad connection of each kind at once does not disturb the healthy pair', 
     cs[3].sendRaw('{{{{', { binary: false });
     await Promise.all([expectClose(cs[0], 1003, 'binary'), expectClose(cs[1], 1007, 'utf8'), expectClose(cs[2], 1009, 'size')]);
     await cs[3].waitFor((f) => f.type === 'error');
+    await healthyExchange();
+});
+
+it('rate limit: beyond the burst requests get rate_limited, repeated strikes close 4429', async () => {
+    const c = await offender(2); // hello + conversation.start used 2 of the 6 tokens
+    const from = c.mark();
+    for (let i = 0; i < 12; i++) c.send({ type: 'history', rid: `rl${i}`, conversation_id: c.cid });
+    const cl = await c.waitClose(10_000).catch((e) => e);
+    const replies = c.frames.slice(from).filter((f) => typeof f.rid === 'string' && f.rid.startsWith('rl'));
+    const oks = replies.filter((f) => f.type === 'ok').length;
+    const limited = replies.filter((f) => f.type === 'error' && f.code === 'rate_limited').length;
+    assert.ok(oks >= 1 && oks <= 6, `within the burst some requests pass (${oks} ok)`);
+    assert.ok(limited >= 1, `the rest get rate_limited (${limited}); frames: ${c.describe(14)}`);
+    assert.ok(!(cl instanceof Error), `closed after repeated strikes: ${cl.message ?? ''}`);
+    assert.equal(cl.code, 4429);
     await healthyExchange();
 });

@@ -307,9 +307,21 @@ export class RedisServer {
         return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
     }
 
+    /** Freezes Redis (SIGSTOP): connections stay open but nothing is answered. */
+    pause() {
+        process.kill(this.proc.pid, 'SIGSTOP');
+        this.paused = true;
+    }
+
+    resume() {
+        process.kill(this.proc.pid, 'SIGCONT');
+        this.paused = false;
+    }
+
     /** SIGTERM (clean: AOF flushed) by PID; SIGKILL after a bounded wait. */
     async stop({ signal = 'SIGTERM', timeout = 10_000 } = {}) {
         if (!this.proc) return null;
+        if (this.paused) this.resume();
         const r = await stopProc(this.proc, signal, timeout * SCALE);
         this.proc = null;
         return r;
@@ -400,12 +412,28 @@ export class ChatNode {
         });
         try {
             this.port = await withTimeout(listening, 20_000 * SCALE, `chatdeskd ${this.id} listening line`);
+            // Ready means Redis is connected too: the listening line may come first.
+            await waitUntil(
+                async () => {
+                    if (!this.running) throw new Error(`chatdeskd ${this.id} exited`);
+                    return (await httpRequest(`${this.httpUrl}/healthz`, { timeout: 2000 })).status === 200;
+                },
+                { timeout: 20_000 * SCALE, interval: 50, what: `chatdeskd ${this.id} /healthz 200 after start` },
+            );
         } catch (e) {
             this.expectDeath = true;
             if (this.running) await stopProc(proc, 'SIGKILL', 5000);
             throw new Error(`${e.message}\n--- ${this.id} log ---\n${this.log.tail(80)}`);
         }
         return this;
+    }
+
+    /** Sends a signal and returns a promise of {code, signal} at exit (the exit is expected). */
+    signal(sig) {
+        this.expectDeath = true;
+        const done = exitPromise(this.proc);
+        process.kill(this.proc.pid, sig);
+        return done;
     }
 
     /** kill -9: the node gets no chance to clean up. */

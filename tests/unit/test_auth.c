@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <argon2.h>
 #include <cmocka.h>
 
 #include "chatdesk/auth.h"
@@ -54,19 +55,26 @@ static void b64url(const unsigned char *in, size_t n, char *out)
     out[o] = '\0';
 }
 
-/* "v1.<kid>.<b64url(payload)>.<b64url(HMAC(key, "v1.<kid>.<p64>"))>" built without the code under test's encoder. */
-static void make_token(const char *kid, const char *keyhex, const char *payload, char *out, size_t outsz)
+/* "<ver>.<kid>.<b64url(payload)>.<b64url(HMAC(key, "<ver>.<kid>.<p64>"))>" built without the code under test's
+ * encoder; ver is "v1" for real tokens. */
+static void make_token_v(const char *ver, const char *kid, const char *keyhex, const char *payload, char *out,
+                         size_t outsz)
 {
     unsigned char key[CD_AUTH_KEY_LEN], mac[32];
     char p64[1024], m64[64], machex[65], signing[1200];
 
     hex_to_bytes(keyhex, key, sizeof key);
     b64url((const unsigned char *)payload, strlen(payload), p64);
-    snprintf(signing, sizeof signing, "v1.%s.%s", kid, p64);
+    snprintf(signing, sizeof signing, "%s.%s.%s", ver, kid, p64);
     cd_auth_hmac_hex((const char *)key, sizeof key, signing, strlen(signing), machex);
     hex_to_bytes(machex, mac, sizeof mac);
     b64url(mac, sizeof mac, m64);
     snprintf(out, outsz, "%s.%s", signing, m64);
+}
+
+static void make_token(const char *kid, const char *keyhex, const char *payload, char *out, size_t outsz)
+{
+    make_token_v("v1", kid, keyhex, payload, out, outsz);
 }
 
 static void ring_one(cd_auth_keyring *kr, const char *kid, const char *hex)
@@ -124,8 +132,8 @@ static void test_keyring_add(void **state)
     /* Bad hex: short, long, non-hex. */
     assert_int_equal(cd_auth_keyring_add_hex(&kr, "k2", "0011"), -1);
     assert_int_equal(cd_auth_keyring_add_hex(&kr, "k2", KEY_A "00"), -1);
-    assert_int_equal(cd_auth_keyring_add_hex(&kr, "k2", "g00102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
-                     -1);
+    assert_int_equal(
+        cd_auth_keyring_add_hex(&kr, "k2", "g00102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"), -1);
     /* Bad kid: empty, contains the separator, too long; duplicate. */
     assert_int_equal(cd_auth_keyring_add_hex(&kr, "", KEY_B), -1);
     assert_int_equal(cd_auth_keyring_add_hex(&kr, "a.b", KEY_B), -1);
@@ -134,7 +142,8 @@ static void test_keyring_add(void **state)
     assert_int_equal(kr.n, 1);
 
     /* Upper-case hex is fine; the ring holds CD_AUTH_MAX_KEYS keys and no more. */
-    assert_int_equal(cd_auth_keyring_add_hex(&kr, "K-2_x", "F0E1D2C3B4A5968778695A4B3C2D1E0FF0E1D2C3B4A5968778695A4B3C2D1E0F"), 0);
+    assert_int_equal(
+        cd_auth_keyring_add_hex(&kr, "K-2_x", "F0E1D2C3B4A5968778695A4B3C2D1E0FF0E1D2C3B4A5968778695A4B3C2D1E0F"), 0);
     assert_int_equal(kr.keys[1].key[0], 0xf0);
     assert_int_equal(cd_auth_keyring_add_hex(&kr, "k3", KEY_A), 0);
     assert_int_equal(cd_auth_keyring_add_hex(&kr, "abcdefghijklmnop", KEY_A), 0);
@@ -289,17 +298,19 @@ static void test_tampered_payload(void **state)
     assert_int_equal(cd_auth_token_verify(&kr, forged, T0, &out), CD_ERR_UNAUTHORIZED);
 
     /* A whole different, well-formed payload spliced in front of the original MAC. */
-    make_token("k1", KEY_A,
-               "{\"r\":\"a\",\"sub\":\"agent_1\",\"site\":\"\",\"iat\":1700000000000,\"exp\":1700003600000,\"jti\":\"j\"}",
-               other, sizeof other);
+    make_token(
+        "k1", KEY_A,
+        "{\"r\":\"a\",\"sub\":\"agent_1\",\"site\":\"\",\"iat\":1700000000000,\"exp\":1700003600000,\"jti\":\"j\"}",
+        other, sizeof other);
     assert_int_equal(cd_auth_token_verify(&kr, other, T0, &out), CD_ERR_OK); /* control: valid as built */
     snprintf(forged, sizeof forged, "%.*s%s", (int)dot_pos(other, 2), other, tok + d2);
     assert_int_equal(cd_auth_token_verify(&kr, forged, T0, &out), CD_ERR_UNAUTHORIZED);
 
     /* The same payload signed with a different key under the right kid. */
-    make_token("k1", KEY_B,
-               "{\"r\":\"a\",\"sub\":\"agent_1\",\"site\":\"\",\"iat\":1700000000000,\"exp\":1700003600000,\"jti\":\"j\"}",
-               forged, sizeof forged);
+    make_token(
+        "k1", KEY_B,
+        "{\"r\":\"a\",\"sub\":\"agent_1\",\"site\":\"\",\"iat\":1700000000000,\"exp\":1700003600000,\"jti\":\"j\"}",
+        forged, sizeof forged);
     assert_int_equal(cd_auth_token_verify(&kr, forged, T0, &out), CD_ERR_UNAUTHORIZED);
 }
 
@@ -432,6 +443,18 @@ static void test_wrong_parts(void **state)
     /* Empty payload. */
     snprintf(bad, sizeof bad, "%.*s%s", (int)d1 + 1, tok, tok + d2);
     assert_int_equal(cd_auth_token_verify(&kr, bad, T0, &out), CD_ERR_UNAUTHORIZED);
+    /* Other versions, even with a valid MAC over them. */
+    {
+        static const char *const versions[] = {"v2", "V1", "v1x", "v", "1"};
+        const char *payload =
+            "{\"r\":\"a\",\"sub\":\"a1\",\"site\":\"\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}";
+        make_token_v("v1", "k1", KEY_A, payload, bad, sizeof bad);
+        assert_int_equal(cd_auth_token_verify(&kr, bad, T0, &out), CD_ERR_OK); /* control */
+        for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
+            make_token_v(versions[i], "k1", KEY_A, payload, bad, sizeof bad);
+            assert_int_equal(cd_auth_token_verify(&kr, bad, T0, &out), CD_ERR_UNAUTHORIZED);
+        }
+    }
     /* Two parts and one part. */
     assert_int_equal(cd_auth_token_verify(&kr, "v1.k1", T0, &out), CD_ERR_UNAUTHORIZED);
     assert_int_equal(cd_auth_token_verify(&kr, "v1", T0, &out), CD_ERR_UNAUTHORIZED);
@@ -471,12 +494,14 @@ static void test_garbage(void **state)
         char payload[1024];
         ring_one(&kr16, "abcdefghijklmnop", KEY_A);
         snprintf(payload, sizeof payload,
-                 "{\"r\":\"v\",\"sub\":\"s\",\"site\":\"x\",\"iat\":1,\"exp\":9999999999999,\"jti\":\"j\"%*s}", 240, "");
+                 "{\"r\":\"v\",\"sub\":\"s\",\"site\":\"x\",\"iat\":1,\"exp\":9999999999999,\"jti\":\"j\"%*s}", 240,
+                 "");
         make_token("abcdefghijklmnop", KEY_A, payload, bad, sizeof bad);
         assert_in_range(strlen(bad), 400, CD_AUTH_TOKEN_MAX);
         assert_int_equal(cd_auth_token_verify(&kr16, bad, T0, &out), CD_ERR_OK);
         snprintf(payload, sizeof payload,
-                 "{\"r\":\"v\",\"sub\":\"s\",\"site\":\"x\",\"iat\":1,\"exp\":9999999999999,\"jti\":\"j\"%*s}", 300, "");
+                 "{\"r\":\"v\",\"sub\":\"s\",\"site\":\"x\",\"iat\":1,\"exp\":9999999999999,\"jti\":\"j\"%*s}", 300,
+                 "");
         make_token("abcdefghijklmnop", KEY_A, payload, bad, sizeof bad);
         assert_in_range(strlen(bad), CD_AUTH_TOKEN_MAX + 1, CD_AUTH_TOKEN_MAX + 80);
         assert_int_equal(cd_auth_token_verify(&kr16, bad, T0, &out), CD_ERR_UNAUTHORIZED);
@@ -490,27 +515,34 @@ static void test_strict_payload(void **state)
     (void)state;
 
     /* Controls: the format as documented in auth.h verifies, for both roles. */
-    assert_int_equal(verify_payload("{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
-                     CD_ERR_OK);
-    assert_int_equal(verify_payload("{\"r\":\"a\",\"sub\":\"a1\",\"site\":\"\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
-                     CD_ERR_OK);
+    assert_int_equal(
+        verify_payload("{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
+        CD_ERR_OK);
+    assert_int_equal(
+        verify_payload("{\"r\":\"a\",\"sub\":\"a1\",\"site\":\"\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
+        CD_ERR_OK);
 
     /* Role. */
-    assert_int_equal(verify_payload("{\"r\":\"x\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
-                     CD_ERR_UNAUTHORIZED);
     assert_int_equal(
-        verify_payload("{\"r\":\"visitor\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
+        verify_payload("{\"r\":\"x\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
         CD_ERR_UNAUTHORIZED);
-    assert_int_equal(verify_payload("{\"r\":1,\"sub\":\"v1\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
-                     CD_ERR_UNAUTHORIZED);
+    assert_int_equal(
+        verify_payload(
+            "{\"r\":\"visitor\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
+        CD_ERR_UNAUTHORIZED);
+    assert_int_equal(
+        verify_payload("{\"r\":1,\"sub\":\"v1\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
+        CD_ERR_UNAUTHORIZED);
     /* Types. */
     assert_int_equal(
         verify_payload("{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":\"1\",\"exp\":1700000000000,\"jti\":\"j\"}"),
         CD_ERR_UNAUTHORIZED);
-    assert_int_equal(verify_payload("{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":1,\"exp\":1.7e12,\"jti\":\"j\"}"),
-                     CD_ERR_UNAUTHORIZED);
-    assert_int_equal(verify_payload("{\"r\":\"v\",\"sub\":7,\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
-                     CD_ERR_UNAUTHORIZED);
+    assert_int_equal(
+        verify_payload("{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":1,\"exp\":1.7e12,\"jti\":\"j\"}"),
+        CD_ERR_UNAUTHORIZED);
+    assert_int_equal(
+        verify_payload("{\"r\":\"v\",\"sub\":7,\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
+        CD_ERR_UNAUTHORIZED);
     /* Missing and extra fields; duplicate keys. */
     assert_int_equal(verify_payload("{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000}"),
                      CD_ERR_UNAUTHORIZED);
@@ -521,21 +553,27 @@ static void test_strict_payload(void **state)
                                     "\"exp\":1700000000000,\"jti\":\"j\"}"),
                      CD_ERR_UNAUTHORIZED);
     /* Empty required strings; a visitor without a site. */
-    assert_int_equal(verify_payload("{\"r\":\"v\",\"sub\":\"\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
-                     CD_ERR_UNAUTHORIZED);
-    assert_int_equal(verify_payload("{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
-                     CD_ERR_UNAUTHORIZED);
-    assert_int_equal(verify_payload("{\"r\":\"a\",\"sub\":\"a1\",\"site\":\"\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"\"}"),
-                     CD_ERR_UNAUTHORIZED);
+    assert_int_equal(
+        verify_payload("{\"r\":\"v\",\"sub\":\"\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
+        CD_ERR_UNAUTHORIZED);
+    assert_int_equal(
+        verify_payload("{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
+        CD_ERR_UNAUTHORIZED);
+    assert_int_equal(
+        verify_payload("{\"r\":\"a\",\"sub\":\"a1\",\"site\":\"\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"\"}"),
+        CD_ERR_UNAUTHORIZED);
     /* Times: exp before iat, negative iat. */
     assert_int_equal(
-        verify_payload("{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":1700000000001,\"exp\":1700000000000,\"jti\":\"j\"}"),
+        verify_payload(
+            "{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":1700000000001,\"exp\":1700000000000,\"jti\":\"j\"}"),
         CD_ERR_UNAUTHORIZED);
-    assert_int_equal(verify_payload("{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":-1,\"exp\":1700000000000,\"jti\":\"j\"}"),
-                     CD_ERR_UNAUTHORIZED);
+    assert_int_equal(
+        verify_payload("{\"r\":\"v\",\"sub\":\"v1\",\"site\":\"s\",\"iat\":-1,\"exp\":1700000000000,\"jti\":\"j\"}"),
+        CD_ERR_UNAUTHORIZED);
     /* An embedded NUL. */
     assert_int_equal(
-        verify_payload("{\"r\":\"v\",\"sub\":\"v\\u0000x\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
+        verify_payload(
+            "{\"r\":\"v\",\"sub\":\"v\\u0000x\",\"site\":\"s\",\"iat\":1,\"exp\":1700000000000,\"jti\":\"j\"}"),
         CD_ERR_UNAUTHORIZED);
     /* Not an object, not JSON. */
     assert_int_equal(verify_payload("[\"v\",\"v1\"]"), CD_ERR_UNAUTHORIZED);
@@ -645,6 +683,22 @@ static void test_password(void **state)
     snprintf(bad, sizeof bad, "$argon2i$v=19$m=19456,t=2,p=1$%s", h1 + strlen(PHC_PREFIX));
     assert_false(cd_auth_password_verify(bad, "correct horse battery staple"));
 
+    /* Genuine Argon2id hashes with parameters beyond the verification caps (t <= 16, p <= 8) are refused;
+     * the same password under parameters inside the caps verifies. Cheap: m is tiny. */
+    {
+        unsigned char salt[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+        char enc[160];
+        assert_int_equal(argon2id_hash_encoded(16, 64, 8, "pw-cap-test", 11, salt, sizeof salt, 32, enc, sizeof enc),
+                         ARGON2_OK);
+        assert_true(cd_auth_password_verify(enc, "pw-cap-test"));
+        assert_int_equal(argon2id_hash_encoded(17, 64, 1, "pw-cap-test", 11, salt, sizeof salt, 32, enc, sizeof enc),
+                         ARGON2_OK);
+        assert_false(cd_auth_password_verify(enc, "pw-cap-test"));
+        assert_int_equal(argon2id_hash_encoded(1, 72, 9, "pw-cap-test", 11, salt, sizeof salt, 32, enc, sizeof enc),
+                         ARGON2_OK);
+        assert_false(cd_auth_password_verify(enc, "pw-cap-test"));
+    }
+
     /* Output buffer too small. */
     assert_int_equal(cd_auth_password_hash("correct horse battery staple", h2, 40), -1);
 }
@@ -678,22 +732,14 @@ static void test_password_lengths(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keyring_add),
-        cmocka_unit_test(test_roundtrip_visitor),
-        cmocka_unit_test(test_roundtrip_agent),
-        cmocka_unit_test(test_sign_rejects),
-        cmocka_unit_test(test_expiry),
-        cmocka_unit_test(test_tampered_payload),
-        cmocka_unit_test(test_tampered_mac),
-        cmocka_unit_test(test_unknown_kid),
-        cmocka_unit_test(test_key_rotation),
-        cmocka_unit_test(test_wrong_parts),
-        cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_strict_payload),
-        cmocka_unit_test(test_hmac_hex),
-        cmocka_unit_test(test_const_eq),
-        cmocka_unit_test(test_password),
-        cmocka_unit_test(test_password_lengths),
+        cmocka_unit_test(test_keyring_add),     cmocka_unit_test(test_roundtrip_visitor),
+        cmocka_unit_test(test_roundtrip_agent), cmocka_unit_test(test_sign_rejects),
+        cmocka_unit_test(test_expiry),          cmocka_unit_test(test_tampered_payload),
+        cmocka_unit_test(test_tampered_mac),    cmocka_unit_test(test_unknown_kid),
+        cmocka_unit_test(test_key_rotation),    cmocka_unit_test(test_wrong_parts),
+        cmocka_unit_test(test_garbage),         cmocka_unit_test(test_strict_payload),
+        cmocka_unit_test(test_hmac_hex),        cmocka_unit_test(test_const_eq),
+        cmocka_unit_test(test_password),        cmocka_unit_test(test_password_lengths),
     };
     return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
 }

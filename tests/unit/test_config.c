@@ -200,6 +200,10 @@ static void test_file_errors(void **state)
     assert_non_null(strstr(err, "duplicate"));
     cd_config_cleanup(&cfg);
 
+    assert_int_equal(load_text("{\"bind\": \"a\\u0000b\"}", &cfg, err), -1);
+    assert_string_equal(cfg.bind, "127.0.0.1");
+    cd_config_cleanup(&cfg);
+
     assert_int_equal(load_text("[1, 2]", &cfg, err), -1);
     assert_non_null(strstr(err, "must be a JSON object"));
     cd_config_cleanup(&cfg);
@@ -287,7 +291,7 @@ static void test_env_errors(void **state)
 
 static void test_flags_forms(void **state)
 {
-    char *argv[] = {"chatdeskd",      "--port=9200",  "--bind", "10.0.0.1", "--max_frame", "2048",
+    char *argv[] = {"chatdeskd",        "--port=9200", "--bind",    "10.0.0.1",         "--max_frame", "2048",
                     "--log-level=warn", "--reuseport", "--prefix=", "--redis-password", "a=b"};
     cd_config cfg;
     char err[ERRSZ];
@@ -351,6 +355,7 @@ static void test_flags_errors(void **state)
     char *missing_flag[] = {"chatdeskd", "--bind", "--port", "1"};
     char *not_int[] = {"chatdeskd", "--port", "http"};
     char *config_missing[] = {"chatdeskd", "--config"};
+    char *config_empty[] = {"chatdeskd", "--config="};
     cd_config cfg;
     char err[ERRSZ];
     int consumed;
@@ -375,6 +380,9 @@ static void test_flags_errors(void **state)
     assert_string_equal(err, "--port: \"http\" is not an integer");
     assert_int_equal(parse(&cfg, ARGC(config_missing), config_missing, NULL, NULL, err), -1);
     assert_string_equal(err, "--config: missing value");
+    assert_int_equal(parse(&cfg, ARGC(config_empty), config_empty, NULL, NULL, err), -1);
+    assert_string_equal(err, "--config: missing file name");
+    assert_null(cfg.config_file);
     assert_true(cfg.port == 8080);
     assert_string_equal(cfg.bind, "127.0.0.1");
     cd_config_cleanup(&cfg);
@@ -495,10 +503,10 @@ static void test_load_order(void **state)
         assert_int_equal(cd_config_load_args(&cfg, ARGC(argv), argv, &consumed, &help, err, sizeof err), 0);
         assert_false(help);
         assert_int_equal(consumed, 5);
-        assert_true(cfg.port == 9200);         /* file < env < flag */
+        assert_true(cfg.port == 9200);        /* file < env < flag */
         assert_string_equal(cfg.bind, "env"); /* file < env */
-        assert_true(cfg.max_rid == 30);        /* file < env < flag */
-        assert_true(cfg.max_body == 100);      /* file only */
+        assert_true(cfg.max_rid == 30);       /* file < env < flag */
+        assert_true(cfg.max_body == 100);     /* file only */
         assert_string_equal(cfg.prefix, "file:");
         assert_true(cfg.max_id == 64); /* default */
         assert_string_equal(cfg.config_file, path);
@@ -685,6 +693,20 @@ static void test_redis_url_garbage(void **state)
         url[8 + 255] = '\0';
         assert_int_equal(cd_config_parse_redis_url(url, &a, err, sizeof err), 0);
         assert_int_equal(strlen(a.host), 255);
+
+        /* Socket paths: 255 bytes fit host[256], 256 do not. */
+        memset(url, 'p', sizeof url);
+        memcpy(url, "unix:/", 6);
+        url[5 + 256] = '\0';
+        assert_int_equal(cd_config_parse_redis_url(url, &a, err, sizeof err), -1);
+        assert_non_null(strstr(err, "socket path is longer"));
+        url[5 + 255] = '\0';
+        assert_int_equal(cd_config_parse_redis_url(url, &a, err, sizeof err), 0);
+        assert_int_equal(strlen(a.host), 255);
+        strcpy(url + 5 + 255, "?db=1");
+        assert_int_equal(cd_config_parse_redis_url(url, &a, err, sizeof err), 0);
+        assert_int_equal(strlen(a.host), 255);
+        assert_int_equal(a.db, 1);
     }
 }
 
