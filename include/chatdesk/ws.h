@@ -20,6 +20,7 @@ typedef struct cd_ws_ctx {
     cd_store *st;
     cd_node *node;
     const char *node_id;
+    const char *static_dir; /* widget.js, demo/, app/; NULL when none was found */
     cd_map ip_conns; /* peer address -> connection count */
 } cd_ws_ctx;
 

@@ -271,6 +271,84 @@ static void login(http_state *h)
     }
 }
 
+/* ---------- static files: /widget.js, /demo, /app/ ---------- */
+
+static const char *mime_of(const char *path)
+{
+    static const struct {
+        const char *ext, *mime;
+    } types[] = {{".js", "application/javascript"}, {".html", "text/html; charset=utf-8"},
+                 {".css", "text/css"},              {".svg", "image/svg+xml"},
+                 {".png", "image/png"},             {".json", "application/json"},
+                 {".map", "application/json"},      {".ico", "image/x-icon"},
+                 {".woff2", "font/woff2"},          {".mp3", "audio/mpeg"},
+                 {".ogg", "audio/ogg"},             {".txt", "text/plain; charset=utf-8"}};
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < CD_ARRAY_LEN(types); i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].mime;
+    return NULL;
+}
+
+/* Map a URL path to a file under static_dir; only plain names, never "..". */
+static bool static_path(const char *dir, const char *uri, char *out, size_t outsz)
+{
+    const char *rel;
+    if (strcmp(uri, "/widget.js") == 0 || strcmp(uri, "/widget.js.map") == 0)
+        rel = uri + 1;
+    else if (strcmp(uri, "/demo") == 0 || strcmp(uri, "/demo/") == 0)
+        rel = "demo/index.html";
+    else if (strcmp(uri, "/app") == 0 || strcmp(uri, "/app/") == 0)
+        rel = "app/index.html";
+    else if (strncmp(uri, "/demo/", 6) == 0 || strncmp(uri, "/app/", 5) == 0)
+        rel = uri + 1;
+    else
+        return false;
+    for (const char *p = rel; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '-' || c == '_' || c == '/';
+        if (!ok || (c == '.' && p[1] == '.') || (c == '/' && p[1] == '/'))
+            return false;
+    }
+    if (!mime_of(rel))
+        return false;
+    int n = snprintf(out, outsz, "%s/%s", dir, rel);
+    return n > 0 && (size_t)n < outsz;
+}
+
+static int serve_static(struct lws *wsi, http_state *h, const char *uri)
+{
+    char path[1024];
+    const char *dir = h->cx->static_dir;
+    if (!dir || !dir[0] || !static_path(dir, uri, path, sizeof path))
+        return 1;
+    const char *mime = mime_of(path);
+    unsigned char hdr[1024], *p = hdr, *end = hdr + sizeof hdr;
+    static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                              "connect-src 'self' ws: wss:; media-src 'self' data:; frame-ancestors 'none'; "
+                              "base-uri 'none'; form-action 'self'; object-src 'none'";
+    if (strncmp(mime, "text/html", 9) == 0 &&
+        (lws_add_http_header_by_name(wsi, (const unsigned char *)"content-security-policy:",
+                                     (const unsigned char *)csp, (int)strlen(csp), &p, end) ||
+         lws_add_http_header_by_name(wsi, (const unsigned char *)"x-frame-options:", (const unsigned char *)"DENY", 4,
+                                     &p, end)))
+        return -1;
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+                                    (const unsigned char *)"nosniff", 7, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"referrer-policy:",
+                                    (const unsigned char *)"strict-origin-when-cross-origin", 31, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:", (const unsigned char *)"no-cache", 8,
+                                    &p, end))
+        return -1;
+    int n = lws_serve_http_file(wsi, path, mime, (const char *)hdr, (int)(p - hdr));
+    if (n < 0)
+        return -1;
+    if (n > 0 && lws_http_transaction_completed(wsi))
+        return -1;
+    return 0;
+}
+
 /* ---------- dispatch ---------- */
 
 static http_state *state(struct lws *wsi, cd_ws_pss *pss)
@@ -323,12 +401,18 @@ int cd_http_callback(struct lws *wsi, int reason, cd_ws_pss *pss, void *in, size
             json_error(h, 405, "bad_request", "method not allowed");
             return 0;
         }
-        if (strcmp(uri, "/healthz") == 0)
+        if (strcmp(uri, "/healthz") == 0) {
             healthz(h);
-        else if (strcmp(uri, "/metrics") == 0)
+            return 0;
+        }
+        if (strcmp(uri, "/metrics") == 0) {
             metrics(h);
-        else
-            json_error(h, 404, "not_found", "no such resource");
+            return 0;
+        }
+        int rc = serve_static(wsi, h, uri);
+        if (rc <= 0)
+            return rc;
+        json_error(h, 404, "not_found", "no such resource");
         return 0;
     }
     case LWS_CALLBACK_HTTP_BODY: {

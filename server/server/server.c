@@ -19,6 +19,7 @@ typedef struct server {
     uv_loop_t loop;
     cd_config *cfg;
     char node_id[128];
+    char static_dir[1024];
     cd_store *st;
     cd_bus *bus;
     cd_hub *hub;
@@ -90,6 +91,29 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_timer_start(&sv->stop_timer, on_stop_timer, 50, 50);
 }
 
+/* static_dir, else <exe dir>/../web, else ./web (built by widget/). Start-up only. */
+static const char *find_static_dir(const cd_config *cfg, char *buf, size_t n)
+{
+    if (cfg->static_dir[0])
+        return cfg->static_dir;
+    char exe[900];
+    size_t len = sizeof exe;
+    if (uv_exepath(exe, &len) == 0) {
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(buf, n, "%s/../web", exe);
+            if (access(buf, R_OK) == 0)
+                return buf;
+        }
+    }
+    if (access("web", R_OK) == 0) {
+        cd_strlcpy(buf, "web", n);
+        return buf;
+    }
+    return NULL;
+}
+
 int cd_server_run(cd_config *cfg)
 {
     static server sv;
@@ -134,13 +158,14 @@ int cd_server_run(cd_config *cfg)
     sv.wsctx.st = sv.st;
     sv.wsctx.node = sv.node;
     sv.wsctx.node_id = sv.node_id;
+    sv.wsctx.static_dir = find_static_dir(cfg, sv.static_dir, sizeof sv.static_dir);
     cd_map_init(&sv.wsctx.ip_conns);
 
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    /* Security headers (CSP, nosniff, ...) are set per response by http/. */
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.foreign_loops = foreign_loops;
     info.port = (int)cfg->port;
     info.iface = cfg->bind[0] ? cfg->bind : NULL;
