@@ -72,8 +72,10 @@ typedef struct cd_conv_author {
 
 /* Each call: 0 and cb fires once later (res is freed after cb returns), or -1 when
  * Redis is unavailable (cb never fires). */
+/* vid: from a verified token or ""; user_id: verified identity or ""; profile fields
+ * (user name/email, page, attributes) come from the hello request. */
 int cd_conv_visitor_hello(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const char *user_id,
-                          const char *name, const char *email, cd_conv_cb cb, void *ud);
+                          const cd_req *hello, cd_conv_cb cb, void *ud);
 int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const cd_req *req,
                   cd_conv_cb cb, void *ud);
 int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,

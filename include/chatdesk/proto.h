@@ -72,6 +72,11 @@ typedef struct cd_req {
     bool has_user;
     const char *user_id, *user_name, *user_email, *user_hash;
 
+    /* hello extensions: the page the widget runs on, and custom attributes as
+     * compact JSON (a flat object, validated) */
+    const char *page_url, *page_title, *page_referrer;
+    const char *attributes_json;
+
     /* hello "resume" and resume "conversations" */
     cd_resume_item *resume;
     size_t n_resume;

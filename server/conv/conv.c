@@ -202,14 +202,24 @@ static int run(cd_store *st, const char *script, int n, const char *const *args,
 #define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
 
 int cd_conv_visitor_hello(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const char *user_id,
-                          const char *name, const char *email, cd_conv_cb cb, void *ud)
+                          const cd_req *hello, cd_conv_cb cb, void *ud)
 {
     char new_vid[64], now[24];
     (void)cfg;
     cd_id_new("v", new_vid, sizeof new_vid);
-    const char *args[] = {site, vid ? vid : "", user_id ? user_id : "", name ? name : "", email ? email : "",
-                          new_vid, I64(now, cd_now_ms()), "20"};
-    return run(st, "visitor_hello", 8, args, cb, ud);
+    const char *args[] = {site,
+                          vid ? vid : "",
+                          user_id ? user_id : "",
+                          hello->user_name,
+                          hello->user_email,
+                          new_vid,
+                          I64(now, cd_now_ms()),
+                          "20",
+                          hello->page_url,
+                          hello->page_title,
+                          hello->page_referrer,
+                          hello->attributes_json};
+    return run(st, "visitor_hello", 12, args, cb, ud);
 }
 
 int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const cd_req *req,

@@ -25,6 +25,7 @@
  * static English message that is safe to send to the client. */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -40,11 +41,16 @@
 #define MAX_MSG_ID    64   /* client_msg_id bytes (PROTOCOL.md: at most 64) */
 #define MAX_TAG       64   /* one tag's bytes */
 #define DEFAULT_LIMIT 50
+#define MAX_PAGE       2048 /* hello page.url/title/referrer bytes */
+#define MAX_ATTRS      20   /* hello attributes members */
+#define MAX_ATTR_KEY   64
+#define MAX_ATTR_VALUE 256
 
 typedef struct priv {
     json_t *root;
     char *body;         /* trimmed message.send body */
     char *form_message; /* trimmed conversation.start form.message */
+    char *attributes;   /* hello attributes, compact JSON (jansson-allocated) */
 } priv;
 
 typedef struct dec {
@@ -292,6 +298,30 @@ static cd_err dec_resume_list(dec *d, json_t *arr, const char *invalid, const ch
     return CD_ERR_OK;
 }
 
+/* hello "attributes" (extension): a flat object of at most MAX_ATTRS members whose
+ * values are strings (<= MAX_ATTR_VALUE bytes), numbers, booleans or null. */
+static cd_err dec_attributes(dec *d, json_t *attrs)
+{
+    const char *k;
+    json_t *v;
+    if (json_object_size(attrs) > MAX_ATTRS)
+        return fail(d, CD_ERR_BAD_REQUEST, "too many attributes");
+    json_object_foreach(attrs, k, v)
+    {
+        size_t kl = strlen(k);
+        if (kl == 0 || kl > MAX_ATTR_KEY)
+            return fail(d, CD_ERR_BAD_REQUEST, "invalid attribute name");
+        if (json_is_string(v) ? json_string_length(v) > MAX_ATTR_VALUE
+                              : !(json_is_number(v) || json_is_boolean(v) || json_is_null(v)))
+            return fail(d, CD_ERR_BAD_REQUEST, "invalid attribute value");
+    }
+    priv_of(d)->attributes = json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!priv_of(d)->attributes)
+        return fail(d, CD_ERR_BAD_REQUEST, "invalid attributes");
+    d->req->attributes_json = priv_of(d)->attributes;
+    return CD_ERR_OK;
+}
+
 static cd_err dec_hello(dec *d, json_t *o)
 {
     cd_req *r = d->req;
@@ -308,6 +338,16 @@ static cd_err dec_hello(dec *d, json_t *o)
         TRY(STRN(d, user, "email", "user.email", false, 0, lim->max_field, &r->user_email));
         TRY(STRN(d, user, "hash", "user.hash", false, 0, MAX_HASH, &r->user_hash));
     }
+    json_t *page, *attrs;
+    TRY(get_obj(d, o, "page", &page, "invalid page"));
+    if (page) {
+        TRY(STRN(d, page, "url", "page.url", false, 0, MAX_PAGE, &r->page_url));
+        TRY(STRN(d, page, "title", "page.title", false, 0, MAX_PAGE, &r->page_title));
+        TRY(STRN(d, page, "referrer", "page.referrer", false, 0, MAX_PAGE, &r->page_referrer));
+    }
+    TRY(get_obj(d, o, "attributes", &attrs, "invalid attributes"));
+    if (attrs)
+        TRY(dec_attributes(d, attrs));
     res = json_object_get(o, "resume");
     if (res)
         TRY(dec_resume_list(d, res, "invalid resume", "too many resume entries"));
@@ -583,6 +623,7 @@ void cd_proto_req_cleanup(cd_req *req)
         json_decref(pv->root);
         cd_free(pv->body);
         cd_free(pv->form_message);
+        free(pv->attributes);
         cd_free(pv);
     }
     cd_free(req->resume);

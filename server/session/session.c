@@ -634,8 +634,8 @@ static void handle_hello(cd_session *s, const cd_req *req)
         cd_strlcpy(s->site, site->key, sizeof s->site);
         const char *uid = req->has_user && site->secret[0] ? req->user_id : "";
         s->state = SESS_HELLO_PENDING;
-        rc = cd_conv_visitor_hello(n->st, n->cfg, site->key, has_token ? claims.sub : "", uid, req->user_name,
-                                   req->user_email, on_visitor_hello, h);
+        rc = cd_conv_visitor_hello(n->st, n->cfg, site->key, has_token ? claims.sub : "", uid, req, on_visitor_hello,
+                                   h);
     } else {
         if (!has_token || claims.role != CD_AUTH_ROLE_AGENT) {
             fail_hello(s, req->rid, CD_ERR_UNAUTHORIZED, "agent login token required");

@@ -164,10 +164,15 @@ it('Redis frozen (SIGSTOP): sends get unavailable within the ping deadline, then
             { timeout: 20_000 * SCALE, interval: 200, what: 'send to work again after SIGCONT' },
         );
         assert.equal(retry.message.seq, 2);
-        await a.waitFor(isMsg(cid, (m) => m.seq === 2), { timeout: 12_000 * SCALE, what: 'live delivery after the freeze' });
+        // Seq 2 may have been published while a node's subscriber was reconnecting. Once the
+        // next message arrives, the agent must have both, in order (gap backfill, P4/F10).
+        const next = (await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: 'after the freeze' })).message;
+        assert.equal(next.seq, 3);
+        await a.waitFor(isMsg(cid, (m) => m.seq === 3), { timeout: 12_000 * SCALE, what: 'live delivery after the freeze' });
+        assert.deepEqual(a.messages(cid).map((m) => m.seq), [2, 3], 'agent got seq 2 (live or backfilled) before seq 3');
         const hist = await a.ok({ type: 'history', conversation_id: cid });
         assert.equal(hist.messages.filter((m) => m.client_msg_id === id).length, 1);
-        assert.deepEqual(hist.messages.map((m) => m.seq), [1, 2]);
+        assert.deepEqual(hist.messages.map((m) => m.seq), [1, 2, 3]);
         await waitUntil(async () => (await env.http(n1, '/healthz')).status === 200, { timeout: 12_000 * SCALE, what: 'healthz 200 after the freeze' });
     } finally {
         if (!resumed) env.redis.resume();

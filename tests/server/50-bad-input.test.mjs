@@ -228,14 +228,16 @@ it('one bad connection of each kind at once does not disturb the healthy pair', 
 
 it('rate limit: beyond the burst requests get rate_limited, repeated strikes close 4429', async () => {
     const c = await offender(2); // hello + conversation.start used 2 of the 6 tokens
+    // Within the burst requests pass.
+    for (let i = 0; i < 2; i++) await c.ok({ type: 'history', conversation_id: c.cid });
     const from = c.mark();
+    // A flood: immediate rate_limited errors, then close 4429 after rate_strikes (3) in a row.
+    // (Replies to the few requests that still fit may be dropped by the close.)
     for (let i = 0; i < 12; i++) c.send({ type: 'history', rid: `rl${i}`, conversation_id: c.cid });
     const cl = await c.waitClose(10_000).catch((e) => e);
-    const replies = c.frames.slice(from).filter((f) => typeof f.rid === 'string' && f.rid.startsWith('rl'));
-    const oks = replies.filter((f) => f.type === 'ok').length;
-    const limited = replies.filter((f) => f.type === 'error' && f.code === 'rate_limited').length;
-    assert.ok(oks >= 1 && oks <= 6, `within the burst some requests pass (${oks} ok)`);
-    assert.ok(limited >= 1, `the rest get rate_limited (${limited}); frames: ${c.describe(14)}`);
+    const limited = c.frames.slice(from).filter((f) => f.type === 'error' && f.code === 'rate_limited');
+    assert.ok(limited.length >= 1, `the flood gets rate_limited errors; frames: ${c.describe(14)}`);
+    assert.ok(limited.every((f) => typeof f.rid === 'string' && f.rid.startsWith('rl')), 'rate_limited errors echo the rid');
     assert.ok(!(cl instanceof Error), `closed after repeated strikes: ${cl.message ?? ''}`);
     assert.equal(cl.code, 4429);
     await healthyExchange();

@@ -66,6 +66,10 @@ static json_t *req_to_json(const cd_req *r)
     json_object_set_new(o, "user_name", str_or_null(r->user_name));
     json_object_set_new(o, "user_email", str_or_null(r->user_email));
     json_object_set_new(o, "user_hash", str_or_null(r->user_hash));
+    json_object_set_new(o, "page_url", str_or_null(r->page_url));
+    json_object_set_new(o, "page_title", str_or_null(r->page_title));
+    json_object_set_new(o, "page_referrer", str_or_null(r->page_referrer));
+    json_object_set_new(o, "attributes_json", str_or_null(r->attributes_json));
     json_object_set_new(o, "resume", res);
     json_object_set_new(o, "form_name", str_or_null(r->form_name));
     json_object_set_new(o, "form_email", str_or_null(r->form_email));

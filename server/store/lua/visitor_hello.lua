@@ -1,6 +1,8 @@
--- ARGV: P, site, vid (from a valid token, or ''), user_id (verified, or ''), name, email, new_vid, now, max_convs
+-- ARGV: P, site, vid (from a valid token, or ''), user_id (verified, or ''), name, email, new_vid, now, max_convs,
+--       page url, page title, referrer, attributes (compact JSON object or '')
 local site, vid, uid, name, email, new_vid, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local max_convs = tonumber(ARGV[9])
+local page_url, page_title, referrer, attrs = ARGV[10], ARGV[11], ARGV[12], ARGV[13]
 if redis.call('EXISTS', P .. 'site:' .. site) == 0 then return fail('unauthorized', 'unknown site') end
 local created = false
 if uid ~= '' then
@@ -24,6 +26,9 @@ if redis.call('EXISTS', vkey) == 0 then
 end
 if name ~= '' then redis.call('HSET', vkey, 'name', name) end
 if email ~= '' then redis.call('HSET', vkey, 'email', email) end
+if page_url ~= '' then redis.call('HSET', vkey, 'page_url', page_url, 'page_title', page_title, 'referrer', referrer) end
+if attrs ~= '' then redis.call('HSET', vkey, 'attributes', attrs) end
+redis.call('HSET', vkey, 'last_seen_at', now)
 local v = hgetall(vkey)
 local convs = {}
 for _, cid in ipairs(redis.call('ZREVRANGE', vkey .. ':convs', 0, max_convs - 1)) do
@@ -35,5 +40,6 @@ for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) 
   if redis.call('HGET', P .. 'agent:' .. aid, 'status') == 'online' then online = true break end
 end
 return '{"visitor":{"id":' .. S(vid) .. ',"name":' .. J(v.name) .. ',"email":' .. J(v.email) ..
-  ',"user_id":' .. J(v.user_id) .. '},"created":' .. tostring(created) ..
+  ',"user_id":' .. J(v.user_id) .. ',"attributes":' .. ((v.attributes and v.attributes ~= '') and v.attributes or '{}') ..
+  '},"created":' .. tostring(created) ..
   ',"conversations":[' .. table.concat(convs, ',') .. '],"agents_online":' .. tostring(online) .. '}'
