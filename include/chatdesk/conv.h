@@ -40,6 +40,9 @@ typedef struct cd_conv_result {
     char *raw_agent;        /* "agent" object */
     char *raw_conversations; /* "conversations" array */
     char *raw_messages;     /* "messages" array */
+    char *raw_queue;        /* agent_get: "queue" array of waiting conversations */
+    char **items;           /* timers_claim: "kind|id" */
+    size_t n_items;
     cd_conv_ref *convs;     /* ids in "conversations" (or the one "conversation") */
     size_t n_convs;
     char visitor_id[80];
@@ -90,6 +93,20 @@ int cd_conv_csat(cd_store *st, const char *vid, const cd_req *req, cd_conv_cb cb
 int cd_conv_presence(cd_store *st, const char *aid, const char *status, cd_conv_cb cb, void *ud);
 int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_conv_cb cb, void *ud);
 int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb, void *ud);
+/* To req->agent_id, or to req->team (escalation), with req->note kept as a private note. */
+int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
+                     void *ud);
+/* This node vouches for the agents' live connections until expiry_ms. */
+int cd_conv_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, const char *const *agent_ids, size_t n,
+                           cd_conv_cb cb, void *ud);
+/* Expire presence: all due agents (node/agent NULL), or one node's entry for one agent. */
+int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id, cd_conv_cb cb, void *ud);
+/* Claim due timers with a lease: res->items are "kind|id". */
+int cd_conv_timers_claim(cd_store *st, int64_t lease_ms, int max, cd_conv_cb cb, void *ud);
+/* Timer handler "autoclose|<cid>": close a conversation still resolved. */
+int cd_conv_autoclose(cd_store *st, const char *cid, cd_conv_cb cb, void *ud);
+/* Assign waiting conversations of a site (NULL: every site) to agents with capacity. */
+int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud);
 /* by: "email" or "id"; with_convs: include the agent's open conversations. */
 int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, cd_conv_cb cb, void *ud);
 int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud);

@@ -84,6 +84,7 @@ typedef struct cd_req {
     /* conversation.start "form" (every field optional) */
     const char *form_name, *form_email, *form_category, *form_subject, *form_message;
     cd_priority form_priority; /* CD_PRIO_NONE when absent */
+    const char *form_locale;   /* extension: the visitor's language for system messages */
 
     /* most conversation frames */
     const char *conversation_id;

@@ -32,7 +32,7 @@ typedef struct cd_node_stats {
         resume_recovered, resume_reset, slow_consumer_closes, rate_limited, hello_timeouts;
 } cd_node_stats;
 
-cd_node *cd_node_create(struct uv_loop_s *loop, const cd_config *cfg, cd_store *st, cd_hub *hub,
+cd_node *cd_node_create(struct uv_loop_s *loop, const cd_config *cfg, const char *node_id, cd_store *st, cd_hub *hub,
                         const cd_session_io *io);
 void cd_node_destroy(cd_node *n);
 /* Store came up: load keys and sites. */

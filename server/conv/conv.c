@@ -78,6 +78,8 @@ static void result_cleanup(cd_conv_result *r)
     free(r->raw_agent);
     free(r->raw_conversations);
     free(r->raw_messages);
+    free(r->raw_queue);
+    free_strs(r->items, r->n_items);
     cd_free(r->keys);
     cd_conv_sites_free(r->sites, r->n_sites);
     cd_free(r->convs);
@@ -118,6 +120,10 @@ static void parse_ok(cd_conv_result *r, json_t *root)
     }
     if ((v = json_object_get(root, "messages")))
         r->raw_messages = dump(v);
+    if ((v = json_object_get(root, "queue")))
+        r->raw_queue = dump(v);
+    if ((v = json_object_get(root, "timers")))
+        r->items = str_array(v, &r->n_items);
     if ((v = json_object_get(root, "pw")) && json_is_string(v))
         r->pw = cd_strdup(json_string_value(v));
     if ((v = json_object_get(root, "last_seq")) && json_is_integer(v))
@@ -225,10 +231,11 @@ int cd_conv_visitor_hello(cd_store *st, const cd_config *cfg, const char *site, 
 int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const cd_req *req,
                   cd_conv_cb cb, void *ud)
 {
-    char cid[64], epoch[40], msg_id[64], now[24], retain[24];
+    char cid[64], epoch[40], msg_id[64], ack_id[64], now[24], retain[24];
     cd_id_new("c", cid, sizeof cid);
     cd_random_hex(epoch, 8);
     cd_id_new("m", msg_id, sizeof msg_id);
+    cd_id_new("m", ack_id, sizeof ack_id);
     const char *args[] = {site,
                           vid,
                           cid,
@@ -242,8 +249,10 @@ int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const ch
                           req->form_message,
                           msg_id,
                           "",
-                          I64(retain, cfg->history_retain)};
-    return run(st, "conv_start", 14, args, cb, ud);
+                          I64(retain, cfg->history_retain),
+                          ack_id,
+                          req->form_locale ? req->form_locale : "en"};
+    return run(st, "conv_start", 16, args, cb, ud);
 }
 
 int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
@@ -330,6 +339,59 @@ int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_
     int rc = run(st, "conv_update", 7, args, cb, ud);
     free(tags);
     return rc;
+}
+
+int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
+                     void *ud)
+{
+    char note_id[64], now[24], retain[24];
+    cd_id_new("m", note_id, sizeof note_id);
+    const char *args[] = {req->conversation_id, a->id,   a->name, req->agent_id,         req->team,
+                          req->note,            note_id, I64(now, cd_now_ms()), I64(retain, cfg->history_retain)};
+    return run(st, "conv_transfer", 9, args, cb, ud);
+}
+
+int cd_conv_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, const char *const *agent_ids, size_t n,
+                           cd_conv_cb cb, void *ud)
+{
+    char exp[24], now[24];
+    const char **args = cd_calloc(n + 3, sizeof *args);
+    args[0] = node;
+    args[1] = I64(exp, expiry_ms);
+    args[2] = I64(now, cd_now_ms());
+    for (size_t i = 0; i < n; i++)
+        args[3 + i] = agent_ids[i];
+    int rc = run(st, "presence_touch", (int)(n + 3), args, cb, ud);
+    cd_free(args);
+    return rc;
+}
+
+int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id, cd_conv_cb cb, void *ud)
+{
+    char now[24];
+    const char *args[] = {I64(now, cd_now_ms()), node ? node : "", agent_id ? agent_id : ""};
+    return run(st, "presence_sweep", 3, args, cb, ud);
+}
+
+int cd_conv_timers_claim(cd_store *st, int64_t lease_ms, int max, cd_conv_cb cb, void *ud)
+{
+    char now[24], lease[24], mx[24];
+    const char *args[] = {I64(now, cd_now_ms()), I64(lease, lease_ms), I64(mx, max)};
+    return run(st, "timers_claim", 3, args, cb, ud);
+}
+
+int cd_conv_autoclose(cd_store *st, const char *cid, cd_conv_cb cb, void *ud)
+{
+    char now[24];
+    const char *args[] = {cid, I64(now, cd_now_ms())};
+    return run(st, "conv_autoclose", 2, args, cb, ud);
+}
+
+int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud)
+{
+    char now[24];
+    const char *args[] = {site ? site : "", I64(now, cd_now_ms())};
+    return run(st, "route_drain", 2, args, cb, ud);
 }
 
 int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, cd_conv_cb cb, void *ud)

@@ -41,6 +41,7 @@
 #define MAX_MSG_ID    64   /* client_msg_id bytes (PROTOCOL.md: at most 64) */
 #define MAX_TAG       64   /* one tag's bytes */
 #define DEFAULT_LIMIT 50
+#define MAX_LOCALE     16   /* conversation.start form.locale ("zh-CN", "en") */
 #define MAX_PAGE       2048 /* hello page.url/title/referrer bytes */
 #define MAX_ATTRS      20   /* hello attributes members */
 #define MAX_ATTR_KEY   64
@@ -377,6 +378,7 @@ static cd_err dec_conv_start(dec *d, json_t *o)
     TRY(STRN(d, form, "category", "form.category", false, 0, lim->max_field, &r->form_category));
     TRY(STRN(d, form, "subject", "form.subject", false, 0, lim->max_field, &r->form_subject));
     TRY(get_priority(d, form, "priority", &r->form_priority, "invalid form.priority"));
+    TRY(STRN(d, form, "locale", "form.locale", false, 0, MAX_LOCALE, &r->form_locale));
     /* The first message: like a message body it is trimmed and capped by
      * max_body (too_large), but empty or blank just means "no message". */
     TRY(STRN(d, form, "message", "form.message", false, 0, SIZE_MAX, &msg));

@@ -141,7 +141,7 @@ int cd_server_run(cd_config *cfg)
     cd_store_on_state(sv.st, on_store_state, &sv);
     sv.bus = cd_bus_create(&sv.loop, cfg, sv.st, sv.node_id, on_bus_message, on_bus_state, &sv);
     sv.hub = cd_hub_create(sv.bus);
-    sv.node = cd_node_create(&sv.loop, cfg, sv.st, sv.hub, &cd_ws_io);
+    sv.node = cd_node_create(&sv.loop, cfg, sv.node_id, sv.st, sv.hub, &cd_ws_io);
     if (!sv.bus || !sv.node)
         return 2;
 

@@ -9,6 +9,7 @@
 #include "session_int.h"
 
 static void load_sites(cd_node *n);
+static void periodic(cd_node *n, uint64_t now);
 
 static void on_keys(void *ud, cd_conv_result *r)
 {
@@ -74,6 +75,7 @@ static void on_sweep(uv_timer_t *t)
     cd_node *n = t->data;
     uint64_t now = cd_mono_ms();
     cd_session__sweep(n, now);
+    periodic(n, now);
     if (cd_store_up(n->st)) {
         load_keys(n);
         if (now - n->sites_loaded_at > (uint64_t)n->cfg->site_cache_refresh_s * 1000)
@@ -81,11 +83,99 @@ static void on_sweep(uv_timer_t *t)
     }
 }
 
+static void on_ignore(void *ud, cd_conv_result *r)
+{
+    (void)ud;
+    if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE)
+        cd_log_warn("background script failed: %s %s", cd_err_name(r->err), r->message ? r->message : "");
+}
+
 static void on_sites_event(cd_hub_sub *sub, const cd_hub_event *ev)
 {
     cd_node *n = CD_CONTAINER_OF(sub, cd_node, sites_sub);
     (void)ev;
     load_sites(n);
+    /* settings or capacity may have changed: assign what waits (atomic, idempotent) */
+    cd_conv_route_drain(n->st, NULL, on_ignore, NULL);
+}
+
+/* ---------- presence: this node vouches for its connected agents ---------- */
+
+static void beat(cd_node *n)
+{
+    const char *ids[256];
+    size_t k = 0, it;
+    int64_t expiry = (int64_t)cd_now_ms() + n->cfg->presence_ttl_s * 1000;
+    for (cd_map_entry *e = cd_map_first(&n->agents, &it); e; e = cd_map_next(&n->agents, e, &it)) {
+        ids[k++] = e->key;
+        if (k == CD_ARRAY_LEN(ids)) {
+            cd_conv_presence_touch(n->st, n->node_id, expiry, ids, k, on_ignore, NULL);
+            k = 0;
+        }
+    }
+    if (k)
+        cd_conv_presence_touch(n->st, n->node_id, expiry, ids, k, on_ignore, NULL);
+}
+
+void cd_session__agent_up(cd_node *n, const char *aid)
+{
+    size_t kl = strlen(aid);
+    uintptr_t c = (uintptr_t)cd_map_get(&n->agents, aid, kl);
+    cd_map_put(&n->agents, aid, kl, (void *)(c + 1));
+    if (c == 0) {
+        const char *ids[] = {aid};
+        int64_t expiry = (int64_t)cd_now_ms() + n->cfg->presence_ttl_s * 1000;
+        cd_conv_presence_touch(n->st, n->node_id, expiry, ids, 1, on_ignore, NULL);
+    }
+}
+
+void cd_session__agent_down(cd_node *n, const char *aid)
+{
+    size_t kl = strlen(aid);
+    uintptr_t c = (uintptr_t)cd_map_get(&n->agents, aid, kl);
+    if (c > 1) {
+        cd_map_put(&n->agents, aid, kl, (void *)(c - 1));
+        return;
+    }
+    cd_map_del(&n->agents, aid, kl);
+    /* its last connection here: this node no longer vouches (offline if no other node does) */
+    cd_conv_presence_sweep(n->st, n->node_id, aid, on_ignore, NULL);
+}
+
+/* ---------- timers: claim due deadlines with a lease, run their handlers ---------- */
+
+static void on_timers(void *ud, cd_conv_result *r)
+{
+    cd_node *n = ud;
+    n->timer_poll_busy = false;
+    if (r->err != CD_ERR_OK)
+        return;
+    for (size_t i = 0; i < r->n_items; i++) {
+        const char *item = r->items[i];
+        if (strncmp(item, "autoclose|", 10) == 0)
+            cd_conv_autoclose(n->st, item + 10, on_ignore, NULL);
+        else
+            cd_log_warn("timer of unknown kind: %s", item);
+    }
+}
+
+static void periodic(cd_node *n, uint64_t now)
+{
+    if (!cd_store_up(n->st))
+        return;
+    if (now - n->last_beat >= (uint64_t)n->cfg->presence_beat_s * 1000) {
+        n->last_beat = now;
+        beat(n);
+    }
+    if (now - n->last_presence_sweep >= 2000) {
+        n->last_presence_sweep = now;
+        cd_conv_presence_sweep(n->st, NULL, NULL, on_ignore, NULL);
+    }
+    if (!n->timer_poll_busy && now - n->last_timer_poll >= (uint64_t)n->cfg->timer_poll_ms) {
+        n->last_timer_poll = now;
+        if (cd_conv_timers_claim(n->st, n->cfg->timer_lease_ms, 50, on_timers, n) == 0)
+            n->timer_poll_busy = true;
+    }
 }
 
 static char **split_csv(const char *s, size_t *n)
@@ -111,9 +201,12 @@ static char **split_csv(const char *s, size_t *n)
     return out;
 }
 
-cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, cd_store *st, cd_hub *hub, const cd_session_io *io)
+cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_id, cd_store *st, cd_hub *hub,
+                        const cd_session_io *io)
 {
     cd_node *n = cd_calloc(1, sizeof *n);
+    cd_strlcpy(n->node_id, node_id, sizeof n->node_id);
+    cd_map_init(&n->agents);
     n->loop = loop;
     n->cfg = cfg;
     n->st = st;
@@ -147,6 +240,7 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, cd_store *st, cd_
 static void on_sweep_closed(uv_handle_t *h)
 {
     cd_node *n = h->data;
+    cd_map_cleanup(&n->agents);
     cd_conv_sites_free(n->sites, n->n_sites);
     for (size_t i = 0; i < n->n_agent_origins; i++)
         cd_free(n->agent_origins[i]);
@@ -165,10 +259,13 @@ void cd_node_destroy(cd_node *n)
 
 void cd_node_on_store(cd_node *n, bool up)
 {
-    if (!up)
+    if (!up) {
+        n->timer_poll_busy = false;
         return;
+    }
     load_keys(n);
     load_sites(n);
+    n->last_beat = 0; /* vouch for our agents again at once */
 }
 
 void cd_node_on_bus(cd_node *n, bool up)

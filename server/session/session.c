@@ -1,5 +1,6 @@
 /* cd_session: one connection's protocol state. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "chatdesk/clock.h"
@@ -85,6 +86,10 @@ void cd_session_detach(cd_session *s)
     if (s->next)
         s->next->prev = s->prev;
     n->nsessions--;
+    if (s->presence_counted) {
+        s->presence_counted = false;
+        cd_session__agent_down(n, s->id);
+    }
     s->conn = NULL;
     s->state = SESS_CLOSING;
     sub_free_all(s); /* no more events for a dead connection */
@@ -186,6 +191,8 @@ static bool excluded(cd_session *s, const cd_hub_event *ev)
 {
     if (!ev->exclude)
         return false;
+    if (ev->exclude_len > 5 && memcmp(ev->exclude, "join:", 5) == 0)
+        return false;
     if (ev->exclude_len > 5 && memcmp(ev->exclude, "conv:", 5) == 0) {
         char cid[80];
         size_t n = ev->exclude_len - 5;
@@ -196,6 +203,24 @@ static bool excluded(cd_session *s, const cd_hub_event *ev)
         return find_conv(s, cid) != NULL;
     }
     return ev->exclude_len == strlen(s->author_key) && memcmp(ev->exclude, s->author_key, ev->exclude_len) == 0;
+}
+
+static sess_sub *join_conv(cd_session *s, const char *cid, int64_t last_seq);
+
+/* "join:<cid>:<last_seq>" on an agent channel event (conversation.assigned): the agent's
+ * sessions start following the conversation from that seq. */
+static void follow(cd_session *s, const char *meta, size_t len)
+{
+    char buf[100];
+    if (len >= sizeof buf)
+        return;
+    memcpy(buf, meta, len);
+    buf[len] = '\0';
+    char *colon = strrchr(buf, ':');
+    if (!colon)
+        return;
+    *colon = '\0';
+    join_conv(s, buf, strtoll(colon + 1, NULL, 10));
 }
 
 static void on_event(cd_hub_sub *hs, const cd_hub_event *ev)
@@ -225,6 +250,8 @@ static void on_event(cd_hub_sub *hs, const cd_hub_event *ev)
     if (excluded(s, ev))
         return;
     enqueue(s, cd_frame_ref(ev->frame));
+    if (!sub->is_conv && ev->exclude_len > 5 && memcmp(ev->exclude, "join:", 5) == 0)
+        follow(s, ev->exclude + 5, ev->exclude_len - 5);
 }
 
 static sess_sub *find_conv(cd_session *s, const char *cid)
@@ -255,7 +282,7 @@ static sess_sub *join(cd_session *s, const char *topic, bool is_conv, const char
 
 static sess_sub *join_conv(cd_session *s, const char *cid, int64_t last_seq)
 {
-    char topic[128];
+    char topic[160];
     snprintf(topic, sizeof topic, "conv:%s", cid);
     return join(s, topic, true, cid, last_seq);
 }
@@ -578,8 +605,12 @@ static void on_agent_hello(void *ud, cd_conv_result *r)
     cd_frame_append_str(f, r->raw_agent);
     cd_frame_append_str(f, ",\"conversations\":");
     cd_frame_append_str(f, r->raw_conversations ? r->raw_conversations : "[]");
+    cd_frame_append_str(f, ",\"queue\":");
+    cd_frame_append_str(f, r->raw_queue ? r->raw_queue : "[]");
     cd_frame_append_str(f, "}");
     enqueue(s, f);
+    s->presence_counted = true;
+    cd_session__agent_up(s->node, s->id);
     start_resumes(s, &h->req);
 done:
     cd_free(h->req.resume);
@@ -667,11 +698,25 @@ static void on_plain(void *ud, cd_conv_result *r)
     }
     switch (o->type) {
     case CD_FRAME_CONV_START: {
-        if (r->n_convs)
-            join_conv(s, r->convs[0].id, r->last_seq);
-        const char *keys[] = {"conversation", "message"};
-        const char *raws[] = {r->raw_conversation, r->raw_message};
-        send_ok(s, RID(o), r->raw_message ? 2 : 1, keys, raws);
+        /* follow from the visitor's own first message: what the start added after it (the
+         * auto-acknowledgement) is replayed from history right away */
+        if (r->n_convs) {
+            sess_sub *sub = join_conv(s, r->convs[0].id, r->seq);
+            if (r->last_seq > sub->last_seq)
+                backfill(sub);
+        }
+        const char *keys[3] = {"conversation"};
+        const char *raws[3] = {r->raw_conversation};
+        size_t n = 1;
+        if (r->raw_message) {
+            keys[n] = "message";
+            raws[n++] = r->raw_message;
+        }
+        if (r->raw_queue && strcmp(r->raw_queue, "null") != 0) {
+            keys[n] = "queue";
+            raws[n++] = r->raw_queue;
+        }
+        send_ok(s, RID(o), n, keys, raws);
         break;
     }
     case CD_FRAME_MSG_SEND: {
@@ -696,6 +741,7 @@ static void on_plain(void *ud, cd_conv_result *r)
     }
     case CD_FRAME_CONV_ACCEPT:
     case CD_FRAME_CONV_UPDATE:
+    case CD_FRAME_CONV_TRANSFER:
     case CD_FRAME_CSAT: {
         if (o->type == CD_FRAME_CONV_ACCEPT && !find_conv(s, o->cid))
             join_conv(s, o->cid, r->last_seq);
@@ -779,9 +825,10 @@ static void handle_request(cd_session *s, const cd_req *req)
         rc = cd_conv_update(n->st, &a, req, on_plain, o);
         break;
     case CD_FRAME_CONV_TRANSFER:
-        send_error(s, req->rid, CD_ERR_BAD_REQUEST, "conversation.transfer arrives with routing");
-        op_done(o);
-        return;
+        if (!agent)
+            goto forbidden;
+        rc = cd_conv_transfer(n->st, n->cfg, &a, req, on_plain, o);
+        break;
     case CD_FRAME_HELLO:
         send_error(s, req->rid, CD_ERR_BAD_REQUEST, "hello was already sent");
         op_done(o);

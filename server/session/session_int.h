@@ -53,6 +53,7 @@ struct cd_session {
     outq_item *qhead, *qtail;
     size_t qcount, qbytes;
 
+    bool presence_counted; /* agent: counted in the node's presence map */
     int close_code;
     char close_reason[64];
     bool close_flush;
@@ -80,10 +81,17 @@ struct cd_node {
     uint64_t sites_loaded_at;
     cd_hub_sub sites_sub;
     cd_node_stats stats;
+    char node_id[128];
+    cd_map agents; /* agent id -> live local connections (uintptr_t) */
+    uint64_t last_beat, last_presence_sweep, last_timer_poll;
+    bool timer_poll_busy;
 };
 
 const cd_conv_site *cd_session__site(cd_node *n, const char *key);
 void cd_session__sweep(cd_node *n, uint64_t now);
 void cd_session__resync(cd_session *s);
+/* An agent session became active / went away on this node (presence). */
+void cd_session__agent_up(cd_node *n, const char *aid);
+void cd_session__agent_down(cd_node *n, const char *aid);
 
 #endif

@@ -90,3 +90,154 @@ local function append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain)
   pub('conv:' .. c.id, seq, priv == '1' and 'a' or '*', '-', frame)
   return seq, mj
 end
+-- ---------- routing (issue 3): queues, capacity, assignment ----------
+local function team_of(t) return (t and t ~= '') and t or '_' end
+local function qkey(site, team) return P .. 'site:' .. site .. ':queue:' .. team_of(team) end
+local function site_teams(site)
+  local out = {'_'}
+  for _, t in ipairs(redis.call('HKEYS', P .. 'site:' .. site .. ':teams')) do table.insert(out, t) end
+  return out
+end
+local function json_list(s)
+  if not s or s == '' then return {} end
+  local ok, v = pcall(cjson.decode, s)
+  if ok and type(v) == 'table' then return v end
+  return {}
+end
+local function agent_in_team(a, team)
+  if team_of(team) == '_' then return true end
+  for _, t in ipairs(json_list(a.teams)) do if t == team then return true end end
+  return false
+end
+-- Load = assigned conversations that are open or pending (agent:<id>:active);
+-- agent:<id>:convs also keeps resolved ones until they close.
+local function agent_load(aid) return redis.call('SCARD', P .. 'agent:' .. aid .. ':active') end
+-- The least-loaded online agent of the team with free capacity; among equals the one
+-- assigned longest ago (round robin), then the smallest id (deterministic).
+local function pick_agent(site, team)
+  local best, best_load, best_at
+  for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
+    local a = hgetall(P .. 'agent:' .. aid)
+    if a and a.status == 'online' and a.disabled ~= '1' and agent_in_team(a, team) then
+      local load = agent_load(aid)
+      if load < tonumber(a.max_chats or '5') then
+        local at = tonumber(a.last_assigned_at or '0')
+        if not best or load < best_load or (load == best_load and (at < best_at or (at == best_at and aid < best))) then
+          best, best_load, best_at = aid, load, at
+        end
+      end
+    end
+  end
+  return best
+end
+local function online_agents(site, team)
+  local n = 0
+  for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
+    local a = hgetall(P .. 'agent:' .. aid)
+    if a and a.status == 'online' and agent_in_team(a, team) then n = n + 1 end
+  end
+  return n
+end
+-- Tell the site's agents the queue's size, and each waiting visitor its position and an
+-- estimated wait (the site's moving average wait, scaled by position over online agents).
+local function queue_changed(site, team)
+  local key = qkey(site, team)
+  local size = redis.call('ZCARD', key)
+  local head = redis.call('ZRANGE', key, 0, 49)
+  local oldest = 'null'
+  if #head > 0 then oldest = N(redis.call('HGET', ckey(head[1]), 'created_at')) end
+  pub('site:' .. site, 0, 'a', '-', '{"type":"queue.updated","site":' .. S(site) .. ',"team":' ..
+    J(team_of(team) ~= '_' and team or nil) .. ',"size":' .. I(size) .. ',"oldest_created_at":' .. oldest .. '}')
+  local avg = tonumber(redis.call('HGET', P .. 'site:' .. site, 'avg_wait_ms') or '0')
+  if avg <= 0 then avg = 60000 end
+  local agents = online_agents(site, team)
+  for i, cid in ipairs(head) do
+    local eta = 'null'
+    if agents > 0 then eta = I(math.floor(avg * i / agents)) end
+    pub('conv:' .. cid, 0, '*', '-', '{"type":"conversation.queue","conversation_id":' .. S(cid) ..
+      ',"position":' .. I(i) .. ',"size":' .. I(size) .. ',"estimated_wait_ms":' .. eta .. '}')
+  end
+end
+-- Give conversation c to agent aid. Publishes to the conversation, the site and the agent
+-- (the agent channel's header names the conversation so the agent's sessions follow it).
+local function assign_to(c, aid, now)
+  local aname = redis.call('HGET', P .. 'agent:' .. aid, 'name') or ''
+  local key = ckey(c.id)
+  local prev = c.assignee
+  if prev and prev ~= '' and prev ~= aid then
+    redis.call('SREM', P .. 'agent:' .. prev .. ':convs', c.id)
+    redis.call('SREM', P .. 'agent:' .. prev .. ':active', c.id)
+  end
+  redis.call('ZREM', qkey(c.site, c.team), c.id)
+  c.assignee, c.assignee_name, c.updated_at = aid, aname, now
+  if c.status == 'queued' then
+    c.status = 'open'
+    local wait = tonumber(now) - tonumber(c.created_at)
+    local skey = P .. 'site:' .. c.site
+    local avg = tonumber(redis.call('HGET', skey, 'avg_wait_ms') or '0')
+    if avg <= 0 then avg = wait else avg = math.floor(avg * 0.8 + wait * 0.2) end
+    redis.call('HSET', skey, 'avg_wait_ms', I(avg))
+  end
+  redis.call('HSET', key, 'assignee', aid, 'assignee_name', aname, 'status', c.status, 'updated_at', now,
+    'assigned_at', now)
+  redis.call('SADD', P .. 'agent:' .. aid .. ':convs', c.id)
+  if c.status == 'open' or c.status == 'pending' then redis.call('SADD', P .. 'agent:' .. aid .. ':active', c.id) end
+  redis.call('HSET', P .. 'agent:' .. aid, 'last_assigned_at', now)
+  conv_updated(c, true)
+  pub('agent:' .. aid, 0, 'a', 'join:' .. c.id .. ':' .. (c.last_seq or '0'),
+    '{"type":"conversation.assigned","conversation":' .. conv_json(c) .. '}')
+end
+local function auto_assign_on(site)
+  return redis.call('HGET', P .. 'site:' .. site, 'auto_assign') ~= '0'
+end
+-- Assign waiting conversations of one queue, in order, while someone has capacity.
+local function drain(site, team, now)
+  if not auto_assign_on(site) then return 0 end
+  local key = qkey(site, team)
+  local n = 0
+  while n < 200 do
+    local head = redis.call('ZRANGE', key, 0, 0)
+    if #head == 0 then break end
+    local c = hgetall(ckey(head[1]))
+    if not c or c.status ~= 'queued' then
+      redis.call('ZREM', key, head[1])
+    else
+      local aid = pick_agent(site, team)
+      if not aid then break end
+      assign_to(c, aid, now)
+      n = n + 1
+    end
+  end
+  if n > 0 then queue_changed(site, team) end
+  return n
+end
+local function drain_site(site, now)
+  local n = 0
+  for _, t in ipairs(site_teams(site)) do n = n + drain(site, t, now) end
+  return n
+end
+local function enqueue(c, now)
+  c.status = 'queued'
+  redis.call('ZADD', qkey(c.site, c.team), queue_score(c.priority, c.created_at), c.id)
+end
+-- Capacity freed or an agent came online: drain every queue of the agent's sites.
+local function drain_agent_sites(aid, now)
+  local sites = json_list(redis.call('HGET', P .. 'agent:' .. aid, 'sites'))
+  for _, s in ipairs(sites) do drain_site(s, now) end
+end
+-- A conversation leaves its agent's load (resolved, closed, transferred away): drain.
+-- forget: also drop it from the agent's list (closed, transferred).
+local function release(c, now, forget)
+  local aid = c.assignee
+  if aid and aid ~= '' then
+    redis.call('SREM', P .. 'agent:' .. aid .. ':active', c.id)
+    if forget then redis.call('SREM', P .. 'agent:' .. aid .. ':convs', c.id) end
+    drain_agent_sites(aid, now)
+  end
+end
+-- Timers (deadlines in a zset, claimed with a lease by timers_claim.lua).
+local function timer_set(kind, id, due) redis.call('ZADD', P .. 'timers', due, kind .. '|' .. id) end
+local function timer_clear(kind, id)
+  redis.call('ZREM', P .. 'timers', kind .. '|' .. id)
+  redis.call('ZREM', P .. 'timers:leased', kind .. '|' .. id)
+end

@@ -19,5 +19,18 @@ if with_convs == '1' then
     if c and c.status ~= 'closed' and c.assignee == aid then table.insert(convs, conv_json(c)) end
   end
   out = out .. ',"conversations":[' .. table.concat(convs, ',') .. ']'
+  -- the current queue of the agent's teams (and the team-less queue) on its sites
+  local queue = {}
+  for _, s in ipairs(json_list(a.sites)) do
+    for _, t in ipairs(site_teams(s)) do
+      if agent_in_team(a, t) then
+        for _, qid in ipairs(redis.call('ZRANGE', qkey(s, t), 0, 99)) do
+          local q = hgetall(ckey(qid))
+          if q and q.status == 'queued' then table.insert(queue, conv_json(q)) end
+        end
+      end
+    end
+  end
+  out = out .. ',"queue":[' .. table.concat(queue, ',') .. ']'
 end
 return out .. '}'

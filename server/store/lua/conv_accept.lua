@@ -1,4 +1,5 @@
--- ARGV: P, cid, agent id, agent name, now
+-- ARGV: P, cid, agent id, agent name, now. Claiming from the queue (manual mode, or
+-- ahead of auto-assignment); the loser of a race gets conflict.
 local cid, aid, aname, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local key = ckey(cid)
 local c = hgetall(key)
@@ -9,13 +10,8 @@ if c.assignee and c.assignee ~= '' and c.assignee ~= aid then
   return fail('conflict', 'conversation is held by another agent')
 end
 if c.assignee ~= aid then
-  c.assignee, c.assignee_name = aid, aname
-  if c.status == 'queued' then c.status = 'open' end
-  c.updated_at = now
-  redis.call('HSET', key, 'assignee', aid, 'assignee_name', aname, 'status', c.status, 'updated_at', now)
-  redis.call('ZREM', P .. 'site:' .. c.site .. ':queue', cid)
-  redis.call('SADD', P .. 'agent:' .. aid .. ':convs', cid)
-  conv_updated(c, true)
-  pub('agent:' .. aid, 0, 'a', '-', '{"type":"conversation.assigned","conversation":' .. conv_json(c) .. '}')
+  local was_queued = c.status == 'queued'
+  assign_to(c, aid, now)
+  if was_queued then queue_changed(c.site, c.team) end
 end
 return '{"conversation":' .. conv_json(c) .. '}'

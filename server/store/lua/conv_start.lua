@@ -1,24 +1,35 @@
--- ARGV: P, site, vid, cid, epoch, now, name, email, category, priority, subject, message, msg_id, cmid, retain
+-- ARGV: P, site, vid, cid, epoch, now, name, email, category, priority, subject, message, msg_id, cmid, retain,
+--       ack_msg_id, locale
 local site, vid, cid, epoch, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local name, email, category, priority, subject, message = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
-local msg_id, cmid, retain = ARGV[13], ARGV[14], tonumber(ARGV[15])
+local msg_id, cmid, retain, ack_id, locale = ARGV[13], ARGV[14], tonumber(ARGV[15]), ARGV[16], ARGV[17]
 local vkey = P .. 'visitor:' .. vid
 local v = hgetall(vkey)
 if not v or v.site ~= site then return fail('forbidden', 'unknown visitor') end
+local skey = P .. 'site:' .. site
+local s = hgetall(skey)
+if not s then return fail('not_found', 'unknown site') end
 if name ~= '' then redis.call('HSET', vkey, 'name', name) v.name = name end
 if email ~= '' then redis.call('HSET', vkey, 'email', email) v.email = email end
 if priority == '' then priority = 'normal' end
 local key = ckey(cid)
 if redis.call('EXISTS', key) == 1 then return fail('conflict', 'conversation exists') end
+-- the site's category -> team map routes the conversation
+local team = ''
+if category ~= '' and s.category_teams and s.category_teams ~= '' then
+  local ok, map = pcall(cjson.decode, s.category_teams)
+  if ok and type(map) == 'table' and type(map[category]) == 'string' then team = map[category] end
+end
 local c = {id = cid, site = site, status = 'queued', priority = priority, category = category, subject = subject,
   tags = '[]', visitor = vid, visitor_name = v.name or '', visitor_email = v.email or '', created_at = now,
-  updated_at = now, last_seq = '0', epoch = epoch, assignee = '', assignee_name = '', team = ''}
+  updated_at = now, last_seq = '0', epoch = epoch, assignee = '', assignee_name = '', team = team,
+  locale = locale}
 local flat = {}
 for k, val in pairs(c) do table.insert(flat, k) table.insert(flat, val) end
 redis.call('HSET', key, unpack(flat))
 redis.call('ZADD', vkey .. ':convs', now, cid)
 redis.call('ZADD', P .. 'site:' .. site .. ':convs', now, cid)
-redis.call('ZADD', P .. 'site:' .. site .. ':queue', queue_score(priority, now), cid)
+enqueue(c, now)
 local mj = 'null'
 if message ~= '' then
   local _
@@ -27,4 +38,28 @@ end
 local cj = conv_json(c)
 pub('site:' .. site, 0, 'a', '-', '{"type":"conversation.queued","conversation":' .. cj .. '}')
 pub('visitor:' .. vid, 0, '*', '-', '{"type":"conversation.updated","conversation":' .. cj .. '}')
-return '{"conversation":' .. cj .. ',"message":' .. mj .. '}'
+drain(site, team, now)
+-- Auto-acknowledgement: a system message at once, with the queue position when waiting.
+local zh = string.sub(locale, 1, 2) == 'zh'
+local ack = (zh and s.ack_text_zh or s.ack_text_en) or ''
+if ack == '' then
+  ack = zh and '您好，您的消息已收到，客服将尽快为您服务。' or 'Thanks for your message! We have received it and an agent will be with you shortly.'
+end
+c.status = redis.call('HGET', key, 'status')
+local qj = 'null'
+if c.status == 'queued' then
+  local pos = redis.call('ZRANK', qkey(site, team), cid)
+  if pos then
+    local size = redis.call('ZCARD', qkey(site, team))
+    local agents = online_agents(site, team)
+    local avg = tonumber(s.avg_wait_ms or '0')
+    if avg <= 0 then avg = 60000 end
+    qj = '{"position":' .. I(pos + 1) .. ',"size":' .. I(size) .. ',"estimated_wait_ms":' ..
+      (agents > 0 and I(math.floor(avg * (pos + 1) / agents)) or 'null') .. '}'
+    ack = ack .. (zh and ('您当前排在第 ' .. I(pos + 1) .. ' 位。') or (' You are number ' .. I(pos + 1) .. ' in the queue.'))
+  end
+  queue_changed(site, team)
+end
+append_msg(c, ack_id, '', 'system', 'system', s.name or '', ack, '0', now, retain)
+c = hgetall(key)
+return '{"conversation":' .. conv_json(c) .. ',"message":' .. mj .. ',"queue":' .. qj .. '}'

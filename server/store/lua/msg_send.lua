@@ -29,7 +29,18 @@ if ak == 'agent' and priv == '0' then
   end
   if c.status == 'open' then c.status = 'pending' changed = true end
 elseif ak == 'visitor' then
-  if c.status == 'pending' or c.status == 'resolved' then c.status = 'open' changed = true end
+  if c.status == 'pending' or c.status == 'resolved' then
+    -- the customer replied: back to open; a resolved chat returns to its agent's load
+    if c.status == 'resolved' then
+      timer_clear('autoclose', cid)
+      if c.assignee and c.assignee ~= '' then
+        redis.call('SADD', P .. 'agent:' .. c.assignee .. ':active', cid)
+        redis.call('SADD', P .. 'agent:' .. c.assignee .. ':convs', cid)
+      end
+    end
+    c.status = 'open'
+    changed = true
+  end
 end
 redis.call('HSET', key, 'status', c.status, 'updated_at', now)
 if changed then conv_updated(c, true) end

@@ -1,0 +1,35 @@
+-- ARGV: P, now, node ('' for the periodic sweep), agent id ('' for all due)
+-- Drops expired presence entries (or one node's entry for one agent, when its last
+-- connection closed); an agent no node vouches for any more is offline.
+local now, node, only = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local ids
+if only ~= '' then
+  redis.call('HDEL', P .. 'presence:' .. only, node)
+  ids = {only}
+else
+  ids = redis.call('ZRANGEBYSCORE', P .. 'presence', '-inf', now, 'LIMIT', 0, 200)
+end
+local changed = 0
+for _, aid in ipairs(ids) do
+  local pkey = P .. 'presence:' .. aid
+  local r = redis.call('HGETALL', pkey)
+  local best = 0
+  for i = 1, #r, 2 do
+    local exp = tonumber(r[i + 1])
+    if exp <= now then redis.call('HDEL', pkey, r[i]) elseif exp > best then best = exp end
+  end
+  if best > 0 then
+    redis.call('ZADD', P .. 'presence', best, aid)
+  else
+    redis.call('ZREM', P .. 'presence', aid)
+    local akey = P .. 'agent:' .. aid
+    local a = hgetall(akey)
+    if a and a.status ~= 'offline' then
+      redis.call('HSET', akey, 'status', 'offline', 'status_at', ARGV[2])
+      local frame = '{"type":"presence.updated","agent_id":' .. S(aid) .. ',"status":"offline"}'
+      for _, s in ipairs(json_list(a.sites)) do pub('site:' .. s, 0, 'a', '-', frame) end
+      changed = changed + 1
+    end
+  end
+end
+return '{"changed":' .. I(changed) .. '}'
