@@ -12,9 +12,11 @@
 #include "chatdesk/config.h"
 #include "chatdesk/proto.h"
 #include "chatdesk/store.h"
+#include "chatdesk/ticket.h"
 
 typedef struct cd_conv_ref {
     char id[80];
+    char site[80];
     int64_t last_seq;
     char epoch[80];
 } cd_conv_ref;
@@ -29,6 +31,9 @@ typedef struct cd_conv_site {
     char **origins;
     size_t n_origins;
     char *secret; /* "" when identity verification is off */
+    cd_sla_calendar calendar; /* business hours of the site's SLA (24x7 when unset) */
+    char *intervals;          /* cached business intervals (node-owned), or NULL */
+    int64_t intervals_from, intervals_to;
 } cd_conv_site;
 
 typedef struct cd_conv_result {
@@ -55,6 +60,8 @@ typedef struct cd_conv_result {
     int64_t seq, last_seq;
     char epoch[80];
     bool recovered, duplicate, agents_online;
+    bool sla;      /* a ticket's SLA clocks need cd_conv_sla_sync */
+    char site[80]; /* msg_send: the conversation's site */
     char **frames; /* resume: message.created frames */
     size_t n_frames;
     cd_conv_key *keys; /* keys_init */
@@ -79,8 +86,9 @@ typedef struct cd_conv_author {
  * (user name/email, page, attributes) come from the hello request. */
 int cd_conv_visitor_hello(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const char *user_id,
                           const cd_req *hello, cd_conv_cb cb, void *ud);
+/* intervals: the site's business intervals (cd_sla_intervals) for a ticket made at once. */
 int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const cd_req *req,
-                  cd_conv_cb cb, void *ud);
+                  const char *intervals, cd_conv_cb cb, void *ud);
 int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
                  void *ud);
 int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int64_t before_seq, int limit,
@@ -105,6 +113,12 @@ int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id,
 int cd_conv_timers_claim(cd_store *st, int64_t lease_ms, int max, cd_conv_cb cb, void *ud);
 /* Timer handler "autoclose|<cid>": close a conversation still resolved. */
 int cd_conv_autoclose(cd_store *st, const char *cid, cd_conv_cb cb, void *ud);
+/* Tickets and SLA (timer handlers and clock re-alignment). */
+int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *cid, const char *intervals, cd_conv_cb cb,
+                           void *ud);
+int cd_conv_sla_sync(cd_store *st, const char *cid, const char *intervals, cd_conv_cb cb, void *ud);
+int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *cid, const char *kind, const char *level,
+                     cd_conv_cb cb, void *ud);
 /* Assign waiting conversations of a site (NULL: every site) to agents with capacity. */
 int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud);
 /* by: "email" or "id"; with_convs: include the agent's open conversations. */

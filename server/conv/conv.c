@@ -33,6 +33,7 @@ static void add_conv(cd_conv_result *r, json_t *c)
     memset(ref, 0, sizeof *ref);
     take_str(ref->id, sizeof ref->id, json_object_get(c, "id"));
     take_str(ref->epoch, sizeof ref->epoch, json_object_get(c, "epoch"));
+    take_str(ref->site, sizeof ref->site, json_object_get(c, "site"));
     ref->last_seq = json_integer_value(json_object_get(c, "last_seq"));
 }
 
@@ -64,6 +65,7 @@ void cd_conv_sites_free(cd_conv_site *sites, size_t n)
     for (size_t i = 0; i < n; i++) {
         cd_free(sites[i].key);
         cd_free(sites[i].secret);
+        cd_free(sites[i].intervals);
         free_strs(sites[i].origins, sites[i].n_origins);
     }
     cd_free(sites);
@@ -135,6 +137,10 @@ static void parse_ok(cd_conv_result *r, json_t *root)
     r->recovered = json_is_true(json_object_get(root, "recovered"));
     r->duplicate = json_is_true(json_object_get(root, "duplicate"));
     r->agents_online = json_is_true(json_object_get(root, "agents_online"));
+    r->sla = json_is_true(json_object_get(root, "sla"));
+    take_str(r->site, sizeof r->site, json_object_get(root, "site"));
+    if (!r->site[0] && r->n_convs)
+        cd_strlcpy(r->site, r->convs[0].site, sizeof r->site);
     r->frames = str_array(json_object_get(root, "frames"), &r->n_frames);
     if ((v = json_object_get(root, "sites")) && json_is_array(v)) {
         size_t i;
@@ -149,6 +155,22 @@ static void parse_ok(cd_conv_result *r, json_t *root)
             json_t *sec = json_object_get(s, "identity_secret");
             site->secret = cd_strdup(json_is_string(sec) ? json_string_value(sec) : "");
             site->origins = str_array(json_object_get(s, "origins"), &site->n_origins);
+            json_t *sla = json_object_get(s, "sla");
+            char err[160];
+            json_t *cal = NULL;
+            if (json_is_string(sla) && json_string_length(sla) > 0) {
+                json_t *cfgj = json_loads(json_string_value(sla), 0, NULL);
+                cal = json_object_get(cfgj, "calendar");
+                char *caltext = cal ? json_dumps(cal, JSON_COMPACT) : NULL;
+                if (cd_sla_calendar_parse(caltext, &site->calendar, err, sizeof err) != 0) {
+                    cd_log_warn("site %s: bad SLA calendar (%s); counting 24x7", site->key, err);
+                    cd_sla_calendar_parse(NULL, &site->calendar, err, sizeof err);
+                }
+                free(caltext);
+                json_decref(cfgj);
+            } else {
+                cd_sla_calendar_parse(NULL, &site->calendar, err, sizeof err);
+            }
             r->n_sites++;
         }
     }
@@ -229,9 +251,10 @@ int cd_conv_visitor_hello(cd_store *st, const cd_config *cfg, const char *site, 
 }
 
 int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const cd_req *req,
-                  cd_conv_cb cb, void *ud)
+                  const char *intervals, cd_conv_cb cb, void *ud)
 {
-    char cid[64], epoch[40], msg_id[64], ack_id[64], now[24], retain[24];
+    char cid[64], epoch[40], msg_id[64], ack_id[64], ticket_id[64], now[24], retain[24];
+    cd_id_new("m", ticket_id, sizeof ticket_id);
     cd_id_new("c", cid, sizeof cid);
     cd_random_hex(epoch, 8);
     cd_id_new("m", msg_id, sizeof msg_id);
@@ -251,8 +274,10 @@ int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const ch
                           "",
                           I64(retain, cfg->history_retain),
                           ack_id,
-                          req->form_locale ? req->form_locale : "en"};
-    return run(st, "conv_start", 16, args, cb, ud);
+                          req->form_locale ? req->form_locale : "en",
+                          intervals ? intervals : "*",
+                          ticket_id};
+    return run(st, "conv_start", 18, args, cb, ud);
 }
 
 int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
@@ -385,6 +410,32 @@ int cd_conv_autoclose(cd_store *st, const char *cid, cd_conv_cb cb, void *ud)
     char now[24];
     const char *args[] = {cid, I64(now, cd_now_ms())};
     return run(st, "conv_autoclose", 2, args, cb, ud);
+}
+
+int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *cid, const char *intervals, cd_conv_cb cb,
+                           void *ud)
+{
+    char now[24], msg_id[64], retain[24];
+    cd_id_new("m", msg_id, sizeof msg_id);
+    const char *args[] = {cid, I64(now, cd_now_ms()), intervals ? intervals : "*", msg_id,
+                          I64(retain, cfg->history_retain)};
+    return run(st, "ticket_convert", 5, args, cb, ud);
+}
+
+int cd_conv_sla_sync(cd_store *st, const char *cid, const char *intervals, cd_conv_cb cb, void *ud)
+{
+    char now[24];
+    const char *args[] = {cid, I64(now, cd_now_ms()), intervals ? intervals : "*"};
+    return run(st, "sla_sync", 3, args, cb, ud);
+}
+
+int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *cid, const char *kind, const char *level,
+                     cd_conv_cb cb, void *ud)
+{
+    char now[24], note_id[64], retain[24];
+    cd_id_new("m", note_id, sizeof note_id);
+    const char *args[] = {cid, kind, level, I64(now, cd_now_ms()), "*", note_id, I64(retain, cfg->history_retain)};
+    return run(st, "sla_fire", 7, args, cb, ud);
 }
 
 int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud)

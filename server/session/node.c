@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "chatdesk/clock.h"
+#include "chatdesk/ticket.h"
 #include "chatdesk/log.h"
 #include "session_int.h"
 
@@ -144,19 +145,43 @@ void cd_session__agent_down(cd_node *n, const char *aid)
 
 /* ---------- timers: claim due deadlines with a lease, run their handlers ---------- */
 
+/* Timer members: "autoclose|<cid>", "unanswered|<site>|<cid>",
+ * "slawarn|<cid>|<kind>", "slabreach|<cid>|<kind>". */
+static void run_timer(cd_node *n, const char *item)
+{
+    char buf[256];
+    cd_strlcpy(buf, item, sizeof buf);
+    char *f1 = strchr(buf, '|');
+    char *f2 = f1 ? strchr(f1 + 1, '|') : NULL;
+    if (!f1)
+        goto unknown;
+    *f1++ = '\0';
+    if (f2)
+        *f2++ = '\0';
+    if (strcmp(buf, "autoclose") == 0 && !f2) {
+        cd_conv_autoclose(n->st, f1, on_ignore, NULL);
+        return;
+    }
+    if (strcmp(buf, "unanswered") == 0 && f2) {
+        cd_conv_ticket_convert(n->st, n->cfg, f2, cd_session__intervals(n, f1), on_ignore, NULL);
+        return;
+    }
+    if ((strcmp(buf, "slawarn") == 0 || strcmp(buf, "slabreach") == 0) && f2) {
+        cd_conv_sla_fire(n->st, n->cfg, f1, f2, buf[3] == 'w' ? "warn" : "breach", on_ignore, NULL);
+        return;
+    }
+unknown:
+    cd_log_warn("timer of unknown kind: %s", item);
+}
+
 static void on_timers(void *ud, cd_conv_result *r)
 {
     cd_node *n = ud;
     n->timer_poll_busy = false;
     if (r->err != CD_ERR_OK)
         return;
-    for (size_t i = 0; i < r->n_items; i++) {
-        const char *item = r->items[i];
-        if (strncmp(item, "autoclose|", 10) == 0)
-            cd_conv_autoclose(n->st, item + 10, on_ignore, NULL);
-        else
-            cd_log_warn("timer of unknown kind: %s", item);
-    }
+    for (size_t i = 0; i < r->n_items; i++)
+        run_timer(n, r->items[i]);
 }
 
 static void periodic(cd_node *n, uint64_t now)
@@ -288,6 +313,27 @@ const cd_conv_site *cd_session__site(cd_node *n, const char *key)
         if (strcmp(n->sites[i].key, key) == 0)
             return &n->sites[i];
     return NULL;
+}
+
+const char *cd_session__intervals(cd_node *n, const char *site_key)
+{
+    for (size_t i = 0; i < n->n_sites; i++) {
+        cd_conv_site *s = &n->sites[i];
+        if (strcmp(s->key, site_key) != 0)
+            continue;
+        int64_t now = (int64_t)cd_now_ms();
+        if (!s->intervals || now - s->intervals_from > 86400000 + 3600000) {
+            cd_buf b;
+            cd_buf_init(&b);
+            s->intervals_from = now - 86400000;
+            s->intervals_to = now + 60LL * 86400000;
+            cd_sla_intervals(&s->calendar, s->intervals_from, s->intervals_to, &b);
+            cd_free(s->intervals);
+            s->intervals = b.data;
+        }
+        return s->intervals;
+    }
+    return "*";
 }
 
 static bool site_has_origin(const cd_conv_site *s, const char *origin)

@@ -688,10 +688,20 @@ fail:
 
 /* ---------- requests after hello ---------- */
 
+static void on_sla_synced(void *ud, cd_conv_result *r)
+{
+    (void)ud;
+    if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE)
+        cd_log_warn("sla sync failed: %s", cd_err_name(r->err));
+}
+
 static void on_plain(void *ud, cd_conv_result *r)
 {
     op *o = ud;
     cd_session *s = o->s;
+    /* a ticket's SLA clocks follow its state (pause while pending, next response...) */
+    if (r->err == CD_ERR_OK && r->sla && r->site[0])
+        cd_conv_sla_sync(s->node->st, o->cid, cd_session__intervals(s->node, r->site), on_sla_synced, NULL);
     if (!s->conn || reply_failed(o, r)) {
         op_done(o);
         return;
@@ -789,7 +799,7 @@ static void handle_request(cd_session *s, const cd_req *req)
     case CD_FRAME_CONV_START:
         if (agent)
             goto forbidden;
-        rc = cd_conv_start(n->st, n->cfg, s->site, s->id, req, on_plain, o);
+        rc = cd_conv_start(n->st, n->cfg, s->site, s->id, req, cd_session__intervals(n, s->site), on_plain, o);
         break;
     case CD_FRAME_MSG_SEND:
         rc = cd_conv_send(n->st, n->cfg, &a, req, on_plain, o);

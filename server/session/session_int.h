@@ -88,6 +88,8 @@ struct cd_node {
 };
 
 const cd_conv_site *cd_session__site(cd_node *n, const char *key);
+/* The site's business intervals for SLA scripts ("*" when unknown or 24x7); cached. */
+const char *cd_session__intervals(cd_node *n, const char *site_key);
 void cd_session__sweep(cd_node *n, uint64_t now);
 void cd_session__resync(cd_session *s);
 /* An agent session became active / went away on this node (presence). */

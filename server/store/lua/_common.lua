@@ -25,6 +25,7 @@ end
 local function pub(channel, seq, aud, excl, frame)
   redis.call('PUBLISH', P .. 'ch:' .. channel, I(seq) .. ' ' .. aud .. ' ' .. excl .. '\n' .. frame)
 end
+local ticket_json -- defined with the SLA helpers below
 local function conv_json(c)
   local assignee = 'null'
   if c.assignee and c.assignee ~= '' then
@@ -39,7 +40,7 @@ local function conv_json(c)
     ',"first_response_at":' .. N(c.first_response_at) ..
     ',"last_seq":' .. N(c.last_seq) .. ',"epoch":' .. S(c.epoch) ..
     ',"csat":' .. ((c.csat_score and c.csat_score ~= '') and ('{"score":' .. c.csat_score .. ',"comment":' .. J(c.csat_comment) .. '}') or 'null') ..
-    ',"ticket":null}'
+    ',"ticket":' .. ticket_json(c) .. '}'
 end
 -- A stream entry (flat field list) -> message JSON.
 local function msg_json(seq, f)
@@ -240,4 +241,204 @@ local function timer_set(kind, id, due) redis.call('ZADD', P .. 'timers', due, k
 local function timer_clear(kind, id)
   redis.call('ZREM', P .. 'timers', kind .. '|' .. id)
   redis.call('ZREM', P .. 'timers:leased', kind .. '|' .. id)
+end
+-- ---------- SLA (issue 4): business time over open intervals (mirrors ticket/sla.c) ----------
+-- iv: "*" (always open) or "s1,e1,s2,e2,..." UTC ms from the node's calendar.
+local function iv_parse(s)
+  if s == nil or s == '' or s == '*' then return nil end
+  local t = {}
+  for n in string.gmatch(s, '[^,]+') do table.insert(t, tonumber(n)) end
+  return t
+end
+local function sla_add(iv, start, business)
+  if business <= 0 then return start end
+  if not iv then return start + business end
+  local last = start
+  for i = 1, #iv - 1, 2 do
+    local s, e = iv[i], iv[i + 1]
+    last = e
+    if e > start then
+      if s < start then s = start end
+      if e - s >= business then return s + business end
+      business = business - (e - s)
+    end
+  end
+  if last < start then last = start end
+  return last + business
+end
+local function sla_between(iv, a, b)
+  if b <= a then return 0 end
+  if not iv then return b - a end
+  local total, last = 0, a
+  for i = 1, #iv - 1, 2 do
+    local s, e = iv[i], iv[i + 1]
+    if e > last then last = e end
+    if e > a and s < b then
+      total = total + math.min(e, b) - math.max(s, a)
+    end
+  end
+  if last < b then total = total + b - math.max(last, a) end
+  return total
+end
+local SLA_KINDS = {'first_response', 'next_response', 'resolution'}
+local SLA_DEFAULT = {
+  low = {first_response_s = 14400, next_response_s = 28800, resolution_s = 259200},
+  normal = {first_response_s = 3600, next_response_s = 14400, resolution_s = 86400},
+  high = {first_response_s = 1800, next_response_s = 7200, resolution_s = 28800},
+  urgent = {first_response_s = 600, next_response_s = 1800, resolution_s = 14400},
+}
+local function sla_config(site)
+  local raw = redis.call('HGET', P .. 'site:' .. site, 'sla')
+  local cfg = {}
+  if raw and raw ~= '' then
+    local ok, v = pcall(cjson.decode, raw)
+    if ok and type(v) == 'table' then cfg = v end
+  end
+  return cfg
+end
+local function sla_targets(cfg, priority)
+  local p = (type(cfg.policies) == 'table' and type(cfg.policies[priority]) == 'table') and cfg.policies[priority] or
+    SLA_DEFAULT[priority] or SLA_DEFAULT.normal
+  local d = SLA_DEFAULT[priority] or SLA_DEFAULT.normal
+  return {
+    first_response = tonumber(p.first_response_s or d.first_response_s) * 1000,
+    next_response = tonumber(p.next_response_s or d.next_response_s) * 1000,
+    resolution = tonumber(p.resolution_s or d.resolution_s) * 1000,
+  }
+end
+local function sla_warn_at(cfg)
+  local w = tonumber(cfg.warn_at or 0.8) or 0.8
+  if w <= 0 or w >= 1 then w = 0.8 end
+  return w
+end
+-- Arm the warning and breach timers of one deadline (score = when; same member updates).
+local function sla_arm(cid, kind, warn, due)
+  timer_set('slawarn', cid .. '|' .. kind, warn)
+  timer_set('slabreach', cid .. '|' .. kind, due)
+end
+local function sla_disarm(cid, kind)
+  timer_clear('slawarn', cid .. '|' .. kind)
+  timer_clear('slabreach', cid .. '|' .. kind)
+end
+-- Start one deadline counting from `from` in business time.
+local function sla_start(c, kind, iv, from, targets, warn_at)
+  local key = ckey(c.id)
+  local due = sla_add(iv, from, targets[kind])
+  local warn = sla_add(iv, from, math.floor(targets[kind] * warn_at))
+  c['sla_' .. kind .. '_due'], c['sla_' .. kind .. '_warn'] = I(due), I(warn)
+  redis.call('HSET', key, 'sla_' .. kind .. '_due', I(due), 'sla_' .. kind .. '_warn', I(warn))
+  sla_arm(c.id, kind, warn, due)
+end
+local function sla_stop(c, kind)
+  c['sla_' .. kind .. '_due'], c['sla_' .. kind .. '_warn'] = '', ''
+  redis.call('HSET', ckey(c.id), 'sla_' .. kind .. '_due', '', 'sla_' .. kind .. '_warn', '')
+  sla_disarm(c.id, kind)
+end
+-- Bring a ticket's clocks in line with its state: pause while pending, shift the
+-- deadlines by the business time spent paused when it leaves pending, stop what was met.
+local function sla_sync(c, iv, now)
+  if not c.ticket_number or c.ticket_number == '' then return false end
+  local key = ckey(c.id)
+  local cfg = sla_config(c.site)
+  local targets = sla_targets(cfg, c.priority)
+  local warn_at = sla_warn_at(cfg)
+  now = tonumber(now)
+  local changed = false
+  local paused = c.sla_paused_at and c.sla_paused_at ~= ''
+  if c.status == 'closed' or c.status == 'resolved' then
+    for _, k in ipairs(SLA_KINDS) do
+      if c['sla_' .. k .. '_due'] and c['sla_' .. k .. '_due'] ~= '' then sla_stop(c, k) changed = true end
+    end
+    return changed
+  end
+  if c.status == 'pending' and not paused then
+    c.sla_paused_at = I(now)
+    redis.call('HSET', key, 'sla_paused_at', c.sla_paused_at)
+    for _, k in ipairs(SLA_KINDS) do sla_disarm(c.id, k) end
+    paused, changed = true, true
+  elseif c.status ~= 'pending' and paused then
+    local held = sla_between(iv, tonumber(c.sla_paused_at), now)
+    for _, k in ipairs(SLA_KINDS) do
+      local due, warn = c['sla_' .. k .. '_due'], c['sla_' .. k .. '_warn']
+      if due and due ~= '' then
+        due = sla_add(iv, tonumber(due), held)
+        warn = sla_add(iv, tonumber(warn), held)
+        c['sla_' .. k .. '_due'], c['sla_' .. k .. '_warn'] = I(due), I(warn)
+        redis.call('HSET', key, 'sla_' .. k .. '_due', I(due), 'sla_' .. k .. '_warn', I(warn))
+        sla_arm(c.id, k, warn, due)
+      end
+    end
+    c.sla_paused_at = ''
+    redis.call('HSET', key, 'sla_paused_at', '')
+    paused, changed = false, true
+  end
+  -- met deadlines stop; a customer message waiting for an answer starts next_response
+  if c.first_response_at and c.first_response_at ~= '' and c.sla_first_response_due and c.sla_first_response_due ~= '' then
+    sla_stop(c, 'first_response')
+    changed = true
+  end
+  if not paused then
+    local waiting = c.awaiting_reply_since and c.awaiting_reply_since ~= ''
+    local answered_before = c.first_response_at and c.first_response_at ~= ''
+    if waiting and answered_before and (not c.sla_next_response_due or c.sla_next_response_due == '') then
+      sla_start(c, 'next_response', iv, tonumber(c.awaiting_reply_since), targets, warn_at)
+      changed = true
+    elseif not waiting and c.sla_next_response_due and c.sla_next_response_due ~= '' then
+      sla_stop(c, 'next_response')
+      changed = true
+    end
+  end
+  return changed
+end
+ticket_json = function(c)
+  if not c.ticket_number or c.ticket_number == '' then return 'null' end
+  local breached = (c.sla_breached and c.sla_breached ~= '') and c.sla_breached or '[]'
+  return '{"number":' .. c.ticket_number .. ',"created_at":' .. N(c.ticket_created_at) ..
+    ',"sla":{"first_response_due":' .. N(c.sla_first_response_due) ..
+    ',"next_response_due":' .. N(c.sla_next_response_due) ..
+    ',"resolution_due":' .. N(c.sla_resolution_due) ..
+    ',"first_response_warn":' .. N(c.sla_first_response_warn) ..
+    ',"next_response_warn":' .. N(c.sla_next_response_warn) ..
+    ',"resolution_warn":' .. N(c.sla_resolution_warn) ..
+    ',"paused":' .. ((c.sla_paused_at and c.sla_paused_at ~= '') and 'true' or 'false') ..
+    ',"breached":' .. breached .. '}}'
+end
+-- Turn a conversation into a ticket: a number, SLA deadlines from its creation, the
+-- customer told how the answer will reach them, ticket.created to the site's agents.
+local function ticket_create(c, now, iv, ack_id, retain)
+  local key = ckey(c.id)
+  local n = redis.call('INCR', P .. 'ticket:seq')
+  if n < 1000 then
+    redis.call('SET', P .. 'ticket:seq', 1000)
+    n = 1000
+  end
+  c.ticket_number, c.ticket_created_at = I(n), now
+  redis.call('HSET', key, 'ticket_number', c.ticket_number, 'ticket_created_at', now, 'sla_breached', '[]',
+    'sla_fired', '[]')
+  redis.call('SET', P .. 'ticket:' .. c.ticket_number, c.id)
+  redis.call('ZADD', P .. 'site:' .. c.site .. ':tickets', now, c.id)
+  timer_clear('unanswered', c.site .. '|' .. c.id)
+  local cfg = sla_config(c.site)
+  local targets, warn_at = sla_targets(cfg, c.priority), sla_warn_at(cfg)
+  local created = tonumber(c.created_at)
+  if not c.first_response_at or c.first_response_at == '' then
+    sla_start(c, 'first_response', iv, created, targets, warn_at)
+  end
+  sla_start(c, 'resolution', iv, created, targets, warn_at)
+  sla_sync(c, iv, now)
+  local zh = string.sub(c.locale or '', 1, 2) == 'zh'
+  local email = c.visitor_email or ''
+  local text
+  if zh then
+    text = '您的问题已登记为工单 #' .. c.ticket_number .. '。客服会在此对话中回复您（您可以关闭页面，稍后回来查看）' ..
+      (email ~= '' and ('，并发送邮件至 ' .. email .. '。') or '。留下您的邮箱，我们也可以通过邮件回复您。')
+  else
+    text = 'Your request is now ticket #' .. c.ticket_number .. '. We will answer here (you can close this page and come back later)' ..
+      (email ~= '' and (' and by e-mail to ' .. email .. '.') or '. Leave your e-mail address and we will also answer by e-mail.')
+  end
+  append_msg(c, ack_id, '', 'system', 'system', '', text, '0', now, retain)
+  local cj = conv_json(c)
+  pub('site:' .. c.site, 0, 'a', '-', '{"type":"ticket.created","conversation":' .. cj .. '}')
+  conv_updated(c, true)
+  return cj
 end

@@ -1,8 +1,9 @@
 -- ARGV: P, site, vid, cid, epoch, now, name, email, category, priority, subject, message, msg_id, cmid, retain,
---       ack_msg_id, locale
+--       ack_msg_id, locale, intervals (the site's business calendar), ticket msg id
 local site, vid, cid, epoch, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local name, email, category, priority, subject, message = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local msg_id, cmid, retain, ack_id, locale = ARGV[13], ARGV[14], tonumber(ARGV[15]), ARGV[16], ARGV[17]
+local iv, ticket_msg_id = iv_parse(ARGV[18]), ARGV[19]
 local vkey = P .. 'visitor:' .. vid
 local v = hgetall(vkey)
 if not v or v.site ~= site then return fail('forbidden', 'unknown visitor') end
@@ -61,5 +62,14 @@ if c.status == 'queued' then
   queue_changed(site, team)
 end
 append_msg(c, ack_id, '', 'system', 'system', s.name or '', ack, '0', now, retain)
+-- Unanswered chats become tickets: at once when nobody of the team is online (the
+-- offline form), else when no agent has replied after the site's unanswered_after_s.
+c = hgetall(key)
+if online_agents(site, team) == 0 then
+  ticket_create(c, now, iv, ticket_msg_id, retain)
+else
+  local after = tonumber(s.unanswered_after_s or '120') or 120
+  if after > 0 then timer_set('unanswered', site .. '|' .. cid, tonumber(now) + after * 1000) end
+end
 c = hgetall(key)
 return '{"conversation":' .. conv_json(c) .. ',"message":' .. mj .. ',"queue":' .. qj .. '}'

@@ -50,4 +50,5 @@ if c.status == 'queued' and old ~= 'queued' then
   queue_changed(c.site, c.team)
 end
 c = hgetall(key)
-return '{"conversation":' .. conv_json(c) .. '}'
+local sla = c.ticket_number and c.ticket_number ~= '' and status ~= '' and status ~= old
+return '{"conversation":' .. conv_json(c) .. ',"sla":' .. tostring(sla or false) .. '}'

@@ -20,15 +20,25 @@ end
 if c.status == 'closed' then return fail('conflict', 'conversation is closed') end
 local seq, mj = append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain)
 local changed = false
+local sla = false
 c.updated_at = now
 if ak == 'agent' and priv == '0' then
   if not c.first_response_at or c.first_response_at == '' then
     c.first_response_at = now
     redis.call('HSET', key, 'first_response_at', now)
-    changed = true
+    timer_clear('unanswered', c.site .. '|' .. cid)
+    changed, sla = true, true
+  end
+  if c.awaiting_reply_since and c.awaiting_reply_since ~= '' then
+    redis.call('HSET', key, 'awaiting_reply_since', '')
+    sla = true
   end
   if c.status == 'open' then c.status = 'pending' changed = true end
 elseif ak == 'visitor' then
+  if not c.awaiting_reply_since or c.awaiting_reply_since == '' then
+    redis.call('HSET', key, 'awaiting_reply_since', now)
+    sla = true
+  end
   if c.status == 'pending' or c.status == 'resolved' then
     -- the customer replied: back to open; a resolved chat returns to its agent's load
     if c.status == 'resolved' then
@@ -44,4 +54,6 @@ elseif ak == 'visitor' then
 end
 redis.call('HSET', key, 'status', c.status, 'updated_at', now)
 if changed then conv_updated(c, true) end
-return '{"message":' .. mj .. ',"duplicate":false}'
+local is_ticket = c.ticket_number and c.ticket_number ~= ''
+return '{"message":' .. mj .. ',"duplicate":false,"sla":' .. tostring(is_ticket and (sla or changed) or false) ..
+  ',"site":' .. S(c.site) .. '}'

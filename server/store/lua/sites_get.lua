@@ -4,7 +4,7 @@ for _, key in ipairs(redis.call('SMEMBERS', P .. 'sites')) do
   local s = hgetall(P .. 'site:' .. key)
   if s then
     table.insert(out, '{"key":' .. S(key) .. ',"origins":' .. (s.origins or '[]') ..
-      ',"identity_secret":' .. S(s.identity_secret) .. '}')
+      ',"identity_secret":' .. S(s.identity_secret) .. ',"sla":' .. S(s.sla) .. '}')
   end
 end
 return '{"sites":[' .. table.concat(out, ',') .. ']}'

@@ -1,0 +1,44 @@
+/* ticket: SLA policies and business-hours calendars. The calendar turns into the
+ * business intervals (UTC milliseconds) that the SLA scripts count in; the arithmetic
+ * over intervals is here too (and mirrored in store/lua/_common.lua, where the atomic
+ * scripts use it), so both are tested against each other. Pure: no I/O. */
+#ifndef CHATDESK_TICKET_H
+#define CHATDESK_TICKET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatdesk/base.h"
+
+#define CD_SLA_MAX_RANGES 4 /* opening ranges per weekday */
+#define CD_SLA_MAX_HOLIDAYS 64
+
+typedef struct cd_sla_calendar {
+    char tz[64];          /* IANA zone, "" = UTC */
+    bool always_open;     /* no hours given: 24x7 */
+    /* per weekday (0 = Sunday, as struct tm), ranges in minutes since local midnight */
+    struct {
+        int n;
+        int open[CD_SLA_MAX_RANGES], close[CD_SLA_MAX_RANGES];
+    } day[7];
+    int nholidays;
+    int holidays[CD_SLA_MAX_HOLIDAYS]; /* yyyymmdd */
+} cd_sla_calendar;
+
+/* Parse {"tz":"Asia/Shanghai","hours":{"mon":[["09:00","18:00"]],...},"holidays":["2026-12-25"]}
+ * (NULL or "" -> 24x7 UTC). Returns 0, or -1 with a message in err. An unknown time zone
+ * is an error. */
+int cd_sla_calendar_parse(const char *json, cd_sla_calendar *cal, char *err, size_t errsz);
+
+/* The calendar's open intervals that overlap [from_ms, to_ms), in UTC ms, written to out
+ * as "s1,e1,s2,e2,..." ("*" for 24x7). DST is handled by the system time zone database. */
+void cd_sla_intervals(const cd_sla_calendar *cal, int64_t from_ms, int64_t to_ms, cd_buf *out);
+
+/* Business arithmetic over an interval string from cd_sla_intervals:
+ * add: the instant when `business_ms` of open time have passed after start;
+ * between: open time in [a, b). Beyond the last interval time counts as open. */
+int64_t cd_sla_add(const char *intervals, int64_t start_ms, int64_t business_ms);
+int64_t cd_sla_between(const char *intervals, int64_t a_ms, int64_t b_ms);
+
+#endif
