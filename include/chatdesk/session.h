@@ -45,6 +45,8 @@ void cd_node_sites_changed(cd_node *n);
 bool cd_node_origin_allowed(cd_node *n, const char *origin, const char *site_key);
 bool cd_node_agent_origin_allowed(cd_node *n, const char *origin);
 bool cd_node_ready(const cd_node *n); /* keys loaded */
+/* A site's business intervals for SLA scripts ("*" for 24x7 or an unknown site). */
+const char *cd_node_intervals(cd_node *n, const char *site_key);
 const cd_auth_keyring *cd_node_keys(const cd_node *n);
 const cd_proto_limits *cd_node_limits(const cd_node *n);
 void cd_node_set_draining(cd_node *n);

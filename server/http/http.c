@@ -4,6 +4,7 @@
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #include "chatdesk/auth.h"
@@ -25,10 +26,19 @@ typedef struct login_job {
     char agent_id[80];
 } login_job;
 
+typedef struct api_job api_job;
+
 struct http_state {
     struct lws *wsi;
     cd_ws_ctx *cx;
     bool is_login;
+    bool is_api;
+    char method[8];
+    char *path;
+    char **args;
+    size_t nargs;
+    char auth[CD_AUTH_TOKEN_MAX + 16];
+    api_job *ajob;
     cd_buf body;
     bool too_large;
     int status;
@@ -271,6 +281,156 @@ static void login(http_state *h)
     }
 }
 
+/* ---------- the HTTP API under /api/v1/ (docs/api.md) ---------- */
+
+struct api_job {
+    uv_work_t work;
+    http_state *h; /* NULL once the connection is gone */
+    cd_ws_ctx *cx;
+    char agent_id[80];
+    char password[CD_AUTH_PASSWORD_MAX + 1];
+    char pw_hash[160];
+    bool hash_ok;
+};
+
+static void api_job_free(api_job *j)
+{
+    memset(j->password, 0, sizeof j->password);
+    cd_free(j);
+}
+
+static void on_sla(void *ud, cd_conv_result *r)
+{
+    (void)ud;
+    (void)r;
+}
+
+static void on_api_done(void *ud, int status, const char *json, size_t len, const char *sync_cid, const char *sync_site)
+{
+    api_job *j = ud;
+    if (sync_cid)
+        cd_conv_sla_sync(j->cx->st, sync_cid, cd_node_intervals(j->cx->node, sync_site), on_sla, NULL);
+    http_state *h = j->h;
+    if (h) {
+        h->ajob = NULL;
+        cd_buf_reset(&h->out);
+        if (status != 204)
+            cd_buf_append(&h->out, json, len);
+        respond(h, status, "application/json");
+    }
+    api_job_free(j);
+}
+
+static void api_run(api_job *j)
+{
+    http_state *h = j->h;
+    cd_api_call call = {h->method, h->path, (const char *const *)h->args, h->nargs, h->body.data, h->body.len,
+                        j->agent_id, j->hash_ok ? j->pw_hash : NULL};
+    cd_conv_api(h->cx->st, h->cx->cfg, &call, on_api_done, j);
+}
+
+static void hash_work(uv_work_t *w)
+{
+    api_job *j = w->data;
+    j->hash_ok = cd_auth_password_hash(j->password, j->pw_hash, sizeof j->pw_hash) == 0;
+}
+
+static void hash_done(uv_work_t *w, int status)
+{
+    api_job *j = w->data;
+    if (!j->h) {
+        api_job_free(j);
+        return;
+    }
+    if (status != 0 || !j->hash_ok) {
+        j->h->ajob = NULL;
+        json_error(j->h, 500, "internal", "cannot hash the password");
+        api_job_free(j);
+        return;
+    }
+    api_run(j);
+}
+
+static void api_start(http_state *h)
+{
+    if (h->too_large) {
+        json_error(h, 413, "too_large", "request body too large");
+        return;
+    }
+    const char *tok = h->auth;
+    if (strncasecmp(tok, "Bearer ", 7) != 0) {
+        json_error(h, 401, "unauthorized", "Authorization: Bearer <token> required");
+        return;
+    }
+    tok += 7;
+    if (!cd_node_ready(h->cx->node)) {
+        json_error(h, 503, "unavailable", "node not ready, retry");
+        return;
+    }
+    cd_auth_claims c;
+    if (cd_auth_token_verify(cd_node_keys(h->cx->node), tok, (int64_t)cd_now_ms(), &c) != CD_ERR_OK ||
+        c.role != CD_AUTH_ROLE_AGENT) {
+        json_error(h, 401, "unauthorized", "invalid or expired token");
+        return;
+    }
+    api_job *j = cd_calloc(1, sizeof *j);
+    j->h = h;
+    j->cx = h->cx;
+    cd_strlcpy(j->agent_id, c.sub, sizeof j->agent_id);
+    h->ajob = j;
+    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL};
+    if (cd_conv_api_wants_password(&call)) {
+        int pw = cd_conv_api_password(h->body.data, h->body.len, j->password, sizeof j->password);
+        if (pw < 0) {
+            h->ajob = NULL;
+            api_job_free(j);
+            json_error(h, 400, "bad_request", "password must be 8 to 128 bytes");
+            return;
+        }
+        if (pw > 0) {
+            j->work.data = j;
+            uv_queue_work(h->cx->loop, &j->work, hash_work, hash_done);
+            return;
+        }
+    }
+    api_run(j);
+}
+
+static void api_begin(struct lws *wsi, http_state *h, const char *uri)
+{
+    static const struct {
+        enum lws_token_indexes tok;
+        const char *name;
+    } methods[] = {{WSI_TOKEN_GET_URI, "GET"},
+                   {WSI_TOKEN_POST_URI, "POST"},
+                   {WSI_TOKEN_PATCH_URI, "PATCH"},
+                   {WSI_TOKEN_PUT_URI, "PUT"},
+                   {WSI_TOKEN_DELETE_URI, "DELETE"}};
+    h->method[0] = '\0';
+    for (size_t i = 0; i < CD_ARRAY_LEN(methods); i++)
+        if (lws_hdr_total_length(wsi, methods[i].tok) > 0)
+            cd_strlcpy(h->method, methods[i].name, sizeof h->method);
+    h->is_api = true;
+    cd_free(h->path);
+    h->path = cd_strdup(uri);
+    for (size_t i = 0; i < h->nargs; i++)
+        cd_free(h->args[i]);
+    cd_free(h->args);
+    h->args = NULL;
+    h->nargs = 0;
+    char frag[512];
+    for (int n = 0; n < 32; n++) {
+        int l = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, n);
+        if (l <= 0)
+            break;
+        h->args = cd_realloc(h->args, (h->nargs + 1) * sizeof *h->args);
+        h->args[h->nargs++] = cd_strdup(frag);
+    }
+    h->auth[0] = '\0';
+    if (lws_hdr_copy(wsi, h->auth, sizeof h->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+        h->auth[0] = '\0';
+}
+
 /* ---------- static files: /widget.js, /demo, /app/ ---------- */
 
 static const char *mime_of(const char *path)
@@ -371,6 +531,12 @@ static void state_free(cd_ws_pss *pss)
         return;
     if (h->job)
         h->job->h = NULL; /* the job frees itself */
+    if (h->ajob)
+        h->ajob->h = NULL;
+    cd_free(h->path);
+    for (size_t i = 0; i < h->nargs; i++)
+        cd_free(h->args[i]);
+    cd_free(h->args);
     cd_buf_cleanup(&h->body);
     cd_buf_cleanup(&h->out);
     cd_free(h);
@@ -389,6 +555,18 @@ int cd_http_callback(struct lws *wsi, int reason, cd_ws_pss *pss, void *in, size
         cd_buf_reset(&h->body);
         h->too_large = false;
         h->is_login = false;
+        if (strncmp(uri, "/api/v1/", 8) == 0 && strcmp(uri, "/api/v1/login") != 0) {
+            api_begin(wsi, h, uri);
+            if (!h->method[0]) {
+                json_error(h, 405, "bad_request", "method not allowed");
+                return 0;
+            }
+            /* a body follows for POST, PATCH and PUT */
+            if (strcmp(h->method, "GET") == 0 || strcmp(h->method, "DELETE") == 0)
+                api_start(h);
+            return 0;
+        }
+        h->is_api = false;
         if (strcmp(uri, "/api/v1/login") == 0) {
             if (!post) {
                 json_error(h, 405, "bad_request", "use POST");
@@ -429,6 +607,8 @@ int cd_http_callback(struct lws *wsi, int reason, cd_ws_pss *pss, void *in, size
             json_error(h, 413, "too_large", "request body too large");
         else if (h->is_login)
             login(h);
+        else if (h->is_api)
+            api_start(h);
         else
             json_error(h, 404, "not_found", "no such resource");
         return 0;

@@ -370,6 +370,11 @@ bool cd_node_agent_origin_allowed(cd_node *n, const char *origin)
     return false;
 }
 
+const char *cd_node_intervals(cd_node *n, const char *site_key)
+{
+    return cd_session__intervals(n, site_key);
+}
+
 bool cd_node_ready(const cd_node *n)
 {
     return n->keys_ready;

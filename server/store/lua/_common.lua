@@ -442,3 +442,90 @@ local function ticket_create(c, now, iv, ack_id, retain)
   conv_updated(c, true)
   return cj
 end
+
+-- ---------- shared by scripts and the HTTP API ----------
+-- Apply an agent's change of status/priority/category/tags (empty = unchanged).
+-- Returns nil, or an error reply.
+local function do_update(c, aid, status, priority, category, tags, now)
+  local cid, key = c.id, ckey(c.id)
+  if c.status == 'closed' and status ~= '' and status ~= 'closed' then
+    return fail('conflict', 'conversation is closed')
+  end
+  local old = c.status
+  if priority ~= '' then
+    c.priority = priority
+    if c.status == 'queued' then redis.call('ZADD', qkey(c.site, c.team), queue_score(priority, c.created_at), cid) end
+  end
+  if category ~= '' then c.category = category end
+  if tags ~= '' then c.tags = tags end
+  c.updated_at = now
+  redis.call('HSET', key, 'priority', c.priority, 'category', c.category or '', 'tags', c.tags or '[]', 'updated_at', now)
+  if status ~= '' and status ~= old then
+    c.status = status
+    redis.call('HSET', key, 'status', status)
+    if old == 'queued' then
+      redis.call('ZREM', qkey(c.site, c.team), cid)
+      queue_changed(c.site, c.team)
+    end
+    if old == 'resolved' then timer_clear('autoclose', cid) end
+    if status == 'queued' then
+      -- back to the queue: the agent lets it go
+      if c.assignee ~= '' then release(c, now, true) end
+      c.assignee, c.assignee_name = '', ''
+      redis.call('HSET', key, 'assignee', '', 'assignee_name', '')
+      enqueue(c, now)
+    elseif status == 'resolved' then
+      redis.call('HSET', key, 'resolved_at', now)
+      local after = tonumber(redis.call('HGET', P .. 'site:' .. c.site, 'auto_close_s') or '86400')
+      if after > 0 then timer_set('autoclose', cid, tonumber(now) + after * 1000) end
+      release(c, now, false)
+    elseif status == 'closed' then
+      redis.call('HSET', key, 'closed_at', now)
+      release(c, now, true)
+    elseif (status == 'open' or status == 'pending') and c.assignee ~= '' then
+      redis.call('SADD', P .. 'agent:' .. c.assignee .. ':active', cid)
+      redis.call('SADD', P .. 'agent:' .. c.assignee .. ':convs', cid)
+    end
+  end
+  conv_updated(c, true)
+  if c.status == 'queued' and old ~= 'queued' then
+    drain(c.site, c.team, now)
+    queue_changed(c.site, c.team)
+  end
+  return nil
+end
+-- Transfer to an agent (target) or escalate to a team, keeping the note as a private note.
+local function do_transfer(c, aid, aname, target, team, note, note_id, now, retain)
+  local cid, key = c.id, ckey(c.id)
+  if c.status == 'closed' then return fail('conflict', 'conversation is closed') end
+  local text
+  if target ~= '' then
+    local t = hgetall(P .. 'agent:' .. target)
+    if not t or not may_access(c, 'agent', target) then return fail('not_found', 'no such agent on this site') end
+    if t.disabled == '1' then return fail('conflict', 'agent is disabled') end
+    local prev = c.assignee
+    if c.status == 'queued' then redis.call('ZREM', qkey(c.site, c.team), cid) end
+    if c.status == 'resolved' or c.status == 'queued' then c.status = 'open' end
+    assign_to(c, target, now)
+    if prev and prev ~= '' and prev ~= target then drain_agent_sites(prev, now) end
+    text = 'Transferred to ' .. (t.name or target) .. ' by ' .. aname
+  else
+    if redis.call('HEXISTS', P .. 'site:' .. c.site .. ':teams', team) == 0 then
+      return fail('not_found', 'no such team on this site')
+    end
+    if c.status == 'queued' then redis.call('ZREM', qkey(c.site, c.team), cid) end
+    if c.assignee ~= '' then release(c, now, true) end
+    c.assignee, c.assignee_name, c.team = '', '', team
+    redis.call('HSET', key, 'assignee', '', 'assignee_name', '', 'team', team, 'updated_at', now)
+    enqueue(c, now)
+    redis.call('HSET', key, 'status', 'queued')
+    conv_updated(c, true)
+    pub('site:' .. c.site, 0, 'a', '-', '{"type":"conversation.queued","conversation":' .. conv_json(c) .. '}')
+    drain(c.site, team, now)
+    queue_changed(c.site, team)
+    text = 'Escalated to team ' .. team .. ' by ' .. aname
+  end
+  if note ~= '' then text = text .. ': ' .. note end
+  append_msg(c, note_id, '', 'agent', aid, aname, text, '1', now, retain)
+  return nil
+end

@@ -1,0 +1,283 @@
+/* The HTTP API: routes (method + path) to operations of store/lua/api.lua; query and
+ * body become one JSON params object. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chatdesk/clock.h"
+#include "chatdesk/conv.h"
+#include "chatdesk/log.h"
+
+typedef struct route {
+    const char *method;
+    const char *pattern; /* segments after /api/v1/, ":x" binds a parameter */
+    const char *op;
+    const char *params[2]; /* names bound by ":" segments, in order */
+    bool body;
+} route;
+
+static const route routes[] = {
+    {"GET", "me", "me", {0}, false},
+    {"GET", "tickets", "tickets_list", {0}, false},
+    {"GET", "tickets/:", "ticket_get", {"number"}, false},
+    {"PATCH", "tickets/:", "ticket_patch", {"number"}, true},
+    {"GET", "visitors/:", "visitor_get", {"id"}, false},
+    {"GET", "supervisor", "supervisor", {0}, false},
+    {"GET", "canned", "canned_list", {0}, false},
+    {"POST", "canned", "canned_create", {0}, true},
+    {"PATCH", "canned/:", "canned_patch", {"id"}, true},
+    {"DELETE", "canned/:", "canned_delete", {"id"}, false},
+    {"GET", "admin/sites", "admin_sites_list", {0}, false},
+    {"POST", "admin/sites", "admin_site_create", {0}, true},
+    {"PATCH", "admin/sites/:", "admin_site_patch", {"site_key"}, true},
+    {"GET", "admin/sites/:/teams", "admin_teams_list", {"site_key"}, false},
+    {"POST", "admin/sites/:/teams", "admin_team_create", {"site_key"}, true},
+    {"GET", "admin/sites/:/sla", "admin_sla_get", {"site_key"}, false},
+    {"PUT", "admin/sites/:/sla", "admin_sla_put", {"site_key"}, true},
+    {"GET", "admin/agents", "admin_agents_list", {0}, false},
+    {"POST", "admin/agents", "admin_agent_create", {0}, true},
+    {"PATCH", "admin/agents/:", "admin_agent_patch", {"agent_id"}, true},
+};
+
+/* Match path segments against a pattern; bound values go to vals (pointers into buf). */
+static bool match(const char *pattern, char *buf, const char **vals, int *nvals)
+{
+    char pat[64];
+    cd_strlcpy(pat, pattern, sizeof pat);
+    char *ps = pat, *bs = buf, *pt, *bt;
+    *nvals = 0;
+    for (;;) {
+        char *pseg = strtok_r(ps, "/", &pt);
+        char *bseg = strtok_r(bs, "/", &bt);
+        ps = bs = NULL;
+        if (!pseg || !bseg)
+            return !pseg && !bseg;
+        if (strcmp(pseg, ":") == 0) {
+            vals[(*nvals)++] = bseg;
+        } else if (strcmp(pseg, bseg) != 0) {
+            return false;
+        }
+    }
+}
+
+static const route *find_route(const cd_api_call *call, char *vals_buf, size_t vbsz, const char **vals, int *nvals,
+                               bool *path_known)
+{
+    static const char prefix[] = "/api/v1/";
+    *path_known = false;
+    if (strncmp(call->path, prefix, sizeof prefix - 1) != 0)
+        return NULL;
+    for (size_t i = 0; i < CD_ARRAY_LEN(routes); i++) {
+        cd_strlcpy(vals_buf, call->path + sizeof prefix - 1, vbsz);
+        if (match(routes[i].pattern, vals_buf, vals, nvals)) {
+            *path_known = true;
+            if (strcmp(routes[i].method, call->method) == 0)
+                return &routes[i];
+        }
+    }
+    return NULL;
+}
+
+typedef struct api_op {
+    cd_api_cb cb;
+    void *ud;
+    char op[32];
+} api_op;
+
+static int status_of(cd_err e)
+{
+    switch (e) {
+    case CD_ERR_BAD_REQUEST:
+        return 400;
+    case CD_ERR_UNAUTHORIZED:
+        return 401;
+    case CD_ERR_FORBIDDEN:
+        return 403;
+    case CD_ERR_NOT_FOUND:
+        return 404;
+    case CD_ERR_CONFLICT:
+        return 409;
+    case CD_ERR_TOO_LARGE:
+        return 413;
+    case CD_ERR_RATE_LIMITED:
+        return 429;
+    case CD_ERR_UNAVAILABLE:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+static void respond_error(cd_api_cb cb, void *ud, cd_err code, const char *message)
+{
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", cd_err_name(code), "message", message);
+    char *s = json_dumps(o, JSON_COMPACT);
+    cb(ud, status_of(code), s, strlen(s), NULL, NULL);
+    free(s);
+    json_decref(o);
+}
+
+static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
+{
+    api_op *a = ud;
+    if (err != CD_ERR_OK) {
+        /* json: {"err":..,"message":..} from the script, or a short text */
+        json_t *m = json ? json_loadb(json, len, 0, NULL) : NULL;
+        const char *msg = json_string_value(json_object_get(m, "message"));
+        respond_error(a->cb, a->ud, err, msg ? msg : cd_err_name(err));
+        json_decref(m);
+        cd_free(a);
+        return;
+    }
+    /* {"status":NNN,"body":<json>} */
+    static const char head[] = "{\"status\":";
+    int status = 500;
+    const char *body = NULL;
+    if (len > sizeof head && memcmp(json, head, sizeof head - 1) == 0) {
+        status = atoi(json + sizeof head - 1);
+        body = strstr(json, ",\"body\":");
+    }
+    if (!body || json[len - 1] != '}') {
+        respond_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
+        cd_free(a);
+        return;
+    }
+    body += 8;
+    size_t blen = (size_t)(json + len - 1 - body);
+    char *copy = cd_strndup(body, blen);
+    char sync_cid[80] = "", sync_site[80] = "";
+    if (strcmp(a->op, "ticket_patch") == 0) {
+        json_t *b = json_loadb(copy, blen, 0, NULL);
+        json_t *t = json_object_get(b, "ticket");
+        const char *id = json_string_value(json_object_get(t, "id"));
+        const char *site = json_string_value(json_object_get(t, "site"));
+        if (id && site) {
+            cd_strlcpy(sync_cid, id, sizeof sync_cid);
+            cd_strlcpy(sync_site, site, sizeof sync_site);
+        }
+        json_decref(b);
+    }
+    a->cb(a->ud, status, copy, blen, sync_cid[0] ? sync_cid : NULL, sync_site[0] ? sync_site : NULL);
+    cd_free(copy);
+    cd_free(a);
+}
+
+bool cd_conv_api_wants_password(const cd_api_call *call)
+{
+    char buf[256];
+    const char *vals[4];
+    int n;
+    bool known;
+    const route *r = find_route(call, buf, sizeof buf, vals, &n, &known);
+    return r && (strcmp(r->op, "admin_agent_create") == 0 || strcmp(r->op, "admin_agent_patch") == 0);
+}
+
+int cd_conv_api_password(const char *body, size_t len, char *out, size_t outsz)
+{
+    json_t *o = body ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *pw = json_object_get(o, "password");
+    int rc = 0;
+    if (pw) {
+        size_t n = json_string_length(pw);
+        if (!json_is_string(pw) || n < 8 || n > 128 || n >= outsz || memchr(json_string_value(pw), 0, n))
+            rc = -1;
+        else {
+            memcpy(out, json_string_value(pw), n + 1);
+            rc = 1;
+        }
+    }
+    json_decref(o);
+    return rc;
+}
+
+void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud)
+{
+    char buf[256];
+    const char *vals[4];
+    int nvals = 0;
+    bool known;
+    if (strlen(call->path) >= sizeof buf) {
+        respond_error(cb, ud, CD_ERR_NOT_FOUND, "no such resource");
+        return;
+    }
+    const route *r = find_route(call, buf, sizeof buf, vals, &nvals, &known);
+    if (!r) {
+        respond_error(cb, ud, known ? CD_ERR_BAD_REQUEST : CD_ERR_NOT_FOUND,
+                      known ? "method not allowed" : "no such resource");
+        return;
+    }
+    json_t *params;
+    if (r->body) {
+        json_error_t e;
+        params = call->body && call->body_len ? json_loadb(call->body, call->body_len, JSON_REJECT_DUPLICATES, &e)
+                                              : json_object();
+        if (!json_is_object(params) && !(r->op && strcmp(r->op, "admin_sla_put") == 0 && params)) {
+            json_decref(params);
+            respond_error(cb, ud, CD_ERR_BAD_REQUEST, "body must be a JSON object");
+            return;
+        }
+    } else {
+        params = json_object();
+    }
+    if (strcmp(r->op, "admin_sla_put") == 0) {
+        /* the whole body is the SLA document; the calendar is checked here, where the
+         * time zone database is */
+        char err[200];
+        json_t *cal = json_object_get(params, "calendar");
+        char *caltext = cal ? json_dumps(cal, JSON_COMPACT) : NULL;
+        cd_sla_calendar c;
+        int bad = cal && cd_sla_calendar_parse(caltext, &c, err, sizeof err) != 0;
+        free(caltext);
+        if (bad) {
+            json_decref(params);
+            respond_error(cb, ud, CD_ERR_BAD_REQUEST, err);
+            return;
+        }
+        char *raw = json_dumps(params, JSON_COMPACT);
+        json_t *wrap = json_object();
+        json_object_set_new(wrap, "sla", params);
+        json_object_set_new(wrap, "raw_sla", json_string(raw));
+        free(raw);
+        params = wrap;
+    }
+    for (size_t i = 0; i < call->nargs; i++) {
+        const char *eq = strchr(call->args[i], '=');
+        if (!eq || eq == call->args[i])
+            continue;
+        char k[64];
+        size_t kl = (size_t)(eq - call->args[i]);
+        if (kl >= sizeof k)
+            continue;
+        memcpy(k, call->args[i], kl);
+        k[kl] = '\0';
+        if (!json_object_get(params, k))
+            json_object_set_new(params, k, json_string(eq + 1));
+    }
+    for (int i = 0; i < nvals && r->params[i]; i++)
+        json_object_set_new(params, r->params[i], json_string(vals[i]));
+    json_object_del(params, "password");
+    if (call->pw_hash)
+        json_object_set_new(params, "pw_hash", json_string(call->pw_hash));
+    char *ptext = json_dumps(params, JSON_COMPACT);
+    json_decref(params);
+    if (!ptext) {
+        respond_error(cb, ud, CD_ERR_BAD_REQUEST, "parameters are not valid UTF-8");
+        return;
+    }
+    char now[24], fresh[64], retain[24];
+    snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
+    cd_id_new(strncmp(r->op, "admin_agent", 11) == 0 ? "a" : strncmp(r->op, "canned", 6) == 0 ? "r" : "m", fresh,
+              sizeof fresh);
+    snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
+    const char *args[] = {r->op, call->agent_id, ptext, now, fresh, retain};
+    api_op *a = cd_calloc(1, sizeof *a);
+    a->cb = cb;
+    a->ud = ud;
+    cd_strlcpy(a->op, r->op, sizeof a->op);
+    if (cd_store_eval(st, "api", 6, args, NULL, on_api_reply, a) != 0) {
+        cd_free(a);
+        respond_error(cb, ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
+    }
+    free(ptext);
+}

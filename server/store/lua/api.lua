@@ -1,0 +1,503 @@
+-- ARGV: P, op, agent id (verified token), params (JSON object), now, id (fresh), retain
+-- The HTTP API (docs/api.md): one script, one operation per call. Returns
+-- {"status":<http status>,"body":<json>} or a {"err":…} failure.
+local op, aid, now, fresh, retain = ARGV[2], ARGV[3], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local ok_p, p = pcall(cjson.decode, ARGV[4])
+if not ok_p or type(p) ~= 'table' then return fail('bad_request', 'body must be a JSON object') end
+local me = hgetall(P .. 'agent:' .. aid)
+if not me or me.disabled == '1' then return fail('unauthorized', 'unknown or disabled agent') end
+local my_sites = json_list(me.sites)
+local function my_site(s)
+  for _, k in ipairs(my_sites) do if k == s then return true end end
+  return false
+end
+local is_admin = me.role == 'admin'
+local function reply(status, body) return '{"status":' .. I(status) .. ',"body":' .. body .. '}' end
+local function str(v, max, what)
+  if v == nil or v == cjson.null then return nil end
+  if type(v) ~= 'string' or #v > max then error({code = 'bad_request', msg = what .. ' must be a string of at most ' .. max .. ' bytes'}) end
+  return v
+end
+local function key_ok(v) return type(v) == 'string' and #v >= 1 and #v <= 64 and not string.find(v, '[^A-Za-z0-9_-]') end
+local function agent_json(a)
+  return '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"email":' .. S(a.email) .. ',"role":' .. S(a.role) ..
+    ',"teams":' .. (a.teams or '[]') .. ',"sites":' .. (a.sites or '[]') .. ',"status":' .. S(a.status or 'offline') ..
+    ',"max_chats":' .. N(a.max_chats) .. ',"disabled":' .. (a.disabled == '1' and 'true' or 'false') ..
+    ',"load":' .. I(agent_load(a.id)) .. '}'
+end
+local function site_json(s)
+  local widget = (s.widget and s.widget ~= '') and s.widget or '{}'
+  local ct = (s.category_teams and s.category_teams ~= '') and s.category_teams or '{}'
+  return '{"key":' .. S(s.key) .. ',"name":' .. S(s.name) .. ',"origins":' .. (s.origins or '[]') ..
+    ',"identity_verification":' .. ((s.identity_secret and s.identity_secret ~= '') and 'true' or 'false') ..
+    ',"auto_assign":' .. (s.auto_assign == '0' and 'false' or 'true') .. ',"category_teams":' .. ct ..
+    ',"auto_close_s":' .. (s.auto_close_s or '86400') .. ',"unanswered_after_s":' .. (s.unanswered_after_s or '120') ..
+    ',"ack_text_en":' .. J(s.ack_text_en) .. ',"ack_text_zh":' .. J(s.ack_text_zh) .. ',"widget":' .. widget .. '}'
+end
+local function site_changed(key)
+  redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')
+end
+local function need_admin() if not is_admin then error({code = 'forbidden', msg = 'admin role required'}) end end
+local function conv_of_ticket(number)
+  local cid = redis.call('GET', P .. 'ticket:' .. tostring(number))
+  if not cid then return nil end
+  local c = hgetall(ckey(cid))
+  if not c or not my_site(c.site) then return nil end
+  return c
+end
+
+local ops = {}
+
+ops.me = function() return reply(200, '{"agent":' .. agent_json(me) .. '}') end
+
+ops.tickets_list = function()
+  local page = math.max(1, math.floor(tonumber(p.page or 1) or 1))
+  local per = math.min(100, math.max(1, math.floor(tonumber(p.per_page or 25) or 25)))
+  local sites = {}
+  if p.site then
+    if not my_site(p.site) then return reply(200, '{"tickets":[],"page":' .. I(page) .. ',"per_page":' .. I(per) .. ',"total":0}') end
+    sites = {p.site}
+  else sites = my_sites end
+  local q = p.q and string.lower(tostring(p.q)) or nil
+  local rows = {}
+  for _, s in ipairs(sites) do
+    for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. s .. ':tickets', 0, 4999)) do
+      local c = hgetall(ckey(cid))
+      if c then
+        local keep = true
+        if p.status and c.status ~= p.status then keep = false end
+        if p.priority and c.priority ~= p.priority then keep = false end
+        if p.team and (c.team or '') ~= p.team then keep = false end
+        if p.assignee and (c.assignee or '') ~= (p.assignee == 'none' and '' or p.assignee) then keep = false end
+        if p.breached ~= nil then
+          local b = c.sla_breached and c.sla_breached ~= '' and c.sla_breached ~= '[]'
+          if (p.breached == 'true' or p.breached == true) ~= (b and true or false) then keep = false end
+        end
+        if q and not string.find(string.lower(c.subject or ''), q, 1, true) then keep = false end
+        if keep then table.insert(rows, c) end
+      end
+    end
+  end
+  table.sort(rows, function(a, b) return tonumber(a.ticket_number) > tonumber(b.ticket_number) end)
+  local out = {}
+  for i = (page - 1) * per + 1, math.min(#rows, page * per) do table.insert(out, conv_json(rows[i])) end
+  return reply(200, '{"tickets":[' .. table.concat(out, ',') .. '],"page":' .. I(page) .. ',"per_page":' .. I(per) ..
+    ',"total":' .. I(#rows) .. '}')
+end
+
+ops.ticket_get = function()
+  local c = conv_of_ticket(p.number)
+  if not c then return fail('not_found', 'no such ticket') end
+  local msgs = {}
+  local r = redis.call('XREVRANGE', ckey(c.id) .. ':msgs', '+', '-', 'COUNT', 100)
+  for i = #r, 1, -1 do table.insert(msgs, (msg_json(seq_of(r[i][1]), r[i][2]))) end
+  return reply(200, '{"ticket":' .. conv_json(c) .. ',"messages":[' .. table.concat(msgs, ',') .. ']}')
+end
+
+ops.ticket_patch = function()
+  local c = conv_of_ticket(p.number)
+  if not c then return fail('not_found', 'no such ticket') end
+  local statuses = {queued = 1, open = 1, pending = 1, resolved = 1, closed = 1}
+  local prios = {low = 1, normal = 1, high = 1, urgent = 1}
+  local status = p.status and tostring(p.status) or ''
+  local priority = p.priority and tostring(p.priority) or ''
+  if status ~= '' and not statuses[status] then return fail('bad_request', 'status must be queued, open, pending, resolved or closed') end
+  if priority ~= '' and not prios[priority] then return fail('bad_request', 'priority must be low, normal, high or urgent') end
+  local tags = ''
+  if p.tags ~= nil then
+    if type(p.tags) ~= 'table' or #p.tags > 20 then return fail('bad_request', 'tags must be an array of at most 20 strings') end
+    for _, t in ipairs(p.tags) do
+      if type(t) ~= 'string' or #t < 1 or #t > 64 then return fail('bad_request', 'each tag is 1 to 64 bytes') end
+    end
+    tags = #p.tags == 0 and '[]' or cjson.encode(p.tags)
+  end
+  if p.assignee ~= nil and p.assignee ~= cjson.null then
+    local e = do_transfer(c, aid, me.name or '', tostring(p.assignee), '', '', fresh, now, retain)
+    if e then return e end
+    c = hgetall(ckey(c.id))
+  elseif p.team ~= nil and p.team ~= cjson.null then
+    local e = do_transfer(c, aid, me.name or '', '', tostring(p.team), '', fresh, now, retain)
+    if e then return e end
+    c = hgetall(ckey(c.id))
+  elseif p.assignee == cjson.null and status == '' then
+    status = 'queued'
+  end
+  if status ~= '' or priority ~= '' or tags ~= '' then
+    local e = do_update(c, aid, status, priority, '', tags, now)
+    if e then return e end
+  end
+  c = hgetall(ckey(c.id))
+  return reply(200, '{"ticket":' .. conv_json(c) .. '}')
+end
+
+ops.visitor_get = function()
+  local v = hgetall(P .. 'visitor:' .. tostring(p.id))
+  if not v or not my_site(v.site) then return fail('not_found', 'no such visitor') end
+  local convs = {}
+  for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'visitor:' .. v.id .. ':convs', 0, 19)) do
+    local c = hgetall(ckey(cid))
+    if c then table.insert(convs, conv_json(c)) end
+  end
+  return reply(200, '{"visitor":{"id":' .. S(v.id) .. ',"site":' .. S(v.site) .. ',"name":' .. J(v.name) ..
+    ',"email":' .. J(v.email) .. ',"user_id":' .. J(v.user_id) .. ',"attributes":' ..
+    ((v.attributes and v.attributes ~= '') and v.attributes or '{}') .. ',"page_url":' .. J(v.page_url) ..
+    ',"page_title":' .. J(v.page_title) .. ',"referrer":' .. J(v.referrer) .. ',"created_at":' .. N(v.created_at) ..
+    ',"last_seen_at":' .. N(v.last_seen_at) .. '},"conversations":[' .. table.concat(convs, ',') .. ']}')
+end
+
+ops.supervisor = function()
+  local site = p.site or my_sites[1]
+  if not site or not my_site(site) then return fail('not_found', 'no such site') end
+  local agents, queues, risk = {}, {}, {}
+  for _, id in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
+    local a = hgetall(P .. 'agent:' .. id)
+    if a then table.insert(agents, agent_json(a)) end
+  end
+  for _, t in ipairs(site_teams(site)) do
+    local key = qkey(site, t)
+    local head = redis.call('ZRANGE', key, 0, 0)
+    local oldest = 'null'
+    if #head > 0 then oldest = N(redis.call('HGET', ckey(head[1]), 'created_at')) end
+    table.insert(queues, '{"team":' .. J(t ~= '_' and t or nil) .. ',"size":' .. I(redis.call('ZCARD', key)) ..
+      ',"oldest_created_at":' .. oldest .. '}')
+  end
+  local horizon = tonumber(now) + 30 * 60000
+  for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. site .. ':tickets', 0, 999)) do
+    local c = hgetall(ckey(cid))
+    if c and c.status ~= 'closed' and c.status ~= 'resolved' then
+      local soon = c.sla_breached and c.sla_breached ~= '' and c.sla_breached ~= '[]'
+      for _, k in ipairs(SLA_KINDS) do
+        local d = tonumber(c['sla_' .. k .. '_due'] or '')
+        if d and d <= horizon then soon = true end
+      end
+      if soon then table.insert(risk, conv_json(c)) end
+    end
+  end
+  return reply(200, '{"agents":[' .. table.concat(agents, ',') .. '],"queues":[' .. table.concat(queues, ',') ..
+    '],"at_risk":[' .. table.concat(risk, ',') .. ']}')
+end
+
+-- canned replies: P canned:<id> hash; P site:<k>:canned and P agent:<id>:canned sets
+local function canned_json(x)
+  return '{"id":' .. S(x.id) .. ',"site":' .. S(x.site) .. ',"scope":' .. S(x.scope) .. ',"shortcut":' .. S(x.shortcut) ..
+    ',"title":' .. S(x.title) .. ',"body":' .. S(x.body) .. '}'
+end
+local function canned_mine(id)
+  local x = hgetall(P .. 'canned:' .. tostring(id))
+  if not x or not my_site(x.site) then return nil end
+  if x.scope == 'agent' and x.owner ~= aid then return nil end
+  return x
+end
+ops.canned_list = function()
+  local out = {}
+  local q = p.q and string.lower(tostring(p.q)) or nil
+  for _, s in ipairs(p.site and {p.site} or my_sites) do
+    if my_site(s) then
+      local ids = redis.call('SMEMBERS', P .. 'site:' .. s .. ':canned')
+      for _, id in ipairs(redis.call('SMEMBERS', P .. 'agent:' .. aid .. ':canned')) do table.insert(ids, id) end
+      for _, id in ipairs(ids) do
+        local x = hgetall(P .. 'canned:' .. id)
+        if x and x.site == s and (not q or string.find(string.lower(x.shortcut .. ' ' .. x.title .. ' ' .. x.body), q, 1, true)) then
+          table.insert(out, x)
+        end
+      end
+    end
+  end
+  table.sort(out, function(a, b) return a.shortcut < b.shortcut end)
+  local js = {}
+  for _, x in ipairs(out) do table.insert(js, canned_json(x)) end
+  return reply(200, '{"canned":[' .. table.concat(js, ',') .. ']}')
+end
+ops.canned_create = function()
+  local site, scope = p.site, p.scope or 'agent'
+  if type(site) ~= 'string' or not my_site(site) then return fail('not_found', 'no such site') end
+  if scope ~= 'site' and scope ~= 'agent' then return fail('bad_request', 'scope must be site or agent') end
+  if scope == 'site' then need_admin() end
+  local x = {id = fresh, site = site, scope = scope, owner = aid, shortcut = str(p.shortcut, 64, 'shortcut') or '',
+    title = str(p.title, 200, 'title') or '', body = str(p.body, 8192, 'body') or ''}
+  if x.shortcut == '' or x.body == '' then return fail('bad_request', 'shortcut and body are required') end
+  local flat = {}
+  for k, v in pairs(x) do table.insert(flat, k) table.insert(flat, v) end
+  redis.call('HSET', P .. 'canned:' .. x.id, unpack(flat))
+  redis.call('SADD', scope == 'site' and (P .. 'site:' .. site .. ':canned') or (P .. 'agent:' .. aid .. ':canned'), x.id)
+  return reply(201, '{"canned":' .. canned_json(x) .. '}')
+end
+ops.canned_patch = function()
+  local x = canned_mine(p.id)
+  if not x then return fail('not_found', 'no such canned reply') end
+  if x.scope == 'site' then need_admin() end
+  for _, f in ipairs({'shortcut', 'title', 'body'}) do
+    local v = str(p[f], f == 'body' and 8192 or 200, f)
+    if v then x[f] = v redis.call('HSET', P .. 'canned:' .. x.id, f, v) end
+  end
+  return reply(200, '{"canned":' .. canned_json(x) .. '}')
+end
+ops.canned_delete = function()
+  local x = canned_mine(p.id)
+  if not x then return fail('not_found', 'no such canned reply') end
+  if x.scope == 'site' then need_admin() end
+  redis.call('DEL', P .. 'canned:' .. x.id)
+  redis.call('SREM', P .. 'site:' .. x.site .. ':canned', x.id)
+  redis.call('SREM', P .. 'agent:' .. (x.owner or '') .. ':canned', x.id)
+  return reply(204, 'null')
+end
+
+-- admin
+local function origin_ok(o)
+  return type(o) == 'string' and #o <= 200 and
+    (string.match(o, '^https?://[a-z0-9%.%-]+$') or string.match(o, '^https?://[a-z0-9%.%-]+:%d+$') or
+     string.match(o, '^https?://%[[0-9a-f:]+%]$') or string.match(o, '^https?://%[[0-9a-f:]+%]:%d+$')) ~= nil
+end
+local function admin_site(key)
+  need_admin()
+  local s = hgetall(P .. 'site:' .. tostring(key))
+  if not s or not my_site(s.key) then error({code = 'not_found', msg = 'no such site'}) end
+  return s
+end
+ops.admin_sites_list = function()
+  need_admin()
+  local out = {}
+  for _, k in ipairs(my_sites) do
+    local s = hgetall(P .. 'site:' .. k)
+    if s then table.insert(out, site_json(s)) end
+  end
+  return reply(200, '{"sites":[' .. table.concat(out, ',') .. ']}')
+end
+ops.admin_site_create = function()
+  need_admin()
+  if not key_ok(p.key) then return fail('bad_request', 'key is 1-64 characters of A-Z a-z 0-9 _ -') end
+  local name = str(p.name, 200, 'name')
+  if not name or name == '' then return fail('bad_request', 'name is required') end
+  if type(p.origins) ~= 'table' or #p.origins == 0 then return fail('bad_request', 'origins must list at least one origin') end
+  for _, o in ipairs(p.origins) do
+    if not origin_ok(o) then return fail('bad_request', 'origin must look like https://example.com[:port]') end
+  end
+  local secret = str(p.identity_secret, 256, 'identity_secret') or ''
+  if secret ~= '' and #secret < 16 then return fail('bad_request', 'identity_secret needs at least 16 bytes') end
+  if redis.call('EXISTS', P .. 'site:' .. p.key) == 1 then return fail('conflict', 'site exists') end
+  redis.call('HSET', P .. 'site:' .. p.key, 'key', p.key, 'name', name, 'origins', cjson.encode(p.origins),
+    'identity_secret', secret, 'created_at', now)
+  redis.call('SADD', P .. 'sites', p.key)
+  -- the creating admin belongs to the new site
+  table.insert(my_sites, p.key)
+  redis.call('HSET', P .. 'agent:' .. aid, 'sites', cjson.encode(my_sites))
+  redis.call('SADD', P .. 'site:' .. p.key .. ':agents', aid)
+  site_changed(p.key)
+  return reply(201, '{"site":' .. site_json(hgetall(P .. 'site:' .. p.key)) .. '}')
+end
+ops.admin_site_patch = function()
+  local s = admin_site(p.site_key)
+  local key = P .. 'site:' .. s.key
+  if p.name ~= nil then
+    local v = str(p.name, 200, 'name')
+    if not v or v == '' then return fail('bad_request', 'name must not be empty') end
+    redis.call('HSET', key, 'name', v)
+  end
+  if p.origins ~= nil then
+    if type(p.origins) ~= 'table' or #p.origins == 0 then return fail('bad_request', 'origins must list at least one origin') end
+    for _, o in ipairs(p.origins) do
+      if not origin_ok(o) then return fail('bad_request', 'origin must look like https://example.com[:port]') end
+    end
+    redis.call('HSET', key, 'origins', cjson.encode(p.origins))
+  end
+  if p.identity_secret ~= nil then
+    local v = p.identity_secret == cjson.null and '' or str(p.identity_secret, 256, 'identity_secret')
+    if v ~= '' and #v < 16 then return fail('bad_request', 'identity_secret needs at least 16 bytes') end
+    redis.call('HSET', key, 'identity_secret', v)
+  end
+  if p.auto_assign ~= nil then
+    if type(p.auto_assign) ~= 'boolean' then return fail('bad_request', 'auto_assign must be true or false') end
+    redis.call('HSET', key, 'auto_assign', p.auto_assign and '1' or '0')
+  end
+  if p.category_teams ~= nil then
+    if type(p.category_teams) ~= 'table' then return fail('bad_request', 'category_teams must be an object') end
+    for cat, t in pairs(p.category_teams) do
+      if type(t) ~= 'string' or redis.call('HEXISTS', key .. ':teams', t) == 0 then
+        return fail('bad_request', 'category_teams: unknown team for ' .. tostring(cat))
+      end
+    end
+    redis.call('HSET', key, 'category_teams', next(p.category_teams) and cjson.encode(p.category_teams) or '{}')
+  end
+  for _, f in ipairs({'auto_close_s', 'unanswered_after_s'}) do
+    if p[f] ~= nil then
+      local v = tonumber(p[f])
+      if not v or v < 0 or v > 31536000 or v ~= math.floor(v) then return fail('bad_request', f .. ' must be 0..31536000') end
+      redis.call('HSET', key, f, I(v))
+    end
+  end
+  for _, f in ipairs({'ack_text_en', 'ack_text_zh'}) do
+    if p[f] ~= nil then redis.call('HSET', key, f, p[f] == cjson.null and '' or str(p[f], 1000, f)) end
+  end
+  if p.widget ~= nil then
+    if type(p.widget) ~= 'table' then return fail('bad_request', 'widget must be an object') end
+    local w = {}
+    if p.widget.color ~= nil then
+      if type(p.widget.color) ~= 'string' or not string.match(p.widget.color, '^#%x%x%x%x%x%x$') then
+        return fail('bad_request', 'widget.color must look like #1a73e8')
+      end
+      w.color = p.widget.color
+    end
+    for _, f in ipairs({'greeting_en', 'greeting_zh'}) do w[f] = str(p.widget[f], 500, 'widget.' .. f) end
+    for _, f in ipairs({'categories', 'required_fields'}) do
+      if p.widget[f] ~= nil then
+        if type(p.widget[f]) ~= 'table' or #p.widget[f] > 50 then return fail('bad_request', 'widget.' .. f .. ' must be an array') end
+        for _, x in ipairs(p.widget[f]) do
+          if type(x) ~= 'string' or #x > 100 then return fail('bad_request', 'widget.' .. f .. ' holds short strings') end
+        end
+        w[f] = p.widget[f]
+      end
+    end
+    local enc = cjson.encode(w)
+    enc = string.gsub(enc, '"categories":{}', '"categories":[]')
+    enc = string.gsub(enc, '"required_fields":{}', '"required_fields":[]')
+    redis.call('HSET', key, 'widget', enc)
+  end
+  site_changed(s.key)
+  drain_site(s.key, now)
+  return reply(200, '{"site":' .. site_json(hgetall(key)) .. '}')
+end
+ops.admin_teams_list = function()
+  local s = admin_site(p.site_key)
+  local r = redis.call('HGETALL', P .. 'site:' .. s.key .. ':teams')
+  local out = {}
+  for i = 1, #r, 2 do table.insert(out, '{"key":' .. S(r[i]) .. ',"name":' .. S(r[i + 1]) .. '}') end
+  return reply(200, '{"teams":[' .. table.concat(out, ',') .. ']}')
+end
+ops.admin_team_create = function()
+  local s = admin_site(p.site_key)
+  if not key_ok(p.key) then return fail('bad_request', 'key is 1-64 characters of A-Z a-z 0-9 _ -') end
+  local name = str(p.name, 200, 'name')
+  if not name or name == '' then return fail('bad_request', 'name is required') end
+  if redis.call('HSETNX', P .. 'site:' .. s.key .. ':teams', p.key, name) == 0 then return fail('conflict', 'team exists') end
+  return reply(201, '{"team":{"key":' .. S(p.key) .. ',"name":' .. S(name) .. '}}')
+end
+ops.admin_agents_list = function()
+  need_admin()
+  local seen, out = {}, {}
+  for _, s in ipairs(p.site and {p.site} or my_sites) do
+    if my_site(s) then
+      for _, id in ipairs(redis.call('SMEMBERS', P .. 'site:' .. s .. ':agents')) do
+        if not seen[id] then
+          seen[id] = true
+          local a = hgetall(P .. 'agent:' .. id)
+          if a then table.insert(out, a) end
+        end
+      end
+    end
+  end
+  table.sort(out, function(a, b) return (a.email or '') < (b.email or '') end)
+  local js = {}
+  for _, a in ipairs(out) do table.insert(js, agent_json(a)) end
+  return reply(200, '{"agents":[' .. table.concat(js, ',') .. ']}')
+end
+local function check_agent_fields(sites, teams)
+  if type(sites) ~= 'table' or #sites == 0 then error({code = 'bad_request', msg = 'sites must list at least one site'}) end
+  for _, s in ipairs(sites) do
+    if type(s) ~= 'string' or not my_site(s) then error({code = 'bad_request', msg = 'unknown site ' .. tostring(s)}) end
+  end
+  for _, t in ipairs(teams or {}) do
+    local found = false
+    for _, s in ipairs(sites) do
+      if type(t) == 'string' and redis.call('HEXISTS', P .. 'site:' .. s .. ':teams', t) == 1 then found = true end
+    end
+    if not found then error({code = 'bad_request', msg = 'unknown team ' .. tostring(t)}) end
+  end
+end
+ops.admin_agent_create = function()
+  need_admin()
+  local email = str(p.email, 254, 'email')
+  if not email or not string.match(email, '^[^@%s]+@[^@%s]+$') then return fail('bad_request', 'email is not an e-mail address') end
+  email = string.lower(email)
+  local name = str(p.name, 200, 'name')
+  if not name or name == '' then return fail('bad_request', 'name is required') end
+  if not p.pw_hash or p.pw_hash == '' then return fail('bad_request', 'password must be 8 to 128 bytes') end
+  local sites, teams = p.sites or {}, p.teams or {}
+  check_agent_fields(sites, teams)
+  local role = p.role or 'agent'
+  if role ~= 'agent' and role ~= 'admin' then return fail('bad_request', 'role must be agent or admin') end
+  local maxc = tonumber(p.max_chats or 5)
+  if not maxc or maxc < 1 or maxc > 100 then return fail('bad_request', 'max_chats must be 1..100') end
+  if redis.call('SETNX', P .. 'agent:email:' .. email, fresh) == 0 then return fail('conflict', 'an agent with this e-mail exists') end
+  local id = fresh
+  redis.call('HSET', P .. 'agent:' .. id, 'id', id, 'name', name, 'email', email, 'role', role, 'sites', cjson.encode(sites),
+    'teams', #teams == 0 and '[]' or cjson.encode(teams), 'pw', p.pw_hash, 'status', 'offline', 'max_chats', I(maxc), 'created_at', now)
+  redis.call('SADD', P .. 'agents', id)
+  for _, s in ipairs(sites) do redis.call('SADD', P .. 'site:' .. s .. ':agents', id) end
+  return reply(201, '{"agent":' .. agent_json(hgetall(P .. 'agent:' .. id)) .. '}')
+end
+ops.admin_agent_patch = function()
+  need_admin()
+  local a = hgetall(P .. 'agent:' .. tostring(p.agent_id))
+  if not a then return fail('not_found', 'no such agent') end
+  local shared = false
+  for _, s in ipairs(json_list(a.sites)) do if my_site(s) then shared = true end end
+  if not shared then return fail('not_found', 'no such agent') end
+  local key = P .. 'agent:' .. a.id
+  local sites = p.sites or json_list(a.sites)
+  local teams = p.teams or json_list(a.teams)
+  if p.sites ~= nil or p.teams ~= nil then check_agent_fields(sites, teams) end
+  if p.name ~= nil then
+    local v = str(p.name, 200, 'name')
+    if not v or v == '' then return fail('bad_request', 'name must not be empty') end
+    redis.call('HSET', key, 'name', v)
+  end
+  if p.role ~= nil then
+    if p.role ~= 'agent' and p.role ~= 'admin' then return fail('bad_request', 'role must be agent or admin') end
+    redis.call('HSET', key, 'role', p.role)
+  end
+  if p.max_chats ~= nil then
+    local v = tonumber(p.max_chats)
+    if not v or v < 1 or v > 100 then return fail('bad_request', 'max_chats must be 1..100') end
+    redis.call('HSET', key, 'max_chats', I(v))
+  end
+  if p.disabled ~= nil then
+    if type(p.disabled) ~= 'boolean' then return fail('bad_request', 'disabled must be true or false') end
+    redis.call('HSET', key, 'disabled', p.disabled and '1' or '0')
+    if p.disabled then redis.call('HSET', key, 'status', 'offline') end
+  end
+  if p.pw_hash and p.pw_hash ~= '' then redis.call('HSET', key, 'pw', p.pw_hash) end
+  if p.sites ~= nil then
+    for _, s in ipairs(json_list(a.sites)) do redis.call('SREM', P .. 'site:' .. s .. ':agents', a.id) end
+    for _, s in ipairs(sites) do redis.call('SADD', P .. 'site:' .. s .. ':agents', a.id) end
+    redis.call('HSET', key, 'sites', cjson.encode(sites))
+  end
+  if p.teams ~= nil then redis.call('HSET', key, 'teams', #teams == 0 and '[]' or cjson.encode(teams)) end
+  for _, s in ipairs(sites) do drain_site(s, now) end
+  return reply(200, '{"agent":' .. agent_json(hgetall(key)) .. '}')
+end
+ops.admin_sla_get = function()
+  local s = admin_site(p.site_key)
+  return reply(200, '{"sla":' .. ((s.sla and s.sla ~= '') and s.sla or '{}') .. '}')
+end
+ops.admin_sla_put = function()
+  local s = admin_site(p.site_key)
+  local sla = p.sla
+  if type(sla) ~= 'table' then return fail('bad_request', 'body must be an SLA object') end
+  if sla.policies ~= nil then
+    if type(sla.policies) ~= 'table' then return fail('bad_request', 'policies must be an object') end
+    for prio, pol in pairs(sla.policies) do
+      if not PRIO_RANK[prio] or type(pol) ~= 'table' then return fail('bad_request', 'policies are per priority: low, normal, high, urgent') end
+      for _, f in ipairs({'first_response_s', 'next_response_s', 'resolution_s'}) do
+        local v = pol[f]
+        if v ~= nil and (type(v) ~= 'number' or v < 1 or v > 31536000) then
+          return fail('bad_request', 'policies.' .. prio .. '.' .. f .. ' must be 1..31536000 seconds')
+        end
+      end
+    end
+  end
+  if sla.warn_at ~= nil and (type(sla.warn_at) ~= 'number' or sla.warn_at <= 0 or sla.warn_at >= 1) then
+    return fail('bad_request', 'warn_at must be between 0 and 1')
+  end
+  if sla.calendar ~= nil and type(sla.calendar) ~= 'table' then return fail('bad_request', 'calendar must be an object') end
+  if sla.breach_actions ~= nil and type(sla.breach_actions) ~= 'table' then return fail('bad_request', 'breach_actions must be an object') end
+  redis.call('HSET', P .. 'site:' .. s.key, 'sla', p.raw_sla)
+  site_changed(s.key)
+  return reply(200, '{"sla":' .. p.raw_sla .. '}')
+end
+
+local f = ops[op]
+if not f then return fail('not_found', 'no such operation') end
+local ok, res = pcall(f)
+if ok then return res end
+if type(res) == 'table' and res.code then return fail(res.code, res.msg) end
+return fail('internal', tostring(res))
