@@ -10,11 +10,11 @@ if not v or v.site ~= site then return fail('forbidden', 'unknown visitor') end
 local skey = P .. 'site:' .. site
 local s = hgetall(skey)
 if not s then return fail('not_found', 'unknown site') end
+local key = ckey(cid)
+if redis.call('EXISTS', key) == 1 then return fail('conflict', 'conversation exists') end
 if name ~= '' then redis.call('HSET', vkey, 'name', name) v.name = name end
 if email ~= '' then redis.call('HSET', vkey, 'email', email) v.email = email end
 if priority == '' then priority = 'normal' end
-local key = ckey(cid)
-if redis.call('EXISTS', key) == 1 then return fail('conflict', 'conversation exists') end
 -- the site's category -> team map routes the conversation
 local team = ''
 if category ~= '' and s.category_teams and s.category_teams ~= '' then

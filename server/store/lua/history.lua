@@ -8,10 +8,12 @@ if not may_access(c, kind, who) then return fail('forbidden', 'not your conversa
 local out = {}
 local hi = before > 0 and ('0-' .. I(before - 1)) or '+'
 local rounds = 0
--- Visitors do not see private notes: page on until limit visible messages or the start.
-while #out < limit and rounds < 10 do
+-- Visitors do not see private notes: page on until limit visible messages or the start
+-- (bounded: at most 50 batches of 200 entries are read).
+local batch = kind == 'visitor' and math.max(limit, 200) or limit
+while #out < limit and rounds < 50 do
   if hi == '0-0' then break end
-  local r = redis.call('XREVRANGE', key .. ':msgs', hi, '-', 'COUNT', limit)
+  local r = redis.call('XREVRANGE', key .. ':msgs', hi, '-', 'COUNT', batch)
   if #r == 0 then break end
   for _, e in ipairs(r) do
     local seq = seq_of(e[1])
@@ -19,7 +21,7 @@ while #out < limit and rounds < 10 do
     if not (priv and kind == 'visitor') and #out < limit then table.insert(out, 1, mj) end
     hi = '0-' .. I(tonumber(seq) - 1)
   end
-  if #r < limit then break end
+  if #r < batch then break end
   rounds = rounds + 1
 end
 return '{"messages":[' .. table.concat(out, ',') .. '],"last_seq":' .. N(c.last_seq) .. '}'
