@@ -46,6 +46,7 @@ typedef struct cd_conv_result {
     char *raw_conversations; /* "conversations" array */
     char *raw_messages;     /* "messages" array */
     char *raw_queue;        /* agent_get: "queue" array of waiting conversations */
+    char *raw_site_config;  /* visitor_hello: what the widget shows */
     char **items;           /* timers_claim: "kind|id" */
     size_t n_items;
     cd_conv_ref *convs;     /* ids in "conversations" (or the one "conversation") */
@@ -113,6 +114,8 @@ int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id,
 int cd_conv_timers_claim(cd_store *st, int64_t lease_ms, int max, cd_conv_cb cb, void *ud);
 /* Timer handler "autoclose|<cid>": close a conversation still resolved. */
 int cd_conv_autoclose(cd_store *st, const char *cid, cd_conv_cb cb, void *ud);
+/* The visitor confirms a resolved conversation: closed. */
+int cd_conv_confirm(cd_store *st, const char *vid, const char *cid, cd_conv_cb cb, void *ud);
 /* Tickets and SLA (timer handlers and clock re-alignment). */
 int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *cid, const char *intervals, cd_conv_cb cb,
                            void *ud);

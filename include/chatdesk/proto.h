@@ -24,6 +24,7 @@
     X(CONV_ACCEPT, "conversation.accept")                                                                              \
     X(CONV_TRANSFER, "conversation.transfer")                                                                          \
     X(CONV_UPDATE, "conversation.update")                                                                              \
+    X(CONV_CONFIRM, "conversation.confirm")                                                                            \
     X(PING, "ping")
 
 typedef enum cd_frame_type {
@@ -85,6 +86,7 @@ typedef struct cd_req {
     const char *form_name, *form_email, *form_category, *form_subject, *form_message;
     cd_priority form_priority; /* CD_PRIO_NONE when absent */
     const char *form_locale;   /* extension: the visitor's language for system messages */
+    const char *form_client_msg_id; /* extension: a retried start returns the same conversation */
 
     /* most conversation frames */
     const char *conversation_id;

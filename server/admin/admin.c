@@ -1,6 +1,6 @@
 /* admin: the `chatdeskd admin <command> [options]` CLI.
  *
- * Adds and lists sites and agents by talking to Redis directly with a blocking
+ * Adds, changes and lists sites, teams and agents by talking to Redis directly with a blocking
  * hiredis connection. It is a short-lived command run by an operator, never part
  * of a node's event loop, so blocking calls are fine here (STYLE B8 is about the
  * loop). Every write is one inline Lua script (EVAL) that checks, writes, indexes
@@ -13,13 +13,16 @@
  * secrets) are written but never printed; listings only say whether identity
  * verification is on.
  *
- * Results go to stdout as one line of JSON (add commands, `--json` listings) or an
- * aligned table; diagnostics go to stderr prefixed with "chatdeskd admin: ".
+ * Results go to stdout as one line of JSON (add and set commands, `--json` listings)
+ * or an aligned table; diagnostics go to stderr prefixed with "chatdeskd admin: ".
+ *
+ * The set commands (site-set, agent-set) end their script with a site.changed notice
+ * on ch:sites for every site concerned: nodes reload their site cache and re-run queue
+ * assignment, since auto-assignment, teams or an agent's capacity may have changed.
  */
 #include "chatdesk/admin.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +51,10 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #define MAX_CHATS_MIN 1
 #define MAX_CHATS_MAX 100
 #define CMD_TIMEOUT_MIN_MS 5000
+#define ACK_MAX_BYTES 1000
+#define AUTO_CLOSE_MAX 31536000  /* a year, in seconds */
+#define AUTO_CLOSE_DEFAULT 86400 /* what nodes assume when a site has no auto_close_s */
+#define NO_TEAM "_"              /* the team-less queue (site:<k>:queue:_): not a team key */
 
 static const char usage_text[] =
     "Usage: chatdeskd [config flags] admin <command> [options]\n"
@@ -57,19 +64,40 @@ static const char usage_text[] =
     "             Add a site. KEY is 1-64 characters of A-Z a-z 0-9 _ -. Each URL is an exact\n"
     "             origin: https://example.com or http://localhost:3000 (lowercase, no path, no\n"
     "             trailing slash, no default port). SECRET (16+ bytes) turns on identity verification.\n"
+    "  site-set   --key KEY [--name NAME] [--origin URL ...]\n"
+    "             [--identity-secret SECRET | --no-identity-secret] [--auto-assign on|off]\n"
+    "             [--category-team CATEGORY=TEAM ...] [--auto-close-s N] [--ack-en TEXT] [--ack-zh TEXT]\n"
+    "             Change a site; only the given settings change. --origin and --category-team\n"
+    "             replace the whole list or map when given at least once; each TEAM must exist\n"
+    "             on the site, and CATEGORY= (no team) leaves that category out, so a lone\n"
+    "             '--category-team CATEGORY=' clears the map. --auto-close-s is how long a\n"
+    "             resolved chat stays before it closes (0-31536000 s, 0 = never; default 86400).\n"
+    "             The acknowledgement texts (up to 1000 bytes; empty = the built-in text) greet\n"
+    "             each new chat. Nodes re-run queue assignment afterwards.\n"
+    "  team-add   --site KEY --key TEAM --name NAME\n"
+    "             Add a team to a site. TEAM is like a site key ('_' is reserved).\n"
     "  agent-add  --email EMAIL --password PASSWORD --name NAME --site KEY [--site KEY ...]\n"
     "             [--team TEAM ...] [--role agent|admin] [--max-chats N]\n"
     "             Add an agent serving the given sites. PASSWORD is 8-128 bytes; '--password -'\n"
-    "             reads it from the first line of stdin. Role defaults to agent, max-chats to 5 (1-100).\n"
+    "             reads it from the first line of stdin. Each TEAM must exist on one of the sites.\n"
+    "             Role defaults to agent, max-chats (concurrent chats) to 5 (1-100).\n"
+    "  agent-set  --email EMAIL [--name NAME] [--role agent|admin] [--max-chats N]\n"
+    "             [--team TEAM ... | --no-teams] [--disabled on|off]\n"
+    "             Change an agent; only the given settings change. --team replaces the agent's\n"
+    "             teams (each must exist on one of its sites). A disabled agent cannot log in\n"
+    "             and gets no chats. Nodes re-run queue assignment on the agent's sites.\n"
     "  site-list  [--json]\n"
-    "             List every site (a table, or a JSON array with --json).\n"
+    "             List every site (a table, or a JSON array with --json). Secrets never show.\n"
+    "  team-list  --site KEY [--json]\n"
+    "             List the teams of a site.\n"
     "  agent-list [--site KEY] [--json]\n"
     "             List every agent, or the agents of one site.\n"
     "  help       Show this text.\n"
     "\n"
     "Config flags such as --redis URL and --prefix P may also be given among the options\n"
-    "(see 'chatdeskd --help'). Add commands print the new record as one line of JSON.\n"
-    "Exit status: 0 ok, 1 runtime error (Redis, duplicate, unknown site), 2 usage error.\n";
+    "(see 'chatdeskd --help'). Add and set commands print the resulting record as one line of\n"
+    "JSON. Exit status: 0 ok, 1 runtime error (Redis, duplicate, unknown site, team or agent),\n"
+    "2 usage error or bad value.\n";
 
 /* ---- small helpers ---- */
 
@@ -158,13 +186,14 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
     return len;
 }
 
-/* true when s is valid UTF-8 without control characters. */
-static bool is_clean_text(const char *s)
+/* true when s is valid UTF-8 without control characters (but for line feeds and
+ * tabs when multiline). */
+static bool is_clean_text_ml(const char *s, bool multiline)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
     while (n) {
-        if (*p < 0x20 || *p == 0x7f)
+        if ((*p < 0x20 && !(multiline && (*p == '\n' || *p == '\t'))) || *p == 0x7f)
             return false;
         size_t l = utf8_seq(p, n);
         if (l == 0)
@@ -175,9 +204,15 @@ static bool is_clean_text(const char *s)
     return true;
 }
 
+static bool is_clean_text(const char *s)
+{
+    return is_clean_text_ml(s, false);
+}
+
 /* A copy of s safe to show on a terminal or put in JSON: invalid UTF-8 bytes and
- * control characters become '?'. Returns a new heap string. */
-static char *sanitize(const char *s)
+ * control characters (but for line feeds and tabs when multiline, which JSON escapes)
+ * become '?'. Returns a new heap string. */
+static char *sanitize_ml(const char *s, bool multiline)
 {
     size_t n = strlen(s);
     char *out = cd_malloc(n + 1);
@@ -185,7 +220,7 @@ static char *sanitize(const char *s)
     size_t o = 0;
     while (n) {
         size_t l = utf8_seq(p, n);
-        if (l == 0 || *p < 0x20 || *p == 0x7f) {
+        if (l == 0 || (*p < 0x20 && !(multiline && (*p == '\n' || *p == '\t'))) || *p == 0x7f) {
             out[o++] = '?';
             l = 1;
         } else {
@@ -197,6 +232,11 @@ static char *sanitize(const char *s)
     }
     out[o] = '\0';
     return out;
+}
+
+static char *sanitize(const char *s)
+{
+    return sanitize_ml(s, false);
 }
 
 /* Number of code points in a valid UTF-8 string (the display width we assume). */
@@ -213,6 +253,15 @@ static size_t utf8_width(const char *s)
 static json_t *jstr(const char *s)
 {
     char *clean = sanitize(s ? s : "");
+    json_t *j = json_string(clean);
+    cd_free(clean);
+    return j;
+}
+
+/* The same for multi-line text (acknowledgements): line feeds and tabs are kept. */
+static json_t *jstr_ml(const char *s)
+{
+    char *clean = sanitize_ml(s ? s : "", true);
     json_t *j = json_string(clean);
     cd_free(clean);
     return j;
@@ -252,6 +301,55 @@ static bool valid_name(const char *s)
 {
     size_t n = strlen(s);
     return n >= 1 && n <= NAME_MAX_BYTES && is_clean_text(s);
+}
+
+/* A value error for a bad site or team key (what: "site key", "team"). Returns 2. */
+static int bad_key(const char *what, const char *s)
+{
+    char *shown = sanitize(s);
+    int rc = value_error("%s must be 1-64 characters of A-Z a-z 0-9 _ -: got '%s'", what, shown);
+    cd_free(shown);
+    return rc;
+}
+
+/* Checks a team key: like a site key, but "_" names the team-less queue. Returns 0,
+ * or 2 after printing the error. */
+static int check_team(const char *t)
+{
+    if (!valid_key(t))
+        return bad_key("team", t);
+    if (strcmp(t, NO_TEAM) == 0)
+        return value_error("team '%s' is reserved (it names the queue of chats without a team)", NO_TEAM);
+    return 0;
+}
+
+/* A whole decimal number in [min, max] (digits only, no sign or spaces). */
+static bool parse_range(const char *s, long min, long max, long *out)
+{
+    long v = 0;
+    if (!s[0])
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (!isdigit((unsigned char)*p) || v > max)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* "on"/"off" into *out. */
+static bool parse_on_off(const char *s, bool *out)
+{
+    if (strcmp(s, "on") == 0)
+        *out = true;
+    else if (strcmp(s, "off") == 0)
+        *out = false;
+    else
+        return false;
+    return true;
 }
 
 /* An exact origin as browsers send it in the Origin header: "http" or "https",
@@ -344,6 +442,14 @@ static bool normalize_email(const char *s, char *out)
     X(TEAM, "team", false)                                                                                             \
     X(ROLE, "role", false)                                                                                             \
     X(MAX_CHATS, "max-chats", false)                                                                                   \
+    X(NO_SECRET, "no-identity-secret", true)                                                                           \
+    X(AUTO_ASSIGN, "auto-assign", false)                                                                               \
+    X(CATEGORY_TEAM, "category-team", false)                                                                           \
+    X(AUTO_CLOSE, "auto-close-s", false)                                                                               \
+    X(ACK_EN, "ack-en", false)                                                                                         \
+    X(ACK_ZH, "ack-zh", false)                                                                                         \
+    X(NO_TEAMS, "no-teams", true)                                                                                      \
+    X(DISABLED, "disabled", false)                                                                                     \
     X(JSON, "json", true)
 
 typedef enum opt_id {
@@ -352,6 +458,8 @@ typedef enum opt_id {
 #undef OPT_ENUM
         OPT__COUNT
 } opt_id;
+
+_Static_assert(OPT__COUNT <= 32, "command option sets are 32-bit masks");
 
 static const struct {
     const char *name;
@@ -806,6 +914,133 @@ static json_int_t int_field(const char *s)
     return s ? (json_int_t)strtoll(s, NULL, 10) : 0;
 }
 
+/* A JSON object field of strings read back from Redis (category_teams); an empty
+ * object when missing or malformed. New reference. */
+static json_t *json_object_field(const char *s)
+{
+    json_t *j = s ? json_loads(s, 0, NULL) : NULL;
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    if (json_is_object(j)) {
+        json_object_foreach(j, k, v)
+        {
+            if (!json_is_string(v))
+                continue;
+            char *clean = sanitize(k);
+            json_object_set_new(out, clean, jstr(json_string_value(v)));
+            cd_free(clean);
+        }
+    }
+    json_decref(j);
+    return out;
+}
+
+/* The site record as listings and site-set show it, from its HGETALL reply: never the
+ * secret, only whether there is one; unset routing settings show their defaults. */
+static json_t *site_object(const char *key, const redisReply *h)
+{
+    const char *secret = hash_get(h, "identity_secret");
+    const char *aa = hash_get(h, "auto_assign");
+    const char *close = hash_get(h, "auto_close_s");
+    json_t *o = json_object();
+    json_object_set_new(o, "key", jstr(key));
+    json_object_set_new(o, "name", jstr(hash_get(h, "name")));
+    json_object_set_new(o, "origins", json_array_field(hash_get(h, "origins")));
+    json_object_set_new(o, "identity_verification", json_boolean(secret && secret[0]));
+    json_object_set_new(o, "auto_assign", json_boolean(!aa || strcmp(aa, "0") != 0));
+    json_object_set_new(o, "category_teams", json_object_field(hash_get(h, "category_teams")));
+    json_object_set_new(o, "auto_close_s", json_integer(close && close[0] ? int_field(close) : AUTO_CLOSE_DEFAULT));
+    json_object_set_new(o, "ack_text_en", jstr_ml(hash_get(h, "ack_text_en")));
+    json_object_set_new(o, "ack_text_zh", jstr_ml(hash_get(h, "ack_text_zh")));
+    json_object_set_new(o, "created_at", json_integer(int_field(hash_get(h, "created_at"))));
+    return o;
+}
+
+/* The agent record as listings and agent-set show it, from its HGETALL reply: never
+ * the password hash. */
+static json_t *agent_object(const char *id, const redisReply *h)
+{
+    const char *dis = hash_get(h, "disabled");
+    json_t *o = json_object();
+    json_object_set_new(o, "id", jstr(id));
+    json_object_set_new(o, "email", jstr(hash_get(h, "email")));
+    json_object_set_new(o, "name", jstr(hash_get(h, "name")));
+    json_object_set_new(o, "role", jstr(hash_get(h, "role")));
+    json_object_set_new(o, "sites", json_array_field(hash_get(h, "sites")));
+    json_object_set_new(o, "teams", json_array_field(hash_get(h, "teams")));
+    json_object_set_new(o, "status", jstr(hash_get(h, "status")));
+    json_object_set_new(o, "max_chats", json_integer(int_field(hash_get(h, "max_chats"))));
+    json_object_set_new(o, "disabled", json_boolean(dis && strcmp(dis, "1") == 0));
+    json_object_set_new(o, "created_at", json_integer(int_field(hash_get(h, "created_at"))));
+    return o;
+}
+
+/* HGETALL key. Returns the reply (the caller frees it), or NULL after printing the
+ * error. An empty array means the hash is gone. */
+static redisReply *hgetall(redisContext *c, const char *key)
+{
+    const char *argv[] = {"HGETALL", key};
+    redisReply *r = rcall(c, 2, argv);
+    if (r && r->type != REDIS_REPLY_ARRAY) {
+        errorf("unexpected reply to HGETALL %s", key);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* true when key exists; -1 after printing a Redis error. */
+static int key_exists(redisContext *c, const char *key)
+{
+    const char *argv[] = {"EXISTS", key};
+    redisReply *r = rcall(c, 2, argv);
+    if (!r)
+        return -1;
+    int exists = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    return exists;
+}
+
+/* "never", "1d", "12h", "90m" or "45s" for an auto-close delay in seconds. */
+static void format_secs(json_int_t s, char *out, size_t outsz)
+{
+    if (s <= 0)
+        snprintf(out, outsz, "never");
+    else if (s % 86400 == 0)
+        snprintf(out, outsz, "%" JSON_INTEGER_FORMAT "d", s / 86400);
+    else if (s % 3600 == 0)
+        snprintf(out, outsz, "%" JSON_INTEGER_FORMAT "h", s / 3600);
+    else if (s % 60 == 0)
+        snprintf(out, outsz, "%" JSON_INTEGER_FORMAT "m", s / 60);
+    else
+        snprintf(out, outsz, "%" JSON_INTEGER_FORMAT "s", s);
+}
+
+/* "billing=sales, tech=support" for a category map, "-" when empty. New heap string. */
+static char *join_map(const json_t *obj)
+{
+    cd_buf b;
+    cd_buf_init(&b);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v)
+    {
+        if (b.len)
+            cd_buf_append_str(&b, ", ");
+        cd_buf_append_str(&b, k);
+        cd_buf_append_str(&b, "=");
+        cd_buf_append_str(&b, json_string_value(v) ? json_string_value(v) : "");
+    }
+    char *s = cd_strdup(b.len ? b.data : "-");
+    cd_buf_cleanup(&b);
+    return s;
+}
+
+/* The site.changed notice for site key k, for the ch:sites channel (header line and
+ * frame, as docs/keyspace.md describes). Lua, shared by the set scripts. */
+#define SITE_CHANGED_LUA(k) "'0 a -\\n{\"type\":\"site.changed\",\"key\":' .. cjson.encode(" k ") .. '}'"
+
 /* "2024-11-24 11:38" (UTC) for a unix-ms timestamp; "-" for 0. */
 static void format_time(json_int_t ms, char *out, size_t outsz)
 {
@@ -820,6 +1055,38 @@ static void format_time(json_int_t ms, char *out, size_t outsz)
 }
 
 /* ---- site-add ---- */
+
+static int site_name_error(void)
+{
+    return value_error("site name must be 1-%d bytes of UTF-8 text without control characters", NAME_MAX_BYTES);
+}
+
+/* The origins as a JSON array, or NULL with *rc set after printing the first bad one. */
+static json_t *origins_array(const char **origins, size_t n, int *rc)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!valid_origin(origins[i])) {
+            char *shown = sanitize(origins[i]);
+            *rc = value_error("origin must look like https://example.com[:port]: got %s "
+                              "(lowercase scheme and host, no path, no trailing slash, no default port)",
+                              shown);
+            cd_free(shown);
+            json_decref(arr);
+            return NULL;
+        }
+        json_array_append_new(arr, json_string(origins[i]));
+    }
+    return arr;
+}
+
+static int check_secret(const char *secret)
+{
+    if (strlen(secret) < SECRET_MIN || strlen(secret) > SECRET_MAX || !is_clean_text(secret))
+        return value_error("identity secret must be %d-%d bytes of text without control characters", SECRET_MIN,
+                           SECRET_MAX);
+    return 0;
+}
 
 /* KEYS: site:<key>, sites. ARGV: key, name, origins (JSON), identity secret,
  * created_at (ms), the ch:sites channel. Existence check, record, index and the
@@ -847,30 +1114,17 @@ static int run_site_add(cd_config *cfg, const args *a)
     int rc = EXIT_FAIL;
 
     if (!valid_key(key)) {
-        rc = value_error("site key must be 1-64 characters of A-Z a-z 0-9 _ -: got '%s'", key);
+        rc = bad_key("site key", key);
         goto out;
     }
     if (!valid_name(name)) {
-        rc = value_error("site name must be 1-%d bytes of UTF-8 text without control characters", NAME_MAX_BYTES);
+        rc = site_name_error();
         goto out;
     }
-    jorigins = json_array();
-    for (size_t i = 0; i < norigins; i++) {
-        if (!valid_origin(origins[i])) {
-            char *shown = sanitize(origins[i]);
-            rc = value_error("origin must look like https://example.com[:port]: got %s "
-                             "(lowercase scheme and host, no path, no trailing slash, no default port)",
-                             shown);
-            cd_free(shown);
-            goto out;
-        }
-        json_array_append_new(jorigins, json_string(origins[i]));
-    }
-    if (secret && (strlen(secret) < SECRET_MIN || strlen(secret) > SECRET_MAX || !is_clean_text(secret))) {
-        rc = value_error("identity secret must be %d-%d bytes of text without control characters", SECRET_MIN,
-                         SECRET_MAX);
+    if (!(jorigins = origins_array(origins, norigins, &rc)))
         goto out;
-    }
+    if (secret && (rc = check_secret(secret)) != 0)
+        goto out;
 
     c = redis_open(cfg, &rc);
     if (!c)
@@ -913,18 +1167,410 @@ out:
     return rc;
 }
 
+/* ---- site-set ---- */
+
+/* KEYS: site:<key>, site:<key>:teams. ARGV: key, the ch:sites channel, m, then the m
+ * teams the new category map names (each must be a team of the site), then the
+ * field/value pairs to write. The checks, the write and the site.changed notice (nodes
+ * reload the site and re-run assignment) happen together or not at all. */
+static const char site_set_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return '{\"error\":\"unknown_site\"}' end\n"
+    "local m = tonumber(ARGV[3])\n"
+    "for j = 4, 3 + m do\n"
+    "  if redis.call('HEXISTS', KEYS[2], ARGV[j]) == 0 then\n"
+    "    return cjson.encode({error = 'unknown_team', team = ARGV[j]})\n"
+    "  end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 4 + m))\n"
+    "redis.call('PUBLISH', ARGV[2], " SITE_CHANGED_LUA("ARGV[1]") ")\n"
+    "return '{\"ok\":true}'\n";
+
+/* An auto-acknowledgement text: at most ACK_MAX_BYTES of UTF-8, line breaks and tabs
+ * allowed, no other control characters; empty means the built-in text. */
+static int check_ack(const char *opt, const char *text)
+{
+    if (strlen(text) > ACK_MAX_BYTES || !is_clean_text_ml(text, true))
+        return value_error("%s must be at most %d bytes of UTF-8 text (line breaks allowed, no other control "
+                           "characters)",
+                           opt, ACK_MAX_BYTES);
+    return 0;
+}
+
+/* Parses the --category-team CATEGORY=TEAM values into *map (category -> team, in the
+ * order given; CATEGORY= leaves the category out) and the distinct teams it names into
+ * teams (n entries at most). Returns 0, or 2 after printing the error. */
+static int parse_category_teams(const char **vals, size_t n, json_t **map, const char **teams, size_t *nteams)
+{
+    json_t *m = json_object(), *seen = json_object();
+    int rc = 0;
+    *nteams = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *eq = strrchr(vals[i], '=');
+        if (!eq || eq == vals[i]) {
+            char *shown = sanitize(vals[i]);
+            rc = value_error("category-team must be CATEGORY=TEAM (or CATEGORY= to leave the category out): got '%s'",
+                             shown);
+            cd_free(shown);
+            break;
+        }
+        char *cat = cd_strndup(vals[i], (size_t)(eq - vals[i]));
+        const char *team = eq + 1;
+        const json_t *prev;
+        if (strlen(cat) > NAME_MAX_BYTES || !is_clean_text(cat)) {
+            char *shown = sanitize(cat);
+            rc = value_error("category must be 1-%d bytes of UTF-8 text without control characters: got '%s'",
+                             NAME_MAX_BYTES, shown);
+            cd_free(shown);
+        } else if (team[0] && (rc = check_team(team)) != 0) {
+            /* printed */
+        } else if ((prev = json_object_get(seen, cat)) && strcmp(json_string_value(prev), team) != 0) {
+            rc = value_error("category '%s' is given twice with different teams", cat);
+        } else {
+            json_object_set_new(seen, cat, json_string(team));
+            if (team[0]) {
+                json_object_set_new(m, cat, json_string(team));
+                bool dup = false;
+                for (size_t j = 0; j < *nteams && !dup; j++)
+                    dup = strcmp(teams[j], team) == 0;
+                if (!dup)
+                    teams[(*nteams)++] = team;
+            }
+        }
+        cd_free(cat);
+    }
+    json_decref(seen);
+    if (rc != 0) {
+        json_decref(m);
+        return rc;
+    }
+    *map = m;
+    return 0;
+}
+
+static int run_site_set(cd_config *cfg, const args *a)
+{
+    const char *key = arg_get(a, OPT_KEY);
+    const char *name = arg_get(a, OPT_NAME);
+    const char *secret = arg_get(a, OPT_SECRET);
+    bool no_secret = arg_get(a, OPT_NO_SECRET) != NULL;
+    const char *assign = arg_get(a, OPT_AUTO_ASSIGN);
+    const char *close = arg_get(a, OPT_AUTO_CLOSE);
+    const char *ack_en = arg_get(a, OPT_ACK_EN);
+    const char *ack_zh = arg_get(a, OPT_ACK_ZH);
+    const char **origins = cd_calloc(a->n + 1, sizeof *origins);
+    const char **cats = cd_calloc(a->n + 1, sizeof *cats);
+    const char **teams = cd_calloc(a->n + 1, sizeof *teams);
+    size_t norigins = arg_all(a, OPT_ORIGIN, origins);
+    size_t ncats = arg_all(a, OPT_CATEGORY_TEAM, cats);
+    size_t nteams = 0;
+    json_t *jorigins = NULL, *cmap = NULL, *res = NULL;
+    char *origins_json = NULL, *cmap_json = NULL, *k_site = NULL, *k_teams = NULL, *ch = NULL;
+    const char **argv = NULL;
+    size_t nargv = 0;
+    redisReply *h = NULL;
+    redisContext *c = NULL;
+    bool assign_on = true;
+    long close_s = 0;
+    char mbuf[24], closebuf[24];
+    int rc = EXIT_FAIL;
+
+    if (secret && no_secret) {
+        rc = usage_error("site-set takes --identity-secret or --no-identity-secret, not both");
+        goto out;
+    }
+    if (!name && !norigins && !secret && !no_secret && !assign && !ncats && !close && !ack_en && !ack_zh) {
+        rc = usage_error("site-set needs at least one setting to change");
+        goto out;
+    }
+    if (!valid_key(key)) {
+        rc = bad_key("site key", key);
+        goto out;
+    }
+    if (name && !valid_name(name)) {
+        rc = site_name_error();
+        goto out;
+    }
+    if (norigins && !(jorigins = origins_array(origins, norigins, &rc)))
+        goto out;
+    if (secret && (rc = check_secret(secret)) != 0)
+        goto out;
+    if (assign && !parse_on_off(assign, &assign_on)) {
+        char *shown = sanitize(assign);
+        rc = value_error("auto-assign must be on or off: got '%s'", shown);
+        cd_free(shown);
+        goto out;
+    }
+    if (close && !parse_range(close, 0, AUTO_CLOSE_MAX, &close_s)) {
+        rc = value_error("auto-close-s must be a whole number of seconds from 0 (never close) to %d", AUTO_CLOSE_MAX);
+        goto out;
+    }
+    if ((ack_en && (rc = check_ack("ack-en", ack_en)) != 0) || (ack_zh && (rc = check_ack("ack-zh", ack_zh)) != 0))
+        goto out;
+    if (ncats && (rc = parse_category_teams(cats, ncats, &cmap, teams, &nteams)) != 0)
+        goto out;
+    rc = EXIT_FAIL;
+
+    c = redis_open(cfg, &rc);
+    if (!c)
+        goto out;
+    k_site = pkey(cfg, "site:%s", key);
+    k_teams = pkey(cfg, "site:%s:teams", key);
+    ch = pkey(cfg, "ch:sites");
+    snprintf(mbuf, sizeof mbuf, "%zu", nteams);
+    argv = cd_calloc(3 + nteams + 2 * 8, sizeof *argv);
+    argv[nargv++] = key;
+    argv[nargv++] = ch;
+    argv[nargv++] = mbuf;
+    for (size_t i = 0; i < nteams; i++)
+        argv[nargv++] = teams[i];
+#define FIELD(f, v) (argv[nargv++] = (f), argv[nargv++] = (v))
+    if (name)
+        FIELD("name", name);
+    if (jorigins) {
+        origins_json = json_dumps(jorigins, JSON_COMPACT);
+        FIELD("origins", origins_json);
+    }
+    if (secret || no_secret)
+        FIELD("identity_secret", secret ? secret : "");
+    if (assign)
+        FIELD("auto_assign", assign_on ? "1" : "0");
+    if (cmap) {
+        cmap_json = json_dumps(cmap, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        FIELD("category_teams", cmap_json);
+    }
+    if (close) {
+        snprintf(closebuf, sizeof closebuf, "%ld", close_s);
+        FIELD("auto_close_s", closebuf);
+    }
+    if (ack_en)
+        FIELD("ack_text_en", ack_en);
+    if (ack_zh)
+        FIELD("ack_text_zh", ack_zh);
+#undef FIELD
+
+    const char *keys[] = {k_site, k_teams};
+    res = eval_json(c, site_set_lua, CD_ARRAY_LEN(keys), keys, nargv, argv);
+    if (!res)
+        goto out;
+    const char *e = json_string_value(json_object_get(res, "error"));
+    if (e) {
+        if (strcmp(e, "unknown_site") == 0)
+            errorf("unknown site %s", key);
+        else if (strcmp(e, "unknown_team") == 0)
+            errorf("unknown team %s on site %s", json_string_value(json_object_get(res, "team")), key);
+        else
+            errorf("site-set failed: %s", e);
+        goto out;
+    }
+    /* The record as it now stands (a read after the write, for display only). */
+    if (!(h = hgetall(c, k_site)))
+        goto out;
+    json_t *outj = site_object(key, h);
+    print_json(outj);
+    json_decref(outj);
+    rc = EXIT_OK;
+
+out:
+    if (h)
+        freeReplyObject(h);
+    json_decref(res);
+    json_decref(jorigins);
+    json_decref(cmap);
+    free(origins_json);
+    free(cmap_json);
+    cd_free(k_site);
+    cd_free(k_teams);
+    cd_free(ch);
+    cd_free(argv);
+    cd_free(origins);
+    cd_free(cats);
+    cd_free(teams);
+    if (c)
+        redisFree(c);
+    return rc;
+}
+
+/* ---- team-add ---- */
+
+/* KEYS: site:<key>, site:<key>:teams. ARGV: team, name. */
+static const char team_add_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return '{\"error\":\"unknown_site\"}' end\n"
+    "if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return '{\"error\":\"exists\"}' end\n"
+    "return '{\"ok\":true}'\n";
+
+static int run_team_add(cd_config *cfg, const args *a)
+{
+    const char *site = arg_get(a, OPT_SITE);
+    const char *team = arg_get(a, OPT_KEY);
+    const char *name = arg_get(a, OPT_NAME);
+    char *k_site = NULL, *k_teams = NULL;
+    json_t *res = NULL;
+    redisContext *c = NULL;
+    int rc = EXIT_FAIL;
+
+    if (!valid_key(site)) {
+        rc = bad_key("site key", site);
+        goto out;
+    }
+    if ((rc = check_team(team)) != 0)
+        goto out;
+    rc = EXIT_FAIL;
+    if (!valid_name(name)) {
+        rc = value_error("team name must be 1-%d bytes of UTF-8 text without control characters", NAME_MAX_BYTES);
+        goto out;
+    }
+
+    c = redis_open(cfg, &rc);
+    if (!c)
+        goto out;
+    k_site = pkey(cfg, "site:%s", site);
+    k_teams = pkey(cfg, "site:%s:teams", site);
+    const char *keys[] = {k_site, k_teams};
+    const char *argv[] = {team, name};
+    res = eval_json(c, team_add_lua, CD_ARRAY_LEN(keys), keys, CD_ARRAY_LEN(argv), argv);
+    if (!res)
+        goto out;
+    const char *e = json_string_value(json_object_get(res, "error"));
+    if (e) {
+        if (strcmp(e, "unknown_site") == 0)
+            errorf("unknown site %s", site);
+        else if (strcmp(e, "exists") == 0)
+            errorf("team %s already exists on site %s", team, site);
+        else
+            errorf("team-add failed: %s", e);
+        goto out;
+    }
+    json_t *outj = json_pack("{s:s, s:s, s:s}", "site", site, "key", team, "name", name);
+    print_json(outj);
+    json_decref(outj);
+    rc = EXIT_OK;
+
+out:
+    json_decref(res);
+    cd_free(k_site);
+    cd_free(k_teams);
+    if (c)
+        redisFree(c);
+    return rc;
+}
+
+/* ---- team-list ---- */
+
+static int cmp_team_key(const void *a, const void *b)
+{
+    const json_t *x = *(const json_t *const *)a, *y = *(const json_t *const *)b;
+    return strcmp(json_string_value(json_object_get(x, "key")), json_string_value(json_object_get(y, "key")));
+}
+
+static int run_team_list(cd_config *cfg, const args *a)
+{
+    bool as_json = arg_get(a, OPT_JSON) != NULL;
+    const char *site = arg_get(a, OPT_SITE);
+    char *k_site = NULL, *k_teams = NULL;
+    redisReply *h = NULL;
+    json_t **teams = NULL;
+    size_t nt = 0;
+    json_t *list = json_array();
+    redisContext *c = NULL;
+    int rc = EXIT_FAIL;
+
+    if (!valid_key(site)) {
+        rc = bad_key("site key", site);
+        goto out;
+    }
+    c = redis_open(cfg, &rc);
+    if (!c)
+        goto out;
+    rc = EXIT_FAIL;
+    k_site = pkey(cfg, "site:%s", site);
+    k_teams = pkey(cfg, "site:%s:teams", site);
+    int exists = key_exists(c, k_site);
+    if (exists < 0)
+        goto out;
+    if (!exists) {
+        errorf("unknown site %s", site);
+        goto out;
+    }
+    if (!(h = hgetall(c, k_teams)))
+        goto out;
+    teams = cd_calloc(h->elements / 2 + 1, sizeof *teams);
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        if (h->element[i]->type != REDIS_REPLY_STRING || h->element[i + 1]->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *o = json_object();
+        json_object_set_new(o, "key", jstr(h->element[i]->str));
+        json_object_set_new(o, "name", jstr(h->element[i + 1]->str));
+        teams[nt++] = o;
+    }
+    qsort(teams, nt, sizeof *teams, cmp_team_key);
+    for (size_t i = 0; i < nt; i++)
+        json_array_append_new(list, teams[i]);
+
+    if (as_json) {
+        print_json(list);
+    } else if (nt == 0) {
+        puts("no teams");
+    } else {
+        table t = {.ncols = 2};
+        const char *head[] = {"KEY", "NAME"};
+        table_row(&t, head);
+        size_t i;
+        json_t *o;
+        json_array_foreach(list, i, o)
+        {
+            const char *row[] = {json_string_value(json_object_get(o, "key")),
+                                 json_string_value(json_object_get(o, "name"))};
+            table_row(&t, row);
+        }
+        table_print(&t);
+    }
+    rc = EXIT_OK;
+
+out:
+    if (h)
+        freeReplyObject(h);
+    cd_free(teams);
+    json_decref(list);
+    cd_free(k_site);
+    cd_free(k_teams);
+    if (c)
+        redisFree(c);
+    return rc;
+}
+
 /* ---- agent-add ---- */
 
+static int max_chats_error(void)
+{
+    return value_error("max-chats must be a whole number from %d to %d", MAX_CHATS_MIN, MAX_CHATS_MAX);
+}
+
+static int role_error(const char *role)
+{
+    char *shown = sanitize(role);
+    int rc = value_error("role must be agent or admin: got '%s'", shown);
+    cd_free(shown);
+    return rc;
+}
+
 /* KEYS: agent:email:<email>, agent:<id>, agents, then site:<k> for each of the n
- * sites, then site:<k>:agents for each. ARGV: id, name, email, role, sites (JSON),
- * teams (JSON), pw, max_chats, created_at, then the n site keys. */
+ * sites, then site:<k>:agents for each, then site:<k>:teams for each. ARGV: id, name,
+ * email, role, sites (JSON), teams (JSON), pw, max_chats, created_at, then the n site
+ * keys, then the teams (each must be a team of at least one of the sites). */
 static const char agent_add_lua[] =
-    "local n = (#KEYS - 3) / 2\n"
+    "local n = (#KEYS - 3) / 3\n"
     "if redis.call('EXISTS', KEYS[1]) == 1 then return '{\"error\":\"email_taken\"}' end\n"
     "for i = 1, n do\n"
     "  if redis.call('EXISTS', KEYS[3 + i]) == 0 then\n"
     "    return cjson.encode({error = 'unknown_site', site = ARGV[9 + i]})\n"
     "  end\n"
+    "end\n"
+    "for j = 10 + n, #ARGV do\n"
+    "  local found = false\n"
+    "  for i = 1, n do\n"
+    "    if redis.call('HEXISTS', KEYS[3 + 2 * n + i], ARGV[j]) == 1 then found = true break end\n"
+    "  end\n"
+    "  if not found then return cjson.encode({error = 'unknown_team', team = ARGV[j]}) end\n"
     "end\n"
     "if redis.call('EXISTS', KEYS[2]) == 1 then return '{\"error\":\"id_taken\"}' end\n"
     "redis.call('SET', KEYS[1], ARGV[1])\n"
@@ -1005,28 +1651,18 @@ static int run_agent_add(cd_config *cfg, const args *a)
         json_array_append_new(jsites, json_string(sites[i]));
     }
     for (size_t i = 0; i < nteams; i++) {
-        if (!valid_key(teams[i])) {
-            char *shown = sanitize(teams[i]);
-            rc = value_error("team must be 1-64 characters of A-Z a-z 0-9 _ -: got '%s'", shown);
-            cd_free(shown);
+        if ((rc = check_team(teams[i])) != 0)
             goto out;
-        }
         json_array_append_new(jteams, json_string(teams[i]));
     }
+    rc = EXIT_FAIL;
     if (strcmp(role, "agent") != 0 && strcmp(role, "admin") != 0) {
-        char *shown = sanitize(role);
-        rc = value_error("role must be agent or admin: got '%s'", shown);
-        cd_free(shown);
+        rc = role_error(role);
         goto out;
     }
-    if (maxs) {
-        char *end;
-        errno = 0;
-        max_chats = strtol(maxs, &end, 10);
-        if (errno || end == maxs || *end || max_chats < MAX_CHATS_MIN || max_chats > MAX_CHATS_MAX) {
-            rc = value_error("max-chats must be a whole number from %d to %d", MAX_CHATS_MIN, MAX_CHATS_MAX);
-            goto out;
-        }
+    if (maxs && !parse_range(maxs, MAX_CHATS_MIN, MAX_CHATS_MAX, &max_chats)) {
+        rc = max_chats_error();
+        goto out;
     }
 
     c = redis_open(cfg, &rc);
@@ -1045,8 +1681,8 @@ static int run_agent_add(cd_config *cfg, const args *a)
     snprintf(created, sizeof created, "%llu", (unsigned long long)cd_now_ms());
     snprintf(maxbuf, sizeof maxbuf, "%ld", max_chats);
 
-    owned = cd_calloc(3 + 2 * nsites, sizeof *owned);
-    keys = cd_calloc(3 + 2 * nsites, sizeof *keys);
+    owned = cd_calloc(3 + 3 * nsites, sizeof *owned);
+    keys = cd_calloc(3 + 3 * nsites, sizeof *keys);
     owned[nkeys++] = pkey(cfg, "agent:email:%s", email);
     owned[nkeys++] = pkey(cfg, "agent:%s", id);
     owned[nkeys++] = pkey(cfg, "agents");
@@ -1054,14 +1690,18 @@ static int run_agent_add(cd_config *cfg, const args *a)
         owned[nkeys++] = pkey(cfg, "site:%s", sites[i]);
     for (size_t i = 0; i < nsites; i++)
         owned[nkeys++] = pkey(cfg, "site:%s:agents", sites[i]);
+    for (size_t i = 0; i < nsites; i++)
+        owned[nkeys++] = pkey(cfg, "site:%s:teams", sites[i]);
     for (size_t i = 0; i < nkeys; i++)
         keys[i] = owned[i];
-    argv = cd_calloc(9 + nsites, sizeof *argv);
+    argv = cd_calloc(9 + nsites + nteams, sizeof *argv);
     const char *fixed[] = {id, name, email, role, sites_json, teams_json, pw_hash, maxbuf, created};
     for (size_t i = 0; i < CD_ARRAY_LEN(fixed); i++)
         argv[nargv++] = fixed[i];
     for (size_t i = 0; i < nsites; i++)
         argv[nargv++] = sites[i];
+    for (size_t i = 0; i < nteams; i++)
+        argv[nargv++] = teams[i];
 
     res = eval_json(c, agent_add_lua, nkeys, keys, nargv, argv);
     if (!res)
@@ -1072,6 +1712,8 @@ static int run_agent_add(cd_config *cfg, const args *a)
             errorf("agent with e-mail %s already exists", email);
         else if (strcmp(e, "unknown_site") == 0)
             errorf("unknown site %s", json_string_value(json_object_get(res, "site")));
+        else if (strcmp(e, "unknown_team") == 0)
+            errorf("unknown team %s", json_string_value(json_object_get(res, "team")));
         else
             errorf("agent-add failed: %s", e);
         goto out;
@@ -1096,6 +1738,171 @@ out:
     cd_free(keys);
     cd_free(argv);
     cd_free(sites);
+    cd_free(teams);
+    if (c)
+        redisFree(c);
+    return rc;
+}
+
+/* ---- agent-set ---- */
+
+/* KEYS: agent:email:<email>. ARGV: prefix, the ch:sites channel, m, then the m teams
+ * (each must be a team of at least one of the agent's sites), then the field/value
+ * pairs to write. The agent's sites are only known inside the script, so their team
+ * hashes are named from the prefix. Ends with a site.changed notice for each of the
+ * agent's sites: its capacity, teams or availability may have changed. */
+static const char agent_set_lua[] =
+    "local id = redis.call('GET', KEYS[1])\n"
+    "if not id then return '{\"error\":\"unknown_agent\"}' end\n"
+    "local akey = ARGV[1] .. 'agent:' .. id\n"
+    "if redis.call('EXISTS', akey) == 0 then return '{\"error\":\"unknown_agent\"}' end\n"
+    "local sites = {}\n"
+    "local ok, v = pcall(cjson.decode, redis.call('HGET', akey, 'sites') or '[]')\n"
+    "if ok and type(v) == 'table' then\n"
+    "  for _, s in ipairs(v) do if type(s) == 'string' then table.insert(sites, s) end end\n"
+    "end\n"
+    "local m = tonumber(ARGV[3])\n"
+    "for j = 4, 3 + m do\n"
+    "  local found = false\n"
+    "  for _, s in ipairs(sites) do\n"
+    "    if redis.call('HEXISTS', ARGV[1] .. 'site:' .. s .. ':teams', ARGV[j]) == 1 then found = true break end\n"
+    "  end\n"
+    "  if not found then return cjson.encode({error = 'unknown_team', team = ARGV[j]}) end\n"
+    "end\n"
+    "redis.call('HSET', akey, unpack(ARGV, 4 + m))\n"
+    "for _, s in ipairs(sites) do\n"
+    "  redis.call('PUBLISH', ARGV[2], " SITE_CHANGED_LUA("s") ")\n"
+    "end\n"
+    "return cjson.encode({ok = true, id = id})\n";
+
+static int run_agent_set(cd_config *cfg, const args *a)
+{
+    const char *name = arg_get(a, OPT_NAME);
+    const char *role = arg_get(a, OPT_ROLE);
+    const char *maxs = arg_get(a, OPT_MAX_CHATS);
+    const char *disabled = arg_get(a, OPT_DISABLED);
+    bool no_teams = arg_get(a, OPT_NO_TEAMS) != NULL;
+    const char **teams = cd_calloc(a->n + 1, sizeof *teams);
+    size_t nteams = arg_all(a, OPT_TEAM, teams);
+    char email[EMAIL_MAX + 1];
+    char mbuf[24], maxbuf[24];
+    json_t *jteams = NULL, *res = NULL;
+    char *teams_json = NULL, *k_email = NULL, *k_agent = NULL, *ch = NULL;
+    const char **argv = NULL;
+    size_t nargv = 0;
+    redisReply *h = NULL;
+    redisContext *c = NULL;
+    long max_chats = 0;
+    bool dis = false;
+    int rc = EXIT_FAIL;
+
+    if (nteams && no_teams) {
+        rc = usage_error("agent-set takes --team or --no-teams, not both");
+        goto out;
+    }
+    if (!name && !role && !maxs && !disabled && !nteams && !no_teams) {
+        rc = usage_error("agent-set needs at least one setting to change");
+        goto out;
+    }
+    if (!normalize_email(arg_get(a, OPT_EMAIL), email)) {
+        char *shown = sanitize(arg_get(a, OPT_EMAIL));
+        rc = value_error("not a valid e-mail address: '%s'", shown);
+        cd_free(shown);
+        goto out;
+    }
+    if (name && !valid_name(name)) {
+        rc = value_error("agent name must be 1-%d bytes of UTF-8 text without control characters", NAME_MAX_BYTES);
+        goto out;
+    }
+    if (role && strcmp(role, "agent") != 0 && strcmp(role, "admin") != 0) {
+        rc = role_error(role);
+        goto out;
+    }
+    if (maxs && !parse_range(maxs, MAX_CHATS_MIN, MAX_CHATS_MAX, &max_chats)) {
+        rc = max_chats_error();
+        goto out;
+    }
+    if (disabled && !parse_on_off(disabled, &dis)) {
+        char *shown = sanitize(disabled);
+        rc = value_error("disabled must be on or off: got '%s'", shown);
+        cd_free(shown);
+        goto out;
+    }
+    jteams = json_array();
+    for (size_t i = 0; i < nteams; i++) {
+        if ((rc = check_team(teams[i])) != 0)
+            goto out;
+        json_array_append_new(jteams, json_string(teams[i]));
+    }
+    rc = EXIT_FAIL;
+
+    c = redis_open(cfg, &rc);
+    if (!c)
+        goto out;
+    k_email = pkey(cfg, "agent:email:%s", email);
+    ch = pkey(cfg, "ch:sites");
+    snprintf(mbuf, sizeof mbuf, "%zu", nteams);
+    argv = cd_calloc(3 + nteams + 2 * 5, sizeof *argv);
+    argv[nargv++] = cfg->prefix;
+    argv[nargv++] = ch;
+    argv[nargv++] = mbuf;
+    for (size_t i = 0; i < nteams; i++)
+        argv[nargv++] = teams[i];
+#define FIELD(f, v) (argv[nargv++] = (f), argv[nargv++] = (v))
+    if (name)
+        FIELD("name", name);
+    if (role)
+        FIELD("role", role);
+    if (maxs) {
+        snprintf(maxbuf, sizeof maxbuf, "%ld", max_chats);
+        FIELD("max_chats", maxbuf);
+    }
+    if (nteams || no_teams) {
+        teams_json = json_dumps(jteams, JSON_COMPACT);
+        FIELD("teams", teams_json);
+    }
+    if (disabled)
+        FIELD("disabled", dis ? "1" : "0");
+#undef FIELD
+
+    const char *keys[] = {k_email};
+    res = eval_json(c, agent_set_lua, CD_ARRAY_LEN(keys), keys, nargv, argv);
+    if (!res)
+        goto out;
+    const char *e = json_string_value(json_object_get(res, "error"));
+    if (e) {
+        if (strcmp(e, "unknown_agent") == 0)
+            errorf("unknown agent %s", email);
+        else if (strcmp(e, "unknown_team") == 0)
+            errorf("unknown team %s", json_string_value(json_object_get(res, "team")));
+        else
+            errorf("agent-set failed: %s", e);
+        goto out;
+    }
+    const char *id = json_string_value(json_object_get(res, "id"));
+    if (!id) {
+        errorf("unexpected reply from the Redis script");
+        goto out;
+    }
+    /* The record as it now stands (a read after the write, for display only). */
+    k_agent = pkey(cfg, "agent:%s", id);
+    if (!(h = hgetall(c, k_agent)))
+        goto out;
+    json_t *outj = agent_object(id, h);
+    print_json(outj);
+    json_decref(outj);
+    rc = EXIT_OK;
+
+out:
+    if (h)
+        freeReplyObject(h);
+    json_decref(res);
+    json_decref(jteams);
+    free(teams_json);
+    cd_free(k_email);
+    cd_free(k_agent);
+    cd_free(ch);
+    cd_free(argv);
     cd_free(teams);
     if (c)
         redisFree(c);
@@ -1127,14 +1934,7 @@ static int run_site_list(cd_config *cfg, const args *a)
     for (size_t i = 0; i < n; i++) {
         if (hr[i]->type != REDIS_REPLY_ARRAY || hr[i]->elements == 0)
             continue; /* indexed but gone: skip */
-        const char *secret = hash_get(hr[i], "identity_secret");
-        json_t *o = json_object();
-        json_object_set_new(o, "key", jstr(ids[i]));
-        json_object_set_new(o, "name", jstr(hash_get(hr[i], "name")));
-        json_object_set_new(o, "origins", json_array_field(hash_get(hr[i], "origins")));
-        json_object_set_new(o, "identity_verification", json_boolean(secret && secret[0]));
-        json_object_set_new(o, "created_at", json_integer(int_field(hash_get(hr[i], "created_at"))));
-        json_array_append_new(list, o);
+        json_array_append_new(list, site_object(ids[i], hr[i]));
     }
 
     if (as_json) {
@@ -1142,21 +1942,29 @@ static int run_site_list(cd_config *cfg, const args *a)
     } else if (json_array_size(list) == 0) {
         puts("no sites");
     } else {
-        table t = {.ncols = 5};
-        const char *head[] = {"KEY", "NAME", "IDENTITY", "CREATED", "ORIGINS"};
+        table t = {.ncols = 8};
+        const char *head[] = {"KEY", "NAME", "IDENTITY", "ASSIGN", "CLOSE", "CREATED", "CATEGORY-TEAMS", "ORIGINS"};
         table_row(&t, head);
         size_t i;
         json_t *o;
         json_array_foreach(list, i, o)
         {
-            char when[32];
+            char when[32], close[32];
             format_time(json_integer_value(json_object_get(o, "created_at")), when, sizeof when);
+            format_secs(json_integer_value(json_object_get(o, "auto_close_s")), close, sizeof close);
             char *orig = join_array(json_object_get(o, "origins"));
+            char *cats = join_map(json_object_get(o, "category_teams"));
             const char *row[] = {json_string_value(json_object_get(o, "key")),
                                  json_string_value(json_object_get(o, "name")),
-                                 json_is_true(json_object_get(o, "identity_verification")) ? "on" : "off", when, orig};
+                                 json_is_true(json_object_get(o, "identity_verification")) ? "on" : "off",
+                                 json_is_true(json_object_get(o, "auto_assign")) ? "auto" : "manual",
+                                 close,
+                                 when,
+                                 cats,
+                                 orig};
             table_row(&t, row);
             cd_free(orig);
+            cd_free(cats);
         }
         table_print(&t);
     }
@@ -1201,9 +2009,7 @@ static int run_agent_list(cd_config *cfg, const args *a)
     int rc = EXIT_FAIL;
 
     if (site && !valid_key(site)) {
-        char *shown = sanitize(site);
-        rc = value_error("site key must be 1-64 characters of A-Z a-z 0-9 _ -: got '%s'", shown);
-        cd_free(shown);
+        rc = bad_key("site key", site);
         goto out;
     }
     c = redis_open(cfg, &rc);
@@ -1212,13 +2018,10 @@ static int run_agent_list(cd_config *cfg, const args *a)
     rc = EXIT_FAIL;
     if (site) {
         char *k_site = pkey(cfg, "site:%s", site);
-        const char *argv[] = {"EXISTS", k_site};
-        redisReply *r = rcall(c, 2, argv);
+        int exists = key_exists(c, k_site);
         cd_free(k_site);
-        if (!r)
+        if (exists < 0)
             goto out;
-        bool exists = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-        freeReplyObject(r);
         if (!exists) {
             errorf("unknown site %s", site);
             goto out;
@@ -1236,17 +2039,7 @@ static int run_agent_list(cd_config *cfg, const args *a)
     for (size_t i = 0; i < n; i++) {
         if (hr[i]->type != REDIS_REPLY_ARRAY || hr[i]->elements == 0)
             continue;
-        json_t *o = json_object();
-        json_object_set_new(o, "id", jstr(ids[i]));
-        json_object_set_new(o, "email", jstr(hash_get(hr[i], "email")));
-        json_object_set_new(o, "name", jstr(hash_get(hr[i], "name")));
-        json_object_set_new(o, "role", jstr(hash_get(hr[i], "role")));
-        json_object_set_new(o, "sites", json_array_field(hash_get(hr[i], "sites")));
-        json_object_set_new(o, "teams", json_array_field(hash_get(hr[i], "teams")));
-        json_object_set_new(o, "status", jstr(hash_get(hr[i], "status")));
-        json_object_set_new(o, "max_chats", json_integer(int_field(hash_get(hr[i], "max_chats"))));
-        json_object_set_new(o, "created_at", json_integer(int_field(hash_get(hr[i], "created_at"))));
-        agents[na++] = o;
+        agents[na++] = agent_object(ids[i], hr[i]);
     }
     qsort(agents, na, sizeof *agents, cmp_agent_email);
     for (size_t i = 0; i < na; i++)
@@ -1269,17 +2062,20 @@ static int run_agent_list(cd_config *cfg, const args *a)
                      json_integer_value(json_object_get(o, "max_chats")));
             char *s = join_array(json_object_get(o, "sites"));
             char *tm = join_array(json_object_get(o, "teams"));
+            const char *status = json_string_value(json_object_get(o, "status"));
+            char *st = json_is_true(json_object_get(o, "disabled")) ? strf("%s, disabled", status) : cd_strdup(status);
             const char *row[] = {json_string_value(json_object_get(o, "id")),
                                  json_string_value(json_object_get(o, "email")),
                                  json_string_value(json_object_get(o, "name")),
                                  json_string_value(json_object_get(o, "role")),
-                                 json_string_value(json_object_get(o, "status")),
+                                 st,
                                  maxbuf,
                                  s,
                                  tm[0] ? tm : "-"};
             table_row(&t, row);
             cd_free(s);
             cd_free(tm);
+            cd_free(st);
         }
         table_print(&t);
     }
@@ -1311,7 +2107,18 @@ static const command commands[] = {
      BIT(OPT_EMAIL) | BIT(OPT_PASSWORD) | BIT(OPT_NAME) | BIT(OPT_SITE) | BIT(OPT_TEAM) | BIT(OPT_ROLE) |
          BIT(OPT_MAX_CHATS),
      BIT(OPT_EMAIL) | BIT(OPT_PASSWORD) | BIT(OPT_NAME) | BIT(OPT_SITE), BIT(OPT_SITE) | BIT(OPT_TEAM)},
+    {"site-set", run_site_set,
+     BIT(OPT_KEY) | BIT(OPT_NAME) | BIT(OPT_ORIGIN) | BIT(OPT_SECRET) | BIT(OPT_NO_SECRET) | BIT(OPT_AUTO_ASSIGN) |
+         BIT(OPT_CATEGORY_TEAM) | BIT(OPT_AUTO_CLOSE) | BIT(OPT_ACK_EN) | BIT(OPT_ACK_ZH),
+     BIT(OPT_KEY), BIT(OPT_ORIGIN) | BIT(OPT_CATEGORY_TEAM)},
+    {"team-add", run_team_add, BIT(OPT_SITE) | BIT(OPT_KEY) | BIT(OPT_NAME), BIT(OPT_SITE) | BIT(OPT_KEY) | BIT(OPT_NAME),
+     0},
+    {"agent-set", run_agent_set,
+     BIT(OPT_EMAIL) | BIT(OPT_NAME) | BIT(OPT_ROLE) | BIT(OPT_MAX_CHATS) | BIT(OPT_TEAM) | BIT(OPT_NO_TEAMS) |
+         BIT(OPT_DISABLED),
+     BIT(OPT_EMAIL), BIT(OPT_TEAM)},
     {"site-list", run_site_list, BIT(OPT_JSON), 0, 0},
+    {"team-list", run_team_list, BIT(OPT_SITE) | BIT(OPT_JSON), BIT(OPT_SITE), 0},
     {"agent-list", run_agent_list, BIT(OPT_SITE) | BIT(OPT_JSON), 0, 0},
 };
 

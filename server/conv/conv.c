@@ -81,6 +81,7 @@ static void result_cleanup(cd_conv_result *r)
     free(r->raw_conversations);
     free(r->raw_messages);
     free(r->raw_queue);
+    free(r->raw_site_config);
     free_strs(r->items, r->n_items);
     cd_free(r->keys);
     cd_conv_sites_free(r->sites, r->n_sites);
@@ -124,6 +125,8 @@ static void parse_ok(cd_conv_result *r, json_t *root)
         r->raw_messages = dump(v);
     if ((v = json_object_get(root, "queue")))
         r->raw_queue = dump(v);
+    if ((v = json_object_get(root, "site_config")))
+        r->raw_site_config = dump(v);
     if ((v = json_object_get(root, "timers")))
         r->items = str_array(v, &r->n_items);
     if ((v = json_object_get(root, "pw")) && json_is_string(v))
@@ -271,7 +274,7 @@ int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const ch
                           req->form_subject,
                           req->form_message,
                           msg_id,
-                          "",
+                          req->form_client_msg_id,
                           I64(retain, cfg->history_retain),
                           ack_id,
                           req->form_locale ? req->form_locale : "en",
@@ -436,6 +439,13 @@ int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *cid, const 
     cd_id_new("m", note_id, sizeof note_id);
     const char *args[] = {cid, kind, level, I64(now, cd_now_ms()), "*", note_id, I64(retain, cfg->history_retain)};
     return run(st, "sla_fire", 7, args, cb, ud);
+}
+
+int cd_conv_confirm(cd_store *st, const char *vid, const char *cid, cd_conv_cb cb, void *ud)
+{
+    char now[24];
+    const char *args[] = {cid, vid, I64(now, cd_now_ms())};
+    return run(st, "conv_confirm", 3, args, cb, ud);
 }
 
 int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud)

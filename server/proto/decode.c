@@ -379,6 +379,7 @@ static cd_err dec_conv_start(dec *d, json_t *o)
     TRY(STRN(d, form, "subject", "form.subject", false, 0, lim->max_field, &r->form_subject));
     TRY(get_priority(d, form, "priority", &r->form_priority, "invalid form.priority"));
     TRY(STRN(d, form, "locale", "form.locale", false, 0, MAX_LOCALE, &r->form_locale));
+    TRY(STRN(d, form, "client_msg_id", "form.client_msg_id", false, 1, MAX_MSG_ID, &r->form_client_msg_id));
     /* The first message: like a message body it is trimmed and capped by
      * max_body (too_large), but empty or blank just means "no message". */
     TRY(STRN(d, form, "message", "form.message", false, 0, SIZE_MAX, &msg));
@@ -536,6 +537,7 @@ static cd_err dec_fields(dec *d, json_t *o)
     case CD_FRAME_PRESENCE_SET:
         return dec_presence_set(d, o);
     case CD_FRAME_CONV_ACCEPT:
+    case CD_FRAME_CONV_CONFIRM:
         return dec_conv_accept(d, o);
     case CD_FRAME_CONV_TRANSFER:
         return dec_conv_transfer(d, o);

@@ -557,6 +557,10 @@ static void on_visitor_hello(void *ud, cd_conv_result *r)
     cd_frame_append_str(f, tok_json);
     cd_frame_append_str(f, ",\"conversations\":");
     cd_frame_append_str(f, r->raw_conversations ? r->raw_conversations : "[]");
+    if (r->raw_site_config) {
+        cd_frame_append_str(f, ",\"site\":");
+        cd_frame_append_str(f, r->raw_site_config);
+    }
     cd_frame_append_str(f, r->agents_online ? ",\"agents_online\":true}" : ",\"agents_online\":false}");
     enqueue(s, f);
     start_resumes(s, &h->req);
@@ -752,6 +756,7 @@ static void on_plain(void *ud, cd_conv_result *r)
     case CD_FRAME_CONV_ACCEPT:
     case CD_FRAME_CONV_UPDATE:
     case CD_FRAME_CONV_TRANSFER:
+    case CD_FRAME_CONV_CONFIRM:
     case CD_FRAME_CSAT: {
         if (o->type == CD_FRAME_CONV_ACCEPT && !find_conv(s, o->cid))
             join_conv(s, o->cid, r->last_seq);
@@ -833,6 +838,11 @@ static void handle_request(cd_session *s, const cd_req *req)
         if (!agent)
             goto forbidden;
         rc = cd_conv_update(n->st, &a, req, on_plain, o);
+        break;
+    case CD_FRAME_CONV_CONFIRM:
+        if (agent)
+            goto forbidden;
+        rc = cd_conv_confirm(n->st, s->id, req->conversation_id, on_plain, o);
         break;
     case CD_FRAME_CONV_TRANSFER:
         if (!agent)

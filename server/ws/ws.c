@@ -42,6 +42,14 @@ static void header(struct lws *wsi, enum lws_token_indexes t, char *buf, size_t 
         buf[0] = '\0';
 }
 
+/* ?site=KEY: lws copies "site=KEY" into the buffer and returns a pointer to KEY. */
+static void site_arg(struct lws *wsi, char *site, size_t n)
+{
+    char arg[128];
+    const char *v = lws_get_urlarg_by_name(wsi, "site=", arg, (int)sizeof arg);
+    cd_strlcpy(site, v ? v : "", n);
+}
+
 static int confirm_upgrade(struct lws *wsi)
 {
     cd_ws_ctx *cx = ctx_of(wsi);
@@ -53,8 +61,7 @@ static int confirm_upgrade(struct lws *wsi)
         return cd_http_respond_error(wsi, 503, "unavailable", "node draining");
     header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin);
     if (role == CD_SESSION_VISITOR) {
-        if (!lws_get_urlarg_by_name(wsi, "site=", site, sizeof site))
-            site[0] = '\0';
+        site_arg(wsi, site, sizeof site);
         if (!cd_node_origin_allowed(cx->node, origin, site[0] ? site : NULL)) {
             cd_log_info("upgrade refused origin=\"%s\" site=\"%s\"", origin, site);
             return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
@@ -138,8 +145,7 @@ int cd_ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len
         cx = ctx_of(wsi);
         char origin[256], site[80];
         header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin);
-        if (!lws_get_urlarg_by_name(wsi, "site=", site, sizeof site))
-            site[0] = '\0';
+        site_arg(wsi, site, sizeof site);
         cd_session_role role = role_of(wsi);
         if (!role) {
             cd_log_warn("established without a known path");

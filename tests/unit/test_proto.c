@@ -77,6 +77,7 @@ static json_t *req_to_json(const cd_req *r)
     json_object_set_new(o, "form_subject", str_or_null(r->form_subject));
     json_object_set_new(o, "form_message", str_or_null(r->form_message));
     json_object_set_new(o, "form_locale", str_or_null(r->form_locale));
+    json_object_set_new(o, "form_client_msg_id", str_or_null(r->form_client_msg_id));
     json_object_set_new(o, "form_priority", prio_or_null(r->form_priority));
     json_object_set_new(o, "conversation_id", str_or_null(r->conversation_id));
     json_object_set_new(o, "client_msg_id", str_or_null(r->client_msg_id));

@@ -179,8 +179,9 @@ local function assign_to(c, aid, now)
     if avg <= 0 then avg = wait else avg = math.floor(avg * 0.8 + wait * 0.2) end
     redis.call('HSET', skey, 'avg_wait_ms', I(avg))
   end
+  -- assign_seq orders assignments as Redis ran them (node clocks need not agree)
   redis.call('HSET', key, 'assignee', aid, 'assignee_name', aname, 'status', c.status, 'updated_at', now,
-    'assigned_at', now)
+    'assigned_at', now, 'assign_seq', redis.call('INCR', P .. 'assign:seq'))
   redis.call('SADD', P .. 'agent:' .. aid .. ':convs', c.id)
   if c.status == 'open' or c.status == 'pending' then redis.call('SADD', P .. 'agent:' .. aid .. ':active', c.id) end
   redis.call('HSET', P .. 'agent:' .. aid, 'last_assigned_at', now)

@@ -337,7 +337,7 @@ ops.admin_site_patch = function()
       end
       w.color = p.widget.color
     end
-    for _, f in ipairs({'greeting_en', 'greeting_zh'}) do w[f] = str(p.widget[f], 500, 'widget.' .. f) end
+    for _, f in ipairs({'title', 'greeting_en', 'greeting_zh'}) do w[f] = str(p.widget[f], 500, 'widget.' .. f) end
     for _, f in ipairs({'categories', 'required_fields'}) do
       if p.widget[f] ~= nil then
         if type(p.widget[f]) ~= 'table' or #p.widget[f] > 50 then return fail('bad_request', 'widget.' .. f .. ' must be an array') end

@@ -10,8 +10,22 @@ if not v or v.site ~= site then return fail('forbidden', 'unknown visitor') end
 local skey = P .. 'site:' .. site
 local s = hgetall(skey)
 if not s then return fail('not_found', 'unknown site') end
+-- a retried start (same visitor, same client_msg_id) gets the same conversation back
+if cmid ~= '' then
+  local prev = redis.call('HGET', vkey .. ':starts', cmid)
+  if prev then
+    local pc = hgetall(ckey(prev))
+    if pc then
+      local first = redis.call('XRANGE', ckey(prev) .. ':msgs', '0-1', '0-1')
+      local pm, _ = 'null', nil
+      if #first == 1 and first[1][2][6] == 'visitor' then pm, _ = msg_json('1', first[1][2]) end
+      return '{"conversation":' .. conv_json(pc) .. ',"message":' .. pm .. ',"duplicate":true}'
+    end
+  end
+end
 local key = ckey(cid)
 if redis.call('EXISTS', key) == 1 then return fail('conflict', 'conversation exists') end
+if cmid ~= '' then redis.call('HSET', vkey .. ':starts', cmid, cid) end
 if name ~= '' then redis.call('HSET', vkey, 'name', name) v.name = name end
 if email ~= '' then redis.call('HSET', vkey, 'email', email) v.email = email end
 if priority == '' then priority = 'normal' end

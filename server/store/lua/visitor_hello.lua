@@ -39,7 +39,22 @@ local online = false
 for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
   if redis.call('HGET', P .. 'agent:' .. aid, 'status') == 'online' then online = true break end
 end
-return '{"visitor":{"id":' .. S(vid) .. ',"name":' .. J(v.name) .. ',"email":' .. J(v.email) ..
+-- what the widget shows: the site's title, colour, greetings, form categories, required fields
+local st = hgetall(P .. 'site:' .. site) or {}
+local w = {}
+if st.widget and st.widget ~= '' then
+  local ok, v = pcall(cjson.decode, st.widget)
+  if ok and type(v) == 'table' then w = v end
+end
+local cats, req = {}, {}
+for _, x in ipairs(type(w.categories) == 'table' and w.categories or {}) do table.insert(cats, S(x)) end
+for _, x in ipairs(type(w.required_fields) == 'table' and w.required_fields or {}) do table.insert(req, S(x)) end
+-- unset settings are null so that the page's own data-* attributes and defaults apply
+local site_cfg = '{"key":' .. S(site) .. ',"name":' .. S(st.name) .. ',"title":' .. J(w.title) .. ',"color":' .. J(w.color) ..
+  ',"greeting":' .. J(w.greeting_en) .. ',"greeting_zh":' .. J(w.greeting_zh) ..
+  ',"categories":' .. (#cats > 0 and ('[' .. table.concat(cats, ',') .. ']') or 'null') ..
+  ',"required":' .. (#req > 0 and ('[' .. table.concat(req, ',') .. ']') or 'null') .. '}'
+return '{"site_config":' .. site_cfg .. ',"visitor":{"id":' .. S(vid) .. ',"name":' .. J(v.name) .. ',"email":' .. J(v.email) ..
   ',"user_id":' .. J(v.user_id) .. ',"attributes":' .. ((v.attributes and v.attributes ~= '') and v.attributes or '{}') ..
   '},"created":' .. tostring(created) ..
   ',"conversations":[' .. table.concat(convs, ',') .. '],"agents_online":' .. tostring(online) .. '}'

@@ -1,0 +1,14 @@
+-- ARGV: P, cid, visitor id, now. The customer confirms a resolved conversation: closed.
+local cid, vid, now = ARGV[2], ARGV[3], ARGV[4]
+local key = ckey(cid)
+local c = hgetall(key)
+if not c then return fail('not_found', 'no such conversation') end
+if not may_access(c, 'visitor', vid) then return fail('forbidden', 'not your conversation') end
+if c.status == 'closed' then return '{"conversation":' .. conv_json(c) .. '}' end
+if c.status ~= 'resolved' then return fail('conflict', 'only a resolved conversation can be confirmed') end
+timer_clear('autoclose', cid)
+c.status, c.updated_at = 'closed', now
+redis.call('HSET', key, 'status', 'closed', 'closed_at', now, 'updated_at', now)
+release(c, now, true)
+conv_updated(c, true)
+return '{"conversation":' .. conv_json(c) .. ',"sla":' .. ((c.ticket_number and c.ticket_number ~= '') and 'true' or 'false') .. '}'
