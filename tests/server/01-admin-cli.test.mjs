@@ -50,7 +50,9 @@ it('help and --help print the usage on stdout and exit 0', async () => {
         const r = await env.adminRaw(args);
         assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
         assert.match(r.stdout, /Usage: chatdeskd .*admin <command>/);
-        for (const c of ['site-add', 'agent-add', 'site-list', 'agent-list']) assert.ok(r.stdout.includes(c), c);
+        for (const c of ['site-add', 'site-set', 'team-add', 'agent-add', 'agent-set', 'site-list', 'team-list', 'agent-list']) {
+            assert.ok(r.stdout.includes(c), c);
+        }
     }
 });
 
@@ -163,6 +165,9 @@ it('agent-add writes the agent, the e-mail index and the site sets', async () =>
     const s2 = key('as');
     await siteAdd(s1);
     await siteAdd(s2);
+    // each team needs to exist on one of the agent's sites, not on all of them
+    await env.admin('team-add', '--site', s1, '--key', 'sales', '--name', 'Sales');
+    await env.admin('team-add', '--site', s2, '--key', 'vip', '--name', 'VIP');
     const mail = `Mixed.Case_${rnd(3)}@Example.COM`;
     const out = await env.admin(...agentArgs({ mail, sites: [s1, s2, s1], extra: ['--team', 'sales', '--team', 'vip', '--role', 'admin'] }));
     assert.match(out.id, /^a_[A-Za-z0-9_-]{22}$/);
@@ -274,10 +279,10 @@ it('site-list: a table without secrets, and a JSON array with --json', async () 
     const t = await env.adminRaw(['site-list']);
     assert.equal(t.code, 0, t.stderr);
     const lines = t.stdout.trimEnd().split('\n');
-    assert.match(lines[0], /^KEY\s+NAME\s+IDENTITY\s+CREATED\s+ORIGINS$/);
+    assert.match(lines[0], /^KEY\s+NAME\s+IDENTITY\s+ASSIGN\s+CLOSE\s+CREATED\s+CATEGORY-TEAMS\s+ORIGINS$/);
     const row = lines.find((l) => l.startsWith(`${k} `));
     assert.ok(row, t.stdout);
-    assert.match(row, /Listed Site\s+on\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+https:\/\/list\.example$/);
+    assert.match(row, /Listed Site\s+on\s+auto\s+1d\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+-\s+https:\/\/list\.example$/);
     assert.equal(row.indexOf('Listed Site'), lines[0].indexOf('NAME'), 'columns are aligned');
     assert.ok(!t.stdout.includes(secret));
 
@@ -291,6 +296,11 @@ it('site-list: a table without secrets, and a JSON array with --json', async () 
         name: 'Listed Site',
         origins: ['https://list.example'],
         identity_verification: true,
+        auto_assign: true,
+        category_teams: {},
+        auto_close_s: 86400,
+        ack_text_en: '',
+        ack_text_zh: '',
         created_at: rec.created_at,
     });
     const keys = j.json.map((s) => s.key);
@@ -302,6 +312,7 @@ it('agent-list: all agents or one site, table or JSON, never the password hash',
     const other = key('al');
     await siteAdd(s);
     await siteAdd(other);
+    await env.admin('team-add', '--site', s, '--key', 'support', '--name', 'Support');
     const a1 = await env.admin(...agentArgs({ mail: `zed_${rnd(3)}@example.com`, sites: [s], extra: ['--team', 'support'] }));
     const a2 = await env.admin(...agentArgs({ mail: `amy_${rnd(3)}@example.com`, sites: [s, other], extra: ['--role', 'admin'] }));
     const a3 = await env.admin(...agentArgs({ sites: [other] }));
@@ -319,6 +330,7 @@ it('agent-list: all agents or one site, table or JSON, never the password hash',
         teams: ['support'],
         status: 'offline',
         max_chats: 5,
+        disabled: false,
         created_at: r1.created_at,
     });
     assert.ok(!/argon2|"pw"/.test(j.stdout));
