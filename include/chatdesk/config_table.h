@@ -45,6 +45,6 @@
     X(presence_beat_s, INT, 8, 1, 3600, "how often a node vouches for its connected agents")                     \
     X(timer_poll_ms, INT, 500, 50, 60000, "how often a node claims due timers (SLA, auto-close)")                 \
     X(timer_lease_ms, INT, 30000, 1000, 3600000, "a claimed timer whose node died is claimed again after this")   \
-    X(drain_timeout_s, INT, 10, 0, 600, "on SIGTERM: seconds to drain before closing connections with 1001")     \
+    X(drain_timeout_s, INT, 8, 0, 600, "on SIGTERM: seconds /healthz says draining before the node exits")     \
     X(max_http_body, INT, 65536, 1024, 16777216, "largest HTTP request body in bytes")                           \
     X(reuseport, BOOL, 0, 0, 1, "set SO_REUSEPORT so several nodes on one host share the port")

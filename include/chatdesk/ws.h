@@ -31,6 +31,7 @@ typedef struct cd_ws_pss {
     void *http;         /* http.c state */
     char ip[64];
     unsigned counted : 1;
+    unsigned close_sent : 1; /* our close frame is out; waiting for the peer's */
 } cd_ws_pss;
 
 int cd_ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);

@@ -29,6 +29,7 @@ typedef struct server {
     uv_signal_t sigint, sigterm;
     uv_timer_t stop_timer;
     int stopping;
+    bool closing_all;
     uint64_t stop_deadline;
 } server;
 
@@ -62,8 +63,19 @@ static void lws_log(int level, const char *line)
 static void on_stop_timer(uv_timer_t *t)
 {
     server *sv = t->data;
-    if (cd_node_session_count(sv->node) > 0 && uv_now(&sv->loop) < sv->stop_deadline)
-        return; /* let the 1001 closes go out */
+    uint64_t now = uv_now(&sv->loop);
+    /* Until the deadline connections keep working and /healthz answers "draining" (load
+     * balancers take the node out; new upgrades get 503). Then every connection gets
+     * 1001 once its in-flight acknowledgements are out, and the node waits up to 1 s more
+     * for the closes to complete. */
+    if (now < sv->stop_deadline)
+        return;
+    if (!sv->closing_all) {
+        sv->closing_all = true;
+        cd_node_close_all(sv->node);
+    }
+    if (cd_node_session_count(sv->node) > 0 && now < sv->stop_deadline + 1000)
+        return;
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
     uv_close((uv_handle_t *)&sv->sigint, NULL);
@@ -82,10 +94,9 @@ static void on_signal(uv_signal_t *sig, int signum)
         cd_log_warn("second signal: exiting now");
         _exit(1);
     }
-    cd_log_info("signal %d: draining", signum);
+    cd_log_info("signal %d: draining for %llds", signum, (long long)sv->cfg->drain_timeout_s);
     cd_node_set_draining(sv->node);
-    cd_node_close_all(sv->node);
-    sv->stop_deadline = uv_now(&sv->loop) + 2000;
+    sv->stop_deadline = uv_now(&sv->loop) + (uint64_t)sv->cfg->drain_timeout_s * 1000;
     uv_timer_init(&sv->loop, &sv->stop_timer);
     sv->stop_timer.data = sv;
     uv_timer_start(&sv->stop_timer, on_stop_timer, 50, 50);

@@ -412,6 +412,12 @@ void cd_node_get_stats(const cd_node *n, cd_node_stats *out)
 
 void cd_node_close_all(cd_node *n)
 {
-    for (cd_session *s = n->sessions; s; s = s->next)
-        cd_session_close(s, 1001, "node shutting down", false);
+    /* in-flight acknowledgements are delivered first: a session with pending requests
+     * closes when the last one is answered */
+    for (cd_session *s = n->sessions; s; s = s->next) {
+        if (s->refs > 1)
+            s->close_when_idle = true;
+        else
+            cd_session_close(s, 1001, "node shutting down", true);
+    }
 }

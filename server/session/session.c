@@ -320,8 +320,11 @@ static op *op_new(cd_session *s, const cd_req *req)
 
 static void op_done(op *o)
 {
-    sess_unref(o->s);
+    cd_session *s = o->s;
     cd_free(o);
+    if (s->close_when_idle && s->refs == 2 && s->conn)
+        cd_session_close(s, 1001, "node shutting down", true);
+    sess_unref(s);
 }
 
 #define RID(o) ((o)->has_rid ? (o)->rid : NULL)
@@ -792,10 +795,6 @@ static void handle_request(cd_session *s, const cd_req *req)
     if (req->type == CD_FRAME_RESUME) {
         send_ok(s, req->rid, 0, NULL, NULL);
         start_resumes(s, req);
-        return;
-    }
-    if (n->draining) {
-        send_error(s, req->rid, CD_ERR_UNAVAILABLE, "node draining, reconnect");
         return;
     }
     op *o = op_new(s, req);

@@ -54,6 +54,7 @@ struct cd_session {
     size_t qcount, qbytes;
 
     bool presence_counted; /* agent: counted in the node's presence map */
+    bool close_when_idle;  /* draining: close 1001 once the pending requests are answered */
     int close_code;
     char close_reason[64];
     bool close_flush;

@@ -88,11 +88,16 @@ static void count_ip(cd_ws_ctx *cx, cd_ws_pss *pss, int delta)
         cd_map_del(&cx->ip_conns, pss->ip, kl);
 }
 
-/* Send the close frame ourselves, then hang up: with lws 4.1 on a foreign loop a
- * reason set by lws_close_reason() before returning -1 was observed never to reach
- * the peer (it saw 1006). */
-static int close_with(struct lws *wsi, int code, const char *reason)
+/* Send the close frame ourselves (with lws 4.1 on a foreign loop a reason set by
+ * lws_close_reason() before returning -1 was observed never to reach the peer), then
+ * keep reading until the peer answers with its own close, or 2 s: hanging up with
+ * unread input in the socket makes the kernel send a reset, and the peer then loses
+ * the frames we just wrote (seen as 1006 after a burst of rate-limited frames). */
+static int close_with(struct lws *wsi, cd_ws_pss *pss, int code, const char *reason)
 {
+    if (pss->close_sent)
+        return 0;
+    pss->close_sent = 1;
     unsigned char buf[LWS_PRE + 2 + 123];
     size_t n = strlen(reason);
     if (n > 123)
@@ -100,14 +105,16 @@ static int close_with(struct lws *wsi, int code, const char *reason)
     buf[LWS_PRE] = (unsigned char)(code >> 8);
     buf[LWS_PRE + 1] = (unsigned char)(code & 0xff);
     memcpy(buf + LWS_PRE + 2, reason, n);
-    lws_write(wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4 /* LWS_WRITE_CLOSE, internal in 4.1 */);
-    return -1;
+    if (lws_write(wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4 /* LWS_WRITE_CLOSE, internal in 4.1 */) < 0)
+        return -1;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 2);
+    return 0;
 }
 
 static int on_writeable(struct lws *wsi, cd_ws_pss *pss)
 {
     cd_session *s = pss->s;
-    if (!s)
+    if (!s || pss->close_sent)
         return 0;
     const char *reason;
     bool flush;
@@ -115,7 +122,7 @@ static int on_writeable(struct lws *wsi, cd_ws_pss *pss)
     /* Close once the queue is empty, in a callback of its own so the close frame
      * never queues behind a partly sent message. */
     if (code && (!flush || !cd_session_has_output(s)))
-        return close_with(wsi, code, reason);
+        return close_with(wsi, pss, code, reason);
     for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
         cd_frame *f = cd_session_pop(s);
         if (!f)
@@ -163,11 +170,13 @@ int cd_ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len
         if (!pss->s)
             return -1;
         cx = ctx_of(wsi);
+        if (pss->close_sent)
+            return 0; /* draining the peer's input until its close */
         if (lws_frame_is_binary(wsi))
-            return close_with(wsi, 1003, "text frames only");
+            return close_with(wsi, pss, 1003, "text frames only");
         if (pss->rx.len + len > (size_t)cx->cfg->max_frame) {
             cd_buf_cleanup(&pss->rx);
-            return close_with(wsi, 1009, "message too big");
+            return close_with(wsi, pss, 1009, "message too big");
         }
         bool final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
         if (final && pss->rx.len == 0) {

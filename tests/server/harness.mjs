@@ -68,7 +68,7 @@ export async function waitUntil(cond, { timeout = WAIT, interval = 50, what = 'c
     }
 }
 
-function withTimeout(promise, ms, what) {
+export function withTimeout(promise, ms, what) {
     let t;
     return Promise.race([
         promise,
@@ -100,6 +100,15 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
         killAllSync();
         process.exit(128 + (os.constants.signals[sig] || 1));
     });
+}
+
+// Children get SIGKILL when this test process dies, even by SIGKILL (no exit handler runs
+// then): setpriv (util-linux) sets PR_SET_PDEATHSIG and execs, so the PID stays the same.
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
+function spawnTracked(cmd, args, opts) {
+    const proc = SETPRIV ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args], opts) : spawn(cmd, args, opts);
+    track(proc);
+    return proc;
 }
 
 /** Waits for a child's exit; resolves {code, signal}. */
@@ -277,8 +286,7 @@ export class RedisServer {
             '--pidfile', path.join(this.dir, 'redis.pid'),
             '--logfile', this.logFile,
         ];
-        const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-        track(proc);
+        const proc = spawnTracked('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
         let stderr = '';
         proc.stderr.on('data', (d) => (stderr += d));
         const spawned = new Promise((res, rej) => {
@@ -389,8 +397,7 @@ export class ChatNode {
         }
         this.expectDeath = false;
         this.log.push(`### start ${cmd} ${argv.join(' ')}`);
-        const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
-        track(proc);
+        const proc = spawnTracked(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
         this.proc = proc;
         const listening = new Promise((resolve, reject) => {
             const onLine = (line) => {
@@ -521,7 +528,7 @@ export class Client {
                     reject(e);
                 });
                 res.on('error', () => {});
-                setTimeout(() => {
+                const t = setTimeout(() => {
                     if (settled) return;
                     settled = true;
                     const e = new Error(`upgrade refused: HTTP ${res.statusCode}`);
@@ -530,6 +537,7 @@ export class Client {
                     reject(e);
                     req.destroy();
                 }, 2000);
+                t.unref();
             });
             ws.once('error', (e) => {
                 if (settled) return;
@@ -643,6 +651,13 @@ export class Client {
     }
 }
 
+/** [a, a+1, ..., b] */
+export function range(a, b) {
+    const out = [];
+    for (let i = a; i <= b; i++) out.push(i);
+    return out;
+}
+
 /** Asserts a connection saw the conversation's messages in strictly increasing seq order
  *  (so also each at most once). Returns the seqs. */
 export function assertOrdered(client, cid) {
@@ -751,12 +766,35 @@ export class Env {
     }
 
     /** Adds a site; returns {key, secret, origins, record}. */
-    async addSite({ key = `s${++this.siteSeq}_${rnd(3)}`, name, origins = [ORIGIN], secret } = {}) {
+    async addSite({ key = `s${++this.siteSeq}_${rnd(3)}`, name, origins = [ORIGIN], secret, probe = true } = {}) {
         const args = ['site-add', '--key', key, '--name', name ?? `Site ${key}`];
         for (const o of origins) args.push('--origin', o);
         if (secret) args.push('--identity-secret', secret);
         const record = await this.admin(...args);
+        if (probe) await this.waitSiteKnown(key, origins[0]);
         return { key, secret, origins, record };
+    }
+
+    /** Nodes learn about new sites through pub/sub (ch:sites), a moment after site-add
+     *  returns: wait until every running node accepts a visitor hello for the site. */
+    async waitSiteKnown(key, origin) {
+        for (const n of this.nodes.filter((x) => x.running)) {
+            await waitUntil(
+                async () => {
+                    let c;
+                    try {
+                        c = await Client.open(`${n.url}/ws/visitor`, { origin, label: 'site-probe' });
+                        const w = await c.request({ type: 'hello', site: key }, { timeout: 2000 * SCALE });
+                        return w.type === 'welcome';
+                    } catch {
+                        return false;
+                    } finally {
+                        c?.terminate();
+                    }
+                },
+                { timeout: 10_000 * SCALE, interval: 25, what: `node ${n.id} to know site ${key}` },
+            );
+        }
     }
 
     /** Adds an agent (max-chats 100 so tests never hit the cap); returns {id, email, password, agent}. */
@@ -830,7 +868,10 @@ export class Env {
         await a.waitFor((f) => f.type === 'conversation.queued' && f.conversation?.id === cid, { what: `conversation.queued ${cid}` });
         let conv = start.conversation;
         if (accept) conv = (await a.ok({ type: 'conversation.accept', conversation_id: cid })).conversation ?? conv;
-        return { site, ag, a, v, cid, conv, start };
+        // The server may add system messages (an auto-acknowledgement, ...): later seqs are
+        // relative to base, the last seq once the chat is ready.
+        const base = conv.last_seq;
+        return { site, ag, a, v, cid, conv, start, base };
     }
 
     // ---- teardown ----
