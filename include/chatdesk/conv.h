@@ -61,6 +61,8 @@ typedef struct cd_conv_result {
     int64_t seq, last_seq;
     char epoch[80];
     bool recovered, duplicate, agents_online;
+    bool more;         /* resume: another page follows after page_last */
+    int64_t page_last; /* resume: the last seq this page covered */
     bool sla;      /* a ticket's SLA clocks need cd_conv_sla_sync */
     char site[80]; /* msg_send: the conversation's site */
     char **frames; /* resume: message.created frames */
@@ -94,6 +96,8 @@ int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, co
                  void *ud);
 int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int64_t before_seq, int limit,
                     cd_conv_cb cb, void *ud);
+/* One page of replay after after_seq (sized to half the outbound queue); res->more and
+ * res->page_last say where the next page starts. */
 int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *cid, int64_t after_seq,
                    const char *epoch, cd_conv_cb cb, void *ud);
 int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, cd_conv_cb cb, void *ud);

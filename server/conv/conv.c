@@ -139,6 +139,8 @@ static void parse_ok(cd_conv_result *r, json_t *root)
         take_str(r->epoch, sizeof r->epoch, v);
     r->recovered = json_is_true(json_object_get(root, "recovered"));
     r->duplicate = json_is_true(json_object_get(root, "duplicate"));
+    r->more = json_is_true(json_object_get(root, "more"));
+    r->page_last = json_integer_value(json_object_get(root, "page_last"));
     r->agents_online = json_is_true(json_object_get(root, "agents_online"));
     r->sla = json_is_true(json_object_get(root, "sla"));
     take_str(r->site, sizeof r->site, json_object_get(root, "site"));
@@ -304,11 +306,19 @@ int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int6
 int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *cid, int64_t after_seq,
                    const char *epoch, cd_conv_cb cb, void *ud)
 {
-    char after[24], max[24], new_epoch[40];
+    char after[24], max[24], new_epoch[40], page_n[24], page_b[24];
     cd_random_hex(new_epoch, 8);
-    const char *args[] = {cid, a->kind, a->id, I64(after, after_seq), epoch ? epoch : "", I64(max, cfg->resume_max),
-                          new_epoch};
-    return run(st, "resume", 7, args, cb, ud);
+    int64_t n = cfg->outq_max_frames / 2, b = cfg->outq_max_bytes / 2;
+    const char *args[] = {cid,
+                          a->kind,
+                          a->id,
+                          I64(after, after_seq),
+                          epoch ? epoch : "",
+                          I64(max, cfg->resume_max),
+                          new_epoch,
+                          I64(page_n, n > 0 ? n : 1),
+                          I64(page_b, b > 0 ? b : 1)};
+    return run(st, "resume", 9, args, cb, ud);
 }
 
 int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, cd_conv_cb cb, void *ud)

@@ -10,6 +10,7 @@
 /* ---------- lifetime ---------- */
 
 static void sess_unref(cd_session *s);
+static void continue_paging(cd_session *s);
 
 static void sub_free_all(cd_session *s)
 {
@@ -160,6 +161,8 @@ cd_frame *cd_session_pop(cd_session *s)
     s->qbytes -= it->f->len;
     cd_frame *f = it->f;
     cd_free(it);
+    if (s->qcount == 0)
+        continue_paging(s);
     return f;
 }
 
@@ -399,12 +402,29 @@ static void on_resume(void *ud, cd_conv_result *r)
     if (r->recovered) {
         for (size_t i = 0; i < r->n_frames; i++)
             enqueue(s, cd_proto_frame_from(r->frames[i], strlen(r->frames[i])));
-        s->node->stats.resume_recovered++;
-    } else {
-        s->node->stats.resume_reset++;
     }
     if (!sub)
         sub = join_conv(s, o->cid, r->last_seq);
+    if (sub->page_inflight) {
+        sub->page_inflight = false;
+        s->paging--;
+    }
+    if (r->recovered && r->more && s->conn && !s->close_code) {
+        /* more than one page: the rest follows as the queue drains (cd_session_pop) */
+        sub->backfilling = true;
+        sub->paging = true;
+        sub->page_kind = o->kind;
+        sub->page_after = r->page_last;
+        cd_strlcpy(sub->page_epoch, r->epoch, sizeof sub->page_epoch);
+        op_done(o);
+        continue_paging(s);
+        return;
+    }
+    sub->paging = false;
+    if (r->recovered)
+        s->node->stats.resume_recovered++;
+    else
+        s->node->stats.resume_reset++;
     if (r->last_seq > sub->last_seq || o->kind == OP_RESUME)
         sub->last_seq = r->last_seq;
     sub->backfilling = false;
@@ -413,6 +433,31 @@ static void on_resume(void *ud, cd_conv_result *r)
     if (sub->pending_max > sub->last_seq)
         backfill(sub);
     op_done(o);
+}
+
+/* Ask for the next page of every paging replay once the queue is down to a quarter. */
+static void continue_paging(cd_session *s)
+{
+    const cd_config *cfg = s->node->cfg;
+    if (!s->conn || s->close_code || s->qcount > (size_t)cfg->outq_max_frames / 4 ||
+        s->qbytes > (size_t)cfg->outq_max_bytes / 4)
+        return;
+    for (sess_sub *sub = s->subs; sub; sub = sub->next) {
+        if (!sub->paging || sub->page_inflight)
+            continue;
+        op *o = op_new(s, NULL);
+        o->kind = (op_kind)sub->page_kind;
+        cd_strlcpy(o->cid, sub->id, sizeof o->cid);
+        cd_conv_author a = author(s);
+        if (cd_conv_resume(s->node->st, cfg, &a, sub->id, sub->page_after, sub->page_epoch, on_resume, o) != 0) {
+            op_done(o); /* Redis is down: the bus recovery resyncs */
+            sub->paging = false;
+            sub->backfilling = false;
+            continue;
+        }
+        sub->page_inflight = true;
+        s->paging++;
+    }
 }
 
 static void backfill(sess_sub *sub)

@@ -19,6 +19,11 @@ typedef struct sess_sub {
     bool backfilling;
     int64_t last_seq;
     int64_t pending_max; /* highest seq seen while backfilling */
+    /* a replay larger than half the outbound queue goes page by page as the queue drains */
+    bool paging, page_inflight;
+    int page_kind; /* resume (answered with "resumed") or backfill */
+    int64_t page_after;
+    char page_epoch[80];
     char id[80];         /* conversation id (conv subs) */
 } sess_sub;
 
@@ -52,6 +57,7 @@ struct cd_session {
 
     outq_item *qhead, *qtail;
     size_t qcount, qbytes;
+    int paging; /* subs with a replay page to continue */
 
     bool presence_counted; /* agent: counted in the node's presence map */
     bool close_when_idle;  /* draining: close 1001 once the pending requests are answered */
