@@ -36,6 +36,12 @@ typedef struct cd_conv_site {
     int64_t intervals_from, intervals_to;
 } cd_conv_site;
 
+typedef struct cd_conv_assigned {
+    char agent_id[80];
+    cd_conv_ref conv;
+    char *raw; /* the conversation object */
+} cd_conv_assigned;
+
 typedef struct cd_conv_result {
     cd_err err;
     char *message;          /* error text from the script, or NULL */
@@ -67,6 +73,8 @@ typedef struct cd_conv_result {
     char site[80]; /* msg_send: the conversation's site */
     char **frames; /* resume: message.created frames */
     size_t n_frames;
+    cd_conv_assigned *assigned; /* presence_touch: conversations given to the agents */
+    size_t n_assigned;
     cd_conv_key *keys; /* keys_init */
     size_t n_keys;
     cd_conv_site *sites; /* sites_get; a callback may take it (set to NULL) */

@@ -83,6 +83,9 @@ static void result_cleanup(cd_conv_result *r)
     free(r->raw_queue);
     free(r->raw_site_config);
     free_strs(r->items, r->n_items);
+    for (size_t i = 0; i < r->n_assigned; i++)
+        free(r->assigned[i].raw);
+    cd_free(r->assigned);
     cd_free(r->keys);
     cd_conv_sites_free(r->sites, r->n_sites);
     cd_free(r->convs);
@@ -177,6 +180,24 @@ static void parse_ok(cd_conv_result *r, json_t *root)
                 cd_sla_calendar_parse(NULL, &site->calendar, err, sizeof err);
             }
             r->n_sites++;
+        }
+    }
+    if ((v = json_object_get(root, "assigned")) && json_is_array(v) && json_array_size(v) > 0) {
+        size_t i;
+        json_t *x;
+        r->assigned = cd_calloc(json_array_size(v), sizeof *r->assigned);
+        json_array_foreach(v, i, x)
+        {
+            cd_conv_assigned *as = &r->assigned[r->n_assigned];
+            json_t *c = json_object_get(x, "conversation");
+            if (!json_is_object(c))
+                continue;
+            take_str(as->agent_id, sizeof as->agent_id, json_object_get(x, "agent"));
+            take_str(as->conv.id, sizeof as->conv.id, json_object_get(c, "id"));
+            take_str(as->conv.site, sizeof as->conv.site, json_object_get(c, "site"));
+            as->conv.last_seq = json_integer_value(json_object_get(c, "last_seq"));
+            as->raw = dump(c);
+            r->n_assigned++;
         }
     }
     if ((v = json_object_get(root, "keys")) && json_is_object(v)) {

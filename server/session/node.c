@@ -102,6 +102,15 @@ static void on_sites_event(cd_hub_sub *sub, const cd_hub_event *ev)
 
 /* ---------- presence: this node vouches for its connected agents ---------- */
 
+static void on_touched(void *ud, cd_conv_result *r)
+{
+    cd_node *n = ud;
+    if (r->err != CD_ERR_OK)
+        return;
+    for (size_t i = 0; i < r->n_assigned; i++)
+        cd_session__handover(n, &r->assigned[i]);
+}
+
 static void beat(cd_node *n)
 {
     const char *ids[256];
@@ -110,12 +119,12 @@ static void beat(cd_node *n)
     for (cd_map_entry *e = cd_map_first(&n->agents, &it); e; e = cd_map_next(&n->agents, e, &it)) {
         ids[k++] = e->key;
         if (k == CD_ARRAY_LEN(ids)) {
-            cd_conv_presence_touch(n->st, n->node_id, expiry, ids, k, on_ignore, NULL);
+            cd_conv_presence_touch(n->st, n->node_id, expiry, ids, k, on_touched, n);
             k = 0;
         }
     }
     if (k)
-        cd_conv_presence_touch(n->st, n->node_id, expiry, ids, k, on_ignore, NULL);
+        cd_conv_presence_touch(n->st, n->node_id, expiry, ids, k, on_touched, n);
 }
 
 void cd_session__agent_up(cd_node *n, const char *aid)
@@ -126,7 +135,7 @@ void cd_session__agent_up(cd_node *n, const char *aid)
     if (c == 0) {
         const char *ids[] = {aid};
         int64_t expiry = (int64_t)cd_now_ms() + n->cfg->presence_ttl_s * 1000;
-        cd_conv_presence_touch(n->st, n->node_id, expiry, ids, 1, on_ignore, NULL);
+        cd_conv_presence_touch(n->st, n->node_id, expiry, ids, 1, on_touched, n);
     }
 }
 

@@ -211,19 +211,22 @@ static bool excluded(cd_session *s, const cd_hub_event *ev)
 static sess_sub *join_conv(cd_session *s, const char *cid, int64_t last_seq);
 
 /* "join:<cid>:<last_seq>" on an agent channel event (conversation.assigned): the agent's
- * sessions start following the conversation from that seq. */
-static void follow(cd_session *s, const char *meta, size_t len)
+ * sessions start following the conversation from that seq. false when they already did. */
+static bool follow(cd_session *s, const char *meta, size_t len)
 {
     char buf[100];
     if (len >= sizeof buf)
-        return;
+        return true;
     memcpy(buf, meta, len);
     buf[len] = '\0';
     char *colon = strrchr(buf, ':');
     if (!colon)
-        return;
+        return true;
     *colon = '\0';
+    if (find_conv(s, buf))
+        return false;
     join_conv(s, buf, strtoll(colon + 1, NULL, 10));
+    return true;
 }
 
 static void on_event(cd_hub_sub *hs, const cd_hub_event *ev)
@@ -252,9 +255,27 @@ static void on_event(cd_hub_sub *hs, const cd_hub_event *ev)
         return;
     if (excluded(s, ev))
         return;
+    if (!sub->is_conv && ev->exclude_len > 5 && memcmp(ev->exclude, "join:", 5) == 0) {
+        /* conversation.assigned: once per session (the node may have handed it over) */
+        if (!follow(s, ev->exclude + 5, ev->exclude_len - 5))
+            return;
+    }
     enqueue(s, cd_frame_ref(ev->frame));
-    if (!sub->is_conv && ev->exclude_len > 5 && memcmp(ev->exclude, "join:", 5) == 0)
-        follow(s, ev->exclude + 5, ev->exclude_len - 5);
+}
+
+void cd_session__handover(cd_node *n, const cd_conv_assigned *as)
+{
+    for (cd_session *s = n->sessions; s; s = s->next) {
+        if (s->role != CD_SESSION_AGENT || s->state != SESS_ACTIVE || strcmp(s->id, as->agent_id) != 0 ||
+            find_conv(s, as->conv.id))
+            continue;
+        join_conv(s, as->conv.id, as->conv.last_seq);
+        cd_frame *f = cd_frame_create(strlen(as->raw) + 48);
+        cd_frame_append_str(f, "{\"type\":\"conversation.assigned\",\"conversation\":");
+        cd_frame_append_str(f, as->raw);
+        cd_frame_append_str(f, "}");
+        enqueue(s, f);
+    }
 }
 
 static sess_sub *find_conv(cd_session *s, const char *cid)

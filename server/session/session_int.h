@@ -102,5 +102,8 @@ void cd_session__resync(cd_session *s);
 /* An agent session became active / went away on this node (presence). */
 void cd_session__agent_up(cd_node *n, const char *aid);
 void cd_session__agent_down(cd_node *n, const char *aid);
+/* Conversations given to an agent by a script this node ran: its sessions here follow
+ * them and get conversation.assigned, unless the bus event got there first. */
+void cd_session__handover(cd_node *n, const cd_conv_assigned *as);
 
 #endif

@@ -211,3 +211,31 @@ return {tostring(sla_add(iv, tonumber(ARGV[3]), tonumber(ARGV[4]))), tostring(sl
     const [due2] = await env.redis.cmd('EVAL', script, '0', 'cd:', '*', '1000', '500', '2000');
     assert.equal(Number(due2), 1500);
 });
+
+it('breach actions: priority raised, escalated to the team, admins told', async () => {
+    const site = await env.addSite();
+    const token = await adminToken(site);
+    await env.admin('team-add', '--site', site.key, '--key', 'tier2', '--name', 'Tier 2');
+    await setSla(token, site, {
+        policies: { normal: { first_response_s: 1, resolution_s: 3600 } },
+        breach_actions: { raise_priority: true, escalate_team: 'tier2', notify_admins: true },
+    });
+    // nobody online: a ticket at once, waiting in the site queue
+    const v = await env.visitor(0, { site });
+    const s = await v.ok({ type: 'conversation.start', form: { message: 'urgent-ish' } });
+    const cid = s.conversation.id;
+    assert.ok(s.conversation.ticket);
+    // the tier-2 agent comes online after the breach would have happened elsewhere
+    const t2 = await env.addAgent({ site });
+    await env.admin('agent-set', '--email', t2.email, '--team', 'tier2');
+    const boss = await env.agent(1, { token });
+    const breach = await boss.waitFor((f) => f.type === 'sla.breached' && f.conversation_id === cid, { timeout: 15_000 * SCALE });
+    assert.equal(breach.kind, 'first_response');
+    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'team')) === 'tier2', { what: 'escalated' });
+    assert.equal(await env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'priority'), 'high');
+    const a2 = await env.agent(2, { email: t2.email, password: t2.password });
+    await a2.waitFor((f) => f.type === 'conversation.assigned' && f.conversation.id === cid, { timeout: 10_000 * SCALE, what: 'tier2 gets it' });
+    const hist = await a2.ok({ type: 'history', conversation_id: cid });
+    assert.ok(hist.messages.some((m) => m.private && /escalated to team tier2/.test(m.body)));
+    v.terminate();
+});
