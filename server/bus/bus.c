@@ -30,6 +30,12 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     cd_bus *bus = priv;
     redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR && cd_rconn_ctx(bus->rc) == ac) {
+        /* a SUBSCRIBE refused (LOADING after a restart...): subscribe again from scratch */
+        cd_log_warn("redis refused a subscription: %s", reply->str);
+        cd_rconn_fail(bus->rc, "subscribe refused");
+        return;
+    }
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
         return;
     redisReply *kind = reply->element[0], *ch = reply->element[1], *msg = reply->element[2];

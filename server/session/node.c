@@ -300,6 +300,9 @@ void cd_node_on_store(cd_node *n, bool up)
     load_keys(n);
     load_sites(n);
     n->last_beat = 0; /* vouch for our agents again at once */
+    /* a backfill the bus asked for while the store was still down is done now */
+    for (cd_session *s = n->sessions; s; s = s->next)
+        cd_session__resync(s);
 }
 
 void cd_node_on_bus(cd_node *n, bool up)

@@ -79,8 +79,15 @@ static void on_auth(redisAsyncContext *ac, void *r, void *priv)
 static void on_ready_marker(redisAsyncContext *ac, void *r, void *priv)
 {
     cd_rconn *rc = priv;
+    redisReply *reply = r;
     if (!r || rc->ac != ac || !rc->connected)
         return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* LOADING (the AOF is being read after a restart), NOAUTH, ...: try again later */
+        cd_log_warn("redis not ready conn=%s err=\"%s\"", rc->name, reply->str);
+        cd_rconn_fail(rc, "not ready");
+        return;
+    }
     if (rc->cb)
         rc->cb(rc->ud, rc, CD_RCONN_CONNECTED);
     if (!rc->held && rc->ac == ac)
