@@ -7,16 +7,16 @@
 #include <stdint.h>
 
 /* ---- errors: one table, names are the protocol's error codes ---- */
-#define CD_ERR_TABLE(X)                                                                                                \
-    X(OK, "ok")                                                                                                        \
-    X(BAD_REQUEST, "bad_request")                                                                                      \
-    X(UNAUTHORIZED, "unauthorized")                                                                                    \
-    X(FORBIDDEN, "forbidden")                                                                                          \
-    X(NOT_FOUND, "not_found")                                                                                          \
-    X(CONFLICT, "conflict")                                                                                            \
-    X(RATE_LIMITED, "rate_limited")                                                                                    \
-    X(TOO_LARGE, "too_large")                                                                                          \
-    X(UNAVAILABLE, "unavailable")                                                                                      \
+#define CD_ERR_TABLE(X)             \
+    X(OK, "ok")                     \
+    X(BAD_REQUEST, "bad_request")   \
+    X(UNAUTHORIZED, "unauthorized") \
+    X(FORBIDDEN, "forbidden")       \
+    X(NOT_FOUND, "not_found")       \
+    X(CONFLICT, "conflict")         \
+    X(RATE_LIMITED, "rate_limited") \
+    X(TOO_LARGE, "too_large")       \
+    X(UNAVAILABLE, "unavailable")   \
     X(INTERNAL, "internal")
 
 typedef enum cd_err {
@@ -79,8 +79,6 @@ bool cd_ratelimit_take(cd_ratelimit *rl, uint64_t now_ms);
 
 /* Copy at most dstsz-1 bytes, always terminate; returns strlen(src). */
 size_t cd_strlcpy(char *dst, const char *src, size_t dstsz);
-
-
 
 /* ---- string-keyed hash map (chained, grows by doubling); values are borrowed pointers ---- */
 typedef struct cd_map_entry {

@@ -30,7 +30,7 @@ typedef struct cd_conv_site {
     char *key;
     char **origins;
     size_t n_origins;
-    char *secret; /* "" when identity verification is off */
+    char *secret;             /* "" when identity verification is off */
     cd_sla_calendar calendar; /* business hours of the site's SLA (24x7 when unset) */
     char *intervals;          /* cached business intervals (node-owned), or NULL */
     int64_t intervals_from, intervals_to;
@@ -44,18 +44,18 @@ typedef struct cd_conv_assigned {
 
 typedef struct cd_conv_result {
     cd_err err;
-    char *message;          /* error text from the script, or NULL */
-    char *raw_conversation; /* "conversation" object */
-    char *raw_message;      /* "message" object, or NULL */
-    char *raw_visitor;      /* "visitor" object */
-    char *raw_agent;        /* "agent" object */
+    char *message;           /* error text from the script, or NULL */
+    char *raw_conversation;  /* "conversation" object */
+    char *raw_message;       /* "message" object, or NULL */
+    char *raw_visitor;       /* "visitor" object */
+    char *raw_agent;         /* "agent" object */
     char *raw_conversations; /* "conversations" array */
-    char *raw_messages;     /* "messages" array */
-    char *raw_queue;        /* agent_get: "queue" array of waiting conversations */
-    char *raw_site_config;  /* visitor_hello: what the widget shows */
-    char **items;           /* timers_claim: "kind|id" */
+    char *raw_messages;      /* "messages" array */
+    char *raw_queue;         /* agent_get: "queue" array of waiting conversations */
+    char *raw_site_config;   /* visitor_hello: what the widget shows */
+    char **items;            /* timers_claim: "kind|id" */
     size_t n_items;
-    cd_conv_ref *convs;     /* ids in "conversations" (or the one "conversation") */
+    cd_conv_ref *convs; /* ids in "conversations" (or the one "conversation") */
     size_t n_convs;
     char visitor_id[80];
     char agent_id[80];
@@ -69,9 +69,9 @@ typedef struct cd_conv_result {
     bool recovered, duplicate, agents_online;
     bool more;         /* resume: another page follows after page_last */
     int64_t page_last; /* resume: the last seq this page covered */
-    bool sla;      /* a ticket's SLA clocks need cd_conv_sla_sync */
-    char site[80]; /* msg_send: the conversation's site */
-    char **frames; /* resume: message.created frames */
+    bool sla;          /* a ticket's SLA clocks need cd_conv_sla_sync */
+    char site[80];     /* msg_send: the conversation's site */
+    char **frames;     /* resume: message.created frames */
     size_t n_frames;
     cd_conv_assigned *assigned; /* presence_touch: conversations given to the agents */
     size_t n_assigned;

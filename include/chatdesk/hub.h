@@ -17,12 +17,12 @@ typedef struct cd_hub_sub cd_hub_sub;
 typedef struct cd_hub_topic cd_hub_topic;
 
 typedef struct cd_hub_event {
-    const char *topic; /* "conv:c_1" */
-    int64_t seq;       /* message seq, 0 for other events */
-    bool agents_only;  /* private note: visitors only advance their seq */
+    const char *topic;   /* "conv:c_1" */
+    int64_t seq;         /* message seq, 0 for other events */
+    bool agents_only;    /* private note: visitors only advance their seq */
     const char *exclude; /* "<kind>:<id>" of an author who should not get it, or NULL */
     size_t exclude_len;
-    cd_frame *frame;   /* the client frame; cd_frame_ref() it to keep it */
+    cd_frame *frame; /* the client frame; cd_frame_ref() it to keep it */
 } cd_hub_event;
 
 typedef void (*cd_hub_deliver_cb)(cd_hub_sub *sub, const cd_hub_event *ev);

@@ -11,20 +11,20 @@
 #include "chatdesk/base.h"
 
 /* Every client frame type: X(ENUM, "wire name"). */
-#define CD_PROTO_FRAMES(X)                                                                                             \
-    X(HELLO, "hello")                                                                                                  \
-    X(RESUME, "resume")                                                                                                \
-    X(CONV_START, "conversation.start")                                                                                \
-    X(MSG_SEND, "message.send")                                                                                        \
-    X(HISTORY, "history")                                                                                              \
-    X(TYPING, "typing")                                                                                                \
-    X(READ, "read")                                                                                                    \
-    X(CSAT, "csat")                                                                                                    \
-    X(PRESENCE_SET, "presence.set")                                                                                    \
-    X(CONV_ACCEPT, "conversation.accept")                                                                              \
-    X(CONV_TRANSFER, "conversation.transfer")                                                                          \
-    X(CONV_UPDATE, "conversation.update")                                                                              \
-    X(CONV_CONFIRM, "conversation.confirm")                                                                            \
+#define CD_PROTO_FRAMES(X)                    \
+    X(HELLO, "hello")                         \
+    X(RESUME, "resume")                       \
+    X(CONV_START, "conversation.start")       \
+    X(MSG_SEND, "message.send")               \
+    X(HISTORY, "history")                     \
+    X(TYPING, "typing")                       \
+    X(READ, "read")                           \
+    X(CSAT, "csat")                           \
+    X(PRESENCE_SET, "presence.set")           \
+    X(CONV_ACCEPT, "conversation.accept")     \
+    X(CONV_TRANSFER, "conversation.transfer") \
+    X(CONV_UPDATE, "conversation.update")     \
+    X(CONV_CONFIRM, "conversation.confirm")   \
     X(PING, "ping")
 
 typedef enum cd_frame_type {
@@ -39,15 +39,15 @@ const char *cd_proto_frame_name(cd_frame_type t);
 
 /* Limits the decoder enforces (the server fills them from config). */
 typedef struct cd_proto_limits {
-    size_t max_frame;     /* whole frame bytes (default 65536) -> CD_ERR_TOO_LARGE */
-    size_t max_body;      /* message body bytes after trimming (default 8192) -> TOO_LARGE */
-    int max_depth;        /* JSON nesting depth, checked by a pre-scan before parsing (default 8) */
-    size_t max_rid;       /* rid bytes (default 64) */
-    size_t max_id;        /* client_msg_id, conversation ids, site keys, agent ids (default 64) */
-    size_t max_field;     /* form fields, names, subjects, comments, notes (default 1024) */
-    size_t max_resume;    /* resume entries (default 100) */
-    size_t max_tags;      /* tags in conversation.update (default 20) */
-    int max_history;      /* history limit cap (default 100) */
+    size_t max_frame;  /* whole frame bytes (default 65536) -> CD_ERR_TOO_LARGE */
+    size_t max_body;   /* message body bytes after trimming (default 8192) -> TOO_LARGE */
+    int max_depth;     /* JSON nesting depth, checked by a pre-scan before parsing (default 8) */
+    size_t max_rid;    /* rid bytes (default 64) */
+    size_t max_id;     /* client_msg_id, conversation ids, site keys, agent ids (default 64) */
+    size_t max_field;  /* form fields, names, subjects, comments, notes (default 1024) */
+    size_t max_resume; /* resume entries (default 100) */
+    size_t max_tags;   /* tags in conversation.update (default 20) */
+    int max_history;   /* history limit cap (default 100) */
 } cd_proto_limits;
 
 void cd_proto_limits_default(cd_proto_limits *lim);
@@ -84,8 +84,8 @@ typedef struct cd_req {
 
     /* conversation.start "form" (every field optional) */
     const char *form_name, *form_email, *form_category, *form_subject, *form_message;
-    cd_priority form_priority; /* CD_PRIO_NONE when absent */
-    const char *form_locale;   /* extension: the visitor's language for system messages */
+    cd_priority form_priority;      /* CD_PRIO_NONE when absent */
+    const char *form_locale;        /* extension: the visitor's language for system messages */
     const char *form_client_msg_id; /* extension: a retried start returns the same conversation */
 
     /* most conversation frames */

@@ -56,8 +56,7 @@ void cd_node_get_stats(const cd_node *n, cd_node_stats *out);
 /* Close every session with 1001 (node shutting down). */
 void cd_node_close_all(cd_node *n);
 
-cd_session *cd_session_create(cd_node *n, cd_session_role role, const char *origin, const char *site_hint,
-                              void *conn);
+cd_session *cd_session_create(cd_node *n, cd_session_role role, const char *origin, const char *site_hint, void *conn);
 void cd_session_on_frame(cd_session *s, const char *buf, size_t len);
 /* Next frame to write, or NULL; the caller owns the returned reference. */
 cd_frame *cd_session_pop(cd_session *s);

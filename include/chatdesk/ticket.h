@@ -15,8 +15,8 @@
 #define CD_SLA_MAX_HOLIDAYS 64
 
 typedef struct cd_sla_calendar {
-    char tz[64];          /* IANA zone, "" = UTC */
-    bool always_open;     /* no hours given: 24x7 */
+    char tz[64];      /* IANA zone, "" = UTC */
+    bool always_open; /* no hours given: 24x7 */
     /* per weekday (0 = Sunday, as struct tm), ranges in minutes since local midnight */
     struct {
         int n;

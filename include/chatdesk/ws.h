@@ -21,14 +21,14 @@ typedef struct cd_ws_ctx {
     cd_node *node;
     const char *node_id;
     const char *static_dir; /* widget.js, demo/, app/; NULL when none was found */
-    cd_map ip_conns; /* peer address -> connection count */
+    cd_map ip_conns;        /* peer address -> connection count */
 } cd_ws_ctx;
 
 /* Per-connection storage (lws "per session data"). */
 typedef struct cd_ws_pss {
     cd_session *s;
-    cd_buf rx;          /* message reassembly */
-    void *http;         /* http.c state */
+    cd_buf rx;  /* message reassembly */
+    void *http; /* http.c state */
     char ip[64];
     unsigned counted : 1;
     unsigned close_sent : 1; /* our close frame is out; waiting for the peer's */

@@ -431,25 +431,25 @@ static bool normalize_email(const char *s, char *out)
 
 /* ---- options ---- */
 
-#define ADMIN_OPTIONS(X)                                                                                               \
-    X(KEY, "key", false)                                                                                               \
-    X(NAME, "name", false)                                                                                             \
-    X(ORIGIN, "origin", false)                                                                                         \
-    X(SECRET, "identity-secret", false)                                                                                \
-    X(EMAIL, "email", false)                                                                                           \
-    X(PASSWORD, "password", false)                                                                                     \
-    X(SITE, "site", false)                                                                                             \
-    X(TEAM, "team", false)                                                                                             \
-    X(ROLE, "role", false)                                                                                             \
-    X(MAX_CHATS, "max-chats", false)                                                                                   \
-    X(NO_SECRET, "no-identity-secret", true)                                                                           \
-    X(AUTO_ASSIGN, "auto-assign", false)                                                                               \
-    X(CATEGORY_TEAM, "category-team", false)                                                                           \
-    X(AUTO_CLOSE, "auto-close-s", false)                                                                               \
-    X(ACK_EN, "ack-en", false)                                                                                         \
-    X(ACK_ZH, "ack-zh", false)                                                                                         \
-    X(NO_TEAMS, "no-teams", true)                                                                                      \
-    X(DISABLED, "disabled", false)                                                                                     \
+#define ADMIN_OPTIONS(X)                     \
+    X(KEY, "key", false)                     \
+    X(NAME, "name", false)                   \
+    X(ORIGIN, "origin", false)               \
+    X(SECRET, "identity-secret", false)      \
+    X(EMAIL, "email", false)                 \
+    X(PASSWORD, "password", false)           \
+    X(SITE, "site", false)                   \
+    X(TEAM, "team", false)                   \
+    X(ROLE, "role", false)                   \
+    X(MAX_CHATS, "max-chats", false)         \
+    X(NO_SECRET, "no-identity-secret", true) \
+    X(AUTO_ASSIGN, "auto-assign", false)     \
+    X(CATEGORY_TEAM, "category-team", false) \
+    X(AUTO_CLOSE, "auto-close-s", false)     \
+    X(ACK_EN, "ack-en", false)               \
+    X(ACK_ZH, "ack-zh", false)               \
+    X(NO_TEAMS, "no-teams", true)            \
+    X(DISABLED, "disabled", false)           \
     X(JSON, "json", true)
 
 typedef enum opt_id {
@@ -671,8 +671,8 @@ static redisContext *redis_open(const cd_config *cfg, int *rc)
         errorf("cannot connect to Redis at %s: %s", where, c ? c->errstr : "out of memory");
         goto fail;
     }
-    int64_t cmd_ms = cfg->redis_connect_timeout_ms > CMD_TIMEOUT_MIN_MS ? cfg->redis_connect_timeout_ms
-                                                                         : CMD_TIMEOUT_MIN_MS;
+    int64_t cmd_ms =
+        cfg->redis_connect_timeout_ms > CMD_TIMEOUT_MIN_MS ? cfg->redis_connect_timeout_ms : CMD_TIMEOUT_MIN_MS;
     redisSetTimeout(c, ms_to_tv(cmd_ms));
 
     const char *pw = cfg->redis_password && cfg->redis_password[0] ? cfg->redis_password : addr.password;
@@ -1183,7 +1183,7 @@ static const char site_set_lua[] =
     "end\n"
     "redis.call('HSET', KEYS[1], unpack(ARGV, 4 + m))\n"
     "redis.call('PUBLISH', ARGV[2], " SITE_CHANGED_LUA("ARGV[1]") ")\n"
-    "return '{\"ok\":true}'\n";
+                                                                  "return '{\"ok\":true}'\n";
 
 /* An auto-acknowledgement text: at most ACK_MAX_BYTES of UTF-8, line breaks and tabs
  * allowed, no other control characters; empty means the built-in text. */
@@ -1772,8 +1772,8 @@ static const char agent_set_lua[] =
     "redis.call('HSET', akey, unpack(ARGV, 4 + m))\n"
     "for _, s in ipairs(sites) do\n"
     "  redis.call('PUBLISH', ARGV[2], " SITE_CHANGED_LUA("s") ")\n"
-    "end\n"
-    "return cjson.encode({ok = true, id = id})\n";
+                                                              "end\n"
+                                                              "return cjson.encode({ok = true, id = id})\n";
 
 static int run_agent_set(cd_config *cfg, const args *a)
 {
@@ -2111,8 +2111,8 @@ static const command commands[] = {
      BIT(OPT_KEY) | BIT(OPT_NAME) | BIT(OPT_ORIGIN) | BIT(OPT_SECRET) | BIT(OPT_NO_SECRET) | BIT(OPT_AUTO_ASSIGN) |
          BIT(OPT_CATEGORY_TEAM) | BIT(OPT_AUTO_CLOSE) | BIT(OPT_ACK_EN) | BIT(OPT_ACK_ZH),
      BIT(OPT_KEY), BIT(OPT_ORIGIN) | BIT(OPT_CATEGORY_TEAM)},
-    {"team-add", run_team_add, BIT(OPT_SITE) | BIT(OPT_KEY) | BIT(OPT_NAME), BIT(OPT_SITE) | BIT(OPT_KEY) | BIT(OPT_NAME),
-     0},
+    {"team-add", run_team_add, BIT(OPT_SITE) | BIT(OPT_KEY) | BIT(OPT_NAME),
+     BIT(OPT_SITE) | BIT(OPT_KEY) | BIT(OPT_NAME), 0},
     {"agent-set", run_agent_set,
      BIT(OPT_EMAIL) | BIT(OPT_NAME) | BIT(OPT_ROLE) | BIT(OPT_MAX_CHATS) | BIT(OPT_TEAM) | BIT(OPT_NO_TEAMS) |
          BIT(OPT_DISABLED),

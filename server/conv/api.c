@@ -267,8 +267,10 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
     }
     char now[24], fresh[64], retain[24];
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
-    cd_id_new(strncmp(r->op, "admin_agent", 11) == 0 ? "a" : strncmp(r->op, "canned", 6) == 0 ? "r" : "m", fresh,
-              sizeof fresh);
+    cd_id_new(strncmp(r->op, "admin_agent", 11) == 0 ? "a"
+              : strncmp(r->op, "canned", 6) == 0     ? "r"
+                                                     : "m",
+              fresh, sizeof fresh);
     snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
     const char *args[] = {r->op, call->agent_id, ptext, now, fresh, retain};
     api_op *a = cd_calloc(1, sizeof *a);

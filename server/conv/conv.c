@@ -311,8 +311,16 @@ int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, co
 {
     char msg_id[64], now[24], retain[24];
     cd_id_new("m", msg_id, sizeof msg_id);
-    const char *args[] = {req->conversation_id, a->kind, a->id, a->name, req->client_msg_id, req->body,
-                          req->is_private ? "1" : "0", msg_id, I64(now, cd_now_ms()), I64(retain, cfg->history_retain)};
+    const char *args[] = {req->conversation_id,
+                          a->kind,
+                          a->id,
+                          a->name,
+                          req->client_msg_id,
+                          req->body,
+                          req->is_private ? "1" : "0",
+                          msg_id,
+                          I64(now, cd_now_ms()),
+                          I64(retain, cfg->history_retain)};
     return run(st, "msg_send", 10, args, cb, ud);
 }
 
@@ -405,8 +413,15 @@ int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a
 {
     char note_id[64], now[24], retain[24];
     cd_id_new("m", note_id, sizeof note_id);
-    const char *args[] = {req->conversation_id, a->id,   a->name, req->agent_id,         req->team,
-                          req->note,            note_id, I64(now, cd_now_ms()), I64(retain, cfg->history_retain)};
+    const char *args[] = {req->conversation_id,
+                          a->id,
+                          a->name,
+                          req->agent_id,
+                          req->team,
+                          req->note,
+                          note_id,
+                          I64(now, cd_now_ms()),
+                          I64(retain, cfg->history_retain)};
     return run(st, "conv_transfer", 9, args, cb, ud);
 }
 

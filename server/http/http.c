@@ -90,10 +90,10 @@ static int write_response(struct lws *wsi, http_state *h)
     unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
     if (lws_add_http_common_headers(wsi, (unsigned int)h->status, h->ctype, (lws_filepos_t)h->out.len, &p, end))
         return -1;
-    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:", (const unsigned char *)"no-store",
-                                    8, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
-                                    (const unsigned char *)"nosniff", 7, &p, end))
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:", (const unsigned char *)"no-store", 8,
+                                    &p, end) ||
+        lws_add_http_header_by_name(
+            wsi, (const unsigned char *)"x-content-type-options:", (const unsigned char *)"nosniff", 7, &p, end))
         return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
@@ -160,8 +160,7 @@ static void metrics(http_state *h)
     metric(b, "chatdesk_frames_out_total", "counter", "Frames queued to clients.", ns.frames_out);
     metric(b, "chatdesk_errors_total", "counter", "Error frames sent.", ns.errors_out);
     metric(b, "chatdesk_acks_total", "counter", "Messages acknowledged after Redis stored them.", ns.acks);
-    metric(b, "chatdesk_dedupe_hits_total", "counter", "Retried sends answered from the dedupe index.",
-           ns.dedupe_hits);
+    metric(b, "chatdesk_dedupe_hits_total", "counter", "Retried sends answered from the dedupe index.", ns.dedupe_hits);
     metric(b, "chatdesk_gap_backfills_total", "counter", "Seq gaps filled from history.", ns.backfills);
     metric(b, "chatdesk_resume_recovered_total", "counter", "Resumes replayed from history.", ns.resume_recovered);
     metric(b, "chatdesk_resume_reset_total", "counter", "Resumes answered recovered:false.", ns.resume_reset);
@@ -324,8 +323,8 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
 static void api_run(api_job *j)
 {
     http_state *h = j->h;
-    cd_api_call call = {h->method, h->path, (const char *const *)h->args, h->nargs, h->body.data, h->body.len,
-                        j->agent_id, j->hash_ok ? j->pw_hash : NULL};
+    cd_api_call call = {h->method,   h->path,     (const char *const *)h->args,  h->nargs, h->body.data,
+                        h->body.len, j->agent_id, j->hash_ok ? j->pw_hash : NULL};
     cd_conv_api(h->cx->st, h->cx->cfg, &call, on_api_done, j);
 }
 
@@ -437,12 +436,18 @@ static const char *mime_of(const char *path)
 {
     static const struct {
         const char *ext, *mime;
-    } types[] = {{".js", "application/javascript"}, {".html", "text/html; charset=utf-8"},
-                 {".css", "text/css"},              {".svg", "image/svg+xml"},
-                 {".png", "image/png"},             {".json", "application/json"},
-                 {".map", "application/json"},      {".ico", "image/x-icon"},
-                 {".woff2", "font/woff2"},          {".mp3", "audio/mpeg"},
-                 {".ogg", "audio/ogg"},             {".txt", "text/plain; charset=utf-8"}};
+    } types[] = {{".js", "application/javascript"},
+                 {".html", "text/html; charset=utf-8"},
+                 {".css", "text/css"},
+                 {".svg", "image/svg+xml"},
+                 {".png", "image/png"},
+                 {".json", "application/json"},
+                 {".map", "application/json"},
+                 {".ico", "image/x-icon"},
+                 {".woff2", "font/woff2"},
+                 {".mp3", "audio/mpeg"},
+                 {".ogg", "audio/ogg"},
+                 {".txt", "text/plain; charset=utf-8"}};
     const char *dot = strrchr(path, '.');
     for (size_t i = 0; dot && i < CD_ARRAY_LEN(types); i++)
         if (strcmp(dot, types[i].ext) == 0)
@@ -466,8 +471,8 @@ static bool static_path(const char *dir, const char *uri, char *out, size_t outs
         return false;
     for (const char *p = rel; *p; p++) {
         char c = *p;
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                  c == '-' || c == '_' || c == '/';
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+                  c == '_' || c == '/';
         if (!ok || (c == '.' && p[1] == '.') || (c == '/' && p[1] == '/'))
             return false;
     }
@@ -489,13 +494,13 @@ static int serve_static(struct lws *wsi, http_state *h, const char *uri)
                               "connect-src 'self' ws: wss:; media-src 'self' data:; frame-ancestors 'none'; "
                               "base-uri 'none'; form-action 'self'; object-src 'none'";
     if (strncmp(mime, "text/html", 9) == 0 &&
-        (lws_add_http_header_by_name(wsi, (const unsigned char *)"content-security-policy:",
-                                     (const unsigned char *)csp, (int)strlen(csp), &p, end) ||
+        (lws_add_http_header_by_name(wsi, (const unsigned char *)"content-security-policy:", (const unsigned char *)csp,
+                                     (int)strlen(csp), &p, end) ||
          lws_add_http_header_by_name(wsi, (const unsigned char *)"x-frame-options:", (const unsigned char *)"DENY", 4,
                                      &p, end)))
         return -1;
-    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
-                                    (const unsigned char *)"nosniff", 7, &p, end) ||
+    if (lws_add_http_header_by_name(
+            wsi, (const unsigned char *)"x-content-type-options:", (const unsigned char *)"nosniff", 7, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"referrer-policy:",
                                     (const unsigned char *)"strict-origin-when-cross-origin", 31, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:", (const unsigned char *)"no-cache", 8,

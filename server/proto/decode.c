@@ -33,18 +33,18 @@
 #include "chatdesk/proto.h"
 #include "proto_int.h"
 
-#define MAX_MEMBERS   64   /* object members, anywhere in a frame */
-#define MAX_ITEMS     100  /* array items, anywhere in a frame */
-#define MAX_TOKEN     1024 /* hello token bytes */
-#define MAX_HASH      128  /* hello user.hash bytes */
-#define MAX_EPOCH     64   /* resume entry epoch bytes */
-#define MAX_MSG_ID    64   /* client_msg_id bytes (PROTOCOL.md: at most 64) */
-#define MAX_TAG       64   /* one tag's bytes */
+#define MAX_MEMBERS 64 /* object members, anywhere in a frame */
+#define MAX_ITEMS 100  /* array items, anywhere in a frame */
+#define MAX_TOKEN 1024 /* hello token bytes */
+#define MAX_HASH 128   /* hello user.hash bytes */
+#define MAX_EPOCH 64   /* resume entry epoch bytes */
+#define MAX_MSG_ID 64  /* client_msg_id bytes (PROTOCOL.md: at most 64) */
+#define MAX_TAG 64     /* one tag's bytes */
 #define DEFAULT_LIMIT 50
-#define MAX_LOCALE     16   /* conversation.start form.locale ("zh-CN", "en") */
-#define MAX_PAGE       2048 /* hello page.url/title/referrer bytes */
-#define MAX_ATTRS      20   /* hello attributes members */
-#define MAX_ATTR_KEY   64
+#define MAX_LOCALE 16 /* conversation.start form.locale ("zh-CN", "en") */
+#define MAX_PAGE 2048 /* hello page.url/title/referrer bytes */
+#define MAX_ATTRS 20  /* hello attributes members */
+#define MAX_ATTR_KEY 64
 #define MAX_ATTR_VALUE 256
 
 typedef struct priv {
@@ -60,11 +60,11 @@ typedef struct dec {
     const char *msg;
 } dec;
 
-#define TRY(x)                                                                                                         \
-    do {                                                                                                               \
-        cd_err e_ = (x);                                                                                               \
-        if (e_ != CD_ERR_OK)                                                                                           \
-            return e_;                                                                                                 \
+#define TRY(x)               \
+    do {                     \
+        cd_err e_ = (x);     \
+        if (e_ != CD_ERR_OK) \
+            return e_;       \
     } while (0)
 
 /* ---- tables ---- */
@@ -141,7 +141,7 @@ static cd_err get_str(dec *d, json_t *obj, const char *key, bool required, size_
 }
 
 /* The message strings are built from the key literal: "missing conversation_id". */
-#define STR(d, o, k, req, lo, hi, dst)        get_str(d, o, k, req, lo, hi, dst, "missing " k, "invalid " k)
+#define STR(d, o, k, req, lo, hi, dst) get_str(d, o, k, req, lo, hi, dst, "missing " k, "invalid " k)
 #define STRN(d, o, k, name, req, lo, hi, dst) get_str(d, o, k, req, lo, hi, dst, "missing " name, "invalid " name)
 
 static cd_err get_int(dec *d, json_t *obj, const char *key, bool required, int64_t min, int64_t max, int64_t *out,
@@ -197,7 +197,7 @@ static cd_err get_enum(dec *d, json_t *obj, const char *key, bool required, cons
     return fail(d, CD_ERR_BAD_REQUEST, invalid);
 }
 
-#define ENUM(d, o, k, req, names, idx, str)                                                                            \
+#define ENUM(d, o, k, req, names, idx, str) \
     get_enum(d, o, k, req, names, CD_ARRAY_LEN(names), idx, str, "missing " k, "invalid " k)
 
 static cd_err get_priority(dec *d, json_t *obj, const char *key, cd_priority *out, const char *invalid)
@@ -257,15 +257,13 @@ static cd_err check_tree(dec *d, json_t *v)
         json_t *m;
         if (json_object_size(v) > MAX_MEMBERS)
             return fail(d, CD_ERR_BAD_REQUEST, "too many object members");
-        json_object_foreach (v, k, m)
-            TRY(check_tree(d, m));
+        json_object_foreach(v, k, m) TRY(check_tree(d, m));
     } else if (json_is_array(v)) {
         size_t i;
         json_t *m;
         if (json_array_size(v) > MAX_ITEMS)
             return fail(d, CD_ERR_BAD_REQUEST, "array too long");
-        json_array_foreach (v, i, m)
-            TRY(check_tree(d, m));
+        json_array_foreach(v, i, m) TRY(check_tree(d, m));
     }
     return CD_ERR_OK;
 }
@@ -287,7 +285,8 @@ static cd_err dec_resume_list(dec *d, json_t *arr, const char *invalid, const ch
     if (n == 0)
         return CD_ERR_OK;
     r->resume = cd_calloc(n, sizeof(*r->resume));
-    json_array_foreach (arr, i, it) {
+    json_array_foreach(arr, i, it)
+    {
         cd_resume_item *ri = &r->resume[i];
         if (!json_is_object(it))
             return fail(d, CD_ERR_BAD_REQUEST, "invalid resume entry");
@@ -502,7 +501,8 @@ static cd_err dec_conv_update(dec *d, json_t *o)
         r->has_tags = true;
         if (n)
             r->tags = cd_calloc(n, sizeof(*r->tags));
-        json_array_foreach (tags, k, t) {
+        json_array_foreach(tags, k, t)
+        {
             size_t len;
             if (!json_is_string(t) || (len = json_string_length(t)) < 1 || len > MAX_TAG)
                 return fail(d, CD_ERR_BAD_REQUEST, "invalid tags");

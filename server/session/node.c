@@ -5,8 +5,8 @@
 #include <uv.h>
 
 #include "chatdesk/clock.h"
-#include "chatdesk/ticket.h"
 #include "chatdesk/log.h"
+#include "chatdesk/ticket.h"
 #include "session_int.h"
 
 static void load_sites(cd_node *n);

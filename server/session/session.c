@@ -558,7 +558,8 @@ static char *copy_resume(const cd_req *req, cd_req *dst)
     /* Keep what the resume needs after the request is cleaned up: one block. */
     size_t total = 0;
     for (size_t i = 0; i < req->n_resume; i++)
-        total += strlen(req->resume[i].conversation_id) + 1 + (req->resume[i].epoch ? strlen(req->resume[i].epoch) + 1 : 0);
+        total +=
+            strlen(req->resume[i].conversation_id) + 1 + (req->resume[i].epoch ? strlen(req->resume[i].epoch) + 1 : 0);
     char *block = cd_malloc(total + 1 + req->n_resume * sizeof(cd_resume_item));
     cd_resume_item *items = (cd_resume_item *)(void *)block;
     char *p = block + req->n_resume * sizeof(cd_resume_item);
@@ -738,8 +739,8 @@ static void handle_hello(cd_session *s, const cd_req *req)
         cd_strlcpy(s->site, site->key, sizeof s->site);
         const char *uid = req->has_user && site->secret[0] ? req->user_id : "";
         s->state = SESS_HELLO_PENDING;
-        rc = cd_conv_visitor_hello(n->st, n->cfg, site->key, has_token ? claims.sub : "", uid, req, on_visitor_hello,
-                                   h);
+        rc =
+            cd_conv_visitor_hello(n->st, n->cfg, site->key, has_token ? claims.sub : "", uid, req, on_visitor_hello, h);
     } else {
         if (!has_token || claims.role != CD_AUTH_ROLE_AGENT) {
             fail_hello(s, req->rid, CD_ERR_UNAUTHORIZED, "agent login token required");

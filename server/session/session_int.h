@@ -24,7 +24,7 @@ typedef struct sess_sub {
     int page_kind; /* resume (answered with "resumed") or backfill */
     int64_t page_after;
     char page_epoch[80];
-    char id[80];         /* conversation id (conv subs) */
+    char id[80]; /* conversation id (conv subs) */
 } sess_sub;
 
 typedef struct outq_item {
@@ -37,7 +37,7 @@ struct cd_session {
     void *conn; /* NULL once detached */
     cd_session_role role;
     sess_state state;
-    int refs; /* the connection + each pending request */
+    int refs;                       /* the connection + each pending request */
     struct cd_session *prev, *next; /* node's list */
     uint64_t hello_deadline;        /* mono ms */
     char origin[256];
@@ -46,10 +46,10 @@ struct cd_session {
     /* identity after hello */
     char id[80];
     char name[256];
-    char site[80];        /* visitor's site */
-    char **sites;         /* agent's sites */
+    char site[80]; /* visitor's site */
+    char **sites;  /* agent's sites */
     size_t n_sites;
-    char author_key[96];  /* "<kind>:<id>" */
+    char author_key[96]; /* "<kind>:<id>" */
 
     sess_sub *subs;
     cd_ratelimit rl;

@@ -119,8 +119,8 @@ static void start_connect(cd_rconn *rc)
 {
     if (rc->stopping)
         return;
-    redisAsyncContext *ac = rc->addr.is_unix ? redisAsyncConnectUnix(rc->addr.host)
-                                             : redisAsyncConnect(rc->addr.host, rc->addr.port);
+    redisAsyncContext *ac =
+        rc->addr.is_unix ? redisAsyncConnectUnix(rc->addr.host) : redisAsyncConnect(rc->addr.host, rc->addr.port);
     if (!ac || ac->err) {
         cd_log_warn("redis connect failed conn=%s err=\"%s\"", rc->name, ac ? ac->errstr : "oom");
         if (ac)
@@ -230,7 +230,7 @@ void cd_rconn_fail(cd_rconn *rc, const char *why)
     rc->ac = NULL;
     rc->connected = false;
     rc->ping_sent = 0;
-    ac->data = NULL; /* our callbacks ignore this context from now on */
+    ac->data = NULL;    /* our callbacks ignore this context from now on */
     redisAsyncFree(ac); /* pending command callbacks get NULL replies */
     set_up(rc, false);
     schedule_reconnect(rc);

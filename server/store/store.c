@@ -216,7 +216,7 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
         op->st->errors++;
         cd_log_error("script %s failed: %s", op->sc->name, reply->str);
         cd_err e = strncmp(reply->str, "LOADING", 7) == 0 || strncmp(reply->str, "BUSY", 4) == 0 ? CD_ERR_UNAVAILABLE
-                                                                                                    : CD_ERR_INTERNAL;
+                                                                                                 : CD_ERR_INTERNAL;
         op_finish(op, e, "redis error", 11);
         return;
     }
@@ -278,8 +278,7 @@ int cd_store_publish(cd_store *st, const char *channel, const char *payload, siz
     redisAsyncContext *ac = cd_rconn_up(st->rc) ? cd_rconn_ctx(st->rc) : NULL;
     if (!ac)
         return -1;
-    return redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s%s %b", st->prefix, channel, payload, len) == REDIS_OK ? 0
-                                                                                                               : -1;
+    return redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s%s %b", st->prefix, channel, payload, len) == REDIS_OK ? 0 : -1;
 }
 
 void cd_store_get_stats(const cd_store *st, cd_store_stats *out)

@@ -100,8 +100,8 @@ int cd_sla_calendar_parse(const char *json, cd_sla_calendar *cal, char *err, siz
         {
             int y, m, d;
             char tail;
-            if (!json_is_string(h) || sscanf(json_string_value(h), "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 ||
-                m < 1 || m > 12 || d < 1 || d > 31) {
+            if (!json_is_string(h) || sscanf(json_string_value(h), "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 ||
+                m > 12 || d < 1 || d > 31) {
                 snprintf(err, errsz, "calendar.holidays: dates are YYYY-MM-DD");
                 goto out;
             }

@@ -26,12 +26,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "fuzz_proto: invariant failed at line %d: %s\n", __LINE__, #cond);                         \
-            abort();                                                                                                   \
-        }                                                                                                              \
+#define CHECK(cond)                                                                            \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "fuzz_proto: invariant failed at line %d: %s\n", __LINE__, #cond); \
+            abort();                                                                           \
+        }                                                                                      \
     } while (0)
 
 /* Slow, obviously-correct UTF-8 check: decode each code point and test it. */

@@ -19,7 +19,7 @@ static void test_ratelimit_burst_then_rate(void **state)
     int taken = 0;
     for (int i = 0; i < 50; i++)
         taken += cd_ratelimit_take(&rl, 1000);
-    assert_int_equal(taken, 10); /* the burst, no more */
+    assert_int_equal(taken, 10);                /* the burst, no more */
     assert_false(cd_ratelimit_take(&rl, 1100)); /* 0.5 token after 100 ms */
     assert_true(cd_ratelimit_take(&rl, 1200));  /* 1 token after 200 ms */
     assert_false(cd_ratelimit_take(&rl, 1200));
@@ -113,8 +113,8 @@ static void test_err_names(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ratelimit_burst_then_rate), cmocka_unit_test(test_map), cmocka_unit_test(test_buf),
-        cmocka_unit_test(test_ids), cmocka_unit_test(test_err_names)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_ratelimit_burst_then_rate), cmocka_unit_test(test_map),
+                                       cmocka_unit_test(test_buf), cmocka_unit_test(test_ids),
+                                       cmocka_unit_test(test_err_names)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

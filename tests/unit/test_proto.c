@@ -144,7 +144,8 @@ static void limits_from_json(cd_proto_limits *lim, json_t *o)
     json_t *v;
 
     cd_proto_limits_default(lim);
-    json_object_foreach (o, k, v) {
+    json_object_foreach(o, k, v)
+    {
         json_int_t x = json_integer_value(v);
         if (!json_is_integer(v))
             fail_msg("limit %s is not an integer", k);
@@ -243,7 +244,8 @@ static int run_case(json_t *c)
         json_t *want = req_to_json(&zero);
         const char *k;
         json_t *v;
-        json_object_foreach (expect, k, v) {
+        json_object_foreach(expect, k, v)
+        {
             if (!json_object_get(want, k)) {
                 fprintf(stderr, "[%s] expect names unknown field %s\n", name, k);
                 failed = 1;
@@ -263,7 +265,8 @@ static int run_case(json_t *c)
     } else if (expect && !failed) {
         const char *k;
         json_t *v;
-        json_object_foreach (expect, k, v) {
+        json_object_foreach(expect, k, v)
+        {
             json_t *g = json_object_get(got, k);
             if (!g || !json_equal(g, v)) {
                 char *a = g ? json_dumps(g, JSON_ENCODE_ANY) : NULL;
@@ -298,8 +301,7 @@ static void test_decode_cases(void **state)
         fail_msg("%s:%d: %s", path, jerr.line, jerr.text);
     assert_true(json_is_array(cases));
     assert_true(json_array_size(cases) >= 200); /* the file really was read */
-    json_array_foreach (cases, i, c)
-        failed += run_case(c);
+    json_array_foreach(cases, i, c) failed += run_case(c);
     json_decref(cases);
     if (failed)
         fail_msg("%d decode case(s) failed", failed);
@@ -620,9 +622,9 @@ typedef struct utf8_case {
     int valid;
 } utf8_case;
 
-#define U(s, v)                                                                                                        \
-    {                                                                                                                  \
-        s, sizeof(s) - 1, v                                                                                            \
+#define U(s, v)             \
+    {                       \
+        s, sizeof(s) - 1, v \
     }
 
 static void test_utf8(void **state)
@@ -803,9 +805,9 @@ typedef struct esc_case {
     const char *want;
 } esc_case;
 
-#define E(s, w)                                                                                                        \
-    {                                                                                                                  \
-        s, sizeof(s) - 1, w                                                                                            \
+#define E(s, w)             \
+    {                       \
+        s, sizeof(s) - 1, w \
     }
 
 static void test_json_escape(void **state)

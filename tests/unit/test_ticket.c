@@ -123,8 +123,7 @@ static void test_bad_calendars(void **state)
     assert_int_equal(cd_sla_calendar_parse("{\"tz\":\"Mars/Olympus\"}", &cal, err, sizeof err), -1);
     assert_non_null(strstr(err, "time zone"));
     assert_int_equal(cd_sla_calendar_parse("{\"tz\":\"../../etc/passwd\"}", &cal, err, sizeof err), -1);
-    assert_int_equal(cd_sla_calendar_parse("{\"hours\":{\"mon\":[[\"18:00\",\"09:00\"]]}}", &cal, err, sizeof err),
-                     -1);
+    assert_int_equal(cd_sla_calendar_parse("{\"hours\":{\"mon\":[[\"18:00\",\"09:00\"]]}}", &cal, err, sizeof err), -1);
     assert_int_equal(cd_sla_calendar_parse("{\"hours\":{\"funday\":[]}}", &cal, err, sizeof err), -1);
     assert_int_equal(cd_sla_calendar_parse("{\"holidays\":[\"25.12.2026\"]}", &cal, err, sizeof err), -1);
     assert_int_equal(cd_sla_calendar_parse("[1]", &cal, err, sizeof err), -1);
@@ -135,9 +134,9 @@ static void test_bad_calendars(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_always_open),      cmocka_unit_test(test_crossing_closing_time_and_weekend),
-        cmocka_unit_test(test_holiday),          cmocka_unit_test(test_lunch_break),
-        cmocka_unit_test(test_dst_berlin),       cmocka_unit_test(test_pause_and_resume),
+        cmocka_unit_test(test_always_open),  cmocka_unit_test(test_crossing_closing_time_and_weekend),
+        cmocka_unit_test(test_holiday),      cmocka_unit_test(test_lunch_break),
+        cmocka_unit_test(test_dst_berlin),   cmocka_unit_test(test_pause_and_resume),
         cmocka_unit_test(test_bad_calendars)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
