@@ -20,6 +20,8 @@ typedef struct route {
 static const route routes[] = {
     {"GET", "me", "me", {0}, false},
     {"GET", "tickets", "tickets_list", {0}, false},
+    {"GET", "conversations", "conversations_list", {0}, false},
+    {"GET", "agents", "agents_list", {0}, false},
     {"GET", "tickets/:", "ticket_get", {"number"}, false},
     {"PATCH", "tickets/:", "ticket_patch", {"number"}, true},
     {"GET", "visitors/:", "visitor_get", {"id"}, false},

@@ -531,6 +531,8 @@ static http_state *state(struct lws *wsi, cd_ws_pss *pss)
 
 static void state_free(cd_ws_pss *pss)
 {
+    if (!pss) /* a connection that closed before sending a request has no storage */
+        return;
     http_state *h = pss->http;
     if (!h)
         return;

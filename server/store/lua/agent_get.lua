@@ -8,9 +8,12 @@ end
 local a = hgetall(P .. 'agent:' .. aid)
 if not a then return fail('not_found', 'no such agent') end
 if a.disabled == '1' then return fail('unauthorized', 'agent disabled') end
+-- at hello (with_convs) the agent is connecting: the status it will have is its choice
+local status = a.status or 'offline'
+if with_convs == '1' then status = a.chosen or 'online' end
 local out = '{"agent":{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"email":' .. S(a.email) ..
   ',"role":' .. S(a.role) .. ',"teams":' .. (a.teams or '[]') .. ',"sites":' .. (a.sites or '[]') ..
-  ',"status":' .. S(a.status or 'offline') .. ',"max_chats":' .. N(a.max_chats) .. '}'
+  ',"status":' .. S(status) .. ',"max_chats":' .. N(a.max_chats) .. '}'
 if by == 'email' then out = out .. ',"pw":' .. S(a.pw) end
 if with_convs == '1' then
   local convs = {}

@@ -85,6 +85,52 @@ ops.tickets_list = function()
     ',"total":' .. I(#rows) .. '}')
 end
 
+-- conversations of the agent's sites, most recent activity first
+ops.conversations_list = function()
+  local page = math.max(1, math.floor(tonumber(p.page or 1) or 1))
+  local per = math.min(100, math.max(1, math.floor(tonumber(p.per_page or 25) or 25)))
+  local want = nil
+  if p.status and p.status ~= '' then
+    want = {}
+    for st in string.gmatch(tostring(p.status), '[^,]+') do want[st] = true end
+  end
+  local rows = {}
+  for _, s in ipairs(p.site and {p.site} or my_sites) do
+    if my_site(s) then
+      for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. s .. ':convs', 0, 4999)) do
+        local c = hgetall(ckey(cid))
+        if c and (not want or want[c.status]) and (not p.team or (c.team or '') == p.team) and
+           (not p.assignee or (c.assignee or '') == (p.assignee == 'none' and '' or p.assignee)) then
+          table.insert(rows, c)
+        end
+      end
+    end
+  end
+  table.sort(rows, function(a, b) return tonumber(a.updated_at or 0) > tonumber(b.updated_at or 0) end)
+  local out = {}
+  for i = (page - 1) * per + 1, math.min(#rows, page * per) do table.insert(out, conv_json(rows[i])) end
+  return reply(200, '{"conversations":[' .. table.concat(out, ',') .. '],"page":' .. I(page) .. ',"per_page":' ..
+    I(per) .. ',"total":' .. I(#rows) .. '}')
+end
+
+-- colleagues, for transfers (any agent of the site)
+ops.agents_list = function()
+  local seen, out = {}, {}
+  for _, s in ipairs(p.site and {p.site} or my_sites) do
+    if my_site(s) then
+      for _, id in ipairs(redis.call('SMEMBERS', P .. 'site:' .. s .. ':agents')) do
+        local a = not seen[id] and hgetall(P .. 'agent:' .. id)
+        seen[id] = true
+        if a and a.disabled ~= '1' then
+          table.insert(out, '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"status":' .. S(a.status or 'offline') ..
+            ',"load":' .. I(agent_load(a.id)) .. ',"max_chats":' .. N(a.max_chats) .. ',"teams":' .. (a.teams or '[]') .. '}')
+        end
+      end
+    end
+  end
+  return reply(200, '{"agents":[' .. table.concat(out, ',') .. ']}')
+end
+
 ops.ticket_get = function()
   local c = conv_of_ticket(p.number)
   if not c then return fail('not_found', 'no such ticket') end

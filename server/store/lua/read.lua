@@ -4,6 +4,7 @@ local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end
 if not may_access(c, kind, who) then return fail('forbidden', 'not your conversation') end
+if kind == 'visitor' and name == '' then name = c.visitor_name or '' end
 local last = tonumber(c.last_seq or '0')
 if seq > last then seq = last end
 local rkey = kind .. ':' .. who
