@@ -1,0 +1,695 @@
+import { useState, useEffect } from 'preact/hooks';
+import { S, toast, errorText, changed } from '../store.js';
+import * as http from '../api.js';
+import { t } from '../i18n.js';
+import { PRIORITIES, parseRanges, fmtRanges, fmtDuration } from '../util.js';
+import { NotAvailable, Notice, useLoad } from './common.jsx';
+import { CannedManager } from './Canned.jsx';
+
+const TABS = ['sites', 'agents', 'teams', 'sla', 'canned'];
+
+export function Admin() {
+    const [tab, setTab] = useState('sites');
+    const sites = useLoad(() => http.get('/api/v1/admin/sites'), []);
+    const siteKeys = sites.state === 'ok' ? sites.data.sites.map((s) => s.key) : (S.me && S.me.sites) || [];
+    return (
+        <section class="page admin" data-page="admin">
+            <div class="page-head">
+                <h2>{t('view.admin')}</h2>
+            </div>
+            <div class="tabs" role="tablist">
+                {TABS.map((x) => (
+                    <button type="button" role="tab" key={x} aria-selected={tab === x ? 'true' : 'false'} class={tab === x ? 'active' : ''} data-tab={x} onClick={() => setTab(x)}>
+                        {t(`admin.${x}`)}
+                    </button>
+                ))}
+            </div>
+            <div class="tab-body" data-tab-body={tab}>
+                {tab === 'sites' ? <Sites res={sites} /> : null}
+                {tab === 'agents' ? <Agents siteKeys={siteKeys} /> : null}
+                {tab === 'teams' ? <SitePicker siteKeys={siteKeys} render={(site) => <Teams site={site} />} /> : null}
+                {tab === 'sla' ? <SitePicker siteKeys={siteKeys} render={(site) => <Sla site={site} key={site} />} /> : null}
+                {tab === 'canned' ? <SitePicker siteKeys={siteKeys} render={(site) => <CannedManager site={site} />} /> : null}
+            </div>
+        </section>
+    );
+}
+
+function SitePicker({ siteKeys, render }) {
+    const [site, setSite] = useState(siteKeys[0] || '');
+    useEffect(() => {
+        if (!siteKeys.includes(site) && siteKeys.length) setSite(siteKeys[0]);
+    }, [siteKeys.join(',')]);
+    return (
+        <div>
+            <label class="inline site-pick">
+                {t('common.site')}
+                <select name="site" value={site} onChange={(e) => setSite(e.currentTarget.value)}>
+                    {siteKeys.map((s) => (
+                        <option key={s} value={s}>
+                            {s}
+                        </option>
+                    ))}
+                </select>
+            </label>
+            {site ? render(site) : <p class="muted">{t('admin.noSites')}</p>}
+        </div>
+    );
+}
+
+function useForm(initial) {
+    const [f, setF] = useState(initial);
+    const bind = (k, kind = 'text') => ({
+        name: k,
+        ...(kind === 'checkbox' ? { checked: !!f[k] } : { value: f[k] ?? '' }),
+        [kind === 'checkbox' || kind === 'select' ? 'onChange' : 'onInput']: (e) => setF((cur) => ({ ...cur, [k]: kind === 'checkbox' ? e.currentTarget.checked : e.currentTarget.value })),
+    });
+    return [f, setF, bind];
+}
+
+const lines = (s) =>
+    String(s || '')
+        .split(/[\n,]+/)
+        .map((x) => x.trim())
+        .filter(Boolean);
+
+function Submit({ busy, label, action }) {
+    return (
+        <button type="submit" class="primary" disabled={busy} data-action={action}>
+            {label || t('common.save')}
+        </button>
+    );
+}
+
+/** Runs a request for a form: busy flag, error text, a toast on success. */
+function useSubmit() {
+    const [busy, setBusy] = useState(false);
+    const [err, setErr] = useState(null);
+    const run = async (fn, okText) => {
+        setBusy(true);
+        setErr(null);
+        try {
+            const r = await fn();
+            if (okText) toast(okText, 'ok');
+            return r;
+        } catch (e) {
+            setErr(http.isRouteMissing(e) ? t('na.body', { what: '' }) : errorText(e));
+            return null;
+        } finally {
+            setBusy(false);
+        }
+    };
+    return { busy, err, run, setErr };
+}
+
+// ---------------------------------------------------------------------------
+// Sites
+
+function Sites({ res }) {
+    const [adding, setAdding] = useState(false);
+    const [edit, setEdit] = useState(null);
+    if (res.state === 'missing') return <NotAvailable what={t('admin.sites')} />;
+    if (res.state === 'error') return <Notice kind="error">{errorText(res.error)}</Notice>;
+    if (res.state === 'loading') return <p class="muted">{t('msg.loading')}</p>;
+    const sites = res.data.sites || [];
+    return (
+        <div>
+            <div class="toolbar">
+                <button type="button" class="primary" data-action="add-site" onClick={() => setAdding(!adding)}>
+                    {t('admin.addSite')}
+                </button>
+            </div>
+            {adding ? (
+                <SiteCreate
+                    onDone={(site) => {
+                        setAdding(false);
+                        if (S.me && !S.me.sites.includes(site.key)) {
+                            S.me = { ...S.me, sites: [...S.me.sites, site.key] };
+                            changed();
+                        }
+                        res.reload();
+                    }}
+                />
+            ) : null}
+            <table class="table" data-table="sites">
+                <thead>
+                    <tr>
+                        <th>{t('admin.key')}</th>
+                        <th>{t('admin.name')}</th>
+                        <th>{t('admin.origins')}</th>
+                        <th>{t('admin.identity')}</th>
+                        <th>{t('admin.autoAssign')}</th>
+                        <th />
+                    </tr>
+                </thead>
+                <tbody>
+                    {sites.map((s) => (
+                        <tr key={s.key} data-site={s.key}>
+                            <td>
+                                <code>{s.key}</code>
+                            </td>
+                            <td>{s.name}</td>
+                            <td>{(s.origins || []).join(' ')}</td>
+                            <td>{s.identity_verification ? t('common.yes') : t('common.no')}</td>
+                            <td>{s.auto_assign ? t('common.yes') : t('common.no')}</td>
+                            <td>
+                                <button type="button" class="small" onClick={() => setEdit(edit === s.key ? null : s.key)}>
+                                    {t('common.edit')}
+                                </button>
+                            </td>
+                        </tr>
+                    ))}
+                </tbody>
+            </table>
+            {edit ? <SiteEdit key={edit} site={sites.find((s) => s.key === edit)} onDone={() => (setEdit(null), res.reload())} /> : null}
+        </div>
+    );
+}
+
+function SiteCreate({ onDone }) {
+    const [f, , bind] = useForm({ key: '', name: '', origins: '', identity_secret: '' });
+    const sub = useSubmit();
+    return (
+        <form
+            class="form card"
+            data-form="site-create"
+            onSubmit={async (e) => {
+                e.preventDefault();
+                const body = { key: f.key.trim(), name: f.name.trim(), origins: lines(f.origins) };
+                if (f.identity_secret) body.identity_secret = f.identity_secret;
+                const r = await sub.run(() => http.post('/api/v1/admin/sites', body), t('admin.saved'));
+                if (r) onDone(r.site);
+            }}
+        >
+            <h3>{t('admin.addSite')}</h3>
+            <label>
+                {t('admin.key')}
+                <input required pattern="[A-Za-z0-9_\-]{1,64}" {...bind('key')} />
+            </label>
+            <label>
+                {t('admin.name')}
+                <input required maxLength={200} {...bind('name')} />
+            </label>
+            <label>
+                {t('admin.origins')}
+                <textarea rows={2} required placeholder="https://www.example.com" {...bind('origins')} />
+                <span class="muted small">{t('admin.originsHint')}</span>
+            </label>
+            <label>
+                {t('admin.secret')}
+                <input type="password" autocomplete="new-password" minLength={16} {...bind('identity_secret')} />
+                <span class="muted small">{t('admin.secretHint')}</span>
+            </label>
+            {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}
+            <div class="buttons">
+                <Submit busy={sub.busy} action="create-site" />
+            </div>
+        </form>
+    );
+}
+
+function SiteEdit({ site, onDone }) {
+    const w = site.widget || {};
+    const [f, , bind] = useForm({
+        name: site.name,
+        origins: (site.origins || []).join('\n'),
+        secretMode: 'keep',
+        secret: '',
+        auto_assign: site.auto_assign !== false,
+        auto_close_s: site.auto_close_s ?? 86400,
+        unanswered_after_s: site.unanswered_after_s ?? 120,
+        ack_text_en: site.ack_text_en || '',
+        ack_text_zh: site.ack_text_zh || '',
+        color: w.color || '#1a73e8',
+        greeting_en: w.greeting_en || '',
+        greeting_zh: w.greeting_zh || '',
+        categories: (w.categories || []).join(', '),
+        required_fields: (w.required_fields || []).join(', '),
+        category_teams: Object.entries(site.category_teams || {})
+            .map(([k, v]) => `${k}=${v}`)
+            .join('\n'),
+    });
+    const sub = useSubmit();
+    return (
+        <form
+            class="form card"
+            data-form="site-edit"
+            onSubmit={async (e) => {
+                e.preventDefault();
+                const ct = {};
+                for (const l of lines(f.category_teams.replace(/,/g, '\n'))) {
+                    const [k, v] = l.split('=').map((x) => x && x.trim());
+                    if (k && v) ct[k] = v;
+                }
+                const body = {
+                    name: f.name.trim(),
+                    origins: lines(f.origins),
+                    auto_assign: !!f.auto_assign,
+                    auto_close_s: Number(f.auto_close_s),
+                    unanswered_after_s: Number(f.unanswered_after_s),
+                    ack_text_en: f.ack_text_en || null,
+                    ack_text_zh: f.ack_text_zh || null,
+                    category_teams: ct,
+                    widget: {
+                        color: f.color,
+                        greeting_en: f.greeting_en,
+                        greeting_zh: f.greeting_zh,
+                        categories: lines(f.categories),
+                        required_fields: lines(f.required_fields),
+                    },
+                };
+                if (f.secretMode === 'set') body.identity_secret = f.secret;
+                if (f.secretMode === 'remove') body.identity_secret = null;
+                const r = await sub.run(() => http.patch(`/api/v1/admin/sites/${http.enc(site.key)}`, body), t('admin.saved'));
+                if (r) onDone();
+            }}
+        >
+            <h3>{t('admin.editSite', { key: site.key })}</h3>
+            <div class="grid2">
+                <label>
+                    {t('admin.name')}
+                    <input required {...bind('name')} />
+                </label>
+                <label>
+                    {t('admin.origins')}
+                    <textarea rows={2} {...bind('origins')} />
+                </label>
+                <label>
+                    {t('admin.secret')}
+                    <select {...bind('secretMode', 'select')}>
+                        <option value="keep">{site.identity_verification ? t('admin.secretKeep') : t('admin.secretNone')}</option>
+                        <option value="set">{t('admin.secretSet')}</option>
+                        {site.identity_verification ? <option value="remove">{t('admin.secretRemove')}</option> : null}
+                    </select>
+                    {f.secretMode === 'set' ? <input type="password" autocomplete="new-password" minLength={16} required {...bind('secret')} /> : null}
+                </label>
+                <label class="check">
+                    <input type="checkbox" {...bind('auto_assign', 'checkbox')} /> {t('admin.autoAssign')}
+                </label>
+                <label>
+                    {t('admin.autoClose')}
+                    <input type="number" min={0} max={31536000} {...bind('auto_close_s')} />
+                    <span class="muted small">{fmtDuration(Number(f.auto_close_s || 0) * 1000)}</span>
+                </label>
+                <label>
+                    {t('admin.unanswered')}
+                    <input type="number" min={0} max={31536000} {...bind('unanswered_after_s')} />
+                    <span class="muted small">{fmtDuration(Number(f.unanswered_after_s || 0) * 1000)}</span>
+                </label>
+                <label>
+                    {t('admin.ackEn')}
+                    <textarea rows={2} maxLength={1000} {...bind('ack_text_en')} />
+                </label>
+                <label>
+                    {t('admin.ackZh')}
+                    <textarea rows={2} maxLength={1000} {...bind('ack_text_zh')} />
+                </label>
+                <label>
+                    {t('admin.color')}
+                    <input type="color" {...bind('color')} />
+                </label>
+                <label>
+                    {t('admin.greetingEn')}
+                    <input maxLength={500} {...bind('greeting_en')} />
+                </label>
+                <label>
+                    {t('admin.greetingZh')}
+                    <input maxLength={500} {...bind('greeting_zh')} />
+                </label>
+                <label>
+                    {t('admin.categories')}
+                    <input {...bind('categories')} placeholder="billing, technical" />
+                </label>
+                <label>
+                    {t('admin.requiredFields')}
+                    <input {...bind('required_fields')} placeholder="name, email" />
+                </label>
+                <label>
+                    {t('admin.categoryTeams')}
+                    <textarea rows={3} {...bind('category_teams')} placeholder="billing=finance" />
+                </label>
+            </div>
+            {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}
+            <div class="buttons">
+                <button type="button" onClick={onDone}>
+                    {t('common.cancel')}
+                </button>
+                <Submit busy={sub.busy} action="save-site" />
+            </div>
+        </form>
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Agents
+
+function Agents({ siteKeys }) {
+    const [site, setSite] = useState('');
+    const res = useLoad(() => http.get(`/api/v1/admin/agents${http.qs({ site })}`), [site]);
+    const [adding, setAdding] = useState(false);
+    const [edit, setEdit] = useState(null);
+    if (res.state === 'missing') return <NotAvailable what={t('admin.agents')} />;
+    const agents = (res.data && res.data.agents) || [];
+    return (
+        <div>
+            <div class="toolbar">
+                <label class="inline">
+                    {t('common.site')}
+                    <select value={site} onChange={(e) => setSite(e.currentTarget.value)}>
+                        <option value="">{t('admin.allSites')}</option>
+                        {siteKeys.map((s) => (
+                            <option key={s} value={s}>
+                                {s}
+                            </option>
+                        ))}
+                    </select>
+                </label>
+                <button type="button" class="primary" data-action="add-agent" onClick={() => setAdding(!adding)}>
+                    {t('admin.addAgent')}
+                </button>
+            </div>
+            {adding ? <AgentForm siteKeys={siteKeys} onDone={() => (setAdding(false), res.reload())} onCancel={() => setAdding(false)} /> : null}
+            {res.state === 'error' ? <Notice kind="error">{errorText(res.error)}</Notice> : null}
+            <table class="table" data-table="agents">
+                <thead>
+                    <tr>
+                        <th>{t('admin.name')}</th>
+                        <th>{t('login.email')}</th>
+                        <th>{t('admin.role')}</th>
+                        <th>{t('admin.sitesCol')}</th>
+                        <th>{t('sup.teams')}</th>
+                        <th>{t('admin.capacity')}</th>
+                        <th>{t('presence.label')}</th>
+                        <th />
+                    </tr>
+                </thead>
+                <tbody>
+                    {agents.map((a) => (
+                        <tr key={a.id} data-agent={a.email} class={a.disabled ? 'disabled' : ''}>
+                            <td>{a.name}</td>
+                            <td>{a.email}</td>
+                            <td>{t(`role.${a.role}`)}</td>
+                            <td>{(a.sites || []).join(', ')}</td>
+                            <td>{(a.teams || []).join(', ')}</td>
+                            <td>{a.max_chats}</td>
+                            <td>{a.disabled ? <span class="chip danger">{t('admin.disabled')}</span> : t(`presence.${a.status || 'offline'}`)}</td>
+                            <td>
+                                <button type="button" class="small" onClick={() => setEdit(edit === a.id ? null : a.id)}>
+                                    {t('common.edit')}
+                                </button>
+                            </td>
+                        </tr>
+                    ))}
+                </tbody>
+            </table>
+            {edit ? (
+                <AgentForm
+                    key={edit}
+                    siteKeys={siteKeys}
+                    agent={agents.find((a) => a.id === edit)}
+                    onDone={() => (setEdit(null), res.reload())}
+                    onCancel={() => setEdit(null)}
+                />
+            ) : null}
+        </div>
+    );
+}
+
+function AgentForm({ siteKeys, agent, onDone, onCancel }) {
+    const [f, setF, bind] = useForm(
+        agent
+            ? { name: agent.name, password: '', role: agent.role, max_chats: agent.max_chats ?? 5, teams: (agent.teams || []).join(', '), sites: agent.sites || [], disabled: !!agent.disabled }
+            : { email: '', name: '', password: '', role: 'agent', max_chats: 5, teams: '', sites: siteKeys.slice(0, 1), disabled: false },
+    );
+    const sub = useSubmit();
+    const toggleSite = (s) => setF((cur) => ({ ...cur, sites: cur.sites.includes(s) ? cur.sites.filter((x) => x !== s) : [...cur.sites, s] }));
+    return (
+        <form
+            class="form card"
+            data-form={agent ? 'agent-edit' : 'agent-create'}
+            onSubmit={async (e) => {
+                e.preventDefault();
+                if (!f.sites.length) {
+                    sub.setErr(t('admin.needSite'));
+                    return;
+                }
+                const body = { name: f.name.trim(), role: f.role, max_chats: Number(f.max_chats), teams: lines(f.teams), sites: f.sites };
+                if (f.password) body.password = f.password;
+                let r;
+                if (agent) {
+                    body.disabled = !!f.disabled;
+                    r = await sub.run(() => http.patch(`/api/v1/admin/agents/${http.enc(agent.id)}`, body), t('admin.saved'));
+                } else {
+                    body.email = f.email.trim();
+                    r = await sub.run(() => http.post('/api/v1/admin/agents', body), t('admin.agentCreated', { email: body.email }));
+                }
+                if (r) onDone();
+            }}
+        >
+            <h3>{agent ? t('admin.editAgent', { name: agent.name }) : t('admin.addAgent')}</h3>
+            <div class="grid2">
+                {!agent ? (
+                    <label>
+                        {t('login.email')}
+                        <input type="email" required autocomplete="off" {...bind('email')} />
+                    </label>
+                ) : null}
+                <label>
+                    {t('admin.name')}
+                    <input required maxLength={200} {...bind('name')} />
+                </label>
+                <label>
+                    {agent ? t('admin.newPassword') : t('login.password')}
+                    <input type="password" autocomplete="new-password" minLength={8} maxLength={128} required={!agent} {...bind('password')} />
+                </label>
+                <label>
+                    {t('admin.role')}
+                    <select {...bind('role', 'select')}>
+                        <option value="agent">{t('role.agent')}</option>
+                        <option value="admin">{t('role.admin')}</option>
+                    </select>
+                </label>
+                <label>
+                    {t('admin.capacity')}
+                    <input type="number" min={1} max={100} {...bind('max_chats')} />
+                </label>
+                <label>
+                    {t('sup.teams')}
+                    <input {...bind('teams')} placeholder="billing, tier2" />
+                </label>
+                <fieldset class="sites-pick">
+                    <legend>{t('admin.sitesCol')}</legend>
+                    {siteKeys.map((s) => (
+                        <label class="check" key={s}>
+                            <input type="checkbox" name="sites" value={s} checked={f.sites.includes(s)} onChange={() => toggleSite(s)} /> {s}
+                        </label>
+                    ))}
+                </fieldset>
+                {agent ? (
+                    <label class="check">
+                        <input type="checkbox" {...bind('disabled', 'checkbox')} /> {t('admin.disable')}
+                    </label>
+                ) : null}
+            </div>
+            {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}
+            <div class="buttons">
+                <button type="button" onClick={onCancel}>
+                    {t('common.cancel')}
+                </button>
+                <Submit busy={sub.busy} action={agent ? 'save-agent' : 'create-agent'} label={agent ? t('common.save') : t('admin.create')} />
+            </div>
+        </form>
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Teams
+
+function Teams({ site }) {
+    const res = useLoad(() => http.get(`/api/v1/admin/sites/${http.enc(site)}/teams`), [site]);
+    const [f, setF, bind] = useForm({ key: '', name: '' });
+    const sub = useSubmit();
+    if (res.state === 'missing') return <NotAvailable what={t('admin.teams')} />;
+    const teams = (res.data && res.data.teams) || [];
+    return (
+        <div>
+            {res.state === 'error' ? <Notice kind="error">{errorText(res.error)}</Notice> : null}
+            <table class="table" data-table="teams">
+                <thead>
+                    <tr>
+                        <th>{t('admin.key')}</th>
+                        <th>{t('admin.name')}</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {teams.map((x) => (
+                        <tr key={x.key} data-team={x.key}>
+                            <td>
+                                <code>{x.key}</code>
+                            </td>
+                            <td>{x.name}</td>
+                        </tr>
+                    ))}
+                </tbody>
+            </table>
+            <form
+                class="form card inline-form"
+                data-form="team-create"
+                onSubmit={async (e) => {
+                    e.preventDefault();
+                    const r = await sub.run(() => http.post(`/api/v1/admin/sites/${http.enc(site)}/teams`, { key: f.key.trim(), name: f.name.trim() }), t('admin.saved'));
+                    if (r) {
+                        S.teams.add(`${site}|${f.key.trim()}`);
+                        setF({ key: '', name: '' });
+                        res.reload();
+                    }
+                }}
+            >
+                <h3>{t('admin.addTeam')}</h3>
+                <label>
+                    {t('admin.key')}
+                    <input required pattern="[A-Za-z0-9_\-]{1,64}" {...bind('key')} />
+                </label>
+                <label>
+                    {t('admin.name')}
+                    <input required maxLength={200} {...bind('name')} />
+                </label>
+                {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}
+                <Submit busy={sub.busy} action="create-team" label={t('admin.create')} />
+            </form>
+        </div>
+    );
+}
+
+// ---------------------------------------------------------------------------
+// SLA policies and business hours
+
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+const SLA_FIELDS = ['first_response_s', 'next_response_s', 'resolution_s'];
+
+function Sla({ site }) {
+    const res = useLoad(() => http.get(`/api/v1/admin/sites/${http.enc(site)}/sla`), [site]);
+    if (res.state === 'missing') return <NotAvailable what={t('admin.sla')} />;
+    if (res.state === 'error') return <Notice kind="error">{errorText(res.error)}</Notice>;
+    if (res.state === 'loading') return <p class="muted">{t('msg.loading')}</p>;
+    return <SlaForm site={site} sla={(res.data && res.data.sla) || {}} onSaved={res.reload} />;
+}
+
+function SlaForm({ site, sla, onSaved }) {
+    const init = {};
+    for (const p of PRIORITIES) for (const k of SLA_FIELDS) init[`${p}.${k}`] = sla.policies && sla.policies[p] && sla.policies[p][k] != null ? String(sla.policies[p][k]) : '';
+    const cal = sla.calendar || {};
+    init.warn_at = sla.warn_at != null ? String(sla.warn_at) : '0.8';
+    init.tz = cal.tz || '';
+    for (const d of DAYS) init[`h.${d}`] = fmtRanges(cal.hours && cal.hours[d]);
+    init.holidays = (cal.holidays || []).join('\n');
+    const ba = sla.breach_actions || {};
+    init.raise_priority = !!ba.raise_priority;
+    init.escalate_team = ba.escalate_team || '';
+    init.notify_admins = ba.notify_admins !== false;
+    const [f, , bind] = useForm(init);
+    const sub = useSubmit();
+    return (
+        <form
+            class="form card"
+            data-form="sla"
+            onSubmit={async (e) => {
+                e.preventDefault();
+                const policies = {};
+                for (const p of PRIORITIES) {
+                    const pol = {};
+                    for (const k of SLA_FIELDS) {
+                        const v = String(f[`${p}.${k}`] || '').trim();
+                        if (v) pol[k] = Number(v);
+                    }
+                    if (Object.keys(pol).length) policies[p] = pol;
+                }
+                const hours = {};
+                for (const d of DAYS) {
+                    const r = parseRanges(f[`h.${d}`]);
+                    if (r === null) {
+                        sub.setErr(t('sla.badHours', { day: t(`day.${d}`) }));
+                        return;
+                    }
+                    if (r.length) hours[d] = r;
+                }
+                const calendar = {};
+                if (f.tz.trim()) calendar.tz = f.tz.trim();
+                if (Object.keys(hours).length) calendar.hours = hours;
+                const hol = lines(f.holidays);
+                if (hol.length) calendar.holidays = hol;
+                const body = {
+                    policies,
+                    warn_at: Number(f.warn_at),
+                    calendar,
+                    breach_actions: { raise_priority: !!f.raise_priority, notify_admins: !!f.notify_admins, ...(f.escalate_team.trim() ? { escalate_team: f.escalate_team.trim() } : {}) },
+                };
+                const r = await sub.run(() => http.put(`/api/v1/admin/sites/${http.enc(site)}/sla`, body), t('admin.saved'));
+                if (r) onSaved();
+            }}
+        >
+            <h3>{t('sla.policies')}</h3>
+            <p class="muted small">{t('sla.secondsHint')}</p>
+            <table class="table sla-table">
+                <thead>
+                    <tr>
+                        <th />
+                        {SLA_FIELDS.map((k) => (
+                            <th key={k}>{t(`sla.field.${k}`)}</th>
+                        ))}
+                    </tr>
+                </thead>
+                <tbody>
+                    {PRIORITIES.map((p) => (
+                        <tr key={p}>
+                            <th>{t(`prio.${p}`)}</th>
+                            {SLA_FIELDS.map((k) => (
+                                <td key={k}>
+                                    <input type="number" min={1} max={31536000} aria-label={`${t(`prio.${p}`)} ${t(`sla.field.${k}`)}`} {...bind(`${p}.${k}`)} />
+                                    <span class="muted small">{f[`${p}.${k}`] ? fmtDuration(Number(f[`${p}.${k}`]) * 1000) : ''}</span>
+                                </td>
+                            ))}
+                        </tr>
+                    ))}
+                </tbody>
+            </table>
+            <label class="inline">
+                {t('sla.warnAt')}
+                <input type="number" step="0.05" min="0.05" max="0.95" {...bind('warn_at')} />
+            </label>
+            <h3>{t('sla.hours')}</h3>
+            <div class="grid2">
+                <label>
+                    {t('sla.tz')}
+                    <input placeholder="Asia/Shanghai" {...bind('tz')} />
+                </label>
+                {DAYS.map((d) => (
+                    <label key={d}>
+                        {t(`day.${d}`)}
+                        <input placeholder="09:00-18:00" {...bind(`h.${d}`)} />
+                    </label>
+                ))}
+                <label>
+                    {t('sla.holidays')}
+                    <textarea rows={3} placeholder="2026-10-01" {...bind('holidays')} />
+                </label>
+            </div>
+            <p class="muted small">{t('sla.hoursHint')}</p>
+            <h3>{t('sla.breachActions')}</h3>
+            <label class="check">
+                <input type="checkbox" {...bind('raise_priority', 'checkbox')} /> {t('sla.raisePriority')}
+            </label>
+            <label class="check">
+                <input type="checkbox" {...bind('notify_admins', 'checkbox')} /> {t('sla.notifyAdmins')}
+            </label>
+            <label class="inline">
+                {t('sla.escalateTeam')}
+                <input {...bind('escalate_team')} />
+            </label>
+            {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}
+            <div class="buttons">
+                <Submit busy={sub.busy} action="save-sla" />
+            </div>
+        </form>
+    );
+}

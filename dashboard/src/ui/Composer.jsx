@@ -1,0 +1,215 @@
+import { useRef, useState, useEffect } from 'preact/hooks';
+import { S, sendMessage, typing, loadCanned, changed } from '../store.js';
+import { t } from '../i18n.js';
+import { fillCanned, unfilledVars, searchCanned, slashQuery, cannedContext } from '../util.js';
+
+const drafts = new Map(); // cid -> text
+const notes = new Map(); // cid -> bool
+
+/** Focus the composer (shortcut r / n). */
+export function focusComposer(note) {
+    const cid = S.active;
+    if (!cid) return;
+    if (note !== undefined) {
+        notes.set(cid, note);
+        changed();
+    }
+    setTimeout(() => document.querySelector('.composer textarea')?.focus(), 0);
+}
+
+export function Composer({ c }) {
+    const cid = c.id;
+    const [, force] = useState(0);
+    const ta = useRef(null);
+    const [picker, setPicker] = useState(null); // {start, query, index}
+    const [warn, setWarn] = useState(null);
+    const text = drafts.get(cid) || '';
+    const note = !!notes.get(cid);
+    const closed = c.status === 'closed';
+    const missing = unfilledVars(text);
+    const cannedState = S.canned.get(c.site);
+
+    useEffect(() => {
+        setPicker(null);
+        setWarn(null);
+    }, [cid]);
+
+    const setText = (v) => {
+        drafts.set(cid, v);
+        force((x) => x + 1);
+    };
+    const setNote = (v) => {
+        notes.set(cid, v);
+        if (v) typing(cid, false);
+        force((x) => x + 1);
+    };
+
+    const matches = picker && cannedState ? searchCanned(cannedState.list || [], picker.query).slice(0, 8) : [];
+
+    const insert = (item) => {
+        const el = ta.current;
+        const vis = c.visitor && S.visitors.get(c.visitor.id);
+        const ctx = cannedContext({ conversation: c, visitor: vis && vis.data && vis.data.visitor, agent: S.me });
+        const { text: filled, missing: miss } = fillCanned(item.body, ctx);
+        const caret = el ? el.selectionStart : text.length;
+        const start = picker ? picker.start : caret;
+        const next = text.slice(0, start) + filled + text.slice(caret);
+        setText(next);
+        setPicker(null);
+        setWarn(miss.length ? t('canned.missing', { vars: miss.join(' ') }) : null);
+        setTimeout(() => {
+            if (!el) return;
+            el.focus();
+            if (miss.length) {
+                // select the first unfilled variable so that typing replaces it
+                const at = next.indexOf(miss[0], start);
+                el.setSelectionRange(at, at + miss[0].length);
+            } else {
+                const end = start + filled.length;
+                el.setSelectionRange(end, end);
+            }
+        }, 0);
+    };
+
+    const send = () => {
+        const body = text.trim();
+        if (!body || closed) return;
+        const left = unfilledVars(body);
+        if (left.length) {
+            setWarn(t('canned.blocked', { vars: left.join(' ') }));
+            const el = ta.current;
+            if (el) {
+                const at = text.indexOf(left[0]);
+                el.focus();
+                el.setSelectionRange(at, at + left[0].length);
+            }
+            return;
+        }
+        sendMessage(cid, body, note);
+        typing(cid, false);
+        setText('');
+        setWarn(null);
+    };
+
+    const onInput = (e) => {
+        const v = e.currentTarget.value;
+        setText(v);
+        if (!note && v.trim()) typing(cid, true);
+        const q = slashQuery(v, e.currentTarget.selectionStart);
+        if (q) {
+            // opening the picker: fetch the list again (what is cached shows meanwhile)
+            if (!picker) loadCanned(c.site, true);
+            setPicker({ ...q, index: 0 });
+        } else if (picker) setPicker(null);
+        if (warn && !unfilledVars(v).length) setWarn(null);
+    };
+
+    const onKeyDown = (e) => {
+        if (picker) {
+            if (e.key === 'ArrowDown') {
+                e.preventDefault();
+                setPicker({ ...picker, index: Math.min(picker.index + 1, Math.max(0, matches.length - 1)) });
+                return;
+            }
+            if (e.key === 'ArrowUp') {
+                e.preventDefault();
+                setPicker({ ...picker, index: Math.max(0, picker.index - 1) });
+                return;
+            }
+            if ((e.key === 'Enter' || e.key === 'Tab') && matches.length) {
+                e.preventDefault();
+                insert(matches[picker.index] || matches[0]);
+                return;
+            }
+            if (e.key === 'Escape') {
+                e.preventDefault();
+                e.stopPropagation();
+                setPicker(null);
+                return;
+            }
+        }
+        if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+            e.preventDefault();
+            send();
+            return;
+        }
+        if (e.key === 'Escape') {
+            e.currentTarget.blur();
+        }
+    };
+
+    if (closed) {
+        return <div class="composer closed muted">{t('composer.closed')}</div>;
+    }
+
+    return (
+        <div class={`composer ${note ? 'note-mode' : ''}`} data-mode={note ? 'note' : 'reply'}>
+            <div class="composer-tabs" role="tablist">
+                <button type="button" role="tab" aria-selected={!note ? 'true' : 'false'} class={!note ? 'active' : ''} data-mode-btn="reply" onClick={() => setNote(false)}>
+                    {t('composer.reply')}
+                </button>
+                <button type="button" role="tab" aria-selected={note ? 'true' : 'false'} class={note ? 'active' : ''} data-mode-btn="note" onClick={() => setNote(true)}>
+                    {t('composer.note')}
+                </button>
+                <span class="spacer" />
+                <span class="muted hint">{t('composer.hint')}</span>
+            </div>
+            {picker ? (
+                <div class="canned-picker" role="listbox" aria-label={t('canned.title')}>
+                    {cannedState && cannedState.state === 'missing' ? (
+                        <div class="muted pad">{t('na.body', { what: t('canned.title') })}</div>
+                    ) : cannedState && cannedState.state === 'loading' && !matches.length ? (
+                        <div class="muted pad">{t('msg.loading')}</div>
+                    ) : matches.length === 0 ? (
+                        <div class="muted pad">{t('canned.none', { q: picker.query })}</div>
+                    ) : (
+                        matches.map((m, i) => (
+                            <div
+                                key={m.id}
+                                role="option"
+                                aria-selected={i === picker.index ? 'true' : 'false'}
+                                class={`canned-option ${i === picker.index ? 'sel' : ''}`}
+                                data-shortcut={m.shortcut}
+                                onMouseDown={(e) => {
+                                    e.preventDefault();
+                                    insert(m);
+                                }}
+                            >
+                                <span class="shortcut">/{m.shortcut}</span>
+                                <span class="title">{m.title}</span>
+                                <span class="body muted">{m.body}</span>
+                                {m.scope === 'agent' ? <span class="chip">{t('canned.personal')}</span> : null}
+                            </div>
+                        ))
+                    )}
+                </div>
+            ) : null}
+            {warn || missing.length ? (
+                <div class="var-warning" role="alert" data-missing={missing.join(' ')}>
+                    {warn || t('canned.missing', { vars: missing.join(' ') })}
+                </div>
+            ) : null}
+            <div class="composer-row">
+                <textarea
+                    ref={ta}
+                    rows={3}
+                    value={text}
+                    aria-label={note ? t('composer.notePlaceholder') : t('composer.placeholder')}
+                    placeholder={note ? t('composer.notePlaceholder') : t('composer.placeholder')}
+                    onInput={onInput}
+                    onKeyDown={onKeyDown}
+                    onBlur={() => {
+                        typing(cid, false);
+                        // close the canned list unless the focus came back meanwhile
+                        setTimeout(() => {
+                            if (document.activeElement !== ta.current) setPicker(null);
+                        }, 150);
+                    }}
+                />
+                <button type="button" class="primary send" data-action="send" disabled={!text.trim()} onMouseDown={(e) => e.preventDefault()} onClick={send}>
+                    {note ? t('composer.addNote') : t('composer.send')}
+                </button>
+            </div>
+        </div>
+    );
+}

@@ -1,0 +1,202 @@
+// Pure helpers (no DOM, no state): time formatting, SLA levels, canned-reply variables,
+// link detection. Imported by the UI and by tests/e2e-dashboard/00-unit.test.mjs.
+
+export const PRIORITIES = ['low', 'normal', 'high', 'urgent'];
+export const PRIO_RANK = { urgent: 0, high: 1, normal: 2, low: 3 };
+export const STATUSES = ['queued', 'open', 'pending', 'resolved', 'closed'];
+export const SLA_KINDS = ['first_response', 'next_response', 'resolution'];
+
+/** 75_000 -> "1m 15s"; 3_725_000 -> "1h 2m"; 2 days -> "2d 3h". Negative values use abs. */
+export function fmtDuration(ms, units = { d: 'd', h: 'h', m: 'm', s: 's' }) {
+    let s = Math.floor(Math.abs(ms) / 1000);
+    const d = Math.floor(s / 86400);
+    s -= d * 86400;
+    const h = Math.floor(s / 3600);
+    s -= h * 3600;
+    const m = Math.floor(s / 60);
+    s -= m * 60;
+    const sep = units.sep ?? ' ';
+    if (d) return `${d}${units.d}${sep}${h}${units.h}`;
+    if (h) return `${h}${units.h}${sep}${m}${units.m}`;
+    if (m) return `${m}${units.m}${sep}${String(s).padStart(2, '0')}${units.s}`;
+    return `${s}${units.s}`;
+}
+
+/**
+ * The state of a ticket's SLA clocks at `now`:
+ *   null                      not a ticket (or no SLA data)
+ *   {level:'paused'}          clocks held (waiting on the customer)
+ *   {level:'met'}             no running deadline and nothing breached
+ *   {level, kind, due, warn, remaining}
+ *      level 'ok' before the warning instant, 'warn' from it, 'breach' at/after the due
+ *      instant or when the server reported the breach. The most severe running clock
+ *      wins; among equals the earliest deadline.
+ */
+export function slaState(ticket, now) {
+    const s = ticket && ticket.sla;
+    if (!s) return null;
+    const breached = Array.isArray(s.breached) ? s.breached : [];
+    if (s.paused) return { level: 'paused', breached };
+    const rank = { breach: 2, warn: 1, ok: 0 };
+    let best = null;
+    for (const kind of SLA_KINDS) {
+        const due = s[`${kind}_due`];
+        if (typeof due !== 'number') continue;
+        const warn = typeof s[`${kind}_warn`] === 'number' ? s[`${kind}_warn`] : null;
+        const level = breached.includes(kind) || now >= due ? 'breach' : warn !== null && now >= warn ? 'warn' : 'ok';
+        const c = { level, kind, due, warn, remaining: due - now, breached };
+        if (!best || rank[c.level] > rank[best.level] || (rank[c.level] === rank[best.level] && c.due < best.due)) best = c;
+    }
+    if (best) return best;
+    if (breached.length) return { level: 'breach', kind: breached[0], due: null, warn: null, remaining: null, breached };
+    return { level: 'met', breached };
+}
+
+// ---------------------------------------------------------------------------
+// Canned replies
+
+/** Chinese aliases of the variables (the support team's own words). */
+const VAR_ALIASES = { 客户姓名: 'customer_name', 工单编号: 'ticket_number', 客服姓名: 'agent_name' };
+const VAR_RE = /\{(customer_name|ticket_number|agent_name|客户姓名|工单编号|客服姓名|attr\.[A-Za-z0-9_.\-]{1,64})\}/g;
+
+/** The variable values available for a conversation. */
+export function cannedContext({ conversation, visitor, agent } = {}) {
+    const ctx = {
+        customer_name: visitor?.name || conversation?.visitor?.name || null,
+        ticket_number: conversation?.ticket?.number ?? null,
+        agent_name: agent?.name || null,
+        attrs: visitor?.attributes && typeof visitor.attributes === 'object' ? visitor.attributes : {},
+    };
+    return ctx;
+}
+
+function varValue(name, ctx) {
+    name = VAR_ALIASES[name] || name;
+    let v;
+    if (name.startsWith('attr.')) v = ctx.attrs ? ctx.attrs[name.slice(5)] : undefined;
+    else v = ctx[name];
+    if (v === null || v === undefined) return null;
+    if (typeof v === 'string' && v.trim() === '') return null;
+    return String(v);
+}
+
+/**
+ * Fills the variables of a canned body. Returns {text, missing}: variables without a
+ * value stay in the text as written ({customer_name}) and are listed in `missing`,
+ * so that the composer can point them out and refuse to send them raw.
+ */
+export function fillCanned(body, ctx) {
+    const missing = [];
+    const text = String(body).replace(VAR_RE, (all, name) => {
+        const v = varValue(name, ctx);
+        if (v === null) {
+            if (!missing.includes(all)) missing.push(all);
+            return all;
+        }
+        return v;
+    });
+    return { text, missing };
+}
+
+/** Unfilled variables left in a text about to be sent. */
+export function unfilledVars(text) {
+    const out = [];
+    for (const m of String(text).matchAll(VAR_RE)) if (!out.includes(m[0])) out.push(m[0]);
+    return out;
+}
+
+/** Client-side search over canned replies (shortcut first, then title, then body). */
+export function searchCanned(list, q) {
+    q = String(q || '').trim().toLowerCase();
+    if (!q) return list.slice();
+    const scored = [];
+    for (const c of list) {
+        const sc = (c.shortcut || '').toLowerCase();
+        const ti = (c.title || '').toLowerCase();
+        const bo = (c.body || '').toLowerCase();
+        let score = -1;
+        if (sc === q) score = 0;
+        else if (sc.startsWith(q)) score = 1;
+        else if (sc.includes(q)) score = 2;
+        else if (ti.includes(q)) score = 3;
+        else if (bo.includes(q)) score = 4;
+        if (score >= 0) scored.push([score, c]);
+    }
+    scored.sort((a, b) => a[0] - b[0] || String(a[1].shortcut).localeCompare(String(b[1].shortcut)));
+    return scored.map((x) => x[1]);
+}
+
+/**
+ * The "/query" the caret is in, if the composer text has one: a "/" at the start or after
+ * whitespace, followed by non-space characters up to the caret. Returns {start, query}.
+ */
+export function slashQuery(text, caret) {
+    const before = String(text).slice(0, caret);
+    const m = /(^|\s)\/([^\s/]{0,40})$/.exec(before);
+    if (!m) return null;
+    return { start: before.length - m[2].length - 1, query: m[2] };
+}
+
+// ---------------------------------------------------------------------------
+// Text with links: split into [{text}|{href,text}] so that the view renders text nodes
+// and <a> elements (never HTML). Only http(s) URLs become links.
+const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+
+export function linkify(text) {
+    const out = [];
+    let last = 0;
+    const s = String(text ?? '');
+    for (const m of s.matchAll(URL_RE)) {
+        let url = m[0];
+        // trailing punctuation is not part of the link
+        const trail = /[.,;:!?)\]}，。！？）]+$/.exec(url);
+        if (trail) url = url.slice(0, -trail[0].length);
+        if (m.index > last) out.push({ text: s.slice(last, m.index) });
+        out.push({ href: url, text: url });
+        last = m.index + url.length;
+    }
+    if (last < s.length) out.push({ text: s.slice(last) });
+    return out;
+}
+
+/** A safe href for a customer-supplied URL (page, referrer), or null. */
+export function safeHref(u) {
+    try {
+        const url = new URL(String(u));
+        return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+    } catch {
+        return null;
+    }
+}
+
+/** Random id for client_msg_id / rid (base64url, 16 bytes). */
+export function randomId(prefix = '') {
+    const b = new Uint8Array(16);
+    globalThis.crypto.getRandomValues(b);
+    let s = '';
+    for (const x of b) s += String.fromCharCode(x);
+    return prefix + btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** Sort for the queue: priority, then age (the server's order). */
+export function queueOrder(a, b) {
+    return (PRIO_RANK[a.priority] ?? 2) - (PRIO_RANK[b.priority] ?? 2) || (a.created_at || 0) - (b.created_at || 0);
+}
+
+/** Parses "09:00-12:00, 13:00-18:00" -> [["09:00","12:00"],["13:00","18:00"]] (null if malformed). */
+export function parseRanges(s) {
+    s = String(s || '').trim();
+    if (!s) return [];
+    const out = [];
+    for (const part of s.split(/[,，;\s]+/).filter(Boolean)) {
+        const m = /^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$/.exec(part);
+        if (!m) return null;
+        const norm = (t) => t.padStart(5, '0');
+        out.push([norm(m[1]), norm(m[2])]);
+    }
+    return out;
+}
+
+export function fmtRanges(r) {
+    return (r || []).map((x) => `${x[0]}-${x[1]}`).join(', ');
+}
