@@ -1,0 +1,709 @@
+// Cluster-test kit: three real chatdeskd nodes and one Redis (from tests/server/harness.mjs),
+// the real nginx running docker/nginx.conf (only the lines marked "@test" rewritten to
+// loopback ports and a private directory), reconnecting chat clients with an outbox,
+// and a Jepsen-style checker that reads the whole history back from Redis.
+//
+// Clients keep a log of what they sent, what was acknowledged (client_msg_id -> seq) and
+// every message.created they received (per conversation, in arrival order). At the end
+// the checker compares that log with the streams in Redis:
+//   lost          acknowledged but not stored (must be 0)
+//   dupStored     one client_msg_id stored twice (must be 0)
+//   seqGaps       stored seqs not 1..N (must be 0)
+//   undelivered   stored but never received by a participant after it resumed (must be 0)
+//   orderErrors   a message.created with seq above the next expected one (a gap on the wire)
+//   wireDups      a message.created at or below the last seq seen (dedupe would hide it;
+//                 the protocol promises each at most once per connection, so must be 0)
+//
+// Every process is started by PID and stopped by PID; every wait is bounded.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import WebSocket from 'ws';
+import {
+    Env,
+    REPO_ROOT,
+    ORIGIN,
+    SCALE,
+    sleep,
+    rnd,
+    waitUntil,
+    withTimeout,
+    redisCommand,
+} from '../server/harness.mjs';
+
+export { Env, REPO_ROOT, ORIGIN, SCALE, sleep, rnd, waitUntil, withTimeout, redisCommand };
+
+export const NGINX_CONF = path.join(REPO_ROOT, 'docker', 'nginx.conf');
+const PREFIX = 'cd:';
+
+export function nginxBinary() {
+    for (const p of [process.env.NGINX, '/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) {
+        if (p && fs.existsSync(p)) return p;
+    }
+    return null;
+}
+
+/** Arguments the cluster tests give every node (the same intent as docker/compose.yaml). */
+export const NODE_ARGS = ['--max-conns-per-ip', '100000', '--drain-timeout-s', '5'];
+
+function freePort() {
+    return new Promise((resolve, reject) => {
+        const s = net.createServer();
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+            const { port } = s.address();
+            s.close(() => resolve(port));
+        });
+    });
+}
+
+/** docker/nginx.conf with the "@test" lines pointed at loopback. Throws if the file no
+ *  longer has the lines the rewrite expects (so a change there cannot go untested). */
+export function nginxConfFor({ dir, port, upstreams }) {
+    const src = fs.readFileSync(NGINX_CONF, 'utf8');
+    const out = [];
+    let ups = 0;
+    const seen = new Set();
+    for (const line of src.split('\n')) {
+        if (!line.includes('# @test')) {
+            out.push(line);
+            continue;
+        }
+        const indent = line.match(/^\s*/)[0];
+        const tag = line.slice(line.indexOf('# @test') + 7).trim().split(/\s+/)[0];
+        seen.add(tag);
+        let m;
+        switch (tag) {
+            case 'pid':
+                out.push(`${indent}pid ${path.join(dir, 'nginx.pid')};`);
+                break;
+            case 'error_log':
+                out.push(`${indent}error_log ${path.join(dir, 'error.log')} info;`);
+                break;
+            case 'temp':
+                m = /^\s*(\w+)\s+\/tmp\/(\S+);/.exec(line);
+                if (!m) throw new Error(`nginx.conf: cannot rewrite temp line: ${line}`);
+                out.push(`${indent}${m[1]} ${path.join(dir, m[2])};`);
+                break;
+            case 'listen':
+                out.push(`${indent}listen 127.0.0.1:${port};`);
+                break;
+            case 'upstream': {
+                m = /^\s*server\s+\S+\s*(.*?);/.exec(line);
+                if (!m) throw new Error(`nginx.conf: cannot rewrite upstream line: ${line}`);
+                if (ups < upstreams.length) out.push(`${indent}server 127.0.0.1:${upstreams[ups]} ${m[1]};`);
+                ups++;
+                break;
+            }
+            default:
+                throw new Error(`nginx.conf: unknown @test tag ${tag}`);
+        }
+    }
+    for (const t of ['pid', 'error_log', 'temp', 'listen', 'upstream'])
+        if (!seen.has(t)) throw new Error(`docker/nginx.conf has no "@test ${t}" line any more`);
+    if (ups < upstreams.length) throw new Error(`docker/nginx.conf has ${ups} upstream servers, the test needs ${upstreams.length}`);
+    return out.join('\n');
+}
+
+export class Nginx {
+    constructor(dir) {
+        this.dir = dir;
+        fs.mkdirSync(dir, { recursive: true });
+        this.proc = null;
+        this.port = 0;
+    }
+
+    async start(upstreams) {
+        const bin = nginxBinary();
+        if (!bin) throw new Error('nginx not found (apt-get install -y nginx)');
+        let lastErr;
+        for (let attempt = 0; attempt < 5; attempt++) {
+            this.port = await freePort();
+            const conf = path.join(this.dir, 'nginx.conf');
+            fs.writeFileSync(conf, nginxConfFor({ dir: this.dir, port: this.port, upstreams }));
+            const proc = spawn(bin, ['-p', this.dir, '-c', conf, '-e', path.join(this.dir, 'error.log'), '-g', 'daemon off;'], {
+                stdio: ['ignore', 'ignore', 'pipe'],
+            });
+            let stderr = '';
+            proc.stderr.on('data', (d) => (stderr += d));
+            this.proc = proc;
+            try {
+                await waitUntil(
+                    async () => {
+                        if (proc.exitCode !== null || proc.signalCode !== null) throw Object.assign(new Error('nginx exited'), { fatal: true });
+                        const r = await httpGet(this.port, '/lb-health', 1000).catch(() => null);
+                        return r && r.status === 200;
+                    },
+                    { timeout: 10_000 * SCALE, interval: 50, what: 'nginx /lb-health' },
+                );
+                return this;
+            } catch (e) {
+                lastErr = new Error(`nginx did not start: ${e.message}\n${stderr}\n${this.errorLog()}`);
+                await this.stop();
+            }
+        }
+        throw lastErr;
+    }
+
+    get url() {
+        return `ws://127.0.0.1:${this.port}`;
+    }
+
+    errorLog(n = 40) {
+        try {
+            return fs.readFileSync(path.join(this.dir, 'error.log'), 'utf8').split('\n').slice(-n).join('\n');
+        } catch {
+            return '';
+        }
+    }
+
+    /** SIGQUIT (graceful) to the master by PID, SIGKILL after a bounded wait. */
+    async stop() {
+        const p = this.proc;
+        if (!p || p.exitCode !== null || p.signalCode !== null) return;
+        const done = new Promise((res) => p.once('exit', res));
+        try {
+            process.kill(p.pid, 'SIGQUIT');
+        } catch {
+            return;
+        }
+        try {
+            await withTimeout(done, 5000, 'nginx to exit');
+        } catch {
+            try {
+                process.kill(p.pid, 'SIGKILL');
+            } catch {
+                /* gone */
+            }
+            await withTimeout(done, 5000, 'nginx to die').catch(() => {});
+        }
+        this.proc = null;
+    }
+}
+
+export function httpGet(port, urlPath, timeout = 2000) {
+    return new Promise((resolve, reject) => {
+        const c = net.createConnection({ host: '127.0.0.1', port });
+        let buf = '';
+        const t = setTimeout(() => {
+            c.destroy();
+            reject(new Error(`GET ${urlPath}: timeout`));
+        }, timeout);
+        c.on('connect', () => c.write(`GET ${urlPath} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`));
+        c.on('data', (d) => (buf += d));
+        c.on('error', (e) => {
+            clearTimeout(t);
+            reject(e);
+        });
+        c.on('close', () => {
+            clearTimeout(t);
+            const status = Number(buf.slice(9, 12));
+            const body = buf.slice(buf.indexOf('\r\n\r\n') + 4);
+            resolve({ status, body });
+        });
+    });
+}
+
+export function httpPost(port, urlPath, body, timeout = 10_000) {
+    return new Promise((resolve, reject) => {
+        const data = Buffer.from(JSON.stringify(body));
+        const c = net.createConnection({ host: '127.0.0.1', port });
+        let buf = '';
+        const t = setTimeout(() => {
+            c.destroy();
+            reject(new Error(`POST ${urlPath}: timeout`));
+        }, timeout);
+        c.on('connect', () =>
+            c.write(
+                `POST ${urlPath} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${data.length}\r\n\r\n${data}`,
+            ),
+        );
+        c.on('data', (d) => (buf += d));
+        c.on('error', (e) => {
+            clearTimeout(t);
+            reject(e);
+        });
+        c.on('close', () => {
+            clearTimeout(t);
+            const status = Number(buf.slice(9, 12));
+            let json;
+            try {
+                json = JSON.parse(buf.slice(buf.indexOf('\r\n\r\n') + 4));
+            } catch {
+                json = undefined;
+            }
+            resolve({ status, json });
+        });
+    });
+}
+
+// ---------------------------------------------------------------------------
+/** Redis, three nodes, nginx in front. */
+export class Cluster {
+    constructor() {
+        this.env = new Env();
+        this.nginx = new Nginx(path.join(this.env.dir, 'nginx'));
+        this.clients = new Set();
+    }
+
+    async start({ nodes = 3, args = NODE_ARGS } = {}) {
+        await this.env.start({ nodes, args });
+        await this.nginx.start(this.env.nodes.map((n) => n.port));
+        return this;
+    }
+
+    get redis() {
+        return this.env.redis;
+    }
+
+    nodeByPort(port) {
+        return this.env.nodes.find((n) => n.port === port);
+    }
+
+    async stop() {
+        for (const c of this.clients) c.shutdown();
+        this.clients.clear();
+        await this.nginx.stop();
+        await this.env.stop();
+    }
+
+    /** Adds a site and n agents, logs the agents in through nginx. */
+    async siteWithAgents(nAgents, { maxChats = 100 } = {}) {
+        const site = await this.env.addSite();
+        const agents = [];
+        for (let i = 0; i < nAgents; i++) {
+            const ag = await this.env.addAgent({ site, maxChats });
+            const r = await httpPost(this.nginx.port, '/api/v1/login', { email: ag.email, password: ag.password });
+            if (r.status !== 200 || !r.json?.token) throw new Error(`login through nginx failed: ${r.status}`);
+            agents.push({ ...ag, token: r.json.token });
+        }
+        return { site, agents };
+    }
+
+    client(opts) {
+        const c = new ChatClient({ url: this.nginx.url, ...opts });
+        this.clients.add(c);
+        return c;
+    }
+}
+
+// ---------------------------------------------------------------------------
+/** A chat client that survives disconnects: reconnect with full jitter, hello with its
+ *  token and a resume entry per conversation, outbox resent with the same client_msg_id. */
+export class ChatClient {
+    constructor({ url, role, site, token, label, origin = ORIGIN, onMessage, localAddress }) {
+        this.url = url;
+        this.role = role;
+        this.site = site;
+        this.token = token;
+        this.label = label;
+        this.origin = origin;
+        this.onMessage = onMessage;
+        // clients come from many addresses (127.0.0.2-101), as they would in real life:
+        // nginx limits connections per client address
+        this.localAddress = localAddress ?? `127.0.0.${2 + (ChatClient.count++ % 100)}`;
+        this.ws = null;
+        this.ready = false; // welcomed on the current connection
+        this.stopped = false;
+        this.attempt = 0;
+        this.convs = new Map(); // cid -> {last, epoch, joinSeq, recv:[seq], ids:Set}
+        this.outbox = new Map(); // cmid -> {cid, body, sentAt, conn}
+        this.acked = new Map(); // cmid -> {cid, seq}
+        this.pending = new Map(); // rid -> {resolve, reject, t}
+        this.ridSeq = 0;
+        this.msgSeq = 0;
+        this.connSeq = 0;
+        this.stats = { connects: 0, disconnects: 0, closeCodes: [], wireDups: 0, orderErrors: 0, resets: 0, unavailable: 0, errors: [] };
+        this.resumeTimes = []; // ms from a disconnect to the last resumed of the next connection
+        this.disconnectedAt = 0;
+        this.awaitingResumed = new Set();
+        this.welcomes = 0;
+        this.sweep = setInterval(() => this.resendStale(), 500);
+        this.sweep.unref();
+    }
+
+    conv(cid) {
+        let c = this.convs.get(cid);
+        if (!c) {
+            c = { last: 0, epoch: '', joinSeq: 0, recv: [], ids: new Set() };
+            this.convs.set(cid, c);
+        }
+        return c;
+    }
+
+    /** Connects until welcomed (bounded); later disconnects reconnect by themselves. */
+    async start(timeout = 15_000 * SCALE) {
+        this.connect();
+        await waitUntil(() => this.ready, { timeout, what: `${this.label} welcomed` });
+        return this;
+    }
+
+    connect() {
+        if (this.stopped) return;
+        const conn = ++this.connSeq;
+        const ws = new WebSocket(`${this.url}/ws/${this.role}`, {
+            origin: this.origin,
+            perMessageDeflate: false,
+            handshakeTimeout: 5000,
+            localAddress: this.localAddress,
+        });
+        this.ws = ws;
+        ws.on('open', () => {
+            this.stats.connects++;
+            const hello = { type: 'hello', rid: 'h' };
+            if (this.role === 'visitor') hello.site = this.site;
+            if (this.token) hello.token = this.token;
+            const resume = [...this.convs].map(([cid, c]) => ({ conversation_id: cid, after_seq: c.last, epoch: c.epoch }));
+            if (resume.length) hello.resume = resume;
+            this.awaitingResumed = new Set(resume.map((r) => r.conversation_id));
+            ws.send(JSON.stringify(hello));
+        });
+        ws.on('message', (data) => {
+            let f;
+            try {
+                f = JSON.parse(data.toString('utf8'));
+            } catch {
+                return;
+            }
+            this.onFrame(f, conn);
+        });
+        ws.on('error', () => {}); // a refused upgrade (502/503 from nginx) ends in 'close' too
+        ws.on('close', (code) => {
+            if (this.ws !== ws) return;
+            this.ready = false;
+            this.ws = null;
+            this.stats.disconnects++;
+            this.stats.closeCodes.push(code);
+            if (!this.disconnectedAt) this.disconnectedAt = Date.now();
+            for (const [, p] of this.pending) p.reject(new Error(`${this.label}: closed`));
+            this.pending.clear();
+            if (this.stopped) return;
+            // full jitter: U(0, 500 ms) first, then U(0, min(2 s, 500 ms * 2^n))
+            const cap = Math.min(2000, 500 * 2 ** Math.min(this.attempt, 4));
+            this.attempt++;
+            setTimeout(() => this.connect(), Math.random() * cap).unref();
+        });
+    }
+
+    onFrame(f, conn) {
+        switch (f.type) {
+            case 'welcome': {
+                if (f.token) this.token = f.token;
+                for (const c of f.conversations ?? []) {
+                    const cv = this.conv(c.id);
+                    if (!cv.epoch) cv.epoch = c.epoch;
+                    if (!this.awaitingResumed.has(c.id) && !cv.last) cv.last = cv.joinSeq = c.last_seq;
+                }
+                this.ready = true;
+                this.attempt = 0;
+                this.welcomes++;
+                if (!this.awaitingResumed.size) this.resumedAll();
+                // the outbox again, in order, with the same client_msg_ids
+                for (const [cmid, m] of this.outbox) this.transmit(cmid, m);
+                break;
+            }
+            case 'message.created': {
+                const cv = this.conv(f.conversation_id);
+                const m = f.message;
+                if (m.seq <= cv.last) {
+                    this.stats.wireDups++;
+                } else {
+                    if (cv.last && m.seq > cv.last + 1) this.stats.orderErrors++;
+                    cv.last = m.seq;
+                }
+                cv.recv.push(m.seq);
+                cv.ids.add(m.id);
+                if (this.onMessage) this.onMessage(this, f.conversation_id, m);
+                break;
+            }
+            case 'resumed': {
+                const cv = this.conv(f.conversation_id);
+                if (!f.recovered) {
+                    this.stats.resets++;
+                    cv.epoch = f.epoch;
+                    cv.last = f.last_seq; // a full reload would follow; the checker sees the gap
+                } else if (f.last_seq > cv.last) {
+                    cv.last = f.last_seq;
+                }
+                this.awaitingResumed.delete(f.conversation_id);
+                if (!this.awaitingResumed.size) this.resumedAll();
+                break;
+            }
+            case 'conversation.assigned': {
+                const c = f.conversation;
+                const cv = this.conv(c.id);
+                if (!cv.epoch) cv.epoch = c.epoch;
+                if (!cv.last) cv.last = cv.joinSeq = c.last_seq;
+                break;
+            }
+            case 'ok':
+            case 'error': {
+                if (f.type === 'error' && f.code === 'unavailable') this.stats.unavailable++;
+                const p = this.pending.get(f.rid);
+                if (p) {
+                    this.pending.delete(f.rid);
+                    p.resolve(f);
+                }
+                if (f.rid && f.rid.startsWith('m:')) this.onSendReply(f, conn);
+                break;
+            }
+            default:
+                break;
+        }
+    }
+
+    resumedAll() {
+        if (this.disconnectedAt) {
+            this.resumeTimes.push(Date.now() - this.disconnectedAt);
+            this.disconnectedAt = 0;
+        }
+    }
+
+    request(obj, timeout = 5000 * SCALE) {
+        if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new Error(`${this.label}: not connected`));
+        const rid = `r${++this.ridSeq}`;
+        return new Promise((resolve, reject) => {
+            const t = setTimeout(() => {
+                this.pending.delete(rid);
+                reject(new Error(`${this.label}: no reply to ${obj.type}`));
+            }, timeout);
+            this.pending.set(rid, {
+                resolve: (f) => {
+                    clearTimeout(t);
+                    resolve(f);
+                },
+                reject: (e) => {
+                    clearTimeout(t);
+                    reject(e);
+                },
+            });
+            this.ws.send(JSON.stringify({ ...obj, rid }));
+        });
+    }
+
+    /** Queues a message (the outbox owns it until an ok arrives). */
+    send(cid, body) {
+        const cmid = `${this.label}-${++this.msgSeq}`;
+        const m = { cid, body, sentAt: 0, conn: 0 };
+        this.outbox.set(cmid, m);
+        if (this.ready) this.transmit(cmid, m);
+        return cmid;
+    }
+
+    transmit(cmid, m) {
+        if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.ready) return;
+        m.sentAt = Date.now();
+        m.conn = this.connSeq;
+        this.ws.send(JSON.stringify({ type: 'message.send', rid: `m:${cmid}`, conversation_id: m.cid, client_msg_id: cmid, body: m.body }));
+    }
+
+    onSendReply(f, conn) {
+        const cmid = f.rid.slice(2);
+        const m = this.outbox.get(cmid);
+        if (f.type === 'ok') {
+            const prev = this.acked.get(cmid);
+            if (prev && prev.seq !== f.message.seq) this.stats.errors.push(`${cmid} acked twice with seqs ${prev.seq} and ${f.message.seq}`);
+            this.acked.set(cmid, { cid: f.message ? m?.cid ?? prev?.cid : undefined, seq: f.message.seq });
+            this.outbox.delete(cmid);
+            return;
+        }
+        if (!m) return;
+        if (f.code === 'unavailable' || f.code === 'rate_limited') {
+            m.sentAt = Date.now() - 2500; // resent by the sweep in about half a second
+            return;
+        }
+        this.stats.errors.push(`${cmid}: ${f.code} ${f.message}`);
+        this.outbox.delete(cmid);
+    }
+
+    /** An outbox entry without a reply for 3 s on a live connection is sent again. */
+    resendStale() {
+        if (!this.ready) return;
+        const now = Date.now();
+        for (const [cmid, m] of this.outbox) if (now - m.sentAt > 3000) this.transmit(cmid, m);
+    }
+
+    static count = 0;
+
+    /** Closes the socket the hard way (as a crash of the client's network would). */
+    drop() {
+        this.ws?.terminate();
+    }
+
+    shutdown() {
+        this.stopped = true;
+        clearInterval(this.sweep);
+        try {
+            this.ws?.terminate();
+        } catch {
+            /* ignore */
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+/** n visitors with one conversation each, served by the site's agents (auto-assignment),
+ *  every client through nginx. */
+export async function setupChats(cluster, { chats, agents: nAgents }) {
+    const { site, agents } = await cluster.siteWithAgents(nAgents);
+    const agentClients = [];
+    for (let i = 0; i < agents.length; i++) {
+        const c = cluster.client({ role: 'agent', token: agents[i].token, label: `a${i}` });
+        await c.start();
+        agentClients.push(c);
+    }
+    const visitors = [];
+    const convs = [];
+    for (let i = 0; i < chats; i++) {
+        const v = cluster.client({ role: 'visitor', site: site.key, label: `v${i}` });
+        await v.start();
+        const r = await v.request({ type: 'conversation.start', form: { subject: `chat ${i}`, message: `hello ${i}` } });
+        if (r.type !== 'ok') throw new Error(`conversation.start: ${JSON.stringify(r)}`);
+        const cv = v.conv(r.conversation.id);
+        cv.epoch = r.conversation.epoch;
+        if (r.message) {
+            cv.startSeq = r.message.seq;
+            v.acked.set(`start:${i}`, { cid: r.conversation.id, seq: r.message.seq });
+        }
+        visitors.push(v);
+        convs.push(r.conversation.id);
+    }
+    // every conversation assigned to an agent
+    await waitUntil(() => convs.every((cid) => agentClients.some((a) => a.convs.has(cid))), {
+        timeout: 20_000 * SCALE,
+        what: 'every conversation assigned',
+    });
+    return { site, agents, agentClients, visitors, convs };
+}
+
+/** Traffic: each visitor sends every ~periodMs; agents answer about half of what they
+ *  receive. Returns a stop() that resolves once nothing new is sent. */
+export function traffic({ visitors, agentClients }, { periodMs = 250, replyRatio = 0.5 } = {}) {
+    let running = true;
+    const timers = [];
+    for (const v of visitors) {
+        const cid = [...v.convs.keys()][0];
+        const tick = () => {
+            if (!running) return;
+            v.send(cid, `from ${v.label} at ${Date.now()}`);
+            timers.push(setTimeout(tick, periodMs * (0.5 + Math.random())));
+        };
+        timers.push(setTimeout(tick, Math.random() * periodMs));
+    }
+    for (const a of agentClients) {
+        a.onMessage = (client, cid, m) => {
+            if (running && m.author?.kind === 'visitor' && Math.random() < replyRatio) client.send(cid, `re: ${m.id}`);
+        };
+    }
+    return {
+        stop() {
+            running = false;
+            for (const t of timers) clearTimeout(t);
+        },
+    };
+}
+
+/** Waits until every outbox is empty and every participant has seen each conversation's
+ *  stored last seq (bounded), then returns the checker's verdict. */
+export async function settleAndCheck(cluster, { visitors, agentClients, convs }, { timeout = 30_000 * SCALE } = {}) {
+    const all = [...visitors, ...agentClients];
+    await waitUntil(() => all.every((c) => c.ready && c.outbox.size === 0), {
+        timeout,
+        what: 'every client connected with an empty outbox',
+    }).catch((e) => {
+        const stuck = all.filter((c) => !c.ready || c.outbox.size).map((c) => `${c.label}(ready=${c.ready},outbox=${c.outbox.size})`);
+        throw new Error(`${e.message}: ${stuck.slice(0, 10).join(' ')}`);
+    });
+    const lastSeq = async (cid) => Number(await cluster.redis.cmd('HGET', `${PREFIX}conv:{${cid}}`, 'last_seq'));
+    await waitUntil(
+        async () => {
+            for (const cid of convs) {
+                const last = await lastSeq(cid);
+                for (const c of all) if (c.convs.has(cid) && c.convs.get(cid).last < last) return false;
+            }
+            return true;
+        },
+        { timeout, interval: 200, what: 'every participant caught up with the stored history' },
+    ).catch(() => {
+        /* the checker reports what is missing */
+    });
+    return check(cluster, { visitors, agentClients, convs });
+}
+
+/** Reads every conversation's stream from Redis and compares it with the clients' logs. */
+export async function check(cluster, { visitors, agentClients, convs }) {
+    const all = [...visitors, ...agentClients];
+    const v = { lost: [], dupStored: [], seqGaps: [], undelivered: [], orderErrors: 0, wireDups: 0, resets: 0, acked: 0, stored: 0, clientErrors: [] };
+    const stored = new Map(); // cid -> Map(seq -> {cmid, author})
+    for (const cid of convs) {
+        const rows = await redisCommand(cluster.redis.sock, ['XRANGE', `${PREFIX}conv:{${cid}}:msgs`, '-', '+'], 10_000);
+        const bySeq = new Map();
+        const byCmid = new Map();
+        for (const [id, fields] of rows) {
+            const seq = Number(id.split('-')[1]);
+            const f = {};
+            for (let i = 0; i < fields.length; i += 2) f[fields[i]] = fields[i + 1];
+            bySeq.set(seq, { cmid: f.cmid, author: `${f.ak}:${f.aid}` });
+            if (f.cmid) {
+                const k = `${f.ak}:${f.aid}:${f.cmid}`;
+                byCmid.set(k, (byCmid.get(k) ?? 0) + 1);
+            }
+        }
+        v.stored += bySeq.size;
+        const seqs = [...bySeq.keys()].sort((a, b) => a - b);
+        for (let i = 0; i < seqs.length; i++) if (seqs[i] !== i + 1) {
+            v.seqGaps.push(`${cid}: stored seqs ${seqs.slice(0, 5).join(',')}… not gapless`);
+            break;
+        }
+        for (const [k, n] of byCmid) if (n > 1) v.dupStored.push(`${cid} ${k} x${n}`);
+        stored.set(cid, bySeq);
+    }
+    for (const c of all) {
+        v.orderErrors += c.stats.orderErrors;
+        v.wireDups += c.stats.wireDups;
+        v.resets += c.stats.resets;
+        v.clientErrors.push(...c.stats.errors.map((e) => `${c.label}: ${e}`));
+        for (const [cmid, a] of c.acked) {
+            v.acked++;
+            const s = stored.get(a.cid)?.get(a.seq);
+            if (!s || (s.cmid && !cmid.startsWith('start:') && s.cmid !== cmid)) v.lost.push(`${c.label} ${cmid} seq ${a.seq}`);
+        }
+        // everything stored after the client joined must have reached it (received or acked)
+        for (const [cid, cv] of c.convs) {
+            const bySeq = stored.get(cid);
+            if (!bySeq) continue;
+            const have = new Set(cv.recv);
+            for (const a of c.acked.values()) if (a.cid === cid) have.add(a.seq);
+            const from = cv.joinSeq || 0;
+            const missing = [];
+            for (const seq of bySeq.keys()) if (seq > from && !have.has(seq)) missing.push(seq);
+            if (missing.length) v.undelivered.push(`${c.label} ${cid}: ${missing.length} missing (${missing.slice(0, 6).join(',')})`);
+        }
+    }
+    return v;
+}
+
+export function assertClean(assert, v, what = '') {
+    const brief = (a) => `${a.length}${a.length ? ': ' + a.slice(0, 5).join('; ') : ''}`;
+    assert.equal(v.lost.length, 0, `${what} acked but lost: ${brief(v.lost)}`);
+    assert.equal(v.dupStored.length, 0, `${what} stored twice: ${brief(v.dupStored)}`);
+    assert.equal(v.seqGaps.length, 0, `${what} seq gaps: ${brief(v.seqGaps)}`);
+    assert.equal(v.undelivered.length, 0, `${what} not delivered: ${brief(v.undelivered)}`);
+    assert.equal(v.orderErrors, 0, `${what} order errors (gaps on the wire)`);
+    assert.equal(v.wireDups, 0, `${what} duplicates on the wire`);
+    assert.equal(v.clientErrors.length, 0, `${what} client errors: ${brief(v.clientErrors)}`);
+    assert.ok(v.acked > 0 && v.stored >= v.acked, `${what} acked ${v.acked}, stored ${v.stored}`);
+}
+
+export function pct(values, p) {
+    if (!values.length) return 0;
+    const s = [...values].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+export function summary(label, v, extra = {}) {
+    const line = { test: label, acked: v.acked, stored: v.stored, lost: v.lost.length, dup_stored: v.dupStored.length, gaps: v.seqGaps.length, undelivered: v.undelivered.length, order_errors: v.orderErrors, wire_dups: v.wireDups, resets: v.resets, ...extra };
+    console.log(JSON.stringify(line));
+    return line;
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# tests/load/run.sh — start a private Redis and N chatdeskd nodes on loopback, run one or
+# more chatdesk-load scenarios against them, stop everything (by PID) and print the
+# results. Every process it starts is stopped on exit, also on failure or Ctrl-C.
+#
+#   tests/load/run.sh [env options] -- SCENARIO [chatdesk-load options] [-- SCENARIO ...]
+#
+# env options:
+#   --nodes N            chatdeskd nodes (default 2)
+#   --fsync MODE         Redis appendfsync: everysec (default), always or no
+#   --redis-tcp          nodes reach Redis over TCP 127.0.0.1 (default: a unix socket)
+#   --node-arg ARG       extra chatdeskd flag (repeat; e.g. --node-arg --outq-max-frames=4096)
+#   --json FILE          append each scenario's JSON line to FILE
+#   --keep               keep the temp dir (logs, AOF)
+# environment: CHATDESKD (default build/chatdeskd), CHATDESK_LOAD (default
+# build/tests/load/chatdesk-load), relative to the repository root.
+#
+# The nodes get benchmark limits (rate limits and per-IP cap raised, larger outbound
+# queue); everything else is the default configuration.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+abspath() { case $1 in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
+CHATDESKD=$(abspath "${CHATDESKD:-build/chatdeskd}")
+LOAD=$(abspath "${CHATDESK_LOAD:-build/tests/load/chatdesk-load}")
+
+nodes=2 fsync=everysec redis_tcp=0 keep=0 json_out=""
+node_args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --nodes) nodes=$2; shift 2 ;;
+    --fsync) fsync=$2; shift 2 ;;
+    --redis-tcp) redis_tcp=1; shift ;;
+    --node-arg) node_args+=("$2"); shift 2 ;;
+    --json) json_out=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ $# -gt 0 ] || { echo "run.sh: no scenario (… -- chat --rate 1000)" >&2; exit 2; }
+for b in "$CHATDESKD" "$LOAD"; do
+    [ -x "$b" ] || { echo "run.sh: $b is not built" >&2; exit 2; }
+done
+
+TMP=$(mktemp -d /tmp/cd-load.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+        kill -KILL "$p" 2>/dev/null
+    done
+    if [ "$keep" = 1 ]; then echo "run.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- Redis (AOF on, as docs/ops.md recommends) ----
+redis_args=(--dir "$TMP" --appendonly yes --appendfsync "$fsync" --save '' --daemonize no
+    --unixsocket "$TMP/redis.sock" --unixsocketperm 700 --logfile "$TMP/redis.log"
+    --maxmemory-policy noeviction --aof-use-rdb-preamble yes)
+if [ "$redis_tcp" = 1 ]; then
+    # a free port: let the kernel pick one, then hand it to redis (a tiny race, retried)
+    for _ in 1 2 3 4 5; do
+        rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        redis-server --port "$rport" --bind 127.0.0.1 "${redis_args[@]}" &
+        rpid=$!
+        sleep 0.3
+        kill -0 "$rpid" 2>/dev/null && break
+    done
+    REDIS_URL="redis://127.0.0.1:$rport/0"
+else
+    redis-server --port 0 "${redis_args[@]}" &
+    rpid=$!
+    REDIS_URL="unix:$TMP/redis.sock"
+fi
+PIDS+=("$rpid")
+for _ in $(seq 200); do
+    redis-cli -s "$TMP/redis.sock" ping 2>/dev/null | grep -q PONG && break
+    sleep 0.05
+done
+redis-cli -s "$TMP/redis.sock" ping 2>/dev/null | grep -q PONG || { echo "run.sh: redis did not start" >&2; cat "$TMP/redis.log" >&2; exit 1; }
+
+# ---- nodes ----
+NODE_ARGS=(--bind 127.0.0.1 --port 0 --redis "$REDIS_URL"
+    --visitor-rate 100000 --visitor-burst 100000 --agent-rate 100000 --agent-burst 100000
+    --max-conns-per-ip 1000000 --outq-max-frames 100000 --outq-max-bytes 268435456
+    "${node_args[@]}")
+node_flags=() pid_flags=()
+for i in $(seq "$nodes"); do
+    "$CHATDESKD" --node-id "load$i" "${NODE_ARGS[@]}" >"$TMP/node$i.out" 2>"$TMP/node$i.log" &
+    npid=$!
+    PIDS+=("$npid")
+    port=""
+    for _ in $(seq 200); do
+        port=$(sed -n 's/^chatdeskd listening port=\([0-9]*\).*/\1/p' "$TMP/node$i.out" | head -1)
+        [ -n "$port" ] && break
+        kill -0 "$npid" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ -n "$port" ] || { echo "run.sh: node $i did not start" >&2; cat "$TMP/node$i.log" >&2; exit 1; }
+    for _ in $(seq 200); do
+        curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+        sleep 0.05
+    done
+    node_flags+=(--node "127.0.0.1:$port")
+    pid_flags+=(--pid "$npid")
+done
+
+# ---- scenarios ----
+rc=0
+while [ $# -gt 0 ]; do
+    args=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    [ ${#args[@]} -gt 0 ] || continue
+    out=$("$LOAD" "${args[@]}" "${node_flags[@]}" "${pid_flags[@]}" --redis-pid "$rpid" \
+        --redis "$REDIS_URL" --chatdeskd "$CHATDESKD")
+    r=$?
+    printf '%s\n' "$out"
+    if [ -n "$json_out" ]; then printf '%s\n' "$out" | tail -n 1 >>"$json_out"; fi
+    [ $r = 0 ] || rc=$r
+    for i in $(seq "$nodes"); do
+        kill -0 "${PIDS[$i]}" 2>/dev/null || { echo "run.sh: node $i died" >&2; tail -n 30 "$TMP/node$i.log" >&2; rc=1; }
+    done
+done
+if [ $rc != 0 ]; then
+    for i in $(seq "$nodes"); do echo "--- node $i log (tail) ---" >&2; tail -n 15 "$TMP/node$i.log" >&2; done
+fi
+exit $rc
