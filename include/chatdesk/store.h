@@ -44,6 +44,8 @@ bool cd_rconn_up(const cd_rconn *rc);
 struct redisAsyncContext *cd_rconn_ctx(cd_rconn *rc);
 /* Declare the connection dead (a missed deadline): close it and reconnect with backoff. */
 void cd_rconn_fail(cd_rconn *rc, const char *why);
+/* A reply arrived on this connection: it is alive (the PING deadline counts from this too). */
+void cd_rconn_alive(cd_rconn *rc);
 /* Hold "up" until cd_rconn_ready() (used while scripts load). */
 void cd_rconn_hold(cd_rconn *rc);
 void cd_rconn_ready(cd_rconn *rc);

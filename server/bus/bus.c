@@ -22,6 +22,7 @@ struct cd_bus {
     void *ud;
     bool up;
     uint64_t ping_sent; /* mono ms of the liveness ping awaiting its echo */
+    uint64_t last_msg;  /* mono ms of the last message of any kind */
     uv_timer_t tick;
     bool stopping;
 };
@@ -38,6 +39,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
     }
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
         return;
+    bus->last_msg = cd_mono_ms(); /* any message proves the subscription alive */
     redisReply *kind = reply->element[0], *ch = reply->element[1], *msg = reply->element[2];
     if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING)
         return;
@@ -88,7 +90,8 @@ static void on_tick(uv_timer_t *t)
         return;
     uint64_t now = cd_mono_ms();
     if (bus->ping_sent) {
-        if (now - bus->ping_sent > (uint64_t)bus->cfg->redis_ping_timeout_ms) {
+        uint64_t limit = (uint64_t)bus->cfg->redis_ping_timeout_ms;
+        if (now - bus->ping_sent > limit && now - bus->last_msg > limit) {
             bus->ping_sent = 0;
             cd_rconn_fail(bus->rc, "subscriber ping deadline");
         }

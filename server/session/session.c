@@ -225,7 +225,9 @@ static bool follow(cd_session *s, const char *meta, size_t len)
     *colon = '\0';
     if (find_conv(s, buf))
         return false;
-    join_conv(s, buf, strtoll(colon + 1, NULL, 10));
+    /* the same script may have added messages after the assignment (the chat's
+     * auto-acknowledgement): fetch whatever follows the seq the event names */
+    backfill(join_conv(s, buf, strtoll(colon + 1, NULL, 10)));
     return true;
 }
 
@@ -269,7 +271,7 @@ void cd_session__handover(cd_node *n, const cd_conv_assigned *as)
         if (s->role != CD_SESSION_AGENT || s->state != SESS_ACTIVE || strcmp(s->id, as->agent_id) != 0 ||
             find_conv(s, as->conv.id))
             continue;
-        join_conv(s, as->conv.id, as->conv.last_seq);
+        backfill(join_conv(s, as->conv.id, as->conv.last_seq));
         cd_frame *f = cd_frame_create(strlen(as->raw) + 48);
         cd_frame_append_str(f, "{\"type\":\"conversation.assigned\",\"conversation\":");
         cd_frame_append_str(f, as->raw);

@@ -29,9 +29,10 @@ struct cd_rconn {
     bool stopping;
     unsigned attempt;
     uint64_t connect_started;
-    uint64_t ping_sent; /* mono ms of the PING awaiting its reply, 0 if none */
-    uv_timer_t tick;    /* ping + connect deadline */
-    uv_timer_t retry;   /* backoff */
+    uint64_t ping_sent;  /* mono ms of the PING awaiting its reply, 0 if none */
+    uint64_t last_alive; /* mono ms of the last reply of any kind */
+    uv_timer_t tick;     /* ping + connect deadline */
+    uv_timer_t retry;    /* backoff */
     int closing_handles;
     unsigned long long reconnects, ping_failures;
 };
@@ -164,8 +165,15 @@ static void schedule_reconnect(cd_rconn *rc)
 static void on_pong(redisAsyncContext *ac, void *r, void *priv)
 {
     cd_rconn *rc = priv;
-    if (r && rc->ac == ac)
+    if (r && rc->ac == ac) {
         rc->ping_sent = 0;
+        rc->last_alive = cd_mono_ms();
+    }
+}
+
+void cd_rconn_alive(cd_rconn *rc)
+{
+    rc->last_alive = cd_mono_ms();
 }
 
 static void on_tick(uv_timer_t *t)
@@ -180,7 +188,9 @@ static void on_tick(uv_timer_t *t)
     if (!rc->ac || !rc->ping)
         return;
     if (rc->ping_sent) {
-        if (now - rc->ping_sent > (uint64_t)rc->cfg->redis_ping_timeout_ms) {
+        /* under load the PING queues behind many scripts: any reply proves liveness */
+        uint64_t limit = (uint64_t)rc->cfg->redis_ping_timeout_ms;
+        if (now - rc->ping_sent > limit && now - rc->last_alive > limit) {
             rc->ping_failures++;
             cd_rconn_fail(rc, "ping deadline");
         }

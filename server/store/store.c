@@ -196,6 +196,8 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     eval_op *op = priv;
     redisReply *reply = r;
+    if (reply)
+        cd_rconn_alive(op->st->rc);
     if (!reply) {
         op_finish(op, CD_ERR_UNAVAILABLE, "redis unavailable", 17);
         return;

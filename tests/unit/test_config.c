@@ -555,7 +555,7 @@ static void test_validate(void **state)
         {"token-secret", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1z",
          "token_secret: must be empty"},
         {"bind", "", "bind: must not be empty"},
-        {"redis-backoff-min-ms", "6000", "redis_backoff_min_ms (6000) is above redis_backoff_max_ms (5000)"},
+        {"redis-backoff-min-ms", "6000", "redis_backoff_min_ms (6000) is above redis_backoff_max_ms (1000)"},
         {"idle-timeout-s", "30", "idle_timeout_s (30) must be greater than ping_interval_s (30)"},
     };
     cd_config cfg;
