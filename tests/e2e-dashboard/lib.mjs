@@ -18,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, after, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Env, Client, waitUntil, sleep, rnd, SCALE, WAIT, REPO_ROOT } from '../server/harness.mjs';
+import { Env, Client, waitUntil, withTimeout, sleep, rnd, SCALE, WAIT, REPO_ROOT } from '../server/harness.mjs';
 
 export { assert, waitUntil, sleep, rnd, SCALE, WAIT, REPO_ROOT, Client };
 
@@ -32,16 +32,6 @@ export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 export function it(name, fn, opts = {}) {
     return test(name, { timeout: 150_000 * SCALE, ...opts }, fn);
-}
-
-function withTimeout(promise, ms, what) {
-    let t;
-    return Promise.race([
-        promise,
-        new Promise((_, rej) => {
-            t = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-        }),
-    ]).finally(() => clearTimeout(t));
 }
 
 function alive(pid) {

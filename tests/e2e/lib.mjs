@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, after, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Env, Client, waitUntil, sleep, rnd, SCALE, WAIT, REPO_ROOT } from '../server/harness.mjs';
+import { Env, Client, waitUntil, withTimeout, sleep, rnd, SCALE, WAIT, REPO_ROOT } from '../server/harness.mjs';
 
 export { assert, waitUntil, sleep, rnd, SCALE, WAIT, REPO_ROOT };
 
@@ -35,16 +35,6 @@ export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 /** test() with a bounded timeout. */
 export function it(name, fn, opts = {}) {
     return test(name, { timeout: 120_000 * SCALE, ...opts }, fn);
-}
-
-function withTimeout(promise, ms, what) {
-    let t;
-    return Promise.race([
-        promise,
-        new Promise((_, rej) => {
-            t = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-        }),
-    ]).finally(() => clearTimeout(t));
 }
 
 function killPid(pid, sig = 'SIGKILL') {
