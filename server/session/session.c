@@ -396,6 +396,18 @@ static void send_resumed(cd_session *s, const char *cid, int64_t last_seq, const
     enqueue(s, f);
 }
 
+/* An error about one resume entry names the conversation instead of echoing a rid:
+ * {"type":"error","code":…,"message":…,"conversation_id":"c_1"} */
+static void send_entry_error(cd_session *s, const char *cid, cd_err code, const char *message)
+{
+    cd_frame *f = cd_proto_encode_error(NULL, code, message);
+    f->len--; /* drop the closing brace */
+    cd_frame_append_str(f, ",\"conversation_id\":");
+    cd_frame_append_json_str(f, cid);
+    cd_frame_append_str(f, "}");
+    enqueue(s, f);
+}
+
 static void on_resume(void *ud, cd_conv_result *r)
 {
     op *o = ud;
@@ -408,17 +420,9 @@ static void on_resume(void *ud, cd_conv_result *r)
     if (r->err != CD_ERR_OK) {
         if (sub)
             sub->backfilling = false;
-        if (o->kind == OP_RESUME) {
-            cd_frame *f = cd_proto_encode_error(NULL, r->err, r->message ? r->message : cd_err_name(r->err));
-            /* name the entry: {"type":"error",...,"conversation_id":"c_1"} */
-            f->len--; /* drop the closing brace */
-            cd_frame_append_str(f, ",\"conversation_id\":");
-            cd_frame_append_json_str(f, o->cid);
-            cd_frame_append_str(f, "}");
-            enqueue(s, f);
-        } else if (r->err == CD_ERR_UNAVAILABLE && sub) {
-            /* retried on the next bus/store recovery */
-        }
+        if (o->kind == OP_RESUME)
+            send_entry_error(s, o->cid, r->err, r->message ? r->message : cd_err_name(r->err));
+        /* a failed backfill is retried on the next bus/store recovery */
         op_done(o);
         return;
     }
@@ -428,10 +432,7 @@ static void on_resume(void *ud, cd_conv_result *r)
     }
     if (!sub)
         sub = join_conv(s, o->cid, r->last_seq);
-    if (sub->page_inflight) {
-        sub->page_inflight = false;
-        s->paging--;
-    }
+    sub->page_inflight = false;
     if (r->recovered && r->more && s->conn && !s->close_code) {
         /* more than one page: the rest follows as the queue drains (cd_session_pop) */
         sub->backfilling = true;
@@ -479,7 +480,6 @@ static void continue_paging(cd_session *s)
             continue;
         }
         sub->page_inflight = true;
-        s->paging++;
     }
 }
 
@@ -526,12 +526,7 @@ static void start_resume(cd_session *s, const char *rid, const cd_resume_item *i
         0) {
         if (sub)
             sub->backfilling = false;
-        cd_frame *f = cd_proto_encode_error(NULL, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
-        f->len--;
-        cd_frame_append_str(f, ",\"conversation_id\":");
-        cd_frame_append_json_str(f, it->conversation_id);
-        cd_frame_append_str(f, "}");
-        enqueue(s, f);
+        send_entry_error(s, it->conversation_id, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
         op_done(o);
     }
 }

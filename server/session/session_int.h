@@ -57,7 +57,6 @@ struct cd_session {
 
     outq_item *qhead, *qtail;
     size_t qcount, qbytes;
-    int paging; /* subs with a replay page to continue */
 
     bool presence_counted; /* agent: counted in the node's presence map */
     bool close_when_idle;  /* draining: close 1001 once the pending requests are answered */

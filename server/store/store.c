@@ -47,8 +47,6 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
 {
     script *sc = priv;
     redisReply *reply = r;
-    cd_store *st = ac->data ? NULL : NULL;
-    (void)st;
     if (!reply)
         return; /* connection lost; loads again on reconnect */
     if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {

@@ -2,20 +2,11 @@
 // 300 chats (CD_CLUSTER_CHATS) exchange messages through nginx. Pass: 0 acknowledged messages lost, 0 stored
 // twice, gapless seqs, every client's received sequence in order without gaps after it
 // resumed, every affected client resumed, resume p99 within 5 s.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, nginxBinary, setupChats, traffic, settleAndCheck, assertClean, summary, pct, sleep, waitUntil, SCALE } from './lib.mjs';
+import { useCluster, setupChats, traffic, settleAndCheck, assertClean, summary, pct, sleep, waitUntil, SCALE } from './lib.mjs';
 
-const skip = nginxBinary() ? false : 'nginx is not installed (apt-get install -y nginx)';
-const cluster = new Cluster();
-
-before(async () => {
-    if (!skip) await cluster.start();
-}, { timeout: 120_000 });
-
-after(async () => {
-    if (!skip) await cluster.stop();
-}, { timeout: 120_000 });
+const { cluster, skip } = useCluster();
 
 test('F1: kill -9 of a node during 300 active chats (CD_CLUSTER_CHATS) loses nothing and everyone resumes', { skip, timeout: 120_000 * SCALE }, async () => {
     const chats = Number(process.env.CD_CLUSTER_CHATS || 300);

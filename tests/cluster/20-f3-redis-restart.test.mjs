@@ -3,20 +3,11 @@
 // outage sends are refused with `unavailable` (never acknowledged) and /healthz is 503;
 // afterwards every node is healthy again, the outboxes drain, nothing acknowledged is
 // lost, nothing is stored twice, no history reset (same epochs), everyone has everything.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, nginxBinary, setupChats, traffic, settleAndCheck, assertClean, summary, sleep, waitUntil, SCALE } from './lib.mjs';
+import { useCluster, setupChats, traffic, settleAndCheck, assertClean, summary, sleep, waitUntil, SCALE } from './lib.mjs';
 
-const skip = nginxBinary() ? false : 'nginx is not installed (apt-get install -y nginx)';
-const cluster = new Cluster();
-
-before(async () => {
-    if (!skip) await cluster.start();
-}, { timeout: 120_000 });
-
-after(async () => {
-    if (!skip) await cluster.stop();
-}, { timeout: 120_000 });
+const { cluster, skip } = useCluster();
 
 const health = (n) => cluster.env.http(n, '/healthz', { timeout: 2000 }).then((r) => r.status).catch(() => 0);
 

@@ -3,21 +3,12 @@
 // published while a node is unsubscribed never reach it; it must resubscribe and
 // backfill its sessions from the stored history. Pass: clients receive everything, in
 // order, nothing lost or duplicated.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { Cluster, nginxBinary, setupChats, traffic, settleAndCheck, assertClean, summary, sleep, waitUntil, SCALE } from './lib.mjs';
+import { useCluster, setupChats, traffic, settleAndCheck, assertClean, summary, sleep, waitUntil, SCALE } from './lib.mjs';
 
-const skip = nginxBinary() ? false : 'nginx is not installed (apt-get install -y nginx)';
-const cluster = new Cluster();
-
-before(async () => {
-    if (!skip) await cluster.start();
-}, { timeout: 120_000 });
-
-after(async () => {
-    if (!skip) await cluster.stop();
-}, { timeout: 120_000 });
+const { cluster, skip } = useCluster();
 
 function redisCli(...args) {
     return new Promise((resolve, reject) => {

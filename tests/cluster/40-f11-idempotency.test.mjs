@@ -2,20 +2,11 @@
 // nodes (the retries of a client that reconnected twice) is stored once, and all three
 // acknowledgements carry the same seq. Checked for a visitor and for an agent, with the
 // stream read back from Redis.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, nginxBinary, redisCommand, rnd, SCALE } from './lib.mjs';
+import { useCluster, redisCommand, rnd, SCALE } from './lib.mjs';
 
-const skip = nginxBinary() ? false : 'nginx is not installed (apt-get install -y nginx)';
-const cluster = new Cluster();
-
-before(async () => {
-    if (!skip) await cluster.start();
-}, { timeout: 120_000 });
-
-after(async () => {
-    if (!skip) await cluster.stop();
-}, { timeout: 120_000 });
+const { cluster, skip } = useCluster();
 
 async function storedWith(cid, cmid) {
     const rows = await redisCommand(cluster.redis.sock, ['XRANGE', `cd:conv:{${cid}}:msgs`, '-', '+']);

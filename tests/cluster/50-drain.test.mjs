@@ -2,20 +2,11 @@
 // busy. Pass: its /healthz reports draining (503) at once; its clients are closed with
 // 1001, reconnect through nginx to the other nodes and resume; the node exits 0 within
 // 10 s; nothing acknowledged is lost or stored twice, everyone has everything.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, nginxBinary, setupChats, traffic, settleAndCheck, assertClean, summary, pct, sleep, waitUntil, httpGet, SCALE } from './lib.mjs';
+import { useCluster, setupChats, traffic, settleAndCheck, assertClean, summary, pct, sleep, waitUntil, httpGet, SCALE } from './lib.mjs';
 
-const skip = nginxBinary() ? false : 'nginx is not installed (apt-get install -y nginx)';
-const cluster = new Cluster();
-
-before(async () => {
-    if (!skip) await cluster.start();
-}, { timeout: 120_000 });
-
-after(async () => {
-    if (!skip) await cluster.stop();
-}, { timeout: 120_000 });
+const { cluster, skip } = useCluster();
 
 test('drain: SIGTERM -> healthz draining, clients closed 1001 resume elsewhere, exit within 10 s', { skip, timeout: 120_000 * SCALE }, async () => {
     const w = await setupChats(cluster, { chats: 30, agents: 3 });

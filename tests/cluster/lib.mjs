@@ -19,6 +19,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { before, after } from 'node:test';
 import WebSocket from 'ws';
 import {
     Env,
@@ -30,6 +31,7 @@ import {
     waitUntil,
     withTimeout,
     redisCommand,
+    freePort,
 } from '../server/harness.mjs';
 
 export { Env, REPO_ROOT, ORIGIN, SCALE, sleep, rnd, waitUntil, withTimeout, redisCommand };
@@ -46,17 +48,6 @@ export function nginxBinary() {
 
 /** Arguments the cluster tests give every node (the same intent as docker/compose.yaml). */
 export const NODE_ARGS = ['--max-conns-per-ip', '100000', '--drain-timeout-s', '5'];
-
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const s = net.createServer();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => {
-            const { port } = s.address();
-            s.close(() => resolve(port));
-        });
-    });
-}
 
 /** docker/nginx.conf with the "@test" lines pointed at loopback. Throws if the file no
  *  longer has the lines the rewrite expects (so a change there cannot go untested). */
@@ -240,6 +231,20 @@ export function httpPost(port, urlPath, body, timeout = 10_000) {
 
 // ---------------------------------------------------------------------------
 /** Redis, three nodes, nginx in front. */
+/** Registers before/after hooks that start and stop a cluster for one test file;
+ *  skip is a reason string when nginx is missing. */
+export function useCluster() {
+    const skip = nginxBinary() ? false : 'nginx is not installed (apt-get install -y nginx)';
+    const cluster = new Cluster();
+    before(async () => {
+        if (!skip) await cluster.start();
+    }, { timeout: 120_000 });
+    after(async () => {
+        if (!skip) await cluster.stop();
+    }, { timeout: 120_000 });
+    return { cluster, skip };
+}
+
 export class Cluster {
     constructor() {
         this.env = new Env();

@@ -18,7 +18,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, after, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Env, Client, waitUntil, withTimeout, sleep, rnd, SCALE, WAIT, REPO_ROOT } from '../server/harness.mjs';
+import { Env, Client, waitUntil, sleep, rnd, SCALE, WAIT, REPO_ROOT } from '../server/harness.mjs';
+import { CHROMIUM, launchChromium, stopChromium } from '../support/browser.mjs';
 
 export { assert, waitUntil, sleep, rnd, SCALE, WAIT, REPO_ROOT, Client };
 
@@ -28,19 +29,10 @@ const { chromium } = requireDash('playwright-core');
 
 export const WEB_DIR = path.join(REPO_ROOT, 'web');
 export const OUTPUT = path.resolve(process.env.CD_E2E_DASH_OUTPUT || path.join(HERE, 'output'));
-export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export { CHROMIUM };
 
 export function it(name, fn, opts = {}) {
     return test(name, { timeout: 150_000 * SCALE, ...opts }, fn);
-}
-
-function alive(pid) {
-    try {
-        process.kill(pid, 0);
-        return true;
-    } catch {
-        return false;
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -48,32 +40,7 @@ function alive(pid) {
 
 export class Browser {
     async start() {
-        if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: apt-get install -y chromium`);
-        // launchServer: the browser process is ours to kill by PID in after();
-        // playwright gives every launch a fresh temporary user-data dir and removes it
-        this.server = await withTimeout(
-            chromium.launchServer({
-                executablePath: CHROMIUM,
-                headless: true,
-                args: [
-                    '--headless',
-                    '--no-sandbox',
-                    '--disable-gpu',
-                    '--disable-quic',
-                    '--no-first-run',
-                    '--disable-background-networking',
-                    '--disable-component-update',
-                    '--disable-sync',
-                    '--disable-dev-shm-usage',
-                    '--autoplay-policy=no-user-gesture-required',
-                ],
-                timeout: 30_000 * SCALE,
-            }),
-            40_000 * SCALE,
-            'chromium to start',
-        );
-        this.pid = this.server.process().pid;
-        this.browser = await withTimeout(chromium.connect(this.server.wsEndpoint()), 20_000 * SCALE, 'connect to chromium');
+        Object.assign(this, await launchChromium(chromium));
         return this;
     }
 
@@ -100,16 +67,8 @@ export class Browser {
     }
 
     async stop() {
-        if (this.browser) await withTimeout(this.browser.close(), 10_000, 'browser close').catch(() => {});
-        if (this.server) await withTimeout(this.server.close(), 10_000, 'browser server close').catch(() => {});
-        if (this.pid && alive(this.pid)) {
-            try {
-                process.kill(this.pid, 'SIGKILL');
-            } catch {
-                /* gone */
-            }
-        }
-    }
+        await stopChromium(this);
+  }
 }
 
 /** Saves a screenshot under OUTPUT as <name>.png. */

@@ -20,9 +20,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, after, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Env, Client, waitUntil, withTimeout, sleep, rnd, SCALE, WAIT, REPO_ROOT } from '../server/harness.mjs';
+import { Env, Client, waitUntil, killPid, waitDead, freePort, sleep, rnd, SCALE, WAIT, REPO_ROOT } from '../server/harness.mjs';
+import { CHROMIUM, launchChromium, stopChromium } from '../support/browser.mjs';
 
-export { assert, waitUntil, sleep, rnd, SCALE, WAIT, REPO_ROOT };
+export { assert, waitUntil, sleep, rnd, SCALE, WAIT, REPO_ROOT, freePort, CHROMIUM };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const requireWidget = createRequire(path.join(REPO_ROOT, 'widget', 'package.json'));
@@ -30,48 +31,10 @@ const { chromium } = requireWidget('playwright-core');
 
 export const WEB_DIR = path.join(REPO_ROOT, 'web');
 export const OUTPUT = path.resolve(process.env.CD_E2E_OUTPUT || path.join(HERE, 'output'));
-export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 /** test() with a bounded timeout. */
 export function it(name, fn, opts = {}) {
     return test(name, { timeout: 120_000 * SCALE, ...opts }, fn);
-}
-
-function killPid(pid, sig = 'SIGKILL') {
-    if (!Number.isInteger(pid) || pid <= 0) return false; // never a process group
-    try {
-        process.kill(pid, sig);
-        return true;
-    } catch {
-        return false;
-    }
-}
-
-function alive(pid) {
-    try {
-        process.kill(pid, 0);
-        return true;
-    } catch {
-        return false;
-    }
-}
-
-async function waitDead(pid, ms) {
-    const end = Date.now() + ms;
-    while (alive(pid) && Date.now() < end) await sleep(50);
-    return !alive(pid);
-}
-
-/** A free TCP port on 127.0.0.1 (for nginx, which cannot print the port it got). */
-export function freePort() {
-    return new Promise((resolve, reject) => {
-        const s = net.createServer();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => {
-            const { port } = s.address();
-            s.close(() => resolve(port));
-        });
-    });
 }
 
 // ---------------------------------------------------------------------------
@@ -79,33 +42,7 @@ export function freePort() {
 
 export class Browser {
     async start() {
-        if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: apt-get install chromium`);
-        // launchServer exposes the browser process, so that after() can kill it by PID;
-        // playwright gives it a fresh temporary profile (user-data dir) and removes it
-        this.server = await withTimeout(
-            chromium.launchServer({
-                executablePath: CHROMIUM,
-                headless: true,
-                args: [
-                    '--no-sandbox',
-                    '--disable-gpu',
-                    '--disable-quic',
-                    '--no-first-run',
-                    '--disable-background-networking',
-                    '--disable-component-update',
-                    '--disable-sync',
-                    '--disable-dev-shm-usage',
-                    '--autoplay-policy=no-user-gesture-required',
-                ],
-                timeout: 30_000 * SCALE,
-            }),
-            40_000 * SCALE,
-            'chromium to start',
-        );
-        this.pid = this.server.process().pid;
-        const pid = this.pid;
-        process.once('exit', () => killPid(pid)); // safety net if after() never ran
-        this.browser = await withTimeout(chromium.connect(this.server.wsEndpoint()), 20_000 * SCALE, 'connect to chromium');
+        Object.assign(this, await launchChromium(chromium));
         return this;
     }
 
@@ -118,13 +55,8 @@ export class Browser {
     }
 
     async stop() {
-        if (this.browser) await withTimeout(this.browser.close(), 10_000, 'browser close').catch(() => {});
-        if (this.server) await withTimeout(this.server.close(), 10_000, 'browser server close').catch(() => {});
-        if (this.pid && alive(this.pid)) {
-            killPid(this.pid, 'SIGKILL');
-            await waitDead(this.pid, 5000);
-        }
-    }
+        await stopChromium(this);
+  }
 }
 
 function wrapPage(page, context) {

@@ -112,6 +112,44 @@ function spawnTracked(cmd, args, opts) {
 }
 
 /** Waits for a child's exit; resolves {code, signal}. */
+/** Signals one process (never a group); false when it is gone. */
+export function killPid(pid, sig = 'SIGKILL') {
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    try {
+        process.kill(pid, sig);
+        return true;
+    } catch {
+        return false;
+    }
+}
+
+export function alive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    } catch {
+        return false;
+    }
+}
+
+export async function waitDead(pid, ms) {
+    const end = Date.now() + ms;
+    while (alive(pid) && Date.now() < end) await sleep(50);
+    return !alive(pid);
+}
+
+/** A free TCP port on 127.0.0.1 (for programs such as nginx that cannot print theirs). */
+export function freePort() {
+    return new Promise((resolve, reject) => {
+        const s = net.createServer();
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+            const { port } = s.address();
+            s.close(() => resolve(port));
+        });
+    });
+}
+
 function exitPromise(proc) {
     if (proc.exitCode !== null || proc.signalCode !== null)
         return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
