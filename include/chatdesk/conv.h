@@ -164,6 +164,8 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
 /* The "password" of a JSON body, copied into out (<= outsz-1 bytes): 1 if present and
  * 8..128 bytes, 0 if absent, -1 if present but invalid. */
 int cd_conv_api_password(const char *body, size_t len, char *out, size_t outsz);
+/* Paths under /api/v1/public/ take no token (call->agent_id ""): public read-only data. */
+bool cd_conv_api_is_public(const char *path);
 /* Does this call need the caller to hash a password first? */
 bool cd_conv_api_wants_password(const cd_api_call *call);
 

@@ -15,31 +15,37 @@ typedef struct route {
     const char *op;
     const char *params[2]; /* names bound by ":" segments, in order */
     bool body;
+    const char *script; /* store/lua/<script>.lua; NULL: "api" */
 } route;
 
 static const route routes[] = {
-    {"GET", "me", "me", {0}, false},
-    {"GET", "tickets", "tickets_list", {0}, false},
-    {"GET", "conversations", "conversations_list", {0}, false},
-    {"GET", "agents", "agents_list", {0}, false},
-    {"GET", "tickets/:", "ticket_get", {"number"}, false},
-    {"PATCH", "tickets/:", "ticket_patch", {"number"}, true},
-    {"GET", "visitors/:", "visitor_get", {"id"}, false},
-    {"GET", "supervisor", "supervisor", {0}, false},
-    {"GET", "canned", "canned_list", {0}, false},
-    {"POST", "canned", "canned_create", {0}, true},
-    {"PATCH", "canned/:", "canned_patch", {"id"}, true},
-    {"DELETE", "canned/:", "canned_delete", {"id"}, false},
-    {"GET", "admin/sites", "admin_sites_list", {0}, false},
-    {"POST", "admin/sites", "admin_site_create", {0}, true},
-    {"PATCH", "admin/sites/:", "admin_site_patch", {"site_key"}, true},
-    {"GET", "admin/sites/:/teams", "admin_teams_list", {"site_key"}, false},
-    {"POST", "admin/sites/:/teams", "admin_team_create", {"site_key"}, true},
-    {"GET", "admin/sites/:/sla", "admin_sla_get", {"site_key"}, false},
-    {"PUT", "admin/sites/:/sla", "admin_sla_put", {"site_key"}, true},
-    {"GET", "admin/agents", "admin_agents_list", {0}, false},
-    {"POST", "admin/agents", "admin_agent_create", {0}, true},
-    {"PATCH", "admin/agents/:", "admin_agent_patch", {"agent_id"}, true},
+    {"GET", "me", "me", {0}, false, NULL},
+    {"GET", "tickets", "tickets_list", {0}, false, NULL},
+    {"GET", "conversations", "conversations_list", {0}, false, NULL},
+    {"GET", "agents", "agents_list", {0}, false, NULL},
+    {"GET", "tickets/:", "ticket_get", {"number"}, false, NULL},
+    {"PATCH", "tickets/:", "ticket_patch", {"number"}, true, NULL},
+    {"GET", "visitors/:", "visitor_get", {"id"}, false, NULL},
+    {"GET", "supervisor", "supervisor", {0}, false, NULL},
+    {"GET", "canned", "canned_list", {0}, false, NULL},
+    {"POST", "canned", "canned_create", {0}, true, NULL},
+    {"PATCH", "canned/:", "canned_patch", {"id"}, true, NULL},
+    {"DELETE", "canned/:", "canned_delete", {"id"}, false, NULL},
+    {"GET", "admin/sites", "admin_sites_list", {0}, false, NULL},
+    {"POST", "admin/sites", "admin_site_create", {0}, true, NULL},
+    {"PATCH", "admin/sites/:", "admin_site_patch", {"site_key"}, true, NULL},
+    {"GET", "admin/sites/:/teams", "admin_teams_list", {"site_key"}, false, NULL},
+    {"POST", "admin/sites/:/teams", "admin_team_create", {"site_key"}, true, NULL},
+    {"GET", "admin/sites/:/sla", "admin_sla_get", {"site_key"}, false, NULL},
+    {"PUT", "admin/sites/:/sla", "admin_sla_put", {"site_key"}, true, NULL},
+    {"GET", "admin/agents", "admin_agents_list", {0}, false, NULL},
+    {"POST", "admin/agents", "admin_agent_create", {0}, true, NULL},
+    {"PATCH", "admin/agents/:", "admin_agent_patch", {"agent_id"}, true, NULL},
+    /* Routes under "public/" need no token (agent id ""): read-only, for the widget. */
+    /* ---- automation rules (api_rules.lua) ---- */
+    /* ---- webhooks (api_webhooks.lua) ---- */
+    /* ---- knowledge base (api_kb.lua) ---- */
+    /* ---- reports (api_reports.lua) ---- */
 };
 
 /* Match path segments against a pattern; bound values go to vals (pointers into buf). */
@@ -165,6 +171,11 @@ static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
     cd_free(a);
 }
 
+bool cd_conv_api_is_public(const char *path)
+{
+    return strncmp(path, "/api/v1/public/", 15) == 0;
+}
+
 bool cd_conv_api_wants_password(const cd_api_call *call)
 {
     char buf[256];
@@ -279,7 +290,7 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
     a->cb = cb;
     a->ud = ud;
     cd_strlcpy(a->op, r->op, sizeof a->op);
-    if (cd_store_eval(st, "api", 6, args, NULL, on_api_reply, a) != 0) {
+    if (cd_store_eval(st, r->script ? r->script : "api", 6, args, NULL, on_api_reply, a) != 0) {
         cd_free(a);
         respond_error(cb, ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
     }

@@ -95,6 +95,11 @@ static int write_response(struct lws *wsi, http_state *h)
         lws_add_http_header_by_name(
             wsi, (const unsigned char *)"x-content-type-options:", (const unsigned char *)"nosniff", 7, &p, end))
         return -1;
+    /* public read-only API (published knowledge base, …): any page may read it */
+    if (h->is_api && h->path && cd_conv_api_is_public(h->path) &&
+        lws_add_http_header_by_name(
+            wsi, (const unsigned char *)"access-control-allow-origin:", (const unsigned char *)"*", 1, &p, end))
+        return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     unsigned char *body = cd_malloc(LWS_PRE + h->out.len + 1);
@@ -354,6 +359,18 @@ static void api_start(http_state *h)
 {
     if (h->too_large) {
         json_error(h, 413, "too_large", "request body too large");
+        return;
+    }
+    if (cd_conv_api_is_public(h->path)) {
+        if (!cd_node_ready(h->cx->node)) {
+            json_error(h, 503, "unavailable", "node not ready, retry");
+            return;
+        }
+        api_job *j = cd_calloc(1, sizeof *j);
+        j->h = h;
+        j->cx = h->cx;
+        h->ajob = j;
+        api_run(j);
         return;
     }
     const char *tok = h->auth;

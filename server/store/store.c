@@ -10,11 +10,11 @@
 #include "chatdesk/store.h"
 #include "store_int.h"
 
-#define MAX_SCRIPTS 64
+#define MAX_SCRIPTS 96
 
 typedef struct script {
     const char *name;
-    char *src; /* _common + script */
+    char *src; /* preludes + script */
     size_t len;
     char sha[41];
 } script;
@@ -94,21 +94,32 @@ cd_store *cd_store_create(uv_loop_t *loop, const cd_config *cfg)
     st->cfg = cfg;
     st->prefix = cd_strdup(cfg->prefix);
     st->prefix_len = strlen(st->prefix);
-    const cd_store_lua_source *common = NULL;
-    for (size_t i = 0; i < cd_store_lua_count; i++)
+    /* every script = _common + [_api for api*.lua] + its own text; "_" files are preludes */
+    const cd_store_lua_source *common = NULL, *api = NULL;
+    for (size_t i = 0; i < cd_store_lua_count; i++) {
         if (strcmp(cd_store_lua_sources[i].name, "_common") == 0)
             common = &cd_store_lua_sources[i];
+        else if (strcmp(cd_store_lua_sources[i].name, "_api") == 0)
+            api = &cd_store_lua_sources[i];
+    }
     for (size_t i = 0; i < cd_store_lua_count && st->nscripts < MAX_SCRIPTS; i++) {
         const cd_store_lua_source *s = &cd_store_lua_sources[i];
-        if (s == common)
+        if (s->name[0] == '_')
             continue;
+        const cd_store_lua_source *parts[3] = {common, strncmp(s->name, "api", 3) == 0 ? api : NULL, s};
         script *sc = &st->scripts[st->nscripts++];
         sc->name = s->name;
-        sc->len = (common ? common->len : 0) + s->len;
+        sc->len = 0;
+        for (int k = 0; k < 3; k++)
+            sc->len += parts[k] ? parts[k]->len : 0;
         sc->src = cd_malloc(sc->len + 1);
-        if (common)
-            memcpy(sc->src, common->src, common->len);
-        memcpy(sc->src + (common ? common->len : 0), s->src, s->len);
+        size_t off = 0;
+        for (int k = 0; k < 3; k++) {
+            if (!parts[k])
+                continue;
+            memcpy(sc->src + off, parts[k]->src, parts[k]->len);
+            off += parts[k]->len;
+        }
         sc->src[sc->len] = '\0';
     }
     st->rc = cd_rconn_create(loop, cfg, "cmd", true, on_rconn, st);

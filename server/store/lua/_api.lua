@@ -1,0 +1,62 @@
+-- Prepended (after _common) to every api*.lua script: the HTTP API's shared part.
+-- ARGV: P, op, agent id (verified token), params (JSON object), now, id (fresh), retain
+-- Each api*.lua defines `ops` (one function per operation, docs/api.md) and ends
+-- with `return dispatch(ops)`; a reply is {"status":<http status>,"body":<json>} or a
+-- {"err":…} failure.
+local op, aid, now, fresh, retain = ARGV[2], ARGV[3], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local ok_p, p = pcall(cjson.decode, ARGV[4])
+if not ok_p or type(p) ~= 'table' then return fail('bad_request', 'body must be a JSON object') end
+-- aid is '' only for the public routes (api/v1/public/…, no token): me stays nil
+local me, my_sites = nil, {}
+if aid ~= '' then
+  me = hgetall(P .. 'agent:' .. aid)
+  if not me or me.disabled == '1' then return fail('unauthorized', 'unknown or disabled agent') end
+  my_sites = json_list(me.sites)
+end
+local function my_site(s)
+  for _, k in ipairs(my_sites) do if k == s then return true end end
+  return false
+end
+local is_admin = me ~= nil and me.role == 'admin'
+local function reply(status, body) return '{"status":' .. I(status) .. ',"body":' .. body .. '}' end
+local function str(v, max, what)
+  if v == nil or v == cjson.null then return nil end
+  if type(v) ~= 'string' or #v > max then error({code = 'bad_request', msg = what .. ' must be a string of at most ' .. max .. ' bytes'}) end
+  return v
+end
+local function key_ok(v) return type(v) == 'string' and #v >= 1 and #v <= 64 and not string.find(v, '[^A-Za-z0-9_-]') end
+local function agent_json(a)
+  return '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"email":' .. S(a.email) .. ',"role":' .. S(a.role) ..
+    ',"teams":' .. (a.teams or '[]') .. ',"sites":' .. (a.sites or '[]') .. ',"status":' .. S(a.status or 'offline') ..
+    ',"max_chats":' .. N(a.max_chats) .. ',"disabled":' .. (a.disabled == '1' and 'true' or 'false') ..
+    ',"load":' .. I(agent_load(a.id)) .. '}'
+end
+local function site_json(s)
+  local widget = (s.widget and s.widget ~= '') and s.widget or '{}'
+  local ct = (s.category_teams and s.category_teams ~= '') and s.category_teams or '{}'
+  return '{"key":' .. S(s.key) .. ',"name":' .. S(s.name) .. ',"origins":' .. (s.origins or '[]') ..
+    ',"identity_verification":' .. ((s.identity_secret and s.identity_secret ~= '') and 'true' or 'false') ..
+    ',"auto_assign":' .. (s.auto_assign == '0' and 'false' or 'true') .. ',"category_teams":' .. ct ..
+    ',"auto_close_s":' .. (s.auto_close_s or '86400') .. ',"unanswered_after_s":' .. (s.unanswered_after_s or '120') ..
+    ',"ack_text_en":' .. J(s.ack_text_en) .. ',"ack_text_zh":' .. J(s.ack_text_zh) .. ',"widget":' .. widget .. '}'
+end
+local function site_changed(key)
+  redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')
+end
+local function need_admin() if not is_admin then error({code = 'forbidden', msg = 'admin role required'}) end end
+local function conv_of_ticket(number)
+  local cid = redis.call('GET', P .. 'ticket:' .. tostring(number))
+  if not cid then return nil end
+  local c = hgetall(ckey(cid))
+  if not c or not my_site(c.site) then return nil end
+  return c
+end
+
+local function dispatch(ops)
+  local f = ops[op]
+  if not f then return fail('not_found', 'no such operation') end
+  local ok, res = pcall(f)
+  if ok then return res end
+  if type(res) == 'table' and res.code then return fail(res.code, res.msg) end
+  return fail('internal', tostring(res))
+end
