@@ -193,6 +193,52 @@ static void on_timers(void *ud, cd_conv_result *r)
         run_timer(n, r->items[i]);
 }
 
+/* ---------- event consumers ---------- */
+
+/* Scripts that consume the event stream (store/lua, docs/keyspace.md "Events"): each
+ * reads the events after its cursor, applies them and advances the cursor in one call,
+ * so any node may run it. ARGV: P, now, max. A reply with "more":true (a full batch)
+ * runs again at once; otherwise every event_poll_ms. */
+static const char *const event_pumps[] = {
+    /* one line per consumer script */
+    NULL,
+};
+
+static void pump_run(struct cd_event_pump *p);
+
+static void on_pump(void *ud, cd_err err, const char *json, size_t len)
+{
+    struct cd_event_pump *p = ud;
+    p->busy = false;
+    if (err != CD_ERR_OK) {
+        if (err != CD_ERR_UNAVAILABLE)
+            cd_log_warn("event consumer %s: %s", p->script, json ? json : cd_err_name(err));
+        return;
+    }
+    if (json && memmem(json, len, "\"more\":true", 11) && !p->n->draining)
+        pump_run(p);
+}
+
+static void pump_run(struct cd_event_pump *p)
+{
+    char now[24], max[24];
+    snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
+    snprintf(max, sizeof max, "%d", 200);
+    const char *args[] = {now, max};
+    p->last_poll = cd_mono_ms();
+    if (cd_store_eval(p->n->st, p->script, 2, args, NULL, on_pump, p) == 0)
+        p->busy = true;
+}
+
+static void pumps_poll(cd_node *n, uint64_t now)
+{
+    for (size_t i = 0; i < CD_NODE_MAX_PUMPS && n->pumps[i].script; i++) {
+        struct cd_event_pump *p = &n->pumps[i];
+        if (!p->busy && now - p->last_poll >= (uint64_t)n->cfg->event_poll_ms)
+            pump_run(p);
+    }
+}
+
 static void periodic(cd_node *n, uint64_t now)
 {
     if (!cd_store_up(n->st))
@@ -210,6 +256,7 @@ static void periodic(cd_node *n, uint64_t now)
         if (cd_conv_timers_claim(n->st, n->cfg->timer_lease_ms, 50, on_timers, n) == 0)
             n->timer_poll_busy = true;
     }
+    pumps_poll(n, now);
 }
 
 static char **split_csv(const char *s, size_t *n)
@@ -268,6 +315,10 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     n->sweep.data = n;
     uv_timer_start(&n->sweep, on_sweep, 100, 100);
     cd_hub_join(hub, &n->sites_sub, "sites", on_sites_event);
+    for (size_t i = 0; event_pumps[i] && i < CD_NODE_MAX_PUMPS; i++) {
+        n->pumps[i].n = n;
+        n->pumps[i].script = event_pumps[i];
+    }
     return n;
 }
 
@@ -295,6 +346,8 @@ void cd_node_on_store(cd_node *n, bool up)
 {
     if (!up) {
         n->timer_poll_busy = false;
+        for (size_t i = 0; i < CD_NODE_MAX_PUMPS; i++)
+            n->pumps[i].busy = false;
         return;
     }
     load_keys(n);

@@ -65,6 +65,8 @@ struct cd_session {
     bool close_flush;
 };
 
+#define CD_NODE_MAX_PUMPS 8
+
 struct cd_node {
     uv_loop_t *loop;
     const cd_config *cfg;
@@ -91,6 +93,12 @@ struct cd_node {
     cd_map agents; /* agent id -> live local connections (uintptr_t) */
     uint64_t last_beat, last_presence_sweep, last_timer_poll;
     bool timer_poll_busy;
+    struct cd_event_pump {
+        cd_node *n;
+        const char *script;
+        uint64_t last_poll;
+        bool busy;
+    } pumps[CD_NODE_MAX_PUMPS];
 };
 
 const cd_conv_site *cd_session__site(cd_node *n, const char *key);

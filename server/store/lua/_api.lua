@@ -18,6 +18,7 @@ local function my_site(s)
   return false
 end
 local is_admin = me ~= nil and me.role == 'admin'
+if me then event_by = 'agent:' .. aid end
 local function reply(status, body) return '{"status":' .. I(status) .. ',"body":' .. body .. '}' end
 local function str(v, max, what)
   if v == nil or v == cjson.null then return nil end

@@ -25,6 +25,42 @@ end
 local function pub(channel, seq, aud, excl, frame)
   redis.call('PUBLISH', P .. 'ch:' .. channel, I(seq) .. ' ' .. aud .. ' ' .. excl .. '\n' .. frame)
 end
+-- ---------- events (docs/keyspace.md "Events") ----------
+-- One entry per business event in the stream P..events, read by consumers (reports,
+-- rules, webhooks, …) each with its own cursor, inside one script call: read the entries
+-- after the cursor, apply them, advance the cursor. A script call is atomic, so every
+-- event is applied exactly once across all nodes without locks or acknowledgements.
+-- Fields: t (type), s (site), c (conversation id), ts (ms), by (who caused it:
+-- "visitor:<id>", "agent:<id>", "rule:<id>" or "system"), d (JSON object, per type).
+local EVENTS_MAXLEN = 500000
+local event_by = 'system' -- a script that acts for someone sets this first
+local function emit(etype, c, now, data)
+  redis.call('XADD', P .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 't', etype, 's', c.site or '', 'c', c.id or '',
+    'ts', tostring(now), 'by', event_by, 'd', data or '{}')
+end
+-- Up to max events after consumer `name`'s cursor, oldest first: {id=, t=, s=, c=, ts=, by=, d=}.
+-- A new consumer starts at the oldest retained event, or (from_end) after the newest.
+local function events_batch(name, max, from_end)
+  local ckey_ = P .. 'events:cursor:' .. name
+  local cur = redis.call('GET', ckey_)
+  if not cur then
+    cur = '0-0'
+    if from_end then
+      local last = redis.call('XREVRANGE', P .. 'events', '+', '-', 'COUNT', 1)
+      if #last == 1 then cur = last[1][1] end
+      redis.call('SET', ckey_, cur)
+      return {}
+    end
+  end
+  local out = {}
+  for _, e in ipairs(redis.call('XRANGE', P .. 'events', '(' .. cur, '+', 'COUNT', max)) do
+    local t = {id = e[1]}
+    for i = 1, #e[2], 2 do t[e[2][i]] = e[2][i + 1] end
+    table.insert(out, t)
+  end
+  return out
+end
+local function events_advance(name, id) redis.call('SET', P .. 'events:cursor:' .. name, id) end
 local ticket_json -- defined with the SLA helpers below
 local function conv_json(c)
   local assignee = 'null'
@@ -86,6 +122,9 @@ local function append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain)
     redis.call('XADD', key .. ':msgs', '0-' .. I(seq), unpack(fields))
   end
   if cmid ~= '' then redis.call('HSET', key .. ':dedupe', ak .. ':' .. aid .. ':' .. cmid, seq) end
+  emit('message.created', c, now, '{"seq":' .. I(seq) .. ',"id":' .. S(msg_id) .. ',"author":{"kind":' .. S(ak) ..
+    ',"id":' .. S(aid) .. '},"private":' .. (priv == '1' and 'true' or 'false') .. ',"body":' ..
+    S(string.sub(body, 1, 2000)) .. '}')
   local mj = msg_json(I(seq), fields)
   local frame = '{"type":"message.created","conversation_id":' .. S(c.id) .. ',"message":' .. mj .. '}'
   pub('conv:' .. c.id, seq, priv == '1' and 'a' or '*', '-', frame)
@@ -171,9 +210,11 @@ local function assign_to(c, aid, now)
   end
   redis.call('ZREM', qkey(c.site, c.team), c.id)
   c.assignee, c.assignee_name, c.updated_at = aid, aname, now
+  local wait = nil
   if c.status == 'queued' then
     c.status = 'open'
-    local wait = tonumber(now) - tonumber(c.created_at)
+    wait = tonumber(now) - tonumber(c.queued_at or c.created_at)
+    emit('conversation.status_changed', c, now, '{"from":"queued","to":"open"}')
     local skey = P .. 'site:' .. c.site
     local avg = tonumber(redis.call('HGET', skey, 'avg_wait_ms') or '0')
     if avg <= 0 then avg = wait else avg = math.floor(avg * 0.8 + wait * 0.2) end
@@ -185,6 +226,8 @@ local function assign_to(c, aid, now)
   redis.call('SADD', P .. 'agent:' .. aid .. ':convs', c.id)
   if c.status == 'open' or c.status == 'pending' then redis.call('SADD', P .. 'agent:' .. aid .. ':active', c.id) end
   redis.call('HSET', P .. 'agent:' .. aid, 'last_assigned_at', now)
+  emit('conversation.assigned', c, now, '{"agent":' .. S(aid) .. ',"previous":' .. J(prev) .. ',"team":' .. J(c.team) ..
+    ',"wait_ms":' .. (wait and I(wait) or 'null') .. '}')
   conv_updated(c, true)
   pub('agent:' .. aid, 0, 'a', 'join:' .. c.id .. ':' .. (c.last_seq or '0'),
     '{"type":"conversation.assigned","conversation":' .. conv_json(c) .. '}')
@@ -219,7 +262,8 @@ local function drain_site(site, now)
   return n
 end
 local function enqueue(c, now)
-  c.status = 'queued'
+  c.status, c.queued_at = 'queued', now
+  redis.call('HSET', ckey(c.id), 'queued_at', now)
   redis.call('ZADD', qkey(c.site, c.team), queue_score(c.priority, c.created_at), c.id)
 end
 -- Capacity freed or an agent came online: drain every queue of the agent's sites.
@@ -418,6 +462,7 @@ local function ticket_create(c, now, iv, ack_id, retain)
     'sla_fired', '[]')
   redis.call('SET', P .. 'ticket:' .. c.ticket_number, c.id)
   redis.call('ZADD', P .. 'site:' .. c.site .. ':tickets', now, c.id)
+  emit('ticket.created', c, now, '{"number":' .. c.ticket_number .. '}')
   timer_clear('unanswered', c.site .. '|' .. c.id)
   local cfg = sla_config(c.site)
   local targets, warn_at = sla_targets(cfg, c.priority), sla_warn_at(cfg)
@@ -453,6 +498,16 @@ local function do_update(c, aid, status, priority, category, tags, now)
     return fail('conflict', 'conversation is closed')
   end
   local old = c.status
+  local changes = {}
+  local function changed(f, v)
+    if v ~= '' and v ~= (c[f] or '') then table.insert(changes, S(f) .. ':{"from":' .. J(c[f]) .. ',"to":' .. S(v) .. '}') end
+  end
+  changed('priority', priority)
+  changed('category', category)
+  if tags ~= '' and tags ~= (c.tags or '[]') then
+    table.insert(changes, '"tags":{"from":' .. ((c.tags and c.tags ~= '') and c.tags or '[]') .. ',"to":' .. tags .. '}')
+  end
+  if #changes > 0 then emit('conversation.updated', c, now, '{"changes":{' .. table.concat(changes, ',') .. '}}') end
   if priority ~= '' then
     c.priority = priority
     if c.status == 'queued' then redis.call('ZADD', qkey(c.site, c.team), queue_score(priority, c.created_at), cid) end
@@ -464,6 +519,7 @@ local function do_update(c, aid, status, priority, category, tags, now)
   if status ~= '' and status ~= old then
     c.status = status
     redis.call('HSET', key, 'status', status)
+    emit('conversation.status_changed', c, now, '{"from":' .. S(old) .. ',"to":' .. S(status) .. '}')
     if old == 'queued' then
       redis.call('ZREM', qkey(c.site, c.team), cid)
       queue_changed(c.site, c.team)
@@ -506,7 +562,10 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
     if t.disabled == '1' then return fail('conflict', 'agent is disabled') end
     local prev = c.assignee
     if c.status == 'queued' then redis.call('ZREM', qkey(c.site, c.team), cid) end
-    if c.status == 'resolved' or c.status == 'queued' then c.status = 'open' end
+    if c.status == 'resolved' or c.status == 'queued' then
+      emit('conversation.status_changed', c, now, '{"from":' .. S(c.status) .. ',"to":"open"}')
+      c.status = 'open'
+    end
     assign_to(c, target, now)
     if prev and prev ~= '' and prev ~= target then drain_agent_sites(prev, now) end
     text = 'Transferred to ' .. (t.name or target) .. ' by ' .. aname
@@ -516,6 +575,10 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
     end
     if c.status == 'queued' then redis.call('ZREM', qkey(c.site, c.team), cid) end
     if c.assignee ~= '' then release(c, now, true) end
+    emit('conversation.updated', c, now, '{"changes":{"team":{"from":' .. J(c.team) .. ',"to":' .. S(team) .. '}}}')
+    if c.status ~= 'queued' then
+      emit('conversation.status_changed', c, now, '{"from":' .. S(c.status) .. ',"to":"queued"}')
+    end
     c.assignee, c.assignee_name, c.team = '', '', team
     redis.call('HSET', key, 'assignee', '', 'assignee_name', '', 'team', team, 'updated_at', now)
     enqueue(c, now)

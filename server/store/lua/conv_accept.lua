@@ -1,6 +1,7 @@
 -- ARGV: P, cid, agent id, agent name, now. Claiming from the queue (manual mode, or
 -- ahead of auto-assignment); the loser of a race gets conflict.
 local cid, aid, aname, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+event_by = 'agent:' .. aid
 local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end

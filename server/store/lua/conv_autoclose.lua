@@ -5,6 +5,7 @@ redis.call('ZREM', P .. 'timers:leased', 'autoclose|' .. cid)
 local key = ckey(cid)
 local c = hgetall(key)
 if not c or c.status ~= 'resolved' then return '{"closed":false}' end
+emit('conversation.status_changed', c, now, '{"from":"resolved","to":"closed"}')
 c.status, c.updated_at = 'closed', now
 redis.call('HSET', key, 'status', 'closed', 'closed_at', now, 'updated_at', now)
 release(c, now, true)

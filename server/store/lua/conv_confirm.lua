@@ -7,6 +7,8 @@ if not may_access(c, 'visitor', vid) then return fail('forbidden', 'not your con
 if c.status == 'closed' then return '{"conversation":' .. conv_json(c) .. '}' end
 if c.status ~= 'resolved' then return fail('conflict', 'only a resolved conversation can be confirmed') end
 timer_clear('autoclose', cid)
+event_by = 'visitor:' .. vid
+emit('conversation.status_changed', c, now, '{"from":"resolved","to":"closed"}')
 c.status, c.updated_at = 'closed', now
 redis.call('HSET', key, 'status', 'closed', 'closed_at', now, 'updated_at', now)
 release(c, now, true)

@@ -4,6 +4,7 @@ local site, vid, cid, epoch, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local name, email, category, priority, subject, message = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local msg_id, cmid, retain, ack_id, locale = ARGV[13], ARGV[14], tonumber(ARGV[15]), ARGV[16], ARGV[17]
 local iv, ticket_msg_id = iv_parse(ARGV[18]), ARGV[19]
+event_by = 'visitor:' .. vid
 local vkey = P .. 'visitor:' .. vid
 local v = hgetall(vkey)
 if not v or v.site ~= site then return fail('forbidden', 'unknown visitor') end
@@ -44,6 +45,10 @@ for k, val in pairs(c) do table.insert(flat, k) table.insert(flat, val) end
 redis.call('HSET', key, unpack(flat))
 redis.call('ZADD', vkey .. ':convs', now, cid)
 redis.call('ZADD', P .. 'site:' .. site .. ':convs', now, cid)
+emit('conversation.created', c, now, '{"category":' .. J(category) .. ',"priority":' .. S(priority) .. ',"team":' ..
+  J(team) .. ',"subject":' .. J(subject) .. ',"locale":' .. J(locale) .. ',"visitor":{"id":' .. S(vid) .. ',"name":' ..
+  J(v.name) .. ',"email":' .. J(v.email) .. ',"user_id":' .. J(v.user_id) .. ',"attributes":' ..
+  ((v.attributes and v.attributes ~= '') and v.attributes or '{}') .. '}}')
 enqueue(c, now)
 local mj = 'null'
 if message ~= '' then

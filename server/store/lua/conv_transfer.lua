@@ -3,6 +3,7 @@
 -- its agent and waits in the team's queue (assigned at once when someone has capacity).
 -- The note stays in the history as a private note.
 local cid, aid, aname, target, team, note, note_id, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+event_by = 'agent:' .. aid
 local retain = tonumber(ARGV[10])
 local key = ckey(cid)
 local c = hgetall(key)

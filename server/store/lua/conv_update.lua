@@ -1,6 +1,7 @@
 -- ARGV: P, cid, agent id, status, priority, category, tags (JSON array or ''), now
 -- Empty strings leave a field unchanged.
 local cid, aid, status, priority, category, tags, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+event_by = 'agent:' .. aid
 local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end

@@ -9,5 +9,7 @@ if c.status ~= 'resolved' and c.status ~= 'closed' then
 end
 c.csat_score, c.csat_comment, c.updated_at = score, comment, now
 redis.call('HSET', key, 'csat_score', score, 'csat_comment', comment, 'csat_at', now, 'updated_at', now)
+event_by = 'visitor:' .. vid
+emit('csat.submitted', c, now, '{"score":' .. N(score) .. ',"comment":' .. J(comment) .. '}')
 conv_updated(c, true)
 return '{"conversation":' .. conv_json(c) .. '}'

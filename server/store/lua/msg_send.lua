@@ -1,6 +1,7 @@
 -- ARGV: P, cid, author kind, author id, author name, client_msg_id, body, private (0/1), msg_id, now, retain
 local cid, ak, aid, an, cmid, body, priv = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local msg_id, now, retain = ARGV[9], ARGV[10], tonumber(ARGV[11])
+event_by = ak .. ':' .. aid
 local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end
@@ -33,7 +34,11 @@ if ak == 'agent' and priv == '0' then
     redis.call('HSET', key, 'awaiting_reply_since', '')
     sla = true
   end
-  if c.status == 'open' then c.status = 'pending' changed = true end
+  if c.status == 'open' then
+    emit('conversation.status_changed', c, now, '{"from":"open","to":"pending"}')
+    c.status = 'pending'
+    changed = true
+  end
 elseif ak == 'visitor' then
   if not c.awaiting_reply_since or c.awaiting_reply_since == '' then
     redis.call('HSET', key, 'awaiting_reply_since', now)
@@ -48,6 +53,7 @@ elseif ak == 'visitor' then
         redis.call('SADD', P .. 'agent:' .. c.assignee .. ':convs', cid)
       end
     end
+    emit('conversation.status_changed', c, now, '{"from":' .. S(c.status) .. ',"to":"open"}')
     c.status = 'open'
     changed = true
   end

@@ -25,6 +25,7 @@ local due = c['sla_' .. kind .. '_due']
 local ev = '{"type":"' .. (level == 'warn' and 'sla.warning' or 'sla.breached') .. '","conversation_id":' .. S(cid) ..
   ',"ticket":' .. c.ticket_number .. ',"kind":' .. S(kind) .. ',"due":' .. N(due) .. ',"team":' .. J(c.team) .. '}'
 pub('site:' .. c.site, 0, 'a', '-', ev)
+emit(level == 'warn' and 'sla.warning' or 'sla.breached', c, now, '{"kind":' .. S(kind) .. ',"due":' .. N(due) .. '}')
 if level == 'breach' then
   local breached = json_list(c.sla_breached)
   local seen = false
@@ -39,6 +40,8 @@ if level == 'breach' then
   if act.raise_priority then
     local up = {low = 'normal', normal = 'high', high = 'urgent', urgent = 'urgent'}
     if up[c.priority] ~= c.priority then
+      emit('conversation.updated', c, now, '{"changes":{"priority":{"from":' .. S(c.priority) .. ',"to":' ..
+        S(up[c.priority]) .. '}}}')
       c.priority = up[c.priority]
       redis.call('HSET', ckey(cid), 'priority', c.priority)
       if c.status == 'queued' then redis.call('ZADD', qkey(c.site, c.team), queue_score(c.priority, c.created_at), cid) end
@@ -48,6 +51,9 @@ if level == 'breach' then
      redis.call('HEXISTS', P .. 'site:' .. c.site .. ':teams', act.escalate_team) == 1 then
     if c.status == 'queued' then redis.call('ZREM', qkey(c.site, c.team), cid) end
     if c.assignee ~= '' then release(c, tostring(now), true) end
+    emit('conversation.updated', c, now, '{"changes":{"team":{"from":' .. J(c.team) .. ',"to":' ..
+      S(act.escalate_team) .. '}}}')
+    if c.status ~= 'queued' then emit('conversation.status_changed', c, now, '{"from":' .. S(c.status) .. ',"to":"queued"}') end
     c.assignee, c.assignee_name, c.team = '', '', act.escalate_team
     redis.call('HSET', ckey(cid), 'assignee', '', 'assignee_name', '', 'team', c.team)
     enqueue(c, tostring(now))
