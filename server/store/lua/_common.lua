@@ -489,6 +489,31 @@ local function ticket_create(c, now, iv, ack_id, retain)
   return cj
 end
 
+-- ---------- notices: alerts for agents (customer health, rules, …) ----------
+-- Kept per agent (P agent:<id>:notices, newest first, at most 100) and sent live on the
+-- agent's channel: {"type":"notice","notice":{"id","kind","site","conversation_id",
+-- "title","body","ts"}} (docs/protocol.md).
+local function site_admins(site)
+  local out = {}
+  for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
+    if redis.call('HGET', P .. 'agent:' .. aid, 'role') == 'admin' then table.insert(out, aid) end
+  end
+  table.sort(out)
+  return out
+end
+local function notify(aids, kind, site, cid, title, body, now)
+  local id = redis.call('INCR', P .. 'notice:seq')
+  local nj = '{"id":' .. I(id) .. ',"kind":' .. S(kind) .. ',"site":' .. S(site) .. ',"conversation_id":' .. J(cid) ..
+    ',"title":' .. S(title) .. ',"body":' .. J(body) .. ',"ts":' .. N(now) .. '}'
+  for _, aid in ipairs(aids) do
+    local k = P .. 'agent:' .. aid .. ':notices'
+    redis.call('LPUSH', k, nj)
+    redis.call('LTRIM', k, 0, 99)
+    pub('agent:' .. aid, 0, 'a', '-', '{"type":"notice","notice":' .. nj .. '}')
+  end
+  return nj
+end
+
 -- ---------- shared by scripts and the HTTP API ----------
 -- Apply an agent's change of status/priority/category/tags (empty = unchanged).
 -- Returns nil, or an error reply.
