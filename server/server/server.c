@@ -159,7 +159,7 @@ int cd_server_run(cd_config *cfg)
     static const struct lws_protocols protocols[] = {
         /* rx buffer 1 KiB: idle connections stay small; larger frames arrive in pieces and
          * are reassembled by ws.c up to max_frame */
-        {"chatdesk", (lws_callback_function *)(void *)cd_ws_callback, sizeof(cd_ws_pss), 1024, 0, NULL, 0},
+        {"chatdesk", (lws_callback_function *)(void *)cd_ws_callback, sizeof(cd_ws_pss), 512, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0}};
     static lws_retry_bo_t retry;
     retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s;

@@ -18,6 +18,7 @@ static void sub_free_all(cd_session *s)
     while (sub) {
         sess_sub *next = sub->next;
         cd_hub_leave(s->node->hub, &sub->hub);
+        cd_free(sub->page_epoch);
         cd_free(sub);
         sub = next;
     }
@@ -44,6 +45,8 @@ static void sess_free(cd_session *s)
     for (size_t i = 0; i < s->n_sites; i++)
         cd_free(s->sites[i]);
     cd_free(s->sites);
+    cd_free(s->origin);
+    cd_free(s->name);
     cd_free(s);
 }
 
@@ -62,7 +65,7 @@ cd_session *cd_session_create(cd_node *n, cd_session_role role, const char *orig
     s->state = SESS_AWAIT_HELLO;
     s->refs = 1;
     s->hello_deadline = cd_mono_ms() + (uint64_t)n->cfg->hello_timeout_ms;
-    cd_strlcpy(s->origin, origin ? origin : "", sizeof s->origin);
+    s->origin = cd_strdup(origin ? origin : "");
     cd_strlcpy(s->site_hint, site_hint ? site_hint : "", sizeof s->site_hint);
     if (role == CD_SESSION_VISITOR)
         cd_ratelimit_init(&s->rl, (double)n->cfg->visitor_rate, (double)n->cfg->visitor_burst, cd_mono_ms());
@@ -357,7 +360,7 @@ static void op_done(op *o)
 
 static cd_conv_author author(cd_session *s)
 {
-    cd_conv_author a = {s->role == CD_SESSION_VISITOR ? "visitor" : "agent", s->id, s->name};
+    cd_conv_author a = {s->role == CD_SESSION_VISITOR ? "visitor" : "agent", s->id, s->name ? s->name : ""};
     return a;
 }
 
@@ -439,7 +442,8 @@ static void on_resume(void *ud, cd_conv_result *r)
         sub->paging = true;
         sub->page_kind = o->kind;
         sub->page_after = r->page_last;
-        cd_strlcpy(sub->page_epoch, r->epoch, sizeof sub->page_epoch);
+        cd_free(sub->page_epoch);
+        sub->page_epoch = cd_strdup(r->epoch);
         op_done(o);
         continue_paging(s);
         return;
@@ -595,7 +599,8 @@ static void on_visitor_hello(void *ud, cd_conv_result *r)
     cd_strlcpy(s->id, r->visitor_id, sizeof s->id);
     snprintf(s->author_key, sizeof s->author_key, "visitor:%s", s->id);
     /* the visitor's display name, for typing/read events */
-    s->name[0] = '\0';
+    cd_free(s->name);
+    s->name = NULL;
     cd_auth_claims c;
     memset(&c, 0, sizeof c);
     c.role = CD_AUTH_ROLE_VISITOR;
@@ -650,7 +655,8 @@ static void on_agent_hello(void *ud, cd_conv_result *r)
                    r->err == CD_ERR_NOT_FOUND ? "unknown agent" : (r->message ? r->message : cd_err_name(r->err)));
         goto done;
     }
-    cd_strlcpy(s->name, r->agent_name, sizeof s->name);
+    cd_free(s->name);
+    s->name = cd_strdup(r->agent_name);
     snprintf(s->author_key, sizeof s->author_key, "agent:%s", s->id);
     s->sites = r->agent_sites;
     s->n_sites = r->n_agent_sites;

@@ -23,8 +23,8 @@ typedef struct sess_sub {
     bool paging, page_inflight;
     int page_kind; /* resume (answered with "resumed") or backfill */
     int64_t page_after;
-    char page_epoch[80];
-    char id[80]; /* conversation id (conv subs) */
+    char *page_epoch; /* heap, while paging */
+    char id[80];      /* conversation id (conv subs) */
 } sess_sub;
 
 typedef struct outq_item {
@@ -40,12 +40,12 @@ struct cd_session {
     int refs;                       /* the connection + each pending request */
     struct cd_session *prev, *next; /* node's list */
     uint64_t hello_deadline;        /* mono ms */
-    char origin[256];
+    char *origin;                   /* heap: idle connections stay small */
     char site_hint[80];
 
     /* identity after hello */
     char id[80];
-    char name[256];
+    char *name;    /* agent's display name (heap), NULL for visitors */
     char site[80]; /* visitor's site */
     char **sites;  /* agent's sites */
     size_t n_sites;
