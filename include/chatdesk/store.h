@@ -1,7 +1,8 @@
 /* store: the only Redis command path. A cd_rconn is one hiredis async connection
  * on the libuv loop with connect timeout, PING deadline, capped backoff with full
  * jitter, and an up/down state; cd_store runs the Lua scripts of store/lua/ on it
- * (SCRIPT LOAD at connect, EVALSHA, NOSCRIPT -> EVAL and go on). */
+ * as one Redis function library (FUNCTION LOAD at connect, FCALL; "Function not
+ * found" -> load again and retry once). */
 #ifndef CHATDESK_STORE_H
 #define CHATDESK_STORE_H
 

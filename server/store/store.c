@@ -1,8 +1,14 @@
-/* cd_store: Lua scripts over one command connection. Scripts are loaded at every
- * (re)connect; the store is "up" once they are. A NOSCRIPT reply (script cache
- * flushed, failover) is answered by one EVAL with the full source. */
+/* cd_store: the Lua scripts of store/lua/ as one Redis 7 function library over one
+ * command connection. The library is loaded at every (re)connect and the store is "up"
+ * once it is; a call is FCALL <library>_<script>. _common.lua (and _api.lua for api*.lua)
+ * run once when the library loads, so a call pays only for its own work (as EVALSHA,
+ * each call re-ran the whole prelude: ~7 us). The library's name carries a hash of its
+ * text, so nodes of different versions never replace each other's functions. A
+ * "Function not found" reply (FUNCTION FLUSH, a fresh replica promoted) loads the library
+ * again and retries once. */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <stdio.h>
 #include <string.h>
 #include <uv.h>
 
@@ -14,9 +20,7 @@
 
 typedef struct script {
     const char *name;
-    char *src; /* preludes + script */
-    size_t len;
-    char sha[41];
+    char fname[64]; /* the function: <library>_<name> */
 } script;
 
 struct cd_store {
@@ -24,9 +28,11 @@ struct cd_store {
     const cd_config *cfg;
     char *prefix;
     size_t prefix_len;
+    char *lib; /* the library text (FUNCTION LOAD) */
+    size_t lib_len;
+    char lib_name[32];
     script scripts[MAX_SCRIPTS];
     size_t nscripts;
-    size_t loading; /* SCRIPT LOADs awaiting replies */
     cd_store_state_cb state_cb;
     void *state_ud;
     unsigned long long commands, errors;
@@ -35,7 +41,7 @@ struct cd_store {
 typedef struct eval_op {
     cd_store *st;
     script *sc;
-    int argc; /* incl. EVALSHA sha numkeys */
+    int argc; /* incl. FCALL name numkeys */
     char **argv;
     size_t *lens;
     cd_store_reply_cb cb;
@@ -43,49 +49,135 @@ typedef struct eval_op {
     bool retried;
 } eval_op;
 
-static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
+/* FUNCTION LOAD's reply: the library's name, or "already exists" (another node of
+ * this version, or a reconnect): both mean it is there. */
+static bool lib_loaded(const redisReply *reply)
 {
-    script *sc = priv;
+    return reply && (reply->type == REDIS_REPLY_STRING ||
+                     (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "already exists")));
+}
+
+static void on_lib_loaded(redisAsyncContext *ac, void *r, void *priv)
+{
+    cd_store *st = priv;
     redisReply *reply = r;
     if (!reply)
         return; /* connection lost; loads again on reconnect */
-    if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-        cd_log_error("SCRIPT LOAD %s failed: %s", sc->name, reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
+    if (!lib_loaded(reply)) {
+        cd_log_error("FUNCTION LOAD failed: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
+        cd_rconn_fail(st->rc, "function library load failed");
         return;
     }
-    memcpy(sc->sha, reply->str, 40);
-    sc->sha[40] = '\0';
+    cd_rconn_ready(st->rc);
 }
 
-static void on_scripts_done(redisAsyncContext *ac, void *r, void *priv)
+static void send_lib(cd_store *st, redisAsyncContext *ac, redisCallbackFn *cb, void *priv)
 {
-    cd_store *st = priv;
-    if (!r)
-        return;
-    for (size_t i = 0; i < st->nscripts; i++)
-        if (!st->scripts[i].sha[0]) {
-            cd_rconn_fail(st->rc, "script load failed");
-            return;
-        }
-    cd_rconn_ready(st->rc);
+    const char *argv[] = {"FUNCTION", "LOAD", st->lib};
+    size_t lens[] = {8, 4, st->lib_len};
+    redisAsyncCommandArgv(ac, cb, priv, 3, argv, lens);
 }
 
 static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
 {
     cd_store *st = ud;
     if (ev == CD_RCONN_CONNECTED) {
-        redisAsyncContext *ac = cd_rconn_ctx(rc);
-        for (size_t i = 0; i < st->nscripts; i++) {
-            st->scripts[i].sha[0] = '\0';
-            const char *argv[] = {"SCRIPT", "LOAD", st->scripts[i].src};
-            size_t lens[] = {6, 4, st->scripts[i].len};
-            redisAsyncCommandArgv(ac, on_script_loaded, &st->scripts[i], 3, argv, lens);
-        }
-        redisAsyncCommand(ac, on_scripts_done, st, "PING");
+        send_lib(st, cd_rconn_ctx(rc), on_lib_loaded, st);
         return;
     }
     if (st->state_cb)
         st->state_cb(st->state_ud, ev == CD_RCONN_UP);
+}
+
+static void buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        while (*len + n + 1 > *cap)
+            *cap = *cap ? *cap * 2 : 65536;
+        *buf = cd_realloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* The library: _common.lua at its top level (P becomes a per-call upvalue), then one
+ * function per script whose body is [_api.lua +] the script. Returns -1 when the
+ * sources do not have the expected shape. */
+static int build_lib(cd_store *st)
+{
+    static const char p_line[] = "local P = ARGV[1]\n";
+    const cd_store_lua_source *common = NULL, *api = NULL;
+    for (size_t i = 0; i < cd_store_lua_count; i++) {
+        if (strcmp(cd_store_lua_sources[i].name, "_common") == 0)
+            common = &cd_store_lua_sources[i];
+        else if (strcmp(cd_store_lua_sources[i].name, "_api") == 0)
+            api = &cd_store_lua_sources[i];
+    }
+    const char *pl = common ? strstr(common->src, p_line) : NULL;
+    if (!pl || !api) {
+        cd_log_error("store/lua: _common.lua must declare \"%.*s\" and _api.lua must exist", (int)sizeof p_line - 2,
+                     p_line);
+        return -1;
+    }
+    char *body = NULL;
+    size_t len = 0, cap = 0;
+    buf_add(&body, &len, &cap, common->src, (size_t)(pl - common->src));
+    buf_add(&body, &len, &cap, "local P\n", 8);
+    const char *rest = pl + sizeof p_line - 1;
+    buf_add(&body, &len, &cap, rest, common->len - (size_t)(rest - common->src));
+    /* the per-version name needs the text: functions are added with a placeholder */
+    for (size_t i = 0; i < cd_store_lua_count && st->nscripts < MAX_SCRIPTS; i++) {
+        const cd_store_lua_source *s = &cd_store_lua_sources[i];
+        if (s->name[0] == '_')
+            continue;
+        script *sc = &st->scripts[st->nscripts++];
+        sc->name = s->name;
+        char head[160];
+        int n = snprintf(head, sizeof head,
+                         "\nredis.register_function('@@_%s', function(KEYS, ARGV)\nP = ARGV[1]\nevent_by = 'system'\n",
+                         s->name);
+        buf_add(&body, &len, &cap, head, (size_t)n);
+        if (strncmp(s->name, "api", 3) == 0)
+            buf_add(&body, &len, &cap, api->src, api->len);
+        buf_add(&body, &len, &cap, s->src, s->len);
+        buf_add(&body, &len, &cap, "\nend)\n", 6);
+    }
+    snprintf(st->lib_name, sizeof st->lib_name, "cd_%016llx", (unsigned long long)fnv1a(body, len));
+    for (size_t i = 0; i < st->nscripts; i++)
+        snprintf(st->scripts[i].fname, sizeof st->scripts[i].fname, "%s_%s", st->lib_name, st->scripts[i].name);
+    /* header + body with every "@@" placeholder replaced by the library name */
+    char *lib = NULL;
+    size_t llen = 0, lcap = 0;
+    char hdr[64];
+    int hn = snprintf(hdr, sizeof hdr, "#!lua name=%s\n", st->lib_name);
+    buf_add(&lib, &llen, &lcap, hdr, (size_t)hn);
+    const char *at = body, *end = body + len;
+    static const char mark[] = "register_function('@@_";
+    while (at < end) {
+        const char *m = strstr(at, mark);
+        if (!m) {
+            buf_add(&lib, &llen, &lcap, at, (size_t)(end - at));
+            break;
+        }
+        buf_add(&lib, &llen, &lcap, at, (size_t)(m - at) + sizeof mark - 4);
+        buf_add(&lib, &llen, &lcap, st->lib_name, strlen(st->lib_name));
+        at = m + sizeof mark - 4 + 2;
+    }
+    cd_free(body);
+    st->lib = lib;
+    st->lib_len = llen;
+    return 0;
 }
 
 cd_store *cd_store_create(uv_loop_t *loop, const cd_config *cfg)
@@ -94,33 +186,9 @@ cd_store *cd_store_create(uv_loop_t *loop, const cd_config *cfg)
     st->cfg = cfg;
     st->prefix = cd_strdup(cfg->prefix);
     st->prefix_len = strlen(st->prefix);
-    /* every script = _common + [_api for api*.lua] + its own text; "_" files are preludes */
-    const cd_store_lua_source *common = NULL, *api = NULL;
-    for (size_t i = 0; i < cd_store_lua_count; i++) {
-        if (strcmp(cd_store_lua_sources[i].name, "_common") == 0)
-            common = &cd_store_lua_sources[i];
-        else if (strcmp(cd_store_lua_sources[i].name, "_api") == 0)
-            api = &cd_store_lua_sources[i];
-    }
-    for (size_t i = 0; i < cd_store_lua_count && st->nscripts < MAX_SCRIPTS; i++) {
-        const cd_store_lua_source *s = &cd_store_lua_sources[i];
-        if (s->name[0] == '_')
-            continue;
-        const cd_store_lua_source *parts[3] = {common, strncmp(s->name, "api", 3) == 0 ? api : NULL, s};
-        script *sc = &st->scripts[st->nscripts++];
-        sc->name = s->name;
-        sc->len = 0;
-        for (int k = 0; k < 3; k++)
-            sc->len += parts[k] ? parts[k]->len : 0;
-        sc->src = cd_malloc(sc->len + 1);
-        size_t off = 0;
-        for (int k = 0; k < 3; k++) {
-            if (!parts[k])
-                continue;
-            memcpy(sc->src + off, parts[k]->src, parts[k]->len);
-            off += parts[k]->len;
-        }
-        sc->src[sc->len] = '\0';
+    if (build_lib(st) != 0) {
+        cd_store_destroy(st);
+        return NULL;
     }
     st->rc = cd_rconn_create(loop, cfg, "cmd", true, on_rconn, st);
     if (!st->rc) {
@@ -154,8 +222,7 @@ void cd_store_destroy(cd_store *st)
         return;
     if (st->rc)
         cd_rconn_destroy(st->rc);
-    for (size_t i = 0; i < st->nscripts; i++)
-        cd_free(st->scripts[i].src);
+    cd_free(st->lib);
     cd_free(st->prefix);
     cd_free(st);
 }
@@ -212,14 +279,10 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        if (!op->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0 && cd_rconn_ctx(op->st->rc)) {
+        if (!op->retried && strstr(reply->str, "Function not found") && cd_rconn_ctx(op->st->rc)) {
+            /* the library is gone (FUNCTION FLUSH, a promoted replica): load it, call again */
             op->retried = true;
-            cd_free(op->argv[0]);
-            cd_free(op->argv[1]);
-            op->argv[0] = cd_strdup("EVAL");
-            op->lens[0] = 4;
-            op->argv[1] = cd_strndup(op->sc->src, op->sc->len);
-            op->lens[1] = op->sc->len;
+            send_lib(op->st, cd_rconn_ctx(op->st->rc), NULL, NULL);
             redisAsyncCommandArgv(cd_rconn_ctx(op->st->rc), on_eval_reply, op, op->argc, (const char **)op->argv,
                                   op->lens);
             return;
@@ -262,12 +325,12 @@ int cd_store_eval(cd_store *st, const char *name, int nargs, const char *const *
     op->argc = 4 + nargs;
     op->argv = cd_calloc((size_t)op->argc, sizeof(char *));
     op->lens = cd_calloc((size_t)op->argc, sizeof(size_t));
-    op->argv[0] = cd_strdup("EVALSHA");
-    op->argv[1] = cd_strdup(sc->sha);
+    op->argv[0] = cd_strdup("FCALL");
+    op->argv[1] = cd_strdup(sc->fname);
     op->argv[2] = cd_strdup("0");
     op->argv[3] = cd_strndup(st->prefix, st->prefix_len);
-    op->lens[0] = 7;
-    op->lens[1] = 40;
+    op->lens[0] = 5;
+    op->lens[1] = strlen(sc->fname);
     op->lens[2] = 1;
     op->lens[3] = st->prefix_len;
     for (int i = 0; i < nargs; i++) {

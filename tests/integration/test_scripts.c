@@ -1,7 +1,7 @@
 /* test_scripts.c: the store/lua scripts against a real redis-server (ctest -L integration).
  *
- * Every operation goes through the production path: cd_conv_* -> cd_store_eval (EVALSHA of
- * _common.lua + script) on a libuv loop. Fixtures (sites, agents) are written and state is
+ * Every operation goes through the production path: cd_conv_* -> cd_store_eval (FCALL of
+ * the script's function in the store's library) on a libuv loop. Fixtures (sites, agents) are written and state is
  * checked with a second, synchronous hiredis connection, exactly as docs/keyspace.md lays
  * the keys out; published events are read from a third connection that PSUBSCRIBEs to the
  * test's channels before the operation. Each test has its own key prefix ("it<pid>_<n>:"),
@@ -2291,6 +2291,23 @@ static void test_event_stream(void **state)
     res_clear(&r);
 }
 
+/* The scripts are a Redis function library: flushed away (FUNCTION FLUSH, a promoted
+ * replica without it), the next call loads it again and succeeds. */
+static void test_library_reloaded_after_flush(void **state)
+{
+    fx *f = *state;
+    char vid[80], cid[80];
+    new_visitor(f, SITE1, vid);
+    r_do(f, "FUNCTION FLUSH SYNC");
+    redisReply *rep = rx(f, "FUNCTION LIST");
+    assert_int_equal(rep->elements, 0);
+    freeReplyObject(rep);
+    new_conv(f, SITE1, vid, "after a flush", cid, NULL);
+    rep = rx(f, "FUNCTION LIST");
+    assert_int_equal(rep->elements, 1);
+    freeReplyObject(rep);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -2333,6 +2350,7 @@ int main(void)
         T(test_csat_after_resolved),
         T(test_presence_to_each_site),
         T(test_event_stream),
+        T(test_library_reloaded_after_flush),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

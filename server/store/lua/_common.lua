@@ -1,4 +1,7 @@
--- Prepended to every script. ARGV[1] is always the key prefix.
+-- The shared part of the function library (server/store/store.c): runs once when the
+-- library loads; every script becomes a function that sets P (ARGV[1], always the key
+-- prefix) and event_by, then runs its body. Keep the top level to functions and
+-- constants: it is shared by all calls.
 local P = ARGV[1]
 local function ckey(cid) return P .. 'conv:{' .. cid .. '}' end
 local function J(v)
