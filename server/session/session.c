@@ -12,6 +12,14 @@
 static void sess_unref(cd_session *s);
 static void continue_paging(cd_session *s);
 
+/* s->npaging counts the subs with a replay in pages: most pops have none to look at */
+static void set_paging(sess_sub *sub, bool on)
+{
+    if (sub->paging != on)
+        sub->s->npaging += on ? 1 : -1;
+    sub->paging = on;
+}
+
 static void sub_free_all(cd_session *s)
 {
     sess_sub *sub = s->subs;
@@ -439,7 +447,7 @@ static void on_resume(void *ud, cd_conv_result *r)
     if (r->recovered && r->more && s->conn && !s->close_code) {
         /* more than one page: the rest follows as the queue drains (cd_session_pop) */
         sub->backfilling = true;
-        sub->paging = true;
+        set_paging(sub, true);
         sub->page_kind = o->kind;
         sub->page_after = r->page_last;
         cd_free(sub->page_epoch);
@@ -448,7 +456,7 @@ static void on_resume(void *ud, cd_conv_result *r)
         continue_paging(s);
         return;
     }
-    sub->paging = false;
+    set_paging(sub, false);
     if (r->recovered)
         s->node->stats.resume_recovered++;
     else
@@ -467,7 +475,7 @@ static void on_resume(void *ud, cd_conv_result *r)
 static void continue_paging(cd_session *s)
 {
     const cd_config *cfg = s->node->cfg;
-    if (!s->conn || s->close_code || s->qcount > (size_t)cfg->outq_max_frames / 4 ||
+    if (!s->npaging || !s->conn || s->close_code || s->qcount > (size_t)cfg->outq_max_frames / 4 ||
         s->qbytes > (size_t)cfg->outq_max_bytes / 4)
         return;
     for (sess_sub *sub = s->subs; sub; sub = sub->next) {
@@ -479,7 +487,7 @@ static void continue_paging(cd_session *s)
         cd_conv_author a = author(s);
         if (cd_conv_resume(s->node->st, cfg, &a, sub->id, sub->page_after, sub->page_epoch, on_resume, o) != 0) {
             op_done(o); /* Redis is down: the bus recovery resyncs */
-            sub->paging = false;
+            set_paging(sub, false);
             sub->backfilling = false;
             continue;
         }

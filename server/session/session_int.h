@@ -56,6 +56,7 @@ struct cd_session {
     int strikes;
 
     outq_item *qhead, *qtail;
+    int npaging; /* subs replaying page by page (continue_paging) */
     size_t qcount, qbytes;
 
     bool presence_counted; /* agent: counted in the node's presence map */
