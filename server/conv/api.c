@@ -62,6 +62,9 @@ static const route routes[] = {
      {"site_key", "delivery_id"},
      false,
      "api_webhooks"},
+    /* ---- customer health alerts, notices (api_health.lua) ---- */
+    {"GET", "alerts", "alerts_list", {0}, false, "api_health"},
+    {"GET", "notices", "notices_list", {0}, false, "api_health"},
     /* ---- knowledge base (api_kb.lua) ---- */
     /* ---- reports (api_reports.lua) ---- */
 };
