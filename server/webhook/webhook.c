@@ -418,7 +418,8 @@ static void on_poll_timer(uv_timer_t *t)
         return;
     char now[24], lease[24], max[16];
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
-    snprintf(lease, sizeof lease, "%lld", (long long)w->cfg->webhook_timeout_ms + 30000);
+    /* the request ends within the timeout; the lease leaves time to record its result */
+    snprintf(lease, sizeof lease, "%lld", (long long)w->cfg->webhook_timeout_ms * 2 + 5000);
     snprintf(max, sizeof max, "%lld", (long long)(room < 50 ? room : 50));
     const char *args[] = {now, lease, max};
     if (cd_store_eval(w->st, "webhooks_claim", 3, args, NULL, on_claim, w) == 0)

@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import { after } from 'node:test';
-import { useEnv, it, assert, waitUntil, rnd, redisCommand, WAIT } from './harness.mjs';
+import { useEnv, it, assert, waitUntil, redisCommand, WAIT, SCALE } from './harness.mjs';
 
 /** A webhook receiver: records every request; answers with the queued statuses, then 200. */
 function receiver() {
@@ -28,15 +28,29 @@ function receiver() {
 }
 const allowed = await receiver();
 const stranger = await receiver(); // not in the allow list: must never be reached
+// holds every request without answering until told (requests in flight when a node dies)
+const slow = { requests: [], held: [] };
+slow.server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (d) => chunks.push(d));
+    req.on('end', () => {
+        slow.requests.push({ headers: req.headers, raw: Buffer.concat(chunks).toString('utf8') });
+        if (slow.answer) res.end('ok');
+        else slow.held.push(res);
+    });
+});
+await new Promise((res) => slow.server.listen(0, '127.0.0.1', res));
+slow.port = slow.server.address().port;
 after(() => {
+    for (const r of slow.held) r.destroy();
     allowed.server.close();
     stranger.server.close();
+    slow.server.close();
 });
 
-const env = useEnv({
-    nodes: 1,
-    args: ['--webhook-allow-hosts', `127.0.0.1:${allowed.port}`, '--webhook-retry-base-ms', '200', '--webhook-max-attempts', '3'],
-});
+const ARGS = ['--webhook-allow-hosts', `127.0.0.1:${allowed.port}, 127.0.0.1:${slow.port}`, '--webhook-retry-base-ms', '200',
+    '--webhook-max-attempts', '3', '--webhook-timeout-ms', '1500'];
+const env = useEnv({ nodes: 1, args: ARGS });
 
 async function admin(site) {
     const ag = await env.addAgent({ site, role: 'admin' });
@@ -210,4 +224,38 @@ it('a rule.webhook event goes to exactly the named webhook, whatever it subscrib
     assert.equal(body.by, 'rule:r1');
     await new Promise((res) => setTimeout(res, 600)); // a wrongly addressed copy would have come by now
     assert.equal(allowed.requests.length, before + 1, 'only the named webhook');
+});
+
+it('at-least-once: a node killed mid-request leaves the delivery to another node, same delivery id', async () => {
+    const site = await env.addSite();
+    const token = await admin(site);
+    let r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/webhooks`, { url: `http://127.0.0.1:${slow.port}/slow`, events: ['ticket.created'] });
+    const hook = r.json.webhook;
+    slow.answer = false;
+    const before = slow.requests.length;
+    r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/webhooks/${hook.id}/test`);
+    assert.equal(r.status, 202);
+    await waitUntil(() => slow.requests.length > before, { what: 'the request in flight' });
+    const first = slow.requests[before];
+    await env.nodes[0].kill9(); // no result recorded: the claim's lease (2 x 1.5 s + 5 s) runs out
+    slow.answer = true;
+    await env.addNode(ARGS);
+    const n = env.nodes.length - 1;
+    await waitUntil(() => slow.requests.length > before + 1, { timeout: 20_000 * SCALE, what: 'the delivery sent again by the new node' });
+    const again = slow.requests[before + 1];
+    assert.equal(again.headers['x-chatdesk-delivery'], first.headers['x-chatdesk-delivery']);
+    assert.equal(again.headers['x-chatdesk-attempt'], '2');
+    assert.equal(again.raw, first.raw);
+    verify(again, hook.secret);
+    r = await waitUntil(async () => {
+        const x = await env.http(n, `/api/v1/admin/sites/${site.key}/webhooks/${hook.id}/deliveries`, { headers: { authorization: `Bearer ${token}` } });
+        return x.json.deliveries[0]?.state === 'delivered' && x;
+    }, { what: 'delivered' });
+    assert.equal(r.json.deliveries[0].attempts, 2);
+    // and a request still in flight when the node is stopped (SIGTERM at the end of the
+    // file): the worker shuts down cleanly (the sanitizer build checks for leaks)
+    slow.answer = false;
+    const k = slow.requests.length;
+    await env.http(n, `/api/v1/admin/sites/${site.key}/webhooks/${hook.id}/test`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    await waitUntil(() => slow.requests.length > k, { what: 'a request left in flight' });
 });
