@@ -432,6 +432,9 @@ cd_webhook *cd_webhook_create(uv_loop_t *loop, const cd_config *cfg, cd_store *s
         cd_log_error("webhooks: libcurl initialisation failed");
         return NULL;
     }
+    const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+    if (!(vi->features & CURL_VERSION_ASYNCHDNS))
+        cd_log_warn("webhooks: this libcurl resolves names synchronously (no AsynchDNS): DNS lookups block the loop");
     cd_webhook *w = cd_calloc(1, sizeof *w);
     w->loop = loop;
     w->cfg = cfg;

@@ -3,7 +3,7 @@
 // health_window_days raises an alert for the site's admins (live `notice` frame, kept
 // notices, GET /api/v1/alerts) and tags the conversation "repeat-contact"; at the
 // threshold, for another category, another customer or outside the window: nothing.
-import { useEnv, it, assert, waitUntil, rnd, redisCommand } from './harness.mjs';
+import { useEnv, it, assert, waitUntil, rnd, redisCommand, hmacHex } from './harness.mjs';
 
 const env = useEnv({ nodes: 1 });
 const DAY = 86400000;
@@ -107,4 +107,24 @@ it('only conversations within the window count; N and D are site settings', asyn
     const v = await env.visitor(0, { site });
     await v.ok({ type: 'conversation.start', form: { subject: 'x', message: 'hi', category: 'billing' } });
     v.terminate();
+});
+
+it('an identified customer is counted by user id, whatever e-mail each conversation gives', async () => {
+    const secret = `sec-${rnd(12)}`;
+    const site = await env.addSite({ secret });
+    const boss = await env.addAgent({ site, role: 'admin' });
+    const adminWs = await env.agent(0, { email: boss.email, password: boss.password });
+    const r = await call(adminWs.token, 'PATCH', `/api/v1/admin/sites/${site.key}`, { health_threshold: 1 });
+    assert.equal(r.status, 200, r.text);
+    const uid = `user-${rnd(4)}`;
+    const cids = [];
+    for (const email of [`a_${rnd(3)}@example.com`, `b_${rnd(3)}@example.com`]) {
+        const v = await env.visitor(0, { site, user: { id: uid, hash: hmacHex(secret, uid) } });
+        cids.push((await v.ok({ type: 'conversation.start', form: { subject: 's', message: 'hi', email, category: 'refund' } })).conversation.id);
+        v.terminate();
+    }
+    const n = await adminWs.waitFor((f) => f.type === 'notice' && f.notice.kind === 'customer_health', { what: 'notice' });
+    assert.equal(n.notice.conversation_id, cids[1]);
+    assert.match(n.notice.title, new RegExp(`Repeat contact: ${uid} opened 2 "refund"`));
+    assert.equal(await zcard(`cd:health:${site.key}:refund:user:${uid}`), 2);
 });
