@@ -20,7 +20,8 @@ HDRS[session]="$L0 config config_table store bus hub proto auth ticket conv sess
 HDRS[ws]="$L0 config config_table store bus hub proto auth session ws http"
 HDRS[http]="$L0 config config_table store bus hub proto auth ticket conv session ws http"
 HDRS[admin]="$L0 config config_table auth admin"
-HDRS[server]="$L0 config config_table store bus hub proto auth ticket conv session ws http server"
+HDRS[webhook]="$L0 config config_table store auth webhook"
+HDRS[server]="$L0 config config_table store bus hub proto auth ticket conv session ws http webhook server"
 
 LIBS[base]=""
 LIBS[config]="jansson.h"
@@ -35,8 +36,9 @@ LIBS[session]="uv.h"
 LIBS[ws]="libwebsockets.h"
 LIBS[http]="libwebsockets.h uv.h"
 LIBS[admin]="hiredis jansson.h"
+LIBS[webhook]="curl jansson.h uv.h"
 LIBS[server]="libwebsockets.h uv.h"
-FENCED="jansson.h openssl argon2.h hiredis uv.h libwebsockets.h"
+FENCED="jansson.h openssl argon2.h hiredis uv.h libwebsockets.h curl"
 
 fail=0
 for dir in server/*/; do
@@ -65,7 +67,7 @@ for dir in server/*/; do
 done
 # Public headers: only chatdesk/ headers and libc, never a fenced library.
 for f in include/chatdesk/*.h; do
-  if grep -E '^#include <(jansson|openssl|argon2|hiredis|uv|libwebsockets)' "$f"; then
+  if grep -E '^#include <(jansson|openssl|argon2|hiredis|uv|libwebsockets|curl)' "$f"; then
     echo "$f: public headers must not include library headers"; fail=1
   fi
 done

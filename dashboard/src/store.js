@@ -818,6 +818,15 @@ function visitorName(c) {
     return (c && c.visitor && c.visitor.name) || t('conv.visitor');
 }
 
+/** A customer_health notice's title is the server's English sentence (health_apply.lua):
+ *  shown in the dashboard's language when it has the known shape. */
+export function noticeText(n) {
+    if (n.kind !== 'customer_health') return n.title;
+    const m = /^Repeat contact: (.+) opened (\d+) "(.*)" conversations in (\d+) days$/.exec(n.title || '');
+    const text = m ? t('alerts.health', { customer: m[1], n: m[2], category: m[3], days: m[4] }) : n.title;
+    return t('notices.health', { title: text });
+}
+
 function onFrame(f) {
     switch (f.type) {
         case 'conversation.queued': {
@@ -907,6 +916,14 @@ function onFrame(f) {
             slaListeners.forEach((fn) => fn(f));
             const key = f.type === 'sla.warning' ? 'sla.warnToast' : 'sla.breachToast';
             toast(t(key, { n: f.ticket, kind: t(`sla.kind.${f.kind}`) }), f.type === 'sla.warning' ? 'warn' : 'error', 8000);
+            break;
+        }
+        // ---- notices (customer health alerts, rules): the header's bell (ui/Notices.jsx) ----
+        case 'notice': {
+            if (!f.notice) break;
+            S.notices = [f.notice, ...(S.notices || []).filter((n) => n.id !== f.notice.id)].slice(0, 100);
+            S.noticesUnseen = (S.noticesUnseen || 0) + 1;
+            toast(noticeText(f.notice), 'warn', 8000);
             break;
         }
         case 'error':

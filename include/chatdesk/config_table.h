@@ -49,4 +49,10 @@
     X(timer_lease_ms, INT, 30000, 1000, 3600000, "a claimed timer whose node died is claimed again after this")     \
     X(drain_timeout_s, INT, 8, 0, 600, "on SIGTERM: seconds /healthz says draining before the node exits")          \
     X(max_http_body, INT, 65536, 1024, 16777216, "largest HTTP request body in bytes")                              \
-    X(reuseport, BOOL, 0, 0, 1, "set SO_REUSEPORT so several nodes on one host share the port")
+    X(reuseport, BOOL, 0, 0, 1, "set SO_REUSEPORT so several nodes on one host share the port")                     \
+    X(webhook_allow_hosts, STR, "", 0, 0,                                                                           \
+      "comma-separated webhook hosts (host or host:port) allowed to resolve to loopback/private/link-local")        \
+    X(webhook_retry_base_ms, INT, 10000, 50, 3600000, "first webhook retry delay (then x3, x12, x60, x360)")        \
+    X(webhook_max_attempts, INT, 8, 1, 50, "webhook delivery attempts before it is marked failed")                  \
+    X(webhook_timeout_ms, INT, 10000, 1000, 120000, "whole webhook request timeout (connect: at most 5 s)")         \
+    X(webhook_concurrency, INT, 16, 1, 1000, "webhook requests in flight per node")

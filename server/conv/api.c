@@ -44,6 +44,27 @@ static const route routes[] = {
     /* Routes under "public/" need no token (agent id ""): read-only, for the widget. */
     /* ---- automation rules (api_rules.lua) ---- */
     /* ---- webhooks (api_webhooks.lua) ---- */
+    {"GET", "admin/sites/:/webhooks", "admin_webhooks_list", {"site_key"}, false, "api_webhooks"},
+    {"POST", "admin/sites/:/webhooks", "admin_webhook_create", {"site_key"}, true, "api_webhooks"},
+    {"GET", "admin/sites/:/webhooks/:", "admin_webhook_get", {"site_key", "webhook_id"}, false, "api_webhooks"},
+    {"PATCH", "admin/sites/:/webhooks/:", "admin_webhook_patch", {"site_key", "webhook_id"}, true, "api_webhooks"},
+    {"DELETE", "admin/sites/:/webhooks/:", "admin_webhook_delete", {"site_key", "webhook_id"}, false, "api_webhooks"},
+    {"GET",
+     "admin/sites/:/webhooks/:/deliveries",
+     "admin_webhook_deliveries",
+     {"site_key", "webhook_id"},
+     false,
+     "api_webhooks"},
+    {"POST", "admin/sites/:/webhooks/:/test", "admin_webhook_test", {"site_key", "webhook_id"}, false, "api_webhooks"},
+    {"POST",
+     "admin/sites/:/deliveries/:/redeliver",
+     "admin_delivery_redeliver",
+     {"site_key", "delivery_id"},
+     false,
+     "api_webhooks"},
+    /* ---- customer health alerts, notices (api_health.lua) ---- */
+    {"GET", "alerts", "alerts_list", {0}, false, "api_health"},
+    {"GET", "notices", "notices_list", {0}, false, "api_health"},
     /* ---- knowledge base (api_kb.lua) ---- */
     /* ---- reports (api_reports.lua) ---- */
 };

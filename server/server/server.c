@@ -13,6 +13,7 @@
 #include "chatdesk/server.h"
 #include "chatdesk/session.h"
 #include "chatdesk/store.h"
+#include "chatdesk/webhook.h"
 #include "chatdesk/ws.h"
 
 typedef struct server {
@@ -24,6 +25,7 @@ typedef struct server {
     cd_bus *bus;
     cd_hub *hub;
     cd_node *node;
+    cd_webhook *webhook;
     struct lws_context *lws;
     cd_ws_ctx wsctx;
     uv_signal_t sigint, sigterm;
@@ -83,6 +85,7 @@ static void on_stop_timer(uv_timer_t *t)
     lws_context_destroy(sv->lws);
     sv->lws = NULL;
     cd_node_destroy(sv->node);
+    cd_webhook_destroy(sv->webhook);
     cd_bus_destroy(sv->bus);
     cd_store_destroy(sv->st);
 }
@@ -96,6 +99,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     }
     cd_log_info("signal %d: draining for %llds", signum, (long long)sv->cfg->drain_timeout_s);
     cd_node_set_draining(sv->node);
+    cd_webhook_set_draining(sv->webhook);
     sv->stop_deadline = uv_now(&sv->loop) + (uint64_t)sv->cfg->drain_timeout_s * 1000;
     uv_timer_init(&sv->loop, &sv->stop_timer);
     sv->stop_timer.data = sv;
@@ -153,7 +157,8 @@ int cd_server_run(cd_config *cfg)
     sv.bus = cd_bus_create(&sv.loop, cfg, sv.st, sv.node_id, on_bus_message, on_bus_state, &sv);
     sv.hub = cd_hub_create(sv.bus);
     sv.node = cd_node_create(&sv.loop, cfg, sv.node_id, sv.st, sv.hub, &cd_ws_io);
-    if (!sv.bus || !sv.node)
+    sv.webhook = cd_webhook_create(&sv.loop, cfg, sv.st);
+    if (!sv.bus || !sv.node || !sv.webhook)
         return 2;
 
     static const struct lws_protocols protocols[] = {

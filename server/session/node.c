@@ -201,6 +201,8 @@ static void on_timers(void *ud, cd_conv_result *r)
  * runs again at once; otherwise every event_poll_ms. */
 static const char *const event_pumps[] = {
     /* one line per consumer script */
+    "webhooks_enqueue", /* webhooks: events -> deliveries (webhook/ sends them) */
+    "health_apply",     /* customer health alerts (repeat contacts) */
     NULL,
 };
 

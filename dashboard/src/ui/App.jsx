@@ -11,6 +11,7 @@ import { Supervisor } from './Supervisor.jsx';
 import { Admin } from './Admin.jsx';
 import { CannedPage } from './Canned.jsx';
 import { TransferDialog } from './Transfer.jsx';
+import { NoticesBell } from './Notices.jsx';
 import { SHORTCUTS } from '../keys.js';
 
 export function App() {
@@ -178,6 +179,7 @@ function Header() {
                     {t('header.enableNotify')}
                 </button>
             ) : null}
+            <NoticesBell />
             <LangSwitch />
             <button type="button" class="ghost" data-action="help" title="?" onClick={() => showDialog({ kind: 'help' })}>
                 ?

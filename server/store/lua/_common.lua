@@ -621,3 +621,18 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
   append_msg(c, note_id, '', 'agent', aid, aname, text, '1', now, retain)
   return nil
 end
+
+-- ---------- webhooks (docs/keyspace.md "Webhooks") ----------
+-- Queue one delivery of `body` (the signed JSON text) to webhook h: P whd:<id> (kept 7
+-- days), due now in P webhooks:due (claimed with a lease by webhooks_claim.lua), listed
+-- in P webhook:<wid>:deliveries (last 200).
+local function wh_deliver(h, did, etype, body, now)
+  local dkey = P .. 'whd:' .. did
+  redis.call('HSET', dkey, 'id', did, 'webhook', h.id, 'site', h.site, 'event', etype, 'body', body,
+    'attempts', '0', 'state', 'pending', 'created_at', now, 'next_at', now, 'last_status', '', 'last_error', '')
+  redis.call('EXPIRE', dkey, 7 * 86400)
+  redis.call('ZADD', P .. 'webhooks:due', now, did)
+  local lkey = P .. 'webhook:' .. h.id .. ':deliveries'
+  redis.call('ZADD', lkey, now, did)
+  redis.call('ZREMRANGEBYRANK', lkey, 0, -201)
+end

@@ -327,6 +327,14 @@ ops.admin_site_patch = function()
   for _, f in ipairs({'ack_text_en', 'ack_text_zh'}) do
     if p[f] ~= nil then redis.call('HSET', key, f, p[f] == cjson.null and '' or str(p[f], 1000, f)) end
   end
+  -- customer health alerts (health_apply.lua): more than N conversations in D days
+  for f, lim in pairs({health_threshold = 1000, health_window_days = 365}) do
+    if p[f] ~= nil then
+      local v = tonumber(p[f])
+      if not v or v < 1 or v > lim or v ~= math.floor(v) then return fail('bad_request', f .. ' must be 1..' .. lim) end
+      redis.call('HSET', key, f, I(v))
+    end
+  end
   if p.widget ~= nil then
     if type(p.widget) ~= 'table' then return fail('bad_request', 'widget must be an object') end
     local w = {}

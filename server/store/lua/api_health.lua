@@ -1,0 +1,30 @@
+-- The HTTP API's customer health alerts and notices (docs/api.md "Customer health
+-- alerts and notices"); shared part in _api.lua.
+local ops = {}
+-- alerts of the caller's sites (admins), newest first
+ops.alerts_list = function()
+  need_admin()
+  local sites = my_sites
+  if p.site ~= nil then
+    if type(p.site) ~= 'string' or not my_site(p.site) then return fail('not_found', 'no such site') end
+    sites = {p.site}
+  end
+  local rows = {}
+  for _, s in ipairs(sites) do
+    for _, a in ipairs(redis.call('LRANGE', P .. 'site:' .. s .. ':alerts', 0, 199)) do
+      local ok, v = pcall(cjson.decode, a)
+      if ok then table.insert(rows, {ts = tonumber(v.ts) or 0, raw = a}) end
+    end
+  end
+  table.sort(rows, function(a, b) return a.ts > b.ts end)
+  local out = {}
+  for i = 1, math.min(#rows, 200) do out[i] = rows[i].raw end
+  return reply(200, '{"alerts":[' .. table.concat(out, ',') .. ']}')
+end
+-- the caller's notices (kept by notify in _common.lua), newest first
+ops.notices_list = function()
+  local list = redis.call('LRANGE', P .. 'agent:' .. aid .. ':notices', 0, 99)
+  return reply(200, '{"notices":[' .. table.concat(list, ',') .. ']}')
+end
+
+return dispatch(ops)

@@ -1,0 +1,64 @@
+-- ARGV: P, now, max. Event consumer (cursor "health", starting at the end of the
+-- stream): customer health alerts (issue 8). On conversation.created with a category and
+-- a customer identity (the visitor's verified user id, else the e-mail lower-cased; none:
+-- skipped), the conversation's time goes into P health:<site>:<category>:<identity> (a
+-- zset of conversation id -> created ms, entries older than the window dropped). When the
+-- customer has opened more than health_threshold (site setting, default 3) conversations
+-- of the category within health_window_days (default 30): the conversation is tagged
+-- "repeat-contact", the site's admins get a `customer_health` notice (notify), and the
+-- alert is kept in P site:<site>:alerts (newest first, last 200).
+local now, max = ARGV[2], tonumber(ARGV[3])
+local batch = events_batch('health', max, true)
+local TAG = 'repeat-contact'
+local last
+for _, e in ipairs(batch) do
+  last = e.id
+  if e.t == 'conversation.created' and e.s ~= '' and e.c ~= '' then
+    local ok, d = pcall(cjson.decode, e.d or '{}')
+    if not ok or type(d) ~= 'table' then d = {} end
+    local vis = type(d.visitor) == 'table' and d.visitor or {}
+    local category = type(d.category) == 'string' and d.category or ''
+    local ident, shown
+    if type(vis.user_id) == 'string' and vis.user_id ~= '' then
+      ident, shown = 'user:' .. vis.user_id, vis.user_id
+    elseif type(vis.email) == 'string' and vis.email ~= '' then
+      ident = 'email:' .. string.lower(vis.email)
+      shown = string.lower(vis.email)
+    end
+    if category ~= '' and ident then
+      local s = hgetall(P .. 'site:' .. e.s) or {}
+      local n = tonumber(s.health_threshold or '') or 3
+      local days = tonumber(s.health_window_days or '') or 30
+      local window = days * 86400000
+      local ts = tonumber(e.ts)
+      local hkey = P .. 'health:' .. e.s .. ':' .. category .. ':' .. ident
+      redis.call('ZADD', hkey, ts, e.c)
+      redis.call('ZREMRANGEBYSCORE', hkey, '-inf', '(' .. I(ts - window))
+      redis.call('PEXPIRE', hkey, window)
+      local count = redis.call('ZCOUNT', hkey, ts - window, '+inf')
+      if count > n then
+        local c = hgetall(ckey(e.c))
+        if c then
+          local tags = json_list(c.tags)
+          local has = false
+          for _, t in ipairs(tags) do if t == TAG then has = true end end
+          if not has then
+            table.insert(tags, TAG)
+            do_update(c, '', '', '', '', cjson.encode(tags), now)
+          end
+        end
+        local title = 'Repeat contact: ' .. shown .. ' opened ' .. I(count) .. ' "' .. category ..
+          '" conversations in ' .. tostring(days) .. ' days'
+        notify(site_admins(e.s), 'customer_health', e.s, e.c, title, nil, now)
+        local alert = '{"id":' .. S(e.id) .. ',"kind":"customer_health","site":' .. S(e.s) .. ',"conversation_id":' ..
+          S(e.c) .. ',"customer":' .. S(shown) .. ',"category":' .. S(category) .. ',"count":' .. I(count) ..
+          ',"threshold":' .. I(n) .. ',"window_days":' .. tostring(days) .. ',"title":' .. S(title) .. ',"ts":' .. N(now) .. '}'
+        local akey = P .. 'site:' .. e.s .. ':alerts'
+        redis.call('LPUSH', akey, alert)
+        redis.call('LTRIM', akey, 0, 199)
+      end
+    end
+  end
+end
+if last then events_advance('health', last) end
+return '{"n":' .. I(#batch) .. ',"more":' .. (#batch >= max and 'true' or 'false') .. '}'

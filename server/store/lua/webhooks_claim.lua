@@ -1,0 +1,27 @@
+-- ARGV: P, now, lease (ms), max
+-- Claims due webhook deliveries for one node (webhook/webhook.c): each gets its attempt
+-- counted and its due time moved to now + lease, so a delivery whose node died before
+-- recording the outcome is claimed again (at-least-once, same delivery id).
+-- Returns {"deliveries":[{"id","attempt","url","secret","event","body"}]}.
+local now, lease, max = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local due = P .. 'webhooks:due'
+local out = {}
+for _, did in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, max)) do
+  local dkey = P .. 'whd:' .. did
+  local d = hgetall(dkey)
+  if not d or d.state ~= 'pending' then
+    redis.call('ZREM', due, did)
+  else
+    local h = hgetall(P .. 'webhook:' .. d.webhook)
+    if not h or (h.enabled == '0' and d.event ~= 'ping') then
+      redis.call('ZREM', due, did)
+      redis.call('HSET', dkey, 'state', 'failed', 'last_error', h and 'webhook disabled' or 'webhook deleted')
+    else
+      local n = redis.call('HINCRBY', dkey, 'attempts', 1)
+      redis.call('ZADD', due, now + lease, did)
+      table.insert(out, '{"id":' .. S(did) .. ',"attempt":' .. I(n) .. ',"url":' .. S(h.url) .. ',"secret":' ..
+        S(h.secret) .. ',"event":' .. S(d.event) .. ',"body":' .. S(d.body) .. '}')
+    end
+  end
+end
+return '{"deliveries":[' .. table.concat(out, ',') .. ']}'
