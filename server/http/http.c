@@ -95,6 +95,11 @@ static int write_response(struct lws *wsi, http_state *h)
         lws_add_http_header_by_name(
             wsi, (const unsigned char *)"x-content-type-options:", (const unsigned char *)"nosniff", 7, &p, end))
         return -1;
+    /* reports as CSV (format=csv): a download */
+    if (h->ctype && strncmp(h->ctype, "text/csv", 8) == 0 &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"content-disposition:",
+                                    (const unsigned char *)"attachment; filename=\"chatdesk-report.csv\"", 42, &p, end))
+        return -1;
     /* public read-only API (published knowledge base, …): any page may read it */
     if (h->is_api && h->path && cd_conv_api_is_public(h->path) &&
         lws_add_http_header_by_name(
@@ -309,7 +314,8 @@ static void on_sla(void *ud, cd_conv_result *r)
     (void)r;
 }
 
-static void on_api_done(void *ud, int status, const char *json, size_t len, const char *sync_cid, const char *sync_site)
+static void on_api_done(void *ud, int status, const char *json, size_t len, const char *sync_cid, const char *sync_site,
+                        const char *ctype)
 {
     api_job *j = ud;
     if (sync_cid)
@@ -320,7 +326,7 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
         cd_buf_reset(&h->out);
         if (status != 204)
             cd_buf_append(&h->out, json, len);
-        respond(h, status, "application/json");
+        respond(h, status, ctype ? ctype : "application/json");
     }
     api_job_free(j);
 }

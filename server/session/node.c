@@ -201,6 +201,7 @@ static void on_timers(void *ud, cd_conv_result *r)
  * runs again at once; otherwise every event_poll_ms. */
 static const char *const event_pumps[] = {
     /* one line per consumer script */
+    "reports_apply", /* reports: daily support metrics (docs/reports.md) */
     NULL,
 };
 
