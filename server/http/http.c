@@ -1,6 +1,7 @@
 /* HTTP endpoints on the lws HTTP side of the same port. Responses are built in
  * memory and written from HTTP_WRITEABLE; the login runs Argon2id on the libuv
  * thread pool so the loop never blocks. */
+#include <jansson.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <string.h>
@@ -155,6 +156,82 @@ static void metric(cd_buf *b, const char *name, const char *type, const char *he
     cd_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
 }
 
+/* ---- reports: operational series (docs/ops.md "Metrics") ---- */
+
+static void label_value(cd_buf *b, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '\\' || *s == '"')
+            cd_buf_printf(b, "\\%c", *s);
+        else if (*s == '\n')
+            cd_buf_append_str(b, "\\n");
+        else
+            cd_buf_append(b, s, 1);
+    }
+}
+
+static void help(cd_buf *b, const char *name, const char *type, const char *text)
+{
+    cd_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const cd_store_stats *ss)
+{
+    size_t nv, na;
+    cd_node_role_counts(cx->node, &nv, &na);
+    help(b, "chatdesk_connections_by_role", "gauge", "Open WebSocket sessions by role.");
+    cd_buf_printf(
+        b, "chatdesk_connections_by_role{role=\"visitor\"} %zu\nchatdesk_connections_by_role{role=\"agent\"} %zu\n", nv,
+        na);
+    help(b, "chatdesk_messages_total", "counter", "Messages stored through this node (acknowledged message.send).");
+    cd_buf_printf(b, "chatdesk_messages_total %llu\n", ns->acks);
+    help(b, "chatdesk_redis_ping_rtt_seconds", "gauge", "Round trip of the last Redis PING on the command connection.");
+    cd_buf_printf(b, "chatdesk_redis_ping_rtt_seconds %.6f\n", (double)ss->ping_rtt_us / 1e6);
+    const char *script;
+    uint64_t lag;
+    help(b, "chatdesk_event_consumer_lag_seconds", "gauge",
+         "Time since the event consumer last caught up with the event stream.");
+    for (size_t i = 0; cd_node_pump_lag(cx->node, i, &script, &lag); i++) {
+        cd_buf_append_str(b, "chatdesk_event_consumer_lag_seconds{consumer=\"");
+        label_value(b, script);
+        cd_buf_printf(b, "\"} %.3f\n", (double)lag / 1000.0);
+    }
+    /* read from Redis every few seconds by the node (metrics_ops.lua), never per scrape */
+    const char *ops = cd_node_ops_json(cx->node);
+    json_t *o = ops ? json_loads(ops, 0, NULL) : NULL;
+    if (!o)
+        return;
+    help(b, "chatdesk_queue_depth", "gauge", "Conversations waiting in a team's queue (team \"_\": no team).");
+    size_t i;
+    json_t *q;
+    json_array_foreach(json_object_get(o, "queues"), i, q)
+    {
+        cd_buf_append_str(b, "chatdesk_queue_depth{site=\"");
+        label_value(b, json_string_value(json_object_get(q, "site")));
+        cd_buf_append_str(b, "\",team=\"");
+        label_value(b, json_string_value(json_object_get(q, "team")));
+        cd_buf_printf(b, "\"} %" JSON_INTEGER_FORMAT "\n", json_integer_value(json_object_get(q, "depth")));
+    }
+    help(b, "chatdesk_backlog", "gauge", "Conversations by status (queued, open, pending) per site, from the reports.");
+    json_array_foreach(json_object_get(o, "backlog"), i, q)
+    {
+        static const char *const st[] = {"queued", "open", "pending"};
+        for (size_t k = 0; k < 3; k++) {
+            cd_buf_append_str(b, "chatdesk_backlog{site=\"");
+            label_value(b, json_string_value(json_object_get(q, "site")));
+            cd_buf_printf(b, "\",status=\"%s\"} %" JSON_INTEGER_FORMAT "\n", st[k],
+                          json_integer_value(json_object_get(q, st[k])));
+        }
+    }
+    help(b, "chatdesk_timer_lag_seconds", "gauge", "How late the oldest due timer is (0 when none is overdue).");
+    cd_buf_printf(b, "chatdesk_timer_lag_seconds %.3f\n",
+                  (double)json_integer_value(json_object_get(o, "timer_lag_ms")) / 1000.0);
+    help(b, "chatdesk_events_stream_length", "gauge", "Entries in the event stream.");
+    cd_buf_printf(b, "chatdesk_events_stream_length %" JSON_INTEGER_FORMAT "\n",
+                  json_integer_value(json_object_get(o, "events")));
+    json_decref(o);
+}
+
 static void metrics(http_state *h)
 {
     cd_ws_ctx *cx = h->cx;
@@ -184,6 +261,7 @@ static void metrics(http_state *h)
     metric(b, "chatdesk_redis_errors_total", "counter", "Redis error replies.", ss.errors);
     metric(b, "chatdesk_redis_reconnects_total", "counter", "Redis reconnect attempts.", ss.reconnects);
     metric(b, "chatdesk_redis_ping_failures_total", "counter", "Missed Redis PING deadlines.", ss.ping_failures);
+    ops_metrics(b, cx, &ns, &ss);
     respond(h, 200, "text/plain; version=0.0.4");
 }
 

@@ -334,3 +334,65 @@ it('a real chat moves the counters: created, wait, FRT, resolution, CSAT', async
     const r = await call(boss.token, `/api/v1/reports/agents?site=${site.key}&from=${today}&to=${today}`);
     assert.deepEqual(r.json.rows.map((x) => x.agent), [ag.id]);
 });
+
+// Prometheus text format 0.0.4 (same rules as 60-http-api.test.mjs)
+const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
+const LABEL = `[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*"`;
+const VALUE = '(?:[-+]?(?:[0-9]*\\.?[0-9]+(?:[eE][-+]?[0-9]+)?)|[-+]?Inf|NaN)';
+const SAMPLE_RE = new RegExp(`^(${NAME})(\\{(?:${LABEL}(?:,${LABEL})*,?)?\\})? (${VALUE})$`);
+const TYPE_RE = new RegExp(`^# TYPE (${NAME}) (counter|gauge)$`);
+/** /metrics as a map "name{labels}" -> number, checking every line's syntax and TYPE. */
+async function scrape() {
+    const r = await env.http(0, '/metrics');
+    assert.equal(r.status, 200);
+    const out = new Map();
+    const typed = new Set();
+    for (const line of r.text.split('\n').slice(0, -1)) {
+        if (line.startsWith('# HELP ')) continue;
+        const t = TYPE_RE.exec(line);
+        if (t) {
+            assert.ok(!typed.has(t[1]), `TYPE twice for ${t[1]}`);
+            typed.add(t[1]);
+            continue;
+        }
+        const m = SAMPLE_RE.exec(line);
+        assert.ok(m, `malformed sample line ${JSON.stringify(line)}`);
+        assert.ok(typed.has(m[1]), `${m[1]} has no TYPE line`);
+        out.set(m[1] + (m[2] ?? ''), Number(m[3]));
+    }
+    return out;
+}
+
+it('/metrics: connections by role, messages, queue depths per team, backlog, timer and consumer lag, Redis RTT', async () => {
+    const site = await env.addSite();
+    const boss = await person(site, 'admin');
+    let r = await env.http(0, `/api/v1/admin/sites/${site.key}/teams`, { method: 'POST', body: { key: 'vip', name: 'VIP' }, headers: { authorization: `Bearer ${boss.token}` } });
+    assert.equal(r.status, 201, r.text);
+    r = await env.http(0, `/api/v1/admin/sites/${site.key}`, { method: 'PATCH', body: { category_teams: { billing: 'vip' } }, headers: { authorization: `Bearer ${boss.token}` } });
+    assert.equal(r.status, 200, r.text);
+    const before = await scrape();
+    const v1 = await env.visitor(0, { site });
+    const v2 = await env.visitor(0, { site });
+    const c1 = (await v1.ok({ type: 'conversation.start', form: { message: 'one' } })).conversation.id;
+    await v1.ok({ type: 'message.send', conversation_id: c1, client_msg_id: 'm2', body: 'anyone?' });
+    await v2.ok({ type: 'conversation.start', form: { message: 'two', category: 'billing' } });
+    await v2.ok({ type: 'conversation.start', form: { message: 'three', category: 'billing' } });
+    let m;
+    await waitUntil(
+        async () => {
+            m = await scrape();
+            return m.get(`chatdesk_queue_depth{site="${site.key}",team="vip"}`) === 2 && m.get(`chatdesk_backlog{site="${site.key}",status="queued"}`) === 3;
+        },
+        { timeout: 15_000, what: 'queue depths in /metrics (polled every 5 s)' },
+    );
+    assert.equal(m.get(`chatdesk_queue_depth{site="${site.key}",team="_"}`), 1);
+    assert.equal(m.get(`chatdesk_backlog{site="${site.key}",status="open"}`), 0);
+    assert.ok(m.get('chatdesk_connections_by_role{role="visitor"}') >= 2);
+    assert.equal(m.get('chatdesk_connections_by_role{role="visitor"}') + m.get('chatdesk_connections_by_role{role="agent"}'), m.get('chatdesk_connections'));
+    assert.equal(m.get('chatdesk_messages_total'), before.get('chatdesk_messages_total') + 1, 'one message.send');
+    assert.ok(m.get('chatdesk_timer_lag_seconds') >= 0);
+    assert.ok(m.get('chatdesk_events_stream_length') > 0);
+    const lag = m.get('chatdesk_event_consumer_lag_seconds{consumer="reports_apply"}');
+    assert.ok(lag >= 0 && lag < 5, `reports consumer keeps up (lag ${lag} s)`);
+    await waitUntil(async () => (await scrape()).get('chatdesk_redis_ping_rtt_seconds') > 0, { timeout: 5000, what: 'a PING round trip measured' });
+});
