@@ -59,7 +59,8 @@ local function apply(e)
   -- end the running handling period (assignment -> resolved/closed/queued/transfer)
   local function handle_end()
     local start = num(st.handle_start)
-    if start and st.agent and st.agent ~= '' then
+    -- a zero-length period (reopened and transferred in the same step) is no handling
+    if start and ts > start and st.agent and st.agent ~= '' then
       add(site, day, scopes(st.team, st.agent), 'aht_sum', ts - start)
       add(site, day, scopes(st.team, st.agent), 'aht_n', 1)
     end
