@@ -1,7 +1,6 @@
 /* HTTP endpoints on the lws HTTP side of the same port. Responses are built in
  * memory and written from HTTP_WRITEABLE; the login runs Argon2id on the libuv
  * thread pool so the loop never blocks. */
-#include <jansson.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <string.h>
@@ -196,40 +195,11 @@ static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const
         label_value(b, script);
         cd_buf_printf(b, "\"} %.3f\n", (double)lag / 1000.0);
     }
-    /* read from Redis every few seconds by the node (metrics_ops.lua), never per scrape */
-    const char *ops = cd_node_ops_json(cx->node);
-    json_t *o = ops ? json_loads(ops, 0, NULL) : NULL;
-    if (!o)
-        return;
-    help(b, "chatdesk_queue_depth", "gauge", "Conversations waiting in a team's queue (team \"_\": no team).");
-    size_t i;
-    json_t *q;
-    json_array_foreach(json_object_get(o, "queues"), i, q)
-    {
-        cd_buf_append_str(b, "chatdesk_queue_depth{site=\"");
-        label_value(b, json_string_value(json_object_get(q, "site")));
-        cd_buf_append_str(b, "\",team=\"");
-        label_value(b, json_string_value(json_object_get(q, "team")));
-        cd_buf_printf(b, "\"} %" JSON_INTEGER_FORMAT "\n", json_integer_value(json_object_get(q, "depth")));
-    }
-    help(b, "chatdesk_backlog", "gauge", "Conversations by status (queued, open, pending) per site, from the reports.");
-    json_array_foreach(json_object_get(o, "backlog"), i, q)
-    {
-        static const char *const st[] = {"queued", "open", "pending"};
-        for (size_t k = 0; k < 3; k++) {
-            cd_buf_append_str(b, "chatdesk_backlog{site=\"");
-            label_value(b, json_string_value(json_object_get(q, "site")));
-            cd_buf_printf(b, "\",status=\"%s\"} %" JSON_INTEGER_FORMAT "\n", st[k],
-                          json_integer_value(json_object_get(q, st[k])));
-        }
-    }
-    help(b, "chatdesk_timer_lag_seconds", "gauge", "How late the oldest due timer is (0 when none is overdue).");
-    cd_buf_printf(b, "chatdesk_timer_lag_seconds %.3f\n",
-                  (double)json_integer_value(json_object_get(o, "timer_lag_ms")) / 1000.0);
-    help(b, "chatdesk_events_stream_length", "gauge", "Entries in the event stream.");
-    cd_buf_printf(b, "chatdesk_events_stream_length %" JSON_INTEGER_FORMAT "\n",
-                  json_integer_value(json_object_get(o, "events")));
-    json_decref(o);
+    /* queue depths, backlog, timer lag, stream length: read from Redis every few seconds by
+     * the node (metrics_ops.lua renders the lines), never per scrape */
+    const char *ops = cd_node_ops_text(cx->node);
+    if (ops)
+        cd_buf_append_str(b, ops);
 }
 
 static void metrics(http_state *h)

@@ -250,10 +250,10 @@ static void on_ops(void *ud, cd_err err, const char *json, size_t len)
 {
     cd_node *n = ud;
     n->ops_busy = false;
-    if (err != CD_ERR_OK || !json)
+    if (err != CD_ERR_OK || !json || len == 0 || json[len - 1] != '\n')
         return;
-    cd_free(n->ops_json);
-    n->ops_json = cd_strndup(json, len);
+    cd_free(n->ops_text);
+    n->ops_text = cd_strndup(json, len);
 }
 
 static void ops_poll(cd_node *n, uint64_t now)
@@ -268,9 +268,9 @@ static void ops_poll(cd_node *n, uint64_t now)
         n->ops_busy = true;
 }
 
-const char *cd_node_ops_json(const cd_node *n)
+const char *cd_node_ops_text(const cd_node *n)
 {
-    return n->ops_json;
+    return n->ops_text;
 }
 
 void cd_node_role_counts(const cd_node *n, size_t *visitors, size_t *agents)
@@ -380,7 +380,7 @@ static void on_sweep_closed(uv_handle_t *h)
     cd_node *n = h->data;
     cd_map_cleanup(&n->agents);
     cd_conv_sites_free(n->sites, n->n_sites);
-    cd_free(n->ops_json);
+    cd_free(n->ops_text);
     for (size_t i = 0; i < n->n_agent_origins; i++)
         cd_free(n->agent_origins[i]);
     cd_free(n->agent_origins);

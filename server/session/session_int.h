@@ -101,7 +101,7 @@ struct cd_node {
         bool busy;
     } pumps[CD_NODE_MAX_PUMPS];
     /* reports: operational gauges for /metrics (metrics_ops.lua), polled every few s */
-    char *ops_json;
+    char *ops_text;
     uint64_t last_ops_poll;
     bool ops_busy;
 };
