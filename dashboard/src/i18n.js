@@ -364,6 +364,7 @@ const en = {
     'rpt.csv': 'CSV',
     'rpt.csvSummary': 'Download summary (CSV)',
     'rpt.csvDaily': 'Download daily (CSV)',
+    'rpt.csvFailed': 'The download failed.',
     'rpt.chart.volume': 'Daily volume and first response',
     'rpt.chart.quality': 'Satisfaction and NPS by day',
 };
@@ -726,6 +727,7 @@ const zh = {
     'rpt.csv': 'CSV',
     'rpt.csvSummary': '下载汇总（CSV）',
     'rpt.csvDaily': '下载每日数据（CSV）',
+    'rpt.csvFailed': '下载失败。',
     'rpt.chart.volume': '每日会话量与首次响应',
     'rpt.chart.quality': '每日满意度与净推荐值',
 };

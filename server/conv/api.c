@@ -138,7 +138,7 @@ static void csv_field(cd_buf *b, json_t *v)
     if (json_is_integer(v)) {
         cd_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     } else if (json_is_real(v)) {
-        cd_buf_printf(b, "%.4g", json_real_value(v));
+        cd_buf_printf(b, "%.10g", json_real_value(v));
     } else if (json_is_true(v) || json_is_false(v)) {
         cd_buf_append_str(b, json_is_true(v) ? "true" : "false");
     } else if (json_is_string(v)) {

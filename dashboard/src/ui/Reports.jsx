@@ -114,6 +114,11 @@ export function Reports() {
     const [to, setTo] = useState(isoDay(today));
     const [scope, setScope] = useState(''); // '', 'team:<k>', 'agent:<id>'
     const [st, setSt] = useState({ state: 'loading' });
+    const [csvErr, setCsvErr] = useState(false);
+    const csv = (kind, p) => {
+        setCsvErr(false);
+        downloadCsv(kind, p).catch(() => setCsvErr(true));
+    };
 
     const params = () => {
         const p = { site, from, to };
@@ -242,6 +247,7 @@ export function Reports() {
             {st.state === 'missing' ? <NotAvailable what={t('view.reports')} /> : null}
             {st.state === 'error' ? <Notice kind="error">{t('rpt.loadFailed')}</Notice> : null}
             {st.state === 'loading' ? <p class="muted">{t('msg.loading')}</p> : null}
+            {csvErr ? <Notice kind="error">{t('rpt.csvFailed')}</Notice> : null}
             {m ? (
                 <>
                     <div class="kpis" data-scope={d.summary.scope}>
@@ -270,7 +276,7 @@ export function Reports() {
                         <section class={`card ${admin ? '' : 'wide'}`}>
                             <div class="card-head">
                                 <h3>{t('rpt.byAgent')}</h3>
-                                <button type="button" data-csv="agents" onClick={() => downloadCsv('agents', admin ? { site, from, to } : params())}>
+                                <button type="button" data-csv="agents" onClick={() => csv('agents', admin ? { site, from, to } : params())}>
                                     {t('rpt.csv')}
                                 </button>
                             </div>
@@ -280,7 +286,7 @@ export function Reports() {
                             <section class="card">
                                 <div class="card-head">
                                     <h3>{t('rpt.byTeam')}</h3>
-                                    <button type="button" data-csv="teams" onClick={() => downloadCsv('teams', { site, from, to })}>
+                                    <button type="button" data-csv="teams" onClick={() => csv('teams', { site, from, to })}>
                                         {t('rpt.csv')}
                                     </button>
                                 </div>
@@ -289,10 +295,10 @@ export function Reports() {
                         ) : null}
                     </div>
                     <div class="rpt-downloads">
-                        <button type="button" data-csv="summary" onClick={() => downloadCsv('summary', params())}>
+                        <button type="button" data-csv="summary" onClick={() => csv('summary', params())}>
                             {t('rpt.csvSummary')}
                         </button>
-                        <button type="button" data-csv="daily" onClick={() => downloadCsv('daily', params())}>
+                        <button type="button" data-csv="daily" onClick={() => csv('daily', params())}>
                             {t('rpt.csvDaily')}
                         </button>
                     </div>
