@@ -5,7 +5,8 @@
 // counters; access rules and bad input.
 import { useEnv, it, assert, waitUntil, rnd } from './harness.mjs';
 
-const env = useEnv({ nodes: 1 });
+// two nodes: both pump the consumer, and the hand-computed figures show nothing is counted twice
+const env = useEnv({ nodes: 2 });
 const P = 'cd:';
 
 const call = (token, url) => env.http(0, url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
@@ -124,6 +125,27 @@ it('a scripted day: every figure matches the hand-computed values (JSON and CSV)
     await status('c4', Date.UTC(2026, 2, 11, 0, 30), 'resolved', 'closed');
     await created('c8', Date.UTC(2026, 2, 11, 10, 0), 'support');
     await vmsg('c8', Date.UTC(2026, 2, 11, 10, 0));
+    const d2 = (h, m) => Date.UTC(2026, 2, 11, h, m);
+    // C9 support: alice answers, then transfers to bob who resolves; rated 1, then re-rated 5 / NPS 10
+    await created('c9', d2(11, 0), 'support');
+    await vmsg('c9', d2(11, 0));
+    await status('c9', d2(11, 1), 'queued', 'open');
+    await assign('c9', d2(11, 1), A, 'support', 60_000);
+    await amsg('c9', d2(11, 3), A); // FRT 3 min = 180000 (alice)
+    await status('c9', d2(11, 3), 'open', 'pending');
+    await ev('conversation.assigned', 'c9', d2(11, 5), { agent: B, previous: A, team: 'support', wait_ms: null }); // AHT alice 11:01-11:05 = 240000
+    await status('c9', d2(11, 15), 'pending', 'resolved'); // AHT bob 11:05-11:15 = 600000; resolution 15 min = 900000; FCR (one reply)
+    await csat('c9', d2(11, 16), { score: 1, comment: null });
+    await csat('c9', d2(11, 20), { score: 5, comment: null, nps: 10 }); // replaces the first rating
+    // C10 sales/bob: resolved after one reply (FCR), then a second agent message takes FCR back
+    await created('c10', d2(12, 0), 'sales');
+    await vmsg('c10', d2(12, 0));
+    await status('c10', d2(12, 2), 'queued', 'open');
+    await assign('c10', d2(12, 2), B, 'sales', 120_000);
+    await amsg('c10', d2(12, 4), B); // FRT 4 min = 240000
+    await status('c10', d2(12, 4), 'open', 'pending');
+    await status('c10', d2(12, 10), 'pending', 'resolved'); // resolution 10 min = 600000; AHT 12:02-12:10 = 480000
+    await amsg('c10', d2(12, 12), B); // a second public reply: no longer FCR; no NRT (no visitor turn)
 
     await waitUntil(async () => (await env.redis.cmd('GET', `${P}events:cursor:reports`)) === last, { what: 'reports consumer to reach the last event' });
 
@@ -183,13 +205,42 @@ it('a scripted day: every figure matches the hand-computed values (JSON and CSV)
     // daily over two days
     r = await call(boss.token, `/api/v1/reports/daily?site=${site.key}&from=2026-03-10&to=2026-03-11`);
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(r.json.rows.map((x) => [x.day, x.conversations, x.msg_visitor, x.resolved, x.frt_avg_ms]), [
-        ['2026-03-10', 7, 10, 4, 495000],
-        ['2026-03-11', 1, 1, 0, null], // c8; c4's close after midnight is no second resolution
-    ]);
+    const { from: _f, to: _t, ...day1Figures } = day1;
+    assert.deepEqual(r.json.rows[0], { day: '2026-03-10', ...day1Figures });
+    const K2 = ['conversations', 'assigned', 'resolved', 'reopened', 'abandoned', 'frt_avg_ms', 'frt_n', 'nrt_n', 'resolution_avg_ms', 'aht_avg_ms', 'aht_n', 'wait_avg_ms', 'wait_n', 'fcr_n', 'fcr_rate', 'csat_avg', 'csat_n', 'nps', 'nps_n', 'msg_visitor', 'msg_agent'];
+    const pick2 = (x) => Object.fromEntries(K2.map((k) => [k, x[k]]));
+    assert.deepEqual(pick2(r.json.rows[1]), {
+        conversations: 3, // c8 c9 c10 (c4's close after midnight is no second resolution)
+        assigned: 3, // c9 alice, c9 bob (transfer), c10 bob
+        resolved: 2, // c9 c10
+        reopened: 0,
+        abandoned: 0,
+        frt_avg_ms: 210000, // (180000 + 240000) / 2
+        frt_n: 2,
+        nrt_n: 0,
+        resolution_avg_ms: 750000, // (900000 + 600000) / 2
+        aht_avg_ms: 440000, // (240000 + 600000 + 480000) / 3
+        aht_n: 3,
+        wait_avg_ms: 90000, // (60000 + 120000) / 2; the transfer had no queue wait
+        wait_n: 2,
+        fcr_n: 1, // c9; c10 taken back by the second reply
+        fcr_rate: 0.5,
+        csat_avg: 5, // c9 re-rated: only the second rating counts
+        csat_n: 1,
+        nps: 100,
+        nps_n: 1,
+        msg_visitor: 3,
+        msg_agent: 3, // c9 1, c10 2
+    });
     r = await call(boss.token, `/api/v1/reports/summary?site=${site.key}&from=2026-03-10&to=2026-03-11`);
-    assert.equal(r.json.metrics.conversations, 8);
-    assert.equal(r.json.metrics.resolved, 4);
+    assert.equal(r.json.metrics.conversations, 10);
+    assert.equal(r.json.metrics.resolved, 6);
+    assert.equal(r.json.metrics.fcr_n, 3);
+    // day 2 per agent: alice answered c9 and handed it over, bob resolved it
+    r = await call(boss.token, `/api/v1/reports/agents?site=${site.key}&from=2026-03-11&to=2026-03-11`);
+    const d2a = Object.fromEntries(r.json.rows.map((x) => [x.agent, pick2(x)]));
+    assert.deepEqual([d2a[A].assigned, d2a[A].frt_avg_ms, d2a[A].aht_avg_ms, d2a[A].resolved, d2a[A].csat_n], [1, 180000, 240000, 0, 0]);
+    assert.deepEqual([d2a[B].assigned, d2a[B].aht_avg_ms, d2a[B].resolution_avg_ms, d2a[B].fcr_n, d2a[B].csat_avg], [2, 540000, 750000, 1, 5]); // AHT (600000 + 480000) / 2
 
     // per agent
     r = await call(boss.token, `/api/v1/reports/agents?${q}`);
