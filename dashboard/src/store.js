@@ -20,7 +20,7 @@ const OUTBOX_KEY = 'chatdesk.outbox';
 const PREFS_KEY = 'chatdesk.prefs';
 const PAGE = 50;
 
-export const VIEWS = ['mine', 'queue', 'all', 'pending', 'resolved', 'tickets', 'supervisor', 'canned', 'admin'];
+export const VIEWS = ['mine', 'queue', 'all', 'pending', 'resolved', 'tickets', 'supervisor', 'canned', 'admin', 'reports'];
 export const LIST_VIEWS = ['mine', 'queue', 'all', 'pending', 'resolved'];
 
 function loadPrefs() {

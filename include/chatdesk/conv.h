@@ -155,9 +155,10 @@ typedef struct cd_api_call {
 } cd_api_call;
 
 /* status: the HTTP status; json: the response body (NUL-terminated; may be "null" for 204).
- * sync_cid/sync_site: a ticket whose SLA clocks need cd_conv_sla_sync, or NULL. */
+ * sync_cid/sync_site: a ticket whose SLA clocks need cd_conv_sla_sync, or NULL.
+ * ctype: the body's content type when it is not JSON (reports as CSV: "text/csv; …"), else NULL. */
 typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, const char *sync_cid,
-                          const char *sync_site);
+                          const char *sync_site, const char *ctype);
 
 /* Route and run one API call; cb fires exactly once (also for routing errors, at once). */
 void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud);

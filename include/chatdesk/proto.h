@@ -109,6 +109,10 @@ typedef struct cd_req {
     /* csat */
     int score; /* 1..5 */
     const char *comment;
+    bool has_nps; /* extension: optional NPS 0..10 and CES 1..7 (reports) */
+    int nps;
+    bool has_ces;
+    int ces;
 
     /* presence.set: "online|away|offline"; conversation.update: status too */
     const char *status;

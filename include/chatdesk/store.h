@@ -79,6 +79,7 @@ int cd_store_publish(cd_store *st, const char *channel, const char *payload, siz
 /* Metrics */
 typedef struct cd_store_stats {
     unsigned long long commands, errors, reconnects, ping_failures;
+    unsigned long long ping_rtt_us; /* last PING round trip of the command connection */
 } cd_store_stats;
 void cd_store_get_stats(const cd_store *st, cd_store_stats *out);
 

@@ -67,6 +67,10 @@ static const route routes[] = {
     {"GET", "notices", "notices_list", {0}, false, "api_health"},
     /* ---- knowledge base (api_kb.lua) ---- */
     /* ---- reports (api_reports.lua) ---- */
+    {"GET", "reports/summary", "reports_summary", {0}, false, "api_reports"},
+    {"GET", "reports/daily", "reports_daily", {0}, false, "api_reports"},
+    {"GET", "reports/agents", "reports_agents", {0}, false, "api_reports"},
+    {"GET", "reports/teams", "reports_teams", {0}, false, "api_reports"},
 };
 
 /* Match path segments against a pattern; bound values go to vals (pointers into buf). */
@@ -112,6 +116,7 @@ typedef struct api_op {
     cd_api_cb cb;
     void *ud;
     char op[32];
+    bool csv; /* format=csv: render the reply's columns/rows as CSV */
 } api_op;
 
 static int status_of(cd_err e)
@@ -142,9 +147,72 @@ static void respond_error(cd_api_cb cb, void *ud, cd_err code, const char *messa
 {
     json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", cd_err_name(code), "message", message);
     char *s = json_dumps(o, JSON_COMPACT);
-    cb(ud, status_of(code), s, strlen(s), NULL, NULL);
+    cb(ud, status_of(code), s, strlen(s), NULL, NULL, NULL);
     free(s);
     json_decref(o);
+}
+
+/* ---- reports as CSV (RFC 4180): the reply's "columns" name the fields of "rows" ---- */
+
+static void csv_field(cd_buf *b, json_t *v)
+{
+    if (json_is_integer(v)) {
+        cd_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    } else if (json_is_real(v)) {
+        cd_buf_printf(b, "%.10g", json_real_value(v));
+    } else if (json_is_true(v) || json_is_false(v)) {
+        cd_buf_append_str(b, json_is_true(v) ? "true" : "false");
+    } else if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        /* a text starting like a formula is not run by spreadsheets: prefix a quote */
+        bool formula = strchr("=+-@\t\r", s[0]) && s[0];
+        cd_buf_append(b, "\"", 1);
+        if (formula)
+            cd_buf_append(b, "'", 1);
+        for (; *s; s++) {
+            if (*s == '"')
+                cd_buf_append(b, "\"", 1);
+            cd_buf_append(b, s, 1);
+        }
+        cd_buf_append(b, "\"", 1);
+    } /* null: empty field */
+}
+
+/* The CSV of a reports reply body, or NULL if it has no columns/rows. Caller frees. */
+static char *reports_csv(const char *body, size_t len, size_t *outlen)
+{
+    json_t *o = json_loadb(body, len, 0, NULL);
+    json_t *cols = json_object_get(o, "columns"), *rows = json_object_get(o, "rows");
+    if (!json_is_array(cols) || !json_is_array(rows)) {
+        json_decref(o);
+        return NULL;
+    }
+    cd_buf b;
+    cd_buf_init(&b);
+    size_t i, j;
+    json_t *c, *r;
+    json_array_foreach(cols, i, c)
+    {
+        if (i)
+            cd_buf_append(&b, ",", 1);
+        csv_field(&b, c);
+    }
+    cd_buf_append(&b, "\r\n", 2);
+    json_array_foreach(rows, j, r)
+    {
+        json_array_foreach(cols, i, c)
+        {
+            if (i)
+                cd_buf_append(&b, ",", 1);
+            csv_field(&b, json_object_get(r, json_string_value(c)));
+        }
+        cd_buf_append(&b, "\r\n", 2);
+    }
+    json_decref(o);
+    *outlen = b.len;
+    char *out = cd_strndup(b.data ? b.data : "", b.len);
+    cd_buf_cleanup(&b);
+    return out;
 }
 
 static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
@@ -187,7 +255,13 @@ static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
         }
         json_decref(b);
     }
-    a->cb(a->ud, status, copy, blen, sync_cid[0] ? sync_cid : NULL, sync_site[0] ? sync_site : NULL);
+    size_t csvlen = 0;
+    char *csv = a->csv && status == 200 ? reports_csv(copy, blen, &csvlen) : NULL;
+    if (csv)
+        a->cb(a->ud, status, csv, csvlen, NULL, NULL, "text/csv; charset=utf-8");
+    else
+        a->cb(a->ud, status, copy, blen, sync_cid[0] ? sync_cid : NULL, sync_site[0] ? sync_site : NULL, NULL);
+    cd_free(csv);
     cd_free(copy);
     cd_free(a);
 }
@@ -311,6 +385,9 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
     a->cb = cb;
     a->ud = ud;
     cd_strlcpy(a->op, r->op, sizeof a->op);
+    for (size_t i = 0; i < call->nargs && strncmp(r->op, "reports_", 8) == 0; i++)
+        if (strcmp(call->args[i], "format=csv") == 0)
+            a->csv = true;
     if (cd_store_eval(st, r->script ? r->script : "api", 6, args, NULL, on_api_reply, a) != 0) {
         cd_free(a);
         respond_error(cb, ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");

@@ -365,10 +365,19 @@ int cd_conv_read(cd_store *st, const cd_conv_author *a, const char *cid, int64_t
 
 int cd_conv_csat(cd_store *st, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud)
 {
-    char score[24], now[24];
-    const char *args[] = {req->conversation_id, vid, I64(score, req->score), req->comment ? req->comment : "",
-                          I64(now, cd_now_ms())};
-    return run(st, "csat", 5, args, cb, ud);
+    char score[24], now[24], nps[24] = "", ces[24] = "";
+    if (req->has_nps)
+        snprintf(nps, sizeof nps, "%d", req->nps);
+    if (req->has_ces)
+        snprintf(ces, sizeof ces, "%d", req->ces);
+    const char *args[] = {req->conversation_id,
+                          vid,
+                          I64(score, req->score),
+                          req->comment ? req->comment : "",
+                          I64(now, cd_now_ms()),
+                          nps,
+                          ces};
+    return run(st, "csat", 7, args, cb, ud);
 }
 
 int cd_conv_presence(cd_store *st, const char *aid, const char *status, cd_conv_cb cb, void *ud)

@@ -95,6 +95,11 @@ static int write_response(struct lws *wsi, http_state *h)
         lws_add_http_header_by_name(
             wsi, (const unsigned char *)"x-content-type-options:", (const unsigned char *)"nosniff", 7, &p, end))
         return -1;
+    /* reports as CSV (format=csv): a download */
+    if (h->ctype && strncmp(h->ctype, "text/csv", 8) == 0 &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"content-disposition:",
+                                    (const unsigned char *)"attachment; filename=\"chatdesk-report.csv\"", 42, &p, end))
+        return -1;
     /* public read-only API (published knowledge base, …): any page may read it */
     if (h->is_api && h->path && cd_conv_api_is_public(h->path) &&
         lws_add_http_header_by_name(
@@ -150,6 +155,53 @@ static void metric(cd_buf *b, const char *name, const char *type, const char *he
     cd_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
 }
 
+/* ---- reports: operational series (docs/ops.md "Metrics") ---- */
+
+static void label_value(cd_buf *b, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '\\' || *s == '"')
+            cd_buf_printf(b, "\\%c", *s);
+        else if (*s == '\n')
+            cd_buf_append_str(b, "\\n");
+        else
+            cd_buf_append(b, s, 1);
+    }
+}
+
+static void help(cd_buf *b, const char *name, const char *type, const char *text)
+{
+    cd_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const cd_store_stats *ss)
+{
+    size_t nv, na;
+    cd_node_role_counts(cx->node, &nv, &na);
+    help(b, "chatdesk_connections_by_role", "gauge", "Open WebSocket sessions by role.");
+    cd_buf_printf(
+        b, "chatdesk_connections_by_role{role=\"visitor\"} %zu\nchatdesk_connections_by_role{role=\"agent\"} %zu\n", nv,
+        na);
+    help(b, "chatdesk_messages_total", "counter", "Messages stored through this node (acknowledged message.send).");
+    cd_buf_printf(b, "chatdesk_messages_total %llu\n", ns->acks);
+    help(b, "chatdesk_redis_ping_rtt_seconds", "gauge", "Round trip of the last Redis PING on the command connection.");
+    cd_buf_printf(b, "chatdesk_redis_ping_rtt_seconds %.6f\n", (double)ss->ping_rtt_us / 1e6);
+    const char *script;
+    uint64_t lag;
+    help(b, "chatdesk_event_consumer_lag_seconds", "gauge",
+         "Time since the event consumer last caught up with the event stream.");
+    for (size_t i = 0; cd_node_pump_lag(cx->node, i, &script, &lag); i++) {
+        cd_buf_append_str(b, "chatdesk_event_consumer_lag_seconds{consumer=\"");
+        label_value(b, script);
+        cd_buf_printf(b, "\"} %.3f\n", (double)lag / 1000.0);
+    }
+    /* queue depths, backlog, timer lag, stream length: read from Redis every few seconds by
+     * the node (metrics_ops.lua renders the lines), never per scrape */
+    const char *ops = cd_node_ops_text(cx->node);
+    if (ops)
+        cd_buf_append_str(b, ops);
+}
+
 static void metrics(http_state *h)
 {
     cd_ws_ctx *cx = h->cx;
@@ -179,6 +231,7 @@ static void metrics(http_state *h)
     metric(b, "chatdesk_redis_errors_total", "counter", "Redis error replies.", ss.errors);
     metric(b, "chatdesk_redis_reconnects_total", "counter", "Redis reconnect attempts.", ss.reconnects);
     metric(b, "chatdesk_redis_ping_failures_total", "counter", "Missed Redis PING deadlines.", ss.ping_failures);
+    ops_metrics(b, cx, &ns, &ss);
     respond(h, 200, "text/plain; version=0.0.4");
 }
 
@@ -309,7 +362,8 @@ static void on_sla(void *ud, cd_conv_result *r)
     (void)r;
 }
 
-static void on_api_done(void *ud, int status, const char *json, size_t len, const char *sync_cid, const char *sync_site)
+static void on_api_done(void *ud, int status, const char *json, size_t len, const char *sync_cid, const char *sync_site,
+                        const char *ctype)
 {
     api_job *j = ud;
     if (sync_cid)
@@ -320,7 +374,7 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
         cd_buf_reset(&h->out);
         if (status != 204)
             cd_buf_append(&h->out, json, len);
-        respond(h, status, "application/json");
+        respond(h, status, ctype ? ctype : "application/json");
     }
     api_job_free(j);
 }

@@ -453,6 +453,11 @@ static cd_err dec_csat(dec *d, json_t *o)
     TRY(STR(d, o, "conversation_id", true, 1, d->lim->max_id, &r->conversation_id));
     TRY(INT(d, o, "score", true, 1, 5, &score, NULL));
     r->score = (int)score;
+    /* extension: the optional survey questions after CSAT (docs/reports.md) */
+    TRY(INT(d, o, "nps", false, 0, 10, &score, &r->has_nps));
+    r->nps = r->has_nps ? (int)score : 0;
+    TRY(INT(d, o, "ces", false, 1, 7, &score, &r->has_ces));
+    r->ces = r->has_ces ? (int)score : 0;
     return STR(d, o, "comment", false, 0, d->lim->max_field, &r->comment);
 }
 

@@ -203,6 +203,7 @@ static const char *const event_pumps[] = {
     /* one line per consumer script */
     "webhooks_enqueue", /* webhooks: events -> deliveries (webhook/ sends them) */
     "health_apply",     /* customer health alerts (repeat contacts) */
+    "reports_apply",    /* reports: daily support metrics (docs/reports.md) */
     NULL,
 };
 
@@ -219,6 +220,8 @@ static void on_pump(void *ud, cd_err err, const char *json, size_t len)
     }
     if (json && memmem(json, len, "\"more\":true", 11) && !p->n->draining)
         pump_run(p);
+    else
+        p->caught_up = cd_mono_ms();
 }
 
 static void pump_run(struct cd_event_pump *p)
@@ -241,6 +244,54 @@ static void pumps_poll(cd_node *n, uint64_t now)
     }
 }
 
+/* ---- reports: operational gauges for /metrics (queue depths, timer lag, stream length),
+ * read from Redis every CD_OPS_POLL_MS by metrics_ops.lua, never per scrape ---- */
+#define CD_OPS_POLL_MS 5000
+
+static void on_ops(void *ud, cd_err err, const char *json, size_t len)
+{
+    cd_node *n = ud;
+    n->ops_busy = false;
+    if (err != CD_ERR_OK || !json || len == 0 || json[len - 1] != '\n')
+        return;
+    cd_free(n->ops_text);
+    n->ops_text = cd_strndup(json, len);
+}
+
+static void ops_poll(cd_node *n, uint64_t now)
+{
+    if (n->ops_busy || (n->last_ops_poll && now - n->last_ops_poll < CD_OPS_POLL_MS))
+        return;
+    char ts[24];
+    snprintf(ts, sizeof ts, "%llu", (unsigned long long)cd_now_ms());
+    const char *args[] = {ts};
+    n->last_ops_poll = now;
+    if (cd_store_eval(n->st, "metrics_ops", 1, args, NULL, on_ops, n) == 0)
+        n->ops_busy = true;
+}
+
+const char *cd_node_ops_text(const cd_node *n)
+{
+    return n->ops_text;
+}
+
+void cd_node_role_counts(const cd_node *n, size_t *visitors, size_t *agents)
+{
+    *visitors = *agents = 0;
+    for (const cd_session *s = n->sessions; s; s = s->next)
+        (*(s->role == CD_SESSION_AGENT ? agents : visitors))++;
+}
+
+size_t cd_node_pump_lag(const cd_node *n, size_t i, const char **script, uint64_t *lag_ms)
+{
+    if (i >= CD_NODE_MAX_PUMPS || !n->pumps[i].script)
+        return 0;
+    uint64_t now = cd_mono_ms();
+    *script = n->pumps[i].script;
+    *lag_ms = now > n->pumps[i].caught_up ? now - n->pumps[i].caught_up : 0;
+    return 1;
+}
+
 static void periodic(cd_node *n, uint64_t now)
 {
     if (!cd_store_up(n->st))
@@ -259,6 +310,7 @@ static void periodic(cd_node *n, uint64_t now)
             n->timer_poll_busy = true;
     }
     pumps_poll(n, now);
+    ops_poll(n, now);
 }
 
 static char **split_csv(const char *s, size_t *n)
@@ -320,6 +372,7 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     for (size_t i = 0; event_pumps[i] && i < CD_NODE_MAX_PUMPS; i++) {
         n->pumps[i].n = n;
         n->pumps[i].script = event_pumps[i];
+        n->pumps[i].caught_up = cd_mono_ms();
     }
     return n;
 }
@@ -329,6 +382,7 @@ static void on_sweep_closed(uv_handle_t *h)
     cd_node *n = h->data;
     cd_map_cleanup(&n->agents);
     cd_conv_sites_free(n->sites, n->n_sites);
+    cd_free(n->ops_text);
     for (size_t i = 0; i < n->n_agent_origins; i++)
         cd_free(n->agent_origins[i]);
     cd_free(n->agent_origins);
@@ -348,6 +402,7 @@ void cd_node_on_store(cd_node *n, bool up)
 {
     if (!up) {
         n->timer_poll_busy = false;
+        n->ops_busy = false;
         for (size_t i = 0; i < CD_NODE_MAX_PUMPS; i++)
             n->pumps[i].busy = false;
         return;

@@ -98,8 +98,13 @@ struct cd_node {
         cd_node *n;
         const char *script;
         uint64_t last_poll;
+        uint64_t caught_up; /* mono ms of the last reply without "more" (lag for /metrics) */
         bool busy;
     } pumps[CD_NODE_MAX_PUMPS];
+    /* reports: operational gauges for /metrics (metrics_ops.lua), polled every few s */
+    char *ops_text;
+    uint64_t last_ops_poll;
+    bool ops_busy;
 };
 
 const cd_conv_site *cd_session__site(cd_node *n, const char *key);

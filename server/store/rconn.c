@@ -29,10 +29,11 @@ struct cd_rconn {
     bool stopping;
     unsigned attempt;
     uint64_t connect_started;
-    uint64_t ping_sent;  /* mono ms of the PING awaiting its reply, 0 if none */
-    uint64_t last_alive; /* mono ms of the last reply of any kind */
-    uv_timer_t tick;     /* ping + connect deadline */
-    uv_timer_t retry;    /* backoff */
+    uint64_t ping_sent;                 /* mono ms of the PING awaiting its reply, 0 if none */
+    uint64_t ping_sent_ns, ping_rtt_us; /* uv_hrtime() of that PING; last round trip (for /metrics) */
+    uint64_t last_alive;                /* mono ms of the last reply of any kind */
+    uv_timer_t tick;                    /* ping + connect deadline */
+    uv_timer_t retry;                   /* backoff */
     int closing_handles;
     unsigned long long reconnects, ping_failures;
 };
@@ -166,7 +167,10 @@ static void on_pong(redisAsyncContext *ac, void *r, void *priv)
 {
     cd_rconn *rc = priv;
     if (r && rc->ac == ac) {
+        if (rc->ping_sent_ns)
+            rc->ping_rtt_us = (uv_hrtime() - rc->ping_sent_ns) / 1000;
         rc->ping_sent = 0;
+        rc->ping_sent_ns = 0;
         rc->last_alive = cd_mono_ms();
     }
 }
@@ -197,6 +201,7 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     rc->ping_sent = now;
+    rc->ping_sent_ns = uv_hrtime();
     redisAsyncCommand(rc->ac, on_pong, rc, "PING");
 }
 
@@ -298,6 +303,11 @@ void cd_rconn_ready(cd_rconn *rc)
 {
     if (rc->connected)
         set_up(rc, true);
+}
+
+unsigned long long cd_store__rconn_rtt_us(const cd_rconn *rc)
+{
+    return rc->ping_rtt_us;
 }
 
 void cd_store__rconn_stats(const cd_rconn *rc, unsigned long long *reconnects, unsigned long long *ping_failures)

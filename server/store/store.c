@@ -360,4 +360,5 @@ void cd_store_get_stats(const cd_store *st, cd_store_stats *out)
     out->commands = st->commands;
     out->errors = st->errors;
     cd_store__rconn_stats(st->rc, &out->reconnects, &out->ping_failures);
+    out->ping_rtt_us = cd_store__rconn_rtt_us(st->rc);
 }

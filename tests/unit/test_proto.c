@@ -91,6 +91,8 @@ static json_t *req_to_json(const cd_req *r)
     json_object_set_new(o, "seq", json_integer(r->seq));
     json_object_set_new(o, "score", json_integer(r->score));
     json_object_set_new(o, "comment", str_or_null(r->comment));
+    json_object_set_new(o, "nps", r->has_nps ? json_integer(r->nps) : json_null());
+    json_object_set_new(o, "ces", r->has_ces ? json_integer(r->ces) : json_null());
     json_object_set_new(o, "status", str_or_null(r->status));
     json_object_set_new(o, "priority", prio_or_null(r->priority));
     json_object_set_new(o, "category", str_or_null(r->category));

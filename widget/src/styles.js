@@ -75,6 +75,16 @@ textarea{resize:none}
 .stars label{cursor:pointer;font-size:26px;line-height:1;color:#d1d5db}
 .stars input{position:absolute;opacity:0;width:1px;height:1px}
 .stars label.on{color:#f59e0b}
+.scale{border:0;padding:0;margin:0 0 8px}
+.scale[hidden]{display:none}
+.scale legend{padding:0;margin:0 0 6px;font-size:13px}
+.scale .opts{display:flex;flex-wrap:wrap;gap:3px}
+.scale label{cursor:pointer}
+.scale input{position:absolute;opacity:0;width:1px;height:1px}
+.scale label span{display:inline-block;min-width:22px;padding:3px 0;text-align:center;border:1px solid #d1d5db;border-radius:4px;font-size:12px}
+.scale input:checked+span{background:var(--cd-color);border-color:var(--cd-color);color:#fff}
+.scale input:focus-visible+span{outline:2px solid var(--cd-color);outline-offset:2px}
+.scale .ends{display:flex;justify-content:space-between;font-size:11px;color:#6b7280;margin-top:2px}
 .stars input:focus-visible+span{outline:2px solid var(--cd-color);outline-offset:2px;border-radius:4px}
 .banner textarea{min-height:54px;margin:0 0 8px}
 .compose{display:flex;gap:8px;align-items:flex-end;padding:10px 12px;border-top:1px solid #eef0f2}

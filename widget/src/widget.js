@@ -886,12 +886,12 @@ export class Widget {
         return n;
     }
 
-    async sendCsat(score, comment) {
+    async sendCsat(score, comment, extra = {}) {
         if (!this.conv) return;
         this.csatBusy = true;
         this.csatError = '';
         this.render();
-        const r = await this.conn.request({ type: 'csat', conversation_id: this.conv.id, score, comment: str(comment, MAX_FIELD) });
+        const r = await this.conn.request({ type: 'csat', conversation_id: this.conv.id, score, comment: str(comment, MAX_FIELD), ...extra });
         this.csatBusy = false;
         if (r.type === 'ok') {
             const c = r.conversation && r.conversation.id === this.conv.id ? r.conversation : { ...this.conv, csat: { score, comment } };
@@ -1132,6 +1132,7 @@ export class Widget {
                 score = i;
                 paint(i);
                 submit.disabled = false;
+                for (const q of extraQs) q.hidden = false;
             });
             const l = h('label', { title: t('star' + i) }, input, h('span', { 'aria-hidden': 'true', text: '★' }));
             l.addEventListener('mouseenter', () => paint(i));
@@ -1139,6 +1140,24 @@ export class Widget {
             labels.push(l);
             stars.appendChild(l);
         }
+        // reports: the site may add NPS (0-10) and CES (1-7) questions, shown once a score is chosen
+        const survey = this.siteCfg.survey || {};
+        const answers = {};
+        const scale = (name, lo, hi, legend, low, high) => {
+            const fs = h('fieldset', { class: 'scale', hidden: true, 'data-q': name }, h('legend', { text: legend }));
+            const row = h('div', { class: 'opts' });
+            for (let i = lo; i <= hi; i++) {
+                const input = h('input', { type: 'radio', name: 'cd-' + name, value: String(i), 'aria-label': String(i) });
+                input.addEventListener('change', () => (answers[name] = i));
+                row.appendChild(h('label', {}, input, h('span', { text: String(i) })));
+            }
+            append(fs, [row, h('div', { class: 'ends' }, h('span', { text: low }), h('span', { text: high }))]);
+            return fs;
+        };
+        const extraQs = [
+            survey.nps && scale('nps', 0, 10, t('npsQ'), t('npsLow'), t('npsHigh')),
+            survey.ces && scale('ces', 1, 7, t('cesQ'), t('cesLow'), t('cesHigh')),
+        ].filter(Boolean);
         const comment = h('textarea', { 'aria-label': t('csatComment'), placeholder: t('csatComment') });
         const submit = h('button', { type: 'submit', class: 'btn', disabled: true, text: t('csatSend') });
         if (this.csatBusy) submit.disabled = true;
@@ -1150,10 +1169,11 @@ export class Widget {
                 novalidate: true,
                 onsubmit: (e) => {
                     e.preventDefault();
-                    if (score) this.sendCsat(score, comment.value.trim());
+                    if (score) this.sendCsat(score, comment.value.trim(), answers);
                 },
             },
             stars,
+            ...extraQs,
             comment,
             err,
             submit,

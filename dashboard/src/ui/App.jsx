@@ -12,6 +12,7 @@ import { Admin } from './Admin.jsx';
 import { CannedPage } from './Canned.jsx';
 import { TransferDialog } from './Transfer.jsx';
 import { NoticesBell } from './Notices.jsx';
+import { Reports } from './Reports.jsx';
 import { SHORTCUTS } from '../keys.js';
 
 export function App() {
@@ -90,6 +91,7 @@ const NAV = [
     ['supervisor', 'view.supervisor'],
     ['canned', 'view.canned'],
     ['admin', 'view.admin'],
+    ['reports', 'view.reports'], // reports (Reports.jsx): last, so the Alt+digit shortcuts above keep their keys
 ];
 
 function Nav() {
@@ -199,6 +201,7 @@ function Main() {
     if (v === 'supervisor') return <Supervisor />;
     if (v === 'admin') return isAdmin() ? <Admin /> : <Notice kind="warn">{t('admin.only')}</Notice>;
     if (v === 'canned') return <CannedPage />;
+    if (v === 'reports') return <Reports />;
     return (
         <div class="work">
             {v === 'tickets' ? <Tickets /> : <ConvList view={v} />}

@@ -354,6 +354,14 @@ ops.admin_site_patch = function()
         w[f] = p.widget[f]
       end
     end
+    -- reports: the optional survey questions after CSAT (docs/reports.md)
+    if p.widget.survey ~= nil then
+      local sv = p.widget.survey
+      if type(sv) ~= 'table' or (sv.nps ~= nil and type(sv.nps) ~= 'boolean') or (sv.ces ~= nil and type(sv.ces) ~= 'boolean') then
+        return fail('bad_request', 'widget.survey must be {"nps":bool,"ces":bool}')
+      end
+      w.survey = {nps = sv.nps == true, ces = sv.ces == true}
+    end
     local enc = cjson.encode(w)
     enc = string.gsub(enc, '"categories":{}', '"categories":[]')
     enc = string.gsub(enc, '"required_fields":{}', '"required_fields":[]')
