@@ -89,18 +89,6 @@ static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
         st->state_cb(st->state_ud, ev == CD_RCONN_UP);
 }
 
-static void buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        while (*len + n + 1 > *cap)
-            *cap = *cap ? *cap * 2 : 65536;
-        *buf = cd_realloc(*buf, *cap);
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-}
-
 static uint64_t fnv1a(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ULL;
@@ -130,12 +118,12 @@ static int build_lib(cd_store *st)
                      p_line);
         return -1;
     }
-    char *body = NULL;
-    size_t len = 0, cap = 0;
-    buf_add(&body, &len, &cap, common->src, (size_t)(pl - common->src));
-    buf_add(&body, &len, &cap, "local P\n", 8);
+    cd_buf body;
+    cd_buf_init(&body);
+    cd_buf_append(&body, common->src, (size_t)(pl - common->src));
+    cd_buf_append_str(&body, "local P\n");
     const char *rest = pl + sizeof p_line - 1;
-    buf_add(&body, &len, &cap, rest, common->len - (size_t)(rest - common->src));
+    cd_buf_append(&body, rest, common->len - (size_t)(rest - common->src));
     /* the per-version name needs the text: functions are added with a placeholder */
     for (size_t i = 0; i < cd_store_lua_count && st->nscripts < MAX_SCRIPTS; i++) {
         const cd_store_lua_source *s = &cd_store_lua_sources[i];
@@ -143,40 +131,36 @@ static int build_lib(cd_store *st)
             continue;
         script *sc = &st->scripts[st->nscripts++];
         sc->name = s->name;
-        char head[160];
-        int n = snprintf(head, sizeof head,
-                         "\nredis.register_function('@@_%s', function(KEYS, ARGV)\nP = ARGV[1]\nevent_by = 'system'\n",
-                         s->name);
-        buf_add(&body, &len, &cap, head, (size_t)n);
+        cd_buf_printf(&body,
+                      "\nredis.register_function('@@_%s', function(KEYS, ARGV)\nP = ARGV[1]\nevent_by = 'system'\n",
+                      s->name);
         if (strncmp(s->name, "api", 3) == 0)
-            buf_add(&body, &len, &cap, api->src, api->len);
-        buf_add(&body, &len, &cap, s->src, s->len);
-        buf_add(&body, &len, &cap, "\nend)\n", 6);
+            cd_buf_append(&body, api->src, api->len);
+        cd_buf_append(&body, s->src, s->len);
+        cd_buf_append_str(&body, "\nend)\n");
     }
-    snprintf(st->lib_name, sizeof st->lib_name, "cd_%016llx", (unsigned long long)fnv1a(body, len));
+    snprintf(st->lib_name, sizeof st->lib_name, "cd_%016llx", (unsigned long long)fnv1a(body.data, body.len));
     for (size_t i = 0; i < st->nscripts; i++)
         snprintf(st->scripts[i].fname, sizeof st->scripts[i].fname, "%s_%s", st->lib_name, st->scripts[i].name);
     /* header + body with every "@@" placeholder replaced by the library name */
-    char *lib = NULL;
-    size_t llen = 0, lcap = 0;
-    char hdr[64];
-    int hn = snprintf(hdr, sizeof hdr, "#!lua name=%s\n", st->lib_name);
-    buf_add(&lib, &llen, &lcap, hdr, (size_t)hn);
-    const char *at = body, *end = body + len;
+    cd_buf lib;
+    cd_buf_init(&lib);
+    cd_buf_printf(&lib, "#!lua name=%s\n", st->lib_name);
+    const char *at = body.data, *end = body.data + body.len;
     static const char mark[] = "register_function('@@_";
     while (at < end) {
         const char *m = strstr(at, mark);
         if (!m) {
-            buf_add(&lib, &llen, &lcap, at, (size_t)(end - at));
+            cd_buf_append(&lib, at, (size_t)(end - at));
             break;
         }
-        buf_add(&lib, &llen, &lcap, at, (size_t)(m - at) + sizeof mark - 4);
-        buf_add(&lib, &llen, &lcap, st->lib_name, strlen(st->lib_name));
+        cd_buf_append(&lib, at, (size_t)(m - at) + sizeof mark - 4);
+        cd_buf_append_str(&lib, st->lib_name);
         at = m + sizeof mark - 4 + 2;
     }
-    cd_free(body);
-    st->lib = lib;
-    st->lib_len = llen;
+    cd_buf_cleanup(&body);
+    st->lib = lib.data; /* cd_buf keeps it NUL-terminated */
+    st->lib_len = lib.len;
     return 0;
 }
 

@@ -28,6 +28,29 @@ end
 local function pub(channel, seq, aud, excl, frame)
   redis.call('PUBLISH', P .. 'ch:' .. channel, I(seq) .. ' ' .. aud .. ' ' .. excl .. '\n' .. frame)
 end
+-- ---------- dates: days since 1970-01-01 <-> proleptic Gregorian (H. Hinnant), UTC ----------
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+local function civil(z)
+  z = z + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d-%02d', y, m, d)
+end
 -- ---------- events (docs/keyspace.md "Events") ----------
 -- One entry per business event in the stream P..events, read by consumers (reports,
 -- rules, webhooks, …) each with its own cursor, inside one script call: read the entries

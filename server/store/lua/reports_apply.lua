@@ -8,20 +8,7 @@
 local max = tonumber(ARGV[3]) or 200
 local STATE_TTL = 90 * 86400
 
-local function day_of(ms)
-  -- civil date from days since 1970-01-01 (H. Hinnant's algorithm), UTC
-  local z = math.floor(ms / 86400000) + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-  local y = yoe + era * 400
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local d = doy - math.floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  if m <= 2 then y = y + 1 end
-  return string.format('%04d-%02d-%02d', y, m, d)
-end
+local function day_of(ms) return civil(math.floor(ms / 86400000)) end
 
 local function tm(t) return (t and t ~= '') and t or '_' end
 local function scopes(team, agent)
