@@ -3,6 +3,7 @@
  * mixed scripts, full-width forms, invalid UTF-8 and long words. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -102,12 +103,56 @@ static void test_count_without_callback_and_small_buffer(void **state)
     assert_int_equal(cd_kb_tokenize("ab\0cd", 5, NULL, NULL), 2);
 }
 
+static bool valid_utf8(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (k == 0 || i + k > n)
+            return false;
+        for (size_t j = 1; j < k; j++)
+            if (((unsigned char)s[i + j] & 0xC0) != 0x80)
+                return false;
+        i += k;
+    }
+    return true;
+}
+
+static int check_token(void *ud, const char *tok, size_t len)
+{
+    (void)ud;
+    assert_true(len > 0 && len <= CD_KB_TOKEN_MAX);
+    assert_int_equal(strlen(tok), len);
+    assert_true(valid_utf8(tok, len));
+    return 0;
+}
+
+/* Random bytes (fixed seed, biased towards UTF-8 lead and continuation bytes): every
+ * token is non-empty, at most CD_KB_TOKEN_MAX bytes, NUL-free and valid UTF-8. */
+static void test_random_bytes(void **state)
+{
+    (void)state;
+    uint32_t x = 12345;
+    static const unsigned char pool[] = {'a', 'Z', '1', ' ', 0x80, 0xBF, 0xC3, 0xE4, 0xE9, 0xEF, 0xF0, 0xF4, 0xFF, 0};
+    char buf[300];
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 1 + round % sizeof buf;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            unsigned r = (x >> 16) & 0xFF;
+            buf[i] = (char)(r < 128 ? pool[r % sizeof pool] : r);
+        }
+        cd_kb_tokenize(buf, n, check_token, NULL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_callback_can_stop),
         cmocka_unit_test(test_count_without_callback_and_small_buffer),
+        cmocka_unit_test(test_random_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
