@@ -69,3 +69,21 @@ it('suggestions while typing the subject (English), and the article opens in a n
     await waitUntil(async () => (await tab.locator('#state').textContent()) === '该文章不存在或尚未发布。', { what: 'draft not shown' });
     assert.equal(await tab.locator('#article').isHidden(), true);
 });
+
+it('a site without published articles: no help box and no HTTP request from the widget', async () => {
+    const site = await addSite(st.env, [st.origin()]);
+    const page = await st.browser.page();
+    const w = widget(page);
+    const requests = [];
+    page.on('request', (r) => requests.push(r.url()));
+    await page.goto(`${st.origin()}/demo?site=${site}`);
+    await w.launcher.click();
+    await w.waitState('online');
+    await waitUntil(async () => (await page.evaluate(() => document.activeElement?.shadowRoot?.activeElement?.name)) === 'name', { what: 'focus on the first form field' });
+    await w.field('subject').fill('reset password');
+    await w.field('message').fill('I forgot my password');
+    assert.equal(await w.q('.kb').count(), 0);
+    // an absence: give a suggestion request (350 ms debounce) time to have been made
+    await page.waitForTimeout(800);
+    assert.deepEqual(requests.filter((u) => u.includes('/kb/')), []);
+});

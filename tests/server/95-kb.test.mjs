@@ -57,6 +57,9 @@ it('knowledge-base search returns the right article for Chinese and English quer
             assert.equal(res[0].id, ids[want], `${q} (${token ? 'agent' : 'public'}): got ${res.map((x) => x.title).join(' | ')}`);
         }
     }
+    // the widget learns from welcome that the site has published articles (and another does not)
+    assert.equal((await env.visitor(0, { site })).welcome.site.kb, true);
+    assert.equal((await env.visitor(0, { site: await env.addSite() })).welcome.site.kb, false);
     // a snippet from the body around the match, the locale filter, nothing for unknown words
     const [r0] = await top(null, site, '退款');
     assert.match(r0.snippet, /退款/);

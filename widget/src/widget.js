@@ -431,7 +431,7 @@ export class Widget {
         if (!ui.chat.hidden && !ui.compose.hidden) ui.input.focus();
         else if (!ui.chat.hidden) ui.log.focus();
         else {
-            const first = ui.form.querySelector('input,textarea,select,button');
+            const first = ui.form.querySelector('form input,form textarea,form select,form button');
             if (first) first.focus();
         }
     }
@@ -1179,7 +1179,7 @@ export class Widget {
     }
 
     renderForm() {
-        const key = [this.locale, this.agentsOnline, [...this.required()].join(), this.formError || ''].join('|');
+        const key = [this.locale, this.agentsOnline, [...this.required()].join(), this.formError || '', this.siteCfg.kb === true].join('|');
         if (this.formKey === key) return;
         const ui = this.ui;
         const t = this.t;
@@ -1237,10 +1237,14 @@ export class Widget {
             this.submitForm(els, errs, req);
         });
         const hadFocus = this.root.activeElement && ui.form.contains(this.root.activeElement) ? this.root.activeElement.name : null;
-        clear(ui.form).append(ui.kb.el, form);
-        const kbSuggest = () => ui.kb.suggest(els.subject.value + ' ' + els.message.value);
-        els.subject.addEventListener('input', kbSuggest);
-        els.message.addEventListener('input', kbSuggest);
+        // help articles (docs/kb.md) only when the site has published ones
+        const kb = this.siteCfg.kb === true;
+        clear(ui.form).append(...(kb ? [ui.kb.el] : []), form);
+        if (kb) {
+            const kbSuggest = () => ui.kb.suggest(els.subject.value + ' ' + els.message.value);
+            els.subject.addEventListener('input', kbSuggest);
+            els.message.addEventListener('input', kbSuggest);
+        }
         if (hadFocus && els[hadFocus]) els[hadFocus].focus();
     }
 

@@ -53,7 +53,9 @@ for _, x in ipairs(type(w.required_fields) == 'table' and w.required_fields or {
 local site_cfg = '{"key":' .. S(site) .. ',"name":' .. S(st.name) .. ',"title":' .. J(w.title) .. ',"color":' .. J(w.color) ..
   ',"greeting":' .. J(w.greeting_en) .. ',"greeting_zh":' .. J(w.greeting_zh) ..
   ',"categories":' .. (#cats > 0 and ('[' .. table.concat(cats, ',') .. ']') or 'null') ..
-  ',"required":' .. (#req > 0 and ('[' .. table.concat(req, ',') .. ']') or 'null') .. '}'
+  ',"required":' .. (#req > 0 and ('[' .. table.concat(req, ',') .. ']') or 'null') ..
+  -- knowledge base (docs/kb.md): the widget offers help articles only when there are some
+  ',"kb":' .. (redis.call('SCARD', P .. 'kb:{' .. site .. '}:pub') > 0 and 'true' or 'false') .. '}'
 return '{"site_config":' .. site_cfg .. ',"visitor":{"id":' .. S(vid) .. ',"name":' .. J(v.name) .. ',"email":' .. J(v.email) ..
   ',"user_id":' .. J(v.user_id) .. ',"attributes":' .. ((v.attributes and v.attributes ~= '') and v.attributes or '{}') ..
   '},"created":' .. tostring(created) ..
