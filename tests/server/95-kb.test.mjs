@@ -166,3 +166,33 @@ it('bad input is a 400 with an error body; writes need an admin; other sites are
     assert.equal((await call(null, 'GET', '/api/v1/public/sites/nope_site/kb/search?q=x')).status, 404);
     assert.equal((await call(null, 'POST', `/api/v1/public/sites/${site.key}/kb/search`, {})).status, 400);
 });
+
+it('a search reads only the postings of its terms: hundreds of articles, a handful of reads', async () => {
+    const site = await env.addSite();
+    const { admin } = await people(site);
+    const N = 200;
+    let target;
+    for (let i = 0; i < N; i++) {
+        const a = i === 137
+            ? { title: '发票抬头怎么修改', body: 'Change the invoice title before the invoice is issued.', locale: 'zh-CN' }
+            : { title: `Product note ${i}`, body: `Lantern model ${i} care: keep it dry. 灯笼型号${i}保养说明。`, locale: 'en' };
+        const r = await call(admin, 'POST', `/api/v1/kb/sites/${site.key}/articles`, { ...a, status: 'published' });
+        assert.equal(r.status, 201, r.text);
+        if (i === 137) target = json(r).article.id;
+    }
+    const stats = async () => {
+        const info = String(await env.redis.cmd('INFO', 'commandstats'));
+        const m = /cmdstat_hgetall:calls=(\d+)/.exec(info);
+        return m ? Number(m[1]) : 0;
+    };
+    const before = await stats();
+    const res = await top(null, site, '发票');
+    const after = await stats();
+    assert.equal(res[0].id, target);
+    assert.ok(after - before <= 5, `HGETALL calls for one search: ${after - before} (of ${N} articles)`);
+    // and a common term still gives at most `limit` hydrated articles
+    const b2 = await stats();
+    const many = await top(null, site, 'lantern care', '&limit=3');
+    assert.equal(many.length, 3);
+    assert.ok((await stats()) - b2 <= 3);
+});
