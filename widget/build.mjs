@@ -1,5 +1,6 @@
 // Builds the widget and the demo page into ../web/ (the node's static_dir):
-//   web/widget.js, web/widget.js.map, web/demo/index.html, web/demo/demo.js, web/demo/demo.css
+//   web/widget.js, web/widget.js.map, web/demo/index.html, web/demo/demo.js, web/demo/demo.css,
+//   web/kb/index.html, web/kb/kb.js, web/kb/kb.css (the public help-article page, docs/kb.md)
 // Only these files are written; anything else in web/ (e.g. the dashboard in web/app/)
 // is left alone.
 //   node build.mjs            build (minified, with a source map)
@@ -29,11 +30,14 @@ const common = {
 const builds = [
     { entryPoints: [path.join(here, 'src/index.js')], outfile: path.join(out, 'widget.js') },
     { entryPoints: [path.join(here, 'demo/demo.js')], outfile: path.join(out, 'demo/demo.js') },
+    { entryPoints: [path.join(here, 'kb/kb.js')], outfile: path.join(out, 'kb/kb.js') },
 ];
 
 function copyStatic() {
     fs.mkdirSync(path.join(out, 'demo'), { recursive: true });
     for (const f of ['index.html', 'demo.css']) fs.copyFileSync(path.join(here, 'demo', f), path.join(out, 'demo', f));
+    fs.mkdirSync(path.join(out, 'kb'), { recursive: true });
+    for (const f of ['index.html', 'kb.css']) fs.copyFileSync(path.join(here, 'kb', f), path.join(out, 'kb', f));
 }
 
 function size() {

@@ -8,6 +8,7 @@
 #include "chatdesk/clock.h"
 #include "chatdesk/conv.h"
 #include "chatdesk/log.h"
+#include "kb_int.h"
 
 typedef struct route {
     const char *method;
@@ -66,6 +67,16 @@ static const route routes[] = {
     {"GET", "alerts", "alerts_list", {0}, false, "api_health"},
     {"GET", "notices", "notices_list", {0}, false, "api_health"},
     /* ---- knowledge base (api_kb.lua) ---- */
+    {"GET", "kb/sites/:/articles", "kb_list", {"site"}, false, "api_kb"},
+    {"POST", "kb/sites/:/articles", "kb_create", {"site"}, true, "api_kb"},
+    {"GET", "kb/sites/:/articles/:", "kb_get", {"site", "id"}, false, "api_kb"},
+    {"PATCH", "kb/sites/:/articles/:", "kb_patch", {"site", "id"}, true, "api_kb"},
+    {"DELETE", "kb/sites/:/articles/:", "kb_delete", {"site", "id"}, false, "api_kb"},
+    {"GET", "kb/sites/:/categories", "kb_categories", {"site"}, false, "api_kb"},
+    {"GET", "kb/sites/:/search", "kb_search", {"site"}, false, "api_kb"},
+    {"GET", "kb/suggest", "kb_suggest", {0}, false, "api_kb"},
+    {"GET", "public/sites/:/kb/search", "public_kb_search", {"site"}, false, "api_kb"},
+    {"GET", "public/sites/:/kb/articles/:", "public_kb_get", {"site", "id"}, false, "api_kb"},
     /* ---- reports (api_reports.lua) ---- */
     {"GET", "reports/summary", "reports_summary", {0}, false, "api_reports"},
     {"GET", "reports/daily", "reports_daily", {0}, false, "api_reports"},
@@ -117,7 +128,43 @@ typedef struct api_op {
     void *ud;
     char op[32];
     bool csv; /* format=csv: render the reply's columns/rows as CSV */
+    /* knowledge base: kb_suggest runs as kb_suggest_text, then (text tokenized here)
+     * as kb_suggest with the same arguments */
+    cd_store *st;
+    char *args[6];
 } api_op;
+
+static void api_op_free(api_op *a)
+{
+    for (size_t i = 0; i < CD_ARRAY_LEN(a->args); i++)
+        cd_free(a->args[i]);
+    cd_free(a);
+}
+
+static void on_api_reply(void *ud, cd_err err, const char *json, size_t len);
+
+/* kb_suggest_text answered {"text":…}: tokenize it and run kb_suggest. */
+static bool kb_suggest_next(api_op *a, const char *body, size_t blen)
+{
+    json_t *b = json_loadb(body, blen, 0, NULL);
+    json_t *text = json_object_get(b, "text");
+    json_t *params = json_loads(a->args[2], 0, NULL);
+    bool ok = json_is_string(text) && json_is_object(params);
+    if (ok) {
+        cd_conv_kb_query_tokens(params, json_string_value(text), json_string_length(text));
+        cd_free(a->args[0]);
+        a->args[0] = cd_strdup("kb_suggest");
+        char *ptext = json_dumps(params, JSON_COMPACT);
+        cd_free(a->args[2]);
+        a->args[2] = cd_strdup(ptext);
+        free(ptext);
+        cd_strlcpy(a->op, "kb_suggest", sizeof a->op);
+        ok = cd_store_eval(a->st, "api_kb", 6, (const char *const *)a->args, NULL, on_api_reply, a) == 0;
+    }
+    json_decref(params);
+    json_decref(b);
+    return ok;
+}
 
 static int status_of(cd_err e)
 {
@@ -224,7 +271,7 @@ static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
         const char *msg = json_string_value(json_object_get(m, "message"));
         respond_error(a->cb, a->ud, err, msg ? msg : cd_err_name(err));
         json_decref(m);
-        cd_free(a);
+        api_op_free(a);
         return;
     }
     /* {"status":NNN,"body":<json>} */
@@ -237,11 +284,18 @@ static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
     }
     if (!body || json[len - 1] != '}') {
         respond_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
-        cd_free(a);
+        api_op_free(a);
         return;
     }
     body += 8;
     size_t blen = (size_t)(json + len - 1 - body);
+    if (status == 200 && strcmp(a->op, "kb_suggest_text") == 0) {
+        if (!kb_suggest_next(a, body, blen)) {
+            respond_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
+            api_op_free(a);
+        }
+        return;
+    }
     char *copy = cd_strndup(body, blen);
     char sync_cid[80] = "", sync_site[80] = "";
     if (strcmp(a->op, "ticket_patch") == 0) {
@@ -263,7 +317,7 @@ static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
         a->cb(a->ud, status, copy, blen, sync_cid[0] ? sync_cid : NULL, sync_site[0] ? sync_site : NULL, NULL);
     cd_free(csv);
     cd_free(copy);
-    cd_free(a);
+    api_op_free(a);
 }
 
 bool cd_conv_api_is_public(const char *path)
@@ -365,6 +419,8 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
     for (int i = 0; i < nvals && r->params[i]; i++)
         json_object_set_new(params, r->params[i], json_string(vals[i]));
     json_object_del(params, "password");
+    if (cd_conv_kb_op(r->op))
+        cd_conv_kb_tokens(params);
     if (call->pw_hash)
         json_object_set_new(params, "pw_hash", json_string(call->pw_hash));
     char *ptext = json_dumps(params, JSON_COMPACT);
@@ -388,8 +444,15 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
     for (size_t i = 0; i < call->nargs && strncmp(r->op, "reports_", 8) == 0; i++)
         if (strcmp(call->args[i], "format=csv") == 0)
             a->csv = true;
+    if (strcmp(r->op, "kb_suggest") == 0) {
+        args[0] = "kb_suggest_text";
+        cd_strlcpy(a->op, args[0], sizeof a->op);
+        a->st = st;
+        for (size_t i = 0; i < CD_ARRAY_LEN(a->args); i++)
+            a->args[i] = cd_strdup(args[i]);
+    }
     if (cd_store_eval(st, r->script ? r->script : "api", 6, args, NULL, on_api_reply, a) != 0) {
-        cd_free(a);
+        api_op_free(a);
         respond_error(cb, ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
     }
     free(ptext);

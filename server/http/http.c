@@ -501,7 +501,7 @@ static void api_begin(struct lws *wsi, http_state *h, const char *uri)
         h->auth[0] = '\0';
 }
 
-/* ---------- static files: /widget.js, /demo, /app/ ---------- */
+/* ---------- static files: /widget.js, /demo, /app/, /kb/ ---------- */
 
 static const char *mime_of(const char *path)
 {
@@ -536,7 +536,9 @@ static bool static_path(const char *dir, const char *uri, char *out, size_t outs
         rel = "demo/index.html";
     else if (strcmp(uri, "/app") == 0 || strcmp(uri, "/app/") == 0)
         rel = "app/index.html";
-    else if (strncmp(uri, "/demo/", 6) == 0 || strncmp(uri, "/app/", 5) == 0)
+    else if (strcmp(uri, "/kb") == 0 || strcmp(uri, "/kb/") == 0) /* help-article page, docs/kb.md */
+        rel = "kb/index.html";
+    else if (strncmp(uri, "/demo/", 6) == 0 || strncmp(uri, "/app/", 5) == 0 || strncmp(uri, "/kb/", 4) == 0)
         rel = uri + 1;
     else
         return false;

@@ -80,6 +80,10 @@ const en = {
     newMessage: '({n}) New message',
     tooLong: 'This message is too long.',
     today: 'Today',
+    kbSearch: 'Search help articles',
+    kbResults: 'Help articles',
+    kbSuggested: 'These articles may help',
+    kbNone: 'No articles found',
 };
 
 const zh = {
@@ -162,6 +166,10 @@ const zh = {
     newMessage: '【{n} 条新消息】',
     tooLong: '消息太长了。',
     today: '今天',
+    kbSearch: '搜索帮助文章',
+    kbResults: '帮助文章',
+    kbSuggested: '以下文章或许能帮到您',
+    kbNone: '没有找到相关文章',
 };
 
 const TABLES = { en, 'zh-CN': zh };

@@ -52,6 +52,7 @@ function categories(v) {
     const widget = new Widget({
         site,
         wsUrl: ws.href,
+        base: new URL('./', src).href,
         cfg: {
             color: d('color'),
             greeting: d('greeting'),

@@ -30,6 +30,9 @@ button{cursor:pointer}
 .body{flex:1;min-height:0;display:flex;flex-direction:column}
 .greet{margin:0 0 12px;padding:10px 12px;border-radius:10px;background:#f3f4f6;white-space:pre-wrap;overflow-wrap:anywhere}
 .form{padding:16px 18px;overflow:auto;flex:1}
+.kb{margin:0 0 12px}.kbq{width:100%}.kbh{margin:6px 0 2px;font-size:12px;font-weight:600;color:#4b5563}
+.kbl{list-style:none;margin:0;padding:0}.kbl li{padding:6px 0;border-bottom:1px solid #e5e7eb}
+.kbl p{margin:2px 0 0;font-size:12px;color:#6b7280;overflow-wrap:anywhere}
 .note{margin:0 0 12px;padding:8px 10px;border-radius:8px;background:#fff7ed;color:#7c2d12;font-size:13px}
 .field{display:block;margin:0 0 10px}
 .field>span{display:block;font-size:12px;font-weight:600;color:#4b5563;margin-bottom:3px}

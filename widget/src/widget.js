@@ -15,6 +15,7 @@ import { Store } from './storage.js';
 import { Conn } from './conn.js';
 import { CSS } from './styles.js';
 import { TitleFlash, beep, unlockAudio } from './notify.js';
+import { KbHelp } from './kb.js';
 
 const MAX_BODY = 8192;
 const MAX_FIELD = 1024;
@@ -73,8 +74,9 @@ function latestLive(convs) {
 }
 
 export class Widget {
-    constructor({ site, wsUrl, cfg }) {
+    constructor({ site, wsUrl, base, cfg }) {
         this.site = site;
+        this.base = base;
         this.cfg = cfg;
         this.store = new Store(site);
         this.handlers = { message: [], open: [], close: [], ready: [], unread: [] };
@@ -357,6 +359,7 @@ export class Widget {
         ui.closeBtn = h('button', { type: 'button', class: 'icon', 'aria-label': t('closeChat'), onclick: () => this.close() }, icon('close'));
         ui.conn = h('div', { class: 'conn', role: 'status', hidden: true });
         ui.form = h('div', { class: 'form' });
+        ui.kb = new KbHelp({ base: this.base, site: this.site, t, locale: this.locale });
         // conversation view
         ui.info = h('div', { class: 'info', role: 'status' });
         ui.older = h('button', { type: 'button', class: 'older', hidden: true, text: t('loadOlder'), onclick: () => this.loadOlder() });
@@ -428,7 +431,7 @@ export class Widget {
         if (!ui.chat.hidden && !ui.compose.hidden) ui.input.focus();
         else if (!ui.chat.hidden) ui.log.focus();
         else {
-            const first = ui.form.querySelector('input,textarea,select,button');
+            const first = ui.form.querySelector('form input,form textarea,form select,form button');
             if (first) first.focus();
         }
     }
@@ -1196,7 +1199,7 @@ export class Widget {
     }
 
     renderForm() {
-        const key = [this.locale, this.agentsOnline, [...this.required()].join(), this.formError || ''].join('|');
+        const key = [this.locale, this.agentsOnline, [...this.required()].join(), this.formError || '', this.siteCfg.kb === true].join('|');
         if (this.formKey === key) return;
         const ui = this.ui;
         const t = this.t;
@@ -1254,7 +1257,14 @@ export class Widget {
             this.submitForm(els, errs, req);
         });
         const hadFocus = this.root.activeElement && ui.form.contains(this.root.activeElement) ? this.root.activeElement.name : null;
-        clear(ui.form).appendChild(form);
+        // help articles (docs/kb.md) only when the site has published ones
+        const kb = this.siteCfg.kb === true;
+        clear(ui.form).append(...(kb ? [ui.kb.el] : []), form);
+        if (kb) {
+            const kbSuggest = () => ui.kb.suggest(els.subject.value + ' ' + els.message.value);
+            els.subject.addEventListener('input', kbSuggest);
+            els.message.addEventListener('input', kbSuggest);
+        }
         if (hadFocus && els[hadFocus]) els[hadFocus].focus();
     }
 

@@ -6,8 +6,9 @@ import { PRIORITIES, parseRanges, fmtRanges, fmtDuration } from '../util.js';
 import { NotAvailable, Notice, useLoad } from './common.jsx';
 import { CannedManager } from './Canned.jsx';
 import { Webhooks } from './Webhooks.jsx';
+import { KbManager } from './Kb.jsx';
 
-const TABS = ['sites', 'agents', 'teams', 'sla', 'canned', 'webhooks'];
+const TABS = ['sites', 'agents', 'teams', 'sla', 'canned', 'kb', 'webhooks'];
 
 export function Admin() {
     const [tab, setTab] = useState('sites');
@@ -32,6 +33,7 @@ export function Admin() {
                 {tab === 'sla' ? <SitePicker siteKeys={siteKeys} render={(site) => <Sla site={site} key={site} />} /> : null}
                 {tab === 'canned' ? <SitePicker siteKeys={siteKeys} render={(site) => <CannedManager site={site} />} /> : null}
                 {tab === 'webhooks' ? <SitePicker siteKeys={siteKeys} render={(site) => <Webhooks site={site} key={site} />} /> : null}
+                {tab === 'kb' ? <SitePicker siteKeys={siteKeys} render={(site) => <KbManager site={site} key={site} />} /> : null}
             </div>
         </section>
     );

@@ -6,6 +6,15 @@ import { fillCanned, unfilledVars, searchCanned, slashQuery, cannedContext } fro
 const drafts = new Map(); // cid -> text
 const notes = new Map(); // cid -> bool
 
+/** Append text to a conversation's reply draft and focus the composer (knowledge-base links, Kb.jsx). */
+export function insertIntoComposer(cid, text) {
+    const cur = drafts.get(cid) || '';
+    drafts.set(cid, cur && !/\s$/.test(cur) ? `${cur} ${text}` : cur + text);
+    notes.set(cid, false);
+    focusComposer();
+    changed();
+}
+
 /** Focus the composer (shortcut r / n). */
 export function focusComposer(note) {
     const cid = S.active;

@@ -4,6 +4,7 @@ import { t } from '../i18n.js';
 import { PRIORITIES } from '../util.js';
 import { StatusChip, SlaBadge, RichText, fmtTime, fmtDateTime, Notice } from './common.jsx';
 import { Composer } from './Composer.jsx';
+import { KbSuggest } from './Kb.jsx';
 
 export function ConvPane({ cid }) {
     const c = cid ? S.convs.get(cid) : null;
@@ -19,6 +20,7 @@ export function ConvPane({ cid }) {
             <ConvHead c={c} />
             <MessageList c={c} />
             <TypingLine cid={c.id} />
+            <KbSuggest c={c} />
             <Composer c={c} />
         </section>
     );
