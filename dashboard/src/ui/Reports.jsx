@@ -7,7 +7,7 @@ import { Chart, BarController, LineController, BarElement, LineElement, PointEle
 import { S, isAdmin } from '../store.js';
 import * as http from '../api.js';
 import { t } from '../i18n.js';
-import { Notice, NotAvailable, dur } from './common.jsx';
+import { Notice, NotAvailable, dur, SiteSelect } from './common.jsx';
 
 Chart.register(BarController, LineController, BarElement, LineElement, PointElement, LinearScale, CategoryScale, Tooltip, Legend);
 
@@ -203,17 +203,7 @@ export function Reports() {
         <section class="page reports" data-page="reports">
             <div class="page-head rpt-filters">
                 <h2>{t('view.reports')}</h2>
-                {sites.length > 1 ? (
-                    <select aria-label={t('common.site')} value={site} onChange={(e) => setSite(e.currentTarget.value)}>
-                        {sites.map((s) => (
-                            <option key={s} value={s}>
-                                {s}
-                            </option>
-                        ))}
-                    </select>
-                ) : (
-                    <span class="muted">{site}</span>
-                )}
+                <SiteSelect sites={sites} site={site} onChange={setSite} />
                 <label>
                     {t('rpt.from')}
                     <input type="date" name="from" value={from} max={to} onChange={(e) => e.currentTarget.value && setFrom(e.currentTarget.value)} />

@@ -2,7 +2,7 @@ import { useEffect, useState, useRef } from 'preact/hooks';
 import { S, onEvent, upsertConv, openConv, setView } from '../store.js';
 import * as http from '../api.js';
 import { t } from '../i18n.js';
-import { NotAvailable, Notice, Presence, Since, SlaBadge, StatusChip } from './common.jsx';
+import { NotAvailable, Notice, Presence, Since, SlaBadge, StatusChip, SiteSelect } from './common.jsx';
 
 export function Supervisor() {
     const sites = (S.me && S.me.sites) || [];
@@ -64,17 +64,7 @@ export function Supervisor() {
         <section class="page supervisor" data-page="supervisor">
             <div class="page-head">
                 <h2>{t('view.supervisor')}</h2>
-                {sites.length > 1 ? (
-                    <select aria-label={t('common.site')} value={site} onChange={(e) => setSite(e.currentTarget.value)}>
-                        {sites.map((s) => (
-                            <option key={s} value={s}>
-                                {s}
-                            </option>
-                        ))}
-                    </select>
-                ) : (
-                    <span class="muted">{site}</span>
-                )}
+                <SiteSelect sites={sites} site={site} onChange={setSite} />
                 <span class="spacer" />
                 <span class="live" data-live={st.state === 'ok' ? 'true' : 'false'}>
                     {st.state === 'ok' ? t('sup.live') : ''}

@@ -192,3 +192,17 @@ export function useLoad(fn, deps) {
     }, [...deps, n]);
     return { ...st, reload: () => setN((x) => x + 1) };
 }
+
+/** The site picker of a page's header: a select when the agent has several sites. */
+export function SiteSelect({ sites, site, onChange }) {
+    if (sites.length <= 1) return <span class="muted">{site}</span>;
+    return (
+        <select aria-label={t('common.site')} value={site} onChange={(e) => onChange(e.currentTarget.value)}>
+            {sites.map((s) => (
+                <option key={s} value={s}>
+                    {s}
+                </option>
+            ))}
+        </select>
+    );
+}
