@@ -2,57 +2,60 @@
  * TYPE is INT (int64, bounds min..max), STR (min/max unused) or BOOL.
  * The config file key is <name>; the environment variable is CHATDESK_<NAME>;
  * the flag is --<name with '_' as '-'>. --help and docs/config.md are generated from this. */
-#define CD_CONFIG_TABLE(X)                                                                                          \
-    X(port, INT, 8080, 0, 65535, "HTTP/WebSocket port; 0 picks a free port and prints it")                          \
-    X(bind, STR, "127.0.0.1", 0, 0, "address to listen on (0.0.0.0 for all interfaces)")                            \
-    X(redis, STR, "redis://127.0.0.1:6379/0", 0, 0,                                                                 \
-      "Redis URL: redis://[:password@]host:port/db or unix:/path[?db=N]")                                           \
-    X(redis_password, STR, "", 0, 0, "Redis AUTH password (prefer the environment variable)")                       \
-    X(prefix, STR, "cd:", 0, 0, "prefix of every Redis key and channel")                                            \
-    X(node_id, STR, "", 0, 0, "node id reported in /healthz and presence; default: hostname-pid")                   \
-    X(log_level, STR, "info", 0, 0, "debug, info, warn or error")                                                   \
-    X(static_dir, STR, "", 0, 0, "directory with widget.js, demo/ and app/; default: <exe dir>/../web or ./web")    \
-    X(agent_origins, STR, "", 0, 0, "comma-separated Origins allowed on /ws/agent; empty: any (tokens authorise)")  \
-    X(token_secret, STR, "", 0, 0, "64 hex chars: token signing key; empty: a shared key kept in Redis")            \
-    X(max_frame, INT, 65536, 1024, 16777216, "largest WebSocket message in bytes (close 1009 above)")               \
-    X(max_body, INT, 8192, 1, 1048576, "largest message body in bytes after trimming (too_large above)")            \
-    X(max_json_depth, INT, 8, 2, 64, "deepest JSON nesting accepted in a frame")                                    \
-    X(max_rid, INT, 64, 1, 1024, "longest request id (rid) in bytes")                                               \
-    X(max_id, INT, 64, 8, 1024, "longest id (client_msg_id, conversation id, site key) in bytes")                   \
-    X(max_field, INT, 1024, 16, 65536, "longest form field, name, subject, comment or note in bytes")               \
-    X(history_page_max, INT, 100, 1, 1000, "most messages one history request returns")                             \
-    X(history_retain, INT, 10000, 0, 100000000, "messages kept per conversation (older ones trimmed); 0 keeps all") \
-    X(resume_max, INT, 1000, 1, 100000, "most messages one resume replays; beyond it recovered:false")              \
-    X(hello_timeout_ms, INT, 10000, 100, 600000, "time to send hello after connecting (close 4408)")                \
-    X(ping_interval_s, INT, 30, 1, 3600, "WebSocket ping after this many idle seconds")                             \
-    X(idle_timeout_s, INT, 75, 2, 7200, "close a connection with no valid pong/frame for this many seconds")        \
-    X(visitor_rate, INT, 10, 1, 100000, "frames per second a visitor connection may send (token bucket)")           \
-    X(visitor_burst, INT, 20, 1, 100000, "visitor token bucket size")                                               \
-    X(agent_rate, INT, 20, 1, 100000, "frames per second an agent connection may send")                             \
-    X(agent_burst, INT, 40, 1, 100000, "agent token bucket size")                                                   \
-    X(rate_strikes, INT, 10, 1, 1000000, "rate_limited errors in a row before close 4429")                          \
-    X(outq_max_frames, INT, 512, 8, 1000000, "outbound queue frames per connection before close 4429")              \
-    X(outq_max_bytes, INT, 1048576, 65536, 1073741824, "outbound queue bytes per connection before close 4429")     \
-    X(max_conns_per_ip, INT, 200, 1, 1000000, "concurrent WebSocket connections per client IP")                     \
-    X(visitor_token_ttl_s, INT, 2592000, 60, 315360000, "lifetime of a visitor token (renewed at every hello)")     \
-    X(agent_token_ttl_s, INT, 43200, 60, 31536000, "lifetime of an agent login token")                              \
-    X(redis_connect_timeout_ms, INT, 2000, 100, 60000, "Redis connect timeout")                                     \
-    X(redis_ping_interval_ms, INT, 1000, 100, 60000, "Redis PING interval on each connection")                      \
-    X(redis_ping_timeout_ms, INT, 3000, 100, 60000, "Redis is down when a PING or command waits this long")         \
-    X(redis_backoff_min_ms, INT, 100, 10, 60000, "first Redis reconnect delay (doubles, with full jitter)")         \
-    X(redis_backoff_max_ms, INT, 1000, 100, 600000, "largest Redis reconnect delay")                                \
-    X(site_cache_refresh_s, INT, 30, 1, 3600, "reload site origins from Redis at least this often")                 \
-    X(presence_ttl_s, INT, 25, 2, 3600, "an agent no node has vouched for this long is offline")                    \
-    X(presence_beat_s, INT, 8, 1, 3600, "how often a node vouches for its connected agents")                        \
-    X(timer_poll_ms, INT, 500, 50, 60000, "how often a node claims due timers (SLA, auto-close)")                   \
-    X(event_poll_ms, INT, 250, 20, 60000, "how often a node runs the event consumers (reports, rules, webhooks)")   \
-    X(timer_lease_ms, INT, 30000, 1000, 3600000, "a claimed timer whose node died is claimed again after this")     \
-    X(drain_timeout_s, INT, 8, 0, 600, "on SIGTERM: seconds /healthz says draining before the node exits")          \
-    X(max_http_body, INT, 65536, 1024, 16777216, "largest HTTP request body in bytes")                              \
-    X(reuseport, BOOL, 0, 0, 1, "set SO_REUSEPORT so several nodes on one host share the port")                     \
-    X(webhook_allow_hosts, STR, "", 0, 0,                                                                           \
-      "comma-separated webhook hosts (host or host:port) allowed to resolve to loopback/private/link-local")        \
-    X(webhook_retry_base_ms, INT, 10000, 50, 3600000, "first webhook retry delay (then x3, x12, x60, x360)")        \
-    X(webhook_max_attempts, INT, 8, 1, 50, "webhook delivery attempts before it is marked failed")                  \
-    X(webhook_timeout_ms, INT, 10000, 1000, 120000, "whole webhook request timeout (connect: at most 5 s)")         \
+#define CD_CONFIG_TABLE(X)                                                                                            \
+    X(port, INT, 8080, 0, 65535, "HTTP/WebSocket port; 0 picks a free port and prints it")                            \
+    X(bind, STR, "127.0.0.1", 0, 0, "address to listen on (0.0.0.0 for all interfaces)")                              \
+    X(redis, STR, "redis://127.0.0.1:6379/0", 0, 0,                                                                   \
+      "Redis URL: redis://[:password@]host:port/db or unix:/path[?db=N]")                                             \
+    X(redis_password, STR, "", 0, 0, "Redis AUTH password (prefer the environment variable)")                         \
+    X(prefix, STR, "cd:", 0, 0, "prefix of every Redis key and channel")                                              \
+    X(node_id, STR, "", 0, 0, "node id reported in /healthz and presence; default: hostname-pid")                     \
+    X(log_level, STR, "info", 0, 0, "debug, info, warn or error")                                                     \
+    X(static_dir, STR, "", 0, 0, "directory with widget.js, demo/ and app/; default: <exe dir>/../web or ./web")      \
+    X(agent_origins, STR, "", 0, 0, "comma-separated Origins allowed on /ws/agent; empty: any (tokens authorise)")    \
+    X(token_secret, STR, "", 0, 0, "64 hex chars: token signing key; empty: a shared key kept in Redis")              \
+    X(max_frame, INT, 65536, 1024, 16777216, "largest WebSocket message in bytes (close 1009 above)")                 \
+    X(max_body, INT, 8192, 1, 1048576, "largest message body in bytes after trimming (too_large above)")              \
+    X(max_json_depth, INT, 8, 2, 64, "deepest JSON nesting accepted in a frame")                                      \
+    X(max_rid, INT, 64, 1, 1024, "longest request id (rid) in bytes")                                                 \
+    X(max_id, INT, 64, 8, 1024, "longest id (client_msg_id, conversation id, site key) in bytes")                     \
+    X(max_field, INT, 1024, 16, 65536, "longest form field, name, subject, comment or note in bytes")                 \
+    X(history_page_max, INT, 100, 1, 1000, "most messages one history request returns")                               \
+    X(history_retain, INT, 10000, 0, 100000000, "messages kept per conversation (older ones trimmed); 0 keeps all")   \
+    X(resume_max, INT, 1000, 1, 100000, "most messages one resume replays; beyond it recovered:false")                \
+    X(hello_timeout_ms, INT, 10000, 100, 600000, "time to send hello after connecting (close 4408)")                  \
+    X(ping_interval_s, INT, 30, 1, 3600, "WebSocket ping after this many idle seconds")                               \
+    X(idle_timeout_s, INT, 75, 2, 7200, "close a connection with no valid pong/frame for this many seconds")          \
+    X(visitor_rate, INT, 10, 1, 100000, "frames per second a visitor connection may send (token bucket)")             \
+    X(visitor_burst, INT, 20, 1, 100000, "visitor token bucket size")                                                 \
+    X(agent_rate, INT, 20, 1, 100000, "frames per second an agent connection may send")                               \
+    X(agent_burst, INT, 40, 1, 100000, "agent token bucket size")                                                     \
+    X(rate_strikes, INT, 10, 1, 1000000, "rate_limited errors in a row before close 4429")                            \
+    X(outq_max_frames, INT, 512, 8, 1000000, "outbound queue frames per connection before close 4429")                \
+    X(outq_max_bytes, INT, 1048576, 65536, 1073741824, "outbound queue bytes per connection before close 4429")       \
+    X(max_conns_per_ip, INT, 200, 1, 1000000, "concurrent WebSocket connections per client IP")                       \
+    X(trusted_proxies, STR, "", 0, 0, "comma list of load balancer addresses whose X-Forwarded-For names the client") \
+    X(public_api_rate, INT, 10, 1, 100000, "public API (knowledge base) requests per second per client address")      \
+    X(public_api_burst, INT, 30, 1, 100000, "public API token bucket size per client address")                        \
+    X(visitor_token_ttl_s, INT, 2592000, 60, 315360000, "lifetime of a visitor token (renewed at every hello)")       \
+    X(agent_token_ttl_s, INT, 43200, 60, 31536000, "lifetime of an agent login token")                                \
+    X(redis_connect_timeout_ms, INT, 2000, 100, 60000, "Redis connect timeout")                                       \
+    X(redis_ping_interval_ms, INT, 1000, 100, 60000, "Redis PING interval on each connection")                        \
+    X(redis_ping_timeout_ms, INT, 3000, 100, 60000, "Redis is down when a PING or command waits this long")           \
+    X(redis_backoff_min_ms, INT, 100, 10, 60000, "first Redis reconnect delay (doubles, with full jitter)")           \
+    X(redis_backoff_max_ms, INT, 1000, 100, 600000, "largest Redis reconnect delay")                                  \
+    X(site_cache_refresh_s, INT, 30, 1, 3600, "reload site origins from Redis at least this often")                   \
+    X(presence_ttl_s, INT, 25, 2, 3600, "an agent no node has vouched for this long is offline")                      \
+    X(presence_beat_s, INT, 8, 1, 3600, "how often a node vouches for its connected agents")                          \
+    X(timer_poll_ms, INT, 500, 50, 60000, "how often a node claims due timers (SLA, auto-close)")                     \
+    X(event_poll_ms, INT, 250, 20, 60000, "how often a node runs the event consumers (reports, rules, webhooks)")     \
+    X(timer_lease_ms, INT, 30000, 1000, 3600000, "a claimed timer whose node died is claimed again after this")       \
+    X(drain_timeout_s, INT, 8, 0, 600, "on SIGTERM: seconds /healthz says draining before the node exits")            \
+    X(max_http_body, INT, 65536, 1024, 16777216, "largest HTTP request body in bytes")                                \
+    X(reuseport, BOOL, 0, 0, 1, "set SO_REUSEPORT so several nodes on one host share the port")                       \
+    X(webhook_allow_hosts, STR, "", 0, 0,                                                                             \
+      "comma-separated webhook hosts (host or host:port) allowed to resolve to loopback/private/link-local")          \
+    X(webhook_retry_base_ms, INT, 10000, 50, 3600000, "first webhook retry delay (then x3, x12, x60, x360)")          \
+    X(webhook_max_attempts, INT, 8, 1, 50, "webhook delivery attempts before it is marked failed")                    \
+    X(webhook_timeout_ms, INT, 10000, 1000, 120000, "whole webhook request timeout (connect: at most 5 s)")           \
     X(webhook_concurrency, INT, 16, 1, 1000, "webhook requests in flight per node")

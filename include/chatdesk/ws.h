@@ -21,8 +21,14 @@ typedef struct cd_ws_ctx {
     cd_node *node;
     const char *node_id;
     const char *static_dir; /* widget.js, demo/, app/; NULL when none was found */
-    cd_map ip_conns;        /* peer address -> connection count */
+    cd_map ip_conns;        /* client address -> connection count */
+    /* public API token buckets, by a hash of the client address (collisions share one) */
+    cd_ratelimit public_rl[1024];
 } cd_ws_ctx;
+
+/* The client's address: the peer, or when the peer is one of trusted_proxies the last
+ * address of its X-Forwarded-For (the one the proxy saw). */
+void cd_ws_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t outsz);
 
 /* Per-connection storage (lws "per session data"). */
 typedef struct cd_ws_pss {

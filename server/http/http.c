@@ -409,6 +409,24 @@ static void hash_done(uv_work_t *w, int status)
     api_run(j);
 }
 
+/* The public API's per-address token bucket (the table is fixed: nothing grows with the
+ * number of addresses; two addresses in one slot share a bucket). */
+static bool public_rate_ok(http_state *h)
+{
+    if (!h->wsi)
+        return false;
+    char ip[64];
+    cd_ws_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
+    uint32_t hash = 2166136261u;
+    for (const char *p = ip; *p; p++)
+        hash = (hash ^ (unsigned char)*p) * 16777619u;
+    cd_ratelimit *rl = &h->cx->public_rl[hash % CD_ARRAY_LEN(h->cx->public_rl)];
+    uint64_t now = cd_mono_ms();
+    if (rl->rate == 0)
+        cd_ratelimit_init(rl, (double)h->cx->cfg->public_api_rate, (double)h->cx->cfg->public_api_burst, now);
+    return cd_ratelimit_take(rl, now);
+}
+
 static void api_start(http_state *h)
 {
     if (h->too_large) {
@@ -418,6 +436,10 @@ static void api_start(http_state *h)
     if (cd_conv_api_is_public(h->path)) {
         if (!cd_node_ready(h->cx->node)) {
             json_error(h, 503, "unavailable", "node not ready, retry");
+            return;
+        }
+        if (!public_rate_ok(h)) {
+            json_error(h, 429, "rate_limited", "too many requests from this address, retry later");
             return;
         }
         api_job *j = cd_calloc(1, sizeof *j);

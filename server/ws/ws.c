@@ -70,11 +70,51 @@ static int confirm_upgrade(struct lws *wsi)
         return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
     }
     char ip[64] = "";
-    lws_get_peer_simple(wsi, ip, sizeof ip); /* no pss yet at this point */
+    cd_ws_client_ip(wsi, cx->cfg, ip, sizeof ip); /* no pss yet at this point */
     size_t n = (size_t)(uintptr_t)cd_map_get(&cx->ip_conns, ip, strlen(ip));
     if (n >= (size_t)cx->cfg->max_conns_per_ip)
         return cd_http_respond_error(wsi, 429, "rate_limited", "too many connections from this address");
     return 0;
+}
+
+static bool in_list(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ')
+            e++;
+        if ((size_t)(e - p) == n && n && memcmp(p, item, n) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+void cd_ws_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t outsz)
+{
+    out[0] = '\0';
+    lws_get_peer_simple(wsi, out, outsz);
+    /* an IPv4 client of a dual-stack socket reads "::ffff:a.b.c.d": use the IPv4 form */
+    if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
+        memmove(out, out + 7, strlen(out + 7) + 1);
+    if (!cfg->trusted_proxies[0] || !in_list(cfg->trusted_proxies, out))
+        return;
+    char xff[512];
+    int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
+    if (n <= 0)
+        return;
+    char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ')
+        last++;
+    size_t len = strcspn(last, " ");
+    if (len == 0 || len >= outsz)
+        return;
+    memcpy(out, last, len);
+    out[len] = '\0';
 }
 
 static void count_ip(cd_ws_ctx *cx, cd_ws_pss *pss, int delta)
@@ -158,7 +198,7 @@ int cd_ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len
             cd_log_warn("established without a known path");
             return -1;
         }
-        lws_get_peer_simple(wsi, pss->ip, sizeof pss->ip);
+        cd_ws_client_ip(wsi, cx->cfg, pss->ip, sizeof pss->ip);
         count_ip(cx, pss, 1);
         pss->counted = 1;
         cd_buf_init(&pss->rx);
