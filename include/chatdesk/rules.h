@@ -18,6 +18,9 @@
  * not allowed). Returns 0, or -1 with a message for the client in err. */
 int cd_rules_validate(const char *json, size_t len, bool partial, char *err, size_t errsz);
 
+/* Is this an event type rules can trigger on (docs/rules.md)? */
+bool cd_rules_event_type_ok(const char *type);
+
 /* Evaluate one rule against a conversation snapshot (docs/rules.md "Snapshot"), an
  * event ({"t","d","ts","by"} or NULL for a time trigger firing), the time and the site's
  * open intervals ("s1,e1,..." UTC ms, or "*"). Returns 1 (fires), 0 (does not) or -1
@@ -36,10 +39,10 @@ char *cd_rules_plan_batch(const char *json, size_t len, cd_rules_intervals_fn iv
  * {"gone":true}) -> {"fire":[...]} (empty when the conditions no longer hold). */
 char *cd_rules_plan_timer(const char *json, size_t len, int64_t now, const char *intervals);
 
-/* Dry run: {"rules":[...],"conv":{...}} -> {"rules":[{"id","name","enabled",
+/* Dry run: {"rules":[...],"conv":{...},"last_message":{...}|null} -> {"rules":[{"id","name","enabled",
  * "trigger","would_fire","conditions":[{...,"result"}],"actions"}]}. event: an event
- * type to pretend happened, or NULL (then event-triggered rules are checked on their
- * conditions only). */
+ * type to pretend happened (message.created: the latest message is its message), or NULL
+ * (then event-triggered rules are checked on their conditions only). */
 char *cd_rules_dry_run(const char *json, size_t len, const char *event, int64_t now, const char *intervals);
 
 #endif

@@ -37,6 +37,11 @@ static bool one_of(const char *s, const char *const *list, size_t n)
 
 #define bad(err, errsz, ...) (snprintf((err), (errsz), __VA_ARGS__), -1)
 
+bool cd_rules_event_type_ok(const char *type)
+{
+    return ONE_OF(type, EVENT_TYPES);
+}
+
 /* ---------- validation ---------- */
 
 static bool str_ok(json_t *v, size_t min, size_t max)
@@ -679,6 +684,23 @@ char *cd_rules_plan_batch(const char *json, size_t len, cd_rules_intervals_fn iv
     return copy;
 }
 
+/* A time rule fires only while the state it counts from lasts: still in that status,
+ * still assigned; never on a closed conversation (unless it counts from closing). */
+static bool still_anchored(json_t *tm, json_t *conv)
+{
+    const char *since = json_string_value(json_object_get(tm, "since"));
+    const char *status = json_string_value(json_object_get(conv, "status"));
+    if (!since || !status)
+        return false;
+    if (strncmp(since, "status:", 7) == 0)
+        return strcmp(status, since + 7) == 0;
+    if (strcmp(status, "closed") == 0)
+        return false;
+    if (strcmp(since, "assigned") == 0)
+        return present(json_object_get(conv, "assignee"));
+    return true;
+}
+
 char *cd_rules_plan_timer(const char *json, size_t len, int64_t now, const char *intervals)
 {
     json_t *in = json_loadb(json, len, 0, NULL);
@@ -688,7 +710,8 @@ char *cd_rules_plan_timer(const char *json, size_t len, int64_t now, const char 
     }
     json_t *fire = json_array();
     json_t *r = json_object_get(in, "rule"), *conv = json_object_get(in, "conv");
-    if (json_is_object(r) && json_is_object(conv) && enabled(r) && trigger_time(r)) {
+    if (json_is_object(r) && json_is_object(conv) && enabled(r) && trigger_time(r) &&
+        still_anchored(trigger_time(r), conv)) {
         ctx x = {conv, NULL, now, intervals};
         if (conditions_hold(&x, r, NULL))
             json_array_append_new(fire, fire_item(r, opt(json_string_value(json_object_get(conv, "site"))),
@@ -711,7 +734,13 @@ char *cd_rules_dry_run(const char *json, size_t len, const char *event, int64_t 
         json_decref(in);
         return NULL;
     }
-    json_t *ev = event ? json_pack("{s:s,s:{}}", "t", event, "d") : NULL;
+    /* a message.created dry run reads the latest message as the event's */
+    json_t *last = json_object_get(in, "last_message");
+    json_t *ev = NULL;
+    if (event && strcmp(event, "message.created") == 0 && json_is_object(last))
+        ev = json_pack("{s:s,s:O}", "t", event, "d", last);
+    else if (event)
+        ev = json_pack("{s:s,s:{}}", "t", event, "d");
     ctx x = {conv, ev, now, intervals};
     json_t *list = json_array();
     size_t i;

@@ -618,3 +618,33 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
   append_msg(c, note_id, '', 'agent', aid, aname, text, '1', now, retain)
   return nil
 end
+
+-- ---------- automation rules (docs/rules.md; rules.lua, api_rules.lua) ----------
+-- Rules of a site: P site:<key>:rules (zset id -> position), P site:<key>:rule:<id>
+-- (hash: id, name, enabled, match, trigger/conditions/actions as JSON text, times).
+local function rule_json(h)
+  return '{"id":' .. S(h.id) .. ',"name":' .. S(h.name) .. ',"enabled":' .. (h.enabled == '0' and 'false' or 'true') ..
+    ',"match":' .. S((h.match and h.match ~= '') and h.match or 'all') .. ',"trigger":' .. h.trigger ..
+    ',"conditions":' .. ((h.conditions and h.conditions ~= '') and h.conditions or '[]') ..
+    ',"actions":' .. h.actions .. ',"created_at":' .. N(h.created_at) .. ',"updated_at":' .. N(h.updated_at) .. '}'
+end
+local function rules_of(site)
+  local out = {}
+  for _, id in ipairs(redis.call('ZRANGE', P .. 'site:' .. site .. ':rules', 0, -1)) do
+    local h = hgetall(P .. 'site:' .. site .. ':rule:' .. id)
+    if h then table.insert(out, rule_json(h)) end
+  end
+  return out
+end
+-- What rule conditions see of a conversation (docs/rules.md "Snapshot").
+local function rules_snapshot(c)
+  local v = hgetall(P .. 'visitor:' .. (c.visitor or '')) or {}
+  local attrs = (v.attributes and v.attributes ~= '') and v.attributes or '{}'
+  return '{"id":' .. S(c.id) .. ',"site":' .. S(c.site) .. ',"status":' .. S(c.status) .. ',"priority":' ..
+    S(c.priority) .. ',"category":' .. J(c.category) .. ',"team":' .. J(c.team) .. ',"assignee":' .. J(c.assignee) ..
+    ',"subject":' .. J(c.subject) .. ',"tags":' .. ((c.tags and c.tags ~= '') and c.tags or '[]') ..
+    ',"created_at":' .. N(c.created_at) .. ',"first_response_at":' .. N(c.first_response_at) ..
+    ',"ticket":' .. N(c.ticket_number) .. ',"visitor":{"id":' .. S(c.visitor) .. ',"name":' ..
+    J(v.name or c.visitor_name) .. ',"email":' .. J(v.email or c.visitor_email) .. ',"user_id":' .. J(v.user_id) ..
+    ',"attributes":' .. attrs .. '}}'
+end
