@@ -5,8 +5,9 @@ import { t } from '../i18n.js';
 import { PRIORITIES, parseRanges, fmtRanges, fmtDuration } from '../util.js';
 import { NotAvailable, Notice, useLoad } from './common.jsx';
 import { CannedManager } from './Canned.jsx';
+import { Rules } from './Rules.jsx';
 
-const TABS = ['sites', 'agents', 'teams', 'sla', 'canned'];
+const TABS = ['sites', 'agents', 'teams', 'sla', 'canned', 'rules'];
 
 export function Admin() {
     const [tab, setTab] = useState('sites');
@@ -30,6 +31,7 @@ export function Admin() {
                 {tab === 'teams' ? <SitePicker siteKeys={siteKeys} render={(site) => <Teams site={site} />} /> : null}
                 {tab === 'sla' ? <SitePicker siteKeys={siteKeys} render={(site) => <Sla site={site} key={site} />} /> : null}
                 {tab === 'canned' ? <SitePicker siteKeys={siteKeys} render={(site) => <CannedManager site={site} />} /> : null}
+                {tab === 'rules' ? <SitePicker siteKeys={siteKeys} render={(site) => <Rules site={site} key={site} />} /> : null}
             </div>
         </section>
     );
