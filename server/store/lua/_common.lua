@@ -637,12 +637,16 @@ local function rules_of(site)
   return out
 end
 -- What rule conditions see of a conversation (docs/rules.md "Snapshot").
+local function json_or(s, dflt) -- stored JSON text, or dflt when missing or not JSON
+  if not s or s == '' or not pcall(cjson.decode, s) then return dflt end
+  return s
+end
 local function rules_snapshot(c)
   local v = hgetall(P .. 'visitor:' .. (c.visitor or '')) or {}
-  local attrs = (v.attributes and v.attributes ~= '') and v.attributes or '{}'
+  local attrs = json_or(v.attributes, '{}')
   return '{"id":' .. S(c.id) .. ',"site":' .. S(c.site) .. ',"status":' .. S(c.status) .. ',"priority":' ..
     S(c.priority) .. ',"category":' .. J(c.category) .. ',"team":' .. J(c.team) .. ',"assignee":' .. J(c.assignee) ..
-    ',"subject":' .. J(c.subject) .. ',"tags":' .. ((c.tags and c.tags ~= '') and c.tags or '[]') ..
+    ',"subject":' .. J(c.subject) .. ',"tags":' .. json_or(c.tags, '[]') ..
     ',"created_at":' .. N(c.created_at) .. ',"first_response_at":' .. N(c.first_response_at) ..
     ',"ticket":' .. N(c.ticket_number) .. ',"visitor":{"id":' .. S(c.visitor) .. ',"name":' ..
     J(v.name or c.visitor_name) .. ',"email":' .. J(v.email or c.visitor_email) .. ',"user_id":' .. J(v.user_id) ..
