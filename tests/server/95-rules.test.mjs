@@ -292,6 +292,33 @@ it('no first response in time notifies the team lead: a timer scheduled on a nod
     leadWs.terminate();
 });
 
+it('sla.breached triggers a rule: the admins get a notice, with the event\'s kind as a condition', async () => {
+    const site = await env.addSite();
+    const boss = await adminToken(site);
+    await api(boss.token, 'PATCH', `/api/v1/admin/sites/${site.key}`, { unanswered_after_s: 0 });
+    const sla = await api(boss.token, 'PUT', `/api/v1/admin/sites/${site.key}/sla`, { policies: { normal: { first_response_s: 2, resolution_s: 3600 } }, warn_at: 0.5 });
+    assert.equal(sla.status, 200, sla.text);
+    const rule = await addRule(boss.token, site, {
+        name: 'First response breached',
+        trigger: { event: 'sla.breached' },
+        conditions: [{ field: 'event.kind', op: 'eq', value: 'first_response' }],
+        actions: [{ type: 'notify_admins', title: 'SLA breached' }, { type: 'set_priority', priority: 'urgent' }],
+    });
+    // nobody of the site is online: the chat is a ticket at once, its first response due in 2 s
+    const v = await env.visitor(0, { site });
+    const cid = (await v.ok({ type: 'conversation.start', form: { message: 'anyone?', email: 'x@example.com' } })).conversation.id;
+    assert.ok((await conv(cid)).ticket_number, 'a ticket at once');
+    const kept = async () => (await env.redis.cmd('LRANGE', `cd:agent:${boss.id}:notices`, '0', '-1')).map((x) => JSON.parse(x)).filter((x) => x.conversation_id === cid);
+    const [n] = await waitUntil(async () => { const k = await kept(); return k.length ? k : null; }, { timeout: 15_000 * SCALE, what: 'breach notice' });
+    assert.equal(n.title, 'SLA breached');
+    assert.equal(n.kind, 'rule');
+    await waitUntil(async () => (await conv(cid)).priority === 'urgent', { what: 'priority' });
+    assert.equal((await eventsBy(cid, `rule:${rule.id}`)).filter((e) => e.t === 'conversation.updated').length, 1);
+    await sleep(500);
+    assert.equal((await kept()).length, 1, 'once');
+    v.terminate();
+});
+
 it('dry run shows which rules would fire for a conversation, condition by condition', async () => {
     const site = await env.addSite();
     const { token } = await adminToken(site);
