@@ -292,6 +292,37 @@ it('no first response in time notifies the team lead: a timer scheduled on a nod
     leadWs.terminate();
 });
 
+it('"pending for N s": a chat that left pending does not fire; entering pending again arms it anew; fires once', async () => {
+    const site = await env.addSite();
+    const { token } = await adminToken(site);
+    const rule = await addRule(token, site, {
+        name: 'Pending for 2 s',
+        trigger: { time: { after_s: 2, since: 'status:pending' } },
+        actions: [{ type: 'add_tags', tags: ['stale'] }, { type: 'private_note', body: 'still waiting on the customer' }],
+    });
+    const { a, v, cid } = await env.chat({ site, aNode: 1, vNode: 2 });
+    const member = `rule|${site.key}|${rule.id}|${cid}`;
+    await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'a1', body: 'Could you check?' });
+    const due1 = Number(await waitUntil(() => env.redis.cmd('ZSCORE', 'cd:timers', member), { what: 'armed on pending' }));
+    await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'v1', body: 'checking' }); // -> open
+    // the deadline passes while the chat is open: the timer is consumed and does nothing
+    await waitUntil(async () => Date.now() > due1 && (await env.redis.cmd('ZSCORE', 'cd:timers', member)) === null &&
+        (await env.redis.cmd('ZSCORE', 'cd:timers:leased', member)) === null, { timeout: 10_000 * SCALE, what: 'first timer consumed' });
+    assert.equal((await conv(cid)).tags, '[]', 'not fired while open');
+    await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'a2', body: 'Thanks, and?' }); // -> pending again
+    const due2 = Number(await waitUntil(() => env.redis.cmd('ZSCORE', 'cd:timers', member), { what: 're-armed' }));
+    assert.ok(due2 > due1 + 2000, 'armed from the new anchor');
+    await waitUntil(async () => JSON.parse((await conv(cid)).tags || '[]').includes('stale'), { timeout: 10_000 * SCALE, what: 'fired' });
+    assert.ok(Date.now() >= due2 - 50, 'not before the re-armed deadline');
+    await sleep(800);
+    assert.equal((await messages(cid)).filter((m) => m.body === 'still waiting on the customer').length, 1, 'once');
+    assert.equal(await env.redis.cmd('ZSCORE', 'cd:timers', member), null);
+    assert.equal(await env.redis.cmd('ZSCORE', 'cd:timers:leased', member), null);
+    // the conversation leaves pending: a new anchor never comes, nothing fires again
+    await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'v2', body: 'ok' });
+    assert.equal((await conv(cid)).status, 'open');
+});
+
 it('sla.breached triggers a rule: the admins get a notice, with the event\'s kind as a condition', async () => {
     const site = await env.addSite();
     const boss = await adminToken(site);
