@@ -8,6 +8,7 @@
 #include "chatdesk/clock.h"
 #include "chatdesk/conv.h"
 #include "chatdesk/log.h"
+#include "chatdesk/rules.h"
 #include "kb_int.h"
 
 typedef struct route {
@@ -44,6 +45,13 @@ static const route routes[] = {
     {"PATCH", "admin/agents/:", "admin_agent_patch", {"agent_id"}, true, NULL},
     /* Routes under "public/" need no token (agent id ""): read-only, for the widget. */
     /* ---- automation rules (api_rules.lua) ---- */
+    {"GET", "admin/sites/:/rules", "rules_list", {"site_key"}, false, "api_rules"},
+    {"POST", "admin/sites/:/rules", "rules_create", {"site_key"}, true, "api_rules"},
+    {"POST", "admin/sites/:/rules/dry-run", "rules_dry_run", {"site_key"}, true, "api_rules"},
+    {"POST", "admin/sites/:/rules/reorder", "rules_reorder", {"site_key"}, true, "api_rules"},
+    {"PATCH", "admin/sites/:/rules/:", "rules_patch", {"site_key", "rule_id"}, true, "api_rules"},
+    {"DELETE", "admin/sites/:/rules/:", "rules_delete", {"site_key", "rule_id"}, false, "api_rules"},
+    {"PATCH", "admin/sites/:/teams/:", "team_patch", {"site_key", "team"}, true, "api_rules"},
     /* ---- webhooks (api_webhooks.lua) ---- */
     {"GET", "admin/sites/:/webhooks", "admin_webhooks_list", {"site_key"}, false, "api_webhooks"},
     {"POST", "admin/sites/:/webhooks", "admin_webhook_create", {"site_key"}, true, "api_webhooks"},
@@ -132,6 +140,7 @@ typedef struct api_op {
      * as kb_suggest with the same arguments */
     cd_store *st;
     char *args[6];
+    char event[48]; /* rules_dry_run: the event type to pretend, "" = none */
 } api_op;
 
 static void api_op_free(api_op *a)
@@ -262,6 +271,69 @@ static char *reports_csv(const char *body, size_t len, size_t *outlen)
     return out;
 }
 
+/* ---- automation rules: dry run evaluated here, over the site's business hours ---- */
+static void rules_dry_run_reply(api_op *a, const char *body, size_t blen)
+{
+    json_t *b = json_loadb(body, blen, 0, NULL);
+    json_t *sla = json_loads(
+        json_string_value(json_object_get(b, "sla")) ? json_string_value(json_object_get(b, "sla")) : "null", 0, NULL);
+    json_t *calj = json_object_get(sla, "calendar");
+    char *caltext = calj ? json_dumps(calj, JSON_COMPACT) : NULL;
+    cd_sla_calendar cal;
+    char err[200];
+    if (cd_sla_calendar_parse(caltext, &cal, err, sizeof err) != 0)
+        cd_sla_calendar_parse(NULL, &cal, err, sizeof err);
+    free(caltext);
+    json_decref(sla);
+    json_decref(b);
+    int64_t now = (int64_t)cd_now_ms();
+    cd_buf iv;
+    cd_buf_init(&iv);
+    cd_sla_intervals(&cal, now - 86400000, now + 86400000, &iv);
+    char *out = cd_rules_dry_run(body, blen, a->event[0] ? a->event : NULL, now, iv.data ? iv.data : "*");
+    cd_buf_cleanup(&iv);
+    if (out)
+        a->cb(a->ud, 200, out, strlen(out), NULL, NULL, NULL);
+    else
+        respond_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
+    cd_free(out);
+    api_op_free(a);
+}
+
+/* Rules are validated here (server/rules) and reach api_rules.lua with their parts as
+ * JSON text. Returns 0, or -1 after answering 400. */
+static int rules_prepare(const cd_api_call *call, const route *r, json_t *params, api_op *a, cd_api_cb cb, void *ud)
+{
+    char err[512];
+    if (strcmp(r->op, "rules_dry_run") == 0) {
+        json_t *ev = json_object_get(params, "event");
+        if (ev && !json_is_null(ev) && !cd_rules_event_type_ok(json_string_value(ev))) {
+            respond_error(cb, ud, CD_ERR_BAD_REQUEST, "event must be an event type rules trigger on");
+            return -1;
+        }
+        cd_strlcpy(a->event, json_is_string(ev) ? json_string_value(ev) : "", sizeof a->event);
+        return 0;
+    }
+    if (strcmp(r->op, "rules_create") != 0 && strcmp(r->op, "rules_patch") != 0)
+        return 0;
+    if (cd_rules_validate(call->body ? call->body : "{}", call->body ? call->body_len : 2,
+                          strcmp(r->op, "rules_patch") == 0, err, sizeof err) != 0) {
+        respond_error(cb, ud, CD_ERR_BAD_REQUEST, err);
+        return -1;
+    }
+    static const char *const parts[] = {"trigger", "conditions", "actions"};
+    for (size_t i = 0; i < CD_ARRAY_LEN(parts); i++) {
+        json_t *v = json_object_get(params, parts[i]);
+        if (!v)
+            continue;
+        char key[32], *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        snprintf(key, sizeof key, "raw_%s", parts[i]);
+        json_object_set_new(params, key, json_string(text));
+        free(text);
+    }
+    return 0;
+}
+
 static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
 {
     api_op *a = ud;
@@ -294,6 +366,10 @@ static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
             respond_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
             api_op_free(a);
         }
+        return;
+    }
+    if (strcmp(a->op, "rules_dry_run") == 0 && status == 200) {
+        rules_dry_run_reply(a, body, blen);
         return;
     }
     char *copy = cd_strndup(body, blen);
@@ -403,6 +479,12 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
         free(raw);
         params = wrap;
     }
+    api_op *a = cd_calloc(1, sizeof *a);
+    if (strncmp(r->op, "rules_", 6) == 0 && rules_prepare(call, r, params, a, cb, ud) != 0) {
+        json_decref(params);
+        api_op_free(a);
+        return;
+    }
     for (size_t i = 0; i < call->nargs; i++) {
         const char *eq = strchr(call->args[i], '=');
         if (!eq || eq == call->args[i])
@@ -413,6 +495,8 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
             continue;
         memcpy(k, call->args[i], kl);
         k[kl] = '\0';
+        if (strncmp(k, "raw_", 4) == 0) /* set here only, from validated bodies */
+            continue;
         if (!json_object_get(params, k))
             json_object_set_new(params, k, json_string(eq + 1));
     }
@@ -426,6 +510,7 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
     char *ptext = json_dumps(params, JSON_COMPACT);
     json_decref(params);
     if (!ptext) {
+        api_op_free(a);
         respond_error(cb, ud, CD_ERR_BAD_REQUEST, "parameters are not valid UTF-8");
         return;
     }
@@ -437,7 +522,6 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
               fresh, sizeof fresh);
     snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
     const char *args[] = {r->op, call->agent_id, ptext, now, fresh, retain};
-    api_op *a = cd_calloc(1, sizeof *a);
     a->cb = cb;
     a->ud = ud;
     cd_strlcpy(a->op, r->op, sizeof a->op);

@@ -155,7 +155,7 @@ void cd_session__agent_down(cd_node *n, const char *aid)
 /* ---------- timers: claim due deadlines with a lease, run their handlers ---------- */
 
 /* Timer members: "autoclose|<cid>", "unanswered|<site>|<cid>",
- * "slawarn|<cid>|<kind>", "slabreach|<cid>|<kind>". */
+ * "slawarn|<cid>|<kind>", "slabreach|<cid>|<kind>", "rule|<site>|<rule id>|<cid>". */
 static void run_timer(cd_node *n, const char *item)
 {
     char buf[256];
@@ -177,6 +177,10 @@ static void run_timer(cd_node *n, const char *item)
     }
     if ((strcmp(buf, "slawarn") == 0 || strcmp(buf, "slabreach") == 0) && f2) {
         cd_conv_sla_fire(n->st, n->cfg, f1, f2, buf[3] == 'w' ? "warn" : "breach", on_ignore, NULL);
+        return;
+    }
+    if (strcmp(buf, "rule") == 0 && f2) { /* "rule|<site>|<rule id>|<cid>": automation rules */
+        cd_session__rules_timer(n, f1, f2);
         return;
     }
 unknown:
@@ -311,6 +315,7 @@ static void periodic(cd_node *n, uint64_t now)
     }
     pumps_poll(n, now);
     ops_poll(n, now);
+    cd_session__rules_poll(n, now); /* automation rules: C decides between read and apply */
 }
 
 static char **split_csv(const char *s, size_t *n)
@@ -405,6 +410,7 @@ void cd_node_on_store(cd_node *n, bool up)
         n->ops_busy = false;
         for (size_t i = 0; i < CD_NODE_MAX_PUMPS; i++)
             n->pumps[i].busy = false;
+        n->rules_busy = false;
         return;
     }
     load_keys(n);

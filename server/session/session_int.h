@@ -105,12 +105,18 @@ struct cd_node {
     char *ops_text;
     uint64_t last_ops_poll;
     bool ops_busy;
+    /* automation rules consumer (rules_pump.c) */
+    uint64_t rules_last_poll;
+    bool rules_busy;
 };
 
 const cd_conv_site *cd_session__site(cd_node *n, const char *key);
 /* The site's business intervals for SLA scripts ("*" when unknown or 24x7); cached. */
 const char *cd_session__intervals(cd_node *n, const char *site_key);
 void cd_session__sweep(cd_node *n, uint64_t now);
+/* Automation rules (rules_pump.c): poll the event stream; fire a "rule|..." timer. */
+void cd_session__rules_poll(cd_node *n, uint64_t now);
+void cd_session__rules_timer(cd_node *n, const char *site, const char *rule_and_cid);
 void cd_session__resync(cd_session *s);
 /* An agent session became active / went away on this node (presence). */
 void cd_session__agent_up(cd_node *n, const char *aid);

@@ -7,8 +7,9 @@ import { NotAvailable, Notice, useLoad } from './common.jsx';
 import { CannedManager } from './Canned.jsx';
 import { Webhooks } from './Webhooks.jsx';
 import { KbManager } from './Kb.jsx';
+import { Rules } from './Rules.jsx';
 
-const TABS = ['sites', 'agents', 'teams', 'sla', 'canned', 'kb', 'webhooks'];
+const TABS = ['sites', 'agents', 'teams', 'sla', 'canned', 'rules', 'kb', 'webhooks'];
 
 export function Admin() {
     const [tab, setTab] = useState('sites');
@@ -34,6 +35,7 @@ export function Admin() {
                 {tab === 'canned' ? <SitePicker siteKeys={siteKeys} render={(site) => <CannedManager site={site} />} /> : null}
                 {tab === 'webhooks' ? <SitePicker siteKeys={siteKeys} render={(site) => <Webhooks site={site} key={site} />} /> : null}
                 {tab === 'kb' ? <SitePicker siteKeys={siteKeys} render={(site) => <KbManager site={site} key={site} />} /> : null}
+                {tab === 'rules' ? <SitePicker siteKeys={siteKeys} render={(site) => <Rules site={site} key={site} />} /> : null}
             </div>
         </section>
     );

@@ -659,3 +659,36 @@ local function wh_deliver(h, did, etype, body, now)
   redis.call('ZADD', lkey, now, did)
   redis.call('ZREMRANGEBYRANK', lkey, 0, -201)
 end
+-- ---------- automation rules (docs/rules.md; rules.lua, api_rules.lua) ----------
+-- Rules of a site: P site:<key>:rules (zset id -> position), P site:<key>:rule:<id>
+-- (hash: id, name, enabled, match, trigger/conditions/actions as JSON text, times).
+local function rule_json(h)
+  return '{"id":' .. S(h.id) .. ',"name":' .. S(h.name) .. ',"enabled":' .. (h.enabled == '0' and 'false' or 'true') ..
+    ',"match":' .. S((h.match and h.match ~= '') and h.match or 'all') .. ',"trigger":' .. h.trigger ..
+    ',"conditions":' .. ((h.conditions and h.conditions ~= '') and h.conditions or '[]') ..
+    ',"actions":' .. h.actions .. ',"created_at":' .. N(h.created_at) .. ',"updated_at":' .. N(h.updated_at) .. '}'
+end
+local function rules_of(site)
+  local out = {}
+  for _, id in ipairs(redis.call('ZRANGE', P .. 'site:' .. site .. ':rules', 0, -1)) do
+    local h = hgetall(P .. 'site:' .. site .. ':rule:' .. id)
+    if h then table.insert(out, rule_json(h)) end
+  end
+  return out
+end
+-- What rule conditions see of a conversation (docs/rules.md "Snapshot").
+local function json_or(s, dflt) -- stored JSON text, or dflt when missing or not JSON
+  if not s or s == '' or not pcall(cjson.decode, s) then return dflt end
+  return s
+end
+local function rules_snapshot(c)
+  local v = hgetall(P .. 'visitor:' .. (c.visitor or '')) or {}
+  local attrs = json_or(v.attributes, '{}')
+  return '{"id":' .. S(c.id) .. ',"site":' .. S(c.site) .. ',"status":' .. S(c.status) .. ',"priority":' ..
+    S(c.priority) .. ',"category":' .. J(c.category) .. ',"team":' .. J(c.team) .. ',"assignee":' .. J(c.assignee) ..
+    ',"subject":' .. J(c.subject) .. ',"tags":' .. json_or(c.tags, '[]') ..
+    ',"created_at":' .. N(c.created_at) .. ',"first_response_at":' .. N(c.first_response_at) ..
+    ',"ticket":' .. N(c.ticket_number) .. ',"visitor":{"id":' .. S(c.visitor) .. ',"name":' ..
+    J(v.name or c.visitor_name) .. ',"email":' .. J(v.email or c.visitor_email) .. ',"user_id":' .. J(v.user_id) ..
+    ',"attributes":' .. attrs .. '}}'
+end

@@ -375,7 +375,10 @@ ops.admin_teams_list = function()
   local s = admin_site(p.site_key)
   local r = redis.call('HGETALL', P .. 'site:' .. s.key .. ':teams')
   local out = {}
-  for i = 1, #r, 2 do table.insert(out, '{"key":' .. S(r[i]) .. ',"name":' .. S(r[i + 1]) .. '}') end
+  local leads = P .. 'site:' .. s.key .. ':team_leads' -- automation rules: notify_team_lead
+  for i = 1, #r, 2 do
+    table.insert(out, '{"key":' .. S(r[i]) .. ',"name":' .. S(r[i + 1]) .. ',"lead":' .. J(redis.call('HGET', leads, r[i])) .. '}')
+  end
   return reply(200, '{"teams":[' .. table.concat(out, ',') .. ']}')
 end
 ops.admin_team_create = function()
