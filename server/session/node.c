@@ -232,7 +232,7 @@ static void pump_run(struct cd_event_pump *p)
 {
     char now[24], max[24];
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
-    snprintf(max, sizeof max, "%d", 200);
+    snprintf(max, sizeof max, "%d", CD_EVENT_BATCH);
     const char *args[] = {now, max};
     p->last_poll = cd_mono_ms();
     if (cd_store_eval(p->n->st, p->script, 2, args, NULL, on_pump, p) == 0)

@@ -11,7 +11,7 @@
 #include "chatdesk/rules.h"
 #include "session_int.h"
 
-#define RULES_BATCH 200
+#define RULES_BATCH CD_EVENT_BATCH
 
 static void rules_run(cd_node *n);
 

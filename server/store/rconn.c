@@ -1,7 +1,6 @@
 /* cd_rconn: one hiredis async connection on the uv loop, treated as a state.
  * Connect timeout, PING deadline, reconnect with capped exponential backoff and
  * full jitter. hiredis 0.14 has no command timeouts, hence the PING deadline. */
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
@@ -39,6 +38,133 @@ struct cd_rconn {
 };
 
 static void schedule_reconnect(cd_rconn *rc);
+
+/* ---------- hiredis on the libuv loop ----------
+ * hiredis' own libuv adapter calls uv_poll_start on every command to ask for write
+ * readiness and again when the buffer is flushed: two epoll_ctl per loop pass per
+ * connection, and each command waits one more loop pass for POLLOUT. Here the
+ * commands a loop pass queues are written together from a uv_prepare callback, just
+ * before the loop polls again; write readiness is asked for only while connecting or
+ * when the socket would block. */
+typedef struct rc_ev {
+    redisAsyncContext *ac; /* NULL once hiredis let go of it */
+    uv_poll_t poll;
+    uv_prepare_t flush;
+    int armed; /* events on the poll handle */
+    bool want_read, want_write, blocked;
+    int open_handles;
+} rc_ev;
+
+static void ev_on_poll(uv_poll_t *h, int status, int events);
+
+static void ev_arm(rc_ev *e)
+{
+    bool connected = e->ac && (e->ac->c.flags & REDIS_CONNECTED);
+    int ev = (e->want_read ? UV_READABLE : 0) | (e->want_write && (!connected || e->blocked) ? UV_WRITABLE : 0);
+    if (ev == e->armed)
+        return;
+    e->armed = ev;
+    if (ev)
+        uv_poll_start(&e->poll, ev, ev_on_poll);
+    else
+        uv_poll_stop(&e->poll);
+}
+
+static void ev_on_poll(uv_poll_t *h, int status, int events)
+{
+    rc_ev *e = h->data;
+    if (status != 0 || !e->ac)
+        return;
+    if (events & UV_READABLE)
+        redisAsyncHandleRead(e->ac);
+    if (e->ac && (events & UV_WRITABLE)) {
+        redisAsyncHandleWrite(e->ac);
+        if (e->ac && !e->want_write)
+            e->blocked = false;
+    }
+    if (e->ac)
+        ev_arm(e);
+}
+
+static void ev_on_flush(uv_prepare_t *h)
+{
+    rc_ev *e = h->data;
+    uv_prepare_stop(h);
+    if (!e->ac || !e->want_write || !(e->ac->c.flags & REDIS_CONNECTED))
+        return;
+    redisAsyncHandleWrite(e->ac);
+    if (!e->ac)
+        return;
+    e->blocked = e->want_write; /* still data to write: the socket would block */
+    ev_arm(e);
+}
+
+static void ev_add_read(void *p)
+{
+    rc_ev *e = p;
+    e->want_read = true;
+    ev_arm(e);
+}
+
+static void ev_del_read(void *p)
+{
+    rc_ev *e = p;
+    e->want_read = false;
+    ev_arm(e);
+}
+
+static void ev_add_write(void *p)
+{
+    rc_ev *e = p;
+    e->want_write = true;
+    if (e->ac && (e->ac->c.flags & REDIS_CONNECTED) && !e->blocked)
+        uv_prepare_start(&e->flush, ev_on_flush);
+    else
+        ev_arm(e); /* connecting (writable = connected), or waiting for room */
+}
+
+static void ev_del_write(void *p)
+{
+    rc_ev *e = p;
+    e->want_write = false;
+    e->blocked = false;
+    ev_arm(e);
+}
+
+static void ev_closed(uv_handle_t *h)
+{
+    rc_ev *e = h->data;
+    if (--e->open_handles == 0)
+        cd_free(e);
+}
+
+static void ev_cleanup(void *p)
+{
+    rc_ev *e = p;
+    e->ac = NULL;
+    uv_close((uv_handle_t *)&e->poll, ev_closed);
+    uv_close((uv_handle_t *)&e->flush, ev_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    rc_ev *e = cd_calloc(1, sizeof *e);
+    if (uv_poll_init(loop, &e->poll, ac->c.fd) != 0) {
+        cd_free(e);
+        return -1;
+    }
+    uv_prepare_init(loop, &e->flush);
+    e->poll.data = e->flush.data = e;
+    e->open_handles = 2;
+    e->ac = ac;
+    ac->ev.data = e;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    return 0;
+}
 
 static void set_up(cd_rconn *rc, bool up)
 {
@@ -133,7 +259,13 @@ static void start_connect(cd_rconn *rc)
     ac->data = rc;
     rc->ac = ac;
     rc->connect_started = cd_mono_ms();
-    redisLibuvAttach(ac, rc->loop);
+    if (ev_attach(ac, rc->loop) != 0) {
+        cd_log_warn("redis connect failed conn=%s err=\"cannot watch the socket\"", rc->name);
+        redisAsyncFree(ac);
+        rc->ac = NULL;
+        schedule_reconnect(rc);
+        return;
+    }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
 }
