@@ -1,11 +1,14 @@
 /* libFuzzer target: automation rules (server/rules/rules.c) on arbitrary bytes. The input
  * is a rule as an admin would send it: it is validated (whole and as a PATCH); a rule
- * that validates must then evaluate against a fixed conversation and event without
- * answering "not valid" (-1). */
+ * that validates is stored as jansson re-serialises it (as the API does), and that text
+ * must then evaluate against a fixed conversation and event without answering "not
+ * valid" (-1). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#include <jansson.h>
 
 #include "chatdesk/rules.h"
 
@@ -26,12 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool whole = cd_rules_validate(json, size, false, err, sizeof err) == 0;
     (void)cd_rules_validate(json, size, true, err, sizeof err);
     if (whole) {
-        char *rule = malloc(size + 1);
+        json_t *v = json_loadb(json, size, JSON_REJECT_DUPLICATES, NULL);
+        char *rule = v ? json_dumps(v, JSON_COMPACT) : NULL;
+        json_decref(v);
         if (!rule)
-            return 0;
-        for (size_t i = 0; i < size; i++)
-            rule[i] = json[i];
-        rule[size] = '\0';
+            abort(); /* validated, yet not JSON */
         int r1 = cd_rules_match(rule, event, snapshot, 5000, "*");
         int r2 = cd_rules_match(rule, NULL, snapshot, 5000, "0,3000,4000,6000");
         free(rule);
