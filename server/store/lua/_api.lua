@@ -46,6 +46,14 @@ local function site_changed(key)
   redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')
 end
 local function need_admin() if not is_admin then error({code = 'forbidden', msg = 'admin role required'}) end end
+-- The key of a site the caller administers (admin role, member of the site), else not_found.
+local function admin_site_key(key)
+  need_admin()
+  if type(key) ~= 'string' or not my_site(key) or redis.call('EXISTS', P .. 'site:' .. key) == 0 then
+    error({code = 'not_found', msg = 'no such site'})
+  end
+  return key
+end
 local function conv_of_ticket(number)
   local cid = redis.call('GET', P .. 'ticket:' .. tostring(number))
   if not cid then return nil end

@@ -5,13 +5,7 @@
 local ops = {}
 local MAX_RULES = 100
 
-local function rules_site(key)
-  need_admin()
-  if type(key) ~= 'string' or not my_site(key) or redis.call('EXISTS', P .. 'site:' .. key) == 0 then
-    error({code = 'not_found', msg = 'no such site'})
-  end
-  return key
-end
+local rules_site = admin_site_key
 local function rule_key(site, id) return P .. 'site:' .. site .. ':rule:' .. id end
 local function store_fields(site, id, h)
   if p.name ~= nil then h.name = p.name end

@@ -7,13 +7,7 @@ local EVENT_TYPES = {'conversation.created', 'message.created', 'conversation.st
 local KNOWN = {['*'] = true}
 for _, t in ipairs(EVENT_TYPES) do KNOWN[t] = true end
 
-local function site_of(key)
-  need_admin()
-  if type(key) ~= 'string' or not my_site(key) or redis.call('EXISTS', P .. 'site:' .. key) == 0 then
-    error({code = 'not_found', msg = 'no such site'})
-  end
-  return key
-end
+local site_of = admin_site_key
 local function hook_of(site, wid)
   local h = type(wid) == 'string' and hgetall(P .. 'webhook:' .. wid)
   if not h or h.site ~= site then error({code = 'not_found', msg = 'no such webhook'}) end
