@@ -327,6 +327,28 @@ it('a scripted day: every figure matches the hand-computed values (JSON and CSV)
     }
 });
 
+it("a site's report days start at its UTC offset (report_utc_offset_min)", async () => {
+    const site = await env.addSite();
+    const boss = await person(site, 'admin');
+    const patch = (body) => env.http(0, `/api/v1/admin/sites/${site.key}`, { method: 'PATCH', body, headers: { authorization: `Bearer ${boss.token}` } });
+    for (const bad of [841, -721, 1.5, 'east']) assert.equal((await patch({ report_utc_offset_min: bad })).status, 400, String(bad));
+    const ok = await patch({ report_utc_offset_min: 480 }); // China, UTC+08:00
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(JSON.parse(ok.text).site.report_utc_offset_min, 480);
+    // 2026-03-01 15:30 UTC is 23:30 on the 1st in UTC+8; 16:30 UTC is 00:30 on the 2nd
+    let last;
+    for (const [cid, ms] of [['z1', Date.UTC(2026, 2, 1, 15, 30)], ['z2', Date.UTC(2026, 2, 1, 16, 30)], ['z3', Date.UTC(2026, 2, 1, 23, 0)]]) {
+        last = await env.redis.cmd('XADD', `${P}events`, '*', 't', 'conversation.created', 's', site.key, 'c', cid, 'ts', String(ms), 'by', 'system',
+            'd', JSON.stringify({ category: null, priority: 'normal', team: null, subject: 'x', locale: 'zh-CN', visitor: { id: 'v' } }));
+    }
+    await waitUntil(async () => (await env.redis.cmd('GET', `${P}events:cursor:reports`)) === last, { what: 'reports consumer to reach the last event' });
+    const r = await call(boss.token, `/api/v1/reports/daily?site=${site.key}&from=2026-03-01&to=2026-03-02`);
+    assert.equal(r.status, 200, r.text);
+    const body = JSON.parse(r.text);
+    assert.equal(body.utc_offset_min, 480);
+    assert.deepEqual(body.rows.map((x) => [x.day, x.conversations]), [['2026-03-01', 1], ['2026-03-02', 2]]);
+});
+
 it('bad report requests: clear 4xx errors', async () => {
     const site = await env.addSite();
     const boss = await person(site, 'admin');

@@ -13,6 +13,12 @@ Chart.register(BarController, LineController, BarElement, LineElement, PointElem
 
 const DAY = 86_400_000;
 const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
+/** "UTC", "UTC+08:00", "UTC-05:30" for a report offset in minutes. */
+const utcLabel = (min) => {
+    if (!min) return 'UTC';
+    const a = Math.abs(min);
+    return `UTC${min < 0 ? '-' : '+'}${String(Math.floor(a / 60)).padStart(2, '0')}:${String(a % 60).padStart(2, '0')}`;
+};
 
 function fmtMs(v) {
     return v == null ? '–' : dur(v);
@@ -232,7 +238,7 @@ export function Reports() {
                     <span class="muted">{t('rpt.ownOnly')}</span>
                 )}
                 <span class="spacer" />
-                <span class="muted rpt-utc">{t('rpt.utc')}</span>
+                <span class="muted rpt-utc">{t('rpt.utc', { tz: utcLabel(d && d.summary ? d.summary.utc_offset_min : 0) })}</span>
             </div>
             {st.state === 'missing' ? <NotAvailable what={t('view.reports')} /> : null}
             {st.state === 'error' ? <Notice kind="error">{t('rpt.loadFailed')}</Notice> : null}

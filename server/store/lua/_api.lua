@@ -40,7 +40,8 @@ local function site_json(s)
     ',"auto_assign":' .. (s.auto_assign == '0' and 'false' or 'true') .. ',"category_teams":' .. ct ..
     ',"auto_close_s":' .. (s.auto_close_s or '86400') .. ',"unanswered_after_s":' .. (s.unanswered_after_s or '120') ..
     ',"ack_text_en":' .. J(s.ack_text_en) .. ',"ack_text_zh":' .. J(s.ack_text_zh) .. ',"widget":' .. widget ..
-    ',"health_threshold":' .. (s.health_threshold or '3') .. ',"health_window_days":' .. (s.health_window_days or '30') .. '}'
+    ',"health_threshold":' .. (s.health_threshold or '3') .. ',"health_window_days":' .. (s.health_window_days or '30') ..
+    ',"report_utc_offset_min":' .. (s.report_utc_offset_min or '0') .. '}'
 end
 local function site_changed(key)
   redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')

@@ -335,6 +335,14 @@ ops.admin_site_patch = function()
       redis.call('HSET', key, f, I(v))
     end
   end
+  -- reports (reports_apply.lua): the site's day starts at 00:00 of this UTC offset
+  if p.report_utc_offset_min ~= nil then
+    local v = tonumber(p.report_utc_offset_min)
+    if not v or v < -720 or v > 840 or v ~= math.floor(v) then
+      return fail('bad_request', 'report_utc_offset_min must be minutes from -720 to 840')
+    end
+    redis.call('HSET', key, 'report_utc_offset_min', I(v))
+  end
   if p.widget ~= nil then
     if type(p.widget) ~= 'table' then return fail('bad_request', 'widget must be an object') end
     local w = {}

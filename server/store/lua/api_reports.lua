@@ -21,7 +21,8 @@ local function request()
   local site = str(p.site, 64, 'site')
   if not site or site == '' then error({code = 'bad_request', msg = 'site is required'}) end
   if not my_site(site) then error({code = 'not_found', msg = 'no such site'}) end
-  local today = math.floor(tonumber(now) / 86400000)
+  local off = tonumber(redis.call('HGET', P .. 'site:' .. site, 'report_utc_offset_min') or '0') or 0
+  local today = math.floor((tonumber(now) + off * 60000) / 86400000)
   local to = (p.to ~= nil and p.to ~= '') and parse_day(p.to, 'to') or today
   local from = (p.from ~= nil and p.from ~= '') and parse_day(p.from, 'from') or (to - 6)
   if from > to then error({code = 'bad_request', msg = 'from is after to'}) end
@@ -37,7 +38,7 @@ local function request()
   end
   local scope = 'all'
   if team ~= '' then scope = 'team:' .. team elseif agent ~= '' then scope = 'agent:' .. agent end
-  return {site = site, from = from, to = to, scope = scope}
+  return {site = site, from = from, to = to, scope = scope, offset = off}
 end
 
 -- raw counters of one day: scope -> metric -> n
@@ -104,7 +105,8 @@ local function columns(first)
   return '[' .. table.concat(cols, ',') .. ']'
 end
 local function head(q)
-  return '"site":' .. S(q.site) .. ',"from":' .. S(civil(q.from)) .. ',"to":' .. S(civil(q.to)) .. ',"scope":' .. S(q.scope)
+  return '"site":' .. S(q.site) .. ',"from":' .. S(civil(q.from)) .. ',"to":' .. S(civil(q.to)) .. ',"scope":' .. S(q.scope) ..
+    ',"utc_offset_min":' .. I(q.offset)
 end
 local function backlog_json(site, scope)
   local b = hgetall(P .. 'rpt:' .. site .. ':backlog') or {}

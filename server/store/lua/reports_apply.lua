@@ -2,13 +2,22 @@
 -- metrics, incrementally (each event touches a few hash fields; nothing scans history).
 -- ARGV: P, now, max. Reply {"applied":n,"more":bool}.
 --   P rpt:c:{cid}           hash  per-conversation working state (expires 90 days after its last event)
---   P rpt:<site>:d:<day>    hash  "<scope>|<metric>" -> integer sum/count; day = UTC yyyy-mm-dd of the event
+--   P rpt:<site>:d:<day>    hash  "<scope>|<metric>" -> integer sum/count; day = yyyy-mm-dd of the event at the site's report UTC offset
 --   P rpt:<site>:backlog    hash  "<scope>|queued|open|pending" -> current count (gauges)
 -- scope: "all", "team:<key>" ("team:_" = no team), "agent:<id>".
 local max = tonumber(ARGV[3]) or 200
 local STATE_TTL = 90 * 86400
 
-local function day_of(ms) return civil(math.floor(ms / 86400000)) end
+-- The site's day: 00:00 to 24:00 at its report UTC offset (site report_utc_offset_min).
+local offsets = {}
+local function day_of(site, ms)
+  local off = offsets[site]
+  if not off then
+    off = (tonumber(redis.call('HGET', P .. 'site:' .. site, 'report_utc_offset_min') or '0') or 0) * 60000
+    offsets[site] = off
+  end
+  return civil(math.floor((ms + off) / 86400000))
+end
 
 local function tm(t) return (t and t ~= '') and t or '_' end
 local function scopes(team, agent)
@@ -36,7 +45,7 @@ local function apply(e)
   if not site or site == '' or not cid or cid == '' or not ts then return end
   local ok, d = pcall(cjson.decode, e.d or '{}')
   if not ok or type(d) ~= 'table' then d = {} end
-  local day = day_of(ts)
+  local day = day_of(site, ts)
   local skey = P .. 'rpt:c:{' .. cid .. '}'
   local st = hgetall(skey) or {}
   local set = {}
