@@ -1,5 +1,6 @@
 // Builds the agent dashboard into ../web/app/ (the node's static_dir serves it at /app/):
-//   web/app/index.html, web/app/app.js (+ app.js.map), web/app/app.css
+//   web/app/index.html, web/app/app.js (an ES module) and chunk-*.js it imports on demand
+//   (+ source maps), web/app/app.css
 // Only web/app/ is written; the widget's files in web/ are left alone.
 //   node build.mjs            build (minified, with a source map)
 //   node build.mjs --watch    rebuild on change
@@ -16,12 +17,15 @@ const out = path.join(web, 'app');
 const watch = process.argv.includes('--watch');
 
 const options = {
-    entryPoints: [path.join(here, 'src/main.jsx')],
-    outfile: path.join(out, 'app.js'),
+    // app.js plus chunks loaded on demand (chunk-*.js: Chart.js for the reports page)
+    entryPoints: { app: path.join(here, 'src/main.jsx') },
+    outdir: out,
+    splitting: true,
+    chunkNames: 'chunk-[hash]',
     bundle: true,
     minify: !watch && !process.argv.includes("--no-minify"),
     sourcemap: 'linked',
-    format: 'iife',
+    format: 'esm',
     target: 'es2020',
     jsx: 'automatic',
     jsxImportSource: 'preact',
@@ -33,6 +37,8 @@ const options = {
 
 function copyStatic() {
     fs.mkdirSync(out, { recursive: true });
+    // chunks of earlier builds (their names are content hashes)
+    for (const f of fs.readdirSync(out)) if (f.startsWith('chunk-')) fs.rmSync(path.join(out, f));
     fs.copyFileSync(path.join(here, 'src/index.html'), path.join(out, 'index.html'));
     fs.copyFileSync(path.join(here, 'src/app.css'), path.join(out, 'app.css'));
 }

@@ -1,15 +1,23 @@
 // Reports page (docs/reports.md): support metrics of a site over a range of days (UTC),
 // site-wide, per team or per agent: KPI tiles, daily charts, per-agent/per-team tables
 // and CSV downloads. Charts: Chart.js (tree-shaken; draws on <canvas>, sets only CSSOM
-// styles, so it runs under the dashboard's CSP).
+// styles, so it runs under the dashboard's CSP), loaded the first time a chart is drawn:
+// it is most of the bundle, and most agents never open this page.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { Chart, BarController, LineController, BarElement, LineElement, PointElement, LinearScale, CategoryScale, Tooltip, Legend } from 'chart.js';
 import { S, isAdmin } from '../store.js';
 import * as http from '../api.js';
 import { t } from '../i18n.js';
 import { Notice, NotAvailable, dur, SiteSelect } from './common.jsx';
 
-Chart.register(BarController, LineController, BarElement, LineElement, PointElement, LinearScale, CategoryScale, Tooltip, Legend);
+let chartLib = null;
+/** Chart.js with the parts these charts use, imported once (its own chunk). */
+function loadChart() {
+    chartLib ??= import('chart.js').then((m) => {
+        m.Chart.register(m.BarController, m.LineController, m.BarElement, m.LineElement, m.PointElement, m.LinearScale, m.CategoryScale, m.Tooltip, m.Legend);
+        return m.Chart;
+    });
+    return chartLib;
+}
 
 const DAY = 86_400_000;
 const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
@@ -51,8 +59,15 @@ function ChartBox({ name, config }) {
     const ref = useRef(null);
     useEffect(() => {
         if (!ref.current) return undefined;
-        const c = new Chart(ref.current, config);
-        return () => c.destroy();
+        let c = null;
+        let gone = false;
+        loadChart().then((Chart) => {
+            if (!gone && ref.current) c = new Chart(ref.current, config);
+        });
+        return () => {
+            gone = true;
+            if (c) c.destroy();
+        };
     }, [JSON.stringify(config.data)]);
     return (
         <div class="chart-box" data-chart={name}>
