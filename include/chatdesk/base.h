@@ -60,6 +60,9 @@ void cd_random_bytes(void *out, size_t n);
 void cd_id_new(const char *prefix, char *out, size_t outsz);
 /* lowercase hex of n random bytes into out (2n+1 bytes). */
 void cd_random_hex(char *out, size_t nbytes);
+/* 32-bit FNV-1a of n bytes, continuing from h (start with CD_FNV1A_INIT). */
+#define CD_FNV1A_INIT 2166136261u
+uint32_t cd_fnv1a(uint32_t h, const void *p, size_t n);
 
 /* ---- token bucket ---- */
 typedef struct cd_ratelimit {

@@ -3,14 +3,19 @@
 
 #include "chatdesk/base.h"
 
-static uint32_t fnv1a(const char *k, size_t n)
+uint32_t cd_fnv1a(uint32_t h, const void *p, size_t n)
 {
-    uint32_t h = 2166136261u;
+    const unsigned char *k = p;
     for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)k[i];
+        h ^= k[i];
         h *= 16777619u;
     }
     return h;
+}
+
+static uint32_t fnv1a(const char *k, size_t n)
+{
+    return cd_fnv1a(CD_FNV1A_INIT, k, n);
 }
 
 void cd_map_init(cd_map *m)

@@ -417,9 +417,7 @@ static bool public_rate_ok(http_state *h)
         return false;
     char ip[64];
     cd_ws_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
-    uint32_t hash = 2166136261u;
-    for (const char *p = ip; *p; p++)
-        hash = (hash ^ (unsigned char)*p) * 16777619u;
+    uint32_t hash = cd_fnv1a(CD_FNV1A_INIT, ip, strlen(ip));
     cd_ratelimit *rl = &h->cx->public_rl[hash % CD_ARRAY_LEN(h->cx->public_rl)];
     uint64_t now = cd_mono_ms();
     if (rl->rate == 0)

@@ -627,6 +627,16 @@ static bool anchors(json_t *tm, const char *type, json_t *ev)
     return false;
 }
 
+/* out as compact JSON text the caller frees with cd_free (consumes out). */
+static char *dump_out(json_t *out)
+{
+    char *s = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    char *copy = s ? cd_strndup(s, strlen(s)) : NULL;
+    free(s);
+    return copy;
+}
+
 char *cd_rules_plan_batch(const char *json, size_t len, cd_rules_intervals_fn ivfn, void *ud)
 {
     json_t *in = json_loadb(json, len, 0, NULL);
@@ -676,12 +686,8 @@ char *cd_rules_plan_batch(const char *json, size_t len, cd_rules_intervals_fn iv
     }
     json_t *out = json_pack("{s:O,s:O?,s:o,s:o}", "expect", json_object_get(in, "expect"), "cursor",
                             json_object_get(in, "last"), "fire", fire, "arm", arm);
-    char *s = json_dumps(out, JSON_COMPACT);
-    json_decref(out);
     json_decref(in);
-    char *copy = s ? cd_strndup(s, strlen(s)) : NULL;
-    free(s);
-    return copy;
+    return dump_out(out);
 }
 
 /* A time rule fires only while the state it counts from lasts: still in that status,
@@ -718,12 +724,8 @@ char *cd_rules_plan_timer(const char *json, size_t len, int64_t now, const char 
                                                   opt(json_string_value(json_object_get(conv, "id"))), NULL));
     }
     json_t *out = json_pack("{s:o}", "fire", fire);
-    char *s = json_dumps(out, JSON_COMPACT);
-    json_decref(out);
     json_decref(in);
-    char *copy = s ? cd_strndup(s, strlen(s)) : NULL;
-    free(s);
-    return copy;
+    return dump_out(out);
 }
 
 char *cd_rules_dry_run(const char *json, size_t len, const char *event, int64_t now, const char *intervals)
@@ -758,11 +760,7 @@ char *cd_rules_dry_run(const char *json, size_t len, const char *event, int64_t 
                                               json_object_get(r, "actions")));
     }
     json_t *out = json_pack("{s:o,s:b}", "rules", list, "business_hours", in_hours(intervals, now));
-    char *s = json_dumps(out, JSON_COMPACT);
-    json_decref(out);
     json_decref(ev);
     json_decref(in);
-    char *copy = s ? cd_strndup(s, strlen(s)) : NULL;
-    free(s);
-    return copy;
+    return dump_out(out);
 }

@@ -89,15 +89,8 @@ static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
         st->state_cb(st->state_ud, ev == CD_RCONN_UP);
 }
 
-static uint64_t fnv1a(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
+/* Each script's function: <library>_<script>, setting the per-call values first. */
+#define LIB_WRAP "\nredis.register_function('%s_%s', function(KEYS, ARGV)\nP = ARGV[1]\nevent_by = 'system'\n"
 
 /* The library: _common.lua at its top level (P becomes a per-call upvalue), then one
  * function per script whose body is [_api.lua +] the script. Returns -1 when the
@@ -118,47 +111,34 @@ static int build_lib(cd_store *st)
                      p_line);
         return -1;
     }
-    cd_buf body;
-    cd_buf_init(&body);
-    cd_buf_append(&body, common->src, (size_t)(pl - common->src));
-    cd_buf_append_str(&body, "local P\n");
+    /* The name is a hash of everything the text is made of, so it is known before the
+     * text is built; functions are named <library>_<script>. */
+    uint32_t h = cd_fnv1a(CD_FNV1A_INIT, LIB_WRAP, sizeof LIB_WRAP - 1);
+    for (size_t i = 0; i < cd_store_lua_count; i++) {
+        h = cd_fnv1a(h, cd_store_lua_sources[i].name, strlen(cd_store_lua_sources[i].name) + 1);
+        h = cd_fnv1a(h, cd_store_lua_sources[i].src, cd_store_lua_sources[i].len);
+    }
+    snprintf(st->lib_name, sizeof st->lib_name, "cd_%08x", (unsigned)h);
+    cd_buf lib;
+    cd_buf_init(&lib);
+    cd_buf_printf(&lib, "#!lua name=%s\n", st->lib_name);
+    cd_buf_append(&lib, common->src, (size_t)(pl - common->src));
+    cd_buf_append_str(&lib, "local P\n");
     const char *rest = pl + sizeof p_line - 1;
-    cd_buf_append(&body, rest, common->len - (size_t)(rest - common->src));
-    /* the per-version name needs the text: functions are added with a placeholder */
+    cd_buf_append(&lib, rest, common->len - (size_t)(rest - common->src));
     for (size_t i = 0; i < cd_store_lua_count && st->nscripts < MAX_SCRIPTS; i++) {
         const cd_store_lua_source *s = &cd_store_lua_sources[i];
         if (s->name[0] == '_')
             continue;
         script *sc = &st->scripts[st->nscripts++];
         sc->name = s->name;
-        cd_buf_printf(&body,
-                      "\nredis.register_function('@@_%s', function(KEYS, ARGV)\nP = ARGV[1]\nevent_by = 'system'\n",
-                      s->name);
+        snprintf(sc->fname, sizeof sc->fname, "%s_%s", st->lib_name, s->name);
+        cd_buf_printf(&lib, LIB_WRAP, st->lib_name, s->name);
         if (strncmp(s->name, "api", 3) == 0)
-            cd_buf_append(&body, api->src, api->len);
-        cd_buf_append(&body, s->src, s->len);
-        cd_buf_append_str(&body, "\nend)\n");
+            cd_buf_append(&lib, api->src, api->len);
+        cd_buf_append(&lib, s->src, s->len);
+        cd_buf_append_str(&lib, "\nend)\n");
     }
-    snprintf(st->lib_name, sizeof st->lib_name, "cd_%016llx", (unsigned long long)fnv1a(body.data, body.len));
-    for (size_t i = 0; i < st->nscripts; i++)
-        snprintf(st->scripts[i].fname, sizeof st->scripts[i].fname, "%s_%s", st->lib_name, st->scripts[i].name);
-    /* header + body with every "@@" placeholder replaced by the library name */
-    cd_buf lib;
-    cd_buf_init(&lib);
-    cd_buf_printf(&lib, "#!lua name=%s\n", st->lib_name);
-    const char *at = body.data, *end = body.data + body.len;
-    static const char mark[] = "register_function('@@_";
-    while (at < end) {
-        const char *m = strstr(at, mark);
-        if (!m) {
-            cd_buf_append(&lib, at, (size_t)(end - at));
-            break;
-        }
-        cd_buf_append(&lib, at, (size_t)(m - at) + sizeof mark - 4);
-        cd_buf_append_str(&lib, st->lib_name);
-        at = m + sizeof mark - 4 + 2;
-    }
-    cd_buf_cleanup(&body);
     st->lib = lib.data; /* cd_buf keeps it NUL-terminated */
     st->lib_len = lib.len;
     return 0;

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, after, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Env, Client, waitUntil, killPid, waitDead, freePort, sleep, rnd, SCALE, WAIT, REPO_ROOT } from '../server/harness.mjs';
+import { Env, waitUntil, killPid, waitDead, freePort, sleep, rnd, SCALE, WAIT, REPO_ROOT } from '../server/harness.mjs';
 import { CHROMIUM, launchChromium, stopChromium } from '../support/browser.mjs';
 
 export { assert, waitUntil, sleep, rnd, SCALE, WAIT, REPO_ROOT, freePort, CHROMIUM };
@@ -171,23 +171,7 @@ export async function addSite(env, origins, opts = {}) {
     for (const o of origins) args.push('--origin', o);
     if (opts.secret) args.push('--identity-secret', opts.secret);
     await env.admin(...args);
-    for (const n of env.nodes.filter((x) => x.running)) {
-        await waitUntil(
-            async () => {
-                let c;
-                try {
-                    c = await Client.open(`${n.url}/ws/visitor`, { origin: origins[0], label: 'site-probe' });
-                    const w = await c.request({ type: 'hello', site: key }, { timeout: 2000 * SCALE });
-                    return w.type === 'welcome';
-                } catch {
-                    return false;
-                } finally {
-                    c?.terminate();
-                }
-            },
-            { timeout: 15_000 * SCALE, interval: 50, what: `node ${n.id} to know site ${key}` },
-        );
-    }
+    await env.waitSiteKnown(key, origins[0], { timeout: 15_000 * SCALE });
     return key;
 }
 

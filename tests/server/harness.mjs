@@ -815,7 +815,7 @@ export class Env {
 
     /** Nodes learn about new sites through pub/sub (ch:sites), a moment after site-add
      *  returns: wait until every running node accepts a visitor hello for the site. */
-    async waitSiteKnown(key, origin) {
+    async waitSiteKnown(key, origin, { timeout = 10_000 * SCALE } = {}) {
         for (const n of this.nodes.filter((x) => x.running)) {
             await waitUntil(
                 async () => {
@@ -830,7 +830,7 @@ export class Env {
                         c?.terminate();
                     }
                 },
-                { timeout: 10_000 * SCALE, interval: 25, what: `node ${n.id} to know site ${key}` },
+                { timeout, interval: 25, what: `node ${n.id} to know site ${key}` },
             );
         }
     }
