@@ -264,6 +264,9 @@ const en = {
 
     'role.agent': 'Agent',
     'role.admin': 'Admin',
+    'role.owner': 'Owner',
+    'admin.ownerCreatesSites': 'Only an owner can add sites.',
+    'admin.agentScoped': 'This agent also serves sites you do not administer: you can change its teams and its membership of your sites only.',
 
     'day.mon': 'Monday',
     'day.tue': 'Tuesday',
@@ -807,6 +810,9 @@ const zh = {
 
     'role.agent': '客服',
     'role.admin': '管理员',
+    'role.owner': '所有者',
+    'admin.ownerCreatesSites': '只有所有者可以添加站点。',
+    'admin.agentScoped': '该客服还服务于您不管理的站点：您只能修改其在您站点中的团队和站点归属。',
 
     'day.mon': '星期一',
     'day.tue': '星期二',

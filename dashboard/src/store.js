@@ -115,7 +115,12 @@ export function errorText(e) {
 let conn = null;
 
 export function isAdmin() {
-    return S.me && S.me.role === 'admin';
+    return !!S.me && (S.me.role === 'admin' || S.me.role === 'owner');
+}
+
+// the owner also creates sites and grants the owner role (docs/ops.md "Roles")
+export function isOwner() {
+    return !!S.me && S.me.role === 'owner';
 }
 
 export function boot() {

@@ -77,11 +77,12 @@ static const char usage_text[] =
     "  team-add   --site KEY --key TEAM --name NAME\n"
     "             Add a team to a site. TEAM is like a site key ('_' is reserved).\n"
     "  agent-add  --email EMAIL --password PASSWORD --name NAME --site KEY [--site KEY ...]\n"
-    "             [--team TEAM ...] [--role agent|admin] [--max-chats N]\n"
+    "             [--team TEAM ...] [--role agent|admin|owner] [--max-chats N]\n"
     "             Add an agent serving the given sites. PASSWORD is 8-128 bytes; '--password -'\n"
     "             reads it from the first line of stdin. Each TEAM must exist on one of the sites.\n"
-    "             Role defaults to agent, max-chats (concurrent chats) to 5 (1-100).\n"
-    "  agent-set  --email EMAIL [--name NAME] [--role agent|admin] [--max-chats N]\n"
+    "             Role defaults to agent (admin: administers its sites; owner: also creates\n"
+    "             sites), max-chats (concurrent chats) to 5 (1-100).\n"
+    "  agent-set  --email EMAIL [--name NAME] [--role agent|admin|owner] [--max-chats N]\n"
     "             [--team TEAM ... | --no-teams] [--disabled on|off]\n"
     "             Change an agent; only the given settings change. --team replaces the agent's\n"
     "             teams (each must exist on one of its sites). A disabled agent cannot log in\n"
@@ -1545,10 +1546,16 @@ static int max_chats_error(void)
     return value_error("max-chats must be a whole number from %d to %d", MAX_CHATS_MIN, MAX_CHATS_MAX);
 }
 
+/* agent < admin (its own sites) < owner (also creates sites; docs/ops.md "Roles") */
+static bool role_ok(const char *role)
+{
+    return strcmp(role, "agent") == 0 || strcmp(role, "admin") == 0 || strcmp(role, "owner") == 0;
+}
+
 static int role_error(const char *role)
 {
     char *shown = sanitize(role);
-    int rc = value_error("role must be agent or admin: got '%s'", shown);
+    int rc = value_error("role must be agent, admin or owner: got '%s'", shown);
     cd_free(shown);
     return rc;
 }
@@ -1656,7 +1663,7 @@ static int run_agent_add(cd_config *cfg, const args *a)
         json_array_append_new(jteams, json_string(teams[i]));
     }
     rc = EXIT_FAIL;
-    if (strcmp(role, "agent") != 0 && strcmp(role, "admin") != 0) {
+    if (!role_ok(role)) {
         rc = role_error(role);
         goto out;
     }
@@ -1814,7 +1821,7 @@ static int run_agent_set(cd_config *cfg, const args *a)
         rc = value_error("agent name must be 1-%d bytes of UTF-8 text without control characters", NAME_MAX_BYTES);
         goto out;
     }
-    if (role && strcmp(role, "agent") != 0 && strcmp(role, "admin") != 0) {
+    if (role && !role_ok(role)) {
         rc = role_error(role);
         goto out;
     }

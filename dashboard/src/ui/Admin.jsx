@@ -1,5 +1,5 @@
 import { useState, useEffect } from 'preact/hooks';
-import { S, toast, errorText, changed } from '../store.js';
+import { S, toast, errorText, changed, isOwner } from '../store.js';
 import * as http from '../api.js';
 import { t } from '../i18n.js';
 import { PRIORITIES, parseRanges, fmtRanges, fmtDuration } from '../util.js';
@@ -121,9 +121,13 @@ function Sites({ res }) {
     return (
         <div>
             <div class="toolbar">
-                <button type="button" class="primary" data-action="add-site" onClick={() => setAdding(!adding)}>
-                    {t('admin.addSite')}
-                </button>
+                {isOwner() ? (
+                    <button type="button" class="primary" data-action="add-site" onClick={() => setAdding(!adding)}>
+                        {t('admin.addSite')}
+                    </button>
+                ) : (
+                    <span class="muted small" data-note="owner-only">{t('admin.ownerCreatesSites')}</span>
+                )}
             </div>
             {adding ? (
                 <SiteCreate
@@ -428,6 +432,7 @@ function AgentForm({ siteKeys, agent, onDone, onCancel }) {
             : { email: '', name: '', password: '', role: 'agent', max_chats: 5, teams: '', sites: siteKeys.slice(0, 1), disabled: false },
     );
     const sub = useSubmit();
+    const scoped = !!(agent && agent.scoped);
     const toggleSite = (s) => setF((cur) => ({ ...cur, sites: cur.sites.includes(s) ? cur.sites.filter((x) => x !== s) : [...cur.sites, s] }));
     return (
         <form
@@ -435,15 +440,19 @@ function AgentForm({ siteKeys, agent, onDone, onCancel }) {
             data-form={agent ? 'agent-edit' : 'agent-create'}
             onSubmit={async (e) => {
                 e.preventDefault();
-                if (!f.sites.length) {
+                if (!f.sites.length && !scoped) {
                     sub.setErr(t('admin.needSite'));
                     return;
                 }
-                const body = { name: f.name.trim(), role: f.role, max_chats: Number(f.max_chats), teams: lines(f.teams), sites: f.sites };
-                if (f.password) body.password = f.password;
+                // an agent shared with a site the admin does not run: only its teams and its
+                // membership of the admin's sites can change (the server refuses the rest)
+                const body = scoped
+                    ? { teams: lines(f.teams), sites: f.sites }
+                    : { name: f.name.trim(), role: f.role, max_chats: Number(f.max_chats), teams: lines(f.teams), sites: f.sites };
+                if (f.password && !scoped) body.password = f.password;
                 let r;
                 if (agent) {
-                    body.disabled = !!f.disabled;
+                    if (!scoped) body.disabled = !!f.disabled;
                     r = await sub.run(() => http.patch(`/api/v1/admin/agents/${http.enc(agent.id)}`, body), t('admin.saved'));
                 } else {
                     body.email = f.email.trim();
@@ -453,6 +462,11 @@ function AgentForm({ siteKeys, agent, onDone, onCancel }) {
             }}
         >
             <h3>{agent ? t('admin.editAgent', { name: agent.name }) : t('admin.addAgent')}</h3>
+            {scoped ? (
+                <Notice kind="info" testid="agent-scoped">
+                    {t('admin.agentScoped')}
+                </Notice>
+            ) : null}
             <div class="grid2">
                 {!agent ? (
                     <label>
@@ -462,22 +476,23 @@ function AgentForm({ siteKeys, agent, onDone, onCancel }) {
                 ) : null}
                 <label>
                     {t('admin.name')}
-                    <input required maxLength={200} {...bind('name')} />
+                    <input required maxLength={200} disabled={scoped} {...bind('name')} />
                 </label>
                 <label>
                     {agent ? t('admin.newPassword') : t('login.password')}
-                    <input type="password" autocomplete="new-password" minLength={8} maxLength={128} required={!agent} {...bind('password')} />
+                    <input type="password" autocomplete="new-password" minLength={8} maxLength={128} required={!agent} disabled={scoped} {...bind('password')} />
                 </label>
                 <label>
                     {t('admin.role')}
-                    <select {...bind('role', 'select')}>
+                    <select disabled={scoped} {...bind('role', 'select')}>
                         <option value="agent">{t('role.agent')}</option>
                         <option value="admin">{t('role.admin')}</option>
+                        {isOwner() || f.role === 'owner' ? <option value="owner">{t('role.owner')}</option> : null}
                     </select>
                 </label>
                 <label>
                     {t('admin.capacity')}
-                    <input type="number" min={1} max={100} {...bind('max_chats')} />
+                    <input type="number" min={1} max={100} disabled={scoped} {...bind('max_chats')} />
                 </label>
                 <label>
                     {t('sup.teams')}
@@ -493,7 +508,7 @@ function AgentForm({ siteKeys, agent, onDone, onCancel }) {
                 </fieldset>
                 {agent ? (
                     <label class="check">
-                        <input type="checkbox" {...bind('disabled', 'checkbox')} /> {t('admin.disable')}
+                        <input type="checkbox" disabled={scoped} {...bind('disabled', 'checkbox')} /> {t('admin.disable')}
                     </label>
                 ) : null}
             </div>
@@ -558,7 +573,7 @@ function Teams({ site }) {
                 </label>
                 <label>
                     {t('admin.name')}
-                    <input required maxLength={200} {...bind('name')} />
+                    <input required maxLength={200} disabled={scoped} {...bind('name')} />
                 </label>
                 {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}
                 <Submit busy={sub.busy} action="create-team" label={t('admin.create')} />

@@ -17,7 +17,10 @@ local function my_site(s)
   for _, k in ipairs(my_sites) do if k == s then return true end end
   return false
 end
-local is_admin = me ~= nil and me.role == 'admin'
+-- Roles: agent < admin (administers its own sites) < owner (also creates sites and grants
+-- the owner role; docs/ops.md "Roles"). An owner is an admin everywhere it is a member.
+local is_owner = me ~= nil and me.role == 'owner'
+local is_admin = me ~= nil and (me.role == 'admin' or is_owner)
 if me then event_by = 'agent:' .. aid end
 local function reply(status, body) return '{"status":' .. I(status) .. ',"body":' .. body .. '}' end
 local function str(v, max, what)
@@ -26,11 +29,30 @@ local function str(v, max, what)
   return v
 end
 local function key_ok(v) return type(v) == 'string' and #v >= 1 and #v <= 64 and not string.find(v, '[^A-Za-z0-9_-]') end
+-- What of an agent the caller may see: only the caller's own sites, and only teams of
+-- those sites (an agent shared with another tenant must not reveal that tenant's keys).
+-- full: every site of the agent is the caller's, so the caller controls the agent fully
+-- (an admin never controls an owner; an owner controls every agent it shares a site with).
+local function agent_view(a)
+  local sites, teams, full = {}, {}, true
+  for _, s in ipairs(json_list(a.sites)) do
+    if my_site(s) then table.insert(sites, S(s)) else full = false end
+  end
+  for _, t in ipairs(json_list(a.teams)) do
+    for _, s in ipairs(my_sites) do
+      if redis.call('HEXISTS', P .. 'site:' .. s .. ':teams', t) == 1 then table.insert(teams, S(t)) break end
+    end
+  end
+  if a.role == 'owner' and not is_owner then full = false end
+  return '[' .. table.concat(sites, ',') .. ']', '[' .. table.concat(teams, ',') .. ']', full or is_owner
+end
 local function agent_json(a)
+  local sites, teams, full = a.sites or '[]', a.teams or '[]', true
+  if a.id ~= aid then sites, teams, full = agent_view(a) end
   return '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"email":' .. S(a.email) .. ',"role":' .. S(a.role) ..
-    ',"teams":' .. (a.teams or '[]') .. ',"sites":' .. (a.sites or '[]') .. ',"status":' .. S(a.status or 'offline') ..
+    ',"teams":' .. teams .. ',"sites":' .. sites .. ',"status":' .. S(a.status or 'offline') ..
     ',"max_chats":' .. N(a.max_chats) .. ',"disabled":' .. (a.disabled == '1' and 'true' or 'false') ..
-    ',"load":' .. I(agent_load(a.id)) .. '}'
+    ',"scoped":' .. tostring(not full) .. ',"load":' .. I(agent_load(a.id)) .. '}'
 end
 local function site_json(s)
   local widget = (s.widget and s.widget ~= '') and s.widget or '{}'
@@ -47,6 +69,7 @@ local function site_changed(key)
   redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')
 end
 local function need_admin() if not is_admin then error({code = 'forbidden', msg = 'admin role required'}) end end
+local function need_owner() if not is_owner then error({code = 'forbidden', msg = 'owner role required'}) end end
 -- The key of a site the caller administers (admin role, member of the site), else not_found.
 local function admin_site_key(key)
   need_admin()

@@ -519,10 +519,12 @@ end
 -- Kept per agent (P agent:<id>:notices, newest first, at most 100) and sent live on the
 -- agent's channel: {"type":"notice","notice":{"id","kind","site","conversation_id",
 -- "title","body","ts"}} (docs/protocol.md).
+-- admins and owners both administer the sites they belong to
+local function admin_role(r) return r == 'admin' or r == 'owner' end
 local function site_admins(site)
   local out = {}
   for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
-    if redis.call('HGET', P .. 'agent:' .. aid, 'role') == 'admin' then table.insert(out, aid) end
+    if admin_role(redis.call('HGET', P .. 'agent:' .. aid, 'role')) then table.insert(out, aid) end
   end
   table.sort(out)
   return out

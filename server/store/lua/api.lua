@@ -263,7 +263,8 @@ ops.admin_sites_list = function()
   return reply(200, '{"sites":[' .. table.concat(out, ',') .. ']}')
 end
 ops.admin_site_create = function()
-  need_admin()
+  -- a new tenant is the operator's decision: an admin of one site must not open others
+  need_owner()
   if not key_ok(p.key) then return fail('bad_request', 'key is 1-64 characters of A-Z a-z 0-9 _ -') end
   local name = str(p.name, 200, 'name')
   if not name or name == '' then return fail('bad_request', 'name is required') end
@@ -416,6 +417,13 @@ ops.admin_agents_list = function()
   for _, a in ipairs(out) do table.insert(js, agent_json(a)) end
   return reply(200, '{"agents":[' .. table.concat(js, ',') .. ']}')
 end
+-- an admin grants agent or admin; only an owner grants owner
+local function check_role(role)
+  if role ~= 'agent' and role ~= 'admin' and role ~= 'owner' then
+    error({code = 'bad_request', msg = 'role must be agent, admin or owner'})
+  end
+  if role == 'owner' then need_owner() end
+end
 local function check_agent_fields(sites, teams)
   if type(sites) ~= 'table' or #sites == 0 then error({code = 'bad_request', msg = 'sites must list at least one site'}) end
   for _, s in ipairs(sites) do
@@ -440,7 +448,7 @@ ops.admin_agent_create = function()
   local sites, teams = p.sites or {}, p.teams or {}
   check_agent_fields(sites, teams)
   local role = p.role or 'agent'
-  if role ~= 'agent' and role ~= 'admin' then return fail('bad_request', 'role must be agent or admin') end
+  check_role(role)
   local maxc = tonumber(p.max_chats or 5)
   if not maxc or maxc < 1 or maxc > 100 then return fail('bad_request', 'max_chats must be 1..100') end
   if redis.call('SETNX', P .. 'agent:email:' .. email, fresh) == 0 then return fail('conflict', 'an agent with this e-mail exists') end
@@ -451,44 +459,113 @@ ops.admin_agent_create = function()
   for _, s in ipairs(sites) do redis.call('SADD', P .. 'site:' .. s .. ':agents', id) end
   return reply(201, '{"agent":' .. agent_json(hgetall(P .. 'agent:' .. id)) .. '}')
 end
-ops.admin_agent_patch = function()
-  need_admin()
-  local a = hgetall(P .. 'agent:' .. tostring(p.agent_id))
-  if not a then return fail('not_found', 'no such agent') end
+-- An admin controls an agent fully (password, role, disabled, name, capacity, any of its
+-- sites) only when every site of the agent is one of the admin's (agent_view in _api.lua).
+-- For an agent shared with another tenant the admin may only change what is scoped to its
+-- own sites: the agent's teams there and its membership of them. Anything else is refused,
+-- so an admin of site B can never take over an agent through which site A is reached.
+local function agent_scope(a)
   local shared = false
   for _, s in ipairs(json_list(a.sites)) do if my_site(s) then shared = true end end
-  if not shared then return fail('not_found', 'no such agent') end
-  local key = P .. 'agent:' .. a.id
-  local sites = p.sites or json_list(a.sites)
-  local teams = p.teams or json_list(a.teams)
-  if p.sites ~= nil or p.teams ~= nil then check_agent_fields(sites, teams) end
+  local _, _, full = agent_view(a)
+  return shared, full
+end
+-- teams of the agent that belong to none of the caller's sites (kept as they are)
+local function foreign_teams(a)
+  local out = {}
+  for _, t in ipairs(json_list(a.teams)) do
+    local mine = false
+    for _, s in ipairs(my_sites) do
+      if redis.call('HEXISTS', P .. 'site:' .. s .. ':teams', t) == 1 then mine = true end
+    end
+    if not mine then table.insert(out, t) end
+  end
+  return out
+end
+local function patch_scoped(a)
+  -- a form that sends every field back unchanged is fine; a change is not
+  local same = {name = p.name == a.name, role = p.role == a.role, email = p.email == nil,
+    max_chats = tonumber(p.max_chats) == tonumber(a.max_chats), disabled = p.disabled == (a.disabled == '1'),
+    pw_hash = p.pw_hash == nil or p.pw_hash == ''}
+  for f, unchanged in pairs(same) do
+    if p[f] ~= nil and not unchanged then
+      return nil, fail('forbidden', 'this agent also serves sites you do not administer: only its teams and its membership of your sites can change')
+    end
+  end
+  local sites, teams = {}, foreign_teams(a)
+  for _, s in ipairs(json_list(a.sites)) do if not my_site(s) then table.insert(sites, s) end end
+  local mine = p.sites
+  if mine == nil then
+    mine = {}
+    for _, s in ipairs(json_list(a.sites)) do if my_site(s) then table.insert(mine, s) end end
+  elseif type(mine) ~= 'table' then
+    return nil, fail('bad_request', 'sites must be a list')
+  end
+  for _, s in ipairs(mine) do
+    if type(s) ~= 'string' or not my_site(s) then return nil, fail('bad_request', 'unknown site ' .. tostring(s)) end
+    table.insert(sites, s)
+  end
+  local my_teams = p.teams
+  if my_teams == nil and #mine == 0 then
+    my_teams = {} -- removed from every site of the caller: its teams there go too
+  elseif my_teams == nil then
+    my_teams = {}
+    local keep = {}
+    for _, t in ipairs(teams) do keep[t] = true end
+    for _, t in ipairs(json_list(a.teams)) do if not keep[t] then table.insert(my_teams, t) end end
+  end
+  if type(my_teams) ~= 'table' then return nil, fail('bad_request', 'teams must be a list') end
+  check_agent_fields(#mine > 0 and mine or my_sites, my_teams)
+  for _, t in ipairs(my_teams) do table.insert(teams, t) end
+  return {sites = sites, teams = teams}
+end
+local function patch_full(a, key)
   if p.name ~= nil then
     local v = str(p.name, 200, 'name')
-    if not v or v == '' then return fail('bad_request', 'name must not be empty') end
+    if not v or v == '' then error({code = 'bad_request', msg = 'name must not be empty'}) end
     redis.call('HSET', key, 'name', v)
   end
   if p.role ~= nil then
-    if p.role ~= 'agent' and p.role ~= 'admin' then return fail('bad_request', 'role must be agent or admin') end
+    check_role(p.role)
     redis.call('HSET', key, 'role', p.role)
   end
   if p.max_chats ~= nil then
     local v = tonumber(p.max_chats)
-    if not v or v < 1 or v > 100 then return fail('bad_request', 'max_chats must be 1..100') end
+    if not v or v < 1 or v > 100 then error({code = 'bad_request', msg = 'max_chats must be 1..100'}) end
     redis.call('HSET', key, 'max_chats', I(v))
   end
   if p.disabled ~= nil then
-    if type(p.disabled) ~= 'boolean' then return fail('bad_request', 'disabled must be true or false') end
+    if type(p.disabled) ~= 'boolean' then error({code = 'bad_request', msg = 'disabled must be true or false'}) end
     redis.call('HSET', key, 'disabled', p.disabled and '1' or '0')
     if p.disabled then redis.call('HSET', key, 'status', 'offline') end
   end
   if p.pw_hash and p.pw_hash ~= '' then redis.call('HSET', key, 'pw', p.pw_hash) end
-  if p.sites ~= nil then
-    for _, s in ipairs(json_list(a.sites)) do redis.call('SREM', P .. 'site:' .. s .. ':agents', a.id) end
-    for _, s in ipairs(sites) do redis.call('SADD', P .. 'site:' .. s .. ':agents', a.id) end
-    redis.call('HSET', key, 'sites', cjson.encode(sites))
+  local sites = p.sites or json_list(a.sites)
+  local teams = p.teams or json_list(a.teams)
+  if p.sites ~= nil or p.teams ~= nil then check_agent_fields(sites, teams) end
+  return {sites = p.sites ~= nil and sites or nil, teams = p.teams ~= nil and teams or nil}
+end
+ops.admin_agent_patch = function()
+  need_admin()
+  local a = hgetall(P .. 'agent:' .. tostring(p.agent_id))
+  if not a then return fail('not_found', 'no such agent') end
+  local shared, full = agent_scope(a)
+  if not shared then return fail('not_found', 'no such agent') end
+  local key = P .. 'agent:' .. a.id
+  local ch, refused
+  if full then
+    ch = patch_full(a, key)
+  else
+    ch, refused = patch_scoped(a)
+    if not ch then return refused end
   end
-  if p.teams ~= nil then redis.call('HSET', key, 'teams', #teams == 0 and '[]' or cjson.encode(teams)) end
-  for _, s in ipairs(sites) do drain_site(s, now) end
+  if ch.sites then
+    for _, s in ipairs(json_list(a.sites)) do redis.call('SREM', P .. 'site:' .. s .. ':agents', a.id) end
+    for _, s in ipairs(ch.sites) do redis.call('SADD', P .. 'site:' .. s .. ':agents', a.id) end
+    redis.call('HSET', key, 'sites', cjson.encode(ch.sites))
+  end
+  if ch.teams then redis.call('HSET', key, 'teams', #ch.teams == 0 and '[]' or cjson.encode(ch.teams)) end
+  for _, s in ipairs(ch.sites or json_list(a.sites)) do drain_site(s, now) end
   return reply(200, '{"agent":' .. agent_json(hgetall(key)) .. '}')
 end
 ops.admin_sla_get = function()
