@@ -34,6 +34,9 @@
     X(outq_max_frames, INT, 512, 8, 1000000, "outbound queue frames per connection before close 4429")                \
     X(outq_max_bytes, INT, 1048576, 65536, 1073741824, "outbound queue bytes per connection before close 4429")       \
     X(max_conns_per_ip, INT, 200, 1, 1000000, "concurrent WebSocket connections per client IP")                       \
+    X(conn_rate_per_ip, INT, 20, 1, 1000000,                                                                          \
+      "new WebSocket connections per second per client address (token bucket; each carries at most one hello)")       \
+    X(conn_burst_per_ip, INT, 100, 1, 1000000, "token bucket size of conn_rate_per_ip")                               \
     X(trusted_proxies, STR, "", 0, 0, "comma list of load balancer addresses whose X-Forwarded-For names the client") \
     X(public_api_rate, INT, 10, 1, 100000, "public API (knowledge base) requests per second per client address")      \
     X(public_api_burst, INT, 30, 1, 100000, "public API token bucket size per client address")                        \

@@ -67,11 +67,12 @@ typedef struct cd_conv_result {
     int64_t seq, last_seq;
     char epoch[80];
     bool recovered, duplicate, agents_online;
-    bool more;         /* resume: another page follows after page_last */
-    int64_t page_last; /* resume: the last seq this page covered */
-    bool sla;          /* a ticket's SLA clocks need cd_conv_sla_sync */
-    char site[80];     /* msg_send: the conversation's site */
-    char **frames;     /* resume: message.created frames */
+    bool visitor_stored; /* visitor_hello: the visitor has a record (false: anonymous, none yet) */
+    bool more;           /* resume: another page follows after page_last */
+    int64_t page_last;   /* resume: the last seq this page covered */
+    bool sla;            /* a ticket's SLA clocks need cd_conv_sla_sync */
+    char site[80];       /* msg_send: the conversation's site */
+    char **frames;       /* resume: message.created frames */
     size_t n_frames;
     cd_conv_assigned *assigned; /* presence_touch: conversations given to the agents */
     size_t n_assigned;
@@ -97,9 +98,14 @@ typedef struct cd_conv_author {
  * (user name/email, page, attributes) come from the hello request. */
 int cd_conv_visitor_hello(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const char *user_id,
                           const cd_req *hello, cd_conv_cb cb, void *ud);
-/* intervals: the site's business intervals (cd_sla_intervals) for a ticket made at once. */
+/* The profile an anonymous visitor's hello gave (name, email, page, attributes) as a
+ * compact JSON object the node keeps until the visitor's first conversation writes its
+ * record (no Redis key before that); NULL when the hello gave none. Free with cd_free. */
+char *cd_conv_visitor_profile(const cd_req *hello);
+/* intervals: the site's business intervals (cd_sla_intervals) for a ticket made at once.
+ * profile: from cd_conv_visitor_profile while the visitor has no record, else NULL. */
 int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const cd_req *req,
-                  const char *intervals, cd_conv_cb cb, void *ud);
+                  const char *intervals, const char *profile, cd_conv_cb cb, void *ud);
 int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
                  void *ud);
 int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int64_t before_seq, int limit,

@@ -24,6 +24,8 @@ typedef struct cd_ws_ctx {
     cd_map ip_conns;        /* client address -> connection count */
     /* public API token buckets, by a hash of the client address (collisions share one) */
     cd_ratelimit public_rl[1024];
+    cd_ratelimit conn_rl[1024];           /* new connections per client address (conn_rate_per_ip) */
+    unsigned long long conn_rate_refused; /* upgrades refused by conn_rl */
 } cd_ws_ctx;
 
 /* The client's address: the peer, or when the peer is one of trusted_proxies the last

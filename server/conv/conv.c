@@ -145,6 +145,7 @@ static void parse_ok(cd_conv_result *r, json_t *root)
     r->more = json_is_true(json_object_get(root, "more"));
     r->page_last = json_integer_value(json_object_get(root, "page_last"));
     r->agents_online = json_is_true(json_object_get(root, "agents_online"));
+    r->visitor_stored = json_is_true(json_object_get(root, "stored"));
     r->sla = json_is_true(json_object_get(root, "sla"));
     take_str(r->site, sizeof r->site, json_object_get(root, "site"));
     if (!r->site[0] && r->n_convs)
@@ -276,8 +277,33 @@ int cd_conv_visitor_hello(cd_store *st, const cd_config *cfg, const char *site, 
     return run(st, "visitor_hello", 12, args, cb, ud);
 }
 
+static void profile_set(json_t *o, const char *k, const char *v)
+{
+    if (v && *v)
+        json_object_set_new(o, k, json_string(v));
+}
+
+char *cd_conv_visitor_profile(const cd_req *hello)
+{
+    json_t *o = json_object();
+    profile_set(o, "name", hello->user_name);
+    profile_set(o, "email", hello->user_email);
+    profile_set(o, "page_url", hello->page_url);
+    profile_set(o, "page_title", hello->page_title);
+    profile_set(o, "referrer", hello->page_referrer);
+    profile_set(o, "attributes", hello->attributes_json);
+    char *out = NULL;
+    if (json_object_size(o) > 0) {
+        char *s = json_dumps(o, JSON_COMPACT);
+        out = s ? cd_strdup(s) : NULL;
+        free(s);
+    }
+    json_decref(o);
+    return out;
+}
+
 int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const cd_req *req,
-                  const char *intervals, cd_conv_cb cb, void *ud)
+                  const char *intervals, const char *profile, cd_conv_cb cb, void *ud)
 {
     char cid[64], epoch[40], msg_id[64], ack_id[64], ticket_id[64], now[24], retain[24];
     cd_id_new("m", ticket_id, sizeof ticket_id);
@@ -302,8 +328,9 @@ int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const ch
                           ack_id,
                           req->form_locale ? req->form_locale : "en",
                           intervals ? intervals : "*",
-                          ticket_id};
-    return run(st, "conv_start", 18, args, cb, ud);
+                          ticket_id,
+                          profile ? profile : ""};
+    return run(st, "conv_start", 19, args, cb, ud);
 }
 
 int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,

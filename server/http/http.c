@@ -182,6 +182,9 @@ static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const
     cd_buf_printf(
         b, "chatdesk_connections_by_role{role=\"visitor\"} %zu\nchatdesk_connections_by_role{role=\"agent\"} %zu\n", nv,
         na);
+    help(b, "chatdesk_upgrades_rate_limited_total", "counter",
+         "WebSocket upgrades refused (429) by the per-address connection rate (conn_rate_per_ip).");
+    cd_buf_printf(b, "chatdesk_upgrades_rate_limited_total %llu\n", cx->conn_rate_refused);
     help(b, "chatdesk_messages_total", "counter", "Messages stored through this node (acknowledged message.send).");
     cd_buf_printf(b, "chatdesk_messages_total %llu\n", ns->acks);
     help(b, "chatdesk_redis_ping_rtt_seconds", "gauge", "Round trip of the last Redis PING on the command connection.");

@@ -54,6 +54,7 @@ static void sess_free(cd_session *s)
         cd_free(s->sites[i]);
     cd_free(s->sites);
     cd_free(s->origin);
+    cd_free(s->profile);
     cd_free(s->name);
     cd_free(s);
 }
@@ -553,7 +554,8 @@ static void start_resumes(cd_session *s, const cd_req *req)
 
 typedef struct hello_op {
     op base;
-    cd_req req; /* resume entries are needed after the reply */
+    cd_req req;    /* resume entries are needed after the reply */
+    char *profile; /* visitor: cd_conv_visitor_profile of the hello, kept if no record exists */
 } hello_op;
 
 static void fail_hello(cd_session *s, const char *rid, cd_err code, const char *msg)
@@ -606,6 +608,12 @@ static void on_visitor_hello(void *ud, cd_conv_result *r)
     }
     cd_strlcpy(s->id, r->visitor_id, sizeof s->id);
     snprintf(s->author_key, sizeof s->author_key, "visitor:%s", s->id);
+    cd_free(s->profile);
+    s->profile = NULL;
+    if (!r->visitor_stored) { /* anonymous, no record yet: its first conversation writes it */
+        s->profile = h->profile;
+        h->profile = NULL;
+    }
     /* the visitor's display name, for typing/read events */
     cd_free(s->name);
     s->name = NULL;
@@ -646,6 +654,7 @@ static void on_visitor_hello(void *ud, cd_conv_result *r)
     start_resumes(s, &h->req);
 done:
     cd_free(h->req.resume);
+    cd_free(h->profile);
     sess_unref(s);
     cd_free(h);
 }
@@ -750,6 +759,8 @@ static void handle_hello(cd_session *s, const cd_req *req)
         cd_strlcpy(s->site, site->key, sizeof s->site);
         const char *uid = req->has_user && site->secret[0] ? req->user_id : "";
         s->state = SESS_HELLO_PENDING;
+        if (!uid[0])
+            h->profile = cd_conv_visitor_profile(req);
         rc =
             cd_conv_visitor_hello(n->st, n->cfg, site->key, has_token ? claims.sub : "", uid, req, on_visitor_hello, h);
     } else {
@@ -767,6 +778,7 @@ static void handle_hello(cd_session *s, const cd_req *req)
     fail_hello(s, req->rid, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
 fail:
     cd_free(h->req.resume);
+    cd_free(h->profile);
     sess_unref(s);
     cd_free(h);
 }
@@ -787,6 +799,10 @@ static void on_plain(void *ud, cd_conv_result *r)
     /* a ticket's SLA clocks follow its state (pause while pending, next response...) */
     if (r->err == CD_ERR_OK && r->sla && r->site[0])
         cd_conv_sla_sync(s->node->st, o->cid, cd_session__intervals(s->node, r->site), on_sla_synced, NULL);
+    if (r->err == CD_ERR_OK && o->type == CD_FRAME_CONV_START) {
+        cd_free(s->profile); /* the visitor's record exists now */
+        s->profile = NULL;
+    }
     if (!s->conn || reply_failed(o, r)) {
         op_done(o);
         return;
@@ -881,7 +897,8 @@ static void handle_request(cd_session *s, const cd_req *req)
     case CD_FRAME_CONV_START:
         if (agent)
             goto forbidden;
-        rc = cd_conv_start(n->st, n->cfg, s->site, s->id, req, cd_session__intervals(n, s->site), on_plain, o);
+        rc = cd_conv_start(n->st, n->cfg, s->site, s->id, req, cd_session__intervals(n, s->site), s->profile, on_plain,
+                           o);
         break;
     case CD_FRAME_MSG_SEND:
         rc = cd_conv_send(n->st, n->cfg, &a, req, on_plain, o);

@@ -47,6 +47,7 @@ struct cd_session {
     char id[80];
     char *name;    /* agent's display name (heap), NULL for visitors */
     char site[80]; /* visitor's site */
+    char *profile; /* anonymous visitor without a record yet: its hello's profile (heap), else NULL */
     char **sites;  /* agent's sites */
     size_t n_sites;
     char author_key[96]; /* "<kind>:<id>" */

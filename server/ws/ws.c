@@ -3,6 +3,7 @@
 #include <libwebsockets.h>
 #include <string.h>
 
+#include "chatdesk/clock.h"
 #include "chatdesk/http.h"
 #include "chatdesk/log.h"
 #include "chatdesk/ws.h"
@@ -71,6 +72,17 @@ static int confirm_upgrade(struct lws *wsi)
     }
     char ip[64] = "";
     cd_ws_client_ip(wsi, cx->cfg, ip, sizeof ip); /* no pss yet at this point */
+    /* Every upgrade attempt costs a token of its address's bucket, so a connect -> hello
+     * -> close loop is bounded by rate, not only by the open-connection cap (a connection
+     * carries at most one hello). The table is fixed: nothing grows with addresses. */
+    cd_ratelimit *rl = &cx->conn_rl[cd_fnv1a(CD_FNV1A_INIT, ip, strlen(ip)) % CD_ARRAY_LEN(cx->conn_rl)];
+    uint64_t now = cd_mono_ms();
+    if (rl->rate == 0)
+        cd_ratelimit_init(rl, (double)cx->cfg->conn_rate_per_ip, (double)cx->cfg->conn_burst_per_ip, now);
+    if (!cd_ratelimit_take(rl, now)) {
+        cx->conn_rate_refused++;
+        return cd_http_respond_error(wsi, 429, "rate_limited", "too many new connections from this address");
+    }
     size_t n = (size_t)(uintptr_t)cd_map_get(&cx->ip_conns, ip, strlen(ip));
     if (n >= (size_t)cx->cfg->max_conns_per_ip)
         return cd_http_respond_error(wsi, 429, "rate_limited", "too many connections from this address");

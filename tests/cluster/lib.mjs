@@ -47,7 +47,7 @@ export function nginxBinary() {
 }
 
 /** Arguments the cluster tests give every node (the same intent as docker/compose.yaml). */
-export const NODE_ARGS = ['--max-conns-per-ip', '100000', '--drain-timeout-s', '5'];
+export const NODE_ARGS = ['--max-conns-per-ip', '100000', '--conn-rate-per-ip', '1000000', '--conn-burst-per-ip', '1000000', '--drain-timeout-s', '5'];
 
 /** docker/nginx.conf with the "@test" lines pointed at loopback. Throws if the file no
  *  longer has the lines the rewrite expects (so a change there cannot go untested). */

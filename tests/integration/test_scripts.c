@@ -237,7 +237,7 @@ static void op_start(fx *f, res *r, const char *site, const char *vid, const cha
     req.form_message = message;
     req.form_priority = prio;
     token *t = tok(r);
-    await(f, r, t, cd_conv_start(f->st, &f->cfg, site, vid, &req, "*", on_res, t));
+    await(f, r, t, cd_conv_start(f->st, &f->cfg, site, vid, &req, "*", NULL, on_res, t));
 }
 
 static void fill_send(cd_req *req, const char *cid, const char *cmid, const char *body, bool priv)
@@ -849,6 +849,8 @@ static void test_hello_creates_then_returns_same_visitor(void **state)
     res r = {0};
     char vid[80], cid[80], buf[128];
 
+    /* an anonymous hello writes nothing (invariant 9): no key until a conversation */
+    char *before = keys_snapshot(f);
     op_hello(f, &r, SITE1, "", NULL);
     expect_ok(&r);
     snprintf(vid, sizeof vid, "%s", r.visitor_id);
@@ -857,12 +859,22 @@ static void test_hello_creates_then_returns_same_visitor(void **state)
     assert_true(json_is_null(jget(r.visitor, "user_id")));
     assert_int_equal(json_array_size(r.convs), 0);
     assert_false(r.agents_online);
+    char *after = keys_snapshot(f);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+    /* the same visitor again (its token's id): still nothing */
+    op_hello(f, &r, SITE1, vid, NULL);
+    expect_ok(&r);
+    assert_string_equal(r.visitor_id, vid);
+    assert_false(r_str(f, buf, sizeof buf, "HGET %svisitor:%s site", f->prefix, vid));
+
+    /* the first conversation writes the record */
+    int64_t last = new_conv(f, SITE1, vid, "hi there", cid, NULL);
     assert_true(r_str(f, buf, sizeof buf, "HGET %svisitor:%s site", f->prefix, vid));
     assert_string_equal(buf, SITE1);
     assert_true(r_str(f, buf, sizeof buf, "HGET %svisitor:%s id", f->prefix, vid));
     assert_string_equal(buf, vid);
-
-    int64_t last = new_conv(f, SITE1, vid, "hi there", cid, NULL);
 
     op_hello(f, &r, SITE1, vid, NULL);
     expect_ok(&r);
@@ -903,8 +915,9 @@ static void test_hello_vid_of_other_site_unauthorized(void **state)
 {
     fx *f = *state;
     res r = {0};
-    char vid[80], buf[64];
+    char vid[80], buf[64], cid[80];
     new_visitor(f, SITE1, vid);
+    new_conv(f, SITE1, vid, "a record exists from the first conversation on", cid, NULL);
     char *before = keys_snapshot(f);
 
     op_hello(f, &r, SITE2, vid, NULL);
@@ -1517,6 +1530,8 @@ static void test_refused_calls_write_nothing(void **state)
     const char *missing = "c_doesnotexist0000000000";
     new_visitor(f, SITE1, vid);
     new_visitor(f, SITE2, v2);
+    char cid2[80];
+    new_conv(f, SITE2, v2, "start", cid2, NULL); /* v2 has a record: a visitor of site2 */
     new_conv(f, SITE1, vid, "start", cid, NULL);
     const cd_conv_author vis = {"visitor", vid, ""};
     char *before = keys_snapshot(f);
@@ -1530,8 +1545,8 @@ static void test_refused_calls_write_nothing(void **state)
                            missing, f->prefix, missing),
                      0);
 
-    op_start(f, &r, SITE1, "v_nobody00000000000000", "hello", CD_PRIO_NONE);
-    expect_err(&r, CD_ERR_FORBIDDEN);
+    /* (a visitor id with no record is an anonymous visitor's first conversation: the id
+     * comes from a token the node signed; test_hello_creates_then_returns_same_visitor) */
     op_start(f, &r, SITE1, v2, "wrong site", CD_PRIO_NONE); /* a visitor of site2 */
     expect_err(&r, CD_ERR_FORBIDDEN);
     op_start(f, &r, "no-such-site", vid, "hello", CD_PRIO_NONE);

@@ -87,7 +87,7 @@ redis-cli -s "$TMP/redis.sock" ping 2>/dev/null | grep -q PONG || { echo "run.sh
 # ---- nodes ----
 NODE_ARGS=(--bind 127.0.0.1 --port 0 --redis "$REDIS_URL"
     --visitor-rate 100000 --visitor-burst 100000 --agent-rate 100000 --agent-burst 100000
-    --max-conns-per-ip 1000000 --outq-max-frames 100000 --outq-max-bytes 268435456
+    --max-conns-per-ip 1000000 --conn-rate-per-ip 1000000 --conn-burst-per-ip 1000000 --outq-max-frames 100000 --outq-max-bytes 268435456
     "${node_args[@]}")
 node_flags=() pid_flags=()
 for i in $(seq "$nodes"); do

@@ -435,7 +435,11 @@ export class ChatNode {
         }
         this.expectDeath = false;
         this.log.push(`### start ${cmd} ${argv.join(' ')}`);
-        const proc = spawnTracked(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+        // Every test connects from 127.0.0.1, so the per-address rate of new connections
+        // (conn_rate_per_ip) is lifted through the environment; a test of that limit gives
+        // the flags, which override the environment.
+        const env = { CHATDESK_CONN_RATE_PER_IP: '1000000', CHATDESK_CONN_BURST_PER_IP: '1000000', ...process.env };
+        const proc = spawnTracked(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
         this.proc = proc;
         const listening = new Promise((resolve, reject) => {
             const onLine = (line) => {

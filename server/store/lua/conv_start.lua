@@ -1,5 +1,6 @@
 -- ARGV: P, site, vid, cid, epoch, now, name, email, category, priority, subject, message, msg_id, cmid, retain,
---       ack_msg_id, locale, intervals (the site's business calendar), ticket msg id
+--       ack_msg_id, locale, intervals (the site's business calendar), ticket msg id,
+--       profile (JSON object the node kept from an anonymous visitor's hello, or '')
 local site, vid, cid, epoch, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local name, email, category, priority, subject, message = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local msg_id, cmid, retain, ack_id, locale = ARGV[13], ARGV[14], tonumber(ARGV[15]), ARGV[16], ARGV[17]
@@ -7,7 +8,20 @@ local iv, ticket_msg_id = iv_parse(ARGV[18]), ARGV[19]
 event_by = 'visitor:' .. vid
 local vkey = P .. 'visitor:' .. vid
 local v = hgetall(vkey)
-if not v or v.site ~= site then return fail('forbidden', 'unknown visitor') end
+if v and v.site ~= site then return fail('forbidden', 'unknown visitor') end
+if not v then
+  -- an anonymous visitor's first conversation: its record is written now, from the
+  -- profile its hello gave (the node kept it; the id is the one its signed token carries)
+  local ok, pr = pcall(cjson.decode, ARGV[20] or '')
+  if not ok or type(pr) ~= 'table' then pr = {} end
+  v = {id = vid, site = site, created_at = now, user_id = '', last_seen_at = now}
+  for _, f in ipairs({'name', 'email', 'page_url', 'page_title', 'referrer', 'attributes'}) do
+    if type(pr[f]) == 'string' and pr[f] ~= '' then v[f] = pr[f] end
+  end
+  local flat = {}
+  for k, x in pairs(v) do table.insert(flat, k) table.insert(flat, x) end
+  redis.call('HSET', vkey, unpack(flat))
+end
 local skey = P .. 'site:' .. site
 local s = hgetall(skey)
 if not s then return fail('not_found', 'unknown site') end

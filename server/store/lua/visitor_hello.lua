@@ -20,20 +20,27 @@ else
   vid = new_vid
 end
 local vkey = P .. 'visitor:' .. vid
-if redis.call('EXISTS', vkey) == 0 then
-  created = true
-  redis.call('HSET', vkey, 'id', vid, 'site', site, 'created_at', now, 'user_id', uid)
-end
-if name ~= '' then redis.call('HSET', vkey, 'name', name) end
-if email ~= '' then redis.call('HSET', vkey, 'email', email) end
-if page_url ~= '' then redis.call('HSET', vkey, 'page_url', page_url, 'page_title', page_title, 'referrer', referrer) end
-if attrs ~= '' then redis.call('HSET', vkey, 'attributes', attrs) end
-redis.call('HSET', vkey, 'last_seen_at', now)
-local v = hgetall(vkey)
-local convs = {}
-for _, cid in ipairs(redis.call('ZREVRANGE', vkey .. ':convs', 0, max_convs - 1)) do
-  local c = hgetall(ckey(cid))
-  if c then table.insert(convs, conv_json(c)) end
+local v, convs = nil, {}
+if uid == '' and redis.call('EXISTS', vkey) == 0 then
+  -- An anonymous visitor without a conversation leaves nothing in Redis (ARCHITECTURE
+  -- invariant 9, bounded Redis): the node keeps the hello's profile and conv_start
+  -- writes the record with the first conversation. The signed token carries the id.
+  v = {name = name ~= '' and name or nil, email = email ~= '' and email or nil, attributes = attrs}
+else
+  if redis.call('EXISTS', vkey) == 0 then
+    created = true
+    redis.call('HSET', vkey, 'id', vid, 'site', site, 'created_at', now, 'user_id', uid)
+  end
+  if name ~= '' then redis.call('HSET', vkey, 'name', name) end
+  if email ~= '' then redis.call('HSET', vkey, 'email', email) end
+  if page_url ~= '' then redis.call('HSET', vkey, 'page_url', page_url, 'page_title', page_title, 'referrer', referrer) end
+  if attrs ~= '' then redis.call('HSET', vkey, 'attributes', attrs) end
+  redis.call('HSET', vkey, 'last_seen_at', now)
+  v = hgetall(vkey)
+  for _, cid in ipairs(redis.call('ZREVRANGE', vkey .. ':convs', 0, max_convs - 1)) do
+    local c = hgetall(ckey(cid))
+    if c then table.insert(convs, conv_json(c)) end
+  end
 end
 local online = false
 for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
@@ -60,5 +67,5 @@ local site_cfg = '{"key":' .. S(site) .. ',"name":' .. S(st.name) .. ',"title":'
   ',"kb":' .. (redis.call('SCARD', P .. 'kb:{' .. site .. '}:pub') > 0 and 'true' or 'false') .. '}'
 return '{"site_config":' .. site_cfg .. ',"visitor":{"id":' .. S(vid) .. ',"name":' .. J(v.name) .. ',"email":' .. J(v.email) ..
   ',"user_id":' .. J(v.user_id) .. ',"attributes":' .. ((v.attributes and v.attributes ~= '') and v.attributes or '{}') ..
-  '},"created":' .. tostring(created) ..
+  '},"created":' .. tostring(created) .. ',"stored":' .. tostring(v.id ~= nil) ..
   ',"conversations":[' .. table.concat(convs, ',') .. '],"agents_online":' .. tostring(online) .. '}'
