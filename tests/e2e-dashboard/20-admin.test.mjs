@@ -126,6 +126,36 @@ it('agents: the admin creates an agent in the page, who then signs in', async (t
     assert.equal(login.status, 401, 'a disabled agent cannot sign in');
 });
 
+it("an agent shared with another tenant: only its teams and sites here can change; only owners add sites", async () => {
+    const p = S.p;
+    const other = await addSite(st.env);
+    const shared = await addAgent(st.env, S.site, { name: 'Shared Lin', sites: [S.site, other] });
+    // an admin (not an owner) is told who adds sites
+    await p.locator('[data-tab="sites"]').click();
+    await p.locator('[data-note="owner-only"]').waitFor();
+    assert.equal(await p.locator('[data-action="add-site"]').count(), 0);
+    await p.locator('[data-tab="agents"]').click();
+    const row = p.locator(`[data-table="agents"] tr[data-agent="${shared.email.toLowerCase()}"]`);
+    await row.waitFor();
+    assert.ok(!(await row.textContent()).includes(other), "the other tenant's site key is not shown");
+    await row.locator('button').click();
+    const edit = p.locator('[data-form="agent-edit"]');
+    await edit.waitFor();
+    await edit.locator('[data-notice="agent-scoped"]').waitFor();
+    for (const name of ['name', 'password', 'role', 'max_chats', 'disabled']) {
+        assert.equal(await edit.locator(`[name="${name}"]`).isDisabled(), true, `${name} is greyed out`);
+    }
+    await edit.locator('input[name="teams"]').fill('tier2');
+    await screenshot(p, '20-07-admin-agent-scoped');
+    await edit.locator('[data-action="save-agent"]').click();
+    await edit.waitFor({ state: 'detached' });
+    const r = await api(S.token, 'GET', '/api/v1/admin/agents');
+    const seen = r.json.agents.find((a) => a.id === shared.id);
+    assert.deepEqual(seen.teams, ['tier2']);
+    assert.deepEqual(seen.sites, [S.site]);
+    assert.equal(seen.scoped, true);
+});
+
 it('SLA policies and business hours saved through the page', async (t) => {
     const skip = await endpointMissing(st.env, S.token, 'GET', `/api/v1/admin/sites/${S.site}/sla`);
     if (skip) return t.skip(skip);

@@ -573,7 +573,7 @@ function Teams({ site }) {
                 </label>
                 <label>
                     {t('admin.name')}
-                    <input required maxLength={200} disabled={scoped} {...bind('name')} />
+                    <input required maxLength={200} {...bind('name')} />
                 </label>
                 {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}
                 <Submit busy={sub.busy} action="create-team" label={t('admin.create')} />
