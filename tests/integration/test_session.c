@@ -730,7 +730,8 @@ static void test_resume_pages_through_small_queue(void **state)
                "{\"type\":\"resume\",\"rid\":\"r1\",\"conversations\":[{\"conversation_id\":\"%s\",\"after_seq\":%lld,"
                "\"epoch\":\"%s\"}]}",
                f->cid, (long long)after, f->epoch);
-    barrier(f);
+    barrier(f); /* the first page is in */
+    barrier(f); /* and no second one comes while nothing is written */
     assert_int_equal(close_code(c, NULL, NULL), 0);
     drain(c); /* the ok at once, then only the first page */
     assert_int_equal(json_array_size(c->got), 5);
