@@ -707,6 +707,90 @@ static void test_gap_beyond_resume_max_reports_loss(void **state)
     expect_seqs(c, L + 5, L + 5);
 }
 
+/* A gap wider than a page is backfilled page by page through a small queue: complete,
+ * in order, without a resumed frame or an overflow. */
+static void test_gap_backfill_pages_through_small_queue(void **state)
+{
+    fx *f = *state;
+    f->cfg.outq_max_frames = 8; /* pages of 4 */
+    conn *c = open_visitor(f, NULL);
+    int64_t L = f->last;
+    send_msgs(f, 22, 0);
+    prep_wait(f);
+    cd_node_stats st0 = stats(f);
+    c->batch_max = 0;
+
+    feed(f, L + 22, 0);
+    wait_messages(c, 22);
+    barrier(f);
+    drain(c);
+    expect_seqs(c, L + 1, L + 22);
+    assert_true(c->batch_max <= 4);
+    assert_int_equal(count_type(c, "resumed"), 0);
+    assert_int_equal(close_code(c, NULL, NULL), 0);
+    assert_int_equal(stats(f).backfills - st0.backfills, 1);
+}
+
+/* A sentinel event published after everything else: once each session has it, every
+ * earlier bus message has been delivered (Redis keeps publish order per subscriber). */
+static bool all_got_sentinel(fx *f, const void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < f->nconns; i++)
+        if (!f->conns[i].detached && find_frame(&f->conns[i], "sentinel", NULL) < 0)
+            return false;
+    return true;
+}
+
+static void bus_sentinel(fx *f)
+{
+    redisReply *rep =
+        redisCommand(f->rc, "PUBLISH %sch:conv:%s %s", f->prefix, f->cid, "0 * -\n{\"type\":\"sentinel\"}");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    assert_true(wait_for(f, all_got_sentinel, NULL, WAIT_MS));
+}
+
+static void start_bus(fx *f)
+{
+    cd_bus_start(f->bus);
+    assert_true(wait_for(f, bus_ready, NULL, WAIT_MS));
+}
+
+/* The real bus delivers every message while an injected gap event makes the sessions
+ * backfill at the same time: each session still sees each seq once, in order, and never
+ * the gap event itself (only stored messages). */
+static void test_seq_order_live_bus_with_injected_gap(void **state)
+{
+    fx *f = *state;
+    start_bus(f);
+    conn *c[2] = {open_visitor(f, NULL), open_visitor(f, NULL)};
+    long long one = 1;
+    assert_true(wait_for(f, numsub_is, &one, WAIT_MS));
+    int64_t L = f->last;
+
+    send_msgs(f, 10, 0);
+    feed(f, L + 12, 0); /* both backfill, reading after the first 10 sends */
+    send_msgs(f, 20, 0);
+    prep_wait(f);
+    assert_int_equal(f->last, L + 30);
+    for (int i = 0; i < 2; i++)
+        wait_messages(c[i], 30);
+    barrier(f);
+    bus_sentinel(f);
+    for (int i = 0; i < 2; i++) {
+        expect_seqs(c[i], L + 1, L + 30);
+        size_t k;
+        json_t *v;
+        json_array_foreach(c[i]->got, k, v)
+        {
+            if (strcmp(ftype(v), "message.created") == 0)
+                assert_true(strncmp(json_string_value(json_object_get(json_object_get(v, "message"), "body")),
+                                    "message ", 8) == 0);
+        }
+    }
+}
+
 /* ---- 3. paging of resumes ---- */
 
 /* A resume far behind goes page by page, each page (half the outbound queue) read only
@@ -859,8 +943,7 @@ static void expect_refs(fx *f, size_t topics, size_t channels)
 static void test_hub_one_subscription_per_conversation(void **state)
 {
     fx *f = *state;
-    cd_bus_start(f->bus);
-    assert_true(wait_for(f, bus_ready, NULL, WAIT_MS));
+    start_bus(f);
     size_t topics = cd_hub_topic_count(f->hub), channels = cd_bus_channel_count(f->bus);
     long long zero = 0, one = 1;
     assert_int_equal(numsub(f), 0);
@@ -968,6 +1051,8 @@ int main(void)
         T(test_seq_order_despite_reordered_and_duplicate_events),
         T(test_gap_backfill_then_newer_event_backfills_again),
         T(test_gap_beyond_resume_max_reports_loss),
+        T(test_gap_backfill_pages_through_small_queue),
+        T(test_seq_order_live_bus_with_injected_gap),
         T(test_resume_pages_through_small_queue),
         T(test_resume_beyond_resume_max_not_recovered),
         T(test_slow_reader_closed_at_frame_limit),
