@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "chatdesk/admin.h"
 #include "chatdesk/auth.h"
 #include "chatdesk/bus.h"
 #include "chatdesk/clock.h"
@@ -36,6 +37,7 @@
 #include "chatdesk/proto.h"
 #include "chatdesk/session.h"
 #include "chatdesk/store.h"
+#include "it_support.h"
 
 #define WAIT_MS 5000
 #define SITE "site1"
@@ -47,7 +49,6 @@
 
 static const char *redis_url;  /* CD_TEST_REDIS, "unix:/path" */
 static const char *redis_path; /* the socket path in it */
-static int fx_counter;
 
 typedef struct fx fx;
 
@@ -121,32 +122,27 @@ static void drain(conn *c)
 
 typedef bool (*pred_fn)(fx *f, const void *arg);
 
-static void on_deadline(uv_timer_t *t)
+typedef struct wait_arg {
+    fx *f;
+    pred_fn done;
+    const void *arg;
+} wait_arg;
+
+/* Between turns of the loop, the popping connections write everything queued (nothing
+ * in here may fail_msg(): it_run_until's timer lives in its frame). */
+static bool drained_and(const void *p)
 {
-    *(bool *)t->data = true;
+    const wait_arg *w = p;
+    for (size_t i = 0; i < w->f->nconns; i++)
+        if (w->f->conns[i].popping && !w->f->conns[i].detached)
+            drain(&w->f->conns[i]);
+    return w->done(w->f, w->arg);
 }
 
-/* Nothing in here may fail_msg(): the timer lives in this frame. */
 static bool wait_for(fx *f, pred_fn done, const void *arg, uint64_t ms)
 {
-    bool expired = false, ok;
-    uv_timer_t t;
-    uv_timer_init(&f->loop, &t);
-    t.data = &expired;
-    uv_timer_start(&t, on_deadline, ms, 0);
-    for (;;) {
-        for (size_t i = 0; i < f->nconns; i++)
-            if (f->conns[i].popping && !f->conns[i].detached)
-                drain(&f->conns[i]);
-        ok = done(f, arg);
-        if (ok || expired)
-            break;
-        uv_run(&f->loop, UV_RUN_ONCE);
-    }
-    uv_timer_stop(&t);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT); /* completes the close: t lives in this frame */
-    return ok;
+    wait_arg w = {f, done, arg};
+    return it_run_until(&f->loop, drained_and, &w, ms);
 }
 
 static bool store_ready(fx *f, const void *arg)
@@ -280,22 +276,6 @@ static void make_conversation(fx *f)
 }
 
 /* ---- synchronous Redis ---- */
-
-static __attribute__((format(printf, 2, 3))) long long r_int(fx *f, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *rep = redisvCommand(f->rc, fmt, ap);
-    va_end(ap);
-    assert_non_null(rep);
-    long long v = -1;
-    if (rep->type == REDIS_REPLY_INTEGER)
-        v = rep->integer;
-    else if (rep->type == REDIS_REPLY_STRING)
-        v = strtoll(rep->str, NULL, 10);
-    freeReplyObject(rep);
-    return v;
-}
 
 /* Subscribers of the conversation's bus channel, as Redis counts them. */
 static long long numsub(fx *f)
@@ -510,12 +490,6 @@ static cd_node_stats stats(fx *f)
 
 /* ---- fixture: store, bus, hub and node as chatdeskd builds them ---- */
 
-static void set_str(char **field, const char *value)
-{
-    cd_free(*field);
-    *field = cd_strdup(value);
-}
-
 static void on_store_state(void *ud, bool up)
 {
     fx *f = ud;
@@ -540,20 +514,18 @@ static int setup(void **state)
     if (!f)
         return -1;
     *state = f;
-    snprintf(f->prefix, sizeof f->prefix, "ss%d_%d:", (int)getpid(), ++fx_counter);
-    uv_loop_init(&f->loop);
-    cd_config_init(&f->cfg);
-    set_str(&f->cfg.redis, redis_url);
-    set_str(&f->cfg.prefix, f->prefix);
-    set_str(&f->cfg.token_secret, SECRET);
+    it_world_init(&f->loop, &f->cfg, f->prefix, sizeof f->prefix, "ss");
+    it_set_str(&f->cfg.token_secret, SECRET);
     f->rc = redisConnectUnix(redis_path);
     if (!f->rc || f->rc->err) {
         print_error("redisConnectUnix %s failed\n", redis_path);
         return -1;
     }
-    freeReplyObject(redisCommand(f->rc, "HSET %ssite:%s key %s name %s origins %s identity_secret %s created_at %s",
-                                 f->prefix, SITE, SITE, SITE, "[\"" ORIGIN "\"]", "", "1700000000000"));
-    freeReplyObject(redisCommand(f->rc, "SADD %ssites %s", f->prefix, SITE));
+    char *site_add[] = {"site-add", "--key", SITE, "--name", "Site one", "--origin", ORIGIN};
+    if (cd_admin_main(&f->cfg, (int)CD_ARRAY_LEN(site_add), site_add) != 0) {
+        print_error("admin site-add failed\n");
+        return -1;
+    }
     f->st = cd_store_create(&f->loop, &f->cfg);
     f->bus = cd_bus_create(&f->loop, &f->cfg, f->st, NODE_ID, on_bus_message, on_bus_state, f);
     f->hub = cd_hub_create(f->bus);
@@ -591,16 +563,10 @@ static int teardown(void **state)
         cd_store_stop(f->st);
         cd_store_destroy(f->st);
     }
-    for (int i = 0; i < 100 && uv_loop_alive(&f->loop); i++)
-        uv_run(&f->loop, UV_RUN_NOWAIT);
+    int rc = it_loop_finish(&f->loop);
     cd_hub_destroy(f->hub);
-    int rc = uv_loop_close(&f->loop);
     if (f->rc) {
-        redisReply *keys = redisCommand(f->rc, "KEYS %s*", f->prefix);
-        if (keys && keys->type == REDIS_REPLY_ARRAY)
-            for (size_t i = 0; i < keys->elements; i++)
-                freeReplyObject(redisCommand(f->rc, "DEL %s", keys->element[i]->str));
-        freeReplyObject(keys);
+        it_drop_prefix(f->rc, f->prefix);
         redisFree(f->rc);
     }
     cd_config_cleanup(&f->cfg);
@@ -1026,26 +992,19 @@ static void test_detach_with_requests_in_flight(void **state)
     assert_int_equal(st1.frames_out, st0.frames_out); /* nothing queued for a gone connection */
     assert_int_equal(f->io_after_detach, 0);
     assert_int_equal(cd_node_session_count(f->node), 0);
-    /* the request itself was carried out */
-    assert_int_equal(r_int(f, "HGET %sconv:{%s} last_seq", f->prefix, f->cid), L + 1);
+    /* the request itself was carried out: the conversation has the message */
+    cd_conv_author a = {"visitor", f->vid, ""};
+    prep_started(f, cd_conv_history(f->st, &a, f->cid, 0, 1, on_prep, f));
+    prep_wait(f);
+    assert_int_equal(f->last, L + 1);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
-    redis_url = getenv("CD_TEST_REDIS");
-    if (!redis_url || strncmp(redis_url, "unix:", 5) != 0) {
-        printf("CD_TEST_REDIS=unix:/path not set: skipping (ctest -L integration starts redis and sets it)\n");
+    if (!it_redis_from_env(&redis_url, &redis_path))
         return 0;
-    }
-    static char path[512];
-    snprintf(path, sizeof path, "%s", redis_url + 5);
-    char *q = strchr(path, '?');
-    if (q)
-        *q = '\0';
-    redis_path = path;
-    cd_log_set_level(CD_LOG_ERROR);
 
     const struct CMUnitTest tests[] = {
         T(test_seq_order_despite_reordered_and_duplicate_events),
