@@ -7,9 +7,11 @@
  * is read with cd_session_pop. Live conversation events are fed to the hub with
  * cd_hub_dispatch exactly as the bus delivers them, so their order can be chosen; the bus
  * itself is started only where the test needs the real subscription (hub reference
- * counts). Conversations and messages are written through the production scripts
- * (cd_conv_*), fixtures and checks with a synchronous hiredis connection. Each test has
- * its own key prefix and every wait is bounded.
+ * counts). The site is added with the admin CLI's site-add, conversations and messages
+ * through the production scripts (cd_conv_*); a synchronous hiredis connection asks Redis
+ * for its subscriber counts. Each test has its own key prefix and every wait is bounded;
+ * the asan layer runs these tests too, which is what catches a session freed too early
+ * or never.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
