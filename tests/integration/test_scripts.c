@@ -32,6 +32,7 @@
 #include "chatdesk/log.h"
 #include "chatdesk/proto.h"
 #include "chatdesk/store.h"
+#include "it_support.h"
 
 #define WAIT_MS 5000
 #define SITE1 "site1"
@@ -46,7 +47,6 @@
 
 static const char *redis_url;  /* CD_TEST_REDIS, "unix:/path" */
 static const char *redis_path; /* the socket path in it */
-static int fx_counter;
 
 /* Agents seeded for every test: two of site1, one of site2 only, one of both sites. */
 static const cd_conv_author AG1 = {"agent", "ag_one", "Agent One"};
@@ -64,28 +64,6 @@ typedef struct fx {
 
 /* ---- the loop: run until a condition holds or a deadline passes ---- */
 
-typedef bool (*cond_fn)(const void *arg);
-
-static void on_deadline(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-static bool run_until(uv_loop_t *loop, cond_fn done, const void *arg, uint64_t ms)
-{
-    bool expired = false;
-    uv_timer_t t;
-    uv_timer_init(loop, &t);
-    t.data = &expired;
-    uv_timer_start(&t, on_deadline, ms, 0);
-    while (!done(arg) && !expired)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_timer_stop(&t);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT); /* completes the close: t lives in this frame */
-    return done(arg);
-}
-
 static bool flag_is_set(const void *arg)
 {
     return *(const bool *)arg;
@@ -99,12 +77,6 @@ static bool store_is_up(const void *arg)
 static bool count_is_zero(const void *arg)
 {
     return *(const int *)arg <= 0;
-}
-
-static void set_str(char **field, const char *value)
-{
-    cd_free(*field);
-    *field = cd_strdup(value);
 }
 
 /* ---- results of cd_conv_* calls ---- */
@@ -195,7 +167,7 @@ static void await(fx *f, res *r, token *t, int rc)
         free(t);
         fail_msg("cd_conv_* refused the call (store down?)");
     }
-    if (!run_until(&f->loop, flag_is_set, &r->done, WAIT_MS)) {
+    if (!it_run_until(&f->loop, flag_is_set, &r->done, WAIT_MS)) {
         t->r = NULL;
         fail_msg("no reply within %d ms", WAIT_MS);
     }
@@ -693,18 +665,14 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
-    snprintf(f->prefix, sizeof f->prefix, "it%d_%d:", (int)getpid(), ++fx_counter);
-    uv_loop_init(&f->loop);
-    cd_config_init(&f->cfg);
-    set_str(&f->cfg.redis, redis_url);
-    set_str(&f->cfg.prefix, f->prefix);
+    it_world_init(&f->loop, &f->cfg, f->prefix, sizeof f->prefix, "it");
     f->st = cd_store_create(&f->loop, &f->cfg);
     if (!f->st) {
         print_error("cd_store_create failed for %s\n", redis_url);
         return -1;
     }
     cd_store_start(f->st);
-    if (!run_until(&f->loop, store_is_up, f->st, WAIT_MS)) {
+    if (!it_run_until(&f->loop, store_is_up, f->st, WAIT_MS)) {
         print_error("store not up within %d ms (redis %s)\n", WAIT_MS, redis_url);
         return -1;
     }
@@ -730,14 +698,8 @@ static int teardown(void **state)
         return 0;
     cd_store_stop(f->st);
     cd_store_destroy(f->st);
-    for (int i = 0; i < 100 && uv_loop_alive(&f->loop); i++)
-        uv_run(&f->loop, UV_RUN_NOWAIT);
-    int rc = uv_loop_close(&f->loop);
-    redisReply *keys = redisCommand(f->rc, "KEYS %s*", f->prefix);
-    if (keys && keys->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < keys->elements; i++)
-            freeReplyObject(redisCommand(f->rc, "DEL %s", keys->element[i]->str));
-    freeReplyObject(keys);
+    int rc = it_loop_finish(&f->loop);
+    it_drop_prefix(f->rc, f->prefix);
     redisFree(f->rc);
     cd_config_cleanup(&f->cfg);
     free(f);
@@ -834,7 +796,7 @@ static void send_many(fx *f, const cd_conv_author *a, const char *cid, const cha
         b.pending++;
     }
     /* b lives in this frame: it cannot be left while replies are outstanding */
-    if (!run_until(&f->loop, count_is_zero, &b.pending, 30000)) {
+    if (!it_run_until(&f->loop, count_is_zero, &b.pending, 30000)) {
         fprintf(stderr, "send_many: %d replies missing after 30 s\n", b.pending);
         abort();
     }
@@ -1127,13 +1089,13 @@ static int child_run(const char *prefix, const char *cid, const cd_conv_author *
     if (uv_loop_init(&loop) != 0)
         return 10;
     cd_config_init(&cfg);
-    set_str(&cfg.redis, redis_url);
-    set_str(&cfg.prefix, prefix);
+    it_set_str(&cfg.redis, redis_url);
+    it_set_str(&cfg.prefix, prefix);
     cd_store *st = cd_store_create(&loop, &cfg);
     if (!st)
         return 11;
     cd_store_start(st);
-    if (!run_until(&loop, store_is_up, st, 10000))
+    if (!it_run_until(&loop, store_is_up, st, 10000))
         code = 12;
     if (!code && write(ready_fd, &c, 1) != 1)
         code = 13;
@@ -1150,15 +1112,13 @@ static int child_run(const char *prefix, const char *cid, const cd_conv_author *
         else
             b.pending++;
     }
-    if (!code && !run_until(&loop, count_is_zero, &b.pending, 30000))
+    if (!code && !it_run_until(&loop, count_is_zero, &b.pending, 30000))
         code = 16;
     if (!code && b.failed)
         code = 17;
     cd_store_stop(st);
     cd_store_destroy(st);
-    for (int i = 0; i < 100 && uv_loop_alive(&loop); i++)
-        uv_run(&loop, UV_RUN_NOWAIT);
-    uv_loop_close(&loop);
+    it_loop_finish(&loop);
     cd_config_cleanup(&cfg);
     return code;
 }
@@ -2327,18 +2287,8 @@ static void test_library_reloaded_after_flush(void **state)
 
 int main(void)
 {
-    redis_url = getenv("CD_TEST_REDIS");
-    if (!redis_url || strncmp(redis_url, "unix:", 5) != 0) {
-        printf("CD_TEST_REDIS=unix:/path not set: skipping (ctest -L integration starts redis and sets it)\n");
+    if (!it_redis_from_env(&redis_url, &redis_path))
         return 0;
-    }
-    static char path[512];
-    snprintf(path, sizeof path, "%s", redis_url + 5);
-    char *q = strchr(path, '?');
-    if (q)
-        *q = '\0';
-    redis_path = path;
-    cd_log_set_level(CD_LOG_ERROR);
 
     const struct CMUnitTest tests[] = {
         T(test_hello_creates_then_returns_same_visitor),
