@@ -51,6 +51,9 @@ int ld_run(char *const argv[], char *out, size_t outn, int timeout_s);
 /* One HTTP/1.1 request on 127.0.0.1:port; returns the status, the body in out. */
 int ld_http(const char *host, int port, const char *method, const char *path, const char *body, char *out, size_t outn,
             int timeout_ms);
+/* The same with "Authorization: Bearer <token>" (token NULL: none). */
+int ld_http_auth(const char *host, int port, const char *method, const char *path, const char *token, const char *body,
+                 char *out, size_t outn, int timeout_ms);
 /* Sum of a Prometheus counter over the nodes' /metrics (-1 when no node answered). */
 long long ld_metric(const char *host, const int *ports, int nports, const char *name);
 
@@ -159,6 +162,8 @@ typedef struct ld_opts {
     int timeout_s;   /* hard limit of the whole run */
     int setup_jobs;  /* parallel admin/login calls */
     bool quiet;
+    bool features;           /* chat: every site gets automation rules (and a webhook) */
+    const char *webhook_url; /* with --features: a webhook to this URL for message.created */
     bool storm_send; /* storm: one unacked message per client right before the drop */
     const char *tag;
     char run_id[32];

@@ -74,6 +74,9 @@ static void usage(FILE *f)
           "  --jitter MS           storm: reconnect delay U(0, MS) (default 2000)\n"
           "  --no-storm-send       storm: do not send an unacked message right before the drop\n"
           "  --body N              chat: message body bytes (default 64)\n"
+          "  --features            chat: every feature on: each site gets automation rules on\n"
+          "                        conversation.created and message.created (reports always run)\n"
+          "  --webhook URL         with --features: each site also posts message.created to URL\n"
           "  --timeout S           hard limit for the whole run (default: computed)\n"
           "  --tag TEXT            a label copied into the JSON line\n"
           "  --quiet               only the JSON line\n"
@@ -256,6 +259,69 @@ static int probe_site(const char *site)
     return 0;
 }
 
+/* POST body to path as the run's admin; 0 when the answer is 201. */
+static int admin_post(const char *token, const char *path, const char *body)
+{
+    char out[8192];
+    const ld_target *t = &O.targets[0];
+    int st = ld_http_auth(t->host, t->port, "POST", path, token, body, out, sizeof out, 15000);
+    if (st == 201)
+        return 0;
+    fprintf(stderr, "chatdesk-load: POST %s answered %d: %s\n", path, st, out);
+    return -1;
+}
+
+/* --features: an admin of every site adds two automation rules per site (a new chat gets a
+ * tag; a message containing "refund" tags the chat: the rules consumer reads every message
+ * event) and, with --webhook, a webhook for message.created, so the measured cost per message
+ * includes the event consumers, reports, rules and webhooks. */
+static int setup_features(const ld_account *acc, int nsites)
+{
+    char out[4096], email[128], body[1024], token[1024], path[256];
+    snprintf(email, sizeof email, "%s-admin@load.test", O.run_id);
+    char *argv[64];
+    int n = 0;
+    const char *head[] = {O.chatdeskd, "--redis", O.redis_url, "admin", "agent-add", "--email", email,
+                          "--password", PASSWORD, "--name", "Load admin", "--role", "admin"};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+        argv[n++] = (char *)head[i];
+    for (int i = 0; i < nsites && n < 62; i++) {
+        argv[n++] = (char *)"--site";
+        argv[n++] = (char *)acc[i].site;
+    }
+    argv[n] = NULL;
+    if (ld_run(argv, out, sizeof out, 60) != 0) {
+        fprintf(stderr, "chatdesk-load: admin agent-add %s failed: %s\n", email, out);
+        return -1;
+    }
+    snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"%s\"}", email, PASSWORD);
+    const ld_target *t = &O.targets[0];
+    if (ld_http(t->host, t->port, "POST", "/api/v1/login", body, out, sizeof out, 15000) != 200 ||
+        ld_json_str(out, strlen(out), "token", token, sizeof token) <= 0) {
+        fprintf(stderr, "chatdesk-load: login of %s failed: %s\n", email, out);
+        return -1;
+    }
+    static const char *rules[] = {
+        "{\"name\":\"New chat tagged\",\"trigger\":{\"event\":\"conversation.created\"},"
+        "\"conditions\":[],\"actions\":[{\"type\":\"add_tags\",\"tags\":[\"load\"]}]}",
+        "{\"name\":\"Refund requests\",\"trigger\":{\"event\":\"message.created\"},"
+        "\"conditions\":[{\"field\":\"text\",\"op\":\"contains\",\"value\":\"refund\"}],"
+        "\"actions\":[{\"type\":\"add_tags\",\"tags\":[\"refund\"]}]}"};
+    for (int i = 0; i < nsites; i++) {
+        snprintf(path, sizeof path, "/api/v1/admin/sites/%s/rules", acc[i].site);
+        for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
+            if (admin_post(token, path, rules[r]) != 0)
+                return -1;
+        if (O.webhook_url) {
+            snprintf(path, sizeof path, "/api/v1/admin/sites/%s/webhooks", acc[i].site);
+            snprintf(body, sizeof body, "{\"url\":\"%s\",\"events\":[\"message.created\"]}", O.webhook_url);
+            if (admin_post(token, path, body) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 static int share(int total, int P, int w)
 {
     return total / P + (w < total % P ? 1 : 0);
@@ -299,6 +365,8 @@ static ld_account *setup(int *nacc)
     for (int i = 0; i < nsites; i++)
         if (probe_site(acc[i].site) != 0)
             return NULL;
+    if (O.features && O.sc == SC_CHAT && setup_features(acc, nsites) != 0)
+        return NULL;
     if (nagents) {
         uint64_t t0 = ld_now_ns();
         if (add_agents_parallel(acc, first, nagents, max_chats) != 0)
@@ -555,6 +623,8 @@ int main(int argc, char **argv)
         OPT_QUIET,
         OPT_METRICS,
         OPT_NOSTORMSEND,
+        OPT_FEATURES,
+        OPT_WEBHOOK,
         OPT_JOBS
     };
     static const struct option lo[] = {{"node", required_argument, NULL, OPT_NODE},
@@ -581,6 +651,8 @@ int main(int argc, char **argv)
                                        {"quiet", no_argument, NULL, OPT_QUIET},
                                        {"metrics", required_argument, NULL, OPT_METRICS},
                                        {"no-storm-send", no_argument, NULL, OPT_NOSTORMSEND},
+                                       {"features", no_argument, NULL, OPT_FEATURES},
+                                       {"webhook", required_argument, NULL, OPT_WEBHOOK},
                                        {"setup-jobs", required_argument, NULL, OPT_JOBS},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -662,6 +734,12 @@ int main(int argc, char **argv)
             break;
         case OPT_NOSTORMSEND:
             O.storm_send = false;
+            break;
+        case OPT_FEATURES:
+            O.features = true;
+            break;
+        case OPT_WEBHOOK:
+            O.webhook_url = optarg;
             break;
         case OPT_JOBS:
             O.setup_jobs = atoi(optarg);
@@ -1117,6 +1195,7 @@ int main(int argc, char **argv)
            "\"mem_gib\":%.1f},\"nodes\":%d,\"procs\":%d,\"src_ips\":%d",
            O.sc_name, bad ? "false" : "true", O.run_id, O.tag ? O.tag : "", nproc, cpu_model, mem_gb, O.ntargets, P,
            O.src_ips);
+    printf(",\"features\":%s,\"webhook\":%s", O.features ? "true" : "false", O.webhook_url ? "true" : "false");
     printf(",\"conns\":%" PRIu64 ",\"conns_open\":%" PRIu64 ",\"connect_errors\":%" PRIu64
            ",\"upgrade_errors\":%" PRIu64 ",\"retries\":%" PRIu64,
            T.conns_target, T.conns_open, T.connect_errors, T.upgrade_errors, T.retries);

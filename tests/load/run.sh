@@ -12,6 +12,12 @@
 #   --node-arg ARG       extra chatdeskd flag (repeat; e.g. --node-arg --outq-max-frames=4096)
 #   --json FILE          append each scenario's JSON line to FILE
 #   --keep               keep the temp dir (logs, AOF)
+#   --webhook-sink       start a loopback HTTP receiver (answers 204), allow it in the nodes'
+#                        webhook_allow_hosts and pass --webhook URL to each scenario
+#   --redis-stats FILE   after the scenarios, write Redis INFO commandstats, cpu and memory
+#                        to FILE (where Redis time goes: calls and usec per command), and a
+#                        table of the time per function from SLOWLOG, which records every
+#                        call during the run (it costs Redis a little: not for figures you quote)
 # environment: CHATDESKD (default build/chatdeskd), CHATDESK_LOAD (default
 # build/tests/load/chatdesk-load), relative to the repository root.
 #
@@ -24,7 +30,7 @@ abspath() { case $1 in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 CHATDESKD=$(abspath "${CHATDESKD:-build/chatdeskd}")
 LOAD=$(abspath "${CHATDESK_LOAD:-build/tests/load/chatdesk-load}")
 
-nodes=2 fsync=everysec redis_tcp=0 keep=0 json_out=""
+nodes=2 fsync=everysec redis_tcp=0 keep=0 json_out="" redis_stats="" webhook_sink=0
 node_args=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -34,6 +40,8 @@ while [ $# -gt 0 ]; do
     --node-arg) node_args+=("$2"); shift 2 ;;
     --json) json_out=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    --redis-stats) redis_stats=$2; shift 2 ;;
+    --webhook-sink) webhook_sink=1; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
@@ -84,6 +92,30 @@ for _ in $(seq 200); do
 done
 redis-cli -s "$TMP/redis.sock" ping 2>/dev/null | grep -q PONG || { echo "run.sh: redis did not start" >&2; cat "$TMP/redis.log" >&2; exit 1; }
 
+# ---- webhook receiver (a load run's webhooks go here, loopback only) ----
+webhook_args=()
+if [ "$webhook_sink" = 1 ]; then
+    python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+' >"$TMP/sink.port" 2>"$TMP/sink.log" &
+    PIDS+=($!)
+    for _ in $(seq 100); do [ -s "$TMP/sink.port" ] && break; sleep 0.05; done
+    sink_port=$(head -1 "$TMP/sink.port")
+    [ -n "$sink_port" ] || { echo "run.sh: webhook receiver did not start" >&2; exit 1; }
+    node_args+=(--webhook-allow-hosts "127.0.0.1:$sink_port")
+    webhook_args=(--webhook "http://127.0.0.1:$sink_port/hook")
+fi
+
 # ---- nodes ----
 NODE_ARGS=(--bind 127.0.0.1 --port 0 --redis "$REDIS_URL"
     --visitor-rate 100000 --visitor-burst 100000 --agent-rate 100000 --agent-burst 100000
@@ -110,6 +142,11 @@ for i in $(seq "$nodes"); do
     pid_flags+=(--pid "$npid")
 done
 
+if [ -n "$redis_stats" ]; then
+    redis-cli -s "$TMP/redis.sock" config set slowlog-log-slower-than 0 >/dev/null
+    redis-cli -s "$TMP/redis.sock" config set slowlog-max-len 1000000 >/dev/null
+fi
+
 # ---- scenarios ----
 rc=0
 while [ $# -gt 0 ]; do
@@ -117,7 +154,7 @@ while [ $# -gt 0 ]; do
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
     [ $# -gt 0 ] && shift
     [ ${#args[@]} -gt 0 ] || continue
-    out=$("$LOAD" "${args[@]}" "${node_flags[@]}" "${pid_flags[@]}" --redis-pid "$rpid" \
+    out=$("$LOAD" "${args[@]}" "${webhook_args[@]}" "${node_flags[@]}" "${pid_flags[@]}" --redis-pid "$rpid" \
         --redis "$REDIS_URL" --chatdeskd "$CHATDESKD")
     r=$?
     printf '%s\n' "$out"
@@ -127,6 +164,27 @@ while [ $# -gt 0 ]; do
         kill -0 "${PIDS[$i]}" 2>/dev/null || { echo "run.sh: node $i died" >&2; tail -n 30 "$TMP/node$i.log" >&2; rc=1; }
     done
 done
+if [ -n "$redis_stats" ]; then
+    redis-cli -s "$TMP/redis.sock" info commandstats >"$redis_stats"
+    redis-cli -s "$TMP/redis.sock" info cpu >>"$redis_stats"
+    redis-cli -s "$TMP/redis.sock" info memory >>"$redis_stats"
+    redis-cli -s "$TMP/redis.sock" dbsize >>"$redis_stats"
+    # SLOWLOG entries: id, time, usec, [command args...]: sum usec per FCALL function
+    redis-cli -s "$TMP/redis.sock" --json slowlog get -1 | python3 -c '
+import json, sys, collections
+tot, n = collections.Counter(), collections.Counter()
+for e in json.load(sys.stdin):
+    args = e[3]
+    name = args[0].lower()
+    if name in ("fcall", "fcall_ro") and len(args) > 1:
+        name = args[1].split("_", 2)[-1] if args[1].startswith("cd_") else args[1]
+    tot[name] += e[2]
+    n[name] += 1
+print("# time per command or function (SLOWLOG, every call)")
+for k, v in tot.most_common(30):
+    print(f"{k:<28} calls={n[k]:<8} usec={v:<10} per_call={v / n[k]:.1f}")
+' >>"$redis_stats"
+fi
 if [ $rc != 0 ]; then
     for i in $(seq "$nodes"); do echo "--- node $i log (tail) ---" >&2; tail -n 15 "$TMP/node$i.log" >&2; done
 fi

@@ -336,6 +336,12 @@ static int wait_fd(int fd, short ev, uint64_t deadline)
 int ld_http(const char *host, int port, const char *method, const char *path, const char *body, char *out, size_t outn,
             int timeout_ms)
 {
+    return ld_http_auth(host, port, method, path, NULL, body, out, outn, timeout_ms);
+}
+
+int ld_http_auth(const char *host, int port, const char *method, const char *path, const char *token, const char *body,
+                 char *out, size_t outn, int timeout_ms)
+{
     uint64_t deadline = ld_now_ns() + (uint64_t)timeout_ms * 1000000ull;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -360,8 +366,9 @@ int ld_http(const char *host, int port, const char *method, const char *path, co
     size_t bl = body ? strlen(body) : 0;
     int rl = snprintf(req, sizeof req,
                       "%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\n\r\n%s",
-                      method, path, host, port, bl, body ? body : "");
+                      "%s%s%sContent-Length: %zu\r\n\r\n%s",
+                      method, path, host, port, token ? "Authorization: Bearer " : "", token ? token : "",
+                      token ? "\r\n" : "", bl, body ? body : "");
     if (rl <= 0 || (size_t)rl >= sizeof req) {
         close(fd);
         return -1;
