@@ -3,7 +3,8 @@
  * once it is; a call is FCALL <library>_<script>. _common.lua (and _api.lua for api*.lua)
  * run once when the library loads, so a call pays only for its own work (as EVALSHA,
  * each call re-ran the whole prelude: ~7 us). The library's name carries a hash of its
- * text, so nodes of different versions never replace each other's functions. A
+ * text, so nodes of different versions never replace each other's functions. Every call
+ * declares its keys (cd_store_fcall). A
  * "Function not found" reply (FUNCTION FLUSH, a fresh replica promoted) loads the library
  * again and retries once. */
 #include <hiredis/async.h>
@@ -267,11 +268,11 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
     op_finish(op, e, reply->str, reply->len);
 }
 
-int cd_store_eval(cd_store *st, const char *name, int nargs, const char *const *args, const size_t *lens,
-                  cd_store_reply_cb cb, void *ud)
+int cd_store_fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs,
+                   const char *const *args, const size_t *lens, cd_store_reply_cb cb, void *ud)
 {
     redisAsyncContext *ac = cd_rconn_up(st->rc) ? cd_rconn_ctx(st->rc) : NULL;
-    if (!ac)
+    if (!ac || nkeys < 0 || nargs < 0)
         return -1;
     script *sc = NULL;
     for (size_t i = 0; i < st->nscripts; i++)
@@ -286,23 +287,26 @@ int cd_store_eval(cd_store *st, const char *name, int nargs, const char *const *
     op->sc = sc;
     op->cb = cb;
     op->ud = ud;
-    op->argc = 4 + nargs;
+    op->argc = 4 + nkeys + nargs; /* FCALL fn nkeys keys... P args... */
     op->argv = cd_calloc((size_t)op->argc, sizeof(char *));
     op->lens = cd_calloc((size_t)op->argc, sizeof(size_t));
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", nkeys);
     op->argv[0] = cd_strdup("FCALL");
     op->argv[1] = cd_strdup(sc->fname);
-    op->argv[2] = cd_strdup("0");
-    op->argv[3] = cd_strndup(st->prefix, st->prefix_len);
-    op->lens[0] = 5;
-    op->lens[1] = strlen(sc->fname);
-    op->lens[2] = 1;
-    op->lens[3] = st->prefix_len;
-    for (int i = 0; i < nargs; i++) {
+    op->argv[2] = cd_strdup(nk);
+    int at = 3;
+    for (int i = 0; i < nkeys; i++, at++)
+        op->argv[at] = cd_strdup(keys[i] ? keys[i] : "");
+    op->argv[at++] = cd_strndup(st->prefix, st->prefix_len);
+    for (int i = 0; i < nargs; i++, at++) {
         const char *a = args[i] ? args[i] : "";
         size_t l = lens ? lens[i] : strlen(a);
-        op->argv[4 + i] = cd_strndup(a, l);
-        op->lens[4 + i] = l;
+        op->argv[at] = cd_strndup(a, l);
+        op->lens[at] = l;
     }
+    for (int i = 0; i < 4 + nkeys; i++)
+        op->lens[i] = strlen(op->argv[i]);
     st->commands++;
     if (redisAsyncCommandArgv(ac, on_eval_reply, op, op->argc, (const char **)op->argv, op->lens) != REDIS_OK) {
         op_free(op);
