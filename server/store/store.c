@@ -92,6 +92,15 @@ static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
 
 /* Each script's function: <library>_<script>, setting the per-call values first. */
 #define LIB_WRAP "\nredis.register_function('%s_%s', function(KEYS, ARGV)\nP = ARGV[1]\nevent_by = 'system'\n"
+/* The key guard (_guard.lua, CMake -DCD_KEY_GUARD=ON): the library opens with it and
+ * each function first tells it the keys the call declared. */
+#ifdef CD_KEY_GUARD
+#define GUARD_ON 1
+#define GUARD_BEGIN "guard_begin('%s', KEYS)\n"
+#else
+#define GUARD_ON 0
+#define GUARD_BEGIN ""
+#endif
 
 /* The library: _common.lua at its top level (P becomes a per-call upvalue), then one
  * function per script whose body is [_api.lua +] the script. Returns -1 when the
@@ -99,22 +108,24 @@ static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
 static int build_lib(cd_store *st)
 {
     static const char p_line[] = "local P = ARGV[1]\n";
-    const cd_store_lua_source *common = NULL, *api = NULL;
+    const cd_store_lua_source *common = NULL, *api = NULL, *guard = NULL;
     for (size_t i = 0; i < cd_store_lua_count; i++) {
         if (strcmp(cd_store_lua_sources[i].name, "_common") == 0)
             common = &cd_store_lua_sources[i];
         else if (strcmp(cd_store_lua_sources[i].name, "_api") == 0)
             api = &cd_store_lua_sources[i];
+        else if (strcmp(cd_store_lua_sources[i].name, "_guard") == 0)
+            guard = &cd_store_lua_sources[i];
     }
     const char *pl = common ? strstr(common->src, p_line) : NULL;
-    if (!pl || !api) {
+    if (!pl || !api || (GUARD_ON && !guard)) {
         cd_log_error("store/lua: _common.lua must declare \"%.*s\" and _api.lua must exist", (int)sizeof p_line - 2,
                      p_line);
         return -1;
     }
     /* The name is a hash of everything the text is made of, so it is known before the
      * text is built; functions are named <library>_<script>. */
-    uint32_t h = cd_fnv1a(CD_FNV1A_INIT, LIB_WRAP, sizeof LIB_WRAP - 1);
+    uint32_t h = cd_fnv1a(CD_FNV1A_INIT, LIB_WRAP GUARD_BEGIN, sizeof LIB_WRAP GUARD_BEGIN - 1);
     for (size_t i = 0; i < cd_store_lua_count; i++) {
         h = cd_fnv1a(h, cd_store_lua_sources[i].name, strlen(cd_store_lua_sources[i].name) + 1);
         h = cd_fnv1a(h, cd_store_lua_sources[i].src, cd_store_lua_sources[i].len);
@@ -123,6 +134,8 @@ static int build_lib(cd_store *st)
     cd_buf lib;
     cd_buf_init(&lib);
     cd_buf_printf(&lib, "#!lua name=%s\n", st->lib_name);
+    if (GUARD_ON)
+        cd_buf_append(&lib, guard->src, guard->len);
     cd_buf_append(&lib, common->src, (size_t)(pl - common->src));
     cd_buf_append_str(&lib, "local P\n");
     const char *rest = pl + sizeof p_line - 1;
@@ -135,6 +148,9 @@ static int build_lib(cd_store *st)
         sc->name = s->name;
         snprintf(sc->fname, sizeof sc->fname, "%s_%s", st->lib_name, s->name);
         cd_buf_printf(&lib, LIB_WRAP, st->lib_name, s->name);
+#ifdef CD_KEY_GUARD
+        cd_buf_printf(&lib, GUARD_BEGIN, s->name);
+#endif
         if (strncmp(s->name, "api", 3) == 0)
             cd_buf_append(&lib, api->src, api->len);
         cd_buf_append(&lib, s->src, s->len);
