@@ -68,13 +68,36 @@ void cd_store_destroy(cd_store *st);
 bool cd_store_up(const cd_store *st);
 const char *cd_store_prefix(const cd_store *st);
 
-/* Run script `name` with ARGV = [prefix, args...]. lens may be NULL (strlen).
+/* The one call form: FCALL <library>_<name> nkeys key... P arg... A call declares every
+ * key it touches (on Redis Cluster: keys that share the hash tag, so the slot, of a
+ * declared key; docs/keyspace.md "Calls"); ARGV[1] is always the key prefix P, added
+ * here. Build keys with the cd_key_* functions below. lens may be NULL (strlen).
  * Returns 0 and calls cb exactly once later, or -1 (CD_ERR_UNAVAILABLE: Redis down)
  * and never calls cb. */
-int cd_store_eval(cd_store *st, const char *name, int nargs, const char *const *args, const size_t *lens,
-                  cd_store_reply_cb cb, void *ud);
+int cd_store_fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs,
+                   const char *const *args, const size_t *lens, cd_store_reply_cb cb, void *ud);
 /* PUBLISH <prefix><channel> payload, fire and forget. Returns 0 or -1 when down. */
 int cd_store_publish(cd_store *st, const char *channel, const char *payload, size_t len);
+
+/* ---- key builders: the one place (besides the scripts) where key names are made ----
+ * Each writes P + the key into k->s and returns k->s (truncated keys never reach Redis:
+ * ids and site keys are bounded far below CD_KEY_MAX by the protocol limits). */
+#define CD_KEY_MAX 320
+typedef struct cd_key {
+    char s[CD_KEY_MAX];
+} cd_key;
+/* P<name>: state of its own, not of one site ("sites", "keys", "timers", "events"...) */
+const char *cd_key_global(cd_key *k, const char *P, const char *name);
+/* P site:<site><suffix>: the site's hash ("" suffix) or one of its keys (":queue:_") */
+const char *cd_key_site(cd_key *k, const char *P, const char *site, const char *suffix);
+/* P conv:{<cid>}: a conversation */
+const char *cd_key_conv(cd_key *k, const char *P, const char *cid);
+/* P agent:<id>: an agent's record */
+const char *cd_key_agent(cd_key *k, const char *P, const char *id);
+/* P agent:email:<email lower-cased>: the login index */
+const char *cd_key_agent_email(cd_key *k, const char *P, const char *email);
+/* P whd:<delivery id>: a webhook delivery */
+const char *cd_key_delivery(cd_key *k, const char *P, const char *delivery_id);
 
 /* Metrics */
 typedef struct cd_store_stats {

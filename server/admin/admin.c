@@ -33,6 +33,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "admin_int.h"
 #include "chatdesk/auth.h"
 #include "chatdesk/base.h"
 #include "chatdesk/clock.h"
@@ -93,6 +94,9 @@ static const char usage_text[] =
     "             List the teams of a site.\n"
     "  agent-list [--site KEY] [--json]\n"
     "             List every agent, or the agents of one site.\n"
+    "  migrate    Move the keys a previous release wrote to this release's layout (per-site\n"
+    "             hash tags, docs/keyspace.md \"Upgrades\"). Safe to run again: a run that\n"
+    "             stopped resumes, a finished one moves nothing. Prints what moved as JSON.\n"
     "  help       Show this text.\n"
     "\n"
     "Config flags such as --redis URL and --prefix P may also be given among the options\n"
@@ -2105,6 +2109,18 @@ out:
     return rc;
 }
 
+static int run_migrate(cd_config *cfg, const args *a)
+{
+    (void)a;
+    int rc = EXIT_FAIL;
+    redisContext *c = redis_open(cfg, &rc);
+    if (!c)
+        return rc;
+    rc = cd_admin__migrate(cfg->prefix, c) == 0 ? EXIT_OK : EXIT_FAIL;
+    redisFree(c);
+    return rc;
+}
+
 /* ---- entry point ---- */
 
 static const command commands[] = {
@@ -2127,6 +2143,7 @@ static const command commands[] = {
     {"site-list", run_site_list, BIT(OPT_JSON), 0, 0},
     {"team-list", run_team_list, BIT(OPT_SITE) | BIT(OPT_JSON), BIT(OPT_SITE), 0},
     {"agent-list", run_agent_list, BIT(OPT_SITE) | BIT(OPT_JSON), 0, 0},
+    {"migrate", run_migrate, 0, 0, 0},
 };
 
 /* argv[0] names the command; the rest are its options mixed with config flags.

@@ -140,6 +140,7 @@ typedef struct api_op {
      * as kb_suggest with the same arguments */
     cd_store *st;
     char *args[6];
+    cd_key key;     /* the key the call declares: the caller's agent record (public routes: the site) */
     char event[48]; /* rules_dry_run: the event type to pretend, "" = none */
 } api_op;
 
@@ -168,7 +169,8 @@ static bool kb_suggest_next(api_op *a, const char *body, size_t blen)
         a->args[2] = cd_strdup(ptext);
         free(ptext);
         cd_strlcpy(a->op, "kb_suggest", sizeof a->op);
-        ok = cd_store_eval(a->st, "api_kb", 6, (const char *const *)a->args, NULL, on_api_reply, a) == 0;
+        const char *keys[] = {a->key.s};
+        ok = cd_store_fcall(a->st, "api_kb", 1, keys, 6, (const char *const *)a->args, NULL, on_api_reply, a) == 0;
     }
     json_decref(params);
     json_decref(b);
@@ -507,6 +509,11 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
         cd_conv_kb_tokens(params);
     if (call->pw_hash)
         json_object_set_new(params, "pw_hash", json_string(call->pw_hash));
+    const char *site = json_string_value(json_object_get(params, "site"));
+    if (call->agent_id[0])
+        cd_key_agent(&a->key, cd_store_prefix(st), call->agent_id);
+    else
+        cd_key_site(&a->key, cd_store_prefix(st), site ? site : "", "");
     char *ptext = json_dumps(params, JSON_COMPACT);
     json_decref(params);
     if (!ptext) {
@@ -535,7 +542,8 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
         for (size_t i = 0; i < CD_ARRAY_LEN(a->args); i++)
             a->args[i] = cd_strdup(args[i]);
     }
-    if (cd_store_eval(st, r->script ? r->script : "api", 6, args, NULL, on_api_reply, a) != 0) {
+    const char *keys[] = {a->key.s};
+    if (cd_store_fcall(st, r->script ? r->script : "api", 1, keys, 6, args, NULL, on_api_reply, a) != 0) {
         api_op_free(a);
         respond_error(cb, ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
     }

@@ -242,12 +242,13 @@ static void on_reply(void *ud, cd_err err, const char *json, size_t len)
     cd_free(c);
 }
 
-static int run(cd_store *st, const char *script, int n, const char *const *args, cd_conv_cb cb, void *ud)
+static int run(cd_store *st, const char *script, int nkeys, const char *const *keys, int n, const char *const *args,
+               cd_conv_cb cb, void *ud)
 {
     call *c = cd_malloc(sizeof *c);
     c->cb = cb;
     c->ud = ud;
-    if (cd_store_eval(st, script, n, args, NULL, on_reply, c) != 0) {
+    if (cd_store_fcall(st, script, nkeys, keys, n, args, NULL, on_reply, c) != 0) {
         cd_free(c);
         return -1;
     }
@@ -255,6 +256,15 @@ static int run(cd_store *st, const char *script, int n, const char *const *args,
 }
 
 #define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
+
+/* Calls about one conversation declare its key. */
+static int run_conv(cd_store *st, const char *script, const char *cid, int n, const char *const *args, cd_conv_cb cb,
+                    void *ud)
+{
+    cd_key k;
+    const char *keys[] = {cd_key_conv(&k, cd_store_prefix(st), cid)};
+    return run(st, script, 1, keys, n, args, cb, ud);
+}
 
 int cd_conv_visitor_hello(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const char *user_id,
                           const cd_req *hello, cd_conv_cb cb, void *ud)
@@ -274,7 +284,9 @@ int cd_conv_visitor_hello(cd_store *st, const cd_config *cfg, const char *site, 
                           hello->page_title,
                           hello->page_referrer,
                           hello->attributes_json};
-    return run(st, "visitor_hello", 12, args, cb, ud);
+    cd_key k;
+    const char *keys[] = {cd_key_site(&k, cd_store_prefix(st), site, "")};
+    return run(st, "visitor_hello", 1, keys, 12, args, cb, ud);
 }
 
 static void profile_set(json_t *o, const char *k, const char *v)
@@ -330,7 +342,9 @@ int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const ch
                           intervals ? intervals : "*",
                           ticket_id,
                           profile ? profile : ""};
-    return run(st, "conv_start", 19, args, cb, ud);
+    cd_key ks, kc;
+    const char *keys[] = {cd_key_site(&ks, cd_store_prefix(st), site, ""), cd_key_conv(&kc, cd_store_prefix(st), cid)};
+    return run(st, "conv_start", 2, keys, 19, args, cb, ud);
 }
 
 int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
@@ -348,7 +362,7 @@ int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, co
                           msg_id,
                           I64(now, cd_now_ms()),
                           I64(retain, cfg->history_retain)};
-    return run(st, "msg_send", 10, args, cb, ud);
+    return run_conv(st, "msg_send", req->conversation_id, 10, args, cb, ud);
 }
 
 int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int64_t before_seq, int limit,
@@ -356,7 +370,7 @@ int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int6
 {
     char b[24], l[24];
     const char *args[] = {cid, a->kind, a->id, I64(b, before_seq), I64(l, limit)};
-    return run(st, "history", 5, args, cb, ud);
+    return run_conv(st, "history", cid, 5, args, cb, ud);
 }
 
 int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *cid, int64_t after_seq,
@@ -374,20 +388,20 @@ int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, 
                           new_epoch,
                           I64(page_n, n > 0 ? n : 1),
                           I64(page_b, b > 0 ? b : 1)};
-    return run(st, "resume", 9, args, cb, ud);
+    return run_conv(st, "resume", cid, 9, args, cb, ud);
 }
 
 int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, cd_conv_cb cb, void *ud)
 {
     const char *args[] = {cid, a->kind, a->id, a->name, state ? "1" : "0"};
-    return run(st, "typing", 5, args, cb, ud);
+    return run_conv(st, "typing", cid, 5, args, cb, ud);
 }
 
 int cd_conv_read(cd_store *st, const cd_conv_author *a, const char *cid, int64_t seq, cd_conv_cb cb, void *ud)
 {
     char s[24];
     const char *args[] = {cid, a->kind, a->id, a->name, I64(s, seq)};
-    return run(st, "read", 5, args, cb, ud);
+    return run_conv(st, "read", cid, 5, args, cb, ud);
 }
 
 int cd_conv_csat(cd_store *st, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud)
@@ -404,21 +418,23 @@ int cd_conv_csat(cd_store *st, const char *vid, const cd_req *req, cd_conv_cb cb
                           I64(now, cd_now_ms()),
                           nps,
                           ces};
-    return run(st, "csat", 7, args, cb, ud);
+    return run_conv(st, "csat", req->conversation_id, 7, args, cb, ud);
 }
 
 int cd_conv_presence(cd_store *st, const char *aid, const char *status, cd_conv_cb cb, void *ud)
 {
     char now[24];
     const char *args[] = {aid, status, I64(now, cd_now_ms())};
-    return run(st, "presence", 3, args, cb, ud);
+    cd_key k;
+    const char *keys[] = {cd_key_agent(&k, cd_store_prefix(st), aid)};
+    return run(st, "presence", 1, keys, 3, args, cb, ud);
 }
 
 int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_conv_cb cb, void *ud)
 {
     char now[24];
     const char *args[] = {cid, a->id, a->name, I64(now, cd_now_ms())};
-    return run(st, "conv_accept", 4, args, cb, ud);
+    return run_conv(st, "conv_accept", cid, 4, args, cb, ud);
 }
 
 int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb, void *ud)
@@ -439,7 +455,7 @@ int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_
                           req->category ? req->category : "",
                           tags ? tags : "",
                           I64(now, cd_now_ms())};
-    int rc = run(st, "conv_update", 7, args, cb, ud);
+    int rc = run_conv(st, "conv_update", req->conversation_id, 7, args, cb, ud);
     free(tags);
     return rc;
 }
@@ -458,7 +474,7 @@ int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a
                           note_id,
                           I64(now, cd_now_ms()),
                           I64(retain, cfg->history_retain)};
-    return run(st, "conv_transfer", 9, args, cb, ud);
+    return run_conv(st, "conv_transfer", req->conversation_id, 9, args, cb, ud);
 }
 
 int cd_conv_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, const char *const *agent_ids, size_t n,
@@ -466,12 +482,19 @@ int cd_conv_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, co
 {
     char exp[24], now[24];
     const char **args = cd_calloc(n + 3, sizeof *args);
+    cd_key *kb = cd_calloc(n + 1, sizeof *kb);
+    const char **keys = cd_calloc(n + 1, sizeof *keys);
+    keys[0] = cd_key_global(&kb[0], cd_store_prefix(st), "presence");
     args[0] = node;
     args[1] = I64(exp, expiry_ms);
     args[2] = I64(now, cd_now_ms());
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         args[3 + i] = agent_ids[i];
-    int rc = run(st, "presence_touch", (int)(n + 3), args, cb, ud);
+        keys[1 + i] = cd_key_agent(&kb[1 + i], cd_store_prefix(st), agent_ids[i]);
+    }
+    int rc = run(st, "presence_touch", (int)(n + 1), keys, (int)(n + 3), args, cb, ud);
+    cd_free(keys);
+    cd_free(kb);
     cd_free(args);
     return rc;
 }
@@ -480,21 +503,27 @@ int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id,
 {
     char now[24];
     const char *args[] = {I64(now, cd_now_ms()), node ? node : "", agent_id ? agent_id : ""};
-    return run(st, "presence_sweep", 3, args, cb, ud);
+    cd_key kp, ka;
+    const char *keys[] = {cd_key_global(&kp, cd_store_prefix(st), "presence"),
+                          agent_id ? cd_key_agent(&ka, cd_store_prefix(st), agent_id) : NULL};
+    return run(st, "presence_sweep", agent_id ? 2 : 1, keys, 3, args, cb, ud);
 }
 
 int cd_conv_timers_claim(cd_store *st, int64_t lease_ms, int max, cd_conv_cb cb, void *ud)
 {
     char now[24], lease[24], mx[24];
     const char *args[] = {I64(now, cd_now_ms()), I64(lease, lease_ms), I64(mx, max)};
-    return run(st, "timers_claim", 3, args, cb, ud);
+    cd_key kt, kl;
+    const char *keys[] = {cd_key_global(&kt, cd_store_prefix(st), "timers"),
+                          cd_key_global(&kl, cd_store_prefix(st), "timers:leased")};
+    return run(st, "timers_claim", 2, keys, 3, args, cb, ud);
 }
 
 int cd_conv_autoclose(cd_store *st, const char *cid, cd_conv_cb cb, void *ud)
 {
     char now[24];
     const char *args[] = {cid, I64(now, cd_now_ms())};
-    return run(st, "conv_autoclose", 2, args, cb, ud);
+    return run_conv(st, "conv_autoclose", cid, 2, args, cb, ud);
 }
 
 int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *cid, const char *intervals, cd_conv_cb cb,
@@ -504,14 +533,14 @@ int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *cid, 
     cd_id_new("m", msg_id, sizeof msg_id);
     const char *args[] = {cid, I64(now, cd_now_ms()), intervals ? intervals : "*", msg_id,
                           I64(retain, cfg->history_retain)};
-    return run(st, "ticket_convert", 5, args, cb, ud);
+    return run_conv(st, "ticket_convert", cid, 5, args, cb, ud);
 }
 
 int cd_conv_sla_sync(cd_store *st, const char *cid, const char *intervals, cd_conv_cb cb, void *ud)
 {
     char now[24];
     const char *args[] = {cid, I64(now, cd_now_ms()), intervals ? intervals : "*"};
-    return run(st, "sla_sync", 3, args, cb, ud);
+    return run_conv(st, "sla_sync", cid, 3, args, cb, ud);
 }
 
 int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *cid, const char *kind, const char *level,
@@ -520,36 +549,46 @@ int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *cid, const 
     char now[24], note_id[64], retain[24];
     cd_id_new("m", note_id, sizeof note_id);
     const char *args[] = {cid, kind, level, I64(now, cd_now_ms()), "*", note_id, I64(retain, cfg->history_retain)};
-    return run(st, "sla_fire", 7, args, cb, ud);
+    return run_conv(st, "sla_fire", cid, 7, args, cb, ud);
 }
 
 int cd_conv_confirm(cd_store *st, const char *vid, const char *cid, cd_conv_cb cb, void *ud)
 {
     char now[24];
     const char *args[] = {cid, vid, I64(now, cd_now_ms())};
-    return run(st, "conv_confirm", 3, args, cb, ud);
+    return run_conv(st, "conv_confirm", cid, 3, args, cb, ud);
 }
 
 int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud)
 {
     char now[24];
     const char *args[] = {site ? site : "", I64(now, cd_now_ms())};
-    return run(st, "route_drain", 2, args, cb, ud);
+    cd_key k;
+    const char *keys[] = {site && *site ? cd_key_site(&k, cd_store_prefix(st), site, "")
+                                        : cd_key_global(&k, cd_store_prefix(st), "sites")};
+    return run(st, "route_drain", 1, keys, 2, args, cb, ud);
 }
 
 int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, cd_conv_cb cb, void *ud)
 {
     const char *args[] = {by, value, with_convs ? "1" : "0"};
-    return run(st, "agent_get", 3, args, cb, ud);
+    cd_key k;
+    const char *keys[] = {strcmp(by, "email") == 0 ? cd_key_agent_email(&k, cd_store_prefix(st), value)
+                                                   : cd_key_agent(&k, cd_store_prefix(st), value)};
+    return run(st, "agent_get", 1, keys, 3, args, cb, ud);
 }
 
 int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud)
 {
     const char *args[] = {kid, hex};
-    return run(st, "keys_init", 2, args, cb, ud);
+    cd_key k;
+    const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "keys")};
+    return run(st, "keys_init", 1, keys, 2, args, cb, ud);
 }
 
 int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud)
 {
-    return run(st, "sites_get", 0, NULL, cb, ud);
+    cd_key k;
+    const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "sites")};
+    return run(st, "sites_get", 1, keys, 0, NULL, cb, ud);
 }

@@ -234,8 +234,10 @@ static void pump_run(struct cd_event_pump *p)
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     snprintf(max, sizeof max, "%d", CD_EVENT_BATCH);
     const char *args[] = {now, max};
+    cd_key k;
+    const char *keys[] = {cd_key_global(&k, cd_store_prefix(p->n->st), "events")};
     p->last_poll = cd_mono_ms();
-    if (cd_store_eval(p->n->st, p->script, 2, args, NULL, on_pump, p) == 0)
+    if (cd_store_fcall(p->n->st, p->script, 1, keys, 2, args, NULL, on_pump, p) == 0)
         p->busy = true;
 }
 
@@ -269,8 +271,10 @@ static void ops_poll(cd_node *n, uint64_t now)
     char ts[24];
     snprintf(ts, sizeof ts, "%llu", (unsigned long long)cd_now_ms());
     const char *args[] = {ts};
+    cd_key k;
+    const char *keys[] = {cd_key_global(&k, cd_store_prefix(n->st), "sites")};
     n->last_ops_poll = now;
-    if (cd_store_eval(n->st, "metrics_ops", 1, args, NULL, on_ops, n) == 0)
+    if (cd_store_fcall(n->st, "metrics_ops", 1, keys, 1, args, NULL, on_ops, n) == 0)
         n->ops_busy = true;
 }
 

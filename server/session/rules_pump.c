@@ -13,6 +13,14 @@
 
 #define RULES_BATCH CD_EVENT_BATCH
 
+/* rules.lua: batch and apply declare the event stream; the timer modes the leased timers. */
+static int rules_call(cd_node *n, const char *key, int nargs, const char *const *args, cd_store_reply_cb cb, void *ud)
+{
+    cd_key k;
+    const char *keys[] = {cd_key_global(&k, cd_store_prefix(n->st), key)};
+    return cd_store_fcall(n->st, "rules", 1, keys, nargs, args, NULL, cb, ud);
+}
+
 static void rules_run(cd_node *n);
 
 static const char *iv_of(void *ud, const char *site)
@@ -67,7 +75,7 @@ static void on_batch(void *ud, cd_err err, const char *json, size_t len)
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     snprintf(retain, sizeof retain, "%lld", (long long)n->cfg->history_retain);
     const char *args[] = {"apply", now, plan, retain};
-    if (cd_store_eval(n->st, "rules", 4, args, NULL, on_apply, n) != 0)
+    if (rules_call(n, "events", 4, args, on_apply, n) != 0)
         n->rules_busy = false;
     cd_free(plan);
 }
@@ -79,7 +87,7 @@ static void rules_run(cd_node *n)
     snprintf(max, sizeof max, "%d", RULES_BATCH);
     const char *args[] = {"batch", now, max};
     n->rules_last_poll = cd_mono_ms();
-    n->rules_busy = cd_store_eval(n->st, "rules", 3, args, NULL, on_batch, n) == 0;
+    n->rules_busy = rules_call(n, "events", 3, args, on_batch, n) == 0;
 }
 
 void cd_session__rules_poll(cd_node *n, uint64_t now)
@@ -123,7 +131,7 @@ static void on_timer_get(void *ud, cd_err err, const char *json, size_t len)
     snprintf(now, sizeof now, "%llu", (unsigned long long)ms);
     snprintf(retain, sizeof retain, "%lld", (long long)t->n->cfg->history_retain);
     const char *args[] = {"timer_apply", now, t->member, plan, retain};
-    if (cd_store_eval(t->n->st, "rules", 5, args, NULL, on_timer_done, t) != 0)
+    if (rules_call(t->n, "timers:leased", 5, args, on_timer_done, t) != 0)
         cd_free(t); /* the lease runs out and the timer is claimed again */
     cd_free(plan);
 }
@@ -145,6 +153,6 @@ void cd_session__rules_timer(cd_node *n, const char *site, const char *rule_and_
     char now[24];
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     const char *args[] = {"timer_get", now, site, rid, bar + 1};
-    if (cd_store_eval(n->st, "rules", 5, args, NULL, on_timer_get, t) != 0)
+    if (rules_call(n, "timers:leased", 5, args, on_timer_get, t) != 0)
         cd_free(t);
 }

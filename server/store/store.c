@@ -3,7 +3,8 @@
  * once it is; a call is FCALL <library>_<script>. _common.lua (and _api.lua for api*.lua)
  * run once when the library loads, so a call pays only for its own work (as EVALSHA,
  * each call re-ran the whole prelude: ~7 us). The library's name carries a hash of its
- * text, so nodes of different versions never replace each other's functions. A
+ * text, so nodes of different versions never replace each other's functions. Every call
+ * declares its keys (cd_store_fcall). A
  * "Function not found" reply (FUNCTION FLUSH, a fresh replica promoted) loads the library
  * again and retries once. */
 #include <hiredis/async.h>
@@ -91,6 +92,15 @@ static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
 
 /* Each script's function: <library>_<script>, setting the per-call values first. */
 #define LIB_WRAP "\nredis.register_function('%s_%s', function(KEYS, ARGV)\nP = ARGV[1]\nevent_by = 'system'\n"
+/* The key guard (_guard.lua, CMake -DCD_KEY_GUARD=ON): the library opens with it and
+ * each function first tells it the keys the call declared. */
+#ifdef CD_KEY_GUARD
+#define GUARD_ON 1
+#define GUARD_BEGIN "guard_begin('%s', KEYS)\n"
+#else
+#define GUARD_ON 0
+#define GUARD_BEGIN ""
+#endif
 
 /* The library: _common.lua at its top level (P becomes a per-call upvalue), then one
  * function per script whose body is [_api.lua +] the script. Returns -1 when the
@@ -98,22 +108,24 @@ static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
 static int build_lib(cd_store *st)
 {
     static const char p_line[] = "local P = ARGV[1]\n";
-    const cd_store_lua_source *common = NULL, *api = NULL;
+    const cd_store_lua_source *common = NULL, *api = NULL, *guard = NULL;
     for (size_t i = 0; i < cd_store_lua_count; i++) {
         if (strcmp(cd_store_lua_sources[i].name, "_common") == 0)
             common = &cd_store_lua_sources[i];
         else if (strcmp(cd_store_lua_sources[i].name, "_api") == 0)
             api = &cd_store_lua_sources[i];
+        else if (strcmp(cd_store_lua_sources[i].name, "_guard") == 0)
+            guard = &cd_store_lua_sources[i];
     }
     const char *pl = common ? strstr(common->src, p_line) : NULL;
-    if (!pl || !api) {
+    if (!pl || !api || (GUARD_ON && !guard)) {
         cd_log_error("store/lua: _common.lua must declare \"%.*s\" and _api.lua must exist", (int)sizeof p_line - 2,
                      p_line);
         return -1;
     }
     /* The name is a hash of everything the text is made of, so it is known before the
      * text is built; functions are named <library>_<script>. */
-    uint32_t h = cd_fnv1a(CD_FNV1A_INIT, LIB_WRAP, sizeof LIB_WRAP - 1);
+    uint32_t h = cd_fnv1a(CD_FNV1A_INIT, LIB_WRAP GUARD_BEGIN, sizeof LIB_WRAP GUARD_BEGIN - 1);
     for (size_t i = 0; i < cd_store_lua_count; i++) {
         h = cd_fnv1a(h, cd_store_lua_sources[i].name, strlen(cd_store_lua_sources[i].name) + 1);
         h = cd_fnv1a(h, cd_store_lua_sources[i].src, cd_store_lua_sources[i].len);
@@ -122,6 +134,8 @@ static int build_lib(cd_store *st)
     cd_buf lib;
     cd_buf_init(&lib);
     cd_buf_printf(&lib, "#!lua name=%s\n", st->lib_name);
+    if (GUARD_ON)
+        cd_buf_append(&lib, guard->src, guard->len);
     cd_buf_append(&lib, common->src, (size_t)(pl - common->src));
     cd_buf_append_str(&lib, "local P\n");
     const char *rest = pl + sizeof p_line - 1;
@@ -134,6 +148,9 @@ static int build_lib(cd_store *st)
         sc->name = s->name;
         snprintf(sc->fname, sizeof sc->fname, "%s_%s", st->lib_name, s->name);
         cd_buf_printf(&lib, LIB_WRAP, st->lib_name, s->name);
+#ifdef CD_KEY_GUARD
+        cd_buf_printf(&lib, GUARD_BEGIN, s->name);
+#endif
         if (strncmp(s->name, "api", 3) == 0)
             cd_buf_append(&lib, api->src, api->len);
         cd_buf_append(&lib, s->src, s->len);
@@ -267,11 +284,11 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
     op_finish(op, e, reply->str, reply->len);
 }
 
-int cd_store_eval(cd_store *st, const char *name, int nargs, const char *const *args, const size_t *lens,
-                  cd_store_reply_cb cb, void *ud)
+int cd_store_fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs,
+                   const char *const *args, const size_t *lens, cd_store_reply_cb cb, void *ud)
 {
     redisAsyncContext *ac = cd_rconn_up(st->rc) ? cd_rconn_ctx(st->rc) : NULL;
-    if (!ac)
+    if (!ac || nkeys < 0 || nargs < 0)
         return -1;
     script *sc = NULL;
     for (size_t i = 0; i < st->nscripts; i++)
@@ -286,23 +303,26 @@ int cd_store_eval(cd_store *st, const char *name, int nargs, const char *const *
     op->sc = sc;
     op->cb = cb;
     op->ud = ud;
-    op->argc = 4 + nargs;
+    op->argc = 4 + nkeys + nargs; /* FCALL fn nkeys keys... P args... */
     op->argv = cd_calloc((size_t)op->argc, sizeof(char *));
     op->lens = cd_calloc((size_t)op->argc, sizeof(size_t));
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", nkeys);
     op->argv[0] = cd_strdup("FCALL");
     op->argv[1] = cd_strdup(sc->fname);
-    op->argv[2] = cd_strdup("0");
-    op->argv[3] = cd_strndup(st->prefix, st->prefix_len);
-    op->lens[0] = 5;
-    op->lens[1] = strlen(sc->fname);
-    op->lens[2] = 1;
-    op->lens[3] = st->prefix_len;
-    for (int i = 0; i < nargs; i++) {
+    op->argv[2] = cd_strdup(nk);
+    int at = 3;
+    for (int i = 0; i < nkeys; i++, at++)
+        op->argv[at] = cd_strdup(keys[i] ? keys[i] : "");
+    op->argv[at++] = cd_strndup(st->prefix, st->prefix_len);
+    for (int i = 0; i < nargs; i++, at++) {
         const char *a = args[i] ? args[i] : "";
         size_t l = lens ? lens[i] : strlen(a);
-        op->argv[4 + i] = cd_strndup(a, l);
-        op->lens[4 + i] = l;
+        op->argv[at] = cd_strndup(a, l);
+        op->lens[at] = l;
     }
+    for (int i = 0; i < 4 + nkeys; i++)
+        op->lens[i] = strlen(op->argv[i]);
     st->commands++;
     if (redisAsyncCommandArgv(ac, on_eval_reply, op, op->argc, (const char **)op->argv, op->lens) != REDIS_OK) {
         op_free(op);

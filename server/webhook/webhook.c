@@ -136,7 +136,9 @@ static void record(xfer *x, bool ok, long status, const char *error)
                  error ? error : "");
     result_op *r = cd_calloc(1, sizeof *r);
     r->w = w;
-    if (w->stopping || cd_store_eval(w->st, "webhooks_result", 10, args, NULL, on_result, r) != 0) {
+    cd_key k;
+    const char *keys[] = {cd_key_delivery(&k, cd_store_prefix(w->st), x->id)};
+    if (w->stopping || cd_store_fcall(w->st, "webhooks_result", 1, keys, 10, args, NULL, on_result, r) != 0) {
         /* not recorded: the lease runs out and the delivery is tried again (at-least-once) */
         cd_free(r);
         w->inflight--;
@@ -422,7 +424,9 @@ static void on_poll_timer(uv_timer_t *t)
     snprintf(lease, sizeof lease, "%lld", (long long)w->cfg->webhook_timeout_ms * 2 + 5000);
     snprintf(max, sizeof max, "%lld", (long long)(room < 50 ? room : 50));
     const char *args[] = {now, lease, max};
-    if (cd_store_eval(w->st, "webhooks_claim", 3, args, NULL, on_claim, w) == 0)
+    cd_key k;
+    const char *keys[] = {cd_key_global(&k, cd_store_prefix(w->st), "webhooks:due")};
+    if (cd_store_fcall(w->st, "webhooks_claim", 1, keys, 3, args, NULL, on_claim, w) == 0)
         w->claiming = true;
 }
 

@@ -1,6 +1,6 @@
 /* test_scripts.c: the store/lua scripts against a real redis-server (ctest -L integration).
  *
- * Every operation goes through the production path: cd_conv_* -> cd_store_eval (FCALL of
+ * Every operation goes through the production path: cd_conv_* -> cd_store_fcall (FCALL of
  * the script's function in the store's library) on a libuv loop. Fixtures (sites, agents) are written and state is
  * checked with a second, synchronous hiredis connection, exactly as docs/keyspace.md lays
  * the keys out; published events are read from a third connection that PSUBSCRIBEs to the

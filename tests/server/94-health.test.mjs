@@ -8,7 +8,7 @@ import { useEnv, it, assert, waitUntil, rnd, redisCommand, hmacHex } from './har
 const env = useEnv({ nodes: 1 });
 const DAY = 86400000;
 const call = (token, method, url, body) => env.http(0, url, { method, body, headers: { authorization: `Bearer ${token}` } });
-const hkey = (site, category, email) => `cd:health:${site.key}:${category}:email:${email}`;
+const hkey = (site, category, email) => `cd:{s:${site.key}}:health:${category}:email:${email}`;
 const zcard = async (key) => Number(await redisCommand(env.redis.sock, ['ZCARD', key]));
 
 /** One conversation from a new visitor (a new browser) with this e-mail and category. */
@@ -126,5 +126,5 @@ it('an identified customer is counted by user id, whatever e-mail each conversat
     const n = await adminWs.waitFor((f) => f.type === 'notice' && f.notice.kind === 'customer_health', { what: 'notice' });
     assert.equal(n.notice.conversation_id, cids[1]);
     assert.match(n.notice.title, new RegExp(`Repeat contact: ${uid} opened 2 "refund"`));
-    assert.equal(await zcard(`cd:health:${site.key}:refund:user:${uid}`), 2);
+    assert.equal(await zcard(`cd:{s:${site.key}}:health:refund:user:${uid}`), 2);
 });

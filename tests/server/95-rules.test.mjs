@@ -221,8 +221,8 @@ it('compare-and-set: two nodes that read the same batch apply it once (store/lua
     const run = (...args) => env.redis.cmd('EVAL', lua, '0', P, ...args.map(String));
     const now = Date.now();
     await env.redis.cmd('HSET', `${P}conv:{c1}`, 'id', 'c1', 'site', 's', 'status', 'open', 'priority', 'normal', 'visitor', 'v1', 'tags', '[]', 'last_seq', '0', 'created_at', String(now));
-    await env.redis.cmd('ZADD', `${P}site:s:rules`, '1', 'r1');
-    await env.redis.cmd('HSET', `${P}site:s:rule:r1`, 'id', 'r1', 'name', 'N', 'enabled', '1', 'match', 'all', 'trigger', '{"event":"message.created"}', 'conditions', '[]', 'actions', '[{"type":"private_note","body":"once"}]');
+    await env.redis.cmd('ZADD', `${P}{s:s}:rules`, '1', 'r1');
+    await env.redis.cmd('HSET', `${P}{s:s}:rule:r1`, 'id', 'r1', 'name', 'N', 'enabled', '1', 'match', 'all', 'trigger', '{"event":"message.created"}', 'conditions', '[]', 'actions', '[{"type":"private_note","body":"once"}]');
     assert.deepEqual(JSON.parse(await run('batch', now, 10)), { events: [] }); // a new cursor starts at the end
     for (let i = 0; i < 2; i++) await env.redis.cmd('XADD', `${P}events`, '*', 't', 'message.created', 's', 's', 'c', 'c1', 'ts', String(now), 'by', 'visitor:v1', 'd', '{"body":"hi"}');
     const a = JSON.parse(await run('batch', now, 10));

@@ -4,6 +4,9 @@
 -- constants: it is shared by all calls.
 local P = ARGV[1]
 local function ckey(cid) return P .. 'conv:{' .. cid .. '}' end
+-- A key of one site, under the site's hash tag (one Redis Cluster slot per site):
+-- P{s:<site>}:<suffix> (docs/keyspace.md).
+local function skey(site, suffix) return P .. '{s:' .. site .. '}:' .. suffix end
 local function J(v)
   if v == nil or v == false or v == '' then return 'null' end
   return cjson.encode(v)
@@ -662,7 +665,7 @@ local function wh_deliver(h, did, etype, body, now)
   redis.call('ZREMRANGEBYRANK', lkey, 0, -201)
 end
 -- ---------- automation rules (docs/rules.md; rules.lua, api_rules.lua) ----------
--- Rules of a site: P site:<key>:rules (zset id -> position), P site:<key>:rule:<id>
+-- Rules of a site: P{s:<key>}:rules (zset id -> position), P{s:<key>}:rule:<id>
 -- (hash: id, name, enabled, match, trigger/conditions/actions as JSON text, times).
 local function rule_json(h)
   return '{"id":' .. S(h.id) .. ',"name":' .. S(h.name) .. ',"enabled":' .. (h.enabled == '0' and 'false' or 'true') ..
@@ -672,8 +675,8 @@ local function rule_json(h)
 end
 local function rules_of(site)
   local out = {}
-  for _, id in ipairs(redis.call('ZRANGE', P .. 'site:' .. site .. ':rules', 0, -1)) do
-    local h = hgetall(P .. 'site:' .. site .. ':rule:' .. id)
+  for _, id in ipairs(redis.call('ZRANGE', skey(site, 'rules'), 0, -1)) do
+    local h = hgetall(skey(site, 'rule:' .. id))
     if h then table.insert(out, rule_json(h)) end
   end
   return out

@@ -384,7 +384,7 @@ ops.admin_teams_list = function()
   local s = admin_site(p.site_key)
   local r = redis.call('HGETALL', P .. 'site:' .. s.key .. ':teams')
   local out = {}
-  local leads = P .. 'site:' .. s.key .. ':team_leads' -- automation rules: notify_team_lead
+  local leads = skey(s.key, 'team_leads') -- automation rules: notify_team_lead
   for i = 1, #r, 2 do
     table.insert(out, '{"key":' .. S(r[i]) .. ',"name":' .. S(r[i + 1]) .. ',"lead":' .. J(redis.call('HGET', leads, r[i])) .. '}')
   end

@@ -11,7 +11,7 @@ ops.alerts_list = function()
   end
   local rows = {}
   for _, s in ipairs(sites) do
-    for _, a in ipairs(redis.call('LRANGE', P .. 'site:' .. s .. ':alerts', 0, 199)) do
+    for _, a in ipairs(redis.call('LRANGE', skey(s, 'alerts'), 0, 199)) do
       local ok, v = pcall(cjson.decode, a)
       if ok then table.insert(rows, {ts = tonumber(v.ts) or 0, raw = a}) end
     end

@@ -3,7 +3,7 @@
 -- Shared part in _api.lua. Tokens are made in C (server/kb, include/chatdesk/kb.h) by the
 -- API layer and arrive as params: q_tokens (array, the query), title_tokens and
 -- body_tokens (object token -> occurrences, on create/patch).
--- Keys (docs/keyspace.md): P..'kb:{<site>}:a:<id>' article hash, ':all' zset id ->
+-- Keys (docs/keyspace.md): P..'{s:<site>}:kb:a:<id>' article hash, ':all' zset id ->
 -- updated_at, ':pub' set of published ids, ':t:<token>' zset id -> term weight,
 -- ':cats' hash category -> article count, ':seq' id counter.
 local ops = {}
@@ -11,7 +11,7 @@ local ops = {}
 local MAX_TITLE, MAX_BODY, MAX_CAT = 200, 20000, 64
 local MAX_QUERY_TOKENS, MAX_POSTINGS = 32, 2000
 
-local function kb(site) return P .. 'kb:{' .. site .. '}:' end
+local function kb(site) return skey(site, 'kb:') end
 local function bad(msg) error({code = 'bad_request', msg = msg}) end
 local function not_found(what) error({code = 'not_found', msg = 'no such ' .. what}) end
 

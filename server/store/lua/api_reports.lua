@@ -44,7 +44,7 @@ end
 -- raw counters of one day: scope -> metric -> n
 local function day_counts(site, z)
   local out = {}
-  local r = redis.call('HGETALL', P .. 'rpt:' .. site .. ':d:' .. civil(z))
+  local r = redis.call('HGETALL', skey(site, 'rpt:d:' .. civil(z)))
   for i = 1, #r, 2 do
     local sc, m = string.match(r[i], '^(.*)|([%w_]+)$')
     if sc then
@@ -109,7 +109,7 @@ local function head(q)
     ',"utc_offset_min":' .. I(q.offset)
 end
 local function backlog_json(site, scope)
-  local b = hgetall(P .. 'rpt:' .. site .. ':backlog') or {}
+  local b = hgetall(skey(site, 'rpt:backlog')) or {}
   local sc = string.sub(scope, 1, 6) == 'agent:' and 'all' or scope
   local function g(s) local n = tonumber(b[sc .. '|' .. s] or '0') return n < 0 and 0 or n end
   return '{"queued":' .. I(g('queued')) .. ',"open":' .. I(g('open')) .. ',"pending":' .. I(g('pending')) .. '}'

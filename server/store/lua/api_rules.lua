@@ -6,7 +6,7 @@ local ops = {}
 local MAX_RULES = 100
 
 local rules_site = admin_site_key
-local function rule_key(site, id) return P .. 'site:' .. site .. ':rule:' .. id end
+local function rule_key(site, id) return skey(site, 'rule:' .. id) end
 local function store_fields(site, id, h)
   if p.name ~= nil then h.name = p.name end
   if p.enabled ~= nil then h.enabled = p.enabled and '1' or '0' end
@@ -28,7 +28,7 @@ end
 
 ops.rules_create = function()
   local site = rules_site(p.site_key)
-  local zk = P .. 'site:' .. site .. ':rules'
+  local zk = skey(site, 'rules')
   if redis.call('ZCARD', zk) >= MAX_RULES then return fail('conflict', 'at most 100 rules per site') end
   local id = p.id or ('r' .. string.sub(fresh, 2))
   if not key_ok(id) then return fail('bad_request', 'id must be 1-64 of A-Z a-z 0-9 _ -') end
@@ -53,14 +53,14 @@ ops.rules_delete = function()
   local site = rules_site(p.site_key)
   local id = tostring(p.rule_id)
   if redis.call('DEL', rule_key(site, id)) == 0 then return fail('not_found', 'no such rule') end
-  redis.call('ZREM', P .. 'site:' .. site .. ':rules', id)
+  redis.call('ZREM', skey(site, 'rules'), id)
   -- armed timers of the rule find it gone when they come due and are dropped
   return reply(204, 'null')
 end
 
 ops.rules_reorder = function()
   local site = rules_site(p.site_key)
-  local zk = P .. 'site:' .. site .. ':rules'
+  local zk = skey(site, 'rules')
   if type(p.ids) ~= 'table' then return fail('bad_request', 'ids must be an array of every rule id, in order') end
   local have = redis.call('ZRANGE', zk, 0, -1)
   if #p.ids ~= #have then return fail('bad_request', 'ids must list every rule of the site exactly once') end
@@ -105,7 +105,7 @@ ops.team_patch = function()
   local team = tostring(p.team)
   local name = redis.call('HGET', P .. 'site:' .. site .. ':teams', team)
   if not name then return fail('not_found', 'no such team on this site') end
-  local lk = P .. 'site:' .. site .. ':team_leads'
+  local lk = skey(site, 'team_leads')
   if p.lead == cjson.null then
     redis.call('HDEL', lk, team)
   elseif p.lead ~= nil then

@@ -1,12 +1,12 @@
 -- ARGV: P, now, max. Event consumer (cursor "health", starting at the end of the
 -- stream): customer health alerts (issue 8). On conversation.created with a category and
 -- a customer identity (the visitor's verified user id, else the e-mail lower-cased; none:
--- skipped), the conversation's time goes into P health:<site>:<category>:<identity> (a
+-- skipped), the conversation's time goes into P{s:<site>}:health:<category>:<identity> (a
 -- zset of conversation id -> created ms, entries older than the window dropped). When the
 -- customer has opened more than health_threshold (site setting, default 3) conversations
 -- of the category within health_window_days (default 30): the conversation is tagged
 -- "repeat-contact", the site's admins get a `customer_health` notice (notify), and the
--- alert is kept in P site:<site>:alerts (newest first, last 200).
+-- alert is kept in P{s:<site>}:alerts (newest first, last 200).
 local now, max = ARGV[2], tonumber(ARGV[3])
 local batch = events_batch('health', max, true)
 local TAG = 'repeat-contact'
@@ -31,7 +31,7 @@ for _, e in ipairs(batch) do
       local days = tonumber(s.health_window_days or '') or 30
       local window = days * 86400000
       local ts = tonumber(e.ts)
-      local hkey = P .. 'health:' .. e.s .. ':' .. category .. ':' .. ident
+      local hkey = skey(e.s, 'health:' .. category .. ':' .. ident)
       redis.call('ZADD', hkey, ts, e.c)
       redis.call('ZREMRANGEBYSCORE', hkey, '-inf', '(' .. I(ts - window))
       redis.call('PEXPIRE', hkey, window)
@@ -53,7 +53,7 @@ for _, e in ipairs(batch) do
         local alert = '{"id":' .. S(e.id) .. ',"kind":"customer_health","site":' .. S(e.s) .. ',"conversation_id":' ..
           S(e.c) .. ',"customer":' .. S(shown) .. ',"category":' .. S(category) .. ',"count":' .. I(count) ..
           ',"threshold":' .. I(n) .. ',"window_days":' .. tostring(days) .. ',"title":' .. S(title) .. ',"ts":' .. N(now) .. '}'
-        local akey = P .. 'site:' .. e.s .. ':alerts'
+        local akey = skey(e.s, 'alerts')
         redis.call('LPUSH', akey, alert)
         redis.call('LTRIM', akey, 0, 199)
       end

@@ -20,7 +20,7 @@ for _, site in ipairs(sites) do
     table.insert(qs, 'chatdesk_queue_depth{site="' .. lv(site) .. '",team="' .. lv(team) .. '"} ' ..
       I(redis.call('ZCARD', P .. 'site:' .. site .. ':queue:' .. team)) .. '\n')
   end
-  local b = redis.call('HMGET', P .. 'rpt:' .. site .. ':backlog', 'all|queued', 'all|open', 'all|pending')
+  local b = redis.call('HMGET', skey(site, 'rpt:backlog'), 'all|queued', 'all|open', 'all|pending')
   for i, st in ipairs({'queued', 'open', 'pending'}) do
     local v = tonumber(b[i] or '0') or 0
     table.insert(bl, 'chatdesk_backlog{site="' .. lv(site) .. '",status="' .. st .. '"} ' .. I(v < 0 and 0 or v) .. '\n')

@@ -1,9 +1,9 @@
 -- Event consumer "reports" (docs/reports.md): turns business events into daily support
 -- metrics, incrementally (each event touches a few hash fields; nothing scans history).
 -- ARGV: P, now, max. Reply {"applied":n,"more":bool}.
---   P rpt:c:{cid}           hash  per-conversation working state (expires 90 days after its last event)
---   P rpt:<site>:d:<day>    hash  "<scope>|<metric>" -> integer sum/count; day = yyyy-mm-dd of the event at the site's report UTC offset
---   P rpt:<site>:backlog    hash  "<scope>|queued|open|pending" -> current count (gauges)
+--   P{s:<site>}:rpt:c:<cid>    hash  per-conversation working state (expires 90 days after its last event)
+--   P{s:<site>}:rpt:d:<day>    hash  "<scope>|<metric>" -> integer sum/count; day = yyyy-mm-dd of the event at the site's report UTC offset
+--   P{s:<site>}:rpt:backlog    hash  "<scope>|queued|open|pending" -> current count (gauges)
 -- scope: "all", "team:<key>" ("team:_" = no team), "agent:<id>".
 local max = tonumber(ARGV[3]) or 200
 local STATE_TTL = 90 * 86400
@@ -27,13 +27,13 @@ local function scopes(team, agent)
 end
 -- add v to metric for each scope on (site, day)
 local function add(site, day, sc, metric, v)
-  local k = P .. 'rpt:' .. site .. ':d:' .. day
+  local k = skey(site, 'rpt:d:' .. day)
   for _, s in ipairs(sc) do redis.call('HINCRBY', k, s .. '|' .. metric, v) end
 end
 local BACKLOG = {queued = true, open = true, pending = true}
 local function backlog(site, team, status, v)
   if not BACKLOG[status] then return end
-  local k = P .. 'rpt:' .. site .. ':backlog'
+  local k = skey(site, 'rpt:backlog')
   redis.call('HINCRBY', k, 'all|' .. status, v)
   redis.call('HINCRBY', k, 'team:' .. tm(team) .. '|' .. status, v)
 end
@@ -46,8 +46,8 @@ local function apply(e)
   local ok, d = pcall(cjson.decode, e.d or '{}')
   if not ok or type(d) ~= 'table' then d = {} end
   local day = day_of(site, ts)
-  local skey = P .. 'rpt:c:{' .. cid .. '}'
-  local st = hgetall(skey) or {}
+  local stkey = skey(site, 'rpt:c:' .. cid)
+  local st = hgetall(stkey) or {}
   local set = {}
   local function put(f, v) st[f] = v; table.insert(set, f); table.insert(set, v) end
   local function sv(v) if v == nil or v == cjson.null then return '' end return tostring(v) end
@@ -203,8 +203,8 @@ local function apply(e)
     return
   end
   if #set > 0 then
-    redis.call('HSET', skey, unpack(set))
-    redis.call('EXPIRE', skey, STATE_TTL)
+    redis.call('HSET', stkey, unpack(set))
+    redis.call('EXPIRE', stkey, STATE_TTL)
   end
 end
 

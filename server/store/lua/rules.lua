@@ -90,7 +90,7 @@ local function rule_run(f, retain)
       local to = {}
       if t == 'notify_team_lead' then
         local team = (type(a.team) == 'string' and a.team ~= '') and a.team or c.team
-        local lead = (team and team ~= '') and redis.call('HGET', P .. 'site:' .. c.site .. ':team_leads', team)
+        local lead = (team and team ~= '') and redis.call('HGET', skey(c.site, 'team_leads'), team)
         if lead then to = {lead} else to = site_admins(c.site) end -- no lead: the admins
       else
         to = site_admins(c.site)
@@ -162,7 +162,7 @@ end
 
 if mode == 'timer_get' then
   local site, rid, cid = ARGV[4], ARGV[5], ARGV[6]
-  local h = hgetall(P .. 'site:' .. site .. ':rule:' .. rid)
+  local h = hgetall(skey(site, 'rule:' .. rid))
   local c = hgetall(ckey(cid))
   if not h or not c or c.site ~= site then
     redis.call('ZREM', P .. 'timers:leased', 'rule|' .. site .. '|' .. rid .. '|' .. cid)

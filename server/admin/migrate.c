@@ -1,0 +1,186 @@
+/* chatdeskd admin migrate: moves keys written by the previous key layout to the one
+ * of this release (docs/keyspace.md "Upgrades"). Each key moves with one RENAMENX, so
+ * the value, its TTL and its type move together or not at all; a run stopped half-way
+ * is resumed by running it again (keys already moved are simply not found under their
+ * old name any more), and a second run moves nothing. A key whose new name is taken
+ * (written by a new node before the migration ran) stays where it is and is reported
+ * as a conflict. The previous layout ran on one Redis only, so RENAMENX between slots
+ * is fine here. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "admin_int.h"
+#include "chatdesk/base.h"
+
+/* What moves (old name after the prefix -> new name), one line per kind. */
+typedef enum kind { K_KB, K_RULES, K_REPORTS, K_HEALTH, K__COUNT } kind;
+static const char *const kind_names[K__COUNT] = {"kb", "rules", "reports", "health"};
+
+typedef struct plan {
+    kind k;
+    char site[128];
+    char rest[512]; /* the new key's part after the site's tag */
+} plan;
+
+/* "<site>:<rest>" -> site, rest; site keys never contain ':' */
+static bool split_site(const char *s, plan *p, const char *rest_prefix)
+{
+    const char *colon = strchr(s, ':');
+    if (!colon || colon == s || (size_t)(colon - s) >= sizeof p->site || !colon[1])
+        return false;
+    memcpy(p->site, s, (size_t)(colon - s));
+    p->site[colon - s] = '\0';
+    snprintf(p->rest, sizeof p->rest, "%s%s", rest_prefix, colon + 1);
+    return true;
+}
+
+/* The old layout's per-site keys that now carry the site's hash tag P{s:<site>}:
+ *   kb:{<site>}:<x>                 -> kb:<x>
+ *   site:<site>:rules|rule:<id>|team_leads|alerts -> the same suffix
+ *   rpt:<site>:d:<day>|backlog      -> rpt:d:<day>|rpt:backlog
+ *   rpt:c:{<cid>}                   -> rpt:c:<cid> (the site from the conversation)
+ *   health:<site>:<x>               -> health:<x> */
+static bool classify(redisContext *c, const char *P, const char *name, plan *p)
+{
+    memset(p, 0, sizeof *p);
+    if (strncmp(name, "kb:{", 4) == 0) {
+        const char *end = strstr(name + 4, "}:");
+        if (!end || (size_t)(end - name - 4) >= sizeof p->site)
+            return false;
+        p->k = K_KB;
+        memcpy(p->site, name + 4, (size_t)(end - name - 4));
+        snprintf(p->rest, sizeof p->rest, "kb:%s", end + 2);
+        return p->site[0] != '\0';
+    }
+    if (strncmp(name, "site:", 5) == 0) {
+        plan q;
+        if (!split_site(name + 5, &q, ""))
+            return false;
+        bool rules =
+            strcmp(q.rest, "rules") == 0 || strcmp(q.rest, "team_leads") == 0 || strncmp(q.rest, "rule:", 5) == 0;
+        if (!rules && strcmp(q.rest, "alerts") != 0)
+            return false;
+        *p = q;
+        p->k = rules ? K_RULES : K_HEALTH;
+        return true;
+    }
+    if (strncmp(name, "rpt:c:{", 7) == 0) {
+        char cid[256];
+        size_t n = strlen(name + 7);
+        if (n < 2 || n >= sizeof cid || name[7 + n - 1] != '}')
+            return false;
+        memcpy(cid, name + 7, n - 1);
+        cid[n - 1] = '\0';
+        redisReply *r = redisCommand(c, "HGET %sconv:{%s} site", P, cid);
+        bool ok = r && r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < sizeof p->site;
+        if (ok) {
+            memcpy(p->site, r->str, r->len + 1);
+            snprintf(p->rest, sizeof p->rest, "rpt:c:%s", cid);
+            p->k = K_REPORTS;
+        }
+        freeReplyObject(r);
+        return ok;
+    }
+    if (strncmp(name, "rpt:", 4) == 0 && split_site(name + 4, p, "rpt:")) {
+        p->k = K_REPORTS;
+        return strncmp(p->rest, "rpt:d:", 6) == 0 || strcmp(p->rest, "rpt:backlog") == 0;
+    }
+    if (strncmp(name, "health:", 7) == 0 && split_site(name + 7, p, "health:")) {
+        p->k = K_HEALTH;
+        return true;
+    }
+    return false;
+}
+
+typedef struct tally {
+    long long moved[K__COUNT], conflicts, scanned;
+    json_t *conflict_keys;
+} tally;
+
+/* Move one key; -1 on a Redis error. */
+static int move_key(redisContext *c, const char *P, const char *old, tally *t)
+{
+    plan p;
+    t->scanned++;
+    if (!classify(c, P, old + strlen(P), &p))
+        return 0;
+    char nk[1024];
+    snprintf(nk, sizeof nk, "%s{s:%s}:%s", P, p.site, p.rest);
+    redisReply *r = redisCommand(c, "RENAMENX %s %s", old, nk);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        /* gone meanwhile (expired health windows, a concurrent run): nothing to move */
+        bool gone = r && strstr(r->str, "no such key");
+        fprintf(stderr, "chatdeskd admin migrate: %s: %s\n", old, r ? r->str : c->errstr);
+        freeReplyObject(r);
+        return gone ? 0 : -1;
+    }
+    if (r->integer == 1) {
+        t->moved[p.k]++;
+    } else {
+        t->conflicts++;
+        if (json_array_size(t->conflict_keys) < 100)
+            json_array_append_new(t->conflict_keys, json_string(old));
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* SCAN every key under the prefix; the pattern escapes glob characters of P. */
+static int scan_all(redisContext *c, const char *P, tally *t)
+{
+    char pat[256];
+    size_t j = 0;
+    for (const char *s = P; *s && j + 3 < sizeof pat; s++) {
+        if (strchr("*?[]\\", *s))
+            pat[j++] = '\\';
+        pat[j++] = *s;
+    }
+    pat[j++] = '*';
+    pat[j] = '\0';
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            fprintf(stderr, "chatdeskd admin migrate: SCAN failed: %s\n", r && r->str ? r->str : c->errstr);
+            freeReplyObject(r);
+            return -1;
+        }
+        cd_strlcpy(cursor, r->element[0]->str, sizeof cursor);
+        redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements; i++) {
+            if (move_key(c, P, keys->element[i]->str, t) != 0) {
+                freeReplyObject(r);
+                return -1;
+            }
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+int cd_admin__migrate(const char *P, redisContext *c)
+{
+    tally t = {.conflict_keys = json_array()};
+    int rc = scan_all(c, P, &t);
+    if (rc == 0) {
+        json_t *moved = json_object();
+        long long total = 0;
+        for (int k = 0; k < K__COUNT; k++) {
+            json_object_set_new(moved, kind_names[k], json_integer(t.moved[k]));
+            total += t.moved[k];
+        }
+        json_object_set_new(moved, "total", json_integer(total));
+        json_t *out = json_pack("{s:o,s:I,s:I,s:O}", "moved", moved, "conflicts", (json_int_t)t.conflicts, "scanned",
+                                (json_int_t)t.scanned, "conflict_keys", t.conflict_keys);
+        char *text = json_dumps(out, JSON_COMPACT);
+        puts(text);
+        free(text);
+        json_decref(out);
+    }
+    json_decref(t.conflict_keys);
+    return rc;
+}

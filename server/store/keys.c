@@ -1,0 +1,52 @@
+/* Key builders (docs/keyspace.md): every key a C caller declares to a script call is
+ * made here, so the layout lives in this file and in store/lua/ only. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "chatdesk/store.h"
+
+static const char *keyf(cd_key *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const char *keyf(cd_key *k, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(k->s, sizeof k->s, fmt, ap);
+    va_end(ap);
+    return k->s;
+}
+
+const char *cd_key_global(cd_key *k, const char *P, const char *name)
+{
+    return keyf(k, "%s%s", P, name);
+}
+
+const char *cd_key_site(cd_key *k, const char *P, const char *site, const char *suffix)
+{
+    return keyf(k, "%ssite:%s%s", P, site, suffix ? suffix : "");
+}
+
+const char *cd_key_conv(cd_key *k, const char *P, const char *cid)
+{
+    return keyf(k, "%sconv:{%s}", P, cid);
+}
+
+const char *cd_key_agent(cd_key *k, const char *P, const char *id)
+{
+    return keyf(k, "%sagent:%s", P, id);
+}
+
+const char *cd_key_agent_email(cd_key *k, const char *P, const char *email)
+{
+    int n = snprintf(k->s, sizeof k->s, "%sagent:email:", P);
+    size_t i = n > 0 ? (size_t)n : 0;
+    for (; *email && i + 1 < sizeof k->s; email++)
+        k->s[i++] = (char)tolower((unsigned char)*email);
+    k->s[i < sizeof k->s ? i : sizeof k->s - 1] = '\0';
+    return k->s;
+}
+
+const char *cd_key_delivery(cd_key *k, const char *P, const char *delivery_id)
+{
+    return keyf(k, "%swhd:%s", P, delivery_id);
+}

@@ -1,0 +1,131 @@
+// Upgrades keep data (issue 12 item 8): a Redis filled by the previous key layout
+// (fixtures/layout-v1.json, written by fixtures/make-layout-v1.mjs with that release's
+// chatdeskd) is moved by `chatdeskd admin migrate` to this release's layout; every
+// conversation, message, ticket, timer, rule, article and report figure survives, a
+// second run moves nothing, and a node serves the migrated data.
+import fs from 'node:fs';
+import { useEnv, it, assert } from './harness.mjs';
+
+const env = useEnv({ nodes: 0 });
+const fixture = JSON.parse(fs.readFileSync(new URL('./fixtures/layout-v1.json', import.meta.url), 'utf8'));
+
+async function load() {
+    const r = (...a) => env.redis.cmd(...a);
+    for (const { key, type, value, ttl_ms: ttl } of fixture.keys) {
+        if (type === 'string') await r('SET', key, value);
+        else if (type === 'hash') await r('HSET', key, ...value);
+        else if (type === 'set') await r('SADD', key, ...value);
+        else if (type === 'list') await r('RPUSH', key, ...value);
+        else if (type === 'zset') {
+            const args = [];
+            for (let i = 0; i < value.length; i += 2) args.push(value[i + 1], value[i]);
+            await r('ZADD', key, ...args);
+        } else if (type === 'stream') for (const [id, f] of value) await r('XADD', key, id, ...f);
+        if (ttl) await r('PEXPIRE', key, String(ttl + 3600_000));
+    }
+}
+
+// The name a key of the previous layout has now (null: it keeps its name).
+function renamed(k) {
+    let m;
+    if ((m = /^cd:kb:\{([^}]+)\}:(.*)$/.exec(k))) return `cd:{s:${m[1]}}:kb:${m[2]}`;
+    if ((m = /^cd:site:([^:]+):(rules|rule:.*|team_leads|alerts)$/.exec(k))) return `cd:{s:${m[1]}}:${m[2]}`;
+    if ((m = /^cd:rpt:c:\{(.*)\}$/.exec(k))) {
+        const conv = fixture.keys.find((x) => x.key === `cd:conv:{${m[1]}}`);
+        const f = conv.value;
+        return `cd:{s:${f[f.indexOf('site') + 1]}}:rpt:c:${m[1]}`;
+    }
+    if ((m = /^cd:rpt:([^:]+):(d:.*|backlog)$/.exec(k))) return `cd:{s:${m[1]}}:rpt:${m[2]}`;
+    if ((m = /^cd:health:([^:]+):(.*)$/.exec(k))) return `cd:{s:${m[1]}}:health:${m[2]}`;
+    return null;
+}
+
+async function dumpValue(key, type) {
+    const r = (...a) => env.redis.cmd(...a);
+    if (type === 'string') return r('GET', key);
+    if (type === 'hash') {
+        const h = await r('HGETALL', key);
+        const o = {};
+        for (let i = 0; i < h.length; i += 2) o[h[i]] = h[i + 1];
+        return o;
+    }
+    if (type === 'set') return (await r('SMEMBERS', key)).sort();
+    if (type === 'list') return r('LRANGE', key, '0', '-1');
+    if (type === 'zset') return r('ZRANGE', key, '0', '-1', 'WITHSCORES');
+    return r('XRANGE', key, '-', '+');
+}
+
+it('admin migrate moves the previous layout, keeps every value, and a second run moves nothing', async () => {
+    await load();
+    const expect = { kb: 0, rules: 0, reports: 0, health: 0 };
+    for (const { key } of fixture.keys) {
+        const to = renamed(key);
+        if (!to) continue;
+        const kind = key.startsWith('cd:kb:') ? 'kb' : /^cd:site:[^:]+:(rule|team_leads)/.test(key) ? 'rules'
+            : key.startsWith('cd:rpt:') ? 'reports' : 'health';
+        expect[kind]++;
+    }
+    assert.ok(expect.kb > 0 && expect.rules > 0 && expect.reports > 0 && expect.health > 0, JSON.stringify(expect));
+    const first = await env.admin('migrate');
+    assert.deepEqual(first.moved, { ...expect, total: expect.kb + expect.rules + expect.reports + expect.health });
+    assert.equal(first.conflicts, 0);
+    for (const { key, type, value } of fixture.keys) {
+        const to = renamed(key) ?? key;
+        if (to !== key) assert.equal(Number(await env.redis.cmd('EXISTS', key)), 0, `${key} moved away`);
+        assert.equal(await env.redis.cmd('TYPE', to), type, `${to} is there`);
+        let want = value;
+        if (type === 'hash') {
+            want = {};
+            for (let i = 0; i < value.length; i += 2) want[value[i]] = value[i + 1];
+        }
+        assert.deepEqual(await dumpValue(to, type), want, `${to} kept its value`);
+    }
+    const again = await env.admin('migrate');
+    assert.equal(again.moved.total, 0, 'nothing left to move');
+    assert.equal(again.conflicts, 0);
+});
+
+it('a migrated key whose new name is taken stays put and is reported', async () => {
+    await env.redis.cmd('SET', 'cd:health:shop:x:email:y@example.com', 'old');
+    await env.redis.cmd('SET', 'cd:{s:shop}:health:x:email:y@example.com', 'new');
+    const r = await env.admin('migrate');
+    assert.equal(r.moved.total, 0);
+    assert.equal(r.conflicts, 1);
+    assert.deepEqual(r.conflict_keys, ['cd:health:shop:x:email:y@example.com']);
+    assert.equal(await env.redis.cmd('GET', 'cd:health:shop:x:email:y@example.com'), 'old');
+    await env.redis.cmd('DEL', 'cd:health:shop:x:email:y@example.com', 'cd:{s:shop}:health:x:email:y@example.com');
+});
+
+it('a node serves the migrated data: tickets, messages, rules, articles, report figures, alerts', async () => {
+    await env.addNode();
+    const token = await env.login(0, 'boss@example.com', 'boss-password');
+    const get = async (url) => {
+        const r = await env.http(0, url, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(r.status, 200, `${url}: ${r.text}`);
+        return JSON.parse(r.text);
+    };
+    const convs = fixture.keys.filter((k) => /^cd:conv:\{[^}]+\}$/.test(k.key));
+    const list = await get('/api/v1/conversations?site=shop&per_page=100');
+    assert.equal(list.total, convs.length);
+    const tickets = await get('/api/v1/tickets?site=shop');
+    assert.equal(tickets.total, 1);
+    const t = await get(`/api/v1/tickets/${tickets.tickets[0].ticket.number}`);
+    const msgs = fixture.keys.find((k) => k.key === `cd:conv:{${t.ticket.id}}:msgs`).value;
+    assert.deepEqual(t.messages.map((m) => m.id), msgs.map(([, f]) => f[f.indexOf('id') + 1]));
+    assert.ok(t.ticket.ticket.sla.resolution_due > 0, 'SLA deadlines kept');
+    const timers = fixture.keys.find((k) => k.key === 'cd:timers').value;
+    assert.ok(timers.some((m) => m === `slabreach|${t.ticket.id}|resolution`), 'the fixture has the ticket timers');
+    assert.deepEqual(await env.redis.cmd('ZRANGE', 'cd:timers', '0', '-1', 'WITHSCORES'), timers, 'timers kept');
+    const rules = await get('/api/v1/admin/sites/shop/rules');
+    assert.deepEqual(rules.rules.map((r) => r.name), ['Tag refunds']);
+    const kb = await get('/api/v1/kb/sites/shop/search?q=refund');
+    assert.deepEqual(kb.articles.map((a) => a.title), ['Refund policy']);
+    const dayKey = fixture.keys.find((k) => k.key.startsWith('cd:rpt:shop:d:'));
+    const day = dayKey.key.slice('cd:rpt:shop:d:'.length);
+    const created = Number(dayKey.value[dayKey.value.indexOf('all|created') + 1]);
+    const rep = await get(`/api/v1/reports/summary?site=shop&from=${day}&to=${day}`);
+    assert.equal(rep.metrics.conversations, created);
+    assert.ok(created >= 2);
+    const alerts = await get('/api/v1/alerts?site=shop');
+    assert.equal(alerts.alerts.length, fixture.keys.find((k) => k.key === 'cd:site:shop:alerts').value.length);
+});
