@@ -106,8 +106,21 @@ char *cd_conv_visitor_profile(const cd_req *hello);
  * profile: from cd_conv_visitor_profile while the visitor has no record, else NULL. */
 int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const cd_req *req,
                   const char *intervals, const char *profile, cd_conv_cb cb, void *ud);
-int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
-                 void *ud);
+/* message.send, the hot path, with its own small reply (no JSON is built in Redis for a
+ * new message: msg is the stored message, made from the request and the reply). */
+typedef struct cd_conv_sent {
+    cd_err err;
+    const char *error; /* the script's error text, or NULL */
+    cd_proto_msg msg;  /* the stored message (valid during the callback) */
+    bool duplicate;
+    const char *raw_message; /* duplicate: the message object as first stored */
+    bool sla;                /* a ticket's SLA clocks need cd_conv_sla_sync */
+    char site[80];           /* the conversation's site */
+} cd_conv_sent;
+typedef void (*cd_conv_sent_cb)(void *ud, const cd_conv_sent *res);
+/* sites: an agent's sites as " s1 s2 " (from its verified session), "" for a visitor. */
+int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *sites, const cd_req *req,
+                 cd_conv_sent_cb cb, void *ud);
 int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int64_t before_seq, int limit,
                     cd_conv_cb cb, void *ud);
 /* One page of replay after after_seq (sized to half the outbound queue); res->more and

@@ -180,6 +180,30 @@ cd_frame *cd_proto_encode_ok(const char *rid, size_t n, const char *const *keys,
 /* Copy of raw bytes as a frame (events arriving from the bus). */
 cd_frame *cd_proto_frame_from(const char *p, size_t n);
 
+/* One stored message, as the message object of message.created, history and the ok of
+ * message.send (docs/protocol.md): the one place a message object is written in C. */
+typedef struct cd_proto_msg {
+    int64_t seq, ts;
+    const char *cid; /* conversation id (message.created) */
+    size_t cid_len;
+    const char *id, *kind, *author; /* message id, author kind, author id */
+    size_t id_len, kind_len, author_len;
+    const char *cmid, *name, *body; /* client_msg_id, author name ("" -> null), body */
+    size_t cmid_len, name_len, body_len;
+    bool priv;
+} cd_proto_msg;
+/* Appends {"seq","id","client_msg_id","author":{"kind","id","name"},"body","private","ts"}. */
+void cd_proto_append_message(cd_frame *f, const cd_proto_msg *m);
+/* {"type":"message.created","conversation_id":cid,"message":{...}} */
+cd_frame *cd_proto_encode_message_created(const cd_proto_msg *m);
+/* {"type":"ok","rid":rid,"message":{...}} (rid NULL -> omitted) */
+cd_frame *cd_proto_encode_ok_message(const char *rid, const cd_proto_msg *m);
+/* The compact bus form of message.created that the store publishes (store/lua
+ * _common.lua pub_msg): "M <cid> <id> <kind> <author> <ts> <0|1> <#cmid> <#name>
+ * <#body>\n<cmid><name><body>". m points into p (seq comes from the bus header).
+ * Returns 0, or -1 when p is not that form. */
+int cd_proto_parse_bus_message(const char *p, size_t n, cd_proto_msg *m);
+
 /* POST /api/v1/login body {"email","password"}: BAD_REQUEST unless an object with
  * both strings (email <= 254 bytes, password 1..128 bytes). Copies into the buffers. */
 cd_err cd_proto_decode_login(const char *buf, size_t len, char *email, size_t email_sz, char *password,

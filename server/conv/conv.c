@@ -347,11 +347,79 @@ int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const ch
     return run(st, "conv_start", 2, keys, 19, args, cb, ud);
 }
 
-int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
-                 void *ud)
+typedef struct send_call {
+    cd_conv_sent_cb cb;
+    void *ud;
+    cd_proto_msg msg; /* its strings live in text[] */
+    char text[];
+} send_call;
+
+static void on_sent(void *ud, cd_err err, const char *json, size_t len)
+{
+    send_call *c = ud;
+    cd_conv_sent r;
+    memset(&r, 0, sizeof r);
+    r.err = err;
+    r.msg = c->msg;
+    json_error_t e;
+    json_t *root = json ? json_loadb(json, len, 0, &e) : NULL;
+    char *raw = NULL;
+    if (err != CD_ERR_OK) {
+        r.error = json_string_value(json_object_get(root, "message"));
+    } else if (!json_is_object(root)) {
+        cd_log_error("msg_send reply is not a JSON object");
+        r.err = CD_ERR_INTERNAL;
+    } else if (json_is_true(json_object_get(root, "duplicate"))) {
+        json_t *m = json_object_get(root, "message");
+        r.duplicate = true;
+        r.msg.seq = json_integer_value(json_object_get(m, "seq"));
+        raw = dump(m);
+        r.raw_message = raw ? raw : "null";
+    } else {
+        json_t *name = json_object_get(root, "name");
+        r.msg.seq = json_integer_value(json_object_get(root, "seq"));
+        r.msg.name = json_is_string(name) ? json_string_value(name) : "";
+        r.msg.name_len = json_is_string(name) ? json_string_length(name) : 0;
+        r.sla = json_is_true(json_object_get(root, "sla"));
+        take_str(r.site, sizeof r.site, json_object_get(root, "site"));
+    }
+    c->cb(c->ud, &r);
+    free(raw);
+    json_decref(root);
+    cd_free(c);
+}
+
+/* copies s into the call's text and points *dst at it */
+static char *keep(char *p, const char *s, size_t n, const char **dst, size_t *dlen)
+{
+    memcpy(p, s, n);
+    p[n] = '\0';
+    *dst = p;
+    *dlen = n;
+    return p + n + 1;
+}
+
+int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *sites, const cd_req *req,
+                 cd_conv_sent_cb cb, void *ud)
 {
     char msg_id[64], now[24], retain[24];
     cd_id_new("m", msg_id, sizeof msg_id);
+    size_t lc = strlen(req->conversation_id), li = strlen(msg_id), lk = strlen(a->kind), la = strlen(a->id);
+    size_t lm = strlen(req->client_msg_id), ln = strlen(a->name);
+    send_call *c = cd_malloc(sizeof *c + lc + li + lk + la + lm + ln + req->body_len + 7);
+    memset(&c->msg, 0, sizeof c->msg);
+    c->cb = cb;
+    c->ud = ud;
+    c->msg.ts = (int64_t)cd_now_ms();
+    c->msg.priv = req->is_private;
+    char *p = c->text;
+    p = keep(p, req->conversation_id, lc, &c->msg.cid, &c->msg.cid_len);
+    p = keep(p, msg_id, li, &c->msg.id, &c->msg.id_len);
+    p = keep(p, a->kind, lk, &c->msg.kind, &c->msg.kind_len);
+    p = keep(p, a->id, la, &c->msg.author, &c->msg.author_len);
+    p = keep(p, req->client_msg_id, lm, &c->msg.cmid, &c->msg.cmid_len);
+    p = keep(p, a->name, ln, &c->msg.name, &c->msg.name_len);
+    keep(p, req->body, req->body_len, &c->msg.body, &c->msg.body_len);
     const char *args[] = {req->conversation_id,
                           a->kind,
                           a->id,
@@ -360,9 +428,17 @@ int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, co
                           req->body,
                           req->is_private ? "1" : "0",
                           msg_id,
-                          I64(now, cd_now_ms()),
-                          I64(retain, cfg->history_retain)};
-    return run_conv(st, "msg_send", req->conversation_id, 10, args, cb, ud);
+                          I64(now, c->msg.ts),
+                          I64(retain, cfg->history_retain),
+                          sites ? sites : ""};
+    size_t lens[] = {lc, lk, la, ln, lm, req->body_len, 1, li, strlen(now), strlen(retain), sites ? strlen(sites) : 0};
+    cd_key k;
+    const char *keys[] = {cd_key_conv(&k, cd_store_prefix(st), req->conversation_id)};
+    if (cd_store_fcall(st, "msg_send", 1, keys, 11, args, lens, on_sent, c) != 0) {
+        cd_free(c);
+        return -1;
+    }
+    return 0;
 }
 
 int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int64_t before_seq, int limit,

@@ -112,7 +112,20 @@ void cd_hub_dispatch(cd_hub *hub, const char *channel, size_t chlen, const char 
         ev.exclude = payload + (sp2 + 1 - head);
         ev.exclude_len = hl - (size_t)(sp2 + 1 - head);
     }
-    ev.frame = cd_proto_frame_from(nl + 1, len - hl - 1);
+    const char *body = nl + 1;
+    size_t blen = len - hl - 1;
+    if (blen > 1 && body[0] == 'M' && body[1] == ' ') {
+        /* message.created in its compact bus form: the frame is written here, once */
+        cd_proto_msg m;
+        if (cd_proto_parse_bus_message(body, blen, &m) != 0) {
+            cd_log_warn("bad message on %.*s", (int)chlen, channel);
+            return;
+        }
+        m.seq = ev.seq;
+        ev.frame = cd_proto_encode_message_created(&m);
+    } else {
+        ev.frame = cd_proto_frame_from(body, blen);
+    }
     /* Save next before each call: a subscriber may leave while being called. */
     cd_hub_sub *s = t->head.next;
     size_t n = t->count;

@@ -105,6 +105,117 @@ void cd_frame_append_int(cd_frame *f, int64_t v)
     cd_frame_append(f, tmp, (size_t)n);
 }
 
+void cd_proto_append_message(cd_frame *f, const cd_proto_msg *m)
+{
+    cd_frame_append_str(f, "{\"seq\":");
+    cd_frame_append_int(f, m->seq);
+    cd_frame_append_str(f, ",\"id\":");
+    cd_frame_append_json_strn(f, m->id, m->id_len);
+    cd_frame_append_str(f, ",\"client_msg_id\":");
+    if (m->cmid_len)
+        cd_frame_append_json_strn(f, m->cmid, m->cmid_len);
+    else
+        cd_frame_append_str(f, "null");
+    cd_frame_append_str(f, ",\"author\":{\"kind\":");
+    cd_frame_append_json_strn(f, m->kind, m->kind_len);
+    cd_frame_append_str(f, ",\"id\":");
+    cd_frame_append_json_strn(f, m->author, m->author_len);
+    cd_frame_append_str(f, ",\"name\":");
+    if (m->name_len)
+        cd_frame_append_json_strn(f, m->name, m->name_len);
+    else
+        cd_frame_append_str(f, "null");
+    cd_frame_append_str(f, "},\"body\":");
+    cd_frame_append_json_strn(f, m->body, m->body_len);
+    cd_frame_append_str(f, m->priv ? ",\"private\":true,\"ts\":" : ",\"private\":false,\"ts\":");
+    cd_frame_append_int(f, m->ts);
+    cd_frame_append(f, "}", 1);
+}
+
+cd_frame *cd_proto_encode_message_created(const cd_proto_msg *m)
+{
+    cd_frame *f = cd_frame_create(m->body_len + m->name_len + m->cmid_len + 200);
+    cd_frame_append_str(f, "{\"type\":\"message.created\",\"conversation_id\":");
+    cd_frame_append_json_strn(f, m->cid, m->cid_len);
+    cd_frame_append_str(f, ",\"message\":");
+    cd_proto_append_message(f, m);
+    cd_frame_append(f, "}", 1);
+    return f;
+}
+
+cd_frame *cd_proto_encode_ok_message(const char *rid, const cd_proto_msg *m)
+{
+    cd_frame *f = cd_frame_create(m->body_len + m->name_len + m->cmid_len + 200);
+    cd_frame_append_str(f, "{\"type\":\"ok\"");
+    if (rid) {
+        cd_frame_append_str(f, ",\"rid\":");
+        cd_frame_append_json_str(f, rid);
+    }
+    cd_frame_append_str(f, ",\"message\":");
+    cd_proto_append_message(f, m);
+    cd_frame_append(f, "}", 1);
+    return f;
+}
+
+/* the next space- or newline-ended word of [*p, end): its start and length */
+static bool bus_word(const char **p, const char *end, const char **w, size_t *wl)
+{
+    const char *s = *p;
+    const char *e = s;
+    while (e < end && *e != ' ' && *e != '\n')
+        e++;
+    if (e == s || e == end)
+        return false;
+    *w = s;
+    *wl = (size_t)(e - s);
+    *p = e + 1;
+    return true;
+}
+
+static bool bus_num(const char **p, const char *end, int64_t *v)
+{
+    const char *w;
+    size_t wl;
+    if (!bus_word(p, end, &w, &wl) || wl > 19)
+        return false;
+    int64_t x = 0;
+    for (size_t i = 0; i < wl; i++) {
+        if (w[i] < '0' || w[i] > '9')
+            return false;
+        x = x * 10 + (w[i] - '0');
+    }
+    *v = x;
+    return true;
+}
+
+int cd_proto_parse_bus_message(const char *p, size_t n, cd_proto_msg *m)
+{
+    const char *end = p + n;
+    int64_t lc, ln, lb;
+    const char *pw;
+    size_t pl;
+    if (n < 2 || p[0] != 'M' || p[1] != ' ')
+        return -1;
+    p += 2;
+    if (!bus_word(&p, end, &m->cid, &m->cid_len) || !bus_word(&p, end, &m->id, &m->id_len) ||
+        !bus_word(&p, end, &m->kind, &m->kind_len) || !bus_word(&p, end, &m->author, &m->author_len) ||
+        !bus_num(&p, end, &m->ts) || !bus_word(&p, end, &pw, &pl) || !bus_num(&p, end, &lc) || !bus_num(&p, end, &ln) ||
+        !bus_num(&p, end, &lb))
+        return -1;
+    if (p[-1] != '\n' || pl != 1 || (pw[0] != '0' && pw[0] != '1'))
+        return -1;
+    if ((uint64_t)lc + (uint64_t)ln + (uint64_t)lb != (uint64_t)(end - p))
+        return -1;
+    m->priv = pw[0] == '1';
+    m->cmid = p;
+    m->cmid_len = (size_t)lc;
+    m->name = p + lc;
+    m->name_len = (size_t)ln;
+    m->body = p + lc + ln;
+    m->body_len = (size_t)lb;
+    return 0;
+}
+
 void cd_frame_append_json_str(cd_frame *f, const char *s)
 {
     if (!s) {

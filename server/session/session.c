@@ -830,18 +830,6 @@ static void on_plain(void *ud, cd_conv_result *r)
         send_ok(s, RID(o), n, keys, raws);
         break;
     }
-    case CD_FRAME_MSG_SEND: {
-        s->node->stats.acks++;
-        if (r->duplicate)
-            s->node->stats.dedupe_hits++;
-        sess_sub *sub = find_conv(s, o->cid);
-        if (!sub)
-            join_conv(s, o->cid, r->seq);
-        const char *keys[] = {"message"};
-        const char *raws[] = {r->raw_message};
-        send_ok(s, RID(o), 1, keys, raws);
-        break;
-    }
     case CD_FRAME_HISTORY: {
         if (!find_conv(s, o->cid))
             join_conv(s, o->cid, r->last_seq);
@@ -873,6 +861,57 @@ static void on_plain(void *ud, cd_conv_result *r)
     op_done(o);
 }
 
+/* message.send: the ok is written here from the stored message (no JSON from Redis). */
+static void on_sent(void *ud, const cd_conv_sent *r)
+{
+    op *o = ud;
+    cd_session *s = o->s;
+    if (r->err == CD_ERR_OK && r->sla && r->site[0])
+        cd_conv_sla_sync(s->node->st, o->cid, cd_session__intervals(s->node, r->site), on_sla_synced, NULL);
+    if (!s->conn) {
+        op_done(o);
+        return;
+    }
+    if (r->err != CD_ERR_OK) {
+        send_error(s, RID(o), r->err, r->error ? r->error : cd_err_name(r->err));
+        op_done(o);
+        return;
+    }
+    s->node->stats.acks++;
+    if (r->duplicate)
+        s->node->stats.dedupe_hits++;
+    if (!find_conv(s, o->cid))
+        join_conv(s, o->cid, r->msg.seq);
+    if (r->duplicate) {
+        const char *keys[] = {"message"};
+        const char *raws[] = {r->raw_message};
+        send_ok(s, RID(o), 1, keys, raws);
+    } else {
+        enqueue(s, cd_proto_encode_ok_message(RID(o), &r->msg));
+    }
+    op_done(o);
+}
+
+/* An agent's sites as " s1 s2 " for msg_send's access check (a visitor: ""); cd_free it. */
+static char *sites_list(const cd_session *s)
+{
+    size_t total = 2;
+    for (size_t i = 0; s->role == CD_SESSION_AGENT && i < s->n_sites; i++)
+        total += strlen(s->sites[i]) + 1;
+    char *buf = cd_malloc(total);
+    size_t len = 0;
+    for (size_t i = 0; s->role == CD_SESSION_AGENT && i < s->n_sites; i++) {
+        size_t l = strlen(s->sites[i]);
+        buf[len++] = ' ';
+        memcpy(buf + len, s->sites[i], l);
+        len += l;
+    }
+    if (len)
+        buf[len++] = ' ';
+    buf[len] = '\0';
+    return buf;
+}
+
 static void handle_request(cd_session *s, const cd_req *req)
 {
     cd_node *n = s->node;
@@ -900,9 +939,12 @@ static void handle_request(cd_session *s, const cd_req *req)
         rc = cd_conv_start(n->st, n->cfg, s->site, s->id, req, cd_session__intervals(n, s->site), s->profile, on_plain,
                            o);
         break;
-    case CD_FRAME_MSG_SEND:
-        rc = cd_conv_send(n->st, n->cfg, &a, req, on_plain, o);
+    case CD_FRAME_MSG_SEND: {
+        char *sites = sites_list(s);
+        rc = cd_conv_send(n->st, n->cfg, &a, sites, req, on_sent, o);
+        cd_free(sites);
         break;
+    }
     case CD_FRAME_HISTORY:
         rc = cd_conv_history(n->st, &a, req->conversation_id, req->has_before_seq ? req->before_seq : 0, req->limit,
                              on_plain, o);

@@ -172,6 +172,18 @@ static bool barrier_done(fx *f, const void *arg)
 
 /* ---- cd_conv_* calls that prepare Redis ---- */
 
+static void on_prep_sent(void *ud, const cd_conv_sent *r)
+{
+    fx *f = ud;
+    f->pending--;
+    if (r->err != CD_ERR_OK) {
+        f->prep_errors++;
+        return;
+    }
+    if (r->msg.seq > f->last)
+        f->last = r->msg.seq;
+}
+
 static void on_prep(void *ud, cd_conv_result *r)
 {
     fx *f = ud;
@@ -241,7 +253,7 @@ static void send_msgs(fx *f, int n, size_t body_len)
         req.client_msg_id = cmid;
         req.body = body;
         req.body_len = strlen(body);
-        prep_started(f, cd_conv_send(f->st, &f->cfg, &a, &req, on_prep, f));
+        prep_started(f, cd_conv_send(f->st, &f->cfg, &a, "", &req, on_prep_sent, f));
     }
     free(body);
 }

@@ -164,7 +164,7 @@ typedef struct ld_opts {
     bool quiet;
     bool features;           /* chat: every site gets automation rules (and a webhook) */
     const char *webhook_url; /* with --features: a webhook to this URL for message.created */
-    bool storm_send; /* storm: one unacked message per client right before the drop */
+    bool storm_send;         /* storm: one unacked message per client right before the drop */
     const char *tag;
     char run_id[32];
 } ld_opts;

@@ -281,8 +281,8 @@ static int setup_features(const ld_account *acc, int nsites)
     snprintf(email, sizeof email, "%s-admin@load.test", O.run_id);
     char *argv[64];
     int n = 0;
-    const char *head[] = {O.chatdeskd, "--redis", O.redis_url, "admin", "agent-add", "--email", email,
-                          "--password", PASSWORD, "--name", "Load admin", "--role", "admin"};
+    const char *head[] = {O.chatdeskd,  "--redis", O.redis_url, "admin",      "agent-add", "--email", email,
+                          "--password", PASSWORD,  "--name",    "Load admin", "--role",    "admin"};
     for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
         argv[n++] = (char *)head[i];
     for (int i = 0; i < nsites && n < 62; i++) {
@@ -301,12 +301,11 @@ static int setup_features(const ld_account *acc, int nsites)
         fprintf(stderr, "chatdesk-load: login of %s failed: %s\n", email, out);
         return -1;
     }
-    static const char *rules[] = {
-        "{\"name\":\"New chat tagged\",\"trigger\":{\"event\":\"conversation.created\"},"
-        "\"conditions\":[],\"actions\":[{\"type\":\"add_tags\",\"tags\":[\"load\"]}]}",
-        "{\"name\":\"Refund requests\",\"trigger\":{\"event\":\"message.created\"},"
-        "\"conditions\":[{\"field\":\"text\",\"op\":\"contains\",\"value\":\"refund\"}],"
-        "\"actions\":[{\"type\":\"add_tags\",\"tags\":[\"refund\"]}]}"};
+    static const char *rules[] = {"{\"name\":\"New chat tagged\",\"trigger\":{\"event\":\"conversation.created\"},"
+                                  "\"conditions\":[],\"actions\":[{\"type\":\"add_tags\",\"tags\":[\"load\"]}]}",
+                                  "{\"name\":\"Refund requests\",\"trigger\":{\"event\":\"message.created\"},"
+                                  "\"conditions\":[{\"field\":\"text\",\"op\":\"contains\",\"value\":\"refund\"}],"
+                                  "\"actions\":[{\"type\":\"add_tags\",\"tags\":[\"refund\"]}]}"};
     for (int i = 0; i < nsites; i++) {
         snprintf(path, sizeof path, "/api/v1/admin/sites/%s/rules", acc[i].site);
         for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)

@@ -139,25 +139,61 @@ local PRIO_RANK = {urgent = 0, high = 1, normal = 2, low = 3}
 local function queue_score(prio, created)
   return (PRIO_RANK[prio] or 2) * 1e13 + tonumber(created)
 end
--- Append one message; returns seq, message JSON, private flag.
-local function append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain)
+-- message.created goes on the bus in a compact form, built without any JSON work here:
+-- "M <cid> <id> <author kind> <author id> <ts> <private 0/1> <#cmid> <#name> <#body>\n"
+-- followed by the three free texts back to back. Each node's hub turns it into the client
+-- frame once (cd_proto_message_from_bus), so Redis spends no time escaping bodies.
+local function pub_msg(cid, sseq, msg_id, cmid, ak, aid, an, body, priv, now)
+  redis.call('PUBLISH', P .. 'ch:conv:' .. cid, sseq .. (priv == '1' and ' a -\nM ' or ' * -\nM ') .. cid .. ' ' ..
+    msg_id .. ' ' .. ak .. ' ' .. aid .. ' ' .. now .. ' ' .. priv .. ' ' .. #cmid .. ' ' .. #an .. ' ' .. #body ..
+    '\n' .. cmid .. an .. body)
+end
+-- Append one message to conversation c (a table read from its hash, with last_seq):
+-- stream entry, last_seq (with `extra` field/value pairs in the same HSET), the
+-- message.created event (ids only: a consumer that needs the body reads it by seq,
+-- event_body) and the bus. Returns the seq.
+local function append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra)
   local key = ckey(c.id)
-  local seq = redis.call('HINCRBY', key, 'last_seq', 1)
-  c.last_seq = I(seq)
-  local fields = {'id', msg_id, 'cmid', cmid, 'ak', ak, 'aid', aid, 'an', an, 'body', body, 'priv', priv, 'ts', now}
+  local sseq = I((tonumber(c.last_seq) or 0) + 1)
+  c.last_seq = sseq
   if retain > 0 then
-    redis.call('XADD', key .. ':msgs', 'MAXLEN', '~', retain, '0-' .. I(seq), unpack(fields))
+    redis.call('XADD', key .. ':msgs', 'MAXLEN', '~', retain, '0-' .. sseq, 'id', msg_id, 'cmid', cmid, 'ak', ak,
+      'aid', aid, 'an', an, 'body', body, 'priv', priv, 'ts', now)
   else
-    redis.call('XADD', key .. ':msgs', '0-' .. I(seq), unpack(fields))
+    redis.call('XADD', key .. ':msgs', '0-' .. sseq, 'id', msg_id, 'cmid', cmid, 'ak', ak, 'aid', aid, 'an', an,
+      'body', body, 'priv', priv, 'ts', now)
   end
-  if cmid ~= '' then redis.call('HSET', key .. ':dedupe', ak .. ':' .. aid .. ':' .. cmid, seq) end
-  emit('message.created', c, now, '{"seq":' .. I(seq) .. ',"id":' .. S(msg_id) .. ',"author":{"kind":' .. S(ak) ..
-    ',"id":' .. S(aid) .. '},"private":' .. (priv == '1' and 'true' or 'false') .. ',"body":' ..
-    S(string.sub(body, 1, 2000)) .. '}')
-  local mj = msg_json(I(seq), fields)
-  local frame = '{"type":"message.created","conversation_id":' .. S(c.id) .. ',"message":' .. mj .. '}'
-  pub('conv:' .. c.id, seq, priv == '1' and 'a' or '*', '-', frame)
-  return seq, mj
+  if extra then
+    redis.call('HSET', key, 'last_seq', sseq, unpack(extra))
+  else
+    redis.call('HSET', key, 'last_seq', sseq)
+  end
+  emit('message.created', c, now, '{"seq":' .. sseq .. ',"id":"' .. msg_id .. '","author":{"kind":"' .. ak ..
+    '","id":"' .. aid .. '"},"private":' .. (priv == '1' and 'true' or 'false') .. '}')
+  pub_msg(c.id, sseq, msg_id, cmid, ak, aid, an, body, priv, now)
+  return tonumber(sseq)
+end
+-- The JSON of message seq of conversation cid as stored (nil once trimmed).
+local function stored_msg_json(cid, seq)
+  local r = redis.call('XRANGE', ckey(cid) .. ':msgs', '0-' .. seq, '0-' .. seq)
+  if #r == 1 then return (msg_json(tostring(seq), r[1][2])) end
+  return nil
+end
+-- The data of an event as consumers see it: a message.created event carries ids only in
+-- the stream; here its body joins it (first 2,000 bytes; "" once trimmed from history).
+local function event_data(e)
+  local d = (e.d and e.d ~= '') and e.d or '{}'
+  if e.t ~= 'message.created' or not e.c or e.c == '' then return d end
+  local seq = string.match(d, '"seq":(%d+)')
+  local body = ''
+  if seq then
+    local r = redis.call('XRANGE', ckey(e.c) .. ':msgs', '0-' .. seq, '0-' .. seq)
+    if #r == 1 then
+      local f = r[1][2]
+      for i = 1, #f, 2 do if f[i] == 'body' then body = f[i + 1] break end end
+    end
+  end
+  return string.sub(d, 1, #d - 1) .. ',"body":' .. S(string.sub(body, 1, 2000)) .. '}'
 end
 -- ---------- routing (issue 3): queues, capacity, assignment ----------
 local function team_of(t) return (t and t ~= '') and t or '_' end

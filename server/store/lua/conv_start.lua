@@ -66,8 +66,9 @@ emit('conversation.created', c, now, '{"category":' .. J(category) .. ',"priorit
 enqueue(c, now)
 local mj = 'null'
 if message ~= '' then
-  local _
-  _, mj = append_msg(c, msg_id, cmid, 'visitor', vid, c.visitor_name, message, '0', now, retain)
+  local seq = append_msg(c, msg_id, cmid, 'visitor', vid, c.visitor_name, message, '0', now, retain)
+  mj = msg_json(I(seq), {'id', msg_id, 'cmid', cmid, 'ak', 'visitor', 'aid', vid, 'an', c.visitor_name, 'body', message,
+    'priv', '0', 'ts', now})
 end
 local cj = conv_json(c)
 pub('site:' .. site, 0, 'a', '-', '{"type":"conversation.queued","conversation":' .. cj .. '}')

@@ -1,47 +1,64 @@
--- ARGV: P, cid, author kind, author id, author name, client_msg_id, body, private (0/1), msg_id, now, retain
+-- ARGV: P, cid, author kind, author id, author name, client_msg_id, body, private (0/1), msg_id, now, retain,
+--       the agent's sites (" s1 s2 ", from its verified session; '' for a visitor)
+-- The hot path (docs/performance.md): one HMGET of the fields it needs, no JSON built
+-- here for a new message (the node writes the ok and the hub the message.created frame
+-- from the compact bus form, pub_msg). Reply: {"seq","site","name","sla"} for a new
+-- message; {"message","duplicate":true} for a retry.
 local cid, ak, aid, an, cmid, body, priv = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local msg_id, now, retain = ARGV[9], ARGV[10], tonumber(ARGV[11])
+local msg_id, now, retain, my_sites = ARGV[9], ARGV[10], tonumber(ARGV[11]), ARGV[12] or ''
 event_by = ak .. ':' .. aid
 local key = ckey(cid)
-local c = hgetall(key)
-if not c then return fail('not_found', 'no such conversation') end
-if not may_access(c, ak, aid) then return fail('forbidden', 'not your conversation') end
-if ak == 'visitor' and an == '' then an = c.visitor_name or '' end
-if priv == '1' and ak ~= 'agent' then return fail('forbidden', 'only agents write private notes') end
--- Idempotency first: a retry of an acknowledged send gets the same message back.
-local dup = redis.call('HGET', key .. ':dedupe', ak .. ':' .. aid .. ':' .. cmid)
-if dup then
-  local r = redis.call('XRANGE', key .. ':msgs', '0-' .. dup, '0-' .. dup)
-  if #r == 1 then
-    local mj = msg_json(dup, r[1][2])
-    return '{"message":' .. mj .. ',"duplicate":true}'
-  end
+local f = redis.call('HMGET', key, 'site', 'status', 'visitor', 'visitor_name', 'first_response_at',
+  'awaiting_reply_since', 'ticket_number', 'last_seq', 'assignee')
+if not f[1] then return fail('not_found', 'no such conversation') end
+local c = {id = cid, site = f[1], status = f[2], visitor = f[3], visitor_name = f[4], first_response_at = f[5],
+  awaiting_reply_since = f[6], ticket_number = f[7], last_seq = f[8], assignee = f[9]}
+if ak == 'visitor' then
+  if c.visitor ~= aid then return fail('forbidden', 'not your conversation') end
+  if priv == '1' then return fail('forbidden', 'only agents write private notes') end
+  if an == '' then an = c.visitor_name or '' end
+elseif ak ~= 'agent' or not string.find(my_sites, ' ' .. c.site .. ' ', 1, true) then
+  return fail('forbidden', 'not your conversation')
+end
+-- Idempotency: a retry of a stored send gets the same message back. The dedupe entries
+-- live in two generations of 128 seqs (keys :dd0 / :dd1): a retry is recognised while
+-- its message is among the conversation's last 128 to 256, and nothing grows per message.
+local seq = (tonumber(c.last_seq) or 0) + 1
+local gen = math.floor(seq / 128) % 2
+local cur, prev = key .. ':dd' .. gen, key .. ':dd' .. (1 - gen)
+local dk = ak .. ':' .. aid .. ':' .. cmid
+local function duplicate(dup)
+  local mj = stored_msg_json(cid, dup)
+  if mj then return '{"message":' .. mj .. ',"duplicate":true}' end
   return fail('conflict', 'message ' .. dup .. ' was trimmed from history')
 end
-if c.status == 'closed' then return fail('conflict', 'conversation is closed') end
-local seq, mj = append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain)
-local changed = false
+local dup = redis.call('HGET', prev, dk)
+if dup then return duplicate(dup) end
+if c.status == 'closed' then
+  dup = redis.call('HGET', cur, dk)
+  if dup then return duplicate(dup) end
+  return fail('conflict', 'conversation is closed')
+end
+if seq % 128 == 0 then redis.call('DEL', cur) end -- a new generation: the one from 256 ago goes
+if redis.call('HSETNX', cur, dk, seq) == 0 then return duplicate(redis.call('HGET', cur, dk)) end
+local extra = {'updated_at', now}
+local from = c.status
 local sla = false
-c.updated_at = now
 if ak == 'agent' and priv == '0' then
   if not c.first_response_at or c.first_response_at == '' then
     c.first_response_at = now
-    redis.call('HSET', key, 'first_response_at', now)
+    table.insert(extra, 'first_response_at') table.insert(extra, now)
     timer_clear('unanswered', c.site .. '|' .. cid)
-    changed, sla = true, true
-  end
-  if c.awaiting_reply_since and c.awaiting_reply_since ~= '' then
-    redis.call('HSET', key, 'awaiting_reply_since', '')
     sla = true
   end
-  if c.status == 'open' then
-    emit('conversation.status_changed', c, now, '{"from":"open","to":"pending"}')
-    c.status = 'pending'
-    changed = true
+  if c.awaiting_reply_since and c.awaiting_reply_since ~= '' then
+    table.insert(extra, 'awaiting_reply_since') table.insert(extra, '')
+    sla = true
   end
+  if c.status == 'open' then c.status = 'pending' end
 elseif ak == 'visitor' then
   if not c.awaiting_reply_since or c.awaiting_reply_since == '' then
-    redis.call('HSET', key, 'awaiting_reply_since', now)
+    table.insert(extra, 'awaiting_reply_since') table.insert(extra, now)
     sla = true
   end
   if c.status == 'pending' or c.status == 'resolved' then
@@ -53,13 +70,18 @@ elseif ak == 'visitor' then
         redis.call('SADD', P .. 'agent:' .. c.assignee .. ':convs', cid)
       end
     end
-    emit('conversation.status_changed', c, now, '{"from":' .. S(c.status) .. ',"to":"open"}')
     c.status = 'open'
-    changed = true
   end
 end
-redis.call('HSET', key, 'status', c.status, 'updated_at', now)
-if changed then conv_updated(c, true) end
+local changed = c.status ~= from
+if changed then table.insert(extra, 'status') table.insert(extra, c.status) end
+append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra)
+if changed then emit('conversation.status_changed', c, now, '{"from":' .. S(from) .. ',"to":' .. S(c.status) .. '}') end
+if changed or sla and c.first_response_at == now then
+  -- conversation.updated needs the whole conversation: read it only when it changed
+  local full = hgetall(key)
+  if full then conv_updated(full, true) end
+end
 local is_ticket = c.ticket_number and c.ticket_number ~= ''
-return '{"message":' .. mj .. ',"duplicate":false,"sla":' .. tostring(is_ticket and (sla or changed) or false) ..
-  ',"site":' .. S(c.site) .. '}'
+return '{"seq":' .. I(seq) .. ',"site":' .. S(c.site) .. ',"name":' .. S(an) .. ',"sla":' ..
+  tostring(is_ticket and (sla or changed) or false) .. '}'

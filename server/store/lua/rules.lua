@@ -133,7 +133,7 @@ if mode == 'batch' then
   local out, convs, seen = {}, {}, {}
   for _, e in ipairs(evs) do
     table.insert(out, '{"id":' .. S(e.id) .. ',"t":' .. S(e.t) .. ',"s":' .. S(e.s) .. ',"c":' .. S(e.c) .. ',"ts":' ..
-      N(e.ts) .. ',"by":' .. S(e.by) .. ',"d":' .. json_or(e.d, '{}') .. '}')
+      N(e.ts) .. ',"by":' .. S(e.by) .. ',"d":' .. json_or(#(sites[e.s] or {}) > 0 and event_data(e) or e.d, '{}') .. '}')
     if e.c and e.c ~= '' and not seen[e.c] and #(sites[e.s] or {}) > 0 then
       seen[e.c] = true
       local c = hgetall(ckey(e.c))

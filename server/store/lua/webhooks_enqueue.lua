@@ -42,10 +42,11 @@ for _, e in ipairs(batch) do
       local c = hgetall(ckey(e.c))
       if c then cj = conv_json(c) end
     end
+    local data = event_data(e)
     for _, h in ipairs(targets) do
       local did = h.id .. '.' .. e.id
       local body = '{"id":' .. S(did) .. ',"type":' .. S(e.t) .. ',"created_at":' .. N(e.ts) .. ',"site":' .. S(e.s) ..
-        ',"conversation_id":' .. J(e.c) .. ',"by":' .. S(e.by) .. ',"data":' .. ((e.d and e.d ~= '') and e.d or '{}') ..
+        ',"conversation_id":' .. J(e.c) .. ',"by":' .. S(e.by) .. ',"data":' .. data ..
         ',"conversation":' .. cj .. '}'
       wh_deliver(h, did, e.t, body, now)
     end
