@@ -407,6 +407,13 @@ void cd_node_destroy(cd_node *n)
     uv_close((uv_handle_t *)&n->sweep, on_sweep_closed);
 }
 
+static void on_events_config(void *ud, cd_conv_result *r)
+{
+    (void)ud;
+    if (r->err != CD_ERR_OK)
+        cd_log_warn("setting events_retain_s in Redis failed: %s", cd_err_name(r->err));
+}
+
 void cd_node_on_store(cd_node *n, bool up)
 {
     if (!up) {
@@ -419,6 +426,8 @@ void cd_node_on_store(cd_node *n, bool up)
     }
     load_keys(n);
     load_sites(n);
+    if (cd_conv_events_config(n->st, n->cfg->events_retain_s * 1000, on_events_config, NULL) != 0)
+        cd_log_warn("events_retain_s not set in Redis: store down");
     n->last_beat = 0; /* vouch for our agents again at once */
     /* a backfill the bus asked for while the store was still down is done now */
     for (cd_session *s = n->sessions; s; s = s->next)

@@ -14,10 +14,11 @@
 #   --keep               keep the temp dir (logs, AOF)
 #   --webhook-sink       start a loopback HTTP receiver (answers 204), allow it in the nodes'
 #                        webhook_allow_hosts and pass --webhook URL to each scenario
-#   --redis-stats FILE   after the scenarios, write Redis INFO commandstats, cpu and memory
-#                        to FILE (where Redis time goes: calls and usec per command), and a
-#                        table of the time per function from SLOWLOG, which records every
-#                        call during the run (it costs Redis a little: not for figures you quote)
+#   --redis-stats FILE   after the scenarios, write Redis INFO commandstats, cpu, memory and
+#                        DBSIZE to FILE (calls and usec per command; used_memory)
+#   --redis-profile      with --redis-stats: SLOWLOG records every call during the run and
+#                        FILE gets the time per function (it costs Redis CPU and memory: not
+#                        for figures you quote)
 # environment: CHATDESKD (default build/chatdeskd), CHATDESK_LOAD (default
 # build/tests/load/chatdesk-load), relative to the repository root.
 #
@@ -30,7 +31,7 @@ abspath() { case $1 in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 CHATDESKD=$(abspath "${CHATDESKD:-build/chatdeskd}")
 LOAD=$(abspath "${CHATDESK_LOAD:-build/tests/load/chatdesk-load}")
 
-nodes=2 fsync=everysec redis_tcp=0 keep=0 json_out="" redis_stats="" webhook_sink=0
+nodes=2 fsync=everysec redis_tcp=0 keep=0 json_out="" redis_stats="" redis_profile=0 webhook_sink=0
 node_args=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -42,6 +43,7 @@ while [ $# -gt 0 ]; do
     --keep) keep=1; shift ;;
     --redis-stats) redis_stats=$2; shift 2 ;;
     --webhook-sink) webhook_sink=1; shift ;;
+    --redis-profile) redis_profile=1; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
@@ -119,11 +121,14 @@ fi
 # ---- nodes ----
 NODE_ARGS=(--bind 127.0.0.1 --port 0 --redis "$REDIS_URL"
     --visitor-rate 100000 --visitor-burst 100000 --agent-rate 100000 --agent-burst 100000
-    --max-conns-per-ip 1000000 --conn-rate-per-ip 1000000 --conn-burst-per-ip 1000000 --outq-max-frames 100000 --outq-max-bytes 268435456
+    --max-conns-per-ip 1000000 --outq-max-frames 100000 --outq-max-bytes 268435456
     "${node_args[@]}")
 node_flags=() pid_flags=()
 for i in $(seq "$nodes"); do
-    "$CHATDESKD" --node-id "load$i" "${NODE_ARGS[@]}" >"$TMP/node$i.out" 2>"$TMP/node$i.log" &
+    # the per-address rate of new connections through the environment: a binary that has
+    # no such setting (an older build, for a before/after comparison) ignores it
+    CHATDESK_CONN_RATE_PER_IP=1000000 CHATDESK_CONN_BURST_PER_IP=1000000 \
+        "$CHATDESKD" --node-id "load$i" "${NODE_ARGS[@]}" >"$TMP/node$i.out" 2>"$TMP/node$i.log" &
     npid=$!
     PIDS+=("$npid")
     port=""
@@ -142,7 +147,7 @@ for i in $(seq "$nodes"); do
     pid_flags+=(--pid "$npid")
 done
 
-if [ -n "$redis_stats" ]; then
+if [ -n "$redis_stats" ] && [ "$redis_profile" = 1 ]; then
     redis-cli -s "$TMP/redis.sock" config set slowlog-log-slower-than 0 >/dev/null
     redis-cli -s "$TMP/redis.sock" config set slowlog-max-len 1000000 >/dev/null
 fi
@@ -169,6 +174,8 @@ if [ -n "$redis_stats" ]; then
     redis-cli -s "$TMP/redis.sock" info cpu >>"$redis_stats"
     redis-cli -s "$TMP/redis.sock" info memory >>"$redis_stats"
     redis-cli -s "$TMP/redis.sock" dbsize >>"$redis_stats"
+fi
+if [ -n "$redis_stats" ] && [ "$redis_profile" = 1 ]; then
     # SLOWLOG entries: id, time, usec, [command args...]: sum usec per FCALL function
     redis-cli -s "$TMP/redis.sock" --json slowlog get -1 | python3 -c '
 import json, sys, collections

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { useEnv, it, assert, waitUntil, sleep, rnd, SCALE, REPO_ROOT } from './harness.mjs';
 
 const FAST = ['--timer-poll-ms', '100', '--timer-lease-ms', '3000', '--event-poll-ms', '20'];
-const env = useEnv({ nodes: 3, args: FAST });
+// events_retain_s: the tests read the event stream after the consumers applied it
+const env = useEnv({ nodes: 3, args: [...FAST, '--events-retain-s', '3600'] });
 
 async function adminToken(site) {
     const email = `boss_${rnd(3)}@example.com`;

@@ -89,7 +89,36 @@ local function events_batch(name, max, from_end)
   end
   return out
 end
-local function events_advance(name, id) redis.call('SET', P .. 'events:cursor:' .. name, id) end
+-- Events every consumer has applied are garbage: each advance trims the stream to the
+-- slowest consumer's cursor (approximately: whole stream nodes), so the stream holds only
+-- what is still owed, not a second copy of recent history. A consumer that has no cursor
+-- yet keeps everything (up to EVENTS_MAXLEN).
+local EVENT_CONSUMERS = {'reports', 'rules', 'webhooks', 'health'}
+local function stream_id_lt(a, b)
+  local ams, aseq = string.match(a, '^(%d+)%-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)%-(%d+)$')
+  if not ams or not bms then return false end
+  if #ams ~= #bms then return #ams < #bms end
+  if ams ~= bms then return ams < bms end
+  return tonumber(aseq) < tonumber(bseq)
+end
+local function events_advance(name, id)
+  redis.call('SET', P .. 'events:cursor:' .. name, id)
+  local min = id
+  for _, n in ipairs(EVENT_CONSUMERS) do
+    local c = n == name and id or redis.call('GET', P .. 'events:cursor:' .. n)
+    if not c then return end
+    if stream_id_lt(c, min) then min = c end
+  end
+  -- events_retain_s keeps applied events a while to inspect (events_config.lua)
+  local retain = tonumber(redis.call('GET', P .. 'events:retain_ms') or '0') or 0
+  if retain > 0 then
+    local t = redis.call('TIME')
+    local keep = string.format('%d-0', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - retain)
+    if stream_id_lt(keep, min) then min = keep end
+  end
+  redis.call('XTRIM', P .. 'events', 'MINID', '~', min)
+end
 local ticket_json -- defined with the SLA helpers below
 local function conv_json(c)
   local assignee = 'null'

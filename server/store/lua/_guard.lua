@@ -16,7 +16,7 @@ local GUARD_KEYS_AT = {
   LLEN = {1, 1, 1}, LPUSH = {1, 1, 1}, LRANGE = {1, 1, 1}, LTRIM = {1, 1, 1}, PEXPIRE = {1, 1, 1},
   PUBLISH = {0, 0, 0}, RENAME = {1, 2, 1}, SADD = {1, 1, 1}, SCARD = {1, 1, 1}, SET = {1, 1, 1},
   SETNX = {1, 1, 1}, SISMEMBER = {1, 1, 1}, SMEMBERS = {1, 1, 1}, SPUBLISH = {1, 1, 1}, SREM = {1, 1, 1},
-  TYPE = {1, 1, 1}, UNLINK = {1, -1, 1}, XADD = {1, 1, 1}, XLEN = {1, 1, 1}, XRANGE = {1, 1, 1},
+  TIME = {0, 0, 0}, TYPE = {1, 1, 1}, UNLINK = {1, -1, 1}, XADD = {1, 1, 1}, XLEN = {1, 1, 1}, XRANGE = {1, 1, 1},
   XREVRANGE = {1, 1, 1}, XTRIM = {1, 1, 1}, ZADD = {1, 1, 1}, ZCARD = {1, 1, 1}, ZCOUNT = {1, 1, 1},
   ZINCRBY = {1, 1, 1}, ZRANGE = {1, 1, 1}, ZRANGEBYSCORE = {1, 1, 1}, ZRANK = {1, 1, 1}, ZREM = {1, 1, 1},
   ZREMRANGEBYRANK = {1, 1, 1}, ZREMRANGEBYSCORE = {1, 1, 1}, ZREVRANGE = {1, 1, 1}, ZSCORE = {1, 1, 1},

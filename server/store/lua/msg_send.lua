@@ -40,7 +40,7 @@ if c.status == 'closed' then
   return fail('conflict', 'conversation is closed')
 end
 if seq % 128 == 0 then redis.call('DEL', cur) end -- a new generation: the one from 256 ago goes
-if redis.call('HSETNX', cur, dk, seq) == 0 then return duplicate(redis.call('HGET', cur, dk)) end
+if redis.call('HSETNX', cur, dk, I(seq)) == 0 then return duplicate(redis.call('HGET', cur, dk)) end
 local extra = {'updated_at', now}
 local from = c.status
 local sla = false
