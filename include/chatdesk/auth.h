@@ -57,6 +57,8 @@ bool cd_auth_const_eq(const void *a, size_t alen, const void *b, size_t blen);
 /* Argon2id, OWASP parameters m=19456 KiB, t=2, p=1, 16-byte salt; PHC string into out (>= 128 bytes).
  * Password 1..CD_AUTH_PASSWORD_MAX bytes. Returns 0 or -1. Slow (~0.1 s): call off the loop. */
 #define CD_AUTH_PASSWORD_MAX 128
+/* Shortest password accepted for a new or changed password (logins accept older, shorter ones). */
+#define CD_AUTH_PASSWORD_MIN 12
 int cd_auth_password_hash(const char *password, char *out, size_t outsz);
 /* true when password matches the PHC string. Slow: call off the loop. */
 bool cd_auth_password_verify(const char *encoded, const char *password);

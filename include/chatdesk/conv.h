@@ -63,7 +63,8 @@ typedef struct cd_conv_result {
     char agent_role[16];
     char **agent_sites;
     size_t n_agent_sites;
-    char *pw; /* agent_get by email: the PHC string */
+    char *pw;                /* agent_get by email: the PHC string */
+    int64_t fails, retry_ms; /* agent_get by email, login_attempt: attempts in the window, ms left of it */
     int64_t seq, last_seq;
     char epoch[80];
     bool recovered, duplicate, agents_online;
@@ -144,6 +145,9 @@ int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *cid, const 
 int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud);
 /* by: "email" or "id"; with_convs: include the agent's open conversations. */
 int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, cd_conv_cb cb, void *ud);
+/* Count a login attempt of the account (ok false: before its password is checked; the
+ * reply's fails counts it) or reset the count after a success (ok true). */
+int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud);
 int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud);
 int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud);
 
@@ -169,8 +173,8 @@ typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, co
 /* Route and run one API call; cb fires exactly once (also for routing errors, at once). */
 void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud);
 /* The "password" of a JSON body, copied into out (<= outsz-1 bytes): 1 if present and
- * 8..128 bytes, 0 if absent, -1 if present but invalid. */
-int cd_conv_api_password(const char *body, size_t len, char *out, size_t outsz);
+ * min..128 bytes, 0 if absent, -1 if present but invalid. */
+int cd_conv_api_password(const char *body, size_t len, size_t min, char *out, size_t outsz);
 /* Paths under /api/v1/public/ take no token (call->agent_id ""): public read-only data. */
 bool cd_conv_api_is_public(const char *path);
 /* Does this call need the caller to hash a password first? */

@@ -96,6 +96,8 @@ const char *cd_key_conv(cd_key *k, const char *P, const char *cid);
 const char *cd_key_agent(cd_key *k, const char *P, const char *id);
 /* P agent:email:<email lower-cased>: the login index */
 const char *cd_key_agent_email(cd_key *k, const char *P, const char *email);
+/* P{a}:login:fails:<email lower-cased>: the account's login attempts in the window */
+const char *cd_key_login_fails(cd_key *k, const char *P, const char *email);
 /* P whd:<delivery id>: a webhook delivery */
 const char *cd_key_delivery(cd_key *k, const char *P, const char *delivery_id);
 

@@ -44,7 +44,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #define KEY_MAX 64
 #define NAME_MAX_BYTES 200
 #define EMAIL_MAX 254
-#define PASSWORD_MIN 8
+#define PASSWORD_MIN CD_AUTH_PASSWORD_MIN
 #define SECRET_MIN 16
 #define SECRET_MAX 512
 #define ORIGIN_MAX 512
@@ -79,7 +79,7 @@ static const char usage_text[] =
     "             Add a team to a site. TEAM is like a site key ('_' is reserved).\n"
     "  agent-add  --email EMAIL --password PASSWORD --name NAME --site KEY [--site KEY ...]\n"
     "             [--team TEAM ...] [--role agent|admin|owner] [--max-chats N]\n"
-    "             Add an agent serving the given sites. PASSWORD is 8-128 bytes; '--password -'\n"
+    "             Add an agent serving the given sites. PASSWORD is 12-128 bytes; '--password -'\n"
     "             reads it from the first line of stdin. Each TEAM must exist on one of the sites.\n"
     "             Role defaults to agent (admin: administers its sites; owner: also creates\n"
     "             sites), max-chats (concurrent chats) to 5 (1-100).\n"

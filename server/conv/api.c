@@ -413,14 +413,14 @@ bool cd_conv_api_wants_password(const cd_api_call *call)
     return r && (strcmp(r->op, "admin_agent_create") == 0 || strcmp(r->op, "admin_agent_patch") == 0);
 }
 
-int cd_conv_api_password(const char *body, size_t len, char *out, size_t outsz)
+int cd_conv_api_password(const char *body, size_t len, size_t min, char *out, size_t outsz)
 {
     json_t *o = body ? json_loadb(body, len, 0, NULL) : NULL;
     json_t *pw = json_object_get(o, "password");
     int rc = 0;
     if (pw) {
         size_t n = json_string_length(pw);
-        if (!json_is_string(pw) || n < 8 || n > 128 || n >= outsz || memchr(json_string_value(pw), 0, n))
+        if (!json_is_string(pw) || n < min || n > 128 || n >= outsz || memchr(json_string_value(pw), 0, n))
             rc = -1;
         else {
             memcpy(out, json_string_value(pw), n + 1);

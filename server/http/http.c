@@ -18,6 +18,8 @@ typedef struct http_state http_state;
 typedef struct login_job {
     uv_work_t work;
     http_state *h; /* NULL once the connection is gone */
+    cd_ws_ctx *cx;
+    bool counted; /* holds a slot of cx->hash_jobs */
     char email[256];
     char password[CD_AUTH_PASSWORD_MAX + 1];
     char *pw_hash; /* NULL: unknown agent (a dummy hash is verified for timing) */
@@ -44,7 +46,8 @@ struct http_state {
     int status;
     const char *ctype;
     cd_buf out;
-    bool ready; /* response complete, waiting for WRITEABLE */
+    bool ready;      /* response complete, waiting for WRITEABLE */
+    int retry_after; /* > 0: a Retry-After header (seconds) on this response */
     login_job *job;
 };
 
@@ -66,6 +69,14 @@ static void json_error(http_state *h, int status, const char *code, const char *
     cd_buf_reset(&h->out);
     cd_buf_printf(&h->out, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
     respond(h, status, "application/json");
+}
+
+/* A 429 or 503 that says when to come back (RELIABILITY 4.4). */
+static void json_error_retry(http_state *h, int status, const char *code, const char *message, int64_t retry_ms)
+{
+    int64_t secs = (retry_ms + 999) / 1000;
+    h->retry_after = secs < 1 ? 1 : (int)secs;
+    json_error(h, status, code, message);
 }
 
 static void json_escape(cd_buf *b, const char *s)
@@ -105,6 +116,14 @@ static int write_response(struct lws *wsi, http_state *h)
         lws_add_http_header_by_name(
             wsi, (const unsigned char *)"access-control-allow-origin:", (const unsigned char *)"*", 1, &p, end))
         return -1;
+    if (h->retry_after > 0) {
+        char ra[16];
+        int n = snprintf(ra, sizeof ra, "%d", h->retry_after);
+        h->retry_after = 0;
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:", (const unsigned char *)ra, n, &p,
+                                        end))
+            return -1;
+    }
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     unsigned char *body = cd_malloc(LWS_PRE + h->out.len + 1);
@@ -185,6 +204,15 @@ static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const
     help(b, "chatdesk_upgrades_rate_limited_total", "counter",
          "WebSocket upgrades refused (429) by the per-address connection rate (conn_rate_per_ip).");
     cd_buf_printf(b, "chatdesk_upgrades_rate_limited_total %llu\n", cx->conn_rate_refused);
+    help(b, "chatdesk_login_refused_total", "counter",
+         "Logins refused (429): by the address's rate (login_rate_per_ip) or the account's failures (login_fail_max).");
+    cd_buf_printf(
+        b, "chatdesk_login_refused_total{by=\"address\"} %llu\nchatdesk_login_refused_total{by=\"account\"} %llu\n",
+        cx->login_rate_refused, cx->login_account_refused);
+    help(b, "chatdesk_hash_queue", "gauge", "Password hashes queued or running (at most hash_queue_max).");
+    cd_buf_printf(b, "chatdesk_hash_queue %zu\n", cx->hash_jobs);
+    help(b, "chatdesk_hash_queue_refused_total", "counter", "Requests refused (503) because the hash queue was full.");
+    cd_buf_printf(b, "chatdesk_hash_queue_refused_total %llu\n", cx->hash_refused);
     help(b, "chatdesk_messages_total", "counter", "Messages stored through this node (acknowledged message.send).");
     cd_buf_printf(b, "chatdesk_messages_total %llu\n", ns->acks);
     help(b, "chatdesk_redis_ping_rtt_seconds", "gauge", "Round trip of the last Redis PING on the command connection.");
@@ -249,22 +277,33 @@ static void login_work(uv_work_t *w)
 
 static void login_job_free(login_job *j)
 {
+    if (j->counted)
+        j->cx->hash_jobs--;
     memset(j->password, 0, sizeof j->password);
     cd_free(j->pw_hash);
     cd_free(j->agent);
     cd_free(j);
 }
 
+static void on_login_reset(void *ud, cd_conv_result *r)
+{
+    (void)ud;
+    (void)r; /* best effort: the count expires with its window anyway */
+}
+
 static void login_done(uv_work_t *w, int status)
 {
     login_job *j = w->data;
     http_state *h = j->h;
+    if (status == 0 && j->ok) /* a success resets the account's count, connection or not */
+        cd_conv_login_attempt(j->cx->st, j->email, true, 0, on_login_reset, NULL);
     if (!h) { /* connection gone */
         login_job_free(j);
         return;
     }
     h->job = NULL;
     if (status != 0 || !j->ok) {
+        cd_log_info("login failed");
         json_error(h, 401, "unauthorized", "wrong e-mail or password");
         login_job_free(j);
         return;
@@ -294,6 +333,44 @@ static void login_done(uv_work_t *w, int status)
     login_job_free(j);
 }
 
+/* Too many attempts on the account in its window: 429 until the window ends. */
+static bool login_throttled(login_job *j, int64_t fails, int64_t retry_ms)
+{
+    if (fails < j->cx->cfg->login_fail_max)
+        return false;
+    j->cx->login_account_refused++;
+    cd_log_warn("login throttled: too many attempts for one account");
+    json_error_retry(j->h, 429, "rate_limited", "too many failed logins for this account, retry later",
+                     retry_ms > 0 ? retry_ms : j->cx->cfg->login_fail_window_s * 1000);
+    return true;
+}
+
+/* The attempt is counted (or could not be: a full Redis answers unavailable to writes,
+ * and reads, so logins, keep working): check the password on the thread pool. */
+static void on_login_counted(void *ud, cd_conv_result *r)
+{
+    login_job *j = ud;
+    http_state *h = j->h;
+    if (!h) {
+        login_job_free(j);
+        return;
+    }
+    if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE) {
+        h->job = NULL;
+        json_error(h, 500, "internal", "storage error, retry");
+        login_job_free(j);
+        return;
+    }
+    /* the count includes this attempt */
+    if (r->err == CD_ERR_OK && login_throttled(j, r->fails - 1, r->retry_ms)) {
+        h->job = NULL;
+        login_job_free(j);
+        return;
+    }
+    j->work.data = j;
+    uv_queue_work(h->cx->loop, &j->work, login_work, login_done);
+}
+
 static void on_agent(void *ud, cd_conv_result *r)
 {
     login_job *j = ud;
@@ -308,19 +385,60 @@ static void on_agent(void *ud, cd_conv_result *r)
         login_job_free(j);
         return;
     }
+    if (r->err == CD_ERR_OK && login_throttled(j, r->fails, r->retry_ms)) {
+        h->job = NULL;
+        login_job_free(j);
+        return;
+    }
     if (r->err == CD_ERR_OK && r->pw) {
         j->pw_hash = cd_strdup(r->pw);
         j->agent = cd_strdup(r->raw_agent);
         cd_strlcpy(j->agent_id, r->agent_id, sizeof j->agent_id);
     }
-    j->work.data = j;
-    uv_queue_work(h->cx->loop, &j->work, login_work, login_done);
+    if (cd_conv_login_attempt(h->cx->st, j->email, false, h->cx->cfg->login_fail_window_s * 1000, on_login_counted,
+                              j) != 0) {
+        h->job = NULL;
+        json_error(h, 503, "unavailable", "storage unavailable, retry");
+        login_job_free(j);
+    }
 }
 
+/* A token bucket of a fixed table by a hash of the client address (nothing grows with
+ * the number of addresses; two addresses in one slot share a bucket). */
+static bool address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
+{
+    if (!h->wsi)
+        return false;
+    char ip[64];
+    cd_ws_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
+    cd_ratelimit *rl = &table[cd_fnv1a(CD_FNV1A_INIT, ip, strlen(ip)) % n];
+    uint64_t now = cd_mono_ms();
+    if (rl->rate == 0)
+        cd_ratelimit_init(rl, rate, burst, now);
+    return cd_ratelimit_take(rl, now);
+}
+
+/* A slot of the bounded password-hash queue (hash_queue_max), or false after a 503. */
+static bool hash_slot(http_state *h)
+{
+    if (h->cx->hash_jobs >= (size_t)h->cx->cfg->hash_queue_max) {
+        h->cx->hash_refused++;
+        json_error_retry(h, 503, "unavailable", "too many password checks in progress, retry", 1000);
+        return false;
+    }
+    h->cx->hash_jobs++;
+    return true;
+}
+
+/* POST /api/v1/login: the address's rate (login_rate_per_ip a minute), a slot of the hash
+ * queue, the account's attempts in its window (agent_get reads them, login_attempt counts
+ * this one), then Argon2id off the loop. */
 static void login(http_state *h)
 {
     const char *msg;
+    const cd_config *cfg = h->cx->cfg;
     login_job *j = cd_calloc(1, sizeof *j);
+    j->cx = h->cx;
     if (cd_proto_decode_login(h->body.data ? h->body.data : "", h->body.len, j->email, sizeof j->email, j->password,
                               sizeof j->password, &msg) != CD_ERR_OK) {
         login_job_free(j);
@@ -332,6 +450,19 @@ static void login(http_state *h)
         json_error(h, 503, "unavailable", "node not ready, retry");
         return;
     }
+    if (!address_rate_ok(h, h->cx->login_rl, CD_ARRAY_LEN(h->cx->login_rl), (double)cfg->login_rate_per_ip / 60.0,
+                         (double)cfg->login_rate_per_ip)) {
+        login_job_free(j);
+        h->cx->login_rate_refused++;
+        json_error_retry(h, 429, "rate_limited", "too many logins from this address, retry later",
+                         60000 / cfg->login_rate_per_ip);
+        return;
+    }
+    if (!hash_slot(h)) {
+        login_job_free(j);
+        return;
+    }
+    j->counted = true;
     j->h = h;
     h->job = j;
     if (cd_conv_agent_get(h->cx->st, "email", j->email, false, on_agent, j) != 0) {
@@ -351,10 +482,13 @@ struct api_job {
     char password[CD_AUTH_PASSWORD_MAX + 1];
     char pw_hash[160];
     bool hash_ok;
+    bool counted; /* holds a slot of cx->hash_jobs */
 };
 
 static void api_job_free(api_job *j)
 {
+    if (j->counted)
+        j->cx->hash_jobs--;
     memset(j->password, 0, sizeof j->password);
     cd_free(j);
 }
@@ -412,20 +546,11 @@ static void hash_done(uv_work_t *w, int status)
     api_run(j);
 }
 
-/* The public API's per-address token bucket (the table is fixed: nothing grows with the
- * number of addresses; two addresses in one slot share a bucket). */
+/* The public API's per-address token bucket. */
 static bool public_rate_ok(http_state *h)
 {
-    if (!h->wsi)
-        return false;
-    char ip[64];
-    cd_ws_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
-    uint32_t hash = cd_fnv1a(CD_FNV1A_INIT, ip, strlen(ip));
-    cd_ratelimit *rl = &h->cx->public_rl[hash % CD_ARRAY_LEN(h->cx->public_rl)];
-    uint64_t now = cd_mono_ms();
-    if (rl->rate == 0)
-        cd_ratelimit_init(rl, (double)h->cx->cfg->public_api_rate, (double)h->cx->cfg->public_api_burst, now);
-    return cd_ratelimit_take(rl, now);
+    return address_rate_ok(h, h->cx->public_rl, CD_ARRAY_LEN(h->cx->public_rl), (double)h->cx->cfg->public_api_rate,
+                           (double)h->cx->cfg->public_api_burst);
 }
 
 static void api_start(http_state *h)
@@ -473,14 +598,20 @@ static void api_start(http_state *h)
     h->ajob = j;
     cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL};
     if (cd_conv_api_wants_password(&call)) {
-        int pw = cd_conv_api_password(h->body.data, h->body.len, j->password, sizeof j->password);
+        int pw = cd_conv_api_password(h->body.data, h->body.len, CD_AUTH_PASSWORD_MIN, j->password, sizeof j->password);
         if (pw < 0) {
             h->ajob = NULL;
             api_job_free(j);
-            json_error(h, 400, "bad_request", "password must be 8 to 128 bytes");
+            json_error(h, 400, "bad_request", "password must be 12 to 128 bytes");
+            return;
+        }
+        if (pw > 0 && !hash_slot(h)) {
+            h->ajob = NULL;
+            api_job_free(j);
             return;
         }
         if (pw > 0) {
+            j->counted = true;
             j->work.data = j;
             uv_queue_work(h->cx->loop, &j->work, hash_work, hash_done);
             return;

@@ -444,7 +444,7 @@ ops.admin_agent_create = function()
   email = string.lower(email)
   local name = str(p.name, 200, 'name')
   if not name or name == '' then return fail('bad_request', 'name is required') end
-  if not p.pw_hash or p.pw_hash == '' then return fail('bad_request', 'password must be 8 to 128 bytes') end
+  if not p.pw_hash or p.pw_hash == '' then return fail('bad_request', 'password must be 12 to 128 bytes') end
   local sites, teams = p.sites or {}, p.teams or {}
   check_agent_fields(sites, teams)
   local role = p.role or 'agent'
