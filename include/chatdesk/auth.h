@@ -37,10 +37,11 @@ typedef struct cd_auth_claims {
     int64_t iat;   /* unix ms */
     int64_t exp;   /* unix ms */
     char jti[40];
+    int64_t epoch; /* agent tokens: the agent's token epoch when issued ("ep"; 0 when absent) */
 } cd_auth_claims;
 
 /* Token format: "v1.<kid>.<b64url(payload JSON)>.<b64url(HMAC-SHA256(key, "v1.<kid>.<payload b64>"))>".
- * payload: {"r":"v"|"a","sub":..,"site":..,"iat":..,"exp":..,"jti":..}.
+ * payload: {"r":"v"|"a","sub":..,"site":..,"iat":..,"exp":..,"jti":..[,"ep":..]} ("ep": agent tokens).
  * sign: fills jti if empty; returns 0 or -1 (no key / buffer too small). */
 int cd_auth_token_sign(const cd_auth_keyring *kr, cd_auth_claims *c, char *out, size_t outsz);
 /* verify: CD_ERR_OK, or CD_ERR_UNAUTHORIZED for any malformed, unknown-kid,

@@ -1781,6 +1781,16 @@ static const char agent_set_lua[] =
     "  if not found then return cjson.encode({error = 'unknown_team', team = ARGV[j]}) end\n"
     "end\n"
     "redis.call('HSET', akey, unpack(ARGV, 4 + m))\n"
+    /* a new role or a disabled flag ends the agent's logins (docs/ops.md "Sessions and
+     * revocation"; revoke_agent in _common.lua) */
+    "for j = 4 + m, #ARGV, 2 do\n"
+    "  if ARGV[j] == 'role' or (ARGV[j] == 'disabled' and ARGV[j + 1] == '1') then\n"
+    "    local ep = redis.call('HINCRBY', akey, 'tep', 1)\n"
+    "    redis.call('PUBLISH', ARGV[1] .. 'ch:agent:' .. id, '0 a revoke:' .. ep ..\n"
+    "      '\\n{\"type\":\"session.revoked\",\"reason\":\"account changed\"}')\n"
+    "    break\n"
+    "  end\n"
+    "end\n"
     "for _, s in ipairs(sites) do\n"
     "  redis.call('PUBLISH', ARGV[2], " SITE_CHANGED_LUA("s") ")\n"
                                                               "end\n"

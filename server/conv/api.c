@@ -22,6 +22,7 @@ typedef struct route {
 
 static const route routes[] = {
     {"GET", "me", "me", {0}, false, NULL},
+    {"POST", "logout", "logout", {0}, false, NULL},
     {"GET", "tickets", "tickets_list", {0}, false, NULL},
     {"GET", "conversations", "conversations_list", {0}, false, NULL},
     {"GET", "agents", "agents_list", {0}, false, NULL},
@@ -139,8 +140,9 @@ typedef struct api_op {
     /* knowledge base: kb_suggest runs as kb_suggest_text, then (text tokenized here)
      * as kb_suggest with the same arguments */
     cd_store *st;
-    char *args[6];
+    char *args[9];
     cd_key key;     /* the key the call declares: the caller's agent record (public routes: the site) */
+    cd_key revoked; /* and the caller's token deny-list (not on public routes) */
     char event[48]; /* rules_dry_run: the event type to pretend, "" = none */
 } api_op;
 
@@ -169,8 +171,9 @@ static bool kb_suggest_next(api_op *a, const char *body, size_t blen)
         a->args[2] = cd_strdup(ptext);
         free(ptext);
         cd_strlcpy(a->op, "kb_suggest", sizeof a->op);
-        const char *keys[] = {a->key.s};
-        ok = cd_store_fcall(a->st, "api_kb", 1, keys, 6, (const char *const *)a->args, NULL, on_api_reply, a) == 0;
+        const char *keys[] = {a->key.s, a->revoked.s};
+        ok = cd_store_fcall(a->st, "api_kb", a->revoked.s[0] ? 2 : 1, keys, 9, (const char *const *)a->args, NULL,
+                            on_api_reply, a) == 0;
     }
     json_decref(params);
     json_decref(b);
@@ -510,9 +513,10 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
     if (call->pw_hash)
         json_object_set_new(params, "pw_hash", json_string(call->pw_hash));
     const char *site = json_string_value(json_object_get(params, "site"));
-    if (call->agent_id[0])
+    if (call->agent_id[0]) {
         cd_key_agent(&a->key, cd_store_prefix(st), call->agent_id);
-    else
+        cd_key_agent_revoked(&a->revoked, cd_store_prefix(st), call->agent_id);
+    } else
         cd_key_site(&a->key, cd_store_prefix(st), site ? site : "", "");
     char *ptext = json_dumps(params, JSON_COMPACT);
     json_decref(params);
@@ -521,14 +525,16 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
         respond_error(cb, ud, CD_ERR_BAD_REQUEST, "parameters are not valid UTF-8");
         return;
     }
-    char now[24], fresh[64], retain[24];
+    char now[24], fresh[64], retain[24], epoch[24], exp[24];
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     cd_id_new(strncmp(r->op, "admin_agent", 11) == 0 ? "a"
               : strncmp(r->op, "canned", 6) == 0     ? "r"
                                                      : "m",
               fresh, sizeof fresh);
     snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
-    const char *args[] = {r->op, call->agent_id, ptext, now, fresh, retain};
+    snprintf(epoch, sizeof epoch, "%lld", (long long)call->token_epoch);
+    snprintf(exp, sizeof exp, "%lld", (long long)call->token_exp);
+    const char *args[] = {r->op, call->agent_id, ptext, now, fresh, retain, epoch, call->jti ? call->jti : "", exp};
     a->cb = cb;
     a->ud = ud;
     cd_strlcpy(a->op, r->op, sizeof a->op);
@@ -542,8 +548,9 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
         for (size_t i = 0; i < CD_ARRAY_LEN(a->args); i++)
             a->args[i] = cd_strdup(args[i]);
     }
-    const char *keys[] = {a->key.s};
-    if (cd_store_fcall(st, r->script ? r->script : "api", 1, keys, 6, args, NULL, on_api_reply, a) != 0) {
+    const char *keys[] = {a->key.s, a->revoked.s};
+    if (cd_store_fcall(st, r->script ? r->script : "api", a->revoked.s[0] ? 2 : 1, keys, 9, args, NULL, on_api_reply,
+                       a) != 0) {
         api_op_free(a);
         respond_error(cb, ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
     }

@@ -26,6 +26,7 @@ typedef struct login_job {
     bool ok;
     char *agent; /* raw agent JSON */
     char agent_id[80];
+    int64_t token_epoch; /* the agent's, for the token */
 } login_job;
 
 typedef struct api_job api_job;
@@ -312,6 +313,7 @@ static void login_done(uv_work_t *w, int status)
     memset(&c, 0, sizeof c);
     c.role = CD_AUTH_ROLE_AGENT;
     cd_strlcpy(c.sub, j->agent_id, sizeof c.sub);
+    c.epoch = j->token_epoch;
     c.iat = (int64_t)cd_now_ms();
     c.exp = c.iat + h->cx->cfg->agent_token_ttl_s * 1000;
     char token[CD_AUTH_TOKEN_MAX];
@@ -394,6 +396,7 @@ static void on_agent(void *ud, cd_conv_result *r)
         j->pw_hash = cd_strdup(r->pw);
         j->agent = cd_strdup(r->raw_agent);
         cd_strlcpy(j->agent_id, r->agent_id, sizeof j->agent_id);
+        j->token_epoch = r->token_epoch;
     }
     if (cd_conv_login_attempt(h->cx->st, j->email, false, h->cx->cfg->login_fail_window_s * 1000, on_login_counted,
                               j) != 0) {
@@ -465,7 +468,7 @@ static void login(http_state *h)
     j->counted = true;
     j->h = h;
     h->job = j;
-    if (cd_conv_agent_get(h->cx->st, "email", j->email, false, on_agent, j) != 0) {
+    if (cd_conv_agent_get(h->cx->st, "email", j->email, false, 0, NULL, on_agent, j) != 0) {
         h->job = NULL;
         login_job_free(j);
         json_error(h, 503, "unavailable", "storage unavailable, retry");
@@ -483,6 +486,8 @@ struct api_job {
     char pw_hash[160];
     bool hash_ok;
     bool counted; /* holds a slot of cx->hash_jobs */
+    int64_t token_epoch, token_exp;
+    char jti[40];
 };
 
 static void api_job_free(api_job *j)
@@ -519,8 +524,9 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
 static void api_run(api_job *j)
 {
     http_state *h = j->h;
-    cd_api_call call = {h->method,   h->path,     (const char *const *)h->args,  h->nargs, h->body.data,
-                        h->body.len, j->agent_id, j->hash_ok ? j->pw_hash : NULL};
+    cd_api_call call = {h->method,   h->path,     (const char *const *)h->args,   h->nargs,       h->body.data,
+                        h->body.len, j->agent_id, j->hash_ok ? j->pw_hash : NULL, j->token_epoch, j->jti,
+                        j->token_exp};
     cd_conv_api(h->cx->st, h->cx->cfg, &call, on_api_done, j);
 }
 
@@ -595,8 +601,11 @@ static void api_start(http_state *h)
     j->h = h;
     j->cx = h->cx;
     cd_strlcpy(j->agent_id, c.sub, sizeof j->agent_id);
+    cd_strlcpy(j->jti, c.jti, sizeof j->jti);
+    j->token_epoch = c.epoch;
+    j->token_exp = c.exp;
     h->ajob = j;
-    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL};
+    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL, 0, NULL, 0};
     if (cd_conv_api_wants_password(&call)) {
         int pw = cd_conv_api_password(h->body.data, h->body.len, CD_AUTH_PASSWORD_MIN, j->password, sizeof j->password);
         if (pw < 0) {

@@ -243,12 +243,35 @@ static bool follow(cd_session *s, const char *meta, size_t len)
     return true;
 }
 
+/* "revoke:<epoch>" (the agent's password, role, sites or disabled flag changed) or
+ * "revoke:jti:<jti>" (that token logged out) on the agent's channel: a session whose token
+ * is no longer good gets the session.revoked event and closes with 4401, on every node. */
+static bool revoked(cd_session *s, const char *meta, size_t len)
+{
+    char buf[64];
+    if (len >= sizeof buf)
+        return false;
+    memcpy(buf, meta, len);
+    buf[len] = '\0';
+    if (strncmp(buf, "jti:", 4) == 0)
+        return strcmp(buf + 4, s->jti) == 0;
+    return strtoll(buf, NULL, 10) > s->token_epoch;
+}
+
 static void on_event(cd_hub_sub *hs, const cd_hub_event *ev)
 {
     sess_sub *sub = (sess_sub *)hs;
     cd_session *s = sub->s;
     if (!s->conn || s->state != SESS_ACTIVE)
         return;
+    if (!sub->is_conv && ev->exclude_len > 7 && memcmp(ev->exclude, "revoke:", 7) == 0) {
+        if (s->role == CD_SESSION_AGENT && revoked(s, ev->exclude + 7, ev->exclude_len - 7)) {
+            cd_log_info("session revoked agent=%s", s->id);
+            enqueue(s, cd_frame_ref(ev->frame));
+            cd_session_close(s, 4401, "token revoked", true);
+        }
+        return;
+    }
     if (ev->seq > 0 && sub->is_conv) {
         /* message.created: in seq order, each at most once, gaps backfilled */
         if (ev->seq <= sub->last_seq)
@@ -769,8 +792,10 @@ static void handle_hello(cd_session *s, const cd_req *req)
             goto fail;
         }
         cd_strlcpy(s->id, claims.sub, sizeof s->id);
+        s->token_epoch = claims.epoch;
+        cd_strlcpy(s->jti, claims.jti, sizeof s->jti);
         s->state = SESS_HELLO_PENDING;
-        rc = cd_conv_agent_get(n->st, "id", claims.sub, true, on_agent_hello, h);
+        rc = cd_conv_agent_get(n->st, "id", claims.sub, true, claims.epoch, claims.jti, on_agent_hello, h);
     }
     if (rc == 0)
         return;

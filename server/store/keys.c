@@ -58,6 +58,11 @@ const char *cd_key_login_fails(cd_key *k, const char *P, const char *email)
     return key_email(k, P, "{a}:login:fails:", email);
 }
 
+const char *cd_key_agent_revoked(cd_key *k, const char *P, const char *id)
+{
+    return keyf(k, "%s{a}:revoked:%s", P, id);
+}
+
 const char *cd_key_delivery(cd_key *k, const char *P, const char *delivery_id)
 {
     return keyf(k, "%swhd:%s", P, delivery_id);
