@@ -172,7 +172,7 @@ static bool kb_suggest_next(api_op *a, const char *body, size_t blen)
         free(ptext);
         cd_strlcpy(a->op, "kb_suggest", sizeof a->op);
         const char *keys[] = {a->key.s, a->revoked.s};
-        ok = cd_store_fcall(a->st, "api_kb", a->revoked.s[0] ? 2 : 1, keys, 9, (const char *const *)a->args, NULL,
+        ok = cd_store_fcall(a->st, "api_kb_ro", a->revoked.s[0] ? 2 : 1, keys, 9, (const char *const *)a->args, NULL,
                             on_api_reply, a) == 0;
     }
     json_decref(params);
@@ -549,8 +549,10 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
             a->args[i] = cd_strdup(args[i]);
     }
     const char *keys[] = {a->key.s, a->revoked.s};
-    if (cd_store_fcall(st, r->script ? r->script : "api", a->revoked.s[0] ? 2 : 1, keys, 9, args, NULL, on_api_reply,
-                       a) != 0) {
+    /* a GET only reads: the script's no-writes twin, which a full Redis still runs */
+    char script[48];
+    snprintf(script, sizeof script, "%s%s", r->script ? r->script : "api", strcmp(r->method, "GET") == 0 ? "_ro" : "");
+    if (cd_store_fcall(st, script, a->revoked.s[0] ? 2 : 1, keys, 9, args, NULL, on_api_reply, a) != 0) {
         api_op_free(a);
         respond_error(cb, ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
     }

@@ -159,15 +159,23 @@ static void healthz(http_state *h)
 {
     cd_ws_ctx *cx = h->cx;
     bool redis = cd_store_up(cx->st);
+    bool full = redis && cd_store_full(cx->st);
     bool draining = cd_node_draining(cx->node);
     cd_buf_reset(&h->out);
     cd_buf_append_str(&h->out, "{\"status\":");
     cd_buf_append_str(&h->out, draining ? "\"draining\"" : "\"ok\"");
     cd_buf_append_str(&h->out, ",\"node\":");
     json_escape(&h->out, cx->node_id);
-    cd_buf_printf(&h->out, ",\"redis\":\"%s\",\"connections\":%zu}", redis ? "up" : "down",
+    cd_buf_printf(&h->out, ",\"redis\":\"%s\",\"connections\":%zu",
+                  full    ? "full"
+                  : redis ? "up"
+                          : "down",
                   cd_node_session_count(cx->node));
-    respond(h, redis && !draining ? 200 : 503, "application/json");
+    /* a full Redis (maxmemory) refuses writes: out of the balancer, with the reason */
+    if (full)
+        cd_buf_append_str(&h->out, ",\"reason\":\"redis maxmemory reached: writes are refused\"");
+    cd_buf_append_str(&h->out, "}");
+    respond(h, redis && !full && !draining ? 200 : 503, "application/json");
 }
 
 static void metric(cd_buf *b, const char *name, const char *type, const char *help, unsigned long long v)
@@ -259,6 +267,9 @@ static void metrics(http_state *h)
     metric(b, "chatdesk_hello_timeouts_total", "counter", "Connections closed without hello.", ns.hello_timeouts);
     metric(b, "chatdesk_redis_up", "gauge", "1 while the Redis command connection is usable.",
            cd_store_up(cx->st) ? 1 : 0);
+    metric(b, "chatdesk_redis_full", "gauge", "1 while Redis refuses writes (maxmemory reached).",
+           cd_store_full(cx->st) ? 1 : 0);
+    metric(b, "chatdesk_redis_oom_total", "counter", "Calls Redis refused with OOM (maxmemory).", ss.oom_replies);
     metric(b, "chatdesk_redis_commands_total", "counter", "Scripts sent to Redis.", ss.commands);
     metric(b, "chatdesk_redis_errors_total", "counter", "Redis error replies.", ss.errors);
     metric(b, "chatdesk_redis_reconnects_total", "counter", "Redis reconnect attempts.", ss.reconnects);
