@@ -61,12 +61,13 @@ static const char usage_text[] =
     "Usage: chatdeskd [config flags] admin <command> [options]\n"
     "\n"
     "Commands:\n"
-    "  site-add   --key KEY --name NAME --origin URL [--origin URL ...] [--identity-secret SECRET]\n"
+    "  site-add   --key KEY --name NAME --origin URL [--origin URL ...] [--identity-secret SECRET|-]\n"
     "             Add a site. KEY is 1-64 characters of A-Z a-z 0-9 _ -. Each URL is an exact\n"
     "             origin: https://example.com or http://localhost:3000 (lowercase, no path, no\n"
-    "             trailing slash, no default port). SECRET (16+ bytes) turns on identity verification.\n"
+    "             trailing slash, no default port). SECRET (16+ bytes) turns on identity verification;\n"
+    "             '-' reads it from the first line of stdin (keep secrets off command lines).\n"
     "  site-set   --key KEY [--name NAME] [--origin URL ...]\n"
-    "             [--identity-secret SECRET | --no-identity-secret] [--auto-assign on|off]\n"
+    "             [--identity-secret SECRET|- | --no-identity-secret] [--auto-assign on|off]\n"
     "             [--category-team CATEGORY=TEAM ...] [--auto-close-s N] [--ack-en TEXT] [--ack-zh TEXT]\n"
     "             Change a site; only the given settings change. --origin and --category-team\n"
     "             replace the whole list or map when given at least once; each TEAM must exist\n"
@@ -1093,6 +1094,20 @@ static int check_secret(const char *secret)
     return 0;
 }
 
+static bool read_password(const char *given, char *out, size_t outsz);
+
+/* The identity secret as given, or for "-" the first line of stdin (so it stays off the
+ * command line, where any user of the machine can read it), checked. */
+static int take_secret(const char **secret, char *buf, size_t bufsz)
+{
+    if (strcmp(*secret, "-") == 0) {
+        if (!read_password("-", buf, bufsz))
+            return value_error("identity secret: stdin has no line of at most %d bytes", SECRET_MAX);
+        *secret = buf;
+    }
+    return check_secret(*secret);
+}
+
 /* KEYS: site:<key>, sites. ARGV: key, name, origins (JSON), identity secret,
  * created_at (ms), the ch:sites channel. Existence check, record, index and the
  * cache-reload notice happen together or not at all. */
@@ -1111,6 +1126,7 @@ static int run_site_add(cd_config *cfg, const args *a)
     const char *key = arg_get(a, OPT_KEY);
     const char *name = arg_get(a, OPT_NAME);
     const char *secret = arg_get(a, OPT_SECRET);
+    char secret_buf[SECRET_MAX + 2];
     const char **origins = cd_calloc(a->n + 1, sizeof *origins);
     size_t norigins = arg_all(a, OPT_ORIGIN, origins);
     json_t *jorigins = NULL, *res = NULL;
@@ -1128,7 +1144,7 @@ static int run_site_add(cd_config *cfg, const args *a)
     }
     if (!(jorigins = origins_array(origins, norigins, &rc)))
         goto out;
-    if (secret && (rc = check_secret(secret)) != 0)
+    if (secret && (rc = take_secret(&secret, secret_buf, sizeof secret_buf)) != 0)
         goto out;
 
     c = redis_open(cfg, &rc);
@@ -1257,6 +1273,7 @@ static int run_site_set(cd_config *cfg, const args *a)
     const char *key = arg_get(a, OPT_KEY);
     const char *name = arg_get(a, OPT_NAME);
     const char *secret = arg_get(a, OPT_SECRET);
+    char secret_buf[SECRET_MAX + 2];
     bool no_secret = arg_get(a, OPT_NO_SECRET) != NULL;
     const char *assign = arg_get(a, OPT_AUTO_ASSIGN);
     const char *close = arg_get(a, OPT_AUTO_CLOSE);
@@ -1297,7 +1314,7 @@ static int run_site_set(cd_config *cfg, const args *a)
     }
     if (norigins && !(jorigins = origins_array(origins, norigins, &rc)))
         goto out;
-    if (secret && (rc = check_secret(secret)) != 0)
+    if (secret && (rc = take_secret(&secret, secret_buf, sizeof secret_buf)) != 0)
         goto out;
     if (assign && !parse_on_off(assign, &assign_on)) {
         char *shown = sanitize(assign);

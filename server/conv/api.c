@@ -508,6 +508,8 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
     for (int i = 0; i < nvals && r->params[i]; i++)
         json_object_set_new(params, r->params[i], json_string(vals[i]));
     json_object_del(params, "password");
+    /* the stored hash is made here from "password", never taken from a client (body or query) */
+    json_object_del(params, "pw_hash");
     if (cd_conv_kb_op(r->op))
         cd_conv_kb_tokens(params);
     if (call->pw_hash)
