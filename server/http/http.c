@@ -264,6 +264,10 @@ static void metrics(http_state *h)
     metric(b, "chatdesk_slow_consumer_closes_total", "counter", "Connections closed for a full outbound queue.",
            ns.slow_consumer_closes);
     metric(b, "chatdesk_rate_limited_total", "counter", "Frames refused by the rate limit.", ns.rate_limited);
+    metric(b, "chatdesk_frames_invalid_total", "counter", "Client frames refused as invalid (bad_request).",
+           ns.frames_invalid);
+    metric(b, "chatdesk_resume_entries_total", "counter", "Conversations named by resume frames after hello.",
+           ns.resume_entries);
     metric(b, "chatdesk_hello_timeouts_total", "counter", "Connections closed without hello.", ns.hello_timeouts);
     metric(b, "chatdesk_redis_up", "gauge", "1 while the Redis command connection is usable.",
            cd_store_up(cx->st) ? 1 : 0);

@@ -912,6 +912,16 @@ static void handle_request(cd_session *s, const cd_req *req)
         return;
     }
     if (req->type == CD_FRAME_RESUME) {
+        /* each entry is a Redis call: entries after the first cost a token each (the frame
+         * paid for one), so one frame cannot fan out past the connection's rate */
+        for (size_t i = 1; i < req->n_resume; i++) {
+            if (!cd_ratelimit_take(&s->rl, cd_mono_ms())) {
+                n->stats.rate_limited++;
+                send_error(s, req->rid, CD_ERR_RATE_LIMITED, "too many resume entries at once, slow down");
+                return;
+            }
+        }
+        n->stats.resume_entries += req->n_resume;
         send_ok(s, req->rid, 0, NULL, NULL);
         start_resumes(s, req);
         return;
@@ -1000,21 +1010,24 @@ void cd_session_on_frame(cd_session *s, const char *buf, size_t len)
         cd_proto_req_cleanup(&req);
         return;
     }
+    /* Every frame after hello costs a token, valid or not: invalid frames are no free way to
+     * make the node parse and answer. */
+    if (s->state != SESS_AWAIT_HELLO && !cd_ratelimit_take(&s->rl, cd_mono_ms())) {
+        n->stats.rate_limited++;
+        send_error(s, req.rid, CD_ERR_RATE_LIMITED, "slow down");
+        if (++s->strikes >= n->cfg->rate_strikes)
+            cd_session_close(s, 4429, "rate limit", true);
+        cd_proto_req_cleanup(&req);
+        return;
+    }
     if (e != CD_ERR_OK) {
+        n->stats.frames_invalid++;
         send_error(s, req.rid, e, msg);
         cd_proto_req_cleanup(&req);
         return;
     }
     if (s->state == SESS_HELLO_PENDING) {
         send_error(s, req.rid, CD_ERR_BAD_REQUEST, "wait for welcome");
-        cd_proto_req_cleanup(&req);
-        return;
-    }
-    if (req.type != CD_FRAME_HELLO && !cd_ratelimit_take(&s->rl, cd_mono_ms())) {
-        n->stats.rate_limited++;
-        send_error(s, req.rid, CD_ERR_RATE_LIMITED, "slow down");
-        if (++s->strikes >= n->cfg->rate_strikes)
-            cd_session_close(s, 4429, "rate limit", true);
         cd_proto_req_cleanup(&req);
         return;
     }
