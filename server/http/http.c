@@ -301,6 +301,14 @@ static void login_job_free(login_job *j)
     cd_free(j);
 }
 
+/* The login ends before its password check: the connection no longer waits for the job. */
+static void login_abort(login_job *j)
+{
+    if (j->h)
+        j->h->job = NULL;
+    login_job_free(j);
+}
+
 static void on_login_reset(void *ud, cd_conv_result *r)
 {
     (void)ud;
@@ -373,15 +381,13 @@ static void on_login_counted(void *ud, cd_conv_result *r)
         return;
     }
     if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE) {
-        h->job = NULL;
         json_error(h, 500, "internal", "storage error, retry");
-        login_job_free(j);
+        login_abort(j);
         return;
     }
     /* the count includes this attempt */
     if (r->err == CD_ERR_OK && login_throttled(j, r->fails - 1, r->retry_ms)) {
-        h->job = NULL;
-        login_job_free(j);
+        login_abort(j);
         return;
     }
     j->work.data = j;
@@ -397,14 +403,12 @@ static void on_agent(void *ud, cd_conv_result *r)
         return;
     }
     if (r->err != CD_ERR_OK && r->err != CD_ERR_NOT_FOUND && r->err != CD_ERR_UNAUTHORIZED) {
-        h->job = NULL;
         json_error(h, r->err == CD_ERR_UNAVAILABLE ? 503 : 500, cd_err_name(r->err), "storage error, retry");
-        login_job_free(j);
+        login_abort(j);
         return;
     }
     if (r->err == CD_ERR_OK && login_throttled(j, r->fails, r->retry_ms)) {
-        h->job = NULL;
-        login_job_free(j);
+        login_abort(j);
         return;
     }
     if (r->err == CD_ERR_OK && r->pw) {
@@ -415,9 +419,8 @@ static void on_agent(void *ud, cd_conv_result *r)
     }
     if (cd_conv_login_attempt(h->cx->st, j->email, false, h->cx->cfg->login_fail_window_s * 1000, on_login_counted,
                               j) != 0) {
-        h->job = NULL;
         json_error(h, 503, "unavailable", "storage unavailable, retry");
-        login_job_free(j);
+        login_abort(j);
     }
 }
 

@@ -222,15 +222,23 @@ static bool excluded(cd_session *s, const cd_hub_event *ev)
 
 static sess_sub *join_conv(cd_session *s, const char *cid, int64_t last_seq);
 
+/* The meta part of an exclude field as a C string; false when it does not fit. */
+static bool meta_str(char *buf, size_t bufsz, const char *meta, size_t len)
+{
+    if (len >= bufsz)
+        return false;
+    memcpy(buf, meta, len);
+    buf[len] = '\0';
+    return true;
+}
+
 /* "join:<cid>:<last_seq>" on an agent channel event (conversation.assigned): the agent's
  * sessions start following the conversation from that seq. false when they already did. */
 static bool follow(cd_session *s, const char *meta, size_t len)
 {
     char buf[100];
-    if (len >= sizeof buf)
+    if (!meta_str(buf, sizeof buf, meta, len))
         return true;
-    memcpy(buf, meta, len);
-    buf[len] = '\0';
     char *colon = strrchr(buf, ':');
     if (!colon)
         return true;
@@ -249,10 +257,8 @@ static bool follow(cd_session *s, const char *meta, size_t len)
 static bool revoked(cd_session *s, const char *meta, size_t len)
 {
     char buf[64];
-    if (len >= sizeof buf)
+    if (!meta_str(buf, sizeof buf, meta, len))
         return false;
-    memcpy(buf, meta, len);
-    buf[len] = '\0';
     if (strncmp(buf, "jti:", 4) == 0)
         return strcmp(buf + 4, s->jti) == 0;
     return strtoll(buf, NULL, 10) > s->token_epoch;
