@@ -218,6 +218,8 @@ function clearSession() {
 }
 
 export function logout() {
+    // the token is revoked server-side too (POST /api/v1/logout); the answer does not matter
+    if (S.token) http.api('POST', '/api/v1/logout').catch(() => {});
     sessionStorage.removeItem(OUTBOX_KEY);
     S.outbox = [];
     clearSession();

@@ -37,10 +37,11 @@ typedef struct cd_auth_claims {
     int64_t iat;   /* unix ms */
     int64_t exp;   /* unix ms */
     char jti[40];
+    int64_t epoch; /* agent tokens: the agent's token epoch when issued ("ep"; 0 when absent) */
 } cd_auth_claims;
 
 /* Token format: "v1.<kid>.<b64url(payload JSON)>.<b64url(HMAC-SHA256(key, "v1.<kid>.<payload b64>"))>".
- * payload: {"r":"v"|"a","sub":..,"site":..,"iat":..,"exp":..,"jti":..}.
+ * payload: {"r":"v"|"a","sub":..,"site":..,"iat":..,"exp":..,"jti":..[,"ep":..]} ("ep": agent tokens).
  * sign: fills jti if empty; returns 0 or -1 (no key / buffer too small). */
 int cd_auth_token_sign(const cd_auth_keyring *kr, cd_auth_claims *c, char *out, size_t outsz);
 /* verify: CD_ERR_OK, or CD_ERR_UNAUTHORIZED for any malformed, unknown-kid,
@@ -57,6 +58,8 @@ bool cd_auth_const_eq(const void *a, size_t alen, const void *b, size_t blen);
 /* Argon2id, OWASP parameters m=19456 KiB, t=2, p=1, 16-byte salt; PHC string into out (>= 128 bytes).
  * Password 1..CD_AUTH_PASSWORD_MAX bytes. Returns 0 or -1. Slow (~0.1 s): call off the loop. */
 #define CD_AUTH_PASSWORD_MAX 128
+/* Shortest password accepted for a new or changed password (logins accept older, shorter ones). */
+#define CD_AUTH_PASSWORD_MIN 12
 int cd_auth_password_hash(const char *password, char *out, size_t outsz);
 /* true when password matches the PHC string. Slow: call off the loop. */
 bool cd_auth_password_verify(const char *encoded, const char *password);

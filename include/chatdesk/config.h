@@ -75,5 +75,7 @@ typedef struct cd_redis_addr {
 /* redis://[:password@]host[:port][/db] (default port 6379, db 0) or unix:/path[?db=N].
  * Returns 0 or -1 with err. */
 int cd_config_parse_redis_url(const char *url, cd_redis_addr *out, char *err, size_t errsz);
+/* url with its password (user information) replaced by "***": for stdout and logs. */
+void cd_config_redact_url(const char *url, char *out, size_t outsz);
 
 #endif

@@ -40,6 +40,12 @@
     X(trusted_proxies, STR, "", 0, 0, "comma list of load balancer addresses whose X-Forwarded-For names the client") \
     X(public_api_rate, INT, 10, 1, 100000, "public API (knowledge base) requests per second per client address")      \
     X(public_api_burst, INT, 30, 1, 100000, "public API token bucket size per client address")                        \
+    X(login_fail_max, INT, 5, 1, 1000,                                                                                \
+      "failed logins per account within login_fail_window_s before 429 (Retry-After)")                                \
+    X(login_fail_window_s, INT, 900, 10, 86400,                                                                       \
+      "window of login_fail_max, counted from the first failure, in seconds")                                         \
+    X(login_rate_per_ip, INT, 20, 1, 1000000, "login attempts per minute per client address (token bucket per node)") \
+    X(hash_queue_max, INT, 32, 1, 100000, "password hashes queued or running per node; beyond: 503 with Retry-After") \
     X(visitor_token_ttl_s, INT, 2592000, 60, 315360000, "lifetime of a visitor token (renewed at every hello)")       \
     X(agent_token_ttl_s, INT, 43200, 60, 31536000, "lifetime of an agent login token")                                \
     X(redis_connect_timeout_ms, INT, 2000, 100, 60000, "Redis connect timeout")                                       \

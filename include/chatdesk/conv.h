@@ -63,7 +63,9 @@ typedef struct cd_conv_result {
     char agent_role[16];
     char **agent_sites;
     size_t n_agent_sites;
-    char *pw; /* agent_get by email: the PHC string */
+    char *pw;                /* agent_get by email: the PHC string */
+    int64_t fails, retry_ms; /* agent_get by email, login_attempt: attempts in the window, ms left of it */
+    int64_t token_epoch;     /* agent_get by email: the agent's token epoch (for the token) */
     int64_t seq, last_seq;
     char epoch[80];
     bool recovered, duplicate, agents_online;
@@ -155,8 +157,13 @@ int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *cid, const 
                      cd_conv_cb cb, void *ud);
 /* Assign waiting conversations of a site (NULL: every site) to agents with capacity. */
 int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud);
-/* by: "email" or "id"; with_convs: include the agent's open conversations. */
-int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, cd_conv_cb cb, void *ud);
+/* by: "email" or "id"; with_convs: include the agent's open conversations. By "id" (a
+ * hello) the token's epoch and jti are checked: unauthorized when revoked. */
+int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, int64_t epoch, const char *jti,
+                      cd_conv_cb cb, void *ud);
+/* Count a login attempt of the account (ok false: before its password is checked; the
+ * reply's fails counts it) or reset the count after a success (ok true). */
+int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud);
 int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud);
 /* How long applied events stay in the stream (events_retain_s, in ms). */
 int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *ud);
@@ -173,6 +180,10 @@ typedef struct cd_api_call {
     size_t body_len;
     const char *agent_id; /* from a verified login token */
     const char *pw_hash;  /* Argon2id of the body's "password", when it had one */
+    /* the login token's epoch, jti and expiry (ms): api.lua refuses a revoked token */
+    int64_t token_epoch;
+    const char *jti;
+    int64_t token_exp;
 } cd_api_call;
 
 /* status: the HTTP status; json: the response body (NUL-terminated; may be "null" for 204).
@@ -184,8 +195,8 @@ typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, co
 /* Route and run one API call; cb fires exactly once (also for routing errors, at once). */
 void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud);
 /* The "password" of a JSON body, copied into out (<= outsz-1 bytes): 1 if present and
- * 8..128 bytes, 0 if absent, -1 if present but invalid. */
-int cd_conv_api_password(const char *body, size_t len, char *out, size_t outsz);
+ * min..128 bytes, 0 if absent, -1 if present but invalid. */
+int cd_conv_api_password(const char *body, size_t len, size_t min, char *out, size_t outsz);
 /* Paths under /api/v1/public/ take no token (call->agent_id ""): public read-only data. */
 bool cd_conv_api_is_public(const char *path);
 /* Does this call need the caller to hash a password first? */

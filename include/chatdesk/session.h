@@ -29,7 +29,8 @@ typedef struct cd_session_io {
 
 typedef struct cd_node_stats {
     unsigned long long sessions_total, frames_in, frames_out, errors_out, acks, dedupe_hits, backfills,
-        resume_recovered, resume_reset, slow_consumer_closes, rate_limited, hello_timeouts;
+        resume_recovered, resume_reset, slow_consumer_closes, rate_limited, hello_timeouts, frames_invalid,
+        resume_entries;
 } cd_node_stats;
 
 cd_node *cd_node_create(struct uv_loop_s *loop, const cd_config *cfg, const char *node_id, cd_store *st, cd_hub *hub,

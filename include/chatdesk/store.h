@@ -66,6 +66,11 @@ void cd_store_start(cd_store *st);
 void cd_store_stop(cd_store *st);
 void cd_store_destroy(cd_store *st);
 bool cd_store_up(const cd_store *st);
+/* Redis is up but full (maxmemory, noeviction): write calls answer CD_ERR_UNAVAILABLE,
+ * read-only (no-writes) calls work. */
+bool cd_store_full(const cd_store *st);
+/* Called every loop tick or so: while full, probe once a second whether writes work again. */
+void cd_store_tick(cd_store *st, uint64_t now_ms);
 const char *cd_store_prefix(const cd_store *st);
 
 /* The one call form: FCALL <library>_<name> nkeys key... P arg... A call declares every
@@ -96,6 +101,10 @@ const char *cd_key_conv(cd_key *k, const char *P, const char *cid);
 const char *cd_key_agent(cd_key *k, const char *P, const char *id);
 /* P agent:email:<email lower-cased>: the login index */
 const char *cd_key_agent_email(cd_key *k, const char *P, const char *email);
+/* P{a}:login:fails:<email lower-cased>: the account's login attempts in the window */
+const char *cd_key_login_fails(cd_key *k, const char *P, const char *email);
+/* P{a}:revoked:<agent id>: the agent's logged-out token ids (jti -> expiry ms) */
+const char *cd_key_agent_revoked(cd_key *k, const char *P, const char *id);
 /* P whd:<delivery id>: a webhook delivery */
 const char *cd_key_delivery(cd_key *k, const char *P, const char *delivery_id);
 
@@ -103,6 +112,7 @@ const char *cd_key_delivery(cd_key *k, const char *P, const char *delivery_id);
 typedef struct cd_store_stats {
     unsigned long long commands, errors, reconnects, ping_failures;
     unsigned long long ping_rtt_us; /* last PING round trip of the command connection */
+    unsigned long long oom_replies; /* calls refused with OOM (Redis full) */
 } cd_store_stats;
 void cd_store_get_stats(const cd_store *st, cd_store_stats *out);
 

@@ -24,8 +24,13 @@ typedef struct cd_ws_ctx {
     cd_map ip_conns;        /* client address -> connection count */
     /* public API token buckets, by a hash of the client address (collisions share one) */
     cd_ratelimit public_rl[1024];
-    cd_ratelimit conn_rl[1024];           /* new connections per client address (conn_rate_per_ip) */
-    unsigned long long conn_rate_refused; /* upgrades refused by conn_rl */
+    cd_ratelimit conn_rl[1024];               /* new connections per client address (conn_rate_per_ip) */
+    unsigned long long conn_rate_refused;     /* upgrades refused by conn_rl */
+    cd_ratelimit login_rl[1024];              /* logins per client address (login_rate_per_ip a minute) */
+    unsigned long long login_rate_refused;    /* logins refused by login_rl */
+    unsigned long long login_account_refused; /* logins refused for the account's failures */
+    size_t hash_jobs;                         /* password hashes queued or running (hash_queue_max) */
+    unsigned long long hash_refused;          /* requests refused for a full hash queue */
 } cd_ws_ctx;
 
 /* The client's address: the peer, or when the peer is one of trusted_proxies the last

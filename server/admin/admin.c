@@ -44,7 +44,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #define KEY_MAX 64
 #define NAME_MAX_BYTES 200
 #define EMAIL_MAX 254
-#define PASSWORD_MIN 8
+#define PASSWORD_MIN CD_AUTH_PASSWORD_MIN
 #define SECRET_MIN 16
 #define SECRET_MAX 512
 #define ORIGIN_MAX 512
@@ -61,12 +61,13 @@ static const char usage_text[] =
     "Usage: chatdeskd [config flags] admin <command> [options]\n"
     "\n"
     "Commands:\n"
-    "  site-add   --key KEY --name NAME --origin URL [--origin URL ...] [--identity-secret SECRET]\n"
+    "  site-add   --key KEY --name NAME --origin URL [--origin URL ...] [--identity-secret SECRET|-]\n"
     "             Add a site. KEY is 1-64 characters of A-Z a-z 0-9 _ -. Each URL is an exact\n"
     "             origin: https://example.com or http://localhost:3000 (lowercase, no path, no\n"
-    "             trailing slash, no default port). SECRET (16+ bytes) turns on identity verification.\n"
+    "             trailing slash, no default port). SECRET (16+ bytes) turns on identity verification;\n"
+    "             '-' reads it from the first line of stdin (keep secrets off command lines).\n"
     "  site-set   --key KEY [--name NAME] [--origin URL ...]\n"
-    "             [--identity-secret SECRET | --no-identity-secret] [--auto-assign on|off]\n"
+    "             [--identity-secret SECRET|- | --no-identity-secret] [--auto-assign on|off]\n"
     "             [--category-team CATEGORY=TEAM ...] [--auto-close-s N] [--ack-en TEXT] [--ack-zh TEXT]\n"
     "             Change a site; only the given settings change. --origin and --category-team\n"
     "             replace the whole list or map when given at least once; each TEAM must exist\n"
@@ -79,7 +80,7 @@ static const char usage_text[] =
     "             Add a team to a site. TEAM is like a site key ('_' is reserved).\n"
     "  agent-add  --email EMAIL --password PASSWORD --name NAME --site KEY [--site KEY ...]\n"
     "             [--team TEAM ...] [--role agent|admin|owner] [--max-chats N]\n"
-    "             Add an agent serving the given sites. PASSWORD is 8-128 bytes; '--password -'\n"
+    "             Add an agent serving the given sites. PASSWORD is 12-128 bytes; '--password -'\n"
     "             reads it from the first line of stdin. Each TEAM must exist on one of the sites.\n"
     "             Role defaults to agent (admin: administers its sites; owner: also creates\n"
     "             sites), max-chats (concurrent chats) to 5 (1-100).\n"
@@ -1093,6 +1094,20 @@ static int check_secret(const char *secret)
     return 0;
 }
 
+static bool read_password(const char *given, char *out, size_t outsz);
+
+/* The identity secret as given, or for "-" the first line of stdin (so it stays off the
+ * command line, where any user of the machine can read it), checked. */
+static int take_secret(const char **secret, char *buf, size_t bufsz)
+{
+    if (strcmp(*secret, "-") == 0) {
+        if (!read_password("-", buf, bufsz))
+            return value_error("identity secret: stdin has no line of at most %d bytes", SECRET_MAX);
+        *secret = buf;
+    }
+    return check_secret(*secret);
+}
+
 /* KEYS: site:<key>, sites. ARGV: key, name, origins (JSON), identity secret,
  * created_at (ms), the ch:sites channel. Existence check, record, index and the
  * cache-reload notice happen together or not at all. */
@@ -1111,6 +1126,7 @@ static int run_site_add(cd_config *cfg, const args *a)
     const char *key = arg_get(a, OPT_KEY);
     const char *name = arg_get(a, OPT_NAME);
     const char *secret = arg_get(a, OPT_SECRET);
+    char secret_buf[SECRET_MAX + 2];
     const char **origins = cd_calloc(a->n + 1, sizeof *origins);
     size_t norigins = arg_all(a, OPT_ORIGIN, origins);
     json_t *jorigins = NULL, *res = NULL;
@@ -1128,7 +1144,7 @@ static int run_site_add(cd_config *cfg, const args *a)
     }
     if (!(jorigins = origins_array(origins, norigins, &rc)))
         goto out;
-    if (secret && (rc = check_secret(secret)) != 0)
+    if (secret && (rc = take_secret(&secret, secret_buf, sizeof secret_buf)) != 0)
         goto out;
 
     c = redis_open(cfg, &rc);
@@ -1257,6 +1273,7 @@ static int run_site_set(cd_config *cfg, const args *a)
     const char *key = arg_get(a, OPT_KEY);
     const char *name = arg_get(a, OPT_NAME);
     const char *secret = arg_get(a, OPT_SECRET);
+    char secret_buf[SECRET_MAX + 2];
     bool no_secret = arg_get(a, OPT_NO_SECRET) != NULL;
     const char *assign = arg_get(a, OPT_AUTO_ASSIGN);
     const char *close = arg_get(a, OPT_AUTO_CLOSE);
@@ -1297,7 +1314,7 @@ static int run_site_set(cd_config *cfg, const args *a)
     }
     if (norigins && !(jorigins = origins_array(origins, norigins, &rc)))
         goto out;
-    if (secret && (rc = check_secret(secret)) != 0)
+    if (secret && (rc = take_secret(&secret, secret_buf, sizeof secret_buf)) != 0)
         goto out;
     if (assign && !parse_on_off(assign, &assign_on)) {
         char *shown = sanitize(assign);
@@ -1781,6 +1798,16 @@ static const char agent_set_lua[] =
     "  if not found then return cjson.encode({error = 'unknown_team', team = ARGV[j]}) end\n"
     "end\n"
     "redis.call('HSET', akey, unpack(ARGV, 4 + m))\n"
+    /* a new role or a disabled flag ends the agent's logins (docs/ops.md "Sessions and
+     * revocation"; revoke_agent in _common.lua) */
+    "for j = 4 + m, #ARGV, 2 do\n"
+    "  if ARGV[j] == 'role' or (ARGV[j] == 'disabled' and ARGV[j + 1] == '1') then\n"
+    "    local ep = redis.call('HINCRBY', akey, 'tep', 1)\n"
+    "    redis.call('PUBLISH', ARGV[1] .. 'ch:agent:' .. id, '0 a revoke:' .. ep ..\n"
+    "      '\\n{\"type\":\"session.revoked\",\"reason\":\"account changed\"}')\n"
+    "    break\n"
+    "  end\n"
+    "end\n"
     "for _, s in ipairs(sites) do\n"
     "  redis.call('PUBLISH', ARGV[2], " SITE_CHANGED_LUA("s") ")\n"
                                                               "end\n"

@@ -1,7 +1,8 @@
 /* token.c: signing keys, and signed login/visitor tokens (RELIABILITY.md 4.3).
  *
  * A token is "v1.<kid>.<b64url(payload JSON)>.<b64url(HMAC-SHA256(key[kid], "v1.<kid>.<payload b64>"))>",
- * payload {"r":"v"|"a","sub":..,"site":..,"iat":..,"exp":..,"jti":..} with times in unix ms.
+ * payload {"r":"v"|"a","sub":..,"site":..,"iat":..,"exp":..,"jti":..} with times in unix ms, plus
+ * "ep" (the agent's token epoch) in agent tokens.
  *
  * Verification order matters: the shape of the token (4 parts, known kid, canonical
  * base64url, MAC length) is checked first, then the MAC in constant time, and only
@@ -13,7 +14,8 @@
  * with the right JSON types, a valid role, lengths that fit cd_auth_claims, no NUL
  * bytes, 0 <= iat <= exp. Expiry allows CD_AUTH__LEEWAY_MS of clock skew between
  * nodes. Keys rotate by kid: keys[0] signs, any key whose kid matches verifies.
- * Revocation (the jti deny-list in Redis) is the caller's business, not this file's.
+ * Revocation (the agent's token epoch and the jti deny-list in Redis) is the caller's
+ * business, not this file's.
  */
 #include "chatdesk/auth.h"
 
@@ -148,6 +150,10 @@ int cd_auth_token_sign(const cd_auth_keyring *kr, cd_auth_claims *c, char *out, 
                     (json_int_t)c->iat, "exp", (json_int_t)c->exp, "jti", c->jti);
     if (obj == NULL)
         goto out;
+    /* an agent token names the token epoch it was issued in (revocation: the agent's
+     * epoch moves on when its password, role, sites or disabled flag change) */
+    if (c->role == CD_AUTH_ROLE_AGENT && json_object_set_new(obj, "ep", json_integer((json_int_t)c->epoch)) != 0)
+        goto out;
     payload = json_dumps(obj, JSON_COMPACT);
     if (payload == NULL)
         goto out;
@@ -194,7 +200,7 @@ static bool parse_payload(const unsigned char *json, size_t len, cd_auth_claims 
     json_error_t jerr;
     const char *r, *sub, *site, *jti;
     size_t rlen, sublen, sitelen, jtilen;
-    json_int_t iat, exp;
+    json_int_t iat, exp, ep = 0;
     bool ok = false;
 
     root = json_loadb((const char *)json, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -202,9 +208,11 @@ static bool parse_payload(const unsigned char *json, size_t len, cd_auth_claims 
         return false;
     if (!json_is_object(root))
         goto out;
-    /* JSON_STRICT: every key of the object must be one of these six, and "I" only takes JSON integers. */
-    if (json_unpack_ex(root, &jerr, JSON_STRICT, "{s:s%, s:s%, s:s%, s:I, s:I, s:s%}", "r", &r, &rlen, "sub", &sub,
-                       &sublen, "site", &site, &sitelen, "iat", &iat, "exp", &exp, "jti", &jti, &jtilen) != 0)
+    /* JSON_STRICT: every key of the object must be one of these six (and the optional "ep"),
+     * and "I" only takes JSON integers. */
+    if (json_unpack_ex(root, &jerr, JSON_STRICT, "{s:s%, s:s%, s:s%, s:I, s:I, s:s%, s?I}", "r", &r, &rlen, "sub", &sub,
+                       &sublen, "site", &site, &sitelen, "iat", &iat, "exp", &exp, "jti", &jti, &jtilen, "ep",
+                       &ep) != 0)
         goto out;
     if (rlen == 1 && r[0] == 'v')
         c->role = CD_AUTH_ROLE_VISITOR;
@@ -217,8 +225,9 @@ static bool parse_payload(const unsigned char *json, size_t len, cd_auth_claims 
         goto out;
     if (sublen == 0 || jtilen == 0 || (c->role == CD_AUTH_ROLE_VISITOR && sitelen == 0))
         goto out;
-    if (iat < 0 || exp < iat)
+    if (iat < 0 || exp < iat || ep < 0 || (ep != 0 && c->role != CD_AUTH_ROLE_AGENT))
         goto out;
+    c->epoch = (int64_t)ep;
     c->iat = (int64_t)iat;
     c->exp = (int64_t)exp;
     ok = true;

@@ -746,6 +746,24 @@ static int parse_tcp_url(const char *rest, cd_redis_addr *out, char *err, size_t
 }
 
 /* Nothing is URL-decoded. Errors never quote the URL, since it may hold a password. */
+/* The URL with the user information before '@' (a password) replaced by "***", for
+ * stdout and logs. URLs without one (unix:, redis://host) come back as they are. */
+void cd_config_redact_url(const char *url, char *out, size_t outsz)
+{
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme ? scheme + 3 : NULL;
+    const char *end = auth ? auth + strcspn(auth, "/?") : NULL;
+    const char *at = NULL;
+    for (const char *p = auth; p && p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (!at) {
+        snprintf(out, outsz, "%s", url);
+        return;
+    }
+    snprintf(out, outsz, "%.*s***%s", (int)(auth - url), url, at);
+}
+
 int cd_config_parse_redis_url(const char *url, cd_redis_addr *out, char *err, size_t errsz)
 {
     int rc;

@@ -22,6 +22,7 @@ typedef struct route {
 
 static const route routes[] = {
     {"GET", "me", "me", {0}, false, NULL},
+    {"POST", "logout", "logout", {0}, false, NULL},
     {"GET", "tickets", "tickets_list", {0}, false, NULL},
     {"GET", "conversations", "conversations_list", {0}, false, NULL},
     {"GET", "agents", "agents_list", {0}, false, NULL},
@@ -139,8 +140,9 @@ typedef struct api_op {
     /* knowledge base: kb_suggest runs as kb_suggest_text, then (text tokenized here)
      * as kb_suggest with the same arguments */
     cd_store *st;
-    char *args[6];
+    char *args[9];
     cd_key key;     /* the key the call declares: the caller's agent record (public routes: the site) */
+    cd_key revoked; /* and the caller's token deny-list (not on public routes) */
     char event[48]; /* rules_dry_run: the event type to pretend, "" = none */
 } api_op;
 
@@ -169,8 +171,9 @@ static bool kb_suggest_next(api_op *a, const char *body, size_t blen)
         a->args[2] = cd_strdup(ptext);
         free(ptext);
         cd_strlcpy(a->op, "kb_suggest", sizeof a->op);
-        const char *keys[] = {a->key.s};
-        ok = cd_store_fcall(a->st, "api_kb", 1, keys, 6, (const char *const *)a->args, NULL, on_api_reply, a) == 0;
+        const char *keys[] = {a->key.s, a->revoked.s};
+        ok = cd_store_fcall(a->st, "api_kb_ro", a->revoked.s[0] ? 2 : 1, keys, 9, (const char *const *)a->args, NULL,
+                            on_api_reply, a) == 0;
     }
     json_decref(params);
     json_decref(b);
@@ -413,14 +416,14 @@ bool cd_conv_api_wants_password(const cd_api_call *call)
     return r && (strcmp(r->op, "admin_agent_create") == 0 || strcmp(r->op, "admin_agent_patch") == 0);
 }
 
-int cd_conv_api_password(const char *body, size_t len, char *out, size_t outsz)
+int cd_conv_api_password(const char *body, size_t len, size_t min, char *out, size_t outsz)
 {
     json_t *o = body ? json_loadb(body, len, 0, NULL) : NULL;
     json_t *pw = json_object_get(o, "password");
     int rc = 0;
     if (pw) {
         size_t n = json_string_length(pw);
-        if (!json_is_string(pw) || n < 8 || n > 128 || n >= outsz || memchr(json_string_value(pw), 0, n))
+        if (!json_is_string(pw) || n < min || n > 128 || n >= outsz || memchr(json_string_value(pw), 0, n))
             rc = -1;
         else {
             memcpy(out, json_string_value(pw), n + 1);
@@ -505,14 +508,17 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
     for (int i = 0; i < nvals && r->params[i]; i++)
         json_object_set_new(params, r->params[i], json_string(vals[i]));
     json_object_del(params, "password");
+    /* the stored hash is made here from "password", never taken from a client (body or query) */
+    json_object_del(params, "pw_hash");
     if (cd_conv_kb_op(r->op))
         cd_conv_kb_tokens(params);
     if (call->pw_hash)
         json_object_set_new(params, "pw_hash", json_string(call->pw_hash));
     const char *site = json_string_value(json_object_get(params, "site"));
-    if (call->agent_id[0])
+    if (call->agent_id[0]) {
         cd_key_agent(&a->key, cd_store_prefix(st), call->agent_id);
-    else
+        cd_key_agent_revoked(&a->revoked, cd_store_prefix(st), call->agent_id);
+    } else
         cd_key_site(&a->key, cd_store_prefix(st), site ? site : "", "");
     char *ptext = json_dumps(params, JSON_COMPACT);
     json_decref(params);
@@ -521,14 +527,16 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
         respond_error(cb, ud, CD_ERR_BAD_REQUEST, "parameters are not valid UTF-8");
         return;
     }
-    char now[24], fresh[64], retain[24];
+    char now[24], fresh[64], retain[24], epoch[24], exp[24];
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     cd_id_new(strncmp(r->op, "admin_agent", 11) == 0 ? "a"
               : strncmp(r->op, "canned", 6) == 0     ? "r"
                                                      : "m",
               fresh, sizeof fresh);
     snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
-    const char *args[] = {r->op, call->agent_id, ptext, now, fresh, retain};
+    snprintf(epoch, sizeof epoch, "%lld", (long long)call->token_epoch);
+    snprintf(exp, sizeof exp, "%lld", (long long)call->token_exp);
+    const char *args[] = {r->op, call->agent_id, ptext, now, fresh, retain, epoch, call->jti ? call->jti : "", exp};
     a->cb = cb;
     a->ud = ud;
     cd_strlcpy(a->op, r->op, sizeof a->op);
@@ -542,8 +550,11 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
         for (size_t i = 0; i < CD_ARRAY_LEN(a->args); i++)
             a->args[i] = cd_strdup(args[i]);
     }
-    const char *keys[] = {a->key.s};
-    if (cd_store_fcall(st, r->script ? r->script : "api", 1, keys, 6, args, NULL, on_api_reply, a) != 0) {
+    const char *keys[] = {a->key.s, a->revoked.s};
+    /* a GET only reads: the script's no-writes twin, which a full Redis still runs */
+    char script[48];
+    snprintf(script, sizeof script, "%s%s", r->script ? r->script : "api", strcmp(r->method, "GET") == 0 ? "_ro" : "");
+    if (cd_store_fcall(st, script, a->revoked.s[0] ? 2 : 1, keys, 9, args, NULL, on_api_reply, a) != 0) {
         api_op_free(a);
         respond_error(cb, ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
     }

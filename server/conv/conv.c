@@ -134,6 +134,9 @@ static void parse_ok(cd_conv_result *r, json_t *root)
         r->items = str_array(v, &r->n_items);
     if ((v = json_object_get(root, "pw")) && json_is_string(v))
         r->pw = cd_strdup(json_string_value(v));
+    r->fails = json_integer_value(json_object_get(root, "fails"));
+    r->token_epoch = json_integer_value(json_object_get(root, "token_epoch"));
+    r->retry_ms = json_integer_value(json_object_get(root, "retry_ms"));
     if ((v = json_object_get(root, "last_seq")) && json_is_integer(v))
         r->last_seq = json_integer_value(v);
     if ((v = json_object_get(root, "seq")) && json_is_integer(v))
@@ -645,13 +648,26 @@ int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud)
     return run(st, "route_drain", 1, keys, 2, args, cb, ud);
 }
 
-int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, cd_conv_cb cb, void *ud)
+int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, int64_t epoch, const char *jti,
+                      cd_conv_cb cb, void *ud)
 {
-    const char *args[] = {by, value, with_convs ? "1" : "0"};
+    char ep[24];
+    const char *args[] = {by, value, with_convs ? "1" : "0", I64(ep, epoch), jti ? jti : ""};
+    cd_key k, k2;
+    bool email = strcmp(by, "email") == 0;
+    const char *P = cd_store_prefix(st);
+    const char *keys[] = {email ? cd_key_agent_email(&k, P, value) : cd_key_agent(&k, P, value),
+                          email ? cd_key_login_fails(&k2, P, value) : cd_key_agent_revoked(&k2, P, value)};
+    return run(st, "agent_get", 2, keys, 5, args, cb, ud);
+}
+
+int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud)
+{
+    char window[24];
+    const char *args[] = {ok ? "ok" : "try", I64(window, window_ms)};
     cd_key k;
-    const char *keys[] = {strcmp(by, "email") == 0 ? cd_key_agent_email(&k, cd_store_prefix(st), value)
-                                                   : cd_key_agent(&k, cd_store_prefix(st), value)};
-    return run(st, "agent_get", 1, keys, 3, args, cb, ud);
+    const char *keys[] = {cd_key_login_fails(&k, cd_store_prefix(st), email)};
+    return run(st, "login_attempt", 1, keys, 2, args, cb, ud);
 }
 
 int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud)

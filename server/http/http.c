@@ -18,12 +18,15 @@ typedef struct http_state http_state;
 typedef struct login_job {
     uv_work_t work;
     http_state *h; /* NULL once the connection is gone */
+    cd_ws_ctx *cx;
+    bool counted; /* holds a slot of cx->hash_jobs */
     char email[256];
     char password[CD_AUTH_PASSWORD_MAX + 1];
     char *pw_hash; /* NULL: unknown agent (a dummy hash is verified for timing) */
     bool ok;
     char *agent; /* raw agent JSON */
     char agent_id[80];
+    int64_t token_epoch; /* the agent's, for the token */
 } login_job;
 
 typedef struct api_job api_job;
@@ -44,7 +47,8 @@ struct http_state {
     int status;
     const char *ctype;
     cd_buf out;
-    bool ready; /* response complete, waiting for WRITEABLE */
+    bool ready;      /* response complete, waiting for WRITEABLE */
+    int retry_after; /* > 0: a Retry-After header (seconds) on this response */
     login_job *job;
 };
 
@@ -66,6 +70,14 @@ static void json_error(http_state *h, int status, const char *code, const char *
     cd_buf_reset(&h->out);
     cd_buf_printf(&h->out, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
     respond(h, status, "application/json");
+}
+
+/* A 429 or 503 that says when to come back (RELIABILITY 4.4). */
+static void json_error_retry(http_state *h, int status, const char *code, const char *message, int64_t retry_ms)
+{
+    int64_t secs = (retry_ms + 999) / 1000;
+    h->retry_after = secs < 1 ? 1 : (int)secs;
+    json_error(h, status, code, message);
 }
 
 static void json_escape(cd_buf *b, const char *s)
@@ -105,6 +117,14 @@ static int write_response(struct lws *wsi, http_state *h)
         lws_add_http_header_by_name(
             wsi, (const unsigned char *)"access-control-allow-origin:", (const unsigned char *)"*", 1, &p, end))
         return -1;
+    if (h->retry_after > 0) {
+        char ra[16];
+        int n = snprintf(ra, sizeof ra, "%d", h->retry_after);
+        h->retry_after = 0;
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:", (const unsigned char *)ra, n, &p,
+                                        end))
+            return -1;
+    }
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     unsigned char *body = cd_malloc(LWS_PRE + h->out.len + 1);
@@ -139,15 +159,23 @@ static void healthz(http_state *h)
 {
     cd_ws_ctx *cx = h->cx;
     bool redis = cd_store_up(cx->st);
+    bool full = redis && cd_store_full(cx->st);
     bool draining = cd_node_draining(cx->node);
     cd_buf_reset(&h->out);
     cd_buf_append_str(&h->out, "{\"status\":");
     cd_buf_append_str(&h->out, draining ? "\"draining\"" : "\"ok\"");
     cd_buf_append_str(&h->out, ",\"node\":");
     json_escape(&h->out, cx->node_id);
-    cd_buf_printf(&h->out, ",\"redis\":\"%s\",\"connections\":%zu}", redis ? "up" : "down",
+    cd_buf_printf(&h->out, ",\"redis\":\"%s\",\"connections\":%zu",
+                  full    ? "full"
+                  : redis ? "up"
+                          : "down",
                   cd_node_session_count(cx->node));
-    respond(h, redis && !draining ? 200 : 503, "application/json");
+    /* a full Redis (maxmemory) refuses writes: out of the balancer, with the reason */
+    if (full)
+        cd_buf_append_str(&h->out, ",\"reason\":\"redis maxmemory reached: writes are refused\"");
+    cd_buf_append_str(&h->out, "}");
+    respond(h, redis && !full && !draining ? 200 : 503, "application/json");
 }
 
 static void metric(cd_buf *b, const char *name, const char *type, const char *help, unsigned long long v)
@@ -185,6 +213,15 @@ static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const
     help(b, "chatdesk_upgrades_rate_limited_total", "counter",
          "WebSocket upgrades refused (429) by the per-address connection rate (conn_rate_per_ip).");
     cd_buf_printf(b, "chatdesk_upgrades_rate_limited_total %llu\n", cx->conn_rate_refused);
+    help(b, "chatdesk_login_refused_total", "counter",
+         "Logins refused (429): by the address's rate (login_rate_per_ip) or the account's failures (login_fail_max).");
+    cd_buf_printf(
+        b, "chatdesk_login_refused_total{by=\"address\"} %llu\nchatdesk_login_refused_total{by=\"account\"} %llu\n",
+        cx->login_rate_refused, cx->login_account_refused);
+    help(b, "chatdesk_hash_queue", "gauge", "Password hashes queued or running (at most hash_queue_max).");
+    cd_buf_printf(b, "chatdesk_hash_queue %zu\n", cx->hash_jobs);
+    help(b, "chatdesk_hash_queue_refused_total", "counter", "Requests refused (503) because the hash queue was full.");
+    cd_buf_printf(b, "chatdesk_hash_queue_refused_total %llu\n", cx->hash_refused);
     help(b, "chatdesk_messages_total", "counter", "Messages stored through this node (acknowledged message.send).");
     cd_buf_printf(b, "chatdesk_messages_total %llu\n", ns->acks);
     help(b, "chatdesk_redis_ping_rtt_seconds", "gauge", "Round trip of the last Redis PING on the command connection.");
@@ -227,9 +264,16 @@ static void metrics(http_state *h)
     metric(b, "chatdesk_slow_consumer_closes_total", "counter", "Connections closed for a full outbound queue.",
            ns.slow_consumer_closes);
     metric(b, "chatdesk_rate_limited_total", "counter", "Frames refused by the rate limit.", ns.rate_limited);
+    metric(b, "chatdesk_frames_invalid_total", "counter", "Client frames refused as invalid (bad_request).",
+           ns.frames_invalid);
+    metric(b, "chatdesk_resume_entries_total", "counter", "Conversations named by resume frames after hello.",
+           ns.resume_entries);
     metric(b, "chatdesk_hello_timeouts_total", "counter", "Connections closed without hello.", ns.hello_timeouts);
     metric(b, "chatdesk_redis_up", "gauge", "1 while the Redis command connection is usable.",
            cd_store_up(cx->st) ? 1 : 0);
+    metric(b, "chatdesk_redis_full", "gauge", "1 while Redis refuses writes (maxmemory reached).",
+           cd_store_full(cx->st) ? 1 : 0);
+    metric(b, "chatdesk_redis_oom_total", "counter", "Calls Redis refused with OOM (maxmemory).", ss.oom_replies);
     metric(b, "chatdesk_redis_commands_total", "counter", "Scripts sent to Redis.", ss.commands);
     metric(b, "chatdesk_redis_errors_total", "counter", "Redis error replies.", ss.errors);
     metric(b, "chatdesk_redis_reconnects_total", "counter", "Redis reconnect attempts.", ss.reconnects);
@@ -249,22 +293,41 @@ static void login_work(uv_work_t *w)
 
 static void login_job_free(login_job *j)
 {
+    if (j->counted)
+        j->cx->hash_jobs--;
     memset(j->password, 0, sizeof j->password);
     cd_free(j->pw_hash);
     cd_free(j->agent);
     cd_free(j);
 }
 
+/* The login ends before its password check: the connection no longer waits for the job. */
+static void login_abort(login_job *j)
+{
+    if (j->h)
+        j->h->job = NULL;
+    login_job_free(j);
+}
+
+static void on_login_reset(void *ud, cd_conv_result *r)
+{
+    (void)ud;
+    (void)r; /* best effort: the count expires with its window anyway */
+}
+
 static void login_done(uv_work_t *w, int status)
 {
     login_job *j = w->data;
     http_state *h = j->h;
+    if (status == 0 && j->ok) /* a success resets the account's count, connection or not */
+        cd_conv_login_attempt(j->cx->st, j->email, true, 0, on_login_reset, NULL);
     if (!h) { /* connection gone */
         login_job_free(j);
         return;
     }
     h->job = NULL;
     if (status != 0 || !j->ok) {
+        cd_log_info("login failed");
         json_error(h, 401, "unauthorized", "wrong e-mail or password");
         login_job_free(j);
         return;
@@ -273,6 +336,7 @@ static void login_done(uv_work_t *w, int status)
     memset(&c, 0, sizeof c);
     c.role = CD_AUTH_ROLE_AGENT;
     cd_strlcpy(c.sub, j->agent_id, sizeof c.sub);
+    c.epoch = j->token_epoch;
     c.iat = (int64_t)cd_now_ms();
     c.exp = c.iat + h->cx->cfg->agent_token_ttl_s * 1000;
     char token[CD_AUTH_TOKEN_MAX];
@@ -294,6 +358,42 @@ static void login_done(uv_work_t *w, int status)
     login_job_free(j);
 }
 
+/* Too many attempts on the account in its window: 429 until the window ends. */
+static bool login_throttled(login_job *j, int64_t fails, int64_t retry_ms)
+{
+    if (fails < j->cx->cfg->login_fail_max)
+        return false;
+    j->cx->login_account_refused++;
+    cd_log_warn("login throttled: too many attempts for one account");
+    json_error_retry(j->h, 429, "rate_limited", "too many failed logins for this account, retry later",
+                     retry_ms > 0 ? retry_ms : j->cx->cfg->login_fail_window_s * 1000);
+    return true;
+}
+
+/* The attempt is counted (or could not be: a full Redis answers unavailable to writes,
+ * and reads, so logins, keep working): check the password on the thread pool. */
+static void on_login_counted(void *ud, cd_conv_result *r)
+{
+    login_job *j = ud;
+    http_state *h = j->h;
+    if (!h) {
+        login_job_free(j);
+        return;
+    }
+    if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE) {
+        json_error(h, 500, "internal", "storage error, retry");
+        login_abort(j);
+        return;
+    }
+    /* the count includes this attempt */
+    if (r->err == CD_ERR_OK && login_throttled(j, r->fails - 1, r->retry_ms)) {
+        login_abort(j);
+        return;
+    }
+    j->work.data = j;
+    uv_queue_work(h->cx->loop, &j->work, login_work, login_done);
+}
+
 static void on_agent(void *ud, cd_conv_result *r)
 {
     login_job *j = ud;
@@ -303,24 +403,63 @@ static void on_agent(void *ud, cd_conv_result *r)
         return;
     }
     if (r->err != CD_ERR_OK && r->err != CD_ERR_NOT_FOUND && r->err != CD_ERR_UNAUTHORIZED) {
-        h->job = NULL;
         json_error(h, r->err == CD_ERR_UNAVAILABLE ? 503 : 500, cd_err_name(r->err), "storage error, retry");
-        login_job_free(j);
+        login_abort(j);
+        return;
+    }
+    if (r->err == CD_ERR_OK && login_throttled(j, r->fails, r->retry_ms)) {
+        login_abort(j);
         return;
     }
     if (r->err == CD_ERR_OK && r->pw) {
         j->pw_hash = cd_strdup(r->pw);
         j->agent = cd_strdup(r->raw_agent);
         cd_strlcpy(j->agent_id, r->agent_id, sizeof j->agent_id);
+        j->token_epoch = r->token_epoch;
     }
-    j->work.data = j;
-    uv_queue_work(h->cx->loop, &j->work, login_work, login_done);
+    if (cd_conv_login_attempt(h->cx->st, j->email, false, h->cx->cfg->login_fail_window_s * 1000, on_login_counted,
+                              j) != 0) {
+        json_error(h, 503, "unavailable", "storage unavailable, retry");
+        login_abort(j);
+    }
 }
 
+/* A token bucket of a fixed table by a hash of the client address (nothing grows with
+ * the number of addresses; two addresses in one slot share a bucket). */
+static bool address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
+{
+    if (!h->wsi)
+        return false;
+    char ip[64];
+    cd_ws_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
+    cd_ratelimit *rl = &table[cd_fnv1a(CD_FNV1A_INIT, ip, strlen(ip)) % n];
+    uint64_t now = cd_mono_ms();
+    if (rl->rate == 0)
+        cd_ratelimit_init(rl, rate, burst, now);
+    return cd_ratelimit_take(rl, now);
+}
+
+/* A slot of the bounded password-hash queue (hash_queue_max), or false after a 503. */
+static bool hash_slot(http_state *h)
+{
+    if (h->cx->hash_jobs >= (size_t)h->cx->cfg->hash_queue_max) {
+        h->cx->hash_refused++;
+        json_error_retry(h, 503, "unavailable", "too many password checks in progress, retry", 1000);
+        return false;
+    }
+    h->cx->hash_jobs++;
+    return true;
+}
+
+/* POST /api/v1/login: the address's rate (login_rate_per_ip a minute), a slot of the hash
+ * queue, the account's attempts in its window (agent_get reads them, login_attempt counts
+ * this one), then Argon2id off the loop. */
 static void login(http_state *h)
 {
     const char *msg;
+    const cd_config *cfg = h->cx->cfg;
     login_job *j = cd_calloc(1, sizeof *j);
+    j->cx = h->cx;
     if (cd_proto_decode_login(h->body.data ? h->body.data : "", h->body.len, j->email, sizeof j->email, j->password,
                               sizeof j->password, &msg) != CD_ERR_OK) {
         login_job_free(j);
@@ -332,9 +471,22 @@ static void login(http_state *h)
         json_error(h, 503, "unavailable", "node not ready, retry");
         return;
     }
+    if (!address_rate_ok(h, h->cx->login_rl, CD_ARRAY_LEN(h->cx->login_rl), (double)cfg->login_rate_per_ip / 60.0,
+                         (double)cfg->login_rate_per_ip)) {
+        login_job_free(j);
+        h->cx->login_rate_refused++;
+        json_error_retry(h, 429, "rate_limited", "too many logins from this address, retry later",
+                         60000 / cfg->login_rate_per_ip);
+        return;
+    }
+    if (!hash_slot(h)) {
+        login_job_free(j);
+        return;
+    }
+    j->counted = true;
     j->h = h;
     h->job = j;
-    if (cd_conv_agent_get(h->cx->st, "email", j->email, false, on_agent, j) != 0) {
+    if (cd_conv_agent_get(h->cx->st, "email", j->email, false, 0, NULL, on_agent, j) != 0) {
         h->job = NULL;
         login_job_free(j);
         json_error(h, 503, "unavailable", "storage unavailable, retry");
@@ -351,10 +503,15 @@ struct api_job {
     char password[CD_AUTH_PASSWORD_MAX + 1];
     char pw_hash[160];
     bool hash_ok;
+    bool counted; /* holds a slot of cx->hash_jobs */
+    int64_t token_epoch, token_exp;
+    char jti[40];
 };
 
 static void api_job_free(api_job *j)
 {
+    if (j->counted)
+        j->cx->hash_jobs--;
     memset(j->password, 0, sizeof j->password);
     cd_free(j);
 }
@@ -385,8 +542,9 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
 static void api_run(api_job *j)
 {
     http_state *h = j->h;
-    cd_api_call call = {h->method,   h->path,     (const char *const *)h->args,  h->nargs, h->body.data,
-                        h->body.len, j->agent_id, j->hash_ok ? j->pw_hash : NULL};
+    cd_api_call call = {h->method,   h->path,     (const char *const *)h->args,   h->nargs,       h->body.data,
+                        h->body.len, j->agent_id, j->hash_ok ? j->pw_hash : NULL, j->token_epoch, j->jti,
+                        j->token_exp};
     cd_conv_api(h->cx->st, h->cx->cfg, &call, on_api_done, j);
 }
 
@@ -412,20 +570,11 @@ static void hash_done(uv_work_t *w, int status)
     api_run(j);
 }
 
-/* The public API's per-address token bucket (the table is fixed: nothing grows with the
- * number of addresses; two addresses in one slot share a bucket). */
+/* The public API's per-address token bucket. */
 static bool public_rate_ok(http_state *h)
 {
-    if (!h->wsi)
-        return false;
-    char ip[64];
-    cd_ws_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
-    uint32_t hash = cd_fnv1a(CD_FNV1A_INIT, ip, strlen(ip));
-    cd_ratelimit *rl = &h->cx->public_rl[hash % CD_ARRAY_LEN(h->cx->public_rl)];
-    uint64_t now = cd_mono_ms();
-    if (rl->rate == 0)
-        cd_ratelimit_init(rl, (double)h->cx->cfg->public_api_rate, (double)h->cx->cfg->public_api_burst, now);
-    return cd_ratelimit_take(rl, now);
+    return address_rate_ok(h, h->cx->public_rl, CD_ARRAY_LEN(h->cx->public_rl), (double)h->cx->cfg->public_api_rate,
+                           (double)h->cx->cfg->public_api_burst);
 }
 
 static void api_start(http_state *h)
@@ -470,17 +619,26 @@ static void api_start(http_state *h)
     j->h = h;
     j->cx = h->cx;
     cd_strlcpy(j->agent_id, c.sub, sizeof j->agent_id);
+    cd_strlcpy(j->jti, c.jti, sizeof j->jti);
+    j->token_epoch = c.epoch;
+    j->token_exp = c.exp;
     h->ajob = j;
-    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL};
+    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL, 0, NULL, 0};
     if (cd_conv_api_wants_password(&call)) {
-        int pw = cd_conv_api_password(h->body.data, h->body.len, j->password, sizeof j->password);
+        int pw = cd_conv_api_password(h->body.data, h->body.len, CD_AUTH_PASSWORD_MIN, j->password, sizeof j->password);
         if (pw < 0) {
             h->ajob = NULL;
             api_job_free(j);
-            json_error(h, 400, "bad_request", "password must be 8 to 128 bytes");
+            json_error(h, 400, "bad_request", "password must be 12 to 128 bytes");
+            return;
+        }
+        if (pw > 0 && !hash_slot(h)) {
+            h->ajob = NULL;
+            api_job_free(j);
             return;
         }
         if (pw > 0) {
+            j->counted = true;
             j->work.data = j;
             uv_queue_work(h->cx->loop, &j->work, hash_work, hash_done);
             return;

@@ -213,9 +213,11 @@ int cd_server_run(cd_config *cfg)
 
     cd_store_start(sv.st);
     cd_bus_start(sv.bus);
-    printf("chatdeskd listening port=%d node=%s redis=%s\n", port, sv.node_id, cfg->redis);
+    char redis[512];
+    cd_config_redact_url(cfg->redis, redis, sizeof redis); /* never print a password */
+    printf("chatdeskd listening port=%d node=%s redis=%s\n", port, sv.node_id, redis);
     fflush(stdout);
-    cd_log_info("listening port=%d bind=%s node=%s redis=%s", port, cfg->bind, sv.node_id, cfg->redis);
+    cd_log_info("listening port=%d bind=%s node=%s redis=%s", port, cfg->bind, sv.node_id, redis);
 
     uv_run(&sv.loop, UV_RUN_DEFAULT);
     cd_hub_destroy(sv.hub);

@@ -76,6 +76,7 @@ static void on_sweep(uv_timer_t *t)
     cd_node *n = t->data;
     uint64_t now = cd_mono_ms();
     cd_session__sweep(n, now);
+    cd_store_tick(n->st, now);
     periodic(n, now);
     if (cd_store_up(n->st)) {
         load_keys(n);

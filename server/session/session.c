@@ -222,15 +222,23 @@ static bool excluded(cd_session *s, const cd_hub_event *ev)
 
 static sess_sub *join_conv(cd_session *s, const char *cid, int64_t last_seq);
 
+/* The meta part of an exclude field as a C string; false when it does not fit. */
+static bool meta_str(char *buf, size_t bufsz, const char *meta, size_t len)
+{
+    if (len >= bufsz)
+        return false;
+    memcpy(buf, meta, len);
+    buf[len] = '\0';
+    return true;
+}
+
 /* "join:<cid>:<last_seq>" on an agent channel event (conversation.assigned): the agent's
  * sessions start following the conversation from that seq. false when they already did. */
 static bool follow(cd_session *s, const char *meta, size_t len)
 {
     char buf[100];
-    if (len >= sizeof buf)
+    if (!meta_str(buf, sizeof buf, meta, len))
         return true;
-    memcpy(buf, meta, len);
-    buf[len] = '\0';
     char *colon = strrchr(buf, ':');
     if (!colon)
         return true;
@@ -243,12 +251,33 @@ static bool follow(cd_session *s, const char *meta, size_t len)
     return true;
 }
 
+/* "revoke:<epoch>" (the agent's password, role, sites or disabled flag changed) or
+ * "revoke:jti:<jti>" (that token logged out) on the agent's channel: a session whose token
+ * is no longer good gets the session.revoked event and closes with 4401, on every node. */
+static bool revoked(cd_session *s, const char *meta, size_t len)
+{
+    char buf[64];
+    if (!meta_str(buf, sizeof buf, meta, len))
+        return false;
+    if (strncmp(buf, "jti:", 4) == 0)
+        return strcmp(buf + 4, s->jti) == 0;
+    return strtoll(buf, NULL, 10) > s->token_epoch;
+}
+
 static void on_event(cd_hub_sub *hs, const cd_hub_event *ev)
 {
     sess_sub *sub = (sess_sub *)hs;
     cd_session *s = sub->s;
     if (!s->conn || s->state != SESS_ACTIVE)
         return;
+    if (!sub->is_conv && ev->exclude_len > 7 && memcmp(ev->exclude, "revoke:", 7) == 0) {
+        if (s->role == CD_SESSION_AGENT && revoked(s, ev->exclude + 7, ev->exclude_len - 7)) {
+            cd_log_info("session revoked agent=%s", s->id);
+            enqueue(s, cd_frame_ref(ev->frame));
+            cd_session_close(s, 4401, "token revoked", true);
+        }
+        return;
+    }
     if (ev->seq > 0 && sub->is_conv) {
         /* message.created: in seq order, each at most once, gaps backfilled */
         if (ev->seq <= sub->last_seq)
@@ -769,8 +798,10 @@ static void handle_hello(cd_session *s, const cd_req *req)
             goto fail;
         }
         cd_strlcpy(s->id, claims.sub, sizeof s->id);
+        s->token_epoch = claims.epoch;
+        cd_strlcpy(s->jti, claims.jti, sizeof s->jti);
         s->state = SESS_HELLO_PENDING;
-        rc = cd_conv_agent_get(n->st, "id", claims.sub, true, on_agent_hello, h);
+        rc = cd_conv_agent_get(n->st, "id", claims.sub, true, claims.epoch, claims.jti, on_agent_hello, h);
     }
     if (rc == 0)
         return;
@@ -926,6 +957,16 @@ static void handle_request(cd_session *s, const cd_req *req)
         return;
     }
     if (req->type == CD_FRAME_RESUME) {
+        /* each entry is a Redis call: entries after the first cost a token each (the frame
+         * paid for one), so one frame cannot fan out past the connection's rate */
+        for (size_t i = 1; i < req->n_resume; i++) {
+            if (!cd_ratelimit_take(&s->rl, cd_mono_ms())) {
+                n->stats.rate_limited++;
+                send_error(s, req->rid, CD_ERR_RATE_LIMITED, "too many resume entries at once, slow down");
+                return;
+            }
+        }
+        n->stats.resume_entries += req->n_resume;
         send_ok(s, req->rid, 0, NULL, NULL);
         start_resumes(s, req);
         return;
@@ -1017,21 +1058,24 @@ void cd_session_on_frame(cd_session *s, const char *buf, size_t len)
         cd_proto_req_cleanup(&req);
         return;
     }
+    /* Every frame after hello costs a token, valid or not: invalid frames are no free way to
+     * make the node parse and answer. */
+    if (s->state != SESS_AWAIT_HELLO && !cd_ratelimit_take(&s->rl, cd_mono_ms())) {
+        n->stats.rate_limited++;
+        send_error(s, req.rid, CD_ERR_RATE_LIMITED, "slow down");
+        if (++s->strikes >= n->cfg->rate_strikes)
+            cd_session_close(s, 4429, "rate limit", true);
+        cd_proto_req_cleanup(&req);
+        return;
+    }
     if (e != CD_ERR_OK) {
+        n->stats.frames_invalid++;
         send_error(s, req.rid, e, msg);
         cd_proto_req_cleanup(&req);
         return;
     }
     if (s->state == SESS_HELLO_PENDING) {
         send_error(s, req.rid, CD_ERR_BAD_REQUEST, "wait for welcome");
-        cd_proto_req_cleanup(&req);
-        return;
-    }
-    if (req.type != CD_FRAME_HELLO && !cd_ratelimit_take(&s->rl, cd_mono_ms())) {
-        n->stats.rate_limited++;
-        send_error(s, req.rid, CD_ERR_RATE_LIMITED, "slow down");
-        if (++s->strikes >= n->cfg->rate_strikes)
-            cd_session_close(s, 4429, "rate limit", true);
         cd_proto_req_cleanup(&req);
         return;
     }

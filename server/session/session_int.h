@@ -51,6 +51,8 @@ struct cd_session {
     char **sites;  /* agent's sites */
     size_t n_sites;
     char author_key[96]; /* "<kind>:<id>" */
+    int64_t token_epoch; /* agent: its login token's epoch and id (revocation) */
+    char jti[40];
 
     sess_sub *subs;
     cd_ratelimit rl;

@@ -36,14 +36,31 @@ const char *cd_key_agent(cd_key *k, const char *P, const char *id)
     return keyf(k, "%sagent:%s", P, id);
 }
 
-const char *cd_key_agent_email(cd_key *k, const char *P, const char *email)
+/* P + head + the e-mail lower-cased (e-mail addresses index case-insensitively). */
+static const char *key_email(cd_key *k, const char *P, const char *head, const char *email)
 {
-    int n = snprintf(k->s, sizeof k->s, "%sagent:email:", P);
+    int n = snprintf(k->s, sizeof k->s, "%s%s", P, head);
     size_t i = n > 0 ? (size_t)n : 0;
     for (; *email && i + 1 < sizeof k->s; email++)
         k->s[i++] = (char)tolower((unsigned char)*email);
     k->s[i < sizeof k->s ? i : sizeof k->s - 1] = '\0';
     return k->s;
+}
+
+const char *cd_key_agent_email(cd_key *k, const char *P, const char *email)
+{
+    return key_email(k, P, "agent:email:", email);
+}
+
+/* The agent slot {a} (docs/keyspace.md "Where this is going"): cross-site agent state. */
+const char *cd_key_login_fails(cd_key *k, const char *P, const char *email)
+{
+    return key_email(k, P, "{a}:login:fails:", email);
+}
+
+const char *cd_key_agent_revoked(cd_key *k, const char *P, const char *id)
+{
+    return keyf(k, "%s{a}:revoked:%s", P, id);
 }
 
 const char *cd_key_delivery(cd_key *k, const char *P, const char *delivery_id)

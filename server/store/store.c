@@ -20,8 +20,9 @@
 #define MAX_SCRIPTS 96
 
 typedef struct script {
-    const char *name;
+    char name[48];
     char fname[64]; /* the function: <library>_<name> */
+    bool ro;        /* registered with the no-writes flag */
 } script;
 
 struct cd_store {
@@ -37,6 +38,11 @@ struct cd_store {
     cd_store_state_cb state_cb;
     void *state_ud;
     unsigned long long commands, errors;
+    /* Redis answered OOM (maxmemory reached, noeviction): writes are refused, reads work.
+     * Cleared by a write that succeeds (probe.lua is sent every second while full). */
+    bool full;
+    uint64_t last_probe;
+    unsigned long long oom_replies;
 };
 
 typedef struct eval_op {
@@ -90,8 +96,45 @@ static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
         st->state_cb(st->state_ud, ev == CD_RCONN_UP);
 }
 
-/* Each script's function: <library>_<script>, setting the per-call values first. */
-#define LIB_WRAP "\nredis.register_function('%s_%s', function(KEYS, ARGV)\nP = ARGV[1]\nevent_by = 'system'\n"
+/* Each script's function: <library>_<script>, setting the per-call values first. A script
+ * that only reads is registered with the no-writes flag, so Redis runs it even when it is
+ * full (maxmemory with noeviction refuses every other function with OOM) and on replicas. */
+#define LIB_WRAP                                                                                                \
+    "\nredis.register_function{function_name='%s_%s', flags={%s}, callback=function(KEYS, ARGV)\nP = ARGV[1]\n" \
+    "event_by = 'system'\n"
+#define LIB_WRAP_END "\nend}\n"
+
+/* Scripts that never write: no-writes. The HTTP API's scripts (api*) also get a read-only
+ * twin <name>_ro, which GET routes call (docs/ops.md "Redis full"). */
+static const char *const ro_scripts[] = {"agent_get", "history", "sites_get", "metrics_ops"};
+
+static bool is_ro(const char *name)
+{
+    for (size_t i = 0; i < CD_ARRAY_LEN(ro_scripts); i++)
+        if (strcmp(ro_scripts[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* One function of the library: <library>_<name><suffix> with the script's body. */
+static void add_function(cd_store *st, cd_buf *lib, const cd_store_lua_source *s, const cd_store_lua_source *api,
+                         const char *suffix, bool ro)
+{
+    if (st->nscripts >= MAX_SCRIPTS)
+        return;
+    script *sc = &st->scripts[st->nscripts++];
+    snprintf(sc->name, sizeof sc->name, "%s%s", s->name, suffix);
+    snprintf(sc->fname, sizeof sc->fname, "%s_%s%s", st->lib_name, s->name, suffix);
+    sc->ro = ro;
+    cd_buf_printf(lib, LIB_WRAP, st->lib_name, sc->name, ro ? "'no-writes'" : "");
+#ifdef CD_KEY_GUARD
+    cd_buf_printf(lib, GUARD_BEGIN, s->name);
+#endif
+    if (strncmp(s->name, "api", 3) == 0)
+        cd_buf_append(lib, api->src, api->len);
+    cd_buf_append(lib, s->src, s->len);
+    cd_buf_append_str(lib, LIB_WRAP_END);
+}
 /* The key guard (_guard.lua, CMake -DCD_KEY_GUARD=ON): the library opens with it and
  * each function first tells it the keys the call declared. */
 #ifdef CD_KEY_GUARD
@@ -125,7 +168,8 @@ static int build_lib(cd_store *st)
     }
     /* The name is a hash of everything the text is made of, so it is known before the
      * text is built; functions are named <library>_<script>. */
-    uint32_t h = cd_fnv1a(CD_FNV1A_INIT, LIB_WRAP GUARD_BEGIN, sizeof LIB_WRAP GUARD_BEGIN - 1);
+    uint32_t h =
+        cd_fnv1a(CD_FNV1A_INIT, LIB_WRAP GUARD_BEGIN LIB_WRAP_END, sizeof LIB_WRAP GUARD_BEGIN LIB_WRAP_END - 1);
     for (size_t i = 0; i < cd_store_lua_count; i++) {
         h = cd_fnv1a(h, cd_store_lua_sources[i].name, strlen(cd_store_lua_sources[i].name) + 1);
         h = cd_fnv1a(h, cd_store_lua_sources[i].src, cd_store_lua_sources[i].len);
@@ -140,21 +184,13 @@ static int build_lib(cd_store *st)
     cd_buf_append_str(&lib, "local P\n");
     const char *rest = pl + sizeof p_line - 1;
     cd_buf_append(&lib, rest, common->len - (size_t)(rest - common->src));
-    for (size_t i = 0; i < cd_store_lua_count && st->nscripts < MAX_SCRIPTS; i++) {
+    for (size_t i = 0; i < cd_store_lua_count; i++) {
         const cd_store_lua_source *s = &cd_store_lua_sources[i];
         if (s->name[0] == '_')
             continue;
-        script *sc = &st->scripts[st->nscripts++];
-        sc->name = s->name;
-        snprintf(sc->fname, sizeof sc->fname, "%s_%s", st->lib_name, s->name);
-        cd_buf_printf(&lib, LIB_WRAP, st->lib_name, s->name);
-#ifdef CD_KEY_GUARD
-        cd_buf_printf(&lib, GUARD_BEGIN, s->name);
-#endif
+        add_function(st, &lib, s, api, "", is_ro(s->name));
         if (strncmp(s->name, "api", 3) == 0)
-            cd_buf_append(&lib, api->src, api->len);
-        cd_buf_append(&lib, s->src, s->len);
-        cd_buf_append_str(&lib, "\nend)\n");
+            add_function(st, &lib, s, api, "_ro", true);
     }
     st->lib = lib.data; /* cd_buf keeps it NUL-terminated */
     st->lib_len = lib.len;
@@ -249,6 +285,19 @@ static cd_err script_error(const char *s, size_t len)
     return cd_err_from_name(code);
 }
 
+static void set_full(cd_store *st, bool full)
+{
+    if (full)
+        st->oom_replies++;
+    if (st->full == full)
+        return;
+    st->full = full;
+    if (full)
+        cd_log_error("redis is full (maxmemory): writes answer unavailable, reads keep working");
+    else
+        cd_log_info("redis accepts writes again");
+}
+
 static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     eval_op *op = priv;
@@ -269,12 +318,20 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
             return;
         }
         op->st->errors++;
+        if (strncmp(reply->str, "OOM", 3) == 0) {
+            /* maxmemory reached: a write refused, nothing changed; retryable */
+            set_full(op->st, true);
+            op_finish(op, CD_ERR_UNAVAILABLE, "redis full", 10);
+            return;
+        }
         cd_log_error("script %s failed: %s", op->sc->name, reply->str);
         cd_err e = strncmp(reply->str, "LOADING", 7) == 0 || strncmp(reply->str, "BUSY", 4) == 0 ? CD_ERR_UNAVAILABLE
                                                                                                  : CD_ERR_INTERNAL;
         op_finish(op, e, "redis error", 11);
         return;
     }
+    if (!op->sc->ro)
+        set_full(op->st, false); /* a write went through */
     if (reply->type != REDIS_REPLY_STRING) {
         op->st->errors++;
         op_finish(op, CD_ERR_INTERNAL, "unexpected reply", 16);
@@ -331,6 +388,27 @@ int cd_store_fcall(cd_store *st, const char *name, int nkeys, const char *const 
     return 0;
 }
 
+bool cd_store_full(const cd_store *st)
+{
+    return st->full && cd_rconn_up(st->rc);
+}
+
+static void on_probe(void *ud, cd_err err, const char *json, size_t len)
+{
+    (void)ud;
+    (void)err; /* the reply itself updated st->full */
+    (void)json;
+    (void)len;
+}
+
+void cd_store_tick(cd_store *st, uint64_t now_ms)
+{
+    if (!st->full || !cd_rconn_up(st->rc) || now_ms - st->last_probe < 1000)
+        return;
+    st->last_probe = now_ms;
+    cd_store_fcall(st, "probe", 0, NULL, 0, NULL, NULL, on_probe, NULL);
+}
+
 int cd_store_publish(cd_store *st, const char *channel, const char *payload, size_t len)
 {
     redisAsyncContext *ac = cd_rconn_up(st->rc) ? cd_rconn_ctx(st->rc) : NULL;
@@ -345,4 +423,5 @@ void cd_store_get_stats(const cd_store *st, cd_store_stats *out)
     out->errors = st->errors;
     cd_store__rconn_stats(st->rc, &out->reconnects, &out->ping_failures);
     out->ping_rtt_us = cd_store__rconn_rtt_us(st->rc);
+    out->oom_replies = st->oom_replies;
 }

@@ -249,7 +249,7 @@ it('agent-add refuses bad values (exit 2)', async () => {
     const s = key('vals');
     await siteAdd(s);
     const base = (over) => {
-        const o = { '--email': email(), '--password': 'long enough', '--name': 'N', '--site': s, ...over };
+        const o = { '--email': email(), '--password': 'long enough!', '--name': 'N', '--site': s, ...over };
         return ['agent-add', ...Object.entries(o).flatMap(([k, v]) => (v === undefined ? [] : [k, v]))];
     };
     const cases = [
@@ -259,6 +259,7 @@ it('agent-add refuses bad values (exit 2)', async () => {
         { '--email': '@example.com' },
         { '--email': `${'x'.repeat(250)}@e.co` },
         { '--password': 'short' },
+        { '--password': 'p'.repeat(11) },
         { '--password': 'p'.repeat(129) },
         { '--name': '' },
         { '--role': 'boss' },
@@ -269,7 +270,7 @@ it('agent-add refuses bad values (exit 2)', async () => {
     ];
     for (const c of cases) assertUsage(await env.adminRaw(base(c)), JSON.stringify(c));
     assert.equal((await env.adminRaw(base({ '--password': 'p'.repeat(128) }))).code, 0);
-    assert.equal((await env.adminRaw(base({ '--password': 'p'.repeat(8) }))).code, 0);
+    assert.equal((await env.adminRaw(base({ '--password': 'p'.repeat(12) }))).code, 0);
 });
 
 it('site-list: a table without secrets, and a JSON array with --json', async () => {
@@ -367,7 +368,7 @@ it('usage errors exit 2 with the usage on stderr', async () => {
         ['site-list', '--email', 'a@b.c'],
         ['site-list', '--json=yes'],
         ['agent-list', '--site'],
-        ['agent-add', '--email', email(), '--password', 'long enough', '--name', 'N'],
+        ['agent-add', '--email', email(), '--password', 'long enough!', '--name', 'N'],
         ['site-list', '--port', 'notanumber'],
     ];
     for (const c of cases) {

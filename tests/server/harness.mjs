@@ -438,7 +438,13 @@ export class ChatNode {
         // Every test connects from 127.0.0.1, so the per-address rate of new connections
         // (conn_rate_per_ip) is lifted through the environment; a test of that limit gives
         // the flags, which override the environment.
-        const env = { CHATDESK_CONN_RATE_PER_IP: '1000000', CHATDESK_CONN_BURST_PER_IP: '1000000', ...process.env };
+        // The same for logins (login_rate_per_ip a minute per address).
+        const env = {
+            CHATDESK_CONN_RATE_PER_IP: '1000000',
+            CHATDESK_CONN_BURST_PER_IP: '1000000',
+            CHATDESK_LOGIN_RATE_PER_IP: '1000000',
+            ...process.env,
+        };
         const proc = spawnTracked(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
         this.proc = proc;
         const listening = new Promise((resolve, reject) => {
@@ -710,7 +716,7 @@ export function assertOrdered(client, cid) {
 }
 
 // ---------------------------------------------------------------------------
-function httpRequest(url, { method = 'GET', headers = {}, body, timeout = WAIT } = {}) {
+export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = WAIT, localAddress } = {}) {
     return new Promise((resolve, reject) => {
         const u = new URL(url);
         const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
@@ -721,6 +727,7 @@ function httpRequest(url, { method = 'GET', headers = {}, body, timeout = WAIT }
                 path: u.pathname + u.search,
                 method,
                 agent: false,
+                localAddress,
                 headers: {
                     ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
                     ...headers,

@@ -480,7 +480,7 @@ function AgentForm({ siteKeys, agent, onDone, onCancel }) {
                 </label>
                 <label>
                     {agent ? t('admin.newPassword') : t('login.password')}
-                    <input type="password" autocomplete="new-password" minLength={8} maxLength={128} required={!agent} disabled={scoped} {...bind('password')} />
+                    <input type="password" autocomplete="new-password" minLength={12} maxLength={128} required={!agent} disabled={scoped} {...bind('password')} />
                 </label>
                 <label>
                     {t('admin.role')}

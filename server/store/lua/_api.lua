@@ -1,5 +1,7 @@
 -- Prepended (after _common) to every api*.lua script: the HTTP API's shared part.
--- ARGV: P, op, agent id (verified token), params (JSON object), now, id (fresh), retain
+-- ARGV: P, op, agent id (verified token), params (JSON object), now, id (fresh), retain,
+-- token epoch, token jti, token expiry (ms). KEYS: the caller's agent record, then its
+-- token deny-list P{a}:revoked:<aid> (public routes: the site only).
 -- Each api*.lua defines `ops` (one function per operation, docs/api.md) and ends
 -- with `return dispatch(ops)`; a reply is {"status":<http status>,"body":<json>} or a
 -- {"err":…} failure.
@@ -11,6 +13,7 @@ local me, my_sites = nil, {}
 if aid ~= '' then
   me = hgetall(P .. 'agent:' .. aid)
   if not me or me.disabled == '1' then return fail('unauthorized', 'unknown or disabled agent') end
+  if not token_live(me, ARGV[8], ARGV[9], KEYS[2]) then return fail('unauthorized', 'token revoked') end
   my_sites = json_list(me.sites)
 end
 local function my_site(s)

@@ -597,6 +597,20 @@ local function site_admins(site)
   table.sort(out)
   return out
 end
+-- Ends every login of an agent (docs/ops.md "Sessions and revocation"): agent tokens carry
+-- the token epoch they were issued in (agent hash field `tep`); a new epoch makes them fail
+-- every API call and hello, and the event on the agent's channel closes its open
+-- connections on every node with 4401.
+local function revoke_agent(aid, why)
+  local ep = redis.call('HINCRBY', P .. 'agent:' .. aid, 'tep', 1)
+  pub('agent:' .. aid, 0, 'a', 'revoke:' .. I(ep), '{"type":"session.revoked","reason":' .. S(why) .. '}')
+end
+-- A token is still good: its epoch is the agent's and its jti is not on the agent's
+-- deny-list (P{a}:revoked:<aid>, filled by logout).
+local function token_live(a, epoch, jti, revoked_key)
+  if tonumber(a.tep or '0') ~= tonumber(epoch or '0') then return false end
+  return not (jti and jti ~= '' and redis.call('HEXISTS', revoked_key, jti) == 1)
+end
 local function notify(aids, kind, site, cid, title, body, now)
   local id = redis.call('INCR', P .. 'notice:seq')
   local nj = '{"id":' .. I(id) .. ',"kind":' .. S(kind) .. ',"site":' .. S(site) .. ',"conversation_id":' .. J(cid) ..

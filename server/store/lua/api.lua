@@ -437,6 +437,22 @@ local function check_agent_fields(sites, teams)
     if not found then error({code = 'bad_request', msg = 'unknown team ' .. tostring(t)}) end
   end
 end
+-- The caller's token goes on its deny-list until it expires (entries of expired tokens are
+-- dropped here), and a connection that said hello with it closes (4401).
+ops.logout = function()
+  local jti, exp = ARGV[9], tonumber(ARGV[10]) or 0
+  if not jti or jti == '' then return fail('bad_request', 'no token to revoke') end
+  local nowms, last = tonumber(now), exp
+  local list = redis.call('HGETALL', KEYS[2])
+  for i = 1, #list, 2 do
+    local e = tonumber(list[i + 1]) or 0
+    if e < nowms then redis.call('HDEL', KEYS[2], list[i]) elseif e > last then last = e end
+  end
+  redis.call('HSET', KEYS[2], jti, I(exp))
+  redis.call('PEXPIREAT', KEYS[2], I(last + 60000))
+  pub('agent:' .. aid, 0, 'a', 'revoke:jti:' .. jti, '{"type":"session.revoked","reason":"logged out"}')
+  return reply(204, 'null')
+end
 ops.admin_agent_create = function()
   need_admin()
   local email = str(p.email, 254, 'email')
@@ -444,7 +460,7 @@ ops.admin_agent_create = function()
   email = string.lower(email)
   local name = str(p.name, 200, 'name')
   if not name or name == '' then return fail('bad_request', 'name is required') end
-  if not p.pw_hash or p.pw_hash == '' then return fail('bad_request', 'password must be 8 to 128 bytes') end
+  if not p.pw_hash or p.pw_hash == '' then return fail('bad_request', 'password must be 12 to 128 bytes') end
   local sites, teams = p.sites or {}, p.teams or {}
   check_agent_fields(sites, teams)
   local role = p.role or 'agent'
@@ -525,8 +541,10 @@ local function patch_full(a, key)
     if not v or v == '' then error({code = 'bad_request', msg = 'name must not be empty'}) end
     redis.call('HSET', key, 'name', v)
   end
+  local revoke = nil
   if p.role ~= nil then
     check_role(p.role)
+    if p.role ~= a.role then revoke = 'role changed' end
     redis.call('HSET', key, 'role', p.role)
   end
   if p.max_chats ~= nil then
@@ -537,13 +555,19 @@ local function patch_full(a, key)
   if p.disabled ~= nil then
     if type(p.disabled) ~= 'boolean' then error({code = 'bad_request', msg = 'disabled must be true or false'}) end
     redis.call('HSET', key, 'disabled', p.disabled and '1' or '0')
-    if p.disabled then redis.call('HSET', key, 'status', 'offline') end
+    if p.disabled then
+      redis.call('HSET', key, 'status', 'offline')
+      revoke = 'disabled'
+    end
   end
-  if p.pw_hash and p.pw_hash ~= '' then redis.call('HSET', key, 'pw', p.pw_hash) end
+  if p.pw_hash and p.pw_hash ~= '' then
+    redis.call('HSET', key, 'pw', p.pw_hash)
+    revoke = 'password changed'
+  end
   local sites = p.sites or json_list(a.sites)
   local teams = p.teams or json_list(a.teams)
   if p.sites ~= nil or p.teams ~= nil then check_agent_fields(sites, teams) end
-  return {sites = p.sites ~= nil and sites or nil, teams = p.teams ~= nil and teams or nil}
+  return {sites = p.sites ~= nil and sites or nil, teams = p.teams ~= nil and teams or nil, revoke = revoke}
 end
 ops.admin_agent_patch = function()
   need_admin()
@@ -565,6 +589,13 @@ ops.admin_agent_patch = function()
     redis.call('HSET', key, 'sites', cjson.encode(ch.sites))
   end
   if ch.teams then redis.call('HSET', key, 'teams', #ch.teams == 0 and '[]' or cjson.encode(ch.teams)) end
+  if ch.sites then
+    local before, after = json_list(a.sites), {unpack(ch.sites)}
+    table.sort(before)
+    table.sort(after)
+    if table.concat(before, ',') ~= table.concat(after, ',') then ch.revoke = ch.revoke or 'sites changed' end
+  end
+  if ch.revoke then revoke_agent(a.id, ch.revoke) end
   for _, s in ipairs(ch.sites or json_list(a.sites)) do drain_site(s, now) end
   return reply(200, '{"agent":' .. agent_json(hgetall(key)) .. '}')
 end
