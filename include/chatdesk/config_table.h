@@ -59,7 +59,7 @@
     X(timer_poll_ms, INT, 500, 50, 60000, "how often a node claims due timers (SLA, auto-close)")                     \
     X(event_poll_ms, INT, 250, 20, 60000, "how often a node runs the event consumers (reports, rules, webhooks)")     \
     X(events_retain_s, INT, 0, 0, 604800,                                                                             \
-      "seconds an event stays in the stream after every consumer applied it (to inspect); 0: trimmed at once")       \
+      "seconds an event stays in the stream after every consumer applied it (to inspect); 0: trimmed at once")        \
     X(timer_lease_ms, INT, 30000, 1000, 3600000, "a claimed timer whose node died is claimed again after this")       \
     X(drain_timeout_s, INT, 8, 0, 600, "on SIGTERM: seconds /healthz says draining before the node exits")            \
     X(max_http_body, INT, 65536, 1024, 16777216, "largest HTTP request body in bytes")                                \
