@@ -64,16 +64,29 @@ void cd_config_print_help(FILE *out, const char *argv0);
 void cd_config_print_markdown(FILE *out);
 
 /* Parsed Redis URL. */
+#define CD_REDIS_MAX_SENTINELS 8
+typedef struct cd_redis_endpoint {
+    char host[256];
+    int port;
+} cd_redis_endpoint;
+
 typedef struct cd_redis_addr {
     bool is_unix;
     char host[256]; /* or the socket path when is_unix */
     int port;
     int db;
     char password[256];
+    /* redis+sentinel://: the primary is asked of these sentinels (host/port above are
+     * filled in by the connection each time it resolves the primary) */
+    bool sentinel;
+    char master[128];
+    cd_redis_endpoint sentinels[CD_REDIS_MAX_SENTINELS];
+    size_t n_sentinels;
 } cd_redis_addr;
 
-/* redis://[:password@]host[:port][/db] (default port 6379, db 0) or unix:/path[?db=N].
- * Returns 0 or -1 with err. */
+/* redis://[:password@]host[:port][/db] (default port 6379, db 0), unix:/path[?db=N], or
+ * redis+sentinel://[:password@]host:port[,host:port...]/master[/db] (at most
+ * CD_REDIS_MAX_SENTINELS sentinels; default port 26379). Returns 0 or -1 with err. */
 int cd_config_parse_redis_url(const char *url, cd_redis_addr *out, char *err, size_t errsz);
 /* url with its password (user information) replaced by "***": for stdout and logs. */
 void cd_config_redact_url(const char *url, char *out, size_t outsz);

@@ -6,7 +6,7 @@
     X(port, INT, 8080, 0, 65535, "HTTP/WebSocket port; 0 picks a free port and prints it")                            \
     X(bind, STR, "127.0.0.1", 0, 0, "address to listen on (0.0.0.0 for all interfaces)")                              \
     X(redis, STR, "redis://127.0.0.1:6379/0", 0, 0,                                                                   \
-      "Redis URL: redis://[:password@]host:port/db or unix:/path[?db=N]")                                             \
+      "Redis URL: redis://[:password@]host:port/db, unix:/path[?db=N] or redis+sentinel://h:p[,h:p...]/master[/db]")  \
     X(redis_password, STR, "", 0, 0, "Redis AUTH password (prefer the environment variable)")                         \
     X(prefix, STR, "cd:", 0, 0, "prefix of every Redis key and channel")                                              \
     X(node_id, STR, "", 0, 0, "node id reported in /healthz and presence; default: hostname-pid")                     \

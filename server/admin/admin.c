@@ -654,6 +654,36 @@ static redisReply *rcall(redisContext *c, int argc, const char **argv)
 /* Connects as the config says: TCP or unix socket with the connect timeout, AUTH
  * when a password is set (redis_password wins over the URL's), SELECT when db != 0.
  * Returns the context, or NULL with *rc set after printing the reason. */
+/* redis+sentinel://: ask the sentinels in turn where the primary of addr->master is, and
+ * put it in addr->host/port. 0, or -1 after printing why. */
+static int sentinel_resolve(const cd_config *cfg, cd_redis_addr *addr)
+{
+    struct timeval tv = ms_to_tv(cfg->redis_connect_timeout_ms);
+    for (size_t i = 0; i < addr->n_sentinels; i++) {
+        const cd_redis_endpoint *s = &addr->sentinels[i];
+        redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
+        redisReply *r = NULL;
+        if (c && !c->err) {
+            redisSetTimeout(c, tv);
+            r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", addr->master);
+        }
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+            r->element[1]->type == REDIS_REPLY_STRING) {
+            cd_strlcpy(addr->host, r->element[0]->str, sizeof addr->host);
+            addr->port = atoi(r->element[1]->str);
+            freeReplyObject(r);
+            redisFree(c);
+            return 0;
+        }
+        if (r)
+            freeReplyObject(r);
+        if (c)
+            redisFree(c);
+    }
+    errorf("cannot find the primary of '%s': no sentinel of the Redis URL answered", addr->master);
+    return -1;
+}
+
 static redisContext *redis_open(const cd_config *cfg, int *rc)
 {
     cd_redis_addr addr;
@@ -664,6 +694,10 @@ static redisContext *redis_open(const cd_config *cfg, int *rc)
 
     if (cd_config_parse_redis_url(cfg->redis, &addr, err, sizeof err) != 0) {
         *rc = value_error("invalid Redis URL: %s", err);
+        return NULL;
+    }
+    if (addr.sentinel && sentinel_resolve(cfg, &addr) != 0) {
+        *rc = EXIT_FAIL;
         return NULL;
     }
     if (addr.is_unix)

@@ -764,6 +764,65 @@ void cd_config_redact_url(const char *url, char *out, size_t outsz)
     snprintf(out, outsz, "%.*s***%s", (int)(auth - url), url, at);
 }
 
+/* "h1:p1,h2:p2/master[/db]" after redis+sentinel://[:password@] */
+static int parse_sentinel_url(const char *rest, cd_redis_addr *out, char *err, size_t errsz)
+{
+    const char *at = strrchr(rest, '@');
+    if (at) {
+        if (rest[0] != ':' || (size_t)(at - rest - 1) >= sizeof out->password) {
+            set_err(err, errsz, "bad redis URL: use redis+sentinel://:password@host:port,.../master");
+            return -1;
+        }
+        memcpy(out->password, rest + 1, (size_t)(at - rest - 1));
+        out->password[at - rest - 1] = '\0';
+        rest = at + 1;
+    }
+    const char *slash = strchr(rest, '/');
+    if (!slash || slash == rest) {
+        set_err(err, errsz, "bad redis URL: redis+sentinel://host:port[,host:port...]/master_name");
+        return -1;
+    }
+    for (const char *p = rest; p < slash;) {
+        const char *e = memchr(p, ',', (size_t)(slash - p));
+        if (!e)
+            e = slash;
+        if (out->n_sentinels == CD_REDIS_MAX_SENTINELS) {
+            set_err(err, errsz, "bad redis URL: at most %d sentinels", CD_REDIS_MAX_SENTINELS);
+            return -1;
+        }
+        char one[300];
+        cd_redis_addr tmp;
+        memset(&tmp, 0, sizeof tmp);
+        tmp.port = 26379;
+        if ((size_t)(e - p) >= sizeof one || e == p) {
+            set_err(err, errsz, "bad redis URL: a sentinel address is empty or too long");
+            return -1;
+        }
+        snprintf(one, sizeof one, "%.*s", (int)(e - p), p);
+        if (parse_tcp_url(one, &tmp, err, errsz) != 0)
+            return -1;
+        cd_redis_endpoint *s = &out->sentinels[out->n_sentinels++];
+        snprintf(s->host, sizeof s->host, "%s", tmp.host);
+        s->port = tmp.port;
+        p = e < slash ? e + 1 : slash;
+    }
+    const char *name = slash + 1;
+    size_t nl = strcspn(name, "/");
+    if (nl == 0 || nl >= sizeof out->master) {
+        set_err(err, errsz, "bad redis URL: the master name is missing or longer than %zu bytes",
+                sizeof out->master - 1);
+        return -1;
+    }
+    memcpy(out->master, name, nl);
+    out->master[nl] = '\0';
+    if (name[nl] == '/' && name[nl + 1] && !parse_range(name + nl + 1, strlen(name + nl + 1), 0, INT_MAX, &out->db)) {
+        set_err(err, errsz, "bad redis URL: the database must be a number");
+        return -1;
+    }
+    out->sentinel = true;
+    return 0;
+}
+
 int cd_config_parse_redis_url(const char *url, cd_redis_addr *out, char *err, size_t errsz)
 {
     int rc;
@@ -779,11 +838,18 @@ int cd_config_parse_redis_url(const char *url, cd_redis_addr *out, char *err, si
     } else if (strncmp(url, "unix:", 5) == 0) {
         out->port = 0;
         rc = parse_unix_url(url + 5, out, err, errsz);
+    } else if (strncmp(url, "redis+sentinel://", 17) == 0) {
+        rc = parse_sentinel_url(url + 17, out, err, errsz);
+    } else if (strncmp(url, "redis+cluster://", 16) == 0) {
+        set_err(err, errsz, "bad redis URL: redis+cluster:// is not supported yet (use one Redis or Sentinel)");
+        rc = -1;
     } else if (strncmp(url, "rediss://", 9) == 0) {
         set_err(err, errsz, "bad redis URL: TLS (rediss://) is not supported");
         rc = -1;
     } else {
-        set_err(err, errsz, "bad redis URL: expected redis://[:password@]host[:port][/db] or unix:/path[?db=N]");
+        set_err(err, errsz,
+                "bad redis URL: expected redis://[:password@]host[:port][/db], unix:/path[?db=N] or "
+                "redis+sentinel://host:port[,host:port...]/master");
         rc = -1;
     }
     if (rc != 0) {

@@ -35,6 +35,9 @@ struct cd_rconn {
     uv_timer_t retry;                   /* backoff */
     int closing_handles;
     unsigned long long reconnects, ping_failures;
+    /* redis+sentinel://: while resolving, ac is a connection to sentinels[sentinel_next] */
+    bool resolving;
+    size_t sentinel_next;
 };
 
 static void schedule_reconnect(cd_rconn *rc);
@@ -222,6 +225,23 @@ static void on_ready_marker(redisAsyncContext *ac, void *r, void *priv)
         set_up(rc, true);
 }
 
+/* Sentinel mode: the server we reached must still be the primary (after a failover the
+ * old one comes back as a replica): ROLE at connect and with every PING. */
+static void on_role(redisAsyncContext *ac, void *r, void *priv)
+{
+    cd_rconn *rc = priv;
+    redisReply *reply = r;
+    if (!reply || rc->ac != ac)
+        return;
+    bool primary = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                   reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "master") == 0;
+    if (!primary) {
+        cd_log_warn("redis %s:%d is not the primary of %s any more conn=%s", rc->addr.host, rc->addr.port,
+                    rc->addr.master, rc->name);
+        cd_rconn_fail(rc, "not the primary");
+    }
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     cd_rconn *rc = ac->data;
@@ -239,30 +259,137 @@ static void on_connect(const redisAsyncContext *ac, int status)
         redisAsyncCommand(c, on_auth, rc, "AUTH %s", rc->addr.password);
     if (rc->addr.db)
         redisAsyncCommand(c, on_auth, rc, "SELECT %d", rc->addr.db);
+    if (rc->addr.sentinel)
+        redisAsyncCommand(c, on_role, rc, "ROLE");
     /* PING orders after AUTH/SELECT: its reply means the connection is usable. */
     redisAsyncCommand(c, on_ready_marker, rc, "PING");
+}
+
+static void connect_primary(cd_rconn *rc);
+
+/* ---------- redis+sentinel://: ask a sentinel where the primary is ---------- */
+
+static void end_resolve(cd_rconn *rc)
+{
+    redisAsyncContext *ac = rc->ac;
+    rc->ac = NULL;
+    rc->resolving = false;
+    if (ac) {
+        ac->data = NULL;
+        redisAsyncFree(ac); /* deferred by hiredis when called from its callback */
+    }
+}
+
+static void on_master_addr(redisAsyncContext *ac, void *r, void *priv)
+{
+    cd_rconn *rc = priv;
+    redisReply *reply = r;
+    if (!reply || rc->ac != ac || !rc->resolving)
+        return;
+    const cd_redis_endpoint *s = &rc->addr.sentinels[rc->sentinel_next % rc->addr.n_sentinels];
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING) {
+        cd_log_warn("sentinel %s:%d does not know master %s conn=%s", s->host, s->port, rc->addr.master, rc->name);
+        rc->sentinel_next++;
+        end_resolve(rc);
+        schedule_reconnect(rc);
+        return;
+    }
+    cd_strlcpy(rc->addr.host, reply->element[0]->str, sizeof rc->addr.host);
+    rc->addr.port = atoi(reply->element[1]->str);
+    cd_log_info("sentinel %s:%d: primary of %s is %s:%d conn=%s", s->host, s->port, rc->addr.master, rc->addr.host,
+                rc->addr.port, rc->name);
+    end_resolve(rc);
+    connect_primary(rc);
+}
+
+static void on_sentinel_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+    /* a sentinel without a password refuses AUTH: that is fine, the query decides */
+    (void)ac, (void)r, (void)priv;
+}
+
+static void on_sentinel_connect(const redisAsyncContext *ac, int status)
+{
+    cd_rconn *rc = ac->data;
+    if (!rc || rc->ac != ac)
+        return;
+    if (status != REDIS_OK) {
+        cd_log_warn("sentinel connect failed conn=%s err=\"%s\"", rc->name, ac->errstr);
+        rc->ac = NULL;
+        rc->resolving = false;
+        rc->sentinel_next++;
+        schedule_reconnect(rc);
+        return;
+    }
+    redisAsyncContext *c = (redisAsyncContext *)ac;
+    if (rc->addr.password[0])
+        redisAsyncCommand(c, on_sentinel_auth, rc, "AUTH %s", rc->addr.password);
+    redisAsyncCommand(c, on_master_addr, rc, "SENTINEL get-master-addr-by-name %s", rc->addr.master);
+}
+
+static void on_sentinel_disconnect(const redisAsyncContext *ac, int status)
+{
+    cd_rconn *rc = ac->data;
+    (void)status;
+    if (!rc || rc->ac != ac)
+        return;
+    rc->ac = NULL;
+    rc->resolving = false;
+    rc->sentinel_next++;
+    schedule_reconnect(rc);
+}
+
+/* Attach a new hiredis context to the loop as rc's connection; false when it failed. */
+static bool attach(cd_rconn *rc, redisAsyncContext *ac, const char *what)
+{
+    if (!ac || ac->err) {
+        cd_log_warn("%s connect failed conn=%s err=\"%s\"", what, rc->name, ac ? ac->errstr : "oom");
+        if (ac)
+            redisAsyncFree(ac);
+        return false;
+    }
+    ac->data = rc;
+    rc->ac = ac;
+    rc->connect_started = cd_mono_ms();
+    if (ev_attach(ac, rc->loop) != 0) {
+        cd_log_warn("%s connect failed conn=%s err=\"cannot watch the socket\"", what, rc->name);
+        redisAsyncFree(ac);
+        rc->ac = NULL;
+        return false;
+    }
+    return true;
+}
+
+static void start_resolve(cd_rconn *rc)
+{
+    const cd_redis_endpoint *s = &rc->addr.sentinels[rc->sentinel_next % rc->addr.n_sentinels];
+    rc->resolving = true;
+    if (!attach(rc, redisAsyncConnect(s->host, s->port), "sentinel")) {
+        rc->resolving = false;
+        rc->sentinel_next++;
+        schedule_reconnect(rc);
+        return;
+    }
+    redisAsyncSetConnectCallback(rc->ac, on_sentinel_connect);
+    redisAsyncSetDisconnectCallback(rc->ac, on_sentinel_disconnect);
 }
 
 static void start_connect(cd_rconn *rc)
 {
     if (rc->stopping)
         return;
+    if (rc->addr.sentinel)
+        start_resolve(rc);
+    else
+        connect_primary(rc);
+}
+
+static void connect_primary(cd_rconn *rc)
+{
     redisAsyncContext *ac =
         rc->addr.is_unix ? redisAsyncConnectUnix(rc->addr.host) : redisAsyncConnect(rc->addr.host, rc->addr.port);
-    if (!ac || ac->err) {
-        cd_log_warn("redis connect failed conn=%s err=\"%s\"", rc->name, ac ? ac->errstr : "oom");
-        if (ac)
-            redisAsyncFree(ac);
-        schedule_reconnect(rc);
-        return;
-    }
-    ac->data = rc;
-    rc->ac = ac;
-    rc->connect_started = cd_mono_ms();
-    if (ev_attach(ac, rc->loop) != 0) {
-        cd_log_warn("redis connect failed conn=%s err=\"cannot watch the socket\"", rc->name);
-        redisAsyncFree(ac);
-        rc->ac = NULL;
+    if (!attach(rc, ac, "redis")) {
         schedule_reconnect(rc);
         return;
     }
@@ -334,6 +461,8 @@ static void on_tick(uv_timer_t *t)
     }
     rc->ping_sent = now;
     rc->ping_sent_ns = uv_hrtime();
+    if (rc->addr.sentinel)
+        redisAsyncCommand(rc->ac, on_role, rc, "ROLE");
     redisAsyncCommand(rc->ac, on_pong, rc, "PING");
 }
 
@@ -373,6 +502,13 @@ void cd_rconn_fail(cd_rconn *rc, const char *why)
     redisAsyncContext *ac = rc->ac;
     if (!ac)
         return;
+    if (rc->resolving) { /* a sentinel that did not answer in time: ask the next one */
+        cd_log_warn("sentinel did not answer conn=%s reason=\"%s\"", rc->name, why);
+        rc->sentinel_next++;
+        end_resolve(rc);
+        schedule_reconnect(rc);
+        return;
+    }
     cd_log_warn("redis connection dropped conn=%s reason=\"%s\"", rc->name, why);
     rc->ac = NULL;
     rc->connected = false;

@@ -105,7 +105,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 // Children get SIGKILL when this test process dies, even by SIGKILL (no exit handler runs
 // then): setpriv (util-linux) sets PR_SET_PDEATHSIG and execs, so the PID stays the same.
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
-function spawnTracked(cmd, args, opts) {
+export function spawnTracked(cmd, args, opts) {
     const proc = SETPRIV ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args], opts) : spawn(cmd, args, opts);
     track(proc);
     return proc;
@@ -156,7 +156,7 @@ function exitPromise(proc) {
     return new Promise((res) => proc.once('exit', (code, signal) => res({ code, signal })));
 }
 
-async function stopProc(proc, signal, timeout) {
+export async function stopProc(proc, signal, timeout) {
     const done = exitPromise(proc);
     if (proc.exitCode === null && proc.signalCode === null) {
         try {

@@ -638,6 +638,27 @@ static void test_redis_url_ok(void **state)
 
     assert_int_equal(cd_config_parse_redis_url("unix:///var/run/redis.sock", &a, err, sizeof err), 0);
     assert_string_equal(a.host, "/var/run/redis.sock");
+    assert_false(a.sentinel);
+
+    /* Sentinel: a list of sentinels (default port 26379), the master's name, a db */
+    assert_int_equal(
+        cd_config_parse_redis_url("redis+sentinel://s1:26380,s2,[::1]:5000/mymaster/2", &a, err, sizeof err), 0);
+    assert_true(a.sentinel);
+    assert_false(a.is_unix);
+    assert_int_equal(a.n_sentinels, 3);
+    assert_string_equal(a.sentinels[0].host, "s1");
+    assert_int_equal(a.sentinels[0].port, 26380);
+    assert_string_equal(a.sentinels[1].host, "s2");
+    assert_int_equal(a.sentinels[1].port, 26379);
+    assert_string_equal(a.sentinels[2].host, "::1");
+    assert_int_equal(a.sentinels[2].port, 5000);
+    assert_string_equal(a.master, "mymaster");
+    assert_int_equal(a.db, 2);
+    assert_int_equal(cd_config_parse_redis_url("redis+sentinel://:pw@s1:26379/m", &a, err, sizeof err), 0);
+    assert_string_equal(a.password, "pw");
+    assert_int_equal(a.n_sentinels, 1);
+    assert_string_equal(a.master, "m");
+    assert_int_equal(a.db, 0);
 }
 
 static void test_redis_url_garbage(void **state)
@@ -664,6 +685,16 @@ static void test_redis_url_garbage(void **state)
         "unix:/tmp/x.sock?db=",
         "unix:/tmp/x.sock?db=x",
         "unix:/tmp/x.sock?foo=1",
+        "redis+sentinel://",
+        "redis+sentinel://s1:26379",
+        "redis+sentinel://s1:26379/",
+        "redis+sentinel:///m",
+        "redis+sentinel://s1,,s2/m",
+        "redis+sentinel://s1:0/m",
+        "redis+sentinel://s1/m/x",
+        "redis+sentinel://a,b,c,d,e,f,g,h,i/m",
+        "redis+sentinel://user:pw@s1/m",
+        "redis+cluster://h:7000,h:7001",
     };
     cd_redis_addr a;
     char err[ERRSZ];
