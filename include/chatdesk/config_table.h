@@ -8,6 +8,10 @@
     X(redis, STR, "redis://127.0.0.1:6379/0", 0, 0,                                                                   \
       "Redis URL: redis://[:password@]host:port/db, unix:/path[?db=N] or redis+sentinel://h:p[,h:p...]/master[/db]")  \
     X(redis_password, STR, "", 0, 0, "Redis AUTH password (prefer the environment variable)")                         \
+    X(ack_replicas, INT, 0, 0, 16,                                                                                    \
+      "a message is acknowledged only once this many replicas have it (WAIT); 0: the primary")                        \
+    X(ack_replicas_timeout_ms, INT, 1000, 10, 60000,                                                                  \
+      "wait this long for ack_replicas, then answer unavailable (retryable)")                                         \
     X(prefix, STR, "cd:", 0, 0, "prefix of every Redis key and channel")                                              \
     X(node_id, STR, "", 0, 0, "node id reported in /healthz and presence; default: hostname-pid")                     \
     X(log_level, STR, "info", 0, 0, "debug, info, warn or error")                                                     \

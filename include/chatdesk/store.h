@@ -81,6 +81,12 @@ const char *cd_store_prefix(const cd_store *st);
  * and never calls cb. */
 int cd_store_fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs,
                    const char *const *args, const size_t *lens, cd_store_reply_cb cb, void *ud);
+/* The same for a write whose acknowledgement promises durability (message.send,
+ * conversation.start): with ack_replicas N > 0 the reply is held until a WAIT sent after
+ * it confirms N replicas have the write (one WAIT per batch of replies); fewer replicas
+ * within ack_replicas_timeout_ms answer UNAVAILABLE. With ack_replicas 0, cd_store_fcall. */
+int cd_store_fcall_durable(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs,
+                           const char *const *args, const size_t *lens, cd_store_reply_cb cb, void *ud);
 /* PUBLISH <prefix><channel> payload, fire and forget. Returns 0 or -1 when down. */
 int cd_store_publish(cd_store *st, const char *channel, const char *payload, size_t len);
 
@@ -111,8 +117,9 @@ const char *cd_key_delivery(cd_key *k, const char *P, const char *delivery_id);
 /* Metrics */
 typedef struct cd_store_stats {
     unsigned long long commands, errors, reconnects, ping_failures;
-    unsigned long long ping_rtt_us; /* last PING round trip of the command connection */
-    unsigned long long oom_replies; /* calls refused with OOM (Redis full) */
+    unsigned long long ping_rtt_us;                       /* last PING round trip of the command connection */
+    unsigned long long oom_replies;                       /* calls refused with OOM (Redis full) */
+    unsigned long long replica_waits, replica_shortfalls; /* ack_replicas: WAITs sent; those short of replicas */
 } cd_store_stats;
 void cd_store_get_stats(const cd_store *st, cd_store_stats *out);
 

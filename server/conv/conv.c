@@ -347,7 +347,14 @@ int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const ch
                           profile ? profile : ""};
     cd_key ks, kc;
     const char *keys[] = {cd_key_site(&ks, cd_store_prefix(st), site, ""), cd_key_conv(&kc, cd_store_prefix(st), cid)};
-    return run(st, "conv_start", 2, keys, 19, args, cb, ud);
+    call *c = cd_malloc(sizeof *c);
+    c->cb = cb;
+    c->ud = ud;
+    if (cd_store_fcall_durable(st, "conv_start", 2, keys, 19, args, NULL, on_reply, c) != 0) {
+        cd_free(c);
+        return -1;
+    }
+    return 0;
 }
 
 typedef struct send_call {
@@ -437,7 +444,7 @@ int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, co
     size_t lens[] = {lc, lk, la, ln, lm, req->body_len, 1, li, strlen(now), strlen(retain), sites ? strlen(sites) : 0};
     cd_key k;
     const char *keys[] = {cd_key_conv(&k, cd_store_prefix(st), req->conversation_id)};
-    if (cd_store_fcall(st, "msg_send", 1, keys, 11, args, lens, on_sent, c) != 0) {
+    if (cd_store_fcall_durable(st, "msg_send", 1, keys, 11, args, lens, on_sent, c) != 0) {
         cd_free(c);
         return -1;
     }

@@ -274,6 +274,11 @@ static void metrics(http_state *h)
     metric(b, "chatdesk_redis_full", "gauge", "1 while Redis refuses writes (maxmemory reached).",
            cd_store_full(cx->st) ? 1 : 0);
     metric(b, "chatdesk_redis_oom_total", "counter", "Calls Redis refused with OOM (maxmemory).", ss.oom_replies);
+    metric(b, "chatdesk_redis_replica_waits_total", "counter", "WAITs sent for ack_replicas (one per batch of writes).",
+           ss.replica_waits);
+    metric(b, "chatdesk_redis_replica_shortfalls_total", "counter",
+           "WAITs that came back with fewer than ack_replicas replicas (writes answered unavailable).",
+           ss.replica_shortfalls);
     metric(b, "chatdesk_redis_commands_total", "counter", "Scripts sent to Redis.", ss.commands);
     metric(b, "chatdesk_redis_errors_total", "counter", "Redis error replies.", ss.errors);
     metric(b, "chatdesk_redis_reconnects_total", "counter", "Redis reconnect attempts.", ss.reconnects);

@@ -43,6 +43,10 @@ struct cd_store {
     bool full;
     uint64_t last_probe;
     unsigned long long oom_replies;
+    /* ack_replicas: stored durable replies wait here for the WAIT sent after them */
+    struct eval_op *waiting, **waiting_tail;
+    bool wait_out;
+    unsigned long long waits, wait_shortfalls;
 };
 
 typedef struct eval_op {
@@ -54,6 +58,10 @@ typedef struct eval_op {
     cd_store_reply_cb cb;
     void *ud;
     bool retried;
+    bool durable; /* ack_replicas > 0: answered only after WAIT confirms it */
+    char *held;   /* its reply while it waits */
+    size_t held_len;
+    struct eval_op *next; /* in st->waiting */
 } eval_op;
 
 /* FUNCTION LOAD's reply: the library's name, or "already exists" (another node of
@@ -201,6 +209,7 @@ cd_store *cd_store_create(uv_loop_t *loop, const cd_config *cfg)
 {
     cd_store *st = cd_calloc(1, sizeof *st);
     st->cfg = cfg;
+    st->waiting_tail = &st->waiting;
     st->prefix = cd_strdup(cfg->prefix);
     st->prefix_len = strlen(st->prefix);
     if (build_lib(st) != 0) {
@@ -256,6 +265,7 @@ const char *cd_store_prefix(const cd_store *st)
 
 static void op_free(eval_op *op)
 {
+    cd_free(op->held);
     for (int i = 0; i < op->argc; i++)
         cd_free(op->argv[i]);
     cd_free(op->argv);
@@ -298,6 +308,50 @@ static void set_full(cd_store *st, bool full)
         cd_log_info("redis accepts writes again");
 }
 
+/* WAIT's answer releases every reply that arrived before it was sent: the connection
+ * is in order, so those writes ran before the WAIT. Fewer replicas than ack_replicas in
+ * ack_replicas_timeout_ms, or a lost connection: the retryable unavailable (the client's
+ * retry with the same client_msg_id dedupes and waits again). */
+static void on_wait_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    cd_store *st = priv;
+    redisReply *reply = r;
+    (void)ac;
+    bool ok = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer >= st->cfg->ack_replicas;
+    if (reply && !ok)
+        st->wait_shortfalls++;
+    eval_op *op = st->waiting;
+    st->waiting = NULL;
+    st->waiting_tail = &st->waiting;
+    st->wait_out = false;
+    while (op) {
+        eval_op *next = op->next;
+        if (ok)
+            op_finish(op, CD_ERR_OK, op->held, op->held_len);
+        else
+            op_finish(op, CD_ERR_UNAVAILABLE, "replicas did not confirm the write in time", 42);
+        op = next;
+    }
+}
+
+/* One WAIT per batch of replies (per loop pass), not one per message. */
+static void hold_for_replicas(eval_op *op, redisAsyncContext *ac, const char *json, size_t len)
+{
+    cd_store *st = op->st;
+    op->held = cd_strndup(json, len);
+    op->held_len = len;
+    op->next = NULL;
+    *st->waiting_tail = op;
+    st->waiting_tail = &op->next;
+    if (st->wait_out)
+        return;
+    st->wait_out = true;
+    st->waits++;
+    if (redisAsyncCommand(ac, on_wait_reply, st, "WAIT %lld %lld", (long long)st->cfg->ack_replicas,
+                          (long long)st->cfg->ack_replicas_timeout_ms) != REDIS_OK)
+        on_wait_reply(ac, NULL, st);
+}
+
 static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     eval_op *op = priv;
@@ -338,11 +392,30 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
         return;
     }
     cd_err e = script_error(reply->str, reply->len);
+    if (e == CD_ERR_OK && op->durable) {
+        hold_for_replicas(op, ac, reply->str, reply->len);
+        return;
+    }
     op_finish(op, e, reply->str, reply->len);
 }
 
+static int fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs, const char *const *args,
+                 const size_t *lens, cd_store_reply_cb cb, void *ud, bool durable);
+
 int cd_store_fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs,
                    const char *const *args, const size_t *lens, cd_store_reply_cb cb, void *ud)
+{
+    return fcall(st, name, nkeys, keys, nargs, args, lens, cb, ud, false);
+}
+
+int cd_store_fcall_durable(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs,
+                           const char *const *args, const size_t *lens, cd_store_reply_cb cb, void *ud)
+{
+    return fcall(st, name, nkeys, keys, nargs, args, lens, cb, ud, st->cfg->ack_replicas > 0);
+}
+
+static int fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs, const char *const *args,
+                 const size_t *lens, cd_store_reply_cb cb, void *ud, bool durable)
 {
     redisAsyncContext *ac = cd_rconn_up(st->rc) ? cd_rconn_ctx(st->rc) : NULL;
     if (!ac || nkeys < 0 || nargs < 0)
@@ -360,6 +433,7 @@ int cd_store_fcall(cd_store *st, const char *name, int nkeys, const char *const 
     op->sc = sc;
     op->cb = cb;
     op->ud = ud;
+    op->durable = durable;
     op->argc = 4 + nkeys + nargs; /* FCALL fn nkeys keys... P args... */
     op->argv = cd_calloc((size_t)op->argc, sizeof(char *));
     op->lens = cd_calloc((size_t)op->argc, sizeof(size_t));
@@ -424,4 +498,6 @@ void cd_store_get_stats(const cd_store *st, cd_store_stats *out)
     cd_store__rconn_stats(st->rc, &out->reconnects, &out->ping_failures);
     out->ping_rtt_us = cd_store__rconn_rtt_us(st->rc);
     out->oom_replies = st->oom_replies;
+    out->replica_waits = st->waits;
+    out->replica_shortfalls = st->wait_shortfalls;
 }

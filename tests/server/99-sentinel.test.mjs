@@ -1,9 +1,12 @@
-// Redis Sentinel (issue 13, connection mode redis+sentinel://): a primary, a replica and
-// three sentinels on loopback; two nodes and the admin CLI find the primary through the
-// sentinels. After kill -9 of the primary the sentinels promote the replica, the nodes
-// follow it by themselves (sends answer the retryable `unavailable` meanwhile, never a
-// wrong answer) and traffic flows again; nothing acknowledged and replicated before the
-// kill is lost; the old primary, back as a replica, is not used.
+// Redis Sentinel (issue 13, connection mode redis+sentinel://, ack_replicas): a primary,
+// two replicas (so that one remains to confirm writes after a failover) and three
+// sentinels on loopback; two nodes (ack_replicas 1) and the admin CLI
+// find the primary through the sentinels. A message is acknowledged only once the replica
+// has it: with the replica stopped, sends answer the retryable `unavailable` and are
+// stored once when retried. After kill -9 of the primary right after a burst of acked
+// sends, the sentinels promote the replica, the nodes follow it by themselves and traffic
+// flows again with not one acknowledged message lost; the old primary, back as a
+// replica, is not used.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Env, it, assert, waitUntil, sleep, freePort, spawnTracked, stopProc, redisCommand, SCALE } from './harness.mjs';
@@ -31,6 +34,7 @@ async function startPrimaryOrReplica(name, port, replicaOf) {
     await startRedis(name, (dir) => [
         '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes',
         '--appendfsync', 'everysec', '--daemonize', 'no', '--logfile', path.join(dir, 'redis.log'),
+        '--repl-diskless-sync-delay', '0',
         ...(replicaOf ? ['--replicaof', '127.0.0.1', String(replicaOf)] : []),
     ]);
     await waitUntil(async () => (await cmd(port, 'PING').catch(() => null)) === 'PONG', { what: `${name} up` });
@@ -53,23 +57,28 @@ async function startSentinel(i, port) {
 }
 
 before(async () => {
-    ports = { primary: await freePort(), replica: await freePort(), sentinels: [await freePort(), await freePort(), await freePort()] };
+    ports = { primary: await freePort(), replica: await freePort(), replica2: await freePort(), sentinels: [await freePort(), await freePort(), await freePort()] };
     await startPrimaryOrReplica('primary', ports.primary);
     await startPrimaryOrReplica('replica', ports.replica, ports.primary);
+    await startPrimaryOrReplica('replica2', ports.replica2, ports.primary);
+    // ack_replicas needs a replica in sync: until then writes are (rightly) not acknowledged
+    await waitUntil(async () => /slave1:.*state=online/.test(await cmd(ports.primary, 'INFO', 'replication').catch(() => '')), {
+        timeout: 30_000 * SCALE, interval: 100, what: 'replica in sync',
+    });
     for (let i = 0; i < 3; i++) await startSentinel(i, ports.sentinels[i]);
     // the sentinels know the replica and each other before anything relies on a failover
     await waitUntil(async () => {
         for (const p of ports.sentinels) {
             const reps = await cmd(p, 'SENTINEL', 'replicas', MASTER).catch(() => []);
             const sens = await cmd(p, 'SENTINEL', 'sentinels', MASTER).catch(() => []);
-            if (reps.length < 1 || sens.length < 2) return false;
+            if (reps.length < 2 || sens.length < 2) return false;
         }
         return true;
     }, { timeout: 30_000 * SCALE, interval: 200, what: 'sentinels see the replica and each other' });
     await env.start({ nodes: 0 });
     // nodes and the admin CLI take this URL (the harness's own Redis is not used)
     env.redis.url = `redis+sentinel://${ports.sentinels.map((p) => `127.0.0.1:${p}`).join(',')}/${MASTER}`;
-    const fast = ['--visitor-rate', '1000', '--visitor-burst', '1000'];
+    const fast = ['--visitor-rate', '1000', '--visitor-burst', '1000', '--ack-replicas', '1', '--ack-replicas-timeout-ms', '500'];
     await env.addNode(fast);
     await env.addNode(fast);
 }, { timeout: 120_000 * SCALE });
@@ -110,25 +119,48 @@ it('nodes and the admin CLI find the primary through the sentinels; a chat works
     a.terminate();
 });
 
-it('kill -9 of the primary: the replica is promoted, the nodes follow, nothing acked and replicated is lost', async () => {
+it('ack_replicas 1: with the replicas stopped a send is not acknowledged; its retry is stored once', async () => {
+    const { v, cid, base } = await env.chat({ vNode: 0, aNode: 1 });
+    procs.replica.kill('SIGSTOP');
+    procs.replica2.kill('SIGSTOP');
+    try {
+        const r = await v.request({ type: 'message.send', conversation_id: cid, client_msg_id: 'w1', body: 'waiting for the replica' });
+        assert.equal(r.type, 'error');
+        assert.equal(r.code, 'unavailable', JSON.stringify(r));
+    } finally {
+        procs.replica.kill('SIGCONT');
+        procs.replica2.kill('SIGCONT');
+    }
+    // the retry with the same client_msg_id: the one stored message, now replicated
+    const ok = await sendUntilOk(v, cid, 'w1', 'waiting for the replica');
+    assert.equal(ok.ok.message.seq, base + 1);
+    const h = await v.ok({ type: 'history', conversation_id: cid, limit: 100 });
+    assert.equal(h.messages.filter((m) => m.body === 'waiting for the replica').length, 1);
+    const m = await env.http(0, '/metrics');
+    assert.ok(Number(/chatdesk_redis_replica_shortfalls_total (\d+)/.exec(m.text)[1]) >= 1);
+    v.terminate();
+});
+
+it('kill -9 of the primary right after acked sends: the replica is promoted, the nodes follow, no acked message lost', async () => {
     const { v, a, cid, base } = await env.chat({ vNode: 0, aNode: 1 });
     const N = 20;
-    for (let i = 1; i <= N; i++) await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: `k${i}`, body: `before ${i}` });
-    // without ack_replicas an acknowledged write can be lost if the primary dies before the
-    // replica has it (docs/ops.md): here the replica has everything before the kill
-    assert.equal(await cmd(ports.primary, 'WAIT', '1', '5000'), 1);
+    // a burst of sends in flight at once, all acked; the primary dies right after the last
+    // ack (ack_replicas 1: every acked message is on the replica already)
+    const acks = await Promise.all(Array.from({ length: N }, (_, i) => v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: `k${i + 1}`, body: `before ${i + 1}` })));
     procs.primary.kill('SIGKILL');
+    assert.equal(acks.length, N);
     const killedAt = Date.now();
     const after1 = await sendUntilOk(v, cid, 'after-1', 'after the failover');
     const promoted = await cmd(ports.sentinels[0], 'SENTINEL', 'get-master-addr-by-name', MASTER);
-    assert.equal(Number(promoted[1]), ports.replica, 'the replica is the primary now');
+    assert.ok([ports.replica, ports.replica2].includes(Number(promoted[1])), 'a replica is the primary now');
+    ports.promoted = Number(promoted[1]);
     console.log(`failover: first ack ${Date.now() - killedAt} ms after kill -9 (${after1.unavailable} sends answered unavailable)`);
     assert.ok(Date.now() - killedAt < 30_000 * SCALE);
     assert.equal(after1.ok.message.seq, base + N + 1, 'seq goes on without a gap');
     // every message acked before the kill is there, once, in order
     const h = await v.ok({ type: 'history', conversation_id: cid, limit: 100 });
     const bodies = h.messages.filter((m) => m.author.kind === 'visitor').map((m) => m.body);
-    assert.deepEqual(bodies.slice(-N - 1), [...Array.from({ length: N }, (_, i) => `before ${i + 1}`), 'after the failover']);
+    assert.deepEqual(bodies.slice(-N - 1).sort(), [...Array.from({ length: N }, (_, i) => `before ${i + 1}`), 'after the failover'].sort());
     const seqs = h.messages.map((m) => m.seq);
     assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => seqs[0] + i), 'gapless');
     // the agent on the other node gets the new message live (its node follows too)
@@ -150,6 +182,6 @@ it('the old primary comes back as a replica and is not written to', async () => 
     const { v, cid, base } = await env.chat({ vNode: 1, aNode: 0 });
     const r = await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'r1', body: 'still flowing' });
     assert.equal(r.message.seq, base + 1);
-    assert.equal(await cmd(ports.replica, 'EXISTS', `cd:conv:{${cid}}`), 1, 'written to the new primary');
+    assert.equal(await cmd(ports.promoted, 'EXISTS', `cd:conv:{${cid}}`), 1, 'written to the new primary');
     v.terminate();
 });
