@@ -169,15 +169,15 @@ static void run_timer(cd_node *n, const char *item)
     if (f2)
         *f2++ = '\0';
     if (strcmp(buf, "autoclose") == 0 && !f2) {
-        cd_conv_autoclose(n->st, f1, on_ignore, NULL);
+        cd_conv_autoclose(n->st, NULL, f1, on_ignore, NULL);
         return;
     }
     if (strcmp(buf, "unanswered") == 0 && f2) {
-        cd_conv_ticket_convert(n->st, n->cfg, f2, cd_session__intervals(n, f1), on_ignore, NULL);
+        cd_conv_ticket_convert(n->st, n->cfg, f1, f2, cd_session__intervals(n, f1), on_ignore, NULL);
         return;
     }
     if ((strcmp(buf, "slawarn") == 0 || strcmp(buf, "slabreach") == 0) && f2) {
-        cd_conv_sla_fire(n->st, n->cfg, f1, f2, buf[3] == 'w' ? "warn" : "breach", on_ignore, NULL);
+        cd_conv_sla_fire(n->st, n->cfg, NULL, f1, f2, buf[3] == 'w' ? "warn" : "breach", on_ignore, NULL);
         return;
     }
     if (strcmp(buf, "rule") == 0 && f2) { /* "rule|<site>|<rule id>|<cid>": automation rules */

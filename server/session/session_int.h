@@ -24,7 +24,7 @@ typedef struct sess_sub {
     int page_kind; /* resume (answered with "resumed") or backfill */
     int64_t page_after;
     char *page_epoch; /* heap, while paging */
-    char id[80];      /* conversation id (conv subs) */
+    char id[160];     /* conversation id (conv subs) */
 } sess_sub;
 
 typedef struct outq_item {

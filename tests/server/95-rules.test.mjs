@@ -30,7 +30,7 @@ async function addRule(token, site, rule) {
 
 async function messages(cid) {
     const out = [];
-    for (const [, f] of await env.redis.cmd('XRANGE', `cd:conv:{${cid}}:msgs`, '-', '+')) {
+    for (const [, f] of await env.redis.cmd('XRANGE', `cd:{s:${cid.split('.').pop()}}:conv:${cid}:msgs`, '-', '+')) {
         const m = {};
         for (let i = 0; i < f.length; i += 2) m[f[i]] = f[i + 1];
         out.push(m);
@@ -39,7 +39,7 @@ async function messages(cid) {
 }
 
 const conv = async (cid) => {
-    const r = await env.redis.cmd('HGETALL', `cd:conv:{${cid}}`);
+    const r = await env.redis.cmd('HGETALL', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`);
     const o = {};
     for (let i = 0; i < r.length; i += 2) o[r[i]] = r[i + 1];
     return o;
@@ -221,7 +221,7 @@ it('compare-and-set: two nodes that read the same batch apply it once (store/lua
     const P = `iso${rnd(3)}:`;
     const run = (...args) => env.redis.cmd('EVAL', lua, '0', P, ...args.map(String));
     const now = Date.now();
-    await env.redis.cmd('HSET', `${P}conv:{c1}`, 'id', 'c1', 'site', 's', 'status', 'open', 'priority', 'normal', 'visitor', 'v1', 'tags', '[]', 'last_seq', '0', 'created_at', String(now));
+    await env.redis.cmd('HSET', `${P}{s:s}:conv:c1`, 'id', 'c1', 'site', 's', 'status', 'open', 'priority', 'normal', 'visitor', 'v1', 'tags', '[]', 'last_seq', '0', 'created_at', String(now));
     await env.redis.cmd('ZADD', `${P}{s:s}:rules`, '1', 'r1');
     await env.redis.cmd('HSET', `${P}{s:s}:rule:r1`, 'id', 'r1', 'name', 'N', 'enabled', '1', 'match', 'all', 'trigger', '{"event":"message.created"}', 'conditions', '[]', 'actions', '[{"type":"private_note","body":"once"}]');
     assert.deepEqual(JSON.parse(await run('batch', now, 10)), { events: [] }); // a new cursor starts at the end
@@ -233,7 +233,7 @@ it('compare-and-set: two nodes that read the same batch apply it once (store/lua
     const plan = (x) => JSON.stringify({ expect: x.expect, cursor: x.last, arm: [], fire: x.events.map((e) => ({ rule: 'r1', name: 'N', site: 's', cid: 'c1', event: e.id, actions: [{ type: 'private_note', body: 'once' }] })) });
     assert.equal(JSON.parse(await run('apply', now, plan(a), 100)).applied, true);
     assert.equal(JSON.parse(await run('apply', now, plan(b), 100)).applied, false);
-    assert.equal(Number(await env.redis.cmd('XLEN', `${P}conv:{c1}:msgs`)), 2, 'one note per event');
+    assert.equal(Number(await env.redis.cmd('XLEN', `${P}{s:s}:conv:c1:msgs`)), 2, 'one note per event');
     assert.equal(await env.redis.cmd('GET', `${P}events:cursor:rules`), a.last);
     // what is left are the notes' own events, which say who caused them
     const rest = JSON.parse(await run('batch', now, 10)).events;

@@ -3,10 +3,20 @@
 -- prefix) and event_by, then runs its body. Keep the top level to functions and
 -- constants: it is shared by all calls.
 local P = ARGV[1]
-local function ckey(cid) return P .. 'conv:{' .. cid .. '}' end
+-- CSITE: the site of the call, read from the hash tag {s:<site>} of its first declared key
+-- (set by each function's wrapper; nil for calls that are about no one site).
+local CSITE = nil
+local function key_site(k) return k and string.match(k, '^[^{]*{s:([^}]*)}') or nil end
 -- A key of one site, under the site's hash tag (one Redis Cluster slot per site):
 -- P{s:<site>}:<suffix> (docs/keyspace.md).
 local function skey(site, suffix) return P .. '{s:' .. site .. '}:' .. suffix end
+-- The site of a conversation id: new ids end in ".<site>" (docs/keyspace.md "How a
+-- conversation id finds its site"); ids of the previous release have no site in them and
+-- live in the site of the call (or the one given).
+local function cid_site(cid) return string.match(cid, '%.([%w_-]+)$') end
+local function ckey(cid, site) return P .. '{s:' .. (cid_site(cid) or site or CSITE or '') .. '}:conv:' .. cid end
+-- A visitor belongs to one site: its record and conversation list are the site's.
+local function vkey(site, vid) return skey(site, 'visitor:' .. vid) end
 local function J(v)
   if v == nil or v == false or v == '' then return 'null' end
   return cjson.encode(v)
@@ -27,6 +37,16 @@ local function hgetall(key)
   local t = {}
   for i = 1, #r, 2 do t[r[i]] = r[i + 1] end
   return t
+end
+-- A conversation found by id among some sites (a cross-site list of the previous release
+-- holds ids without their site): its hash, or nil.
+local function conv_in(cid, sites)
+  if cid_site(cid) then return hgetall(ckey(cid)) end
+  for _, s in ipairs(sites) do
+    local c = hgetall(ckey(cid, s))
+    if c then return c end
+  end
+  return nil
 end
 local function pub(channel, seq, aud, excl, frame)
   redis.call('PUBLISH', P .. 'ch:' .. channel, I(seq) .. ' ' .. aud .. ' ' .. excl .. '\n' .. frame)
@@ -182,7 +202,7 @@ end
 -- message.created event (ids only: a consumer that needs the body reads it by seq,
 -- event_body) and the bus. Returns the seq.
 local function append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra)
-  local key = ckey(c.id)
+  local key = ckey(c.id, c.site)
   local sseq = I((tonumber(c.last_seq) or 0) + 1)
   c.last_seq = sseq
   if retain > 0 then
@@ -216,7 +236,7 @@ local function event_data(e)
   local seq = string.match(d, '"seq":(%d+)')
   local body = ''
   if seq then
-    local r = redis.call('XRANGE', ckey(e.c) .. ':msgs', '0-' .. seq, '0-' .. seq)
+    local r = redis.call('XRANGE', ckey(e.c, e.s) .. ':msgs', '0-' .. seq, '0-' .. seq)
     if #r == 1 then
       local f = r[1][2]
       for i = 1, #f, 2 do if f[i] == 'body' then body = f[i + 1] break end end
@@ -279,7 +299,7 @@ local function queue_changed(site, team)
   local size = redis.call('ZCARD', key)
   local head = redis.call('ZRANGE', key, 0, 49)
   local oldest = 'null'
-  if #head > 0 then oldest = N(redis.call('HGET', ckey(head[1]), 'created_at')) end
+  if #head > 0 then oldest = N(redis.call('HGET', ckey(head[1], site), 'created_at')) end
   pub('site:' .. site, 0, 'a', '-', '{"type":"queue.updated","site":' .. S(site) .. ',"team":' ..
     J(team_of(team) ~= '_' and team or nil) .. ',"size":' .. I(size) .. ',"oldest_created_at":' .. oldest .. '}')
   local avg = tonumber(redis.call('HGET', P .. 'site:' .. site, 'avg_wait_ms') or '0')
@@ -296,7 +316,7 @@ end
 -- (the agent channel's header names the conversation so the agent's sessions follow it).
 local function assign_to(c, aid, now)
   local aname = redis.call('HGET', P .. 'agent:' .. aid, 'name') or ''
-  local key = ckey(c.id)
+  local key = ckey(c.id, c.site)
   local prev = c.assignee
   if prev and prev ~= '' and prev ~= aid then
     redis.call('SREM', P .. 'agent:' .. prev .. ':convs', c.id)
@@ -337,7 +357,7 @@ local function drain(site, team, now)
   while n < 200 do
     local head = redis.call('ZRANGE', key, 0, 0)
     if #head == 0 then break end
-    local c = hgetall(ckey(head[1]))
+    local c = hgetall(ckey(head[1], site))
     if not c or c.status ~= 'queued' then
       redis.call('ZREM', key, head[1])
     else
@@ -357,7 +377,7 @@ local function drain_site(site, now)
 end
 local function enqueue(c, now)
   c.status, c.queued_at = 'queued', now
-  redis.call('HSET', ckey(c.id), 'queued_at', now)
+  redis.call('HSET', ckey(c.id, c.site), 'queued_at', now)
   redis.call('ZADD', qkey(c.site, c.team), queue_score(c.priority, c.created_at), c.id)
 end
 -- Capacity freed or an agent came online: drain every queue of the agent's sites.
@@ -461,7 +481,7 @@ local function sla_disarm(cid, kind)
 end
 -- Start one deadline counting from `from` in business time.
 local function sla_start(c, kind, iv, from, targets, warn_at)
-  local key = ckey(c.id)
+  local key = ckey(c.id, c.site)
   local due = sla_add(iv, from, targets[kind])
   local warn = sla_add(iv, from, math.floor(targets[kind] * warn_at))
   c['sla_' .. kind .. '_due'], c['sla_' .. kind .. '_warn'] = I(due), I(warn)
@@ -470,14 +490,14 @@ local function sla_start(c, kind, iv, from, targets, warn_at)
 end
 local function sla_stop(c, kind)
   c['sla_' .. kind .. '_due'], c['sla_' .. kind .. '_warn'] = '', ''
-  redis.call('HSET', ckey(c.id), 'sla_' .. kind .. '_due', '', 'sla_' .. kind .. '_warn', '')
+  redis.call('HSET', ckey(c.id, c.site), 'sla_' .. kind .. '_due', '', 'sla_' .. kind .. '_warn', '')
   sla_disarm(c.id, kind)
 end
 -- Bring a ticket's clocks in line with its state: pause while pending, shift the
 -- deadlines by the business time spent paused when it leaves pending, stop what was met.
 local function sla_sync(c, iv, now)
   if not c.ticket_number or c.ticket_number == '' then return false end
-  local key = ckey(c.id)
+  local key = ckey(c.id, c.site)
   local cfg = sla_config(c.site)
   local targets = sla_targets(cfg, c.priority)
   local warn_at = sla_warn_at(cfg)
@@ -545,7 +565,7 @@ end
 -- Turn a conversation into a ticket: a number, SLA deadlines from its creation, the
 -- customer told how the answer will reach them, ticket.created to the site's agents.
 local function ticket_create(c, now, iv, ack_id, retain)
-  local key = ckey(c.id)
+  local key = ckey(c.id, c.site)
   local n = redis.call('INCR', P .. 'ticket:seq')
   if n < 1000 then
     redis.call('SET', P .. 'ticket:seq', 1000)
@@ -628,7 +648,7 @@ end
 -- Apply an agent's change of status/priority/category/tags (empty = unchanged).
 -- Returns nil, or an error reply.
 local function do_update(c, aid, status, priority, category, tags, now)
-  local cid, key = c.id, ckey(c.id)
+  local cid, key = c.id, ckey(c.id, c.site)
   if c.status == 'closed' and status ~= '' and status ~= 'closed' then
     return fail('conflict', 'conversation is closed')
   end
@@ -688,7 +708,7 @@ local function do_update(c, aid, status, priority, category, tags, now)
 end
 -- Transfer to an agent (target) or escalate to a team, keeping the note as a private note.
 local function do_transfer(c, aid, aname, target, team, note, note_id, now, retain)
-  local cid, key = c.id, ckey(c.id)
+  local cid, key = c.id, ckey(c.id, c.site)
   if c.status == 'closed' then return fail('conflict', 'conversation is closed') end
   local text
   if target ~= '' then
@@ -766,7 +786,7 @@ local function json_or(s, dflt) -- stored JSON text, or dflt when missing or not
   return s
 end
 local function rules_snapshot(c)
-  local v = hgetall(P .. 'visitor:' .. (c.visitor or '')) or {}
+  local v = hgetall(vkey(c.site, c.visitor or '')) or {}
   local attrs = json_or(v.attributes, '{}')
   return '{"id":' .. S(c.id) .. ',"site":' .. S(c.site) .. ',"status":' .. S(c.status) .. ',"priority":' ..
     S(c.priority) .. ',"category":' .. J(c.category) .. ',"team":' .. J(c.team) .. ',"assignee":' .. J(c.assignee) ..

@@ -6,7 +6,9 @@ local name, email, category, priority, subject, message = ARGV[7], ARGV[8], ARGV
 local msg_id, cmid, retain, ack_id, locale = ARGV[13], ARGV[14], tonumber(ARGV[15]), ARGV[16], ARGV[17]
 local iv, ticket_msg_id = iv_parse(ARGV[18]), ARGV[19]
 event_by = 'visitor:' .. vid
-local vkey = P .. 'visitor:' .. vid
+local s = hgetall(P .. 'site:' .. site)
+if not s then return fail('not_found', 'unknown site') end
+local vkey = vkey(site, vid)
 local v = hgetall(vkey)
 if v and v.site ~= site then return fail('forbidden', 'unknown visitor') end
 if not v then
@@ -22,9 +24,6 @@ if not v then
   for k, x in pairs(v) do table.insert(flat, k) table.insert(flat, x) end
   redis.call('HSET', vkey, unpack(flat))
 end
-local skey = P .. 'site:' .. site
-local s = hgetall(skey)
-if not s then return fail('not_found', 'unknown site') end
 -- a retried start (same visitor, same client_msg_id) gets the same conversation back
 if cmid ~= '' then
   local prev = redis.call('HGET', vkey .. ':starts', cmid)
