@@ -147,7 +147,7 @@ int cd_conv_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, co
 /* Expire presence: all due agents (node/agent NULL), or one node's entry for one agent. */
 int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id, cd_conv_cb cb, void *ud);
 /* Claim due timers with a lease: res->items are "kind|id". */
-int cd_conv_timers_claim(cd_store *st, int64_t lease_ms, int max, cd_conv_cb cb, void *ud);
+int cd_conv_timers_claim(cd_store *st, const char *site, int64_t lease_ms, int max, cd_conv_cb cb, void *ud);
 /* Timer handler "autoclose|<cid>": close a conversation still resolved. */
 int cd_conv_autoclose(cd_store *st, const char *site, const char *cid, cd_conv_cb cb, void *ud);
 /* The visitor confirms a resolved conversation: closed. */

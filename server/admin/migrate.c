@@ -17,8 +17,9 @@
 #include "chatdesk/base.h"
 
 /* What moves (old name after the prefix -> new name), one line per kind. */
-typedef enum kind { K_KB, K_RULES, K_REPORTS, K_HEALTH, K_CONVS, K_VISITORS, K__COUNT } kind;
-static const char *const kind_names[K__COUNT] = {"kb", "rules", "reports", "health", "conversations", "visitors"};
+typedef enum kind { K_KB, K_RULES, K_REPORTS, K_HEALTH, K_CONVS, K_VISITORS, K_TIMERS, K__COUNT } kind;
+static const char *const kind_names[K__COUNT] = {"kb",       "rules", "reports", "health", "conversations",
+                                                 "visitors", "timers"};
 
 typedef struct plan {
     kind k;
@@ -126,9 +127,71 @@ static int rename_one(redisContext *c, const char *old, const char *nk, kind k, 
     return 0;
 }
 
+/* The site of a timer member: "unanswered|<site>|<cid>" and "rule|<site>|…" name it;
+ * "autoclose|<cid>" and "sla…|<cid>|<kind>" through the conversation (its id, else its
+ * hash under the old name: timers move in the first pass, before conversations). */
+static bool timer_site(redisContext *c, const char *P, const char *member, char *site, size_t n)
+{
+    const char *bar = strchr(member, '|');
+    if (!bar)
+        return false;
+    const char *f = bar + 1, *end = strchr(f, '|');
+    size_t len = end ? (size_t)(end - f) : strlen(f);
+    if (strncmp(member, "unanswered|", 11) == 0 || strncmp(member, "rule|", 5) == 0) {
+        if (len == 0 || len >= n)
+            return false;
+        memcpy(site, f, len);
+        site[len] = '\0';
+        return true;
+    }
+    char cid[256];
+    if (len == 0 || len >= sizeof cid)
+        return false;
+    memcpy(cid, f, len);
+    cid[len] = '\0';
+    const char *dot = strrchr(cid, '.');
+    if (dot && dot[1]) {
+        cd_strlcpy(site, dot + 1, n);
+        return true;
+    }
+    redisReply *r = redisCommand(c, "HGET %sconv:{%s} site", P, cid);
+    bool ok = r && r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < n;
+    if (ok)
+        memcpy(site, r->str, r->len + 1);
+    freeReplyObject(r);
+    return ok;
+}
+
+/* P timers / P timers:leased: each member moves to its site's zset of the same name
+ * (ZADD NX there, then ZREM here: a member a new node already set keeps its new due). */
+static int move_timers(redisContext *c, const char *P, const char *old, const char *name, tally *t)
+{
+    redisReply *r = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", old);
+    int rc = r && r->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i + 1 < r->elements; i += 2) {
+        const char *member = r->element[i]->str, *score = r->element[i + 1]->str;
+        char site[128];
+        if (!timer_site(c, P, member, site, sizeof site))
+            continue;
+        redisReply *a = redisCommand(c, "ZADD %s{s:%s}:%s NX %s %s", P, site, name, score, member);
+        redisReply *d = a && a->type != REDIS_REPLY_ERROR ? redisCommand(c, "ZREM %s %s", old, member) : NULL;
+        if (!d || d->type == REDIS_REPLY_ERROR)
+            rc = -1;
+        else
+            t->moved[K_TIMERS]++;
+        freeReplyObject(a);
+        freeReplyObject(d);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 /* Move one key; -1 on a Redis error. */
 static int move_key(redisContext *c, const char *P, const char *old, tally *t)
 {
+    const char *name = old + strlen(P);
+    if (strcmp(name, "timers") == 0 || strcmp(name, "timers:leased") == 0)
+        return move_timers(c, P, old, name, t);
     plan p;
     if (!classify(c, P, old + strlen(P), &p))
         return 0;

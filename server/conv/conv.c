@@ -592,13 +592,13 @@ int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id,
     return run(st, "presence_sweep", agent_id ? 2 : 1, keys, 3, args, cb, ud);
 }
 
-int cd_conv_timers_claim(cd_store *st, int64_t lease_ms, int max, cd_conv_cb cb, void *ud)
+int cd_conv_timers_claim(cd_store *st, const char *site, int64_t lease_ms, int max, cd_conv_cb cb, void *ud)
 {
     char now[24], lease[24], mx[24];
     const char *args[] = {I64(now, cd_now_ms()), I64(lease, lease_ms), I64(mx, max)};
     cd_key kt, kl;
-    const char *keys[] = {cd_key_global(&kt, cd_store_prefix(st), "timers"),
-                          cd_key_global(&kl, cd_store_prefix(st), "timers:leased")};
+    const char *keys[] = {cd_key_tagged(&kt, cd_store_prefix(st), site, "timers"),
+                          cd_key_tagged(&kl, cd_store_prefix(st), site, "timers:leased")};
     return run(st, "timers_claim", 2, keys, 3, args, cb, ud);
 }
 

@@ -99,7 +99,7 @@ struct cd_node {
     char node_id[128];
     cd_map agents; /* agent id -> live local connections (uintptr_t) */
     uint64_t last_beat, last_presence_sweep, last_timer_poll;
-    bool timer_poll_busy;
+    int timer_polls; /* timers_claim calls in flight (one per site of the site cache) */
     struct cd_event_pump {
         cd_node *n;
         const char *script;

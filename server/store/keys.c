@@ -27,6 +27,11 @@ const char *cd_key_site(cd_key *k, const char *P, const char *site, const char *
     return keyf(k, "%ssite:%s%s", P, site, suffix ? suffix : "");
 }
 
+const char *cd_key_tagged(cd_key *k, const char *P, const char *site, const char *suffix)
+{
+    return keyf(k, "%s{s:%s}:%s", P, site, suffix);
+}
+
 const char *cd_key_cid_site(const char *cid)
 {
     const char *dot = strrchr(cid, '.');

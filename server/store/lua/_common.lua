@@ -395,11 +395,12 @@ local function release(c, now, forget)
     drain_agent_sites(aid, now)
   end
 end
--- Timers (deadlines in a zset, claimed with a lease by timers_claim.lua).
-local function timer_set(kind, id, due) redis.call('ZADD', P .. 'timers', due, kind .. '|' .. id) end
-local function timer_clear(kind, id)
-  redis.call('ZREM', P .. 'timers', kind .. '|' .. id)
-  redis.call('ZREM', P .. 'timers:leased', kind .. '|' .. id)
+-- Timers of a site (deadlines in P{s:<site>}:timers, claimed with a lease into
+-- P{s:<site>}:timers:leased by timers_claim.lua).
+local function timer_set(site, kind, id, due) redis.call('ZADD', skey(site, 'timers'), due, kind .. '|' .. id) end
+local function timer_clear(site, kind, id)
+  redis.call('ZREM', skey(site, 'timers'), kind .. '|' .. id)
+  redis.call('ZREM', skey(site, 'timers:leased'), kind .. '|' .. id)
 end
 -- ---------- SLA (issue 4): business time over open intervals (mirrors ticket/sla.c) ----------
 -- iv: "*" (always open) or "s1,e1,s2,e2,..." UTC ms from the node's calendar.
@@ -471,13 +472,13 @@ local function sla_warn_at(cfg)
   return w
 end
 -- Arm the warning and breach timers of one deadline (score = when; same member updates).
-local function sla_arm(cid, kind, warn, due)
-  timer_set('slawarn', cid .. '|' .. kind, warn)
-  timer_set('slabreach', cid .. '|' .. kind, due)
+local function sla_arm(site, cid, kind, warn, due)
+  timer_set(site, 'slawarn', cid .. '|' .. kind, warn)
+  timer_set(site, 'slabreach', cid .. '|' .. kind, due)
 end
-local function sla_disarm(cid, kind)
-  timer_clear('slawarn', cid .. '|' .. kind)
-  timer_clear('slabreach', cid .. '|' .. kind)
+local function sla_disarm(site, cid, kind)
+  timer_clear(site, 'slawarn', cid .. '|' .. kind)
+  timer_clear(site, 'slabreach', cid .. '|' .. kind)
 end
 -- Start one deadline counting from `from` in business time.
 local function sla_start(c, kind, iv, from, targets, warn_at)
@@ -486,12 +487,12 @@ local function sla_start(c, kind, iv, from, targets, warn_at)
   local warn = sla_add(iv, from, math.floor(targets[kind] * warn_at))
   c['sla_' .. kind .. '_due'], c['sla_' .. kind .. '_warn'] = I(due), I(warn)
   redis.call('HSET', key, 'sla_' .. kind .. '_due', I(due), 'sla_' .. kind .. '_warn', I(warn))
-  sla_arm(c.id, kind, warn, due)
+  sla_arm(c.site, c.id, kind, warn, due)
 end
 local function sla_stop(c, kind)
   c['sla_' .. kind .. '_due'], c['sla_' .. kind .. '_warn'] = '', ''
   redis.call('HSET', ckey(c.id, c.site), 'sla_' .. kind .. '_due', '', 'sla_' .. kind .. '_warn', '')
-  sla_disarm(c.id, kind)
+  sla_disarm(c.site, c.id, kind)
 end
 -- Bring a ticket's clocks in line with its state: pause while pending, shift the
 -- deadlines by the business time spent paused when it leaves pending, stop what was met.
@@ -513,7 +514,7 @@ local function sla_sync(c, iv, now)
   if c.status == 'pending' and not paused then
     c.sla_paused_at = I(now)
     redis.call('HSET', key, 'sla_paused_at', c.sla_paused_at)
-    for _, k in ipairs(SLA_KINDS) do sla_disarm(c.id, k) end
+    for _, k in ipairs(SLA_KINDS) do sla_disarm(c.site, c.id, k) end
     paused, changed = true, true
   elseif c.status ~= 'pending' and paused then
     local held = sla_between(iv, tonumber(c.sla_paused_at), now)
@@ -524,7 +525,7 @@ local function sla_sync(c, iv, now)
         warn = sla_add(iv, tonumber(warn), held)
         c['sla_' .. k .. '_due'], c['sla_' .. k .. '_warn'] = I(due), I(warn)
         redis.call('HSET', key, 'sla_' .. k .. '_due', I(due), 'sla_' .. k .. '_warn', I(warn))
-        sla_arm(c.id, k, warn, due)
+        sla_arm(c.site, c.id, k, warn, due)
       end
     end
     c.sla_paused_at = ''
@@ -577,7 +578,7 @@ local function ticket_create(c, now, iv, ack_id, retain)
   redis.call('SET', P .. 'ticket:' .. c.ticket_number, c.id)
   redis.call('ZADD', P .. 'site:' .. c.site .. ':tickets', now, c.id)
   emit('ticket.created', c, now, '{"number":' .. c.ticket_number .. '}')
-  timer_clear('unanswered', c.site .. '|' .. c.id)
+  timer_clear(c.site, 'unanswered', c.site .. '|' .. c.id)
   local cfg = sla_config(c.site)
   local targets, warn_at = sla_targets(cfg, c.priority), sla_warn_at(cfg)
   local created = tonumber(c.created_at)
@@ -679,7 +680,7 @@ local function do_update(c, aid, status, priority, category, tags, now)
       redis.call('ZREM', qkey(c.site, c.team), cid)
       queue_changed(c.site, c.team)
     end
-    if old == 'resolved' then timer_clear('autoclose', cid) end
+    if old == 'resolved' then timer_clear(c.site, 'autoclose', cid) end
     if status == 'queued' then
       -- back to the queue: the agent lets it go
       if c.assignee ~= '' then release(c, now, true) end
@@ -689,7 +690,7 @@ local function do_update(c, aid, status, priority, category, tags, now)
     elseif status == 'resolved' then
       redis.call('HSET', key, 'resolved_at', now)
       local after = tonumber(redis.call('HGET', P .. 'site:' .. c.site, 'auto_close_s') or '86400')
-      if after > 0 then timer_set('autoclose', cid, tonumber(now) + after * 1000) end
+      if after > 0 then timer_set(c.site, 'autoclose', cid, tonumber(now) + after * 1000) end
       release(c, now, false)
     elseif status == 'closed' then
       redis.call('HSET', key, 'closed_at', now)

@@ -102,7 +102,7 @@ if online_agents(site, team) == 0 then
   ticket_create(c, now, iv, ticket_msg_id, retain)
 else
   local after = tonumber(s.unanswered_after_s or '120') or 120
-  if after > 0 then timer_set('unanswered', site .. '|' .. cid, tonumber(now) + after * 1000) end
+  if after > 0 then timer_set(site, 'unanswered', site .. '|' .. cid, tonumber(now) + after * 1000) end
 end
 c = hgetall(key)
 return '{"conversation":' .. conv_json(c) .. ',"message":' .. mj .. ',"queue":' .. qj .. '}'

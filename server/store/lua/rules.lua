@@ -153,7 +153,10 @@ if mode == 'apply' then
   local retain = tonumber(ARGV[5])
   local cur = redis.call('GET', P .. 'events:cursor:' .. CURSOR) or '0-0'
   if cur ~= plan.expect then return '{"applied":false}' end
-  for _, a in ipairs(plan.arm or {}) do redis.call('ZADD', P .. 'timers', I(a.due), a.member) end
+  for _, a in ipairs(plan.arm or {}) do
+    local site = string.match(a.member, '^rule|([^|]+)|')
+    if site then redis.call('ZADD', skey(site, 'timers'), I(a.due), a.member) end
+  end
   local n = 0
   for _, f in ipairs(plan.fire or {}) do n = n + rule_run(f, retain) end
   if type(plan.cursor) == 'string' then events_advance(CURSOR, plan.cursor) end
@@ -165,7 +168,7 @@ if mode == 'timer_get' then
   local h = hgetall(skey(site, 'rule:' .. rid))
   local c = hgetall(ckey(cid, site))
   if not h or not c or c.site ~= site then
-    redis.call('ZREM', P .. 'timers:leased', 'rule|' .. site .. '|' .. rid .. '|' .. cid)
+    redis.call('ZREM', skey(site, 'timers:leased'), 'rule|' .. site .. '|' .. rid .. '|' .. cid)
     return '{"gone":true}'
   end
   return '{"rule":' .. rule_json(h) .. ',"conv":' .. rules_snapshot(c) .. '}'
@@ -173,10 +176,11 @@ end
 
 if mode == 'timer_apply' then
   local member, plan, retain = ARGV[4], cjson.decode(ARGV[5]), tonumber(ARGV[6])
-  if not redis.call('ZSCORE', P .. 'timers:leased', member) then return '{"applied":false}' end
-  redis.call('ZREM', P .. 'timers:leased', member)
+  local site = string.match(member, '^rule|([^|]+)|') or ''
+  if not redis.call('ZSCORE', skey(site, 'timers:leased'), member) then return '{"applied":false}' end
+  redis.call('ZREM', skey(site, 'timers:leased'), member)
   -- armed again meanwhile (its anchor happened again): the newer deadline decides
-  if redis.call('ZSCORE', P .. 'timers', member) then return '{"applied":false}' end
+  if redis.call('ZSCORE', skey(site, 'timers'), member) then return '{"applied":false}' end
   local n = 0
   for _, f in ipairs(plan.fire or {}) do n = n + rule_run(f, retain) end
   return '{"applied":true,"actions":' .. I(n) .. '}'
