@@ -15,7 +15,7 @@
 #include "chatdesk/ticket.h"
 
 typedef struct cd_conv_ref {
-    char id[80];
+    char id[160];
     char site[80];
     int64_t last_seq;
     char epoch[80];
@@ -92,6 +92,9 @@ typedef struct cd_conv_author {
     const char *kind; /* "visitor" | "agent" */
     const char *id;
     const char *name;
+    /* The site the call runs in when the conversation id does not name one (an id of the
+     * previous release): the visitor's site, or the agent's first site. */
+    const char *site;
 } cd_conv_author;
 
 /* Each call: 0 and cb fires once later (res is freed after cb returns), or -1 when
@@ -131,7 +134,7 @@ int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, 
                    const char *epoch, cd_conv_cb cb, void *ud);
 int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, cd_conv_cb cb, void *ud);
 int cd_conv_read(cd_store *st, const cd_conv_author *a, const char *cid, int64_t seq, cd_conv_cb cb, void *ud);
-int cd_conv_csat(cd_store *st, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud);
+int cd_conv_csat(cd_store *st, const char *site, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud);
 int cd_conv_presence(cd_store *st, const char *aid, const char *status, cd_conv_cb cb, void *ud);
 int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_conv_cb cb, void *ud);
 int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb, void *ud);
@@ -144,17 +147,17 @@ int cd_conv_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, co
 /* Expire presence: all due agents (node/agent NULL), or one node's entry for one agent. */
 int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id, cd_conv_cb cb, void *ud);
 /* Claim due timers with a lease: res->items are "kind|id". */
-int cd_conv_timers_claim(cd_store *st, int64_t lease_ms, int max, cd_conv_cb cb, void *ud);
+int cd_conv_timers_claim(cd_store *st, const char *site, int64_t lease_ms, int max, cd_conv_cb cb, void *ud);
 /* Timer handler "autoclose|<cid>": close a conversation still resolved. */
-int cd_conv_autoclose(cd_store *st, const char *cid, cd_conv_cb cb, void *ud);
+int cd_conv_autoclose(cd_store *st, const char *site, const char *cid, cd_conv_cb cb, void *ud);
 /* The visitor confirms a resolved conversation: closed. */
-int cd_conv_confirm(cd_store *st, const char *vid, const char *cid, cd_conv_cb cb, void *ud);
+int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, cd_conv_cb cb, void *ud);
 /* Tickets and SLA (timer handlers and clock re-alignment). */
-int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *cid, const char *intervals, cd_conv_cb cb,
-                           void *ud);
-int cd_conv_sla_sync(cd_store *st, const char *cid, const char *intervals, cd_conv_cb cb, void *ud);
-int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *cid, const char *kind, const char *level,
-                     cd_conv_cb cb, void *ud);
+int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *site, const char *cid, const char *intervals,
+                           cd_conv_cb cb, void *ud);
+int cd_conv_sla_sync(cd_store *st, const char *site, const char *cid, const char *intervals, cd_conv_cb cb, void *ud);
+int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *site, const char *cid, const char *kind,
+                     const char *level, cd_conv_cb cb, void *ud);
 /* Assign waiting conversations of a site (NULL: every site) to agents with capacity. */
 int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud);
 /* by: "email" or "id"; with_convs: include the agent's open conversations. By "id" (a

@@ -101,8 +101,13 @@ typedef struct cd_key {
 const char *cd_key_global(cd_key *k, const char *P, const char *name);
 /* P site:<site><suffix>: the site's hash ("" suffix) or one of its keys (":queue:_") */
 const char *cd_key_site(cd_key *k, const char *P, const char *site, const char *suffix);
-/* P conv:{<cid>}: a conversation */
-const char *cd_key_conv(cd_key *k, const char *P, const char *cid);
+/* P{s:<site>}:<suffix>: a key of one site, under the site's hash tag (its slot) */
+const char *cd_key_tagged(cd_key *k, const char *P, const char *site, const char *suffix);
+/* The site a conversation id names: new ids are "c_<random>.<site>" (docs/keyspace.md
+ * "How a conversation id finds its site"); NULL for an id of the previous release. */
+const char *cd_key_cid_site(const char *cid);
+/* P{s:<site>}:conv:<cid>: a conversation, in the site its id names, else in `site` */
+const char *cd_key_conv(cd_key *k, const char *P, const char *site, const char *cid);
 /* P agent:<id>: an agent's record */
 const char *cd_key_agent(cd_key *k, const char *P, const char *id);
 /* P agent:email:<email lower-cased>: the login index */

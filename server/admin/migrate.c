@@ -17,8 +17,9 @@
 #include "chatdesk/base.h"
 
 /* What moves (old name after the prefix -> new name), one line per kind. */
-typedef enum kind { K_KB, K_RULES, K_REPORTS, K_HEALTH, K__COUNT } kind;
-static const char *const kind_names[K__COUNT] = {"kb", "rules", "reports", "health"};
+typedef enum kind { K_KB, K_RULES, K_REPORTS, K_HEALTH, K_CONVS, K_VISITORS, K_TIMERS, K__COUNT } kind;
+static const char *const kind_names[K__COUNT] = {"kb",       "rules", "reports", "health", "conversations",
+                                                 "visitors", "timers"};
 
 typedef struct plan {
     kind k;
@@ -43,7 +44,9 @@ static bool split_site(const char *s, plan *p, const char *rest_prefix)
  *   site:<site>:rules|rule:<id>|team_leads|alerts -> the same suffix
  *   rpt:<site>:d:<day>|backlog      -> rpt:d:<day>|rpt:backlog
  *   rpt:c:{<cid>}                   -> rpt:c:<cid> (the site from the conversation)
- *   health:<site>:<x>               -> health:<x> */
+ *   health:<site>:<x>               -> health:<x>
+ *   site:<site>:user:<user id>      -> user:<user id> (identified users)
+ * Conversations and visitors move as groups (move_group). */
 static bool classify(redisContext *c, const char *P, const char *name, plan *p)
 {
     memset(p, 0, sizeof *p);
@@ -62,10 +65,10 @@ static bool classify(redisContext *c, const char *P, const char *name, plan *p)
             return false;
         bool rules =
             strcmp(q.rest, "rules") == 0 || strcmp(q.rest, "team_leads") == 0 || strncmp(q.rest, "rule:", 5) == 0;
-        if (!rules && strcmp(q.rest, "alerts") != 0)
+        if (!rules && strcmp(q.rest, "alerts") != 0 && strncmp(q.rest, "user:", 5) != 0)
             return false;
         *p = q;
-        p->k = rules ? K_RULES : K_HEALTH;
+        p->k = rules ? K_RULES : strncmp(q.rest, "user:", 5) == 0 ? K_VISITORS : K_HEALTH;
         return true;
     }
     if (strncmp(name, "rpt:c:{", 7) == 0) {
@@ -97,29 +100,24 @@ static bool classify(redisContext *c, const char *P, const char *name, plan *p)
 }
 
 typedef struct tally {
-    long long moved[K__COUNT], conflicts, scanned;
+    long long moved[K__COUNT], conflicts, scanned, dedupe_deleted;
     json_t *conflict_keys;
 } tally;
 
-/* Move one key; -1 on a Redis error. */
-static int move_key(redisContext *c, const char *P, const char *old, tally *t)
+/* RENAMENX old -> nk, counted under kind k; a missing old key is no error. -1 on a Redis error. */
+static int rename_one(redisContext *c, const char *old, const char *nk, kind k, tally *t)
 {
-    plan p;
-    t->scanned++;
-    if (!classify(c, P, old + strlen(P), &p))
-        return 0;
-    char nk[1024];
-    snprintf(nk, sizeof nk, "%s{s:%s}:%s", P, p.site, p.rest);
     redisReply *r = redisCommand(c, "RENAMENX %s %s", old, nk);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         /* gone meanwhile (expired health windows, a concurrent run): nothing to move */
         bool gone = r && strstr(r->str, "no such key");
-        fprintf(stderr, "chatdeskd admin migrate: %s: %s\n", old, r ? r->str : c->errstr);
+        if (!gone)
+            fprintf(stderr, "chatdeskd admin migrate: %s: %s\n", old, r ? r->str : c->errstr);
         freeReplyObject(r);
         return gone ? 0 : -1;
     }
     if (r->integer == 1) {
-        t->moved[p.k]++;
+        t->moved[k]++;
     } else {
         t->conflicts++;
         if (json_array_size(t->conflict_keys) < 100)
@@ -129,8 +127,138 @@ static int move_key(redisContext *c, const char *P, const char *old, tally *t)
     return 0;
 }
 
+/* The site of a timer member: "unanswered|<site>|<cid>" and "rule|<site>|…" name it;
+ * "autoclose|<cid>" and "sla…|<cid>|<kind>" through the conversation (its id, else its
+ * hash under the old name: timers move in the first pass, before conversations). */
+static bool timer_site(redisContext *c, const char *P, const char *member, char *site, size_t n)
+{
+    const char *bar = strchr(member, '|');
+    if (!bar)
+        return false;
+    const char *f = bar + 1, *end = strchr(f, '|');
+    size_t len = end ? (size_t)(end - f) : strlen(f);
+    if (strncmp(member, "unanswered|", 11) == 0 || strncmp(member, "rule|", 5) == 0) {
+        if (len == 0 || len >= n)
+            return false;
+        memcpy(site, f, len);
+        site[len] = '\0';
+        return true;
+    }
+    char cid[256];
+    if (len == 0 || len >= sizeof cid)
+        return false;
+    memcpy(cid, f, len);
+    cid[len] = '\0';
+    const char *dot = strrchr(cid, '.');
+    if (dot && dot[1]) {
+        cd_strlcpy(site, dot + 1, n);
+        return true;
+    }
+    redisReply *r = redisCommand(c, "HGET %sconv:{%s} site", P, cid);
+    bool ok = r && r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < n;
+    if (ok)
+        memcpy(site, r->str, r->len + 1);
+    freeReplyObject(r);
+    return ok;
+}
+
+/* P timers / P timers:leased: each member moves to its site's zset of the same name
+ * (ZADD NX there, then ZREM here: a member a new node already set keeps its new due). */
+static int move_timers(redisContext *c, const char *P, const char *old, const char *name, tally *t)
+{
+    redisReply *r = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", old);
+    int rc = r && r->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i + 1 < r->elements; i += 2) {
+        const char *member = r->element[i]->str, *score = r->element[i + 1]->str;
+        char site[128];
+        if (!timer_site(c, P, member, site, sizeof site))
+            continue;
+        redisReply *a = redisCommand(c, "ZADD %s{s:%s}:%s NX %s %s", P, site, name, score, member);
+        redisReply *d = a && a->type != REDIS_REPLY_ERROR ? redisCommand(c, "ZREM %s %s", old, member) : NULL;
+        if (!d || d->type == REDIS_REPLY_ERROR)
+            rc = -1;
+        else
+            t->moved[K_TIMERS]++;
+        freeReplyObject(a);
+        freeReplyObject(d);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Move one key; -1 on a Redis error. */
+static int move_key(redisContext *c, const char *P, const char *old, tally *t)
+{
+    const char *name = old + strlen(P);
+    if (strcmp(name, "timers") == 0 || strcmp(name, "timers:leased") == 0)
+        return move_timers(c, P, old, name, t);
+    plan p;
+    if (!classify(c, P, old + strlen(P), &p))
+        return 0;
+    char nk[1024];
+    snprintf(nk, sizeof nk, "%s{s:%s}:%s", P, p.site, p.rest);
+    return rename_one(c, old, nk, p.k, t);
+}
+
+/* A conversation (conv:{<cid>} and its :msgs, :reads, :dd0, :dd1) or a visitor
+ * (visitor:<id> and its :convs, :starts) moves into its site, read from its hash: the
+ * sub-keys first and the hash last, so a run that stops half-way still finds the site
+ * under the old name the next time. A conversation's :dedupe hash (the previous
+ * release's dedupe, which nothing reads any more) is deleted. */
+static const char *const conv_subs[] = {":msgs", ":reads", ":dd0", ":dd1", NULL};
+static const char *const visitor_subs[] = {":convs", ":starts", NULL};
+
+static int move_group(redisContext *c, const char *P, const char *old, const char *id, bool conv, tally *t)
+{
+    redisReply *r = redisCommand(c, "HGET %s site", old);
+    char site[128] = "";
+    if (r && r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < sizeof site)
+        memcpy(site, r->str, r->len + 1);
+    freeReplyObject(r);
+    if (!site[0])
+        return 0;
+    char base[512], from[600], to[700];
+    snprintf(base, sizeof base, "%s{s:%s}:%s%s", P, site, conv ? "conv:" : "visitor:", id);
+    kind k = conv ? K_CONVS : K_VISITORS;
+    for (const char *const *sfx = conv ? conv_subs : visitor_subs; *sfx; sfx++) {
+        snprintf(from, sizeof from, "%s%s", old, *sfx);
+        snprintf(to, sizeof to, "%s%s", base, *sfx);
+        if (rename_one(c, from, to, k, t) != 0)
+            return -1;
+    }
+    if (conv) {
+        snprintf(from, sizeof from, "%s:dedupe", old);
+        r = redisCommand(c, "DEL %s", from);
+        if (r && r->type == REDIS_REPLY_INTEGER)
+            t->dedupe_deleted += r->integer;
+        freeReplyObject(r);
+    }
+    return rename_one(c, old, base, k, t);
+}
+
+/* Keys of the second pass: a conversation's or a visitor's hash (their other keys go with
+ * them). They move after everything else, because rpt:c:{<cid>} reads the site from the
+ * conversation's old hash. */
+static int move_late(redisContext *c, const char *P, const char *old, tally *t)
+{
+    const char *name = old + strlen(P);
+    size_t n = strlen(name);
+    char id[256];
+    if (strncmp(name, "conv:{", 6) == 0 && n > 7 && name[n - 1] == '}' && n - 7 < sizeof id &&
+        !memchr(name + 6, '}', n - 7)) {
+        memcpy(id, name + 6, n - 7);
+        id[n - 7] = '\0';
+        return move_group(c, P, old, id, true, t);
+    }
+    if (strncmp(name, "visitor:", 8) == 0 && n > 8 && !strchr(name + 8, ':') && n - 8 < sizeof id) {
+        memcpy(id, name + 8, n - 7);
+        return move_group(c, P, old, id, false, t);
+    }
+    return 0;
+}
+
 /* SCAN every key under the prefix; the pattern escapes glob characters of P. */
-static int scan_all(redisContext *c, const char *P, tally *t)
+static int scan_all(redisContext *c, const char *P, tally *t, bool late)
 {
     char pat[256];
     size_t j = 0;
@@ -152,7 +280,9 @@ static int scan_all(redisContext *c, const char *P, tally *t)
         cd_strlcpy(cursor, r->element[0]->str, sizeof cursor);
         redisReply *keys = r->element[1];
         for (size_t i = 0; i < keys->elements; i++) {
-            if (move_key(c, P, keys->element[i]->str, t) != 0) {
+            if (!late)
+                t->scanned++;
+            if ((late ? move_late : move_key)(c, P, keys->element[i]->str, t) != 0) {
                 freeReplyObject(r);
                 return -1;
             }
@@ -165,7 +295,9 @@ static int scan_all(redisContext *c, const char *P, tally *t)
 int cd_admin__migrate(const char *P, redisContext *c)
 {
     tally t = {.conflict_keys = json_array()};
-    int rc = scan_all(c, P, &t);
+    int rc = scan_all(c, P, &t, false);
+    if (rc == 0)
+        rc = scan_all(c, P, &t, true);
     if (rc == 0) {
         json_t *moved = json_object();
         long long total = 0;
@@ -174,7 +306,8 @@ int cd_admin__migrate(const char *P, redisContext *c)
             total += t.moved[k];
         }
         json_object_set_new(moved, "total", json_integer(total));
-        json_t *out = json_pack("{s:o,s:I,s:I,s:O}", "moved", moved, "conflicts", (json_int_t)t.conflicts, "scanned",
+        json_t *out = json_pack("{s:o,s:{s:I},s:I,s:I,s:O}", "moved", moved, "deleted", "dedupe",
+                                (json_int_t)t.dedupe_deleted, "conflicts", (json_int_t)t.conflicts, "scanned",
                                 (json_int_t)t.scanned, "conflict_keys", t.conflict_keys);
         char *text = json_dumps(out, JSON_COMPACT);
         puts(text);

@@ -378,7 +378,7 @@ static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
         return;
     }
     char *copy = cd_strndup(body, blen);
-    char sync_cid[80] = "", sync_site[80] = "";
+    char sync_cid[160] = "", sync_site[80] = "";
     if (strcmp(a->op, "ticket_patch") == 0) {
         json_t *b = json_loadb(copy, blen, 0, NULL);
         json_t *t = json_object_get(b, "ticket");

@@ -260,12 +260,12 @@ static int run(cd_store *st, const char *script, int nkeys, const char *const *k
 
 #define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
 
-/* Calls about one conversation declare its key. */
-static int run_conv(cd_store *st, const char *script, const char *cid, int n, const char *const *args, cd_conv_cb cb,
-                    void *ud)
+/* Calls about one conversation declare its key (in the site its id names, else in site). */
+static int run_conv(cd_store *st, const char *script, const char *site, const char *cid, int n, const char *const *args,
+                    cd_conv_cb cb, void *ud)
 {
     cd_key k;
-    const char *keys[] = {cd_key_conv(&k, cd_store_prefix(st), cid)};
+    const char *keys[] = {cd_key_conv(&k, cd_store_prefix(st), site, cid)};
     return run(st, script, 1, keys, n, args, cb, ud);
 }
 
@@ -320,9 +320,12 @@ char *cd_conv_visitor_profile(const cd_req *hello)
 int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const char *vid, const cd_req *req,
                   const char *intervals, const char *profile, cd_conv_cb cb, void *ud)
 {
-    char cid[64], epoch[40], msg_id[64], ack_id[64], ticket_id[64], now[24], retain[24];
+    char cid[128], epoch[40], msg_id[64], ack_id[64], ticket_id[64], now[24], retain[24];
     cd_id_new("m", ticket_id, sizeof ticket_id);
-    cd_id_new("c", cid, sizeof cid);
+    /* the id names its site, so any call that knows only the id knows its slot */
+    char rnd[40];
+    cd_id_new("c", rnd, sizeof rnd);
+    snprintf(cid, sizeof cid, "%s.%s", rnd, site);
     cd_random_hex(epoch, 8);
     cd_id_new("m", msg_id, sizeof msg_id);
     cd_id_new("m", ack_id, sizeof ack_id);
@@ -346,7 +349,8 @@ int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const ch
                           ticket_id,
                           profile ? profile : ""};
     cd_key ks, kc;
-    const char *keys[] = {cd_key_site(&ks, cd_store_prefix(st), site, ""), cd_key_conv(&kc, cd_store_prefix(st), cid)};
+    const char *keys[] = {cd_key_site(&ks, cd_store_prefix(st), site, ""),
+                          cd_key_conv(&kc, cd_store_prefix(st), site, cid)};
     call *c = cd_malloc(sizeof *c);
     c->cb = cb;
     c->ud = ud;
@@ -443,7 +447,7 @@ int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, co
                           sites ? sites : ""};
     size_t lens[] = {lc, lk, la, ln, lm, req->body_len, 1, li, strlen(now), strlen(retain), sites ? strlen(sites) : 0};
     cd_key k;
-    const char *keys[] = {cd_key_conv(&k, cd_store_prefix(st), req->conversation_id)};
+    const char *keys[] = {cd_key_conv(&k, cd_store_prefix(st), a->site, req->conversation_id)};
     if (cd_store_fcall_durable(st, "msg_send", 1, keys, 11, args, lens, on_sent, c) != 0) {
         cd_free(c);
         return -1;
@@ -456,7 +460,7 @@ int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int6
 {
     char b[24], l[24];
     const char *args[] = {cid, a->kind, a->id, I64(b, before_seq), I64(l, limit)};
-    return run_conv(st, "history", cid, 5, args, cb, ud);
+    return run_conv(st, "history", a->site, cid, 5, args, cb, ud);
 }
 
 int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *cid, int64_t after_seq,
@@ -474,23 +478,23 @@ int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, 
                           new_epoch,
                           I64(page_n, n > 0 ? n : 1),
                           I64(page_b, b > 0 ? b : 1)};
-    return run_conv(st, "resume", cid, 9, args, cb, ud);
+    return run_conv(st, "resume", a->site, cid, 9, args, cb, ud);
 }
 
 int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, cd_conv_cb cb, void *ud)
 {
     const char *args[] = {cid, a->kind, a->id, a->name, state ? "1" : "0"};
-    return run_conv(st, "typing", cid, 5, args, cb, ud);
+    return run_conv(st, "typing", a->site, cid, 5, args, cb, ud);
 }
 
 int cd_conv_read(cd_store *st, const cd_conv_author *a, const char *cid, int64_t seq, cd_conv_cb cb, void *ud)
 {
     char s[24];
     const char *args[] = {cid, a->kind, a->id, a->name, I64(s, seq)};
-    return run_conv(st, "read", cid, 5, args, cb, ud);
+    return run_conv(st, "read", a->site, cid, 5, args, cb, ud);
 }
 
-int cd_conv_csat(cd_store *st, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud)
+int cd_conv_csat(cd_store *st, const char *site, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud)
 {
     char score[24], now[24], nps[24] = "", ces[24] = "";
     if (req->has_nps)
@@ -504,7 +508,7 @@ int cd_conv_csat(cd_store *st, const char *vid, const cd_req *req, cd_conv_cb cb
                           I64(now, cd_now_ms()),
                           nps,
                           ces};
-    return run_conv(st, "csat", req->conversation_id, 7, args, cb, ud);
+    return run_conv(st, "csat", site, req->conversation_id, 7, args, cb, ud);
 }
 
 int cd_conv_presence(cd_store *st, const char *aid, const char *status, cd_conv_cb cb, void *ud)
@@ -520,7 +524,7 @@ int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_co
 {
     char now[24];
     const char *args[] = {cid, a->id, a->name, I64(now, cd_now_ms())};
-    return run_conv(st, "conv_accept", cid, 4, args, cb, ud);
+    return run_conv(st, "conv_accept", a->site, cid, 4, args, cb, ud);
 }
 
 int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb, void *ud)
@@ -541,7 +545,7 @@ int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_
                           req->category ? req->category : "",
                           tags ? tags : "",
                           I64(now, cd_now_ms())};
-    int rc = run_conv(st, "conv_update", req->conversation_id, 7, args, cb, ud);
+    int rc = run_conv(st, "conv_update", a->site, req->conversation_id, 7, args, cb, ud);
     free(tags);
     return rc;
 }
@@ -560,7 +564,7 @@ int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a
                           note_id,
                           I64(now, cd_now_ms()),
                           I64(retain, cfg->history_retain)};
-    return run_conv(st, "conv_transfer", req->conversation_id, 9, args, cb, ud);
+    return run_conv(st, "conv_transfer", a->site, req->conversation_id, 9, args, cb, ud);
 }
 
 int cd_conv_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, const char *const *agent_ids, size_t n,
@@ -595,54 +599,54 @@ int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id,
     return run(st, "presence_sweep", agent_id ? 2 : 1, keys, 3, args, cb, ud);
 }
 
-int cd_conv_timers_claim(cd_store *st, int64_t lease_ms, int max, cd_conv_cb cb, void *ud)
+int cd_conv_timers_claim(cd_store *st, const char *site, int64_t lease_ms, int max, cd_conv_cb cb, void *ud)
 {
     char now[24], lease[24], mx[24];
     const char *args[] = {I64(now, cd_now_ms()), I64(lease, lease_ms), I64(mx, max)};
     cd_key kt, kl;
-    const char *keys[] = {cd_key_global(&kt, cd_store_prefix(st), "timers"),
-                          cd_key_global(&kl, cd_store_prefix(st), "timers:leased")};
+    const char *keys[] = {cd_key_tagged(&kt, cd_store_prefix(st), site, "timers"),
+                          cd_key_tagged(&kl, cd_store_prefix(st), site, "timers:leased")};
     return run(st, "timers_claim", 2, keys, 3, args, cb, ud);
 }
 
-int cd_conv_autoclose(cd_store *st, const char *cid, cd_conv_cb cb, void *ud)
+int cd_conv_autoclose(cd_store *st, const char *site, const char *cid, cd_conv_cb cb, void *ud)
 {
     char now[24];
     const char *args[] = {cid, I64(now, cd_now_ms())};
-    return run_conv(st, "conv_autoclose", cid, 2, args, cb, ud);
+    return run_conv(st, "conv_autoclose", site, cid, 2, args, cb, ud);
 }
 
-int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *cid, const char *intervals, cd_conv_cb cb,
-                           void *ud)
+int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *site, const char *cid, const char *intervals,
+                           cd_conv_cb cb, void *ud)
 {
     char now[24], msg_id[64], retain[24];
     cd_id_new("m", msg_id, sizeof msg_id);
     const char *args[] = {cid, I64(now, cd_now_ms()), intervals ? intervals : "*", msg_id,
                           I64(retain, cfg->history_retain)};
-    return run_conv(st, "ticket_convert", cid, 5, args, cb, ud);
+    return run_conv(st, "ticket_convert", site, cid, 5, args, cb, ud);
 }
 
-int cd_conv_sla_sync(cd_store *st, const char *cid, const char *intervals, cd_conv_cb cb, void *ud)
+int cd_conv_sla_sync(cd_store *st, const char *site, const char *cid, const char *intervals, cd_conv_cb cb, void *ud)
 {
     char now[24];
     const char *args[] = {cid, I64(now, cd_now_ms()), intervals ? intervals : "*"};
-    return run_conv(st, "sla_sync", cid, 3, args, cb, ud);
+    return run_conv(st, "sla_sync", site, cid, 3, args, cb, ud);
 }
 
-int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *cid, const char *kind, const char *level,
-                     cd_conv_cb cb, void *ud)
+int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *site, const char *cid, const char *kind,
+                     const char *level, cd_conv_cb cb, void *ud)
 {
     char now[24], note_id[64], retain[24];
     cd_id_new("m", note_id, sizeof note_id);
     const char *args[] = {cid, kind, level, I64(now, cd_now_ms()), "*", note_id, I64(retain, cfg->history_retain)};
-    return run_conv(st, "sla_fire", cid, 7, args, cb, ud);
+    return run_conv(st, "sla_fire", site, cid, 7, args, cb, ud);
 }
 
-int cd_conv_confirm(cd_store *st, const char *vid, const char *cid, cd_conv_cb cb, void *ud)
+int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, cd_conv_cb cb, void *ud)
 {
     char now[24];
     const char *args[] = {cid, vid, I64(now, cd_now_ms())};
-    return run_conv(st, "conv_confirm", cid, 3, args, cb, ud);
+    return run_conv(st, "conv_confirm", site, cid, 3, args, cb, ud);
 }
 
 int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud)

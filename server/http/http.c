@@ -532,7 +532,7 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
 {
     api_job *j = ud;
     if (sync_cid)
-        cd_conv_sla_sync(j->cx->st, sync_cid, cd_node_intervals(j->cx->node, sync_site), on_sla, NULL);
+        cd_conv_sla_sync(j->cx->st, sync_site, sync_cid, cd_node_intervals(j->cx->node, sync_site), on_sla, NULL);
     http_state *h = j->h;
     if (h) {
         h->ajob = NULL;

@@ -96,6 +96,10 @@ const char *cd_proto_priority_name(cd_priority p)
     return prio_names[p - CD_PRIO_LOW];
 }
 
+/* A conversation id names its site ("c_<random>.<site key>", docs/keyspace.md), so it may
+ * be a site key (at most 64 bytes) and a dot longer than other ids. */
+#define CID_MAX(lim) ((lim)->max_id + 65)
+
 void cd_proto_limits_default(cd_proto_limits *lim)
 {
     lim->max_frame = 65536;
@@ -290,7 +294,7 @@ static cd_err dec_resume_list(dec *d, json_t *arr, const char *invalid, const ch
         cd_resume_item *ri = &r->resume[i];
         if (!json_is_object(it))
             return fail(d, CD_ERR_BAD_REQUEST, "invalid resume entry");
-        TRY(STRN(d, it, "conversation_id", "resume conversation_id", true, 1, d->lim->max_id, &ri->conversation_id));
+        TRY(STRN(d, it, "conversation_id", "resume conversation_id", true, 1, CID_MAX(d->lim), &ri->conversation_id));
         TRY(get_int(d, it, "after_seq", false, 0, INT64_MAX, &ri->after_seq, NULL, NULL, "invalid resume after_seq"));
         TRY(STRN(d, it, "epoch", "resume epoch", false, 0, MAX_EPOCH, &ri->epoch));
         r->n_resume = i + 1;
@@ -401,7 +405,7 @@ static cd_err dec_msg_send(dec *d, json_t *o)
     const char *body = NULL;
     size_t n;
 
-    TRY(STR(d, o, "conversation_id", true, 1, d->lim->max_id, &r->conversation_id));
+    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
     TRY(STR(d, o, "client_msg_id", true, 1, MAX_MSG_ID, &r->client_msg_id));
     TRY(STR(d, o, "body", true, 0, SIZE_MAX, &body));
     n = json_string_length(json_object_get(o, "body"));
@@ -423,7 +427,7 @@ static cd_err dec_history(dec *d, json_t *o)
     int max = d->lim->max_history;
     int64_t limit = DEFAULT_LIMIT;
 
-    TRY(STR(d, o, "conversation_id", true, 1, d->lim->max_id, &r->conversation_id));
+    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
     TRY(INT(d, o, "before_seq", false, 1, INT64_MAX, &r->before_seq, &r->has_before_seq));
     /* Asking for more than the cap is not an error: the client gets the cap. */
     TRY(INT(d, o, "limit", false, 1, INT64_MAX, &limit, NULL));
@@ -435,13 +439,13 @@ static cd_err dec_history(dec *d, json_t *o)
 
 static cd_err dec_typing(dec *d, json_t *o)
 {
-    TRY(STR(d, o, "conversation_id", true, 1, d->lim->max_id, &d->req->conversation_id));
+    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &d->req->conversation_id));
     return BOOL(d, o, "state", true, &d->req->state);
 }
 
 static cd_err dec_read(dec *d, json_t *o)
 {
-    TRY(STR(d, o, "conversation_id", true, 1, d->lim->max_id, &d->req->conversation_id));
+    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &d->req->conversation_id));
     return INT(d, o, "seq", true, 0, INT64_MAX, &d->req->seq, NULL);
 }
 
@@ -450,7 +454,7 @@ static cd_err dec_csat(dec *d, json_t *o)
     cd_req *r = d->req;
     int64_t score = 0;
 
-    TRY(STR(d, o, "conversation_id", true, 1, d->lim->max_id, &r->conversation_id));
+    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
     TRY(INT(d, o, "score", true, 1, 5, &score, NULL));
     r->score = (int)score;
     /* extension: the optional survey questions after CSAT (docs/reports.md) */
@@ -469,14 +473,14 @@ static cd_err dec_presence_set(dec *d, json_t *o)
 
 static cd_err dec_conv_accept(dec *d, json_t *o)
 {
-    return STR(d, o, "conversation_id", true, 1, d->lim->max_id, &d->req->conversation_id);
+    return STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &d->req->conversation_id);
 }
 
 static cd_err dec_conv_transfer(dec *d, json_t *o)
 {
     cd_req *r = d->req;
 
-    TRY(STR(d, o, "conversation_id", true, 1, d->lim->max_id, &r->conversation_id));
+    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
     TRY(STR(d, o, "agent_id", false, 1, d->lim->max_id, &r->agent_id));
     TRY(STR(d, o, "team", false, 1, d->lim->max_id, &r->team));
     if ((r->agent_id != NULL) == (r->team != NULL))
@@ -490,7 +494,7 @@ static cd_err dec_conv_update(dec *d, json_t *o)
     json_t *tags;
     int i;
 
-    TRY(STR(d, o, "conversation_id", true, 1, d->lim->max_id, &r->conversation_id));
+    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
     TRY(ENUM(d, o, "status", false, conv_statuses, &i, &r->status));
     TRY(get_priority(d, o, "priority", &r->priority, "invalid priority"));
     TRY(STR(d, o, "category", false, 0, d->lim->max_field, &r->category));

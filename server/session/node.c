@@ -155,9 +155,11 @@ void cd_session__agent_down(cd_node *n, const char *aid)
 
 /* ---------- timers: claim due deadlines with a lease, run their handlers ---------- */
 
-/* Timer members: "autoclose|<cid>", "unanswered|<site>|<cid>",
- * "slawarn|<cid>|<kind>", "slabreach|<cid>|<kind>", "rule|<site>|<rule id>|<cid>". */
-static void run_timer(cd_node *n, const char *item)
+/* Timer members of site's P{s:<site>}:timers: "autoclose|<cid>", "unanswered|<site>|<cid>",
+ * "slawarn|<cid>|<kind>", "slabreach|<cid>|<kind>", "rule|<site>|<rule id>|<cid>". The
+ * site is that of the zset, so a conversation id without its site (one of the previous
+ * release) still names the right key. */
+static void run_timer(cd_node *n, const char *site, const char *item)
 {
     char buf[256];
     cd_strlcpy(buf, item, sizeof buf);
@@ -169,15 +171,15 @@ static void run_timer(cd_node *n, const char *item)
     if (f2)
         *f2++ = '\0';
     if (strcmp(buf, "autoclose") == 0 && !f2) {
-        cd_conv_autoclose(n->st, f1, on_ignore, NULL);
+        cd_conv_autoclose(n->st, site, f1, on_ignore, NULL);
         return;
     }
     if (strcmp(buf, "unanswered") == 0 && f2) {
-        cd_conv_ticket_convert(n->st, n->cfg, f2, cd_session__intervals(n, f1), on_ignore, NULL);
+        cd_conv_ticket_convert(n->st, n->cfg, f1, f2, cd_session__intervals(n, f1), on_ignore, NULL);
         return;
     }
     if ((strcmp(buf, "slawarn") == 0 || strcmp(buf, "slabreach") == 0) && f2) {
-        cd_conv_sla_fire(n->st, n->cfg, f1, f2, buf[3] == 'w' ? "warn" : "breach", on_ignore, NULL);
+        cd_conv_sla_fire(n->st, n->cfg, site, f1, f2, buf[3] == 'w' ? "warn" : "breach", on_ignore, NULL);
         return;
     }
     if (strcmp(buf, "rule") == 0 && f2) { /* "rule|<site>|<rule id>|<cid>": automation rules */
@@ -188,14 +190,35 @@ unknown:
     cd_log_warn("timer of unknown kind: %s", item);
 }
 
+typedef struct timer_poll {
+    cd_node *n;
+    char site[];
+} timer_poll;
+
 static void on_timers(void *ud, cd_conv_result *r)
 {
-    cd_node *n = ud;
-    n->timer_poll_busy = false;
-    if (r->err != CD_ERR_OK)
-        return;
-    for (size_t i = 0; i < r->n_items; i++)
-        run_timer(n, r->items[i]);
+    timer_poll *tp = ud;
+    cd_node *n = tp->n;
+    if (n->timer_polls > 0)
+        n->timer_polls--;
+    for (size_t i = 0; r->err == CD_ERR_OK && i < r->n_items; i++)
+        run_timer(n, tp->site, r->items[i]);
+    cd_free(tp);
+}
+
+/* One timers_claim call per site of the site cache (each runs in its site's slot). */
+static void timers_poll(cd_node *n)
+{
+    for (size_t i = 0; i < n->n_sites; i++) {
+        size_t l = strlen(n->sites[i].key);
+        timer_poll *tp = cd_malloc(sizeof *tp + l + 1);
+        tp->n = n;
+        memcpy(tp->site, n->sites[i].key, l + 1);
+        if (cd_conv_timers_claim(n->st, tp->site, n->cfg->timer_lease_ms, 50, on_timers, tp) == 0)
+            n->timer_polls++;
+        else
+            cd_free(tp);
+    }
 }
 
 /* ---------- event consumers ---------- */
@@ -313,10 +336,9 @@ static void periodic(cd_node *n, uint64_t now)
         n->last_presence_sweep = now;
         cd_conv_presence_sweep(n->st, NULL, NULL, on_ignore, NULL);
     }
-    if (!n->timer_poll_busy && now - n->last_timer_poll >= (uint64_t)n->cfg->timer_poll_ms) {
+    if (n->timer_polls == 0 && now - n->last_timer_poll >= (uint64_t)n->cfg->timer_poll_ms) {
         n->last_timer_poll = now;
-        if (cd_conv_timers_claim(n->st, n->cfg->timer_lease_ms, 50, on_timers, n) == 0)
-            n->timer_poll_busy = true;
+        timers_poll(n);
     }
     pumps_poll(n, now);
     ops_poll(n, now);
@@ -418,7 +440,7 @@ static void on_events_config(void *ud, cd_conv_result *r)
 void cd_node_on_store(cd_node *n, bool up)
 {
     if (!up) {
-        n->timer_poll_busy = false;
+        n->timer_polls = 0;
         n->ops_busy = false;
         for (size_t i = 0; i < CD_NODE_MAX_PUMPS; i++)
             n->pumps[i].busy = false;

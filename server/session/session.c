@@ -209,7 +209,7 @@ static bool excluded(cd_session *s, const cd_hub_event *ev)
     if (ev->exclude_len > 5 && memcmp(ev->exclude, "join:", 5) == 0)
         return false;
     if (ev->exclude_len > 5 && memcmp(ev->exclude, "conv:", 5) == 0) {
-        char cid[80];
+        char cid[160];
         size_t n = ev->exclude_len - 5;
         if (n >= sizeof cid)
             return false;
@@ -349,7 +349,7 @@ static sess_sub *join(cd_session *s, const char *topic, bool is_conv, const char
 
 static sess_sub *join_conv(cd_session *s, const char *cid, int64_t last_seq)
 {
-    char topic[160];
+    char topic[200];
     snprintf(topic, sizeof topic, "conv:%s", cid);
     return join(s, topic, true, cid, last_seq);
 }
@@ -364,7 +364,7 @@ typedef struct op {
     cd_frame_type type;
     char rid[80];
     bool has_rid;
-    char cid[80];
+    char cid[160];
     int64_t after_seq;
 } op;
 
@@ -398,7 +398,8 @@ static void op_done(op *o)
 
 static cd_conv_author author(cd_session *s)
 {
-    cd_conv_author a = {s->role == CD_SESSION_VISITOR ? "visitor" : "agent", s->id, s->name ? s->name : ""};
+    const char *site = s->role == CD_SESSION_VISITOR ? s->site : s->n_sites > 0 ? s->sites[0] : "";
+    cd_conv_author a = {s->role == CD_SESSION_VISITOR ? "visitor" : "agent", s->id, s->name ? s->name : "", site};
     return a;
 }
 
@@ -829,7 +830,7 @@ static void on_plain(void *ud, cd_conv_result *r)
     cd_session *s = o->s;
     /* a ticket's SLA clocks follow its state (pause while pending, next response...) */
     if (r->err == CD_ERR_OK && r->sla && r->site[0])
-        cd_conv_sla_sync(s->node->st, o->cid, cd_session__intervals(s->node, r->site), on_sla_synced, NULL);
+        cd_conv_sla_sync(s->node->st, r->site, o->cid, cd_session__intervals(s->node, r->site), on_sla_synced, NULL);
     if (r->err == CD_ERR_OK && o->type == CD_FRAME_CONV_START) {
         cd_free(s->profile); /* the visitor's record exists now */
         s->profile = NULL;
@@ -898,7 +899,7 @@ static void on_sent(void *ud, const cd_conv_sent *r)
     op *o = ud;
     cd_session *s = o->s;
     if (r->err == CD_ERR_OK && r->sla && r->site[0])
-        cd_conv_sla_sync(s->node->st, o->cid, cd_session__intervals(s->node, r->site), on_sla_synced, NULL);
+        cd_conv_sla_sync(s->node->st, r->site, o->cid, cd_session__intervals(s->node, r->site), on_sla_synced, NULL);
     if (!s->conn) {
         op_done(o);
         return;
@@ -999,7 +1000,7 @@ static void handle_request(cd_session *s, const cd_req *req)
     case CD_FRAME_CSAT:
         if (agent)
             goto forbidden;
-        rc = cd_conv_csat(n->st, s->id, req, on_plain, o);
+        rc = cd_conv_csat(n->st, s->site, s->id, req, on_plain, o);
         break;
     case CD_FRAME_PRESENCE_SET:
         if (!agent)
@@ -1019,7 +1020,7 @@ static void handle_request(cd_session *s, const cd_req *req)
     case CD_FRAME_CONV_CONFIRM:
         if (agent)
             goto forbidden;
-        rc = cd_conv_confirm(n->st, s->id, req->conversation_id, on_plain, o);
+        rc = cd_conv_confirm(n->st, s->site, s->id, req->conversation_id, on_plain, o);
         break;
     case CD_FRAME_CONV_TRANSFER:
         if (!agent)

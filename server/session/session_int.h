@@ -24,7 +24,7 @@ typedef struct sess_sub {
     int page_kind; /* resume (answered with "resumed") or backfill */
     int64_t page_after;
     char *page_epoch; /* heap, while paging */
-    char id[80];      /* conversation id (conv subs) */
+    char id[160];     /* conversation id (conv subs) */
 } sess_sub;
 
 typedef struct outq_item {
@@ -99,7 +99,7 @@ struct cd_node {
     char node_id[128];
     cd_map agents; /* agent id -> live local connections (uintptr_t) */
     uint64_t last_beat, last_presence_sweep, last_timer_poll;
-    bool timer_poll_busy;
+    int timer_polls; /* timers_claim calls in flight (one per site of the site cache) */
     struct cd_event_pump {
         cd_node *n;
         const char *script;

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "chatdesk/store.h"
 
@@ -26,9 +27,21 @@ const char *cd_key_site(cd_key *k, const char *P, const char *site, const char *
     return keyf(k, "%ssite:%s%s", P, site, suffix ? suffix : "");
 }
 
-const char *cd_key_conv(cd_key *k, const char *P, const char *cid)
+const char *cd_key_tagged(cd_key *k, const char *P, const char *site, const char *suffix)
 {
-    return keyf(k, "%sconv:{%s}", P, cid);
+    return keyf(k, "%s{s:%s}:%s", P, site, suffix);
+}
+
+const char *cd_key_cid_site(const char *cid)
+{
+    const char *dot = strrchr(cid, '.');
+    return dot && dot[1] ? dot + 1 : NULL;
+}
+
+const char *cd_key_conv(cd_key *k, const char *P, const char *site, const char *cid)
+{
+    const char *s = cd_key_cid_site(cid);
+    return keyf(k, "%s{s:%s}:conv:%s", P, s ? s : site ? site : "", cid);
 }
 
 const char *cd_key_agent(cd_key *k, const char *P, const char *id)

@@ -109,7 +109,7 @@ static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
  * full (maxmemory with noeviction refuses every other function with OOM) and on replicas. */
 #define LIB_WRAP                                                                                                \
     "\nredis.register_function{function_name='%s_%s', flags={%s}, callback=function(KEYS, ARGV)\nP = ARGV[1]\n" \
-    "event_by = 'system'\n"
+    "CSITE = key_site(KEYS[1])\nevent_by = 'system'\n"
 #define LIB_WRAP_END "\nend}\n"
 
 /* Scripts that never write: no-writes. The HTTP API's scripts (api*) also get a read-only

@@ -9,7 +9,7 @@ import { useCluster, redisCommand, rnd, SCALE } from './lib.mjs';
 const { cluster, skip } = useCluster();
 
 async function storedWith(cid, cmid) {
-    const rows = await redisCommand(cluster.redis.sock, ['XRANGE', `cd:conv:{${cid}}:msgs`, '-', '+']);
+    const rows = await redisCommand(cluster.redis.sock, ['XRANGE', `cd:{s:${cid.split('.').pop()}}:conv:${cid}:msgs`, '-', '+']);
     return rows.filter(([, f]) => f[f.indexOf('cmid') + 1] === cmid).map(([id]) => Number(id.split('-')[1]));
 }
 

@@ -620,7 +620,7 @@ export async function settleAndCheck(cluster, { visitors, agentClients, convs },
         const stuck = all.filter((c) => !c.ready || c.outbox.size).map((c) => `${c.label}(ready=${c.ready},outbox=${c.outbox.size})`);
         throw new Error(`${e.message}: ${stuck.slice(0, 10).join(' ')}`);
     });
-    const lastSeq = async (cid) => Number(await cluster.redis.cmd('HGET', `${PREFIX}conv:{${cid}}`, 'last_seq'));
+    const lastSeq = async (cid) => Number(await cluster.redis.cmd('HGET', `${PREFIX}{s:${cid.split('.').pop()}}:conv:${cid}`, 'last_seq'));
     await waitUntil(
         async () => {
             for (const cid of convs) {
@@ -642,7 +642,7 @@ export async function check(cluster, { visitors, agentClients, convs }) {
     const v = { lost: [], dupStored: [], seqGaps: [], undelivered: [], orderErrors: 0, wireDups: 0, resets: 0, acked: 0, stored: 0, clientErrors: [] };
     const stored = new Map(); // cid -> Map(seq -> {cmid, author})
     for (const cid of convs) {
-        const rows = await redisCommand(cluster.redis.sock, ['XRANGE', `${PREFIX}conv:{${cid}}:msgs`, '-', '+'], 10_000);
+        const rows = await redisCommand(cluster.redis.sock, ['XRANGE', `${PREFIX}{s:${cid.split('.').pop()}}:conv:${cid}:msgs`, '-', '+'], 10_000);
         const bySeq = new Map();
         const byCmid = new Map();
         for (const [id, fields] of rows) {

@@ -78,8 +78,8 @@ it('an admin creates a rule with the form editor and sees it listed', async () =
 it('the rule routes a real conversation; a bad rule shows the server\'s message', async () => {
     const vc = await visitorChat(st.env, S.site, { message: 'All servers are down', form: { category: 'Server failure', priority: 'high' } });
     S.cid = vc.cid;
-    await waitUntil(async () => (await st.env.redis.cmd('HGET', `cd:conv:{${vc.cid}}`, 'priority')) === 'urgent', { timeout: WAIT * 2, what: 'priority raised by the rule' });
-    assert.equal(await st.env.redis.cmd('HGET', `cd:conv:{${vc.cid}}`, 'team'), 'infra');
+    await waitUntil(async () => (await st.env.redis.cmd('HGET', `cd:{s:${vc.cid.split('.').pop()}}:conv:${vc.cid}`, 'priority')) === 'urgent', { timeout: WAIT * 2, what: 'priority raised by the rule' });
+    assert.equal(await st.env.redis.cmd('HGET', `cd:{s:${vc.cid.split('.').pop()}}:conv:${vc.cid}`, 'team'), 'infra');
     const p = S.p;
     await p.locator('[data-action="add-rule"]').click();
     const form = p.locator('[data-form="rule-edit"]');

@@ -49,7 +49,7 @@ it('survey enabled: NPS and CES questions appear after a CSAT score and are stor
     await screenshot(page, '60-survey-01-nps-ces');
     await w.q('.banner button[type=submit]').click();
     await waitUntil(async () => /Thank you for your feedback/.test(await w.banner.textContent()), { what: 'csat thanks' });
-    const got = await st.env.redis.cmd('HMGET', `cd:conv:{${cid}}`, 'csat_score', 'csat_nps', 'csat_ces');
+    const got = await st.env.redis.cmd('HMGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'csat_score', 'csat_nps', 'csat_ces');
     assert.deepEqual(got, ['5', '9', '6']);
     const evs = await st.env.redis.cmd('XREVRANGE', 'cd:events', '+', '-', 'COUNT', '50');
     const e = evs.map(([, f]) => Object.fromEntries(f.reduce((acc, x, i) => (i % 2 ? acc.at(-1).push(x) : acc.push([x]), acc), []))).find((x) => x.t === 'csat.submitted' && x.c === cid);
@@ -64,5 +64,5 @@ it('survey not enabled: stars only, the csat has no nps/ces', async () => {
     assert.equal(await w.q('.banner .scale').count(), 0);
     await w.q('.banner button[type=submit]').click();
     await waitUntil(async () => /Thank you for your feedback/.test(await w.banner.textContent()), { what: 'csat thanks' });
-    assert.deepEqual(await st.env.redis.cmd('HMGET', `cd:conv:{${cid}}`, 'csat_score', 'csat_nps', 'csat_ces'), ['3', '', '']);
+    assert.deepEqual(await st.env.redis.cmd('HMGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'csat_score', 'csat_nps', 'csat_ces'), ['3', '', '']);
 });

@@ -237,7 +237,7 @@ static void send_msgs(fx *f, int n, size_t body_len)
 {
     char cmid[32], *body = malloc(body_len + 32);
     assert_non_null(body);
-    cd_conv_author a = {"visitor", f->vid, ""};
+    cd_conv_author a = {"visitor", f->vid, "", NULL};
     for (int i = 0; i < n; i++) {
         snprintf(cmid, sizeof cmid, "cm%d", ++f->msg_counter);
         if (body_len) {
@@ -1006,7 +1006,7 @@ static void test_detach_with_requests_in_flight(void **state)
     assert_int_equal(f->io_after_detach, 0);
     assert_int_equal(cd_node_session_count(f->node), 0);
     /* the request itself was carried out: the conversation has the message */
-    cd_conv_author a = {"visitor", f->vid, ""};
+    cd_conv_author a = {"visitor", f->vid, "", NULL};
     prep_started(f, cd_conv_history(f->st, &a, f->cid, 0, 1, on_prep, f));
     prep_wait(f);
     assert_int_equal(f->last, L + 1);

@@ -54,7 +54,7 @@ it('200 chats at once, 10 agents of capacity 3 on three nodes: each assigned exa
     const cids = started.map((s) => s.conversation.id);
     const waitingAtT = new Set();
     for (const cid of cids) {
-        if ((await env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'status')) === 'queued') waitingAtT.add(cid);
+        if ((await env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'status')) === 'queued') waitingAtT.add(cid);
     }
     assert.ok(waitingAtT.size >= N - 30, `at most 30 chats can be assigned at first, ${N - waitingAtT.size} were`);
 
@@ -88,7 +88,7 @@ it('200 chats at once, 10 agents of capacity 3 on three nodes: each assigned exa
     // Everything that waited together left the queue by priority, then age.
     const rows = [];
     for (const cid of waitingAtT) {
-        const [prio, created, at] = await env.redis.cmd('HMGET', `cd:conv:{${cid}}`, 'priority', 'created_at', 'assign_seq');
+        const [prio, created, at] = await env.redis.cmd('HMGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'priority', 'created_at', 'assign_seq');
         rows.push({ cid, rank: PRIO[prio], created: Number(created), at: Number(at) });
     }
     rows.sort((x, y) => x.rank - y.rank || x.created - y.created);
@@ -125,7 +125,7 @@ it('manual mode: two agents racing conversation.accept, exactly one wins', async
         const conflicts = [r1, r2].filter((r) => r.type === 'error' && r.code === 'conflict');
         assert.equal(oks.length, 1, JSON.stringify([r1, r2]));
         assert.equal(conflicts.length, 1, JSON.stringify([r1, r2]));
-        const holder = await env.redis.cmd('HGET', `cd:conv:{${conversation.id}}`, 'assignee');
+        const holder = await env.redis.cmd('HGET', `cd:{s:${conversation.id.split('.').pop()}}:conv:${conversation.id}`, 'assignee');
         assert.equal(holder, oks[0] === r1 ? a1.agentId : a2.agentId);
         v.terminate();
     }
@@ -169,8 +169,8 @@ it('kill -9 of the node holding an agent\'s only connection: offline soon after,
     for (let i = 0; i < 5; i++) {
         const v = await env.visitor(1, { site });
         const { conversation } = await v.ok({ type: 'conversation.start', form: { message: 'hi' } });
-        await waitUntil(async () => (await env.redis.cmd('HGET', `cd:conv:{${conversation.id}}`, 'assignee')) !== '', { what: 'assigned' });
-        assert.equal(await env.redis.cmd('HGET', `cd:conv:{${conversation.id}}`, 'assignee'), watcher.agentId);
+        await waitUntil(async () => (await env.redis.cmd('HGET', `cd:{s:${conversation.id.split('.').pop()}}:conv:${conversation.id}`, 'assignee')) !== '', { what: 'assigned' });
+        assert.equal(await env.redis.cmd('HGET', `cd:{s:${conversation.id.split('.').pop()}}:conv:${conversation.id}`, 'assignee'), watcher.agentId);
         v.terminate();
     }
 });
@@ -182,7 +182,7 @@ it('transfer to an agent and escalation to a team, with the note kept as a priva
     const v = await env.visitor(1, { site });
     const { conversation } = await v.ok({ type: 'conversation.start', form: { message: 'my server is down' } });
     const cid = conversation.id;
-    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'assignee')) === a1.agentId, { what: 'a1 holds it' });
+    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'assignee')) === a1.agentId, { what: 'a1 holds it' });
     const t2 = await agentOn(1, site, { maxChats: 5, teams: ['tier2'] });
     // escalate to the team: it leaves a1 and goes to the tier-2 agent
     const esc = await a1.ok({ type: 'conversation.transfer', conversation_id: cid, team: 'tier2', note: 'needs root access' });
@@ -211,7 +211,7 @@ it('status workflow: pending on agent reply, open on customer reply, reopen afte
     const v = await env.visitor(1, { site });
     const { conversation } = await v.ok({ type: 'conversation.start', form: { message: 'hello' } });
     const cid = conversation.id;
-    const status = () => env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'status');
+    const status = () => env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'status');
     await waitUntil(async () => (await status()) === 'open', { what: 'open' });
     await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'r1', body: 'How can I help?' });
     assert.equal(await status(), 'pending');

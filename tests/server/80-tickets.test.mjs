@@ -82,11 +82,11 @@ it('a timer claimed by a node that died (kill -9) fires once, after the lease', 
     const member = `slabreach|${cid}|first_response`;
     // Pretend the node that is about to die claimed the breach timer: it sits in
     // timers:leased with a lease of 3 s, and the node is killed before handling it.
-    const due = Number(await env.redis.cmd('ZSCORE', 'cd:timers', member));
+    const due = Number(await env.redis.cmd('ZSCORE', `cd:{s:${cid.split('.').pop()}}:timers`, member));
     assert.ok(due > 0, 'breach timer armed');
-    await env.redis.cmd('ZREM', 'cd:timers', member);
+    await env.redis.cmd('ZREM', `cd:{s:${cid.split('.').pop()}}:timers`, member);
     const leaseEnd = Date.now() + 3000;
-    await env.redis.cmd('ZADD', 'cd:timers:leased', String(leaseEnd), member);
+    await env.redis.cmd('ZADD', `cd:{s:${cid.split('.').pop()}}:timers:leased`, String(leaseEnd), member);
     await extra.kill9();
     await sleep(Math.max(0, due - Date.now()) + 300);
     assert.equal(watch.filter((f) => f.type === 'sla.breached' && f.conversation_id === cid).length, 0, 'not before the lease ends');
@@ -110,20 +110,20 @@ it('the SLA clock pauses while pending and resumes when the customer replies', a
     const ag = await env.addAgent({ site });
     const a = await env.agent(0, { email: ag.email, password: ag.password });
     await a.ok({ type: 'conversation.accept', conversation_id: cid });
-    const due0 = Number(await env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'sla_resolution_due'));
+    const due0 = Number(await env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'sla_resolution_due'));
     await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'p1', body: 'Can you send a screenshot?' });
-    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'sla_paused_at')) !== '', { what: 'paused' });
-    assert.equal(await env.redis.cmd('ZSCORE', 'cd:timers', `slabreach|${cid}|resolution`), null, 'no breach timer while paused');
+    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'sla_paused_at')) !== '', { what: 'paused' });
+    assert.equal(await env.redis.cmd('ZSCORE', `cd:{s:${cid.split('.').pop()}}:timers`, `slabreach|${cid}|resolution`), null, 'no breach timer while paused');
     const paused = Date.now();
     await sleep(1500);
     await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'c1', body: 'here it is' });
-    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'sla_paused_at')) === '', { what: 'resumed' });
-    const due1 = Number(await env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'sla_resolution_due'));
+    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'sla_paused_at')) === '', { what: 'resumed' });
+    const due1 = Number(await env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'sla_resolution_due'));
     const held = Date.now() - paused;
     assert.ok(due1 - due0 >= 1400 && due1 - due0 <= held + 500, `deadline moved by ${due1 - due0} ms for ${held} ms paused`);
-    assert.equal(Number(await env.redis.cmd('ZSCORE', 'cd:timers', `slabreach|${cid}|resolution`)), due1, 'breach timer re-armed');
+    assert.equal(Number(await env.redis.cmd('ZSCORE', `cd:{s:${cid.split('.').pop()}}:timers`, `slabreach|${cid}|resolution`)), due1, 'breach timer re-armed');
     // the customer waits for an answer again: the next-response clock runs
-    assert.notEqual(await env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'sla_next_response_due'), '');
+    assert.notEqual(await env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'sla_next_response_due'), '');
     v.terminate();
     a.terminate();
 });
@@ -231,8 +231,8 @@ it('breach actions: priority raised, escalated to the team, admins told', async 
     const boss = await env.agent(1, { token });
     const breach = await boss.waitFor((f) => f.type === 'sla.breached' && f.conversation_id === cid, { timeout: 15_000 * SCALE });
     assert.equal(breach.kind, 'first_response');
-    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'team')) === 'tier2', { what: 'escalated' });
-    assert.equal(await env.redis.cmd('HGET', `cd:conv:{${cid}}`, 'priority'), 'high');
+    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'team')) === 'tier2', { what: 'escalated' });
+    assert.equal(await env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'priority'), 'high');
     const a2 = await env.agent(2, { email: t2.email, password: t2.password });
     await a2.waitFor((f) => f.type === 'conversation.assigned' && f.conversation.id === cid, { timeout: 10_000 * SCALE, what: 'tier2 gets it' });
     const hist = await a2.ok({ type: 'history', conversation_id: cid });

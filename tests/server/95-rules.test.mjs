@@ -30,7 +30,7 @@ async function addRule(token, site, rule) {
 
 async function messages(cid) {
     const out = [];
-    for (const [, f] of await env.redis.cmd('XRANGE', `cd:conv:{${cid}}:msgs`, '-', '+')) {
+    for (const [, f] of await env.redis.cmd('XRANGE', `cd:{s:${cid.split('.').pop()}}:conv:${cid}:msgs`, '-', '+')) {
         const m = {};
         for (let i = 0; i < f.length; i += 2) m[f[i]] = f[i + 1];
         out.push(m);
@@ -39,7 +39,7 @@ async function messages(cid) {
 }
 
 const conv = async (cid) => {
-    const r = await env.redis.cmd('HGETALL', `cd:conv:{${cid}}`);
+    const r = await env.redis.cmd('HGETALL', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`);
     const o = {};
     for (let i = 0; i < r.length; i += 2) o[r[i]] = r[i + 1];
     return o;
@@ -221,7 +221,7 @@ it('compare-and-set: two nodes that read the same batch apply it once (store/lua
     const P = `iso${rnd(3)}:`;
     const run = (...args) => env.redis.cmd('EVAL', lua, '0', P, ...args.map(String));
     const now = Date.now();
-    await env.redis.cmd('HSET', `${P}conv:{c1}`, 'id', 'c1', 'site', 's', 'status', 'open', 'priority', 'normal', 'visitor', 'v1', 'tags', '[]', 'last_seq', '0', 'created_at', String(now));
+    await env.redis.cmd('HSET', `${P}{s:s}:conv:c1`, 'id', 'c1', 'site', 's', 'status', 'open', 'priority', 'normal', 'visitor', 'v1', 'tags', '[]', 'last_seq', '0', 'created_at', String(now));
     await env.redis.cmd('ZADD', `${P}{s:s}:rules`, '1', 'r1');
     await env.redis.cmd('HSET', `${P}{s:s}:rule:r1`, 'id', 'r1', 'name', 'N', 'enabled', '1', 'match', 'all', 'trigger', '{"event":"message.created"}', 'conditions', '[]', 'actions', '[{"type":"private_note","body":"once"}]');
     assert.deepEqual(JSON.parse(await run('batch', now, 10)), { events: [] }); // a new cursor starts at the end
@@ -233,7 +233,7 @@ it('compare-and-set: two nodes that read the same batch apply it once (store/lua
     const plan = (x) => JSON.stringify({ expect: x.expect, cursor: x.last, arm: [], fire: x.events.map((e) => ({ rule: 'r1', name: 'N', site: 's', cid: 'c1', event: e.id, actions: [{ type: 'private_note', body: 'once' }] })) });
     assert.equal(JSON.parse(await run('apply', now, plan(a), 100)).applied, true);
     assert.equal(JSON.parse(await run('apply', now, plan(b), 100)).applied, false);
-    assert.equal(Number(await env.redis.cmd('XLEN', `${P}conv:{c1}:msgs`)), 2, 'one note per event');
+    assert.equal(Number(await env.redis.cmd('XLEN', `${P}{s:s}:conv:c1:msgs`)), 2, 'one note per event');
     assert.equal(await env.redis.cmd('GET', `${P}events:cursor:rules`), a.last);
     // what is left are the notes' own events, which say who caused them
     const rest = JSON.parse(await run('batch', now, 10)).events;
@@ -263,13 +263,13 @@ it('no first response in time notifies the team lead: a timer scheduled on a nod
     const cid = (await v.ok({ type: 'conversation.start', form: { message: 'invoice wrong', category: 'billing' } })).conversation.id;
     const answered = (await v.ok({ type: 'conversation.start', form: { message: 'second', category: 'billing' } })).conversation.id;
     const member = `rule|${site.key}|${rule.id}|${cid}`;
-    const due = Number(await waitUntil(() => env.redis.cmd('ZSCORE', 'cd:timers', member), { what: 'timer armed' }));
+    const due = Number(await waitUntil(() => env.redis.cmd('ZSCORE', `cd:{s:${site.key}}:timers`, member), { what: 'timer armed' }));
     const created = Number((await conv(cid)).created_at);
     assert.equal(due, created + 3000);
     // the extra node claimed it (it sits leased for 3 s) and dies before handling it
-    await env.redis.cmd('ZREM', 'cd:timers', member);
+    await env.redis.cmd('ZREM', `cd:{s:${site.key}}:timers`, member);
     const leaseEnd = Date.now() + 3000;
-    await env.redis.cmd('ZADD', 'cd:timers:leased', String(leaseEnd), member);
+    await env.redis.cmd('ZADD', `cd:{s:${site.key}}:timers:leased`, String(leaseEnd), member);
     await extra.kill9();
     // the other conversation is answered in time: its timer fires but the rule does not
     const ag = await env.addAgent({ site });
@@ -280,14 +280,14 @@ it('no first response in time notifies the team lead: a timer scheduled on a nod
     assert.ok(Date.now() >= leaseEnd - 200, 'fired after the lease');
     assert.equal(notice.notice.kind, 'rule');
     assert.equal(notice.notice.title, 'Unanswered chat');
-    await waitUntil(async () => (await env.redis.cmd('ZSCORE', 'cd:timers', `rule|${site.key}|${rule.id}|${answered}`)) === null &&
-        (await env.redis.cmd('ZSCORE', 'cd:timers:leased', `rule|${site.key}|${rule.id}|${answered}`)) === null, { timeout: 10_000 * SCALE, what: 'second timer done' });
+    await waitUntil(async () => (await env.redis.cmd('ZSCORE', `cd:{s:${site.key}}:timers`, `rule|${site.key}|${rule.id}|${answered}`)) === null &&
+        (await env.redis.cmd('ZSCORE', `cd:{s:${site.key}}:timers:leased`, `rule|${site.key}|${rule.id}|${answered}`)) === null, { timeout: 10_000 * SCALE, what: 'second timer done' });
     await sleep(1500);
     assert.equal(leadWs.filter((f) => f.type === 'notice' && f.notice.conversation_id === cid).length, 1, 'once');
     assert.equal(leadWs.filter((f) => f.type === 'notice' && f.notice.conversation_id === answered).length, 0, 'answered in time');
     const kept = (await env.redis.cmd('LRANGE', `cd:agent:${lead.id}:notices`, '0', '-1')).map((s) => JSON.parse(s));
     assert.equal(kept.filter((n) => n.conversation_id === cid).length, 1);
-    assert.equal(await env.redis.cmd('ZSCORE', 'cd:timers:leased', member), null);
+    assert.equal(await env.redis.cmd('ZSCORE', `cd:{s:${site.key}}:timers:leased`, member), null);
     v.terminate();
     a.terminate();
     leadWs.terminate();
@@ -304,21 +304,21 @@ it('"pending for N s": a chat that left pending does not fire; entering pending 
     const { a, v, cid } = await env.chat({ site, aNode: 1, vNode: 2 });
     const member = `rule|${site.key}|${rule.id}|${cid}`;
     await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'a1', body: 'Could you check?' });
-    const due1 = Number(await waitUntil(() => env.redis.cmd('ZSCORE', 'cd:timers', member), { what: 'armed on pending' }));
+    const due1 = Number(await waitUntil(() => env.redis.cmd('ZSCORE', `cd:{s:${site.key}}:timers`, member), { what: 'armed on pending' }));
     await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'v1', body: 'checking' }); // -> open
     // the deadline passes while the chat is open: the timer is consumed and does nothing
-    await waitUntil(async () => Date.now() > due1 && (await env.redis.cmd('ZSCORE', 'cd:timers', member)) === null &&
-        (await env.redis.cmd('ZSCORE', 'cd:timers:leased', member)) === null, { timeout: 10_000 * SCALE, what: 'first timer consumed' });
+    await waitUntil(async () => Date.now() > due1 && (await env.redis.cmd('ZSCORE', `cd:{s:${site.key}}:timers`, member)) === null &&
+        (await env.redis.cmd('ZSCORE', `cd:{s:${site.key}}:timers:leased`, member)) === null, { timeout: 10_000 * SCALE, what: 'first timer consumed' });
     assert.equal((await conv(cid)).tags, '[]', 'not fired while open');
     await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'a2', body: 'Thanks, and?' }); // -> pending again
-    const due2 = Number(await waitUntil(() => env.redis.cmd('ZSCORE', 'cd:timers', member), { what: 're-armed' }));
+    const due2 = Number(await waitUntil(() => env.redis.cmd('ZSCORE', `cd:{s:${site.key}}:timers`, member), { what: 're-armed' }));
     assert.ok(due2 > due1 + 2000, 'armed from the new anchor');
     await waitUntil(async () => JSON.parse((await conv(cid)).tags || '[]').includes('stale'), { timeout: 10_000 * SCALE, what: 'fired' });
     assert.ok(Date.now() >= due2 - 50, 'not before the re-armed deadline');
     await sleep(800);
     assert.equal((await messages(cid)).filter((m) => m.body === 'still waiting on the customer').length, 1, 'once');
-    assert.equal(await env.redis.cmd('ZSCORE', 'cd:timers', member), null);
-    assert.equal(await env.redis.cmd('ZSCORE', 'cd:timers:leased', member), null);
+    assert.equal(await env.redis.cmd('ZSCORE', `cd:{s:${site.key}}:timers`, member), null);
+    assert.equal(await env.redis.cmd('ZSCORE', `cd:{s:${site.key}}:timers:leased`, member), null);
     // the conversation leaves pending: a new anchor never comes, nothing fires again
     await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'v2', body: 'ok' });
     assert.equal((await conv(cid)).status, 'open');

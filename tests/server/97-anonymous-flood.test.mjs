@@ -96,11 +96,11 @@ it("an anonymous visitor's token brings it back; its first conversation writes i
     const first = await helloOnce(site.key, '127.0.0.3', { page, attributes: { plan: 'pro' } });
     assert.ok(first.welcome, JSON.stringify(first));
     const vid = first.welcome.visitor.id;
-    assert.equal(await env.redis.cmd('EXISTS', `cd:visitor:${vid}`), 0, 'no record before a conversation');
+    assert.equal(await env.redis.cmd('EXISTS', `cd:{s:${site.key}}:visitor:${vid}`), 0, 'no record before a conversation');
     // the token restores the same visitor, still with no record
     const again = await helloOnce(site.key, '127.0.0.3', { token: first.welcome.token });
     assert.equal(again.welcome.visitor.id, vid);
-    assert.equal(await env.redis.cmd('EXISTS', `cd:visitor:${vid}`), 0);
+    assert.equal(await env.redis.cmd('EXISTS', `cd:{s:${site.key}}:visitor:${vid}`), 0);
     // a connection that starts a conversation: the record appears, with the hello's profile
     const v = await env.visitor(0, { site, token: first.welcome.token });
     assert.equal(v.visitorId, vid);
@@ -109,9 +109,9 @@ it("an anonymous visitor's token brings it back; its first conversation writes i
     assert.equal(w.visitor.id, vid);
     const start = await c.ok({ type: 'conversation.start', form: { subject: 'Hi', message: 'Where is my order?' } });
     assert.ok(start.conversation.id);
-    assert.equal(await env.redis.cmd('HGET', `cd:visitor:${vid}`, 'site'), site.key);
-    assert.equal(await env.redis.cmd('HGET', `cd:visitor:${vid}`, 'page_url'), page.url);
-    assert.deepEqual(JSON.parse(await env.redis.cmd('HGET', `cd:visitor:${vid}`, 'attributes')), { plan: 'pro' });
+    assert.equal(await env.redis.cmd('HGET', `cd:{s:${site.key}}:visitor:${vid}`, 'site'), site.key);
+    assert.equal(await env.redis.cmd('HGET', `cd:{s:${site.key}}:visitor:${vid}`, 'page_url'), page.url);
+    assert.deepEqual(JSON.parse(await env.redis.cmd('HGET', `cd:{s:${site.key}}:visitor:${vid}`, 'attributes')), { plan: 'pro' });
     // and the next hello with the token lists the conversation
     const later = await helloOnce(site.key, '127.0.0.3', { token: first.welcome.token });
     assert.equal(later.welcome.visitor.id, vid);

@@ -107,14 +107,14 @@ async function sendUntilOk(v, cid, cmid, body, { timeout = 30_000 * SCALE } = {}
 it('nodes and the admin CLI find the primary through the sentinels; a chat works', async () => {
     const sites = await env.admin('site-list', '--json');
     assert.ok(Array.isArray(sites));
-    const { v, a, cid, base } = await env.chat({ vNode: 0, aNode: 1 });
+    const { v, a, cid, base, site } = await env.chat({ vNode: 0, aNode: 1 });
     for (let i = 1; i <= 5; i++) {
         const r = await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: `s${i}`, body: `hello ${i}` });
         assert.equal(r.message.seq, base + i);
         await a.waitFor((f) => f.type === 'message.created' && f.message?.seq === base + i, { what: `agent gets ${i}` });
     }
     // the data is on the primary the sentinels name
-    assert.equal(await cmd(ports.primary, 'EXISTS', `cd:conv:{${cid}}`), 1);
+    assert.equal(await cmd(ports.primary, 'EXISTS', `cd:{s:${site.key}}:conv:${cid}`), 1);
     v.terminate();
     a.terminate();
 });
@@ -179,9 +179,9 @@ it('the old primary comes back as a replica and is not written to', async () => 
         const role = await cmd(ports.primary, 'ROLE').catch(() => null);
         return role && role[0] === 'slave';
     }, { timeout: 30_000 * SCALE, interval: 250, what: 'old primary reconfigured as a replica' });
-    const { v, cid, base } = await env.chat({ vNode: 1, aNode: 0 });
+    const { v, cid, base, site } = await env.chat({ vNode: 1, aNode: 0 });
     const r = await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'r1', body: 'still flowing' });
     assert.equal(r.message.seq, base + 1);
-    assert.equal(await cmd(ports.promoted, 'EXISTS', `cd:conv:{${cid}}`), 1, 'written to the new primary');
+    assert.equal(await cmd(ports.promoted, 'EXISTS', `cd:{s:${site.key}}:conv:${cid}`), 1, 'written to the new primary');
     v.terminate();
 });

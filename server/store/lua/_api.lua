@@ -20,6 +20,14 @@ local function my_site(s)
   for _, k in ipairs(my_sites) do if k == s then return true end end
   return false
 end
+-- A visitor of one of the caller's sites (its record is its site's), or nil.
+local function visitor_of(vid)
+  for _, s in ipairs(my_sites) do
+    local v = hgetall(vkey(s, vid))
+    if v then return v end
+  end
+  return nil
+end
 -- Roles: agent < admin (administers its own sites) < owner (also creates sites and grants
 -- the owner role; docs/ops.md "Roles"). An owner is an admin everywhere it is a member.
 local is_owner = me ~= nil and me.role == 'owner'
@@ -84,7 +92,7 @@ end
 local function conv_of_ticket(number)
   local cid = redis.call('GET', P .. 'ticket:' .. tostring(number))
   if not cid then return nil end
-  local c = hgetall(ckey(cid))
+  local c = conv_in(cid, my_sites)
   if not c or not my_site(c.site) then return nil end
   return c
 end

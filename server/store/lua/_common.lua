@@ -3,10 +3,20 @@
 -- prefix) and event_by, then runs its body. Keep the top level to functions and
 -- constants: it is shared by all calls.
 local P = ARGV[1]
-local function ckey(cid) return P .. 'conv:{' .. cid .. '}' end
+-- CSITE: the site of the call, read from the hash tag {s:<site>} of its first declared key
+-- (set by each function's wrapper; nil for calls that are about no one site).
+local CSITE = nil
+local function key_site(k) return k and string.match(k, '^[^{]*{s:([^}]*)}') or nil end
 -- A key of one site, under the site's hash tag (one Redis Cluster slot per site):
 -- P{s:<site>}:<suffix> (docs/keyspace.md).
 local function skey(site, suffix) return P .. '{s:' .. site .. '}:' .. suffix end
+-- The site of a conversation id: new ids end in ".<site>" (docs/keyspace.md "How a
+-- conversation id finds its site"); ids of the previous release have no site in them and
+-- live in the site of the call (or the one given).
+local function cid_site(cid) return string.match(cid, '%.([%w_-]+)$') end
+local function ckey(cid, site) return P .. '{s:' .. (cid_site(cid) or site or CSITE or '') .. '}:conv:' .. cid end
+-- A visitor belongs to one site: its record and conversation list are the site's.
+local function vkey(site, vid) return skey(site, 'visitor:' .. vid) end
 local function J(v)
   if v == nil or v == false or v == '' then return 'null' end
   return cjson.encode(v)
@@ -27,6 +37,16 @@ local function hgetall(key)
   local t = {}
   for i = 1, #r, 2 do t[r[i]] = r[i + 1] end
   return t
+end
+-- A conversation found by id among some sites (a cross-site list of the previous release
+-- holds ids without their site): its hash, or nil.
+local function conv_in(cid, sites)
+  if cid_site(cid) then return hgetall(ckey(cid)) end
+  for _, s in ipairs(sites) do
+    local c = hgetall(ckey(cid, s))
+    if c then return c end
+  end
+  return nil
 end
 local function pub(channel, seq, aud, excl, frame)
   redis.call('PUBLISH', P .. 'ch:' .. channel, I(seq) .. ' ' .. aud .. ' ' .. excl .. '\n' .. frame)
@@ -182,7 +202,7 @@ end
 -- message.created event (ids only: a consumer that needs the body reads it by seq,
 -- event_body) and the bus. Returns the seq.
 local function append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra)
-  local key = ckey(c.id)
+  local key = ckey(c.id, c.site)
   local sseq = I((tonumber(c.last_seq) or 0) + 1)
   c.last_seq = sseq
   if retain > 0 then
@@ -216,7 +236,7 @@ local function event_data(e)
   local seq = string.match(d, '"seq":(%d+)')
   local body = ''
   if seq then
-    local r = redis.call('XRANGE', ckey(e.c) .. ':msgs', '0-' .. seq, '0-' .. seq)
+    local r = redis.call('XRANGE', ckey(e.c, e.s) .. ':msgs', '0-' .. seq, '0-' .. seq)
     if #r == 1 then
       local f = r[1][2]
       for i = 1, #f, 2 do if f[i] == 'body' then body = f[i + 1] break end end
@@ -279,7 +299,7 @@ local function queue_changed(site, team)
   local size = redis.call('ZCARD', key)
   local head = redis.call('ZRANGE', key, 0, 49)
   local oldest = 'null'
-  if #head > 0 then oldest = N(redis.call('HGET', ckey(head[1]), 'created_at')) end
+  if #head > 0 then oldest = N(redis.call('HGET', ckey(head[1], site), 'created_at')) end
   pub('site:' .. site, 0, 'a', '-', '{"type":"queue.updated","site":' .. S(site) .. ',"team":' ..
     J(team_of(team) ~= '_' and team or nil) .. ',"size":' .. I(size) .. ',"oldest_created_at":' .. oldest .. '}')
   local avg = tonumber(redis.call('HGET', P .. 'site:' .. site, 'avg_wait_ms') or '0')
@@ -296,7 +316,7 @@ end
 -- (the agent channel's header names the conversation so the agent's sessions follow it).
 local function assign_to(c, aid, now)
   local aname = redis.call('HGET', P .. 'agent:' .. aid, 'name') or ''
-  local key = ckey(c.id)
+  local key = ckey(c.id, c.site)
   local prev = c.assignee
   if prev and prev ~= '' and prev ~= aid then
     redis.call('SREM', P .. 'agent:' .. prev .. ':convs', c.id)
@@ -337,7 +357,7 @@ local function drain(site, team, now)
   while n < 200 do
     local head = redis.call('ZRANGE', key, 0, 0)
     if #head == 0 then break end
-    local c = hgetall(ckey(head[1]))
+    local c = hgetall(ckey(head[1], site))
     if not c or c.status ~= 'queued' then
       redis.call('ZREM', key, head[1])
     else
@@ -357,7 +377,7 @@ local function drain_site(site, now)
 end
 local function enqueue(c, now)
   c.status, c.queued_at = 'queued', now
-  redis.call('HSET', ckey(c.id), 'queued_at', now)
+  redis.call('HSET', ckey(c.id, c.site), 'queued_at', now)
   redis.call('ZADD', qkey(c.site, c.team), queue_score(c.priority, c.created_at), c.id)
 end
 -- Capacity freed or an agent came online: drain every queue of the agent's sites.
@@ -375,11 +395,12 @@ local function release(c, now, forget)
     drain_agent_sites(aid, now)
   end
 end
--- Timers (deadlines in a zset, claimed with a lease by timers_claim.lua).
-local function timer_set(kind, id, due) redis.call('ZADD', P .. 'timers', due, kind .. '|' .. id) end
-local function timer_clear(kind, id)
-  redis.call('ZREM', P .. 'timers', kind .. '|' .. id)
-  redis.call('ZREM', P .. 'timers:leased', kind .. '|' .. id)
+-- Timers of a site (deadlines in P{s:<site>}:timers, claimed with a lease into
+-- P{s:<site>}:timers:leased by timers_claim.lua).
+local function timer_set(site, kind, id, due) redis.call('ZADD', skey(site, 'timers'), due, kind .. '|' .. id) end
+local function timer_clear(site, kind, id)
+  redis.call('ZREM', skey(site, 'timers'), kind .. '|' .. id)
+  redis.call('ZREM', skey(site, 'timers:leased'), kind .. '|' .. id)
 end
 -- ---------- SLA (issue 4): business time over open intervals (mirrors ticket/sla.c) ----------
 -- iv: "*" (always open) or "s1,e1,s2,e2,..." UTC ms from the node's calendar.
@@ -451,33 +472,33 @@ local function sla_warn_at(cfg)
   return w
 end
 -- Arm the warning and breach timers of one deadline (score = when; same member updates).
-local function sla_arm(cid, kind, warn, due)
-  timer_set('slawarn', cid .. '|' .. kind, warn)
-  timer_set('slabreach', cid .. '|' .. kind, due)
+local function sla_arm(site, cid, kind, warn, due)
+  timer_set(site, 'slawarn', cid .. '|' .. kind, warn)
+  timer_set(site, 'slabreach', cid .. '|' .. kind, due)
 end
-local function sla_disarm(cid, kind)
-  timer_clear('slawarn', cid .. '|' .. kind)
-  timer_clear('slabreach', cid .. '|' .. kind)
+local function sla_disarm(site, cid, kind)
+  timer_clear(site, 'slawarn', cid .. '|' .. kind)
+  timer_clear(site, 'slabreach', cid .. '|' .. kind)
 end
 -- Start one deadline counting from `from` in business time.
 local function sla_start(c, kind, iv, from, targets, warn_at)
-  local key = ckey(c.id)
+  local key = ckey(c.id, c.site)
   local due = sla_add(iv, from, targets[kind])
   local warn = sla_add(iv, from, math.floor(targets[kind] * warn_at))
   c['sla_' .. kind .. '_due'], c['sla_' .. kind .. '_warn'] = I(due), I(warn)
   redis.call('HSET', key, 'sla_' .. kind .. '_due', I(due), 'sla_' .. kind .. '_warn', I(warn))
-  sla_arm(c.id, kind, warn, due)
+  sla_arm(c.site, c.id, kind, warn, due)
 end
 local function sla_stop(c, kind)
   c['sla_' .. kind .. '_due'], c['sla_' .. kind .. '_warn'] = '', ''
-  redis.call('HSET', ckey(c.id), 'sla_' .. kind .. '_due', '', 'sla_' .. kind .. '_warn', '')
-  sla_disarm(c.id, kind)
+  redis.call('HSET', ckey(c.id, c.site), 'sla_' .. kind .. '_due', '', 'sla_' .. kind .. '_warn', '')
+  sla_disarm(c.site, c.id, kind)
 end
 -- Bring a ticket's clocks in line with its state: pause while pending, shift the
 -- deadlines by the business time spent paused when it leaves pending, stop what was met.
 local function sla_sync(c, iv, now)
   if not c.ticket_number or c.ticket_number == '' then return false end
-  local key = ckey(c.id)
+  local key = ckey(c.id, c.site)
   local cfg = sla_config(c.site)
   local targets = sla_targets(cfg, c.priority)
   local warn_at = sla_warn_at(cfg)
@@ -493,7 +514,7 @@ local function sla_sync(c, iv, now)
   if c.status == 'pending' and not paused then
     c.sla_paused_at = I(now)
     redis.call('HSET', key, 'sla_paused_at', c.sla_paused_at)
-    for _, k in ipairs(SLA_KINDS) do sla_disarm(c.id, k) end
+    for _, k in ipairs(SLA_KINDS) do sla_disarm(c.site, c.id, k) end
     paused, changed = true, true
   elseif c.status ~= 'pending' and paused then
     local held = sla_between(iv, tonumber(c.sla_paused_at), now)
@@ -504,7 +525,7 @@ local function sla_sync(c, iv, now)
         warn = sla_add(iv, tonumber(warn), held)
         c['sla_' .. k .. '_due'], c['sla_' .. k .. '_warn'] = I(due), I(warn)
         redis.call('HSET', key, 'sla_' .. k .. '_due', I(due), 'sla_' .. k .. '_warn', I(warn))
-        sla_arm(c.id, k, warn, due)
+        sla_arm(c.site, c.id, k, warn, due)
       end
     end
     c.sla_paused_at = ''
@@ -545,7 +566,7 @@ end
 -- Turn a conversation into a ticket: a number, SLA deadlines from its creation, the
 -- customer told how the answer will reach them, ticket.created to the site's agents.
 local function ticket_create(c, now, iv, ack_id, retain)
-  local key = ckey(c.id)
+  local key = ckey(c.id, c.site)
   local n = redis.call('INCR', P .. 'ticket:seq')
   if n < 1000 then
     redis.call('SET', P .. 'ticket:seq', 1000)
@@ -557,7 +578,7 @@ local function ticket_create(c, now, iv, ack_id, retain)
   redis.call('SET', P .. 'ticket:' .. c.ticket_number, c.id)
   redis.call('ZADD', P .. 'site:' .. c.site .. ':tickets', now, c.id)
   emit('ticket.created', c, now, '{"number":' .. c.ticket_number .. '}')
-  timer_clear('unanswered', c.site .. '|' .. c.id)
+  timer_clear(c.site, 'unanswered', c.site .. '|' .. c.id)
   local cfg = sla_config(c.site)
   local targets, warn_at = sla_targets(cfg, c.priority), sla_warn_at(cfg)
   local created = tonumber(c.created_at)
@@ -628,7 +649,7 @@ end
 -- Apply an agent's change of status/priority/category/tags (empty = unchanged).
 -- Returns nil, or an error reply.
 local function do_update(c, aid, status, priority, category, tags, now)
-  local cid, key = c.id, ckey(c.id)
+  local cid, key = c.id, ckey(c.id, c.site)
   if c.status == 'closed' and status ~= '' and status ~= 'closed' then
     return fail('conflict', 'conversation is closed')
   end
@@ -659,7 +680,7 @@ local function do_update(c, aid, status, priority, category, tags, now)
       redis.call('ZREM', qkey(c.site, c.team), cid)
       queue_changed(c.site, c.team)
     end
-    if old == 'resolved' then timer_clear('autoclose', cid) end
+    if old == 'resolved' then timer_clear(c.site, 'autoclose', cid) end
     if status == 'queued' then
       -- back to the queue: the agent lets it go
       if c.assignee ~= '' then release(c, now, true) end
@@ -669,7 +690,7 @@ local function do_update(c, aid, status, priority, category, tags, now)
     elseif status == 'resolved' then
       redis.call('HSET', key, 'resolved_at', now)
       local after = tonumber(redis.call('HGET', P .. 'site:' .. c.site, 'auto_close_s') or '86400')
-      if after > 0 then timer_set('autoclose', cid, tonumber(now) + after * 1000) end
+      if after > 0 then timer_set(c.site, 'autoclose', cid, tonumber(now) + after * 1000) end
       release(c, now, false)
     elseif status == 'closed' then
       redis.call('HSET', key, 'closed_at', now)
@@ -688,7 +709,7 @@ local function do_update(c, aid, status, priority, category, tags, now)
 end
 -- Transfer to an agent (target) or escalate to a team, keeping the note as a private note.
 local function do_transfer(c, aid, aname, target, team, note, note_id, now, retain)
-  local cid, key = c.id, ckey(c.id)
+  local cid, key = c.id, ckey(c.id, c.site)
   if c.status == 'closed' then return fail('conflict', 'conversation is closed') end
   local text
   if target ~= '' then
@@ -766,7 +787,7 @@ local function json_or(s, dflt) -- stored JSON text, or dflt when missing or not
   return s
 end
 local function rules_snapshot(c)
-  local v = hgetall(P .. 'visitor:' .. (c.visitor or '')) or {}
+  local v = hgetall(vkey(c.site, c.visitor or '')) or {}
   local attrs = json_or(v.attributes, '{}')
   return '{"id":' .. S(c.id) .. ',"site":' .. S(c.site) .. ',"status":' .. S(c.status) .. ',"priority":' ..
     S(c.priority) .. ',"category":' .. J(c.category) .. ',"team":' .. J(c.team) .. ',"assignee":' .. J(c.assignee) ..

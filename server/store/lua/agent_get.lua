@@ -29,7 +29,7 @@ if by == 'email' then out = out .. ',"pw":' .. S(a.pw) .. ',"token_epoch":' .. I
 if with_convs == '1' then
   local convs = {}
   for _, cid in ipairs(redis.call('SMEMBERS', P .. 'agent:' .. aid .. ':convs')) do
-    local c = hgetall(ckey(cid))
+    local c = conv_in(cid, json_list(a.sites))
     if c and c.status ~= 'closed' and c.assignee == aid then table.insert(convs, conv_json(c)) end
   end
   out = out .. ',"conversations":[' .. table.concat(convs, ',') .. ']'
@@ -39,7 +39,7 @@ if with_convs == '1' then
     for _, t in ipairs(site_teams(s)) do
       if agent_in_team(a, t) then
         for _, qid in ipairs(redis.call('ZRANGE', qkey(s, t), 0, 99)) do
-          local q = hgetall(ckey(qid))
+          local q = hgetall(ckey(qid, s))
           if q and q.status == 'queued' then table.insert(queue, conv_json(q)) end
         end
       end

@@ -15,7 +15,7 @@ ops.tickets_list = function()
   local rows = {}
   for _, s in ipairs(sites) do
     for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. s .. ':tickets', 0, 4999)) do
-      local c = hgetall(ckey(cid))
+      local c = hgetall(ckey(cid, s))
       if c then
         local keep = true
         if p.status and c.status ~= p.status then keep = false end
@@ -51,7 +51,7 @@ ops.conversations_list = function()
   for _, s in ipairs(p.site and {p.site} or my_sites) do
     if my_site(s) then
       for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. s .. ':convs', 0, 4999)) do
-        local c = hgetall(ckey(cid))
+        local c = hgetall(ckey(cid, s))
         if c and (not want or want[c.status]) and (not p.team or (c.team or '') == p.team) and
            (not p.assignee or (c.assignee or '') == (p.assignee == 'none' and '' or p.assignee)) then
           table.insert(rows, c)
@@ -88,7 +88,7 @@ ops.ticket_get = function()
   local c = conv_of_ticket(p.number)
   if not c then return fail('not_found', 'no such ticket') end
   local msgs = {}
-  local r = redis.call('XREVRANGE', ckey(c.id) .. ':msgs', '+', '-', 'COUNT', 100)
+  local r = redis.call('XREVRANGE', ckey(c.id, c.site) .. ':msgs', '+', '-', 'COUNT', 100)
   for i = #r, 1, -1 do table.insert(msgs, (msg_json(seq_of(r[i][1]), r[i][2]))) end
   return reply(200, '{"ticket":' .. conv_json(c) .. ',"messages":[' .. table.concat(msgs, ',') .. ']}')
 end
@@ -113,11 +113,11 @@ ops.ticket_patch = function()
   if p.assignee ~= nil and p.assignee ~= cjson.null then
     local e = do_transfer(c, aid, me.name or '', tostring(p.assignee), '', '', fresh, now, retain)
     if e then return e end
-    c = hgetall(ckey(c.id))
+    c = hgetall(ckey(c.id, c.site))
   elseif p.team ~= nil and p.team ~= cjson.null then
     local e = do_transfer(c, aid, me.name or '', '', tostring(p.team), '', fresh, now, retain)
     if e then return e end
-    c = hgetall(ckey(c.id))
+    c = hgetall(ckey(c.id, c.site))
   elseif p.assignee == cjson.null and status == '' then
     status = 'queued'
   end
@@ -125,16 +125,16 @@ ops.ticket_patch = function()
     local e = do_update(c, aid, status, priority, '', tags, now)
     if e then return e end
   end
-  c = hgetall(ckey(c.id))
+  c = hgetall(ckey(c.id, c.site))
   return reply(200, '{"ticket":' .. conv_json(c) .. '}')
 end
 
 ops.visitor_get = function()
-  local v = hgetall(P .. 'visitor:' .. tostring(p.id))
+  local v = visitor_of(tostring(p.id))
   if not v or not my_site(v.site) then return fail('not_found', 'no such visitor') end
   local convs = {}
-  for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'visitor:' .. v.id .. ':convs', 0, 19)) do
-    local c = hgetall(ckey(cid))
+  for _, cid in ipairs(redis.call('ZREVRANGE', vkey(v.site, v.id) .. ':convs', 0, 19)) do
+    local c = hgetall(ckey(cid, v.site))
     if c then table.insert(convs, conv_json(c)) end
   end
   return reply(200, '{"visitor":{"id":' .. S(v.id) .. ',"site":' .. S(v.site) .. ',"name":' .. J(v.name) ..
@@ -156,13 +156,13 @@ ops.supervisor = function()
     local key = qkey(site, t)
     local head = redis.call('ZRANGE', key, 0, 0)
     local oldest = 'null'
-    if #head > 0 then oldest = N(redis.call('HGET', ckey(head[1]), 'created_at')) end
+    if #head > 0 then oldest = N(redis.call('HGET', ckey(head[1], site), 'created_at')) end
     table.insert(queues, '{"team":' .. J(t ~= '_' and t or nil) .. ',"size":' .. I(redis.call('ZCARD', key)) ..
       ',"oldest_created_at":' .. oldest .. '}')
   end
   local horizon = tonumber(now) + 30 * 60000
   for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. site .. ':tickets', 0, 999)) do
-    local c = hgetall(ckey(cid))
+    local c = hgetall(ckey(cid, site))
     if c and c.status ~= 'closed' and c.status ~= 'resolved' then
       local soon = c.sla_breached and c.sla_breached ~= '' and c.sla_breached ~= '[]'
       for _, k in ipairs(SLA_KINDS) do

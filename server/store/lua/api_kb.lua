@@ -289,7 +289,7 @@ end
 -- kb_suggest searches the conversation's site (published articles) for them.
 local function suggest_conv()
   if type(p.conversation) ~= 'string' or #p.conversation > 80 then bad('conversation is required') end
-  local c = hgetall(ckey(p.conversation))
+  local c = conv_in(p.conversation, my_sites)
   if not c or not my_site(c.site) then not_found('conversation') end
   return c
 end
@@ -297,7 +297,7 @@ ops.kb_suggest_text = function()
   local c = suggest_conv()
   local parts = {c.subject or ''}
   local n = 0
-  for _, e in ipairs(redis.call('XREVRANGE', ckey(c.id) .. ':msgs', '+', '-', 'COUNT', 50)) do
+  for _, e in ipairs(redis.call('XREVRANGE', ckey(c.id, c.site) .. ':msgs', '+', '-', 'COUNT', 50)) do
     local f = e[2]
     local t = {}
     for i = 1, #f, 2 do t[f[i]] = f[i + 1] end

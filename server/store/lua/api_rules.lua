@@ -80,12 +80,12 @@ ops.rules_dry_run = function()
   local site = rules_site(p.site_key)
   local cid = p.conversation_id
   if type(cid) ~= 'string' or cid == '' then return fail('bad_request', 'conversation_id is required') end
-  local c = hgetall(ckey(cid))
+  local c = hgetall(ckey(cid, site))
   if not c or c.site ~= site then return fail('not_found', 'no such conversation on this site') end
   -- the latest visitor or agent message stands for a message.created event (as emit
   -- would describe it); system messages (acknowledgements, rule notes) are skipped
   local last = 'null'
-  for _, m in ipairs(redis.call('XREVRANGE', ckey(cid) .. ':msgs', '+', '-', 'COUNT', 50)) do
+  for _, m in ipairs(redis.call('XREVRANGE', ckey(cid, site) .. ':msgs', '+', '-', 'COUNT', 50)) do
     local f = {}
     for i = 1, #m[2], 2 do f[m[2][i]] = m[2][i + 1] end
     if f.ak ~= 'system' then

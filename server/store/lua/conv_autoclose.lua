@@ -1,7 +1,7 @@
 -- ARGV: P, cid, now. Timer handler: a conversation still resolved after the site's
 -- auto_close_s is closed. Idempotent; clears its timer.
 local cid, now = ARGV[2], ARGV[3]
-redis.call('ZREM', P .. 'timers:leased', 'autoclose|' .. cid)
+redis.call('ZREM', skey(CSITE, 'timers:leased'), 'autoclose|' .. cid)
 local key = ckey(cid)
 local c = hgetall(key)
 if not c or c.status ~= 'resolved' then return '{"closed":false}' end

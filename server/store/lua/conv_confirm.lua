@@ -6,7 +6,7 @@ if not c then return fail('not_found', 'no such conversation') end
 if not may_access(c, 'visitor', vid) then return fail('forbidden', 'not your conversation') end
 if c.status == 'closed' then return '{"conversation":' .. conv_json(c) .. '}' end
 if c.status ~= 'resolved' then return fail('conflict', 'only a resolved conversation can be confirmed') end
-timer_clear('autoclose', cid)
+timer_clear(c.site, 'autoclose', cid)
 event_by = 'visitor:' .. vid
 emit('conversation.status_changed', c, now, '{"from":"resolved","to":"closed"}')
 c.status, c.updated_at = 'closed', now

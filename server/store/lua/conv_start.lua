@@ -6,7 +6,9 @@ local name, email, category, priority, subject, message = ARGV[7], ARGV[8], ARGV
 local msg_id, cmid, retain, ack_id, locale = ARGV[13], ARGV[14], tonumber(ARGV[15]), ARGV[16], ARGV[17]
 local iv, ticket_msg_id = iv_parse(ARGV[18]), ARGV[19]
 event_by = 'visitor:' .. vid
-local vkey = P .. 'visitor:' .. vid
+local s = hgetall(P .. 'site:' .. site)
+if not s then return fail('not_found', 'unknown site') end
+local vkey = vkey(site, vid)
 local v = hgetall(vkey)
 if v and v.site ~= site then return fail('forbidden', 'unknown visitor') end
 if not v then
@@ -22,9 +24,6 @@ if not v then
   for k, x in pairs(v) do table.insert(flat, k) table.insert(flat, x) end
   redis.call('HSET', vkey, unpack(flat))
 end
-local skey = P .. 'site:' .. site
-local s = hgetall(skey)
-if not s then return fail('not_found', 'unknown site') end
 -- a retried start (same visitor, same client_msg_id) gets the same conversation back
 if cmid ~= '' then
   local prev = redis.call('HGET', vkey .. ':starts', cmid)
@@ -103,7 +102,7 @@ if online_agents(site, team) == 0 then
   ticket_create(c, now, iv, ticket_msg_id, retain)
 else
   local after = tonumber(s.unanswered_after_s or '120') or 120
-  if after > 0 then timer_set('unanswered', site .. '|' .. cid, tonumber(now) + after * 1000) end
+  if after > 0 then timer_set(site, 'unanswered', site .. '|' .. cid, tonumber(now) + after * 1000) end
 end
 c = hgetall(key)
 return '{"conversation":' .. conv_json(c) .. ',"message":' .. mj .. ',"queue":' .. qj .. '}'

@@ -37,7 +37,7 @@ for _, e in ipairs(batch) do
       redis.call('PEXPIRE', hkey, window)
       local count = redis.call('ZCOUNT', hkey, ts - window, '+inf')
       if count > n then
-        local c = hgetall(ckey(e.c))
+        local c = hgetall(ckey(e.c, e.s))
         if c then
           local tags = json_list(c.tags)
           local has = false

@@ -27,10 +27,12 @@ for _, site in ipairs(sites) do
   end
 end
 local lag = 0
-local first = redis.call('ZRANGE', P .. 'timers', 0, 0, 'WITHSCORES')
-if #first == 2 then
-  local due = tonumber(first[2])
-  if due < now then lag = now - due end
+for _, site in ipairs(redis.call('SMEMBERS', P .. 'sites')) do
+  local first = redis.call('ZRANGE', skey(site, 'timers'), 0, 0, 'WITHSCORES')
+  if #first == 2 then
+    local due = tonumber(first[2])
+    if due < now and now - due > lag then lag = now - due end
+  end
 end
 return help('chatdesk_queue_depth', 'Conversations waiting in a team\'s queue (team "_": no team).') ..
   table.concat(qs) ..

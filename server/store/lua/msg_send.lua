@@ -48,7 +48,7 @@ if ak == 'agent' and priv == '0' then
   if not c.first_response_at or c.first_response_at == '' then
     c.first_response_at = now
     table.insert(extra, 'first_response_at') table.insert(extra, now)
-    timer_clear('unanswered', c.site .. '|' .. cid)
+    timer_clear(c.site, 'unanswered', c.site .. '|' .. cid)
     sla = true
   end
   if c.awaiting_reply_since and c.awaiting_reply_since ~= '' then
@@ -64,7 +64,7 @@ elseif ak == 'visitor' then
   if c.status == 'pending' or c.status == 'resolved' then
     -- the customer replied: back to open; a resolved chat returns to its agent's load
     if c.status == 'resolved' then
-      timer_clear('autoclose', cid)
+      timer_clear(c.site, 'autoclose', cid)
       if c.assignee and c.assignee ~= '' then
         redis.call('SADD', P .. 'agent:' .. c.assignee .. ':active', cid)
         redis.call('SADD', P .. 'agent:' .. c.assignee .. ':convs', cid)

@@ -25,7 +25,7 @@ for i = 5, #ARGV do
         drain_agent_sites(aid, now)
         for _, cid in ipairs(redis.call('SMEMBERS', P .. 'agent:' .. aid .. ':convs')) do
           if not before[cid] then
-            local c = hgetall(ckey(cid))
+            local c = conv_in(cid, json_list(a.sites))
             if c then table.insert(given, '{"agent":' .. S(aid) .. ',"conversation":' .. conv_json(c) .. '}') end
           end
         end

@@ -19,7 +19,7 @@ local function new_id()
 end
 
 local function rule_run(f, retain)
-  local c = hgetall(ckey(f.cid))
+  local c = hgetall(ckey(f.cid, f.site))
   if not c or type(f.actions) ~= 'table' then return 0 end
   event_by = 'rule:' .. tostring(f.rule)
   local label = 'Rule "' .. tostring(f.name or f.rule) .. '"'
@@ -36,15 +36,15 @@ local function rule_run(f, retain)
         emit('conversation.status_changed', c, now, '{"from":' .. S(c.status) .. ',"to":"queued"}')
       end
       c.assignee, c.assignee_name, c.team = '', '', a.team
-      redis.call('HSET', ckey(c.id), 'assignee', '', 'assignee_name', '', 'team', a.team, 'updated_at', now)
+      redis.call('HSET', ckey(c.id, c.site), 'assignee', '', 'assignee_name', '', 'team', a.team, 'updated_at', now)
       enqueue(c, now)
-      redis.call('HSET', ckey(c.id), 'status', 'queued')
+      redis.call('HSET', ckey(c.id, c.site), 'status', 'queued')
       conv_updated(c, true)
       pub('site:' .. c.site, 0, 'a', '-', '{"type":"conversation.queued","conversation":' .. conv_json(c) .. '}')
       append_msg(c, new_id(), '', 'system', 'system', '', label .. ': moved to team ' .. a.team, '1', now, retain)
       drain(c.site, a.team, now)
       queue_changed(c.site, a.team)
-      c = hgetall(ckey(c.id))
+      c = hgetall(ckey(c.id, c.site))
       n = n + 1
     elseif t == 'assign_agent' and open and type(a.agent) == 'string' and a.agent ~= c.assignee then
       local ag = hgetall(P .. 'agent:' .. a.agent)
@@ -57,7 +57,7 @@ local function rule_run(f, retain)
         end
         assign_to(c, a.agent, now)
         if prev and prev ~= '' and prev ~= a.agent then drain_agent_sites(prev, now) end
-        c = hgetall(ckey(c.id))
+        c = hgetall(ckey(c.id, c.site))
         n = n + 1
       end
     elseif t == 'set_priority' and open and a.priority ~= c.priority then
@@ -75,7 +75,7 @@ local function rule_run(f, retain)
       end
     elseif t == 'set_status' and open and a.status ~= c.status then
       do_update(c, '', a.status, '', '', '', now)
-      c = hgetall(ckey(c.id))
+      c = hgetall(ckey(c.id, c.site))
       n = n + 1
     elseif (t == 'send_message' or t == 'private_note') and open and type(a.body) == 'string' then
       append_msg(c, new_id(), '', 'system', 'system', '', a.body, t == 'private_note' and '1' or '0', now, retain)
@@ -136,7 +136,7 @@ if mode == 'batch' then
       N(e.ts) .. ',"by":' .. S(e.by) .. ',"d":' .. json_or(#(sites[e.s] or {}) > 0 and event_data(e) or e.d, '{}') .. '}')
     if e.c and e.c ~= '' and not seen[e.c] and #(sites[e.s] or {}) > 0 then
       seen[e.c] = true
-      local c = hgetall(ckey(e.c))
+      local c = hgetall(ckey(e.c, e.s))
       if c then table.insert(convs, S(e.c) .. ':' .. rules_snapshot(c)) end
     end
   end
@@ -153,7 +153,10 @@ if mode == 'apply' then
   local retain = tonumber(ARGV[5])
   local cur = redis.call('GET', P .. 'events:cursor:' .. CURSOR) or '0-0'
   if cur ~= plan.expect then return '{"applied":false}' end
-  for _, a in ipairs(plan.arm or {}) do redis.call('ZADD', P .. 'timers', I(a.due), a.member) end
+  for _, a in ipairs(plan.arm or {}) do
+    local site = string.match(a.member, '^rule|([^|]+)|')
+    if site then redis.call('ZADD', skey(site, 'timers'), I(a.due), a.member) end
+  end
   local n = 0
   for _, f in ipairs(plan.fire or {}) do n = n + rule_run(f, retain) end
   if type(plan.cursor) == 'string' then events_advance(CURSOR, plan.cursor) end
@@ -163,9 +166,9 @@ end
 if mode == 'timer_get' then
   local site, rid, cid = ARGV[4], ARGV[5], ARGV[6]
   local h = hgetall(skey(site, 'rule:' .. rid))
-  local c = hgetall(ckey(cid))
+  local c = hgetall(ckey(cid, site))
   if not h or not c or c.site ~= site then
-    redis.call('ZREM', P .. 'timers:leased', 'rule|' .. site .. '|' .. rid .. '|' .. cid)
+    redis.call('ZREM', skey(site, 'timers:leased'), 'rule|' .. site .. '|' .. rid .. '|' .. cid)
     return '{"gone":true}'
   end
   return '{"rule":' .. rule_json(h) .. ',"conv":' .. rules_snapshot(c) .. '}'
@@ -173,10 +176,11 @@ end
 
 if mode == 'timer_apply' then
   local member, plan, retain = ARGV[4], cjson.decode(ARGV[5]), tonumber(ARGV[6])
-  if not redis.call('ZSCORE', P .. 'timers:leased', member) then return '{"applied":false}' end
-  redis.call('ZREM', P .. 'timers:leased', member)
+  local site = string.match(member, '^rule|([^|]+)|') or ''
+  if not redis.call('ZSCORE', skey(site, 'timers:leased'), member) then return '{"applied":false}' end
+  redis.call('ZREM', skey(site, 'timers:leased'), member)
   -- armed again meanwhile (its anchor happened again): the newer deadline decides
-  if redis.call('ZSCORE', P .. 'timers', member) then return '{"applied":false}' end
+  if redis.call('ZSCORE', skey(site, 'timers'), member) then return '{"applied":false}' end
   local n = 0
   for _, f in ipairs(plan.fire or {}) do n = n + rule_run(f, retain) end
   return '{"applied":true,"actions":' .. I(n) .. '}'

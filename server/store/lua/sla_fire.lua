@@ -5,7 +5,7 @@ local cid, kind, level, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local iv, note_id, retain = iv_parse(ARGV[6]), ARGV[7], tonumber(ARGV[8])
 local c = hgetall(ckey(cid))
 local member = (level == 'warn' and 'slawarn|' or 'slabreach|') .. cid .. '|' .. kind
-redis.call('ZREM', P .. 'timers:leased', member)
+redis.call('ZREM', skey(CSITE, 'timers:leased'), member)
 if not c or not c.ticket_number or c.ticket_number == '' then return '{"fired":false}' end
 if c.status == 'closed' or c.status == 'resolved' or (c.sla_paused_at and c.sla_paused_at ~= '') then
   return '{"fired":false}'
@@ -13,7 +13,7 @@ end
 local at = tonumber(c['sla_' .. kind .. '_' .. (level == 'warn' and 'warn' or 'due')] or '')
 if not at then return '{"fired":false}' end -- met or stopped
 if at > now then
-  redis.call('ZADD', P .. 'timers', at, member) -- the deadline moved: wait for it
+  redis.call('ZADD', skey(CSITE, 'timers'), at, member) -- the deadline moved: wait for it
   return '{"fired":false}'
 end
 local fired = json_list(c.sla_fired)

@@ -6,7 +6,7 @@ local page_url, page_title, referrer, attrs = ARGV[10], ARGV[11], ARGV[12], ARGV
 if redis.call('EXISTS', P .. 'site:' .. site) == 0 then return fail('unauthorized', 'unknown site') end
 local created = false
 if uid ~= '' then
-  local ukey = P .. 'site:' .. site .. ':user:' .. uid
+  local ukey = skey(site, 'user:' .. uid)
   vid = redis.call('GET', ukey)
   if not vid then
     -- Never merge an anonymous visitor into an identified one: a new visitor for the user.
@@ -14,12 +14,11 @@ if uid ~= '' then
     redis.call('SET', ukey, vid)
   end
 elseif vid ~= '' then
-  local vsite = redis.call('HGET', P .. 'visitor:' .. vid, 'site')
-  if vsite and vsite ~= site then return fail('unauthorized', 'token of another site') end
+  -- a visitor record lives in its site: a token of another site finds none here
 else
   vid = new_vid
 end
-local vkey = P .. 'visitor:' .. vid
+local vkey = vkey(site, vid)
 local v, convs = nil, {}
 if uid == '' and redis.call('EXISTS', vkey) == 0 then
   -- An anonymous visitor without a conversation leaves nothing in Redis (ARCHITECTURE
@@ -38,7 +37,7 @@ else
   redis.call('HSET', vkey, 'last_seen_at', now)
   v = hgetall(vkey)
   for _, cid in ipairs(redis.call('ZREVRANGE', vkey .. ':convs', 0, max_convs - 1)) do
-    local c = hgetall(ckey(cid))
+    local c = hgetall(ckey(cid, site))
     if c then table.insert(convs, conv_json(c)) end
   end
 end

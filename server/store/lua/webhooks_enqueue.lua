@@ -39,7 +39,7 @@ for _, e in ipairs(batch) do
   if #targets > 0 then
     local cj = 'null'
     if e.c and e.c ~= '' then
-      local c = hgetall(ckey(e.c))
+      local c = hgetall(ckey(e.c, e.s))
       if c then cj = conv_json(c) end
     end
     local data = event_data(e)
