@@ -213,6 +213,14 @@ static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const
     help(b, "chatdesk_upgrades_rate_limited_total", "counter",
          "WebSocket upgrades refused (429) by the per-address connection rate (conn_rate_per_ip).");
     cd_buf_printf(b, "chatdesk_upgrades_rate_limited_total %llu\n", cx->conn_rate_refused);
+    help(b, "chatdesk_request_heads_refused_total", "counter",
+         "Connections answered before their request head was complete: too many from one address (429, "
+         "max_pending_per_ip), not complete in time (408, header_timeout_s), too large (431, max_header_bytes).");
+    cd_buf_printf(b,
+                  "chatdesk_request_heads_refused_total{by=\"address\"} %llu\n"
+                  "chatdesk_request_heads_refused_total{by=\"timeout\"} %llu\n"
+                  "chatdesk_request_heads_refused_total{by=\"size\"} %llu\n",
+                  cx->door_refused, cx->door_timeouts, cx->door_too_large);
     help(b, "chatdesk_login_refused_total", "counter",
          "Logins refused (429): by the address's rate (login_rate_per_ip) or the account's failures (login_fail_max).");
     cd_buf_printf(
@@ -804,6 +812,16 @@ static void state_free(cd_ws_pss *pss)
     pss->http = NULL;
 }
 
+/* lws 4.1 does not decode a chunked request body, and without a length it waits for 100 MB
+ * (then the 10 s content timeout): a body must come with Content-Length. */
+static bool body_without_length(struct lws *wsi)
+{
+    bool body = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 || lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+                lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
+    return lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 ||
+           (body && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0);
+}
+
 int cd_http_callback(struct lws *wsi, int reason, cd_ws_pss *pss, void *in, size_t len, int *handled)
 {
     *handled = 1;
@@ -816,6 +834,11 @@ int cd_http_callback(struct lws *wsi, int reason, cd_ws_pss *pss, void *in, size
         cd_buf_reset(&h->body);
         h->too_large = false;
         h->is_login = false;
+        h->is_api = false;
+        if (body_without_length(wsi)) {
+            json_error(h, 411, "bad_request", "a request body needs Content-Length (chunked bodies are not read)");
+            return 0;
+        }
         if (strncmp(uri, "/api/v1/", 8) == 0 && strcmp(uri, "/api/v1/login") != 0) {
             api_begin(wsi, h, uri);
             if (!h->method[0]) {

@@ -105,6 +105,11 @@ static bool in_list(const char *list, const char *item)
     return false;
 }
 
+bool cd_ws_trusted_proxy(const cd_config *cfg, const char *ip)
+{
+    return cfg->trusted_proxies[0] && ip[0] && in_list(cfg->trusted_proxies, ip);
+}
+
 void cd_ws_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t outsz)
 {
     out[0] = '\0';
@@ -112,7 +117,7 @@ void cd_ws_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t ou
     /* an IPv4 client of a dual-stack socket reads "::ffff:a.b.c.d": use the IPv4 form */
     if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
         memmove(out, out + 7, strlen(out + 7) + 1);
-    if (!cfg->trusted_proxies[0] || !in_list(cfg->trusted_proxies, out))
+    if (!cd_ws_trusted_proxy(cfg, out))
         return;
     char xff[512];
     int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
