@@ -12,7 +12,8 @@
     X(node_id, STR, "", 0, 0, "node id reported in /healthz and presence; default: hostname-pid")                     \
     X(log_level, STR, "info", 0, 0, "debug, info, warn or error")                                                     \
     X(static_dir, STR, "", 0, 0, "directory with widget.js, demo/ and app/; default: <exe dir>/../web or ./web")      \
-    X(agent_origins, STR, "", 0, 0, "comma-separated Origins allowed on /ws/agent; empty: any (tokens authorise)")    \
+    X(agent_origins, STR, "", 0, 0,                                                                                   \
+      "Origins allowed on /ws/agent: a comma list, * for any; empty: the node's own (http(s):// + Host)")             \
     X(token_secret, STR, "", 0, 0, "64 hex chars: token signing key; empty: a shared key kept in Redis")              \
     X(max_frame, INT, 65536, 1024, 16777216, "largest WebSocket message in bytes (close 1009 above)")                 \
     X(max_body, INT, 8192, 1, 1048576, "largest message body in bytes after trimming (too_large above)")              \

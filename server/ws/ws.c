@@ -55,7 +55,7 @@ static int confirm_upgrade(struct lws *wsi)
 {
     cd_ws_ctx *cx = ctx_of(wsi);
     cd_session_role role = role_of(wsi);
-    char origin[256], site[80];
+    char origin[256], site[80], host[256];
     if (!role)
         return cd_http_respond_error(wsi, 404, "not_found", "no WebSocket endpoint here");
     if (cd_node_draining(cx->node))
@@ -67,8 +67,12 @@ static int confirm_upgrade(struct lws *wsi)
             cd_log_info("upgrade refused origin=\"%s\" site=\"%s\"", origin, site);
             return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
         }
-    } else if (!cd_node_agent_origin_allowed(cx->node, origin)) {
-        return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
+    } else {
+        header(wsi, WSI_TOKEN_HOST, host, sizeof host);
+        if (!cd_node_agent_origin_allowed(cx->node, origin, host)) {
+            cd_log_info("agent upgrade refused origin=\"%s\" host=\"%s\"", origin, host);
+            return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
+        }
     }
     char ip[64] = "";
     cd_ws_client_ip(wsi, cx->cfg, ip, sizeof ip); /* no pss yet at this point */
