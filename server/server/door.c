@@ -85,21 +85,10 @@ static void on_pending_closed(uv_handle_t *h)
     door_unref(d);
 }
 
-static void count_ip(cd_door *d, pending *p, int delta)
-{
-    size_t kl = strlen(p->ip);
-    size_t n = (size_t)(uintptr_t)cd_map_get(&d->per_ip, p->ip, kl);
-    n = delta > 0 ? n + 1 : (n ? n - 1 : 0);
-    if (n)
-        cd_map_put(&d->per_ip, p->ip, kl, (void *)(uintptr_t)n);
-    else
-        cd_map_del(&d->per_ip, p->ip, kl);
-}
-
 static void uncount(pending *p)
 {
     if (p->counted) {
-        count_ip(p->door, p, -1);
+        cd_map_count(&p->door->per_ip, p->ip, strlen(p->ip), -1);
         p->counted = false;
     }
 }
@@ -247,7 +236,7 @@ static void add_pending(cd_door *d, int fd, const char *ip, bool over_cap)
         answer(p, 429, "Too Many Requests", "rate_limited", "too many unfinished requests from this address");
     } else if (!cd_ws_trusted_proxy(d->cfg, ip)) {
         p->counted = true;
-        count_ip(d, p, 1);
+        cd_map_count(&d->per_ip, ip, strlen(ip), 1);
     }
     uv_poll_start(&p->poll, UV_READABLE, on_poll);
 }

@@ -140,13 +140,7 @@ void cd_ws_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t ou
 
 static void count_ip(cd_ws_ctx *cx, cd_ws_pss *pss, int delta)
 {
-    size_t kl = strlen(pss->ip);
-    size_t n = (size_t)(uintptr_t)cd_map_get(&cx->ip_conns, pss->ip, kl);
-    n = delta > 0 ? n + 1 : (n ? n - 1 : 0);
-    if (n)
-        cd_map_put(&cx->ip_conns, pss->ip, kl, (void *)(uintptr_t)n);
-    else
-        cd_map_del(&cx->ip_conns, pss->ip, kl);
+    cd_map_count(&cx->ip_conns, pss->ip, strlen(pss->ip), delta);
 }
 
 /* Send the close frame ourselves (with lws 4.1 on a foreign loop a reason set by
