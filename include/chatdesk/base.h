@@ -105,6 +105,9 @@ void *cd_map_get(const cd_map *m, const char *key, size_t klen);
 cd_map_entry *cd_map_put(cd_map *m, const char *key, size_t klen, void *value);
 /* Remove; returns the old value or NULL. */
 void *cd_map_del(cd_map *m, const char *key, size_t klen);
+/* A count kept as a map value: adds delta (+1 or -1, never below 0), drops the entry at 0;
+ * returns the new count. */
+size_t cd_map_count(cd_map *m, const char *key, size_t klen, int delta);
 /* Iterate: for (cd_map_entry *e = cd_map_first(m, &i); e; e = cd_map_next(m, e, &i)) */
 cd_map_entry *cd_map_first(const cd_map *m, size_t *it);
 cd_map_entry *cd_map_next(const cd_map *m, cd_map_entry *e, size_t *it);

@@ -16,7 +16,8 @@
     X(node_id, STR, "", 0, 0, "node id reported in /healthz and presence; default: hostname-pid")                     \
     X(log_level, STR, "info", 0, 0, "debug, info, warn or error")                                                     \
     X(static_dir, STR, "", 0, 0, "directory with widget.js, demo/ and app/; default: <exe dir>/../web or ./web")      \
-    X(agent_origins, STR, "", 0, 0, "comma-separated Origins allowed on /ws/agent; empty: any (tokens authorise)")    \
+    X(agent_origins, STR, "", 0, 0,                                                                                   \
+      "Origins allowed on /ws/agent: a comma list, * for any; empty: the node's own (http(s):// + Host)")             \
     X(token_secret, STR, "", 0, 0, "64 hex chars: token signing key; empty: a shared key kept in Redis")              \
     X(max_frame, INT, 65536, 1024, 16777216, "largest WebSocket message in bytes (close 1009 above)")                 \
     X(max_body, INT, 8192, 1, 1048576, "largest message body in bytes after trimming (too_large above)")              \
@@ -41,6 +42,14 @@
     X(conn_rate_per_ip, INT, 20, 1, 1000000,                                                                          \
       "new WebSocket connections per second per client address (token bucket; each carries at most one hello)")       \
     X(conn_burst_per_ip, INT, 100, 1, 1000000, "token bucket size of conn_rate_per_ip")                               \
+    X(header_timeout_s, INT, 5, 1, 120,                                                                               \
+      "seconds a connection has to send its request head (request line and headers); then 408 and closed")            \
+    X(max_header_bytes, INT, 8192, 1024, 32768,                                                                       \
+      "largest HTTP request head (request line and headers) in bytes; 431 above")                                     \
+    X(max_pending_per_ip, INT, 200, 1, 1000000,                                                                       \
+      "connections per client address still sending their request head; more are answered 429 at once")               \
+    X(http_header_slots, INT, 1024, 16, 32767,                                                                        \
+      "requests whose headers the node holds at once (all addresses together)")                                       \
     X(trusted_proxies, STR, "", 0, 0, "comma list of load balancer addresses whose X-Forwarded-For names the client") \
     X(public_api_rate, INT, 10, 1, 100000, "public API (knowledge base) requests per second per client address")      \
     X(public_api_burst, INT, 30, 1, 100000, "public API token bucket size per client address")                        \

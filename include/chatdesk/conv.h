@@ -202,6 +202,10 @@ void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd
 int cd_conv_api_password(const char *body, size_t len, size_t min, char *out, size_t outsz);
 /* Paths under /api/v1/public/ take no token (call->agent_id ""): public read-only data. */
 bool cd_conv_api_is_public(const char *path);
+/* A webhook create or update that sets a "url": copied into url (< urlsz bytes) so the
+ * node can refuse internal addresses before it is stored; false when the call sets none
+ * (or one too long: the script refuses it). */
+bool cd_conv_api_webhook_url(const cd_api_call *call, char *url, size_t urlsz);
 /* Does this call need the caller to hash a password first? */
 bool cd_conv_api_wants_password(const cd_api_call *call);
 

@@ -44,7 +44,11 @@ void cd_node_on_bus(cd_node *n, bool up);
 void cd_node_sites_changed(cd_node *n);
 /* Exact-origin check for the upgrade of /ws/visitor (site_key NULL: any site). */
 bool cd_node_origin_allowed(cd_node *n, const char *origin, const char *site_key);
-bool cd_node_agent_origin_allowed(cd_node *n, const char *origin);
+/* The Origin check for the upgrade of /ws/agent (agent_origins): "*" allows any Origin; a
+ * list allows exactly those; empty allows the node's own origin, http:// or https://
+ * followed by the request's Host (where the node serves the dashboard, /app/). Without
+ * "*" an upgrade without Origin is refused. */
+bool cd_node_agent_origin_allowed(cd_node *n, const char *origin, const char *host);
 bool cd_node_ready(const cd_node *n); /* keys loaded */
 /* A site's business intervals for SLA scripts ("*" for 24x7 or an unknown site). */
 const char *cd_node_intervals(cd_node *n, const char *site_key);

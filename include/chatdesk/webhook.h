@@ -39,6 +39,8 @@ const char *cd_webhook_ip_blocked(const char *text);
 /* Is host (lower case, IPv6 without brackets) with port in the comma-separated allow
  * list? An entry is "host" (any port) or "host:port" ("[v6]:port" for IPv6). */
 bool cd_webhook_host_allowed(const char *allow_csv, const char *host, long port);
+/* host (lower case, IPv6 without brackets) and port of an http(s) URL; -1 if it is not one. */
+int cd_webhook_url_target(const char *url, char *host, size_t hsz, long *port);
 /* Delay before the next attempt after `attempt` failed ones (1-based), with jitter
  * r in [0,1): base * {1,3,12,60,360,360…}[attempt-1] * (0.8 + 0.4 r). */
 uint64_t cd_webhook_backoff_ms(uint64_t base_ms, int attempt, double r);

@@ -31,7 +31,15 @@ typedef struct cd_ws_ctx {
     unsigned long long login_account_refused; /* logins refused for the account's failures */
     size_t hash_jobs;                         /* password hashes queued or running (hash_queue_max) */
     unsigned long long hash_refused;          /* requests refused for a full hash queue */
+    /* the front door (server/door.c): connections refused or ended before their request
+     * head was complete */
+    unsigned long long door_refused;   /* over max_pending_per_ip (429) */
+    unsigned long long door_timeouts;  /* head not complete in header_timeout_s (408) */
+    unsigned long long door_too_large; /* head over max_header_bytes or its line limits (431) */
 } cd_ws_ctx;
+
+/* true when ip is one of cfg->trusted_proxies. */
+bool cd_ws_trusted_proxy(const cd_config *cfg, const char *ip);
 
 /* The client's address: the peer, or when the peer is one of trusted_proxies the last
  * address of its X-Forwarded-For (the one the proxy saw). */

@@ -111,6 +111,17 @@ void *cd_map_del(cd_map *m, const char *key, size_t klen)
     return v;
 }
 
+size_t cd_map_count(cd_map *m, const char *key, size_t klen, int delta)
+{
+    size_t n = (size_t)(uintptr_t)cd_map_get(m, key, klen);
+    n = delta > 0 ? n + 1 : (n ? n - 1 : 0);
+    if (n)
+        cd_map_put(m, key, klen, (void *)(uintptr_t)n);
+    else
+        cd_map_del(m, key, klen);
+    return n;
+}
+
 cd_map_entry *cd_map_first(const cd_map *m, size_t *it)
 {
     for (*it = 0; *it < m->nslots; (*it)++)

@@ -416,6 +416,24 @@ bool cd_conv_api_wants_password(const cd_api_call *call)
     return r && (strcmp(r->op, "admin_agent_create") == 0 || strcmp(r->op, "admin_agent_patch") == 0);
 }
 
+bool cd_conv_api_webhook_url(const cd_api_call *call, char *url, size_t urlsz)
+{
+    char buf[256];
+    const char *vals[4];
+    int n;
+    bool known;
+    const route *r = find_route(call, buf, sizeof buf, vals, &n, &known);
+    if (!r || (strcmp(r->op, "admin_webhook_create") != 0 && strcmp(r->op, "admin_webhook_patch") != 0))
+        return false;
+    json_t *o = call->body ? json_loadb(call->body, call->body_len, 0, NULL) : NULL;
+    json_t *u = json_object_get(o, "url");
+    bool ok = json_is_string(u) && json_string_length(u) < urlsz;
+    if (ok)
+        memcpy(url, json_string_value(u), json_string_length(u) + 1);
+    json_decref(o);
+    return ok;
+}
+
 int cd_conv_api_password(const char *body, size_t len, size_t min, char *out, size_t outsz)
 {
     json_t *o = body ? json_loadb(body, len, 0, NULL) : NULL;

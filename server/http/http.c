@@ -12,6 +12,7 @@
 #include "chatdesk/conv.h"
 #include "chatdesk/http.h"
 #include "chatdesk/log.h"
+#include "chatdesk/webhook.h"
 
 typedef struct http_state http_state;
 
@@ -213,6 +214,14 @@ static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const
     help(b, "chatdesk_upgrades_rate_limited_total", "counter",
          "WebSocket upgrades refused (429) by the per-address connection rate (conn_rate_per_ip).");
     cd_buf_printf(b, "chatdesk_upgrades_rate_limited_total %llu\n", cx->conn_rate_refused);
+    help(b, "chatdesk_request_heads_refused_total", "counter",
+         "Connections answered before their request head was complete: too many from one address (429, "
+         "max_pending_per_ip), not complete in time (408, header_timeout_s), too large (431, max_header_bytes).");
+    cd_buf_printf(b,
+                  "chatdesk_request_heads_refused_total{by=\"address\"} %llu\n"
+                  "chatdesk_request_heads_refused_total{by=\"timeout\"} %llu\n"
+                  "chatdesk_request_heads_refused_total{by=\"size\"} %llu\n",
+                  cx->door_refused, cx->door_timeouts, cx->door_too_large);
     help(b, "chatdesk_login_refused_total", "counter",
          "Logins refused (429): by the address's rate (login_rate_per_ip) or the account's failures (login_fail_max).");
     cd_buf_printf(
@@ -502,7 +511,8 @@ static void login(http_state *h)
 
 struct api_job {
     uv_work_t work;
-    http_state *h; /* NULL once the connection is gone */
+    uv_getaddrinfo_t gai; /* a webhook URL's host being resolved */
+    http_state *h;        /* NULL once the connection is gone */
     cd_ws_ctx *cx;
     char agent_id[80];
     char password[CD_AUTH_PASSWORD_MAX + 1];
@@ -575,6 +585,54 @@ static void hash_done(uv_work_t *w, int status)
     api_run(j);
 }
 
+static void webhook_refused(api_job *j, const char *why)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "url is a %s address: not allowed (webhook_allow_hosts)", why);
+    j->h->ajob = NULL;
+    json_error(j->h, 400, "bad_request", msg);
+    api_job_free(j);
+}
+
+static void on_webhook_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    api_job *j = req->data;
+    const char *why = NULL;
+    for (struct addrinfo *ai = status == 0 ? res : NULL; ai && !why; ai = ai->ai_next)
+        why = cd_webhook_addr_blocked(ai->ai_addr);
+    uv_freeaddrinfo(res);
+    if (!j->h)
+        api_job_free(j);
+    else if (why)
+        webhook_refused(j, why);
+    else
+        api_run(j); /* public, or not resolvable now: the check at connect time still holds */
+}
+
+/* A webhook URL whose host is, or resolves to, a loopback, private, link-local... address
+ * is refused when it is set (400), not only when a delivery connects; a host in
+ * webhook_allow_hosts is exempt. true when the call was taken over (refused or resolving). */
+static bool webhook_url_check(http_state *h, api_job *j, const cd_api_call *call)
+{
+    char url[2048], host[256];
+    long port = 0;
+    if (!cd_conv_api_webhook_url(call, url, sizeof url) || cd_webhook_url_target(url, host, sizeof host, &port) != 0 ||
+        cd_webhook_host_allowed(h->cx->cfg->webhook_allow_hosts, host, port))
+        return false; /* no URL, or one the script judges */
+    const char *why = cd_webhook_ip_blocked(host);
+    if (!why)
+        return false;
+    if (strcmp(why, "invalid") != 0) { /* an address literal */
+        webhook_refused(j, why);
+        return true;
+    }
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    j->gai.data = j;
+    return uv_getaddrinfo(h->cx->loop, &j->gai, on_webhook_resolved, host, NULL, &hints) == 0;
+}
+
 /* The public API's per-address token bucket. */
 static bool public_rate_ok(http_state *h)
 {
@@ -629,6 +687,8 @@ static void api_start(http_state *h)
     j->token_exp = c.exp;
     h->ajob = j;
     cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL, 0, NULL, 0};
+    if (webhook_url_check(h, j, &call))
+        return;
     if (cd_conv_api_wants_password(&call)) {
         int pw = cd_conv_api_password(h->body.data, h->body.len, CD_AUTH_PASSWORD_MIN, j->password, sizeof j->password);
         if (pw < 0) {
@@ -809,6 +869,16 @@ static void state_free(cd_ws_pss *pss)
     pss->http = NULL;
 }
 
+/* lws 4.1 does not decode a chunked request body, and without a length it waits for 100 MB
+ * (then the 10 s content timeout): a body must come with Content-Length. */
+static bool body_without_length(struct lws *wsi)
+{
+    bool body = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 || lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+                lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
+    return lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 ||
+           (body && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0);
+}
+
 int cd_http_callback(struct lws *wsi, int reason, cd_ws_pss *pss, void *in, size_t len, int *handled)
 {
     *handled = 1;
@@ -821,6 +891,11 @@ int cd_http_callback(struct lws *wsi, int reason, cd_ws_pss *pss, void *in, size
         cd_buf_reset(&h->body);
         h->too_large = false;
         h->is_login = false;
+        h->is_api = false;
+        if (body_without_length(wsi)) {
+            json_error(h, 411, "bad_request", "a request body needs Content-Length (chunked bodies are not read)");
+            return 0;
+        }
         if (strncmp(uri, "/api/v1/", 8) == 0 && strcmp(uri, "/api/v1/login") != 0) {
             api_begin(wsi, h, uri);
             if (!h->method[0]) {

@@ -7,6 +7,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "server_int.h"
+
 #include "chatdesk/bus.h"
 #include "chatdesk/hub.h"
 #include "chatdesk/log.h"
@@ -27,6 +29,8 @@ typedef struct server {
     cd_node *node;
     cd_webhook *webhook;
     struct lws_context *lws;
+    struct lws_vhost *vhost;
+    cd_door *door;
     cd_ws_ctx wsctx;
     uv_signal_t sigint, sigterm;
     uv_timer_t stop_timer;
@@ -82,6 +86,8 @@ static void on_stop_timer(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
     uv_close((uv_handle_t *)&sv->sigint, NULL);
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
+    cd_door__destroy(sv->door);
+    sv->door = NULL;
     lws_context_destroy(sv->lws);
     sv->lws = NULL;
     cd_node_destroy(sv->node);
@@ -104,6 +110,14 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_timer_init(&sv->loop, &sv->stop_timer);
     sv->stop_timer.data = sv;
     uv_timer_start(&sv->stop_timer, on_stop_timer, 50, 50);
+}
+
+/* The front door hands over a connection whose request head is waiting in the socket. */
+static void adopt(void *ud, int fd)
+{
+    server *sv = ud;
+    /* NULL: lws could not take it and closed it */
+    lws_adopt_socket_vhost(sv->vhost, fd);
 }
 
 /* static_dir, else <exe dir>/../web, else ./web (built by widget/). Start-up only. */
@@ -185,25 +199,32 @@ int cd_server_run(cd_config *cfg)
     /* Security headers (CSP, nosniff, ...) are set per response by http/. */
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.foreign_loops = foreign_loops;
-    info.port = (int)cfg->port;
-    info.iface = cfg->bind[0] ? cfg->bind : NULL;
+    /* the node listens itself (door.c) and gives lws connections with complete heads */
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols;
     info.user = &sv.wsctx;
     info.retry_and_idle_policy = &retry;
     info.timeout_secs = 10;
-    info.max_http_header_data = 4096;
-    info.max_http_header_pool = 256;
+    /* Later requests of a kept-alive connection are read by lws alone: the same deadline,
+     * room for any head the door lets in (lws keeps less than the raw head, plus
+     * terminators), and a slot for every request in progress (held until its response). */
+    info.timeout_secs_ah_idle = (unsigned)cfg->header_timeout_s;
+    info.max_http_header_data = (unsigned short)(cfg->max_header_bytes + 1024);
+    info.max_http_header_pool = (unsigned short)cfg->http_header_slots;
     info.server_string = "chatdesk";
     info.pt_serv_buf_size = 32768;
-    if (cfg->reuseport)
-        info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
     sv.lws = lws_create_context(&info);
-    if (!sv.lws) {
+    sv.vhost = sv.lws ? lws_get_vhost_by_name(sv.lws, "default") : NULL;
+    if (!sv.vhost) {
+        cd_log_error("cannot create the lws context");
+        return 1;
+    }
+    sv.door = cd_door__create(&sv.loop, cfg, &sv.wsctx, adopt, &sv);
+    if (!sv.door) {
         cd_log_error("cannot listen on %s:%lld", cfg->bind, (long long)cfg->port);
         return 1;
     }
-    struct lws_vhost *vh = lws_get_vhost_by_name(sv.lws, "default");
-    int port = vh ? lws_get_vhost_listen_port(vh) : (int)cfg->port;
+    int port = cd_door__port(sv.door);
 
     uv_signal_init(&sv.loop, &sv.sigint);
     uv_signal_init(&sv.loop, &sv.sigterm);

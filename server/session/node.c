@@ -2,6 +2,7 @@
  * config or Redis), the site cache (origins, identity secrets; reloaded on every
  * store connect, on a "sites" bus event and periodically), hello deadlines. */
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #include "chatdesk/clock.h"
@@ -522,12 +523,26 @@ bool cd_node_origin_allowed(cd_node *n, const char *origin, const char *site_key
     return false;
 }
 
-bool cd_node_agent_origin_allowed(cd_node *n, const char *origin)
+/* origin is http://HOST or https://HOST (a browser omits a default port in both). */
+static bool own_origin(const char *origin, const char *host)
 {
-    if (n->n_agent_origins == 0)
-        return true;
+    const char *rest = NULL;
+    if (strncmp(origin, "http://", 7) == 0)
+        rest = origin + 7;
+    else if (strncmp(origin, "https://", 8) == 0)
+        rest = origin + 8;
+    return rest && host && *host && strcasecmp(rest, host) == 0;
+}
+
+bool cd_node_agent_origin_allowed(cd_node *n, const char *origin, const char *host)
+{
+    for (size_t i = 0; i < n->n_agent_origins; i++)
+        if (strcmp(n->agent_origins[i], "*") == 0)
+            return true;
     if (!origin || !*origin)
         return false;
+    if (n->n_agent_origins == 0)
+        return own_origin(origin, host);
     for (size_t i = 0; i < n->n_agent_origins; i++)
         if (strcmp(n->agent_origins[i], origin) == 0)
             return true;

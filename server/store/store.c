@@ -279,6 +279,22 @@ static void op_finish(eval_op *op, cd_err err, const char *json, size_t len)
     op_free(op);
 }
 
+/* An error that is none of our own codes (a Redis error reply, a script's runtime error
+ * that _api.lua passes on as internal, a reply of the wrong type): its text (WRONGTYPE,
+ * script file and line) goes to the log with a request id, and the caller, so the
+ * client, gets only "internal" and that id. */
+static void op_finish_internal(eval_op *op, const char *detail, size_t dlen)
+{
+    char id[17];
+    cd_random_hex(id, 8);
+    cd_log_error("script %s failed request_id=%s: %.*s", op->sc->name, id, (int)(dlen > 400 ? 400 : dlen), detail);
+    char json[160];
+    int n =
+        snprintf(json, sizeof json,
+                 "{\"err\":\"internal\",\"message\":\"internal error (request id %s)\",\"request_id\":\"%s\"}", id, id);
+    op_finish(op, CD_ERR_INTERNAL, json, (size_t)n);
+}
+
 /* A script's failure reply: {"err":"code","message":"..."} */
 static cd_err script_error(const char *s, size_t len)
 {
@@ -378,17 +394,19 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
             op_finish(op, CD_ERR_UNAVAILABLE, "redis full", 10);
             return;
         }
-        cd_log_error("script %s failed: %s", op->sc->name, reply->str);
-        cd_err e = strncmp(reply->str, "LOADING", 7) == 0 || strncmp(reply->str, "BUSY", 4) == 0 ? CD_ERR_UNAVAILABLE
-                                                                                                 : CD_ERR_INTERNAL;
-        op_finish(op, e, "redis error", 11);
+        if (strncmp(reply->str, "LOADING", 7) == 0 || strncmp(reply->str, "BUSY", 4) == 0) {
+            cd_log_error("script %s failed: %s", op->sc->name, reply->str);
+            op_finish(op, CD_ERR_UNAVAILABLE, "redis busy", 10);
+            return;
+        }
+        op_finish_internal(op, reply->str, reply->len);
         return;
     }
     if (!op->sc->ro)
         set_full(op->st, false); /* a write went through */
     if (reply->type != REDIS_REPLY_STRING) {
         op->st->errors++;
-        op_finish(op, CD_ERR_INTERNAL, "unexpected reply", 16);
+        op_finish_internal(op, "unexpected reply type", 21);
         return;
     }
     cd_err e = script_error(reply->str, reply->len);
@@ -396,7 +414,10 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
         hold_for_replicas(op, ac, reply->str, reply->len);
         return;
     }
-    op_finish(op, e, reply->str, reply->len);
+    if (e == CD_ERR_INTERNAL)
+        op_finish_internal(op, reply->str, reply->len);
+    else
+        op_finish(op, e, reply->str, reply->len);
 }
 
 static int fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs, const char *const *args,

@@ -276,8 +276,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     return n; /* the rest is read and dropped (the total timeout bounds it) */
 }
 
-/* host (lower case, IPv6 without brackets) and port of an http(s) URL; -1 if it is not one */
-static int url_target(const char *url, char *host, size_t hsz, long *port)
+int cd_webhook_url_target(const char *url, char *host, size_t hsz, long *port)
 {
     CURLU *u = curl_url();
     char *scheme = NULL, *h = NULL, *pt = NULL;
@@ -332,7 +331,7 @@ static void start(cd_webhook *w, json_t *d)
     w->inflight++;
     char host[256];
     long port = 0;
-    if (url_target(url, host, sizeof host, &port) != 0) {
+    if (cd_webhook_url_target(url, host, sizeof host, &port) != 0) {
         record(x, false, 0, "refused: not an http(s) URL");
         xfer_free(x);
         return;

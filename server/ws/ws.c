@@ -55,7 +55,7 @@ static int confirm_upgrade(struct lws *wsi)
 {
     cd_ws_ctx *cx = ctx_of(wsi);
     cd_session_role role = role_of(wsi);
-    char origin[256], site[80];
+    char origin[256], site[80], host[256];
     if (!role)
         return cd_http_respond_error(wsi, 404, "not_found", "no WebSocket endpoint here");
     if (cd_node_draining(cx->node))
@@ -67,8 +67,12 @@ static int confirm_upgrade(struct lws *wsi)
             cd_log_info("upgrade refused origin=\"%s\" site=\"%s\"", origin, site);
             return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
         }
-    } else if (!cd_node_agent_origin_allowed(cx->node, origin)) {
-        return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
+    } else {
+        header(wsi, WSI_TOKEN_HOST, host, sizeof host);
+        if (!cd_node_agent_origin_allowed(cx->node, origin, host)) {
+            cd_log_info("agent upgrade refused origin=\"%s\" host=\"%s\"", origin, host);
+            return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
+        }
     }
     char ip[64] = "";
     cd_ws_client_ip(wsi, cx->cfg, ip, sizeof ip); /* no pss yet at this point */
@@ -105,6 +109,11 @@ static bool in_list(const char *list, const char *item)
     return false;
 }
 
+bool cd_ws_trusted_proxy(const cd_config *cfg, const char *ip)
+{
+    return cfg->trusted_proxies[0] && ip[0] && in_list(cfg->trusted_proxies, ip);
+}
+
 void cd_ws_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t outsz)
 {
     out[0] = '\0';
@@ -112,7 +121,7 @@ void cd_ws_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t ou
     /* an IPv4 client of a dual-stack socket reads "::ffff:a.b.c.d": use the IPv4 form */
     if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
         memmove(out, out + 7, strlen(out + 7) + 1);
-    if (!cfg->trusted_proxies[0] || !in_list(cfg->trusted_proxies, out))
+    if (!cd_ws_trusted_proxy(cfg, out))
         return;
     char xff[512];
     int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
@@ -131,13 +140,7 @@ void cd_ws_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t ou
 
 static void count_ip(cd_ws_ctx *cx, cd_ws_pss *pss, int delta)
 {
-    size_t kl = strlen(pss->ip);
-    size_t n = (size_t)(uintptr_t)cd_map_get(&cx->ip_conns, pss->ip, kl);
-    n = delta > 0 ? n + 1 : (n ? n - 1 : 0);
-    if (n)
-        cd_map_put(&cx->ip_conns, pss->ip, kl, (void *)(uintptr_t)n);
-    else
-        cd_map_del(&cx->ip_conns, pss->ip, kl);
+    cd_map_count(&cx->ip_conns, pss->ip, strlen(pss->ip), delta);
 }
 
 /* Send the close frame ourselves (with lws 4.1 on a foreign loop a reason set by

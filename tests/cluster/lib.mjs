@@ -297,13 +297,15 @@ export class Cluster {
 /** A chat client that survives disconnects: reconnect with full jitter, hello with its
  *  token and a resume entry per conversation, outbox resent with the same client_msg_id. */
 export class ChatClient {
-    constructor({ url, role, site, token, label, origin = ORIGIN, onMessage, localAddress }) {
+    constructor({ url, role, site, token, label, origin, onMessage, localAddress }) {
         this.url = url;
         this.role = role;
         this.site = site;
         this.token = token;
         this.label = label;
-        this.origin = origin;
+        // an agent comes from the origin it connects to (the default agent_origins: nginx
+        // passes the client's Host on)
+        this.origin = origin ?? (role === 'agent' ? url.replace(/^ws/, 'http') : ORIGIN);
         this.onMessage = onMessage;
         // clients come from many addresses (127.0.0.2-101), as they would in real life:
         // nginx limits connections per client address

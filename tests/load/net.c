@@ -165,12 +165,14 @@ int ld_conn_start(ld_loop *l, ld_conn *c, int node, uint32_t src, const char *pa
     c->fd = fd;
     c->state = LD_C_CONNECTING;
     /* the upgrade request is written once the connect completes */
-    char req[768];
+    char req[768], own[300];
+    /* agents come from the node's own origin (its default agent_origins), visitors from the site's */
+    snprintf(own, sizeof own, "http://%s:%d", t->host, t->port);
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: Y2hhdGRlc2stbG9hZC1rZXk=\r\nSec-WebSocket-Version: 13\r\n"
                      "Origin: %s\r\n\r\n",
-                     path, t->host, t->port, l->origin);
+                     path, t->host, t->port, strcmp(path, "/ws/agent") == 0 ? own : l->origin);
     c->wbuf = malloc((size_t)n);
     memcpy(c->wbuf, req, (size_t)n);
     c->wlen = c->wcap = (uint32_t)n;

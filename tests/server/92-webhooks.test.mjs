@@ -50,13 +50,18 @@ after(() => {
 
 const ARGS = ['--webhook-allow-hosts', `127.0.0.1:${allowed.port}, 127.0.0.1:${slow.port}`, '--webhook-retry-base-ms', '200',
     '--webhook-max-attempts', '3', '--webhook-timeout-ms', '1500'];
-const env = useEnv({ nodes: 1, args: ARGS });
+// Node 2 lets an operator-style allow list through at creation (every internal host of the
+// tests below) and never claims a delivery in this file (first poll after 60 s): a URL
+// created there is delivered by node 1, whose check at connect time must refuse it.
+const LAX = ['--webhook-allow-hosts', '127.0.0.1, localhost, [::1], ::ffff:127.0.0.1, 10.0.0.1, 169.254.169.254', '--event-poll-ms', '60000'];
+const env = useEnv({ nodes: 2, nodeArgs: { 0: ARGS, 1: [...ARGS.filter((a, i) => i > 1), ...LAX] } });
 
 async function admin(site) {
     const ag = await env.addAgent({ site, role: 'admin' });
     return env.login(0, ag.email, ag.password);
 }
 const call = (token, method, url, body) => env.http(0, url, { method, body, headers: { authorization: `Bearer ${token}` } });
+const callLax = (token, method, url, body) => env.http(1, url, { method, body, headers: { authorization: `Bearer ${token}` } });
 
 /** The receiver's check of one request: the signature over t + "." + raw body. */
 function verify(req, secret) {
@@ -143,21 +148,42 @@ it('a signed delivery is verified by the receiver; a 500 is retried with the sam
     v.terminate();
 });
 
-it('loopback, private and link-local addresses are refused unless allowed; the receiver never sees them', async () => {
+const INTERNAL = (stranger, allowed) => [
+    [`http://127.0.0.1:${stranger.port}/`, 'loopback'],
+    [`http://localhost:${allowed.port}/`, 'loopback'], // a name resolving to loopback, not the allowed entry
+    [`http://[::1]:${stranger.port}/`, 'loopback'],
+    [`http://[::ffff:127.0.0.1]:${stranger.port}/`, 'loopback'],
+    ['http://10.0.0.1/', 'private'],
+    ['http://169.254.169.254/latest/meta-data/', 'link-local'],
+];
+
+it('loopback, private and link-local addresses are refused when a webhook is created or changed (400)', async () => {
     const site = await env.addSite();
     const token = await admin(site);
-    const cases = [
-        [`http://127.0.0.1:${stranger.port}/`, 'loopback'],
-        [`http://localhost:${allowed.port}/`, 'loopback'], // a name resolving to loopback, not the allowed entry
-        [`http://[::1]:${stranger.port}/`, 'loopback'],
-        [`http://[::ffff:127.0.0.1]:${stranger.port}/`, 'loopback'],
-        ['http://10.0.0.1/', 'private'],
-        ['http://169.254.169.254/latest/meta-data/', 'link-local'],
-    ];
+    const base = `/api/v1/admin/sites/${site.key}/webhooks`;
+    for (const [url, why] of INTERNAL(stranger, allowed)) {
+        const r = await call(token, 'POST', base, { url, events: ['*'] });
+        assert.equal(r.status, 400, `${url}: ${r.text}`);
+        assert.equal(r.json.error.code, 'bad_request');
+        assert.match(r.json.error.message, new RegExp(`is a ${why} address`), url);
+    }
+    // an allowed entry is accepted; changing it to an internal address is refused
+    const r = await call(token, 'POST', base, { url: `http://127.0.0.1:${allowed.port}/h`, events: ['*'] });
+    assert.equal(r.status, 201, r.text);
+    const p = await call(token, 'PATCH', `${base}/${r.json.webhook.id}`, { url: 'http://10.1.2.3/' });
+    assert.equal(p.status, 400, p.text);
+    const g = await call(token, 'GET', `${base}/${r.json.webhook.id}`);
+    assert.equal(g.json.webhook.url, `http://127.0.0.1:${allowed.port}/h`, 'unchanged');
+});
+
+it('an internal address that got past creation is refused at connect time; the receiver never sees it', async () => {
+    const site = await env.addSite();
+    const token = await admin(site);
+    const cases = INTERNAL(stranger, allowed);
     const seenAllowed = allowed.requests.length;
     const hooks = [];
     for (const [url, why] of cases) {
-        const r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/webhooks`, { url, events: ['*'] });
+        const r = await callLax(token, 'POST', `/api/v1/admin/sites/${site.key}/webhooks`, { url, events: ['*'] });
         assert.equal(r.status, 201, r.text);
         hooks.push([r.json.webhook.id, url, why]);
         assert.equal((await call(token, 'POST', `/api/v1/admin/sites/${site.key}/webhooks/${r.json.webhook.id}/test`)).status, 202);

@@ -868,8 +868,11 @@ export class Env {
     }
 
     // ---- WebSocket ----
-    async connect(node, role, { origin = ORIGIN, query = '', label, headers } = {}) {
+    /** origin: default ORIGIN for visitors and the node's own origin for agents (the
+     *  default agent_origins); null sends none. */
+    async connect(node, role, { origin, query = '', label, headers } = {}) {
         const n = this.node(node);
+        if (origin === undefined) origin = role === 'agent' ? n.httpUrl : ORIGIN;
         const c = await Client.open(`${n.url}/ws/${role}${query}`, { origin, headers, label: label ?? `${role}@${n.id}` });
         this.clients.add(c);
         c.closed.then(() => this.clients.delete(c));
