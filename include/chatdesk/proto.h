@@ -49,6 +49,9 @@ typedef struct cd_proto_limits {
     size_t max_tags;   /* tags in conversation.update (default 20) */
     int max_history;   /* history limit cap (default 100) */
 } cd_proto_limits;
+/* A conversation id names its site ("c_<random>.<site key>", docs/keyspace.md), so it may
+ * be a site key (at most 64 bytes) and a dot longer than other ids. */
+#define CD_PROTO_CID_MAX(lim) ((lim)->max_id + 65)
 
 void cd_proto_limits_default(cd_proto_limits *lim);
 

@@ -96,9 +96,7 @@ const char *cd_proto_priority_name(cd_priority p)
     return prio_names[p - CD_PRIO_LOW];
 }
 
-/* A conversation id names its site ("c_<random>.<site key>", docs/keyspace.md), so it may
- * be a site key (at most 64 bytes) and a dot longer than other ids. */
-#define CID_MAX(lim) ((lim)->max_id + 65)
+#define CID_MAX(lim) CD_PROTO_CID_MAX(lim)
 
 void cd_proto_limits_default(cd_proto_limits *lim)
 {

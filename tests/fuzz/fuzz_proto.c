@@ -97,7 +97,7 @@ static void check_ok(const cd_req *r, const cd_proto_limits *lim)
     CHECK(!r->n_resume || r->resume);
     for (size_t i = 0; i < r->n_resume; i++) {
         CHECK(r->resume[i].conversation_id);
-        check_str(r->resume[i].conversation_id, 1, lim->max_id);
+        check_str(r->resume[i].conversation_id, 1, CD_PROTO_CID_MAX(lim));
         check_str(r->resume[i].epoch, 0, 64);
         CHECK(r->resume[i].after_seq >= 0);
     }
@@ -109,7 +109,7 @@ static void check_ok(const cd_req *r, const cd_proto_limits *lim)
     if (r->form_message)
         CHECK(!is_ws(r->form_message[0]) && !is_ws(r->form_message[strlen(r->form_message) - 1]));
     CHECK(r->form_priority >= CD_PRIO_NONE && r->form_priority <= CD_PRIO_URGENT);
-    check_str(r->conversation_id, 1, lim->max_id);
+    check_str(r->conversation_id, 1, CD_PROTO_CID_MAX(lim));
     check_str(r->client_msg_id, 1, 64);
     if (r->type == CD_FRAME_MSG_SEND) {
         CHECK(r->body && r->conversation_id && r->client_msg_id);
