@@ -132,29 +132,33 @@ void cd_proto_append_message(cd_frame *f, const cd_proto_msg *m)
     cd_frame_append(f, "}", 1);
 }
 
-cd_frame *cd_proto_encode_message_created(const cd_proto_msg *m)
+/* {"type":type[,"<key>":"<val>"],"message":{...}} (val NULL: no key) */
+static cd_frame *with_message(const char *type, const char *key, const char *val, size_t vlen, const cd_proto_msg *m)
 {
     cd_frame *f = cd_frame_create(m->body_len + m->name_len + m->cmid_len + 200);
-    cd_frame_append_str(f, "{\"type\":\"message.created\",\"conversation_id\":");
-    cd_frame_append_json_strn(f, m->cid, m->cid_len);
+    cd_frame_append_str(f, "{\"type\":\"");
+    cd_frame_append_str(f, type);
+    cd_frame_append(f, "\"", 1);
+    if (val) {
+        cd_frame_append_str(f, ",\"");
+        cd_frame_append_str(f, key);
+        cd_frame_append_str(f, "\":");
+        cd_frame_append_json_strn(f, val, vlen);
+    }
     cd_frame_append_str(f, ",\"message\":");
     cd_proto_append_message(f, m);
     cd_frame_append(f, "}", 1);
     return f;
 }
 
+cd_frame *cd_proto_encode_message_created(const cd_proto_msg *m)
+{
+    return with_message("message.created", "conversation_id", m->cid, m->cid_len, m);
+}
+
 cd_frame *cd_proto_encode_ok_message(const char *rid, const cd_proto_msg *m)
 {
-    cd_frame *f = cd_frame_create(m->body_len + m->name_len + m->cmid_len + 200);
-    cd_frame_append_str(f, "{\"type\":\"ok\"");
-    if (rid) {
-        cd_frame_append_str(f, ",\"rid\":");
-        cd_frame_append_json_str(f, rid);
-    }
-    cd_frame_append_str(f, ",\"message\":");
-    cd_proto_append_message(f, m);
-    cd_frame_append(f, "}", 1);
-    return f;
+    return with_message("ok", "rid", rid, rid ? strlen(rid) : 0, m);
 }
 
 /* the next space- or newline-ended word of [*p, end): its start and length */
