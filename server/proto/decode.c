@@ -146,6 +146,27 @@ static cd_err get_str(dec *d, json_t *obj, const char *key, bool required, size_
 #define STR(d, o, k, req, lo, hi, dst) get_str(d, o, k, req, lo, hi, dst, "missing " k, "invalid " k)
 #define STRN(d, o, k, name, req, lo, hi, dst) get_str(d, o, k, req, lo, hi, dst, "missing " name, "invalid " name)
 
+/* Ids the server made (conversation ids, site keys, agent ids, team keys, epochs) are
+ * A-Z a-z 0-9 _ - and '.': anything else is refused before it reaches a Redis key or
+ * the bus (security issue, finding 8). */
+static cd_err get_id(dec *d, json_t *obj, const char *key, bool required, size_t min, size_t max, const char **out,
+                     const char *missing, const char *invalid)
+{
+    const char *v = NULL;
+    cd_err e = get_str(d, obj, key, required, min, max, &v, missing, invalid);
+    if (e != CD_ERR_OK || !v)
+        return e;
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+              *c == '-' || *c == '.'))
+            return fail(d, CD_ERR_BAD_REQUEST, invalid);
+    }
+    *out = v;
+    return CD_ERR_OK;
+}
+#define ID(d, o, k, req, lo, hi, dst) get_id(d, o, k, req, lo, hi, dst, "missing " k, "invalid " k)
+#define IDN(d, o, k, name, req, lo, hi, dst) get_id(d, o, k, req, lo, hi, dst, "missing " name, "invalid " name)
+
 static cd_err get_int(dec *d, json_t *obj, const char *key, bool required, int64_t min, int64_t max, int64_t *out,
                       bool *present, const char *missing, const char *invalid)
 {
@@ -292,9 +313,9 @@ static cd_err dec_resume_list(dec *d, json_t *arr, const char *invalid, const ch
         cd_resume_item *ri = &r->resume[i];
         if (!json_is_object(it))
             return fail(d, CD_ERR_BAD_REQUEST, "invalid resume entry");
-        TRY(STRN(d, it, "conversation_id", "resume conversation_id", true, 1, CID_MAX(d->lim), &ri->conversation_id));
+        TRY(IDN(d, it, "conversation_id", "resume conversation_id", true, 1, CID_MAX(d->lim), &ri->conversation_id));
         TRY(get_int(d, it, "after_seq", false, 0, INT64_MAX, &ri->after_seq, NULL, NULL, "invalid resume after_seq"));
-        TRY(STRN(d, it, "epoch", "resume epoch", false, 0, MAX_EPOCH, &ri->epoch));
+        TRY(IDN(d, it, "epoch", "resume epoch", false, 0, MAX_EPOCH, &ri->epoch));
         r->n_resume = i + 1;
     }
     return CD_ERR_OK;
@@ -330,7 +351,7 @@ static cd_err dec_hello(dec *d, json_t *o)
     const cd_proto_limits *lim = d->lim;
     json_t *user, *res;
 
-    TRY(STR(d, o, "site", false, 0, lim->max_id, &r->site));
+    TRY(ID(d, o, "site", false, 0, lim->max_id, &r->site));
     TRY(STR(d, o, "token", false, 0, MAX_TOKEN, &r->token));
     TRY(get_obj(d, o, "user", &user, "invalid user"));
     if (user) {
@@ -403,7 +424,7 @@ static cd_err dec_msg_send(dec *d, json_t *o)
     const char *body = NULL;
     size_t n;
 
-    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
+    TRY(ID(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
     TRY(STR(d, o, "client_msg_id", true, 1, MAX_MSG_ID, &r->client_msg_id));
     TRY(STR(d, o, "body", true, 0, SIZE_MAX, &body));
     n = json_string_length(json_object_get(o, "body"));
@@ -425,7 +446,7 @@ static cd_err dec_history(dec *d, json_t *o)
     int max = d->lim->max_history;
     int64_t limit = DEFAULT_LIMIT;
 
-    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
+    TRY(ID(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
     TRY(INT(d, o, "before_seq", false, 1, INT64_MAX, &r->before_seq, &r->has_before_seq));
     /* Asking for more than the cap is not an error: the client gets the cap. */
     TRY(INT(d, o, "limit", false, 1, INT64_MAX, &limit, NULL));
@@ -437,13 +458,13 @@ static cd_err dec_history(dec *d, json_t *o)
 
 static cd_err dec_typing(dec *d, json_t *o)
 {
-    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &d->req->conversation_id));
+    TRY(ID(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &d->req->conversation_id));
     return BOOL(d, o, "state", true, &d->req->state);
 }
 
 static cd_err dec_read(dec *d, json_t *o)
 {
-    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &d->req->conversation_id));
+    TRY(ID(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &d->req->conversation_id));
     return INT(d, o, "seq", true, 0, INT64_MAX, &d->req->seq, NULL);
 }
 
@@ -452,7 +473,7 @@ static cd_err dec_csat(dec *d, json_t *o)
     cd_req *r = d->req;
     int64_t score = 0;
 
-    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
+    TRY(ID(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
     TRY(INT(d, o, "score", true, 1, 5, &score, NULL));
     r->score = (int)score;
     /* extension: the optional survey questions after CSAT (docs/reports.md) */
@@ -471,16 +492,16 @@ static cd_err dec_presence_set(dec *d, json_t *o)
 
 static cd_err dec_conv_accept(dec *d, json_t *o)
 {
-    return STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &d->req->conversation_id);
+    return ID(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &d->req->conversation_id);
 }
 
 static cd_err dec_conv_transfer(dec *d, json_t *o)
 {
     cd_req *r = d->req;
 
-    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
-    TRY(STR(d, o, "agent_id", false, 1, d->lim->max_id, &r->agent_id));
-    TRY(STR(d, o, "team", false, 1, d->lim->max_id, &r->team));
+    TRY(ID(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
+    TRY(ID(d, o, "agent_id", false, 1, d->lim->max_id, &r->agent_id));
+    TRY(ID(d, o, "team", false, 1, d->lim->max_id, &r->team));
     if ((r->agent_id != NULL) == (r->team != NULL))
         return fail(d, CD_ERR_BAD_REQUEST, "need exactly one of agent_id or team");
     return STR(d, o, "note", false, 0, d->lim->max_field, &r->note);
@@ -492,7 +513,7 @@ static cd_err dec_conv_update(dec *d, json_t *o)
     json_t *tags;
     int i;
 
-    TRY(STR(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
+    TRY(ID(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &r->conversation_id));
     TRY(ENUM(d, o, "status", false, conv_statuses, &i, &r->status));
     TRY(get_priority(d, o, "priority", &r->priority, "invalid priority"));
     TRY(STR(d, o, "category", false, 0, d->lim->max_field, &r->category));

@@ -77,6 +77,15 @@ static void check_str(const char *s, size_t min, size_t max)
     CHECK(cd_proto_utf8_valid(s, n));
 }
 
+/* ids: A-Z a-z 0-9 _ - . only */
+static void check_id(const char *s, size_t min, size_t max)
+{
+    check_str(s, min, max);
+    for (const char *c = s; c && *c; c++)
+        CHECK((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+              *c == '-' || *c == '.');
+}
+
 static int is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -86,7 +95,7 @@ static void check_ok(const cd_req *r, const cd_proto_limits *lim)
 {
     CHECK(r->type > CD_FRAME_NONE && r->type < CD_FRAME__COUNT);
     check_str(r->rid, 1, lim->max_rid);
-    check_str(r->site, 0, lim->max_id);
+    check_id(r->site, 0, lim->max_id);
     check_str(r->token, 0, 1024);
     check_str(r->user_id, 1, lim->max_id);
     check_str(r->user_name, 0, lim->max_field);
@@ -97,8 +106,8 @@ static void check_ok(const cd_req *r, const cd_proto_limits *lim)
     CHECK(!r->n_resume || r->resume);
     for (size_t i = 0; i < r->n_resume; i++) {
         CHECK(r->resume[i].conversation_id);
-        check_str(r->resume[i].conversation_id, 1, CD_PROTO_CID_MAX(lim));
-        check_str(r->resume[i].epoch, 0, 64);
+        check_id(r->resume[i].conversation_id, 1, CD_PROTO_CID_MAX(lim));
+        check_id(r->resume[i].epoch, 0, 64);
         CHECK(r->resume[i].after_seq >= 0);
     }
     check_str(r->form_name, 0, lim->max_field);
@@ -109,7 +118,7 @@ static void check_ok(const cd_req *r, const cd_proto_limits *lim)
     if (r->form_message)
         CHECK(!is_ws(r->form_message[0]) && !is_ws(r->form_message[strlen(r->form_message) - 1]));
     CHECK(r->form_priority >= CD_PRIO_NONE && r->form_priority <= CD_PRIO_URGENT);
-    check_str(r->conversation_id, 1, CD_PROTO_CID_MAX(lim));
+    check_id(r->conversation_id, 1, CD_PROTO_CID_MAX(lim));
     check_str(r->client_msg_id, 1, 64);
     if (r->type == CD_FRAME_MSG_SEND) {
         CHECK(r->body && r->conversation_id && r->client_msg_id);
@@ -138,8 +147,8 @@ static void check_ok(const cd_req *r, const cd_proto_limits *lim)
         CHECK(r->tags[i]);
         check_str(r->tags[i], 1, 64);
     }
-    check_str(r->agent_id, 1, lim->max_id);
-    check_str(r->team, 1, lim->max_id);
+    check_id(r->agent_id, 1, lim->max_id);
+    check_id(r->team, 1, lim->max_id);
     check_str(r->note, 0, lim->max_field);
     if (r->type == CD_FRAME_CONV_TRANSFER)
         CHECK(!r->agent_id != !r->team);
