@@ -34,6 +34,7 @@ typedef struct cd_conv_site {
     cd_sla_calendar calendar; /* business hours of the site's SLA (24x7 when unset) */
     char *intervals;          /* cached business intervals (node-owned), or NULL */
     int64_t intervals_from, intervals_to;
+    int64_t next_timer_ms; /* node-owned: when its timers need a poll (0: unknown, INT64_MAX: none) */
 } cd_conv_site;
 
 typedef struct cd_conv_assigned {
@@ -55,6 +56,7 @@ typedef struct cd_conv_result {
     char *raw_site_config;   /* visitor_hello: what the widget shows */
     char **items;            /* timers_claim: "kind|id" */
     size_t n_items;
+    int64_t next_due;   /* timers_claim: the site's next timer or lease expiry (ms), -1: none */
     cd_conv_ref *convs; /* ids in "conversations" (or the one "conversation") */
     size_t n_convs;
     char visitor_id[80];

@@ -130,8 +130,11 @@ static void parse_ok(cd_conv_result *r, json_t *root)
         r->raw_queue = dump(v);
     if ((v = json_object_get(root, "site_config")))
         r->raw_site_config = dump(v);
-    if ((v = json_object_get(root, "timers")))
+    if ((v = json_object_get(root, "timers"))) {
         r->items = str_array(v, &r->n_items);
+        json_t *nx = json_object_get(root, "next");
+        r->next_due = json_is_integer(nx) ? json_integer_value(nx) : -1;
+    }
     if ((v = json_object_get(root, "pw")) && json_is_string(v))
         r->pw = cd_strdup(json_string_value(v));
     r->fails = json_integer_value(json_object_get(root, "fails"));

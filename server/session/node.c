@@ -1,6 +1,8 @@
 /* cd_node: what sessions and HTTP share on one node: the token keyring (from
  * config or Redis), the site cache (origins, identity secrets; reloaded on every
  * store connect, on a "sites" bus event and periodically), hello deadlines. */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <uv.h>
@@ -191,10 +193,20 @@ unknown:
     cd_log_warn("timer of unknown kind: %s", item);
 }
 
+#define TIMER_BATCH 50
+
 typedef struct timer_poll {
     cd_node *n;
     char site[];
 } timer_poll;
+
+static cd_conv_site *site_of(cd_node *n, const char *key, size_t len)
+{
+    for (size_t i = 0; i < n->n_sites; i++)
+        if (strlen(n->sites[i].key) == len && memcmp(n->sites[i].key, key, len) == 0)
+            return &n->sites[i];
+    return NULL;
+}
 
 static void on_timers(void *ud, cd_conv_result *r)
 {
@@ -204,18 +216,44 @@ static void on_timers(void *ud, cd_conv_result *r)
         n->timer_polls--;
     for (size_t i = 0; r->err == CD_ERR_OK && i < r->n_items; i++)
         run_timer(n, tp->site, r->items[i]);
+    cd_conv_site *s = site_of(n, tp->site, strlen(tp->site));
+    /* a full batch: more may be due now; else sleep until the next timer or a notice */
+    if (s && r->err == CD_ERR_OK && r->n_items < TIMER_BATCH)
+        s->next_timer_ms = r->next_due < 0 ? INT64_MAX : r->next_due;
     cd_free(tp);
 }
 
-/* One timers_claim call per site of the site cache (each runs in its site's slot). */
+/* "T <site> <due>" on the timers channel (timer_set in _common.lua): poll that site by then. */
+static void on_timer_notice(cd_hub_sub *sub, const cd_hub_event *ev)
+{
+    cd_node *n = CD_CONTAINER_OF(sub, cd_node, timers_sub);
+    const char *p = ev->frame->data, *end = p + ev->frame->len;
+    if (ev->frame->len < 4 || p[0] != 'T' || p[1] != ' ')
+        return;
+    const char *site = p + 2, *sp = memchr(site, ' ', (size_t)(end - site));
+    if (!sp)
+        return;
+    cd_conv_site *s = site_of(n, site, (size_t)(sp - site));
+    int64_t due = strtoll(sp + 1, NULL, 10);
+    if (s && s->next_timer_ms != 0 && due < s->next_timer_ms)
+        s->next_timer_ms = due;
+}
+
+/* A timers_claim call for each site whose timers may be due (each runs in its site's
+ * slot): sites are polled when a notice or their last claim says a timer is due, and all
+ * of them after each site cache reload (site_cache_refresh_s), which also covers a
+ * notice lost while the bus was down. Idle sites cost nothing in between. */
 static void timers_poll(cd_node *n)
 {
+    int64_t now = (int64_t)cd_now_ms();
     for (size_t i = 0; i < n->n_sites; i++) {
+        if (n->sites[i].next_timer_ms != 0 && now < n->sites[i].next_timer_ms)
+            continue;
         size_t l = strlen(n->sites[i].key);
         timer_poll *tp = cd_malloc(sizeof *tp + l + 1);
         tp->n = n;
         memcpy(tp->site, n->sites[i].key, l + 1);
-        if (cd_conv_timers_claim(n->st, tp->site, n->cfg->timer_lease_ms, 50, on_timers, tp) == 0)
+        if (cd_conv_timers_claim(n->st, tp->site, n->cfg->timer_lease_ms, TIMER_BATCH, on_timers, tp) == 0)
             n->timer_polls++;
         else
             cd_free(tp);
@@ -402,6 +440,7 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     n->sweep.data = n;
     uv_timer_start(&n->sweep, on_sweep, 100, 100);
     cd_hub_join(hub, &n->sites_sub, "sites", on_sites_event);
+    cd_hub_join(hub, &n->timers_sub, "timers", on_timer_notice);
     for (size_t i = 0; event_pumps[i] && i < CD_NODE_MAX_PUMPS; i++) {
         n->pumps[i].n = n;
         n->pumps[i].script = event_pumps[i];
@@ -427,6 +466,7 @@ void cd_node_destroy(cd_node *n)
     if (!n)
         return;
     cd_hub_leave(n->hub, &n->sites_sub);
+    cd_hub_leave(n->hub, &n->timers_sub);
     uv_timer_stop(&n->sweep);
     uv_close((uv_handle_t *)&n->sweep, on_sweep_closed);
 }

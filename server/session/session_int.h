@@ -95,6 +95,7 @@ struct cd_node {
     uv_timer_t sweep;
     uint64_t sites_loaded_at;
     cd_hub_sub sites_sub;
+    cd_hub_sub timers_sub; /* "timers": a timer was set (when its site needs a poll) */
     cd_node_stats stats;
     char node_id[128];
     cd_map agents; /* agent id -> live local connections (uintptr_t) */

@@ -397,7 +397,13 @@ local function release(c, now, forget)
 end
 -- Timers of a site (deadlines in P{s:<site>}:timers, claimed with a lease into
 -- P{s:<site>}:timers:leased by timers_claim.lua).
-local function timer_set(site, kind, id, due) redis.call('ZADD', skey(site, 'timers'), due, kind .. '|' .. id) end
+-- A node polls a site's timers only when one may be due (issue 13: idle work must not grow
+-- with sites x nodes): setting a timer tells every node when ("T <site> <due>" on ch:timers).
+local function timer_arm(site, member, due)
+  redis.call('ZADD', skey(site, 'timers'), due, member)
+  redis.call('PUBLISH', P .. 'ch:timers', '0 * -\nT ' .. site .. ' ' .. string.format('%d', due))
+end
+local function timer_set(site, kind, id, due) timer_arm(site, kind .. '|' .. id, due) end
 local function timer_clear(site, kind, id)
   redis.call('ZREM', skey(site, 'timers'), kind .. '|' .. id)
   redis.call('ZREM', skey(site, 'timers:leased'), kind .. '|' .. id)

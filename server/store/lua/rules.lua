@@ -155,7 +155,7 @@ if mode == 'apply' then
   if cur ~= plan.expect then return '{"applied":false}' end
   for _, a in ipairs(plan.arm or {}) do
     local site = string.match(a.member, '^rule|([^|]+)|')
-    if site then redis.call('ZADD', skey(site, 'timers'), I(a.due), a.member) end
+    if site then timer_arm(site, a.member, tonumber(a.due)) end
   end
   local n = 0
   for _, f in ipairs(plan.fire or {}) do n = n + rule_run(f, retain) end

@@ -13,7 +13,7 @@ end
 local at = tonumber(c['sla_' .. kind .. '_' .. (level == 'warn' and 'warn' or 'due')] or '')
 if not at then return '{"fired":false}' end -- met or stopped
 if at > now then
-  redis.call('ZADD', skey(CSITE, 'timers'), at, member) -- the deadline moved: wait for it
+  timer_arm(CSITE, member, at) -- the deadline moved: wait for it
   return '{"fired":false}'
 end
 local fired = json_list(c.sla_fired)

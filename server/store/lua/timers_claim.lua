@@ -14,4 +14,10 @@ for _, item in ipairs(due) do
   redis.call('ZADD', lkey, now + lease, item)
   table.insert(out, S(item))
 end
-return '{"timers":[' .. table.concat(out, ',') .. ']}'
+-- when this site needs a poll again: its earliest timer or lease expiry (null: none)
+local nt = redis.call('ZRANGE', tkey, 0, 0, 'WITHSCORES')
+local nl = redis.call('ZRANGE', lkey, 0, 0, 'WITHSCORES')
+local nxt = nil
+if #nt == 2 then nxt = tonumber(nt[2]) end
+if #nl == 2 and (not nxt or tonumber(nl[2]) < nxt) then nxt = tonumber(nl[2]) end
+return '{"timers":[' .. table.concat(out, ',') .. '],"next":' .. (nxt and string.format('%d', nxt) or 'null') .. '}'
