@@ -173,6 +173,20 @@ static bool timer_site(redisContext *c, const char *P, const char *member, char 
     return ok;
 }
 
+/* A member moved: added under its new key (reply a, taken), then removed from old with
+ * rem (ZREM or SREM). -1 on a Redis error. */
+static int member_moved(redisContext *c, redisReply *a, const char *rem, const char *old, const char *member, kind k,
+                        tally *t)
+{
+    redisReply *d = a && a->type != REDIS_REPLY_ERROR ? redisCommand(c, "%s %s %s", rem, old, member) : NULL;
+    int rc = d && d->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (rc == 0)
+        t->moved[k]++;
+    freeReplyObject(a);
+    freeReplyObject(d);
+    return rc;
+}
+
 /* P timers / P timers:leased: each member moves to its site's zset of the same name
  * (ZADD NX there, then ZREM here: a member a new node already set keeps its new due). */
 static int move_timers(redisContext *c, const char *P, const char *old, const char *name, tally *t)
@@ -184,14 +198,8 @@ static int move_timers(redisContext *c, const char *P, const char *old, const ch
         char site[128];
         if (!timer_site(c, P, member, site, sizeof site))
             continue;
-        redisReply *a = redisCommand(c, "ZADD %s{s:%s}:%s NX %s %s", P, site, name, score, member);
-        redisReply *d = a && a->type != REDIS_REPLY_ERROR ? redisCommand(c, "ZREM %s %s", old, member) : NULL;
-        if (!d || d->type == REDIS_REPLY_ERROR)
-            rc = -1;
-        else
-            t->moved[K_TIMERS]++;
-        freeReplyObject(a);
-        freeReplyObject(d);
+        rc = member_moved(c, redisCommand(c, "ZADD %s{s:%s}:%s NX %s %s", P, site, name, score, member), "ZREM", old,
+                          member, K_TIMERS, t);
     }
     freeReplyObject(r);
     return rc;
@@ -216,14 +224,8 @@ static int move_load(redisContext *c, const char *P, const char *old, const char
         snprintf(member, sizeof member, "autoclose|%s", cid);
         if (!timer_site(c, P, member, site, sizeof site))
             continue;
-        redisReply *a = redisCommand(c, "SADD %s{s:%s}:agent:%s:active %s", P, site, aid, cid);
-        redisReply *d = a && a->type != REDIS_REPLY_ERROR ? redisCommand(c, "SREM %s %s", old, cid) : NULL;
-        if (!d || d->type == REDIS_REPLY_ERROR)
-            rc = -1;
-        else
-            t->moved[K_LOADS]++;
-        freeReplyObject(a);
-        freeReplyObject(d);
+        rc = member_moved(c, redisCommand(c, "SADD %s{s:%s}:agent:%s:active %s", P, site, aid, cid), "SREM", old, cid,
+                          K_LOADS, t);
     }
     freeReplyObject(r);
     return rc;
