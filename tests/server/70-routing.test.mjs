@@ -145,6 +145,30 @@ it('max_chats counts per site: an agent of two sites with max_chats 1 holds one 
     assert.equal(await env.redis.cmd('HGET', conv(c3), 'assignee'), rec.id);
 });
 
+it('a capacity change reaches the agent\'s record in each of its sites: raising max_chats assigns what waits', async () => {
+    const s1 = await env.addSite();
+    const s2 = await env.addSite();
+    const password = `pw-${rnd(8)}`;
+    const email = `r_${rnd(4)}@example.com`;
+    const rec = await env.admin('agent-add', '--email', email, '--password', password,
+        '--name', 'Grows', '--site', s1.key, '--site', s2.key, '--max-chats', '1');
+    await env.agent(1, { email, password });
+    const rkey = (site) => `cd:{s:${site.key}}:agent:${rec.id}`;
+    await waitUntil(async () => (await env.redis.cmd('HGET', rkey(s1), 'status')) === 'online', { what: 'online' });
+    const status = (cid) => env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'status');
+    const ids = [];
+    for (const text of ['first', 'second']) {
+        const v = await env.visitor(2, { site: s1 });
+        ids.push((await v.ok({ type: 'conversation.start', form: { message: text } })).conversation.id);
+    }
+    await waitUntil(async () => (await status(ids[0])) === 'open', { what: 'the first assigned' });
+    await sleep(300 * SCALE);
+    assert.equal(await status(ids[1]), 'queued');
+    await env.admin('agent-set', '--email', email, '--max-chats', '2');
+    await waitUntil(async () => (await status(ids[1])) === 'open', { what: 'the second assigned once capacity grew' });
+    for (const site of [s1, s2]) assert.equal(await env.redis.cmd('HGET', rkey(site), 'max_chats'), '2');
+});
+
 it('manual mode: two agents racing conversation.accept, exactly one wins', async () => {
     const site = await env.addSite();
     await env.admin('site-set', '--key', site.key, '--auto-assign', 'off');
