@@ -78,8 +78,10 @@ typedef struct cd_conv_result {
     char site[80];       /* msg_send: the conversation's site */
     char **frames;       /* resume: message.created frames */
     size_t n_frames;
-    cd_conv_assigned *assigned; /* presence_touch: conversations given to the agents */
+    cd_conv_assigned *assigned; /* agent_site: conversations given to the agent */
     size_t n_assigned;
+    char **changed; /* presence*: agents whose status changed */
+    size_t n_changed;
     cd_conv_key *keys; /* keys_init */
     size_t n_keys;
     cd_conv_site *sites; /* sites_get; a callback may take it (set to NULL) */
@@ -143,6 +145,16 @@ int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_
 /* To req->agent_id, or to req->team (escalation), with req->note kept as a private note. */
 int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
                      void *ud);
+/* Bring the agent's record in each of its sites in line with its global record (status,
+ * name, teams, max_chats, disabled): one read, then one call per site, each of which
+ * drains that site's queues while the agent is online. cb (may be NULL) fires once, after
+ * the last of them, with res->assigned: the conversations the sites gave the agent. The
+ * presence calls (presence, touch, sweep) run it for every agent whose status they
+ * changed and fire their cb once, after those syncs. */
+int cd_conv_agent_sync(cd_store *st, const char *aid, cd_conv_cb cb, void *ud);
+/* A ch:sites notice: true when it is {"type":"agent.changed","id":…} (then the agent is
+ * synced as above), false for any other notice. */
+bool cd_conv_agent_notice(cd_store *st, const char *frame, size_t len);
 /* This node vouches for the agents' live connections until expiry_ms. */
 int cd_conv_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, const char *const *agent_ids, size_t n,
                            cd_conv_cb cb, void *ud);

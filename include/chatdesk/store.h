@@ -110,6 +110,8 @@ const char *cd_key_cid_site(const char *cid);
 const char *cd_key_conv(cd_key *k, const char *P, const char *site, const char *cid);
 /* P agent:<id>: an agent's record */
 const char *cd_key_agent(cd_key *k, const char *P, const char *id);
+/* P{s:<site>}:agent:<id>: the agent's record in one site (routing reads it). */
+const char *cd_key_site_agent(cd_key *k, const char *P, const char *site, const char *id);
 /* P agent:email:<email lower-cased>: the login index */
 const char *cd_key_agent_email(cd_key *k, const char *P, const char *email);
 /* P{a}:login:fails:<email lower-cased>: the account's login attempts in the window */

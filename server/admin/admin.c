@@ -1811,8 +1811,9 @@ out:
 /* KEYS: agent:email:<email>. ARGV: prefix, the ch:sites channel, m, then the m teams
  * (each must be a team of at least one of the agent's sites), then the field/value
  * pairs to write. The agent's sites are only known inside the script, so their team
- * hashes are named from the prefix. Ends with a site.changed notice for each of the
- * agent's sites: its capacity, teams or availability may have changed. */
+ * hashes are named from the prefix. Ends with an agent.changed notice (nodes copy the
+ * agent's settings to its record in each of its sites) and a site.changed notice for
+ * each of the agent's sites: its capacity, teams or availability may have changed. */
 static const char agent_set_lua[] =
     "local id = redis.call('GET', KEYS[1])\n"
     "if not id then return '{\"error\":\"unknown_agent\"}' end\n"
@@ -1842,6 +1843,8 @@ static const char agent_set_lua[] =
     "    break\n"
     "  end\n"
     "end\n"
+    "redis.call('HINCRBY', akey, 'sv', 1)\n"
+    "redis.call('PUBLISH', ARGV[2], '0 a -\\n{\"type\":\"agent.changed\",\"id\":' .. cjson.encode(id) .. '}')\n"
     "for _, s in ipairs(sites) do\n"
     "  redis.call('PUBLISH', ARGV[2], " SITE_CHANGED_LUA("s") ")\n"
                                                               "end\n"

@@ -17,9 +17,20 @@
 #include "chatdesk/base.h"
 
 /* What moves (old name after the prefix -> new name), one line per kind. */
-typedef enum kind { K_KB, K_RULES, K_REPORTS, K_HEALTH, K_CONVS, K_VISITORS, K_TIMERS, K__COUNT } kind;
-static const char *const kind_names[K__COUNT] = {"kb",       "rules", "reports", "health", "conversations",
-                                                 "visitors", "timers"};
+typedef enum kind {
+    K_KB,
+    K_RULES,
+    K_REPORTS,
+    K_HEALTH,
+    K_CONVS,
+    K_VISITORS,
+    K_TIMERS,
+    K_AGENTS,
+    K_LOADS,
+    K__COUNT
+} kind;
+static const char *const kind_names[K__COUNT] = {"kb",       "rules",  "reports", "health", "conversations",
+                                                 "visitors", "timers", "agents",  "loads"};
 
 typedef struct plan {
     kind k;
@@ -162,6 +173,20 @@ static bool timer_site(redisContext *c, const char *P, const char *member, char 
     return ok;
 }
 
+/* A member moved: added under its new key (reply a, taken), then removed from old with
+ * rem (ZREM or SREM). -1 on a Redis error. */
+static int member_moved(redisContext *c, redisReply *a, const char *rem, const char *old, const char *member, kind k,
+                        tally *t)
+{
+    redisReply *d = a && a->type != REDIS_REPLY_ERROR ? redisCommand(c, "%s %s %s", rem, old, member) : NULL;
+    int rc = d && d->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (rc == 0)
+        t->moved[k]++;
+    freeReplyObject(a);
+    freeReplyObject(d);
+    return rc;
+}
+
 /* P timers / P timers:leased: each member moves to its site's zset of the same name
  * (ZADD NX there, then ZREM here: a member a new node already set keeps its new due). */
 static int move_timers(redisContext *c, const char *P, const char *old, const char *name, tally *t)
@@ -173,17 +198,91 @@ static int move_timers(redisContext *c, const char *P, const char *old, const ch
         char site[128];
         if (!timer_site(c, P, member, site, sizeof site))
             continue;
-        redisReply *a = redisCommand(c, "ZADD %s{s:%s}:%s NX %s %s", P, site, name, score, member);
-        redisReply *d = a && a->type != REDIS_REPLY_ERROR ? redisCommand(c, "ZREM %s %s", old, member) : NULL;
-        if (!d || d->type == REDIS_REPLY_ERROR)
-            rc = -1;
-        else
-            t->moved[K_TIMERS]++;
-        freeReplyObject(a);
-        freeReplyObject(d);
+        rc = member_moved(c, redisCommand(c, "ZADD %s{s:%s}:%s NX %s %s", P, site, name, score, member), "ZREM", old,
+                          member, K_TIMERS, t);
     }
     freeReplyObject(r);
     return rc;
+}
+
+static const char agent_site_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'offline', 'name', ARGV[2], 'teams', ARGV[3],\n"
+    "  'max_chats', ARGV[4], 'disabled', ARGV[5], 'sv', ARGV[6])\n"
+    "return 1\n";
+
+/* P agent:<id>:active, the previous release's load of the agent over all its sites:
+ * each member moves to the load of the agent in the conversation's site (SADD there,
+ * then SREM here), where max_chats now counts. */
+static int move_load(redisContext *c, const char *P, const char *old, const char *aid, tally *t)
+{
+    redisReply *r = redisCommand(c, "SMEMBERS %s", old);
+    int rc = r && r->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < r->elements; i++) {
+        const char *cid = r->element[i]->str;
+        char member[300], site[128];
+        snprintf(member, sizeof member, "autoclose|%s", cid);
+        if (!timer_site(c, P, member, site, sizeof site))
+            continue;
+        rc = member_moved(c, redisCommand(c, "SADD %s{s:%s}:agent:%s:active %s", P, site, aid, cid), "SREM", old, cid,
+                          K_LOADS, t);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* P agent:<id>: the agent's record in each of its sites, P{s:<site>}:agent:<id>, which
+ * routing reads (a node keeps it in line from then on). Written offline (the nodes are
+ * stopped; a connecting agent's node brings the status) and only where none exists. */
+static int agent_sites(redisContext *c, const char *P, const char *old, const char *aid, tally *t)
+{
+    const char *f[] = {"sites", "name", "teams", "max_chats", "disabled", "sv"};
+    redisReply *r = redisCommand(c, "HMGET %s %s %s %s %s %s %s", old, f[0], f[1], f[2], f[3], f[4], f[5]);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != CD_ARRAY_LEN(f)) {
+        freeReplyObject(r);
+        return -1;
+    }
+    const char *v[CD_ARRAY_LEN(f)];
+    for (size_t i = 0; i < CD_ARRAY_LEN(f); i++)
+        v[i] = r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : "";
+    json_t *sites = json_loads(v[0], 0, NULL);
+    size_t i;
+    json_t *s;
+    int rc = 0;
+    json_array_foreach(sites, i, s)
+    {
+        if (!json_is_string(s) || rc != 0)
+            continue;
+        char key[512];
+        snprintf(key, sizeof key, "%s{s:%s}:agent:%s", P, json_string_value(s), aid);
+        /* KEYS: the site record. ARGV: id, name, teams, max_chats, disabled, sv. 1 if written. */
+        redisReply *w =
+            redisCommand(c, "EVAL %s 1 %s %s %s %s %s %s %s", agent_site_lua, key, aid, v[1], v[2][0] ? v[2] : "[]",
+                         v[3][0] ? v[3] : "5", v[4][0] ? v[4] : "0", v[5][0] ? v[5] : "0");
+        if (!w || w->type != REDIS_REPLY_INTEGER)
+            rc = -1;
+        else
+            t->moved[K_AGENTS] += w->integer;
+        freeReplyObject(w);
+    }
+    json_decref(sites);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* agent:<id> and agent:<id>:active (not agent:email:…, :convs, :notices) */
+static int move_agent(redisContext *c, const char *P, const char *old, const char *rest, tally *t)
+{
+    char aid[256];
+    const char *colon = strchr(rest, ':');
+    size_t n = colon ? (size_t)(colon - rest) : strlen(rest);
+    if (n == 0 || n >= sizeof aid || strncmp(rest, "email:", 6) == 0)
+        return 0;
+    memcpy(aid, rest, n);
+    aid[n] = '\0';
+    if (!colon)
+        return agent_sites(c, P, old, rest, t);
+    return strcmp(colon, ":active") == 0 ? move_load(c, P, old, aid, t) : 0;
 }
 
 /* Move one key; -1 on a Redis error. */
@@ -192,6 +291,8 @@ static int move_key(redisContext *c, const char *P, const char *old, tally *t)
     const char *name = old + strlen(P);
     if (strcmp(name, "timers") == 0 || strcmp(name, "timers:leased") == 0)
         return move_timers(c, P, old, name, t);
+    if (strncmp(name, "agent:", 6) == 0)
+        return move_agent(c, P, old, name + 6, t);
     plan p;
     if (!classify(c, P, old + strlen(P), &p))
         return 0;

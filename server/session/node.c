@@ -98,7 +98,9 @@ static void on_ignore(void *ud, cd_conv_result *r)
 static void on_sites_event(cd_hub_sub *sub, const cd_hub_event *ev)
 {
     cd_node *n = CD_CONTAINER_OF(sub, cd_node, sites_sub);
-    (void)ev;
+    /* an agent's settings or sites: its record in each of its sites follows */
+    if (ev->frame && cd_conv_agent_notice(n->st, ev->frame->data, ev->frame->len))
+        return;
     load_sites(n);
     /* settings or capacity may have changed: assign what waits (atomic, idempotent) */
     cd_conv_route_drain(n->st, NULL, on_ignore, NULL);
@@ -140,6 +142,9 @@ void cd_session__agent_up(cd_node *n, const char *aid)
         const char *ids[] = {aid};
         int64_t expiry = (int64_t)cd_now_ms() + n->cfg->presence_ttl_s * 1000;
         cd_conv_presence_touch(n->st, n->node_id, expiry, ids, 1, on_touched, n);
+        /* its record in each of its sites, even when the touch changed no status (a
+         * record written before the agent's sites had one, or missed notices) */
+        cd_conv_agent_sync(n->st, aid, on_touched, n);
     }
 }
 

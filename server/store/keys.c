@@ -49,6 +49,11 @@ const char *cd_key_agent(cd_key *k, const char *P, const char *id)
     return keyf(k, "%sagent:%s", P, id);
 }
 
+const char *cd_key_site_agent(cd_key *k, const char *P, const char *site, const char *id)
+{
+    return keyf(k, "%s{s:%s}:agent:%s", P, site, id);
+}
+
 /* P + head + the e-mail lower-cased (e-mail addresses index case-insensitively). */
 static const char *key_email(cd_key *k, const char *P, const char *head, const char *email)
 {

@@ -114,7 +114,7 @@ static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
 
 /* Scripts that never write: no-writes. The HTTP API's scripts (api*) also get a read-only
  * twin <name>_ro, which GET routes call (docs/ops.md "Redis full"). */
-static const char *const ro_scripts[] = {"agent_get", "history", "sites_get", "metrics_ops"};
+static const char *const ro_scripts[] = {"agent_get", "agent_sync", "history", "sites_get", "metrics_ops"};
 
 static bool is_ro(const char *name)
 {

@@ -39,7 +39,7 @@ it('200 chats at once, 10 agents of capacity 3 on three nodes: each assigned exa
     const watch = (async () => {
         while (watching) {
             for (const id of ids) {
-                const load = Number(await env.redis.cmd('SCARD', `cd:agent:${id}:active`));
+                const load = Number(await env.redis.cmd('SCARD', `cd:{s:${site.key}}:agent:${id}:active`));
                 if (load > 3 && !over) over = `${id} had ${load} active chats`;
             }
             await sleep(20);
@@ -106,6 +106,67 @@ it('200 chats at once, 10 agents of capacity 3 on three nodes: each assigned exa
     assert.equal(Number(await env.redis.cmd('ZCARD', `cd:site:${site.key}:queue:_`)), 0);
     for (const v of visitors) v.terminate();
     for (const a of agents) a.terminate();
+});
+
+it('max_chats counts per site: an agent of two sites with max_chats 1 holds one chat in each at once, and a second chat in one site waits in its queue', async () => {
+    const s1 = await env.addSite();
+    const s2 = await env.addSite();
+    const password = `pw-${rnd(8)}`;
+    const rec = await env.admin('agent-add', '--email', `r_${rnd(4)}@example.com`, '--password', password,
+        '--name', 'Two Sites', '--site', s1.key, '--site', s2.key, '--max-chats', '1');
+    const a = await env.agent(0, { email: rec.email, password });
+    const rkey = (site) => `cd:{s:${site.key}}:agent:${rec.id}`;
+    await waitUntil(async () => (await env.redis.cmd('HGET', rkey(s1), 'status')) === 'online' &&
+        (await env.redis.cmd('HGET', rkey(s2), 'status')) === 'online', { what: 'online in both sites' });
+    assert.equal(await env.redis.cmd('HGET', rkey(s1), 'max_chats'), '1');
+    const conv = (cid) => `cd:{s:${cid.split('.').pop()}}:conv:${cid}`;
+    const status = (cid) => env.redis.cmd('HGET', conv(cid), 'status');
+    const start = async (node, site, text) => {
+        const v = await env.visitor(node, { site });
+        return (await v.ok({ type: 'conversation.start', form: { message: text } })).conversation.id;
+    };
+    const c1 = await start(1, s1, 'site one');
+    const c2 = await start(2, s2, 'site two');
+    await waitUntil(async () => (await status(c1)) === 'open' && (await status(c2)) === 'open', { what: 'one chat in each site' });
+    assert.equal(await env.redis.cmd('HGET', conv(c1), 'assignee'), rec.id);
+    assert.equal(await env.redis.cmd('HGET', conv(c2), 'assignee'), rec.id);
+    const c3 = await start(1, s1, 'site one again');
+    await sleep(400 * SCALE);
+    assert.equal(await status(c3), 'queued', 'the agent is full in site one');
+    assert.equal(Number(await env.redis.cmd('SCARD', `${rkey(s1)}:active`)), 1);
+    assert.equal(Number(await env.redis.cmd('SCARD', `${rkey(s2)}:active`)), 1);
+    // capacity freed in the other site is not site one's
+    await a.ok({ type: 'conversation.update', conversation_id: c2, status: 'resolved' });
+    await sleep(300 * SCALE);
+    assert.equal(await status(c3), 'queued');
+    // capacity freed in site one: the waiting chat goes to the agent
+    await a.ok({ type: 'conversation.update', conversation_id: c1, status: 'resolved' });
+    await waitUntil(async () => (await status(c3)) === 'open', { what: 'the waiting chat assigned' });
+    assert.equal(await env.redis.cmd('HGET', conv(c3), 'assignee'), rec.id);
+});
+
+it('a capacity change reaches the agent\'s record in each of its sites: raising max_chats assigns what waits', async () => {
+    const s1 = await env.addSite();
+    const s2 = await env.addSite();
+    const password = `pw-${rnd(8)}`;
+    const email = `r_${rnd(4)}@example.com`;
+    const rec = await env.admin('agent-add', '--email', email, '--password', password,
+        '--name', 'Grows', '--site', s1.key, '--site', s2.key, '--max-chats', '1');
+    await env.agent(1, { email, password });
+    const rkey = (site) => `cd:{s:${site.key}}:agent:${rec.id}`;
+    await waitUntil(async () => (await env.redis.cmd('HGET', rkey(s1), 'status')) === 'online', { what: 'online' });
+    const status = (cid) => env.redis.cmd('HGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'status');
+    const ids = [];
+    for (const text of ['first', 'second']) {
+        const v = await env.visitor(2, { site: s1 });
+        ids.push((await v.ok({ type: 'conversation.start', form: { message: text } })).conversation.id);
+    }
+    await waitUntil(async () => (await status(ids[0])) === 'open', { what: 'the first assigned' });
+    await sleep(300 * SCALE);
+    assert.equal(await status(ids[1]), 'queued');
+    await env.admin('agent-set', '--email', email, '--max-chats', '2');
+    await waitUntil(async () => (await status(ids[1])) === 'open', { what: 'the second assigned once capacity grew' });
+    for (const site of [s1, s2]) assert.equal(await env.redis.cmd('HGET', rkey(site), 'max_chats'), '2');
 });
 
 it('manual mode: two agents racing conversation.accept, exactly one wins', async () => {
@@ -218,10 +279,10 @@ it('status workflow: pending on agent reply, open on customer reply, reopen afte
     await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'c1', body: 'It broke' });
     assert.equal(await status(), 'open');
     await a.ok({ type: 'conversation.update', conversation_id: cid, status: 'resolved' });
-    assert.equal(Number(await env.redis.cmd('SISMEMBER', `cd:agent:${a.agentId}:active`, cid)), 0, 'resolved frees capacity');
+    assert.equal(Number(await env.redis.cmd('SISMEMBER', `cd:{s:${site.key}}:agent:${a.agentId}:active`, cid)), 0, 'resolved frees capacity');
     await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'c2', body: 'Still broken' });
     assert.equal(await status(), 'open', 'a customer reply reopens');
-    assert.equal(Number(await env.redis.cmd('SISMEMBER', `cd:agent:${a.agentId}:active`, cid)), 1);
+    assert.equal(Number(await env.redis.cmd('SISMEMBER', `cd:{s:${site.key}}:agent:${a.agentId}:active`, cid)), 1);
     await a.ok({ type: 'conversation.update', conversation_id: cid, status: 'resolved' });
     await v.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === cid && f.conversation.status === 'closed',
         { timeout: 10_000 * SCALE, what: 'auto-close' });

@@ -93,6 +93,12 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
     }
     assert.ok(Object.values(expect).every((n) => n > 0), JSON.stringify(expect));
     assert.ok(dedupe > 0, 'the fixture has a dedupe hash of the previous release');
+    // each agent gets its record in each of its sites (routing reads it); the fixture's
+    // agents hold no open chat, so no load moves (the next test moves one)
+    const agents = fixture.keys.filter((k) => /^cd:agent:[^:]+$/.test(k.key));
+    expect.agents = agents.reduce((n, k) => n + JSON.parse(fieldOf(k.key, 'sites')).length, 0);
+    expect.loads = 0;
+    assert.ok(expect.agents > 0);
     const first = await env.admin('migrate');
     assert.deepEqual(first.moved, { ...expect, total: Object.values(expect).reduce((a, b) => a + b, 0) });
     assert.deepEqual(first.deleted, { dedupe });
@@ -112,9 +118,38 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
         }
         assert.deepEqual(await dumpValue(to, type), want, `${to} kept its value`);
     }
+    for (const { key } of agents) {
+        for (const site of JSON.parse(fieldOf(key, 'sites'))) {
+            const rec = await dumpValue(`cd:{s:${site}}:${key.slice(3)}`, 'hash');
+            assert.equal(rec.max_chats, fieldOf(key, 'max_chats'), `${key} in ${site}`);
+            assert.equal(rec.name, fieldOf(key, 'name'));
+            assert.equal(rec.status, 'offline');
+        }
+    }
     const again = await env.admin('migrate');
     assert.equal(again.moved.total, 0, 'nothing left to move');
     assert.equal(again.conflicts, 0);
+});
+
+it("an agent's load of the previous release splits into the loads of its sites, where max_chats counts", async () => {
+    const r = (...a) => env.redis.cmd(...a);
+    await r('HSET', 'cd:agent:a_two', 'id', 'a_two', 'name', 'Two', 'sites', '["s1","s2"]', 'max_chats', '2', 'status', 'online');
+    await r('HSET', 'cd:conv:{c_old}', 'id', 'c_old', 'site', 's2', 'status', 'open', 'assignee', 'a_two');
+    await r('SADD', 'cd:agent:a_two:active', 'c_x.s1', 'c_y.s1', 'c_z.s2', 'c_old');
+    const m = await env.admin('migrate');
+    assert.equal(m.moved.agents, 2);
+    assert.equal(m.moved.loads, 4);
+    assert.deepEqual((await r('SMEMBERS', 'cd:{s:s1}:agent:a_two:active')).sort(), ['c_x.s1', 'c_y.s1']);
+    assert.deepEqual((await r('SMEMBERS', 'cd:{s:s2}:agent:a_two:active')).sort(), ['c_old', 'c_z.s2']);
+    assert.equal(Number(await r('EXISTS', 'cd:agent:a_two:active')), 0);
+    assert.equal(await r('HGET', 'cd:{s:s1}:agent:a_two', 'max_chats'), '2');
+    assert.equal(await r('HGET', 'cd:{s:s2}:agent:a_two', 'status'), 'offline', 'nodes are stopped: offline until a node vouches');
+    // a record a new node already wrote stays as it is
+    await r('HSET', 'cd:{s:s1}:agent:a_two', 'max_chats', '7');
+    assert.equal((await env.admin('migrate')).moved.total, 0);
+    assert.equal(await r('HGET', 'cd:{s:s1}:agent:a_two', 'max_chats'), '7');
+    await r('DEL', 'cd:agent:a_two', 'cd:{s:s2}:conv:c_old', 'cd:{s:s1}:agent:a_two', 'cd:{s:s2}:agent:a_two',
+        'cd:{s:s1}:agent:a_two:active', 'cd:{s:s2}:agent:a_two:active');
 });
 
 it('a migrated key whose new name is taken stays put and is reported', async () => {

@@ -57,13 +57,20 @@ local function agent_view(a)
   if a.role == 'owner' and not is_owner then full = false end
   return '[' .. table.concat(sites, ',') .. ']', '[' .. table.concat(teams, ',') .. ']', full or is_owner
 end
-local function agent_json(a)
+-- An agent's load in one site, or over the sites the caller sees (max_chats bounds each
+-- site's load).
+local function agent_load_seen(a)
+  local n = 0
+  for _, s in ipairs(json_list(a.sites)) do if my_site(s) then n = n + agent_load(s, a.id) end end
+  return n
+end
+local function agent_json(a, site)
   local sites, teams, full = a.sites or '[]', a.teams or '[]', true
   if a.id ~= aid then sites, teams, full = agent_view(a) end
   return '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"email":' .. S(a.email) .. ',"role":' .. S(a.role) ..
     ',"teams":' .. teams .. ',"sites":' .. sites .. ',"status":' .. S(a.status or 'offline') ..
     ',"max_chats":' .. N(a.max_chats) .. ',"disabled":' .. (a.disabled == '1' and 'true' or 'false') ..
-    ',"scoped":' .. tostring(not full) .. ',"load":' .. I(agent_load(a.id)) .. '}'
+    ',"scoped":' .. tostring(not full) .. ',"load":' .. I(site and agent_load(site, a.id) or agent_load_seen(a)) .. '}'
 end
 local function site_json(s)
   local widget = (s.widget and s.widget ~= '') and s.widget or '{}'
@@ -78,6 +85,11 @@ local function site_json(s)
 end
 local function site_changed(key)
   redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')
+end
+-- The agent's settings or sites changed: nodes bring its record in each of its sites in
+-- line (agent_sync, then agent_site once per site; docs/keyspace.md).
+local function agent_changed(id)
+  redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"agent.changed","id":' .. S(id) .. '}')
 end
 local function need_admin() if not is_admin then error({code = 'forbidden', msg = 'admin role required'}) end end
 local function need_owner() if not is_owner then error({code = 'forbidden', msg = 'owner role required'}) end end

@@ -263,17 +263,22 @@ local function agent_in_team(a, team)
   for _, t in ipairs(json_list(a.teams)) do if t == team then return true end end
   return false
 end
--- Load = assigned conversations that are open or pending (agent:<id>:active);
--- agent:<id>:convs also keeps resolved ones until they close.
-local function agent_load(aid) return redis.call('SCARD', P .. 'agent:' .. aid .. ':active') end
+-- The agent's record in a site (P{s:<site>}:agent:<id>: status, name, teams, max_chats,
+-- disabled, last_assigned_at, sv) kept in line with its global record by agent_site.lua,
+-- one call per site. Load = the site's assigned conversations that are open or pending
+-- (:active); max_chats counts per site. agent:<id>:convs also keeps resolved ones.
+local function sakey(site, aid) return skey(site, 'agent:' .. aid) end
+local function agent_load(site, aid) return redis.call('SCARD', sakey(site, aid) .. ':active') end
+local function load_add(site, aid, cid) redis.call('SADD', sakey(site, aid) .. ':active', cid) end
+local function load_rem(site, aid, cid) redis.call('SREM', sakey(site, aid) .. ':active', cid) end
 -- The least-loaded online agent of the team with free capacity; among equals the one
 -- assigned longest ago (round robin), then the smallest id (deterministic).
 local function pick_agent(site, team)
   local best, best_load, best_at
   for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
-    local a = hgetall(P .. 'agent:' .. aid)
+    local a = hgetall(sakey(site, aid))
     if a and a.status == 'online' and a.disabled ~= '1' and agent_in_team(a, team) then
-      local load = agent_load(aid)
+      local load = agent_load(site, aid)
       if load < tonumber(a.max_chats or '5') then
         local at = tonumber(a.last_assigned_at or '0')
         if not best or load < best_load or (load == best_load and (at < best_at or (at == best_at and aid < best))) then
@@ -287,7 +292,7 @@ end
 local function online_agents(site, team)
   local n = 0
   for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
-    local a = hgetall(P .. 'agent:' .. aid)
+    local a = hgetall(sakey(site, aid))
     if a and a.status == 'online' and agent_in_team(a, team) then n = n + 1 end
   end
   return n
@@ -315,12 +320,12 @@ end
 -- Give conversation c to agent aid. Publishes to the conversation, the site and the agent
 -- (the agent channel's header names the conversation so the agent's sessions follow it).
 local function assign_to(c, aid, now)
-  local aname = redis.call('HGET', P .. 'agent:' .. aid, 'name') or ''
+  local aname = redis.call('HGET', sakey(c.site, aid), 'name') or redis.call('HGET', P .. 'agent:' .. aid, 'name') or ''
   local key = ckey(c.id, c.site)
   local prev = c.assignee
   if prev and prev ~= '' and prev ~= aid then
     redis.call('SREM', P .. 'agent:' .. prev .. ':convs', c.id)
-    redis.call('SREM', P .. 'agent:' .. prev .. ':active', c.id)
+    load_rem(c.site, prev, c.id)
   end
   redis.call('ZREM', qkey(c.site, c.team), c.id)
   c.assignee, c.assignee_name, c.updated_at = aid, aname, now
@@ -338,8 +343,8 @@ local function assign_to(c, aid, now)
   redis.call('HSET', key, 'assignee', aid, 'assignee_name', aname, 'status', c.status, 'updated_at', now,
     'assigned_at', now, 'assign_seq', redis.call('INCR', P .. 'assign:seq'))
   redis.call('SADD', P .. 'agent:' .. aid .. ':convs', c.id)
-  if c.status == 'open' or c.status == 'pending' then redis.call('SADD', P .. 'agent:' .. aid .. ':active', c.id) end
-  redis.call('HSET', P .. 'agent:' .. aid, 'last_assigned_at', now)
+  if c.status == 'open' or c.status == 'pending' then load_add(c.site, aid, c.id) end
+  redis.call('HSET', sakey(c.site, aid), 'last_assigned_at', now)
   emit('conversation.assigned', c, now, '{"agent":' .. S(aid) .. ',"previous":' .. J(prev) .. ',"team":' .. J(c.team) ..
     ',"wait_ms":' .. (wait and I(wait) or 'null') .. '}')
   conv_updated(c, true)
@@ -380,19 +385,15 @@ local function enqueue(c, now)
   redis.call('HSET', ckey(c.id, c.site), 'queued_at', now)
   redis.call('ZADD', qkey(c.site, c.team), queue_score(c.priority, c.created_at), c.id)
 end
--- Capacity freed or an agent came online: drain every queue of the agent's sites.
-local function drain_agent_sites(aid, now)
-  local sites = json_list(redis.call('HGET', P .. 'agent:' .. aid, 'sites'))
-  for _, s in ipairs(sites) do drain_site(s, now) end
-end
--- A conversation leaves its agent's load (resolved, closed, transferred away): drain.
+-- A conversation leaves its agent's load (resolved, closed, transferred away): the
+-- capacity it frees is the site's, so the site's queues drain.
 -- forget: also drop it from the agent's list (closed, transferred).
 local function release(c, now, forget)
   local aid = c.assignee
   if aid and aid ~= '' then
-    redis.call('SREM', P .. 'agent:' .. aid .. ':active', c.id)
+    load_rem(c.site, aid, c.id)
     if forget then redis.call('SREM', P .. 'agent:' .. aid .. ':convs', c.id) end
-    drain_agent_sites(aid, now)
+    drain_site(c.site, now)
   end
 end
 -- Timers of a site (deadlines in P{s:<site>}:timers, claimed with a lease into
@@ -702,7 +703,7 @@ local function do_update(c, aid, status, priority, category, tags, now)
       redis.call('HSET', key, 'closed_at', now)
       release(c, now, true)
     elseif (status == 'open' or status == 'pending') and c.assignee ~= '' then
-      redis.call('SADD', P .. 'agent:' .. c.assignee .. ':active', cid)
+      load_add(c.site, c.assignee, cid)
       redis.call('SADD', P .. 'agent:' .. c.assignee .. ':convs', cid)
     end
   end
@@ -729,7 +730,7 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
       c.status = 'open'
     end
     assign_to(c, target, now)
-    if prev and prev ~= '' and prev ~= target then drain_agent_sites(prev, now) end
+    if prev and prev ~= '' and prev ~= target then drain_site(c.site, now) end
     text = 'Transferred to ' .. (t.name or target) .. ' by ' .. aname
   else
     if redis.call('HEXISTS', P .. 'site:' .. c.site .. ':teams', team) == 0 then

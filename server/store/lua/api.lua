@@ -76,7 +76,7 @@ ops.agents_list = function()
         seen[id] = true
         if a and a.disabled ~= '1' then
           table.insert(out, '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"status":' .. S(a.status or 'offline') ..
-            ',"load":' .. I(agent_load(a.id)) .. ',"max_chats":' .. N(a.max_chats) .. ',"teams":' .. (a.teams or '[]') .. '}')
+            ',"load":' .. I(agent_load(s, a.id)) .. ',"max_chats":' .. N(a.max_chats) .. ',"teams":' .. (a.teams or '[]') .. '}')
         end
       end
     end
@@ -150,7 +150,7 @@ ops.supervisor = function()
   local agents, queues, risk = {}, {}, {}
   for _, id in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
     local a = hgetall(P .. 'agent:' .. id)
-    if a then table.insert(agents, agent_json(a)) end
+    if a then table.insert(agents, agent_json(a, site)) end
   end
   for _, t in ipairs(site_teams(site)) do
     local key = qkey(site, t)
@@ -283,6 +283,7 @@ ops.admin_site_create = function()
   redis.call('HSET', P .. 'agent:' .. aid, 'sites', cjson.encode(my_sites))
   redis.call('SADD', P .. 'site:' .. p.key .. ':agents', aid)
   site_changed(p.key)
+  agent_changed(aid)
   return reply(201, '{"site":' .. site_json(hgetall(P .. 'site:' .. p.key)) .. '}')
 end
 ops.admin_site_patch = function()
@@ -473,6 +474,7 @@ ops.admin_agent_create = function()
     'teams', #teams == 0 and '[]' or cjson.encode(teams), 'pw', p.pw_hash, 'status', 'offline', 'max_chats', I(maxc), 'created_at', now)
   redis.call('SADD', P .. 'agents', id)
   for _, s in ipairs(sites) do redis.call('SADD', P .. 'site:' .. s .. ':agents', id) end
+  agent_changed(id)
   return reply(201, '{"agent":' .. agent_json(hgetall(P .. 'agent:' .. id)) .. '}')
 end
 -- An admin controls an agent fully (password, role, disabled, name, capacity, any of its
@@ -596,7 +598,8 @@ ops.admin_agent_patch = function()
     if table.concat(before, ',') ~= table.concat(after, ',') then ch.revoke = ch.revoke or 'sites changed' end
   end
   if ch.revoke then revoke_agent(a.id, ch.revoke) end
-  for _, s in ipairs(ch.sites or json_list(a.sites)) do drain_site(s, now) end
+  redis.call('HINCRBY', key, 'sv', 1)
+  agent_changed(a.id)
   return reply(200, '{"agent":' .. agent_json(hgetall(key)) .. '}')
 end
 ops.admin_sla_get = function()

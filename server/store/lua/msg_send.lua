@@ -66,7 +66,7 @@ elseif ak == 'visitor' then
     if c.status == 'resolved' then
       timer_clear(c.site, 'autoclose', cid)
       if c.assignee and c.assignee ~= '' then
-        redis.call('SADD', P .. 'agent:' .. c.assignee .. ':active', cid)
+        load_add(c.site, c.assignee, cid)
         redis.call('SADD', P .. 'agent:' .. c.assignee .. ':convs', cid)
       end
     end

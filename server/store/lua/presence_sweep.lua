@@ -1,6 +1,7 @@
 -- ARGV: P, now, node ('' for the periodic sweep), agent id ('' for all due)
 -- Drops expired presence entries (or one node's entry for one agent, when its last
--- connection closed); an agent no node vouches for any more is offline.
+-- connection closed); an agent no node vouches for any more is offline. Returns the agents
+-- that went offline: the caller updates their record in each of their sites (agent_site).
 local now, node, only = tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local ids
 if only ~= '' then
@@ -9,7 +10,7 @@ if only ~= '' then
 else
   ids = redis.call('ZRANGEBYSCORE', P .. 'presence', '-inf', now, 'LIMIT', 0, 200)
 end
-local changed = 0
+local changed = {}
 for _, aid in ipairs(ids) do
   local pkey = P .. 'presence:' .. aid
   local r = redis.call('HGETALL', pkey)
@@ -26,10 +27,9 @@ for _, aid in ipairs(ids) do
     local a = hgetall(akey)
     if a and a.status ~= 'offline' then
       redis.call('HSET', akey, 'status', 'offline', 'status_at', ARGV[2])
-      local frame = '{"type":"presence.updated","agent_id":' .. S(aid) .. ',"status":"offline"}'
-      for _, s in ipairs(json_list(a.sites)) do pub('site:' .. s, 0, 'a', '-', frame) end
-      changed = changed + 1
+      redis.call('HINCRBY', akey, 'sv', 1)
+      table.insert(changed, S(aid))
     end
   end
 end
-return '{"changed":' .. I(changed) .. '}'
+return '{"changed":[' .. table.concat(changed, ',') .. ']}'

@@ -1,11 +1,10 @@
 -- ARGV: P, node, expiry (ms), now, agent ids...
 -- A node vouches for agents it has a live connection to until `expiry`; an agent that
--- comes back gets its chosen status again.
--- Returns the conversations assigned to the touched agents by the drain that their
--- coming online started, so the node can hand them to the agents' sessions at once (the
--- agent channel subscription may not be in place yet when this runs).
+-- comes back gets its chosen status again. Returns the agents whose status changed: the
+-- node brings their record in each of their sites in line (agent_site, one call per
+-- site), which drains the site's queues and returns what it gave them.
 local node, expiry, now = ARGV[2], ARGV[3], ARGV[4]
-local given = {}
+local changed = {}
 for i = 5, #ARGV do
   local aid = ARGV[i]
   local akey = P .. 'agent:' .. aid
@@ -17,20 +16,9 @@ for i = 5, #ARGV do
     local chosen = a.chosen or 'online'
     if (a.status or 'offline') ~= chosen then
       redis.call('HSET', akey, 'status', chosen, 'status_at', now)
-      local frame = '{"type":"presence.updated","agent_id":' .. S(aid) .. ',"status":' .. S(chosen) .. '}'
-      for _, s in ipairs(json_list(a.sites)) do pub('site:' .. s, 0, 'a', '-', frame) end
-      if chosen == 'online' then
-        local before = {}
-        for _, cid in ipairs(redis.call('SMEMBERS', P .. 'agent:' .. aid .. ':convs')) do before[cid] = true end
-        drain_agent_sites(aid, now)
-        for _, cid in ipairs(redis.call('SMEMBERS', P .. 'agent:' .. aid .. ':convs')) do
-          if not before[cid] then
-            local c = conv_in(cid, json_list(a.sites))
-            if c then table.insert(given, '{"agent":' .. S(aid) .. ',"conversation":' .. conv_json(c) .. '}') end
-          end
-        end
-      end
+      redis.call('HINCRBY', akey, 'sv', 1)
+      table.insert(changed, S(aid))
     end
   end
 end
-return '{"assigned":[' .. table.concat(given, ',') .. ']}'
+return '{"changed":[' .. table.concat(changed, ',') .. ']}'

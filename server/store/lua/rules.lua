@@ -56,7 +56,7 @@ local function rule_run(f, retain)
           c.status = 'open'
         end
         assign_to(c, a.agent, now)
-        if prev and prev ~= '' and prev ~= a.agent then drain_agent_sites(prev, now) end
+        if prev and prev ~= '' and prev ~= a.agent then drain_site(c.site, now) end
         c = hgetall(ckey(c.id, c.site))
         n = n + 1
       end
