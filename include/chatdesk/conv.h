@@ -127,9 +127,12 @@ typedef struct cd_conv_sent {
     char site[80];           /* the conversation's site */
 } cd_conv_sent;
 typedef void (*cd_conv_sent_cb)(void *ud, const cd_conv_sent *res);
-/* sites: an agent's sites as " s1 s2 " (from its verified session), "" for a visitor. */
-int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *sites, const cd_req *req,
-                 cd_conv_sent_cb cb, void *ud);
+/* sites: an agent's sites as " s1 s2 " (from its verified session), "" for a visitor.
+ * intervals: the conversation's site's business intervals, so a ticket's SLA clocks
+ * follow the message in the same call; NULL or "" when unknown (res->sla then asks for
+ * cd_conv_sla_sync). */
+int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *sites, const char *intervals,
+                 const cd_req *req, cd_conv_sent_cb cb, void *ud);
 int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int64_t before_seq, int limit,
                     cd_conv_cb cb, void *ud);
 /* One page of replay after after_seq (sized to half the outbound queue); res->more and

@@ -419,8 +419,8 @@ static char *keep(char *p, const char *s, size_t n, const char **dst, size_t *dl
     return p + n + 1;
 }
 
-int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *sites, const cd_req *req,
-                 cd_conv_sent_cb cb, void *ud)
+int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *sites, const char *intervals,
+                 const cd_req *req, cd_conv_sent_cb cb, void *ud)
 {
     char msg_id[64], now[24], retain[24];
     cd_id_new("m", msg_id, sizeof msg_id);
@@ -450,11 +450,23 @@ int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, co
                           msg_id,
                           I64(now, c->msg.ts),
                           I64(retain, cfg->history_retain),
-                          sites ? sites : ""};
-    size_t lens[] = {lc, lk, la, ln, lm, req->body_len, 1, li, strlen(now), strlen(retain), sites ? strlen(sites) : 0};
+                          sites ? sites : "",
+                          intervals ? intervals : ""};
+    size_t lens[] = {lc,
+                     lk,
+                     la,
+                     ln,
+                     lm,
+                     req->body_len,
+                     1,
+                     li,
+                     strlen(now),
+                     strlen(retain),
+                     sites ? strlen(sites) : 0,
+                     intervals ? strlen(intervals) : 0};
     cd_key k;
     const char *keys[] = {cd_key_conv(&k, cd_store_prefix(st), a->site, req->conversation_id)};
-    if (cd_store_fcall_durable(st, "msg_send", 1, keys, 11, args, lens, on_sent, c) != 0) {
+    if (cd_store_fcall_durable(st, "msg_send", 1, keys, 12, args, lens, on_sent, c) != 0) {
         cd_free(c);
         return -1;
     }

@@ -983,7 +983,11 @@ static void handle_request(cd_session *s, const cd_req *req)
         break;
     case CD_FRAME_MSG_SEND: {
         char *sites = sites_list(s);
-        rc = cd_conv_send(n->st, n->cfg, &a, sites, req, on_sent, o);
+        /* the conversation's site: named in its id (c_<random>.<site>), else a visitor's own */
+        const char *csite = cd_key_cid_site(req->conversation_id);
+        if (!csite && s->role == CD_SESSION_VISITOR)
+            csite = s->site;
+        rc = cd_conv_send(n->st, n->cfg, &a, sites, csite ? cd_session__intervals(n, csite) : NULL, req, on_sent, o);
         cd_free(sites);
         break;
     }

@@ -269,7 +269,7 @@ static void op_send(fx *f, res *r, const cd_conv_author *a, const char *cid, con
     cd_req req;
     fill_send(&req, cid, cmid, body, priv);
     token *t = tok(r);
-    await(f, r, t, cd_conv_send(f->st, &f->cfg, a, sites_of(a), &req, on_sent_res, t));
+    await(f, r, t, cd_conv_send(f->st, &f->cfg, a, sites_of(a), NULL, &req, on_sent_res, t));
 }
 
 static void op_history(fx *f, res *r, const cd_conv_author *a, const char *cid, int64_t before, int limit)
@@ -606,6 +606,13 @@ static void parse_event(const char *chan, const char *p, size_t len, ev *e)
         cd_frame *fr = cd_proto_encode_message_created(&m);
         e->frame = json_loadb(fr->data, fr->len, 0, &je);
         cd_frame_unref(fr);
+    } else if (strcmp(chan, "timers") == 0) {
+        /* "T <site> <due>": a timer was set (nodes poll that site by then) */
+        char site[128];
+        long long due;
+        if (len - hl - 1 >= sizeof site || sscanf(nl + 1, "T %127s %lld", site, &due) != 2)
+            fail_msg("bad timer notice on %s", chan);
+        e->frame = json_pack("{s:s, s:s, s:I}", "type", "timer.set", "site", site, "due", (json_int_t)due);
     } else {
         e->frame = json_loadb(nl + 1, len - hl - 1, 0, &je);
     }
@@ -841,7 +848,7 @@ static void send_many(fx *f, const cd_conv_author *a, const char *cid, const cha
         snprintf(cmid, sizeof cmid, "%s-%d", tag, i);
         snprintf(body, sizeof body, "message %d", i);
         fill_send(&req, cid, cmid, body, false);
-        assert_int_equal(cd_conv_send(f->st, &f->cfg, a, sites_of(a), &req, on_batch_reply, &b), 0);
+        assert_int_equal(cd_conv_send(f->st, &f->cfg, a, sites_of(a), NULL, &req, on_batch_reply, &b), 0);
         b.pending++;
     }
     /* b lives in this frame: it cannot be left while replies are outstanding */
@@ -1160,7 +1167,7 @@ static int child_run(const char *prefix, const char *cid, const cd_conv_author *
         snprintf(cmid, sizeof cmid, "k%d-%d", idx, i);
         snprintf(body, sizeof body, "child %d message %d", idx, i);
         fill_send(&req, cid, cmid, body, false);
-        if (cd_conv_send(st, &cfg, a, sites_of(a), &req, on_batch_reply, &b) != 0)
+        if (cd_conv_send(st, &cfg, a, sites_of(a), NULL, &req, on_batch_reply, &b) != 0)
             code = 15;
         else
             b.pending++;

@@ -253,7 +253,7 @@ static void send_msgs(fx *f, int n, size_t body_len)
         req.client_msg_id = cmid;
         req.body = body;
         req.body_len = strlen(body);
-        prep_started(f, cd_conv_send(f->st, &f->cfg, &a, "", &req, on_prep_sent, f));
+        prep_started(f, cd_conv_send(f->st, &f->cfg, &a, "", NULL, &req, on_prep_sent, f));
     }
     free(body);
 }

@@ -1,5 +1,7 @@
 -- ARGV: P, cid, author kind, author id, author name, client_msg_id, body, private (0/1), msg_id, now, retain,
---       the agent's sites (" s1 s2 ", from its verified session; '' for a visitor)
+--       the agent's sites (" s1 s2 ", from its verified session; '' for a visitor),
+--       the site's business intervals (a ticket's SLA clocks follow the message in this
+--       same call; '' when the node does not know them: the reply then says "sla":true)
 -- The hot path (docs/performance.md): one HMGET of the fields it needs, no JSON built
 -- here for a new message (the node writes the ok and the hub the message.created frame
 -- from the compact bus form, pub_msg). Reply: {"seq","site","name","sla"} for a new
@@ -77,11 +79,19 @@ local changed = c.status ~= from
 if changed then table.insert(extra, 'status') table.insert(extra, c.status) end
 append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra)
 if changed then emit('conversation.status_changed', c, now, '{"from":' .. S(from) .. ',"to":' .. S(c.status) .. '}') end
-if changed or sla and c.first_response_at == now then
+local is_ticket = c.ticket_number and c.ticket_number ~= ''
+local sla_left = is_ticket and (sla or changed) or false
+local update = changed or sla and c.first_response_at == now
+if sla_left and (ARGV[13] or '') ~= '' then
+  -- a ticket's SLA clocks follow its state (pause while pending, next response) in this
+  -- same atomic step (ARCHITECTURE invariant 3), not in a second call
+  local full = hgetall(key)
+  if full and sla_sync(full, iv_parse(ARGV[13]), now) then update = true end
+  sla_left = false
+end
+if update then
   -- conversation.updated needs the whole conversation: read it only when it changed
   local full = hgetall(key)
   if full then conv_updated(full, true) end
 end
-local is_ticket = c.ticket_number and c.ticket_number ~= ''
-return '{"seq":' .. I(seq) .. ',"site":' .. S(c.site) .. ',"name":' .. S(an) .. ',"sla":' ..
-  tostring(is_ticket and (sla or changed) or false) .. '}'
+return '{"seq":' .. I(seq) .. ',"site":' .. S(c.site) .. ',"name":' .. S(an) .. ',"sla":' .. tostring(sla_left) .. '}'
