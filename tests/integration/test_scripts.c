@@ -1490,31 +1490,40 @@ static void test_send_permissions(void **state)
         const cd_conv_author *a;
         bool priv;
         const char *what;
+        cd_err want;
     } denied[] = {
-        {&vis_b, false, "another visitor of the site"}, {&vis_c, false, "a visitor of another site"},
-        {&AGX, false, "an agent of another site"},      {&nobody, false, "an unknown agent"},
-        {&bot, false, "an unknown author kind"},        {&vis_a, true, "a private note from the visitor"},
+        /* outsiders are told the conversation does not exist, exactly as for a missing one
+         * (no probing for ids across visitors and tenants); the visitor's own private
+         * note is a plain forbidden */
+        {&vis_b, false, "another visitor of the site", CD_ERR_NOT_FOUND},
+        {&vis_c, false, "a visitor of another site", CD_ERR_NOT_FOUND},
+        {&AGX, false, "an agent of another site", CD_ERR_NOT_FOUND},
+        {&nobody, false, "an unknown agent", CD_ERR_NOT_FOUND},
+        {&bot, false, "an unknown author kind", CD_ERR_NOT_FOUND},
+        {&vis_a, true, "a private note from the visitor", CD_ERR_FORBIDDEN},
     };
     for (size_t i = 0; i < CD_ARRAY_LEN(denied); i++) {
         op_send(f, &r, denied[i].a, cid, "p-1", "sneaky", denied[i].priv);
-        if (r.err != CD_ERR_FORBIDDEN)
-            fail_msg("%s: got %s, want forbidden", denied[i].what, cd_err_name(r.err));
+        if (r.err != denied[i].want)
+            fail_msg("%s: got %s, want %s", denied[i].what, cd_err_name(r.err), cd_err_name(denied[i].want));
+        if (denied[i].want == CD_ERR_NOT_FOUND && (!r.message || strcmp(r.message, "no such conversation") != 0))
+            fail_msg("%s: message \"%s\" differs from a missing conversation's", denied[i].what, r.message);
     }
-    /* the other scripts refuse the same outsiders */
+    /* the other scripts answer the same outsiders alike: not found */
     op_history(f, &r, &vis_b, cid, 0, 10);
-    expect_err(&r, CD_ERR_FORBIDDEN);
+    expect_err(&r, CD_ERR_NOT_FOUND);
     op_resume(f, &r, &AGX, cid, 0, "");
-    expect_err(&r, CD_ERR_FORBIDDEN);
+    expect_err(&r, CD_ERR_NOT_FOUND);
     op_read(f, &r, &vis_b, cid, 1);
-    expect_err(&r, CD_ERR_FORBIDDEN);
+    expect_err(&r, CD_ERR_NOT_FOUND);
     op_typing(f, &r, &AGX, cid, true);
-    expect_err(&r, CD_ERR_FORBIDDEN);
+    expect_err(&r, CD_ERR_NOT_FOUND);
     op_csat(f, &r, vb, cid, 5, "x");
-    expect_err(&r, CD_ERR_FORBIDDEN);
+    expect_err(&r, CD_ERR_NOT_FOUND);
     op_accept(f, &r, &AGX, cid);
-    expect_err(&r, CD_ERR_FORBIDDEN);
+    expect_err(&r, CD_ERR_NOT_FOUND);
     op_update(f, &r, &AGX, cid, "closed", CD_PRIO_NONE);
-    expect_err(&r, CD_ERR_FORBIDDEN);
+    expect_err(&r, CD_ERR_NOT_FOUND);
 
     /* nothing was written or published */
     char *keys_after = keys_snapshot(f);
@@ -2115,7 +2124,7 @@ static void test_typing_published_not_stored(void **state)
     op_typing(f, &r, &AG1, cid, false);
     expect_ok(&r);
     op_typing(f, &r, &vis_b, cid, true);
-    expect_err(&r, CD_ERR_FORBIDDEN);
+    expect_err(&r, CD_ERR_NOT_FOUND);
 
     /* to the conversation, not back to the typist's own connections */
     sub_collect(f, sub, &evs);
@@ -2161,7 +2170,7 @@ static void test_csat_after_resolved(void **state)
     expect_ok(&r);
     redisContext *sub = sub_open(f);
     op_csat(f, &r, vb, cid, 1, "not mine");
-    expect_err(&r, CD_ERR_FORBIDDEN);
+    expect_err(&r, CD_ERR_NOT_FOUND);
     op_csat(f, &r, vid, cid, 4, "great");
     expect_ok(&r);
     assert_int_equal(jint(jget(r.conv, "csat"), "score"), 4);

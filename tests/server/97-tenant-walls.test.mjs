@@ -141,3 +141,46 @@ it('roles: only an owner creates sites and grants the owner role; an admin never
     r = await call(owner.token, 'GET', `/api/v1/admin/sites/${A.key}/teams`);
     assert.equal(r.status, 200);
 });
+
+it('a conversation the caller may not see answers exactly like one that does not exist', async () => {
+    // (security issue, finding 8: forbidden vs not_found revealed which ids exist)
+    const { v, a, cid, site } = await env.chat();
+    const stranger = await env.visitor(0, { site });
+    const missing = `c_doesnotexist000000000000.${site.key}`;
+    const visitorFrames = [
+        { type: 'message.send', client_msg_id: 'probe', body: 'hello?' },
+        { type: 'history' },
+        { type: 'typing', state: true },
+        { type: 'read', seq: 1 },
+    ];
+    for (const f of visitorFrames) {
+        const theirs = await stranger.request({ ...f, conversation_id: cid });
+        const none = await stranger.request({ ...f, conversation_id: missing });
+        assert.equal(theirs.type, 'error', JSON.stringify(theirs));
+        assert.deepEqual([theirs.code, theirs.message], [none.code, none.message], f.type);
+        assert.equal(theirs.code, 'not_found');
+    }
+    // an agent of another tenant
+    const other = await env.addSite();
+    const ag = await env.addAgent({ site: other });
+    const outsider = await env.agent(0, { email: ag.email, password: ag.password });
+    const agentFrames = [
+        { type: 'message.send', client_msg_id: 'probe', body: 'hello?' },
+        { type: 'history' },
+        { type: 'conversation.accept' },
+        { type: 'conversation.update', status: 'closed' },
+    ];
+    for (const f of agentFrames) {
+        const theirs = await outsider.request({ ...f, conversation_id: cid });
+        const none = await outsider.request({ ...f, conversation_id: missing });
+        assert.equal(theirs.type, 'error', JSON.stringify(theirs));
+        assert.deepEqual([theirs.code, theirs.message], [none.code, none.message], f.type);
+    }
+    // and the conversation is untouched
+    const h = await v.ok({ type: 'history', conversation_id: cid });
+    assert.ok(!h.messages.some((m) => m.body === 'hello?'));
+    v.terminate();
+    a.terminate();
+    stranger.terminate();
+    outsider.terminate();
+});

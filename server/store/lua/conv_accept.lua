@@ -5,7 +5,7 @@ event_by = 'agent:' .. aid
 local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end
-if not may_access(c, 'agent', aid) then return fail('forbidden', 'not a conversation of your sites') end
+if not may_access(c, 'agent', aid) then return fail('not_found', 'no such conversation') end
 if c.status == 'closed' then return fail('conflict', 'conversation is closed') end
 if c.assignee and c.assignee ~= '' and c.assignee ~= aid then
   return fail('conflict', 'conversation is held by another agent')

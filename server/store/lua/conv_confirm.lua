@@ -3,7 +3,7 @@ local cid, vid, now = ARGV[2], ARGV[3], ARGV[4]
 local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end
-if not may_access(c, 'visitor', vid) then return fail('forbidden', 'not your conversation') end
+if not may_access(c, 'visitor', vid) then return fail('not_found', 'no such conversation') end
 if c.status == 'closed' then return '{"conversation":' .. conv_json(c) .. '}' end
 if c.status ~= 'resolved' then return fail('conflict', 'only a resolved conversation can be confirmed') end
 timer_clear(c.site, 'autoclose', cid)

@@ -8,7 +8,7 @@ local retain = tonumber(ARGV[10])
 local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end
-if not may_access(c, 'agent', aid) then return fail('forbidden', 'not a conversation of your sites') end
+if not may_access(c, 'agent', aid) then return fail('not_found', 'no such conversation') end
 local e = do_transfer(c, aid, aname, target, team, note, note_id, now, retain)
 if e then return e end
 c = hgetall(key)

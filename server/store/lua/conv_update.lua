@@ -5,7 +5,7 @@ event_by = 'agent:' .. aid
 local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end
-if not may_access(c, 'agent', aid) then return fail('forbidden', 'not a conversation of your sites') end
+if not may_access(c, 'agent', aid) then return fail('not_found', 'no such conversation') end
 local old = c.status
 local e = do_update(c, aid, status, priority, category, tags, now)
 if e then return e end

@@ -4,7 +4,7 @@ local nps, ces = ARGV[7] or '', ARGV[8] or ''
 local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end
-if not may_access(c, 'visitor', vid) then return fail('forbidden', 'not your conversation') end
+if not may_access(c, 'visitor', vid) then return fail('not_found', 'no such conversation') end
 if c.status ~= 'resolved' and c.status ~= 'closed' then
   return fail('conflict', 'rate a conversation once it is resolved or closed')
 end

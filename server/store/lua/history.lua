@@ -4,7 +4,7 @@ local before, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
 local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end
-if not may_access(c, kind, who) then return fail('forbidden', 'not your conversation') end
+if not may_access(c, kind, who) then return fail('not_found', 'no such conversation') end
 local out = {}
 local hi = before > 0 and ('0-' .. I(before - 1)) or '+'
 local rounds = 0

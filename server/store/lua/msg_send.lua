@@ -16,11 +16,11 @@ if not f[1] then return fail('not_found', 'no such conversation') end
 local c = {id = cid, site = f[1], status = f[2], visitor = f[3], visitor_name = f[4], first_response_at = f[5],
   awaiting_reply_since = f[6], ticket_number = f[7], last_seq = f[8], assignee = f[9]}
 if ak == 'visitor' then
-  if c.visitor ~= aid then return fail('forbidden', 'not your conversation') end
+  if c.visitor ~= aid then return fail('not_found', 'no such conversation') end
   if priv == '1' then return fail('forbidden', 'only agents write private notes') end
   if an == '' then an = c.visitor_name or '' end
 elseif ak ~= 'agent' or not string.find(my_sites, ' ' .. c.site .. ' ', 1, true) then
-  return fail('forbidden', 'not your conversation')
+  return fail('not_found', 'no such conversation')
 end
 -- Idempotency: a retry of a stored send gets the same message back. The dedupe entries
 -- live in two generations of 128 seqs (keys :dd0 / :dd1): a retry is recognised while

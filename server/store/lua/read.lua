@@ -3,7 +3,7 @@ local cid, kind, who, name, seq = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(A
 local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end
-if not may_access(c, kind, who) then return fail('forbidden', 'not your conversation') end
+if not may_access(c, kind, who) then return fail('not_found', 'no such conversation') end
 if kind == 'visitor' and name == '' then name = c.visitor_name or '' end
 local last = tonumber(c.last_seq or '0')
 if seq > last then seq = last end

@@ -5,7 +5,7 @@ local cid, kind, who, after, epoch, max = ARGV[2], ARGV[3], ARGV[4], tonumber(AR
 local key = ckey(cid)
 local c = hgetall(key)
 if not c then return fail('not_found', 'no such conversation') end
-if not may_access(c, kind, who) then return fail('forbidden', 'not your conversation') end
+if not may_access(c, kind, who) then return fail('not_found', 'no such conversation') end
 local last = tonumber(c.last_seq or '0')
 local recovered = true
 if epoch ~= '' and epoch ~= c.epoch then recovered = false end

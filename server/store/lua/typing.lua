@@ -2,7 +2,7 @@
 local cid, kind, who, name, state = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local c = hgetall(ckey(cid))
 if not c then return fail('not_found', 'no such conversation') end
-if not may_access(c, kind, who) then return fail('forbidden', 'not your conversation') end
+if not may_access(c, kind, who) then return fail('not_found', 'no such conversation') end
 if kind == 'visitor' and name == '' then name = c.visitor_name or '' end
 pub('conv:' .. cid, 0, '*', kind .. ':' .. who, '{"type":"typing","conversation_id":' .. S(cid) ..
   ',"author":{"kind":' .. S(kind) .. ',"id":' .. S(who) .. ',"name":' .. J(name) .. '},"state":' ..
