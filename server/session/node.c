@@ -205,10 +205,11 @@ typedef struct timer_poll {
     char site[];
 } timer_poll;
 
+/* the site cache's entry for key[0..len) (cd_session__site for a NUL-terminated key) */
 static cd_conv_site *site_of(cd_node *n, const char *key, size_t len)
 {
     for (size_t i = 0; i < n->n_sites; i++)
-        if (strlen(n->sites[i].key) == len && memcmp(n->sites[i].key, key, len) == 0)
+        if (strncmp(n->sites[i].key, key, len) == 0 && n->sites[i].key[len] == '\0')
             return &n->sites[i];
     return NULL;
 }
@@ -519,10 +520,7 @@ void cd_node_sites_changed(cd_node *n)
 
 const cd_conv_site *cd_session__site(cd_node *n, const char *key)
 {
-    for (size_t i = 0; i < n->n_sites; i++)
-        if (strcmp(n->sites[i].key, key) == 0)
-            return &n->sites[i];
-    return NULL;
+    return site_of(n, key, strlen(key));
 }
 
 const char *cd_session__intervals(cd_node *n, const char *site_key)

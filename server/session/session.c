@@ -55,6 +55,7 @@ static void sess_free(cd_session *s)
     cd_free(s->sites);
     cd_free(s->origin);
     cd_free(s->profile);
+    cd_free(s->sites_joined);
     cd_free(s->name);
     cd_free(s);
 }
@@ -689,6 +690,26 @@ done:
     cd_free(h);
 }
 
+/* An agent's sites as " s1 s2 " for msg_send's access check, made once at its hello. */
+static char *sites_list(char *const *sites, size_t n)
+{
+    size_t total = 2;
+    for (size_t i = 0; i < n; i++)
+        total += strlen(sites[i]) + 1;
+    char *buf = cd_malloc(total);
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(sites[i]);
+        buf[len++] = ' ';
+        memcpy(buf + len, sites[i], l);
+        len += l;
+    }
+    if (len)
+        buf[len++] = ' ';
+    buf[len] = '\0';
+    return buf;
+}
+
 static void on_agent_hello(void *ud, cd_conv_result *r)
 {
     hello_op *h = ud;
@@ -707,6 +728,8 @@ static void on_agent_hello(void *ud, cd_conv_result *r)
     snprintf(s->author_key, sizeof s->author_key, "agent:%s", s->id);
     s->sites = r->agent_sites;
     s->n_sites = r->n_agent_sites;
+    cd_free(s->sites_joined);
+    s->sites_joined = sites_list(s->sites, s->n_sites);
     r->agent_sites = NULL;
     r->n_agent_sites = 0;
     s->state = SESS_ACTIVE;
@@ -924,26 +947,6 @@ static void on_sent(void *ud, const cd_conv_sent *r)
     op_done(o);
 }
 
-/* An agent's sites as " s1 s2 " for msg_send's access check (a visitor: ""); cd_free it. */
-static char *sites_list(const cd_session *s)
-{
-    size_t total = 2;
-    for (size_t i = 0; s->role == CD_SESSION_AGENT && i < s->n_sites; i++)
-        total += strlen(s->sites[i]) + 1;
-    char *buf = cd_malloc(total);
-    size_t len = 0;
-    for (size_t i = 0; s->role == CD_SESSION_AGENT && i < s->n_sites; i++) {
-        size_t l = strlen(s->sites[i]);
-        buf[len++] = ' ';
-        memcpy(buf + len, s->sites[i], l);
-        len += l;
-    }
-    if (len)
-        buf[len++] = ' ';
-    buf[len] = '\0';
-    return buf;
-}
-
 static void handle_request(cd_session *s, const cd_req *req)
 {
     cd_node *n = s->node;
@@ -982,13 +985,12 @@ static void handle_request(cd_session *s, const cd_req *req)
                            o);
         break;
     case CD_FRAME_MSG_SEND: {
-        char *sites = sites_list(s);
         /* the conversation's site: named in its id (c_<random>.<site>), else a visitor's own */
         const char *csite = cd_key_cid_site(req->conversation_id);
         if (!csite && s->role == CD_SESSION_VISITOR)
             csite = s->site;
-        rc = cd_conv_send(n->st, n->cfg, &a, sites, csite ? cd_session__intervals(n, csite) : NULL, req, on_sent, o);
-        cd_free(sites);
+        rc = cd_conv_send(n->st, n->cfg, &a, s->sites_joined ? s->sites_joined : "",
+                          csite ? cd_session__intervals(n, csite) : NULL, req, on_sent, o);
         break;
     }
     case CD_FRAME_HISTORY:

@@ -45,10 +45,11 @@ struct cd_session {
 
     /* identity after hello */
     char id[80];
-    char *name;    /* agent's display name (heap), NULL for visitors */
-    char site[80]; /* visitor's site */
-    char *profile; /* anonymous visitor without a record yet: its hello's profile (heap), else NULL */
-    char **sites;  /* agent's sites */
+    char *name;         /* agent's display name (heap), NULL for visitors */
+    char site[80];      /* visitor's site */
+    char *profile;      /* anonymous visitor without a record yet: its hello's profile (heap), else NULL */
+    char **sites;       /* agent's sites */
+    char *sites_joined; /* the same as " s1 s2 " for msg_send's access check (heap) */
     size_t n_sites;
     char author_key[96]; /* "<kind>:<id>" */
     int64_t token_epoch; /* agent: its login token's epoch and id (revocation) */

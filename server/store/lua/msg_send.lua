@@ -82,16 +82,17 @@ if changed then emit('conversation.status_changed', c, now, '{"from":' .. S(from
 local is_ticket = c.ticket_number and c.ticket_number ~= ''
 local sla_left = is_ticket and (sla or changed) or false
 local update = changed or sla and c.first_response_at == now
+local full -- the whole conversation, read only when needed (and then once)
 if sla_left and (ARGV[13] or '') ~= '' then
   -- a ticket's SLA clocks follow its state (pause while pending, next response) in this
   -- same atomic step (ARCHITECTURE invariant 3), not in a second call
-  local full = hgetall(key)
+  full = hgetall(key)
   if full and sla_sync(full, iv_parse(ARGV[13]), now) then update = true end
   sla_left = false
 end
 if update then
   -- conversation.updated needs the whole conversation: read it only when it changed
-  local full = hgetall(key)
+  full = full or hgetall(key)
   if full then conv_updated(full, true) end
 end
 return '{"seq":' .. I(seq) .. ',"site":' .. S(c.site) .. ',"name":' .. S(an) .. ',"sla":' .. tostring(sla_left) .. '}'
