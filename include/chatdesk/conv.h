@@ -185,8 +185,6 @@ int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with
  * reply's fails counts it) or reset the count after a success (ok true). */
 int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud);
 int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud);
-/* How long applied events stay in the stream (events_retain_s, in ms). */
-int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *ud);
 int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud);
 
 /* ---- HTTP API (docs/api.md) ---- */

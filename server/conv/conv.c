@@ -855,15 +855,6 @@ int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb
     return run(st, "keys_init", 1, keys, 2, args, cb, ud);
 }
 
-int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *ud)
-{
-    char ms[24];
-    const char *args[] = {I64(ms, retain_ms)};
-    cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "events:retain_ms")};
-    return run(st, "events_config", 1, keys, 1, args, cb, ud);
-}
-
 int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud)
 {
     cd_key k;

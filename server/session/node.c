@@ -57,6 +57,10 @@ static void on_sites(void *ud, cd_conv_result *r)
         r->n_sites = 0;
         n->sites_loaded_at = cd_mono_ms();
         cd_log_debug("site cache loaded sites=%zu", n->n_sites);
+        /* every site's consumers once: the safety net for an events notice lost while
+         * the bus was down (like the timers below) */
+        for (size_t i = 0; i < n->n_sites; i++)
+            cd_events_poll(n->events, n->sites[i].key);
     }
     if (n->sites_again) {
         n->sites_again = false;
@@ -191,7 +195,7 @@ static void run_timer(cd_node *n, const char *site, const char *item)
         return;
     }
     if (strcmp(buf, "rule") == 0 && f2) { /* "rule|<site>|<rule id>|<cid>": automation rules */
-        cd_session__rules_timer(n, f1, f2);
+        cd_events_rule_timer(n->events, f1, f2);
         return;
     }
 unknown:
@@ -266,59 +270,6 @@ static void timers_poll(cd_node *n)
     }
 }
 
-/* ---------- event consumers ---------- */
-
-/* Scripts that consume the event stream (store/lua, docs/keyspace.md "Events"): each
- * reads the events after its cursor, applies them and advances the cursor in one call,
- * so any node may run it. ARGV: P, now, max. A reply with "more":true (a full batch)
- * runs again at once; otherwise every event_poll_ms. */
-static const char *const event_pumps[] = {
-    /* one line per consumer script */
-    "webhooks_enqueue", /* webhooks: events -> deliveries (webhook/ sends them) */
-    "health_apply",     /* customer health alerts (repeat contacts) */
-    "reports_apply",    /* reports: daily support metrics (docs/reports.md) */
-    NULL,
-};
-
-static void pump_run(struct cd_event_pump *p);
-
-static void on_pump(void *ud, cd_err err, const char *json, size_t len)
-{
-    struct cd_event_pump *p = ud;
-    p->busy = false;
-    if (err != CD_ERR_OK) {
-        if (err != CD_ERR_UNAVAILABLE)
-            cd_log_warn("event consumer %s: %s", p->script, json ? json : cd_err_name(err));
-        return;
-    }
-    if (json && memmem(json, len, "\"more\":true", 11) && !p->n->draining)
-        pump_run(p);
-    else
-        p->caught_up = cd_mono_ms();
-}
-
-static void pump_run(struct cd_event_pump *p)
-{
-    char now[24], max[24];
-    snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
-    snprintf(max, sizeof max, "%d", CD_EVENT_BATCH);
-    const char *args[] = {now, max};
-    cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(p->n->st), "events")};
-    p->last_poll = cd_mono_ms();
-    if (cd_store_fcall(p->n->st, p->script, 1, keys, 2, args, NULL, on_pump, p) == 0)
-        p->busy = true;
-}
-
-static void pumps_poll(cd_node *n, uint64_t now)
-{
-    for (size_t i = 0; i < CD_NODE_MAX_PUMPS && n->pumps[i].script; i++) {
-        struct cd_event_pump *p = &n->pumps[i];
-        if (!p->busy && now - p->last_poll >= (uint64_t)n->cfg->event_poll_ms)
-            pump_run(p);
-    }
-}
-
 /* ---- reports: operational gauges for /metrics (queue depths, timer lag, stream length),
  * read from Redis every CD_OPS_POLL_MS by metrics_ops.lua, never per scrape ---- */
 #define CD_OPS_POLL_MS 5000
@@ -359,14 +310,9 @@ void cd_node_role_counts(const cd_node *n, size_t *visitors, size_t *agents)
         (*(s->role == CD_SESSION_AGENT ? agents : visitors))++;
 }
 
-size_t cd_node_pump_lag(const cd_node *n, size_t i, const char **script, uint64_t *lag_ms)
+void cd_node_events_stats(const cd_node *n, cd_events_stats *out)
 {
-    if (i >= CD_NODE_MAX_PUMPS || !n->pumps[i].script)
-        return 0;
-    uint64_t now = cd_mono_ms();
-    *script = n->pumps[i].script;
-    *lag_ms = now > n->pumps[i].caught_up ? now - n->pumps[i].caught_up : 0;
-    return 1;
+    cd_events_get_stats(n->events, out);
 }
 
 static void periodic(cd_node *n, uint64_t now)
@@ -385,9 +331,7 @@ static void periodic(cd_node *n, uint64_t now)
         n->last_timer_poll = now;
         timers_poll(n);
     }
-    pumps_poll(n, now);
     ops_poll(n, now);
-    cd_session__rules_poll(n, now); /* automation rules: C decides between read and apply */
 }
 
 static char **split_csv(const char *s, size_t *n)
@@ -411,6 +355,11 @@ static char **split_csv(const char *s, size_t *n)
         p = e + 1;
     }
     return out;
+}
+
+static const char *iv_of(void *ud, const char *site)
+{
+    return cd_session__intervals(ud, site);
 }
 
 cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_id, cd_store *st, cd_hub *hub,
@@ -447,11 +396,7 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     uv_timer_start(&n->sweep, on_sweep, 100, 100);
     cd_hub_join(hub, &n->sites_sub, "sites", on_sites_event);
     cd_hub_join(hub, &n->timers_sub, "timers", on_timer_notice);
-    for (size_t i = 0; event_pumps[i] && i < CD_NODE_MAX_PUMPS; i++) {
-        n->pumps[i].n = n;
-        n->pumps[i].script = event_pumps[i];
-        n->pumps[i].caught_up = cd_mono_ms();
-    }
+    n->events = cd_events_create(loop, cfg, st, hub, node_id, iv_of, n);
     return n;
 }
 
@@ -473,15 +418,9 @@ void cd_node_destroy(cd_node *n)
         return;
     cd_hub_leave(n->hub, &n->sites_sub);
     cd_hub_leave(n->hub, &n->timers_sub);
+    cd_events_destroy(n->events);
     uv_timer_stop(&n->sweep);
     uv_close((uv_handle_t *)&n->sweep, on_sweep_closed);
-}
-
-static void on_events_config(void *ud, cd_conv_result *r)
-{
-    (void)ud;
-    if (r->err != CD_ERR_OK)
-        cd_log_warn("setting events_retain_s in Redis failed: %s", cd_err_name(r->err));
 }
 
 void cd_node_on_store(cd_node *n, bool up)
@@ -489,15 +428,12 @@ void cd_node_on_store(cd_node *n, bool up)
     if (!up) {
         n->timer_polls = 0;
         n->ops_busy = false;
-        for (size_t i = 0; i < CD_NODE_MAX_PUMPS; i++)
-            n->pumps[i].busy = false;
-        n->rules_busy = false;
+        cd_events_on_store(n->events, false);
         return;
     }
+    cd_events_on_store(n->events, true);
     load_keys(n);
     load_sites(n);
-    if (cd_conv_events_config(n->st, n->cfg->events_retain_s * 1000, on_events_config, NULL) != 0)
-        cd_log_warn("events_retain_s not set in Redis: store down");
     n->last_beat = 0; /* vouch for our agents again at once */
     /* a backfill the bus asked for while the store was still down is done now */
     for (cd_session *s = n->sessions; s; s = s->next)
@@ -615,6 +551,7 @@ const cd_proto_limits *cd_node_limits(const cd_node *n)
 void cd_node_set_draining(cd_node *n)
 {
     n->draining = true;
+    cd_events_set_draining(n->events);
 }
 
 bool cd_node_draining(const cd_node *n)

@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "chatdesk/conv.h"
+#include "chatdesk/events.h"
 #include "chatdesk/session.h"
 
 typedef enum sess_state { SESS_AWAIT_HELLO, SESS_HELLO_PENDING, SESS_ACTIVE, SESS_CLOSING } sess_state;
@@ -70,11 +71,6 @@ struct cd_session {
     bool close_flush;
 };
 
-#define CD_NODE_MAX_PUMPS 8
-/* Events per consumer script call: a call blocks Redis for its whole batch (~20-40 us per
- * event), so batches stay small enough not to show in message latency. */
-#define CD_EVENT_BATCH 32
-
 struct cd_node {
     uv_loop_t *loop;
     const cd_config *cfg;
@@ -101,30 +97,18 @@ struct cd_node {
     char node_id[128];
     cd_map agents; /* agent id -> live local connections (uintptr_t) */
     uint64_t last_beat, last_presence_sweep, last_timer_poll;
-    int timer_polls; /* timers_claim calls in flight (one per site of the site cache) */
-    struct cd_event_pump {
-        cd_node *n;
-        const char *script;
-        uint64_t last_poll;
-        uint64_t caught_up; /* mono ms of the last reply without "more" (lag for /metrics) */
-        bool busy;
-    } pumps[CD_NODE_MAX_PUMPS];
+    int timer_polls;   /* timers_claim calls in flight (one per site of the site cache) */
+    cd_events *events; /* the sites' event consumers (server/events) */
     /* reports: operational gauges for /metrics (metrics_ops.lua), polled every few s */
     char *ops_text;
     uint64_t last_ops_poll;
     bool ops_busy;
-    /* automation rules consumer (rules_pump.c) */
-    uint64_t rules_last_poll;
-    bool rules_busy;
 };
 
 const cd_conv_site *cd_session__site(cd_node *n, const char *key);
 /* The site's business intervals for SLA scripts ("*" when unknown or 24x7); cached. */
 const char *cd_session__intervals(cd_node *n, const char *site_key);
 void cd_session__sweep(cd_node *n, uint64_t now);
-/* Automation rules (rules_pump.c): poll the event stream; fire a "rule|..." timer. */
-void cd_session__rules_poll(cd_node *n, uint64_t now);
-void cd_session__rules_timer(cd_node *n, const char *site, const char *rule_and_cid);
 void cd_session__resync(cd_session *s);
 /* An agent session became active / went away on this node (presence). */
 void cd_session__agent_up(cd_node *n, const char *aid);

@@ -140,6 +140,10 @@ static void add_function(cd_store *st, cd_buf *lib, const cd_store_lua_source *s
 #endif
     if (strncmp(s->name, "api", 3) == 0)
         cd_buf_append(lib, api->src, api->len);
+    if (strcmp(s->name, "events") == 0) /* its consumers: _ev_*.lua */
+        for (size_t i = 0; i < cd_store_lua_count; i++)
+            if (strncmp(cd_store_lua_sources[i].name, "_ev_", 4) == 0)
+                cd_buf_append(lib, cd_store_lua_sources[i].src, cd_store_lua_sources[i].len);
     cd_buf_append(lib, s->src, s->len);
     cd_buf_append_str(lib, LIB_WRAP_END);
 }
@@ -154,7 +158,8 @@ static void add_function(cd_store *st, cd_buf *lib, const cd_store_lua_source *s
 #endif
 
 /* The library: _common.lua at its top level (P becomes a per-call upvalue), then one
- * function per script whose body is [_api.lua +] the script. Returns -1 when the
+ * function per script whose body is [_api.lua +] the script (events: the _ev_*.lua
+ * consumers + the script). Returns -1 when the
  * sources do not have the expected shape. */
 static int build_lib(cd_store *st)
 {
