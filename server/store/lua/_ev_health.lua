@@ -1,7 +1,8 @@
--- Part of events.lua, consumer "health": ev_health(evs, now) applies a batch: customer health alerts (issue 8). On conversation.created with a category and
--- a customer identity (the visitor's verified user id, else the e-mail lower-cased; none:
--- skipped), the conversation's time goes into P{s:<site>}:health:<category>:<identity> (a
--- zset of conversation id -> created ms, entries older than the window dropped). When the
+-- Part of events.lua, consumer "health": ev_health(evs, now) applies a batch: customer
+-- health alerts (issue 8). On conversation.created with a category and a customer
+-- identity (the visitor's verified user id, else the e-mail lower-cased; none: skipped),
+-- the conversation's time goes into P{s:<site>}:health:<category>:<identity> (a zset of
+-- conversation id -> created ms, entries older than the window dropped). When the
 -- customer has opened more than health_threshold (site setting, default 3) conversations
 -- of the category within health_window_days (default 30): the conversation is tagged
 -- "repeat-contact", the site's admins get a `customer_health` notice (notify), and the

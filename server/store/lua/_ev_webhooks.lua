@@ -1,8 +1,9 @@
--- Part of events.lua, consumer "webhooks": ev_webhooks(evs, now) applies a batch: every event becomes one delivery per enabled webhook of
--- its site subscribed to its type ("*": all). A `rule.webhook` event (d {"rule",
--- "webhook"}, emitted by the rules engine's "call a webhook" action) goes to exactly
--- that webhook, whatever it subscribes to. Delivery id: <webhook id>.<event id>, so a
--- receiver can dedupe retries and redeliveries.
+-- Part of events.lua, consumer "webhooks": ev_webhooks(evs, now) applies a batch: every
+-- event becomes one delivery per enabled webhook of its site subscribed to its type ("*":
+-- all). A `rule.webhook` event (d {"rule", "webhook"}, emitted by the rules engine's
+-- "call a webhook" action) goes to exactly that webhook, whatever it subscribes to.
+-- Delivery id: <webhook id>.<event id>, so a receiver can dedupe retries and
+-- redeliveries.
 local function ev_webhooks(evs, now)
   local by_site = {}
   local function site_hooks(site)
