@@ -175,6 +175,11 @@ static void healthz(http_state *h)
     /* a full Redis (maxmemory) refuses writes: out of the balancer, with the reason */
     if (full)
         cd_buf_append_str(&h->out, ",\"reason\":\"redis maxmemory reached: writes are refused\"");
+    char shard[300];
+    if (cd_store_down_shard(cx->st, shard, sizeof shard)) { /* redis+cluster://: which primary */
+        cd_buf_append_str(&h->out, ",\"shard_down\":");
+        json_escape(&h->out, shard);
+    }
     cd_buf_append_str(&h->out, "}");
     respond(h, redis && !full && !draining ? 200 : 503, "application/json");
 }
