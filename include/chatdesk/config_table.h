@@ -8,6 +8,8 @@
     X(redis, STR, "redis://127.0.0.1:6379/0", 0, 0,                                                                   \
       "Redis URL: redis://[:password@]host:port/db, unix:/path[?db=N] or redis+sentinel://h:p[,h:p...]/master[/db]")  \
     X(redis_password, STR, "", 0, 0, "Redis AUTH password (prefer the environment variable)")                         \
+    X(redis_user, STR, "", 0, 0,                                                                                      \
+      "Redis ACL user (docs/ops.md, Redis ACL): every connection sends AUTH user password; needs a password")         \
     X(ack_replicas, INT, 0, 0, 16,                                                                                    \
       "a message is acknowledged only once this many replicas have it (WAIT); 0: the primary")                        \
     X(ack_replicas_timeout_ms, INT, 1000, 10, 60000,                                                                  \

@@ -263,10 +263,12 @@ function parseResp(buf, pos = 0) {
     }
 }
 
-export function redisCommand(sock, args, timeout = 5000) {
+/** One command on a fresh connection; auth [user, password] sends AUTH first. */
+export function redisCommand(sock, args, timeout = 5000, auth = null) {
     return new Promise((resolve, reject) => {
         const c = net.createConnection(sock);
         let buf = Buffer.alloc(0);
+        let authed = !auth;
         const t = setTimeout(() => {
             c.destroy();
             reject(new Error(`redis ${args[0]}: timeout`));
@@ -277,7 +279,7 @@ export function redisCommand(sock, args, timeout = 5000) {
             reject(e);
         };
         c.on('error', fail);
-        c.on('connect', () => c.write(encodeCmd(args)));
+        c.on('connect', () => c.write(auth ? Buffer.concat([encodeCmd(['AUTH', ...auth]), encodeCmd(args)]) : encodeCmd(args)));
         c.on('data', (d) => {
             buf = Buffer.concat([buf, d]);
             let r;
@@ -287,6 +289,17 @@ export function redisCommand(sock, args, timeout = 5000) {
                 return fail(e);
             }
             if (!r) return;
+            if (!authed) {
+                if (r.value instanceof Error) return fail(r.value);
+                authed = true;
+                buf = buf.subarray(r.pos);
+                try {
+                    r = buf.length ? parseResp(buf) : null;
+                } catch (e) {
+                    return fail(e);
+                }
+                if (!r) return;
+            }
             clearTimeout(t);
             c.end();
             if (r.value instanceof Error) reject(r.value);
@@ -308,6 +321,8 @@ export class RedisServer {
         this.url = `unix:${this.sock}`;
         this.logFile = path.join(dir, 'redis.log');
         this.proc = null;
+        this.extraArgs = []; // e.g. ['--aclfile', FILE]
+        this.auth = null; // [user, password] for cmd() and the start-up PING
     }
 
     async start() {
@@ -323,6 +338,7 @@ export class RedisServer {
             '--daemonize', 'no',
             '--pidfile', path.join(this.dir, 'redis.pid'),
             '--logfile', this.logFile,
+            ...this.extraArgs,
         ];
         const proc = spawnTracked('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
         let stderr = '';
@@ -338,7 +354,7 @@ export class RedisServer {
                 async () => {
                     if (proc.exitCode !== null || proc.signalCode !== null)
                         throw Object.assign(new Error('redis-server exited'), { fatal: true });
-                    return (await redisCommand(this.sock, ['PING'], 1000)) === 'PONG';
+                    return (await redisCommand(this.sock, ['PING'], 1000, this.auth)) === 'PONG';
                 },
                 { timeout: 15_000 * SCALE, interval: 50, what: 'redis-server PING' },
             );
@@ -379,7 +395,7 @@ export class RedisServer {
     }
 
     cmd(...args) {
-        return redisCommand(this.sock, args);
+        return redisCommand(this.sock, args, 5000, this.auth);
     }
 
     logTail(n = 40) {
@@ -952,10 +968,12 @@ export class Env {
 }
 
 /** Registers before/afterEach/after hooks for one test file and returns the Env
- *  (usable inside tests once before() has run). */
+ *  (usable inside tests once before() has run). opts.prepare(env) runs first (a top-level
+ *  before() starts at once, so settings such as env.redis.extraArgs belong there). */
 export function useEnv(opts = {}) {
     const env = new Env();
     before(async () => {
+        await opts.prepare?.(env);
         await env.start(opts);
     }, { timeout: 120_000 * SCALE });
     afterEach((t) => {
