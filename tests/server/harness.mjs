@@ -20,6 +20,7 @@ import { spawn, execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -422,11 +423,15 @@ export class ChatNode {
         this.log = new LineLog(path.join(env.dir, `${id}.log`));
     }
 
+    /** Started with --tls-cert: https:// and wss:// (trusting env.tlsCa). */
+    get tls() {
+        return this.args.includes('--tls-cert');
+    }
     get url() {
-        return `ws://127.0.0.1:${this.port}`;
+        return `${this.tls ? 'wss' : 'ws'}://127.0.0.1:${this.port}`;
     }
     get httpUrl() {
-        return `http://127.0.0.1:${this.port}`;
+        return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
     }
     get running() {
         return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
@@ -487,7 +492,7 @@ export class ChatNode {
             await waitUntil(
                 async () => {
                     if (!this.running) throw new Error(`chatdeskd ${this.id} exited`);
-                    return (await httpRequest(`${this.httpUrl}/healthz`, { timeout: 2000 })).status === 200;
+                    return (await httpRequest(`${this.httpUrl}/healthz`, { timeout: 2000, ca: this.env.tlsCa })).status === 200;
                 },
                 { timeout: 20_000 * SCALE, interval: 50, what: `chatdeskd ${this.id} /healthz 200 after start` },
             );
@@ -569,9 +574,10 @@ export class Client {
     }
 
     /** Opens a socket; rejects with err.status set when the upgrade is refused. */
-    static open(url, { origin = ORIGIN, headers = {}, timeout = WAIT, label = url } = {}) {
+    static open(url, { origin = ORIGIN, headers = {}, timeout = WAIT, label = url, ca } = {}) {
         return new Promise((resolve, reject) => {
             const opts = { headers: { ...headers }, handshakeTimeout: timeout, maxPayload: 64 * 1024 * 1024, perMessageDeflate: false };
+            if (ca) opts.ca = ca; // wss:// with a test certificate
             if (origin !== null) opts.origin = origin;
             const ws = new WebSocket(url, opts);
             const client = new Client(ws, label);
@@ -732,12 +738,14 @@ export function assertOrdered(client, cid) {
 }
 
 // ---------------------------------------------------------------------------
-export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = WAIT, localAddress } = {}) {
+/** ca: the certificate to trust for https:// (a test's self-signed one). */
+export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = WAIT, localAddress, ca } = {}) {
     return new Promise((resolve, reject) => {
         const u = new URL(url);
         const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-        const req = http.request(
+        const req = (u.protocol === 'https:' ? https : http).request(
             {
+                ca,
                 host: u.hostname,
                 port: u.port,
                 path: u.pathname + u.search,
@@ -782,6 +790,7 @@ export class Env {
         this.clients = new Set();
         this.failed = [];
         this.siteSeq = 0;
+        this.tlsCa = undefined; // PEM trusted for nodes started with --tls-cert
     }
 
     async start({ nodes = 1, args = [], nodeArgs = {} } = {}) {
@@ -848,7 +857,7 @@ export class Env {
                 async () => {
                     let c;
                     try {
-                        c = await Client.open(`${n.url}/ws/visitor`, { origin, label: 'site-probe' });
+                        c = await Client.open(`${n.url}/ws/visitor`, { origin, label: 'site-probe', ca: this.tlsCa });
                         const w = await c.request({ type: 'hello', site: key }, { timeout: 2000 * SCALE });
                         return w.type === 'welcome';
                     } catch {
@@ -874,7 +883,7 @@ export class Env {
 
     // ---- HTTP ----
     http(node, urlPath, opts) {
-        return httpRequest(this.node(node).httpUrl + urlPath, opts);
+        return httpRequest(this.node(node).httpUrl + urlPath, { ca: this.tlsCa, ...opts });
     }
 
     async login(node, email, password) {
@@ -889,7 +898,7 @@ export class Env {
     async connect(node, role, { origin, query = '', label, headers } = {}) {
         const n = this.node(node);
         if (origin === undefined) origin = role === 'agent' ? n.httpUrl : ORIGIN;
-        const c = await Client.open(`${n.url}/ws/${role}${query}`, { origin, headers, label: label ?? `${role}@${n.id}` });
+        const c = await Client.open(`${n.url}/ws/${role}${query}`, { origin, headers, label: label ?? `${role}@${n.id}`, ca: this.tlsCa });
         this.clients.add(c);
         c.closed.then(() => this.clients.delete(c));
         return c;
