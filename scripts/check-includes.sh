@@ -43,7 +43,7 @@ LIBS[ws]="libwebsockets.h"
 LIBS[http]="libwebsockets.h uv.h"
 LIBS[admin]="hiredis jansson.h"
 LIBS[webhook]="curl jansson.h uv.h"
-LIBS[server]="libwebsockets.h uv.h"
+LIBS[server]="libwebsockets.h uv.h openssl"
 FENCED="jansson.h openssl argon2.h hiredis uv.h libwebsockets.h curl"
 
 fail=0

@@ -47,8 +47,9 @@ int cd_config_apply_flag(cd_config *cfg, const char *name, const char *value, ch
 bool cd_config_is_bool(const char *name);
 
 /* Checks that need the whole config: Redis URL parses, log_level is debug|info|warn|error,
- * token_secret is empty or 64 hex chars, bind is not empty, redis_backoff_min_ms <= max,
- * ping_interval_s < idle_timeout_s. Returns 0 or -1 with err. cd_config_load runs it. */
+ * token_secret is empty or 64 hex chars, bind is not empty, tls_cert and tls_key come
+ * together, redis_user has a password, redis_backoff_min_ms <= max, ping_interval_s <
+ * idle_timeout_s. Returns 0 or -1 with err. cd_config_load runs it. */
 int cd_config_validate(const cd_config *cfg, char *err, size_t errsz);
 
 /* The full sequence chatdeskd uses: defaults (cd_config_init, so cfg is uninitialised storage;

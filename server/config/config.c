@@ -606,6 +606,14 @@ int cd_config_validate(const cd_config *cfg, char *err, size_t errsz)
         set_err(err, errsz, "token_secret: must be empty or exactly 64 hex characters");
         return -1;
     }
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        set_err(err, errsz, "tls_cert and tls_key: give both (TLS) or neither (plain HTTP)");
+        return -1;
+    }
+    if (cfg->redis_user[0] && !cfg->redis_password[0] && !addr.password[0]) {
+        set_err(err, errsz, "redis_user: needs a password (redis_password or the Redis URL's)");
+        return -1;
+    }
     if (cfg->bind[0] == '\0') {
         set_err(err, errsz, "bind: must not be empty");
         return -1;

@@ -243,6 +243,17 @@ static void on_role(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
+/* AUTH password, or AUTH user password with redis_user (an ACL user, docs/ops.md). */
+static void send_auth(cd_rconn *rc, redisAsyncContext *c, redisCallbackFn *cb)
+{
+    if (!rc->addr.password[0])
+        return;
+    if (rc->cfg->redis_user[0])
+        redisAsyncCommand(c, cb, rc, "AUTH %s %s", rc->cfg->redis_user, rc->addr.password);
+    else
+        redisAsyncCommand(c, cb, rc, "AUTH %s", rc->addr.password);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     cd_rconn *rc = ac->data;
@@ -256,8 +267,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     rc->connected = true;
     redisAsyncContext *c = (redisAsyncContext *)ac;
-    if (rc->addr.password[0])
-        redisAsyncCommand(c, on_auth, rc, "AUTH %s", rc->addr.password);
+    send_auth(rc, c, on_auth);
     if (rc->addr.db)
         redisAsyncCommand(c, on_auth, rc, "SELECT %d", rc->addr.db);
     if (rc->addr.sentinel)
@@ -324,8 +334,7 @@ static void on_sentinel_connect(const redisAsyncContext *ac, int status)
         return;
     }
     redisAsyncContext *c = (redisAsyncContext *)ac;
-    if (rc->addr.password[0])
-        redisAsyncCommand(c, on_sentinel_auth, rc, "AUTH %s", rc->addr.password);
+    send_auth(rc, c, on_sentinel_auth);
     redisAsyncCommand(c, on_master_addr, rc, "SENTINEL get-master-addr-by-name %s", rc->addr.master);
 }
 

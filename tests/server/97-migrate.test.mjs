@@ -3,27 +3,11 @@
 // chatdeskd) is moved by `chatdeskd admin migrate` to this release's layout; every
 // conversation, message, ticket, timer, rule, article and report figure survives, a
 // second run moves nothing, and a node serves the migrated data.
-import fs from 'node:fs';
 import { useEnv, it, assert } from './harness.mjs';
+import { fixture, loadLayoutV1 } from './fixtures/layout-v1.mjs';
 
 const env = useEnv({ nodes: 0 });
-const fixture = JSON.parse(fs.readFileSync(new URL('./fixtures/layout-v1.json', import.meta.url), 'utf8'));
-
-async function load() {
-    const r = (...a) => env.redis.cmd(...a);
-    for (const { key, type, value, ttl_ms: ttl } of fixture.keys) {
-        if (type === 'string') await r('SET', key, value);
-        else if (type === 'hash') await r('HSET', key, ...value);
-        else if (type === 'set') await r('SADD', key, ...value);
-        else if (type === 'list') await r('RPUSH', key, ...value);
-        else if (type === 'zset') {
-            const args = [];
-            for (let i = 0; i < value.length; i += 2) args.push(value[i + 1], value[i]);
-            await r('ZADD', key, ...args);
-        } else if (type === 'stream') for (const [id, f] of value) await r('XADD', key, id, ...f);
-        if (ttl) await r('PEXPIRE', key, String(ttl + 3600_000));
-    }
-}
+const load = () => loadLayoutV1((...a) => env.redis.cmd(...a));
 
 const fieldOf = (key, f) => {
     const v = fixture.keys.find((x) => x.key === key).value;

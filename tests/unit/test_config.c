@@ -557,6 +557,9 @@ static void test_validate(void **state)
         {"bind", "", "bind: must not be empty"},
         {"redis-backoff-min-ms", "6000", "redis_backoff_min_ms (6000) is above redis_backoff_max_ms (1000)"},
         {"idle-timeout-s", "30", "idle_timeout_s (30) must be greater than ping_interval_s (30)"},
+        {"tls-cert", "/etc/cert.pem", "tls_cert and tls_key: give both"},
+        {"tls-key", "/etc/key.pem", "tls_cert and tls_key: give both"},
+        {"redis-user", "chatdesk", "redis_user: needs a password"},
     };
     cd_config cfg;
     char err[ERRSZ];
@@ -575,6 +578,12 @@ static void test_validate(void **state)
     {
         char *argv[] = {"chatdeskd", "--token-secret",
                         "000102030405060708090A0B0C0D0E0F101112131415161718191a1b1c1d1e1f", "--log-level", "error"};
+        assert_int_equal(cd_config_load(&cfg, ARGC(argv), argv, NULL, err, sizeof err), 0);
+        cd_config_cleanup(&cfg);
+    }
+    {
+        char *argv[] = {"chatdeskd",  "--redis-user", "chatdesk",  "--redis", "redis://:pw@h",
+                        "--tls-cert", "c.pem",        "--tls-key", "k.pem"};
         assert_int_equal(cd_config_load(&cfg, ARGC(argv), argv, NULL, err, sizeof err), 0);
         cd_config_cleanup(&cfg);
     }
