@@ -56,7 +56,7 @@ async function usedCommands() {
         for (const m of text.matchAll(/redis\.p?call\(\s*['"]([A-Za-z_]+)['"]/g)) add(m[1].toLowerCase(), f);
         if (!f.endsWith('.c') || !text.includes('hiredis')) continue;
         // container commands are granted by subcommand: FUNCTION LOAD, CLUSTER SLOTS
-        for (const m of text.matchAll(/"(FUNCTION|CLUSTER)",?\s*"?([A-Z]+)/g)) add(`${m[1].toLowerCase()}|${m[2].toLowerCase()}`, f);
+        for (const m of text.matchAll(/"(FUNCTION|CLUSTER)"?,?\s*"?([A-Z]+)/g)) add(`${m[1].toLowerCase()}|${m[2].toLowerCase()}`, f);
         for (const m of text.matchAll(/"([A-Z][A-Z_]+)[ "]/g)) if (m[1] !== 'FUNCTION' && m[1] !== 'CLUSTER' && !words.has(m[1])) words.set(m[1], f);
     }
     for (const [w, f] of words) {
