@@ -19,7 +19,7 @@ typedef struct http_state http_state;
 typedef struct login_job {
     uv_work_t work;
     http_state *h; /* NULL once the connection is gone */
-    cd_ws_ctx *cx;
+    cd_net_ctx *cx;
     bool counted; /* holds a slot of cx->hash_jobs */
     char email[256];
     char password[CD_AUTH_PASSWORD_MAX + 1];
@@ -34,7 +34,7 @@ typedef struct api_job api_job;
 
 struct http_state {
     struct lws *wsi;
-    cd_ws_ctx *cx;
+    cd_net_ctx *cx;
     bool is_login;
     bool is_api;
     char method[8];
@@ -158,7 +158,7 @@ int cd_http_respond_error(struct lws *wsi, int status, const char *code, const c
 
 static void healthz(http_state *h)
 {
-    cd_ws_ctx *cx = h->cx;
+    cd_net_ctx *cx = h->cx;
     bool redis = cd_store_up(cx->st);
     bool full = redis && cd_store_full(cx->st);
     bool draining = cd_node_draining(cx->node);
@@ -203,7 +203,7 @@ static void help(cd_buf *b, const char *name, const char *type, const char *text
     cd_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
-static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const cd_store_stats *ss)
+static void ops_metrics(cd_buf *b, cd_net_ctx *cx, const cd_node_stats *ns, const cd_store_stats *ss)
 {
     size_t nv, na;
     cd_node_role_counts(cx->node, &nv, &na);
@@ -253,7 +253,7 @@ static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const
 
 static void metrics(http_state *h)
 {
-    cd_ws_ctx *cx = h->cx;
+    cd_net_ctx *cx = h->cx;
     cd_node_stats ns;
     cd_store_stats ss;
     cd_node_get_stats(cx->node, &ns);
@@ -445,7 +445,7 @@ static bool address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double
     if (!h->wsi)
         return false;
     char ip[64];
-    cd_ws_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
+    cd_net_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
     cd_ratelimit *rl = &table[cd_fnv1a(CD_FNV1A_INIT, ip, strlen(ip)) % n];
     uint64_t now = cd_mono_ms();
     if (rl->rate == 0)
@@ -513,7 +513,7 @@ struct api_job {
     uv_work_t work;
     uv_getaddrinfo_t gai; /* a webhook URL's host being resolved */
     http_state *h;        /* NULL once the connection is gone */
-    cd_ws_ctx *cx;
+    cd_net_ctx *cx;
     char agent_id[80];
     char password[CD_AUTH_PASSWORD_MAX + 1];
     char pw_hash[160];
@@ -835,7 +835,7 @@ static int serve_static(struct lws *wsi, http_state *h, const char *uri)
 
 /* ---------- dispatch ---------- */
 
-static http_state *state(struct lws *wsi, cd_ws_pss *pss)
+static http_state *state(struct lws *wsi, cd_net_pss *pss)
 {
     if (!pss->http) {
         http_state *h = cd_calloc(1, sizeof *h);
@@ -848,7 +848,7 @@ static http_state *state(struct lws *wsi, cd_ws_pss *pss)
     return pss->http;
 }
 
-static void state_free(cd_ws_pss *pss)
+static void state_free(cd_net_pss *pss)
 {
     if (!pss) /* a connection that closed before sending a request has no storage */
         return;
@@ -879,7 +879,7 @@ static bool body_without_length(struct lws *wsi)
            (body && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0);
 }
 
-int cd_http_callback(struct lws *wsi, int reason, cd_ws_pss *pss, void *in, size_t len, int *handled)
+int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, size_t len, int *handled)
 {
     *handled = 1;
     switch (reason) {

@@ -12,6 +12,7 @@
 #include "chatdesk/bus.h"
 #include "chatdesk/hub.h"
 #include "chatdesk/log.h"
+#include "chatdesk/net.h"
 #include "chatdesk/server.h"
 #include "chatdesk/session.h"
 #include "chatdesk/store.h"
@@ -31,7 +32,7 @@ typedef struct server {
     struct lws_context *lws;
     struct lws_vhost *vhost;
     cd_door *door;
-    cd_ws_ctx wsctx;
+    cd_net_ctx wsctx;
     uv_signal_t sigint, sigterm;
     uv_timer_t stop_timer;
     int stopping;
@@ -178,7 +179,7 @@ int cd_server_run(cd_config *cfg)
     static const struct lws_protocols protocols[] = {
         /* rx buffer 1 KiB: idle connections stay small; larger frames arrive in pieces and
          * are reassembled by ws.c up to max_frame */
-        {"chatdesk", (lws_callback_function *)(void *)cd_ws_callback, sizeof(cd_ws_pss), 512, 0, NULL, 0},
+        {"chatdesk", (lws_callback_function *)(void *)cd_net_callback, sizeof(cd_net_pss), 512, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0}};
     static lws_retry_bo_t retry;
     retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s;
