@@ -20,7 +20,7 @@ HDRS[rules]="$L0 rules"
 HDRS[conv]="$L0 config config_table store proto ticket kb rules conv"
 HDRS[session]="$L0 config config_table store bus hub proto auth ticket rules conv session"
 HDRS[ws]="$L0 config config_table store bus hub proto auth session net ws"
-HDRS[http]="$L0 config config_table store bus hub proto auth ticket rules conv session net http webhook"
+HDRS[http]="$L0 config config_table store bus hub proto auth ticket kb rules conv session net http webhook"
 HDRS[net]="$L0 config config_table store bus hub proto auth session net ws http"
 HDRS[admin]="$L0 config config_table auth admin"
 HDRS[webhook]="$L0 config config_table store auth webhook"
@@ -39,7 +39,7 @@ LIBS[rules]="jansson.h"
 LIBS[conv]="jansson.h"
 LIBS[session]="uv.h"
 LIBS[ws]="libwebsockets.h"
-LIBS[http]="libwebsockets.h uv.h"
+LIBS[http]="libwebsockets.h uv.h jansson.h" # jansson: the API's params (http/api/)
 LIBS[net]="libwebsockets.h"
 LIBS[admin]="hiredis jansson.h"
 LIBS[webhook]="curl jansson.h uv.h"
@@ -50,8 +50,7 @@ fail=0
 for dir in server/*/; do
   mod=$(basename "$dir")
   [ -n "${HDRS[$mod]+x}" ] || { echo "check-includes: module $mod is not in the table"; fail=1; continue; }
-  for f in "$dir"*.c "$dir"*.h; do
-    [ -f "$f" ] || continue
+  while IFS= read -r f; do
     while IFS= read -r inc; do
       name=$(sed -E 's/^#include [<"]([^>"]+)[>"].*/\1/' <<<"$inc")
       case $name in
@@ -59,7 +58,9 @@ for dir in server/*/; do
         h=$(basename "$name" .h)
         [[ " ${HDRS[$mod]} " == *" $h "* ]] || { echo "$f: $mod may not include $name"; fail=1; } ;;
       *_int.h)
-        [ -f "$dir$name" ] || { echo "$f: $name is another module's internal header"; fail=1; } ;;
+        # resolved from the including file's folder, it must stay inside its module
+        res=$(realpath -m "$(dirname "$f")/$name")
+        [[ -f "$res" && "$res" == "$(realpath "$dir")"/* ]] || { echo "$f: $name is another module's internal header"; fail=1; } ;;
       *)
         top=${name%%/*}
         for fenced in $FENCED; do
@@ -69,7 +70,7 @@ for dir in server/*/; do
         done ;;
       esac
     done < <(grep -E '^#include ' "$f" || true)
-  done
+  done < <(find "$dir" -name '*.[ch]' | sort)
 done
 # Public headers: only chatdesk/ headers and libc, never a fenced library.
 for f in include/chatdesk/*.h; do

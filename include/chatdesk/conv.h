@@ -189,41 +189,4 @@ int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb
 int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *ud);
 int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud);
 
-/* ---- HTTP API (docs/api.md) ---- */
-
-typedef struct cd_api_call {
-    const char *method;      /* "GET", "POST", "PATCH", "PUT", "DELETE" */
-    const char *path;        /* "/api/v1/tickets/1042" */
-    const char *const *args; /* query fragments "k=v" (URL-decoded) */
-    size_t nargs;
-    const char *body; /* raw JSON body or NULL */
-    size_t body_len;
-    const char *agent_id; /* from a verified login token */
-    const char *pw_hash;  /* Argon2id of the body's "password", when it had one */
-    /* the login token's epoch, jti and expiry (ms): api.lua refuses a revoked token */
-    int64_t token_epoch;
-    const char *jti;
-    int64_t token_exp;
-} cd_api_call;
-
-/* status: the HTTP status; json: the response body (NUL-terminated; may be "null" for 204).
- * sync_cid/sync_site: a ticket whose SLA clocks need cd_conv_sla_sync, or NULL.
- * ctype: the body's content type when it is not JSON (reports as CSV: "text/csv; …"), else NULL. */
-typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, const char *sync_cid,
-                          const char *sync_site, const char *ctype);
-
-/* Route and run one API call; cb fires exactly once (also for routing errors, at once). */
-void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud);
-/* The "password" of a JSON body, copied into out (<= outsz-1 bytes): 1 if present and
- * min..128 bytes, 0 if absent, -1 if present but invalid. */
-int cd_conv_api_password(const char *body, size_t len, size_t min, char *out, size_t outsz);
-/* Paths under /api/v1/public/ take no token (call->agent_id ""): public read-only data. */
-bool cd_conv_api_is_public(const char *path);
-/* A webhook create or update that sets a "url": copied into url (< urlsz bytes) so the
- * node can refuse internal addresses before it is stored; false when the call sets none
- * (or one too long: the script refuses it). */
-bool cd_conv_api_webhook_url(const cd_api_call *call, char *url, size_t urlsz);
-/* Does this call need the caller to hash a password first? */
-bool cd_conv_api_wants_password(const cd_api_call *call);
-
 #endif

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <uv.h>
 
+#include "api/api_int.h"
 #include "chatdesk/auth.h"
 #include "chatdesk/clock.h"
 #include "chatdesk/conv.h"
@@ -114,7 +115,7 @@ static int write_response(struct lws *wsi, http_state *h)
                                     (const unsigned char *)"attachment; filename=\"chatdesk-report.csv\"", 42, &p, end))
         return -1;
     /* public read-only API (published knowledge base, …): any page may read it */
-    if (h->is_api && h->path && cd_conv_api_is_public(h->path) &&
+    if (h->is_api && h->path && cd_http__api_is_public(h->path) &&
         lws_add_http_header_by_name(
             wsi, (const unsigned char *)"access-control-allow-origin:", (const unsigned char *)"*", 1, &p, end))
         return -1;
@@ -560,7 +561,7 @@ static void api_run(api_job *j)
     cd_api_call call = {h->method,   h->path,     (const char *const *)h->args,   h->nargs,       h->body.data,
                         h->body.len, j->agent_id, j->hash_ok ? j->pw_hash : NULL, j->token_epoch, j->jti,
                         j->token_exp};
-    cd_conv_api(h->cx->st, h->cx->cfg, &call, on_api_done, j);
+    cd_http__api_run(h->cx->st, h->cx->cfg, &call, on_api_done, j);
 }
 
 static void hash_work(uv_work_t *w)
@@ -616,7 +617,7 @@ static bool webhook_url_check(http_state *h, api_job *j, const cd_api_call *call
 {
     char url[2048], host[256];
     long port = 0;
-    if (!cd_conv_api_webhook_url(call, url, sizeof url) || cd_webhook_url_target(url, host, sizeof host, &port) != 0 ||
+    if (!cd_http__api_webhook_url(call, url, sizeof url) || cd_webhook_url_target(url, host, sizeof host, &port) != 0 ||
         cd_webhook_host_allowed(h->cx->cfg->webhook_allow_hosts, host, port))
         return false; /* no URL, or one the script judges */
     const char *why = cd_webhook_ip_blocked(host);
@@ -646,7 +647,7 @@ static void api_start(http_state *h)
         json_error(h, 413, "too_large", "request body too large");
         return;
     }
-    if (cd_conv_api_is_public(h->path)) {
+    if (cd_http__api_is_public(h->path)) {
         if (!cd_node_ready(h->cx->node)) {
             json_error(h, 503, "unavailable", "node not ready, retry");
             return;
@@ -689,8 +690,9 @@ static void api_start(http_state *h)
     cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL, 0, NULL, 0};
     if (webhook_url_check(h, j, &call))
         return;
-    if (cd_conv_api_wants_password(&call)) {
-        int pw = cd_conv_api_password(h->body.data, h->body.len, CD_AUTH_PASSWORD_MIN, j->password, sizeof j->password);
+    if (cd_http__api_wants_password(&call)) {
+        int pw =
+            cd_http__api_password(h->body.data, h->body.len, CD_AUTH_PASSWORD_MIN, j->password, sizeof j->password);
         if (pw < 0) {
             h->ajob = NULL;
             api_job_free(j);
