@@ -37,12 +37,6 @@ typedef struct cd_conv_site {
     int64_t next_timer_ms; /* node-owned: when its timers need a poll (0: unknown, INT64_MAX: none) */
 } cd_conv_site;
 
-typedef struct cd_conv_assigned {
-    char agent_id[80];
-    cd_conv_ref conv;
-    char *raw; /* the conversation object */
-} cd_conv_assigned;
-
 typedef struct cd_conv_result {
     cd_err err;
     char *message;           /* error text from the script, or NULL */
@@ -74,14 +68,10 @@ typedef struct cd_conv_result {
     bool visitor_stored; /* visitor_hello: the visitor has a record (false: anonymous, none yet) */
     bool more;           /* resume: another page follows after page_last */
     int64_t page_last;   /* resume: the last seq this page covered */
-    bool sla;            /* a ticket's SLA clocks need cd_conv_sla_sync */
+    bool sla;            /* a ticket's SLA clocks need cd_ticket_sla_sync */
     char site[80];       /* msg_send: the conversation's site */
     char **frames;       /* resume: message.created frames */
     size_t n_frames;
-    cd_conv_assigned *assigned; /* agent_site: conversations given to the agent */
-    size_t n_assigned;
-    char **changed; /* presence*: agents whose status changed */
-    size_t n_changed;
     cd_conv_key *keys; /* keys_init */
     size_t n_keys;
     cd_conv_site *sites; /* sites_get; a callback may take it (set to NULL) */
@@ -123,14 +113,14 @@ typedef struct cd_conv_sent {
     cd_proto_msg msg;  /* the stored message (valid during the callback) */
     bool duplicate;
     const char *raw_message; /* duplicate: the message object as first stored */
-    bool sla;                /* a ticket's SLA clocks need cd_conv_sla_sync */
+    bool sla;                /* a ticket's SLA clocks need cd_ticket_sla_sync */
     char site[80];           /* the conversation's site */
 } cd_conv_sent;
 typedef void (*cd_conv_sent_cb)(void *ud, const cd_conv_sent *res);
 /* sites: an agent's sites as " s1 s2 " (from its verified session), "" for a visitor.
  * intervals: the conversation's site's business intervals, so a ticket's SLA clocks
  * follow the message in the same call; NULL or "" when unknown (res->sla then asks for
- * cd_conv_sla_sync). */
+ * cd_ticket_sla_sync). */
 int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *sites, const char *intervals,
                  const cd_req *req, cd_conv_sent_cb cb, void *ud);
 int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int64_t before_seq, int limit,
@@ -142,41 +132,17 @@ int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, 
 int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, cd_conv_cb cb, void *ud);
 int cd_conv_read(cd_store *st, const cd_conv_author *a, const char *cid, int64_t seq, cd_conv_cb cb, void *ud);
 int cd_conv_csat(cd_store *st, const char *site, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud);
-int cd_conv_presence(cd_store *st, const char *aid, const char *status, cd_conv_cb cb, void *ud);
 int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_conv_cb cb, void *ud);
 int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb, void *ud);
 /* To req->agent_id, or to req->team (escalation), with req->note kept as a private note. */
 int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
                      void *ud);
-/* Bring the agent's record in each of its sites in line with its global record (status,
- * name, teams, max_chats, disabled): one read, then one call per site, each of which
- * drains that site's queues while the agent is online. cb (may be NULL) fires once, after
- * the last of them, with res->assigned: the conversations the sites gave the agent. The
- * presence calls (presence, touch, sweep) run it for every agent whose status they
- * changed and fire their cb once, after those syncs. */
-int cd_conv_agent_sync(cd_store *st, const char *aid, cd_conv_cb cb, void *ud);
-/* A ch:sites notice: true when it is {"type":"agent.changed","id":…} (then the agent is
- * synced as above), false for any other notice. */
-bool cd_conv_agent_notice(cd_store *st, const char *frame, size_t len);
-/* This node vouches for the agents' live connections until expiry_ms. */
-int cd_conv_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, const char *const *agent_ids, size_t n,
-                           cd_conv_cb cb, void *ud);
-/* Expire presence: all due agents (node/agent NULL), or one node's entry for one agent. */
-int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id, cd_conv_cb cb, void *ud);
 /* Claim due timers with a lease: res->items are "kind|id". */
 int cd_conv_timers_claim(cd_store *st, const char *site, int64_t lease_ms, int max, cd_conv_cb cb, void *ud);
 /* Timer handler "autoclose|<cid>": close a conversation still resolved. */
 int cd_conv_autoclose(cd_store *st, const char *site, const char *cid, cd_conv_cb cb, void *ud);
 /* The visitor confirms a resolved conversation: closed. */
 int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, cd_conv_cb cb, void *ud);
-/* Tickets and SLA (timer handlers and clock re-alignment). */
-int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *site, const char *cid, const char *intervals,
-                           cd_conv_cb cb, void *ud);
-int cd_conv_sla_sync(cd_store *st, const char *site, const char *cid, const char *intervals, cd_conv_cb cb, void *ud);
-int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *site, const char *cid, const char *kind,
-                     const char *level, cd_conv_cb cb, void *ud);
-/* Assign waiting conversations of a site (NULL: every site) to agents with capacity. */
-int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud);
 /* by: "email" or "id"; with_convs: include the agent's open conversations. By "id" (a
  * hello) the token's epoch and jti are checked: unauthorized when revoked. */
 int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, int64_t epoch, const char *jti,

@@ -13,6 +13,7 @@
 #include "chatdesk/conv.h"
 #include "chatdesk/http.h"
 #include "chatdesk/log.h"
+#include "chatdesk/ticket.h"
 #include "chatdesk/webhook.h"
 
 typedef struct http_state http_state;
@@ -532,10 +533,11 @@ static void api_job_free(api_job *j)
     cd_free(j);
 }
 
-static void on_sla(void *ud, cd_conv_result *r)
+static void on_sla(void *ud, cd_err err, const char *message)
 {
     (void)ud;
-    (void)r;
+    (void)err;
+    (void)message;
 }
 
 static void on_api_done(void *ud, int status, const char *json, size_t len, const char *sync_cid, const char *sync_site,
@@ -543,7 +545,7 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
 {
     api_job *j = ud;
     if (sync_cid)
-        cd_conv_sla_sync(j->cx->st, sync_site, sync_cid, cd_node_intervals(j->cx->node, sync_site), on_sla, NULL);
+        cd_ticket_sla_sync(j->cx->st, sync_site, sync_cid, cd_node_intervals(j->cx->node, sync_site), on_sla, NULL);
     http_state *h = j->h;
     if (h) {
         h->ajob = NULL;

@@ -9,6 +9,8 @@
 
 #include "chatdesk/clock.h"
 #include "chatdesk/log.h"
+#include "chatdesk/presence.h"
+#include "chatdesk/route.h"
 #include "chatdesk/ticket.h"
 #include "session_int.h"
 
@@ -95,20 +97,34 @@ static void on_ignore(void *ud, cd_conv_result *r)
         cd_log_warn("background script failed: %s %s", cd_err_name(r->err), r->message ? r->message : "");
 }
 
+static void on_routed(void *ud, const cd_route_result *r)
+{
+    (void)ud;
+    if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE)
+        cd_log_warn("background script failed: %s %s", cd_err_name(r->err), r->message ? r->message : "");
+}
+
+static void on_ticket(void *ud, cd_err err, const char *message)
+{
+    (void)ud;
+    if (err != CD_ERR_OK && err != CD_ERR_UNAVAILABLE)
+        cd_log_warn("background script failed: %s %s", cd_err_name(err), message ? message : "");
+}
+
 static void on_sites_event(cd_hub_sub *sub, const cd_hub_event *ev)
 {
     cd_node *n = CD_CONTAINER_OF(sub, cd_node, sites_sub);
     /* an agent's settings or sites: its record in each of its sites follows */
-    if (ev->frame && cd_conv_agent_notice(n->st, ev->frame->data, ev->frame->len))
+    if (ev->frame && cd_route_agent_notice(n->st, ev->frame->data, ev->frame->len))
         return;
     load_sites(n);
     /* settings or capacity may have changed: assign what waits (atomic, idempotent) */
-    cd_conv_route_drain(n->st, NULL, on_ignore, NULL);
+    cd_route_drain(n->st, NULL, on_routed, NULL);
 }
 
 /* ---------- presence: this node vouches for its connected agents ---------- */
 
-static void on_touched(void *ud, cd_conv_result *r)
+static void on_touched(void *ud, const cd_route_result *r)
 {
     cd_node *n = ud;
     if (r->err != CD_ERR_OK)
@@ -125,12 +141,12 @@ static void beat(cd_node *n)
     for (cd_map_entry *e = cd_map_first(&n->agents, &it); e; e = cd_map_next(&n->agents, e, &it)) {
         ids[k++] = e->key;
         if (k == CD_ARRAY_LEN(ids)) {
-            cd_conv_presence_touch(n->st, n->node_id, expiry, ids, k, on_touched, n);
+            cd_presence_touch(n->st, n->node_id, expiry, ids, k, on_touched, n);
             k = 0;
         }
     }
     if (k)
-        cd_conv_presence_touch(n->st, n->node_id, expiry, ids, k, on_touched, n);
+        cd_presence_touch(n->st, n->node_id, expiry, ids, k, on_touched, n);
 }
 
 void cd_session__agent_up(cd_node *n, const char *aid)
@@ -141,10 +157,10 @@ void cd_session__agent_up(cd_node *n, const char *aid)
     if (c == 0) {
         const char *ids[] = {aid};
         int64_t expiry = (int64_t)cd_now_ms() + n->cfg->presence_ttl_s * 1000;
-        cd_conv_presence_touch(n->st, n->node_id, expiry, ids, 1, on_touched, n);
+        cd_presence_touch(n->st, n->node_id, expiry, ids, 1, on_touched, n);
         /* its record in each of its sites, even when the touch changed no status (a
          * record written before the agent's sites had one, or missed notices) */
-        cd_conv_agent_sync(n->st, aid, on_touched, n);
+        cd_route_agent_sync(n->st, aid, on_touched, n);
     }
 }
 
@@ -158,7 +174,7 @@ void cd_session__agent_down(cd_node *n, const char *aid)
     }
     cd_map_del(&n->agents, aid, kl);
     /* its last connection here: this node no longer vouches (offline if no other node does) */
-    cd_conv_presence_sweep(n->st, n->node_id, aid, on_ignore, NULL);
+    cd_presence_sweep(n->st, n->node_id, aid, on_routed, NULL);
 }
 
 /* ---------- timers: claim due deadlines with a lease, run their handlers ---------- */
@@ -183,11 +199,11 @@ static void run_timer(cd_node *n, const char *site, const char *item)
         return;
     }
     if (strcmp(buf, "unanswered") == 0 && f2) {
-        cd_conv_ticket_convert(n->st, n->cfg, f1, f2, cd_session__intervals(n, f1), on_ignore, NULL);
+        cd_ticket_convert(n->st, n->cfg, f1, f2, cd_session__intervals(n, f1), on_ticket, NULL);
         return;
     }
     if ((strcmp(buf, "slawarn") == 0 || strcmp(buf, "slabreach") == 0) && f2) {
-        cd_conv_sla_fire(n->st, n->cfg, site, f1, f2, buf[3] == 'w' ? "warn" : "breach", on_ignore, NULL);
+        cd_ticket_sla_fire(n->st, n->cfg, site, f1, f2, buf[3] == 'w' ? "warn" : "breach", on_ticket, NULL);
         return;
     }
     if (strcmp(buf, "rule") == 0 && f2) { /* "rule|<site>|<rule id>|<cid>": automation rules */
@@ -379,7 +395,7 @@ static void periodic(cd_node *n, uint64_t now)
     }
     if (now - n->last_presence_sweep >= 2000) {
         n->last_presence_sweep = now;
-        cd_conv_presence_sweep(n->st, NULL, NULL, on_ignore, NULL);
+        cd_presence_sweep(n->st, NULL, NULL, on_routed, NULL);
     }
     if (n->timer_polls == 0 && now - n->last_timer_poll >= (uint64_t)n->cfg->timer_poll_ms) {
         n->last_timer_poll = now;

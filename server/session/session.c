@@ -5,6 +5,8 @@
 
 #include "chatdesk/clock.h"
 #include "chatdesk/log.h"
+#include "chatdesk/presence.h"
+#include "chatdesk/ticket.h"
 #include "session_int.h"
 
 /* ---------- lifetime ---------- */
@@ -307,13 +309,13 @@ static void on_event(cd_hub_sub *hs, const cd_hub_event *ev)
     enqueue(s, cd_frame_ref(ev->frame));
 }
 
-void cd_session__handover(cd_node *n, const cd_conv_assigned *as)
+void cd_session__handover(cd_node *n, const cd_route_assigned *as)
 {
     for (cd_session *s = n->sessions; s; s = s->next) {
         if (s->role != CD_SESSION_AGENT || s->state != SESS_ACTIVE || strcmp(s->id, as->agent_id) != 0 ||
-            find_conv(s, as->conv.id))
+            find_conv(s, as->cid))
             continue;
-        backfill(join_conv(s, as->conv.id, as->conv.last_seq));
+        backfill(join_conv(s, as->cid, as->last_seq));
         cd_frame *f = cd_frame_create(strlen(as->raw) + 48);
         cd_frame_append_str(f, "{\"type\":\"conversation.assigned\",\"conversation\":");
         cd_frame_append_str(f, as->raw);
@@ -840,11 +842,24 @@ fail:
 
 /* ---------- requests after hello ---------- */
 
-static void on_sla_synced(void *ud, cd_conv_result *r)
+static void on_sla_synced(void *ud, cd_err err, const char *message)
 {
     (void)ud;
-    if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE)
-        cd_log_warn("sla sync failed: %s", cd_err_name(r->err));
+    (void)message;
+    if (err != CD_ERR_OK && err != CD_ERR_UNAVAILABLE)
+        cd_log_warn("sla sync failed: %s", cd_err_name(err));
+}
+
+/* presence.set: a plain ok once the agent's status and its site records are written. */
+static void on_presence_set(void *ud, const cd_route_result *r)
+{
+    op *o = ud;
+    cd_session *s = o->s;
+    if (s->conn && r->err != CD_ERR_OK)
+        send_error(s, RID(o), r->err, r->message ? r->message : cd_err_name(r->err));
+    else if (s->conn && o->has_rid)
+        send_ok(s, RID(o), 0, NULL, NULL);
+    op_done(o);
 }
 
 static void on_plain(void *ud, cd_conv_result *r)
@@ -853,7 +868,7 @@ static void on_plain(void *ud, cd_conv_result *r)
     cd_session *s = o->s;
     /* a ticket's SLA clocks follow its state (pause while pending, next response...) */
     if (r->err == CD_ERR_OK && r->sla && r->site[0])
-        cd_conv_sla_sync(s->node->st, r->site, o->cid, cd_session__intervals(s->node, r->site), on_sla_synced, NULL);
+        cd_ticket_sla_sync(s->node->st, r->site, o->cid, cd_session__intervals(s->node, r->site), on_sla_synced, NULL);
     if (r->err == CD_ERR_OK && o->type == CD_FRAME_CONV_START) {
         cd_free(s->profile); /* the visitor's record exists now */
         s->profile = NULL;
@@ -905,7 +920,6 @@ static void on_plain(void *ud, cd_conv_result *r)
         send_ok(s, RID(o), 1, keys, raws);
         break;
     }
-    case CD_FRAME_PRESENCE_SET:
     case CD_FRAME_READ:
     case CD_FRAME_TYPING:
     default:
@@ -922,7 +936,7 @@ static void on_sent(void *ud, const cd_conv_sent *r)
     op *o = ud;
     cd_session *s = o->s;
     if (r->err == CD_ERR_OK && r->sla && r->site[0])
-        cd_conv_sla_sync(s->node->st, r->site, o->cid, cd_session__intervals(s->node, r->site), on_sla_synced, NULL);
+        cd_ticket_sla_sync(s->node->st, r->site, o->cid, cd_session__intervals(s->node, r->site), on_sla_synced, NULL);
     if (!s->conn) {
         op_done(o);
         return;
@@ -1011,7 +1025,7 @@ static void handle_request(cd_session *s, const cd_req *req)
     case CD_FRAME_PRESENCE_SET:
         if (!agent)
             goto forbidden;
-        rc = cd_conv_presence(n->st, s->id, req->status, on_plain, o);
+        rc = cd_presence_set(n->st, s->id, req->status, on_presence_set, o);
         break;
     case CD_FRAME_CONV_ACCEPT:
         if (!agent)

@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "chatdesk/conv.h"
+#include "chatdesk/route.h"
 #include "chatdesk/session.h"
 
 typedef enum sess_state { SESS_AWAIT_HELLO, SESS_HELLO_PENDING, SESS_ACTIVE, SESS_CLOSING } sess_state;
@@ -131,6 +132,6 @@ void cd_session__agent_up(cd_node *n, const char *aid);
 void cd_session__agent_down(cd_node *n, const char *aid);
 /* Conversations given to an agent by a script this node ran: its sessions here follow
  * them and get conversation.assigned, unless the bus event got there first. */
-void cd_session__handover(cd_node *n, const cd_conv_assigned *as);
+void cd_session__handover(cd_node *n, const cd_route_assigned *as);
 
 #endif
