@@ -13,6 +13,7 @@
 #include "chatdesk/proto.h"
 #include "chatdesk/store.h"
 #include "chatdesk/ticket.h"
+#include "chatdesk/timers.h"
 
 typedef struct cd_conv_ref {
     char id[160];
@@ -34,7 +35,6 @@ typedef struct cd_conv_site {
     cd_sla_calendar calendar; /* business hours of the site's SLA (24x7 when unset) */
     char *intervals;          /* cached business intervals (node-owned), or NULL */
     int64_t intervals_from, intervals_to;
-    int64_t next_timer_ms; /* node-owned: when its timers need a poll (0: unknown, INT64_MAX: none) */
 } cd_conv_site;
 
 typedef struct cd_conv_result {
@@ -48,10 +48,7 @@ typedef struct cd_conv_result {
     char *raw_messages;      /* "messages" array */
     char *raw_queue;         /* agent_get: "queue" array of waiting conversations */
     char *raw_site_config;   /* visitor_hello: what the widget shows */
-    char **items;            /* timers_claim: "kind|id" */
-    size_t n_items;
-    int64_t next_due;   /* timers_claim: the site's next timer or lease expiry (ms), -1: none */
-    cd_conv_ref *convs; /* ids in "conversations" (or the one "conversation") */
+    cd_conv_ref *convs;      /* ids in "conversations" (or the one "conversation") */
     size_t n_convs;
     char visitor_id[80];
     char agent_id[80];
@@ -137,10 +134,10 @@ int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_
 /* To req->agent_id, or to req->team (escalation), with req->note kept as a private note. */
 int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
                      void *ud);
-/* Claim due timers with a lease: res->items are "kind|id". */
-int cd_conv_timers_claim(cd_store *st, const char *site, int64_t lease_ms, int max, cd_conv_cb cb, void *ud);
-/* Timer handler "autoclose|<cid>": close a conversation still resolved. */
+/* Timer "autoclose|<cid>": close a conversation still resolved. */
 int cd_conv_autoclose(cd_store *st, const char *site, const char *cid, cd_conv_cb cb, void *ud);
+/* Registers the conversation timer kinds ("autoclose"). */
+void cd_conv_timers_register(cd_timers *t, cd_store *st);
 /* The visitor confirms a resolved conversation: closed. */
 int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, cd_conv_cb cb, void *ud);
 /* by: "email" or "id"; with_convs: include the agent's open conversations. By "id" (a

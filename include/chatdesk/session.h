@@ -14,6 +14,7 @@
 #include "chatdesk/hub.h"
 #include "chatdesk/proto.h"
 #include "chatdesk/store.h"
+#include "chatdesk/timers.h"
 
 struct uv_loop_s;
 typedef struct cd_session cd_session;
@@ -53,6 +54,8 @@ bool cd_node_ready(const cd_node *n); /* keys loaded */
 /* A site's business intervals for SLA scripts ("*" for 24x7 or an unknown site). */
 const char *cd_node_intervals(cd_node *n, const char *site_key);
 const cd_auth_keyring *cd_node_keys(const cd_node *n);
+/* The node's timer poller: modules register their kinds on it at start-up. */
+cd_timers *cd_node_timers(cd_node *n);
 const cd_proto_limits *cd_node_limits(const cd_node *n);
 void cd_node_set_draining(cd_node *n);
 bool cd_node_draining(const cd_node *n);

@@ -16,6 +16,7 @@
 #include "chatdesk/base.h"
 #include "chatdesk/config.h"
 #include "chatdesk/store.h"
+#include "chatdesk/timers.h"
 
 #define CD_SLA_MAX_RANGES 4 /* opening ranges per weekday */
 #define CD_SLA_MAX_HOLIDAYS 64
@@ -54,6 +55,12 @@ typedef void (*cd_ticket_cb)(void *ud, cd_err err, const char *message);
 
 /* Each call: 0 and cb (may be NULL) fires once, or -1 when Redis is unavailable (cb never
  * fires). intervals: the site's business intervals (cd_sla_intervals), NULL for 24x7. */
+/* The site's business intervals for the SLA scripts ("*" for 24x7 or an unknown site). */
+typedef const char *(*cd_ticket_intervals_fn)(void *ud, const char *site);
+/* Registers the ticket timer kinds: "unanswered|<site>|<cid>" (cd_ticket_convert),
+ * "slawarn|<cid>|<clock>" and "slabreach|<cid>|<clock>" (cd_ticket_sla_fire). */
+void cd_ticket_timers_register(cd_timers *t, cd_store *st, const cd_config *cfg, cd_ticket_intervals_fn intervals,
+                               void *iv_ud);
 /* Timer "unanswered": the conversation nobody answered becomes a ticket. */
 int cd_ticket_convert(cd_store *st, const cd_config *cfg, const char *site, const char *cid, const char *intervals,
                       cd_ticket_cb cb, void *ud);

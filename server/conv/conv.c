@@ -82,7 +82,6 @@ static void result_cleanup(cd_conv_result *r)
     free(r->raw_messages);
     free(r->raw_queue);
     free(r->raw_site_config);
-    free_strs(r->items, r->n_items);
     cd_free(r->keys);
     cd_conv_sites_free(r->sites, r->n_sites);
     cd_free(r->convs);
@@ -127,11 +126,6 @@ static void parse_ok(cd_conv_result *r, json_t *root)
         r->raw_queue = dump(v);
     if ((v = json_object_get(root, "site_config")))
         r->raw_site_config = dump(v);
-    if ((v = json_object_get(root, "timers"))) {
-        r->items = str_array(v, &r->n_items);
-        json_t *nx = json_object_get(root, "next");
-        r->next_due = json_is_integer(nx) ? json_integer_value(nx) : -1;
-    }
     if ((v = json_object_get(root, "pw")) && json_is_string(v))
         r->pw = cd_strdup(json_string_value(v));
     r->fails = json_integer_value(json_object_get(root, "fails"));
@@ -552,21 +546,33 @@ int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a
     return run_conv(st, "conv_transfer", a->site, req->conversation_id, 9, args, cb, ud);
 }
 
-int cd_conv_timers_claim(cd_store *st, const char *site, int64_t lease_ms, int max, cd_conv_cb cb, void *ud)
-{
-    char now[24], lease[24], mx[24];
-    const char *args[] = {I64(now, cd_now_ms()), I64(lease, lease_ms), I64(mx, max)};
-    cd_key kt, kl;
-    const char *keys[] = {cd_key_tagged(&kt, cd_store_prefix(st), site, "timers"),
-                          cd_key_tagged(&kl, cd_store_prefix(st), site, "timers:leased")};
-    return run(st, "timers_claim", 2, keys, 3, args, cb, ud);
-}
-
 int cd_conv_autoclose(cd_store *st, const char *site, const char *cid, cd_conv_cb cb, void *ud)
 {
     char now[24];
     const char *args[] = {cid, I64(now, cd_now_ms())};
     return run_conv(st, "conv_autoclose", site, cid, 2, args, cb, ud);
+}
+
+static void on_autoclosed(void *ud, cd_conv_result *r)
+{
+    (void)ud;
+    if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE)
+        cd_log_warn("autoclose failed: %s %s", cd_err_name(r->err), r->message ? r->message : "");
+}
+
+/* "autoclose|<cid>" */
+static void on_autoclose_timer(void *ud, const char *site, const char *arg)
+{
+    if (strchr(arg, '|')) {
+        cd_log_warn("timer of unknown kind: autoclose|%s", arg);
+        return;
+    }
+    cd_conv_autoclose(ud, site, arg, on_autoclosed, NULL);
+}
+
+void cd_conv_timers_register(cd_timers *t, cd_store *st)
+{
+    cd_timers_register(t, "autoclose", on_autoclose_timer, st);
 }
 
 int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, cd_conv_cb cb, void *ud)

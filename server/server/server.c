@@ -10,12 +10,14 @@
 #include "server_int.h"
 
 #include "chatdesk/bus.h"
+#include "chatdesk/conv.h"
 #include "chatdesk/hub.h"
 #include "chatdesk/log.h"
 #include "chatdesk/net.h"
 #include "chatdesk/server.h"
 #include "chatdesk/session.h"
 #include "chatdesk/store.h"
+#include "chatdesk/ticket.h"
 #include "chatdesk/webhook.h"
 #include "chatdesk/ws.h"
 
@@ -144,6 +146,11 @@ static const char *find_static_dir(const cd_config *cfg, char *buf, size_t n)
     return NULL;
 }
 
+static const char *site_intervals(void *node, const char *site)
+{
+    return cd_node_intervals(node, site);
+}
+
 int cd_server_run(cd_config *cfg)
 {
     static server sv;
@@ -175,6 +182,9 @@ int cd_server_run(cd_config *cfg)
     sv.webhook = cd_webhook_create(&sv.loop, cfg, sv.st);
     if (!sv.bus || !sv.node || !sv.webhook)
         return 2;
+    /* each module's timer kinds (the rules consumer's is the node's own) */
+    cd_conv_timers_register(cd_node_timers(sv.node), sv.st);
+    cd_ticket_timers_register(cd_node_timers(sv.node), sv.st, cfg, site_intervals, sv.node);
 
     static const struct lws_protocols protocols[] = {
         /* rx buffer 1 KiB: idle connections stay small; larger frames arrive in pieces and

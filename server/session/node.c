@@ -59,6 +59,11 @@ static void on_sites(void *ud, cd_conv_result *r)
         r->n_sites = 0;
         n->sites_loaded_at = cd_mono_ms();
         cd_log_debug("site cache loaded sites=%zu", n->n_sites);
+        const char **keys = cd_calloc(n->n_sites + 1, sizeof *keys);
+        for (size_t i = 0; i < n->n_sites; i++)
+            keys[i] = n->sites[i].key;
+        cd_timers_set_sites(n->timers, keys, n->n_sites); /* each site is polled once now */
+        cd_free(keys);
     }
     if (n->sites_again) {
         n->sites_again = false;
@@ -90,25 +95,11 @@ static void on_sweep(uv_timer_t *t)
     }
 }
 
-static void on_ignore(void *ud, cd_conv_result *r)
-{
-    (void)ud;
-    if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE)
-        cd_log_warn("background script failed: %s %s", cd_err_name(r->err), r->message ? r->message : "");
-}
-
 static void on_routed(void *ud, const cd_route_result *r)
 {
     (void)ud;
     if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE)
         cd_log_warn("background script failed: %s %s", cd_err_name(r->err), r->message ? r->message : "");
-}
-
-static void on_ticket(void *ud, cd_err err, const char *message)
-{
-    (void)ud;
-    if (err != CD_ERR_OK && err != CD_ERR_UNAVAILABLE)
-        cd_log_warn("background script failed: %s %s", cd_err_name(err), message ? message : "");
 }
 
 static void on_sites_event(cd_hub_sub *sub, const cd_hub_event *ev)
@@ -177,109 +168,37 @@ void cd_session__agent_down(cd_node *n, const char *aid)
     cd_presence_sweep(n->st, n->node_id, aid, on_routed, NULL);
 }
 
-/* ---------- timers: claim due deadlines with a lease, run their handlers ---------- */
+/* ---------- timers: the rules consumer's kind; the poller is timers/ ---------- */
 
-/* Timer members of site's P{s:<site>}:timers: "autoclose|<cid>", "unanswered|<site>|<cid>",
- * "slawarn|<cid>|<kind>", "slabreach|<cid>|<kind>", "rule|<site>|<rule id>|<cid>". The
- * site is that of the zset, so a conversation id without its site (one of the previous
- * release) still names the right key. */
-static void run_timer(cd_node *n, const char *site, const char *item)
+/* "rule|<site>|<rule id>|<cid>": an automation rule's time trigger (rules_pump.c). */
+static void on_rule_timer(void *ud, const char *site, const char *arg)
 {
     char buf[256];
-    cd_strlcpy(buf, item, sizeof buf);
-    char *f1 = strchr(buf, '|');
-    char *f2 = f1 ? strchr(f1 + 1, '|') : NULL;
-    if (!f1)
-        goto unknown;
-    *f1++ = '\0';
-    if (f2)
-        *f2++ = '\0';
-    if (strcmp(buf, "autoclose") == 0 && !f2) {
-        cd_conv_autoclose(n->st, site, f1, on_ignore, NULL);
+    (void)site;
+    cd_strlcpy(buf, arg, sizeof buf);
+    char *rest = strchr(buf, '|');
+    if (!rest) {
+        cd_log_warn("timer of unknown kind: rule|%s", arg);
         return;
     }
-    if (strcmp(buf, "unanswered") == 0 && f2) {
-        cd_ticket_convert(n->st, n->cfg, f1, f2, cd_session__intervals(n, f1), on_ticket, NULL);
-        return;
-    }
-    if ((strcmp(buf, "slawarn") == 0 || strcmp(buf, "slabreach") == 0) && f2) {
-        cd_ticket_sla_fire(n->st, n->cfg, site, f1, f2, buf[3] == 'w' ? "warn" : "breach", on_ticket, NULL);
-        return;
-    }
-    if (strcmp(buf, "rule") == 0 && f2) { /* "rule|<site>|<rule id>|<cid>": automation rules */
-        cd_session__rules_timer(n, f1, f2);
-        return;
-    }
-unknown:
-    cd_log_warn("timer of unknown kind: %s", item);
+    *rest++ = '\0';
+    cd_session__rules_timer(ud, buf, rest);
 }
 
-#define TIMER_BATCH 50
-
-typedef struct timer_poll {
-    cd_node *n;
-    char site[];
-} timer_poll;
-
-/* the site cache's entry for key[0..len) (cd_session__site for a NUL-terminated key) */
-static cd_conv_site *site_of(cd_node *n, const char *key, size_t len)
-{
-    for (size_t i = 0; i < n->n_sites; i++)
-        if (strncmp(n->sites[i].key, key, len) == 0 && n->sites[i].key[len] == '\0')
-            return &n->sites[i];
-    return NULL;
-}
-
-static void on_timers(void *ud, cd_conv_result *r)
-{
-    timer_poll *tp = ud;
-    cd_node *n = tp->n;
-    if (n->timer_polls > 0)
-        n->timer_polls--;
-    for (size_t i = 0; r->err == CD_ERR_OK && i < r->n_items; i++)
-        run_timer(n, tp->site, r->items[i]);
-    cd_conv_site *s = site_of(n, tp->site, strlen(tp->site));
-    /* a full batch: more may be due now; else sleep until the next timer or a notice */
-    if (s && r->err == CD_ERR_OK && r->n_items < TIMER_BATCH)
-        s->next_timer_ms = r->next_due < 0 ? INT64_MAX : r->next_due;
-    cd_free(tp);
-}
-
-/* "T <site> <due>" on the timers channel (timer_set in _common.lua): poll that site by then. */
+/* "T <site> <due>" on the timers channel (timer_set in _common.lua). */
 static void on_timer_notice(cd_hub_sub *sub, const cd_hub_event *ev)
 {
     cd_node *n = CD_CONTAINER_OF(sub, cd_node, timers_sub);
-    const char *p = ev->frame->data, *end = p + ev->frame->len;
-    if (ev->frame->len < 4 || p[0] != 'T' || p[1] != ' ')
-        return;
-    const char *site = p + 2, *sp = memchr(site, ' ', (size_t)(end - site));
-    if (!sp)
-        return;
-    cd_conv_site *s = site_of(n, site, (size_t)(sp - site));
-    int64_t due = strtoll(sp + 1, NULL, 10);
-    if (s && s->next_timer_ms != 0 && due < s->next_timer_ms)
-        s->next_timer_ms = due;
+    cd_timers_notice(n->timers, ev->frame->data, ev->frame->len);
 }
 
-/* A timers_claim call for each site whose timers may be due (each runs in its site's
- * slot): sites are polled when a notice or their last claim says a timer is due, and all
- * of them after each site cache reload (site_cache_refresh_s), which also covers a
- * notice lost while the bus was down. Idle sites cost nothing in between. */
-static void timers_poll(cd_node *n)
+/* the site cache's entry for key, or NULL */
+static cd_conv_site *site_of(cd_node *n, const char *key)
 {
-    int64_t now = (int64_t)cd_now_ms();
-    for (size_t i = 0; i < n->n_sites; i++) {
-        if (n->sites[i].next_timer_ms != 0 && now < n->sites[i].next_timer_ms)
-            continue;
-        size_t l = strlen(n->sites[i].key);
-        timer_poll *tp = cd_malloc(sizeof *tp + l + 1);
-        tp->n = n;
-        memcpy(tp->site, n->sites[i].key, l + 1);
-        if (cd_conv_timers_claim(n->st, tp->site, n->cfg->timer_lease_ms, TIMER_BATCH, on_timers, tp) == 0)
-            n->timer_polls++;
-        else
-            cd_free(tp);
-    }
+    for (size_t i = 0; i < n->n_sites; i++)
+        if (strcmp(n->sites[i].key, key) == 0)
+            return &n->sites[i];
+    return NULL;
 }
 
 /* ---------- event consumers ---------- */
@@ -397,10 +316,7 @@ static void periodic(cd_node *n, uint64_t now)
         n->last_presence_sweep = now;
         cd_presence_sweep(n->st, NULL, NULL, on_routed, NULL);
     }
-    if (n->timer_polls == 0 && now - n->last_timer_poll >= (uint64_t)n->cfg->timer_poll_ms) {
-        n->last_timer_poll = now;
-        timers_poll(n);
-    }
+    cd_timers_tick(n->timers, now);
     pumps_poll(n, now);
     ops_poll(n, now);
     cd_session__rules_poll(n, now); /* automation rules: C decides between read and apply */
@@ -463,6 +379,8 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     uv_timer_start(&n->sweep, on_sweep, 100, 100);
     cd_hub_join(hub, &n->sites_sub, "sites", on_sites_event);
     cd_hub_join(hub, &n->timers_sub, "timers", on_timer_notice);
+    n->timers = cd_timers_create(cfg, st);
+    cd_timers_register(n->timers, "rule", on_rule_timer, n);
     for (size_t i = 0; event_pumps[i] && i < CD_NODE_MAX_PUMPS; i++) {
         n->pumps[i].n = n;
         n->pumps[i].script = event_pumps[i];
@@ -475,6 +393,7 @@ static void on_sweep_closed(uv_handle_t *h)
 {
     cd_node *n = h->data;
     cd_map_cleanup(&n->agents);
+    cd_timers_destroy(n->timers);
     cd_conv_sites_free(n->sites, n->n_sites);
     cd_free(n->ops_text);
     for (size_t i = 0; i < n->n_agent_origins; i++)
@@ -503,7 +422,7 @@ static void on_events_config(void *ud, cd_conv_result *r)
 void cd_node_on_store(cd_node *n, bool up)
 {
     if (!up) {
-        n->timer_polls = 0;
+        cd_timers_on_store(n->timers, false);
         n->ops_busy = false;
         for (size_t i = 0; i < CD_NODE_MAX_PUMPS; i++)
             n->pumps[i].busy = false;
@@ -536,7 +455,7 @@ void cd_node_sites_changed(cd_node *n)
 
 const cd_conv_site *cd_session__site(cd_node *n, const char *key)
 {
-    return site_of(n, key, strlen(key));
+    return site_of(n, key);
 }
 
 const char *cd_session__intervals(cd_node *n, const char *site_key)
@@ -611,6 +530,11 @@ bool cd_node_agent_origin_allowed(cd_node *n, const char *origin, const char *ho
 const char *cd_node_intervals(cd_node *n, const char *site_key)
 {
     return cd_session__intervals(n, site_key);
+}
+
+cd_timers *cd_node_timers(cd_node *n)
+{
+    return n->timers;
 }
 
 bool cd_node_ready(const cd_node *n)

@@ -101,8 +101,8 @@ struct cd_node {
     cd_node_stats stats;
     char node_id[128];
     cd_map agents; /* agent id -> live local connections (uintptr_t) */
-    uint64_t last_beat, last_presence_sweep, last_timer_poll;
-    int timer_polls; /* timers_claim calls in flight (one per site of the site cache) */
+    uint64_t last_beat, last_presence_sweep;
+    cd_timers *timers; /* the timer poller and its kind -> handler registry */
     struct cd_event_pump {
         cd_node *n;
         const char *script;

@@ -3,7 +3,10 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include <string.h>
+
 #include "chatdesk/clock.h"
+#include "chatdesk/log.h"
 #include "chatdesk/ticket.h"
 
 #define I64(buf, v) (snprintf(buf, sizeof buf, "%lld", (long long)(v)), buf)
@@ -63,4 +66,78 @@ int cd_ticket_sla_fire(cd_store *st, const cd_config *cfg, const char *site, con
     cd_id_new("m", note_id, sizeof note_id);
     const char *args[] = {cid, kind, level, I64(now, cd_now_ms()), "*", note_id, I64(retain, cfg->history_retain)};
     return run(st, "sla_fire", site, cid, 7, args, cb, ud);
+}
+
+/* ---- timer handlers ---- */
+
+typedef struct timer_ctx {
+    cd_store *st;
+    const cd_config *cfg;
+    cd_ticket_intervals_fn intervals;
+    void *iv_ud;
+} timer_ctx;
+
+static void on_fired(void *ud, cd_err err, const char *message)
+{
+    (void)ud;
+    if (err != CD_ERR_OK && err != CD_ERR_UNAVAILABLE)
+        cd_log_warn("ticket timer failed: %s %s", cd_err_name(err), message ? message : "");
+}
+
+/* arg "<a>|<b>" into a and b (false when it has no '|'). */
+static bool split2(const char *arg, char *a, size_t asz, char *b, size_t bsz)
+{
+    const char *bar = strchr(arg, '|');
+    if (!bar || (size_t)(bar - arg) >= asz)
+        return false;
+    memcpy(a, arg, (size_t)(bar - arg));
+    a[bar - arg] = '\0';
+    cd_strlcpy(b, bar + 1, bsz);
+    return true;
+}
+
+/* "unanswered|<site>|<cid>": the site is the member's (the ticket's clocks count in it). */
+static void on_unanswered(void *ud, const char *site, const char *arg)
+{
+    timer_ctx *c = ud;
+    char tsite[80], cid[160];
+    (void)site;
+    if (!split2(arg, tsite, sizeof tsite, cid, sizeof cid)) {
+        cd_log_warn("timer of unknown kind: unanswered|%s", arg);
+        return;
+    }
+    cd_ticket_convert(c->st, c->cfg, tsite, cid, c->intervals(c->iv_ud, tsite), on_fired, NULL);
+}
+
+static void sla_fire(timer_ctx *c, const char *site, const char *arg, const char *level)
+{
+    char cid[160], clock[40];
+    if (!split2(arg, cid, sizeof cid, clock, sizeof clock)) {
+        cd_log_warn("timer of unknown kind: sla %s|%s", level, arg);
+        return;
+    }
+    cd_ticket_sla_fire(c->st, c->cfg, site, cid, clock, level, on_fired, NULL);
+}
+
+static void on_slawarn(void *ud, const char *site, const char *arg)
+{
+    sla_fire(ud, site, arg, "warn");
+}
+
+static void on_slabreach(void *ud, const char *site, const char *arg)
+{
+    sla_fire(ud, site, arg, "breach");
+}
+
+void cd_ticket_timers_register(cd_timers *t, cd_store *st, const cd_config *cfg, cd_ticket_intervals_fn intervals,
+                               void *iv_ud)
+{
+    timer_ctx *c = cd_timers_context(t, sizeof *c);
+    c->st = st;
+    c->cfg = cfg;
+    c->intervals = intervals;
+    c->iv_ud = iv_ud;
+    cd_timers_register(t, "unanswered", on_unanswered, c);
+    cd_timers_register(t, "slawarn", on_slawarn, c);
+    cd_timers_register(t, "slabreach", on_slabreach, c);
 }
