@@ -22,21 +22,6 @@ typedef struct cd_conv_ref {
     char epoch[80];
 } cd_conv_ref;
 
-typedef struct cd_conv_key {
-    char kid[24];
-    char hex[72];
-} cd_conv_key;
-
-typedef struct cd_conv_site {
-    char *key;
-    char **origins;
-    size_t n_origins;
-    char *secret;             /* "" when identity verification is off */
-    cd_sla_calendar calendar; /* business hours of the site's SLA (24x7 when unset) */
-    char *intervals;          /* cached business intervals (node-owned), or NULL */
-    int64_t intervals_from, intervals_to;
-} cd_conv_site;
-
 typedef struct cd_conv_result {
     cd_err err;
     char *message;           /* error text from the script, or NULL */
@@ -69,13 +54,7 @@ typedef struct cd_conv_result {
     char site[80];       /* msg_send: the conversation's site */
     char **frames;       /* resume: message.created frames */
     size_t n_frames;
-    cd_conv_key *keys; /* keys_init */
-    size_t n_keys;
-    cd_conv_site *sites; /* sites_get; a callback may take it (set to NULL) */
-    size_t n_sites;
 } cd_conv_result;
-
-void cd_conv_sites_free(cd_conv_site *sites, size_t n);
 
 typedef void (*cd_conv_cb)(void *ud, cd_conv_result *res);
 
@@ -147,9 +126,7 @@ int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with
 /* Count a login attempt of the account (ok false: before its password is checked; the
  * reply's fails counts it) or reset the count after a success (ok true). */
 int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud);
-int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud);
 /* How long applied events stay in the stream (events_retain_s, in ms). */
 int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *ud);
-int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud);
 
 #endif

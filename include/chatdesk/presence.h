@@ -8,8 +8,11 @@
 #ifndef CHATDESK_PRESENCE_H
 #define CHATDESK_PRESENCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "chatdesk/config.h"
 
 #include "chatdesk/route.h"
 #include "chatdesk/store.h"
@@ -22,5 +25,25 @@ int cd_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, const c
                       cd_route_cb cb, void *ud);
 /* Expire presence: all due agents (node/agent NULL), or one node's entry for one agent. */
 int cd_presence_sweep(cd_store *st, const char *node, const char *agent_id, cd_route_cb cb, void *ud);
+
+/* ---- this node's agents (presence_local.c) ---- */
+
+/* The agents with a live connection on this node, and the node's vouching for them. */
+typedef struct cd_presence_local cd_presence_local;
+/* on_assigned (may be NULL) hears every conversation the syncs these calls started gave
+ * to an agent, so the node can hand it to the agent's sessions at once. */
+cd_presence_local *cd_presence_local_create(cd_store *st, const cd_config *cfg, const char *node_id,
+                                            cd_route_cb on_assigned, void *ud);
+/* Replies still in flight find it gone; the memory goes with the last of them. */
+void cd_presence_local_destroy(cd_presence_local *p);
+/* A connection of the agent became active / went away here. The first one touches its
+ * presence and syncs its site records; the last one drops this node's entry. */
+void cd_presence_agent_up(cd_presence_local *p, const char *aid);
+void cd_presence_agent_down(cd_presence_local *p, const char *aid);
+/* The cron tick (store up only): touch every local agent each presence_beat_s, and
+ * expire what no node renewed every 2 s. */
+void cd_presence_tick(cd_presence_local *p, uint64_t now);
+/* The store came back: touch at the next tick. */
+void cd_presence_on_store(cd_presence_local *p, bool up);
 
 #endif

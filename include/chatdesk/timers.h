@@ -39,7 +39,7 @@ void *cd_timers_context(cd_timers *t, size_t size);
 void cd_timers_set_sites(cd_timers *t, const char *const *sites, size_t n);
 /* A "T <site> <due>" notice from the timers channel: poll that site by then. */
 void cd_timers_notice(cd_timers *t, const char *data, size_t len);
-/* The cron tick: every timer_poll_ms, one claim per site whose timers may be due. */
+/* The cron tick (store up only): every timer_poll_ms, one claim per site whose timers may be due. */
 void cd_timers_tick(cd_timers *t, uint64_t now);
 /* The store went down: the claims in flight are forgotten (their callbacks still come). */
 void cd_timers_on_store(cd_timers *t, bool up);

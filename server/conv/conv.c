@@ -60,17 +60,6 @@ static void free_strs(char **a, size_t n)
     cd_free(a);
 }
 
-void cd_conv_sites_free(cd_conv_site *sites, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        cd_free(sites[i].key);
-        cd_free(sites[i].secret);
-        cd_free(sites[i].intervals);
-        free_strs(sites[i].origins, sites[i].n_origins);
-    }
-    cd_free(sites);
-}
-
 static void result_cleanup(cd_conv_result *r)
 {
     free(r->message);
@@ -82,8 +71,6 @@ static void result_cleanup(cd_conv_result *r)
     free(r->raw_messages);
     free(r->raw_queue);
     free(r->raw_site_config);
-    cd_free(r->keys);
-    cd_conv_sites_free(r->sites, r->n_sites);
     cd_free(r->convs);
     free_strs(r->agent_sites, r->n_agent_sites);
     free_strs(r->frames, r->n_frames);
@@ -148,51 +135,6 @@ static void parse_ok(cd_conv_result *r, json_t *root)
     if (!r->site[0] && r->n_convs)
         cd_strlcpy(r->site, r->convs[0].site, sizeof r->site);
     r->frames = str_array(json_object_get(root, "frames"), &r->n_frames);
-    if ((v = json_object_get(root, "sites")) && json_is_array(v)) {
-        size_t i;
-        json_t *s;
-        r->sites = cd_calloc(json_array_size(v) + 1, sizeof *r->sites);
-        json_array_foreach(v, i, s)
-        {
-            cd_conv_site *site = &r->sites[r->n_sites];
-            if (!json_is_string(json_object_get(s, "key")))
-                continue;
-            site->key = cd_strdup(json_string_value(json_object_get(s, "key")));
-            json_t *sec = json_object_get(s, "identity_secret");
-            site->secret = cd_strdup(json_is_string(sec) ? json_string_value(sec) : "");
-            site->origins = str_array(json_object_get(s, "origins"), &site->n_origins);
-            json_t *sla = json_object_get(s, "sla");
-            char err[160];
-            json_t *cal = NULL;
-            if (json_is_string(sla) && json_string_length(sla) > 0) {
-                json_t *cfgj = json_loads(json_string_value(sla), 0, NULL);
-                cal = json_object_get(cfgj, "calendar");
-                char *caltext = cal ? json_dumps(cal, JSON_COMPACT) : NULL;
-                if (cd_sla_calendar_parse(caltext, &site->calendar, err, sizeof err) != 0) {
-                    cd_log_warn("site %s: bad SLA calendar (%s); counting 24x7", site->key, err);
-                    cd_sla_calendar_parse(NULL, &site->calendar, err, sizeof err);
-                }
-                free(caltext);
-                json_decref(cfgj);
-            } else {
-                cd_sla_calendar_parse(NULL, &site->calendar, err, sizeof err);
-            }
-            r->n_sites++;
-        }
-    }
-    if ((v = json_object_get(root, "keys")) && json_is_object(v)) {
-        const char *k;
-        json_t *hex;
-        r->keys = cd_calloc(json_object_size(v) + 1, sizeof *r->keys);
-        json_object_foreach(v, k, hex)
-        {
-            if (!json_is_string(hex))
-                continue;
-            cd_strlcpy(r->keys[r->n_keys].kid, k, sizeof r->keys[r->n_keys].kid);
-            cd_strlcpy(r->keys[r->n_keys].hex, json_string_value(hex), sizeof r->keys[r->n_keys].hex);
-            r->n_keys++;
-        }
-    }
 }
 
 static void on_reply(void *ud, cd_err err, const char *json, size_t len)
@@ -604,14 +546,6 @@ int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t wind
     return run(st, "login_attempt", 1, keys, 2, args, cb, ud);
 }
 
-int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud)
-{
-    const char *args[] = {kid, hex};
-    cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "keys")};
-    return run(st, "keys_init", 1, keys, 2, args, cb, ud);
-}
-
 int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *ud)
 {
     char ms[24];
@@ -619,11 +553,4 @@ int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *
     cd_key k;
     const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "events:retain_ms")};
     return run(st, "events_config", 1, keys, 1, args, cb, ud);
-}
-
-int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud)
-{
-    cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "sites")};
-    return run(st, "sites_get", 1, keys, 0, NULL, cb, ud);
 }

@@ -104,7 +104,7 @@ void cd_session_detach(cd_session *s)
     n->nsessions--;
     if (s->presence_counted) {
         s->presence_counted = false;
-        cd_session__agent_down(n, s->id);
+        cd_presence_agent_down(n->presence, s->id);
     }
     s->conn = NULL;
     s->state = SESS_CLOSING;
@@ -658,7 +658,7 @@ static void on_visitor_hello(void *ud, cd_conv_result *r)
     c.iat = (int64_t)cd_now_ms();
     c.exp = c.iat + s->node->cfg->visitor_token_ttl_s * 1000;
     char token[CD_AUTH_TOKEN_MAX], tok_json[CD_AUTH_TOKEN_MAX + 8];
-    if (cd_auth_token_sign(&s->node->keys, &c, token, sizeof token) != 0) {
+    if (cd_auth_token_sign(cd_node_keyring_get(s->node->keys), &c, token, sizeof token) != 0) {
         fail_hello(s, RID(o), CD_ERR_INTERNAL, "cannot sign token");
         goto done;
     }
@@ -759,7 +759,7 @@ static void on_agent_hello(void *ud, cd_conv_result *r)
     cd_frame_append_str(f, "}");
     enqueue(s, f);
     s->presence_counted = true;
-    cd_session__agent_up(s->node, s->id);
+    cd_presence_agent_up(s->node->presence, s->id);
     start_resumes(s, &h->req);
 done:
     cd_free(h->req.resume);
@@ -770,14 +770,15 @@ done:
 static void handle_hello(cd_session *s, const cd_req *req)
 {
     cd_node *n = s->node;
-    if (!n->keys_ready || !cd_store_up(n->st)) {
+    if (!cd_node_keyring_ready(n->keys) || !cd_store_up(n->st)) {
         fail_hello(s, req->rid, CD_ERR_UNAVAILABLE, "node not ready, retry");
         return;
     }
     cd_auth_claims claims;
     bool has_token = false;
     if (req->token) {
-        if (cd_auth_token_verify(&n->keys, req->token, (int64_t)cd_now_ms(), &claims) != CD_ERR_OK) {
+        if (cd_auth_token_verify(cd_node_keyring_get(n->keys), req->token, (int64_t)cd_now_ms(), &claims) !=
+            CD_ERR_OK) {
             fail_hello(s, req->rid, CD_ERR_UNAUTHORIZED, "invalid or expired token");
             return;
         }
@@ -794,7 +795,7 @@ static void handle_hello(cd_session *s, const cd_req *req)
     int rc;
     if (s->role == CD_SESSION_VISITOR) {
         const char *site_key = req->site ? req->site : (has_token ? claims.site : s->site_hint);
-        const cd_conv_site *site = site_key && *site_key ? cd_session__site(n, site_key) : NULL;
+        const cd_site *site = site_key && *site_key ? cd_session__site(n, site_key) : NULL;
         const char *why = NULL;
         cd_err code = CD_ERR_UNAUTHORIZED;
         if (!site)

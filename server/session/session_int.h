@@ -5,6 +5,8 @@
 #include <uv.h>
 
 #include "chatdesk/conv.h"
+#include "chatdesk/node.h"
+#include "chatdesk/presence.h"
 #include "chatdesk/route.h"
 #include "chatdesk/session.h"
 
@@ -83,25 +85,17 @@ struct cd_node {
     cd_hub *hub;
     cd_session_io io;
     cd_proto_limits lim;
-    cd_auth_keyring keys;
-    bool keys_ready;
-    bool keys_loading;
-    cd_conv_site *sites;
-    size_t n_sites;
-    bool sites_loading, sites_again;
-    char **agent_origins;
-    size_t n_agent_origins;
-    cd_session *sessions; /* list head */
+    cd_node_keyring *keys;       /* the token keyring (node/) */
+    cd_node_sites *sites;        /* the site cache and origins (node/) */
+    cd_node_cron *cron;          /* the one tick (node/) */
+    cd_presence_local *presence; /* this node's agents (presence/) */
+    cd_session *sessions;        /* list head */
     size_t nsessions;
     bool draining;
-    uv_timer_t sweep;
-    uint64_t sites_loaded_at;
     cd_hub_sub sites_sub;
     cd_hub_sub timers_sub; /* "timers": a timer was set (when its site needs a poll) */
     cd_node_stats stats;
     char node_id[128];
-    cd_map agents; /* agent id -> live local connections (uintptr_t) */
-    uint64_t last_beat, last_presence_sweep;
     cd_timers *timers; /* the timer poller and its kind -> handler registry */
     struct cd_event_pump {
         cd_node *n;
@@ -119,7 +113,7 @@ struct cd_node {
     bool rules_busy;
 };
 
-const cd_conv_site *cd_session__site(cd_node *n, const char *key);
+const cd_site *cd_session__site(cd_node *n, const char *key);
 /* The site's business intervals for SLA scripts ("*" when unknown or 24x7); cached. */
 const char *cd_session__intervals(cd_node *n, const char *site_key);
 void cd_session__sweep(cd_node *n, uint64_t now);
@@ -127,9 +121,6 @@ void cd_session__sweep(cd_node *n, uint64_t now);
 void cd_session__rules_poll(cd_node *n, uint64_t now);
 void cd_session__rules_timer(cd_node *n, const char *site, const char *rule_and_cid);
 void cd_session__resync(cd_session *s);
-/* An agent session became active / went away on this node (presence). */
-void cd_session__agent_up(cd_node *n, const char *aid);
-void cd_session__agent_down(cd_node *n, const char *aid);
 /* Conversations given to an agent by a script this node ran: its sessions here follow
  * them and get conversation.assigned, unless the bus event got there first. */
 void cd_session__handover(cd_node *n, const cd_route_assigned *as);

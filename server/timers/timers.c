@@ -186,7 +186,7 @@ static int claim_site(cd_timers *t, claim *c)
 
 void cd_timers_tick(cd_timers *t, uint64_t now)
 {
-    if (t->polls != 0 || now - t->last_poll < (uint64_t)t->cfg->timer_poll_ms)
+    if (!cd_store_up(t->st) || t->polls != 0 || now - t->last_poll < (uint64_t)t->cfg->timer_poll_ms)
         return;
     t->last_poll = now;
     int64_t wall = (int64_t)cd_now_ms();
