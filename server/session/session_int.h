@@ -1,4 +1,6 @@
-/* session module internals shared by node.c and session.c. */
+/* session module internals shared by session.c (lifetime, queue, delivery, resume,
+ * dispatch), handlers_*.c (one handler per row of CD_PROTO_FRAMES), node.c and
+ * rules_pump.c. */
 #ifndef CHATDESK_SESSION_INT_H
 #define CHATDESK_SESSION_INT_H
 
@@ -112,6 +114,53 @@ struct cd_node {
     uint64_t rules_last_poll;
     bool rules_busy;
 };
+
+/* ---- requests (session.c) ---- */
+
+typedef enum sess_op_kind { OP_PLAIN, OP_RESUME, OP_BACKFILL } sess_op_kind;
+
+/* One request in flight: holds a reference on its session until cd_session__op_done. */
+typedef struct sess_op {
+    cd_session *s;
+    sess_op_kind kind;
+    cd_frame_type type;
+    char rid[80];
+    bool has_rid;
+    char cid[160];
+    int64_t after_seq;
+} sess_op;
+
+#define RID(o) ((o)->has_rid ? (o)->rid : NULL)
+
+sess_op *cd_session__op_new(cd_session *s, const cd_req *req);
+void cd_session__op_done(sess_op *o);
+void cd_session__unref(cd_session *s);
+/* The session as the author of a conv/ call. */
+cd_conv_author cd_session__author(cd_session *s);
+/* rc != 0 (the call could not start): answer unavailable and finish o; true then. */
+bool cd_session__start_failed(cd_session *s, sess_op *o, int rc);
+/* r is an error: answer it (if connected); true then. */
+bool cd_session__reply_failed(sess_op *o, cd_conv_result *r);
+/* Queue a frame (taken); over the queue's limits the session closes with 4429. */
+void cd_session__enqueue(cd_session *s, cd_frame *f);
+void cd_session__send_error(cd_session *s, const char *rid, cd_err code, const char *msg);
+void cd_session__send_ok(cd_session *s, const char *rid, size_t n, const char *const *keys, const char *const *raws);
+sess_sub *cd_session__find_conv(cd_session *s, const char *cid);
+sess_sub *cd_session__join(cd_session *s, const char *topic, bool is_conv, const char *cid, int64_t last_seq);
+sess_sub *cd_session__join_conv(cd_session *s, const char *cid, int64_t last_seq);
+/* Replay what follows the sub's last seq from history (one at a time per sub). */
+void cd_session__backfill(sess_sub *sub);
+void cd_session__start_resumes(cd_session *s, const cd_req *req);
+/* A ticket's SLA clocks follow its conversation's new state (handlers_conv.c). */
+void cd_session__sla_sync(cd_session *s, const char *site, const char *cid);
+
+/* ---- handlers: one per row of CD_PROTO_FRAMES (handlers_*.c, session.c) ---- */
+
+#define CD_SESSION_HANDLER(e, name, roles, h) void cd_session__h_##h(cd_session *s, const cd_req *req);
+CD_PROTO_FRAMES(CD_SESSION_HANDLER)
+#undef CD_SESSION_HANDLER
+/* The first hello of a connection (handlers_hello.c). */
+void cd_session__hello(cd_session *s, const cd_req *req);
 
 const cd_site *cd_session__site(cd_node *n, const char *key);
 /* The site's business intervals for SLA scripts ("*" when unknown or 24x7); cached. */
