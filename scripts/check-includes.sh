@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Enforce the module dependency direction (../shared/design/STYLE.md B3, adapted in
-# docs/ops.md): each server/<module>/ may include only the chatdesk headers and the
-# library headers listed for it, and a module's _int.h only from its own directory.
+# docs/ops.md and docs/architecture.md): each server/<module>/ (with its subfolders) may
+# include only the chatdesk headers and the library headers listed for it, and a
+# module's _int.h only from its own folder; and the modules' include graph (server/ and
+# include/chatdesk/ alike) has no cycle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +27,7 @@ HDRS[conv]="$L0 config config_table store proto timers ticket conv"
 HDRS[session]="$L0 config config_table store timers bus hub proto auth ticket rules conv route presence node session"
 HDRS[ws]="$L0 config config_table store timers bus hub proto auth session net ws"
 HDRS[http]="$L0 config config_table store timers bus hub proto auth ticket kb rules conv route session net http webhook"
-HDRS[net]="$L0 config config_table store timers bus hub proto auth session net ws http"
+HDRS[net]="$L0 config config_table store timers bus hub proto auth session net"
 HDRS[admin]="$L0 config config_table auth admin"
 HDRS[webhook]="$L0 config config_table store auth webhook"
 HDRS[server]="$L0 config config_table store timers bus hub proto auth ticket rules conv route presence node session net ws http webhook server"
@@ -80,6 +82,34 @@ for dir in server/*/; do
     done < <(grep -E '^#include ' "$f" || true)
   done < <(find "$dir" -name '*.[ch]' | sort)
 done
+# No include cycles between modules: an edge A -> B for each chatdesk/B.h that a file of
+# server/A/ or include/chatdesk/A.h includes (log, clock -> base; config_table -> config).
+mod_of() {
+  case $1 in
+  log | clock) echo base ;;
+  config_table) echo config ;;
+  *) echo "$1" ;;
+  esac
+}
+edges=$(
+  for f in $(find server -name '*.[ch]' ! -path 'server/main.c') include/chatdesk/*.h; do
+    case $f in
+    server/*) from=$(cut -d/ -f2 <<<"$f") ;;
+    *) from=$(mod_of "$(basename "$f" .h)") ;;
+    esac
+    grep -oE '^#include "chatdesk/[a-z_]+\.h"' "$f" | sed -E 's/.*chatdesk\/([a-z_]+)\.h"/\1/' |
+      while read -r h; do
+        to=$(mod_of "$h")
+        [ "$to" = "$from" ] || echo "$from $to"
+      done
+  done | sort -u
+)
+if ! tsort <<<"$edges" >/dev/null 2>/tmp/check-includes.$$; then
+  echo "check-includes: the modules' include graph has a cycle:"
+  grep -v '^tsort: -: input contains a loop:' /tmp/check-includes.$$ | sed 's/^tsort: /  /'
+  fail=1
+fi
+rm -f /tmp/check-includes.$$
 # Public headers: only chatdesk/ headers and libc, never a fenced library.
 for f in include/chatdesk/*.h; do
   if grep -E '^#include <(jansson|openssl|argon2|hiredis|uv|libwebsockets|curl)' "$f"; then

@@ -1,6 +1,10 @@
-/* conv: conversations, messages, visitors and agents as domain operations. Each
- * state change is one script call (store/lua/); results come back as a cd_conv_result
- * whose raw_* members are ready-to-splice JSON texts. Never sees a connection. */
+/* conv: conversations and messages, and the visitors and agents who take part in them:
+ * hello, start, send (dedupe by client_msg_id), history, resume pages, typing, read,
+ * csat, accept, update, transfer, confirm, autoclose. Each state change is one Redis
+ * function (store/lua/) declaring the conversation's key; replies come back as a
+ * cd_conv_result whose raw_* members are ready-to-splice JSON texts, and message.send
+ * has its own small reply (cd_conv_sent) on the hot path. Never sees a connection;
+ * presence, routing, tickets, timers and the site cache have their own modules. */
 #ifndef CHATDESK_CONV_H
 #define CHATDESK_CONV_H
 

@@ -4,7 +4,8 @@
  * so neither of those two needs the other (the http <-> ws include cycle this module
  * replaces). It also owns what both share: the lws context's user data (cd_net_ctx), the
  * per-connection storage (cd_net_pss) and the client's address behind trusted proxies.
- * Nothing else here knows about lws. */
+ * The two sides are handed to net as functions in cd_net_ctx (server.c sets them), so
+ * net sits below ws/ and http/ and the include graph has no cycle. */
 #ifndef CHATDESK_NET_H
 #define CHATDESK_NET_H
 
@@ -19,8 +20,19 @@
 struct lws;
 struct uv_loop_s;
 
+struct cd_net_pss;
+typedef struct cd_net_refusal cd_net_refusal;
+
+/* One side's callback: the reasons it handles (*handled set), and what lws must get. */
+typedef int (*cd_net_side_fn)(struct lws *wsi, int reason, struct cd_net_pss *pss, void *in, size_t len, int *handled);
+
 /* The lws context user pointer. */
 typedef struct cd_net_ctx {
+    /* the two sides (server.c): ws/ (upgrade check, WebSocket reasons), http/ (the rest,
+     * and the answer to a refused upgrade) */
+    int (*ws_upgrade)(struct lws *wsi, cd_net_refusal *why);
+    cd_net_side_fn ws, http;
+    int (*http_error)(struct lws *wsi, int status, const char *code, const char *message);
     struct uv_loop_s *loop;
     const cd_config *cfg;
     cd_store *st;
@@ -56,11 +68,11 @@ typedef struct cd_net_pss {
 } cd_net_pss;
 
 /* Why ws/ refuses an upgrade: net answers it as an HTTP error through http/. */
-typedef struct cd_net_refusal {
+struct cd_net_refusal {
     int status;
     const char *code;
     const char *message;
-} cd_net_refusal;
+};
 
 /* The lws protocol callback (lws_callback_function) of the node's one protocol. */
 int cd_net_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);

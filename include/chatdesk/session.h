@@ -1,7 +1,9 @@
 /* session: one per WebSocket connection. State machine AWAIT_HELLO -> ACTIVE ->
- * CLOSING, permissions, rate limits, bounded outbound queue, request dispatch,
- * resume and gap backfill. Also the node context shared by sessions and HTTP:
- * the site cache (origins, identity secrets) and the token keyring. */
+ * CLOSING, permissions (the frame table's roles), rate limits, the bounded outbound
+ * queue, request dispatch (one handler per frame type), resume and gap backfill. It is
+ * where protocol state lives so that ws/ only moves bytes and conv/ only changes state.
+ * cd_node here is the session side of a node: the registry of its sessions, their
+ * stats, and the wiring to node/ (keyring, site cache, cron), presence/ and timers/. */
 #ifndef CHATDESK_SESSION_H
 #define CHATDESK_SESSION_H
 

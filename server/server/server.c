@@ -11,6 +11,7 @@
 
 #include "chatdesk/bus.h"
 #include "chatdesk/conv.h"
+#include "chatdesk/http.h"
 #include "chatdesk/hub.h"
 #include "chatdesk/log.h"
 #include "chatdesk/net.h"
@@ -196,6 +197,10 @@ int cd_server_run(cd_config *cfg)
     retry.secs_since_valid_hangup = (uint16_t)cfg->idle_timeout_s;
     void *foreign_loops[1] = {&sv.loop};
 
+    sv.wsctx.ws_upgrade = cd_ws_confirm_upgrade;
+    sv.wsctx.ws = cd_ws_callback;
+    sv.wsctx.http = cd_http_callback;
+    sv.wsctx.http_error = cd_http_respond_error;
     sv.wsctx.loop = &sv.loop;
     sv.wsctx.cfg = cfg;
     sv.wsctx.st = sv.st;
