@@ -20,7 +20,7 @@ static void on_sla_synced(void *ud, cd_err err, const char *message)
 
 void cd_session__sla_sync(cd_session *s, const char *site, const char *cid)
 {
-    cd_ticket_sla_sync(s->node->st, site, cid, cd_session__intervals(s->node, site), on_sla_synced, NULL);
+    cd_ticket_sla_sync(s->node->st, site, cid, cd_node_sites_intervals(s->node->sites, site), on_sla_synced, NULL);
 }
 
 /* Common start of a reply: SLA clocks, then false (op done) when there is nothing to
@@ -116,8 +116,8 @@ void cd_session__h_conv_start(cd_session *s, const cd_req *req)
     cd_node *n = s->node;
     sess_op *o = cd_session__op_new(s, req);
     cd_session__start_failed(s, o,
-                             cd_conv_start(n->st, n->cfg, s->site, s->id, req, cd_session__intervals(n, s->site),
-                                           s->profile, on_started, o));
+                             cd_conv_start(n->st, n->cfg, s->site, s->id, req,
+                                           cd_node_sites_intervals(n->sites, s->site), s->profile, on_started, o));
 }
 
 void cd_session__h_history(cd_session *s, const cd_req *req)

@@ -194,7 +194,7 @@ void cd_session__hello(cd_session *s, const cd_req *req)
     int rc;
     if (s->role == CD_SESSION_VISITOR) {
         const char *site_key = req->site ? req->site : (has_token ? claims.site : s->site_hint);
-        const cd_site *site = site_key && *site_key ? cd_session__site(n, site_key) : NULL;
+        const cd_site *site = site_key && *site_key ? cd_node_sites_get(n->sites, site_key) : NULL;
         const char *why = NULL;
         cd_err code = CD_ERR_UNAUTHORIZED;
         if (!site)

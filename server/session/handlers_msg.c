@@ -46,5 +46,5 @@ void cd_session__h_msg_send(cd_session *s, const cd_req *req)
     sess_op *o = cd_session__op_new(s, req);
     cd_session__start_failed(s, o,
                              cd_conv_send(n->st, n->cfg, &a, s->sites_joined ? s->sites_joined : "",
-                                          csite ? cd_session__intervals(n, csite) : NULL, req, on_sent, o));
+                                          csite ? cd_node_sites_intervals(n->sites, csite) : NULL, req, on_sent, o));
 }

@@ -336,11 +336,6 @@ void cd_node_sites_changed(cd_node *n)
     cd_node_sites_load(n->sites);
 }
 
-const cd_site *cd_session__site(cd_node *n, const char *key)
-{
-    return cd_node_sites_get(n->sites, key);
-}
-
 const char *cd_session__intervals(cd_node *n, const char *site_key)
 {
     return cd_node_sites_intervals(n->sites, site_key);
@@ -358,7 +353,7 @@ bool cd_node_agent_origin_allowed(cd_node *n, const char *origin, const char *ho
 
 const char *cd_node_intervals(cd_node *n, const char *site_key)
 {
-    return cd_session__intervals(n, site_key);
+    return cd_node_sites_intervals(n->sites, site_key);
 }
 
 cd_timers *cd_node_timers(cd_node *n)

@@ -162,8 +162,9 @@ CD_PROTO_FRAMES(CD_SESSION_HANDLER)
 /* The first hello of a connection (handlers_hello.c). */
 void cd_session__hello(cd_session *s, const cd_req *req);
 
-const cd_site *cd_session__site(cd_node *n, const char *key);
-/* The site's business intervals for SLA scripts ("*" when unknown or 24x7); cached. */
+/* The site's business intervals for SLA scripts ("*" when unknown or 24x7), for
+ * rules_pump.c (node.c forwards to node/'s site cache, which the rest of session/ asks
+ * directly). */
 const char *cd_session__intervals(cd_node *n, const char *site_key);
 void cd_session__sweep(cd_node *n, uint64_t now);
 /* Automation rules (rules_pump.c): poll the event stream; fire a "rule|..." timer. */
