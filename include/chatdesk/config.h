@@ -81,13 +81,18 @@ typedef struct cd_redis_addr {
      * filled in by the connection each time it resolves the primary) */
     bool sentinel;
     char master[128];
-    cd_redis_endpoint sentinels[CD_REDIS_MAX_SENTINELS];
-    size_t n_sentinels;
+    /* redis+cluster://: the seed nodes (a connection to "the cluster" takes the next seed
+     * each time it connects; the store reads the slot map from there) */
+    bool cluster;
+    cd_redis_endpoint endpoints[CD_REDIS_MAX_SENTINELS]; /* sentinels or cluster seeds */
+    size_t n_endpoints;
 } cd_redis_addr;
 
-/* redis://[:password@]host[:port][/db] (default port 6379, db 0), unix:/path[?db=N], or
+/* redis://[:password@]host[:port][/db] (default port 6379, db 0), unix:/path[?db=N],
  * redis+sentinel://[:password@]host:port[,host:port...]/master[/db] (at most
- * CD_REDIS_MAX_SENTINELS sentinels; default port 26379). Returns 0 or -1 with err. */
+ * CD_REDIS_MAX_SENTINELS sentinels; default port 26379), or
+ * redis+cluster://[:password@]host:port[,host:port...] (seed nodes, as many; default
+ * port 6379; a Cluster has no databases). Returns 0 or -1 with err. */
 int cd_config_parse_redis_url(const char *url, cd_redis_addr *out, char *err, size_t errsz);
 /* url with its password (user information) replaced by "***": for stdout and logs. */
 void cd_config_redact_url(const char *url, char *out, size_t outsz);

@@ -70,7 +70,9 @@
     X(presence_ttl_s, INT, 25, 2, 3600, "an agent no node has vouched for this long is offline")                      \
     X(presence_beat_s, INT, 8, 1, 3600, "how often a node vouches for its connected agents")                          \
     X(timer_poll_ms, INT, 500, 50, 60000, "how often a node claims due timers (SLA, auto-close)")                     \
-    X(event_poll_ms, INT, 250, 20, 60000, "how often a node runs the event consumers (reports, rules, webhooks)")     \
+    X(event_poll_ms, INT, 250, 20, 60000,                                                                             \
+      "how long a site's new events gather before a node runs its event consumers (reports, rules, webhooks, "        \
+      "health); also how often webhook deliveries are claimed")                                                       \
     X(events_retain_s, INT, 0, 0, 604800,                                                                             \
       "seconds an event stays in the stream after every consumer applied it (to inspect); 0: trimmed at once")        \
     X(timer_lease_ms, INT, 30000, 1000, 3600000, "a claimed timer whose node died is claimed again after this")       \

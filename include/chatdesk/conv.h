@@ -130,7 +130,5 @@ int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with
 /* Count a login attempt of the account (ok false: before its password is checked; the
  * reply's fails counts it) or reset the count after a success (ok true). */
 int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud);
-/* How long applied events stay in the stream (events_retain_s, in ms). */
-int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *ud);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "chatdesk/auth.h"
 #include "chatdesk/config.h"
+#include "chatdesk/events.h"
 #include "chatdesk/hub.h"
 #include "chatdesk/proto.h"
 #include "chatdesk/store.h"
@@ -64,11 +65,10 @@ bool cd_node_draining(const cd_node *n);
 size_t cd_node_session_count(const cd_node *n);
 void cd_node_get_stats(const cd_node *n, cd_node_stats *out);
 /* reports (/metrics): sessions by role; the last metrics_ops.lua reply (exposition lines,
- * NULL before the first); pump i's script and how long since it last caught up with the
- * event stream (returns 0 past the last pump). */
+ * NULL before the first); the event consumers' figures (server/events). */
 void cd_node_role_counts(const cd_node *n, size_t *visitors, size_t *agents);
 const char *cd_node_ops_text(const cd_node *n);
-size_t cd_node_pump_lag(const cd_node *n, size_t i, const char **script, uint64_t *lag_ms);
+void cd_node_events_stats(const cd_node *n, cd_events_stats *out);
 /* Close every session with 1001 (node shutting down). */
 void cd_node_close_all(cd_node *n);
 

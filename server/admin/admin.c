@@ -659,8 +659,8 @@ static redisReply *rcall(redisContext *c, int argc, const char **argv)
 static int sentinel_resolve(const cd_config *cfg, cd_redis_addr *addr)
 {
     struct timeval tv = ms_to_tv(cfg->redis_connect_timeout_ms);
-    for (size_t i = 0; i < addr->n_sentinels; i++) {
-        const cd_redis_endpoint *s = &addr->sentinels[i];
+    for (size_t i = 0; i < addr->n_endpoints; i++) {
+        const cd_redis_endpoint *s = &addr->endpoints[i];
         redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
         redisReply *r = NULL;
         if (c && !c->err) {

@@ -545,12 +545,3 @@ int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t wind
     const char *keys[] = {cd_key_login_fails(&k, cd_store_prefix(st), email)};
     return run(st, "login_attempt", 1, keys, 2, args, cb, ud);
 }
-
-int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *ud)
-{
-    char ms[24];
-    const char *args[] = {I64(ms, retain_ms)};
-    cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "events:retain_ms")};
-    return run(st, "events_config", 1, keys, 1, args, cb, ud);
-}

@@ -177,6 +177,11 @@ static void healthz(http_state *h)
     /* a full Redis (maxmemory) refuses writes: out of the balancer, with the reason */
     if (full)
         cd_buf_append_str(&h->out, ",\"reason\":\"redis maxmemory reached: writes are refused\"");
+    char shard[300];
+    if (cd_store_down_shard(cx->st, shard, sizeof shard)) { /* redis+cluster://: which primary */
+        cd_buf_append_str(&h->out, ",\"shard_down\":");
+        json_escape(&h->out, shard);
+    }
     cd_buf_append_str(&h->out, "}");
     respond(h, redis && !full && !draining ? 200 : 503, "application/json");
 }
@@ -187,18 +192,6 @@ static void metric(cd_buf *b, const char *name, const char *type, const char *he
 }
 
 /* ---- reports: operational series (docs/ops.md "Metrics") ---- */
-
-static void label_value(cd_buf *b, const char *s)
-{
-    for (; s && *s; s++) {
-        if (*s == '\\' || *s == '"')
-            cd_buf_printf(b, "\\%c", *s);
-        else if (*s == '\n')
-            cd_buf_append_str(b, "\\n");
-        else
-            cd_buf_append(b, s, 1);
-    }
-}
 
 static void help(cd_buf *b, const char *name, const char *type, const char *text)
 {
@@ -237,15 +230,17 @@ static void ops_metrics(cd_buf *b, cd_net_ctx *cx, const cd_node_stats *ns, cons
     cd_buf_printf(b, "chatdesk_messages_total %llu\n", ns->acks);
     help(b, "chatdesk_redis_ping_rtt_seconds", "gauge", "Round trip of the last Redis PING on the command connection.");
     cd_buf_printf(b, "chatdesk_redis_ping_rtt_seconds %.6f\n", (double)ss->ping_rtt_us / 1e6);
-    const char *script;
-    uint64_t lag;
+    cd_events_stats es;
+    cd_node_events_stats(cx->node, &es);
     help(b, "chatdesk_event_consumer_lag_seconds", "gauge",
-         "Time since the event consumer last caught up with the event stream.");
-    for (size_t i = 0; cd_node_pump_lag(cx->node, i, &script, &lag); i++) {
-        cd_buf_append_str(b, "chatdesk_event_consumer_lag_seconds{consumer=\"");
-        label_value(b, script);
-        cd_buf_printf(b, "\"} %.3f\n", (double)lag / 1000.0);
-    }
+         "Age of the oldest event notice this node has not yet caught up with (0: caught up).");
+    cd_buf_printf(b, "chatdesk_event_consumer_lag_seconds %.3f\n", (double)es.lag_ms / 1000.0);
+    help(b, "chatdesk_event_passes_total", "counter", "Event consumer passes this node ran (one read per batch).");
+    cd_buf_printf(b, "chatdesk_event_passes_total %llu\n", (unsigned long long)es.passes);
+    help(b, "chatdesk_events_applied_total", "counter", "Events those passes applied (every consumer at once).");
+    cd_buf_printf(b, "chatdesk_events_applied_total %llu\n", (unsigned long long)es.applied);
+    help(b, "chatdesk_event_sites_pending", "gauge", "Sites with events this node is about to apply.");
+    cd_buf_printf(b, "chatdesk_event_sites_pending %zu\n", es.pending);
     /* queue depths, backlog, timer lag, stream length: read from Redis every few seconds by
      * the node (metrics_ops.lua renders the lines), never per scrape */
     const char *ops = cd_node_ops_text(cx->node);

@@ -1,6 +1,6 @@
 /* cd_node, the session side of a node: the sessions on it and what they share, wired
  * to the node/ services (keyring, site cache, cron), presence/ (this node's agents) and
- * timers/; the event consumers (pumps and the rules pump) still run from here. */
+ * timers/ and events/ (the sites' event consumers). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +13,6 @@
 #include "chatdesk/ticket.h"
 #include "session_int.h"
 
-static void periodic(cd_node *n, uint64_t now);
-
 /* A site cache load: every site's timers are polled once now (the safety net for
  * notices missed while the bus was down). */
 static void on_sites_loaded(void *ud, const cd_site *sites, size_t n_sites)
@@ -25,6 +23,9 @@ static void on_sites_loaded(void *ud, const cd_site *sites, size_t n_sites)
         keys[i] = sites[i].key;
     cd_timers_set_sites(n->timers, keys, n_sites);
     cd_free(keys);
+    /* and every site's consumers once, for the same reason */
+    for (size_t i = 0; i < n_sites; i++)
+        cd_events_poll(n->events, sites[i].key);
 }
 
 static void on_routed(void *ud, const cd_route_result *r)
@@ -56,7 +57,7 @@ static void on_assigned(void *ud, const cd_route_result *r)
 
 /* ---------- timers: the rules consumer's kind; the poller is timers/ ---------- */
 
-/* "rule|<site>|<rule id>|<cid>": an automation rule's time trigger (rules_pump.c). */
+/* "rule|<site>|<rule id>|<cid>": an automation rule's time trigger (events/). */
 static void on_rule_timer(void *ud, const char *site, const char *arg)
 {
     char buf[256];
@@ -68,7 +69,7 @@ static void on_rule_timer(void *ud, const char *site, const char *arg)
         return;
     }
     *rest++ = '\0';
-    cd_session__rules_timer(ud, buf, rest);
+    cd_events_rule_timer(ud, buf, rest);
 }
 
 /* "T <site> <due>" on the timers channel (timer_set in _common.lua). */
@@ -76,59 +77,6 @@ static void on_timer_notice(cd_hub_sub *sub, const cd_hub_event *ev)
 {
     cd_node *n = CD_CONTAINER_OF(sub, cd_node, timers_sub);
     cd_timers_notice(n->timers, ev->frame->data, ev->frame->len);
-}
-
-/* ---------- event consumers ---------- */
-
-/* Scripts that consume the event stream (store/lua, docs/keyspace.md "Events"): each
- * reads the events after its cursor, applies them and advances the cursor in one call,
- * so any node may run it. ARGV: P, now, max. A reply with "more":true (a full batch)
- * runs again at once; otherwise every event_poll_ms. */
-static const char *const event_pumps[] = {
-    /* one line per consumer script */
-    "webhooks_enqueue", /* webhooks: events -> deliveries (webhook/ sends them) */
-    "health_apply",     /* customer health alerts (repeat contacts) */
-    "reports_apply",    /* reports: daily support metrics (docs/reports.md) */
-    NULL,
-};
-
-static void pump_run(struct cd_event_pump *p);
-
-static void on_pump(void *ud, cd_err err, const char *json, size_t len)
-{
-    struct cd_event_pump *p = ud;
-    p->busy = false;
-    if (err != CD_ERR_OK) {
-        if (err != CD_ERR_UNAVAILABLE)
-            cd_log_warn("event consumer %s: %s", p->script, json ? json : cd_err_name(err));
-        return;
-    }
-    if (json && memmem(json, len, "\"more\":true", 11) && !p->n->draining)
-        pump_run(p);
-    else
-        p->caught_up = cd_mono_ms();
-}
-
-static void pump_run(struct cd_event_pump *p)
-{
-    char now[24], max[24];
-    snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
-    snprintf(max, sizeof max, "%d", CD_EVENT_BATCH);
-    const char *args[] = {now, max};
-    cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(p->n->st), "events")};
-    p->last_poll = cd_mono_ms();
-    if (cd_store_fcall(p->n->st, p->script, 1, keys, 2, args, NULL, on_pump, p) == 0)
-        p->busy = true;
-}
-
-static void pumps_poll(cd_node *n, uint64_t now)
-{
-    for (size_t i = 0; i < CD_NODE_MAX_PUMPS && n->pumps[i].script; i++) {
-        struct cd_event_pump *p = &n->pumps[i];
-        if (!p->busy && now - p->last_poll >= (uint64_t)n->cfg->event_poll_ms)
-            pump_run(p);
-    }
 }
 
 /* ---- reports: operational gauges for /metrics (queue depths, timer lag, stream length),
@@ -147,7 +95,7 @@ static void on_ops(void *ud, cd_err err, const char *json, size_t len)
 
 static void ops_poll(cd_node *n, uint64_t now)
 {
-    if (n->ops_busy || (n->last_ops_poll && now - n->last_ops_poll < CD_OPS_POLL_MS))
+    if (!cd_store_up(n->st) || n->ops_busy || (n->last_ops_poll && now - n->last_ops_poll < CD_OPS_POLL_MS))
         return;
     char ts[24];
     snprintf(ts, sizeof ts, "%llu", (unsigned long long)cd_now_ms());
@@ -171,23 +119,9 @@ void cd_node_role_counts(const cd_node *n, size_t *visitors, size_t *agents)
         (*(s->role == CD_SESSION_AGENT ? agents : visitors))++;
 }
 
-size_t cd_node_pump_lag(const cd_node *n, size_t i, const char **script, uint64_t *lag_ms)
+void cd_node_events_stats(const cd_node *n, cd_events_stats *out)
 {
-    if (i >= CD_NODE_MAX_PUMPS || !n->pumps[i].script)
-        return 0;
-    uint64_t now = cd_mono_ms();
-    *script = n->pumps[i].script;
-    *lag_ms = now > n->pumps[i].caught_up ? now - n->pumps[i].caught_up : 0;
-    return 1;
-}
-
-static void periodic(cd_node *n, uint64_t now)
-{
-    if (!cd_store_up(n->st))
-        return;
-    pumps_poll(n, now);
-    ops_poll(n, now);
-    cd_session__rules_poll(n, now); /* automation rules: C decides between read and apply */
+    cd_events_get_stats(n->events, out);
 }
 
 /* ---------- the cron's jobs ---------- */
@@ -212,9 +146,9 @@ static void tick_timers(void *ud, uint64_t now)
     cd_timers_tick(ud, now);
 }
 
-static void tick_consumers(void *ud, uint64_t now)
+static void tick_ops(void *ud, uint64_t now)
 {
-    periodic(ud, now);
+    ops_poll(ud, now);
 }
 
 static void tick_keys(void *ud, uint64_t now)
@@ -225,6 +159,11 @@ static void tick_keys(void *ud, uint64_t now)
 static void tick_sites(void *ud, uint64_t now)
 {
     cd_node_sites_tick(ud, now);
+}
+
+static const char *iv_of(void *sites, const char *site)
+{
+    return cd_node_sites_intervals(sites, site);
 }
 
 cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_id, cd_store *st, cd_hub *hub,
@@ -252,8 +191,9 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     }
     n->sites = cd_node_sites_create(st, cfg, on_sites_loaded, n);
     n->presence = cd_presence_local_create(st, cfg, node_id, on_assigned, n);
+    n->events = cd_events_create(loop, cfg, st, hub, node_id, iv_of, n->sites);
     n->timers = cd_timers_create(cfg, st);
-    cd_timers_register(n->timers, "rule", on_rule_timer, n);
+    cd_timers_register(n->timers, "rule", on_rule_timer, n->events);
     cd_hub_join(hub, &n->sites_sub, "sites", on_sites_event);
     cd_hub_join(hub, &n->timers_sub, "timers", on_timer_notice);
     /* the one tick (node/cron.c), every 100 ms in this order */
@@ -262,14 +202,9 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     cd_node_cron_add(n->cron, 0, tick_store, st);
     cd_node_cron_add(n->cron, 0, tick_presence, n->presence);
     cd_node_cron_add(n->cron, 0, tick_timers, n->timers);
-    cd_node_cron_add(n->cron, 0, tick_consumers, n);
+    cd_node_cron_add(n->cron, 0, tick_ops, n);
     cd_node_cron_add(n->cron, 0, tick_keys, n->keys);
     cd_node_cron_add(n->cron, 0, tick_sites, n->sites);
-    for (size_t i = 0; event_pumps[i] && i < CD_NODE_MAX_PUMPS; i++) {
-        n->pumps[i].n = n;
-        n->pumps[i].script = event_pumps[i];
-        n->pumps[i].caught_up = cd_mono_ms();
-    }
     return n;
 }
 
@@ -292,14 +227,8 @@ void cd_node_destroy(cd_node *n)
         return;
     cd_hub_leave(n->hub, &n->sites_sub);
     cd_hub_leave(n->hub, &n->timers_sub);
+    cd_events_destroy(n->events);
     cd_node_cron_destroy(n->cron, on_cron_closed, n);
-}
-
-static void on_events_config(void *ud, cd_conv_result *r)
-{
-    (void)ud;
-    if (r->err != CD_ERR_OK)
-        cd_log_warn("setting events_retain_s in Redis failed: %s", cd_err_name(r->err));
 }
 
 void cd_node_on_store(cd_node *n, bool up)
@@ -307,15 +236,12 @@ void cd_node_on_store(cd_node *n, bool up)
     if (!up) {
         cd_timers_on_store(n->timers, false);
         n->ops_busy = false;
-        for (size_t i = 0; i < CD_NODE_MAX_PUMPS; i++)
-            n->pumps[i].busy = false;
-        n->rules_busy = false;
+        cd_events_on_store(n->events, false);
         return;
     }
+    cd_events_on_store(n->events, true);
     cd_node_keyring_on_store(n->keys, true);
     cd_node_sites_on_store(n->sites, true);
-    if (cd_conv_events_config(n->st, n->cfg->events_retain_s * 1000, on_events_config, NULL) != 0)
-        cd_log_warn("events_retain_s not set in Redis: store down");
     cd_presence_on_store(n->presence, true); /* vouch for our agents again at once */
     /* a backfill the bus asked for while the store was still down is done now */
     for (cd_session *s = n->sessions; s; s = s->next)
@@ -334,11 +260,6 @@ void cd_node_on_bus(cd_node *n, bool up)
 void cd_node_sites_changed(cd_node *n)
 {
     cd_node_sites_load(n->sites);
-}
-
-const char *cd_session__intervals(cd_node *n, const char *site_key)
-{
-    return cd_node_sites_intervals(n->sites, site_key);
 }
 
 bool cd_node_origin_allowed(cd_node *n, const char *origin, const char *site_key)
@@ -379,6 +300,7 @@ const cd_proto_limits *cd_node_limits(const cd_node *n)
 void cd_node_set_draining(cd_node *n)
 {
     n->draining = true;
+    cd_events_set_draining(n->events);
 }
 
 bool cd_node_draining(const cd_node *n)

@@ -1,12 +1,12 @@
 /* session module internals shared by session.c (lifetime, queue, delivery, resume,
- * dispatch), handlers_*.c (one handler per row of CD_PROTO_FRAMES), node.c and
- * rules_pump.c. */
+ * dispatch), handlers_*.c (one handler per row of CD_PROTO_FRAMES) and node.c. */
 #ifndef CHATDESK_SESSION_INT_H
 #define CHATDESK_SESSION_INT_H
 
 #include <uv.h>
 
 #include "chatdesk/conv.h"
+#include "chatdesk/events.h"
 #include "chatdesk/node.h"
 #include "chatdesk/presence.h"
 #include "chatdesk/route.h"
@@ -75,11 +75,6 @@ struct cd_session {
     bool close_flush;
 };
 
-#define CD_NODE_MAX_PUMPS 8
-/* Events per consumer script call: a call blocks Redis for its whole batch (~20-40 us per
- * event), so batches stay small enough not to show in message latency. */
-#define CD_EVENT_BATCH 32
-
 struct cd_node {
     uv_loop_t *loop;
     const cd_config *cfg;
@@ -99,20 +94,11 @@ struct cd_node {
     cd_node_stats stats;
     char node_id[128];
     cd_timers *timers; /* the timer poller and its kind -> handler registry */
-    struct cd_event_pump {
-        cd_node *n;
-        const char *script;
-        uint64_t last_poll;
-        uint64_t caught_up; /* mono ms of the last reply without "more" (lag for /metrics) */
-        bool busy;
-    } pumps[CD_NODE_MAX_PUMPS];
+    cd_events *events; /* the sites' event consumers (server/events) */
     /* reports: operational gauges for /metrics (metrics_ops.lua), polled every few s */
     char *ops_text;
     uint64_t last_ops_poll;
     bool ops_busy;
-    /* automation rules consumer (rules_pump.c) */
-    uint64_t rules_last_poll;
-    bool rules_busy;
 };
 
 /* ---- requests (session.c) ---- */
@@ -162,14 +148,7 @@ CD_PROTO_FRAMES(CD_SESSION_HANDLER)
 /* The first hello of a connection (handlers_hello.c). */
 void cd_session__hello(cd_session *s, const cd_req *req);
 
-/* The site's business intervals for SLA scripts ("*" when unknown or 24x7), for
- * rules_pump.c (node.c forwards to node/'s site cache, which the rest of session/ asks
- * directly). */
-const char *cd_session__intervals(cd_node *n, const char *site_key);
 void cd_session__sweep(cd_node *n, uint64_t now);
-/* Automation rules (rules_pump.c): poll the event stream; fire a "rule|..." timer. */
-void cd_session__rules_poll(cd_node *n, uint64_t now);
-void cd_session__rules_timer(cd_node *n, const char *site, const char *rule_and_cid);
 void cd_session__resync(cd_session *s);
 /* Conversations given to an agent by a script this node ran: its sessions here follow
  * them and get conversation.assigned, unless the bus event got there first. */

@@ -627,6 +627,12 @@ static void parse_event(const char *chan, const char *p, size_t len, ev *e)
         if (len - hl - 1 >= sizeof site || sscanf(nl + 1, "T %127s %lld", site, &due) != 2)
             fail_msg("bad timer notice on %s", chan);
         e->frame = json_pack("{s:s, s:s, s:I}", "type", "timer.set", "site", site, "due", (json_int_t)due);
+    } else if (strcmp(chan, "events") == 0) {
+        /* "E <site>": the site has events to apply (the first since its consumers caught up) */
+        char site[128];
+        if (len - hl - 1 >= sizeof site || sscanf(nl + 1, "E %127s", site) != 1)
+            fail_msg("bad events notice on %s", chan);
+        e->frame = json_pack("{s:s, s:s}", "type", "events.notice", "site", site);
     } else {
         e->frame = json_loadb(nl + 1, len - hl - 1, 0, &je);
     }
@@ -2292,7 +2298,7 @@ typedef struct stream_ev {
 
 static size_t read_events(fx *f, stream_ev *out, size_t max)
 {
-    redisReply *rep = rx(f, "XRANGE %sevents - +", f->prefix);
+    redisReply *rep = rx(f, "XRANGE %s{s:%s}:events - +", f->prefix, SITE1);
     size_t n = 0;
     for (size_t i = 0; i < rep->elements && n < max; i++) {
         redisReply *fields = rep->element[i]->element[1];
