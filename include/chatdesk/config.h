@@ -1,5 +1,6 @@
-/* config: every setting from config_table.h. Load order: defaults, JSON file,
- * environment (CHATDESK_<NAME>), command-line flags; later wins. */
+/* config: every setting from config_table.h, declared once so that --help, docs/config.md
+ * and validation cannot drift. Load order: defaults, JSON file, environment
+ * (CHATDESK_<NAME>), command-line flags; later wins. */
 #ifndef CHATDESK_CONFIG_H
 #define CHATDESK_CONFIG_H
 

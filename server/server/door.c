@@ -61,7 +61,7 @@ struct pending {
 struct cd_door {
     uv_loop_t *loop;
     const cd_config *cfg;
-    cd_ws_ctx *cx;
+    cd_net_ctx *cx;
     cd_door_adopt_fn adopt;
     void *ud;
     int lfd;
@@ -266,7 +266,7 @@ static void add_pending(cd_door *d, int fd, const char *ip, bool over_cap)
     if (over_cap) {
         d->cx->door_refused++;
         answer(p, 429, "Too Many Requests", "rate_limited", "too many unfinished requests from this address");
-    } else if (!cd_ws_trusted_proxy(d->cfg, ip)) {
+    } else if (!cd_net_trusted_proxy(d->cfg, ip)) {
         p->counted = true;
         cd_map_count(&d->per_ip, ip, strlen(ip), 1);
     }
@@ -280,7 +280,7 @@ static void peer_ip(const struct sockaddr_storage *sa, char *out, size_t n)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)n);
     } else if (sa->ss_family == AF_INET6) {
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
-        /* an IPv4 client of a dual-stack socket: the IPv4 form, as cd_ws_client_ip gives */
+        /* an IPv4 client of a dual-stack socket: the IPv4 form, as cd_net_client_ip gives */
         if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
             memmove(out, out + 7, strlen(out + 7) + 1);
     }
@@ -374,7 +374,7 @@ static int listen_socket(const cd_config *cfg, int *port)
     return fd;
 }
 
-cd_door *cd_door__create(uv_loop_t *loop, const cd_config *cfg, cd_ws_ctx *cx, cd_door_adopt_fn adopt, void *ud)
+cd_door *cd_door__create(uv_loop_t *loop, const cd_config *cfg, cd_net_ctx *cx, cd_door_adopt_fn adopt, void *ud)
 {
     int port = 0;
     int fd = listen_socket(cfg, &port);

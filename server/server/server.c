@@ -13,11 +13,15 @@
 #include "server_int.h"
 
 #include "chatdesk/bus.h"
+#include "chatdesk/conv.h"
+#include "chatdesk/http.h"
 #include "chatdesk/hub.h"
 #include "chatdesk/log.h"
+#include "chatdesk/net.h"
 #include "chatdesk/server.h"
 #include "chatdesk/session.h"
 #include "chatdesk/store.h"
+#include "chatdesk/ticket.h"
 #include "chatdesk/webhook.h"
 #include "chatdesk/ws.h"
 
@@ -34,7 +38,7 @@ typedef struct server {
     struct lws_context *lws;
     struct lws_vhost *vhost;
     cd_door *door;
-    cd_ws_ctx wsctx;
+    cd_net_ctx wsctx;
     uv_signal_t sigint, sigterm;
     uv_timer_t stop_timer;
     int stopping;
@@ -188,7 +192,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         }
         return 0;
     }
-    return cd_ws_callback(wsi, (int)reason, user, in, len);
+    return cd_net_callback(wsi, (int)reason, user, in, len);
 }
 
 static void tls_setup(const cd_config *cfg, struct lws_context_creation_info *info)
@@ -205,6 +209,74 @@ static void tls_setup(const cd_config *cfg, struct lws_context_creation_info *in
     /* HTTP/1.1 only: the request limits (door.c, header slots) and the upgrade to
      * WebSocket are HTTP/1.1's; lws would offer h2 as well */
     info->alpn = "http/1.1";
+}
+
+static const char *site_intervals(void *node, const char *site)
+{
+    return cd_node_intervals(node, site);
+}
+
+/* The lws context on the node's loop (no listener of its own: the door hands it
+ * connections), with TLS when tls_cert is set. 0, or the exit code. */
+static int start_lws(server *sv, bool *tls)
+{
+    *tls = sv->cfg->tls_cert[0] != '\0';
+    static const struct lws_protocols protocols[] = {/* rx buffer 1 KiB: idle connections stay small; larger frames
+                                                      * arrive in pieces and are reassembled by ws.c up to max_frame */
+                                                     {"chatdesk", on_lws, sizeof(cd_net_pss), 512, 0, NULL, 0},
+                                                     {NULL, NULL, 0, 0, 0, NULL, 0}};
+    static lws_retry_bo_t retry;
+    retry.secs_since_valid_ping = (uint16_t)sv->cfg->ping_interval_s;
+    retry.secs_since_valid_hangup = (uint16_t)sv->cfg->idle_timeout_s;
+    static void *foreign_loops[1]; /* lws may keep pointers into info's arrays */
+    foreign_loops[0] = &sv->loop;
+
+    sv->wsctx.ws_upgrade = cd_ws_confirm_upgrade;
+    sv->wsctx.ws = cd_ws_callback;
+    sv->wsctx.http = cd_http_callback;
+    sv->wsctx.http_error = cd_http_respond_error;
+    sv->wsctx.loop = &sv->loop;
+    sv->wsctx.cfg = sv->cfg;
+    sv->wsctx.st = sv->st;
+    sv->wsctx.node = sv->node;
+    sv->wsctx.node_id = sv->node_id;
+    sv->wsctx.static_dir = find_static_dir(sv->cfg, sv->static_dir, sizeof sv->static_dir);
+    cd_map_init(&sv->wsctx.ip_conns);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    /* Security headers (CSP, nosniff, ...) are set per response by http/. */
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.foreign_loops = foreign_loops;
+    /* the node listens itself (door.c) and gives lws connections with complete heads */
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.protocols = protocols;
+    info.user = &sv->wsctx;
+    info.retry_and_idle_policy = &retry;
+    info.timeout_secs = 10;
+    /* Later requests of a kept-alive connection are read by lws alone: the same deadline,
+     * room for any head the door lets in (lws keeps less than the raw head, plus
+     * terminators), and a slot for every request in progress (held until its response). */
+    info.timeout_secs_ah_idle = (unsigned)sv->cfg->header_timeout_s;
+    info.max_http_header_data = (unsigned short)(sv->cfg->max_header_bytes + 1024);
+    info.max_http_header_pool = (unsigned short)sv->cfg->http_header_slots;
+    info.server_string = "chatdesk";
+    info.pt_serv_buf_size = 32768;
+    if (*tls) {
+        if (!tls_files_ok(sv->cfg))
+            return 2;
+        tls_setup(sv->cfg, &info);
+    }
+    sv->lws = lws_create_context(&info);
+    sv->vhost = sv->lws ? lws_get_vhost_by_name(sv->lws, "default") : NULL;
+    if (!sv->vhost) {
+        cd_log_error(*tls ? "cannot create the lws context: tls_cert and tls_key must be a PEM certificate and its "
+                            "private key (see the lws error above)"
+                          : "cannot create the lws context");
+        return *tls ? 2 : 1;
+    }
+    return 0;
 }
 
 int cd_server_run(cd_config *cfg)
@@ -238,58 +310,14 @@ int cd_server_run(cd_config *cfg)
     sv.webhook = cd_webhook_create(&sv.loop, cfg, sv.st);
     if (!sv.bus || !sv.node || !sv.webhook)
         return 2;
+    /* each module's timer kinds (the rules consumer's is the node's own) */
+    cd_conv_timers_register(cd_node_timers(sv.node), sv.st);
+    cd_ticket_timers_register(cd_node_timers(sv.node), sv.st, cfg, site_intervals, sv.node);
 
-    static const struct lws_protocols protocols[] = {/* rx buffer 1 KiB: idle connections stay small; larger frames
-                                                      * arrive in pieces and are reassembled by ws.c up to max_frame */
-                                                     {"chatdesk", on_lws, sizeof(cd_ws_pss), 512, 0, NULL, 0},
-                                                     {NULL, NULL, 0, 0, 0, NULL, 0}};
-    static lws_retry_bo_t retry;
-    retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s;
-    retry.secs_since_valid_hangup = (uint16_t)cfg->idle_timeout_s;
-    void *foreign_loops[1] = {&sv.loop};
-
-    sv.wsctx.loop = &sv.loop;
-    sv.wsctx.cfg = cfg;
-    sv.wsctx.st = sv.st;
-    sv.wsctx.node = sv.node;
-    sv.wsctx.node_id = sv.node_id;
-    sv.wsctx.static_dir = find_static_dir(cfg, sv.static_dir, sizeof sv.static_dir);
-    cd_map_init(&sv.wsctx.ip_conns);
-
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    /* Security headers (CSP, nosniff, ...) are set per response by http/. */
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
-    info.foreign_loops = foreign_loops;
-    /* the node listens itself (door.c) and gives lws connections with complete heads */
-    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-    info.protocols = protocols;
-    info.user = &sv.wsctx;
-    info.retry_and_idle_policy = &retry;
-    info.timeout_secs = 10;
-    /* Later requests of a kept-alive connection are read by lws alone: the same deadline,
-     * room for any head the door lets in (lws keeps less than the raw head, plus
-     * terminators), and a slot for every request in progress (held until its response). */
-    info.timeout_secs_ah_idle = (unsigned)cfg->header_timeout_s;
-    info.max_http_header_data = (unsigned short)(cfg->max_header_bytes + 1024);
-    info.max_http_header_pool = (unsigned short)cfg->http_header_slots;
-    info.server_string = "chatdesk";
-    info.pt_serv_buf_size = 32768;
-    bool tls = cfg->tls_cert[0] != '\0';
-    if (tls) {
-        if (!tls_files_ok(cfg))
-            return 2;
-        tls_setup(cfg, &info);
-    }
-    sv.lws = lws_create_context(&info);
-    sv.vhost = sv.lws ? lws_get_vhost_by_name(sv.lws, "default") : NULL;
-    if (!sv.vhost) {
-        cd_log_error(tls ? "cannot create the lws context: tls_cert and tls_key must be a PEM certificate and its "
-                           "private key (see the lws error above)"
-                         : "cannot create the lws context");
-        return tls ? 2 : 1;
-    }
+    bool tls;
+    int lrc = start_lws(&sv, &tls);
+    if (lrc != 0)
+        return lrc;
     sv.door = cd_door__create(&sv.loop, cfg, &sv.wsctx, adopt, &sv);
     if (!sv.door) {
         cd_log_error("cannot listen on %s:%lld", cfg->bind, (long long)cfg->port);
