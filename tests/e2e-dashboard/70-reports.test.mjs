@@ -72,13 +72,16 @@ it('a week of conversations: the reports page shows KPI tiles, charts, tables an
     assert.equal(await tile('backlog'), '0');
     // both charts drawn: canvases with a size and non-blank pixels
     for (const name of ['volume', 'quality']) {
-        const info = await d.q(`[data-chart="${name}"] canvas`).evaluate((c) => {
+        const read = () => d.q(`[data-chart="${name}"] canvas`).evaluate((c) => {
             const ctx = c.getContext('2d');
             const px = ctx.getImageData(0, 0, c.width, c.height).data;
             let ink = 0;
             for (let i = 3; i < px.length; i += 4) if (px[i] > 0) ink++;
             return { w: c.width, h: c.height, ink };
         });
+        // the charts draw after their data arrives, which can be after the KPI tiles
+        let info = await read();
+        await waitUntil(async () => (info = await read()).ink > 500, { what: `${name} chart drawn` }).catch(() => {});
         assert.ok(info.w > 100 && info.h > 100, `${name} canvas sized: ${JSON.stringify(info)}`);
         assert.ok(info.ink > 500, `${name} chart drew something: ${JSON.stringify(info)}`);
     }
