@@ -21,7 +21,7 @@ HDRS[conv]="$L0 config config_table store proto ticket kb rules conv"
 HDRS[session]="$L0 config config_table store bus hub proto auth ticket rules conv session"
 HDRS[ws]="$L0 config config_table store bus hub proto auth session ws http"
 HDRS[http]="$L0 config config_table store bus hub proto auth ticket rules conv session ws http webhook"
-HDRS[admin]="$L0 config config_table auth admin"
+HDRS[admin]="$L0 config config_table store auth admin"
 HDRS[webhook]="$L0 config config_table store auth webhook"
 HDRS[server]="$L0 config config_table store bus hub proto auth ticket rules conv session ws http webhook server"
 

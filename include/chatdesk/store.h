@@ -24,6 +24,27 @@ typedef struct cd_store_lua_source {
 extern const cd_store_lua_source cd_store_lua_sources[];
 extern const size_t cd_store_lua_count;
 
+/* ---- the function library ----
+ * The scripts as one Redis 7 function library: text for FUNCTION LOAD, named cd_<hash of
+ * its text> (nodes of different versions never replace each other's functions); a call is
+ * FCALL <name>_<script> (or <name>_<api script>_ro, the no-writes twin). Built by the
+ * node's store and by the admin CLI, which call the same functions. */
+#define CD_STORE_LIB_MAX 96
+typedef struct cd_store_lib_fn {
+    char name[48]; /* script name, "_ro" suffixed for a read-only twin */
+    bool ro;       /* registered with the no-writes flag */
+} cd_store_lib_fn;
+typedef struct cd_store_lib {
+    char *text; /* NUL-terminated; cd_store_lib_free */
+    size_t len;
+    char name[32];
+    cd_store_lib_fn fn[CD_STORE_LIB_MAX];
+    size_t nfn;
+} cd_store_lib;
+/* 0, or -1 (logged) when the sources do not have the expected shape. */
+int cd_store_lib_build(cd_store_lib *lib);
+void cd_store_lib_free(cd_store_lib *lib);
+
 /* ---- one connection ---- */
 typedef struct cd_rconn cd_rconn;
 /* CONNECTED: connected and authenticated (a held connection now does its set-up);

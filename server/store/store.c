@@ -17,8 +17,6 @@
 #include "chatdesk/store.h"
 #include "store_int.h"
 
-#define MAX_SCRIPTS 96
-
 typedef struct script {
     char name[48];
     char fname[64]; /* the function: <library>_<name> */
@@ -33,7 +31,7 @@ struct cd_store {
     char *lib; /* the library text (FUNCTION LOAD) */
     size_t lib_len;
     char lib_name[32];
-    script scripts[MAX_SCRIPTS];
+    script scripts[CD_STORE_LIB_MAX];
     size_t nscripts;
     cd_store_state_cb state_cb;
     void *state_ud;
@@ -104,103 +102,20 @@ static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
         st->state_cb(st->state_ud, ev == CD_RCONN_UP);
 }
 
-/* Each script's function: <library>_<script>, setting the per-call values first. A script
- * that only reads is registered with the no-writes flag, so Redis runs it even when it is
- * full (maxmemory with noeviction refuses every other function with OOM) and on replicas. */
-#define LIB_WRAP                                                                                                \
-    "\nredis.register_function{function_name='%s_%s', flags={%s}, callback=function(KEYS, ARGV)\nP = ARGV[1]\n" \
-    "CSITE = key_site(KEYS[1])\nevent_by = 'system'\n"
-#define LIB_WRAP_END "\nend}\n"
-
-/* Scripts that never write: no-writes. The HTTP API's scripts (api*) also get a read-only
- * twin <name>_ro, which GET routes call (docs/ops.md "Redis full"). */
-static const char *const ro_scripts[] = {"agent_get", "agent_sync", "history", "sites_get", "metrics_ops"};
-
-static bool is_ro(const char *name)
+/* The scripts of the library (cd_store_lib_build), to find a call's function. */
+static int load_lib(cd_store *st)
 {
-    for (size_t i = 0; i < CD_ARRAY_LEN(ro_scripts); i++)
-        if (strcmp(ro_scripts[i], name) == 0)
-            return true;
-    return false;
-}
-
-/* One function of the library: <library>_<name><suffix> with the script's body. */
-static void add_function(cd_store *st, cd_buf *lib, const cd_store_lua_source *s, const cd_store_lua_source *api,
-                         const char *suffix, bool ro)
-{
-    if (st->nscripts >= MAX_SCRIPTS)
-        return;
-    script *sc = &st->scripts[st->nscripts++];
-    snprintf(sc->name, sizeof sc->name, "%s%s", s->name, suffix);
-    snprintf(sc->fname, sizeof sc->fname, "%s_%s%s", st->lib_name, s->name, suffix);
-    sc->ro = ro;
-    cd_buf_printf(lib, LIB_WRAP, st->lib_name, sc->name, ro ? "'no-writes'" : "");
-#ifdef CD_KEY_GUARD
-    cd_buf_printf(lib, GUARD_BEGIN, s->name);
-#endif
-    if (strncmp(s->name, "api", 3) == 0)
-        cd_buf_append(lib, api->src, api->len);
-    cd_buf_append(lib, s->src, s->len);
-    cd_buf_append_str(lib, LIB_WRAP_END);
-}
-/* The key guard (_guard.lua, CMake -DCD_KEY_GUARD=ON): the library opens with it and
- * each function first tells it the keys the call declared. */
-#ifdef CD_KEY_GUARD
-#define GUARD_ON 1
-#define GUARD_BEGIN "guard_begin('%s', KEYS)\n"
-#else
-#define GUARD_ON 0
-#define GUARD_BEGIN ""
-#endif
-
-/* The library: _common.lua at its top level (P becomes a per-call upvalue), then one
- * function per script whose body is [_api.lua +] the script. Returns -1 when the
- * sources do not have the expected shape. */
-static int build_lib(cd_store *st)
-{
-    static const char p_line[] = "local P = ARGV[1]\n";
-    const cd_store_lua_source *common = NULL, *api = NULL, *guard = NULL;
-    for (size_t i = 0; i < cd_store_lua_count; i++) {
-        if (strcmp(cd_store_lua_sources[i].name, "_common") == 0)
-            common = &cd_store_lua_sources[i];
-        else if (strcmp(cd_store_lua_sources[i].name, "_api") == 0)
-            api = &cd_store_lua_sources[i];
-        else if (strcmp(cd_store_lua_sources[i].name, "_guard") == 0)
-            guard = &cd_store_lua_sources[i];
-    }
-    const char *pl = common ? strstr(common->src, p_line) : NULL;
-    if (!pl || !api || (GUARD_ON && !guard)) {
-        cd_log_error("store/lua: _common.lua must declare \"%.*s\" and _api.lua must exist", (int)sizeof p_line - 2,
-                     p_line);
+    cd_store_lib lib;
+    if (cd_store_lib_build(&lib) != 0)
         return -1;
+    cd_strlcpy(st->lib_name, lib.name, sizeof st->lib_name);
+    for (size_t i = 0; i < lib.nfn && st->nscripts < CD_STORE_LIB_MAX; i++) {
+        script *sc = &st->scripts[st->nscripts++];
+        cd_strlcpy(sc->name, lib.fn[i].name, sizeof sc->name);
+        snprintf(sc->fname, sizeof sc->fname, "%s_%s", lib.name, lib.fn[i].name);
+        sc->ro = lib.fn[i].ro;
     }
-    /* The name is a hash of everything the text is made of, so it is known before the
-     * text is built; functions are named <library>_<script>. */
-    uint32_t h =
-        cd_fnv1a(CD_FNV1A_INIT, LIB_WRAP GUARD_BEGIN LIB_WRAP_END, sizeof LIB_WRAP GUARD_BEGIN LIB_WRAP_END - 1);
-    for (size_t i = 0; i < cd_store_lua_count; i++) {
-        h = cd_fnv1a(h, cd_store_lua_sources[i].name, strlen(cd_store_lua_sources[i].name) + 1);
-        h = cd_fnv1a(h, cd_store_lua_sources[i].src, cd_store_lua_sources[i].len);
-    }
-    snprintf(st->lib_name, sizeof st->lib_name, "cd_%08x", (unsigned)h);
-    cd_buf lib;
-    cd_buf_init(&lib);
-    cd_buf_printf(&lib, "#!lua name=%s\n", st->lib_name);
-    if (GUARD_ON)
-        cd_buf_append(&lib, guard->src, guard->len);
-    cd_buf_append(&lib, common->src, (size_t)(pl - common->src));
-    cd_buf_append_str(&lib, "local P\n");
-    const char *rest = pl + sizeof p_line - 1;
-    cd_buf_append(&lib, rest, common->len - (size_t)(rest - common->src));
-    for (size_t i = 0; i < cd_store_lua_count; i++) {
-        const cd_store_lua_source *s = &cd_store_lua_sources[i];
-        if (s->name[0] == '_')
-            continue;
-        add_function(st, &lib, s, api, "", is_ro(s->name));
-        if (strncmp(s->name, "api", 3) == 0)
-            add_function(st, &lib, s, api, "_ro", true);
-    }
-    st->lib = lib.data; /* cd_buf keeps it NUL-terminated */
+    st->lib = lib.text;
     st->lib_len = lib.len;
     return 0;
 }
@@ -212,7 +127,7 @@ cd_store *cd_store_create(uv_loop_t *loop, const cd_config *cfg)
     st->waiting_tail = &st->waiting;
     st->prefix = cd_strdup(cfg->prefix);
     st->prefix_len = strlen(st->prefix);
-    if (build_lib(st) != 0) {
+    if (load_lib(st) != 0) {
         cd_store_destroy(st);
         return NULL;
     }

@@ -217,7 +217,7 @@ it('agent-add --password - reads the password from stdin', async () => {
     assert.match(await env.redis.cmd('HGET', `${P}agent:${r.json.id}`, 'pw'), /^\$argon2id\$/);
 });
 
-it('a duplicate e-mail (any case) exits 1; an unknown site exits 1 and writes nothing', async () => {
+it('a duplicate e-mail (any case) exits 1; an unknown site exits 2 (a value the operation refuses) and writes nothing', async () => {
     const s = key('dupe');
     await siteAdd(s);
     const mail = email();
@@ -229,7 +229,7 @@ it('a duplicate e-mail (any case) exits 1; an unknown site exits 1 and writes no
     const mail2 = email();
     const before = await env.redis.cmd('SCARD', `${P}agents`);
     const u = await env.adminRaw(agentArgs({ mail: mail2, sites: [s, 'nope_site'] }));
-    assert.equal(u.code, 1, u.stderr);
+    assert.equal(u.code, 2, u.stderr);
     assert.ok(u.stderr.includes('unknown site nope_site'), u.stderr);
     assert.equal(await env.redis.cmd('EXISTS', `${P}agent:email:${mail2}`), 0);
     assert.equal(await env.redis.cmd('SCARD', `${P}agents`), before);

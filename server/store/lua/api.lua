@@ -242,11 +242,6 @@ ops.canned_delete = function()
 end
 
 -- admin
-local function origin_ok(o)
-  return type(o) == 'string' and #o <= 200 and
-    (string.match(o, '^https?://[a-z0-9%.%-]+$') or string.match(o, '^https?://[a-z0-9%.%-]+:%d+$') or
-     string.match(o, '^https?://%[[0-9a-f:]+%]$') or string.match(o, '^https?://%[[0-9a-f:]+%]:%d+$')) ~= nil
-end
 local function admin_site(key)
   need_admin()
   local s = hgetall(P .. 'site:' .. tostring(key))
@@ -265,118 +260,102 @@ end
 ops.admin_site_create = function()
   -- a new tenant is the operator's decision: an admin of one site must not open others
   need_owner()
-  if not key_ok(p.key) then return fail('bad_request', 'key is 1-64 characters of A-Z a-z 0-9 _ -') end
-  local name = str(p.name, 200, 'name')
-  if not name or name == '' then return fail('bad_request', 'name is required') end
-  if type(p.origins) ~= 'table' or #p.origins == 0 then return fail('bad_request', 'origins must list at least one origin') end
-  for _, o in ipairs(p.origins) do
-    if not origin_ok(o) then return fail('bad_request', 'origin must look like https://example.com[:port]') end
+  key_of(p.key, 'key')
+  local name = name_of(p.name, 'name')
+  local origins = origins_of(p.origins)
+  local secret = secret_of(p.identity_secret)
+  if redis.call('EXISTS', P .. 'site:' .. p.key) == 1 or redis.call('SISMEMBER', P .. 'sites', p.key) == 1 then
+    return fail('conflict', 'site ' .. p.key .. ' already exists')
   end
-  local secret = str(p.identity_secret, 256, 'identity_secret') or ''
-  if secret ~= '' and #secret < 16 then return fail('bad_request', 'identity_secret needs at least 16 bytes') end
-  if redis.call('EXISTS', P .. 'site:' .. p.key) == 1 then return fail('conflict', 'site exists') end
-  redis.call('HSET', P .. 'site:' .. p.key, 'key', p.key, 'name', name, 'origins', cjson.encode(p.origins),
+  redis.call('HSET', P .. 'site:' .. p.key, 'key', p.key, 'name', name, 'origins', cjson.encode(origins),
     'identity_secret', secret, 'created_at', now)
   redis.call('SADD', P .. 'sites', p.key)
-  -- the creating admin belongs to the new site
-  table.insert(my_sites, p.key)
-  redis.call('HSET', P .. 'agent:' .. aid, 'sites', cjson.encode(my_sites))
-  redis.call('SADD', P .. 'site:' .. p.key .. ':agents', aid)
   site_changed(p.key)
-  agent_changed(aid)
+  -- the creating admin belongs to the new site (the operator is no agent)
+  if not operator then
+    table.insert(my_sites, p.key)
+    redis.call('HSET', P .. 'agent:' .. aid, 'sites', cjson.encode(my_sites))
+    redis.call('SADD', P .. 'site:' .. p.key .. ':agents', aid)
+    agent_changed(aid)
+  end
   return reply(201, '{"site":' .. site_json(hgetall(P .. 'site:' .. p.key)) .. '}')
+end
+-- The widget settings of a patch as the JSON text stored in the site record (raises bad_request).
+local function widget_of(v)
+  if type(v) ~= 'table' then bad('widget must be an object') end
+  local w = {}
+  if v.color ~= nil then
+    if type(v.color) ~= 'string' or not string.match(v.color, '^#%x%x%x%x%x%x$') then bad('widget.color must look like #1a73e8') end
+    w.color = v.color
+  end
+  for _, f in ipairs({'title', 'greeting_en', 'greeting_zh'}) do w[f] = str(v[f], 500, 'widget.' .. f) end
+  for _, f in ipairs({'categories', 'required_fields'}) do
+    if v[f] ~= nil then
+      if type(v[f]) ~= 'table' or #v[f] > 50 then bad('widget.' .. f .. ' must be an array') end
+      for _, x in ipairs(v[f]) do
+        if type(x) ~= 'string' or #x > 100 then bad('widget.' .. f .. ' holds short strings') end
+      end
+      w[f] = v[f]
+    end
+  end
+  -- reports: the optional survey questions after CSAT (docs/reports.md)
+  if v.survey ~= nil then
+    local sv = v.survey
+    if type(sv) ~= 'table' or (sv.nps ~= nil and type(sv.nps) ~= 'boolean') or (sv.ces ~= nil and type(sv.ces) ~= 'boolean') then
+      bad('widget.survey must be {"nps":bool,"ces":bool}')
+    end
+    w.survey = {nps = sv.nps == true, ces = sv.ces == true}
+  end
+  local enc = cjson.encode(w)
+  enc = string.gsub(enc, '"categories":{}', '"categories":[]')
+  enc = string.gsub(enc, '"required_fields":{}', '"required_fields":[]')
+  return enc
+end
+-- category -> team, each team one of the site's (teams: the site's teams hash)
+local function category_teams_of(v, teams)
+  if type(v) ~= 'table' then bad('category_teams must be an object') end
+  for cat, t in pairs(v) do
+    text(cat, 200, 'a category')
+    if type(t) ~= 'string' or redis.call('HEXISTS', teams, t) == 0 then
+      bad('unknown team ' .. tostring(t) .. ' for category ' .. cat)
+    end
+  end
+  return next(v) and cjson.encode(v) or '{}'
+end
+-- The patch's settings of the site record as field/value pairs, every value checked
+-- (raises bad_request), so a refused patch changes nothing.
+local function site_patch_fields(key)
+  local set = {}
+  local function put(f, v) table.insert(set, f) table.insert(set, v) end
+  if p.name ~= nil then put('name', name_of(p.name, 'name')) end
+  if p.origins ~= nil then put('origins', cjson.encode(origins_of(p.origins))) end
+  if p.identity_secret ~= nil then put('identity_secret', secret_of(p.identity_secret)) end
+  if p.auto_assign ~= nil then
+    if type(p.auto_assign) ~= 'boolean' then bad('auto_assign must be true or false') end
+    put('auto_assign', p.auto_assign and '1' or '0')
+  end
+  if p.category_teams ~= nil then put('category_teams', category_teams_of(p.category_teams, key .. ':teams')) end
+  for _, f in ipairs({'auto_close_s', 'unanswered_after_s'}) do
+    if p[f] ~= nil then put(f, I(whole(p[f], 0, 31536000, f))) end
+  end
+  for _, f in ipairs({'ack_text_en', 'ack_text_zh'}) do
+    if p[f] ~= nil then put(f, p[f] == cjson.null and '' or text(p[f], 1000, f, true)) end
+  end
+  -- customer health alerts (health_apply.lua): more than N conversations in D days
+  if p.health_threshold ~= nil then put('health_threshold', I(whole(p.health_threshold, 1, 1000, 'health_threshold'))) end
+  if p.health_window_days ~= nil then put('health_window_days', I(whole(p.health_window_days, 1, 365, 'health_window_days'))) end
+  -- reports (reports_apply.lua): the site's day starts at 00:00 of this UTC offset
+  if p.report_utc_offset_min ~= nil then
+    put('report_utc_offset_min', I(whole(p.report_utc_offset_min, -720, 840, 'report_utc_offset_min')))
+  end
+  if p.widget ~= nil then put('widget', widget_of(p.widget)) end
+  return set
 end
 ops.admin_site_patch = function()
   local s = admin_site(p.site_key)
   local key = P .. 'site:' .. s.key
-  if p.name ~= nil then
-    local v = str(p.name, 200, 'name')
-    if not v or v == '' then return fail('bad_request', 'name must not be empty') end
-    redis.call('HSET', key, 'name', v)
-  end
-  if p.origins ~= nil then
-    if type(p.origins) ~= 'table' or #p.origins == 0 then return fail('bad_request', 'origins must list at least one origin') end
-    for _, o in ipairs(p.origins) do
-      if not origin_ok(o) then return fail('bad_request', 'origin must look like https://example.com[:port]') end
-    end
-    redis.call('HSET', key, 'origins', cjson.encode(p.origins))
-  end
-  if p.identity_secret ~= nil then
-    local v = p.identity_secret == cjson.null and '' or str(p.identity_secret, 256, 'identity_secret')
-    if v ~= '' and #v < 16 then return fail('bad_request', 'identity_secret needs at least 16 bytes') end
-    redis.call('HSET', key, 'identity_secret', v)
-  end
-  if p.auto_assign ~= nil then
-    if type(p.auto_assign) ~= 'boolean' then return fail('bad_request', 'auto_assign must be true or false') end
-    redis.call('HSET', key, 'auto_assign', p.auto_assign and '1' or '0')
-  end
-  if p.category_teams ~= nil then
-    if type(p.category_teams) ~= 'table' then return fail('bad_request', 'category_teams must be an object') end
-    for cat, t in pairs(p.category_teams) do
-      if type(t) ~= 'string' or redis.call('HEXISTS', key .. ':teams', t) == 0 then
-        return fail('bad_request', 'category_teams: unknown team for ' .. tostring(cat))
-      end
-    end
-    redis.call('HSET', key, 'category_teams', next(p.category_teams) and cjson.encode(p.category_teams) or '{}')
-  end
-  for _, f in ipairs({'auto_close_s', 'unanswered_after_s'}) do
-    if p[f] ~= nil then
-      local v = tonumber(p[f])
-      if not v or v < 0 or v > 31536000 or v ~= math.floor(v) then return fail('bad_request', f .. ' must be 0..31536000') end
-      redis.call('HSET', key, f, I(v))
-    end
-  end
-  for _, f in ipairs({'ack_text_en', 'ack_text_zh'}) do
-    if p[f] ~= nil then redis.call('HSET', key, f, p[f] == cjson.null and '' or str(p[f], 1000, f)) end
-  end
-  -- customer health alerts (health_apply.lua): more than N conversations in D days
-  for f, lim in pairs({health_threshold = 1000, health_window_days = 365}) do
-    if p[f] ~= nil then
-      local v = tonumber(p[f])
-      if not v or v < 1 or v > lim or v ~= math.floor(v) then return fail('bad_request', f .. ' must be 1..' .. lim) end
-      redis.call('HSET', key, f, I(v))
-    end
-  end
-  -- reports (reports_apply.lua): the site's day starts at 00:00 of this UTC offset
-  if p.report_utc_offset_min ~= nil then
-    local v = tonumber(p.report_utc_offset_min)
-    if not v or v < -720 or v > 840 or v ~= math.floor(v) then
-      return fail('bad_request', 'report_utc_offset_min must be minutes from -720 to 840')
-    end
-    redis.call('HSET', key, 'report_utc_offset_min', I(v))
-  end
-  if p.widget ~= nil then
-    if type(p.widget) ~= 'table' then return fail('bad_request', 'widget must be an object') end
-    local w = {}
-    if p.widget.color ~= nil then
-      if type(p.widget.color) ~= 'string' or not string.match(p.widget.color, '^#%x%x%x%x%x%x$') then
-        return fail('bad_request', 'widget.color must look like #1a73e8')
-      end
-      w.color = p.widget.color
-    end
-    for _, f in ipairs({'title', 'greeting_en', 'greeting_zh'}) do w[f] = str(p.widget[f], 500, 'widget.' .. f) end
-    for _, f in ipairs({'categories', 'required_fields'}) do
-      if p.widget[f] ~= nil then
-        if type(p.widget[f]) ~= 'table' or #p.widget[f] > 50 then return fail('bad_request', 'widget.' .. f .. ' must be an array') end
-        for _, x in ipairs(p.widget[f]) do
-          if type(x) ~= 'string' or #x > 100 then return fail('bad_request', 'widget.' .. f .. ' holds short strings') end
-        end
-        w[f] = p.widget[f]
-      end
-    end
-    -- reports: the optional survey questions after CSAT (docs/reports.md)
-    if p.widget.survey ~= nil then
-      local sv = p.widget.survey
-      if type(sv) ~= 'table' or (sv.nps ~= nil and type(sv.nps) ~= 'boolean') or (sv.ces ~= nil and type(sv.ces) ~= 'boolean') then
-        return fail('bad_request', 'widget.survey must be {"nps":bool,"ces":bool}')
-      end
-      w.survey = {nps = sv.nps == true, ces = sv.ces == true}
-    end
-    local enc = cjson.encode(w)
-    enc = string.gsub(enc, '"categories":{}', '"categories":[]')
-    enc = string.gsub(enc, '"required_fields":{}', '"required_fields":[]')
-    redis.call('HSET', key, 'widget', enc)
-  end
+  local set = site_patch_fields(key)
+  if #set > 0 then redis.call('HSET', key, unpack(set)) end
   site_changed(s.key)
   drain_site(s.key, now)
   return reply(200, '{"site":' .. site_json(hgetall(key)) .. '}')
@@ -393,10 +372,11 @@ ops.admin_teams_list = function()
 end
 ops.admin_team_create = function()
   local s = admin_site(p.site_key)
-  if not key_ok(p.key) then return fail('bad_request', 'key is 1-64 characters of A-Z a-z 0-9 _ -') end
-  local name = str(p.name, 200, 'name')
-  if not name or name == '' then return fail('bad_request', 'name is required') end
-  if redis.call('HSETNX', P .. 'site:' .. s.key .. ':teams', p.key, name) == 0 then return fail('conflict', 'team exists') end
+  team_key_of(p.key)
+  local name = name_of(p.name, 'name')
+  if redis.call('HSETNX', P .. 'site:' .. s.key .. ':teams', p.key, name) == 0 then
+    return fail('conflict', 'team ' .. p.key .. ' already exists on site ' .. s.key)
+  end
   return reply(201, '{"team":{"key":' .. S(p.key) .. ',"name":' .. S(name) .. '}}')
 end
 ops.admin_agents_list = function()
@@ -420,9 +400,7 @@ ops.admin_agents_list = function()
 end
 -- an admin grants agent or admin; only an owner grants owner
 local function check_role(role)
-  if role ~= 'agent' and role ~= 'admin' and role ~= 'owner' then
-    error({code = 'bad_request', msg = 'role must be agent, admin or owner'})
-  end
+  if role ~= 'agent' and role ~= 'admin' and role ~= 'owner' then bad('role must be agent, admin or owner') end
   if role == 'owner' then need_owner() end
 end
 local function check_agent_fields(sites, teams)
@@ -431,6 +409,7 @@ local function check_agent_fields(sites, teams)
     if type(s) ~= 'string' or not my_site(s) then error({code = 'bad_request', msg = 'unknown site ' .. tostring(s)}) end
   end
   for _, t in ipairs(teams or {}) do
+    team_key_of(t)
     local found = false
     for _, s in ipairs(sites) do
       if type(t) == 'string' and redis.call('HEXISTS', P .. 'site:' .. s .. ':teams', t) == 1 then found = true end
@@ -456,19 +435,17 @@ ops.logout = function()
 end
 ops.admin_agent_create = function()
   need_admin()
-  local email = str(p.email, 254, 'email')
-  if not email or not string.match(email, '^[^@%s]+@[^@%s]+$') then return fail('bad_request', 'email is not an e-mail address') end
-  email = string.lower(email)
-  local name = str(p.name, 200, 'name')
-  if not name or name == '' then return fail('bad_request', 'name is required') end
+  local email = email_of(p.email)
+  local name = name_of(p.name, 'name')
   if not p.pw_hash or p.pw_hash == '' then return fail('bad_request', 'password must be 12 to 128 bytes') end
   local sites, teams = p.sites or {}, p.teams or {}
   check_agent_fields(sites, teams)
   local role = p.role or 'agent'
   check_role(role)
-  local maxc = tonumber(p.max_chats or 5)
-  if not maxc or maxc < 1 or maxc > 100 then return fail('bad_request', 'max_chats must be 1..100') end
-  if redis.call('SETNX', P .. 'agent:email:' .. email, fresh) == 0 then return fail('conflict', 'an agent with this e-mail exists') end
+  local maxc = whole(p.max_chats or 5, 1, 100, 'max_chats')
+  if redis.call('SETNX', P .. 'agent:email:' .. email, fresh) == 0 then
+    return fail('conflict', 'agent with e-mail ' .. email .. ' already exists')
+  end
   local id = fresh
   redis.call('HSET', P .. 'agent:' .. id, 'id', id, 'name', name, 'email', email, 'role', role, 'sites', cjson.encode(sites),
     'teams', #teams == 0 and '[]' or cjson.encode(teams), 'pw', p.pw_hash, 'status', 'offline', 'max_chats', I(maxc), 'created_at', now)
@@ -538,42 +515,46 @@ local function patch_scoped(a)
   return {sites = sites, teams = teams}
 end
 local function patch_full(a, key)
-  if p.name ~= nil then
-    local v = str(p.name, 200, 'name')
-    if not v or v == '' then error({code = 'bad_request', msg = 'name must not be empty'}) end
-    redis.call('HSET', key, 'name', v)
-  end
-  local revoke = nil
+  -- every value is checked before the first write: a refused patch changes nothing
+  local set, revoke = {}, nil
+  local function put(f, v) table.insert(set, f) table.insert(set, v) end
+  if p.name ~= nil then put('name', name_of(p.name, 'name')) end
   if p.role ~= nil then
     check_role(p.role)
     if p.role ~= a.role then revoke = 'role changed' end
-    redis.call('HSET', key, 'role', p.role)
+    put('role', p.role)
   end
-  if p.max_chats ~= nil then
-    local v = tonumber(p.max_chats)
-    if not v or v < 1 or v > 100 then error({code = 'bad_request', msg = 'max_chats must be 1..100'}) end
-    redis.call('HSET', key, 'max_chats', I(v))
-  end
+  if p.max_chats ~= nil then put('max_chats', I(whole(p.max_chats, 1, 100, 'max_chats'))) end
   if p.disabled ~= nil then
-    if type(p.disabled) ~= 'boolean' then error({code = 'bad_request', msg = 'disabled must be true or false'}) end
-    redis.call('HSET', key, 'disabled', p.disabled and '1' or '0')
+    if type(p.disabled) ~= 'boolean' then bad('disabled must be true or false') end
+    put('disabled', p.disabled and '1' or '0')
     if p.disabled then
-      redis.call('HSET', key, 'status', 'offline')
+      put('status', 'offline')
       revoke = 'disabled'
     end
   end
   if p.pw_hash and p.pw_hash ~= '' then
-    redis.call('HSET', key, 'pw', p.pw_hash)
+    put('pw', p.pw_hash)
     revoke = 'password changed'
   end
   local sites = p.sites or json_list(a.sites)
   local teams = p.teams or json_list(a.teams)
   if p.sites ~= nil or p.teams ~= nil then check_agent_fields(sites, teams) end
+  if #set > 0 then redis.call('HSET', key, unpack(set)) end
   return {sites = p.sites ~= nil and sites or nil, teams = p.teams ~= nil and teams or nil, revoke = revoke}
+end
+-- The agent a patch is about: by id (the API's path), or for the operator by e-mail (the
+-- CLI's agent-set names agents by e-mail).
+local function patched_agent()
+  if operator and p.agent_id == nil then
+    local id = redis.call('GET', P .. 'agent:email:' .. email_of(p.agent_email))
+    return id and hgetall(P .. 'agent:' .. id)
+  end
+  return hgetall(P .. 'agent:' .. tostring(p.agent_id))
 end
 ops.admin_agent_patch = function()
   need_admin()
-  local a = hgetall(P .. 'agent:' .. tostring(p.agent_id))
+  local a = patched_agent()
   if not a then return fail('not_found', 'no such agent') end
   local shared, full = agent_scope(a)
   if not shared then return fail('not_found', 'no such agent') end
