@@ -458,18 +458,6 @@ static int parse_args(cd_config *cfg, const command *cmd, int argc, char **argv,
 
 /* ---- Redis ---- */
 
-/* The key or channel name prefix + suffix as a new heap string. */
-static char *pkey(const cd_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *pkey(const cd_config *cfg, const char *fmt, ...)
-{
-    char tail[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tail, sizeof tail, fmt, ap);
-    va_end(ap);
-    return strf("%s%s", cfg->prefix, tail);
-}
-
 static struct timeval ms_to_tv(int64_t ms)
 {
     struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
@@ -639,17 +627,25 @@ static int members_sorted(redisContext *c, const char *key, redisReply **reply, 
     return 0;
 }
 
-/* HGETALL of each key, pipelined. Returns a heap array of n replies (each freed by
+/* A record's key from its id (cd_key_agent, site_key). */
+typedef const char *(*key_of_id)(cd_key *k, const char *P, const char *id);
+
+/* P{s:<site>}:site, the site's record */
+static const char *site_key(cd_key *k, const char *P, const char *site)
+{
+    return cd_key_site(k, P, site, "");
+}
+
+/* HGETALL of each id's key, pipelined. Returns a heap array of n replies (each freed by
  * the caller, and the array with cd_free), or NULL after printing the error. */
-static redisReply **hgetall_many(redisContext *c, const cd_config *cfg, const char *fmt, const char **ids, size_t n)
+static redisReply **hgetall_many(redisContext *c, const cd_config *cfg, key_of_id key_of, const char **ids, size_t n)
 {
     redisReply **out = cd_calloc(n + 1, sizeof *out);
     for (size_t i = 0; i < n; i++) {
-        char *key = strf("%s%s%s", cfg->prefix, fmt, ids[i]);
-        const char *argv[] = {"HGETALL", key};
-        size_t lens[] = {7, strlen(key)};
+        cd_key k;
+        const char *argv[] = {"HGETALL", key_of(&k, cfg->prefix, ids[i])};
+        size_t lens[] = {7, strlen(argv[1])};
         redisAppendCommandArgv(c, 2, argv, lens);
-        cd_free(key);
     }
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
@@ -1399,6 +1395,7 @@ static int run_team_list(cd_config *cfg, const args *a)
     bool as_json = arg_get(a, OPT_JSON) != NULL;
     const char *site = arg_get(a, OPT_SITE);
     char *k_site = NULL, *k_teams = NULL;
+    cd_key k;
     redisReply *h = NULL;
     json_t **teams = NULL;
     size_t nt = 0;
@@ -1414,8 +1411,8 @@ static int run_team_list(cd_config *cfg, const args *a)
     if (!c)
         goto out;
     rc = EXIT_FAIL;
-    k_site = pkey(cfg, "site:%s", site);
-    k_teams = pkey(cfg, "site:%s:teams", site);
+    k_site = cd_strdup(site_key(&k, cfg->prefix, site));
+    k_teams = cd_strdup(cd_key_site(&k, cfg->prefix, site, ":teams"));
     int exists = key_exists(c, k_site);
     if (exists < 0)
         goto out;
@@ -1479,7 +1476,8 @@ static int run_site_list(cd_config *cfg, const args *a)
     redisReply *mr = NULL, **hr = NULL;
     const char **ids = NULL;
     size_t n = 0;
-    char *k_sites = pkey(cfg, "sites");
+    cd_key ks;
+    char *k_sites = cd_strdup(cd_key_global(&ks, cfg->prefix, "sites"));
     json_t *list = json_array();
     int rc = EXIT_FAIL;
 
@@ -1489,7 +1487,7 @@ static int run_site_list(cd_config *cfg, const args *a)
     rc = EXIT_FAIL;
     if (members_sorted(c, k_sites, &mr, &ids, &n) != 0)
         goto out;
-    hr = hgetall_many(c, cfg, "site:", ids, n);
+    hr = hgetall_many(c, cfg, site_key, ids, n);
     if (!hr)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -1566,6 +1564,7 @@ static int run_agent_list(cd_config *cfg, const args *a)
     json_t **agents = NULL;
     size_t n = 0, na = 0;
     char *k_set = NULL;
+    cd_key k;
     json_t *list = json_array();
     int rc = EXIT_FAIL;
 
@@ -1578,22 +1577,20 @@ static int run_agent_list(cd_config *cfg, const args *a)
         goto out;
     rc = EXIT_FAIL;
     if (site) {
-        char *k_site = pkey(cfg, "site:%s", site);
-        int exists = key_exists(c, k_site);
-        cd_free(k_site);
+        int exists = key_exists(c, site_key(&k, cfg->prefix, site));
         if (exists < 0)
             goto out;
         if (!exists) {
             errorf("unknown site %s", site);
             goto out;
         }
-        k_set = pkey(cfg, "site:%s:agents", site);
+        k_set = cd_strdup(cd_key_site(&k, cfg->prefix, site, ":agents"));
     } else {
-        k_set = pkey(cfg, "agents");
+        k_set = cd_strdup(cd_key_agents(&k, cfg->prefix));
     }
     if (members_sorted(c, k_set, &mr, &ids, &n) != 0)
         goto out;
-    hr = hgetall_many(c, cfg, "agent:", ids, n);
+    hr = hgetall_many(c, cfg, cd_key_agent, ids, n);
     if (!hr)
         goto out;
     agents = cd_calloc(n + 1, sizeof *agents);

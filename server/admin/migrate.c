@@ -5,7 +5,10 @@
  * old name any more), and a second run moves nothing. A key whose new name is taken
  * (written by a new node before the migration ran) stays where it is and is reported
  * as a conflict. The previous layout ran on one Redis only, so RENAMENX between slots
- * is fine here. */
+ * is fine here. Three passes over the keys: per-site keys and the agents' site records
+ * and loads (move_key), then conversations and visitors as groups (move_late), then the
+ * site records and the state that spans sites (move_owned), whose old names the earlier
+ * passes read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +30,13 @@ typedef enum kind {
     K_TIMERS,
     K_AGENTS,
     K_LOADS,
+    K_SITES,
+    K_AGENT_STATE,
+    K_GLOBAL,
     K__COUNT
 } kind;
-static const char *const kind_names[K__COUNT] = {"kb",       "rules",  "reports", "health", "conversations",
-                                                 "visitors", "timers", "agents",  "loads"};
+static const char *const kind_names[K__COUNT] = {"kb",     "rules",  "reports", "health", "conversations", "visitors",
+                                                 "timers", "agents", "loads",   "sites",  "agent_state",   "global"};
 
 typedef struct plan {
     kind k;
@@ -358,8 +364,61 @@ static int move_late(redisContext *c, const char *P, const char *old, tally *t)
     return 0;
 }
 
+/* The site's record and its own keys, P{s:<site>}:…:
+ *   site:<site>                              -> site
+ *   site:<site>:teams|agents|convs|tickets|canned, site:<site>:queue:<team> -> the same suffix
+ * (site:<site>:webhooks stays: webhooks move with the event stream.) */
+static bool classify_site(const char *rest, char *nk, size_t n, const char *P)
+{
+    static const char *const subs[] = {"teams", "agents", "convs", "tickets", "canned"};
+    const char *colon = strchr(rest, ':');
+    size_t slen = colon ? (size_t)(colon - rest) : strlen(rest);
+    if (slen == 0 || slen >= 128)
+        return false;
+    const char *sub = colon ? colon + 1 : "site";
+    bool ok = !colon || strncmp(sub, "queue:", 6) == 0;
+    for (size_t i = 0; i < CD_ARRAY_LEN(subs) && !ok; i++)
+        ok = strcmp(sub, subs[i]) == 0;
+    if (ok)
+        snprintf(nk, n, "%s{s:%.*s}:%s", P, (int)slen, rest, sub);
+    return ok;
+}
+
+/* Third pass: the keys of the site record and of state that spans sites move under
+ * their owner's tag (docs/keyspace.md): the site's under {s:<site>}, the agents'
+ * (records, e-mail index, agents set, presence, an agent's lists) under {a}, the sites
+ * set and the signing keys under {g}. Last, because the first pass reads agent records
+ * under their old names (agent_sites). */
+static int move_owned(redisContext *c, const char *P, const char *old, tally *t)
+{
+    static const struct {
+        const char *name, *tag;
+        kind k;
+    } whole[] = {{"agents", "{a}:", K_AGENT_STATE},
+                 {"presence", "{a}:", K_AGENT_STATE},
+                 {"sites", "{g}:", K_GLOBAL},
+                 {"keys", "{g}:", K_GLOBAL}};
+    const char *name = old + strlen(P);
+    char nk[1024];
+    for (size_t i = 0; i < CD_ARRAY_LEN(whole); i++)
+        if (strcmp(name, whole[i].name) == 0) {
+            snprintf(nk, sizeof nk, "%s%s%s", P, whole[i].tag, name);
+            return rename_one(c, old, nk, whole[i].k, t);
+        }
+    if (strncmp(name, "site:", 5) == 0)
+        return classify_site(name + 5, nk, sizeof nk, P) ? rename_one(c, old, nk, K_SITES, t) : 0;
+    /* agent:<id>[:convs|:notices|:canned], agent:email:<e>, presence:<id>; an agent's old
+     * load (:active) moved member by member in the first pass */
+    bool agent = strncmp(name, "agent:", 6) == 0, presence = strncmp(name, "presence:", 9) == 0;
+    const char *tail = strrchr(name, ':');
+    if ((!agent && !presence) || (agent && strcmp(tail, ":active") == 0))
+        return 0;
+    snprintf(nk, sizeof nk, "%s{a}:%s", P, name);
+    return rename_one(c, old, nk, K_AGENT_STATE, t);
+}
+
 /* SCAN every key under the prefix; the pattern escapes glob characters of P. */
-static int scan_all(redisContext *c, const char *P, tally *t, bool late)
+static int scan_all(redisContext *c, const char *P, tally *t, int pass)
 {
     char pat[256];
     size_t j = 0;
@@ -381,9 +440,12 @@ static int scan_all(redisContext *c, const char *P, tally *t, bool late)
         cd_strlcpy(cursor, r->element[0]->str, sizeof cursor);
         redisReply *keys = r->element[1];
         for (size_t i = 0; i < keys->elements; i++) {
-            if (!late)
+            if (pass == 0)
                 t->scanned++;
-            if ((late ? move_late : move_key)(c, P, keys->element[i]->str, t) != 0) {
+            int (*move)(redisContext *, const char *, const char *, tally *) = pass == 0   ? move_key
+                                                                               : pass == 1 ? move_late
+                                                                                           : move_owned;
+            if (move(c, P, keys->element[i]->str, t) != 0) {
                 freeReplyObject(r);
                 return -1;
             }
@@ -396,9 +458,9 @@ static int scan_all(redisContext *c, const char *P, tally *t, bool late)
 int cd_admin__migrate(const char *P, redisContext *c)
 {
     tally t = {.conflict_keys = json_array()};
-    int rc = scan_all(c, P, &t, false);
-    if (rc == 0)
-        rc = scan_all(c, P, &t, true);
+    int rc = 0;
+    for (int pass = 0; pass < 3 && rc == 0; pass++)
+        rc = scan_all(c, P, &t, pass);
     if (rc == 0) {
         json_t *moved = json_object();
         long long total = 0;

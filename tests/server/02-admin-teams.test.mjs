@@ -83,7 +83,7 @@ it('team-add writes site:<k>:teams and prints the team; team-list shows it', asy
     await siteAdd(s);
     const out = await env.admin('team-add', '--site', s, '--key', 'sales', '--name', 'Ventes & Sales ✓');
     assert.deepEqual(out, { site: s, key: 'sales', name: 'Ventes & Sales ✓' });
-    assert.equal(await env.redis.cmd('HGET', `${P}site:${s}:teams`, 'sales'), 'Ventes & Sales ✓');
+    assert.equal(await env.redis.cmd('HGET', `${P}{s:${s}}:teams`, 'sales'), 'Ventes & Sales ✓');
     await teamAdd(s, 'Tier-2_support', 'Tier 2');
     await teamAdd(s, 'billing', 'Billing');
 
@@ -122,7 +122,7 @@ it('team-add: a duplicate on the site exits 1; the same key on another site is f
     await teamAdd(s, 'vip', 'VIP');
     assertFail(await env.adminRaw(['team-add', '--site', s, '--key', 'vip', '--name', 'Other']),
         `team vip already exists on site ${s}`);
-    assert.equal(await env.redis.cmd('HGET', `${P}site:${s}:teams`, 'vip'), 'VIP', 'first name kept');
+    assert.equal(await env.redis.cmd('HGET', `${P}{s:${s}}:teams`, 'vip'), 'VIP', 'first name kept');
     assert.deepEqual(await teamAdd(other, 'vip', 'VIP 2'), { site: other, key: 'vip', name: 'VIP 2' });
 });
 
@@ -131,8 +131,8 @@ it('team-add / team-list on an unknown site exit 1 and write nothing', async () 
     assertFail(await env.adminRaw(['team-add', '--site', s, '--key', 'sales', '--name', 'Sales']), 'no such site');
     // a key no site can have is just as unknown (the admin API answers 404 for it too)
     assertFail(await env.adminRaw(['team-add', '--site', 'bad site', '--key', 'ok', '--name', 'X']), 'no such site');
-    assert.equal(await env.redis.cmd('EXISTS', `${P}site:${s}:teams`), 0);
-    assert.equal(await env.redis.cmd('EXISTS', `${P}site:${s}`), 0);
+    assert.equal(await env.redis.cmd('EXISTS', `${P}{s:${s}}:teams`), 0);
+    assert.equal(await env.redis.cmd('EXISTS', `${P}{s:${s}}:site`), 0);
     assertFail(await env.adminRaw(['team-list', '--site', s]), `unknown site ${s}`);
 });
 
@@ -143,7 +143,7 @@ it('concurrent team-add of one team: exactly one wins', async () => {
         env.adminRaw(['team-add', '--site', s, '--key', 'race', '--name', `N${i}`])));
     assert.deepEqual(runs.map((r) => r.code).sort(), [0, 1, 1, 1, 1, 1], runs.map((r) => r.stderr).join(''));
     const winner = runs.find((r) => r.code === 0).json.name;
-    assert.equal(await env.redis.cmd('HGET', `${P}site:${s}:teams`, 'race'), winner);
+    assert.equal(await env.redis.cmd('HGET', `${P}{s:${s}}:teams`, 'race'), winner);
 });
 
 it('team-add / team-list refuse bad values (exit 2) and missing options (usage)', async () => {
@@ -162,7 +162,7 @@ it('team-add / team-list refuse bad values (exit 2) and missing options (usage)'
     for (const c of cases) assertUsage(await env.adminRaw(['team-add', ...c]), c.join(' '));
     const r = await env.adminRaw(['team-add', '--site', s, '--key', '_', '--name', 'X']);
     assert.ok(r.stderr.includes("team '_' is reserved"), r.stderr);
-    assert.equal(await env.redis.cmd('HLEN', `${P}site:${s}:teams`), 0, 'nothing written');
+    assert.equal(await env.redis.cmd('HLEN', `${P}{s:${s}}:teams`), 0, 'nothing written');
     const ok = await teamAdd(s, 'x'.repeat(64), 'n'.repeat(200));
     assert.equal(ok.key.length, 64);
 
@@ -197,19 +197,19 @@ it('agent-add --team: each team must exist on one of the agent sites, checked in
 
     const ok = await agentAdd({ sites: [s1, s2], teams: ['sales', 'vip'] });
     assert.deepEqual(ok.teams, ['sales', 'vip']);
-    assert.deepEqual(JSON.parse(await env.redis.cmd('HGET', `${P}agent:${ok.id}`, 'teams')), ['sales', 'vip']);
+    assert.deepEqual(JSON.parse(await env.redis.cmd('HGET', `${P}{a}:agent:${ok.id}`, 'teams')), ['sales', 'vip']);
 
-    const before = await env.redis.cmd('SCARD', `${P}agents`);
+    const before = await env.redis.cmd('SCARD', `${P}{a}:agents`);
     for (const [team, sites] of [['nope', [s1, s2]], ['ghost', [s1, s2]], ['vip', [s1]]]) {
         const mail = email();
         const r = await env.adminRaw(['agent-add', '--email', mail, '--password', 'correct horse', '--name', 'N',
             ...sites.flatMap((s) => ['--site', s]), '--team', 'sales', '--team', team]);
         assertUsage(r, `${team} on ${sites}`);
         assert.ok(r.stderr.includes(`unknown team ${team}`), r.stderr);
-        assert.equal(await env.redis.cmd('EXISTS', `${P}agent:email:${mail}`), 0, `${team}: no login index`);
+        assert.equal(await env.redis.cmd('EXISTS', `${P}{a}:agent:email:${mail}`), 0, `${team}: no login index`);
     }
-    assert.equal(await env.redis.cmd('SCARD', `${P}agents`), before, 'no agent written');
-    assert.equal(await env.redis.cmd('SCARD', `${P}site:${s1}:agents`), 1);
+    assert.equal(await env.redis.cmd('SCARD', `${P}{a}:agents`), before, 'no agent written');
+    assert.equal(await env.redis.cmd('SCARD', `${P}{s:${s1}}:agents`), 1);
 
     // the reserved team-less queue name is a bad value, not an unknown team
     assertUsage(await env.adminRaw(['agent-add', '--email', email(), '--password', 'correct horse', '--name', 'N',
@@ -228,7 +228,7 @@ it('agent-set changes only the given fields, prints the agent and sends agent.ch
     await teamAdd(s2, 'vip');
     const mail = email();
     const a = await agentAdd({ mail, sites: [s1, s2], teams: ['sales'] });
-    const before = await hash(`${P}agent:${a.id}`);
+    const before = await hash(`${P}{a}:agent:${a.id}`);
 
     const sub = await subscribe(`${P}ch:sites`);
     try {
@@ -246,7 +246,7 @@ it('agent-set changes only the given fields, prints the agent and sends agent.ch
             disabled: true,
             created_at: Number(before.created_at),
         });
-        const m = await hash(`${P}agent:${a.id}`);
+        const m = await hash(`${P}{a}:agent:${a.id}`);
         assert.equal(m.max_chats, '12');
         assert.deepEqual(JSON.parse(m.teams), ['vip', 'sales']);
         assert.equal(m.name, 'Renamed ✓');
@@ -268,7 +268,7 @@ it('agent-set changes only the given fields, prints the agent and sends agent.ch
         const cleared = await env.admin('agent-set', '--email', mail, '--no-teams', '--disabled', 'off', '--role', 'agent');
         assert.deepEqual(cleared.teams, []);
         assert.equal(cleared.disabled, false);
-        const m2 = await hash(`${P}agent:${a.id}`);
+        const m2 = await hash(`${P}{a}:agent:${a.id}`);
         assert.equal(m2.teams, '[]');
         assert.equal(m2.disabled, '0');
         assert.equal(m2.role, 'agent');
@@ -287,20 +287,20 @@ it('agent-set: an unknown agent exits 1, an unknown team 2; neither changes anyt
     await teamAdd(other, 'elsewhere');
     const mail = email();
     const a = await agentAdd({ mail, sites: [s], teams: ['sales'] });
-    const before = await hash(`${P}agent:${a.id}`);
+    const before = await hash(`${P}{a}:agent:${a.id}`);
 
     const sub = await subscribe(`${P}ch:sites`);
     try {
         const nobody = email();
         assertFail(await env.adminRaw(['agent-set', '--email', nobody, '--max-chats', '7']), 'no such agent');
-        assert.equal(await env.redis.cmd('EXISTS', `${P}agent:email:${nobody}`), 0);
+        assert.equal(await env.redis.cmd('EXISTS', `${P}{a}:agent:email:${nobody}`), 0);
 
         for (const team of ['nope', 'elsewhere']) {
             const r = await env.adminRaw(['agent-set', '--email', mail, '--max-chats', '7', '--team', 'sales', '--team', team]);
             assertUsage(r, team);
             assert.ok(r.stderr.includes(`unknown team ${team}`), r.stderr);
         }
-        assert.deepEqual(await hash(`${P}agent:${a.id}`), before, 'agent unchanged');
+        assert.deepEqual(await hash(`${P}{a}:agent:${a.id}`), before, 'agent unchanged');
         await flushNotices(sub);
         assert.ok(!sub.data.includes(changed(s)) && !sub.data.includes(agentChanged(a.id)), `no notice: ${sub.data}`);
     } finally {
@@ -313,7 +313,7 @@ it('agent-set refuses bad values (exit 2) and never prints the password hash', a
     await siteAdd(s);
     const mail = email();
     const a = await agentAdd({ mail, sites: [s] });
-    const before = await hash(`${P}agent:${a.id}`);
+    const before = await hash(`${P}{a}:agent:${a.id}`);
     const cases = [
         ['--max-chats', '0'],
         ['--max-chats', '101'],
@@ -343,7 +343,7 @@ it('agent-set refuses bad values (exit 2) and never prints the password hash', a
         assertUsage(r, c.join(' '));
         assert.ok(r.stderr.includes('Usage: chatdeskd'), `${c.join(' ')}: ${r.stderr}`);
     }
-    assert.deepEqual(await hash(`${P}agent:${a.id}`), before, 'agent unchanged');
+    assert.deepEqual(await hash(`${P}{a}:agent:${a.id}`), before, 'agent unchanged');
 
     const r = await env.adminRaw(['agent-set', '--email', mail, '--max-chats', '100']);
     assert.equal(r.code, 0, r.stderr);
@@ -360,7 +360,7 @@ it('site-set writes every setting, prints the site without its secret and notifi
     assert.equal(first.identity_verification, false);
     await teamAdd(s, 'sales');
     await teamAdd(s, 'support');
-    const created = await env.redis.cmd('HGET', `${P}site:${s}`, 'created_at');
+    const created = await env.redis.cmd('HGET', `${P}{s:${s}}:site`, 'created_at');
     const secret = `sekret-${rnd(12)}`;
     const ackEn = 'Hello!\nAn agent will be with you soon.';
     const ackZh = '您好，请稍候。';
@@ -385,7 +385,7 @@ it('site-set writes every setting, prints the site without its secret and notifi
             ack_text_zh: ackZh,
             created_at: Number(created),
         });
-        const m = await hash(`${P}site:${s}`);
+        const m = await hash(`${P}{s:${s}}:site`);
         assert.equal(m.name, 'Renamed Site');
         assert.deepEqual(JSON.parse(m.origins), ['https://new.example', 'http://localhost:8080']);
         assert.equal(m.identity_secret, secret);
@@ -422,18 +422,18 @@ it('site-set changes only what is given; --category-team replaces the map, CATEG
     // replaced as a whole: "billing" is gone, "gold" is left out by its empty team
     out = await env.admin('site-set', '--key', s, '--category-team', 'new=vip', '--category-team', 'gold=');
     assert.deepEqual(out.category_teams, { new: 'vip' });
-    assert.deepEqual(JSON.parse(await env.redis.cmd('HGET', `${P}site:${s}`, 'category_teams')), { new: 'vip' });
+    assert.deepEqual(JSON.parse(await env.redis.cmd('HGET', `${P}{s:${s}}:site`, 'category_teams')), { new: 'vip' });
 
     // a lone CATEGORY= clears the map
     out = await env.admin('site-set', '--key', s, '--category-team', 'new=');
     assert.deepEqual(out.category_teams, {});
-    assert.equal(await env.redis.cmd('HGET', `${P}site:${s}`, 'category_teams'), '{}');
+    assert.equal(await env.redis.cmd('HGET', `${P}{s:${s}}:site`, 'category_teams'), '{}');
 
     out = await env.admin('site-set', '--key', s, '--no-identity-secret', '--auto-assign', 'on', '--ack-en', '');
     assert.equal(out.identity_verification, false);
     assert.equal(out.auto_assign, true);
     assert.equal(out.ack_text_en, '');
-    const m = await hash(`${P}site:${s}`);
+    const m = await hash(`${P}{s:${s}}:site`);
     assert.equal(m.identity_secret, '');
     assert.equal(m.auto_assign, '1');
     assert.equal(m.ack_text_en, '');
@@ -454,14 +454,14 @@ it('site-set: an unknown site exits 1, an unknown team 2; neither writes anythin
     await teamAdd(s, 'sales');
     await teamAdd(other, 'elsewhere');
     await env.admin('site-set', '--key', s, '--category-team', 'billing=sales');
-    const before = await hash(`${P}site:${s}`);
+    const before = await hash(`${P}{s:${s}}:site`);
 
     const sub = await subscribe(`${P}ch:sites`);
     try {
         const nosite = key('nosite');
         assertFail(await env.adminRaw(['site-set', '--key', nosite, '--auto-assign', 'off']), 'no such site');
         assertFail(await env.adminRaw(['site-set', '--key', 'bad key', '--auto-assign', 'on']), 'no such site');
-        assert.equal(await env.redis.cmd('EXISTS', `${P}site:${nosite}`), 0, 'no half site created');
+        assert.equal(await env.redis.cmd('EXISTS', `${P}{s:${nosite}}:site`), 0, 'no half site created');
 
         for (const team of ['nope', 'elsewhere']) {
             const r = await env.adminRaw(['site-set', '--key', s, '--name', 'Changed', '--category-team', 'x=sales',
@@ -469,7 +469,7 @@ it('site-set: an unknown site exits 1, an unknown team 2; neither writes anythin
             assertUsage(r, team);
             assert.ok(r.stderr.includes(`unknown team ${team} for category y`), r.stderr);
         }
-        assert.deepEqual(await hash(`${P}site:${s}`), before, 'site unchanged');
+        assert.deepEqual(await hash(`${P}{s:${s}}:site`), before, 'site unchanged');
         await flushNotices(sub);
         assert.ok(!sub.data.includes(changed(s)) && !sub.data.includes(changed(nosite)), sub.data);
     } finally {
@@ -481,7 +481,7 @@ it('site-set refuses bad values (exit 2) and usage mistakes', async () => {
     const s = key('sv');
     await siteAdd(s);
     await teamAdd(s, 'sales');
-    const before = await hash(`${P}site:${s}`);
+    const before = await hash(`${P}{s:${s}}:site`);
     const cases = [
         ['--auto-assign', 'yes'],
         ['--auto-assign', ''],
@@ -517,7 +517,7 @@ it('site-set refuses bad values (exit 2) and usage mistakes', async () => {
         assertUsage(r, c.join(' '));
         assert.ok(r.stderr.includes('Usage: chatdeskd'), `${c.join(' ')}: ${r.stderr}`);
     }
-    assert.deepEqual(await hash(`${P}site:${s}`), before, 'site unchanged');
+    assert.deepEqual(await hash(`${P}{s:${s}}:site`), before, 'site unchanged');
 });
 
 // ---------------------------------------------------------------------------
@@ -611,13 +611,13 @@ it('concurrent agent-set and site-set runs all succeed and each publishes once',
             env.adminRaw(['site-set', '--key', s, '--category-team', 'c=sales']),
         ]);
         assert.deepEqual(runs.map((r) => r.code), [0, 0, 0, 0, 0], runs.map((r) => r.stderr).join(''));
-        const ids = await Promise.all(mails.map((m) => env.redis.cmd('GET', `${P}agent:email:${m}`)));
+        const ids = await Promise.all(mails.map((m) => env.redis.cmd('GET', `${P}{a}:agent:email:${m}`)));
         const count = () => sub.count(changed(s)) + ids.reduce((n, id) => n + sub.count(agentChanged(id)), 0);
         await waitUntil(() => count() >= 5, { what: '5 notices' });
         await sleep(100);
         assert.equal(sub.count(changed(s)), 2);
         for (const id of ids) assert.equal(sub.count(agentChanged(id)), 1, id);
-        const m = await hash(`${P}site:${s}`);
+        const m = await hash(`${P}{s:${s}}:site`);
         assert.equal(m.auto_close_s, '60');
         assert.equal(m.category_teams, '{"c":"sales"}');
     } finally {

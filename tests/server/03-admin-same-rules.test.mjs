@@ -50,7 +50,7 @@ it('site create: a bad key, an origin with the default port, a tab in the name: 
         const m = await sameRefusal(what, cliArgs(o), ['POST', '/admin/sites', o]);
         assert.ok(m.startsWith(expect), `${what}: ${m}`);
     }
-    assert.equal(await env.redis.cmd('EXISTS', `${P}site:${k}`), 0, 'nothing written');
+    assert.equal(await env.redis.cmd('EXISTS', `${P}{s:${k}}:site`), 0, 'nothing written');
 });
 
 it('team create: the reserved team key and a name with a control character', async () => {
@@ -64,12 +64,12 @@ it('team create: the reserved team key and a name with a control character', asy
             ['POST', `/admin/sites/${site.key}/teams`, { key, name }]);
         assert.ok(m.startsWith(expect), `${what}: ${m}`);
     }
-    assert.equal(await env.redis.cmd('HLEN', `${P}site:${site.key}:teams`), 1, 'only sales');
+    assert.equal(await env.redis.cmd('HLEN', `${P}{s:${site.key}}:teams`), 1, 'only sales');
 });
 
 it('agent create: a too-short password, an unknown team or site, a bad e-mail, max_chats 0', async () => {
     await setup();
-    const before = await env.redis.cmd('SCARD', `${P}agents`);
+    const before = await env.redis.cmd('SCARD', `${P}{a}:agents`);
     const base = { email: `same_${rnd(3)}@example.com`, password: 'long enough pw', name: 'Same', sites: [site.key], teams: [] };
     const cliArgs = (o) => ['agent-add', '--email', o.email, '--password', o.password, '--name', o.name,
         ...o.sites.flatMap((s) => ['--site', s]), ...o.teams.flatMap((t) => ['--team', t]),
@@ -86,12 +86,12 @@ it('agent create: a too-short password, an unknown team or site, a bad e-mail, m
         const m = await sameRefusal(what, cliArgs(o), ['POST', '/admin/agents', o]);
         assert.equal(m, expect, what);
     }
-    assert.equal(await env.redis.cmd('SCARD', `${P}agents`), before, 'no agent written');
+    assert.equal(await env.redis.cmd('SCARD', `${P}{a}:agents`), before, 'no agent written');
 });
 
 it('site patch and agent patch: the same limits (auto_close_s, ack texts, category teams, max_chats)', async () => {
     await setup();
-    const rec = await env.redis.cmd('HGETALL', `${P}site:${site.key}`);
+    const rec = await env.redis.cmd('HGETALL', `${P}{s:${site.key}}:site`);
     for (const [what, opt, val, field, body, expect] of [
         ['auto_close_s 1e3', '--auto-close-s', '1e3', 'auto_close_s', '1e3', 'auto_close_s must be a whole number from 0 to 31536000'],
         ['auto_close_s -1', '--auto-close-s', '-1', 'auto_close_s', -1, 'auto_close_s must be a whole number from 0 to 31536000'],
@@ -102,11 +102,11 @@ it('site patch and agent patch: the same limits (auto_close_s, ack texts, catego
             ['PATCH', `/admin/sites/${site.key}`, { [field]: body }]);
         assert.ok(m.startsWith(expect), `${what}: ${m}`);
     }
-    assert.deepEqual(await env.redis.cmd('HGETALL', `${P}site:${site.key}`), rec, 'site unchanged');
+    assert.deepEqual(await env.redis.cmd('HGETALL', `${P}{s:${site.key}}:site`), rec, 'site unchanged');
 
     const a = await env.addAgent({ site });
     const m = await sameRefusal('max_chats 101', ['agent-set', '--email', a.email, '--max-chats', '101'],
         ['PATCH', `/admin/agents/${a.id}`, { max_chats: 101 }]);
     assert.equal(m, 'max_chats must be a whole number from 1 to 100');
-    assert.equal(await env.redis.cmd('HGET', `${P}agent:${a.id}`, 'max_chats'), '100');
+    assert.equal(await env.redis.cmd('HGET', `${P}{a}:agent:${a.id}`, 'max_chats'), '100');
 });

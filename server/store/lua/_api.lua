@@ -17,13 +17,13 @@ local function key_ok(v) return type(v) == 'string' and #v >= 1 and #v <= 64 and
 -- aid is '' only for the public routes (api/v1/public/…, no token) and the operator: me stays nil
 local me, my_sites = nil, {}
 if aid ~= '' then
-  me = hgetall(P .. 'agent:' .. aid)
+  me = hgetall(P .. '{a}:agent:' .. aid)
   if not me or me.disabled == '1' then return fail('unauthorized', 'unknown or disabled agent') end
   if not token_live(me, ARGV[8], ARGV[9], KEYS[2]) then return fail('unauthorized', 'token revoked') end
   my_sites = json_list(me.sites)
 end
 local function my_site(s)
-  if operator then return key_ok(s) and redis.call('EXISTS', P .. 'site:' .. s) == 1 end
+  if operator then return key_ok(s) and redis.call('EXISTS', sitekey(s)) == 1 end
   for _, k in ipairs(my_sites) do if k == s then return true end end
   return false
 end
@@ -133,7 +133,7 @@ local function agent_view(a)
   end
   for _, t in ipairs(json_list(a.teams)) do
     for _, s in ipairs(my_sites) do
-      if redis.call('HEXISTS', P .. 'site:' .. s .. ':teams', t) == 1 then table.insert(teams, S(t)) break end
+      if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then table.insert(teams, S(t)) break end
     end
   end
   if a.role == 'owner' and not is_owner then full = false end
@@ -178,7 +178,7 @@ local function need_owner() if not is_owner then error({code = 'forbidden', msg 
 -- The key of a site the caller administers (admin role, member of the site), else not_found.
 local function admin_site_key(key)
   need_admin()
-  if type(key) ~= 'string' or not my_site(key) or redis.call('EXISTS', P .. 'site:' .. key) == 0 then
+  if type(key) ~= 'string' or not my_site(key) or redis.call('EXISTS', sitekey(key)) == 0 then
     error({code = 'not_found', msg = 'no such site'})
   end
   return key

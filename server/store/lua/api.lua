@@ -14,7 +14,7 @@ ops.tickets_list = function()
   local q = p.q and string.lower(tostring(p.q)) or nil
   local rows = {}
   for _, s in ipairs(sites) do
-    for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. s .. ':tickets', 0, 4999)) do
+    for _, cid in ipairs(redis.call('ZREVRANGE', skey(s, 'tickets'), 0, 4999)) do
       local c = hgetall(ckey(cid, s))
       if c then
         local keep = true
@@ -50,7 +50,7 @@ ops.conversations_list = function()
   local rows = {}
   for _, s in ipairs(p.site and {p.site} or my_sites) do
     if my_site(s) then
-      for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. s .. ':convs', 0, 4999)) do
+      for _, cid in ipairs(redis.call('ZREVRANGE', skey(s, 'convs'), 0, 4999)) do
         local c = hgetall(ckey(cid, s))
         if c and (not want or want[c.status]) and (not p.team or (c.team or '') == p.team) and
            (not p.assignee or (c.assignee or '') == (p.assignee == 'none' and '' or p.assignee)) then
@@ -71,8 +71,8 @@ ops.agents_list = function()
   local seen, out = {}, {}
   for _, s in ipairs(p.site and {p.site} or my_sites) do
     if my_site(s) then
-      for _, id in ipairs(redis.call('SMEMBERS', P .. 'site:' .. s .. ':agents')) do
-        local a = not seen[id] and hgetall(P .. 'agent:' .. id)
+      for _, id in ipairs(redis.call('SMEMBERS', skey(s, 'agents'))) do
+        local a = not seen[id] and hgetall(P .. '{a}:agent:' .. id)
         seen[id] = true
         if a and a.disabled ~= '1' then
           table.insert(out, '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"status":' .. S(a.status or 'offline') ..
@@ -148,8 +148,8 @@ ops.supervisor = function()
   local site = p.site or my_sites[1]
   if not site or not my_site(site) then return fail('not_found', 'no such site') end
   local agents, queues, risk = {}, {}, {}
-  for _, id in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
-    local a = hgetall(P .. 'agent:' .. id)
+  for _, id in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
+    local a = hgetall(P .. '{a}:agent:' .. id)
     if a then table.insert(agents, agent_json(a, site)) end
   end
   for _, t in ipairs(site_teams(site)) do
@@ -161,7 +161,7 @@ ops.supervisor = function()
       ',"oldest_created_at":' .. oldest .. '}')
   end
   local horizon = tonumber(now) + 30 * 60000
-  for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. site .. ':tickets', 0, 999)) do
+  for _, cid in ipairs(redis.call('ZREVRANGE', skey(site, 'tickets'), 0, 999)) do
     local c = hgetall(ckey(cid, site))
     if c and c.status ~= 'closed' and c.status ~= 'resolved' then
       local soon = c.sla_breached and c.sla_breached ~= '' and c.sla_breached ~= '[]'
@@ -176,7 +176,7 @@ ops.supervisor = function()
     '],"at_risk":[' .. table.concat(risk, ',') .. ']}')
 end
 
--- canned replies: P canned:<id> hash; P site:<k>:canned and P agent:<id>:canned sets
+-- canned replies: P canned:<id> hash; P{s:<k>}:canned and P{a}:agent:<id>:canned sets
 local function canned_json(x)
   return '{"id":' .. S(x.id) .. ',"site":' .. S(x.site) .. ',"scope":' .. S(x.scope) .. ',"shortcut":' .. S(x.shortcut) ..
     ',"title":' .. S(x.title) .. ',"body":' .. S(x.body) .. '}'
@@ -192,8 +192,8 @@ ops.canned_list = function()
   local q = p.q and string.lower(tostring(p.q)) or nil
   for _, s in ipairs(p.site and {p.site} or my_sites) do
     if my_site(s) then
-      local ids = redis.call('SMEMBERS', P .. 'site:' .. s .. ':canned')
-      for _, id in ipairs(redis.call('SMEMBERS', P .. 'agent:' .. aid .. ':canned')) do table.insert(ids, id) end
+      local ids = redis.call('SMEMBERS', skey(s, 'canned'))
+      for _, id in ipairs(redis.call('SMEMBERS', P .. '{a}:agent:' .. aid .. ':canned')) do table.insert(ids, id) end
       for _, id in ipairs(ids) do
         local x = hgetall(P .. 'canned:' .. id)
         if x and x.site == s and (not q or string.find(string.lower(x.shortcut .. ' ' .. x.title .. ' ' .. x.body), q, 1, true)) then
@@ -218,7 +218,7 @@ ops.canned_create = function()
   local flat = {}
   for k, v in pairs(x) do table.insert(flat, k) table.insert(flat, v) end
   redis.call('HSET', P .. 'canned:' .. x.id, unpack(flat))
-  redis.call('SADD', scope == 'site' and (P .. 'site:' .. site .. ':canned') or (P .. 'agent:' .. aid .. ':canned'), x.id)
+  redis.call('SADD', scope == 'site' and (skey(site, 'canned')) or (P .. '{a}:agent:' .. aid .. ':canned'), x.id)
   return reply(201, '{"canned":' .. canned_json(x) .. '}')
 end
 ops.canned_patch = function()
@@ -236,15 +236,15 @@ ops.canned_delete = function()
   if not x then return fail('not_found', 'no such canned reply') end
   if x.scope == 'site' then need_admin() end
   redis.call('DEL', P .. 'canned:' .. x.id)
-  redis.call('SREM', P .. 'site:' .. x.site .. ':canned', x.id)
-  redis.call('SREM', P .. 'agent:' .. (x.owner or '') .. ':canned', x.id)
+  redis.call('SREM', skey(x.site, 'canned'), x.id)
+  redis.call('SREM', P .. '{a}:agent:' .. (x.owner or '') .. ':canned', x.id)
   return reply(204, 'null')
 end
 
 -- admin
 local function admin_site(key)
   need_admin()
-  local s = hgetall(P .. 'site:' .. tostring(key))
+  local s = hgetall(sitekey(tostring(key)))
   if not s or not my_site(s.key) then error({code = 'not_found', msg = 'no such site'}) end
   return s
 end
@@ -252,7 +252,7 @@ ops.admin_sites_list = function()
   need_admin()
   local out = {}
   for _, k in ipairs(my_sites) do
-    local s = hgetall(P .. 'site:' .. k)
+    local s = hgetall(sitekey(k))
     if s then table.insert(out, site_json(s)) end
   end
   return reply(200, '{"sites":[' .. table.concat(out, ',') .. ']}')
@@ -264,21 +264,21 @@ ops.admin_site_create = function()
   local name = name_of(p.name, 'name')
   local origins = origins_of(p.origins)
   local secret = secret_of(p.identity_secret)
-  if redis.call('EXISTS', P .. 'site:' .. p.key) == 1 or redis.call('SISMEMBER', P .. 'sites', p.key) == 1 then
+  if redis.call('EXISTS', sitekey(p.key)) == 1 or redis.call('SISMEMBER', P .. '{g}:sites', p.key) == 1 then
     return fail('conflict', 'site ' .. p.key .. ' already exists')
   end
-  redis.call('HSET', P .. 'site:' .. p.key, 'key', p.key, 'name', name, 'origins', cjson.encode(origins),
+  redis.call('HSET', sitekey(p.key), 'key', p.key, 'name', name, 'origins', cjson.encode(origins),
     'identity_secret', secret, 'created_at', now)
-  redis.call('SADD', P .. 'sites', p.key)
+  redis.call('SADD', P .. '{g}:sites', p.key)
   site_changed(p.key)
   -- the creating admin belongs to the new site (the operator is no agent)
   if not operator then
     table.insert(my_sites, p.key)
-    redis.call('HSET', P .. 'agent:' .. aid, 'sites', cjson.encode(my_sites))
-    redis.call('SADD', P .. 'site:' .. p.key .. ':agents', aid)
+    redis.call('HSET', P .. '{a}:agent:' .. aid, 'sites', cjson.encode(my_sites))
+    redis.call('SADD', skey(p.key, 'agents'), aid)
     agent_changed(aid)
   end
-  return reply(201, '{"site":' .. site_json(hgetall(P .. 'site:' .. p.key)) .. '}')
+  return reply(201, '{"site":' .. site_json(hgetall(sitekey(p.key))) .. '}')
 end
 -- The widget settings of a patch as the JSON text stored in the site record (raises bad_request).
 local function widget_of(v)
@@ -324,7 +324,7 @@ local function category_teams_of(v, teams)
 end
 -- The patch's settings of the site record as field/value pairs, every value checked
 -- (raises bad_request), so a refused patch changes nothing.
-local function site_patch_fields(key)
+local function site_patch_fields(s_key)
   local set = {}
   local function put(f, v) table.insert(set, f) table.insert(set, v) end
   if p.name ~= nil then put('name', name_of(p.name, 'name')) end
@@ -334,7 +334,7 @@ local function site_patch_fields(key)
     if type(p.auto_assign) ~= 'boolean' then bad('auto_assign must be true or false') end
     put('auto_assign', p.auto_assign and '1' or '0')
   end
-  if p.category_teams ~= nil then put('category_teams', category_teams_of(p.category_teams, key .. ':teams')) end
+  if p.category_teams ~= nil then put('category_teams', category_teams_of(p.category_teams, skey(s_key, 'teams'))) end
   for _, f in ipairs({'auto_close_s', 'unanswered_after_s'}) do
     if p[f] ~= nil then put(f, I(whole(p[f], 0, 31536000, f))) end
   end
@@ -353,8 +353,8 @@ local function site_patch_fields(key)
 end
 ops.admin_site_patch = function()
   local s = admin_site(p.site_key)
-  local key = P .. 'site:' .. s.key
-  local set = site_patch_fields(key)
+  local key = sitekey(s.key)
+  local set = site_patch_fields(s.key)
   if #set > 0 then redis.call('HSET', key, unpack(set)) end
   site_changed(s.key)
   drain_site(s.key, now)
@@ -362,7 +362,7 @@ ops.admin_site_patch = function()
 end
 ops.admin_teams_list = function()
   local s = admin_site(p.site_key)
-  local r = redis.call('HGETALL', P .. 'site:' .. s.key .. ':teams')
+  local r = redis.call('HGETALL', skey(s.key, 'teams'))
   local out = {}
   local leads = skey(s.key, 'team_leads') -- automation rules: notify_team_lead
   for i = 1, #r, 2 do
@@ -374,7 +374,7 @@ ops.admin_team_create = function()
   local s = admin_site(p.site_key)
   team_key_of(p.key)
   local name = name_of(p.name, 'name')
-  if redis.call('HSETNX', P .. 'site:' .. s.key .. ':teams', p.key, name) == 0 then
+  if redis.call('HSETNX', skey(s.key, 'teams'), p.key, name) == 0 then
     return fail('conflict', 'team ' .. p.key .. ' already exists on site ' .. s.key)
   end
   return reply(201, '{"team":{"key":' .. S(p.key) .. ',"name":' .. S(name) .. '}}')
@@ -384,10 +384,10 @@ ops.admin_agents_list = function()
   local seen, out = {}, {}
   for _, s in ipairs(p.site and {p.site} or my_sites) do
     if my_site(s) then
-      for _, id in ipairs(redis.call('SMEMBERS', P .. 'site:' .. s .. ':agents')) do
+      for _, id in ipairs(redis.call('SMEMBERS', skey(s, 'agents'))) do
         if not seen[id] then
           seen[id] = true
-          local a = hgetall(P .. 'agent:' .. id)
+          local a = hgetall(P .. '{a}:agent:' .. id)
           if a then table.insert(out, a) end
         end
       end
@@ -412,7 +412,7 @@ local function check_agent_fields(sites, teams)
     team_key_of(t)
     local found = false
     for _, s in ipairs(sites) do
-      if type(t) == 'string' and redis.call('HEXISTS', P .. 'site:' .. s .. ':teams', t) == 1 then found = true end
+      if type(t) == 'string' and redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then found = true end
     end
     if not found then error({code = 'bad_request', msg = 'unknown team ' .. tostring(t)}) end
   end
@@ -443,16 +443,16 @@ ops.admin_agent_create = function()
   local role = p.role or 'agent'
   check_role(role)
   local maxc = whole(p.max_chats or 5, 1, 100, 'max_chats')
-  if redis.call('SETNX', P .. 'agent:email:' .. email, fresh) == 0 then
+  if redis.call('SETNX', P .. '{a}:agent:email:' .. email, fresh) == 0 then
     return fail('conflict', 'agent with e-mail ' .. email .. ' already exists')
   end
   local id = fresh
-  redis.call('HSET', P .. 'agent:' .. id, 'id', id, 'name', name, 'email', email, 'role', role, 'sites', cjson.encode(sites),
+  redis.call('HSET', P .. '{a}:agent:' .. id, 'id', id, 'name', name, 'email', email, 'role', role, 'sites', cjson.encode(sites),
     'teams', #teams == 0 and '[]' or cjson.encode(teams), 'pw', p.pw_hash, 'status', 'offline', 'max_chats', I(maxc), 'created_at', now)
-  redis.call('SADD', P .. 'agents', id)
-  for _, s in ipairs(sites) do redis.call('SADD', P .. 'site:' .. s .. ':agents', id) end
+  redis.call('SADD', P .. '{a}:agents', id)
+  for _, s in ipairs(sites) do redis.call('SADD', skey(s, 'agents'), id) end
   agent_changed(id)
-  return reply(201, '{"agent":' .. agent_json(hgetall(P .. 'agent:' .. id)) .. '}')
+  return reply(201, '{"agent":' .. agent_json(hgetall(P .. '{a}:agent:' .. id)) .. '}')
 end
 -- An admin controls an agent fully (password, role, disabled, name, capacity, any of its
 -- sites) only when every site of the agent is one of the admin's (agent_view in _api.lua).
@@ -471,7 +471,7 @@ local function foreign_teams(a)
   for _, t in ipairs(json_list(a.teams)) do
     local mine = false
     for _, s in ipairs(my_sites) do
-      if redis.call('HEXISTS', P .. 'site:' .. s .. ':teams', t) == 1 then mine = true end
+      if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then mine = true end
     end
     if not mine then table.insert(out, t) end
   end
@@ -547,10 +547,10 @@ end
 -- CLI's agent-set names agents by e-mail).
 local function patched_agent()
   if operator and p.agent_id == nil then
-    local id = redis.call('GET', P .. 'agent:email:' .. email_of(p.agent_email))
-    return id and hgetall(P .. 'agent:' .. id)
+    local id = redis.call('GET', P .. '{a}:agent:email:' .. email_of(p.agent_email))
+    return id and hgetall(P .. '{a}:agent:' .. id)
   end
-  return hgetall(P .. 'agent:' .. tostring(p.agent_id))
+  return hgetall(P .. '{a}:agent:' .. tostring(p.agent_id))
 end
 ops.admin_agent_patch = function()
   need_admin()
@@ -558,7 +558,7 @@ ops.admin_agent_patch = function()
   if not a then return fail('not_found', 'no such agent') end
   local shared, full = agent_scope(a)
   if not shared then return fail('not_found', 'no such agent') end
-  local key = P .. 'agent:' .. a.id
+  local key = P .. '{a}:agent:' .. a.id
   local ch, refused
   if full then
     ch = patch_full(a, key)
@@ -567,8 +567,8 @@ ops.admin_agent_patch = function()
     if not ch then return refused end
   end
   if ch.sites then
-    for _, s in ipairs(json_list(a.sites)) do redis.call('SREM', P .. 'site:' .. s .. ':agents', a.id) end
-    for _, s in ipairs(ch.sites) do redis.call('SADD', P .. 'site:' .. s .. ':agents', a.id) end
+    for _, s in ipairs(json_list(a.sites)) do redis.call('SREM', skey(s, 'agents'), a.id) end
+    for _, s in ipairs(ch.sites) do redis.call('SADD', skey(s, 'agents'), a.id) end
     redis.call('HSET', key, 'sites', cjson.encode(ch.sites))
   end
   if ch.teams then redis.call('HSET', key, 'teams', #ch.teams == 0 and '[]' or cjson.encode(ch.teams)) end
@@ -608,7 +608,7 @@ ops.admin_sla_put = function()
   end
   if sla.calendar ~= nil and type(sla.calendar) ~= 'table' then return fail('bad_request', 'calendar must be an object') end
   if sla.breach_actions ~= nil and type(sla.breach_actions) ~= 'table' then return fail('bad_request', 'breach_actions must be an object') end
-  redis.call('HSET', P .. 'site:' .. s.key, 'sla', p.raw_sla)
+  redis.call('HSET', sitekey(s.key), 'sla', p.raw_sla)
   site_changed(s.key)
   return reply(200, '{"sla":' .. p.raw_sla .. '}')
 end

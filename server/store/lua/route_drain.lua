@@ -5,6 +5,6 @@ local n = 0
 if site ~= '' then
   n = drain_site(site, now)
 else
-  for _, s in ipairs(redis.call('SMEMBERS', P .. 'sites')) do n = n + drain_site(s, now) end
+  for _, s in ipairs(redis.call('SMEMBERS', P .. '{g}:sites')) do n = n + drain_site(s, now) end
 end
 return '{"assigned":' .. I(n) .. '}'
