@@ -1011,6 +1011,14 @@ static bool utf8_ok(const char *s)
     return v != NULL;
 }
 
+/* One of the single-slot steps of an operation that changes a site and state that spans
+ * sites (api.lua "the admin CLI's single-slot steps"): api_op, marked as a step. */
+static json_t *api_step(const cd_config *cfg, const char *op, const char *key, json_t *params, int *rc)
+{
+    json_object_set_new(params, "stepwise", json_true());
+    return api_op(cfg, op, key, params, rc);
+}
+
 /* Sets params[name] to the text s; false after printing an error when s is not UTF-8
  * (jansson refuses it; the API's JSON body could not carry it either). */
 static bool put_text(json_t *params, const char *name, const char *s, int *rc)
@@ -1160,7 +1168,14 @@ static int run_site_add(cd_config *cfg, const args *a)
         json_decref(params);
         goto out;
     }
-    if (!(body = api_op(cfg, "admin_site_create", cd_key_site(&k, cfg->prefix, key, ""), params, &rc)))
+    /* the sites set ({g}) first, then the record ({s:<site>}): api.lua says why this order */
+    json_t *record = json_deep_copy(params);
+    if (!(body = api_step(cfg, "admin_site_index", cd_key_global(&k, cfg->prefix, "sites"), params, &rc))) {
+        json_decref(record);
+        goto out;
+    }
+    json_decref(body);
+    if (!(body = api_step(cfg, "admin_site_create", cd_key_site(&k, cfg->prefix, key, ""), record, &rc)))
         goto out;
     static const char *const shown[] = {"key", "name", "origins", "identity_verification", NULL};
     print_picked(NULL, json_object_get(body, "site"), shown);
@@ -1326,23 +1341,112 @@ static json_t *agent_create(const args *a, int *rc)
     return params_if(ok, params);
 }
 
+/* Step 1 of agent-add and agent-set: each site checked in a call of its own (its slot),
+ * and the teams found on any of them, which the agent's own call then checks the teams
+ * against. NULL with *rc set after printing the refusal. */
+static json_t *teams_found(const cd_config *cfg, const json_t *sites, const json_t *teams, int *rc)
+{
+    json_t *found = json_array(), *s;
+    size_t i;
+    json_array_foreach(sites, i, s)
+    {
+        cd_key k;
+        json_t *body = api_step(cfg, "admin_site_check", cd_key_site(&k, cfg->prefix, json_string_value(s), ""),
+                                json_pack("{s:O, s:O}", "site_key", s, "teams", teams), rc);
+        if (!body) {
+            json_decref(found);
+            return NULL;
+        }
+        json_array_extend(found, json_object_get(body, "teams"));
+        json_decref(body);
+    }
+    return found;
+}
+
+/* Step 3 of agent-add: the agent joins each site's agents set, each in a call of its own
+ * (its slot). 0, or the exit code after printing. */
+static int join_sites(const cd_config *cfg, const json_t *sites, const char *id)
+{
+    json_t *s;
+    size_t i;
+    int rc = EXIT_OK;
+    json_array_foreach(sites, i, s)
+    {
+        cd_key k;
+        json_t *body = api_step(cfg, "admin_agent_join", cd_key_site(&k, cfg->prefix, json_string_value(s), ""),
+                                json_pack("{s:O, s:s}", "site_key", s, "agent_id", id), &rc);
+        if (!body)
+            return rc;
+        json_decref(body);
+    }
+    return EXIT_OK;
+}
+
+/* Prints the new agent as agent-add shows it, from its record (a read after the write). */
+static json_t *agent_added(const char *id, const redisReply *h)
+{
+    static const char *const shown[] = {"id", "email", "name", "role", "sites", "teams", NULL};
+    json_t *rec = agent_object(id, h), *out = json_object();
+    for (const char *const *f = shown; *f; f++)
+        json_object_set(out, *f, json_object_get(rec, *f));
+    json_decref(rec);
+    return out;
+}
+
+/* The sites (step 1), the agent's own state in {a} (step 2), then its membership of each
+ * site (step 3). Safe to retry: step 1 writes nothing, and after step 2 the membership
+ * follows the record anyway (every node syncing the agent into a site adds it). */
 static int run_agent_add(cd_config *cfg, const args *a)
 {
     int rc = EXIT_FAIL;
     cd_key k;
-    json_t *params = agent_create(a, &rc), *body;
+    json_t *params = agent_create(a, &rc), *body = NULL, *found;
     if (!params)
         return rc;
+    json_t *sites = json_incref(json_object_get(params, "sites"));
+    if (!(found = teams_found(cfg, sites, json_object_get(params, "teams"), &rc))) {
+        json_decref(params);
+        goto out;
+    }
+    json_object_set_new(params, "teams_found", found);
     const char *email = json_string_value(json_object_get(params, "email"));
-    if (!(body = api_op(cfg, "admin_agent_create", cd_key_agent_email(&k, cfg->prefix, email), params, &rc)))
-        return rc;
-    static const char *const shown[] = {"id", "email", "name", "role", "sites", "teams", NULL};
-    print_picked(NULL, json_object_get(body, "agent"), shown);
+    if (!(body = api_step(cfg, "admin_agent_create", cd_key_agent_email(&k, cfg->prefix, email), params, &rc)))
+        goto out;
+    char id[128];
+    cd_strlcpy(id, json_string_value(json_object_get(json_object_get(body, "agent"), "id")) ?: "", sizeof id);
+    if ((rc = join_sites(cfg, sites, id)) == EXIT_OK)
+        rc = print_record(cfg, cd_key_agent(&k, cfg->prefix, id), id, agent_added);
+out:
     json_decref(body);
-    return EXIT_OK;
+    json_decref(sites);
+    return rc;
 }
 
 /* ---- agent-set ---- */
+
+/* The sites of the agent with this e-mail, read from its record (an empty list when there
+ * is no such agent: the patch then says so); NULL after printing a Redis error. */
+static json_t *agent_sites(const cd_config *cfg, const char *email)
+{
+    int rc;
+    cd_key k;
+    redisContext *c = redis_open(cfg, &rc);
+    redisReply *id = NULL, *h = NULL;
+    json_t *sites = NULL;
+    if (c && (id = rcall(c, 2, (const char *[]){"GET", cd_key_agent_email(&k, cfg->prefix, email)}))) {
+        if (id->type != REDIS_REPLY_STRING)
+            sites = json_array();
+        else if ((h = rcall(c, 3, (const char *[]){"HGET", cd_key_agent(&k, cfg->prefix, id->str), "sites"})))
+            sites = json_array_field(h->type == REDIS_REPLY_STRING ? h->str : NULL);
+    }
+    if (id)
+        freeReplyObject(id);
+    if (h)
+        freeReplyObject(h);
+    if (c)
+        redisFree(c);
+    return sites;
+}
 
 /* agent-set's options as the admin API's agent patch (admin_agent_patch), the agent
  * named by e-mail. NULL, with *rc set after printing, for a malformed option. */
@@ -1370,11 +1474,20 @@ static int run_agent_set(cd_config *cfg, const args *a)
         return usage_error("agent-set takes --team or --no-teams, not both");
     if (!any_given(a, settings, CD_ARRAY_LEN(settings)))
         return usage_error("agent-set needs at least one setting to change");
-    json_t *params = agent_patch(a, &rc), *body;
+    json_t *params = agent_patch(a, &rc), *body, *found;
     if (!params)
         return rc;
     const char *email = json_string_value(json_object_get(params, "agent_email"));
-    if (!(body = api_op(cfg, "admin_agent_patch", cd_key_agent_email(&k, cfg->prefix, email), params, &rc)))
+    /* new teams: looked up in the agent's sites first, each site in its own call */
+    json_t *sites = json_object_get(params, "teams") ? agent_sites(cfg, email) : json_array();
+    found = sites ? teams_found(cfg, sites, json_object_get(params, "teams"), &rc) : NULL;
+    json_decref(sites);
+    if (!found) {
+        json_decref(params);
+        return rc;
+    }
+    json_object_set_new(params, "teams_found", found);
+    if (!(body = api_step(cfg, "admin_agent_patch", cd_key_agent_email(&k, cfg->prefix, email), params, &rc)))
         return rc;
     char id[128];
     cd_strlcpy(id, json_string_value(json_object_get(json_object_get(body, "agent"), "id")) ?: "", sizeof id);

@@ -30,13 +30,15 @@ typedef enum kind {
     K_TIMERS,
     K_AGENTS,
     K_LOADS,
+    K_AGENT_CONVS,
     K_SITES,
     K_AGENT_STATE,
     K_GLOBAL,
     K__COUNT
 } kind;
-static const char *const kind_names[K__COUNT] = {"kb",     "rules",  "reports", "health", "conversations", "visitors",
-                                                 "timers", "agents", "loads",   "sites",  "agent_state",   "global"};
+static const char *const kind_names[K__COUNT] = {"kb",       "rules",       "reports", "health", "conversations",
+                                                 "visitors", "timers",      "agents",  "loads",  "agent_convs",
+                                                 "sites",    "agent_state", "global"};
 
 typedef struct plan {
     kind k;
@@ -217,10 +219,13 @@ static const char agent_site_lua[] =
     "  'max_chats', ARGV[4], 'disabled', ARGV[5], 'sv', ARGV[6])\n"
     "return 1\n";
 
-/* P agent:<id>:active, the previous release's load of the agent over all its sites:
- * each member moves to the load of the agent in the conversation's site (SADD there,
- * then SREM here), where max_chats now counts. */
-static int move_load(redisContext *c, const char *P, const char *old, const char *aid, tally *t)
+/* P agent:<id>:active, the previous release's load of the agent over all its sites, and
+ * P agent:<id>:convs, its assigned conversations over all its sites: each member moves to
+ * the same set of the agent in the conversation's site, P{s:<site>}:agent:<id>:<set> (SADD
+ * there, then SREM here): max_chats counts per site, and assigning is a call in the
+ * site's slot. */
+static int move_members(redisContext *c, const char *P, const char *old, const char *aid, const char *set, kind k,
+                        tally *t)
 {
     redisReply *r = redisCommand(c, "SMEMBERS %s", old);
     int rc = r && r->type == REDIS_REPLY_ARRAY ? 0 : -1;
@@ -230,8 +235,8 @@ static int move_load(redisContext *c, const char *P, const char *old, const char
         snprintf(member, sizeof member, "autoclose|%s", cid);
         if (!timer_site(c, P, member, site, sizeof site))
             continue;
-        rc = member_moved(c, redisCommand(c, "SADD %s{s:%s}:agent:%s:active %s", P, site, aid, cid), "SREM", old, cid,
-                          K_LOADS, t);
+        rc = member_moved(c, redisCommand(c, "SADD %s{s:%s}:agent:%s:%s %s", P, site, aid, set, cid), "SREM", old, cid,
+                          k, t);
     }
     freeReplyObject(r);
     return rc;
@@ -276,7 +281,7 @@ static int agent_sites(redisContext *c, const char *P, const char *old, const ch
     return rc;
 }
 
-/* agent:<id> and agent:<id>:active (not agent:email:…, :convs, :notices) */
+/* agent:<id>, agent:<id>:active and agent:<id>:convs (not agent:email:…, :notices) */
 static int move_agent(redisContext *c, const char *P, const char *old, const char *rest, tally *t)
 {
     char aid[256];
@@ -288,7 +293,9 @@ static int move_agent(redisContext *c, const char *P, const char *old, const cha
     aid[n] = '\0';
     if (!colon)
         return agent_sites(c, P, old, rest, t);
-    return strcmp(colon, ":active") == 0 ? move_load(c, P, old, aid, t) : 0;
+    if (strcmp(colon, ":active") == 0)
+        return move_members(c, P, old, aid, "active", K_LOADS, t);
+    return strcmp(colon, ":convs") == 0 ? move_members(c, P, old, aid, "convs", K_AGENT_CONVS, t) : 0;
 }
 
 /* Move one key; -1 on a Redis error. */
@@ -407,11 +414,11 @@ static int move_owned(redisContext *c, const char *P, const char *old, tally *t)
         }
     if (strncmp(name, "site:", 5) == 0)
         return classify_site(name + 5, nk, sizeof nk, P) ? rename_one(c, old, nk, K_SITES, t) : 0;
-    /* agent:<id>[:convs|:notices|:canned], agent:email:<e>, presence:<id>; an agent's old
-     * load (:active) moved member by member in the first pass */
+    /* agent:<id>[:notices|:canned], agent:email:<e>, presence:<id>; an agent's old load
+     * (:active) and conversations (:convs) moved member by member in the first pass */
     bool agent = strncmp(name, "agent:", 6) == 0, presence = strncmp(name, "presence:", 9) == 0;
     const char *tail = strrchr(name, ':');
-    if ((!agent && !presence) || (agent && strcmp(tail, ":active") == 0))
+    if ((!agent && !presence) || (agent && (strcmp(tail, ":active") == 0 || strcmp(tail, ":convs") == 0)))
         return 0;
     snprintf(nk, sizeof nk, "%s{a}:%s", P, name);
     return rename_one(c, old, nk, K_AGENT_STATE, t);

@@ -136,6 +136,8 @@ static void parse_ok(cd_conv_result *r, json_t *root)
         json_t *nx = json_object_get(root, "next");
         r->next_due = json_is_integer(nx) ? json_integer_value(nx) : -1;
     }
+    if ((v = json_object_get(root, "site_keys")))
+        r->items = str_array(v, &r->n_items);
     if ((v = json_object_get(root, "changed")) && json_is_array(v))
         r->changed = str_array(v, &r->n_changed);
     if ((v = json_object_get(root, "pw")) && json_is_string(v))
@@ -225,17 +227,16 @@ static void parse_ok(cd_conv_result *r, json_t *root)
     }
 }
 
-static void on_reply(void *ud, cd_err err, const char *json, size_t len)
+/* A script's reply (root: its JSON, taken; NULL when there is none) as a cd_conv_result
+ * for cb. */
+static void deliver(cd_conv_cb cb, void *ud, cd_err err, json_t *root)
 {
-    call *c = ud;
     cd_conv_result r;
     memset(&r, 0, sizeof r);
     r.err = err;
-    json_error_t e;
-    json_t *root = json ? json_loadb(json, len, 0, &e) : NULL;
     if (err == CD_ERR_OK) {
         if (!json_is_object(root)) {
-            cd_log_error("script reply is not a JSON object: %s", e.text);
+            cd_log_error("script reply is not a JSON object");
             r.err = CD_ERR_INTERNAL;
         } else {
             parse_ok(&r, root);
@@ -246,8 +247,14 @@ static void on_reply(void *ud, cd_err err, const char *json, size_t len)
             r.message = strdup(json_string_value(m));
     }
     json_decref(root);
-    c->cb(c->ud, &r);
+    cb(ud, &r);
     result_cleanup(&r);
+}
+
+static void on_reply(void *ud, cd_err err, const char *json, size_t len)
+{
+    call *c = ud;
+    deliver(c->cb, c->ud, err, json ? json_loadb(json, len, 0, NULL) : NULL);
     cd_free(c);
 }
 
@@ -592,11 +599,12 @@ static void agent_site(sync_group *g, json_t *a, const char *site)
                           jtext(a, "teams"),
                           jtext(a, "max_chats"),
                           jtext(a, "disabled"),
-                          I64(now, cd_now_ms())};
+                          I64(now, cd_now_ms()),
+                          jtext(a, "role")};
     cd_key k;
     const char *keys[] = {cd_key_site_agent(&k, cd_store_prefix(g->st), site, aid)};
     g->pending++;
-    if (run(g->st, "agent_site", 1, keys, 9, args, on_site_synced, g) != 0)
+    if (run(g->st, "agent_site", 1, keys, 10, args, on_site_synced, g) != 0)
         g->pending--;
 }
 
@@ -815,14 +823,153 @@ int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char 
     return run_conv(st, "conv_confirm", site, cid, 3, args, cb, ud);
 }
 
-int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud)
+/* ---------- calls over every site: the sites set alone, then one call per site ----------
+ * The sites set is state of its own (P{g}:sites), read by a call of its own (sites_list);
+ * the script then runs once per site in that site's slot (ARCHITECTURE invariant 4), and
+ * the replies merge into one result: sites concatenated, the first error kept. */
+typedef int (*per_site_fn)(cd_store *st, const char *site, cd_conv_cb cb, void *ud);
+
+typedef struct fanout {
+    sync_group g; /* first member: group_done frees the fanout */
+    per_site_fn one;
+} fanout;
+
+static void on_fanout_site(void *ud, cd_conv_result *r)
+{
+    fanout *f = ud;
+    cd_conv_result *m = &f->g.acc;
+    if (r->err != CD_ERR_OK && m->err == CD_ERR_OK) {
+        m->err = r->err;
+        m->message = r->message;
+        r->message = NULL;
+    }
+    if (r->n_sites) {
+        m->sites = cd_realloc(m->sites, (m->n_sites + r->n_sites + 1) * sizeof *m->sites);
+        memcpy(m->sites + m->n_sites, r->sites, r->n_sites * sizeof *r->sites);
+        m->n_sites += r->n_sites;
+        cd_free(r->sites);
+        r->sites = NULL;
+        r->n_sites = 0;
+    }
+    group_done(&f->g);
+}
+
+static void on_fanout_list(void *ud, cd_conv_result *r)
+{
+    fanout *f = ud;
+    if (r->err != CD_ERR_OK)
+        f->g.acc.err = r->err;
+    for (size_t i = 0; r->err == CD_ERR_OK && i < r->n_items; i++) {
+        f->g.pending++;
+        if (f->one(f->g.st, r->items[i], on_fanout_site, f) != 0) {
+            f->g.pending--;
+            f->g.acc.err = CD_ERR_UNAVAILABLE;
+        }
+    }
+    group_done(&f->g); /* the list's own share */
+}
+
+static int over_sites(cd_store *st, per_site_fn one, cd_conv_cb cb, void *ud)
+{
+    fanout *f = cd_calloc(1, sizeof *f);
+    f->g = (sync_group){.st = st, .cb = cb, .ud = ud, .pending = 1};
+    f->one = one;
+    cd_key k;
+    const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "sites")};
+    if (run(st, "sites_list", 1, keys, 0, NULL, on_fanout_list, f) != 0) {
+        cd_free(f);
+        return -1;
+    }
+    return 0;
+}
+
+static int route_drain_one(cd_store *st, const char *site, cd_conv_cb cb, void *ud)
 {
     char now[24];
-    const char *args[] = {site ? site : "", I64(now, cd_now_ms())};
+    const char *args[] = {site, I64(now, cd_now_ms())};
     cd_key k;
-    const char *keys[] = {site && *site ? cd_key_site(&k, cd_store_prefix(st), site, "")
-                                        : cd_key_global(&k, cd_store_prefix(st), "sites")};
+    const char *keys[] = {cd_key_site(&k, cd_store_prefix(st), site, "")};
     return run(st, "route_drain", 1, keys, 2, args, cb, ud);
+}
+
+int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud)
+{
+    if (site && *site)
+        return route_drain_one(st, site, cb, ud);
+    return over_sites(st, route_drain_one, cb, ud);
+}
+
+/* ---------- an agent's hello: its own record, then what each of its sites welcomes it with ----------
+ * The record and the token check are the agent's own state ({a}, agent_get); its
+ * conversations and the queues of its teams are each site's, read by one agent_welcome
+ * call per site in that site's slot and gathered here into agent_get's reply, so the
+ * caller gets the one result it always got. */
+typedef struct welcome {
+    cd_store *st;
+    cd_conv_cb cb;
+    void *ud;
+    json_t *root; /* agent_get's reply: the sites' lists are appended to it */
+    size_t pending;
+    cd_err err;
+} welcome;
+
+static void welcome_step(welcome *w)
+{
+    if (--w->pending > 0)
+        return;
+    deliver(w->cb, w->ud, w->err, w->err == CD_ERR_OK ? w->root : NULL);
+    if (w->err != CD_ERR_OK)
+        json_decref(w->root);
+    cd_free(w);
+}
+
+static void on_welcome_site(void *ud, cd_err err, const char *json, size_t len)
+{
+    welcome *w = ud;
+    json_t *site = err == CD_ERR_OK && json ? json_loadb(json, len, 0, NULL) : NULL;
+    if (!json_is_object(site)) {
+        if (w->err == CD_ERR_OK)
+            w->err = err == CD_ERR_OK ? CD_ERR_INTERNAL : err;
+    } else {
+        json_array_extend(json_object_get(w->root, "conversations"), json_object_get(site, "conversations"));
+        json_array_extend(json_object_get(w->root, "queue"), json_object_get(site, "queue"));
+    }
+    json_decref(site);
+    welcome_step(w);
+}
+
+static void welcome_site(welcome *w, const char *aid, const char *site, const char *teams)
+{
+    cd_key k;
+    const char *keys[] = {cd_key_site_agent(&k, cd_store_prefix(w->st), site, aid)};
+    const char *args[] = {site, aid, teams};
+    w->pending++;
+    if (cd_store_fcall(w->st, "agent_welcome", 1, keys, 3, args, NULL, on_welcome_site, w) != 0) {
+        w->pending--;
+        w->err = CD_ERR_UNAVAILABLE;
+    }
+}
+
+static void on_agent_record(void *ud, cd_err err, const char *json, size_t len)
+{
+    welcome *w = ud;
+    w->root = json ? json_loadb(json, len, 0, NULL) : NULL;
+    json_t *a = json_object_get(w->root, "agent");
+    if (err != CD_ERR_OK || !json_is_object(a)) {
+        deliver(w->cb, w->ud, err, w->root);
+        cd_free(w);
+        return;
+    }
+    char *teams = dump(json_object_get(a, "teams"));
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(a, "sites"), i, s)
+    {
+        if (json_is_string(s))
+            welcome_site(w, json_string_value(json_object_get(a, "id")), json_string_value(s), teams ? teams : "[]");
+    }
+    free(teams);
+    welcome_step(w); /* the record's own share */
 }
 
 int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, int64_t epoch, const char *jti,
@@ -835,7 +982,15 @@ int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with
     const char *P = cd_store_prefix(st);
     const char *keys[] = {email ? cd_key_agent_email(&k, P, value) : cd_key_agent(&k, P, value),
                           email ? cd_key_login_fails(&k2, P, value) : cd_key_agent_revoked(&k2, P, value)};
-    return run(st, "agent_get", 2, keys, 5, args, cb, ud);
+    if (!with_convs)
+        return run(st, "agent_get", 2, keys, 5, args, cb, ud);
+    welcome *w = cd_calloc(1, sizeof *w);
+    *w = (welcome){.st = st, .cb = cb, .ud = ud, .pending = 1};
+    if (cd_store_fcall(st, "agent_get", 2, keys, 5, args, NULL, on_agent_record, w) != 0) {
+        cd_free(w);
+        return -1;
+    }
+    return 0;
 }
 
 int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud)
@@ -864,9 +1019,14 @@ int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *
     return run(st, "events_config", 1, keys, 1, args, cb, ud);
 }
 
-int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud)
+static int site_get_one(cd_store *st, const char *site, cd_conv_cb cb, void *ud)
 {
     cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "sites")};
+    const char *keys[] = {cd_key_site(&k, cd_store_prefix(st), site, "")};
     return run(st, "sites_get", 1, keys, 0, NULL, cb, ud);
+}
+
+int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud)
+{
+    return over_sites(st, site_get_one, cb, ud);
 }

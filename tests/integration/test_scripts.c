@@ -1937,7 +1937,7 @@ static void test_accept_first_agent_wins(void **state)
     assert_string_equal(jstr(jget(r.conv, "assignee"), "id"), AG1.id);
     assert_string_equal(jstr(jget(r.conv, "assignee"), "name"), AG1.name);
     assert_false(r_str(f, buf, sizeof buf, "ZSCORE " QUEUE " %s", f->prefix, SITE1, cid));
-    assert_int_equal(r_int(f, "SISMEMBER %s{a}:agent:%s:convs %s", f->prefix, AG1.id, cid), 1);
+    assert_int_equal(r_int(f, "SISMEMBER %s{s:%s}:agent:%s:convs %s", f->prefix, SITE1, AG1.id, cid), 1);
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s assignee", f->prefix, cd_key_cid_site(cid), cid));
     assert_string_equal(buf, AG1.id);
     sub_collect(f, sub, &evs);
@@ -1959,7 +1959,7 @@ static void test_accept_first_agent_wins(void **state)
     expect_err(&r, CD_ERR_CONFLICT);
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s assignee", f->prefix, cd_key_cid_site(cid), cid));
     assert_string_equal(buf, AG1.id);
-    assert_int_equal(r_int(f, "EXISTS %s{a}:agent:%s:convs", f->prefix, AG2.id), 0);
+    assert_int_equal(r_int(f, "EXISTS %s{s:%s}:agent:%s:convs", f->prefix, SITE1, AG2.id), 0);
     /* accepting again is a no-op for the holder */
     op_accept(f, &r, &AG1, cid);
     expect_ok(&r);
@@ -1976,7 +1976,7 @@ static void test_accept_first_agent_wins(void **state)
     op_update(f, &r, &AG1, cid, "closed", CD_PRIO_NONE);
     expect_ok(&r);
     assert_string_equal(jstr(r.conv, "status"), "closed");
-    assert_int_equal(r_int(f, "SISMEMBER %s{a}:agent:%s:convs %s", f->prefix, AG1.id, cid), 0);
+    assert_int_equal(r_int(f, "SISMEMBER %s{s:%s}:agent:%s:convs %s", f->prefix, SITE1, AG1.id, cid), 0);
     assert_false(r_str(f, buf, sizeof buf, "ZSCORE " QUEUE " %s", f->prefix, SITE1, cid));
     sub_collect(f, sub, &evs);
     assert_string_equal(jstr(jget(ev_find(&evs, chan, "conversation.updated")->frame, "conversation"), "status"),
@@ -2014,8 +2014,8 @@ static void test_accept_pipelined_first_wins(void **state)
     expect_err(&r1, CD_ERR_CONFLICT);
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s assignee", f->prefix, cd_key_cid_site(cid), cid));
     assert_string_equal(buf, AG2.id);
-    assert_int_equal(r_int(f, "SISMEMBER %s{a}:agent:%s:convs %s", f->prefix, AG2.id, cid), 1);
-    assert_int_equal(r_int(f, "EXISTS %s{a}:agent:%s:convs", f->prefix, AG1.id), 0);
+    assert_int_equal(r_int(f, "SISMEMBER %s{s:%s}:agent:%s:convs %s", f->prefix, SITE1, AG2.id, cid), 1);
+    assert_int_equal(r_int(f, "EXISTS %s{s:%s}:agent:%s:convs", f->prefix, SITE1, AG1.id), 0);
     res_clear(&r1);
     res_clear(&r2);
 }
@@ -2045,7 +2045,7 @@ static void test_update_queue_and_priority(void **state)
     expect_ok(&r);
     assert_string_equal(jstr(r.conv, "status"), "queued");
     assert_true(json_is_null(jget(r.conv, "assignee")));
-    assert_int_equal(r_int(f, "SISMEMBER %s{a}:agent:%s:convs %s", f->prefix, AG1.id, c2), 0);
+    assert_int_equal(r_int(f, "SISMEMBER %s{s:%s}:agent:%s:convs %s", f->prefix, SITE1, AG1.id, c2), 0);
     q = rx(f, "ZRANGE " QUEUE " 0 -1", f->prefix, SITE1);
     assert_int_equal(q->elements, 2);
     assert_string_equal(q->element[0]->str, c2);

@@ -249,7 +249,7 @@ it('transfer to an agent and escalation to a team, with the note kept as a priva
     const esc = await a1.ok({ type: 'conversation.transfer', conversation_id: cid, team: 'tier2', note: 'needs root access' });
     assert.equal(esc.conversation.team, 'tier2');
     await t2.waitFor((f) => f.type === 'conversation.assigned' && f.conversation.id === cid, { what: 'tier2 assignment' });
-    assert.equal(await env.redis.cmd('SISMEMBER', `cd:{a}:agent:${a1.agentId}:convs`, cid), 0);
+    assert.equal(await env.redis.cmd('SISMEMBER', `cd:{s:${site.key}}:agent:${a1.agentId}:convs`, cid), 0);
     // back to a1, by name
     const back = await t2.ok({ type: 'conversation.transfer', conversation_id: cid, agent_id: a1.agentId, note: 'fixed, please follow up' });
     assert.equal(back.conversation.assignee.id, a1.agentId);

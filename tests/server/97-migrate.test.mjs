@@ -56,7 +56,10 @@ function renamed(k) {
     // the site's record and its own keys; state that spans sites under {a} and {g}
     if ((m = /^cd:site:([^:]+)$/.exec(k))) return `cd:{s:${m[1]}}:site`;
     if ((m = /^cd:site:([^:]+):(teams|agents|convs|tickets|canned|queue:.*)$/.exec(k))) return `cd:{s:${m[1]}}:${m[2]}`;
-    if ((m = /^cd:(agent:email:.*|agent:[^:]+(?::convs|:notices|:canned)?|agents|presence(?::.*)?)$/.exec(k))) return `cd:{a}:${m[1]}`;
+    // an agent's conversations move member by member into the conversation's site; the
+    // fixture's are all of "shop"
+    if ((m = /^cd:agent:([^:]+):convs$/.exec(k))) return `cd:{s:shop}:agent:${m[1]}:convs`;
+    if ((m = /^cd:(agent:email:.*|agent:[^:]+(?::notices|:canned)?|agents|presence(?::.*)?)$/.exec(k))) return `cd:{a}:${m[1]}`;
     if ((m = /^cd:(sites|keys)$/.exec(k))) return `cd:{g}:${m[1]}`;
     return null;
 }
@@ -78,8 +81,8 @@ async function dumpValue(key, type) {
 
 it('admin migrate moves the previous layout, keeps every value, and a second run moves nothing', async () => {
     await load();
-    const expect = { kb: 0, rules: 0, reports: 0, health: 0, conversations: 0, visitors: 0, timers: 0, sites: 0,
-        agent_state: 0, global: 0 };
+    const expect = { kb: 0, rules: 0, reports: 0, health: 0, conversations: 0, visitors: 0, timers: 0, agent_convs: 0,
+        sites: 0, agent_state: 0, global: 0 };
     let dedupe = 0;
     for (const { key } of fixture.keys) {
         const to = renamed(key);
@@ -90,6 +93,10 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
         }
         if (/^cd:timers/.test(key)) {
             expect.timers += fixture.keys.find((x) => x.key === key).value.length / 2;
+            continue;
+        }
+        if (/^cd:agent:[^:]+:convs$/.test(key)) {
+            expect.agent_convs += fixture.keys.find((x) => x.key === key).value.length;
             continue;
         }
         const kind = key.startsWith('cd:kb:') ? 'kb' : /^cd:site:[^:]+:(rule|team_leads)/.test(key) ? 'rules'

@@ -174,12 +174,9 @@ local function seq_of(id) return string.match(id, '^0%-(%d+)$') end
 -- Who may touch a conversation: its visitor, or an agent of its site.
 local function may_access(c, kind, who)
   if kind == 'visitor' then return c.visitor == who end
-  if kind == 'agent' then
-    local sites = redis.call('HGET', P .. '{a}:agent:' .. who, 'sites')
-    if not sites then return false end
-    for _, s in ipairs(cjson.decode(sites)) do if s == c.site then return true end end
-    return false
-  end
+  -- an agent of the conversation's site: the site's agents set, in the site's slot (an
+  -- agent taken off a site leaves it in the same step, admin_agent_patch)
+  if kind == 'agent' then return redis.call('SISMEMBER', skey(c.site, 'agents'), who) == 1 end
   return false
 end
 local function conv_updated(c, also_site)
@@ -271,8 +268,11 @@ end
 -- The agent's record in a site (P{s:<site>}:agent:<id>: status, name, teams, max_chats,
 -- disabled, last_assigned_at, sv) kept in line with its global record by agent_site.lua,
 -- one call per site. Load = the site's assigned conversations that are open or pending
--- (:active); max_chats counts per site. agent:<id>:convs also keeps resolved ones.
+-- (:active); max_chats counts per site. Its :convs (aconvs) also keeps resolved ones.
 local function sakey(site, aid) return skey(site, 'agent:' .. aid) end
+-- The agent's assigned conversations of the site that are not closed (its welcome list is
+-- the union over its sites): in the site's slot, so assigning is one single-slot call.
+local function aconvs(site, aid) return sakey(site, aid) .. ':convs' end
 local function agent_load(site, aid) return redis.call('SCARD', sakey(site, aid) .. ':active') end
 local function load_add(site, aid, cid) redis.call('SADD', sakey(site, aid) .. ':active', cid) end
 local function load_rem(site, aid, cid) redis.call('SREM', sakey(site, aid) .. ':active', cid) end
@@ -329,7 +329,7 @@ local function assign_to(c, aid, now)
   local key = ckey(c.id, c.site)
   local prev = c.assignee
   if prev and prev ~= '' and prev ~= aid then
-    redis.call('SREM', P .. '{a}:agent:' .. prev .. ':convs', c.id)
+    redis.call('SREM', aconvs(c.site, prev), c.id)
     load_rem(c.site, prev, c.id)
   end
   redis.call('ZREM', qkey(c.site, c.team), c.id)
@@ -344,10 +344,10 @@ local function assign_to(c, aid, now)
     if avg <= 0 then avg = wait else avg = math.floor(avg * 0.8 + wait * 0.2) end
     redis.call('HSET', skey, 'avg_wait_ms', I(avg))
   end
-  -- assign_seq orders assignments as Redis ran them (node clocks need not agree)
+  -- assign_seq orders the site's assignments as Redis ran them (node clocks need not agree)
   redis.call('HSET', key, 'assignee', aid, 'assignee_name', aname, 'status', c.status, 'updated_at', now,
-    'assigned_at', now, 'assign_seq', redis.call('INCR', P .. 'assign:seq'))
-  redis.call('SADD', P .. '{a}:agent:' .. aid .. ':convs', c.id)
+    'assigned_at', now, 'assign_seq', redis.call('INCR', skey(c.site, 'assign:seq')))
+  redis.call('SADD', aconvs(c.site, aid), c.id)
   if c.status == 'open' or c.status == 'pending' then load_add(c.site, aid, c.id) end
   redis.call('HSET', sakey(c.site, aid), 'last_assigned_at', now)
   emit('conversation.assigned', c, now, '{"agent":' .. S(aid) .. ',"previous":' .. J(prev) .. ',"team":' .. J(c.team) ..
@@ -397,7 +397,7 @@ local function release(c, now, forget)
   local aid = c.assignee
   if aid and aid ~= '' then
     load_rem(c.site, aid, c.id)
-    if forget then redis.call('SREM', P .. '{a}:agent:' .. aid .. ':convs', c.id) end
+    if forget then redis.call('SREM', aconvs(c.site, aid), c.id) end
     drain_site(c.site, now)
   end
 end
@@ -622,10 +622,15 @@ end
 -- "title","body","ts"}} (docs/protocol.md).
 -- admins and owners both administer the sites they belong to
 local function admin_role(r) return r == 'admin' or r == 'owner' end
+-- The agent's role, from its record in the site (agent_site copies it); a record synced
+-- before roles were copied falls back to the global record.
+local function agent_role(site, aid)
+  return redis.call('HGET', sakey(site, aid), 'role') or redis.call('HGET', P .. '{a}:agent:' .. aid, 'role')
+end
 local function site_admins(site)
   local out = {}
   for _, aid in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
-    if admin_role(redis.call('HGET', P .. '{a}:agent:' .. aid, 'role')) then table.insert(out, aid) end
+    if admin_role(agent_role(site, aid)) then table.insert(out, aid) end
   end
   table.sort(out)
   return out
@@ -709,7 +714,7 @@ local function do_update(c, aid, status, priority, category, tags, now)
       release(c, now, true)
     elseif (status == 'open' or status == 'pending') and c.assignee ~= '' then
       load_add(c.site, c.assignee, cid)
-      redis.call('SADD', P .. '{a}:agent:' .. c.assignee .. ':convs', cid)
+      redis.call('SADD', aconvs(c.site, c.assignee), cid)
     end
   end
   conv_updated(c, true)
@@ -725,7 +730,7 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
   if c.status == 'closed' then return fail('conflict', 'conversation is closed') end
   local text
   if target ~= '' then
-    local t = hgetall(P .. '{a}:agent:' .. target)
+    local t = hgetall(sakey(c.site, target)) -- its record in the site (agent_site)
     if not t or not may_access(c, 'agent', target) then return fail('not_found', 'no such agent on this site') end
     if t.disabled == '1' then return fail('conflict', 'agent is disabled') end
     local prev = c.assignee

@@ -5,4 +5,5 @@ local a = hgetall(P .. '{a}:agent:' .. aid)
 if not a then return fail('not_found', 'no such agent') end
 return '{"agent":{"id":' .. S(aid) .. ',"sites":' .. (a.sites or '[]') .. ',"sv":' .. I(tonumber(a.sv or '0')) ..
   ',"status":' .. S(a.status or 'offline') .. ',"name":' .. S(a.name or '') .. ',"teams":' .. S(a.teams or '[]') ..
-  ',"max_chats":' .. S(a.max_chats or '5') .. ',"disabled":' .. S(a.disabled or '0') .. '}}'
+  ',"max_chats":' .. S(a.max_chats or '5') .. ',"disabled":' .. S(a.disabled or '0') ..
+  ',"role":' .. S(a.role or 'agent') .. '}}'

@@ -257,19 +257,40 @@ ops.admin_sites_list = function()
   end
   return reply(200, '{"sites":[' .. table.concat(out, ',') .. ']}')
 end
+-- ---- the admin CLI's single-slot steps (ARCHITECTURE invariant 4) ----
+-- An operation that changes a site and state that spans sites (the sites set {g}, an
+-- agent's own state {a}) is one call through the HTTP API, whose every call also reads the
+-- caller's record in {a} (docs/keyspace.md "Where this is going"). The admin CLI, which
+-- has no caller record, makes one call per slot with these steps; `stepwise` marks a call
+-- that is one of them (only the operator's: the HTTP API never reaches the steps).
+local stepwise = operator and p.stepwise == true
+local function operator_only() if not operator then error({code = 'not_found', msg = 'no such operation'}) end end
+local function site_create_values()
+  key_of(p.key, 'key')
+  return name_of(p.name, 'name'), origins_of(p.origins), secret_of(p.identity_secret)
+end
+-- Step 1 of site-add ({g}): the key joins the sites set, after the same checks as the
+-- record's. Index first, record second, is the order that is safe to retry: a stop
+-- between them leaves a key in the set without a record, which every reader skips
+-- (sites_get answers no site for it, listings skip it) and which site-add run again
+-- completes (SADD again is a no-op); the other order could leave a record no node loads
+-- that site-add would then refuse as a duplicate.
+ops.admin_site_index = function()
+  operator_only()
+  site_create_values()
+  redis.call('SADD', P .. '{g}:sites', p.key)
+  return reply(200, '{"site":{"key":' .. S(p.key) .. '}}')
+end
 ops.admin_site_create = function()
   -- a new tenant is the operator's decision: an admin of one site must not open others
   need_owner()
-  key_of(p.key, 'key')
-  local name = name_of(p.name, 'name')
-  local origins = origins_of(p.origins)
-  local secret = secret_of(p.identity_secret)
-  if redis.call('EXISTS', sitekey(p.key)) == 1 or redis.call('SISMEMBER', P .. '{g}:sites', p.key) == 1 then
+  local name, origins, secret = site_create_values()
+  if redis.call('EXISTS', sitekey(p.key)) == 1 or (not stepwise and redis.call('SISMEMBER', P .. '{g}:sites', p.key) == 1) then
     return fail('conflict', 'site ' .. p.key .. ' already exists')
   end
   redis.call('HSET', sitekey(p.key), 'key', p.key, 'name', name, 'origins', cjson.encode(origins),
     'identity_secret', secret, 'created_at', now)
-  redis.call('SADD', P .. '{g}:sites', p.key)
+  if not stepwise then redis.call('SADD', P .. '{g}:sites', p.key) end
   site_changed(p.key)
   -- the creating admin belongs to the new site (the operator is no agent)
   if not operator then
@@ -403,19 +424,54 @@ local function check_role(role)
   if role ~= 'agent' and role ~= 'admin' and role ~= 'owner' then bad('role must be agent, admin or owner') end
   if role == 'owner' then need_owner() end
 end
-local function check_agent_fields(sites, teams)
-  if type(sites) ~= 'table' or #sites == 0 then error({code = 'bad_request', msg = 'sites must list at least one site'}) end
+-- Stepwise, the sites were checked and the teams looked up in each site's own call
+-- (admin_site_check) before the agent's call: p.teams_found lists the teams found there.
+local function team_found(sites, t)
+  if stepwise then
+    for _, x in ipairs(type(p.teams_found) == 'table' and p.teams_found or {}) do if x == t then return true end end
+    return false
+  end
   for _, s in ipairs(sites) do
-    if type(s) ~= 'string' or not my_site(s) then error({code = 'bad_request', msg = 'unknown site ' .. tostring(s)}) end
+    if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then return true end
+  end
+  return false
+end
+local function check_agent_fields(sites, teams)
+  if type(sites) ~= 'table' or #sites == 0 then bad('sites must list at least one site') end
+  for _, s in ipairs(sites) do
+    if type(s) ~= 'string' or not (stepwise or my_site(s)) then bad('unknown site ' .. tostring(s)) end
   end
   for _, t in ipairs(teams or {}) do
     team_key_of(t)
-    local found = false
-    for _, s in ipairs(sites) do
-      if type(t) == 'string' and redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then found = true end
-    end
-    if not found then error({code = 'bad_request', msg = 'unknown team ' .. tostring(t)}) end
+    if not team_found(sites, t) then bad('unknown team ' .. tostring(t)) end
   end
+end
+-- Step 1 of agent-add and agent-set (once per site, reads only): the site exists, and
+-- which of p.teams it has.
+ops.admin_site_check = function()
+  operator_only()
+  if not my_site(p.site_key) then bad('unknown site ' .. tostring(p.site_key)) end
+  local found = {}
+  for _, t in ipairs(type(p.teams) == 'table' and p.teams or {}) do
+    if type(t) == 'string' and redis.call('HEXISTS', skey(p.site_key, 'teams'), t) == 1 then table.insert(found, S(t)) end
+  end
+  return reply(200, '{"teams":[' .. table.concat(found, ',') .. ']}')
+end
+-- Step 3 of agent-add (once per site): the agent joins the site's agents set. Safe to
+-- retry, and done again by every node that syncs the agent's record into the site
+-- (agent_site.lua, on the agent.changed notice step 2 sends), so a stop after step 2
+-- still ends with the agent in each of its sites.
+ops.admin_agent_join = function()
+  operator_only()
+  local s = admin_site_key(p.site_key)
+  redis.call('SADD', skey(s, 'agents'), tostring(p.agent_id))
+  return reply(200, '{"site":{"key":' .. S(s) .. '}}')
+end
+-- What the stepwise agent calls answer: the agent's own record is all its slot holds
+-- (its load and its teams per site are the sites'; the CLI shows the record).
+local function agent_reply(status, key)
+  if stepwise then return reply(status, '{"agent":{"id":' .. S(redis.call('HGET', key, 'id')) .. '}}') end
+  return reply(status, '{"agent":' .. agent_json(hgetall(key)) .. '}')
 end
 -- The caller's token goes on its deny-list until it expires (entries of expired tokens are
 -- dropped here), and a connection that said hello with it closes (4401).
@@ -450,9 +506,11 @@ ops.admin_agent_create = function()
   redis.call('HSET', P .. '{a}:agent:' .. id, 'id', id, 'name', name, 'email', email, 'role', role, 'sites', cjson.encode(sites),
     'teams', #teams == 0 and '[]' or cjson.encode(teams), 'pw', p.pw_hash, 'status', 'offline', 'max_chats', I(maxc), 'created_at', now)
   redis.call('SADD', P .. '{a}:agents', id)
-  for _, s in ipairs(sites) do redis.call('SADD', skey(s, 'agents'), id) end
+  if not stepwise then
+    for _, s in ipairs(sites) do redis.call('SADD', skey(s, 'agents'), id) end
+  end
   agent_changed(id)
-  return reply(201, '{"agent":' .. agent_json(hgetall(P .. '{a}:agent:' .. id)) .. '}')
+  return agent_reply(201, P .. '{a}:agent:' .. id)
 end
 -- An admin controls an agent fully (password, role, disabled, name, capacity, any of its
 -- sites) only when every site of the agent is one of the admin's (agent_view in _api.lua).
@@ -460,6 +518,7 @@ end
 -- own sites: the agent's teams there and its membership of them. Anything else is refused,
 -- so an admin of site B can never take over an agent through which site A is reached.
 local function agent_scope(a)
+  if operator then return true, true end
   local shared = false
   for _, s in ipairs(json_list(a.sites)) do if my_site(s) then shared = true end end
   local _, _, full = agent_view(a)
@@ -579,9 +638,17 @@ ops.admin_agent_patch = function()
     if table.concat(before, ',') ~= table.concat(after, ',') then ch.revoke = ch.revoke or 'sites changed' end
   end
   if ch.revoke then revoke_agent(a.id, ch.revoke) end
-  redis.call('HINCRBY', key, 'sv', 1)
+  local sv = redis.call('HINCRBY', key, 'sv', 1)
+  -- a site the agent left keeps its record there as a tombstone of this sv: a sync that read
+  -- the record before this patch (older sv) cannot bring the agent back into the site
+  -- (agent_site ignores older copies; may_access reads the site's agents set)
+  local kept = {}
+  for _, s in ipairs(ch.sites or {}) do kept[s] = true end
+  for _, s in ipairs(ch.sites and json_list(a.sites) or {}) do
+    if not kept[s] then redis.call('HSET', sakey(s, a.id), 'sv', I(sv), 'status', 'offline', 'disabled', '1') end
+  end
   agent_changed(a.id)
-  return reply(200, '{"agent":' .. agent_json(hgetall(key)) .. '}')
+  return agent_reply(200, key)
 end
 ops.admin_sla_get = function()
   local s = admin_site(p.site_key)

@@ -65,7 +65,7 @@ if level == 'breach' then
   end
   if act.notify_admins ~= false then
     for _, aid in ipairs(redis.call('SMEMBERS', skey(c.site, 'agents'))) do
-      if admin_role(redis.call('HGET', P .. '{a}:agent:' .. aid, 'role')) then pub('agent:' .. aid, 0, 'a', '-', ev) end
+      if admin_role(agent_role(c.site, aid)) then pub('agent:' .. aid, 0, 'a', '-', ev) end
     end
   end
   c = hgetall(ckey(cid))
