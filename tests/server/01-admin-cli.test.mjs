@@ -273,6 +273,23 @@ it('agent-add refuses bad values (exit 2)', async () => {
     assert.equal((await env.adminRaw(base({ '--password': 'p'.repeat(12) }))).code, 0);
 });
 
+it('site-add in single-slot steps: a key indexed by a run that stopped before its record is completed by the next run', async () => {
+    // step 1 (the sites set, {g}) done, step 2 (the record, {s:<site>}) not: what a
+    // site-add stopped between its two calls leaves behind
+    const k = key('half');
+    await env.redis.cmd('SADD', `${P}{g}:sites`, k);
+    const listed = await env.adminRaw(['site-list', '--json']);
+    assert.ok(!listed.json.some((x) => x.key === k), 'an index entry without a record is skipped');
+    const out = await siteAdd(k);
+    assert.equal(out.key, k);
+    assert.equal(await env.redis.cmd('HGET', `${P}{s:${k}}:site`, 'key'), k);
+    assert.ok((await env.adminRaw(['site-list', '--json'])).json.some((x) => x.key === k));
+    // and a refused value writes neither
+    const bad = key('bad');
+    assert.equal((await env.adminRaw(['site-add', '--key', bad, '--name', 'X', '--origin', 'ftp://x'])).code, 2);
+    assert.equal(await env.redis.cmd('SISMEMBER', `${P}{g}:sites`, bad), 0);
+});
+
 it('site-list: a table without secrets, and a JSON array with --json', async () => {
     const k = key('list');
     const secret = `secret-${rnd(12)}`;

@@ -4,7 +4,7 @@
 // neither writes anything. Several of these inputs were accepted by one side and refused
 // by the other while the CLI carried its own scripts (a team named '_', an origin with
 // the default port, a tab in a name, a number written as 1e3).
-import { useEnv, it, assert, rnd } from './harness.mjs';
+import { useEnv, it, assert, rnd, waitUntil } from './harness.mjs';
 
 const env = useEnv({ nodes: 1 });
 const P = 'cd:';
@@ -109,4 +109,16 @@ it('site patch and agent patch: the same limits (auto_close_s, ack texts, catego
         ['PATCH', `/admin/agents/${a.id}`, { max_chats: 101 }]);
     assert.equal(m, 'max_chats must be a whole number from 1 to 100');
     assert.equal(await env.redis.cmd('HGET', `${P}{a}:agent:${a.id}`, 'max_chats'), '100');
+});
+
+it("agent-add's steps are safe to retry: a stop after the agent's own step still ends with the agent in its sites", async () => {
+    // agent-add writes the agent's state ({a}) and then joins each site in a call of its
+    // own; a node that syncs the agent into a site (agent_site, on agent.changed) joins it
+    // too, so an agent-add that stopped in between loses nothing
+    await setup();
+    const a = await env.addAgent({ site });
+    await env.redis.cmd('SREM', `${P}{s:${site.key}}:agents`, a.id); // as if step 3 never ran
+    await env.redis.cmd('PUBLISH', `${P}ch:sites`, `0 a -\n{"type":"agent.changed","id":"${a.id}"}`);
+    await waitUntil(async () => Number(await env.redis.cmd('SISMEMBER', `${P}{s:${site.key}}:agents`, a.id)) === 1,
+        { what: 'the sync adds the agent to its site' });
 });
