@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Enforce the module dependency direction (../shared/design/STYLE.md B3, adapted in
-# docs/ops.md): each server/<module>/ may include only the chatdesk headers and the
-# library headers listed for it, and a module's _int.h only from its own directory.
+# docs/ops.md and docs/architecture.md): each server/<module>/ (with its subfolders) may
+# include only the chatdesk headers and the library headers listed for it, and a
+# module's _int.h only from its own folder; and the modules' include graph (server/ and
+# include/chatdesk/ alike) has no cycle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,16 +16,22 @@ HDRS[auth]="$L0 auth"
 HDRS[store]="$L0 config config_table store"
 HDRS[bus]="$L0 config config_table store bus"
 HDRS[hub]="$L0 config config_table store bus proto hub"
-HDRS[ticket]="$L0 ticket"
+HDRS[timers]="$L0 config config_table store timers"
+HDRS[ticket]="$L0 config config_table store timers ticket"
+HDRS[route]="$L0 store route"
+HDRS[presence]="$L0 config config_table store route presence"
 HDRS[kb]="$L0 kb"
 HDRS[rules]="$L0 rules"
-HDRS[conv]="$L0 config config_table store proto ticket kb rules conv"
-HDRS[session]="$L0 config config_table store bus hub proto auth ticket rules conv session"
-HDRS[ws]="$L0 config config_table store bus hub proto auth session ws http"
-HDRS[http]="$L0 config config_table store bus hub proto auth ticket rules conv session ws http webhook"
+HDRS[events]="$L0 config config_table store bus hub proto rules events"
+HDRS[node]="$L0 config config_table store auth timers ticket node"
+HDRS[conv]="$L0 config config_table store proto timers ticket conv"
+HDRS[session]="$L0 config config_table store timers bus hub events proto auth ticket rules conv route presence node session"
+HDRS[ws]="$L0 config config_table store timers bus hub events proto auth session net ws"
+HDRS[http]="$L0 config config_table store timers bus hub events proto auth ticket kb rules conv route session net http webhook"
+HDRS[net]="$L0 config config_table store timers bus hub events proto auth session net"
 HDRS[admin]="$L0 config config_table store auth admin"
 HDRS[webhook]="$L0 config config_table store auth webhook"
-HDRS[server]="$L0 config config_table store bus hub proto auth ticket rules conv session ws http webhook server"
+HDRS[server]="$L0 config config_table store timers bus hub events proto auth ticket rules conv route presence node session net ws http webhook server"
 
 LIBS[base]=""
 LIBS[config]="jansson.h"
@@ -32,24 +40,29 @@ LIBS[auth]="jansson.h openssl argon2.h"
 LIBS[store]="hiredis uv.h"
 LIBS[bus]="hiredis uv.h"
 LIBS[hub]=""
+LIBS[timers]="jansson.h"
 LIBS[ticket]="jansson.h"
+LIBS[node]="jansson.h uv.h"
+LIBS[route]="jansson.h"
+LIBS[presence]="jansson.h"
 LIBS[kb]=""
 LIBS[rules]="jansson.h"
+LIBS[events]="uv.h"
 LIBS[conv]="jansson.h"
 LIBS[session]="uv.h"
 LIBS[ws]="libwebsockets.h"
-LIBS[http]="libwebsockets.h uv.h"
+LIBS[http]="libwebsockets.h uv.h jansson.h" # jansson: the API's params (http/api/)
+LIBS[net]="libwebsockets.h"
 LIBS[admin]="hiredis jansson.h"
 LIBS[webhook]="curl jansson.h uv.h"
-LIBS[server]="libwebsockets.h uv.h"
+LIBS[server]="libwebsockets.h uv.h openssl"
 FENCED="jansson.h openssl argon2.h hiredis uv.h libwebsockets.h curl"
 
 fail=0
 for dir in server/*/; do
   mod=$(basename "$dir")
   [ -n "${HDRS[$mod]+x}" ] || { echo "check-includes: module $mod is not in the table"; fail=1; continue; }
-  for f in "$dir"*.c "$dir"*.h; do
-    [ -f "$f" ] || continue
+  while IFS= read -r f; do
     while IFS= read -r inc; do
       name=$(sed -E 's/^#include [<"]([^>"]+)[>"].*/\1/' <<<"$inc")
       case $name in
@@ -57,7 +70,9 @@ for dir in server/*/; do
         h=$(basename "$name" .h)
         [[ " ${HDRS[$mod]} " == *" $h "* ]] || { echo "$f: $mod may not include $name"; fail=1; } ;;
       *_int.h)
-        [ -f "$dir$name" ] || { echo "$f: $name is another module's internal header"; fail=1; } ;;
+        # resolved from the including file's folder, it must stay inside its module
+        res=$(realpath -m "$(dirname "$f")/$name")
+        [[ -f "$res" && "$res" == "$(realpath "$dir")"/* ]] || { echo "$f: $name is another module's internal header"; fail=1; } ;;
       *)
         top=${name%%/*}
         for fenced in $FENCED; do
@@ -67,8 +82,36 @@ for dir in server/*/; do
         done ;;
       esac
     done < <(grep -E '^#include ' "$f" || true)
-  done
+  done < <(find "$dir" -name '*.[ch]' | sort)
 done
+# No include cycles between modules: an edge A -> B for each chatdesk/B.h that a file of
+# server/A/ or include/chatdesk/A.h includes (log, clock -> base; config_table -> config).
+mod_of() {
+  case $1 in
+  log | clock) echo base ;;
+  config_table) echo config ;;
+  *) echo "$1" ;;
+  esac
+}
+edges=$(
+  for f in $(find server -name '*.[ch]' ! -path 'server/main.c') include/chatdesk/*.h; do
+    case $f in
+    server/*) from=$(cut -d/ -f2 <<<"$f") ;;
+    *) from=$(mod_of "$(basename "$f" .h)") ;;
+    esac
+    grep -oE '^#include "chatdesk/[a-z_]+\.h"' "$f" | sed -E 's/.*chatdesk\/([a-z_]+)\.h"/\1/' |
+      while read -r h; do
+        to=$(mod_of "$h")
+        [ "$to" = "$from" ] || echo "$from $to"
+      done
+  done | sort -u
+)
+if ! tsort <<<"$edges" >/dev/null 2>/tmp/check-includes.$$; then
+  echo "check-includes: the modules' include graph has a cycle:"
+  grep -v '^tsort: -: input contains a loop:' /tmp/check-includes.$$ | sed 's/^tsort: /  /'
+  fail=1
+fi
+rm -f /tmp/check-includes.$$
 # Public headers: only chatdesk/ headers and libc, never a fenced library.
 for f in include/chatdesk/*.h; do
   if grep -E '^#include <(jansson|openssl|argon2|hiredis|uv|libwebsockets|curl)' "$f"; then

@@ -1,5 +1,6 @@
-/* auth: login and visitor tokens, identity-verification HMAC, password hashing.
- * The only module that includes <openssl/...>. */
+/* auth: login and visitor tokens, identity-verification HMAC, password hashing. Pure
+ * and kept apart so that the only module that includes <openssl/...> (and Argon2) can be
+ * tested on its own and fuzzed. */
 #ifndef CHATDESK_AUTH_H
 #define CHATDESK_AUTH_H
 

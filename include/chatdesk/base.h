@@ -1,4 +1,6 @@
-/* base: allocation (abort on OOM), byte buffers, ids, rate limiter, errors. */
+/* base: allocation (abort on OOM: a node may die at any time without loss, so a failed
+ * malloc needs no recovery path), byte buffers, a small hash map, ids, the token-bucket
+ * rate limiter, error codes. Everything else builds on it; it depends on nothing. */
 #ifndef CHATDESK_BASE_H
 #define CHATDESK_BASE_H
 

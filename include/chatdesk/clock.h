@@ -1,4 +1,6 @@
-/* clock: wall-clock milliseconds, cached per loop iteration by the server. */
+/* clock: wall-clock and monotonic milliseconds, cached once per loop iteration by the
+ * server, so domain code never calls time() or clock_gettime() and tests can drive a
+ * fake clock. */
 #ifndef CHATDESK_CLOCK_H
 #define CHATDESK_CLOCK_H
 

@@ -1,5 +1,6 @@
-/* config: every setting from config_table.h. Load order: defaults, JSON file,
- * environment (CHATDESK_<NAME>), command-line flags; later wins. */
+/* config: every setting from config_table.h, declared once so that --help, docs/config.md
+ * and validation cannot drift. Load order: defaults, JSON file, environment
+ * (CHATDESK_<NAME>), command-line flags; later wins. */
 #ifndef CHATDESK_CONFIG_H
 #define CHATDESK_CONFIG_H
 
@@ -47,8 +48,9 @@ int cd_config_apply_flag(cd_config *cfg, const char *name, const char *value, ch
 bool cd_config_is_bool(const char *name);
 
 /* Checks that need the whole config: Redis URL parses, log_level is debug|info|warn|error,
- * token_secret is empty or 64 hex chars, bind is not empty, redis_backoff_min_ms <= max,
- * ping_interval_s < idle_timeout_s. Returns 0 or -1 with err. cd_config_load runs it. */
+ * token_secret is empty or 64 hex chars, bind is not empty, tls_cert and tls_key come
+ * together, redis_user has a password, redis_backoff_min_ms <= max, ping_interval_s <
+ * idle_timeout_s. Returns 0 or -1 with err. cd_config_load runs it. */
 int cd_config_validate(const cd_config *cfg, char *err, size_t errsz);
 
 /* The full sequence chatdeskd uses: defaults (cd_config_init, so cfg is uninitialised storage;
@@ -80,13 +82,18 @@ typedef struct cd_redis_addr {
      * filled in by the connection each time it resolves the primary) */
     bool sentinel;
     char master[128];
-    cd_redis_endpoint sentinels[CD_REDIS_MAX_SENTINELS];
-    size_t n_sentinels;
+    /* redis+cluster://: the seed nodes (a connection to "the cluster" takes the next seed
+     * each time it connects; the store reads the slot map from there) */
+    bool cluster;
+    cd_redis_endpoint endpoints[CD_REDIS_MAX_SENTINELS]; /* sentinels or cluster seeds */
+    size_t n_endpoints;
 } cd_redis_addr;
 
-/* redis://[:password@]host[:port][/db] (default port 6379, db 0), unix:/path[?db=N], or
+/* redis://[:password@]host[:port][/db] (default port 6379, db 0), unix:/path[?db=N],
  * redis+sentinel://[:password@]host:port[,host:port...]/master[/db] (at most
- * CD_REDIS_MAX_SENTINELS sentinels; default port 26379). Returns 0 or -1 with err. */
+ * CD_REDIS_MAX_SENTINELS sentinels; default port 26379), or
+ * redis+cluster://[:password@]host:port[,host:port...] (seed nodes, as many; default
+ * port 6379; a Cluster has no databases). Returns 0 or -1 with err. */
 int cd_config_parse_redis_url(const char *url, cd_redis_addr *out, char *err, size_t errsz);
 /* url with its password (user information) replaced by "***": for stdout and logs. */
 void cd_config_redact_url(const char *url, char *out, size_t outsz);

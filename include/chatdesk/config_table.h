@@ -5,9 +5,14 @@
 #define CD_CONFIG_TABLE(X)                                                                                            \
     X(port, INT, 8080, 0, 65535, "HTTP/WebSocket port; 0 picks a free port and prints it")                            \
     X(bind, STR, "127.0.0.1", 0, 0, "address to listen on (0.0.0.0 for all interfaces)")                              \
+    X(tls_cert, STR, "", 0, 0,                                                                                        \
+      "PEM certificate (chain) file: the port serves HTTPS and WSS only (TLS 1.2+, with tls_key); empty: plain HTTP") \
+    X(tls_key, STR, "", 0, 0, "PEM private key file of tls_cert")                                                     \
     X(redis, STR, "redis://127.0.0.1:6379/0", 0, 0,                                                                   \
       "Redis URL: redis://[:password@]host:port/db, unix:/path[?db=N] or redis+sentinel://h:p[,h:p...]/master[/db]")  \
     X(redis_password, STR, "", 0, 0, "Redis AUTH password (prefer the environment variable)")                         \
+    X(redis_user, STR, "", 0, 0,                                                                                      \
+      "Redis ACL user (docs/ops.md, Redis ACL): every connection sends AUTH user password; needs a password")         \
     X(ack_replicas, INT, 0, 0, 16,                                                                                    \
       "a message is acknowledged only once this many replicas have it (WAIT); 0: the primary")                        \
     X(ack_replicas_timeout_ms, INT, 1000, 10, 60000,                                                                  \
@@ -70,7 +75,9 @@
     X(presence_ttl_s, INT, 25, 2, 3600, "an agent no node has vouched for this long is offline")                      \
     X(presence_beat_s, INT, 8, 1, 3600, "how often a node vouches for its connected agents")                          \
     X(timer_poll_ms, INT, 500, 50, 60000, "how often a node claims due timers (SLA, auto-close)")                     \
-    X(event_poll_ms, INT, 250, 20, 60000, "how often a node runs the event consumers (reports, rules, webhooks)")     \
+    X(event_poll_ms, INT, 250, 20, 60000,                                                                             \
+      "how long a site's new events gather before a node runs its event consumers (reports, rules, webhooks, "        \
+      "health); also how often webhook deliveries are claimed")                                                       \
     X(events_retain_s, INT, 0, 0, 604800,                                                                             \
       "seconds an event stays in the stream after every consumer applied it (to inspect); 0: trimmed at once")        \
     X(timer_lease_ms, INT, 30000, 1000, 3600000, "a claimed timer whose node died is claimed again after this")       \

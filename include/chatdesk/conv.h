@@ -1,6 +1,10 @@
-/* conv: conversations, messages, visitors and agents as domain operations. Each
- * state change is one script call (store/lua/); results come back as a cd_conv_result
- * whose raw_* members are ready-to-splice JSON texts. Never sees a connection. */
+/* conv: conversations and messages, and the visitors and agents who take part in them:
+ * hello, start, send (dedupe by client_msg_id), history, resume pages, typing, read,
+ * csat, accept, update, transfer, confirm, autoclose. Each state change is one Redis
+ * function (store/lua/) declaring the conversation's key; replies come back as a
+ * cd_conv_result whose raw_* members are ready-to-splice JSON texts, and message.send
+ * has its own small reply (cd_conv_sent) on the hot path. Never sees a connection;
+ * presence, routing, tickets, timers and the site cache have their own modules. */
 #ifndef CHATDESK_CONV_H
 #define CHATDESK_CONV_H
 
@@ -13,6 +17,7 @@
 #include "chatdesk/proto.h"
 #include "chatdesk/store.h"
 #include "chatdesk/ticket.h"
+#include "chatdesk/timers.h"
 
 typedef struct cd_conv_ref {
     char id[160];
@@ -20,28 +25,6 @@ typedef struct cd_conv_ref {
     int64_t last_seq;
     char epoch[80];
 } cd_conv_ref;
-
-typedef struct cd_conv_key {
-    char kid[24];
-    char hex[72];
-} cd_conv_key;
-
-typedef struct cd_conv_site {
-    char *key;
-    char **origins;
-    size_t n_origins;
-    char *secret;             /* "" when identity verification is off */
-    cd_sla_calendar calendar; /* business hours of the site's SLA (24x7 when unset) */
-    char *intervals;          /* cached business intervals (node-owned), or NULL */
-    int64_t intervals_from, intervals_to;
-    int64_t next_timer_ms; /* node-owned: when its timers need a poll (0: unknown, INT64_MAX: none) */
-} cd_conv_site;
-
-typedef struct cd_conv_assigned {
-    char agent_id[80];
-    cd_conv_ref conv;
-    char *raw; /* the conversation object */
-} cd_conv_assigned;
 
 typedef struct cd_conv_result {
     cd_err err;
@@ -54,10 +37,7 @@ typedef struct cd_conv_result {
     char *raw_messages;      /* "messages" array */
     char *raw_queue;         /* agent_get: "queue" array of waiting conversations */
     char *raw_site_config;   /* visitor_hello: what the widget shows */
-    char **items;            /* timers_claim: "kind|id" */
-    size_t n_items;
-    int64_t next_due;   /* timers_claim: the site's next timer or lease expiry (ms), -1: none */
-    cd_conv_ref *convs; /* ids in "conversations" (or the one "conversation") */
+    cd_conv_ref *convs;      /* ids in "conversations" (or the one "conversation") */
     size_t n_convs;
     char visitor_id[80];
     char agent_id[80];
@@ -74,21 +54,11 @@ typedef struct cd_conv_result {
     bool visitor_stored; /* visitor_hello: the visitor has a record (false: anonymous, none yet) */
     bool more;           /* resume: another page follows after page_last */
     int64_t page_last;   /* resume: the last seq this page covered */
-    bool sla;            /* a ticket's SLA clocks need cd_conv_sla_sync */
+    bool sla;            /* a ticket's SLA clocks need cd_ticket_sla_sync */
     char site[80];       /* msg_send: the conversation's site */
     char **frames;       /* resume: message.created frames */
     size_t n_frames;
-    cd_conv_assigned *assigned; /* agent_site: conversations given to the agent */
-    size_t n_assigned;
-    char **changed; /* presence*: agents whose status changed */
-    size_t n_changed;
-    cd_conv_key *keys; /* keys_init */
-    size_t n_keys;
-    cd_conv_site *sites; /* sites_get; a callback may take it (set to NULL) */
-    size_t n_sites;
 } cd_conv_result;
-
-void cd_conv_sites_free(cd_conv_site *sites, size_t n);
 
 typedef void (*cd_conv_cb)(void *ud, cd_conv_result *res);
 
@@ -123,14 +93,14 @@ typedef struct cd_conv_sent {
     cd_proto_msg msg;  /* the stored message (valid during the callback) */
     bool duplicate;
     const char *raw_message; /* duplicate: the message object as first stored */
-    bool sla;                /* a ticket's SLA clocks need cd_conv_sla_sync */
+    bool sla;                /* a ticket's SLA clocks need cd_ticket_sla_sync */
     char site[80];           /* the conversation's site */
 } cd_conv_sent;
 typedef void (*cd_conv_sent_cb)(void *ud, const cd_conv_sent *res);
 /* sites: an agent's sites as " s1 s2 " (from its verified session), "" for a visitor.
  * intervals: the conversation's site's business intervals, so a ticket's SLA clocks
  * follow the message in the same call; NULL or "" when unknown (res->sla then asks for
- * cd_conv_sla_sync). */
+ * cd_ticket_sla_sync). */
 int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *sites, const char *intervals,
                  const cd_req *req, cd_conv_sent_cb cb, void *ud);
 int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int64_t before_seq, int limit,
@@ -142,41 +112,17 @@ int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, 
 int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, cd_conv_cb cb, void *ud);
 int cd_conv_read(cd_store *st, const cd_conv_author *a, const char *cid, int64_t seq, cd_conv_cb cb, void *ud);
 int cd_conv_csat(cd_store *st, const char *site, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud);
-int cd_conv_presence(cd_store *st, const char *aid, const char *status, cd_conv_cb cb, void *ud);
 int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_conv_cb cb, void *ud);
 int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb, void *ud);
 /* To req->agent_id, or to req->team (escalation), with req->note kept as a private note. */
 int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
                      void *ud);
-/* Bring the agent's record in each of its sites in line with its global record (status,
- * name, teams, max_chats, disabled): one read, then one call per site, each of which
- * drains that site's queues while the agent is online. cb (may be NULL) fires once, after
- * the last of them, with res->assigned: the conversations the sites gave the agent. The
- * presence calls (presence, touch, sweep) run it for every agent whose status they
- * changed and fire their cb once, after those syncs. */
-int cd_conv_agent_sync(cd_store *st, const char *aid, cd_conv_cb cb, void *ud);
-/* A ch:sites notice: true when it is {"type":"agent.changed","id":…} (then the agent is
- * synced as above), false for any other notice. */
-bool cd_conv_agent_notice(cd_store *st, const char *frame, size_t len);
-/* This node vouches for the agents' live connections until expiry_ms. */
-int cd_conv_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, const char *const *agent_ids, size_t n,
-                           cd_conv_cb cb, void *ud);
-/* Expire presence: all due agents (node/agent NULL), or one node's entry for one agent. */
-int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id, cd_conv_cb cb, void *ud);
-/* Claim due timers with a lease: res->items are "kind|id". */
-int cd_conv_timers_claim(cd_store *st, const char *site, int64_t lease_ms, int max, cd_conv_cb cb, void *ud);
-/* Timer handler "autoclose|<cid>": close a conversation still resolved. */
+/* Timer "autoclose|<cid>": close a conversation still resolved. */
 int cd_conv_autoclose(cd_store *st, const char *site, const char *cid, cd_conv_cb cb, void *ud);
+/* Registers the conversation timer kinds ("autoclose"). */
+void cd_conv_timers_register(cd_timers *t, cd_store *st);
 /* The visitor confirms a resolved conversation: closed. */
 int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, cd_conv_cb cb, void *ud);
-/* Tickets and SLA (timer handlers and clock re-alignment). */
-int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *site, const char *cid, const char *intervals,
-                           cd_conv_cb cb, void *ud);
-int cd_conv_sla_sync(cd_store *st, const char *site, const char *cid, const char *intervals, cd_conv_cb cb, void *ud);
-int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *site, const char *cid, const char *kind,
-                     const char *level, cd_conv_cb cb, void *ud);
-/* Assign waiting conversations of a site (NULL: every site) to agents with capacity. */
-int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud);
 /* by: "email" or "id"; with_convs: include the agent's open conversations. By "id" (a
  * hello) the token's epoch and jti are checked: unauthorized when revoked. */
 int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, int64_t epoch, const char *jti,
@@ -184,46 +130,5 @@ int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with
 /* Count a login attempt of the account (ok false: before its password is checked; the
  * reply's fails counts it) or reset the count after a success (ok true). */
 int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud);
-int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud);
-/* How long applied events stay in the stream (events_retain_s, in ms). */
-int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *ud);
-int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud);
-
-/* ---- HTTP API (docs/api.md) ---- */
-
-typedef struct cd_api_call {
-    const char *method;      /* "GET", "POST", "PATCH", "PUT", "DELETE" */
-    const char *path;        /* "/api/v1/tickets/1042" */
-    const char *const *args; /* query fragments "k=v" (URL-decoded) */
-    size_t nargs;
-    const char *body; /* raw JSON body or NULL */
-    size_t body_len;
-    const char *agent_id; /* from a verified login token */
-    const char *pw_hash;  /* Argon2id of the body's "password", when it had one */
-    /* the login token's epoch, jti and expiry (ms): api.lua refuses a revoked token */
-    int64_t token_epoch;
-    const char *jti;
-    int64_t token_exp;
-} cd_api_call;
-
-/* status: the HTTP status; json: the response body (NUL-terminated; may be "null" for 204).
- * sync_cid/sync_site: a ticket whose SLA clocks need cd_conv_sla_sync, or NULL.
- * ctype: the body's content type when it is not JSON (reports as CSV: "text/csv; …"), else NULL. */
-typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, const char *sync_cid,
-                          const char *sync_site, const char *ctype);
-
-/* Route and run one API call; cb fires exactly once (also for routing errors, at once). */
-void cd_conv_api(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud);
-/* The "password" of a JSON body, copied into out (<= outsz-1 bytes): 1 if present and
- * min..128 bytes, 0 if absent, -1 if present but invalid. */
-int cd_conv_api_password(const char *body, size_t len, size_t min, char *out, size_t outsz);
-/* Paths under /api/v1/public/ take no token (call->agent_id ""): public read-only data. */
-bool cd_conv_api_is_public(const char *path);
-/* A webhook create or update that sets a "url": copied into url (< urlsz bytes) so the
- * node can refuse internal addresses before it is stored; false when the call sets none
- * (or one too long: the script refuses it). */
-bool cd_conv_api_webhook_url(const cd_api_call *call, char *url, size_t urlsz);
-/* Does this call need the caller to hash a password first? */
-bool cd_conv_api_wants_password(const cd_api_call *call);
 
 #endif

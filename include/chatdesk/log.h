@@ -1,4 +1,5 @@
-/* log: leveled one-line logs, "ts level msg key=value ...". Never log secrets or bodies. */
+/* log: leveled one-line logs, "ts level msg key=value ...", in one place so every module
+ * logs the same way and nothing logs secrets or bodies. */
 #ifndef CHATDESK_LOG_H
 #define CHATDESK_LOG_H
 

@@ -10,26 +10,35 @@
 
 #include "chatdesk/base.h"
 
-/* Every client frame type: X(ENUM, "wire name"). */
-#define CD_PROTO_FRAMES(X)                    \
-    X(HELLO, "hello")                         \
-    X(RESUME, "resume")                       \
-    X(CONV_START, "conversation.start")       \
-    X(MSG_SEND, "message.send")               \
-    X(HISTORY, "history")                     \
-    X(TYPING, "typing")                       \
-    X(READ, "read")                           \
-    X(CSAT, "csat")                           \
-    X(PRESENCE_SET, "presence.set")           \
-    X(CONV_ACCEPT, "conversation.accept")     \
-    X(CONV_TRANSFER, "conversation.transfer") \
-    X(CONV_UPDATE, "conversation.update")     \
-    X(CONV_CONFIRM, "conversation.confirm")   \
-    X(PING, "ping")
+/* Every client frame type, once: X(ENUM, "wire name", roles, handler).
+ * - roles: who may send it after hello (CD_PROTO_VISITOR, CD_PROTO_AGENT or
+ *   CD_PROTO_ANY); another role gets forbidden. The session checks it from this table.
+ * - handler: the session's handler, cd_session__h_<handler> (server/session/handlers_*.c).
+ * The decoder (decode.c) reads each type's fields; docs/protocol.md documents them. */
+#define CD_PROTO_VISITOR 1
+#define CD_PROTO_AGENT 2
+#define CD_PROTO_ANY 3
+/* clang-format off */
+#define CD_PROTO_FRAMES(X)                                                        \
+    X(HELLO,         "hello",                 CD_PROTO_ANY,     hello_again)      \
+    X(RESUME,        "resume",                CD_PROTO_ANY,     resume)           \
+    X(CONV_START,    "conversation.start",    CD_PROTO_VISITOR, conv_start)       \
+    X(MSG_SEND,      "message.send",          CD_PROTO_ANY,     msg_send)         \
+    X(HISTORY,       "history",               CD_PROTO_ANY,     history)          \
+    X(TYPING,        "typing",                CD_PROTO_ANY,     typing)           \
+    X(READ,          "read",                  CD_PROTO_ANY,     read)             \
+    X(CSAT,          "csat",                  CD_PROTO_VISITOR, csat)             \
+    X(PRESENCE_SET,  "presence.set",          CD_PROTO_AGENT,   presence_set)     \
+    X(CONV_ACCEPT,   "conversation.accept",   CD_PROTO_AGENT,   conv_accept)      \
+    X(CONV_TRANSFER, "conversation.transfer", CD_PROTO_AGENT,   conv_transfer)    \
+    X(CONV_UPDATE,   "conversation.update",   CD_PROTO_AGENT,   conv_update)      \
+    X(CONV_CONFIRM,  "conversation.confirm",  CD_PROTO_VISITOR, conv_confirm)     \
+    X(PING,          "ping",                  CD_PROTO_ANY,     ping)
+/* clang-format on */
 
 typedef enum cd_frame_type {
     CD_FRAME_NONE = 0,
-#define CD_FRAME_ENUM(e, s) CD_FRAME_##e,
+#define CD_FRAME_ENUM(e, s, roles, h) CD_FRAME_##e,
     CD_PROTO_FRAMES(CD_FRAME_ENUM)
 #undef CD_FRAME_ENUM
         CD_FRAME__COUNT
@@ -180,6 +189,27 @@ cd_frame *cd_proto_encode_error(const char *rid, cd_err code, const char *messag
 /* {"type":"ok","rid":rid} + for each (key, raw JSON value) pair: ,"key":raw ; raw values are
  * already-encoded JSON. keys/raws arrays of n entries. */
 cd_frame *cd_proto_encode_ok(const char *rid, size_t n, const char *const *keys, const char *const *raws);
+/* ---- the session family (encode_session.c) ---- */
+
+/* {"type":"welcome","rid","visitor","token","conversations","site"?,"agents_online"} */
+typedef struct cd_proto_welcome_visitor {
+    const char *rid;                                               /* NULL: omitted */
+    const char *raw_visitor, *raw_conversations, *raw_site_config; /* site_config NULL: omitted */
+    const char *token;
+    bool agents_online;
+} cd_proto_welcome_visitor;
+cd_frame *cd_proto_encode_welcome_visitor(const cd_proto_welcome_visitor *w);
+/* {"type":"welcome","rid","agent","conversations","queue"} */
+cd_frame *cd_proto_encode_welcome_agent(const char *rid, const char *raw_agent, const char *raw_conversations,
+                                        const char *raw_queue);
+/* {"type":"resumed","conversation_id","last_seq","epoch","recovered"} */
+cd_frame *cd_proto_encode_resumed(const char *cid, int64_t last_seq, const char *epoch, bool recovered);
+/* An error about one resume entry names its conversation instead of a rid:
+ * {"type":"error","code","message","conversation_id"} */
+cd_frame *cd_proto_encode_entry_error(const char *cid, cd_err code, const char *message);
+/* {"type":"conversation.assigned","conversation":raw} (a conversation handed over locally) */
+cd_frame *cd_proto_encode_assigned(const char *raw_conversation);
+
 /* Copy of raw bytes as a frame (events arriving from the bus). */
 cd_frame *cd_proto_frame_from(const char *p, size_t n);
 

@@ -1,4 +1,7 @@
-/* server: owns the uv loop, the lws context, start-up and shutdown order. */
+/* server: the node's process: owns the uv loop and the lws context, creates every module
+ * in start-up order (store, bus, hub, node and the modules' timer kinds, webhooks, the
+ * front door) and shuts them down in reverse on SIGINT/SIGTERM after draining. The only
+ * place that knows all modules, so none of them needs to know another's construction. */
 #ifndef CHATDESK_SERVER_H
 #define CHATDESK_SERVER_H
 

@@ -1,7 +1,9 @@
 /* session: one per WebSocket connection. State machine AWAIT_HELLO -> ACTIVE ->
- * CLOSING, permissions, rate limits, bounded outbound queue, request dispatch,
- * resume and gap backfill. Also the node context shared by sessions and HTTP:
- * the site cache (origins, identity secrets) and the token keyring. */
+ * CLOSING, permissions (the frame table's roles), rate limits, the bounded outbound
+ * queue, request dispatch (one handler per frame type), resume and gap backfill. It is
+ * where protocol state lives so that ws/ only moves bytes and conv/ only changes state.
+ * cd_node here is the session side of a node: the registry of its sessions, their
+ * stats, and the wiring to node/ (keyring, site cache, cron), presence/ and timers/. */
 #ifndef CHATDESK_SESSION_H
 #define CHATDESK_SESSION_H
 
@@ -11,9 +13,11 @@
 
 #include "chatdesk/auth.h"
 #include "chatdesk/config.h"
+#include "chatdesk/events.h"
 #include "chatdesk/hub.h"
 #include "chatdesk/proto.h"
 #include "chatdesk/store.h"
+#include "chatdesk/timers.h"
 
 struct uv_loop_s;
 typedef struct cd_session cd_session;
@@ -53,17 +57,18 @@ bool cd_node_ready(const cd_node *n); /* keys loaded */
 /* A site's business intervals for SLA scripts ("*" for 24x7 or an unknown site). */
 const char *cd_node_intervals(cd_node *n, const char *site_key);
 const cd_auth_keyring *cd_node_keys(const cd_node *n);
+/* The node's timer poller: modules register their kinds on it at start-up. */
+cd_timers *cd_node_timers(cd_node *n);
 const cd_proto_limits *cd_node_limits(const cd_node *n);
 void cd_node_set_draining(cd_node *n);
 bool cd_node_draining(const cd_node *n);
 size_t cd_node_session_count(const cd_node *n);
 void cd_node_get_stats(const cd_node *n, cd_node_stats *out);
 /* reports (/metrics): sessions by role; the last metrics_ops.lua reply (exposition lines,
- * NULL before the first); pump i's script and how long since it last caught up with the
- * event stream (returns 0 past the last pump). */
+ * NULL before the first); the event consumers' figures (server/events). */
 void cd_node_role_counts(const cd_node *n, size_t *visitors, size_t *agents);
 const char *cd_node_ops_text(const cd_node *n);
-size_t cd_node_pump_lag(const cd_node *n, size_t i, const char **script, uint64_t *lag_ms);
+void cd_node_events_stats(const cd_node *n, cd_events_stats *out);
 /* Close every session with 1001 (node shutting down). */
 void cd_node_close_all(cd_node *n);
 

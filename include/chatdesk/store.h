@@ -57,6 +57,10 @@ typedef void (*cd_rconn_state_cb)(void *ud, cd_rconn *rc, cd_rconn_event ev);
  * prove liveness their own way and call cd_rconn_fail). */
 cd_rconn *cd_rconn_create(struct uv_loop_s *loop, const cd_config *cfg, const char *name, bool ping,
                           cd_rconn_state_cb cb, void *ud);
+/* A connection to one server of a Redis Cluster (host:port from the slot map), with the
+ * password and timeouts of cfg; pings. */
+cd_rconn *cd_rconn_create_at(struct uv_loop_s *loop, const cd_config *cfg, const char *name, const char *host, int port,
+                             cd_rconn_state_cb cb, void *ud);
 void cd_rconn_start(cd_rconn *rc);
 /* Stop reconnecting and close; pending callbacks get NULL replies. Safe to destroy after. */
 void cd_rconn_stop(cd_rconn *rc);
@@ -87,6 +91,9 @@ void cd_store_start(cd_store *st);
 void cd_store_stop(cd_store *st);
 void cd_store_destroy(cd_store *st);
 bool cd_store_up(const cd_store *st);
+/* redis+cluster:// while not up: which shard is down ("host:port", or what is missing
+ * from the slot map), written to buf; NULL when up or not a cluster. For /healthz. */
+const char *cd_store_down_shard(const cd_store *st, char *buf, size_t n);
 /* Redis is up but full (maxmemory, noeviction): write calls answer CD_ERR_UNAVAILABLE,
  * read-only (no-writes) calls work. */
 bool cd_store_full(const cd_store *st);

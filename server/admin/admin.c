@@ -487,15 +487,16 @@ static redisReply *rcall(redisContext *c, int argc, const char **argv)
 }
 
 /* Connects as the config says: TCP or unix socket with the connect timeout, AUTH
- * when a password is set (redis_password wins over the URL's), SELECT when db != 0.
+ * when a password is set (redis_password wins over the URL's; as redis_user when set),
+ * SELECT when db != 0.
  * Returns the context, or NULL with *rc set after printing the reason. */
 /* redis+sentinel://: ask the sentinels in turn where the primary of addr->master is, and
  * put it in addr->host/port. 0, or -1 after printing why. */
 static int sentinel_resolve(const cd_config *cfg, cd_redis_addr *addr)
 {
     struct timeval tv = ms_to_tv(cfg->redis_connect_timeout_ms);
-    for (size_t i = 0; i < addr->n_sentinels; i++) {
-        const cd_redis_endpoint *s = &addr->sentinels[i];
+    for (size_t i = 0; i < addr->n_endpoints; i++) {
+        const cd_redis_endpoint *s = &addr->endpoints[i];
         redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
         redisReply *r = NULL;
         if (c && !c->err) {
@@ -552,7 +553,7 @@ static redisContext *redis_open(const cd_config *cfg, int *rc)
 
     const char *pw = cfg->redis_password && cfg->redis_password[0] ? cfg->redis_password : addr.password;
     if (pw[0]) {
-        r = redisCommand(c, "AUTH %s", pw);
+        r = cfg->redis_user[0] ? redisCommand(c, "AUTH %s %s", cfg->redis_user, pw) : redisCommand(c, "AUTH %s", pw);
         if (!r || r->type == REDIS_REPLY_ERROR) {
             errorf("cannot connect to Redis at %s: AUTH failed: %s", where, r ? r->str : c->errstr);
             goto fail;

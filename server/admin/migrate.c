@@ -34,11 +34,12 @@ typedef enum kind {
     K_SITES,
     K_AGENT_STATE,
     K_GLOBAL,
+    K_EVENTS,
     K__COUNT
 } kind;
 static const char *const kind_names[K__COUNT] = {"kb",       "rules",       "reports", "health", "conversations",
                                                  "visitors", "timers",      "agents",  "loads",  "agent_convs",
-                                                 "sites",    "agent_state", "global"};
+                                                 "sites",    "agent_state", "global",  "events"};
 
 typedef struct plan {
     kind k;
@@ -424,6 +425,104 @@ static int move_owned(redisContext *c, const char *P, const char *old, tally *t)
     return rename_one(c, old, nk, K_AGENT_STATE, t);
 }
 
+/* The previous release's one event stream P events (and its consumers' cursors P
+ * events:cursor:<name>) becomes one stream per site, P{s:<site>}:events, with the
+ * cursors in P{s:<site>}:events:cur. Entries keep their ids (a site's entries are in
+ * the same order), so an entry copied by an earlier, interrupted run is refused by
+ * XADD as not newer and skipped, and each cursor keeps meaning "applied up to here".
+ * A consumer that had no cursor started at the end of the stream (reports: at its
+ * start). The old keys go only once everything is copied. */
+static const char *const ev_consumers[] = {"reports", "health", "webhooks", "rules"};
+
+static int copy_event(redisContext *c, const char *P, redisReply *e, json_t *sites, tally *t)
+{
+    redisReply *f = e->element[1];
+    const char *site = NULL;
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        if (strcmp(f->element[i]->str, "s") == 0)
+            site = f->element[i + 1]->str;
+    if (!site || !site[0] || strlen(site) > 100)
+        return 0; /* an event without a site had no consumer that used it */
+    char key[256];
+    snprintf(key, sizeof key, "%s{s:%s}:events", P, site);
+    size_t argc = 3 + f->elements;
+    const char **argv = cd_calloc(argc, sizeof *argv);
+    argv[0] = "XADD";
+    argv[1] = key;
+    argv[2] = e->element[0]->str;
+    for (size_t i = 0; i < f->elements; i++)
+        argv[3 + i] = f->element[i]->str;
+    redisReply *r = redisCommandArgv(c, (int)argc, argv, NULL);
+    cd_free(argv);
+    int rc = 0;
+    if (r && r->type == REDIS_REPLY_STRING)
+        t->moved[K_EVENTS]++;
+    else if (!r || !strstr(r->str, "equal or smaller"))
+        rc = -1;
+    freeReplyObject(r);
+    json_object_set_new(sites, site, json_true());
+    return rc;
+}
+
+static int move_events(redisContext *c, const char *P, tally *t)
+{
+    char cur[CD_ARRAY_LEN(ev_consumers)][64], after[64] = "-", last[64] = "0-0";
+    redisReply *r = redisCommand(c, "XREVRANGE %sevents + - COUNT 1", P);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+        cd_strlcpy(last, r->element[0]->element[0]->str, sizeof last);
+    freeReplyObject(r);
+    for (size_t i = 0; i < CD_ARRAY_LEN(ev_consumers); i++) {
+        r = redisCommand(c, "GET %sevents:cursor:%s", P, ev_consumers[i]);
+        bool has = r && r->type == REDIS_REPLY_STRING && r->len < sizeof cur[i];
+        cd_strlcpy(cur[i], has ? r->str : i == 0 ? "0-0" : last, sizeof cur[i]);
+        freeReplyObject(r);
+    }
+    json_t *sites = json_object();
+    int rc = 0;
+    for (;;) {
+        r = redisCommand(c, "XRANGE %sevents %s + COUNT 1000", P, after);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            rc = -1;
+            freeReplyObject(r);
+            break;
+        }
+        size_t n = r->elements;
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = copy_event(c, P, r->element[i], sites, t);
+        if (n > 0)
+            snprintf(after, sizeof after, "(%s", r->element[n - 1]->element[0]->str);
+        freeReplyObject(r);
+        if (rc != 0 || n < 1000)
+            break;
+    }
+    const char *site;
+    json_t *v;
+    json_object_foreach(sites, site, v)
+    {
+        for (size_t i = 0; rc == 0 && i < CD_ARRAY_LEN(ev_consumers); i++) {
+            r = redisCommand(c, "HSETNX %s{s:%s}:events:cur %s %s", P, site, ev_consumers[i], cur[i]);
+            rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : -1;
+            freeReplyObject(r);
+        }
+        /* armed: the first node's pass over the site (at its start-up) applies what is owed */
+        r = rc == 0 ? redisCommand(c, "SET %s{s:%s}:events:armed 1", P, site) : NULL;
+        rc = rc == 0 && r && r->type == REDIS_REPLY_STATUS ? 0 : -1;
+        freeReplyObject(r);
+    }
+    json_decref(sites);
+    if (rc == 0) {
+        r = redisCommand(c,
+                         "DEL %sevents %sevents:cursor:reports %sevents:cursor:health %sevents:cursor:webhooks "
+                         "%sevents:cursor:rules %sevents:retain_ms",
+                         P, P, P, P, P, P);
+        rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : -1;
+        freeReplyObject(r);
+    }
+    if (rc != 0)
+        fprintf(stderr, "chatdeskd admin migrate: moving the event stream failed: %s\n", c->errstr);
+    return rc;
+}
+
 /* SCAN every key under the prefix; the pattern escapes glob characters of P. */
 static int scan_all(redisContext *c, const char *P, tally *t, int pass)
 {
@@ -465,7 +564,8 @@ static int scan_all(redisContext *c, const char *P, tally *t, int pass)
 int cd_admin__migrate(const char *P, redisContext *c)
 {
     tally t = {.conflict_keys = json_array()};
-    int rc = 0;
+    /* events first: each copied entry names its site, nothing reads other keys for it */
+    int rc = move_events(c, P, &t);
     for (int pass = 0; pass < 3 && rc == 0; pass++)
         rc = scan_all(c, P, &t, pass);
     if (rc == 0) {

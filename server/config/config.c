@@ -606,6 +606,14 @@ int cd_config_validate(const cd_config *cfg, char *err, size_t errsz)
         set_err(err, errsz, "token_secret: must be empty or exactly 64 hex characters");
         return -1;
     }
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        set_err(err, errsz, "tls_cert and tls_key: give both (TLS) or neither (plain HTTP)");
+        return -1;
+    }
+    if (cfg->redis_user[0] && !cfg->redis_password[0] && !addr.password[0]) {
+        set_err(err, errsz, "redis_user: needs a password (redis_password or the Redis URL's)");
+        return -1;
+    }
     if (cfg->bind[0] == '\0') {
         set_err(err, errsz, "bind: must not be empty");
         return -1;
@@ -764,48 +772,69 @@ void cd_config_redact_url(const char *url, char *out, size_t outsz)
     snprintf(out, outsz, "%.*s***%s", (int)(auth - url), url, at);
 }
 
-/* "h1:p1,h2:p2/master[/db]" after redis+sentinel://[:password@] */
-static int parse_sentinel_url(const char *rest, cd_redis_addr *out, char *err, size_t errsz)
+/* ":password@" at the start of rest (the user information of a sentinel or cluster URL):
+ * copied to out->password; returns the text after it, or NULL on a bad form. */
+static const char *url_password(const char *rest, const char *end, cd_redis_addr *out, const char *form, char *err,
+                                size_t errsz)
 {
-    const char *at = strrchr(rest, '@');
-    if (at) {
-        if (rest[0] != ':' || (size_t)(at - rest - 1) >= sizeof out->password) {
-            set_err(err, errsz, "bad redis URL: use redis+sentinel://:password@host:port,.../master");
-            return -1;
-        }
-        memcpy(out->password, rest + 1, (size_t)(at - rest - 1));
-        out->password[at - rest - 1] = '\0';
-        rest = at + 1;
+    const char *at = NULL;
+    for (const char *p = rest; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (!at)
+        return rest;
+    if (rest[0] != ':' || (size_t)(at - rest - 1) >= sizeof out->password) {
+        set_err(err, errsz, "bad redis URL: use %s", form);
+        return NULL;
     }
-    const char *slash = strchr(rest, '/');
-    if (!slash || slash == rest) {
-        set_err(err, errsz, "bad redis URL: redis+sentinel://host:port[,host:port...]/master_name");
-        return -1;
-    }
-    for (const char *p = rest; p < slash;) {
-        const char *e = memchr(p, ',', (size_t)(slash - p));
+    memcpy(out->password, rest + 1, (size_t)(at - rest - 1));
+    out->password[at - rest - 1] = '\0';
+    return at + 1;
+}
+
+/* "h1:p1,h2:p2" in [p, end) -> out->endpoints (default port dport). */
+static int parse_endpoints(const char *p, const char *end, int dport, cd_redis_addr *out, char *err, size_t errsz)
+{
+    while (p < end) {
+        const char *e = memchr(p, ',', (size_t)(end - p));
         if (!e)
-            e = slash;
-        if (out->n_sentinels == CD_REDIS_MAX_SENTINELS) {
-            set_err(err, errsz, "bad redis URL: at most %d sentinels", CD_REDIS_MAX_SENTINELS);
+            e = end;
+        if (out->n_endpoints == CD_REDIS_MAX_SENTINELS) {
+            set_err(err, errsz, "bad redis URL: at most %d addresses", CD_REDIS_MAX_SENTINELS);
             return -1;
         }
         char one[300];
         cd_redis_addr tmp;
         memset(&tmp, 0, sizeof tmp);
-        tmp.port = 26379;
+        tmp.port = dport;
         if ((size_t)(e - p) >= sizeof one || e == p) {
-            set_err(err, errsz, "bad redis URL: a sentinel address is empty or too long");
+            set_err(err, errsz, "bad redis URL: an address is empty or too long");
             return -1;
         }
         snprintf(one, sizeof one, "%.*s", (int)(e - p), p);
         if (parse_tcp_url(one, &tmp, err, errsz) != 0)
             return -1;
-        cd_redis_endpoint *s = &out->sentinels[out->n_sentinels++];
+        cd_redis_endpoint *s = &out->endpoints[out->n_endpoints++];
         snprintf(s->host, sizeof s->host, "%s", tmp.host);
         s->port = tmp.port;
-        p = e < slash ? e + 1 : slash;
+        p = e < end ? e + 1 : end;
     }
+    return 0;
+}
+
+/* "h1:p1,h2:p2/master[/db]" after redis+sentinel://[:password@] */
+static int parse_sentinel_url(const char *rest, cd_redis_addr *out, char *err, size_t errsz)
+{
+    rest = url_password(rest, rest + strlen(rest), out, "redis+sentinel://:password@host:port,.../master", err, errsz);
+    if (!rest)
+        return -1;
+    const char *slash = strchr(rest, '/');
+    if (!slash || slash == rest) {
+        set_err(err, errsz, "bad redis URL: redis+sentinel://host:port[,host:port...]/master_name");
+        return -1;
+    }
+    if (parse_endpoints(rest, slash, 26379, out, err, errsz) != 0)
+        return -1;
     const char *name = slash + 1;
     size_t nl = strcspn(name, "/");
     if (nl == 0 || nl >= sizeof out->master) {
@@ -820,6 +849,26 @@ static int parse_sentinel_url(const char *rest, cd_redis_addr *out, char *err, s
         return -1;
     }
     out->sentinel = true;
+    return 0;
+}
+
+/* "h1:p1,h2:p2[/]" after redis+cluster://[:password@]: the seed nodes */
+static int parse_cluster_url(const char *rest, cd_redis_addr *out, char *err, size_t errsz)
+{
+    size_t n = strlen(rest);
+    const char *end = n && rest[n - 1] == '/' ? rest + n - 1 : rest + n;
+    rest = url_password(rest, end, out, "redis+cluster://:password@host:port,...", err, errsz);
+    if (!rest)
+        return -1;
+    if (rest == end || memchr(rest, '/', (size_t)(end - rest))) {
+        set_err(err, errsz, "bad redis URL: redis+cluster://host:port[,host:port...] (a Cluster has no databases)");
+        return -1;
+    }
+    if (parse_endpoints(rest, end, 6379, out, err, errsz) != 0)
+        return -1;
+    out->cluster = true;
+    cd_strlcpy(out->host, out->endpoints[0].host, sizeof out->host);
+    out->port = out->endpoints[0].port;
     return 0;
 }
 
@@ -841,15 +890,14 @@ int cd_config_parse_redis_url(const char *url, cd_redis_addr *out, char *err, si
     } else if (strncmp(url, "redis+sentinel://", 17) == 0) {
         rc = parse_sentinel_url(url + 17, out, err, errsz);
     } else if (strncmp(url, "redis+cluster://", 16) == 0) {
-        set_err(err, errsz, "bad redis URL: redis+cluster:// is not supported yet (use one Redis or Sentinel)");
-        rc = -1;
+        rc = parse_cluster_url(url + 16, out, err, errsz);
     } else if (strncmp(url, "rediss://", 9) == 0) {
         set_err(err, errsz, "bad redis URL: TLS (rediss://) is not supported");
         rc = -1;
     } else {
         set_err(err, errsz,
-                "bad redis URL: expected redis://[:password@]host[:port][/db], unix:/path[?db=N] or "
-                "redis+sentinel://host:port[,host:port...]/master");
+                "bad redis URL: expected redis://[:password@]host[:port][/db], unix:/path[?db=N], "
+                "redis+sentinel://host:port[,host:port...]/master or redis+cluster://host:port[,host:port...]");
         rc = -1;
     }
     if (rc != 0) {

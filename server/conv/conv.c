@@ -60,17 +60,6 @@ static void free_strs(char **a, size_t n)
     cd_free(a);
 }
 
-void cd_conv_sites_free(cd_conv_site *sites, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        cd_free(sites[i].key);
-        cd_free(sites[i].secret);
-        cd_free(sites[i].intervals);
-        free_strs(sites[i].origins, sites[i].n_origins);
-    }
-    cd_free(sites);
-}
-
 static void result_cleanup(cd_conv_result *r)
 {
     free(r->message);
@@ -82,16 +71,9 @@ static void result_cleanup(cd_conv_result *r)
     free(r->raw_messages);
     free(r->raw_queue);
     free(r->raw_site_config);
-    free_strs(r->items, r->n_items);
-    for (size_t i = 0; i < r->n_assigned; i++)
-        free(r->assigned[i].raw);
-    cd_free(r->assigned);
-    cd_free(r->keys);
-    cd_conv_sites_free(r->sites, r->n_sites);
     cd_free(r->convs);
     free_strs(r->agent_sites, r->n_agent_sites);
     free_strs(r->frames, r->n_frames);
-    free_strs(r->changed, r->n_changed);
     cd_free(r->pw);
 }
 
@@ -131,15 +113,6 @@ static void parse_ok(cd_conv_result *r, json_t *root)
         r->raw_queue = dump(v);
     if ((v = json_object_get(root, "site_config")))
         r->raw_site_config = dump(v);
-    if ((v = json_object_get(root, "timers"))) {
-        r->items = str_array(v, &r->n_items);
-        json_t *nx = json_object_get(root, "next");
-        r->next_due = json_is_integer(nx) ? json_integer_value(nx) : -1;
-    }
-    if ((v = json_object_get(root, "site_keys")))
-        r->items = str_array(v, &r->n_items);
-    if ((v = json_object_get(root, "changed")) && json_is_array(v))
-        r->changed = str_array(v, &r->n_changed);
     if ((v = json_object_get(root, "pw")) && json_is_string(v))
         r->pw = cd_strdup(json_string_value(v));
     r->fails = json_integer_value(json_object_get(root, "fails"));
@@ -162,69 +135,6 @@ static void parse_ok(cd_conv_result *r, json_t *root)
     if (!r->site[0] && r->n_convs)
         cd_strlcpy(r->site, r->convs[0].site, sizeof r->site);
     r->frames = str_array(json_object_get(root, "frames"), &r->n_frames);
-    if ((v = json_object_get(root, "sites")) && json_is_array(v)) {
-        size_t i;
-        json_t *s;
-        r->sites = cd_calloc(json_array_size(v) + 1, sizeof *r->sites);
-        json_array_foreach(v, i, s)
-        {
-            cd_conv_site *site = &r->sites[r->n_sites];
-            if (!json_is_string(json_object_get(s, "key")))
-                continue;
-            site->key = cd_strdup(json_string_value(json_object_get(s, "key")));
-            json_t *sec = json_object_get(s, "identity_secret");
-            site->secret = cd_strdup(json_is_string(sec) ? json_string_value(sec) : "");
-            site->origins = str_array(json_object_get(s, "origins"), &site->n_origins);
-            json_t *sla = json_object_get(s, "sla");
-            char err[160];
-            json_t *cal = NULL;
-            if (json_is_string(sla) && json_string_length(sla) > 0) {
-                json_t *cfgj = json_loads(json_string_value(sla), 0, NULL);
-                cal = json_object_get(cfgj, "calendar");
-                char *caltext = cal ? json_dumps(cal, JSON_COMPACT) : NULL;
-                if (cd_sla_calendar_parse(caltext, &site->calendar, err, sizeof err) != 0) {
-                    cd_log_warn("site %s: bad SLA calendar (%s); counting 24x7", site->key, err);
-                    cd_sla_calendar_parse(NULL, &site->calendar, err, sizeof err);
-                }
-                free(caltext);
-                json_decref(cfgj);
-            } else {
-                cd_sla_calendar_parse(NULL, &site->calendar, err, sizeof err);
-            }
-            r->n_sites++;
-        }
-    }
-    if ((v = json_object_get(root, "assigned")) && json_is_array(v) && json_array_size(v) > 0) {
-        size_t i;
-        json_t *x;
-        r->assigned = cd_calloc(json_array_size(v), sizeof *r->assigned);
-        json_array_foreach(v, i, x)
-        {
-            cd_conv_assigned *as = &r->assigned[r->n_assigned];
-            json_t *c = json_object_get(x, "conversation");
-            if (!json_is_object(c))
-                continue;
-            take_str(as->agent_id, sizeof as->agent_id, json_object_get(x, "agent"));
-            take_str(as->conv.id, sizeof as->conv.id, json_object_get(c, "id"));
-            take_str(as->conv.site, sizeof as->conv.site, json_object_get(c, "site"));
-            as->conv.last_seq = json_integer_value(json_object_get(c, "last_seq"));
-            as->raw = dump(c);
-            r->n_assigned++;
-        }
-    }
-    if ((v = json_object_get(root, "keys")) && json_is_object(v)) {
-        const char *k;
-        json_t *hex;
-        r->keys = cd_calloc(json_object_size(v) + 1, sizeof *r->keys);
-        json_object_foreach(v, k, hex)
-        {
-            if (!json_is_string(hex))
-                continue;
-            cd_strlcpy(r->keys[r->n_keys].kid, k, sizeof r->keys[r->n_keys].kid);
-            cd_strlcpy(r->keys[r->n_keys].hex, json_string_value(hex), sizeof r->keys[r->n_keys].hex);
-            r->n_keys++;
-        }
-    }
 }
 
 /* A script's reply (root: its JSON, taken; NULL when there is none) as a cd_conv_result
@@ -536,164 +446,6 @@ int cd_conv_csat(cd_store *st, const char *site, const char *vid, const cd_req *
     return run_conv(st, "csat", site, req->conversation_id, 7, args, cb, ud);
 }
 
-/* ---------- the agent's record in each of its sites (agent_sync, agent_site) ---------- */
-
-/* A presence call or a sync with the calls it started: the caller's cb fires once, after
- * the last of them, with the first call's error and every conversation the sites gave. */
-typedef struct sync_group {
-    cd_store *st;
-    cd_conv_cb cb;
-    void *ud;
-    int pending;
-    cd_conv_result acc;
-} sync_group;
-
-static void group_done(sync_group *g)
-{
-    if (--g->pending > 0)
-        return;
-    if (g->cb)
-        g->cb(g->ud, &g->acc);
-    result_cleanup(&g->acc);
-    cd_free(g);
-}
-
-static void group_take_assigned(sync_group *g, cd_conv_result *r)
-{
-    if (r->n_assigned == 0)
-        return;
-    cd_conv_assigned *all = cd_calloc(g->acc.n_assigned + r->n_assigned, sizeof *all);
-    if (g->acc.n_assigned)
-        memcpy(all, g->acc.assigned, g->acc.n_assigned * sizeof *all);
-    memcpy(all + g->acc.n_assigned, r->assigned, r->n_assigned * sizeof *all);
-    cd_free(g->acc.assigned);
-    g->acc.assigned = all;
-    g->acc.n_assigned += r->n_assigned;
-    r->n_assigned = 0; /* the raw texts now belong to the group */
-}
-
-static void on_site_synced(void *ud, cd_conv_result *r)
-{
-    sync_group *g = ud;
-    if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE)
-        cd_log_warn("agent_site failed: %s %s", cd_err_name(r->err), r->message ? r->message : "");
-    group_take_assigned(g, r);
-    group_done(g);
-}
-
-static const char *jtext(json_t *o, const char *k)
-{
-    json_t *v = json_object_get(o, k);
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
-static void agent_site(sync_group *g, json_t *a, const char *site)
-{
-    char sv[24], now[24];
-    const char *aid = jtext(a, "id");
-    const char *args[] = {site,
-                          aid,
-                          I64(sv, json_integer_value(json_object_get(a, "sv"))),
-                          jtext(a, "status"),
-                          jtext(a, "name"),
-                          jtext(a, "teams"),
-                          jtext(a, "max_chats"),
-                          jtext(a, "disabled"),
-                          I64(now, cd_now_ms()),
-                          jtext(a, "role")};
-    cd_key k;
-    const char *keys[] = {cd_key_site_agent(&k, cd_store_prefix(g->st), site, aid)};
-    g->pending++;
-    if (run(g->st, "agent_site", 1, keys, 10, args, on_site_synced, g) != 0)
-        g->pending--;
-}
-
-static void on_agent_read(void *ud, cd_conv_result *r)
-{
-    sync_group *g = ud;
-    json_t *a = r->err == CD_ERR_OK && r->raw_agent ? json_loads(r->raw_agent, 0, NULL) : NULL;
-    size_t i;
-    json_t *s;
-    json_array_foreach(json_object_get(a, "sites"), i, s)
-    {
-        if (json_is_string(s))
-            agent_site(g, a, json_string_value(s));
-    }
-    json_decref(a);
-    group_done(g);
-}
-
-static void group_sync(sync_group *g, const char *aid)
-{
-    const char *args[] = {aid};
-    cd_key k;
-    const char *keys[] = {cd_key_agent(&k, cd_store_prefix(g->st), aid)};
-    g->pending++;
-    if (run(g->st, "agent_sync", 1, keys, 1, args, on_agent_read, g) != 0)
-        g->pending--;
-}
-
-static sync_group *group_new(cd_store *st, cd_conv_cb cb, void *ud)
-{
-    sync_group *g = cd_calloc(1, sizeof *g);
-    g->st = st;
-    g->cb = cb;
-    g->ud = ud;
-    g->pending = 1;
-    return g;
-}
-
-int cd_conv_agent_sync(cd_store *st, const char *aid, cd_conv_cb cb, void *ud)
-{
-    sync_group *g = group_new(st, cb, ud);
-    group_sync(g, aid);
-    group_done(g);
-    return 0;
-}
-
-bool cd_conv_agent_notice(cd_store *st, const char *frame, size_t len)
-{
-    json_t *o = json_loadb(frame, len, 0, NULL);
-    json_t *t = json_object_get(o, "type"), *id = json_object_get(o, "id");
-    bool agent = json_is_string(t) && strcmp(json_string_value(t), "agent.changed") == 0 && json_is_string(id);
-    if (agent)
-        cd_conv_agent_sync(st, json_string_value(id), NULL, NULL);
-    json_decref(o);
-    return agent;
-}
-
-/* A presence call's reply: sync every agent whose status it changed. */
-static void on_presence(void *ud, cd_conv_result *r)
-{
-    sync_group *g = ud;
-    g->acc.err = r->err;
-    g->acc.message = r->message;
-    r->message = NULL;
-    for (size_t i = 0; i < r->n_changed; i++)
-        group_sync(g, r->changed[i]);
-    group_done(g);
-}
-
-static int run_presence(cd_store *st, const char *script, int nkeys, const char *const *keys, int n,
-                        const char *const *args, cd_conv_cb cb, void *ud)
-{
-    sync_group *g = group_new(st, cb, ud);
-    if (run(st, script, nkeys, keys, n, args, on_presence, g) != 0) {
-        cd_free(g);
-        return -1;
-    }
-    return 0;
-}
-
-int cd_conv_presence(cd_store *st, const char *aid, const char *status, cd_conv_cb cb, void *ud)
-{
-    char now[24];
-    const char *args[] = {aid, status, I64(now, cd_now_ms())};
-    cd_key k;
-    const char *keys[] = {cd_key_agent(&k, cd_store_prefix(st), aid)};
-    return run_presence(st, "presence", 1, keys, 3, args, cb, ud);
-}
-
 int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_conv_cb cb, void *ud)
 {
     char now[24];
@@ -741,48 +493,6 @@ int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a
     return run_conv(st, "conv_transfer", a->site, req->conversation_id, 9, args, cb, ud);
 }
 
-int cd_conv_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, const char *const *agent_ids, size_t n,
-                           cd_conv_cb cb, void *ud)
-{
-    char exp[24], now[24];
-    const char **args = cd_calloc(n + 3, sizeof *args);
-    cd_key *kb = cd_calloc(n + 1, sizeof *kb);
-    const char **keys = cd_calloc(n + 1, sizeof *keys);
-    keys[0] = cd_key_global(&kb[0], cd_store_prefix(st), "presence");
-    args[0] = node;
-    args[1] = I64(exp, expiry_ms);
-    args[2] = I64(now, cd_now_ms());
-    for (size_t i = 0; i < n; i++) {
-        args[3 + i] = agent_ids[i];
-        keys[1 + i] = cd_key_agent(&kb[1 + i], cd_store_prefix(st), agent_ids[i]);
-    }
-    int rc = run_presence(st, "presence_touch", (int)(n + 1), keys, (int)(n + 3), args, cb, ud);
-    cd_free(keys);
-    cd_free(kb);
-    cd_free(args);
-    return rc;
-}
-
-int cd_conv_presence_sweep(cd_store *st, const char *node, const char *agent_id, cd_conv_cb cb, void *ud)
-{
-    char now[24];
-    const char *args[] = {I64(now, cd_now_ms()), node ? node : "", agent_id ? agent_id : ""};
-    cd_key kp, ka;
-    const char *keys[] = {cd_key_global(&kp, cd_store_prefix(st), "presence"),
-                          agent_id ? cd_key_agent(&ka, cd_store_prefix(st), agent_id) : NULL};
-    return run_presence(st, "presence_sweep", agent_id ? 2 : 1, keys, 3, args, cb, ud);
-}
-
-int cd_conv_timers_claim(cd_store *st, const char *site, int64_t lease_ms, int max, cd_conv_cb cb, void *ud)
-{
-    char now[24], lease[24], mx[24];
-    const char *args[] = {I64(now, cd_now_ms()), I64(lease, lease_ms), I64(mx, max)};
-    cd_key kt, kl;
-    const char *keys[] = {cd_key_tagged(&kt, cd_store_prefix(st), site, "timers"),
-                          cd_key_tagged(&kl, cd_store_prefix(st), site, "timers:leased")};
-    return run(st, "timers_claim", 2, keys, 3, args, cb, ud);
-}
-
 int cd_conv_autoclose(cd_store *st, const char *site, const char *cid, cd_conv_cb cb, void *ud)
 {
     char now[24];
@@ -790,30 +500,26 @@ int cd_conv_autoclose(cd_store *st, const char *site, const char *cid, cd_conv_c
     return run_conv(st, "conv_autoclose", site, cid, 2, args, cb, ud);
 }
 
-int cd_conv_ticket_convert(cd_store *st, const cd_config *cfg, const char *site, const char *cid, const char *intervals,
-                           cd_conv_cb cb, void *ud)
+static void on_autoclosed(void *ud, cd_conv_result *r)
 {
-    char now[24], msg_id[64], retain[24];
-    cd_id_new("m", msg_id, sizeof msg_id);
-    const char *args[] = {cid, I64(now, cd_now_ms()), intervals ? intervals : "*", msg_id,
-                          I64(retain, cfg->history_retain)};
-    return run_conv(st, "ticket_convert", site, cid, 5, args, cb, ud);
+    (void)ud;
+    if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE)
+        cd_log_warn("autoclose failed: %s %s", cd_err_name(r->err), r->message ? r->message : "");
 }
 
-int cd_conv_sla_sync(cd_store *st, const char *site, const char *cid, const char *intervals, cd_conv_cb cb, void *ud)
+/* "autoclose|<cid>" */
+static void on_autoclose_timer(void *ud, const char *site, const char *arg)
 {
-    char now[24];
-    const char *args[] = {cid, I64(now, cd_now_ms()), intervals ? intervals : "*"};
-    return run_conv(st, "sla_sync", site, cid, 3, args, cb, ud);
+    if (strchr(arg, '|')) {
+        cd_log_warn("timer of unknown kind: autoclose|%s", arg);
+        return;
+    }
+    cd_conv_autoclose(ud, site, arg, on_autoclosed, NULL);
 }
 
-int cd_conv_sla_fire(cd_store *st, const cd_config *cfg, const char *site, const char *cid, const char *kind,
-                     const char *level, cd_conv_cb cb, void *ud)
+void cd_conv_timers_register(cd_timers *t, cd_store *st)
 {
-    char now[24], note_id[64], retain[24];
-    cd_id_new("m", note_id, sizeof note_id);
-    const char *args[] = {cid, kind, level, I64(now, cd_now_ms()), "*", note_id, I64(retain, cfg->history_retain)};
-    return run_conv(st, "sla_fire", site, cid, 7, args, cb, ud);
+    cd_timers_register(t, "autoclose", on_autoclose_timer, st);
 }
 
 int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, cd_conv_cb cb, void *ud)
@@ -821,82 +527,6 @@ int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char 
     char now[24];
     const char *args[] = {cid, vid, I64(now, cd_now_ms())};
     return run_conv(st, "conv_confirm", site, cid, 3, args, cb, ud);
-}
-
-/* ---------- calls over every site: the sites set alone, then one call per site ----------
- * The sites set is state of its own (P{g}:sites), read by a call of its own (sites_list);
- * the script then runs once per site in that site's slot (ARCHITECTURE invariant 4), and
- * the replies merge into one result: sites concatenated, the first error kept. */
-typedef int (*per_site_fn)(cd_store *st, const char *site, cd_conv_cb cb, void *ud);
-
-typedef struct fanout {
-    sync_group g; /* first member: group_done frees the fanout */
-    per_site_fn one;
-} fanout;
-
-static void on_fanout_site(void *ud, cd_conv_result *r)
-{
-    fanout *f = ud;
-    cd_conv_result *m = &f->g.acc;
-    if (r->err != CD_ERR_OK && m->err == CD_ERR_OK) {
-        m->err = r->err;
-        m->message = r->message;
-        r->message = NULL;
-    }
-    if (r->n_sites) {
-        m->sites = cd_realloc(m->sites, (m->n_sites + r->n_sites + 1) * sizeof *m->sites);
-        memcpy(m->sites + m->n_sites, r->sites, r->n_sites * sizeof *r->sites);
-        m->n_sites += r->n_sites;
-        cd_free(r->sites);
-        r->sites = NULL;
-        r->n_sites = 0;
-    }
-    group_done(&f->g);
-}
-
-static void on_fanout_list(void *ud, cd_conv_result *r)
-{
-    fanout *f = ud;
-    if (r->err != CD_ERR_OK)
-        f->g.acc.err = r->err;
-    for (size_t i = 0; r->err == CD_ERR_OK && i < r->n_items; i++) {
-        f->g.pending++;
-        if (f->one(f->g.st, r->items[i], on_fanout_site, f) != 0) {
-            f->g.pending--;
-            f->g.acc.err = CD_ERR_UNAVAILABLE;
-        }
-    }
-    group_done(&f->g); /* the list's own share */
-}
-
-static int over_sites(cd_store *st, per_site_fn one, cd_conv_cb cb, void *ud)
-{
-    fanout *f = cd_calloc(1, sizeof *f);
-    f->g = (sync_group){.st = st, .cb = cb, .ud = ud, .pending = 1};
-    f->one = one;
-    cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "sites")};
-    if (run(st, "sites_list", 1, keys, 0, NULL, on_fanout_list, f) != 0) {
-        cd_free(f);
-        return -1;
-    }
-    return 0;
-}
-
-static int route_drain_one(cd_store *st, const char *site, cd_conv_cb cb, void *ud)
-{
-    char now[24];
-    const char *args[] = {site, I64(now, cd_now_ms())};
-    cd_key k;
-    const char *keys[] = {cd_key_site(&k, cd_store_prefix(st), site, "")};
-    return run(st, "route_drain", 1, keys, 2, args, cb, ud);
-}
-
-int cd_conv_route_drain(cd_store *st, const char *site, cd_conv_cb cb, void *ud)
-{
-    if (site && *site)
-        return route_drain_one(st, site, cb, ud);
-    return over_sites(st, route_drain_one, cb, ud);
 }
 
 /* ---------- an agent's hello: its own record, then what each of its sites welcomes it with ----------
@@ -1000,33 +630,4 @@ int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t wind
     cd_key k;
     const char *keys[] = {cd_key_login_fails(&k, cd_store_prefix(st), email)};
     return run(st, "login_attempt", 1, keys, 2, args, cb, ud);
-}
-
-int cd_conv_keys_init(cd_store *st, const char *kid, const char *hex, cd_conv_cb cb, void *ud)
-{
-    const char *args[] = {kid, hex};
-    cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "keys")};
-    return run(st, "keys_init", 1, keys, 2, args, cb, ud);
-}
-
-int cd_conv_events_config(cd_store *st, int64_t retain_ms, cd_conv_cb cb, void *ud)
-{
-    char ms[24];
-    const char *args[] = {I64(ms, retain_ms)};
-    cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "events:retain_ms")};
-    return run(st, "events_config", 1, keys, 1, args, cb, ud);
-}
-
-static int site_get_one(cd_store *st, const char *site, cd_conv_cb cb, void *ud)
-{
-    cd_key k;
-    const char *keys[] = {cd_key_site(&k, cd_store_prefix(st), site, "")};
-    return run(st, "sites_get", 1, keys, 0, NULL, cb, ud);
-}
-
-int cd_conv_sites_get(cd_store *st, cd_conv_cb cb, void *ud)
-{
-    return over_sites(st, site_get_one, cb, ud);
 }

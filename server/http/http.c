@@ -7,11 +7,13 @@
 #include <strings.h>
 #include <uv.h>
 
+#include "api/api_int.h"
 #include "chatdesk/auth.h"
 #include "chatdesk/clock.h"
 #include "chatdesk/conv.h"
 #include "chatdesk/http.h"
 #include "chatdesk/log.h"
+#include "chatdesk/ticket.h"
 #include "chatdesk/webhook.h"
 
 typedef struct http_state http_state;
@@ -19,7 +21,7 @@ typedef struct http_state http_state;
 typedef struct login_job {
     uv_work_t work;
     http_state *h; /* NULL once the connection is gone */
-    cd_ws_ctx *cx;
+    cd_net_ctx *cx;
     bool counted; /* holds a slot of cx->hash_jobs */
     char email[256];
     char password[CD_AUTH_PASSWORD_MAX + 1];
@@ -34,7 +36,7 @@ typedef struct api_job api_job;
 
 struct http_state {
     struct lws *wsi;
-    cd_ws_ctx *cx;
+    cd_net_ctx *cx;
     bool is_login;
     bool is_api;
     char method[8];
@@ -114,7 +116,7 @@ static int write_response(struct lws *wsi, http_state *h)
                                     (const unsigned char *)"attachment; filename=\"chatdesk-report.csv\"", 42, &p, end))
         return -1;
     /* public read-only API (published knowledge base, …): any page may read it */
-    if (h->is_api && h->path && cd_conv_api_is_public(h->path) &&
+    if (h->is_api && h->path && cd_http__api_is_public(h->path) &&
         lws_add_http_header_by_name(
             wsi, (const unsigned char *)"access-control-allow-origin:", (const unsigned char *)"*", 1, &p, end))
         return -1;
@@ -158,7 +160,7 @@ int cd_http_respond_error(struct lws *wsi, int status, const char *code, const c
 
 static void healthz(http_state *h)
 {
-    cd_ws_ctx *cx = h->cx;
+    cd_net_ctx *cx = h->cx;
     bool redis = cd_store_up(cx->st);
     bool full = redis && cd_store_full(cx->st);
     bool draining = cd_node_draining(cx->node);
@@ -175,6 +177,11 @@ static void healthz(http_state *h)
     /* a full Redis (maxmemory) refuses writes: out of the balancer, with the reason */
     if (full)
         cd_buf_append_str(&h->out, ",\"reason\":\"redis maxmemory reached: writes are refused\"");
+    char shard[300];
+    if (cd_store_down_shard(cx->st, shard, sizeof shard)) { /* redis+cluster://: which primary */
+        cd_buf_append_str(&h->out, ",\"shard_down\":");
+        json_escape(&h->out, shard);
+    }
     cd_buf_append_str(&h->out, "}");
     respond(h, redis && !full && !draining ? 200 : 503, "application/json");
 }
@@ -186,24 +193,12 @@ static void metric(cd_buf *b, const char *name, const char *type, const char *he
 
 /* ---- reports: operational series (docs/ops.md "Metrics") ---- */
 
-static void label_value(cd_buf *b, const char *s)
-{
-    for (; s && *s; s++) {
-        if (*s == '\\' || *s == '"')
-            cd_buf_printf(b, "\\%c", *s);
-        else if (*s == '\n')
-            cd_buf_append_str(b, "\\n");
-        else
-            cd_buf_append(b, s, 1);
-    }
-}
-
 static void help(cd_buf *b, const char *name, const char *type, const char *text)
 {
     cd_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
-static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const cd_store_stats *ss)
+static void ops_metrics(cd_buf *b, cd_net_ctx *cx, const cd_node_stats *ns, const cd_store_stats *ss)
 {
     size_t nv, na;
     cd_node_role_counts(cx->node, &nv, &na);
@@ -235,15 +230,17 @@ static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const
     cd_buf_printf(b, "chatdesk_messages_total %llu\n", ns->acks);
     help(b, "chatdesk_redis_ping_rtt_seconds", "gauge", "Round trip of the last Redis PING on the command connection.");
     cd_buf_printf(b, "chatdesk_redis_ping_rtt_seconds %.6f\n", (double)ss->ping_rtt_us / 1e6);
-    const char *script;
-    uint64_t lag;
+    cd_events_stats es;
+    cd_node_events_stats(cx->node, &es);
     help(b, "chatdesk_event_consumer_lag_seconds", "gauge",
-         "Time since the event consumer last caught up with the event stream.");
-    for (size_t i = 0; cd_node_pump_lag(cx->node, i, &script, &lag); i++) {
-        cd_buf_append_str(b, "chatdesk_event_consumer_lag_seconds{consumer=\"");
-        label_value(b, script);
-        cd_buf_printf(b, "\"} %.3f\n", (double)lag / 1000.0);
-    }
+         "Age of the oldest event notice this node has not yet caught up with (0: caught up).");
+    cd_buf_printf(b, "chatdesk_event_consumer_lag_seconds %.3f\n", (double)es.lag_ms / 1000.0);
+    help(b, "chatdesk_event_passes_total", "counter", "Event consumer passes this node ran (one read per batch).");
+    cd_buf_printf(b, "chatdesk_event_passes_total %llu\n", (unsigned long long)es.passes);
+    help(b, "chatdesk_events_applied_total", "counter", "Events those passes applied (every consumer at once).");
+    cd_buf_printf(b, "chatdesk_events_applied_total %llu\n", (unsigned long long)es.applied);
+    help(b, "chatdesk_event_sites_pending", "gauge", "Sites with events this node is about to apply.");
+    cd_buf_printf(b, "chatdesk_event_sites_pending %zu\n", es.pending);
     /* queue depths, backlog, timer lag, stream length: read from Redis every few seconds by
      * the node (metrics_ops.lua renders the lines), never per scrape */
     const char *ops = cd_node_ops_text(cx->node);
@@ -253,7 +250,7 @@ static void ops_metrics(cd_buf *b, cd_ws_ctx *cx, const cd_node_stats *ns, const
 
 static void metrics(http_state *h)
 {
-    cd_ws_ctx *cx = h->cx;
+    cd_net_ctx *cx = h->cx;
     cd_node_stats ns;
     cd_store_stats ss;
     cd_node_get_stats(cx->node, &ns);
@@ -445,7 +442,7 @@ static bool address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double
     if (!h->wsi)
         return false;
     char ip[64];
-    cd_ws_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
+    cd_net_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
     cd_ratelimit *rl = &table[cd_fnv1a(CD_FNV1A_INIT, ip, strlen(ip)) % n];
     uint64_t now = cd_mono_ms();
     if (rl->rate == 0)
@@ -513,7 +510,7 @@ struct api_job {
     uv_work_t work;
     uv_getaddrinfo_t gai; /* a webhook URL's host being resolved */
     http_state *h;        /* NULL once the connection is gone */
-    cd_ws_ctx *cx;
+    cd_net_ctx *cx;
     char agent_id[80];
     char password[CD_AUTH_PASSWORD_MAX + 1];
     char pw_hash[160];
@@ -531,10 +528,11 @@ static void api_job_free(api_job *j)
     cd_free(j);
 }
 
-static void on_sla(void *ud, cd_conv_result *r)
+static void on_sla(void *ud, cd_err err, const char *message)
 {
     (void)ud;
-    (void)r;
+    (void)err;
+    (void)message;
 }
 
 static void on_api_done(void *ud, int status, const char *json, size_t len, const char *sync_cid, const char *sync_site,
@@ -542,7 +540,7 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
 {
     api_job *j = ud;
     if (sync_cid)
-        cd_conv_sla_sync(j->cx->st, sync_site, sync_cid, cd_node_intervals(j->cx->node, sync_site), on_sla, NULL);
+        cd_ticket_sla_sync(j->cx->st, sync_site, sync_cid, cd_node_intervals(j->cx->node, sync_site), on_sla, NULL);
     http_state *h = j->h;
     if (h) {
         h->ajob = NULL;
@@ -560,7 +558,7 @@ static void api_run(api_job *j)
     cd_api_call call = {h->method,   h->path,     (const char *const *)h->args,   h->nargs,       h->body.data,
                         h->body.len, j->agent_id, j->hash_ok ? j->pw_hash : NULL, j->token_epoch, j->jti,
                         j->token_exp};
-    cd_conv_api(h->cx->st, h->cx->cfg, &call, on_api_done, j);
+    cd_http__api_run(h->cx->st, h->cx->cfg, &call, on_api_done, j);
 }
 
 static void hash_work(uv_work_t *w)
@@ -616,7 +614,7 @@ static bool webhook_url_check(http_state *h, api_job *j, const cd_api_call *call
 {
     char url[2048], host[256];
     long port = 0;
-    if (!cd_conv_api_webhook_url(call, url, sizeof url) || cd_webhook_url_target(url, host, sizeof host, &port) != 0 ||
+    if (!cd_http__api_webhook_url(call, url, sizeof url) || cd_webhook_url_target(url, host, sizeof host, &port) != 0 ||
         cd_webhook_host_allowed(h->cx->cfg->webhook_allow_hosts, host, port))
         return false; /* no URL, or one the script judges */
     const char *why = cd_webhook_ip_blocked(host);
@@ -646,7 +644,7 @@ static void api_start(http_state *h)
         json_error(h, 413, "too_large", "request body too large");
         return;
     }
-    if (cd_conv_api_is_public(h->path)) {
+    if (cd_http__api_is_public(h->path)) {
         if (!cd_node_ready(h->cx->node)) {
             json_error(h, 503, "unavailable", "node not ready, retry");
             return;
@@ -689,8 +687,9 @@ static void api_start(http_state *h)
     cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL, 0, NULL, 0};
     if (webhook_url_check(h, j, &call))
         return;
-    if (cd_conv_api_wants_password(&call)) {
-        int pw = cd_conv_api_password(h->body.data, h->body.len, CD_AUTH_PASSWORD_MIN, j->password, sizeof j->password);
+    if (cd_http__api_wants_password(&call)) {
+        int pw =
+            cd_http__api_password(h->body.data, h->body.len, CD_AUTH_PASSWORD_MIN, j->password, sizeof j->password);
         if (pw < 0) {
             h->ajob = NULL;
             api_job_free(j);
@@ -835,7 +834,7 @@ static int serve_static(struct lws *wsi, http_state *h, const char *uri)
 
 /* ---------- dispatch ---------- */
 
-static http_state *state(struct lws *wsi, cd_ws_pss *pss)
+static http_state *state(struct lws *wsi, cd_net_pss *pss)
 {
     if (!pss->http) {
         http_state *h = cd_calloc(1, sizeof *h);
@@ -848,7 +847,7 @@ static http_state *state(struct lws *wsi, cd_ws_pss *pss)
     return pss->http;
 }
 
-static void state_free(cd_ws_pss *pss)
+static void state_free(cd_net_pss *pss)
 {
     if (!pss) /* a connection that closed before sending a request has no storage */
         return;
@@ -879,7 +878,7 @@ static bool body_without_length(struct lws *wsi)
            (body && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0);
 }
 
-int cd_http_callback(struct lws *wsi, int reason, cd_ws_pss *pss, void *in, size_t len, int *handled)
+int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, size_t len, int *handled)
 {
     *handled = 1;
     switch (reason) {

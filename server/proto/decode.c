@@ -72,7 +72,7 @@ typedef struct dec {
 /* clang-format off */
 static const char *const frame_names[] = {
     "none",
-#define CD_FRAME_NAME(e, s) s,
+#define CD_FRAME_NAME(e, s, roles, h) s,
     CD_PROTO_FRAMES(CD_FRAME_NAME)
 #undef CD_FRAME_NAME
 };

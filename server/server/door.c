@@ -16,7 +16,13 @@
  * already read, lws_adopt_socket_vhost_readbuf, left a request with a body spinning in
  * HTTP_BODY_COMPLETION on the libuv loop.) A refused connection gets its answer, then our
  * side of the socket is shut and its input read and dropped for up to LINGER_MS, so that
- * the client reads the answer instead of a reset. */
+ * the client reads the answer instead of a reset.
+ *
+ * With native TLS (tls_cert) the head is encrypted: the door then waits, with the same
+ * deadline and per-address cap, only for the client's first TLS record (its ClientHello)
+ * and hands it over; lws does the handshake and reads the head (header_timeout_s as its
+ * deadline, http_header_slots). Refusals get no plain-text answer there: the connection is
+ * just shut. */
 #include "server_int.h"
 
 #include <arpa/inet.h>
@@ -36,6 +42,8 @@
 #define LINGER_MS 1000
 #define MAX_HEAD_LINES 48 /* lws 4.1 keeps 95 header fragments per request */
 #define MAX_URI_ARGS 32
+#define TLS_HANDSHAKE 0x16                /* content type of a TLS handshake record */
+#define TLS_RECORD_MAX (5 + 16384 + 2048) /* header + the largest record (with padding) */
 
 typedef struct pending pending;
 
@@ -53,7 +61,7 @@ struct pending {
 struct cd_door {
     uv_loop_t *loop;
     const cd_config *cfg;
-    cd_ws_ctx *cx;
+    cd_net_ctx *cx;
     cd_door_adopt_fn adopt;
     void *ud;
     int lfd;
@@ -65,7 +73,9 @@ struct cd_door {
     int handles; /* open uv handles (listener, sweep timer, connections) */
     pending *list;
     cd_map per_ip; /* client address -> connections still sending their head */
-    char *peek;    /* max_header_bytes, for the head being looked at */
+    char *peek;    /* peek_cap bytes, for the head being looked at */
+    size_t peek_cap;
+    bool tls; /* native TLS: wait for the first TLS record instead of the head */
 };
 
 static void door_unref(cd_door *d)
@@ -128,8 +138,9 @@ static void answer(pending *p, int status, const char *reason, const char *code,
                      "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                      "cache-control: no-store\r\nconnection: close\r\n\r\n%s",
                      status, reason, bl, body);
-    /* a fresh socket's send buffer takes a few hundred bytes at once */
-    if (send(p->fd, resp, (size_t)n, MSG_NOSIGNAL) < 0)
+    /* a fresh socket's send buffer takes a few hundred bytes at once; a TLS client
+     * could not read plain text */
+    if (!p->door->tls && send(p->fd, resp, (size_t)n, MSG_NOSIGNAL) < 0)
         cd_log_debug("door: answer %d not sent: %s", status, strerror(errno));
     shutdown(p->fd, SHUT_WR);
     set_lowat(p->fd, 1);
@@ -158,11 +169,20 @@ static bool head_fits(const char *buf, const char *end)
     return lines <= MAX_HEAD_LINES + 1 && args < MAX_URI_ARGS;
 }
 
+/* TLS: bytes the first record needs (header and body), 0 while its header is incomplete,
+ * -1 when it is no TLS handshake (plain HTTP to the TLS port, say). */
+static long tls_record_len(const unsigned char *b, size_t n)
+{
+    if (n >= 1 && b[0] != TLS_HANDSHAKE)
+        return -1;
+    return n < 5 ? 0 : 5 + ((long)b[3] << 8 | b[4]);
+}
+
 /* Looks at what has arrived; hands the connection over once the head is complete. */
 static void read_head(pending *p)
 {
     cd_door *d = p->door;
-    size_t cap = (size_t)d->cfg->max_header_bytes;
+    size_t cap = d->peek_cap;
     ssize_t n;
     do
         n = recv(p->fd, d->peek, cap, MSG_PEEK);
@@ -171,6 +191,18 @@ static void read_head(pending *p)
         return;
     if (n <= 0) {
         finish(p, false); /* the client went away */
+        return;
+    }
+    if (d->tls) {
+        long need = tls_record_len((const unsigned char *)d->peek, (size_t)n);
+        if (need < 0 || need > (long)cap) {
+            finish(p, false); /* no TLS, or a record no ClientHello needs */
+        } else if (need > 0 && (size_t)n >= (size_t)need) {
+            set_lowat(p->fd, 1);
+            finish(p, true);
+        } else {
+            set_lowat(p->fd, (int)n + 1);
+        }
         return;
     }
     const char *end = find_end(d->peek, (size_t)n, 0);
@@ -234,7 +266,7 @@ static void add_pending(cd_door *d, int fd, const char *ip, bool over_cap)
     if (over_cap) {
         d->cx->door_refused++;
         answer(p, 429, "Too Many Requests", "rate_limited", "too many unfinished requests from this address");
-    } else if (!cd_ws_trusted_proxy(d->cfg, ip)) {
+    } else if (!cd_net_trusted_proxy(d->cfg, ip)) {
         p->counted = true;
         cd_map_count(&d->per_ip, ip, strlen(ip), 1);
     }
@@ -248,7 +280,7 @@ static void peer_ip(const struct sockaddr_storage *sa, char *out, size_t n)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)n);
     } else if (sa->ss_family == AF_INET6) {
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
-        /* an IPv4 client of a dual-stack socket: the IPv4 form, as cd_ws_client_ip gives */
+        /* an IPv4 client of a dual-stack socket: the IPv4 form, as cd_net_client_ip gives */
         if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
             memmove(out, out + 7, strlen(out + 7) + 1);
     }
@@ -342,7 +374,7 @@ static int listen_socket(const cd_config *cfg, int *port)
     return fd;
 }
 
-cd_door *cd_door__create(uv_loop_t *loop, const cd_config *cfg, cd_ws_ctx *cx, cd_door_adopt_fn adopt, void *ud)
+cd_door *cd_door__create(uv_loop_t *loop, const cd_config *cfg, cd_net_ctx *cx, cd_door_adopt_fn adopt, void *ud)
 {
     int port = 0;
     int fd = listen_socket(cfg, &port);
@@ -357,7 +389,9 @@ cd_door *cd_door__create(uv_loop_t *loop, const cd_config *cfg, cd_ws_ctx *cx, c
     d->lfd = fd;
     d->port = port;
     cd_map_init(&d->per_ip);
-    d->peek = cd_malloc((size_t)cfg->max_header_bytes);
+    d->tls = cfg->tls_cert[0] != '\0';
+    d->peek_cap = d->tls ? TLS_RECORD_MAX : (size_t)cfg->max_header_bytes;
+    d->peek = cd_malloc(d->peek_cap);
     uv_poll_init_socket(loop, &d->lpoll, fd);
     d->lpoll.data = d;
     uv_poll_start(&d->lpoll, UV_READABLE, on_accept);

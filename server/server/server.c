@@ -1,6 +1,9 @@
 /* cd_server_run: one libuv loop running lws (foreign loop), the store and bus
  * connections and every timer. Start-up and shutdown order live here. */
+#include <errno.h>
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,11 +13,15 @@
 #include "server_int.h"
 
 #include "chatdesk/bus.h"
+#include "chatdesk/conv.h"
+#include "chatdesk/http.h"
 #include "chatdesk/hub.h"
 #include "chatdesk/log.h"
+#include "chatdesk/net.h"
 #include "chatdesk/server.h"
 #include "chatdesk/session.h"
 #include "chatdesk/store.h"
+#include "chatdesk/ticket.h"
 #include "chatdesk/webhook.h"
 #include "chatdesk/ws.h"
 
@@ -31,7 +38,7 @@ typedef struct server {
     struct lws_context *lws;
     struct lws_vhost *vhost;
     cd_door *door;
-    cd_ws_ctx wsctx;
+    cd_net_ctx wsctx;
     uv_signal_t sigint, sigterm;
     uv_timer_t stop_timer;
     int stopping;
@@ -143,6 +150,135 @@ static const char *find_static_dir(const cd_config *cfg, char *buf, size_t n)
     return NULL;
 }
 
+/* Native TLS (tls_cert, tls_key; RELIABILITY 4.1): TLS 1.2 and 1.3 only, forward-secret
+ * suites only (ECDHE with AEAD for 1.2; every 1.3 suite is), no compression or
+ * renegotiation, HSTS on every HTTP response lws composes (vhost headers). */
+#define TLS12_CIPHERS                                                                          \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS13_CIPHERS "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define TLS_OPTIONS                                                                                           \
+    ((long)(SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_COMPRESSION | \
+            SSL_OP_NO_RENEGOTIATION))
+
+/* Both files readable, else a line saying which and why (lws only says it failed). */
+static bool tls_files_ok(const cd_config *cfg)
+{
+    const char *what[2] = {"tls_cert", "tls_key"};
+    const char *path[2] = {cfg->tls_cert, cfg->tls_key};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(path[i], "r");
+        if (!f) {
+            cd_log_error("%s: cannot read %s: %s", what[i], path[i], strerror(errno));
+            return false;
+        }
+        fclose(f);
+    }
+    return true;
+}
+
+/* The protocol's callback: ws.c's, and with TLS one check at start-up. lws's own check
+ * (SSL_CTX_check_private_key) passes an EC key given with an RSA certificate, as OpenSSL
+ * keeps keys of each type apart, and every handshake would then fail: the key must be
+ * the certificate's. */
+static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
+        X509 *cert = SSL_CTX_get0_certificate(user);
+        EVP_PKEY *key = SSL_CTX_get0_privatekey(user);
+        if (!cert || !key || X509_check_private_key(cert, key) != 1) {
+            cd_log_error("tls_key is not the private key of tls_cert");
+            return 1;
+        }
+        return 0;
+    }
+    return cd_net_callback(wsi, (int)reason, user, in, len);
+}
+
+static void tls_setup(const cd_config *cfg, struct lws_context_creation_info *info)
+{
+    static const struct lws_protocol_vhost_options hsts = {NULL, NULL,
+                                                           "strict-transport-security:", "max-age=63072000"};
+    info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info->ssl_cert_filepath = cfg->tls_cert;
+    info->ssl_private_key_filepath = cfg->tls_key;
+    info->ssl_cipher_list = TLS12_CIPHERS;
+    info->tls1_3_plus_cipher_list = TLS13_CIPHERS;
+    info->ssl_options_set = TLS_OPTIONS;
+    info->headers = &hsts;
+    /* HTTP/1.1 only: the request limits (door.c, header slots) and the upgrade to
+     * WebSocket are HTTP/1.1's; lws would offer h2 as well */
+    info->alpn = "http/1.1";
+}
+
+static const char *site_intervals(void *node, const char *site)
+{
+    return cd_node_intervals(node, site);
+}
+
+/* The lws context on the node's loop (no listener of its own: the door hands it
+ * connections), with TLS when tls_cert is set. 0, or the exit code. */
+static int start_lws(server *sv, bool *tls)
+{
+    *tls = sv->cfg->tls_cert[0] != '\0';
+    static const struct lws_protocols protocols[] = {/* rx buffer 1 KiB: idle connections stay small; larger frames
+                                                      * arrive in pieces and are reassembled by ws.c up to max_frame */
+                                                     {"chatdesk", on_lws, sizeof(cd_net_pss), 512, 0, NULL, 0},
+                                                     {NULL, NULL, 0, 0, 0, NULL, 0}};
+    static lws_retry_bo_t retry;
+    retry.secs_since_valid_ping = (uint16_t)sv->cfg->ping_interval_s;
+    retry.secs_since_valid_hangup = (uint16_t)sv->cfg->idle_timeout_s;
+    static void *foreign_loops[1]; /* lws may keep pointers into info's arrays */
+    foreign_loops[0] = &sv->loop;
+
+    sv->wsctx.ws_upgrade = cd_ws_confirm_upgrade;
+    sv->wsctx.ws = cd_ws_callback;
+    sv->wsctx.http = cd_http_callback;
+    sv->wsctx.http_error = cd_http_respond_error;
+    sv->wsctx.loop = &sv->loop;
+    sv->wsctx.cfg = sv->cfg;
+    sv->wsctx.st = sv->st;
+    sv->wsctx.node = sv->node;
+    sv->wsctx.node_id = sv->node_id;
+    sv->wsctx.static_dir = find_static_dir(sv->cfg, sv->static_dir, sizeof sv->static_dir);
+    cd_map_init(&sv->wsctx.ip_conns);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    /* Security headers (CSP, nosniff, ...) are set per response by http/. */
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.foreign_loops = foreign_loops;
+    /* the node listens itself (door.c) and gives lws connections with complete heads */
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.protocols = protocols;
+    info.user = &sv->wsctx;
+    info.retry_and_idle_policy = &retry;
+    info.timeout_secs = 10;
+    /* Later requests of a kept-alive connection are read by lws alone: the same deadline,
+     * room for any head the door lets in (lws keeps less than the raw head, plus
+     * terminators), and a slot for every request in progress (held until its response). */
+    info.timeout_secs_ah_idle = (unsigned)sv->cfg->header_timeout_s;
+    info.max_http_header_data = (unsigned short)(sv->cfg->max_header_bytes + 1024);
+    info.max_http_header_pool = (unsigned short)sv->cfg->http_header_slots;
+    info.server_string = "chatdesk";
+    info.pt_serv_buf_size = 32768;
+    if (*tls) {
+        if (!tls_files_ok(sv->cfg))
+            return 2;
+        tls_setup(sv->cfg, &info);
+    }
+    sv->lws = lws_create_context(&info);
+    sv->vhost = sv->lws ? lws_get_vhost_by_name(sv->lws, "default") : NULL;
+    if (!sv->vhost) {
+        cd_log_error(*tls ? "cannot create the lws context: tls_cert and tls_key must be a PEM certificate and its "
+                            "private key (see the lws error above)"
+                          : "cannot create the lws context");
+        return *tls ? 2 : 1;
+    }
+    return 0;
+}
+
 int cd_server_run(cd_config *cfg)
 {
     static server sv;
@@ -174,51 +310,14 @@ int cd_server_run(cd_config *cfg)
     sv.webhook = cd_webhook_create(&sv.loop, cfg, sv.st);
     if (!sv.bus || !sv.node || !sv.webhook)
         return 2;
+    /* each module's timer kinds (the rules consumer's is the node's own) */
+    cd_conv_timers_register(cd_node_timers(sv.node), sv.st);
+    cd_ticket_timers_register(cd_node_timers(sv.node), sv.st, cfg, site_intervals, sv.node);
 
-    static const struct lws_protocols protocols[] = {
-        /* rx buffer 1 KiB: idle connections stay small; larger frames arrive in pieces and
-         * are reassembled by ws.c up to max_frame */
-        {"chatdesk", (lws_callback_function *)(void *)cd_ws_callback, sizeof(cd_ws_pss), 512, 0, NULL, 0},
-        {NULL, NULL, 0, 0, 0, NULL, 0}};
-    static lws_retry_bo_t retry;
-    retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s;
-    retry.secs_since_valid_hangup = (uint16_t)cfg->idle_timeout_s;
-    void *foreign_loops[1] = {&sv.loop};
-
-    sv.wsctx.loop = &sv.loop;
-    sv.wsctx.cfg = cfg;
-    sv.wsctx.st = sv.st;
-    sv.wsctx.node = sv.node;
-    sv.wsctx.node_id = sv.node_id;
-    sv.wsctx.static_dir = find_static_dir(cfg, sv.static_dir, sizeof sv.static_dir);
-    cd_map_init(&sv.wsctx.ip_conns);
-
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    /* Security headers (CSP, nosniff, ...) are set per response by http/. */
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
-    info.foreign_loops = foreign_loops;
-    /* the node listens itself (door.c) and gives lws connections with complete heads */
-    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-    info.protocols = protocols;
-    info.user = &sv.wsctx;
-    info.retry_and_idle_policy = &retry;
-    info.timeout_secs = 10;
-    /* Later requests of a kept-alive connection are read by lws alone: the same deadline,
-     * room for any head the door lets in (lws keeps less than the raw head, plus
-     * terminators), and a slot for every request in progress (held until its response). */
-    info.timeout_secs_ah_idle = (unsigned)cfg->header_timeout_s;
-    info.max_http_header_data = (unsigned short)(cfg->max_header_bytes + 1024);
-    info.max_http_header_pool = (unsigned short)cfg->http_header_slots;
-    info.server_string = "chatdesk";
-    info.pt_serv_buf_size = 32768;
-    sv.lws = lws_create_context(&info);
-    sv.vhost = sv.lws ? lws_get_vhost_by_name(sv.lws, "default") : NULL;
-    if (!sv.vhost) {
-        cd_log_error("cannot create the lws context");
-        return 1;
-    }
+    bool tls;
+    int lrc = start_lws(&sv, &tls);
+    if (lrc != 0)
+        return lrc;
     sv.door = cd_door__create(&sv.loop, cfg, &sv.wsctx, adopt, &sv);
     if (!sv.door) {
         cd_log_error("cannot listen on %s:%lld", cfg->bind, (long long)cfg->port);
@@ -236,9 +335,10 @@ int cd_server_run(cd_config *cfg)
     cd_bus_start(sv.bus);
     char redis[512];
     cd_config_redact_url(cfg->redis, redis, sizeof redis); /* never print a password */
-    printf("chatdeskd listening port=%d node=%s redis=%s\n", port, sv.node_id, redis);
+    printf("chatdeskd listening port=%d node=%s redis=%s tls=%s\n", port, sv.node_id, redis, tls ? "on" : "off");
     fflush(stdout);
-    cd_log_info("listening port=%d bind=%s node=%s redis=%s", port, cfg->bind, sv.node_id, redis);
+    cd_log_info("listening port=%d bind=%s node=%s redis=%s tls=%s", port, cfg->bind, sv.node_id, redis,
+                tls ? "on" : "off");
 
     uv_run(&sv.loop, UV_RUN_DEFAULT);
     cd_hub_destroy(sv.hub);

@@ -1,6 +1,6 @@
-/* cd_node: what sessions and HTTP share on one node: the token keyring (from
- * config or Redis), the site cache (origins, identity secrets; reloaded on every
- * store connect, on a "sites" bus event and periodically), hello deadlines. */
+/* cd_node, the session side of a node: the sessions on it and what they share, wired
+ * to the node/ services (keyring, site cache, cron), presence/ (this node's agents) and
+ * timers/ and events/ (the sites' event consumers). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,86 +9,26 @@
 
 #include "chatdesk/clock.h"
 #include "chatdesk/log.h"
+#include "chatdesk/route.h"
 #include "chatdesk/ticket.h"
 #include "session_int.h"
 
-static void load_sites(cd_node *n);
-static void periodic(cd_node *n, uint64_t now);
-
-static void on_keys(void *ud, cd_conv_result *r)
+/* A site cache load: every site's timers are polled once now (the safety net for
+ * notices missed while the bus was down). */
+static void on_sites_loaded(void *ud, const cd_site *sites, size_t n_sites)
 {
     cd_node *n = ud;
-    n->keys_loading = false;
-    if (r->err != CD_ERR_OK) {
-        cd_log_error("loading token keys failed: %s", cd_err_name(r->err));
-        return;
-    }
-    cd_auth_keyring kr;
-    cd_auth_keyring_init(&kr);
-    for (size_t i = 0; i < r->n_keys; i++)
-        if (cd_auth_keyring_add_hex(&kr, r->keys[i].kid, r->keys[i].hex) != 0)
-            cd_log_error("bad token key kid=%s in Redis", r->keys[i].kid);
-    if (kr.n == 0)
-        return;
-    n->keys = kr;
-    n->keys_ready = true;
+    const char **keys = cd_calloc(n_sites + 1, sizeof *keys);
+    for (size_t i = 0; i < n_sites; i++)
+        keys[i] = sites[i].key;
+    cd_timers_set_sites(n->timers, keys, n_sites);
+    cd_free(keys);
+    /* and every site's consumers once, for the same reason */
+    for (size_t i = 0; i < n_sites; i++)
+        cd_events_poll(n->events, sites[i].key);
 }
 
-static void load_keys(cd_node *n)
-{
-    if (n->keys_ready || n->keys_loading)
-        return;
-    char hex[CD_AUTH_KEY_LEN * 2 + 1], kid[16];
-    cd_random_hex(hex, CD_AUTH_KEY_LEN);
-    cd_random_hex(kid, 4);
-    if (cd_conv_keys_init(n->st, kid, hex, on_keys, n) == 0)
-        n->keys_loading = true;
-}
-
-static void on_sites(void *ud, cd_conv_result *r)
-{
-    cd_node *n = ud;
-    n->sites_loading = false;
-    if (r->err == CD_ERR_OK) {
-        cd_conv_sites_free(n->sites, n->n_sites);
-        n->sites = r->sites;
-        n->n_sites = r->n_sites;
-        r->sites = NULL;
-        r->n_sites = 0;
-        n->sites_loaded_at = cd_mono_ms();
-        cd_log_debug("site cache loaded sites=%zu", n->n_sites);
-    }
-    if (n->sites_again) {
-        n->sites_again = false;
-        load_sites(n);
-    }
-}
-
-static void load_sites(cd_node *n)
-{
-    if (n->sites_loading) {
-        n->sites_again = true;
-        return;
-    }
-    if (cd_conv_sites_get(n->st, on_sites, n) == 0)
-        n->sites_loading = true;
-}
-
-static void on_sweep(uv_timer_t *t)
-{
-    cd_node *n = t->data;
-    uint64_t now = cd_mono_ms();
-    cd_session__sweep(n, now);
-    cd_store_tick(n->st, now);
-    periodic(n, now);
-    if (cd_store_up(n->st)) {
-        load_keys(n);
-        if (now - n->sites_loaded_at > (uint64_t)n->cfg->site_cache_refresh_s * 1000)
-            load_sites(n);
-    }
-}
-
-static void on_ignore(void *ud, cd_conv_result *r)
+static void on_routed(void *ud, const cd_route_result *r)
 {
     (void)ud;
     if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE)
@@ -99,224 +39,44 @@ static void on_sites_event(cd_hub_sub *sub, const cd_hub_event *ev)
 {
     cd_node *n = CD_CONTAINER_OF(sub, cd_node, sites_sub);
     /* an agent's settings or sites: its record in each of its sites follows */
-    if (ev->frame && cd_conv_agent_notice(n->st, ev->frame->data, ev->frame->len))
+    if (ev->frame && cd_route_agent_notice(n->st, ev->frame->data, ev->frame->len))
         return;
-    load_sites(n);
+    cd_node_sites_load(n->sites);
     /* settings or capacity may have changed: assign what waits (atomic, idempotent) */
-    cd_conv_route_drain(n->st, NULL, on_ignore, NULL);
+    cd_route_drain(n->st, NULL, on_routed, NULL);
 }
 
-/* ---------- presence: this node vouches for its connected agents ---------- */
+/* ---------- presence: this node's agents (presence/) ---------- */
 
-static void on_touched(void *ud, cd_conv_result *r)
+/* Conversations a presence sync gave an agent: its sessions here follow them. */
+static void on_assigned(void *ud, const cd_route_result *r)
 {
-    cd_node *n = ud;
-    if (r->err != CD_ERR_OK)
-        return;
     for (size_t i = 0; i < r->n_assigned; i++)
-        cd_session__handover(n, &r->assigned[i]);
+        cd_session__handover(ud, &r->assigned[i]);
 }
 
-static void beat(cd_node *n)
-{
-    const char *ids[256];
-    size_t k = 0, it;
-    int64_t expiry = (int64_t)cd_now_ms() + n->cfg->presence_ttl_s * 1000;
-    for (cd_map_entry *e = cd_map_first(&n->agents, &it); e; e = cd_map_next(&n->agents, e, &it)) {
-        ids[k++] = e->key;
-        if (k == CD_ARRAY_LEN(ids)) {
-            cd_conv_presence_touch(n->st, n->node_id, expiry, ids, k, on_touched, n);
-            k = 0;
-        }
-    }
-    if (k)
-        cd_conv_presence_touch(n->st, n->node_id, expiry, ids, k, on_touched, n);
-}
+/* ---------- timers: the rules consumer's kind; the poller is timers/ ---------- */
 
-void cd_session__agent_up(cd_node *n, const char *aid)
-{
-    size_t kl = strlen(aid);
-    uintptr_t c = (uintptr_t)cd_map_get(&n->agents, aid, kl);
-    cd_map_put(&n->agents, aid, kl, (void *)(c + 1));
-    if (c == 0) {
-        const char *ids[] = {aid};
-        int64_t expiry = (int64_t)cd_now_ms() + n->cfg->presence_ttl_s * 1000;
-        cd_conv_presence_touch(n->st, n->node_id, expiry, ids, 1, on_touched, n);
-        /* its record in each of its sites, even when the touch changed no status (a
-         * record written before the agent's sites had one, or missed notices) */
-        cd_conv_agent_sync(n->st, aid, on_touched, n);
-    }
-}
-
-void cd_session__agent_down(cd_node *n, const char *aid)
-{
-    size_t kl = strlen(aid);
-    uintptr_t c = (uintptr_t)cd_map_get(&n->agents, aid, kl);
-    if (c > 1) {
-        cd_map_put(&n->agents, aid, kl, (void *)(c - 1));
-        return;
-    }
-    cd_map_del(&n->agents, aid, kl);
-    /* its last connection here: this node no longer vouches (offline if no other node does) */
-    cd_conv_presence_sweep(n->st, n->node_id, aid, on_ignore, NULL);
-}
-
-/* ---------- timers: claim due deadlines with a lease, run their handlers ---------- */
-
-/* Timer members of site's P{s:<site>}:timers: "autoclose|<cid>", "unanswered|<site>|<cid>",
- * "slawarn|<cid>|<kind>", "slabreach|<cid>|<kind>", "rule|<site>|<rule id>|<cid>". The
- * site is that of the zset, so a conversation id without its site (one of the previous
- * release) still names the right key. */
-static void run_timer(cd_node *n, const char *site, const char *item)
+/* "rule|<site>|<rule id>|<cid>": an automation rule's time trigger (events/). */
+static void on_rule_timer(void *ud, const char *site, const char *arg)
 {
     char buf[256];
-    cd_strlcpy(buf, item, sizeof buf);
-    char *f1 = strchr(buf, '|');
-    char *f2 = f1 ? strchr(f1 + 1, '|') : NULL;
-    if (!f1)
-        goto unknown;
-    *f1++ = '\0';
-    if (f2)
-        *f2++ = '\0';
-    if (strcmp(buf, "autoclose") == 0 && !f2) {
-        cd_conv_autoclose(n->st, site, f1, on_ignore, NULL);
+    (void)site;
+    cd_strlcpy(buf, arg, sizeof buf);
+    char *rest = strchr(buf, '|');
+    if (!rest) {
+        cd_log_warn("timer of unknown kind: rule|%s", arg);
         return;
     }
-    if (strcmp(buf, "unanswered") == 0 && f2) {
-        cd_conv_ticket_convert(n->st, n->cfg, f1, f2, cd_session__intervals(n, f1), on_ignore, NULL);
-        return;
-    }
-    if ((strcmp(buf, "slawarn") == 0 || strcmp(buf, "slabreach") == 0) && f2) {
-        cd_conv_sla_fire(n->st, n->cfg, site, f1, f2, buf[3] == 'w' ? "warn" : "breach", on_ignore, NULL);
-        return;
-    }
-    if (strcmp(buf, "rule") == 0 && f2) { /* "rule|<site>|<rule id>|<cid>": automation rules */
-        cd_session__rules_timer(n, f1, f2);
-        return;
-    }
-unknown:
-    cd_log_warn("timer of unknown kind: %s", item);
+    *rest++ = '\0';
+    cd_events_rule_timer(ud, buf, rest);
 }
 
-#define TIMER_BATCH 50
-
-typedef struct timer_poll {
-    cd_node *n;
-    char site[];
-} timer_poll;
-
-/* the site cache's entry for key[0..len) (cd_session__site for a NUL-terminated key) */
-static cd_conv_site *site_of(cd_node *n, const char *key, size_t len)
-{
-    for (size_t i = 0; i < n->n_sites; i++)
-        if (strncmp(n->sites[i].key, key, len) == 0 && n->sites[i].key[len] == '\0')
-            return &n->sites[i];
-    return NULL;
-}
-
-static void on_timers(void *ud, cd_conv_result *r)
-{
-    timer_poll *tp = ud;
-    cd_node *n = tp->n;
-    if (n->timer_polls > 0)
-        n->timer_polls--;
-    for (size_t i = 0; r->err == CD_ERR_OK && i < r->n_items; i++)
-        run_timer(n, tp->site, r->items[i]);
-    cd_conv_site *s = site_of(n, tp->site, strlen(tp->site));
-    /* a full batch: more may be due now; else sleep until the next timer or a notice */
-    if (s && r->err == CD_ERR_OK && r->n_items < TIMER_BATCH)
-        s->next_timer_ms = r->next_due < 0 ? INT64_MAX : r->next_due;
-    cd_free(tp);
-}
-
-/* "T <site> <due>" on the timers channel (timer_set in _common.lua): poll that site by then. */
+/* "T <site> <due>" on the timers channel (timer_set in _common.lua). */
 static void on_timer_notice(cd_hub_sub *sub, const cd_hub_event *ev)
 {
     cd_node *n = CD_CONTAINER_OF(sub, cd_node, timers_sub);
-    const char *p = ev->frame->data, *end = p + ev->frame->len;
-    if (ev->frame->len < 4 || p[0] != 'T' || p[1] != ' ')
-        return;
-    const char *site = p + 2, *sp = memchr(site, ' ', (size_t)(end - site));
-    if (!sp)
-        return;
-    cd_conv_site *s = site_of(n, site, (size_t)(sp - site));
-    int64_t due = strtoll(sp + 1, NULL, 10);
-    if (s && s->next_timer_ms != 0 && due < s->next_timer_ms)
-        s->next_timer_ms = due;
-}
-
-/* A timers_claim call for each site whose timers may be due (each runs in its site's
- * slot): sites are polled when a notice or their last claim says a timer is due, and all
- * of them after each site cache reload (site_cache_refresh_s), which also covers a
- * notice lost while the bus was down. Idle sites cost nothing in between. */
-static void timers_poll(cd_node *n)
-{
-    int64_t now = (int64_t)cd_now_ms();
-    for (size_t i = 0; i < n->n_sites; i++) {
-        if (n->sites[i].next_timer_ms != 0 && now < n->sites[i].next_timer_ms)
-            continue;
-        size_t l = strlen(n->sites[i].key);
-        timer_poll *tp = cd_malloc(sizeof *tp + l + 1);
-        tp->n = n;
-        memcpy(tp->site, n->sites[i].key, l + 1);
-        if (cd_conv_timers_claim(n->st, tp->site, n->cfg->timer_lease_ms, TIMER_BATCH, on_timers, tp) == 0)
-            n->timer_polls++;
-        else
-            cd_free(tp);
-    }
-}
-
-/* ---------- event consumers ---------- */
-
-/* Scripts that consume the event stream (store/lua, docs/keyspace.md "Events"): each
- * reads the events after its cursor, applies them and advances the cursor in one call,
- * so any node may run it. ARGV: P, now, max. A reply with "more":true (a full batch)
- * runs again at once; otherwise every event_poll_ms. */
-static const char *const event_pumps[] = {
-    /* one line per consumer script */
-    "webhooks_enqueue", /* webhooks: events -> deliveries (webhook/ sends them) */
-    "health_apply",     /* customer health alerts (repeat contacts) */
-    "reports_apply",    /* reports: daily support metrics (docs/reports.md) */
-    NULL,
-};
-
-static void pump_run(struct cd_event_pump *p);
-
-static void on_pump(void *ud, cd_err err, const char *json, size_t len)
-{
-    struct cd_event_pump *p = ud;
-    p->busy = false;
-    if (err != CD_ERR_OK) {
-        if (err != CD_ERR_UNAVAILABLE)
-            cd_log_warn("event consumer %s: %s", p->script, json ? json : cd_err_name(err));
-        return;
-    }
-    if (json && memmem(json, len, "\"more\":true", 11) && !p->n->draining)
-        pump_run(p);
-    else
-        p->caught_up = cd_mono_ms();
-}
-
-static void pump_run(struct cd_event_pump *p)
-{
-    char now[24], max[24];
-    snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
-    snprintf(max, sizeof max, "%d", CD_EVENT_BATCH);
-    const char *args[] = {now, max};
-    cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(p->n->st), "events")};
-    p->last_poll = cd_mono_ms();
-    if (cd_store_fcall(p->n->st, p->script, 1, keys, 2, args, NULL, on_pump, p) == 0)
-        p->busy = true;
-}
-
-static void pumps_poll(cd_node *n, uint64_t now)
-{
-    for (size_t i = 0; i < CD_NODE_MAX_PUMPS && n->pumps[i].script; i++) {
-        struct cd_event_pump *p = &n->pumps[i];
-        if (!p->busy && now - p->last_poll >= (uint64_t)n->cfg->event_poll_ms)
-            pump_run(p);
-    }
+    cd_timers_notice(n->timers, ev->frame->data, ev->frame->len);
 }
 
 /* ---- reports: operational gauges for /metrics (queue depths, timer lag, stream length),
@@ -335,7 +95,7 @@ static void on_ops(void *ud, cd_err err, const char *json, size_t len)
 
 static void ops_poll(cd_node *n, uint64_t now)
 {
-    if (n->ops_busy || (n->last_ops_poll && now - n->last_ops_poll < CD_OPS_POLL_MS))
+    if (!cd_store_up(n->st) || n->ops_busy || (n->last_ops_poll && now - n->last_ops_poll < CD_OPS_POLL_MS))
         return;
     char ts[24];
     snprintf(ts, sizeof ts, "%llu", (unsigned long long)cd_now_ms());
@@ -359,58 +119,51 @@ void cd_node_role_counts(const cd_node *n, size_t *visitors, size_t *agents)
         (*(s->role == CD_SESSION_AGENT ? agents : visitors))++;
 }
 
-size_t cd_node_pump_lag(const cd_node *n, size_t i, const char **script, uint64_t *lag_ms)
+void cd_node_events_stats(const cd_node *n, cd_events_stats *out)
 {
-    if (i >= CD_NODE_MAX_PUMPS || !n->pumps[i].script)
-        return 0;
-    uint64_t now = cd_mono_ms();
-    *script = n->pumps[i].script;
-    *lag_ms = now > n->pumps[i].caught_up ? now - n->pumps[i].caught_up : 0;
-    return 1;
+    cd_events_get_stats(n->events, out);
 }
 
-static void periodic(cd_node *n, uint64_t now)
+/* ---------- the cron's jobs ---------- */
+
+static void tick_sessions(void *ud, uint64_t now)
 {
-    if (!cd_store_up(n->st))
-        return;
-    if (now - n->last_beat >= (uint64_t)n->cfg->presence_beat_s * 1000) {
-        n->last_beat = now;
-        beat(n);
-    }
-    if (now - n->last_presence_sweep >= 2000) {
-        n->last_presence_sweep = now;
-        cd_conv_presence_sweep(n->st, NULL, NULL, on_ignore, NULL);
-    }
-    if (n->timer_polls == 0 && now - n->last_timer_poll >= (uint64_t)n->cfg->timer_poll_ms) {
-        n->last_timer_poll = now;
-        timers_poll(n);
-    }
-    pumps_poll(n, now);
-    ops_poll(n, now);
-    cd_session__rules_poll(n, now); /* automation rules: C decides between read and apply */
+    cd_session__sweep(ud, now); /* hello deadlines */
 }
 
-static char **split_csv(const char *s, size_t *n)
+static void tick_store(void *ud, uint64_t now)
 {
-    *n = 0;
-    char **out = cd_calloc(strlen(s) / 2 + 2, sizeof *out);
-    const char *p = s;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        while (len && (*p == ' ')) {
-            p++;
-            len--;
-        }
-        while (len && p[len - 1] == ' ')
-            len--;
-        if (len)
-            out[(*n)++] = cd_strndup(p, len);
-        if (!e)
-            break;
-        p = e + 1;
-    }
-    return out;
+    cd_store_tick(ud, now);
+}
+
+static void tick_presence(void *ud, uint64_t now)
+{
+    cd_presence_tick(ud, now);
+}
+
+static void tick_timers(void *ud, uint64_t now)
+{
+    cd_timers_tick(ud, now);
+}
+
+static void tick_ops(void *ud, uint64_t now)
+{
+    ops_poll(ud, now);
+}
+
+static void tick_keys(void *ud, uint64_t now)
+{
+    cd_node_keyring_tick(ud, now);
+}
+
+static void tick_sites(void *ud, uint64_t now)
+{
+    cd_node_sites_tick(ud, now);
+}
+
+static const char *iv_of(void *sites, const char *site)
+{
+    return cd_node_sites_intervals(sites, site);
 }
 
 cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_id, cd_store *st, cd_hub *hub,
@@ -418,7 +171,6 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
 {
     cd_node *n = cd_calloc(1, sizeof *n);
     cd_strlcpy(n->node_id, node_id, sizeof n->node_id);
-    cd_map_init(&n->agents);
     n->loop = loop;
     n->cfg = cfg;
     n->st = st;
@@ -432,38 +184,40 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     n->lim.max_id = (size_t)cfg->max_id;
     n->lim.max_field = (size_t)cfg->max_field;
     n->lim.max_history = (int)cfg->history_page_max;
-    cd_auth_keyring_init(&n->keys);
-    if (cfg->token_secret[0]) {
-        if (cd_auth_keyring_add_hex(&n->keys, "cfg", cfg->token_secret) != 0) {
-            cd_log_error("token_secret must be 64 hex characters");
-            cd_free(n);
-            return NULL;
-        }
-        n->keys_ready = true;
+    n->keys = cd_node_keyring_create(st, cfg);
+    if (!n->keys) {
+        cd_free(n);
+        return NULL;
     }
-    n->agent_origins = split_csv(cfg->agent_origins, &n->n_agent_origins);
-    uv_timer_init(loop, &n->sweep);
-    n->sweep.data = n;
-    uv_timer_start(&n->sweep, on_sweep, 100, 100);
+    n->sites = cd_node_sites_create(st, cfg, on_sites_loaded, n);
+    n->presence = cd_presence_local_create(st, cfg, node_id, on_assigned, n);
+    n->events = cd_events_create(loop, cfg, st, hub, node_id, iv_of, n->sites);
+    n->timers = cd_timers_create(cfg, st);
+    cd_timers_register(n->timers, "rule", on_rule_timer, n->events);
     cd_hub_join(hub, &n->sites_sub, "sites", on_sites_event);
     cd_hub_join(hub, &n->timers_sub, "timers", on_timer_notice);
-    for (size_t i = 0; event_pumps[i] && i < CD_NODE_MAX_PUMPS; i++) {
-        n->pumps[i].n = n;
-        n->pumps[i].script = event_pumps[i];
-        n->pumps[i].caught_up = cd_mono_ms();
-    }
+    /* the one tick (node/cron.c), every 100 ms in this order */
+    n->cron = cd_node_cron_create(loop, 100);
+    cd_node_cron_add(n->cron, 0, tick_sessions, n);
+    cd_node_cron_add(n->cron, 0, tick_store, st);
+    cd_node_cron_add(n->cron, 0, tick_presence, n->presence);
+    cd_node_cron_add(n->cron, 0, tick_timers, n->timers);
+    cd_node_cron_add(n->cron, 0, tick_ops, n);
+    cd_node_cron_add(n->cron, 0, tick_keys, n->keys);
+    cd_node_cron_add(n->cron, 0, tick_sites, n->sites);
     return n;
 }
 
-static void on_sweep_closed(uv_handle_t *h)
+/* The cron's timer is closed: nothing ticks any more and the store has failed every
+ * reply still pending (chatdeskd's order: node, bus, store), so the node goes now. */
+static void on_cron_closed(void *ud)
 {
-    cd_node *n = h->data;
-    cd_map_cleanup(&n->agents);
-    cd_conv_sites_free(n->sites, n->n_sites);
+    cd_node *n = ud;
+    cd_timers_destroy(n->timers);
+    cd_presence_local_destroy(n->presence);
+    cd_node_sites_destroy(n->sites);
+    cd_node_keyring_destroy(n->keys);
     cd_free(n->ops_text);
-    for (size_t i = 0; i < n->n_agent_origins; i++)
-        cd_free(n->agent_origins[i]);
-    cd_free(n->agent_origins);
     cd_free(n);
 }
 
@@ -473,32 +227,22 @@ void cd_node_destroy(cd_node *n)
         return;
     cd_hub_leave(n->hub, &n->sites_sub);
     cd_hub_leave(n->hub, &n->timers_sub);
-    uv_timer_stop(&n->sweep);
-    uv_close((uv_handle_t *)&n->sweep, on_sweep_closed);
-}
-
-static void on_events_config(void *ud, cd_conv_result *r)
-{
-    (void)ud;
-    if (r->err != CD_ERR_OK)
-        cd_log_warn("setting events_retain_s in Redis failed: %s", cd_err_name(r->err));
+    cd_events_destroy(n->events);
+    cd_node_cron_destroy(n->cron, on_cron_closed, n);
 }
 
 void cd_node_on_store(cd_node *n, bool up)
 {
     if (!up) {
-        n->timer_polls = 0;
+        cd_timers_on_store(n->timers, false);
         n->ops_busy = false;
-        for (size_t i = 0; i < CD_NODE_MAX_PUMPS; i++)
-            n->pumps[i].busy = false;
-        n->rules_busy = false;
+        cd_events_on_store(n->events, false);
         return;
     }
-    load_keys(n);
-    load_sites(n);
-    if (cd_conv_events_config(n->st, n->cfg->events_retain_s * 1000, on_events_config, NULL) != 0)
-        cd_log_warn("events_retain_s not set in Redis: store down");
-    n->last_beat = 0; /* vouch for our agents again at once */
+    cd_events_on_store(n->events, true);
+    cd_node_keyring_on_store(n->keys, true);
+    cd_node_sites_on_store(n->sites, true);
+    cd_presence_on_store(n->presence, true); /* vouch for our agents again at once */
     /* a backfill the bus asked for while the store was still down is done now */
     for (cd_session *s = n->sessions; s; s = s->next)
         cd_session__resync(s);
@@ -508,103 +252,44 @@ void cd_node_on_bus(cd_node *n, bool up)
 {
     if (!up)
         return;
-    load_sites(n); /* site events may have been missed too */
+    cd_node_sites_load(n->sites); /* site events may have been missed too */
     for (cd_session *s = n->sessions; s; s = s->next)
         cd_session__resync(s);
 }
 
 void cd_node_sites_changed(cd_node *n)
 {
-    load_sites(n);
-}
-
-const cd_conv_site *cd_session__site(cd_node *n, const char *key)
-{
-    return site_of(n, key, strlen(key));
-}
-
-const char *cd_session__intervals(cd_node *n, const char *site_key)
-{
-    for (size_t i = 0; i < n->n_sites; i++) {
-        cd_conv_site *s = &n->sites[i];
-        if (strcmp(s->key, site_key) != 0)
-            continue;
-        int64_t now = (int64_t)cd_now_ms();
-        if (!s->intervals || now - s->intervals_from > 86400000 + 3600000) {
-            cd_buf b;
-            cd_buf_init(&b);
-            s->intervals_from = now - 86400000;
-            s->intervals_to = now + 60LL * 86400000;
-            cd_sla_intervals(&s->calendar, s->intervals_from, s->intervals_to, &b);
-            cd_free(s->intervals);
-            s->intervals = b.data;
-        }
-        return s->intervals;
-    }
-    return "*";
-}
-
-static bool site_has_origin(const cd_conv_site *s, const char *origin)
-{
-    for (size_t i = 0; i < s->n_origins; i++)
-        if (strcmp(s->origins[i], origin) == 0)
-            return true;
-    return false;
+    cd_node_sites_load(n->sites);
 }
 
 bool cd_node_origin_allowed(cd_node *n, const char *origin, const char *site_key)
 {
-    if (!origin || !*origin)
-        return false;
-    if (site_key && *site_key) {
-        const cd_conv_site *s = cd_session__site(n, site_key);
-        return s && site_has_origin(s, origin);
-    }
-    for (size_t i = 0; i < n->n_sites; i++)
-        if (site_has_origin(&n->sites[i], origin))
-            return true;
-    return false;
-}
-
-/* origin is http://HOST or https://HOST (a browser omits a default port in both). */
-static bool own_origin(const char *origin, const char *host)
-{
-    const char *rest = NULL;
-    if (strncmp(origin, "http://", 7) == 0)
-        rest = origin + 7;
-    else if (strncmp(origin, "https://", 8) == 0)
-        rest = origin + 8;
-    return rest && host && *host && strcasecmp(rest, host) == 0;
+    return cd_node_sites_origin_allowed(n->sites, origin, site_key);
 }
 
 bool cd_node_agent_origin_allowed(cd_node *n, const char *origin, const char *host)
 {
-    for (size_t i = 0; i < n->n_agent_origins; i++)
-        if (strcmp(n->agent_origins[i], "*") == 0)
-            return true;
-    if (!origin || !*origin)
-        return false;
-    if (n->n_agent_origins == 0)
-        return own_origin(origin, host);
-    for (size_t i = 0; i < n->n_agent_origins; i++)
-        if (strcmp(n->agent_origins[i], origin) == 0)
-            return true;
-    return false;
+    return cd_node_sites_agent_origin_allowed(n->sites, origin, host);
 }
 
 const char *cd_node_intervals(cd_node *n, const char *site_key)
 {
-    return cd_session__intervals(n, site_key);
+    return cd_node_sites_intervals(n->sites, site_key);
+}
+
+cd_timers *cd_node_timers(cd_node *n)
+{
+    return n->timers;
 }
 
 bool cd_node_ready(const cd_node *n)
 {
-    return n->keys_ready;
+    return cd_node_keyring_ready(n->keys);
 }
 
 const cd_auth_keyring *cd_node_keys(const cd_node *n)
 {
-    return &n->keys;
+    return cd_node_keyring_get(n->keys);
 }
 
 const cd_proto_limits *cd_node_limits(const cd_node *n)
@@ -615,6 +300,7 @@ const cd_proto_limits *cd_node_limits(const cd_node *n)
 void cd_node_set_draining(cd_node *n)
 {
     n->draining = true;
+    cd_events_set_draining(n->events);
 }
 
 bool cd_node_draining(const cd_node *n)

@@ -1,10 +1,15 @@
-/* session module internals shared by node.c and session.c. */
+/* session module internals shared by session.c (lifetime, queue, delivery, resume,
+ * dispatch), handlers_*.c (one handler per row of CD_PROTO_FRAMES) and node.c. */
 #ifndef CHATDESK_SESSION_INT_H
 #define CHATDESK_SESSION_INT_H
 
 #include <uv.h>
 
 #include "chatdesk/conv.h"
+#include "chatdesk/events.h"
+#include "chatdesk/node.h"
+#include "chatdesk/presence.h"
+#include "chatdesk/route.h"
 #include "chatdesk/session.h"
 
 typedef enum sess_state { SESS_AWAIT_HELLO, SESS_HELLO_PENDING, SESS_ACTIVE, SESS_CLOSING } sess_state;
@@ -70,11 +75,6 @@ struct cd_session {
     bool close_flush;
 };
 
-#define CD_NODE_MAX_PUMPS 8
-/* Events per consumer script call: a call blocks Redis for its whole batch (~20-40 us per
- * event), so batches stay small enough not to show in message latency. */
-#define CD_EVENT_BATCH 32
-
 struct cd_node {
     uv_loop_t *loop;
     const cd_config *cfg;
@@ -82,55 +82,76 @@ struct cd_node {
     cd_hub *hub;
     cd_session_io io;
     cd_proto_limits lim;
-    cd_auth_keyring keys;
-    bool keys_ready;
-    bool keys_loading;
-    cd_conv_site *sites;
-    size_t n_sites;
-    bool sites_loading, sites_again;
-    char **agent_origins;
-    size_t n_agent_origins;
-    cd_session *sessions; /* list head */
+    cd_node_keyring *keys;       /* the token keyring (node/) */
+    cd_node_sites *sites;        /* the site cache and origins (node/) */
+    cd_node_cron *cron;          /* the one tick (node/) */
+    cd_presence_local *presence; /* this node's agents (presence/) */
+    cd_session *sessions;        /* list head */
     size_t nsessions;
     bool draining;
-    uv_timer_t sweep;
-    uint64_t sites_loaded_at;
     cd_hub_sub sites_sub;
     cd_hub_sub timers_sub; /* "timers": a timer was set (when its site needs a poll) */
     cd_node_stats stats;
     char node_id[128];
-    cd_map agents; /* agent id -> live local connections (uintptr_t) */
-    uint64_t last_beat, last_presence_sweep, last_timer_poll;
-    int timer_polls; /* timers_claim calls in flight (one per site of the site cache) */
-    struct cd_event_pump {
-        cd_node *n;
-        const char *script;
-        uint64_t last_poll;
-        uint64_t caught_up; /* mono ms of the last reply without "more" (lag for /metrics) */
-        bool busy;
-    } pumps[CD_NODE_MAX_PUMPS];
+    cd_timers *timers; /* the timer poller and its kind -> handler registry */
+    cd_events *events; /* the sites' event consumers (server/events) */
     /* reports: operational gauges for /metrics (metrics_ops.lua), polled every few s */
     char *ops_text;
     uint64_t last_ops_poll;
     bool ops_busy;
-    /* automation rules consumer (rules_pump.c) */
-    uint64_t rules_last_poll;
-    bool rules_busy;
 };
 
-const cd_conv_site *cd_session__site(cd_node *n, const char *key);
-/* The site's business intervals for SLA scripts ("*" when unknown or 24x7); cached. */
-const char *cd_session__intervals(cd_node *n, const char *site_key);
+/* ---- requests (session.c) ---- */
+
+typedef enum sess_op_kind { OP_PLAIN, OP_RESUME, OP_BACKFILL } sess_op_kind;
+
+/* One request in flight: holds a reference on its session until cd_session__op_done. */
+typedef struct sess_op {
+    cd_session *s;
+    sess_op_kind kind;
+    cd_frame_type type;
+    char rid[80];
+    bool has_rid;
+    char cid[160];
+    int64_t after_seq;
+} sess_op;
+
+#define RID(o) ((o)->has_rid ? (o)->rid : NULL)
+
+sess_op *cd_session__op_new(cd_session *s, const cd_req *req);
+void cd_session__op_done(sess_op *o);
+void cd_session__unref(cd_session *s);
+/* The session as the author of a conv/ call. */
+cd_conv_author cd_session__author(cd_session *s);
+/* rc != 0 (the call could not start): answer unavailable and finish o; true then. */
+bool cd_session__start_failed(cd_session *s, sess_op *o, int rc);
+/* r is an error: answer it (if connected); true then. */
+bool cd_session__reply_failed(sess_op *o, cd_conv_result *r);
+/* Queue a frame (taken); over the queue's limits the session closes with 4429. */
+void cd_session__enqueue(cd_session *s, cd_frame *f);
+void cd_session__send_error(cd_session *s, const char *rid, cd_err code, const char *msg);
+void cd_session__send_ok(cd_session *s, const char *rid, size_t n, const char *const *keys, const char *const *raws);
+sess_sub *cd_session__find_conv(cd_session *s, const char *cid);
+sess_sub *cd_session__join(cd_session *s, const char *topic, bool is_conv, const char *cid, int64_t last_seq);
+sess_sub *cd_session__join_conv(cd_session *s, const char *cid, int64_t last_seq);
+/* Replay what follows the sub's last seq from history (one at a time per sub). */
+void cd_session__backfill(sess_sub *sub);
+void cd_session__start_resumes(cd_session *s, const cd_req *req);
+/* A ticket's SLA clocks follow its conversation's new state (handlers_conv.c). */
+void cd_session__sla_sync(cd_session *s, const char *site, const char *cid);
+
+/* ---- handlers: one per row of CD_PROTO_FRAMES (handlers_*.c, session.c) ---- */
+
+#define CD_SESSION_HANDLER(e, name, roles, h) void cd_session__h_##h(cd_session *s, const cd_req *req);
+CD_PROTO_FRAMES(CD_SESSION_HANDLER)
+#undef CD_SESSION_HANDLER
+/* The first hello of a connection (handlers_hello.c). */
+void cd_session__hello(cd_session *s, const cd_req *req);
+
 void cd_session__sweep(cd_node *n, uint64_t now);
-/* Automation rules (rules_pump.c): poll the event stream; fire a "rule|..." timer. */
-void cd_session__rules_poll(cd_node *n, uint64_t now);
-void cd_session__rules_timer(cd_node *n, const char *site, const char *rule_and_cid);
 void cd_session__resync(cd_session *s);
-/* An agent session became active / went away on this node (presence). */
-void cd_session__agent_up(cd_node *n, const char *aid);
-void cd_session__agent_down(cd_node *n, const char *aid);
 /* Conversations given to an agent by a script this node ran: its sessions here follow
  * them and get conversation.assigned, unless the bus event got there first. */
-void cd_session__handover(cd_node *n, const cd_conv_assigned *as);
+void cd_session__handover(cd_node *n, const cd_route_assigned *as);
 
 #endif

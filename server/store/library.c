@@ -54,6 +54,10 @@ static void add_function(cd_store_lib *out, cd_buf *lib, const cd_store_lua_sour
 #endif
     if (strncmp(s->name, "api", 3) == 0)
         cd_buf_append(lib, api->src, api->len);
+    if (strcmp(s->name, "events") == 0) /* its consumers: _ev_*.lua */
+        for (size_t i = 0; i < cd_store_lua_count; i++)
+            if (strncmp(cd_store_lua_sources[i].name, "_ev_", 4) == 0)
+                cd_buf_append(lib, cd_store_lua_sources[i].src, cd_store_lua_sources[i].len);
     cd_buf_append(lib, s->src, s->len);
     cd_buf_append_str(lib, LIB_WRAP_END);
 }
@@ -67,7 +71,8 @@ static const cd_store_lua_source *source(const char *name)
 }
 
 /* _common.lua at the library's top level (P becomes a per-call upvalue), then one
- * function per script whose body is [_api.lua +] the script. */
+ * function per script whose body is [_api.lua +] the script (events: the _ev_*.lua
+ * consumers + the script). */
 int cd_store_lib_build(cd_store_lib *out)
 {
     static const char p_line[] = "local P = ARGV[1]\n";

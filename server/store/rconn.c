@@ -35,7 +35,8 @@ struct cd_rconn {
     uv_timer_t retry;                   /* backoff */
     int closing_handles;
     unsigned long long reconnects, ping_failures;
-    /* redis+sentinel://: while resolving, ac is a connection to sentinels[sentinel_next] */
+    /* redis+sentinel://: while resolving, ac is a connection to endpoints[sentinel_next];
+     * redis+cluster://: each connect takes the next seed, endpoints[sentinel_next] */
     bool resolving;
     size_t sentinel_next;
 };
@@ -242,6 +243,17 @@ static void on_role(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
+/* AUTH password, or AUTH user password with redis_user (an ACL user, docs/ops.md). */
+static void send_auth(cd_rconn *rc, redisAsyncContext *c, redisCallbackFn *cb)
+{
+    if (!rc->addr.password[0])
+        return;
+    if (rc->cfg->redis_user[0])
+        redisAsyncCommand(c, cb, rc, "AUTH %s %s", rc->cfg->redis_user, rc->addr.password);
+    else
+        redisAsyncCommand(c, cb, rc, "AUTH %s", rc->addr.password);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     cd_rconn *rc = ac->data;
@@ -255,8 +267,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     rc->connected = true;
     redisAsyncContext *c = (redisAsyncContext *)ac;
-    if (rc->addr.password[0])
-        redisAsyncCommand(c, on_auth, rc, "AUTH %s", rc->addr.password);
+    send_auth(rc, c, on_auth);
     if (rc->addr.db)
         redisAsyncCommand(c, on_auth, rc, "SELECT %d", rc->addr.db);
     if (rc->addr.sentinel)
@@ -286,7 +297,7 @@ static void on_master_addr(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     if (!reply || rc->ac != ac || !rc->resolving)
         return;
-    const cd_redis_endpoint *s = &rc->addr.sentinels[rc->sentinel_next % rc->addr.n_sentinels];
+    const cd_redis_endpoint *s = &rc->addr.endpoints[rc->sentinel_next % rc->addr.n_endpoints];
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_STRING) {
         cd_log_warn("sentinel %s:%d does not know master %s conn=%s", s->host, s->port, rc->addr.master, rc->name);
@@ -323,8 +334,7 @@ static void on_sentinel_connect(const redisAsyncContext *ac, int status)
         return;
     }
     redisAsyncContext *c = (redisAsyncContext *)ac;
-    if (rc->addr.password[0])
-        redisAsyncCommand(c, on_sentinel_auth, rc, "AUTH %s", rc->addr.password);
+    send_auth(rc, c, on_sentinel_auth);
     redisAsyncCommand(c, on_master_addr, rc, "SENTINEL get-master-addr-by-name %s", rc->addr.master);
 }
 
@@ -363,7 +373,7 @@ static bool attach(cd_rconn *rc, redisAsyncContext *ac, const char *what)
 
 static void start_resolve(cd_rconn *rc)
 {
-    const cd_redis_endpoint *s = &rc->addr.sentinels[rc->sentinel_next % rc->addr.n_sentinels];
+    const cd_redis_endpoint *s = &rc->addr.endpoints[rc->sentinel_next % rc->addr.n_endpoints];
     rc->resolving = true;
     if (!attach(rc, redisAsyncConnect(s->host, s->port), "sentinel")) {
         rc->resolving = false;
@@ -379,6 +389,11 @@ static void start_connect(cd_rconn *rc)
 {
     if (rc->stopping)
         return;
+    if (rc->addr.cluster) { /* any node of the cluster: the next seed */
+        const cd_redis_endpoint *s = &rc->addr.endpoints[rc->sentinel_next++ % rc->addr.n_endpoints];
+        cd_strlcpy(rc->addr.host, s->host, sizeof rc->addr.host);
+        rc->addr.port = s->port;
+    }
     if (rc->addr.sentinel)
         start_resolve(rc);
     else
@@ -487,6 +502,19 @@ cd_rconn *cd_rconn_create(uv_loop_t *loop, const cd_config *cfg, const char *nam
     uv_timer_init(loop, &rc->tick);
     uv_timer_init(loop, &rc->retry);
     rc->tick.data = rc->retry.data = rc;
+    return rc;
+}
+
+cd_rconn *cd_rconn_create_at(uv_loop_t *loop, const cd_config *cfg, const char *name, const char *host, int port,
+                             cd_rconn_state_cb cb, void *ud)
+{
+    cd_rconn *rc = cd_rconn_create(loop, cfg, name, true, cb, ud);
+    if (!rc)
+        return NULL;
+    rc->addr.cluster = rc->addr.sentinel = rc->addr.is_unix = false;
+    rc->addr.db = 0;
+    cd_strlcpy(rc->addr.host, host, sizeof rc->addr.host);
+    rc->addr.port = port;
     return rc;
 }
 

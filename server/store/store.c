@@ -6,16 +6,27 @@
  * text, so nodes of different versions never replace each other's functions. Every call
  * declares its keys (cd_store_fcall). A
  * "Function not found" reply (FUNCTION FLUSH, a fresh replica promoted) loads the library
- * again and retries once. */
+ * again and retries once.
+ * redis+cluster://: one command connection per primary of the slot map (read with
+ * CLUSTER SLOTS over a control connection to any seed, again every few seconds and after
+ * a redirection or a lost primary), each with the library loaded; a call goes to the
+ * primary of its first declared key's slot, follows MOVED (the map is updated and read
+ * again) and ASK (ASKING, then the call, once). The store is up while every primary of
+ * the map is; cd_store_down_shard names one that is not. */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
 
+#include "chatdesk/clock.h"
 #include "chatdesk/log.h"
 #include "chatdesk/store.h"
 #include "store_int.h"
+
+#define MAX_NODES 64              /* cluster primaries (and former ones) known */
+#define MAP_REFRESH_MS 10000      /* the slot map is read again this often */
+#define MAP_REFRESH_DIRTY_MS 1000 /* … and this soon after a redirection or a lost primary */
 
 typedef struct script {
     char name[48];
@@ -23,9 +34,32 @@ typedef struct script {
     bool ro;        /* registered with the no-writes flag */
 } script;
 
-struct cd_store {
+/* One command connection: the single Redis (or Sentinel's primary), a cluster's control
+ * connection (slot map, PUBLISH), or one cluster primary. */
+typedef struct sconn {
+    cd_store *st;
     cd_rconn *rc;
+    char host[256];
+    int port;
+    bool in_map; /* a primary of the current slot map */
+    /* ack_replicas: stored durable replies wait here for the WAIT sent after them */
+    struct eval_op *waiting, **waiting_tail;
+    bool wait_out;
+} sconn;
+
+struct cd_store {
+    uv_loop_t *loop;
+    cd_rconn *rc; /* main->rc */
+    sconn *main;
     const cd_config *cfg;
+    /* redis+cluster:// */
+    bool cluster;
+    sconn *nodes[MAX_NODES];
+    size_t nnodes;
+    uint16_t *slots; /* CD_CLUSTER_SLOTS node indexes */
+    bool map_whole, map_loading, map_dirty;
+    uint64_t map_at;
+    bool up; /* as last told to state_cb */
     char *prefix;
     size_t prefix_len;
     char *lib; /* the library text (FUNCTION LOAD) */
@@ -41,21 +75,19 @@ struct cd_store {
     bool full;
     uint64_t last_probe;
     unsigned long long oom_replies;
-    /* ack_replicas: stored durable replies wait here for the WAIT sent after them */
-    struct eval_op *waiting, **waiting_tail;
-    bool wait_out;
-    unsigned long long waits, wait_shortfalls;
+    unsigned long long waits, wait_shortfalls, redirects;
 };
 
 typedef struct eval_op {
     cd_store *st;
+    sconn *conn; /* where it was sent */
     script *sc;
     int argc; /* incl. FCALL name numkeys */
     char **argv;
     size_t *lens;
     cd_store_reply_cb cb;
     void *ud;
-    bool retried;
+    bool retried, asked;
     bool durable; /* ack_replicas > 0: answered only after WAIT confirms it */
     char *held;   /* its reply while it waits */
     size_t held_len;
@@ -72,16 +104,18 @@ static bool lib_loaded(const redisReply *reply)
 
 static void on_lib_loaded(redisAsyncContext *ac, void *r, void *priv)
 {
-    cd_store *st = priv;
+    sconn *c = priv;
     redisReply *reply = r;
+    (void)ac;
     if (!reply)
         return; /* connection lost; loads again on reconnect */
     if (!lib_loaded(reply)) {
-        cd_log_error("FUNCTION LOAD failed: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
-        cd_rconn_fail(st->rc, "function library load failed");
+        cd_log_error("FUNCTION LOAD failed on %s:%d: %s", c->host, c->port,
+                     reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
+        cd_rconn_fail(c->rc, "function library load failed");
         return;
     }
-    cd_rconn_ready(st->rc);
+    cd_rconn_ready(c->rc);
 }
 
 static void send_lib(cd_store *st, redisAsyncContext *ac, redisCallbackFn *cb, void *priv)
@@ -91,15 +125,144 @@ static void send_lib(cd_store *st, redisAsyncContext *ac, redisCallbackFn *cb, v
     redisAsyncCommandArgv(ac, cb, priv, 3, argv, lens);
 }
 
+static void map_read(cd_store *st);
+
+/* Up: the single Redis is, or every primary of a whole slot map is. */
+static void report_state(cd_store *st)
+{
+    bool up = cd_rconn_up(st->rc);
+    if (st->cluster) {
+        up = up && st->map_whole;
+        for (size_t i = 0; up && i < st->nnodes; i++)
+            if (st->nodes[i]->in_map && !cd_rconn_up(st->nodes[i]->rc))
+                up = false;
+    }
+    if (up == st->up)
+        return;
+    st->up = up;
+    if (st->state_cb)
+        st->state_cb(st->state_ud, up);
+}
+
 static void on_rconn(void *ud, cd_rconn *rc, cd_rconn_event ev)
 {
-    cd_store *st = ud;
+    sconn *c = ud;
+    cd_store *st = c->st;
     if (ev == CD_RCONN_CONNECTED) {
-        send_lib(st, cd_rconn_ctx(rc), on_lib_loaded, st);
+        if (st->cluster && c == st->main) { /* the control connection: no library, the map */
+            cd_rconn_ready(rc);
+            st->map_dirty = true;
+            map_read(st);
+        } else {
+            send_lib(st, cd_rconn_ctx(rc), on_lib_loaded, c);
+        }
         return;
     }
-    if (st->state_cb)
-        st->state_cb(st->state_ud, ev == CD_RCONN_UP);
+    if (ev == CD_RCONN_DOWN && st->cluster && c != st->main)
+        st->map_dirty = true; /* a primary lost: a replica may take over */
+    report_state(st);
+}
+
+static sconn *conn_new(cd_store *st, const char *host, int port, const char *name)
+{
+    sconn *c = cd_calloc(1, sizeof *c);
+    c->st = st;
+    c->waiting_tail = &c->waiting;
+    if (host)
+        cd_strlcpy(c->host, host, sizeof c->host);
+    c->port = port;
+    c->rc = host ? cd_rconn_create_at(st->loop, st->cfg, name, host, port, on_rconn, c)
+                 : cd_rconn_create(st->loop, st->cfg, name, true, on_rconn, c);
+    if (!c->rc) {
+        cd_free(c);
+        return NULL;
+    }
+    cd_rconn_hold(c->rc);
+    return c;
+}
+
+/* ---------- redis+cluster://: the slot map ---------- */
+
+/* The connection to a primary host:port, made (and started) the first time. */
+static int node_index(void *ud, const char *host, int port)
+{
+    cd_store *st = ud;
+    if (!host[0]) /* "" in CLUSTER SLOTS: the host the control connection reached */
+        host = st->main->host;
+    for (size_t i = 0; i < st->nnodes; i++)
+        if (st->nodes[i]->port == port && strcmp(st->nodes[i]->host, host) == 0)
+            return (int)i;
+    if (st->nnodes == MAX_NODES)
+        return -1;
+    char name[32];
+    snprintf(name, sizeof name, "cmd%zu", st->nnodes);
+    sconn *c = conn_new(st, host, port, name);
+    if (!c)
+        return -1;
+    cd_log_info("redis cluster: primary %s:%d conn=%s", host, port, name);
+    st->nodes[st->nnodes] = c;
+    cd_rconn_start(c->rc);
+    return (int)st->nnodes++;
+}
+
+static void on_map(redisAsyncContext *ac, void *r, void *priv)
+{
+    cd_store *st = priv;
+    (void)ac;
+    st->map_loading = false;
+    if (!r)
+        return;
+    uint16_t *slots = cd_malloc(sizeof(uint16_t) * CD_CLUSTER_SLOTS);
+    int covered = cd_cluster_parse_slots(r, slots, node_index, st);
+    if (covered < 0) {
+        cd_log_error("redis cluster: CLUSTER SLOTS answered something else than a slot map");
+        cd_free(slots);
+        return;
+    }
+    cd_free(st->slots);
+    st->slots = slots;
+    st->map_whole = covered == CD_CLUSTER_SLOTS;
+    st->map_dirty = !st->map_whole;
+    for (size_t i = 0; i < st->nnodes; i++)
+        st->nodes[i]->in_map = false;
+    for (int i = 0; i < CD_CLUSTER_SLOTS; i++)
+        if (slots[i] != CD_CLUSTER_NO_NODE)
+            st->nodes[slots[i]]->in_map = true;
+    if (!st->map_whole)
+        cd_log_warn("redis cluster: %d of %d slots have a primary", covered, CD_CLUSTER_SLOTS);
+    report_state(st);
+}
+
+/* CLUSTER SLOTS over the control connection (or any primary while it is down). */
+static void map_read(cd_store *st)
+{
+    if (st->map_loading)
+        return;
+    redisAsyncContext *ac = cd_rconn_up(st->rc) ? cd_rconn_ctx(st->rc) : NULL;
+    for (size_t i = 0; !ac && i < st->nnodes; i++)
+        if (cd_rconn_up(st->nodes[i]->rc))
+            ac = cd_rconn_ctx(st->nodes[i]->rc);
+    if (!ac)
+        return;
+    st->map_at = cd_mono_ms();
+    st->map_loading = redisAsyncCommand(ac, on_map, st, "CLUSTER SLOTS") == REDIS_OK;
+}
+
+/* The connection a call with this first key goes to (NULL: not up). */
+static sconn *conn_for(cd_store *st, const char *key)
+{
+    if (!st->cluster)
+        return cd_rconn_up(st->rc) ? st->main : NULL;
+    sconn *c = NULL;
+    if (st->slots && key) {
+        uint16_t i = st->slots[cd_cluster_slot(key, strlen(key))];
+        c = i == CD_CLUSTER_NO_NODE ? NULL : st->nodes[i];
+    } else {
+        for (size_t i = 0; !c && i < st->nnodes; i++)
+            if (st->nodes[i]->in_map && cd_rconn_up(st->nodes[i]->rc))
+                c = st->nodes[i];
+    }
+    return c && cd_rconn_up(c->rc) ? c : NULL;
 }
 
 /* The scripts of the library (cd_store_lib_build), to find a call's function. */
@@ -123,20 +286,23 @@ static int load_lib(cd_store *st)
 cd_store *cd_store_create(uv_loop_t *loop, const cd_config *cfg)
 {
     cd_store *st = cd_calloc(1, sizeof *st);
+    st->loop = loop;
     st->cfg = cfg;
-    st->waiting_tail = &st->waiting;
     st->prefix = cd_strdup(cfg->prefix);
     st->prefix_len = strlen(st->prefix);
-    if (load_lib(st) != 0) {
+    cd_redis_addr a;
+    char err[256];
+    st->cluster = cd_config_parse_redis_url(cfg->redis, &a, err, sizeof err) == 0 && a.cluster;
+    if (load_lib(st) != 0 || !(st->main = conn_new(st, NULL, 0, st->cluster ? "ctl" : "cmd"))) {
         cd_store_destroy(st);
         return NULL;
     }
-    st->rc = cd_rconn_create(loop, cfg, "cmd", true, on_rconn, st);
-    if (!st->rc) {
-        cd_store_destroy(st);
-        return NULL;
+    st->rc = st->main->rc;
+    if (st->cluster) { /* for CLUSTER SLOTS answers that leave the host out */
+        cd_strlcpy(st->main->host, a.endpoints[0].host, sizeof st->main->host);
+        st->main->port = a.endpoints[0].port;
     }
-    cd_rconn_hold(st->rc);
+    explicit_bzero(&a, sizeof a);
     return st;
 }
 
@@ -155,14 +321,23 @@ void cd_store_stop(cd_store *st)
 {
     if (st->rc)
         cd_rconn_stop(st->rc);
+    for (size_t i = 0; i < st->nnodes; i++)
+        cd_rconn_stop(st->nodes[i]->rc);
 }
 
 void cd_store_destroy(cd_store *st)
 {
     if (!st)
         return;
-    if (st->rc)
-        cd_rconn_destroy(st->rc);
+    for (size_t i = 0; i < st->nnodes; i++) {
+        cd_rconn_destroy(st->nodes[i]->rc);
+        cd_free(st->nodes[i]);
+    }
+    if (st->main) {
+        cd_rconn_destroy(st->main->rc);
+        cd_free(st->main);
+    }
+    cd_free(st->slots);
     cd_free(st->lib);
     cd_free(st->prefix);
     cd_free(st);
@@ -170,7 +345,23 @@ void cd_store_destroy(cd_store *st)
 
 bool cd_store_up(const cd_store *st)
 {
-    return cd_rconn_up(st->rc);
+    return st->up;
+}
+
+const char *cd_store_down_shard(const cd_store *st, char *buf, size_t n)
+{
+    if (!st->cluster || st->up)
+        return NULL;
+    if (!st->map_whole) {
+        snprintf(buf, n, "%s", st->slots ? "slots without a primary" : "no slot map yet");
+        return buf;
+    }
+    for (size_t i = 0; i < st->nnodes; i++)
+        if (st->nodes[i]->in_map && !cd_rconn_up(st->nodes[i]->rc)) {
+            snprintf(buf, n, "%s:%d", st->nodes[i]->host, st->nodes[i]->port);
+            return buf;
+        }
+    return NULL;
 }
 
 const char *cd_store_prefix(const cd_store *st)
@@ -245,16 +436,17 @@ static void set_full(cd_store *st, bool full)
  * retry with the same client_msg_id dedupes and waits again). */
 static void on_wait_reply(redisAsyncContext *ac, void *r, void *priv)
 {
-    cd_store *st = priv;
+    sconn *c = priv;
+    cd_store *st = c->st;
     redisReply *reply = r;
     (void)ac;
     bool ok = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer >= st->cfg->ack_replicas;
     if (reply && !ok)
         st->wait_shortfalls++;
-    eval_op *op = st->waiting;
-    st->waiting = NULL;
-    st->waiting_tail = &st->waiting;
-    st->wait_out = false;
+    eval_op *op = c->waiting;
+    c->waiting = NULL;
+    c->waiting_tail = &c->waiting;
+    c->wait_out = false;
     while (op) {
         eval_op *next = op->next;
         if (ok)
@@ -265,43 +457,78 @@ static void on_wait_reply(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
-/* One WAIT per batch of replies (per loop pass), not one per message. */
+/* One WAIT per connection per batch of replies (per loop pass), not one per message. */
 static void hold_for_replicas(eval_op *op, redisAsyncContext *ac, const char *json, size_t len)
 {
     cd_store *st = op->st;
+    sconn *c = op->conn;
     op->held = cd_strndup(json, len);
     op->held_len = len;
     op->next = NULL;
-    *st->waiting_tail = op;
-    st->waiting_tail = &op->next;
-    if (st->wait_out)
+    *c->waiting_tail = op;
+    c->waiting_tail = &op->next;
+    if (c->wait_out)
         return;
-    st->wait_out = true;
+    c->wait_out = true;
     st->waits++;
-    if (redisAsyncCommand(ac, on_wait_reply, st, "WAIT %lld %lld", (long long)st->cfg->ack_replicas,
+    if (redisAsyncCommand(ac, on_wait_reply, c, "WAIT %lld %lld", (long long)st->cfg->ack_replicas,
                           (long long)st->cfg->ack_replicas_timeout_ms) != REDIS_OK)
-        on_wait_reply(ac, NULL, st);
+        on_wait_reply(ac, NULL, c);
+}
+
+static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv);
+
+/* MOVED: the slot lives elsewhere now (the map is read again); ASK: this once, while a
+ * slot migrates. The call goes to the named primary if its connection is up, else it
+ * answers the retryable unavailable. Returns false when err is no redirection. */
+static bool redirected(eval_op *op, const char *err)
+{
+    cd_store *st = op->st;
+    cd_cluster_redir rd;
+    if (!st->cluster || cd_cluster_redirect(err, &rd) != 0)
+        return false;
+    st->redirects++;
+    int i = node_index(st, rd.host, rd.port);
+    if (!rd.ask) {
+        st->map_dirty = true;
+        if (st->slots && i >= 0)
+            st->slots[rd.slot] = (uint16_t)i;
+    }
+    sconn *to = i >= 0 ? st->nodes[i] : NULL;
+    if (!to || !cd_rconn_up(to->rc) || op->asked) {
+        op_finish(op, CD_ERR_UNAVAILABLE, "redis cluster is moving this site", 33);
+        return true;
+    }
+    op->asked = true; /* one redirection per call: a second one means the map is in flux */
+    op->conn = to;
+    redisAsyncContext *ac = cd_rconn_ctx(to->rc);
+    if (rd.ask)
+        redisAsyncCommand(ac, NULL, NULL, "ASKING");
+    redisAsyncCommandArgv(ac, on_eval_reply, op, op->argc, (const char **)op->argv, op->lens);
+    return true;
 }
 
 static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     eval_op *op = priv;
     redisReply *reply = r;
+    cd_rconn *rc = op->conn->rc;
     if (reply)
-        cd_rconn_alive(op->st->rc);
+        cd_rconn_alive(rc);
     if (!reply) {
         op_finish(op, CD_ERR_UNAVAILABLE, "redis unavailable", 17);
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        if (!op->retried && strstr(reply->str, "Function not found") && cd_rconn_ctx(op->st->rc)) {
+        if (!op->retried && strstr(reply->str, "Function not found") && cd_rconn_ctx(rc)) {
             /* the library is gone (FUNCTION FLUSH, a promoted replica): load it, call again */
             op->retried = true;
-            send_lib(op->st, cd_rconn_ctx(op->st->rc), NULL, NULL);
-            redisAsyncCommandArgv(cd_rconn_ctx(op->st->rc), on_eval_reply, op, op->argc, (const char **)op->argv,
-                                  op->lens);
+            send_lib(op->st, cd_rconn_ctx(rc), NULL, NULL);
+            redisAsyncCommandArgv(cd_rconn_ctx(rc), on_eval_reply, op, op->argc, (const char **)op->argv, op->lens);
             return;
         }
+        if (redirected(op, reply->str))
+            return;
         op->st->errors++;
         if (strncmp(reply->str, "OOM", 3) == 0) {
             /* maxmemory reached: a write refused, nothing changed; retryable */
@@ -353,9 +580,10 @@ int cd_store_fcall_durable(cd_store *st, const char *name, int nkeys, const char
 static int fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs, const char *const *args,
                  const size_t *lens, cd_store_reply_cb cb, void *ud, bool durable)
 {
-    redisAsyncContext *ac = cd_rconn_up(st->rc) ? cd_rconn_ctx(st->rc) : NULL;
-    if (!ac || nkeys < 0 || nargs < 0)
+    sconn *conn = nkeys >= 0 ? conn_for(st, nkeys > 0 ? keys[0] : NULL) : NULL;
+    if (!conn || nargs < 0)
         return -1;
+    redisAsyncContext *ac = cd_rconn_ctx(conn->rc);
     script *sc = NULL;
     for (size_t i = 0; i < st->nscripts; i++)
         if (strcmp(st->scripts[i].name, name) == 0)
@@ -366,6 +594,7 @@ static int fcall(cd_store *st, const char *name, int nkeys, const char *const *k
     }
     eval_op *op = cd_calloc(1, sizeof *op);
     op->st = st;
+    op->conn = conn;
     op->sc = sc;
     op->cb = cb;
     op->ud = ud;
@@ -400,7 +629,7 @@ static int fcall(cd_store *st, const char *name, int nkeys, const char *const *k
 
 bool cd_store_full(const cd_store *st)
 {
-    return st->full && cd_rconn_up(st->rc);
+    return st->full && st->up;
 }
 
 static void on_probe(void *ud, cd_err err, const char *json, size_t len)
@@ -413,7 +642,12 @@ static void on_probe(void *ud, cd_err err, const char *json, size_t len)
 
 void cd_store_tick(cd_store *st, uint64_t now_ms)
 {
-    if (!st->full || !cd_rconn_up(st->rc) || now_ms - st->last_probe < 1000)
+    if (st->cluster) {
+        uint64_t mono = cd_mono_ms();
+        if (mono - st->map_at >= (st->map_dirty ? MAP_REFRESH_DIRTY_MS : MAP_REFRESH_MS))
+            map_read(st);
+    }
+    if (!st->full || !st->up || now_ms - st->last_probe < 1000)
         return;
     st->last_probe = now_ms;
     cd_store_fcall(st, "probe", 0, NULL, 0, NULL, NULL, on_probe, NULL);

@@ -1,10 +1,10 @@
-/* lws protocol callback: upgrade checks, pss <-> session, RECEIVE -> session,
- * WRITEABLE -> frames from the session's queue, close codes. */
+/* The WebSocket reasons of the lws callback (net/ routes them here): upgrade checks,
+ * pss <-> session, RECEIVE -> session, WRITEABLE -> frames from the session's queue,
+ * close codes. */
 #include <libwebsockets.h>
 #include <string.h>
 
 #include "chatdesk/clock.h"
-#include "chatdesk/http.h"
 #include "chatdesk/log.h"
 #include "chatdesk/ws.h"
 
@@ -19,7 +19,7 @@ static void io_wake(void *conn)
 
 const cd_session_io cd_ws_io = {io_wake, io_wake};
 
-static cd_ws_ctx *ctx_of(struct lws *wsi)
+static cd_net_ctx *ctx_of(struct lws *wsi)
 {
     return lws_context_user(lws_get_context(wsi));
 }
@@ -51,31 +51,39 @@ static void site_arg(struct lws *wsi, char *site, size_t n)
     cd_strlcpy(site, v ? v : "", n);
 }
 
-static int confirm_upgrade(struct lws *wsi)
+static int refuse(cd_net_refusal *why, int status, const char *code, const char *message)
 {
-    cd_ws_ctx *cx = ctx_of(wsi);
+    why->status = status;
+    why->code = code;
+    why->message = message;
+    return -1;
+}
+
+int cd_ws_confirm_upgrade(struct lws *wsi, cd_net_refusal *why)
+{
+    cd_net_ctx *cx = ctx_of(wsi);
     cd_session_role role = role_of(wsi);
     char origin[256], site[80], host[256];
     if (!role)
-        return cd_http_respond_error(wsi, 404, "not_found", "no WebSocket endpoint here");
+        return refuse(why, 404, "not_found", "no WebSocket endpoint here");
     if (cd_node_draining(cx->node))
-        return cd_http_respond_error(wsi, 503, "unavailable", "node draining");
+        return refuse(why, 503, "unavailable", "node draining");
     header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin);
     if (role == CD_SESSION_VISITOR) {
         site_arg(wsi, site, sizeof site);
         if (!cd_node_origin_allowed(cx->node, origin, site[0] ? site : NULL)) {
             cd_log_info("upgrade refused origin=\"%s\" site=\"%s\"", origin, site);
-            return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
+            return refuse(why, 403, "forbidden", "origin not allowed");
         }
     } else {
         header(wsi, WSI_TOKEN_HOST, host, sizeof host);
         if (!cd_node_agent_origin_allowed(cx->node, origin, host)) {
             cd_log_info("agent upgrade refused origin=\"%s\" host=\"%s\"", origin, host);
-            return cd_http_respond_error(wsi, 403, "forbidden", "origin not allowed");
+            return refuse(why, 403, "forbidden", "origin not allowed");
         }
     }
     char ip[64] = "";
-    cd_ws_client_ip(wsi, cx->cfg, ip, sizeof ip); /* no pss yet at this point */
+    cd_net_client_ip(wsi, cx->cfg, ip, sizeof ip); /* no pss yet at this point */
     /* Every upgrade attempt costs a token of its address's bucket, so a connect -> hello
      * -> close loop is bounded by rate, not only by the open-connection cap (a connection
      * carries at most one hello). The table is fixed: nothing grows with addresses. */
@@ -85,60 +93,15 @@ static int confirm_upgrade(struct lws *wsi)
         cd_ratelimit_init(rl, (double)cx->cfg->conn_rate_per_ip, (double)cx->cfg->conn_burst_per_ip, now);
     if (!cd_ratelimit_take(rl, now)) {
         cx->conn_rate_refused++;
-        return cd_http_respond_error(wsi, 429, "rate_limited", "too many new connections from this address");
+        return refuse(why, 429, "rate_limited", "too many new connections from this address");
     }
     size_t n = (size_t)(uintptr_t)cd_map_get(&cx->ip_conns, ip, strlen(ip));
     if (n >= (size_t)cx->cfg->max_conns_per_ip)
-        return cd_http_respond_error(wsi, 429, "rate_limited", "too many connections from this address");
+        return refuse(why, 429, "rate_limited", "too many connections from this address");
     return 0;
 }
 
-static bool in_list(const char *list, const char *item)
-{
-    size_t n = strlen(item);
-    for (const char *p = list; *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',' && *e != ' ')
-            e++;
-        if ((size_t)(e - p) == n && n && memcmp(p, item, n) == 0)
-            return true;
-        p = e;
-    }
-    return false;
-}
-
-bool cd_ws_trusted_proxy(const cd_config *cfg, const char *ip)
-{
-    return cfg->trusted_proxies[0] && ip[0] && in_list(cfg->trusted_proxies, ip);
-}
-
-void cd_ws_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t outsz)
-{
-    out[0] = '\0';
-    lws_get_peer_simple(wsi, out, outsz);
-    /* an IPv4 client of a dual-stack socket reads "::ffff:a.b.c.d": use the IPv4 form */
-    if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
-        memmove(out, out + 7, strlen(out + 7) + 1);
-    if (!cd_ws_trusted_proxy(cfg, out))
-        return;
-    char xff[512];
-    int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
-    if (n <= 0)
-        return;
-    char *last = strrchr(xff, ',');
-    last = last ? last + 1 : xff;
-    while (*last == ' ')
-        last++;
-    size_t len = strcspn(last, " ");
-    if (len == 0 || len >= outsz)
-        return;
-    memcpy(out, last, len);
-    out[len] = '\0';
-}
-
-static void count_ip(cd_ws_ctx *cx, cd_ws_pss *pss, int delta)
+static void count_ip(cd_net_ctx *cx, cd_net_pss *pss, int delta)
 {
     cd_map_count(&cx->ip_conns, pss->ip, strlen(pss->ip), delta);
 }
@@ -148,7 +111,7 @@ static void count_ip(cd_ws_ctx *cx, cd_ws_pss *pss, int delta)
  * keep reading until the peer answers with its own close, or 2 s: hanging up with
  * unread input in the socket makes the kernel send a reset, and the peer then loses
  * the frames we just wrote (seen as 1006 after a burst of rate-limited frames). */
-static int close_with(struct lws *wsi, cd_ws_pss *pss, int code, const char *reason)
+static int close_with(struct lws *wsi, cd_net_pss *pss, int code, const char *reason)
 {
     if (pss->close_sent)
         return 0;
@@ -166,7 +129,7 @@ static int close_with(struct lws *wsi, cd_ws_pss *pss, int code, const char *rea
     return 0;
 }
 
-static int on_writeable(struct lws *wsi, cd_ws_pss *pss)
+static int on_writeable(struct lws *wsi, cd_net_pss *pss)
 {
     cd_session *s = pss->s;
     if (!s || pss->close_sent)
@@ -195,14 +158,11 @@ static int on_writeable(struct lws *wsi, cd_ws_pss *pss)
     return 0;
 }
 
-int cd_ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
+int cd_ws_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, size_t len, int *handled)
 {
-    cd_ws_pss *pss = user;
-    cd_ws_ctx *cx;
+    cd_net_ctx *cx;
+    *handled = 1;
     switch (reason) {
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return confirm_upgrade(wsi);
-
     case LWS_CALLBACK_ESTABLISHED: {
         cx = ctx_of(wsi);
         char origin[256], site[80];
@@ -213,7 +173,7 @@ int cd_ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len
             cd_log_warn("established without a known path");
             return -1;
         }
-        cd_ws_client_ip(wsi, cx->cfg, pss->ip, sizeof pss->ip);
+        cd_net_client_ip(wsi, cx->cfg, pss->ip, sizeof pss->ip);
         count_ip(cx, pss, 1);
         pss->counted = 1;
         cd_buf_init(&pss->rx);
@@ -266,11 +226,7 @@ int cd_ws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len
         return 0;
 
     default:
-        break;
+        *handled = 0;
+        return 0;
     }
-    int handled = 0;
-    int rc = cd_http_callback(wsi, reason, pss, in, len, &handled);
-    if (handled)
-        return rc;
-    return lws_callback_http_dummy(wsi, (enum lws_callback_reasons)reason, user, in, len);
 }

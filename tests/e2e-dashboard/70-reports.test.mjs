@@ -19,7 +19,7 @@ it('a week of conversations: the reports page shows KPI tiles, charts, tables an
 
     // six earlier days: day k has k conversations answered after k minutes, resolved after 2k
     const now = Date.now();
-    const ev = (t, c, ts, d) => env.redis.cmd('XADD', 'cd:events', '*', 't', t, 's', S.site, 'c', c, 'ts', String(ts), 'by', 'system', 'd', JSON.stringify(d));
+    const ev = (t, c, ts, d) => env.redis.cmd('XADD', `cd:{s:${S.site}}:events`, '*', 't', t, 's', S.site, 'c', c, 'ts', String(ts), 'by', 'system', 'd', JSON.stringify(d));
     for (let k = 1; k <= 6; k++) {
         const day0 = Math.floor((now - k * DAY) / DAY) * DAY + 8 * 3600_000;
         for (let i = 0; i < k; i++) {

@@ -51,7 +51,7 @@ it('survey enabled: NPS and CES questions appear after a CSAT score and are stor
     await waitUntil(async () => /Thank you for your feedback/.test(await w.banner.textContent()), { what: 'csat thanks' });
     const got = await st.env.redis.cmd('HMGET', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`, 'csat_score', 'csat_nps', 'csat_ces');
     assert.deepEqual(got, ['5', '9', '6']);
-    const evs = await st.env.redis.cmd('XREVRANGE', 'cd:events', '+', '-', 'COUNT', '50');
+    const evs = await st.env.redis.cmd('XREVRANGE', `cd:{s:${cid.split('.').pop()}}:events`, '+', '-', 'COUNT', '50');
     const e = evs.map(([, f]) => Object.fromEntries(f.reduce((acc, x, i) => (i % 2 ? acc.at(-1).push(x) : acc.push([x]), acc), []))).find((x) => x.t === 'csat.submitted' && x.c === cid);
     assert.deepEqual(JSON.parse(e.d), { score: 5, comment: null, nps: 9, ces: 6 });
     assert.deepEqual(page.cdErrors, [], 'no page errors');

@@ -30,6 +30,7 @@
 #include "chatdesk/config.h"
 #include "chatdesk/conv.h"
 #include "chatdesk/log.h"
+#include "chatdesk/presence.h"
 #include "chatdesk/proto.h"
 #include "chatdesk/store.h"
 #include "it_support.h"
@@ -149,6 +150,19 @@ static void on_res(void *ud, cd_conv_result *cr)
     r->recovered = cr->recovered;
     r->duplicate = cr->duplicate;
     r->agents_online = cr->agents_online;
+    r->done = true;
+}
+
+/* A presence call's reply: its error (the syncs it started are route/'s). */
+static void on_pres(void *ud, const cd_route_result *pr)
+{
+    token *t = ud;
+    res *r = t->r;
+    free(t);
+    if (!r)
+        return;
+    r->err = pr->err;
+    r->message = pr->message ? strdup(pr->message) : NULL;
     r->done = true;
 }
 
@@ -311,7 +325,7 @@ static void op_csat(fx *f, res *r, const char *vid, const char *cid, int score, 
 static void op_presence(fx *f, res *r, const char *aid, const char *status)
 {
     token *t = tok(r);
-    await(f, r, t, cd_conv_presence(f->st, aid, status, on_res, t));
+    await(f, r, t, cd_presence_set(f->st, aid, status, on_pres, t));
 }
 
 static void op_accept(fx *f, res *r, const cd_conv_author *a, const char *cid)
@@ -336,13 +350,13 @@ static void op_touch(fx *f, res *r, const char *node, const char *aid)
 {
     const char *ids[] = {aid};
     token *t = tok(r);
-    await(f, r, t, cd_conv_presence_touch(f->st, node, (int64_t)cd_now_ms() + 60000, ids, 1, on_res, t));
+    await(f, r, t, cd_presence_touch(f->st, node, (int64_t)cd_now_ms() + 60000, ids, 1, on_pres, t));
 }
 
 static void op_sweep(fx *f, res *r, const char *node, const char *aid)
 {
     token *t = tok(r);
-    await(f, r, t, cd_conv_presence_sweep(f->st, node, aid, on_res, t));
+    await(f, r, t, cd_presence_sweep(f->st, node, aid, on_pres, t));
 }
 
 static void op_agent_get(fx *f, res *r, const char *aid)
@@ -613,6 +627,12 @@ static void parse_event(const char *chan, const char *p, size_t len, ev *e)
         if (len - hl - 1 >= sizeof site || sscanf(nl + 1, "T %127s %lld", site, &due) != 2)
             fail_msg("bad timer notice on %s", chan);
         e->frame = json_pack("{s:s, s:s, s:I}", "type", "timer.set", "site", site, "due", (json_int_t)due);
+    } else if (strcmp(chan, "events") == 0) {
+        /* "E <site>": the site has events to apply (the first since its consumers caught up) */
+        char site[128];
+        if (len - hl - 1 >= sizeof site || sscanf(nl + 1, "E %127s", site) != 1)
+            fail_msg("bad events notice on %s", chan);
+        e->frame = json_pack("{s:s, s:s}", "type", "events.notice", "site", site);
     } else {
         e->frame = json_loadb(nl + 1, len - hl - 1, 0, &je);
     }
@@ -2279,7 +2299,7 @@ typedef struct stream_ev {
 
 static size_t read_events(fx *f, stream_ev *out, size_t max)
 {
-    redisReply *rep = rx(f, "XRANGE %sevents - +", f->prefix);
+    redisReply *rep = rx(f, "XRANGE %s{s:%s}:events - +", f->prefix, SITE1);
     size_t n = 0;
     for (size_t i = 0; i < rep->elements && n < max; i++) {
         redisReply *fields = rep->element[i]->element[1];

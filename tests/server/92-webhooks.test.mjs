@@ -241,8 +241,10 @@ it('a rule.webhook event goes to exactly the named webhook, whatever it subscrib
     await mk(['csat.submitted']); // another webhook of the site: not called
     const before = allowed.requests.length;
     // what the rules engine appends (docs/keyspace.md "Events"): t rule.webhook, d {rule, webhook}
-    await redisCommand(env.redis.sock, ['XADD', 'cd:events', '*', 't', 'rule.webhook', 's', site.key, 'c', '', 'ts', String(Date.now()),
+    await redisCommand(env.redis.sock, ['XADD', `cd:{s:${site.key}}:events`, '*', 't', 'rule.webhook', 's', site.key, 'c', '', 'ts', String(Date.now()),
         'by', 'rule:r1', 'd', JSON.stringify({ rule: 'r1', webhook: target.id })]);
+    await redisCommand(env.redis.sock, ['SET', `cd:{s:${site.key}}:events:armed`, '1']); // as emit arms the site
+    await redisCommand(env.redis.sock, ['PUBLISH', 'cd:ch:events', `0 * -\nE ${site.key}`]); // and tells the nodes
     await waitUntil(() => allowed.requests.length > before, { what: 'the rule.webhook delivery' });
     const body = verify(allowed.requests[before], target.secret);
     assert.equal(body.type, 'rule.webhook');

@@ -47,7 +47,7 @@ const conv = async (cid) => {
 
 async function eventsBy(cid, by) {
     const out = [];
-    for (const [, f] of await env.redis.cmd('XRANGE', 'cd:events', '-', '+')) {
+    for (const [, f] of await env.redis.cmd('XRANGE', `cd:{s:${cid.split('.').pop()}}:events`, '-', '+')) {
         const e = {};
         for (let i = 0; i < f.length; i += 2) e[f[i]] = f[i + 1];
         if (e.c === cid && (!by || e.by === by)) out.push(e);
@@ -207,37 +207,52 @@ it('each rule fires exactly once per event with three nodes polling one Redis', 
         assert.deepEqual(JSON.parse(hooks[0].d), { rule: rule.id, webhook: 'wh_1' });
     }
     // the rule's own private notes are message events too: they fired nothing
-    const cursor = await env.redis.cmd('GET', 'cd:events:cursor:rules');
-    const last = (await env.redis.cmd('XREVRANGE', 'cd:events', '+', '-', 'COUNT', '1'))[0][0];
-    await waitUntil(async () => (await env.redis.cmd('GET', 'cd:events:cursor:rules')) === last || cursor === last, { what: 'cursor at the end' });
+    const evKey = `cd:{s:${site.key}}:events`;
+    const cursor = await env.redis.cmd('HGET', `${evKey}:cur`, 'rules');
+    const last = (await env.redis.cmd('XREVRANGE', evKey, '+', '-', 'COUNT', '1'))[0][0];
+    await waitUntil(async () => (await env.redis.cmd('HGET', `${evKey}:cur`, 'rules')) === last || cursor === last, { what: 'cursor at the end' });
     for (const v of vs) v.terminate();
 });
 
-it('compare-and-set: two nodes that read the same batch apply it once (store/lua/rules.lua, real Redis)', async () => {
-    // The script as the nodes run it (_common.lua + rules.lua), on a key prefix of its
-    // own so that the running nodes do not take part: node A and node B both read the
-    // batch, A applies, B finds the cursor moved and applies nothing.
-    const lua = ['_common.lua', 'rules.lua'].map((f) => fs.readFileSync(path.join(REPO_ROOT, 'server/store/lua', f), 'utf8')).join('');
+it('compare-and-set: two nodes that read the same batch apply it once (store/lua/events.lua, real Redis)', async () => {
+    // The function as the nodes run it (_common.lua, the _ev_*.lua consumers, events.lua),
+    // on a key prefix of its own so that the running nodes do not take part. Node A reads
+    // a batch and holds the site's lease, so node B is told "busy"; once A's lease has run
+    // out B reads the same rules batch; A applies, B finds the cursor moved and applies
+    // nothing.
+    const dir = path.join(REPO_ROOT, 'server/store/lua');
+    const parts = fs.readdirSync(dir).filter((f) => f.startsWith('_ev_')).sort();
+    const lua = fs.readFileSync(path.join(dir, '_common.lua'), 'utf8') + '\nCSITE = key_site(KEYS[1])\n' +
+        [...parts, 'events.lua'].map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
     const P = `iso${rnd(3)}:`;
-    const run = (...args) => env.redis.cmd('EVAL', lua, '0', P, ...args.map(String));
+    const key = `${P}{s:s}:events`;
+    const run = (...args) => env.redis.cmd('EVAL', lua, '1', key, P, ...args.map(String));
     const now = Date.now();
     await env.redis.cmd('HSET', `${P}{s:s}:conv:c1`, 'id', 'c1', 'site', 's', 'status', 'open', 'priority', 'normal', 'visitor', 'v1', 'tags', '[]', 'last_seq', '0', 'created_at', String(now));
     await env.redis.cmd('ZADD', `${P}{s:s}:rules`, '1', 'r1');
     await env.redis.cmd('HSET', `${P}{s:s}:rule:r1`, 'id', 'r1', 'name', 'N', 'enabled', '1', 'match', 'all', 'trigger', '{"event":"message.created"}', 'conditions', '[]', 'actions', '[{"type":"private_note","body":"once"}]');
-    assert.deepEqual(JSON.parse(await run('batch', now, 10)), { events: [] }); // a new cursor starts at the end
-    for (let i = 0; i < 2; i++) await env.redis.cmd('XADD', `${P}events`, '*', 't', 'message.created', 's', 's', 'c', 'c1', 'ts', String(now), 'by', 'visitor:v1', 'd', '{"body":"hi"}');
-    const a = JSON.parse(await run('batch', now, 10));
-    const b = JSON.parse(await run('batch', now, 10));
+    assert.deepEqual(JSON.parse(await run('run', now, 10, 'A', 10000, 0)), { n: 0, more: false, idle: true }); // nothing yet
+    for (let i = 0; i < 2; i++) await env.redis.cmd('XADD', key, '*', 't', 'message.created', 's', 's', 'c', 'c1', 'ts', String(now), 'by', 'visitor:v1', 'd', '{"body":"hi"}');
+    await env.redis.cmd('SET', `${key}:armed`, '1'); // as emit does
+    const a = JSON.parse(await run('run', now, 10, 'A', 10000, 0));
     assert.equal(a.events.length, 2);
+    assert.deepEqual(JSON.parse(await run('run', now, 10, 'B', 10000, 0)), { busy: true }, 'A holds the site');
+    await env.redis.cmd('DEL', `${key}:lease`); // A's lease ran out
+    const b = JSON.parse(await run('run', now, 10, 'B', 10000, 0));
     assert.deepEqual(a, b, 'both read the same batch');
     const plan = (x) => JSON.stringify({ expect: x.expect, cursor: x.last, arm: [], fire: x.events.map((e) => ({ rule: 'r1', name: 'N', site: 's', cid: 'c1', event: e.id, actions: [{ type: 'private_note', body: 'once' }] })) });
-    assert.equal(JSON.parse(await run('apply', now, plan(a), 100)).applied, true);
-    assert.equal(JSON.parse(await run('apply', now, plan(b), 100)).applied, false);
+    const ra = JSON.parse(await run('rules_apply', now, plan(a), 100, 'A', 0));
+    assert.equal(ra.applied, true);
+    assert.equal(ra.more, true, 'the notes\' own events are left');
+    assert.equal(JSON.parse(await run('rules_apply', now, plan(b), 100, 'B', 0)).applied, false);
     assert.equal(Number(await env.redis.cmd('XLEN', `${P}{s:s}:conv:c1:msgs`)), 2, 'one note per event');
-    assert.equal(await env.redis.cmd('GET', `${P}events:cursor:rules`), a.last);
+    assert.equal(await env.redis.cmd('HGET', `${key}:cur`, 'rules'), a.last);
+    assert.equal(await env.redis.cmd('HGET', `${key}:cur`, 'reports'), a.last, 'every consumer moved with the one read');
+    assert.equal(await env.redis.cmd('GET', `${key}:lease`), null, 'B\'s pass ended and gave the lease back');
     // what is left are the notes' own events, which say who caused them
-    const rest = JSON.parse(await run('batch', now, 10)).events;
+    const rest = JSON.parse(await run('run', now, 10, 'A', 10000, 0)).events;
     assert.deepEqual(rest.map((e) => [e.t, e.by]), [['message.created', 'rule:r1'], ['message.created', 'rule:r1']]);
+    await env.redis.cmd('DEL', `${key}:lease`);
 });
 
 it('no first response in time notifies the team lead: a timer scheduled on a node killed -9 fires once on another', async () => {

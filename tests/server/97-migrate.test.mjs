@@ -3,27 +3,11 @@
 // chatdeskd) is moved by `chatdeskd admin migrate` to this release's layout; every
 // conversation, message, ticket, timer, rule, article and report figure survives, a
 // second run moves nothing, and a node serves the migrated data.
-import fs from 'node:fs';
 import { useEnv, it, assert } from './harness.mjs';
+import { fixture, loadLayoutV1 } from './fixtures/layout-v1.mjs';
 
 const env = useEnv({ nodes: 0 });
-const fixture = JSON.parse(fs.readFileSync(new URL('./fixtures/layout-v1.json', import.meta.url), 'utf8'));
-
-async function load() {
-    const r = (...a) => env.redis.cmd(...a);
-    for (const { key, type, value, ttl_ms: ttl } of fixture.keys) {
-        if (type === 'string') await r('SET', key, value);
-        else if (type === 'hash') await r('HSET', key, ...value);
-        else if (type === 'set') await r('SADD', key, ...value);
-        else if (type === 'list') await r('RPUSH', key, ...value);
-        else if (type === 'zset') {
-            const args = [];
-            for (let i = 0; i < value.length; i += 2) args.push(value[i + 1], value[i]);
-            await r('ZADD', key, ...args);
-        } else if (type === 'stream') for (const [id, f] of value) await r('XADD', key, id, ...f);
-        if (ttl) await r('PEXPIRE', key, String(ttl + 3600_000));
-    }
-}
+const load = () => loadLayoutV1((...a) => env.redis.cmd(...a));
 
 const fieldOf = (key, f) => {
     const v = fixture.keys.find((x) => x.key === key).value;
@@ -32,8 +16,10 @@ const fieldOf = (key, f) => {
 // The name a key of the previous layout has now (null: it keeps its name; DELETED: the
 // migration deletes it).
 const DELETED = Symbol('deleted');
+const EVENTS = Symbol('events'); // the one event stream and its cursors: per site now (checkEvents)
 function renamed(k) {
     let m;
+    if (/^cd:events(:cursor:.*|:retain_ms)?$/.test(k)) return EVENTS;
     if ((m = /^cd:conv:\{([^}]+)\}:dedupe$/.exec(k))) return DELETED;
     if ((m = /^cd:conv:\{([^}]+)\}(:msgs|:reads|:dd0|:dd1)?$/.exec(k))) {
         return `cd:{s:${fieldOf(`cd:conv:{${m[1]}}`, 'site')}}:conv:${m[1]}${m[2] ?? ''}`;
@@ -91,6 +77,7 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
             dedupe++;
             continue;
         }
+        if (to === EVENTS) continue;
         if (/^cd:timers/.test(key)) {
             expect.timers += fixture.keys.find((x) => x.key === key).value.length / 2;
             continue;
@@ -114,13 +101,16 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
     expect.agents = agents.reduce((n, k) => n + JSON.parse(fieldOf(k.key, 'sites')).length, 0);
     expect.loads = 0;
     assert.ok(expect.agents > 0);
+    const oldEvents = fixture.keys.find((k) => k.key === 'cd:events').value;
+    expect.events = oldEvents.filter(([, f]) => f[f.indexOf('s') + 1]).length;
+    assert.ok(expect.events > 0, 'the fixture has events');
     const first = await env.admin('migrate');
     assert.deepEqual(first.moved, { ...expect, total: Object.values(expect).reduce((a, b) => a + b, 0) });
     assert.deepEqual(first.deleted, { dedupe });
     assert.equal(first.conflicts, 0);
     for (const { key, type, value } of fixture.keys) {
         const to = renamed(key) ?? key;
-        if (to === DELETED) {
+        if (to === DELETED || to === EVENTS) {
             assert.equal(Number(await env.redis.cmd('EXISTS', key)), 0, `${key} deleted`);
             continue;
         }
@@ -139,6 +129,18 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
             assert.equal(rec.max_chats, fieldOf(key, 'max_chats'), `${key} in ${site}`);
             assert.equal(rec.name, fieldOf(key, 'name'));
             assert.equal(rec.status, 'offline');
+        }
+    }
+    // each site's events, in order with their ids, and each consumer's cursor
+    const sites = [...new Set(oldEvents.map(([, f]) => f[f.indexOf('s') + 1]).filter(Boolean))];
+    for (const site of sites) {
+        const want = oldEvents.filter(([, f]) => f[f.indexOf('s') + 1] === site);
+        assert.deepEqual(await dumpValue(`cd:{s:${site}}:events`, 'stream'), want, `${site}'s events`);
+        assert.equal(await env.redis.cmd('GET', `cd:{s:${site}}:events:armed`), '1', `${site} armed: a node's first pass applies what is owed`);
+        const cur = await dumpValue(`cd:{s:${site}}:events:cur`, 'hash');
+        for (const n of ['reports', 'health', 'webhooks', 'rules']) {
+            const old = fixture.keys.find((k) => k.key === `cd:events:cursor:${n}`);
+            assert.equal(cur[n], old ? old.value : (n === 'reports' ? '0-0' : oldEvents.at(-1)[0]), `${site} cursor ${n}`);
         }
     }
     const again = await env.admin('migrate');

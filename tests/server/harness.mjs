@@ -20,6 +20,7 @@ import { spawn, execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -263,10 +264,12 @@ function parseResp(buf, pos = 0) {
     }
 }
 
-export function redisCommand(sock, args, timeout = 5000) {
+/** One command on a fresh connection; auth [user, password] sends AUTH first. */
+export function redisCommand(sock, args, timeout = 5000, auth = null) {
     return new Promise((resolve, reject) => {
         const c = net.createConnection(sock);
         let buf = Buffer.alloc(0);
+        let authed = !auth;
         const t = setTimeout(() => {
             c.destroy();
             reject(new Error(`redis ${args[0]}: timeout`));
@@ -277,7 +280,7 @@ export function redisCommand(sock, args, timeout = 5000) {
             reject(e);
         };
         c.on('error', fail);
-        c.on('connect', () => c.write(encodeCmd(args)));
+        c.on('connect', () => c.write(auth ? Buffer.concat([encodeCmd(['AUTH', ...auth]), encodeCmd(args)]) : encodeCmd(args)));
         c.on('data', (d) => {
             buf = Buffer.concat([buf, d]);
             let r;
@@ -287,6 +290,17 @@ export function redisCommand(sock, args, timeout = 5000) {
                 return fail(e);
             }
             if (!r) return;
+            if (!authed) {
+                if (r.value instanceof Error) return fail(r.value);
+                authed = true;
+                buf = buf.subarray(r.pos);
+                try {
+                    r = buf.length ? parseResp(buf) : null;
+                } catch (e) {
+                    return fail(e);
+                }
+                if (!r) return;
+            }
             clearTimeout(t);
             c.end();
             if (r.value instanceof Error) reject(r.value);
@@ -308,6 +322,8 @@ export class RedisServer {
         this.url = `unix:${this.sock}`;
         this.logFile = path.join(dir, 'redis.log');
         this.proc = null;
+        this.extraArgs = []; // e.g. ['--aclfile', FILE]
+        this.auth = null; // [user, password] for cmd() and the start-up PING
     }
 
     async start() {
@@ -323,6 +339,7 @@ export class RedisServer {
             '--daemonize', 'no',
             '--pidfile', path.join(this.dir, 'redis.pid'),
             '--logfile', this.logFile,
+            ...this.extraArgs,
         ];
         const proc = spawnTracked('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
         let stderr = '';
@@ -338,7 +355,7 @@ export class RedisServer {
                 async () => {
                     if (proc.exitCode !== null || proc.signalCode !== null)
                         throw Object.assign(new Error('redis-server exited'), { fatal: true });
-                    return (await redisCommand(this.sock, ['PING'], 1000)) === 'PONG';
+                    return (await redisCommand(this.sock, ['PING'], 1000, this.auth)) === 'PONG';
                 },
                 { timeout: 15_000 * SCALE, interval: 50, what: 'redis-server PING' },
             );
@@ -379,7 +396,7 @@ export class RedisServer {
     }
 
     cmd(...args) {
-        return redisCommand(this.sock, args);
+        return redisCommand(this.sock, args, 5000, this.auth);
     }
 
     logTail(n = 40) {
@@ -406,11 +423,15 @@ export class ChatNode {
         this.log = new LineLog(path.join(env.dir, `${id}.log`));
     }
 
+    /** Started with --tls-cert: https:// and wss:// (trusting env.tlsCa). */
+    get tls() {
+        return this.args.includes('--tls-cert');
+    }
     get url() {
-        return `ws://127.0.0.1:${this.port}`;
+        return `${this.tls ? 'wss' : 'ws'}://127.0.0.1:${this.port}`;
     }
     get httpUrl() {
-        return `http://127.0.0.1:${this.port}`;
+        return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
     }
     get running() {
         return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
@@ -471,7 +492,7 @@ export class ChatNode {
             await waitUntil(
                 async () => {
                     if (!this.running) throw new Error(`chatdeskd ${this.id} exited`);
-                    return (await httpRequest(`${this.httpUrl}/healthz`, { timeout: 2000 })).status === 200;
+                    return (await httpRequest(`${this.httpUrl}/healthz`, { timeout: 2000, ca: this.env.tlsCa })).status === 200;
                 },
                 { timeout: 20_000 * SCALE, interval: 50, what: `chatdeskd ${this.id} /healthz 200 after start` },
             );
@@ -553,9 +574,10 @@ export class Client {
     }
 
     /** Opens a socket; rejects with err.status set when the upgrade is refused. */
-    static open(url, { origin = ORIGIN, headers = {}, timeout = WAIT, label = url } = {}) {
+    static open(url, { origin = ORIGIN, headers = {}, timeout = WAIT, label = url, ca } = {}) {
         return new Promise((resolve, reject) => {
             const opts = { headers: { ...headers }, handshakeTimeout: timeout, maxPayload: 64 * 1024 * 1024, perMessageDeflate: false };
+            if (ca) opts.ca = ca; // wss:// with a test certificate
             if (origin !== null) opts.origin = origin;
             const ws = new WebSocket(url, opts);
             const client = new Client(ws, label);
@@ -716,12 +738,14 @@ export function assertOrdered(client, cid) {
 }
 
 // ---------------------------------------------------------------------------
-export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = WAIT, localAddress } = {}) {
+/** ca: the certificate to trust for https:// (a test's self-signed one). */
+export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = WAIT, localAddress, ca } = {}) {
     return new Promise((resolve, reject) => {
         const u = new URL(url);
         const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-        const req = http.request(
+        const req = (u.protocol === 'https:' ? https : http).request(
             {
+                ca,
                 host: u.hostname,
                 port: u.port,
                 path: u.pathname + u.search,
@@ -766,6 +790,7 @@ export class Env {
         this.clients = new Set();
         this.failed = [];
         this.siteSeq = 0;
+        this.tlsCa = undefined; // PEM trusted for nodes started with --tls-cert
     }
 
     async start({ nodes = 1, args = [], nodeArgs = {} } = {}) {
@@ -832,7 +857,7 @@ export class Env {
                 async () => {
                     let c;
                     try {
-                        c = await Client.open(`${n.url}/ws/visitor`, { origin, label: 'site-probe' });
+                        c = await Client.open(`${n.url}/ws/visitor`, { origin, label: 'site-probe', ca: this.tlsCa });
                         const w = await c.request({ type: 'hello', site: key }, { timeout: 2000 * SCALE });
                         return w.type === 'welcome';
                     } catch {
@@ -858,7 +883,7 @@ export class Env {
 
     // ---- HTTP ----
     http(node, urlPath, opts) {
-        return httpRequest(this.node(node).httpUrl + urlPath, opts);
+        return httpRequest(this.node(node).httpUrl + urlPath, { ca: this.tlsCa, ...opts });
     }
 
     async login(node, email, password) {
@@ -873,7 +898,7 @@ export class Env {
     async connect(node, role, { origin, query = '', label, headers } = {}) {
         const n = this.node(node);
         if (origin === undefined) origin = role === 'agent' ? n.httpUrl : ORIGIN;
-        const c = await Client.open(`${n.url}/ws/${role}${query}`, { origin, headers, label: label ?? `${role}@${n.id}` });
+        const c = await Client.open(`${n.url}/ws/${role}${query}`, { origin, headers, label: label ?? `${role}@${n.id}`, ca: this.tlsCa });
         this.clients.add(c);
         c.closed.then(() => this.clients.delete(c));
         return c;
@@ -952,10 +977,12 @@ export class Env {
 }
 
 /** Registers before/afterEach/after hooks for one test file and returns the Env
- *  (usable inside tests once before() has run). */
+ *  (usable inside tests once before() has run). opts.prepare(env) runs first (a top-level
+ *  before() starts at once, so settings such as env.redis.extraArgs belong there). */
 export function useEnv(opts = {}) {
     const env = new Env();
     before(async () => {
+        await opts.prepare?.(env);
         await env.start(opts);
     }, { timeout: 120_000 * SCALE });
     afterEach((t) => {

@@ -557,6 +557,9 @@ static void test_validate(void **state)
         {"bind", "", "bind: must not be empty"},
         {"redis-backoff-min-ms", "6000", "redis_backoff_min_ms (6000) is above redis_backoff_max_ms (1000)"},
         {"idle-timeout-s", "30", "idle_timeout_s (30) must be greater than ping_interval_s (30)"},
+        {"tls-cert", "/etc/cert.pem", "tls_cert and tls_key: give both"},
+        {"tls-key", "/etc/key.pem", "tls_cert and tls_key: give both"},
+        {"redis-user", "chatdesk", "redis_user: needs a password"},
     };
     cd_config cfg;
     char err[ERRSZ];
@@ -575,6 +578,12 @@ static void test_validate(void **state)
     {
         char *argv[] = {"chatdeskd", "--token-secret",
                         "000102030405060708090A0B0C0D0E0F101112131415161718191a1b1c1d1e1f", "--log-level", "error"};
+        assert_int_equal(cd_config_load(&cfg, ARGC(argv), argv, NULL, err, sizeof err), 0);
+        cd_config_cleanup(&cfg);
+    }
+    {
+        char *argv[] = {"chatdeskd",  "--redis-user", "chatdesk",  "--redis", "redis://:pw@h",
+                        "--tls-cert", "c.pem",        "--tls-key", "k.pem"};
         assert_int_equal(cd_config_load(&cfg, ARGC(argv), argv, NULL, err, sizeof err), 0);
         cd_config_cleanup(&cfg);
     }
@@ -645,20 +654,32 @@ static void test_redis_url_ok(void **state)
         cd_config_parse_redis_url("redis+sentinel://s1:26380,s2,[::1]:5000/mymaster/2", &a, err, sizeof err), 0);
     assert_true(a.sentinel);
     assert_false(a.is_unix);
-    assert_int_equal(a.n_sentinels, 3);
-    assert_string_equal(a.sentinels[0].host, "s1");
-    assert_int_equal(a.sentinels[0].port, 26380);
-    assert_string_equal(a.sentinels[1].host, "s2");
-    assert_int_equal(a.sentinels[1].port, 26379);
-    assert_string_equal(a.sentinels[2].host, "::1");
-    assert_int_equal(a.sentinels[2].port, 5000);
+    assert_int_equal(a.n_endpoints, 3);
+    assert_string_equal(a.endpoints[0].host, "s1");
+    assert_int_equal(a.endpoints[0].port, 26380);
+    assert_string_equal(a.endpoints[1].host, "s2");
+    assert_int_equal(a.endpoints[1].port, 26379);
+    assert_string_equal(a.endpoints[2].host, "::1");
+    assert_int_equal(a.endpoints[2].port, 5000);
     assert_string_equal(a.master, "mymaster");
     assert_int_equal(a.db, 2);
     assert_int_equal(cd_config_parse_redis_url("redis+sentinel://:pw@s1:26379/m", &a, err, sizeof err), 0);
     assert_string_equal(a.password, "pw");
-    assert_int_equal(a.n_sentinels, 1);
+    assert_int_equal(a.n_endpoints, 1);
     assert_string_equal(a.master, "m");
     assert_int_equal(a.db, 0);
+
+    /* Cluster: seed nodes (default port 6379), a password; no database */
+    assert_int_equal(cd_config_parse_redis_url("redis+cluster://:pw@n1:7000,n2,[::1]:7002/", &a, err, sizeof err), 0);
+    assert_true(a.cluster);
+    assert_false(a.sentinel);
+    assert_int_equal(a.n_endpoints, 3);
+    assert_string_equal(a.endpoints[0].host, "n1");
+    assert_int_equal(a.endpoints[0].port, 7000);
+    assert_int_equal(a.endpoints[1].port, 6379);
+    assert_string_equal(a.endpoints[2].host, "::1");
+    assert_string_equal(a.password, "pw");
+    assert_string_equal(a.host, "n1");
 }
 
 static void test_redis_url_garbage(void **state)
@@ -694,7 +715,12 @@ static void test_redis_url_garbage(void **state)
         "redis+sentinel://s1/m/x",
         "redis+sentinel://a,b,c,d,e,f,g,h,i/m",
         "redis+sentinel://user:pw@s1/m",
-        "redis+cluster://h:7000,h:7001",
+        "redis+cluster://",
+        "redis+cluster:///",
+        "redis+cluster://h:7000/0",
+        "redis+cluster://h:7000,,h:7001",
+        "redis+cluster://user:pw@h:7000",
+        "redis+cluster://h:0",
     };
     cd_redis_addr a;
     char err[ERRSZ];

@@ -80,45 +80,30 @@ local function civil(z)
   return string.format('%04d-%02d-%02d', y, m, d)
 end
 -- ---------- events (docs/keyspace.md "Events") ----------
--- One entry per business event in the stream P..events, read by consumers (reports,
--- rules, webhooks, …) each with its own cursor, inside one script call: read the entries
--- after the cursor, apply them, advance the cursor. A script call is atomic, so every
--- event is applied exactly once across all nodes without locks or acknowledgements.
+-- One entry per business event in the site's stream P{s:<site>}:events, read by the
+-- site's consumers (reports, health, webhooks, rules; events.lua), each with its cursor
+-- in P{s:<site>}:events:cur. One call reads a batch, applies it and advances the
+-- cursors, so every event is applied exactly once across all nodes without locks or
+-- acknowledgements; everything stays in the site's slot.
 -- Fields: t (type), s (site), c (conversation id), ts (ms), by (who caused it:
 -- "visitor:<id>", "agent:<id>", "rule:<id>" or "system"), d (JSON object, per type).
+-- The first event after the consumers caught up sets P{s:<site>}:events:armed and tells
+-- every node ("E <site>" on ch:events) that the site has work; later events find the flag
+-- set and publish nothing, so a busy site costs one notice per consumer pass, not one
+-- per event. The pass that catches up clears the flag (ev_finish), atomically with its
+-- check that nothing is left.
 local EVENTS_MAXLEN = 500000
 local event_by = 'system' -- a script that acts for someone sets this first
 local function emit(etype, c, now, data)
-  redis.call('XADD', P .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 't', etype, 's', c.site or '', 'c', c.id or '',
+  local site = c.site
+  if not site or site == '' then return end -- every event belongs to a site
+  local k = skey(site, 'events')
+  redis.call('XADD', k, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 't', etype, 's', site, 'c', c.id or '',
     'ts', tostring(now), 'by', event_by, 'd', data or '{}')
-end
--- Up to max events after consumer `name`'s cursor, oldest first: {id=, t=, s=, c=, ts=, by=, d=}.
--- A new consumer starts at the oldest retained event, or (from_end) after the newest.
-local function events_batch(name, max, from_end)
-  local ckey_ = P .. 'events:cursor:' .. name
-  local cur = redis.call('GET', ckey_)
-  if not cur then
-    cur = '0-0'
-    if from_end then
-      local last = redis.call('XREVRANGE', P .. 'events', '+', '-', 'COUNT', 1)
-      if #last == 1 then cur = last[1][1] end
-      redis.call('SET', ckey_, cur)
-      return {}
-    end
+  if redis.call('SET', k .. ':armed', '1', 'NX') then
+    redis.call('PUBLISH', P .. 'ch:events', '0 * -\nE ' .. site)
   end
-  local out = {}
-  for _, e in ipairs(redis.call('XRANGE', P .. 'events', '(' .. cur, '+', 'COUNT', max)) do
-    local t = {id = e[1]}
-    for i = 1, #e[2], 2 do t[e[2][i]] = e[2][i + 1] end
-    table.insert(out, t)
-  end
-  return out
 end
--- Events every consumer has applied are garbage: each advance trims the stream to the
--- slowest consumer's cursor (approximately: whole stream nodes), so the stream holds only
--- what is still owed, not a second copy of recent history. A consumer that has no cursor
--- yet keeps everything (up to EVENTS_MAXLEN).
-local EVENT_CONSUMERS = {'reports', 'rules', 'webhooks', 'health'}
 local function stream_id_lt(a, b)
   local ams, aseq = string.match(a, '^(%d+)%-(%d+)$')
   local bms, bseq = string.match(b, '^(%d+)%-(%d+)$')
@@ -127,22 +112,47 @@ local function stream_id_lt(a, b)
   if ams ~= bms then return ams < bms end
   return tonumber(aseq) < tonumber(bseq)
 end
-local function events_advance(name, id)
-  redis.call('SET', P .. 'events:cursor:' .. name, id)
-  local min = id
+-- The site's consumers and their cursors (the id of the last event each applied).
+local EVENT_CONSUMERS = {'reports', 'health', 'webhooks', 'rules'}
+local function ev_cursors(site)
+  local cur = hgetall(skey(site, 'events:cur')) or {}
+  for _, n in ipairs(EVENT_CONSUMERS) do cur[n] = cur[n] or '0-0' end
+  return cur
+end
+-- Up to max events of the site after id `after`, oldest first: {id=, t=, s=, c=, ts=, by=, d=}.
+local function ev_read(site, after, max)
+  local out = {}
+  for _, e in ipairs(redis.call('XRANGE', skey(site, 'events'), '(' .. after, '+', 'COUNT', max)) do
+    local t = {id = e[1]}
+    for i = 1, #e[2], 2 do t[e[2][i]] = e[2][i + 1] end
+    table.insert(out, t)
+  end
+  return out
+end
+-- The end of a consumer pass: events every consumer has applied are garbage, so the
+-- stream is trimmed to the slowest cursor (exactly: a pass trims what it applied;
+-- events_retain_s, retain_ms here, keeps applied events a while to inspect), the armed
+-- flag is cleared when nothing is left (the next event tells the nodes again), and the
+-- pass's lease is given back. Returns true when events are left to apply.
+local function ev_finish(site, owner, retain_ms)
+  local k = skey(site, 'events')
+  local cur = ev_cursors(site)
+  local min = cur.reports
   for _, n in ipairs(EVENT_CONSUMERS) do
-    local c = n == name and id or redis.call('GET', P .. 'events:cursor:' .. n)
-    if not c then return end
-    if stream_id_lt(c, min) then min = c end
+    if stream_id_lt(cur[n], min) then min = cur[n] end
   end
-  -- events_retain_s keeps applied events a while to inspect (events_config.lua)
-  local retain = tonumber(redis.call('GET', P .. 'events:retain_ms') or '0') or 0
-  if retain > 0 then
+  local keep = min
+  if retain_ms > 0 then
     local t = redis.call('TIME')
-    local keep = string.format('%d-0', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - retain)
-    if stream_id_lt(keep, min) then min = keep end
+    keep = string.format('%d-0', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - retain_ms)
+    if stream_id_lt(min, keep) then keep = min end
   end
-  redis.call('XTRIM', P .. 'events', 'MINID', '~', min)
+  redis.call('XTRIM', k, 'MINID', keep)
+  local last = redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1)
+  local left = #last == 1 and stream_id_lt(min, last[1][1])
+  if not left then redis.call('DEL', k .. ':armed') end
+  if redis.call('GET', k .. ':lease') == owner then redis.call('DEL', k .. ':lease') end
+  return left
 end
 local ticket_json -- defined with the SLA helpers below
 local function conv_json(c)

@@ -1,4 +1,6 @@
--- ARGV: P, cid, visitor id, now. The customer confirms a resolved conversation: closed.
+-- ARGV: P, cid, visitor id, now, the site's business intervals ('' unknown: the reply
+-- says "sla":true for a ticket). The customer confirms a resolved conversation: closed;
+-- a ticket's SLA clocks stop in this same call.
 local cid, vid, now = ARGV[2], ARGV[3], ARGV[4]
 local key = ckey(cid)
 local c = hgetall(key)
@@ -13,4 +15,9 @@ c.status, c.updated_at = 'closed', now
 redis.call('HSET', key, 'status', 'closed', 'closed_at', now, 'updated_at', now)
 release(c, now, true)
 conv_updated(c, true)
-return '{"conversation":' .. conv_json(c) .. ',"sla":' .. ((c.ticket_number and c.ticket_number ~= '') and 'true' or 'false') .. '}'
+local sla = c.ticket_number ~= nil and c.ticket_number ~= ''
+if sla and (ARGV[5] or '') ~= '' then
+  sla_sync(hgetall(key), iv_parse(ARGV[5]), now)
+  sla = false
+end
+return '{"conversation":' .. conv_json(c) .. ',"sla":' .. tostring(sla) .. '}'

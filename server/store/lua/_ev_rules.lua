@@ -1,24 +1,20 @@
--- Automation rules (docs/rules.md): the Redis half of the rules consumer; the decisions
--- are made in C (server/rules) between a read and an apply.
--- ARGV: P, mode, now, ...
---   batch <max>: the events after cursor "rules" with snapshots of their conversations
---     and the rules of their sites; does not move the cursor (unless no site involved
---     has rules: then it just moves it).
---   apply <plan> <retain>: if the cursor is still plan.expect, arm plan.arm timers, run
---     plan.fire and move the cursor to plan.cursor, all at once (compare-and-set: a node
---     that lost the race gets {"applied":false} and polls again). Exactly once per event.
---   timer_get <site> <rule id> <cid>: the rule and the conversation of a due
---     "rule|<site>|<rule>|<cid>" timer.
---   timer_apply <member> <plan> <retain>: fire a time rule once: only while this timer is
---     leased (not yet done by another node) and not re-armed meanwhile.
-local mode, now = ARGV[2], ARGV[3]
-local CURSOR = 'rules'
-
-local function new_id()
-  return 'm_rule' .. I(redis.call('INCR', P .. 'rules:msg:seq'))
+-- Part of events.lua, consumer "rules" (docs/rules.md): the Redis half of the automation
+-- rules; the decisions are made in C (server/rules) between a read and an apply.
+--   ev_rules_batch(site, evs, expect, last, more): the JSON the C planner reads: the
+--     events (message bodies joined), snapshots of their conversations and the site's
+--     rules; nil when the site has no rules (the cursor then just moves on).
+--   ev_rules_apply(site, plan, now, retain): if the cursor is still plan.expect, arm
+--     plan.arm timers, run plan.fire and move the cursor to plan.cursor, all at once
+--     (compare-and-set: exactly once per event even if a lease ran out meanwhile).
+--   ev_rule_timer_get / ev_rule_timer_apply: a due "rule|<site>|<rule id>|<cid>" timer:
+--     the rule and the conversation; fire it once, only while this timer is leased (not
+--     yet done by another node) and not re-armed meanwhile.
+-- A rule's message id: numbered per site (the counter lives in the site's slot).
+local function new_id(site)
+  return 'm_rule' .. I(redis.call('INCR', skey(site, 'rules:msg:seq'))) .. '.' .. site
 end
 
-local function rule_run(f, retain)
+local function rule_run(f, now, retain)
   local c = hgetall(ckey(f.cid, f.site))
   if not c or type(f.actions) ~= 'table' then return 0 end
   event_by = 'rule:' .. tostring(f.rule)
@@ -41,7 +37,7 @@ local function rule_run(f, retain)
       redis.call('HSET', ckey(c.id, c.site), 'status', 'queued')
       conv_updated(c, true)
       pub('site:' .. c.site, 0, 'a', '-', '{"type":"conversation.queued","conversation":' .. conv_json(c) .. '}')
-      append_msg(c, new_id(), '', 'system', 'system', '', label .. ': moved to team ' .. a.team, '1', now, retain)
+      append_msg(c, new_id(c.site), '', 'system', 'system', '', label .. ': moved to team ' .. a.team, '1', now, retain)
       drain(c.site, a.team, now)
       queue_changed(c.site, a.team)
       c = hgetall(ckey(c.id, c.site))
@@ -78,12 +74,12 @@ local function rule_run(f, retain)
       c = hgetall(ckey(c.id, c.site))
       n = n + 1
     elseif (t == 'send_message' or t == 'private_note') and open and type(a.body) == 'string' then
-      append_msg(c, new_id(), '', 'system', 'system', '', a.body, t == 'private_note' and '1' or '0', now, retain)
+      append_msg(c, new_id(c.site), '', 'system', 'system', '', a.body, t == 'private_note' and '1' or '0', now, retain)
       n = n + 1
     elseif t == 'send_canned' and open then
       local x = hgetall(P .. 'canned:' .. tostring(a.canned))
       if x and x.site == c.site and x.scope == 'site' then
-        append_msg(c, new_id(), '', 'system', 'system', '', x.body, '0', now, retain)
+        append_msg(c, new_id(c.site), '', 'system', 'system', '', x.body, '0', now, retain)
         n = n + 1
       end
     elseif t == 'notify_team_lead' or t == 'notify_admins' then
@@ -109,62 +105,36 @@ local function rule_run(f, retain)
   return n
 end
 
-if mode == 'batch' then
-  local max = tonumber(ARGV[4])
-  local cur = redis.call('GET', P .. 'events:cursor:' .. CURSOR)
-  if not cur then
-    events_batch(CURSOR, 1, true) -- a new consumer starts after the newest event
-    return '{"events":[]}'
-  end
-  local evs = events_batch(CURSOR, max)
-  if #evs == 0 then return '{"events":[]}' end
-  local more = #evs >= max and 'true' or 'false'
-  local sites, any = {}, false
-  for _, e in ipairs(evs) do
-    if e.s and e.s ~= '' and not sites[e.s] then
-      sites[e.s] = rules_of(e.s)
-      if #sites[e.s] > 0 then any = true end
-    end
-  end
-  if not any then
-    events_advance(CURSOR, evs[#evs].id)
-    return '{"events":[],"more":' .. more .. '}'
-  end
+local function ev_rules_batch(site, evs, expect, last, more)
+  local rules = rules_of(site)
+  if #rules == 0 then return nil end
   local out, convs, seen = {}, {}, {}
   for _, e in ipairs(evs) do
     table.insert(out, '{"id":' .. S(e.id) .. ',"t":' .. S(e.t) .. ',"s":' .. S(e.s) .. ',"c":' .. S(e.c) .. ',"ts":' ..
-      N(e.ts) .. ',"by":' .. S(e.by) .. ',"d":' .. json_or(#(sites[e.s] or {}) > 0 and event_data(e) or e.d, '{}') .. '}')
-    if e.c and e.c ~= '' and not seen[e.c] and #(sites[e.s] or {}) > 0 then
+      N(e.ts) .. ',"by":' .. S(e.by) .. ',"d":' .. json_or(event_data(e), '{}') .. '}')
+    if e.c and e.c ~= '' and not seen[e.c] then
       seen[e.c] = true
       local c = hgetall(ckey(e.c, e.s))
       if c then table.insert(convs, S(e.c) .. ':' .. rules_snapshot(c)) end
     end
   end
-  local rl = {}
-  for s, list in pairs(sites) do
-    if #list > 0 then table.insert(rl, S(s) .. ':[' .. table.concat(list, ',') .. ']') end
-  end
-  return '{"expect":' .. S(cur) .. ',"last":' .. S(evs[#evs].id) .. ',"more":' .. more .. ',"events":[' ..
-    table.concat(out, ',') .. '],"convs":{' .. table.concat(convs, ',') .. '},"rules":{' .. table.concat(rl, ',') .. '}}'
+  return '{"expect":' .. S(expect) .. ',"last":' .. S(last) .. ',"more":' .. (more and 'true' or 'false') ..
+    ',"events":[' .. table.concat(out, ',') .. '],"convs":{' .. table.concat(convs, ',') .. '},"rules":{' ..
+    S(site) .. ':[' .. table.concat(rules, ',') .. ']}}'
 end
-
-if mode == 'apply' then
-  local plan = cjson.decode(ARGV[4])
-  local retain = tonumber(ARGV[5])
-  local cur = redis.call('GET', P .. 'events:cursor:' .. CURSOR) or '0-0'
-  if cur ~= plan.expect then return '{"applied":false}' end
+local function ev_rules_apply(site, plan, now, retain)
+  local cur = ev_cursors(site)
+  if cur.rules ~= plan.expect then return false, 0 end
   for _, a in ipairs(plan.arm or {}) do
-    local site = string.match(a.member, '^rule|([^|]+)|')
-    if site then timer_arm(site, a.member, tonumber(a.due)) end
+    local s = string.match(a.member, '^rule|([^|]+)|')
+    if s == site then timer_arm(site, a.member, tonumber(a.due)) end
   end
   local n = 0
-  for _, f in ipairs(plan.fire or {}) do n = n + rule_run(f, retain) end
-  if type(plan.cursor) == 'string' then events_advance(CURSOR, plan.cursor) end
-  return '{"applied":true,"actions":' .. I(n) .. '}'
+  for _, f in ipairs(plan.fire or {}) do n = n + rule_run(f, now, retain) end
+  if type(plan.cursor) == 'string' then redis.call('HSET', skey(site, 'events:cur'), 'rules', plan.cursor) end
+  return true, n
 end
-
-if mode == 'timer_get' then
-  local site, rid, cid = ARGV[4], ARGV[5], ARGV[6]
+local function ev_rule_timer_get(site, rid, cid)
   local h = hgetall(skey(site, 'rule:' .. rid))
   local c = hgetall(ckey(cid, site))
   if not h or not c or c.site ~= site then
@@ -174,16 +144,14 @@ if mode == 'timer_get' then
   return '{"rule":' .. rule_json(h) .. ',"conv":' .. rules_snapshot(c) .. '}'
 end
 
-if mode == 'timer_apply' then
-  local member, plan, retain = ARGV[4], cjson.decode(ARGV[5]), tonumber(ARGV[6])
+local function ev_rule_timer_apply(member, plan, now, retain)
   local site = string.match(member, '^rule|([^|]+)|') or ''
   if not redis.call('ZSCORE', skey(site, 'timers:leased'), member) then return '{"applied":false}' end
   redis.call('ZREM', skey(site, 'timers:leased'), member)
   -- armed again meanwhile (its anchor happened again): the newer deadline decides
   if redis.call('ZSCORE', skey(site, 'timers'), member) then return '{"applied":false}' end
   local n = 0
-  for _, f in ipairs(plan.fire or {}) do n = n + rule_run(f, retain) end
+  for _, f in ipairs(plan.fire or {}) do n = n + rule_run(f, now, retain) end
   return '{"applied":true,"actions":' .. I(n) .. '}'
 end
 
-return fail('bad_request', 'unknown mode')

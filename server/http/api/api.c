@@ -1,0 +1,307 @@
+/* The HTTP API's router: a call's method and path find one route of one resource family
+ * (the tables live in the family files), and query, body and bound path segments become
+ * one JSON params object for the family's Redis function. Everything a client sends is
+ * data in params: the stored password hash is made here from "password" (never taken
+ * from a client), "raw_*" fields are set only by a family's prepare from a validated
+ * body, and a GET runs the script's read-only twin, which a full Redis still runs. */
+#include "api_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chatdesk/clock.h"
+#include "chatdesk/log.h"
+
+static const cd_api_family *const families[] = {
+    &cd_http__api_conversations, &cd_http__api_canned,   &cd_http__api_health,
+    &cd_http__api_sites,         &cd_http__api_agents,   &cd_http__api_kb,
+    &cd_http__api_rules,         &cd_http__api_webhooks, &cd_http__api_reports,
+};
+
+/* Match path segments against a pattern; bound values go to vals (pointers into buf). */
+static bool match(const char *pattern, char *buf, const char **vals, int *nvals)
+{
+    char pat[64];
+    cd_strlcpy(pat, pattern, sizeof pat);
+    char *ps = pat, *bs = buf, *pt, *bt;
+    *nvals = 0;
+    for (;;) {
+        char *pseg = strtok_r(ps, "/", &pt);
+        char *bseg = strtok_r(bs, "/", &bt);
+        ps = bs = NULL;
+        if (!pseg || !bseg)
+            return !pseg && !bseg;
+        if (strcmp(pseg, ":") == 0) {
+            vals[(*nvals)++] = bseg;
+        } else if (strcmp(pseg, bseg) != 0) {
+            return false;
+        }
+    }
+}
+
+static const cd_api_route *find_route(const cd_api_call *call, char *vals_buf, size_t vbsz, const char **vals,
+                                      int *nvals, bool *path_known, const cd_api_family **family)
+{
+    static const char prefix[] = "/api/v1/";
+    *path_known = false;
+    if (strncmp(call->path, prefix, sizeof prefix - 1) != 0)
+        return NULL;
+    for (size_t f = 0; f < CD_ARRAY_LEN(families); f++) {
+        for (size_t i = 0; i < families[f]->n_routes; i++) {
+            const cd_api_route *r = &families[f]->routes[i];
+            cd_strlcpy(vals_buf, call->path + sizeof prefix - 1, vbsz);
+            if (!match(r->pattern, vals_buf, vals, nvals))
+                continue;
+            *path_known = true;
+            if (strcmp(r->method, call->method) == 0) {
+                *family = families[f];
+                return r;
+            }
+        }
+    }
+    return NULL;
+}
+
+const cd_api_route *cd_http__api_route(const cd_api_call *call, const cd_api_family **family)
+{
+    char buf[256];
+    const char *vals[4];
+    int n;
+    bool known;
+    if (strlen(call->path) >= sizeof buf)
+        return NULL;
+    return find_route(call, buf, sizeof buf, vals, &n, &known, family);
+}
+
+void cd_http__api_op_free(cd_api_op *a)
+{
+    for (size_t i = 0; i < CD_ARRAY_LEN(a->args); i++)
+        cd_free(a->args[i]);
+    cd_free(a);
+}
+
+static int status_of(cd_err e)
+{
+    switch (e) {
+    case CD_ERR_BAD_REQUEST:
+        return 400;
+    case CD_ERR_UNAUTHORIZED:
+        return 401;
+    case CD_ERR_FORBIDDEN:
+        return 403;
+    case CD_ERR_NOT_FOUND:
+        return 404;
+    case CD_ERR_CONFLICT:
+        return 409;
+    case CD_ERR_TOO_LARGE:
+        return 413;
+    case CD_ERR_RATE_LIMITED:
+        return 429;
+    case CD_ERR_UNAVAILABLE:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+void cd_http__api_error(cd_api_cb cb, void *ud, cd_err code, const char *message)
+{
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", cd_err_name(code), "message", message);
+    char *s = json_dumps(o, JSON_COMPACT);
+    cb(ud, status_of(code), s, strlen(s), NULL, NULL, NULL);
+    free(s);
+    json_decref(o);
+}
+
+static void on_api_reply(void *ud, cd_err err, const char *json, size_t len);
+
+static int call_script(cd_api_op *a, const char *const *args)
+{
+    const char *keys[] = {a->key.s, a->revoked.s};
+    return cd_store_fcall(a->st, a->script, a->revoked.s[0] ? 2 : 1, keys, 9, args, NULL, on_api_reply, a);
+}
+
+int cd_http__api_call_again(cd_api_op *a)
+{
+    return call_script(a, (const char *const *)a->args);
+}
+
+/* The script's reply: {"status":NNN,"body":<json>}, or an error {"err":..,"message":..}. */
+static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
+{
+    cd_api_op *a = ud;
+    if (err != CD_ERR_OK) {
+        json_t *m = json ? json_loadb(json, len, 0, NULL) : NULL;
+        const char *msg = json_string_value(json_object_get(m, "message"));
+        cd_http__api_error(a->cb, a->ud, err, msg ? msg : cd_err_name(err));
+        json_decref(m);
+        cd_http__api_op_free(a);
+        return;
+    }
+    static const char head[] = "{\"status\":";
+    int status = 500;
+    const char *body = NULL;
+    if (len > sizeof head && memcmp(json, head, sizeof head - 1) == 0) {
+        status = atoi(json + sizeof head - 1);
+        body = strstr(json, ",\"body\":");
+    }
+    if (!body || json[len - 1] != '}') {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
+        cd_http__api_op_free(a);
+        return;
+    }
+    body += 8;
+    size_t blen = (size_t)(json + len - 1 - body);
+    if (status == 200 && a->family->reply && a->family->reply(a, body, blen))
+        return;
+    char *copy = cd_strndup(body, blen);
+    a->cb(a->ud, status, copy, blen, NULL, NULL, NULL);
+    cd_free(copy);
+    cd_http__api_op_free(a);
+}
+
+bool cd_http__api_is_public(const char *path)
+{
+    return strncmp(path, "/api/v1/public/", 15) == 0;
+}
+
+bool cd_http__api_wants_password(const cd_api_call *call)
+{
+    const cd_api_family *f;
+    const cd_api_route *r = cd_http__api_route(call, &f);
+    return r && (strcmp(r->op, "admin_agent_create") == 0 || strcmp(r->op, "admin_agent_patch") == 0);
+}
+
+int cd_http__api_password(const char *body, size_t len, size_t min, char *out, size_t outsz)
+{
+    json_t *o = body ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *pw = json_object_get(o, "password");
+    int rc = 0;
+    if (pw) {
+        size_t n = json_string_length(pw);
+        if (!json_is_string(pw) || n < min || n > 128 || n >= outsz || memchr(json_string_value(pw), 0, n))
+            rc = -1;
+        else {
+            memcpy(out, json_string_value(pw), n + 1);
+            rc = 1;
+        }
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* The body as params: a JSON object (or {} without a body), NULL when it is not one. */
+static json_t *body_params(const cd_api_call *call, const cd_api_route *r)
+{
+    if (!r->body)
+        return json_object();
+    json_error_t e;
+    json_t *params = call->body && call->body_len ? json_loadb(call->body, call->body_len, JSON_REJECT_DUPLICATES, &e)
+                                                  : json_object();
+    /* admin_sla_put takes the whole body as the SLA document (its family checks it) */
+    if (!json_is_object(params) && !(params && strcmp(r->op, "admin_sla_put") == 0)) {
+        json_decref(params);
+        return NULL;
+    }
+    return params;
+}
+
+/* Query fragments "k=v" fill what the body did not set, bound path segments override,
+ * and nothing a client sent may pose as a password hash or a validated "raw_*" field. */
+static void add_call_params(json_t *params, const cd_api_call *call, const cd_api_route *r, const char *const *vals,
+                            int nvals)
+{
+    for (size_t i = 0; i < call->nargs; i++) {
+        const char *eq = strchr(call->args[i], '=');
+        if (!eq || eq == call->args[i])
+            continue;
+        char k[64];
+        size_t kl = (size_t)(eq - call->args[i]);
+        if (kl >= sizeof k)
+            continue;
+        memcpy(k, call->args[i], kl);
+        k[kl] = '\0';
+        if (strncmp(k, "raw_", 4) == 0) /* set here only, from validated bodies */
+            continue;
+        if (!json_object_get(params, k))
+            json_object_set_new(params, k, json_string(eq + 1));
+    }
+    for (int i = 0; i < nvals && r->params[i]; i++)
+        json_object_set_new(params, r->params[i], json_string(vals[i]));
+    json_object_del(params, "password");
+    json_object_del(params, "pw_hash");
+    if (call->pw_hash)
+        json_object_set_new(params, "pw_hash", json_string(call->pw_hash));
+}
+
+/* Runs the route's script with params (taken). */
+static void start(cd_api_op *a, cd_store *st, const cd_config *cfg, const cd_api_call *call, const cd_api_route *r,
+                  json_t *params)
+{
+    const char *site = json_string_value(json_object_get(params, "site"));
+    if (call->agent_id[0]) {
+        cd_key_agent(&a->key, cd_store_prefix(st), call->agent_id);
+        cd_key_agent_revoked(&a->revoked, cd_store_prefix(st), call->agent_id);
+    } else
+        cd_key_site(&a->key, cd_store_prefix(st), site ? site : "", "");
+    char *ptext = json_dumps(params, JSON_COMPACT);
+    json_decref(params);
+    if (!ptext) {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_BAD_REQUEST, "parameters are not valid UTF-8");
+        cd_http__api_op_free(a);
+        return;
+    }
+    char now[24], fresh[64], retain[24], epoch[24], exp[24];
+    snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
+    cd_id_new(a->family->id_prefix ? a->family->id_prefix : "m", fresh, sizeof fresh);
+    snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
+    snprintf(epoch, sizeof epoch, "%lld", (long long)call->token_epoch);
+    snprintf(exp, sizeof exp, "%lld", (long long)call->token_exp);
+    const char *args[] = {a->op, call->agent_id, ptext, now, fresh, retain, epoch, call->jti ? call->jti : "", exp};
+    a->st = st;
+    snprintf(a->script, sizeof a->script, "%s%s", a->family->script, strcmp(r->method, "GET") == 0 ? "_ro" : "");
+    for (size_t i = 0; a->keep_args && i < CD_ARRAY_LEN(a->args); i++)
+        a->args[i] = cd_strdup(args[i]);
+    if (call_script(a, args) != 0) {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
+        cd_http__api_op_free(a);
+    }
+    free(ptext);
+}
+
+void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud)
+{
+    char buf[256], err[512];
+    const char *vals[4];
+    int nvals = 0;
+    bool known = false;
+    const cd_api_family *family = NULL;
+    const cd_api_route *r =
+        strlen(call->path) < sizeof buf ? find_route(call, buf, sizeof buf, vals, &nvals, &known, &family) : NULL;
+    if (!r) {
+        cd_http__api_error(cb, ud, known ? CD_ERR_BAD_REQUEST : CD_ERR_NOT_FOUND,
+                           known ? "method not allowed" : "no such resource");
+        return;
+    }
+    json_t *params = body_params(call, r);
+    if (!params) {
+        cd_http__api_error(cb, ud, CD_ERR_BAD_REQUEST, "body must be a JSON object");
+        return;
+    }
+    cd_api_op *a = cd_calloc(1, sizeof *a);
+    a->cb = cb;
+    a->ud = ud;
+    a->family = family;
+    cd_strlcpy(a->op, r->op, sizeof a->op);
+    if (family->prepare && family->prepare(a, call, r, &params, err, sizeof err) != 0) {
+        json_decref(params);
+        cd_http__api_error(cb, ud, CD_ERR_BAD_REQUEST, err);
+        cd_http__api_op_free(a);
+        return;
+    }
+    add_call_params(params, call, r, vals, nvals);
+    if (family->complete)
+        family->complete(a, params);
+    start(a, st, cfg, call, r, params);
+}

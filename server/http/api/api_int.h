@@ -1,0 +1,108 @@
+/* http-internal: the HTTP API under /api/v1/ (docs/api.md). The router (api.c) matches a
+ * method and path against the route tables of the resource families (one file each:
+ * conversations.c, directory.c (sites, agents), kb.c, rules.c, webhooks.c, reports.c), turns query, body
+ * and bound path segments into one JSON params object and runs the family's Redis
+ * function (store/lua/api*.lua) with the caller's declared keys. A family may check or
+ * complete the params before the call (prepare, complete) and rewrite its reply (reply). http.c
+ * does the HTTP side (token, password hashing, webhook address checks, the response). */
+#ifndef CHATDESK_HTTP_API_INT_H
+#define CHATDESK_HTTP_API_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chatdesk/config.h"
+#include "chatdesk/store.h"
+
+typedef struct cd_api_call {
+    const char *method;      /* "GET", "POST", "PATCH", "PUT", "DELETE" */
+    const char *path;        /* "/api/v1/tickets/1042" */
+    const char *const *args; /* query fragments "k=v" (URL-decoded) */
+    size_t nargs;
+    const char *body; /* raw JSON body or NULL */
+    size_t body_len;
+    const char *agent_id; /* from a verified login token */
+    const char *pw_hash;  /* Argon2id of the body's "password", when it had one */
+    /* the login token's epoch, jti and expiry (ms): api.lua refuses a revoked token */
+    int64_t token_epoch;
+    const char *jti;
+    int64_t token_exp;
+} cd_api_call;
+
+/* status: the HTTP status; json: the response body (NUL-terminated; may be "null" for 204).
+ * sync_cid/sync_site: a ticket whose SLA clocks need a sla_sync call, or NULL.
+ * ctype: the body's content type when it is not JSON (reports as CSV: "text/csv; …"), else NULL. */
+typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, const char *sync_cid,
+                          const char *sync_site, const char *ctype);
+
+/* One route: method, pattern of the segments after /api/v1/ (":" binds a parameter,
+ * named by params in order), whether it reads a JSON body, and its function library
+ * script (store/lua/<script>.lua; a GET runs its read-only twin <script>_ro). */
+typedef struct cd_api_route {
+    const char *method;
+    const char *pattern;
+    const char *op;
+    const char *params[2];
+    bool body;
+} cd_api_route;
+
+/* One call in flight. The fields after "family" are for the families' hooks. */
+typedef struct cd_api_op {
+    cd_api_cb cb;
+    void *ud;
+    const struct cd_api_family *family;
+    char op[32];
+    cd_store *st;
+    cd_key key;     /* the key the call declares: the caller's agent record (public routes: the site) */
+    cd_key revoked; /* and the caller's token deny-list (not on public routes) */
+    char script[48];
+    /* a family that calls again after the first reply (kb_suggest) keeps the arguments */
+    bool keep_args;
+    char *args[9];
+    bool csv;       /* reports: format=csv renders the reply's columns/rows as CSV */
+    char event[48]; /* rules_dry_run: the event type to pretend, "" = none */
+} cd_api_op;
+
+typedef struct cd_api_family {
+    const char *script;    /* store/lua/<script>.lua */
+    const char *id_prefix; /* prefix of the fresh id each call gets ("m" when NULL) */
+    const cd_api_route *routes;
+    size_t n_routes;
+    /* With the body's params only (before query and path values join them): check or
+     * complete them, or replace *params (0); or answer 400 with err (-1). */
+    int (*prepare)(cd_api_op *a, const cd_api_call *call, const cd_api_route *r, json_t **params, char *err,
+                   size_t errsz);
+    /* With every param in place, just before the call. */
+    void (*complete)(cd_api_op *a, json_t *params);
+    /* A 200 reply: true when the family answered (or called again) itself. */
+    bool (*reply)(cd_api_op *a, const char *body, size_t len);
+} cd_api_family;
+
+extern const cd_api_family cd_http__api_conversations, cd_http__api_canned, cd_http__api_health, cd_http__api_sites,
+    cd_http__api_agents, cd_http__api_kb, cd_http__api_rules, cd_http__api_webhooks, cd_http__api_reports;
+
+/* Route and run one API call; cb fires exactly once (also for routing errors, at once). */
+void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud);
+/* The route of a call (NULL when none); *family is set with it. */
+const cd_api_route *cd_http__api_route(const cd_api_call *call, const cd_api_family **family);
+/* Paths under /api/v1/public/ take no token (call->agent_id ""): public read-only data. */
+bool cd_http__api_is_public(const char *path);
+/* The "password" of a JSON body, copied into out (<= outsz-1 bytes): 1 if present and
+ * min..128 bytes, 0 if absent, -1 if present but invalid. */
+int cd_http__api_password(const char *body, size_t len, size_t min, char *out, size_t outsz);
+/* Does this call need the caller to hash a password first? */
+bool cd_http__api_wants_password(const cd_api_call *call);
+/* A webhook create or update that sets a "url": copied into url (< urlsz bytes) so the
+ * node can refuse internal addresses before it is stored; false when the call sets none
+ * (or one too long: the script refuses it). */
+bool cd_http__api_webhook_url(const cd_api_call *call, char *url, size_t urlsz);
+
+/* For the families: answer an error (cb fires), free a finished op, run the op's script
+ * again with its kept arguments (0, or -1 when the store is down). */
+void cd_http__api_error(cd_api_cb cb, void *ud, cd_err code, const char *message);
+void cd_http__api_op_free(cd_api_op *a);
+int cd_http__api_call_again(cd_api_op *a);
+
+#endif
