@@ -113,7 +113,10 @@ int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool 
 int cd_conv_read(cd_store *st, const cd_conv_author *a, const char *cid, int64_t seq, cd_conv_cb cb, void *ud);
 int cd_conv_csat(cd_store *st, const char *site, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud);
 int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_conv_cb cb, void *ud);
-int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb, void *ud);
+/* intervals: the conversation's site's business intervals, so that a ticket's SLA clocks
+ * follow a status change in the same call (NULL or "" when unknown: the reply says sla). */
+int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, const char *intervals, cd_conv_cb cb,
+                   void *ud);
 /* To req->agent_id, or to req->team (escalation), with req->note kept as a private note. */
 int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
                      void *ud);
@@ -122,7 +125,8 @@ int cd_conv_autoclose(cd_store *st, const char *site, const char *cid, cd_conv_c
 /* Registers the conversation timer kinds ("autoclose"). */
 void cd_conv_timers_register(cd_timers *t, cd_store *st);
 /* The visitor confirms a resolved conversation: closed. */
-int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, cd_conv_cb cb, void *ud);
+int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, const char *intervals,
+                    cd_conv_cb cb, void *ud);
 /* by: "email" or "id"; with_convs: include the agent's open conversations. By "id" (a
  * hello) the token's epoch and jti are checked: unauthorized when revoked. */
 int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, int64_t epoch, const char *jti,

@@ -453,7 +453,8 @@ int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_co
     return run_conv(st, "conv_accept", a->site, cid, 4, args, cb, ud);
 }
 
-int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb, void *ud)
+int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, const char *intervals, cd_conv_cb cb,
+                   void *ud)
 {
     char now[24];
     char *tags = NULL;
@@ -470,8 +471,9 @@ int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, cd_
                           req->priority ? cd_proto_priority_name(req->priority) : "",
                           req->category ? req->category : "",
                           tags ? tags : "",
-                          I64(now, cd_now_ms())};
-    int rc = run_conv(st, "conv_update", a->site, req->conversation_id, 7, args, cb, ud);
+                          I64(now, cd_now_ms()),
+                          intervals ? intervals : ""};
+    int rc = run_conv(st, "conv_update", a->site, req->conversation_id, 8, args, cb, ud);
     free(tags);
     return rc;
 }
@@ -522,11 +524,12 @@ void cd_conv_timers_register(cd_timers *t, cd_store *st)
     cd_timers_register(t, "autoclose", on_autoclose_timer, st);
 }
 
-int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, cd_conv_cb cb, void *ud)
+int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, const char *intervals,
+                    cd_conv_cb cb, void *ud)
 {
     char now[24];
-    const char *args[] = {cid, vid, I64(now, cd_now_ms())};
-    return run_conv(st, "conv_confirm", site, cid, 3, args, cb, ud);
+    const char *args[] = {cid, vid, I64(now, cd_now_ms()), intervals ? intervals : ""};
+    return run_conv(st, "conv_confirm", site, cid, 4, args, cb, ud);
 }
 
 /* ---------- an agent's hello: its own record, then what each of its sites welcomes it with ----------

@@ -160,7 +160,10 @@ void cd_session__h_conv_update(cd_session *s, const cd_req *req)
 {
     cd_conv_author a = cd_session__author(s);
     sess_op *o = cd_session__op_new(s, req);
-    cd_session__start_failed(s, o, cd_conv_update(s->node->st, &a, req, on_conversation, o));
+    /* the site's business intervals go along: a ticket's SLA clocks follow in the same call */
+    const char *site = cd_key_cid_site(req->conversation_id);
+    const char *iv = site ? cd_node_sites_intervals(s->node->sites, site) : NULL;
+    cd_session__start_failed(s, o, cd_conv_update(s->node->st, &a, req, iv, on_conversation, o));
 }
 
 void cd_session__h_conv_transfer(cd_session *s, const cd_req *req)
@@ -174,5 +177,6 @@ void cd_session__h_conv_confirm(cd_session *s, const cd_req *req)
 {
     sess_op *o = cd_session__op_new(s, req);
     cd_session__start_failed(s, o,
-                             cd_conv_confirm(s->node->st, s->site, s->id, req->conversation_id, on_conversation, o));
+                             cd_conv_confirm(s->node->st, s->site, s->id, req->conversation_id,
+                                             cd_node_sites_intervals(s->node->sites, s->site), on_conversation, o));
 }

@@ -343,7 +343,7 @@ static void op_update(fx *f, res *r, const cd_conv_author *a, const char *cid, c
     req.status = status;
     req.priority = prio;
     token *t = tok(r);
-    await(f, r, t, cd_conv_update(f->st, a, &req, on_res, t));
+    await(f, r, t, cd_conv_update(f->st, a, &req, NULL, on_res, t));
 }
 
 static void op_touch(fx *f, res *r, const char *node, const char *aid)

@@ -98,6 +98,30 @@ it('a timer claimed by a node that died (kill -9) fires once, after the lease', 
     watch.terminate();
 });
 
+it('conversation.update moves a ticket\'s SLA clock in the same call: paused when its ok arrives, running again at the next', async () => {
+    const site = await env.addSite();
+    const token = await adminToken(site);
+    await setSla(token, site, { policies: { normal: { first_response_s: 3600, resolution_s: 7200 } } });
+    const v = await env.visitor(1, { site });
+    const cid = (await v.ok({ type: 'conversation.start', form: { message: 'broken', subject: 'Update pause' } })).conversation.id;
+    const ag = await env.addAgent({ site });
+    const a = await env.agent(0, { email: ag.email, password: ag.password });
+    await a.ok({ type: 'conversation.accept', conversation_id: cid });
+    const key = `cd:{s:${cid.split('.').pop()}}:conv:${cid}`;
+    let r = await a.ok({ type: 'conversation.update', conversation_id: cid, status: 'pending' });
+    // the ok already shows the clock paused: written by the call that answered (ARCHITECTURE
+    // invariant 3), not by a second call after it
+    assert.equal(r.conversation.ticket.sla.paused, true, JSON.stringify(r.conversation.ticket));
+    assert.notEqual(await env.redis.cmd('HGET', key, 'sla_paused_at') ?? '', '', 'paused with the status change');
+    assert.equal(await env.redis.cmd('ZSCORE', `cd:{s:${cid.split('.').pop()}}:timers`, `slabreach|${cid}|resolution`), null);
+    r = await a.ok({ type: 'conversation.update', conversation_id: cid, status: 'open' });
+    assert.equal(r.conversation.ticket.sla.paused, false);
+    assert.equal(await env.redis.cmd('HGET', key, 'sla_paused_at') ?? '', '', 'running again with the status change');
+    assert.notEqual(await env.redis.cmd('ZSCORE', `cd:{s:${cid.split('.').pop()}}:timers`, `slabreach|${cid}|resolution`), null);
+    v.terminate();
+    a.terminate();
+});
+
 it('the SLA clock pauses while pending and resumes when the customer replies', async () => {
     const site = await env.addSite();
     const token = await adminToken(site);
