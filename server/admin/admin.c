@@ -467,12 +467,14 @@ static struct timeval ms_to_tv(int64_t ms)
 /* Runs one command given as NUL-terminated strings. Prints the error and returns
  * NULL on an I/O failure or an error reply; otherwise returns the reply, which the
  * caller frees. */
+static redisReply *follow_redirect(redisReply *r, int argc, const char **argv, const size_t *lens);
+
 static redisReply *rcall(redisContext *c, int argc, const char **argv)
 {
     size_t *lens = cd_malloc(sizeof *lens * (size_t)argc);
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    redisReply *r = follow_redirect(redisCommandArgv(c, argc, argv, lens), argc, argv, lens);
     cd_free(lens);
     if (!r) {
         errorf("Redis error: %s", c->errstr[0] ? c->errstr : "connection lost");
@@ -520,7 +522,12 @@ static int sentinel_resolve(const cd_config *cfg, cd_redis_addr *addr)
     return -1;
 }
 
-static redisContext *redis_open(const cd_config *cfg, int *rc)
+/* The config the connections are opened with: a Redis Cluster redirection opens one more. */
+static const cd_config *open_cfg;
+
+/* Connects to the Redis of the URL, or when host is given to that server (a Redis Cluster
+ * primary that a redirection names: same credentials, database 0). */
+static redisContext *redis_open_to(const cd_config *cfg, const char *host, int port, int *rc)
 {
     cd_redis_addr addr;
     char err[256];
@@ -528,9 +535,16 @@ static redisContext *redis_open(const cd_config *cfg, int *rc)
     redisContext *c = NULL;
     redisReply *r = NULL;
 
+    open_cfg = cfg;
     if (cd_config_parse_redis_url(cfg->redis, &addr, err, sizeof err) != 0) {
         *rc = value_error("invalid Redis URL: %s", err);
         return NULL;
+    }
+    if (host) {
+        cd_strlcpy(addr.host, host, sizeof addr.host);
+        addr.port = port;
+        addr.is_unix = addr.sentinel = false;
+        addr.db = 0;
     }
     if (addr.sentinel && sentinel_resolve(cfg, &addr) != 0) {
         *rc = EXIT_FAIL;
@@ -589,6 +603,44 @@ fail:
         redisFree(c);
     *rc = EXIT_FAIL;
     return NULL;
+}
+
+static redisContext *redis_open(const cd_config *cfg, int *rc)
+{
+    return redis_open_to(cfg, NULL, 0, rc);
+}
+
+/* Redis Cluster: the reply "MOVED <slot> <host>:<port>" (or "ASK …") names the primary that
+ * holds the command's key, and the command goes there (after ASKING for ASK). Every command
+ * the CLI sends touches one slot, so one redirection is all it needs. Any other reply
+ * comes back as it is. */
+static redisContext *redirected(const redisReply *r)
+{
+    bool ask = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0;
+    if (!open_cfg || !r || r->type != REDIS_REPLY_ERROR || !(ask || strncmp(r->str, "MOVED ", 6) == 0))
+        return NULL;
+    const char *sp = strrchr(r->str, ' '), *colon = sp ? strrchr(sp, ':') : NULL; /* "<slot> <host>:<port>" */
+    char host[256];
+    int rc;
+    if (!colon || (size_t)(colon - sp - 1) >= sizeof host)
+        return NULL;
+    memcpy(host, sp + 1, (size_t)(colon - sp - 1));
+    host[colon - sp - 1] = '\0';
+    redisContext *c = redis_open_to(open_cfg, host, atoi(colon + 1), &rc);
+    if (c && ask)
+        freeReplyObject(redisCommand(c, "ASKING"));
+    return c;
+}
+
+static redisReply *follow_redirect(redisReply *r, int argc, const char **argv, const size_t *lens)
+{
+    redisContext *c = redirected(r);
+    if (!c)
+        return r;
+    freeReplyObject(r);
+    r = redisCommandArgv(c, argc, argv, lens);
+    redisFree(c);
+    return r;
 }
 
 /* The value of field in an HGETALL reply, or NULL. Borrowed from the reply. */
@@ -930,7 +982,8 @@ static int load_library(redisContext *c, const cd_store_lib *lib)
 /* FCALL <library>_api 1 key P op "" params now fresh retain 0 "" 0 operator: ARGV as
  * _api.lua reads it, with the eleventh that makes the caller the operator. Loads the
  * library when Redis does not have it yet. The reply, or NULL after printing why. */
-static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *op, const char *key, const char *params)
+static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *op, const char *key, const char *params,
+                             bool moved)
 {
     cd_store_lib lib;
     if (cd_store_lib_build(&lib) != 0) {
@@ -945,6 +998,14 @@ static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *
     const char *argv[] = {"FCALL", fname, "1",    key, cfg->prefix, op,  "",        params,
                           now,     fresh, retain, "0", "",          "0", "operator"};
     redisReply *r = redisCommandArgv(c, (int)CD_ARRAY_LEN(argv), argv, NULL);
+    redisContext *there = moved ? NULL : redirected(r);
+    if (there) { /* Redis Cluster: the key's primary is another one (once) */
+        freeReplyObject(r);
+        cd_store_lib_free(&lib);
+        r = fcall_api(there, cfg, op, key, params, true);
+        redisFree(there);
+        return r;
+    }
     if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found")) {
         freeReplyObject(r);
         r = load_library(c, &lib) == 0 ? redisCommandArgv(c, (int)CD_ARRAY_LEN(argv), argv, NULL) : NULL;
@@ -976,7 +1037,7 @@ static json_t *api_op(const cd_config *cfg, const char *op, const char *key, jso
         *rc = value_error("parameters are not valid UTF-8");
         return NULL;
     }
-    if (!(c = redis_open(cfg, rc)) || !(r = fcall_api(c, cfg, op, key, ptext)))
+    if (!(c = redis_open(cfg, rc)) || !(r = fcall_api(c, cfg, op, key, ptext, false)))
         goto out;
     *rc = EXIT_FAIL;
     if (r->type == REDIS_REPLY_STRING)

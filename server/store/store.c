@@ -508,6 +508,17 @@ static bool redirected(eval_op *op, const char *err)
     return true;
 }
 
+/* An error reply of a Cluster that is failing over or moving a slot, matched on its text
+ * (CLUSTERDOWN, READONLY from a former primary, TRYAGAIN, MASTERDOWN): the call did not run. */
+static bool cluster_moving(const char *err)
+{
+    static const char *const says[] = {"The cluster is down", "read only replica", "TRYAGAIN ", "MASTERDOWN "};
+    for (size_t i = 0; i < CD_ARRAY_LEN(says); i++)
+        if (strstr(err, says[i]))
+            return true;
+    return false;
+}
+
 static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     eval_op *op = priv;
@@ -534,6 +545,15 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
             /* maxmemory reached: a write refused, nothing changed; retryable */
             set_full(op->st, true);
             op_finish(op, CD_ERR_UNAVAILABLE, "redis full", 10);
+            return;
+        }
+        /* Redis Cluster between a primary's loss and its replica's promotion (CLUSTERDOWN),
+         * a former primary now a replica (READONLY), a slot being migrated (TRYAGAIN): the
+         * call did not run; the client retries (a message with its client_msg_id) and the
+         * slot map is read again */
+        if (cluster_moving(reply->str)) {
+            op->st->map_dirty = true;
+            op_finish(op, CD_ERR_UNAVAILABLE, "redis cluster failing over", 26);
             return;
         }
         if (strncmp(reply->str, "LOADING", 7) == 0 || strncmp(reply->str, "BUSY", 4) == 0) {
