@@ -29,7 +29,7 @@ HDRS[session]="$L0 config config_table store timers bus hub events proto auth ti
 HDRS[ws]="$L0 config config_table store timers bus hub events proto auth session net ws"
 HDRS[http]="$L0 config config_table store timers bus hub events proto auth ticket kb rules conv route session net http webhook"
 HDRS[net]="$L0 config config_table store timers bus hub events proto auth session net"
-HDRS[admin]="$L0 config config_table auth admin"
+HDRS[admin]="$L0 config config_table store auth admin"
 HDRS[webhook]="$L0 config config_table store auth webhook"
 HDRS[server]="$L0 config config_table store timers bus hub events proto auth ticket rules conv route presence node session net ws http webhook server"
 

@@ -61,6 +61,14 @@ bool cd_auth_const_eq(const void *a, size_t alen, const void *b, size_t blen);
 #define CD_AUTH_PASSWORD_MAX 128
 /* Shortest password accepted for a new or changed password (logins accept older, shorter ones). */
 #define CD_AUTH_PASSWORD_MIN 12
+/* The rule for a new or changed password and its error, one for the admin API (http.c)
+ * and the admin CLI; the function library says the same when no hash reaches it. */
+#define CD_AUTH_PASSWORD_RULE "password must be 12 to 128 bytes"
+_Static_assert(CD_AUTH_PASSWORD_MIN == 12 && CD_AUTH_PASSWORD_MAX == 128, "CD_AUTH_PASSWORD_RULE names the bounds");
+static inline bool cd_auth_password_len_ok(size_t n)
+{
+    return n >= CD_AUTH_PASSWORD_MIN && n <= CD_AUTH_PASSWORD_MAX;
+}
 int cd_auth_password_hash(const char *password, char *out, size_t outsz);
 /* true when password matches the PHC string. Slow: call off the loop. */
 bool cd_auth_password_verify(const char *encoded, const char *password);

@@ -24,6 +24,27 @@ typedef struct cd_store_lua_source {
 extern const cd_store_lua_source cd_store_lua_sources[];
 extern const size_t cd_store_lua_count;
 
+/* ---- the function library ----
+ * The scripts as one Redis 7 function library: text for FUNCTION LOAD, named cd_<hash of
+ * its text> (nodes of different versions never replace each other's functions); a call is
+ * FCALL <name>_<script> (or <name>_<api script>_ro, the no-writes twin). Built by the
+ * node's store and by the admin CLI, which call the same functions. */
+#define CD_STORE_LIB_MAX 96
+typedef struct cd_store_lib_fn {
+    char name[48]; /* script name, "_ro" suffixed for a read-only twin */
+    bool ro;       /* registered with the no-writes flag */
+} cd_store_lib_fn;
+typedef struct cd_store_lib {
+    char *text; /* NUL-terminated; cd_store_lib_free */
+    size_t len;
+    char name[32];
+    cd_store_lib_fn fn[CD_STORE_LIB_MAX];
+    size_t nfn;
+} cd_store_lib;
+/* 0, or -1 (logged) when the sources do not have the expected shape. */
+int cd_store_lib_build(cd_store_lib *lib);
+void cd_store_lib_free(cd_store_lib *lib);
+
 /* ---- one connection ---- */
 typedef struct cd_rconn cd_rconn;
 /* CONNECTED: connected and authenticated (a held connection now does its set-up);
@@ -104,9 +125,11 @@ int cd_store_publish(cd_store *st, const char *channel, const char *payload, siz
 typedef struct cd_key {
     char s[CD_KEY_MAX];
 } cd_key;
-/* P<name>: state of its own, not of one site ("sites", "keys", "timers", "events"...) */
+/* P<name>: state of its own, not of one site; "sites" and "keys" are P{g}:<name> and
+ * "presence" P{a}:presence (one slot per owner), "events" and "webhooks:due" P<name> */
 const char *cd_key_global(cd_key *k, const char *P, const char *name);
-/* P site:<site><suffix>: the site's hash ("" suffix) or one of its keys (":queue:_") */
+/* P{s:<site>}:site, the site's record ("" suffix), or P{s:<site>}:<x> for suffix ":<x>"
+ * (":teams", ":queue:_"): the site's keys share its slot */
 const char *cd_key_site(cd_key *k, const char *P, const char *site, const char *suffix);
 /* P{s:<site>}:<suffix>: a key of one site, under the site's hash tag (its slot) */
 const char *cd_key_tagged(cd_key *k, const char *P, const char *site, const char *suffix);
@@ -115,11 +138,13 @@ const char *cd_key_tagged(cd_key *k, const char *P, const char *site, const char
 const char *cd_key_cid_site(const char *cid);
 /* P{s:<site>}:conv:<cid>: a conversation, in the site its id names, else in `site` */
 const char *cd_key_conv(cd_key *k, const char *P, const char *site, const char *cid);
-/* P agent:<id>: an agent's record */
+/* P{a}:agent:<id>: an agent's record (the agent slot {a}: state that spans sites) */
 const char *cd_key_agent(cd_key *k, const char *P, const char *id);
+/* P{a}:agents: every agent id */
+const char *cd_key_agents(cd_key *k, const char *P);
 /* P{s:<site>}:agent:<id>: the agent's record in one site (routing reads it). */
 const char *cd_key_site_agent(cd_key *k, const char *P, const char *site, const char *id);
-/* P agent:email:<email lower-cased>: the login index */
+/* P{a}:agent:email:<email lower-cased>: the login index */
 const char *cd_key_agent_email(cd_key *k, const char *P, const char *email);
 /* P{a}:login:fails:<email lower-cased>: the account's login attempts in the window */
 const char *cd_key_login_fails(cd_key *k, const char *P, const char *email);

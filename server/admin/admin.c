@@ -1,24 +1,26 @@
 /* admin: the `chatdeskd admin <command> [options]` CLI.
  *
- * Adds, changes and lists sites, teams and agents by talking to Redis directly with a blocking
- * hiredis connection. It is a short-lived command run by an operator, never part
- * of a node's event loop, so blocking calls are fine here (STYLE B8 is about the
- * loop). Every write is one inline Lua script (EVAL) that checks, writes, indexes
- * and publishes atomically, following docs/keyspace.md exactly; a second admin
- * racing on the same key or e-mail gets "already exists", never half a record.
+ * Adds, changes and lists sites, teams and agents by talking to Redis directly with a
+ * blocking hiredis connection. It is a short-lived command run by an operator, never part
+ * of a node's event loop, so blocking calls are fine here (STYLE B8 is about the loop).
  *
- * Input is validated before Redis is touched: a bad value is a usage error (exit
- * 2), while anything decided by what Redis holds (duplicates, unknown sites) and
- * Redis failures are runtime errors (exit 1). Secrets (password hashes, identity
- * secrets) are written but never printed; listings only say whether identity
- * verification is on.
+ * Every write runs the admin API's own operation (store/lua/api.lua, from the function
+ * library the nodes load, FCALL with its key declared) as the operator, an owner of every
+ * site: one implementation and one set of rules for the API and the CLI (ARCHITECTURE
+ * "Processes and commands"). The operation checks, writes, indexes and publishes
+ * atomically (site.changed / agent.changed on ch:sites: nodes reload their site cache and
+ * re-run queue assignment); a second admin racing on the same key or e-mail gets
+ * "already exists", never half a record. The CLI itself checks only the command line
+ * (options, CATEGORY=TEAM syntax) and the password, which the function only sees hashed
+ * (by the rule the API applies, CD_AUTH_PASSWORD_RULE).
+ *
+ * Exit 2 for a usage error or a value the operation refuses (the API's bad_request),
+ * 1 for anything else decided by what Redis holds (duplicates, unknown sites or agents)
+ * and for Redis failures. Secrets (password hashes, identity secrets) are written but
+ * never printed; listings only say whether identity verification is on.
  *
  * Results go to stdout as one line of JSON (add and set commands, `--json` listings)
  * or an aligned table; diagnostics go to stderr prefixed with "chatdeskd admin: ".
- *
- * The set commands (site-set, agent-set) end their script with a site.changed notice
- * on ch:sites for every site concerned: nodes reload their site cache and re-run queue
- * assignment, since auto-assignment, teams or an agent's capacity may have changed.
  */
 #include "chatdesk/admin.h"
 
@@ -38,24 +40,14 @@
 #include "chatdesk/base.h"
 #include "chatdesk/clock.h"
 #include "chatdesk/config.h"
+#include "chatdesk/store.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 #define KEY_MAX 64
-#define NAME_MAX_BYTES 200
-#define EMAIL_MAX 254
-#define PASSWORD_MIN CD_AUTH_PASSWORD_MIN
-#define SECRET_MIN 16
 #define SECRET_MAX 512
-#define ORIGIN_MAX 512
-#define MAX_CHATS_DEFAULT 5
-#define MAX_CHATS_MIN 1
-#define MAX_CHATS_MAX 100
 #define CMD_TIMEOUT_MIN_MS 5000
-#define ACK_MAX_BYTES 1000
-#define AUTO_CLOSE_MAX 31536000  /* a year, in seconds */
 #define AUTO_CLOSE_DEFAULT 86400 /* what nodes assume when a site has no auto_close_s */
-#define NO_TEAM "_"              /* the team-less queue (site:<k>:queue:_): not a team key */
 
 static const char usage_text[] =
     "Usage: chatdeskd [config flags] admin <command> [options]\n"
@@ -102,8 +94,9 @@ static const char usage_text[] =
     "\n"
     "Config flags such as --redis URL and --prefix P may also be given among the options\n"
     "(see 'chatdeskd --help'). Add and set commands print the resulting record as one line of\n"
-    "JSON. Exit status: 0 ok, 1 runtime error (Redis, duplicate, unknown site, team or agent),\n"
-    "2 usage error or bad value.\n";
+    "JSON. They run the admin API's own operations, so its rules and messages apply. Exit\n"
+    "status: 0 ok, 1 runtime error (Redis, duplicate, unknown site or agent), 2 usage error or\n"
+    "a value the operation refuses (including an unknown team, or an unknown site of an agent).\n";
 
 /* ---- small helpers ---- */
 
@@ -190,29 +183,6 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
     if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
     return len;
-}
-
-/* true when s is valid UTF-8 without control characters (but for line feeds and
- * tabs when multiline). */
-static bool is_clean_text_ml(const char *s, bool multiline)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s);
-    while (n) {
-        if ((*p < 0x20 && !(multiline && (*p == '\n' || *p == '\t'))) || *p == 0x7f)
-            return false;
-        size_t l = utf8_seq(p, n);
-        if (l == 0)
-            return false;
-        p += l;
-        n -= l;
-    }
-    return true;
-}
-
-static bool is_clean_text(const char *s)
-{
-    return is_clean_text_ml(s, false);
 }
 
 /* A copy of s safe to show on a terminal or put in JSON: invalid UTF-8 bytes and
@@ -303,12 +273,6 @@ static bool valid_key(const char *s)
     return true;
 }
 
-static bool valid_name(const char *s)
-{
-    size_t n = strlen(s);
-    return n >= 1 && n <= NAME_MAX_BYTES && is_clean_text(s);
-}
-
 /* A value error for a bad site or team key (what: "site key", "team"). Returns 2. */
 static int bad_key(const char *what, const char *s)
 {
@@ -316,123 +280,6 @@ static int bad_key(const char *what, const char *s)
     int rc = value_error("%s must be 1-64 characters of A-Z a-z 0-9 _ -: got '%s'", what, shown);
     cd_free(shown);
     return rc;
-}
-
-/* Checks a team key: like a site key, but "_" names the team-less queue. Returns 0,
- * or 2 after printing the error. */
-static int check_team(const char *t)
-{
-    if (!valid_key(t))
-        return bad_key("team", t);
-    if (strcmp(t, NO_TEAM) == 0)
-        return value_error("team '%s' is reserved (it names the queue of chats without a team)", NO_TEAM);
-    return 0;
-}
-
-/* A whole decimal number in [min, max] (digits only, no sign or spaces). */
-static bool parse_range(const char *s, long min, long max, long *out)
-{
-    long v = 0;
-    if (!s[0])
-        return false;
-    for (const char *p = s; *p; p++) {
-        if (!isdigit((unsigned char)*p) || v > max)
-            return false;
-        v = v * 10 + (*p - '0');
-    }
-    if (v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* "on"/"off" into *out. */
-static bool parse_on_off(const char *s, bool *out)
-{
-    if (strcmp(s, "on") == 0)
-        *out = true;
-    else if (strcmp(s, "off") == 0)
-        *out = false;
-    else
-        return false;
-    return true;
-}
-
-/* An exact origin as browsers send it in the Origin header: "http" or "https",
- * "://", a lowercase host (DNS name, IPv4 or [IPv6]) and an optional non-default
- * port, with nothing after it. Anything else would never match the header, so it
- * is rejected here rather than silently locking the widget out. */
-static bool valid_origin(const char *s)
-{
-    const char *p;
-    bool https;
-    if (strlen(s) > ORIGIN_MAX)
-        return false;
-    if (strncmp(s, "https://", 8) == 0) {
-        p = s + 8, https = true;
-    } else if (strncmp(s, "http://", 7) == 0) {
-        p = s + 7, https = false;
-    } else {
-        return false;
-    }
-    const char *host = p;
-    if (*p == '[') {
-        for (p++; *p && *p != ']'; p++)
-            if (!(isdigit((unsigned char)*p) || (*p >= 'a' && *p <= 'f') || *p == ':' || *p == '.'))
-                return false;
-        if (*p != ']' || p == host + 1)
-            return false;
-        p++;
-    } else {
-        char prev = '.';
-        for (; *p && *p != ':'; p++) {
-            char c = *p;
-            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
-                return false;
-            if (c == '.' && (prev == '.' || prev == '-'))
-                return false;
-            if (c == '-' && prev == '.')
-                return false;
-            prev = c;
-        }
-        if (p == host || prev == '.' || prev == '-')
-            return false;
-    }
-    if (*p == '\0')
-        return true;
-    if (*p != ':')
-        return false;
-    p++;
-    if (*p < '1' || *p > '9')
-        return false;
-    long port = 0;
-    for (; *p; p++) {
-        if (!isdigit((unsigned char)*p) || port > 65535)
-            return false;
-        port = port * 10 + (*p - '0');
-    }
-    if (port < 1 || port > 65535)
-        return false;
-    return port != (https ? 443 : 80);
-}
-
-/* Basic e-mail check (one '@', something on both sides, no spaces or control
- * characters, at most 254 bytes); lower-cases into out (EMAIL_MAX + 1 bytes). */
-static bool normalize_email(const char *s, char *out)
-{
-    size_t n = strlen(s);
-    const char *at = strchr(s, '@');
-    if (n < 3 || n > EMAIL_MAX || !at || at == s || at[1] == '\0' || strchr(at + 1, '@'))
-        return false;
-    if (!is_clean_text(s))
-        return false;
-    for (size_t i = 0; i <= n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (isspace(c))
-            return false;
-        out[i] = (char)(c < 0x80 ? tolower(c) : c);
-    }
-    return true;
 }
 
 /* ---- options ---- */
@@ -611,18 +458,6 @@ static int parse_args(cd_config *cfg, const command *cmd, int argc, char **argv,
 
 /* ---- Redis ---- */
 
-/* The key or channel name prefix + suffix as a new heap string. */
-static char *pkey(const cd_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *pkey(const cd_config *cfg, const char *fmt, ...)
-{
-    char tail[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tail, sizeof tail, fmt, ap);
-    va_end(ap);
-    return strf("%s%s", cfg->prefix, tail);
-}
-
 static struct timeval ms_to_tv(int64_t ms)
 {
     struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
@@ -632,12 +467,14 @@ static struct timeval ms_to_tv(int64_t ms)
 /* Runs one command given as NUL-terminated strings. Prints the error and returns
  * NULL on an I/O failure or an error reply; otherwise returns the reply, which the
  * caller frees. */
+static redisReply *follow_redirect(redisReply *r, int argc, const char **argv, const size_t *lens);
+
 static redisReply *rcall(redisContext *c, int argc, const char **argv)
 {
     size_t *lens = cd_malloc(sizeof *lens * (size_t)argc);
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    redisReply *r = follow_redirect(redisCommandArgv(c, argc, argv, lens), argc, argv, lens);
     cd_free(lens);
     if (!r) {
         errorf("Redis error: %s", c->errstr[0] ? c->errstr : "connection lost");
@@ -685,7 +522,12 @@ static int sentinel_resolve(const cd_config *cfg, cd_redis_addr *addr)
     return -1;
 }
 
-static redisContext *redis_open(const cd_config *cfg, int *rc)
+/* The config the connections are opened with: a Redis Cluster redirection opens one more. */
+static const cd_config *open_cfg;
+
+/* Connects to the Redis of the URL, or when host is given to that server (a Redis Cluster
+ * primary that a redirection names: same credentials, database 0). */
+static redisContext *redis_open_to(const cd_config *cfg, const char *host, int port, int *rc)
 {
     cd_redis_addr addr;
     char err[256];
@@ -693,9 +535,16 @@ static redisContext *redis_open(const cd_config *cfg, int *rc)
     redisContext *c = NULL;
     redisReply *r = NULL;
 
+    open_cfg = cfg;
     if (cd_config_parse_redis_url(cfg->redis, &addr, err, sizeof err) != 0) {
         *rc = value_error("invalid Redis URL: %s", err);
         return NULL;
+    }
+    if (host) {
+        cd_strlcpy(addr.host, host, sizeof addr.host);
+        addr.port = port;
+        addr.is_unix = addr.sentinel = false;
+        addr.db = 0;
     }
     if (addr.sentinel && sentinel_resolve(cfg, &addr) != 0) {
         *rc = EXIT_FAIL;
@@ -756,35 +605,42 @@ fail:
     return NULL;
 }
 
-/* Runs an inline script: EVAL script nkeys keys... args.... The scripts answer with
- * a JSON object ({"ok":true} or {"error":...}); returns it (new reference), or NULL
- * after printing the error. */
-static json_t *eval_json(redisContext *c, const char *script, size_t nkeys, const char **keys, size_t nargs,
-                         const char **argv)
+static redisContext *redis_open(const cd_config *cfg, int *rc)
 {
-    char nk[24];
-    snprintf(nk, sizeof nk, "%zu", nkeys);
-    size_t n = 3 + nkeys + nargs;
-    const char **v = cd_malloc(sizeof *v * n);
-    v[0] = "EVAL";
-    v[1] = script;
-    v[2] = nk;
-    memcpy(v + 3, keys, sizeof *v * nkeys);
-    memcpy(v + 3 + nkeys, argv, sizeof *v * nargs);
-    redisReply *r = rcall(c, (int)n, v);
-    cd_free(v);
-    if (!r)
+    return redis_open_to(cfg, NULL, 0, rc);
+}
+
+/* Redis Cluster: the reply "MOVED <slot> <host>:<port>" (or "ASK …") names the primary that
+ * holds the command's key, and the command goes there (after ASKING for ASK). Every command
+ * the CLI sends touches one slot, so one redirection is all it needs. Any other reply
+ * comes back as it is. */
+static redisContext *redirected(const redisReply *r)
+{
+    bool ask = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0;
+    if (!open_cfg || !r || r->type != REDIS_REPLY_ERROR || !(ask || strncmp(r->str, "MOVED ", 6) == 0))
         return NULL;
-    json_t *j = NULL;
-    if (r->type == REDIS_REPLY_STRING)
-        j = json_loadb(r->str, r->len, 0, NULL);
-    if (!json_is_object(j)) {
-        errorf("unexpected reply from the Redis script");
-        json_decref(j);
-        j = NULL;
-    }
+    const char *sp = strrchr(r->str, ' '), *colon = sp ? strrchr(sp, ':') : NULL; /* "<slot> <host>:<port>" */
+    char host[256];
+    int rc;
+    if (!colon || (size_t)(colon - sp - 1) >= sizeof host)
+        return NULL;
+    memcpy(host, sp + 1, (size_t)(colon - sp - 1));
+    host[colon - sp - 1] = '\0';
+    redisContext *c = redis_open_to(open_cfg, host, atoi(colon + 1), &rc);
+    if (c && ask)
+        freeReplyObject(redisCommand(c, "ASKING"));
+    return c;
+}
+
+static redisReply *follow_redirect(redisReply *r, int argc, const char **argv, const size_t *lens)
+{
+    redisContext *c = redirected(r);
+    if (!c)
+        return r;
     freeReplyObject(r);
-    return j;
+    r = redisCommandArgv(c, argc, argv, lens);
+    redisFree(c);
+    return r;
 }
 
 /* The value of field in an HGETALL reply, or NULL. Borrowed from the reply. */
@@ -824,17 +680,25 @@ static int members_sorted(redisContext *c, const char *key, redisReply **reply, 
     return 0;
 }
 
-/* HGETALL of each key, pipelined. Returns a heap array of n replies (each freed by
+/* A record's key from its id (cd_key_agent, site_key). */
+typedef const char *(*key_of_id)(cd_key *k, const char *P, const char *id);
+
+/* P{s:<site>}:site, the site's record */
+static const char *site_key(cd_key *k, const char *P, const char *site)
+{
+    return cd_key_site(k, P, site, "");
+}
+
+/* HGETALL of each id's key, pipelined. Returns a heap array of n replies (each freed by
  * the caller, and the array with cd_free), or NULL after printing the error. */
-static redisReply **hgetall_many(redisContext *c, const cd_config *cfg, const char *fmt, const char **ids, size_t n)
+static redisReply **hgetall_many(redisContext *c, const cd_config *cfg, key_of_id key_of, const char **ids, size_t n)
 {
     redisReply **out = cd_calloc(n + 1, sizeof *out);
     for (size_t i = 0; i < n; i++) {
-        char *key = strf("%s%s%s", cfg->prefix, fmt, ids[i]);
-        const char *argv[] = {"HGETALL", key};
-        size_t lens[] = {7, strlen(key)};
+        cd_key k;
+        const char *argv[] = {"HGETALL", key_of(&k, cfg->prefix, ids[i])};
+        size_t lens[] = {7, strlen(argv[1])};
         redisAppendCommandArgv(c, 2, argv, lens);
-        cd_free(key);
     }
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
@@ -1078,10 +942,6 @@ static char *join_map(const json_t *obj)
     return s;
 }
 
-/* The site.changed notice for site key k, for the ch:sites channel (header line and
- * frame, as docs/keyspace.md describes). Lua, shared by the set scripts. */
-#define SITE_CHANGED_LUA(k) "'0 a -\\n{\"type\":\"site.changed\",\"key\":' .. cjson.encode(" k ") .. '}'"
-
 /* "2024-11-24 11:38" (UTC) for a unix-ms timestamp; "-" for 0. */
 static void format_time(json_int_t ms, char *out, size_t outsz)
 {
@@ -1095,420 +955,606 @@ static void format_time(json_int_t ms, char *out, size_t outsz)
         snprintf(out, outsz, "-");
 }
 
-/* ---- site-add ---- */
+/* ---- the admin API's operations ---- */
 
-static int site_name_error(void)
+/* The write commands run the HTTP admin API's own operations (store/lua/api.lua, the
+ * function library every node loads) as the operator, so the CLI and the API validate
+ * and write the same way (ARCHITECTURE "one implementation"). The CLI checks only what
+ * the command line itself says (options, CATEGORY=TEAM syntax) and the password, which
+ * the function only sees hashed; every value is the function's to refuse. */
+
+/* FUNCTION LOAD of the library (already there from a node of this version is fine).
+ * 0, or -1 after printing why. */
+static int load_library(redisContext *c, const cd_store_lib *lib)
 {
-    return value_error("site name must be 1-%d bytes of UTF-8 text without control characters", NAME_MAX_BYTES);
+    const char *argv[] = {"FUNCTION", "LOAD", lib->text};
+    size_t lens[] = {8, 4, lib->len};
+    redisReply *r = redisCommandArgv(c, 3, argv, lens);
+    bool ok =
+        r && (r->type == REDIS_REPLY_STRING || (r->type == REDIS_REPLY_ERROR && strstr(r->str, "already exists")));
+    if (!ok)
+        errorf("cannot load the function library: %s", r ? r->str : c->errstr);
+    if (r)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
 }
 
-/* The origins as a JSON array, or NULL with *rc set after printing the first bad one. */
-static json_t *origins_array(const char **origins, size_t n, int *rc)
+/* FCALL <library>_api 1 key P op "" params now fresh retain 0 "" 0 operator: ARGV as
+ * _api.lua reads it, with the eleventh that makes the caller the operator. Loads the
+ * library when Redis does not have it yet. The reply, or NULL after printing why. */
+static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *op, const char *key, const char *params,
+                             bool moved)
+{
+    cd_store_lib lib;
+    if (cd_store_lib_build(&lib) != 0) {
+        errorf("cannot build the function library");
+        return NULL;
+    }
+    char fname[64], now[24], fresh[64], retain[24];
+    snprintf(fname, sizeof fname, "%s_api", lib.name);
+    snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
+    cd_id_new(strncmp(op, "admin_agent", 11) == 0 ? "a" : "m", fresh, sizeof fresh);
+    snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
+    const char *argv[] = {"FCALL", fname, "1",    key, cfg->prefix, op,  "",        params,
+                          now,     fresh, retain, "0", "",          "0", "operator"};
+    redisReply *r = redisCommandArgv(c, (int)CD_ARRAY_LEN(argv), argv, NULL);
+    redisContext *there = moved ? NULL : redirected(r);
+    if (there) { /* Redis Cluster: the key's primary is another one (once) */
+        freeReplyObject(r);
+        cd_store_lib_free(&lib);
+        r = fcall_api(there, cfg, op, key, params, true);
+        redisFree(there);
+        return r;
+    }
+    if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found")) {
+        freeReplyObject(r);
+        r = load_library(c, &lib) == 0 ? redisCommandArgv(c, (int)CD_ARRAY_LEN(argv), argv, NULL) : NULL;
+    } else if (!r) {
+        errorf("Redis error: %s", c->errstr[0] ? c->errstr : "connection lost");
+    }
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        errorf("Redis error: %s", r->str);
+        freeReplyObject(r);
+        r = NULL;
+    }
+    cd_store_lib_free(&lib);
+    return r;
+}
+
+/* Runs admin API operation op with params (stolen) as the operator; key is the key the
+ * call is about. Returns the reply's body (new reference), or NULL with *rc set after
+ * printing the operation's refusal: exit 2 for a value it refuses (bad_request, the
+ * API's 400), 1 for anything else (unknown site or agent, a duplicate, Redis). */
+static json_t *api_op(const cd_config *cfg, const char *op, const char *key, json_t *params, int *rc)
+{
+    char *ptext = json_dumps(params, JSON_COMPACT);
+    json_decref(params);
+    json_t *j = NULL, *body = NULL;
+    redisReply *r = NULL;
+    redisContext *c = NULL;
+    *rc = EXIT_FAIL;
+    if (!ptext) {
+        *rc = value_error("parameters are not valid UTF-8");
+        return NULL;
+    }
+    if (!(c = redis_open(cfg, rc)) || !(r = fcall_api(c, cfg, op, key, ptext, false)))
+        goto out;
+    *rc = EXIT_FAIL;
+    if (r->type == REDIS_REPLY_STRING)
+        j = json_loadb(r->str, r->len, 0, NULL);
+    const char *err = json_string_value(json_object_get(j, "err"));
+    if (err) {
+        char *shown = sanitize(json_string_value(json_object_get(j, "message")) ?: err);
+        errorf("%s", shown);
+        cd_free(shown);
+        if (strcmp(err, "bad_request") == 0)
+            *rc = EXIT_USAGE;
+    } else if (!json_is_object(body = json_object_get(j, "body"))) {
+        errorf("unexpected reply from the Redis function");
+        body = NULL;
+    } else {
+        json_incref(body);
+        *rc = EXIT_OK;
+    }
+out:
+    json_decref(j);
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    free(ptext);
+    return body;
+}
+
+static bool utf8_ok(const char *s)
+{
+    json_t *v = json_string(s);
+    json_decref(v);
+    return v != NULL;
+}
+
+/* One of the single-slot steps of an operation that changes a site and state that spans
+ * sites (api.lua "the admin CLI's single-slot steps"): api_op, marked as a step. */
+static json_t *api_step(const cd_config *cfg, const char *op, const char *key, json_t *params, int *rc)
+{
+    json_object_set_new(params, "stepwise", json_true());
+    return api_op(cfg, op, key, params, rc);
+}
+
+/* Sets params[name] to the text s; false after printing an error when s is not UTF-8
+ * (jansson refuses it; the API's JSON body could not carry it either). */
+static bool put_text(json_t *params, const char *name, const char *s, int *rc)
+{
+    json_t *v = json_string(s);
+    if (!v) {
+        *rc = value_error("%s is not valid UTF-8", name);
+        return false;
+    }
+    json_object_set_new(params, name, v);
+    return true;
+}
+
+/* params[name] = the n texts as an array (false after printing, as put_text). */
+static bool put_list(json_t *params, const char *name, const char **vals, size_t n, int *rc)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        if (!valid_origin(origins[i])) {
-            char *shown = sanitize(origins[i]);
-            *rc = value_error("origin must look like https://example.com[:port]: got %s "
-                              "(lowercase scheme and host, no path, no trailing slash, no default port)",
-                              shown);
-            cd_free(shown);
+        json_t *v = json_string(vals[i]);
+        if (!v) {
             json_decref(arr);
-            return NULL;
+            *rc = value_error("%s is not valid UTF-8", name);
+            return false;
         }
-        json_array_append_new(arr, json_string(origins[i]));
+        json_array_append_new(arr, v);
     }
-    return arr;
+    json_object_set_new(params, name, arr);
+    return true;
 }
 
-static int check_secret(const char *secret)
+/* params[name] = true/false from "on"/"off"; false after printing a usage error. */
+static bool put_on_off(json_t *params, const char *name, const char *opt, const char *s, int *rc)
 {
-    if (strlen(secret) < SECRET_MIN || strlen(secret) > SECRET_MAX || !is_clean_text(secret))
-        return value_error("identity secret must be %d-%d bytes of text without control characters", SECRET_MIN,
-                           SECRET_MAX);
-    return 0;
+    if (strcmp(s, "on") != 0 && strcmp(s, "off") != 0) {
+        char *shown = sanitize(s);
+        *rc = value_error("%s must be on or off: got '%s'", opt, shown);
+        cd_free(shown);
+        return false;
+    }
+    json_object_set_new(params, name, json_boolean(strcmp(s, "on") == 0));
+    return true;
 }
 
-static bool read_password(const char *given, char *out, size_t outsz);
+/* Prints, as one line of JSON, out (stolen; NULL: a new object) with the fields of rec
+ * named in fields (a NULL-terminated list) added in that order. */
+static void print_picked(json_t *out, const json_t *rec, const char *const *fields)
+{
+    if (!out)
+        out = json_object();
+    for (; *fields; fields++)
+        json_object_set(out, *fields, json_object_get(rec, *fields) ? json_object_get(rec, *fields) : json_null());
+    print_json(out);
+    json_decref(out);
+}
+
+/* true when any of the n options is given (a set command needs a setting to change) */
+static bool any_given(const args *a, const opt_id *opts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (arg_get(a, opts[i]))
+            return true;
+    return false;
+}
+
+/* params when ok, else NULL (params released): the end of each options -> params step. */
+static json_t *params_if(bool ok, json_t *params)
+{
+    if (ok)
+        return params;
+    json_decref(params);
+    return NULL;
+}
+
+/* ---- reading secrets ---- */
+
+/* The password as given, or the first line of stdin for "-", into out (without the
+ * line end). Returns false when stdin has nothing or the line is too long. */
+static bool read_password(const char *given, char *out, size_t outsz)
+{
+    if (strcmp(given, "-") != 0) {
+        if (strlen(given) >= outsz)
+            return false;
+        memcpy(out, given, strlen(given) + 1);
+        return true;
+    }
+    if (!fgets(out, (int)outsz, stdin))
+        return false;
+    size_t n = strlen(out);
+    if (n && out[n - 1] == '\n')
+        out[--n] = '\0';
+    else if (n == outsz - 1)
+        return false; /* longer than the buffer */
+    if (n && out[n - 1] == '\r')
+        out[--n] = '\0';
+    return true;
+}
 
 /* The identity secret as given, or for "-" the first line of stdin (so it stays off the
- * command line, where any user of the machine can read it), checked. */
-static int take_secret(const char **secret, char *buf, size_t bufsz)
+ * command line, where any user of the machine can read it), as params' identity_secret. */
+static bool put_secret(json_t *params, const char *secret, int *rc)
 {
-    if (strcmp(*secret, "-") == 0) {
-        if (!read_password("-", buf, bufsz))
-            return value_error("identity secret: stdin has no line of at most %d bytes", SECRET_MAX);
-        *secret = buf;
+    char buf[SECRET_MAX + 2];
+    if (strcmp(secret, "-") == 0) {
+        if (!read_password("-", buf, sizeof buf)) {
+            *rc = value_error("identity secret: stdin has no line of at most %d bytes", SECRET_MAX);
+            return false;
+        }
+        secret = buf;
     }
-    return check_secret(*secret);
+    bool ok = put_text(params, "identity_secret", secret, rc);
+    explicit_bzero(buf, sizeof buf);
+    return ok;
 }
 
-/* KEYS: site:<key>, sites. ARGV: key, name, origins (JSON), identity secret,
- * created_at (ms), the ch:sites channel. Existence check, record, index and the
- * cache-reload notice happen together or not at all. */
-static const char site_add_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then\n"
-    "  return '{\"error\":\"exists\"}'\n"
-    "end\n"
-    "redis.call('HSET', KEYS[1], 'key', ARGV[1], 'name', ARGV[2], 'origins', ARGV[3],\n"
-    "           'identity_secret', ARGV[4], 'created_at', ARGV[5])\n"
-    "redis.call('SADD', KEYS[2], ARGV[1])\n"
-    "redis.call('PUBLISH', ARGV[6], '0 a -\\n{\"type\":\"site.changed\",\"key\":' .. cjson.encode(ARGV[1]) .. '}')\n"
-    "return '{\"ok\":true}'\n";
+/* The password (given, or "-": stdin) checked by the API's own rule and hashed into
+ * params' pw_hash, the only form the function sees. false after printing why. */
+static bool put_password(json_t *params, const char *given, int *rc)
+{
+    char password[CD_AUTH_PASSWORD_MAX + 2];
+    char hash[256];
+    bool ok = false;
+    if (!read_password(given, password, sizeof password) || !cd_auth_password_len_ok(strlen(password)))
+        *rc = value_error("%s", CD_AUTH_PASSWORD_RULE);
+    else if (cd_auth_password_hash(password, hash, sizeof hash) != 0)
+        errorf("cannot hash the password");
+    else
+        ok = put_text(params, "pw_hash", hash, rc);
+    explicit_bzero(password, sizeof password);
+    explicit_bzero(hash, sizeof hash);
+    return ok;
+}
+
+/* ---- site-add ---- */
 
 static int run_site_add(cd_config *cfg, const args *a)
 {
     const char *key = arg_get(a, OPT_KEY);
-    const char *name = arg_get(a, OPT_NAME);
     const char *secret = arg_get(a, OPT_SECRET);
-    char secret_buf[SECRET_MAX + 2];
     const char **origins = cd_calloc(a->n + 1, sizeof *origins);
     size_t norigins = arg_all(a, OPT_ORIGIN, origins);
-    json_t *jorigins = NULL, *res = NULL;
-    char *origins_json = NULL, *k_site = NULL, *k_sites = NULL, *ch = NULL;
-    redisContext *c = NULL;
+    json_t *params = json_object(), *body = NULL;
     int rc = EXIT_FAIL;
+    cd_key k;
 
-    if (!valid_key(key)) {
-        rc = bad_key("site key", key);
+    if (!put_text(params, "key", key, &rc) || !put_text(params, "name", arg_get(a, OPT_NAME), &rc) ||
+        !put_list(params, "origins", origins, norigins, &rc) || (secret && !put_secret(params, secret, &rc))) {
+        json_decref(params);
         goto out;
     }
-    if (!valid_name(name)) {
-        rc = site_name_error();
+    /* the sites set ({g}) first, then the record ({s:<site>}): api.lua says why this order */
+    json_t *record = json_deep_copy(params);
+    if (!(body = api_step(cfg, "admin_site_index", cd_key_global(&k, cfg->prefix, "sites"), params, &rc))) {
+        json_decref(record);
         goto out;
     }
-    if (!(jorigins = origins_array(origins, norigins, &rc)))
+    json_decref(body);
+    if (!(body = api_step(cfg, "admin_site_create", cd_key_site(&k, cfg->prefix, key, ""), record, &rc)))
         goto out;
-    if (secret && (rc = take_secret(&secret, secret_buf, sizeof secret_buf)) != 0)
-        goto out;
-
-    c = redis_open(cfg, &rc);
-    if (!c)
-        goto out;
-    origins_json = json_dumps(jorigins, JSON_COMPACT);
-    k_site = pkey(cfg, "site:%s", key);
-    k_sites = pkey(cfg, "sites");
-    ch = pkey(cfg, "ch:sites");
-    char created[24];
-    snprintf(created, sizeof created, "%llu", (unsigned long long)cd_now_ms());
-    const char *keys[] = {k_site, k_sites};
-    const char *argv[] = {key, name, origins_json, secret ? secret : "", created, ch};
-    res = eval_json(c, site_add_lua, CD_ARRAY_LEN(keys), keys, CD_ARRAY_LEN(argv), argv);
-    if (!res)
-        goto out;
-    if (json_object_get(res, "error")) {
-        const char *e = json_string_value(json_object_get(res, "error"));
-        if (e && strcmp(e, "exists") == 0)
-            errorf("site %s already exists", key);
-        else
-            errorf("site-add failed: %s", e ? e : "unknown error");
-        goto out;
-    }
-    json_t *outj = json_pack("{s:s, s:s, s:O, s:b}", "key", key, "name", name, "origins", jorigins,
-                             "identity_verification", secret != NULL);
-    print_json(outj);
-    json_decref(outj);
-    rc = EXIT_OK;
+    static const char *const shown[] = {"key", "name", "origins", "identity_verification", NULL};
+    print_picked(NULL, json_object_get(body, "site"), shown);
 
 out:
-    json_decref(res);
-    json_decref(jorigins);
-    free(origins_json);
-    cd_free(k_site);
-    cd_free(k_sites);
-    cd_free(ch);
+    json_decref(body);
     cd_free(origins);
-    if (c)
-        redisFree(c);
     return rc;
 }
 
 /* ---- site-set ---- */
 
-/* KEYS: site:<key>, site:<key>:teams. ARGV: key, the ch:sites channel, m, then the m
- * teams the new category map names (each must be a team of the site), then the
- * field/value pairs to write. The checks, the write and the site.changed notice (nodes
- * reload the site and re-run assignment) happen together or not at all. */
-static const char site_set_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return '{\"error\":\"unknown_site\"}' end\n"
-    "local m = tonumber(ARGV[3])\n"
-    "for j = 4, 3 + m do\n"
-    "  if redis.call('HEXISTS', KEYS[2], ARGV[j]) == 0 then\n"
-    "    return cjson.encode({error = 'unknown_team', team = ARGV[j]})\n"
-    "  end\n"
-    "end\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 4 + m))\n"
-    "redis.call('PUBLISH', ARGV[2], " SITE_CHANGED_LUA("ARGV[1]") ")\n"
-                                                                  "return '{\"ok\":true}'\n";
-
-/* An auto-acknowledgement text: at most ACK_MAX_BYTES of UTF-8, line breaks and tabs
- * allowed, no other control characters; empty means the built-in text. */
-static int check_ack(const char *opt, const char *text)
-{
-    if (strlen(text) > ACK_MAX_BYTES || !is_clean_text_ml(text, true))
-        return value_error("%s must be at most %d bytes of UTF-8 text (line breaks allowed, no other control "
-                           "characters)",
-                           opt, ACK_MAX_BYTES);
-    return 0;
-}
-
-/* Parses the --category-team CATEGORY=TEAM values into *map (category -> team, in the
- * order given; CATEGORY= leaves the category out) and the distinct teams it names into
- * teams (n entries at most). Returns 0, or 2 after printing the error. */
-static int parse_category_teams(const char **vals, size_t n, json_t **map, const char **teams, size_t *nteams)
+/* Parses the --category-team CATEGORY=TEAM values into a map (category -> team, in the
+ * order given; CATEGORY= leaves the category out). Only the option's syntax is checked
+ * here; the teams are the operation's to check. NULL, with *rc set after printing. */
+static json_t *category_teams(const char **vals, size_t n, int *rc)
 {
     json_t *m = json_object(), *seen = json_object();
-    int rc = 0;
-    *nteams = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t i = 0; i < n && m; i++) {
         const char *eq = strrchr(vals[i], '=');
-        if (!eq || eq == vals[i]) {
+        char *cat = eq && eq != vals[i] ? cd_strndup(vals[i], (size_t)(eq - vals[i])) : NULL;
+        const json_t *prev = cat ? json_object_get(seen, cat) : NULL;
+        if (!cat) {
             char *shown = sanitize(vals[i]);
-            rc = value_error("category-team must be CATEGORY=TEAM (or CATEGORY= to leave the category out): got '%s'",
-                             shown);
+            *rc = value_error("category-team must be CATEGORY=TEAM (or CATEGORY= to leave the category out): got '%s'",
+                              shown);
             cd_free(shown);
-            break;
-        }
-        char *cat = cd_strndup(vals[i], (size_t)(eq - vals[i]));
-        const char *team = eq + 1;
-        const json_t *prev;
-        if (strlen(cat) > NAME_MAX_BYTES || !is_clean_text(cat)) {
+        } else if (prev && strcmp(json_string_value(prev), eq + 1) != 0) {
             char *shown = sanitize(cat);
-            rc = value_error("category must be 1-%d bytes of UTF-8 text without control characters: got '%s'",
-                             NAME_MAX_BYTES, shown);
+            *rc = value_error("category '%s' is given twice with different teams", shown);
             cd_free(shown);
-        } else if (team[0] && (rc = check_team(team)) != 0) {
-            /* printed */
-        } else if ((prev = json_object_get(seen, cat)) && strcmp(json_string_value(prev), team) != 0) {
-            rc = value_error("category '%s' is given twice with different teams", cat);
+        } else if (!utf8_ok(cat) || !utf8_ok(eq + 1)) {
+            *rc = value_error("category-team is not valid UTF-8");
         } else {
-            json_object_set_new(seen, cat, json_string(team));
-            if (team[0]) {
-                json_object_set_new(m, cat, json_string(team));
-                bool dup = false;
-                for (size_t j = 0; j < *nteams && !dup; j++)
-                    dup = strcmp(teams[j], team) == 0;
-                if (!dup)
-                    teams[(*nteams)++] = team;
-            }
+            json_object_set_new(seen, cat, json_string(eq + 1));
+            if (eq[1])
+                json_object_set_new(m, cat, json_string(eq + 1));
+            else
+                json_object_del(m, cat);
+            cd_free(cat);
+            continue;
         }
         cd_free(cat);
+        json_decref(m);
+        m = NULL;
     }
     json_decref(seen);
-    if (rc != 0) {
-        json_decref(m);
-        return rc;
+    return m;
+}
+
+/* site-set's options as the admin API's site patch (admin_site_patch). NULL, with *rc
+ * set after printing, for a malformed option. */
+static json_t *site_patch(const args *a, int *rc)
+{
+    static const struct {
+        opt_id opt;
+        const char *field;
+    } texts[] = {
+        {OPT_NAME, "name"}, {OPT_AUTO_CLOSE, "auto_close_s"}, {OPT_ACK_EN, "ack_text_en"}, {OPT_ACK_ZH, "ack_text_zh"}};
+    json_t *params = json_object();
+    const char **vals = cd_calloc(a->n + 1, sizeof *vals);
+    size_t n;
+    bool ok = put_text(params, "site_key", arg_get(a, OPT_KEY), rc);
+    for (size_t i = 0; i < CD_ARRAY_LEN(texts) && ok; i++)
+        if (arg_get(a, texts[i].opt))
+            ok = put_text(params, texts[i].field, arg_get(a, texts[i].opt), rc);
+    if (ok && (n = arg_all(a, OPT_ORIGIN, vals)))
+        ok = put_list(params, "origins", vals, n, rc);
+    if (ok && arg_get(a, OPT_SECRET))
+        ok = put_secret(params, arg_get(a, OPT_SECRET), rc);
+    if (ok && arg_get(a, OPT_NO_SECRET))
+        json_object_set_new(params, "identity_secret", json_string(""));
+    if (ok && arg_get(a, OPT_AUTO_ASSIGN))
+        ok = put_on_off(params, "auto_assign", "auto-assign", arg_get(a, OPT_AUTO_ASSIGN), rc);
+    if (ok && (n = arg_all(a, OPT_CATEGORY_TEAM, vals))) {
+        json_t *m = category_teams(vals, n, rc);
+        ok = m != NULL;
+        if (ok)
+            json_object_set_new(params, "category_teams", m);
     }
-    *map = m;
-    return 0;
+    cd_free(vals);
+    return params_if(ok, params);
+}
+
+/* Prints a record as it now stands (a read after the write, for display only): the hash
+ * at key, shown by show (site_object, agent_object) under id. */
+static int print_record(const cd_config *cfg, const char *key, const char *id,
+                        json_t *(*show)(const char *id, const redisReply *h))
+{
+    int rc = EXIT_FAIL;
+    redisContext *c = redis_open(cfg, &rc);
+    redisReply *h = NULL;
+    if (c && (h = hgetall(c, key))) {
+        json_t *outj = show(id, h);
+        print_json(outj);
+        json_decref(outj);
+        rc = EXIT_OK;
+    }
+    if (h)
+        freeReplyObject(h);
+    if (c)
+        redisFree(c);
+    return rc;
 }
 
 static int run_site_set(cd_config *cfg, const args *a)
 {
+    static const opt_id settings[] = {OPT_NAME,          OPT_ORIGIN,     OPT_SECRET, OPT_NO_SECRET, OPT_AUTO_ASSIGN,
+                                      OPT_CATEGORY_TEAM, OPT_AUTO_CLOSE, OPT_ACK_EN, OPT_ACK_ZH};
     const char *key = arg_get(a, OPT_KEY);
-    const char *name = arg_get(a, OPT_NAME);
-    const char *secret = arg_get(a, OPT_SECRET);
-    char secret_buf[SECRET_MAX + 2];
-    bool no_secret = arg_get(a, OPT_NO_SECRET) != NULL;
-    const char *assign = arg_get(a, OPT_AUTO_ASSIGN);
-    const char *close = arg_get(a, OPT_AUTO_CLOSE);
-    const char *ack_en = arg_get(a, OPT_ACK_EN);
-    const char *ack_zh = arg_get(a, OPT_ACK_ZH);
-    const char **origins = cd_calloc(a->n + 1, sizeof *origins);
-    const char **cats = cd_calloc(a->n + 1, sizeof *cats);
-    const char **teams = cd_calloc(a->n + 1, sizeof *teams);
-    size_t norigins = arg_all(a, OPT_ORIGIN, origins);
-    size_t ncats = arg_all(a, OPT_CATEGORY_TEAM, cats);
-    size_t nteams = 0;
-    json_t *jorigins = NULL, *cmap = NULL, *res = NULL;
-    char *origins_json = NULL, *cmap_json = NULL, *k_site = NULL, *k_teams = NULL, *ch = NULL;
-    const char **argv = NULL;
-    size_t nargv = 0;
-    redisReply *h = NULL;
-    redisContext *c = NULL;
-    bool assign_on = true;
-    long close_s = 0;
-    char mbuf[24], closebuf[24];
     int rc = EXIT_FAIL;
-
-    if (secret && no_secret) {
-        rc = usage_error("site-set takes --identity-secret or --no-identity-secret, not both");
-        goto out;
-    }
-    if (!name && !norigins && !secret && !no_secret && !assign && !ncats && !close && !ack_en && !ack_zh) {
-        rc = usage_error("site-set needs at least one setting to change");
-        goto out;
-    }
-    if (!valid_key(key)) {
-        rc = bad_key("site key", key);
-        goto out;
-    }
-    if (name && !valid_name(name)) {
-        rc = site_name_error();
-        goto out;
-    }
-    if (norigins && !(jorigins = origins_array(origins, norigins, &rc)))
-        goto out;
-    if (secret && (rc = take_secret(&secret, secret_buf, sizeof secret_buf)) != 0)
-        goto out;
-    if (assign && !parse_on_off(assign, &assign_on)) {
-        char *shown = sanitize(assign);
-        rc = value_error("auto-assign must be on or off: got '%s'", shown);
-        cd_free(shown);
-        goto out;
-    }
-    if (close && !parse_range(close, 0, AUTO_CLOSE_MAX, &close_s)) {
-        rc = value_error("auto-close-s must be a whole number of seconds from 0 (never close) to %d", AUTO_CLOSE_MAX);
-        goto out;
-    }
-    if ((ack_en && (rc = check_ack("ack-en", ack_en)) != 0) || (ack_zh && (rc = check_ack("ack-zh", ack_zh)) != 0))
-        goto out;
-    if (ncats && (rc = parse_category_teams(cats, ncats, &cmap, teams, &nteams)) != 0)
-        goto out;
-    rc = EXIT_FAIL;
-
-    c = redis_open(cfg, &rc);
-    if (!c)
-        goto out;
-    k_site = pkey(cfg, "site:%s", key);
-    k_teams = pkey(cfg, "site:%s:teams", key);
-    ch = pkey(cfg, "ch:sites");
-    snprintf(mbuf, sizeof mbuf, "%zu", nteams);
-    argv = cd_calloc(3 + nteams + 2 * 8, sizeof *argv);
-    argv[nargv++] = key;
-    argv[nargv++] = ch;
-    argv[nargv++] = mbuf;
-    for (size_t i = 0; i < nteams; i++)
-        argv[nargv++] = teams[i];
-#define FIELD(f, v) (argv[nargv++] = (f), argv[nargv++] = (v))
-    if (name)
-        FIELD("name", name);
-    if (jorigins) {
-        origins_json = json_dumps(jorigins, JSON_COMPACT);
-        FIELD("origins", origins_json);
-    }
-    if (secret || no_secret)
-        FIELD("identity_secret", secret ? secret : "");
-    if (assign)
-        FIELD("auto_assign", assign_on ? "1" : "0");
-    if (cmap) {
-        cmap_json = json_dumps(cmap, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        FIELD("category_teams", cmap_json);
-    }
-    if (close) {
-        snprintf(closebuf, sizeof closebuf, "%ld", close_s);
-        FIELD("auto_close_s", closebuf);
-    }
-    if (ack_en)
-        FIELD("ack_text_en", ack_en);
-    if (ack_zh)
-        FIELD("ack_text_zh", ack_zh);
-#undef FIELD
-
-    const char *keys[] = {k_site, k_teams};
-    res = eval_json(c, site_set_lua, CD_ARRAY_LEN(keys), keys, nargv, argv);
-    if (!res)
-        goto out;
-    const char *e = json_string_value(json_object_get(res, "error"));
-    if (e) {
-        if (strcmp(e, "unknown_site") == 0)
-            errorf("unknown site %s", key);
-        else if (strcmp(e, "unknown_team") == 0)
-            errorf("unknown team %s on site %s", json_string_value(json_object_get(res, "team")), key);
-        else
-            errorf("site-set failed: %s", e);
-        goto out;
-    }
-    /* The record as it now stands (a read after the write, for display only). */
-    if (!(h = hgetall(c, k_site)))
-        goto out;
-    json_t *outj = site_object(key, h);
-    print_json(outj);
-    json_decref(outj);
-    rc = EXIT_OK;
-
-out:
-    if (h)
-        freeReplyObject(h);
-    json_decref(res);
-    json_decref(jorigins);
-    json_decref(cmap);
-    free(origins_json);
-    free(cmap_json);
-    cd_free(k_site);
-    cd_free(k_teams);
-    cd_free(ch);
-    cd_free(argv);
-    cd_free(origins);
-    cd_free(cats);
-    cd_free(teams);
-    if (c)
-        redisFree(c);
-    return rc;
+    cd_key k;
+    if (arg_get(a, OPT_SECRET) && arg_get(a, OPT_NO_SECRET))
+        return usage_error("site-set takes --identity-secret or --no-identity-secret, not both");
+    if (!any_given(a, settings, CD_ARRAY_LEN(settings)))
+        return usage_error("site-set needs at least one setting to change");
+    json_t *params = site_patch(a, &rc), *body = NULL;
+    if (!params)
+        return rc;
+    if (!(body = api_op(cfg, "admin_site_patch", cd_key_site(&k, cfg->prefix, key, ""), params, &rc)))
+        return rc;
+    json_decref(body);
+    return print_record(cfg, cd_key_site(&k, cfg->prefix, key, ""), key, site_object);
 }
 
 /* ---- team-add ---- */
 
-/* KEYS: site:<key>, site:<key>:teams. ARGV: team, name. */
-static const char team_add_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return '{\"error\":\"unknown_site\"}' end\n"
-    "if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return '{\"error\":\"exists\"}' end\n"
-    "return '{\"ok\":true}'\n";
-
 static int run_team_add(cd_config *cfg, const args *a)
 {
     const char *site = arg_get(a, OPT_SITE);
-    const char *team = arg_get(a, OPT_KEY);
-    const char *name = arg_get(a, OPT_NAME);
-    char *k_site = NULL, *k_teams = NULL;
-    json_t *res = NULL;
-    redisContext *c = NULL;
+    json_t *params = json_object(), *body;
     int rc = EXIT_FAIL;
+    cd_key k;
+    if (!put_text(params, "site_key", site, &rc) || !put_text(params, "key", arg_get(a, OPT_KEY), &rc) ||
+        !put_text(params, "name", arg_get(a, OPT_NAME), &rc)) {
+        json_decref(params);
+        return rc;
+    }
+    if (!(body = api_op(cfg, "admin_team_create", cd_key_site(&k, cfg->prefix, site, ""), params, &rc)))
+        return rc;
+    static const char *const shown[] = {"key", "name", NULL};
+    print_picked(json_pack("{s:s}", "site", site), json_object_get(body, "team"), shown);
+    json_decref(body);
+    return EXIT_OK;
+}
 
-    if (!valid_key(site)) {
-        rc = bad_key("site key", site);
+/* ---- agent-add ---- */
+
+/* agent-add's options as the admin API's agent create (admin_agent_create). NULL, with
+ * *rc set after printing, for a malformed option or a password the API's rule refuses. */
+static json_t *agent_create(const args *a, int *rc)
+{
+    json_t *params = json_object();
+    const char **vals = cd_calloc(a->n + 1, sizeof *vals);
+    bool ok = put_text(params, "email", arg_get(a, OPT_EMAIL), rc) &&
+              put_text(params, "name", arg_get(a, OPT_NAME), rc) &&
+              put_list(params, "sites", vals, arg_all(a, OPT_SITE, vals), rc) &&
+              put_list(params, "teams", vals, arg_all(a, OPT_TEAM, vals), rc) &&
+              (!arg_get(a, OPT_ROLE) || put_text(params, "role", arg_get(a, OPT_ROLE), rc)) &&
+              (!arg_get(a, OPT_MAX_CHATS) || put_text(params, "max_chats", arg_get(a, OPT_MAX_CHATS), rc)) &&
+              put_password(params, arg_get(a, OPT_PASSWORD), rc);
+    cd_free(vals);
+    return params_if(ok, params);
+}
+
+/* Step 1 of agent-add and agent-set: each site checked in a call of its own (its slot),
+ * and the teams found on any of them, which the agent's own call then checks the teams
+ * against. NULL with *rc set after printing the refusal. */
+static json_t *teams_found(const cd_config *cfg, const json_t *sites, const json_t *teams, int *rc)
+{
+    json_t *found = json_array(), *s;
+    size_t i;
+    json_array_foreach(sites, i, s)
+    {
+        cd_key k;
+        json_t *body = api_step(cfg, "admin_site_check", cd_key_site(&k, cfg->prefix, json_string_value(s), ""),
+                                json_pack("{s:O, s:O}", "site_key", s, "teams", teams), rc);
+        if (!body) {
+            json_decref(found);
+            return NULL;
+        }
+        json_array_extend(found, json_object_get(body, "teams"));
+        json_decref(body);
+    }
+    return found;
+}
+
+/* Step 3 of agent-add: the agent joins each site's agents set, each in a call of its own
+ * (its slot). 0, or the exit code after printing. */
+static int join_sites(const cd_config *cfg, const json_t *sites, const char *id)
+{
+    json_t *s;
+    size_t i;
+    int rc = EXIT_OK;
+    json_array_foreach(sites, i, s)
+    {
+        cd_key k;
+        json_t *body = api_step(cfg, "admin_agent_join", cd_key_site(&k, cfg->prefix, json_string_value(s), ""),
+                                json_pack("{s:O, s:s}", "site_key", s, "agent_id", id), &rc);
+        if (!body)
+            return rc;
+        json_decref(body);
+    }
+    return EXIT_OK;
+}
+
+/* Prints the new agent as agent-add shows it, from its record (a read after the write). */
+static json_t *agent_added(const char *id, const redisReply *h)
+{
+    static const char *const shown[] = {"id", "email", "name", "role", "sites", "teams", NULL};
+    json_t *rec = agent_object(id, h), *out = json_object();
+    for (const char *const *f = shown; *f; f++)
+        json_object_set(out, *f, json_object_get(rec, *f));
+    json_decref(rec);
+    return out;
+}
+
+/* The sites (step 1), the agent's own state in {a} (step 2), then its membership of each
+ * site (step 3). Safe to retry: step 1 writes nothing, and after step 2 the membership
+ * follows the record anyway (every node syncing the agent into a site adds it). */
+static int run_agent_add(cd_config *cfg, const args *a)
+{
+    int rc = EXIT_FAIL;
+    cd_key k;
+    json_t *params = agent_create(a, &rc), *body = NULL, *found;
+    if (!params)
+        return rc;
+    json_t *sites = json_incref(json_object_get(params, "sites"));
+    if (!(found = teams_found(cfg, sites, json_object_get(params, "teams"), &rc))) {
+        json_decref(params);
         goto out;
     }
-    if ((rc = check_team(team)) != 0)
+    json_object_set_new(params, "teams_found", found);
+    const char *email = json_string_value(json_object_get(params, "email"));
+    if (!(body = api_step(cfg, "admin_agent_create", cd_key_agent_email(&k, cfg->prefix, email), params, &rc)))
         goto out;
-    rc = EXIT_FAIL;
-    if (!valid_name(name)) {
-        rc = value_error("team name must be 1-%d bytes of UTF-8 text without control characters", NAME_MAX_BYTES);
-        goto out;
-    }
-
-    c = redis_open(cfg, &rc);
-    if (!c)
-        goto out;
-    k_site = pkey(cfg, "site:%s", site);
-    k_teams = pkey(cfg, "site:%s:teams", site);
-    const char *keys[] = {k_site, k_teams};
-    const char *argv[] = {team, name};
-    res = eval_json(c, team_add_lua, CD_ARRAY_LEN(keys), keys, CD_ARRAY_LEN(argv), argv);
-    if (!res)
-        goto out;
-    const char *e = json_string_value(json_object_get(res, "error"));
-    if (e) {
-        if (strcmp(e, "unknown_site") == 0)
-            errorf("unknown site %s", site);
-        else if (strcmp(e, "exists") == 0)
-            errorf("team %s already exists on site %s", team, site);
-        else
-            errorf("team-add failed: %s", e);
-        goto out;
-    }
-    json_t *outj = json_pack("{s:s, s:s, s:s}", "site", site, "key", team, "name", name);
-    print_json(outj);
-    json_decref(outj);
-    rc = EXIT_OK;
-
+    char id[128];
+    cd_strlcpy(id, json_string_value(json_object_get(json_object_get(body, "agent"), "id")) ?: "", sizeof id);
+    if ((rc = join_sites(cfg, sites, id)) == EXIT_OK)
+        rc = print_record(cfg, cd_key_agent(&k, cfg->prefix, id), id, agent_added);
 out:
-    json_decref(res);
-    cd_free(k_site);
-    cd_free(k_teams);
+    json_decref(body);
+    json_decref(sites);
+    return rc;
+}
+
+/* ---- agent-set ---- */
+
+/* The sites of the agent with this e-mail, read from its record (an empty list when there
+ * is no such agent: the patch then says so); NULL after printing a Redis error. */
+static json_t *agent_sites(const cd_config *cfg, const char *email)
+{
+    int rc;
+    cd_key k;
+    redisContext *c = redis_open(cfg, &rc);
+    redisReply *id = NULL, *h = NULL;
+    json_t *sites = NULL;
+    if (c && (id = rcall(c, 2, (const char *[]){"GET", cd_key_agent_email(&k, cfg->prefix, email)}))) {
+        if (id->type != REDIS_REPLY_STRING)
+            sites = json_array();
+        else if ((h = rcall(c, 3, (const char *[]){"HGET", cd_key_agent(&k, cfg->prefix, id->str), "sites"})))
+            sites = json_array_field(h->type == REDIS_REPLY_STRING ? h->str : NULL);
+    }
+    if (id)
+        freeReplyObject(id);
+    if (h)
+        freeReplyObject(h);
     if (c)
         redisFree(c);
-    return rc;
+    return sites;
+}
+
+/* agent-set's options as the admin API's agent patch (admin_agent_patch), the agent
+ * named by e-mail. NULL, with *rc set after printing, for a malformed option. */
+static json_t *agent_patch(const args *a, int *rc)
+{
+    json_t *params = json_object();
+    const char **vals = cd_calloc(a->n + 1, sizeof *vals);
+    size_t nteams = arg_all(a, OPT_TEAM, vals);
+    bool ok = put_text(params, "agent_email", arg_get(a, OPT_EMAIL), rc) &&
+              (!arg_get(a, OPT_NAME) || put_text(params, "name", arg_get(a, OPT_NAME), rc)) &&
+              (!arg_get(a, OPT_ROLE) || put_text(params, "role", arg_get(a, OPT_ROLE), rc)) &&
+              (!arg_get(a, OPT_MAX_CHATS) || put_text(params, "max_chats", arg_get(a, OPT_MAX_CHATS), rc)) &&
+              ((!nteams && !arg_get(a, OPT_NO_TEAMS)) || put_list(params, "teams", vals, nteams, rc)) &&
+              (!arg_get(a, OPT_DISABLED) || put_on_off(params, "disabled", "disabled", arg_get(a, OPT_DISABLED), rc));
+    cd_free(vals);
+    return params_if(ok, params);
+}
+
+static int run_agent_set(cd_config *cfg, const args *a)
+{
+    static const opt_id settings[] = {OPT_NAME, OPT_ROLE, OPT_MAX_CHATS, OPT_DISABLED, OPT_TEAM, OPT_NO_TEAMS};
+    int rc = EXIT_FAIL;
+    cd_key k;
+    if (arg_get(a, OPT_TEAM) && arg_get(a, OPT_NO_TEAMS))
+        return usage_error("agent-set takes --team or --no-teams, not both");
+    if (!any_given(a, settings, CD_ARRAY_LEN(settings)))
+        return usage_error("agent-set needs at least one setting to change");
+    json_t *params = agent_patch(a, &rc), *body, *found;
+    if (!params)
+        return rc;
+    const char *email = json_string_value(json_object_get(params, "agent_email"));
+    /* new teams: looked up in the agent's sites first, each site in its own call */
+    json_t *sites = json_object_get(params, "teams") ? agent_sites(cfg, email) : json_array();
+    found = sites ? teams_found(cfg, sites, json_object_get(params, "teams"), &rc) : NULL;
+    json_decref(sites);
+    if (!found) {
+        json_decref(params);
+        return rc;
+    }
+    json_object_set_new(params, "teams_found", found);
+    if (!(body = api_step(cfg, "admin_agent_patch", cd_key_agent_email(&k, cfg->prefix, email), params, &rc)))
+        return rc;
+    char id[128];
+    cd_strlcpy(id, json_string_value(json_object_get(json_object_get(body, "agent"), "id")) ?: "", sizeof id);
+    json_decref(body);
+    return print_record(cfg, cd_key_agent(&k, cfg->prefix, id), id, agent_object);
 }
 
 /* ---- team-list ---- */
@@ -1524,6 +1570,7 @@ static int run_team_list(cd_config *cfg, const args *a)
     bool as_json = arg_get(a, OPT_JSON) != NULL;
     const char *site = arg_get(a, OPT_SITE);
     char *k_site = NULL, *k_teams = NULL;
+    cd_key k;
     redisReply *h = NULL;
     json_t **teams = NULL;
     size_t nt = 0;
@@ -1539,8 +1586,8 @@ static int run_team_list(cd_config *cfg, const args *a)
     if (!c)
         goto out;
     rc = EXIT_FAIL;
-    k_site = pkey(cfg, "site:%s", site);
-    k_teams = pkey(cfg, "site:%s:teams", site);
+    k_site = cd_strdup(site_key(&k, cfg->prefix, site));
+    k_teams = cd_strdup(cd_key_site(&k, cfg->prefix, site, ":teams"));
     int exists = key_exists(c, k_site);
     if (exists < 0)
         goto out;
@@ -1595,396 +1642,6 @@ out:
     return rc;
 }
 
-/* ---- agent-add ---- */
-
-static int max_chats_error(void)
-{
-    return value_error("max-chats must be a whole number from %d to %d", MAX_CHATS_MIN, MAX_CHATS_MAX);
-}
-
-/* agent < admin (its own sites) < owner (also creates sites; docs/ops.md "Roles") */
-static bool role_ok(const char *role)
-{
-    return strcmp(role, "agent") == 0 || strcmp(role, "admin") == 0 || strcmp(role, "owner") == 0;
-}
-
-static int role_error(const char *role)
-{
-    char *shown = sanitize(role);
-    int rc = value_error("role must be agent, admin or owner: got '%s'", shown);
-    cd_free(shown);
-    return rc;
-}
-
-/* KEYS: agent:email:<email>, agent:<id>, agents, then site:<k> for each of the n
- * sites, then site:<k>:agents for each, then site:<k>:teams for each. ARGV: id, name,
- * email, role, sites (JSON), teams (JSON), pw, max_chats, created_at, then the n site
- * keys, then the teams (each must be a team of at least one of the sites). */
-static const char agent_add_lua[] =
-    "local n = (#KEYS - 3) / 3\n"
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return '{\"error\":\"email_taken\"}' end\n"
-    "for i = 1, n do\n"
-    "  if redis.call('EXISTS', KEYS[3 + i]) == 0 then\n"
-    "    return cjson.encode({error = 'unknown_site', site = ARGV[9 + i]})\n"
-    "  end\n"
-    "end\n"
-    "for j = 10 + n, #ARGV do\n"
-    "  local found = false\n"
-    "  for i = 1, n do\n"
-    "    if redis.call('HEXISTS', KEYS[3 + 2 * n + i], ARGV[j]) == 1 then found = true break end\n"
-    "  end\n"
-    "  if not found then return cjson.encode({error = 'unknown_team', team = ARGV[j]}) end\n"
-    "end\n"
-    "if redis.call('EXISTS', KEYS[2]) == 1 then return '{\"error\":\"id_taken\"}' end\n"
-    "redis.call('SET', KEYS[1], ARGV[1])\n"
-    "redis.call('HSET', KEYS[2], 'id', ARGV[1], 'name', ARGV[2], 'email', ARGV[3], 'role', ARGV[4],\n"
-    "           'sites', ARGV[5], 'teams', ARGV[6], 'pw', ARGV[7], 'status', 'offline',\n"
-    "           'max_chats', ARGV[8], 'created_at', ARGV[9])\n"
-    "redis.call('SADD', KEYS[3], ARGV[1])\n"
-    "for i = 1, n do redis.call('SADD', KEYS[3 + n + i], ARGV[1]) end\n"
-    "return '{\"ok\":true}'\n";
-
-/* The password as given, or the first line of stdin for "-", into out (without the
- * line end). Returns false when stdin has nothing or the line is too long. */
-static bool read_password(const char *given, char *out, size_t outsz)
-{
-    if (strcmp(given, "-") != 0) {
-        if (strlen(given) >= outsz)
-            return false;
-        memcpy(out, given, strlen(given) + 1);
-        return true;
-    }
-    if (!fgets(out, (int)outsz, stdin))
-        return false;
-    size_t n = strlen(out);
-    if (n && out[n - 1] == '\n')
-        out[--n] = '\0';
-    else if (n == outsz - 1)
-        return false; /* longer than the buffer */
-    if (n && out[n - 1] == '\r')
-        out[--n] = '\0';
-    return true;
-}
-
-static int run_agent_add(cd_config *cfg, const args *a)
-{
-    const char *name = arg_get(a, OPT_NAME);
-    const char *role = arg_get(a, OPT_ROLE) ? arg_get(a, OPT_ROLE) : "agent";
-    const char *maxs = arg_get(a, OPT_MAX_CHATS);
-    const char **sites = cd_calloc(a->n + 1, sizeof *sites);
-    const char **teams = cd_calloc(a->n + 1, sizeof *teams);
-    size_t nsites = arg_all(a, OPT_SITE, sites);
-    size_t nteams = arg_all(a, OPT_TEAM, teams);
-    char email[EMAIL_MAX + 1];
-    char password[CD_AUTH_PASSWORD_MAX + 2];
-    char pw_hash[256];
-    char id[64];
-    json_t *jsites = json_array(), *jteams = json_array(), *res = NULL;
-    char *sites_json = NULL, *teams_json = NULL;
-    char **owned = NULL; /* the key names; keys[] views the same strings */
-    const char **keys = NULL, **argv = NULL;
-    size_t nkeys = 0, nargv = 0;
-    redisContext *c = NULL;
-    long max_chats = MAX_CHATS_DEFAULT;
-    int rc = EXIT_FAIL;
-
-    password[0] = '\0';
-    if (!normalize_email(arg_get(a, OPT_EMAIL), email)) {
-        char *shown = sanitize(arg_get(a, OPT_EMAIL));
-        rc = value_error("not a valid e-mail address: '%s'", shown);
-        cd_free(shown);
-        goto out;
-    }
-    if (!read_password(arg_get(a, OPT_PASSWORD), password, sizeof password) || strlen(password) < PASSWORD_MIN ||
-        strlen(password) > CD_AUTH_PASSWORD_MAX) {
-        rc = value_error("password must be %d-%d bytes", PASSWORD_MIN, CD_AUTH_PASSWORD_MAX);
-        goto out;
-    }
-    if (!valid_name(name)) {
-        rc = value_error("agent name must be 1-%d bytes of UTF-8 text without control characters", NAME_MAX_BYTES);
-        goto out;
-    }
-    for (size_t i = 0; i < nsites; i++) {
-        if (!valid_key(sites[i])) {
-            char *shown = sanitize(sites[i]);
-            rc = value_error("site key must be 1-64 characters of A-Z a-z 0-9 _ -: got '%s'", shown);
-            cd_free(shown);
-            goto out;
-        }
-        json_array_append_new(jsites, json_string(sites[i]));
-    }
-    for (size_t i = 0; i < nteams; i++) {
-        if ((rc = check_team(teams[i])) != 0)
-            goto out;
-        json_array_append_new(jteams, json_string(teams[i]));
-    }
-    rc = EXIT_FAIL;
-    if (!role_ok(role)) {
-        rc = role_error(role);
-        goto out;
-    }
-    if (maxs && !parse_range(maxs, MAX_CHATS_MIN, MAX_CHATS_MAX, &max_chats)) {
-        rc = max_chats_error();
-        goto out;
-    }
-
-    c = redis_open(cfg, &rc);
-    if (!c)
-        goto out;
-    if (cd_auth_password_hash(password, pw_hash, sizeof pw_hash) != 0) {
-        errorf("cannot hash the password");
-        rc = EXIT_FAIL;
-        goto out;
-    }
-    explicit_bzero(password, sizeof password);
-    cd_id_new("a", id, sizeof id);
-    sites_json = json_dumps(jsites, JSON_COMPACT);
-    teams_json = json_dumps(jteams, JSON_COMPACT);
-    char created[24], maxbuf[24];
-    snprintf(created, sizeof created, "%llu", (unsigned long long)cd_now_ms());
-    snprintf(maxbuf, sizeof maxbuf, "%ld", max_chats);
-
-    owned = cd_calloc(3 + 3 * nsites, sizeof *owned);
-    keys = cd_calloc(3 + 3 * nsites, sizeof *keys);
-    owned[nkeys++] = pkey(cfg, "agent:email:%s", email);
-    owned[nkeys++] = pkey(cfg, "agent:%s", id);
-    owned[nkeys++] = pkey(cfg, "agents");
-    for (size_t i = 0; i < nsites; i++)
-        owned[nkeys++] = pkey(cfg, "site:%s", sites[i]);
-    for (size_t i = 0; i < nsites; i++)
-        owned[nkeys++] = pkey(cfg, "site:%s:agents", sites[i]);
-    for (size_t i = 0; i < nsites; i++)
-        owned[nkeys++] = pkey(cfg, "site:%s:teams", sites[i]);
-    for (size_t i = 0; i < nkeys; i++)
-        keys[i] = owned[i];
-    argv = cd_calloc(9 + nsites + nteams, sizeof *argv);
-    const char *fixed[] = {id, name, email, role, sites_json, teams_json, pw_hash, maxbuf, created};
-    for (size_t i = 0; i < CD_ARRAY_LEN(fixed); i++)
-        argv[nargv++] = fixed[i];
-    for (size_t i = 0; i < nsites; i++)
-        argv[nargv++] = sites[i];
-    for (size_t i = 0; i < nteams; i++)
-        argv[nargv++] = teams[i];
-
-    res = eval_json(c, agent_add_lua, nkeys, keys, nargv, argv);
-    if (!res)
-        goto out;
-    const char *e = json_string_value(json_object_get(res, "error"));
-    if (e) {
-        if (strcmp(e, "email_taken") == 0)
-            errorf("agent with e-mail %s already exists", email);
-        else if (strcmp(e, "unknown_site") == 0)
-            errorf("unknown site %s", json_string_value(json_object_get(res, "site")));
-        else if (strcmp(e, "unknown_team") == 0)
-            errorf("unknown team %s", json_string_value(json_object_get(res, "team")));
-        else
-            errorf("agent-add failed: %s", e);
-        goto out;
-    }
-    json_t *outj = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "id", id, "email", email, "name", name, "role", role,
-                             "sites", jsites, "teams", jteams);
-    print_json(outj);
-    json_decref(outj);
-    rc = EXIT_OK;
-
-out:
-    explicit_bzero(password, sizeof password);
-    explicit_bzero(pw_hash, sizeof pw_hash);
-    json_decref(res);
-    json_decref(jsites);
-    json_decref(jteams);
-    free(sites_json);
-    free(teams_json);
-    for (size_t i = 0; i < nkeys; i++)
-        cd_free(owned[i]);
-    cd_free(owned);
-    cd_free(keys);
-    cd_free(argv);
-    cd_free(sites);
-    cd_free(teams);
-    if (c)
-        redisFree(c);
-    return rc;
-}
-
-/* ---- agent-set ---- */
-
-/* KEYS: agent:email:<email>. ARGV: prefix, the ch:sites channel, m, then the m teams
- * (each must be a team of at least one of the agent's sites), then the field/value
- * pairs to write. The agent's sites are only known inside the script, so their team
- * hashes are named from the prefix. Ends with an agent.changed notice (nodes copy the
- * agent's settings to its record in each of its sites) and a site.changed notice for
- * each of the agent's sites: its capacity, teams or availability may have changed. */
-static const char agent_set_lua[] =
-    "local id = redis.call('GET', KEYS[1])\n"
-    "if not id then return '{\"error\":\"unknown_agent\"}' end\n"
-    "local akey = ARGV[1] .. 'agent:' .. id\n"
-    "if redis.call('EXISTS', akey) == 0 then return '{\"error\":\"unknown_agent\"}' end\n"
-    "local sites = {}\n"
-    "local ok, v = pcall(cjson.decode, redis.call('HGET', akey, 'sites') or '[]')\n"
-    "if ok and type(v) == 'table' then\n"
-    "  for _, s in ipairs(v) do if type(s) == 'string' then table.insert(sites, s) end end\n"
-    "end\n"
-    "local m = tonumber(ARGV[3])\n"
-    "for j = 4, 3 + m do\n"
-    "  local found = false\n"
-    "  for _, s in ipairs(sites) do\n"
-    "    if redis.call('HEXISTS', ARGV[1] .. 'site:' .. s .. ':teams', ARGV[j]) == 1 then found = true break end\n"
-    "  end\n"
-    "  if not found then return cjson.encode({error = 'unknown_team', team = ARGV[j]}) end\n"
-    "end\n"
-    "redis.call('HSET', akey, unpack(ARGV, 4 + m))\n"
-    /* a new role or a disabled flag ends the agent's logins (docs/ops.md "Sessions and
-     * revocation"; revoke_agent in _common.lua) */
-    "for j = 4 + m, #ARGV, 2 do\n"
-    "  if ARGV[j] == 'role' or (ARGV[j] == 'disabled' and ARGV[j + 1] == '1') then\n"
-    "    local ep = redis.call('HINCRBY', akey, 'tep', 1)\n"
-    "    redis.call('PUBLISH', ARGV[1] .. 'ch:agent:' .. id, '0 a revoke:' .. ep ..\n"
-    "      '\\n{\"type\":\"session.revoked\",\"reason\":\"account changed\"}')\n"
-    "    break\n"
-    "  end\n"
-    "end\n"
-    "redis.call('HINCRBY', akey, 'sv', 1)\n"
-    "redis.call('PUBLISH', ARGV[2], '0 a -\\n{\"type\":\"agent.changed\",\"id\":' .. cjson.encode(id) .. '}')\n"
-    "for _, s in ipairs(sites) do\n"
-    "  redis.call('PUBLISH', ARGV[2], " SITE_CHANGED_LUA("s") ")\n"
-                                                              "end\n"
-                                                              "return cjson.encode({ok = true, id = id})\n";
-
-static int run_agent_set(cd_config *cfg, const args *a)
-{
-    const char *name = arg_get(a, OPT_NAME);
-    const char *role = arg_get(a, OPT_ROLE);
-    const char *maxs = arg_get(a, OPT_MAX_CHATS);
-    const char *disabled = arg_get(a, OPT_DISABLED);
-    bool no_teams = arg_get(a, OPT_NO_TEAMS) != NULL;
-    const char **teams = cd_calloc(a->n + 1, sizeof *teams);
-    size_t nteams = arg_all(a, OPT_TEAM, teams);
-    char email[EMAIL_MAX + 1];
-    char mbuf[24], maxbuf[24];
-    json_t *jteams = NULL, *res = NULL;
-    char *teams_json = NULL, *k_email = NULL, *k_agent = NULL, *ch = NULL;
-    const char **argv = NULL;
-    size_t nargv = 0;
-    redisReply *h = NULL;
-    redisContext *c = NULL;
-    long max_chats = 0;
-    bool dis = false;
-    int rc = EXIT_FAIL;
-
-    if (nteams && no_teams) {
-        rc = usage_error("agent-set takes --team or --no-teams, not both");
-        goto out;
-    }
-    if (!name && !role && !maxs && !disabled && !nteams && !no_teams) {
-        rc = usage_error("agent-set needs at least one setting to change");
-        goto out;
-    }
-    if (!normalize_email(arg_get(a, OPT_EMAIL), email)) {
-        char *shown = sanitize(arg_get(a, OPT_EMAIL));
-        rc = value_error("not a valid e-mail address: '%s'", shown);
-        cd_free(shown);
-        goto out;
-    }
-    if (name && !valid_name(name)) {
-        rc = value_error("agent name must be 1-%d bytes of UTF-8 text without control characters", NAME_MAX_BYTES);
-        goto out;
-    }
-    if (role && !role_ok(role)) {
-        rc = role_error(role);
-        goto out;
-    }
-    if (maxs && !parse_range(maxs, MAX_CHATS_MIN, MAX_CHATS_MAX, &max_chats)) {
-        rc = max_chats_error();
-        goto out;
-    }
-    if (disabled && !parse_on_off(disabled, &dis)) {
-        char *shown = sanitize(disabled);
-        rc = value_error("disabled must be on or off: got '%s'", shown);
-        cd_free(shown);
-        goto out;
-    }
-    jteams = json_array();
-    for (size_t i = 0; i < nteams; i++) {
-        if ((rc = check_team(teams[i])) != 0)
-            goto out;
-        json_array_append_new(jteams, json_string(teams[i]));
-    }
-    rc = EXIT_FAIL;
-
-    c = redis_open(cfg, &rc);
-    if (!c)
-        goto out;
-    k_email = pkey(cfg, "agent:email:%s", email);
-    ch = pkey(cfg, "ch:sites");
-    snprintf(mbuf, sizeof mbuf, "%zu", nteams);
-    argv = cd_calloc(3 + nteams + 2 * 5, sizeof *argv);
-    argv[nargv++] = cfg->prefix;
-    argv[nargv++] = ch;
-    argv[nargv++] = mbuf;
-    for (size_t i = 0; i < nteams; i++)
-        argv[nargv++] = teams[i];
-#define FIELD(f, v) (argv[nargv++] = (f), argv[nargv++] = (v))
-    if (name)
-        FIELD("name", name);
-    if (role)
-        FIELD("role", role);
-    if (maxs) {
-        snprintf(maxbuf, sizeof maxbuf, "%ld", max_chats);
-        FIELD("max_chats", maxbuf);
-    }
-    if (nteams || no_teams) {
-        teams_json = json_dumps(jteams, JSON_COMPACT);
-        FIELD("teams", teams_json);
-    }
-    if (disabled)
-        FIELD("disabled", dis ? "1" : "0");
-#undef FIELD
-
-    const char *keys[] = {k_email};
-    res = eval_json(c, agent_set_lua, CD_ARRAY_LEN(keys), keys, nargv, argv);
-    if (!res)
-        goto out;
-    const char *e = json_string_value(json_object_get(res, "error"));
-    if (e) {
-        if (strcmp(e, "unknown_agent") == 0)
-            errorf("unknown agent %s", email);
-        else if (strcmp(e, "unknown_team") == 0)
-            errorf("unknown team %s", json_string_value(json_object_get(res, "team")));
-        else
-            errorf("agent-set failed: %s", e);
-        goto out;
-    }
-    const char *id = json_string_value(json_object_get(res, "id"));
-    if (!id) {
-        errorf("unexpected reply from the Redis script");
-        goto out;
-    }
-    /* The record as it now stands (a read after the write, for display only). */
-    k_agent = pkey(cfg, "agent:%s", id);
-    if (!(h = hgetall(c, k_agent)))
-        goto out;
-    json_t *outj = agent_object(id, h);
-    print_json(outj);
-    json_decref(outj);
-    rc = EXIT_OK;
-
-out:
-    if (h)
-        freeReplyObject(h);
-    json_decref(res);
-    json_decref(jteams);
-    free(teams_json);
-    cd_free(k_email);
-    cd_free(k_agent);
-    cd_free(ch);
-    cd_free(argv);
-    cd_free(teams);
-    if (c)
-        redisFree(c);
-    return rc;
-}
-
 /* ---- site-list ---- */
 
 static int run_site_list(cd_config *cfg, const args *a)
@@ -1994,7 +1651,8 @@ static int run_site_list(cd_config *cfg, const args *a)
     redisReply *mr = NULL, **hr = NULL;
     const char **ids = NULL;
     size_t n = 0;
-    char *k_sites = pkey(cfg, "sites");
+    cd_key ks;
+    char *k_sites = cd_strdup(cd_key_global(&ks, cfg->prefix, "sites"));
     json_t *list = json_array();
     int rc = EXIT_FAIL;
 
@@ -2004,7 +1662,7 @@ static int run_site_list(cd_config *cfg, const args *a)
     rc = EXIT_FAIL;
     if (members_sorted(c, k_sites, &mr, &ids, &n) != 0)
         goto out;
-    hr = hgetall_many(c, cfg, "site:", ids, n);
+    hr = hgetall_many(c, cfg, site_key, ids, n);
     if (!hr)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -2081,6 +1739,7 @@ static int run_agent_list(cd_config *cfg, const args *a)
     json_t **agents = NULL;
     size_t n = 0, na = 0;
     char *k_set = NULL;
+    cd_key k;
     json_t *list = json_array();
     int rc = EXIT_FAIL;
 
@@ -2093,22 +1752,20 @@ static int run_agent_list(cd_config *cfg, const args *a)
         goto out;
     rc = EXIT_FAIL;
     if (site) {
-        char *k_site = pkey(cfg, "site:%s", site);
-        int exists = key_exists(c, k_site);
-        cd_free(k_site);
+        int exists = key_exists(c, site_key(&k, cfg->prefix, site));
         if (exists < 0)
             goto out;
         if (!exists) {
             errorf("unknown site %s", site);
             goto out;
         }
-        k_set = pkey(cfg, "site:%s:agents", site);
+        k_set = cd_strdup(cd_key_site(&k, cfg->prefix, site, ":agents"));
     } else {
-        k_set = pkey(cfg, "agents");
+        k_set = cd_strdup(cd_key_agents(&k, cfg->prefix));
     }
     if (members_sorted(c, k_set, &mr, &ids, &n) != 0)
         goto out;
-    hr = hgetall_many(c, cfg, "agent:", ids, n);
+    hr = hgetall_many(c, cfg, cd_key_agent, ids, n);
     if (!hr)
         goto out;
     agents = cd_calloc(n + 1, sizeof *agents);

@@ -5,7 +5,10 @@
  * old name any more), and a second run moves nothing. A key whose new name is taken
  * (written by a new node before the migration ran) stays where it is and is reported
  * as a conflict. The previous layout ran on one Redis only, so RENAMENX between slots
- * is fine here. */
+ * is fine here. Three passes over the keys: per-site keys and the agents' site records
+ * and loads (move_key), then conversations and visitors as groups (move_late), then the
+ * site records and the state that spans sites (move_owned), whose old names the earlier
+ * passes read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +30,16 @@ typedef enum kind {
     K_TIMERS,
     K_AGENTS,
     K_LOADS,
+    K_AGENT_CONVS,
+    K_SITES,
+    K_AGENT_STATE,
+    K_GLOBAL,
     K_EVENTS,
     K__COUNT
 } kind;
-static const char *const kind_names[K__COUNT] = {"kb",       "rules",  "reports", "health", "conversations",
-                                                 "visitors", "timers", "agents",  "loads",  "events"};
+static const char *const kind_names[K__COUNT] = {"kb",       "rules",       "reports", "health", "conversations",
+                                                 "visitors", "timers",      "agents",  "loads",  "agent_convs",
+                                                 "sites",    "agent_state", "global",  "events"};
 
 typedef struct plan {
     kind k;
@@ -212,10 +220,13 @@ static const char agent_site_lua[] =
     "  'max_chats', ARGV[4], 'disabled', ARGV[5], 'sv', ARGV[6])\n"
     "return 1\n";
 
-/* P agent:<id>:active, the previous release's load of the agent over all its sites:
- * each member moves to the load of the agent in the conversation's site (SADD there,
- * then SREM here), where max_chats now counts. */
-static int move_load(redisContext *c, const char *P, const char *old, const char *aid, tally *t)
+/* P agent:<id>:active, the previous release's load of the agent over all its sites, and
+ * P agent:<id>:convs, its assigned conversations over all its sites: each member moves to
+ * the same set of the agent in the conversation's site, P{s:<site>}:agent:<id>:<set> (SADD
+ * there, then SREM here): max_chats counts per site, and assigning is a call in the
+ * site's slot. */
+static int move_members(redisContext *c, const char *P, const char *old, const char *aid, const char *set, kind k,
+                        tally *t)
 {
     redisReply *r = redisCommand(c, "SMEMBERS %s", old);
     int rc = r && r->type == REDIS_REPLY_ARRAY ? 0 : -1;
@@ -225,8 +236,8 @@ static int move_load(redisContext *c, const char *P, const char *old, const char
         snprintf(member, sizeof member, "autoclose|%s", cid);
         if (!timer_site(c, P, member, site, sizeof site))
             continue;
-        rc = member_moved(c, redisCommand(c, "SADD %s{s:%s}:agent:%s:active %s", P, site, aid, cid), "SREM", old, cid,
-                          K_LOADS, t);
+        rc = member_moved(c, redisCommand(c, "SADD %s{s:%s}:agent:%s:%s %s", P, site, aid, set, cid), "SREM", old, cid,
+                          k, t);
     }
     freeReplyObject(r);
     return rc;
@@ -271,7 +282,7 @@ static int agent_sites(redisContext *c, const char *P, const char *old, const ch
     return rc;
 }
 
-/* agent:<id> and agent:<id>:active (not agent:email:…, :convs, :notices) */
+/* agent:<id>, agent:<id>:active and agent:<id>:convs (not agent:email:…, :notices) */
 static int move_agent(redisContext *c, const char *P, const char *old, const char *rest, tally *t)
 {
     char aid[256];
@@ -283,7 +294,9 @@ static int move_agent(redisContext *c, const char *P, const char *old, const cha
     aid[n] = '\0';
     if (!colon)
         return agent_sites(c, P, old, rest, t);
-    return strcmp(colon, ":active") == 0 ? move_load(c, P, old, aid, t) : 0;
+    if (strcmp(colon, ":active") == 0)
+        return move_members(c, P, old, aid, "active", K_LOADS, t);
+    return strcmp(colon, ":convs") == 0 ? move_members(c, P, old, aid, "convs", K_AGENT_CONVS, t) : 0;
 }
 
 /* Move one key; -1 on a Redis error. */
@@ -357,6 +370,59 @@ static int move_late(redisContext *c, const char *P, const char *old, tally *t)
         return move_group(c, P, old, id, false, t);
     }
     return 0;
+}
+
+/* The site's record and its own keys, P{s:<site>}:…:
+ *   site:<site>                              -> site
+ *   site:<site>:teams|agents|convs|tickets|canned, site:<site>:queue:<team> -> the same suffix
+ * (site:<site>:webhooks stays: webhooks move with the event stream.) */
+static bool classify_site(const char *rest, char *nk, size_t n, const char *P)
+{
+    static const char *const subs[] = {"teams", "agents", "convs", "tickets", "canned"};
+    const char *colon = strchr(rest, ':');
+    size_t slen = colon ? (size_t)(colon - rest) : strlen(rest);
+    if (slen == 0 || slen >= 128)
+        return false;
+    const char *sub = colon ? colon + 1 : "site";
+    bool ok = !colon || strncmp(sub, "queue:", 6) == 0;
+    for (size_t i = 0; i < CD_ARRAY_LEN(subs) && !ok; i++)
+        ok = strcmp(sub, subs[i]) == 0;
+    if (ok)
+        snprintf(nk, n, "%s{s:%.*s}:%s", P, (int)slen, rest, sub);
+    return ok;
+}
+
+/* Third pass: the keys of the site record and of state that spans sites move under
+ * their owner's tag (docs/keyspace.md): the site's under {s:<site>}, the agents'
+ * (records, e-mail index, agents set, presence, an agent's lists) under {a}, the sites
+ * set and the signing keys under {g}. Last, because the first pass reads agent records
+ * under their old names (agent_sites). */
+static int move_owned(redisContext *c, const char *P, const char *old, tally *t)
+{
+    static const struct {
+        const char *name, *tag;
+        kind k;
+    } whole[] = {{"agents", "{a}:", K_AGENT_STATE},
+                 {"presence", "{a}:", K_AGENT_STATE},
+                 {"sites", "{g}:", K_GLOBAL},
+                 {"keys", "{g}:", K_GLOBAL}};
+    const char *name = old + strlen(P);
+    char nk[1024];
+    for (size_t i = 0; i < CD_ARRAY_LEN(whole); i++)
+        if (strcmp(name, whole[i].name) == 0) {
+            snprintf(nk, sizeof nk, "%s%s%s", P, whole[i].tag, name);
+            return rename_one(c, old, nk, whole[i].k, t);
+        }
+    if (strncmp(name, "site:", 5) == 0)
+        return classify_site(name + 5, nk, sizeof nk, P) ? rename_one(c, old, nk, K_SITES, t) : 0;
+    /* agent:<id>[:notices|:canned], agent:email:<e>, presence:<id>; an agent's old load
+     * (:active) and conversations (:convs) moved member by member in the first pass */
+    bool agent = strncmp(name, "agent:", 6) == 0, presence = strncmp(name, "presence:", 9) == 0;
+    const char *tail = strrchr(name, ':');
+    if ((!agent && !presence) || (agent && (strcmp(tail, ":active") == 0 || strcmp(tail, ":convs") == 0)))
+        return 0;
+    snprintf(nk, sizeof nk, "%s{a}:%s", P, name);
+    return rename_one(c, old, nk, K_AGENT_STATE, t);
 }
 
 /* The previous release's one event stream P events (and its consumers' cursors P
@@ -458,7 +524,7 @@ static int move_events(redisContext *c, const char *P, tally *t)
 }
 
 /* SCAN every key under the prefix; the pattern escapes glob characters of P. */
-static int scan_all(redisContext *c, const char *P, tally *t, bool late)
+static int scan_all(redisContext *c, const char *P, tally *t, int pass)
 {
     char pat[256];
     size_t j = 0;
@@ -480,9 +546,12 @@ static int scan_all(redisContext *c, const char *P, tally *t, bool late)
         cd_strlcpy(cursor, r->element[0]->str, sizeof cursor);
         redisReply *keys = r->element[1];
         for (size_t i = 0; i < keys->elements; i++) {
-            if (!late)
+            if (pass == 0)
                 t->scanned++;
-            if ((late ? move_late : move_key)(c, P, keys->element[i]->str, t) != 0) {
+            int (*move)(redisContext *, const char *, const char *, tally *) = pass == 0   ? move_key
+                                                                               : pass == 1 ? move_late
+                                                                                           : move_owned;
+            if (move(c, P, keys->element[i]->str, t) != 0) {
                 freeReplyObject(r);
                 return -1;
             }
@@ -497,10 +566,8 @@ int cd_admin__migrate(const char *P, redisContext *c)
     tally t = {.conflict_keys = json_array()};
     /* events first: each copied entry names its site, nothing reads other keys for it */
     int rc = move_events(c, P, &t);
-    if (rc == 0)
-        rc = scan_all(c, P, &t, false);
-    if (rc == 0)
-        rc = scan_all(c, P, &t, true);
+    for (int pass = 0; pass < 3 && rc == 0; pass++)
+        rc = scan_all(c, P, &t, pass);
     if (rc == 0) {
         json_t *moved = json_object();
         long long total = 0;

@@ -137,17 +137,16 @@ static void parse_ok(cd_conv_result *r, json_t *root)
     r->frames = str_array(json_object_get(root, "frames"), &r->n_frames);
 }
 
-static void on_reply(void *ud, cd_err err, const char *json, size_t len)
+/* A script's reply (root: its JSON, taken; NULL when there is none) as a cd_conv_result
+ * for cb. */
+static void deliver(cd_conv_cb cb, void *ud, cd_err err, json_t *root)
 {
-    call *c = ud;
     cd_conv_result r;
     memset(&r, 0, sizeof r);
     r.err = err;
-    json_error_t e;
-    json_t *root = json ? json_loadb(json, len, 0, &e) : NULL;
     if (err == CD_ERR_OK) {
         if (!json_is_object(root)) {
-            cd_log_error("script reply is not a JSON object: %s", e.text);
+            cd_log_error("script reply is not a JSON object");
             r.err = CD_ERR_INTERNAL;
         } else {
             parse_ok(&r, root);
@@ -158,8 +157,14 @@ static void on_reply(void *ud, cd_err err, const char *json, size_t len)
             r.message = strdup(json_string_value(m));
     }
     json_decref(root);
-    c->cb(c->ud, &r);
+    cb(ud, &r);
     result_cleanup(&r);
+}
+
+static void on_reply(void *ud, cd_err err, const char *json, size_t len)
+{
+    call *c = ud;
+    deliver(c->cb, c->ud, err, json ? json_loadb(json, len, 0, NULL) : NULL);
     cd_free(c);
 }
 
@@ -527,6 +532,79 @@ int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char 
     return run_conv(st, "conv_confirm", site, cid, 4, args, cb, ud);
 }
 
+/* ---------- an agent's hello: its own record, then what each of its sites welcomes it with ----------
+ * The record and the token check are the agent's own state ({a}, agent_get); its
+ * conversations and the queues of its teams are each site's, read by one agent_welcome
+ * call per site in that site's slot and gathered here into agent_get's reply, so the
+ * caller gets the one result it always got. */
+typedef struct welcome {
+    cd_store *st;
+    cd_conv_cb cb;
+    void *ud;
+    json_t *root; /* agent_get's reply: the sites' lists are appended to it */
+    size_t pending;
+    cd_err err;
+} welcome;
+
+static void welcome_step(welcome *w)
+{
+    if (--w->pending > 0)
+        return;
+    deliver(w->cb, w->ud, w->err, w->err == CD_ERR_OK ? w->root : NULL);
+    if (w->err != CD_ERR_OK)
+        json_decref(w->root);
+    cd_free(w);
+}
+
+static void on_welcome_site(void *ud, cd_err err, const char *json, size_t len)
+{
+    welcome *w = ud;
+    json_t *site = err == CD_ERR_OK && json ? json_loadb(json, len, 0, NULL) : NULL;
+    if (!json_is_object(site)) {
+        if (w->err == CD_ERR_OK)
+            w->err = err == CD_ERR_OK ? CD_ERR_INTERNAL : err;
+    } else {
+        json_array_extend(json_object_get(w->root, "conversations"), json_object_get(site, "conversations"));
+        json_array_extend(json_object_get(w->root, "queue"), json_object_get(site, "queue"));
+    }
+    json_decref(site);
+    welcome_step(w);
+}
+
+static void welcome_site(welcome *w, const char *aid, const char *site, const char *teams)
+{
+    cd_key k;
+    const char *keys[] = {cd_key_site_agent(&k, cd_store_prefix(w->st), site, aid)};
+    const char *args[] = {site, aid, teams};
+    w->pending++;
+    if (cd_store_fcall(w->st, "agent_welcome", 1, keys, 3, args, NULL, on_welcome_site, w) != 0) {
+        w->pending--;
+        w->err = CD_ERR_UNAVAILABLE;
+    }
+}
+
+static void on_agent_record(void *ud, cd_err err, const char *json, size_t len)
+{
+    welcome *w = ud;
+    w->root = json ? json_loadb(json, len, 0, NULL) : NULL;
+    json_t *a = json_object_get(w->root, "agent");
+    if (err != CD_ERR_OK || !json_is_object(a)) {
+        deliver(w->cb, w->ud, err, w->root);
+        cd_free(w);
+        return;
+    }
+    char *teams = dump(json_object_get(a, "teams"));
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(a, "sites"), i, s)
+    {
+        if (json_is_string(s))
+            welcome_site(w, json_string_value(json_object_get(a, "id")), json_string_value(s), teams ? teams : "[]");
+    }
+    free(teams);
+    welcome_step(w); /* the record's own share */
+}
+
 int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, int64_t epoch, const char *jti,
                       cd_conv_cb cb, void *ud)
 {
@@ -537,7 +615,15 @@ int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with
     const char *P = cd_store_prefix(st);
     const char *keys[] = {email ? cd_key_agent_email(&k, P, value) : cd_key_agent(&k, P, value),
                           email ? cd_key_login_fails(&k2, P, value) : cd_key_agent_revoked(&k2, P, value)};
-    return run(st, "agent_get", 2, keys, 5, args, cb, ud);
+    if (!with_convs)
+        return run(st, "agent_get", 2, keys, 5, args, cb, ud);
+    welcome *w = cd_calloc(1, sizeof *w);
+    *w = (welcome){.st = st, .cb = cb, .ud = ud, .pending = 1};
+    if (cd_store_fcall(st, "agent_get", 2, keys, 5, args, NULL, on_agent_record, w) != 0) {
+        cd_free(w);
+        return -1;
+    }
+    return 0;
 }
 
 int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud)

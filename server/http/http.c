@@ -693,7 +693,7 @@ static void api_start(http_state *h)
         if (pw < 0) {
             h->ajob = NULL;
             api_job_free(j);
-            json_error(h, 400, "bad_request", "password must be 12 to 128 bytes");
+            json_error(h, 400, "bad_request", CD_AUTH_PASSWORD_RULE);
             return;
         }
         if (pw > 0 && !hash_slot(h)) {

@@ -129,7 +129,7 @@ static void site_calendar(cd_site *site, json_t *sla)
     json_decref(cfgj);
 }
 
-/* sites_get.lua: {"sites":[{"key":…,"identity_secret":…,"origins":[…],"sla":"<json>"},…]} */
+/* sites_get.lua, one site each, gathered: [{"key":…,"identity_secret":…,"origins":[…],"sla":"<json>"},…] */
 static size_t parse_sites(json_t *arr, cd_site **out)
 {
     size_t n = 0, i;
@@ -149,25 +149,75 @@ static size_t parse_sites(json_t *arr, cd_site **out)
     return n;
 }
 
-static void on_sites(void *ud, cd_err err, const char *json, size_t len)
+static void sites_loaded(cd_node_sites *ns, cd_err err, json_t *arr)
 {
-    cd_node_sites *ns = ud;
     ns->loading = false;
-    json_t *root = err == CD_ERR_OK && json ? json_loadb(json, len, 0, NULL) : NULL;
     if (err == CD_ERR_OK && ns->refs > 1) {
         free_sites(ns->sites, ns->n_sites);
-        ns->n_sites = parse_sites(json_object_get(root, "sites"), &ns->sites);
+        ns->n_sites = parse_sites(arr, &ns->sites);
         ns->loaded_at = cd_mono_ms();
         cd_log_debug("site cache loaded sites=%zu", ns->n_sites);
         if (ns->on_load)
             ns->on_load(ns->ud, ns->sites, ns->n_sites);
     }
-    json_decref(root);
     if (ns->again && ns->refs > 1) {
         ns->again = false;
         cd_node_sites_load(ns);
     }
     unref(ns);
+}
+
+/* The sites set is state of its own (P{g}:sites): one call reads it (sites_list), then one
+ * call per site reads that site's record in its slot (sites_get), and the answers are
+ * gathered here into the one list the cache is made of (ARCHITECTURE invariant 4). */
+typedef struct sites_read {
+    cd_node_sites *ns;
+    json_t *sites;
+    size_t pending;
+    cd_err err;
+} sites_read;
+
+static void sites_read_step(sites_read *rd)
+{
+    if (--rd->pending > 0)
+        return;
+    sites_loaded(rd->ns, rd->err, rd->sites);
+    json_decref(rd->sites);
+    cd_free(rd);
+}
+
+static void on_site_read(void *ud, cd_err err, const char *json, size_t len)
+{
+    sites_read *rd = ud;
+    json_t *root = err == CD_ERR_OK && json ? json_loadb(json, len, 0, NULL) : NULL;
+    if (err != CD_ERR_OK)
+        rd->err = err;
+    else
+        json_array_extend(rd->sites, json_object_get(root, "sites"));
+    json_decref(root);
+    sites_read_step(rd);
+}
+
+static void on_sites_list(void *ud, cd_err err, const char *json, size_t len)
+{
+    sites_read *rd = ud;
+    json_t *root = err == CD_ERR_OK && json ? json_loadb(json, len, 0, NULL) : NULL, *key;
+    size_t i;
+    if (err != CD_ERR_OK)
+        rd->err = err;
+    json_array_foreach(json_object_get(root, "site_keys"), i, key)
+    {
+        cd_key k;
+        const char *keys[] = {cd_key_site(&k, cd_store_prefix(rd->ns->st), json_string_value(key), "")};
+        rd->pending++;
+        if (!json_is_string(key) ||
+            cd_store_fcall(rd->ns->st, "sites_get", 1, keys, 0, NULL, NULL, on_site_read, rd) != 0) {
+            rd->pending--;
+            rd->err = json_is_string(key) ? CD_ERR_UNAVAILABLE : rd->err;
+        }
+    }
+    json_decref(root);
+    sites_read_step(rd); /* the list's own share */
 }
 
 void cd_node_sites_load(cd_node_sites *ns)
@@ -178,9 +228,14 @@ void cd_node_sites_load(cd_node_sites *ns)
     }
     cd_key k;
     const char *keys[] = {cd_key_global(&k, cd_store_prefix(ns->st), "sites")};
-    if (cd_store_fcall(ns->st, "sites_get", 1, keys, 0, NULL, NULL, on_sites, ns) == 0) {
+    sites_read *rd = cd_calloc(1, sizeof *rd);
+    *rd = (sites_read){.ns = ns, .sites = json_array(), .pending = 1};
+    if (cd_store_fcall(ns->st, "sites_list", 1, keys, 0, NULL, NULL, on_sites_list, rd) == 0) {
         ns->loading = true;
         ns->refs++;
+    } else {
+        json_decref(rd->sites);
+        cd_free(rd);
     }
 }
 

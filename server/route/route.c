@@ -126,11 +126,12 @@ static void agent_site(cd_route_group *g, json_t *a, const char *site)
                           jtext(a, "teams"),
                           jtext(a, "max_chats"),
                           jtext(a, "disabled"),
-                          I64(now, cd_now_ms())};
+                          I64(now, cd_now_ms()),
+                          jtext(a, "role")};
     cd_key k;
     const char *keys[] = {cd_key_site_agent(&k, cd_store_prefix(g->st), site, aid)};
     g->pending++;
-    if (cd_store_fcall(g->st, "agent_site", 1, keys, 9, args, NULL, on_site_synced, g) != 0)
+    if (cd_store_fcall(g->st, "agent_site", 1, keys, 10, args, NULL, on_site_synced, g) != 0)
         g->pending--;
 }
 
@@ -190,17 +191,58 @@ static void on_drained(void *ud, cd_err err, const char *json, size_t len)
     cd_route_group_release(g);
 }
 
-int cd_route_drain(cd_store *st, const char *site, cd_route_cb cb, void *ud)
+/* One route_drain call for the site, in its slot, counted in g. -1 when Redis is down. */
+static int drain_one(cd_route_group *g, const char *site)
 {
     char now[24];
-    const char *args[] = {site ? site : "", I64(now, cd_now_ms())};
+    const char *args[] = {site, I64(now, cd_now_ms())};
     cd_key k;
-    const char *keys[] = {site && *site ? cd_key_site(&k, cd_store_prefix(st), site, "")
-                                        : cd_key_global(&k, cd_store_prefix(st), "sites")};
+    const char *keys[] = {cd_key_site(&k, cd_store_prefix(g->st), site, "")};
+    g->pending++;
+    if (cd_store_fcall(g->st, "route_drain", 1, keys, 2, args, NULL, on_drained, g) != 0) {
+        g->pending--;
+        return -1;
+    }
+    return 0;
+}
+
+/* Every site: the sites set is read alone (sites_list, {g}), then each site drains in a
+ * call of its own, in its slot (ARCHITECTURE invariant 4). */
+static void on_drain_list(void *ud, cd_err err, const char *json, size_t len)
+{
+    cd_route_group *g = ud;
+    json_t *root = err == CD_ERR_OK && json ? json_loadb(json, len, 0, NULL) : NULL, *key;
+    size_t i;
+    if (err != CD_ERR_OK)
+        cd_route_group_fail(g, err, NULL);
+    json_array_foreach(json_object_get(root, "site_keys"), i, key)
+    {
+        if (json_is_string(key) && drain_one(g, json_string_value(key)) != 0)
+            cd_route_group_fail(g, CD_ERR_UNAVAILABLE, NULL);
+    }
+    json_decref(root);
+    cd_route_group_release(g);
+}
+
+int cd_route_drain(cd_store *st, const char *site, cd_route_cb cb, void *ud)
+{
     cd_route_group *g = cd_route_group_create(st, cb, ud);
-    if (cd_store_fcall(st, "route_drain", 1, keys, 2, args, NULL, on_drained, g) != 0) {
+    int rc = 0;
+    if (site && *site) {
+        rc = drain_one(g, site);
+    } else {
+        cd_key k;
+        const char *keys[] = {cd_key_global(&k, cd_store_prefix(st), "sites")};
+        g->pending++;
+        if (cd_store_fcall(st, "sites_list", 1, keys, 0, NULL, NULL, on_drain_list, g) != 0) {
+            g->pending--;
+            rc = -1;
+        }
+    }
+    if (rc != 0) {
         cd_route_group_cancel(g);
         return -1;
     }
+    cd_route_group_release(g);
     return 0;
 }

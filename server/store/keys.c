@@ -17,14 +17,25 @@ static const char *keyf(cd_key *k, const char *fmt, ...)
     return k->s;
 }
 
+/* State that spans sites lives under one hash tag per owner, so each of its calls runs on
+ * one slot: {a} for agents (presence), {g} for the rest (the sites set, signing keys).
+ * The event stream and the webhook due set keep their names (they move with the event
+ * stream, per site). */
+static const struct {
+    const char *name, *tag;
+} global_tags[] = {{"sites", "{g}:"}, {"keys", "{g}:"}, {"presence", "{a}:"}};
+
 const char *cd_key_global(cd_key *k, const char *P, const char *name)
 {
+    for (size_t i = 0; i < CD_ARRAY_LEN(global_tags); i++)
+        if (strcmp(name, global_tags[i].name) == 0)
+            return keyf(k, "%s%s%s", P, global_tags[i].tag, name);
     return keyf(k, "%s%s", P, name);
 }
 
 const char *cd_key_site(cd_key *k, const char *P, const char *site, const char *suffix)
 {
-    return keyf(k, "%ssite:%s%s", P, site, suffix ? suffix : "");
+    return keyf(k, "%s{s:%s}:%s", P, site, suffix && suffix[0] == ':' ? suffix + 1 : "site");
 }
 
 const char *cd_key_tagged(cd_key *k, const char *P, const char *site, const char *suffix)
@@ -46,7 +57,12 @@ const char *cd_key_conv(cd_key *k, const char *P, const char *site, const char *
 
 const char *cd_key_agent(cd_key *k, const char *P, const char *id)
 {
-    return keyf(k, "%sagent:%s", P, id);
+    return keyf(k, "%s{a}:agent:%s", P, id);
+}
+
+const char *cd_key_agents(cd_key *k, const char *P)
+{
+    return keyf(k, "%s{a}:agents", P);
 }
 
 const char *cd_key_site_agent(cd_key *k, const char *P, const char *site, const char *id)
@@ -67,7 +83,7 @@ static const char *key_email(cd_key *k, const char *P, const char *head, const c
 
 const char *cd_key_agent_email(cd_key *k, const char *P, const char *email)
 {
-    return key_email(k, P, "agent:email:", email);
+    return key_email(k, P, "{a}:agent:email:", email);
 }
 
 /* The agent slot {a} (docs/keyspace.md "Where this is going"): cross-site agent state. */

@@ -24,7 +24,6 @@
 #include "chatdesk/store.h"
 #include "store_int.h"
 
-#define MAX_SCRIPTS 96
 #define MAX_NODES 64              /* cluster primaries (and former ones) known */
 #define MAP_REFRESH_MS 10000      /* the slot map is read again this often */
 #define MAP_REFRESH_DIRTY_MS 1000 /* … and this soon after a redirection or a lost primary */
@@ -66,7 +65,7 @@ struct cd_store {
     char *lib; /* the library text (FUNCTION LOAD) */
     size_t lib_len;
     char lib_name[32];
-    script scripts[MAX_SCRIPTS];
+    script scripts[CD_STORE_LIB_MAX];
     size_t nscripts;
     cd_store_state_cb state_cb;
     void *state_ud;
@@ -266,108 +265,20 @@ static sconn *conn_for(cd_store *st, const char *key)
     return c && cd_rconn_up(c->rc) ? c : NULL;
 }
 
-/* Each script's function: <library>_<script>, setting the per-call values first. A script
- * that only reads is registered with the no-writes flag, so Redis runs it even when it is
- * full (maxmemory with noeviction refuses every other function with OOM) and on replicas. */
-#define LIB_WRAP                                                                                                \
-    "\nredis.register_function{function_name='%s_%s', flags={%s}, callback=function(KEYS, ARGV)\nP = ARGV[1]\n" \
-    "CSITE = key_site(KEYS[1])\nevent_by = 'system'\n"
-#define LIB_WRAP_END "\nend}\n"
-
-/* Scripts that never write: no-writes. The HTTP API's scripts (api*) also get a read-only
- * twin <name>_ro, which GET routes call (docs/ops.md "Redis full"). */
-static const char *const ro_scripts[] = {"agent_get", "agent_sync", "history", "sites_get", "metrics_ops"};
-
-static bool is_ro(const char *name)
+/* The scripts of the library (cd_store_lib_build), to find a call's function. */
+static int load_lib(cd_store *st)
 {
-    for (size_t i = 0; i < CD_ARRAY_LEN(ro_scripts); i++)
-        if (strcmp(ro_scripts[i], name) == 0)
-            return true;
-    return false;
-}
-
-/* One function of the library: <library>_<name><suffix> with the script's body. */
-static void add_function(cd_store *st, cd_buf *lib, const cd_store_lua_source *s, const cd_store_lua_source *api,
-                         const char *suffix, bool ro)
-{
-    if (st->nscripts >= MAX_SCRIPTS)
-        return;
-    script *sc = &st->scripts[st->nscripts++];
-    snprintf(sc->name, sizeof sc->name, "%s%s", s->name, suffix);
-    snprintf(sc->fname, sizeof sc->fname, "%s_%s%s", st->lib_name, s->name, suffix);
-    sc->ro = ro;
-    cd_buf_printf(lib, LIB_WRAP, st->lib_name, sc->name, ro ? "'no-writes'" : "");
-#ifdef CD_KEY_GUARD
-    cd_buf_printf(lib, GUARD_BEGIN, s->name);
-#endif
-    if (strncmp(s->name, "api", 3) == 0)
-        cd_buf_append(lib, api->src, api->len);
-    if (strcmp(s->name, "events") == 0) /* its consumers: _ev_*.lua */
-        for (size_t i = 0; i < cd_store_lua_count; i++)
-            if (strncmp(cd_store_lua_sources[i].name, "_ev_", 4) == 0)
-                cd_buf_append(lib, cd_store_lua_sources[i].src, cd_store_lua_sources[i].len);
-    cd_buf_append(lib, s->src, s->len);
-    cd_buf_append_str(lib, LIB_WRAP_END);
-}
-/* The key guard (_guard.lua, CMake -DCD_KEY_GUARD=ON): the library opens with it and
- * each function first tells it the keys the call declared. */
-#ifdef CD_KEY_GUARD
-#define GUARD_ON 1
-#define GUARD_BEGIN "guard_begin('%s', KEYS)\n"
-#else
-#define GUARD_ON 0
-#define GUARD_BEGIN ""
-#endif
-
-/* The library: _common.lua at its top level (P becomes a per-call upvalue), then one
- * function per script whose body is [_api.lua +] the script (events: the _ev_*.lua
- * consumers + the script). Returns -1 when the
- * sources do not have the expected shape. */
-static int build_lib(cd_store *st)
-{
-    static const char p_line[] = "local P = ARGV[1]\n";
-    const cd_store_lua_source *common = NULL, *api = NULL, *guard = NULL;
-    for (size_t i = 0; i < cd_store_lua_count; i++) {
-        if (strcmp(cd_store_lua_sources[i].name, "_common") == 0)
-            common = &cd_store_lua_sources[i];
-        else if (strcmp(cd_store_lua_sources[i].name, "_api") == 0)
-            api = &cd_store_lua_sources[i];
-        else if (strcmp(cd_store_lua_sources[i].name, "_guard") == 0)
-            guard = &cd_store_lua_sources[i];
-    }
-    const char *pl = common ? strstr(common->src, p_line) : NULL;
-    if (!pl || !api || (GUARD_ON && !guard)) {
-        cd_log_error("store/lua: _common.lua must declare \"%.*s\" and _api.lua must exist", (int)sizeof p_line - 2,
-                     p_line);
+    cd_store_lib lib;
+    if (cd_store_lib_build(&lib) != 0)
         return -1;
+    cd_strlcpy(st->lib_name, lib.name, sizeof st->lib_name);
+    for (size_t i = 0; i < lib.nfn && st->nscripts < CD_STORE_LIB_MAX; i++) {
+        script *sc = &st->scripts[st->nscripts++];
+        cd_strlcpy(sc->name, lib.fn[i].name, sizeof sc->name);
+        snprintf(sc->fname, sizeof sc->fname, "%s_%s", lib.name, lib.fn[i].name);
+        sc->ro = lib.fn[i].ro;
     }
-    /* The name is a hash of everything the text is made of, so it is known before the
-     * text is built; functions are named <library>_<script>. */
-    uint32_t h =
-        cd_fnv1a(CD_FNV1A_INIT, LIB_WRAP GUARD_BEGIN LIB_WRAP_END, sizeof LIB_WRAP GUARD_BEGIN LIB_WRAP_END - 1);
-    for (size_t i = 0; i < cd_store_lua_count; i++) {
-        h = cd_fnv1a(h, cd_store_lua_sources[i].name, strlen(cd_store_lua_sources[i].name) + 1);
-        h = cd_fnv1a(h, cd_store_lua_sources[i].src, cd_store_lua_sources[i].len);
-    }
-    snprintf(st->lib_name, sizeof st->lib_name, "cd_%08x", (unsigned)h);
-    cd_buf lib;
-    cd_buf_init(&lib);
-    cd_buf_printf(&lib, "#!lua name=%s\n", st->lib_name);
-    if (GUARD_ON)
-        cd_buf_append(&lib, guard->src, guard->len);
-    cd_buf_append(&lib, common->src, (size_t)(pl - common->src));
-    cd_buf_append_str(&lib, "local P\n");
-    const char *rest = pl + sizeof p_line - 1;
-    cd_buf_append(&lib, rest, common->len - (size_t)(rest - common->src));
-    for (size_t i = 0; i < cd_store_lua_count; i++) {
-        const cd_store_lua_source *s = &cd_store_lua_sources[i];
-        if (s->name[0] == '_')
-            continue;
-        add_function(st, &lib, s, api, "", is_ro(s->name));
-        if (strncmp(s->name, "api", 3) == 0)
-            add_function(st, &lib, s, api, "_ro", true);
-    }
-    st->lib = lib.data; /* cd_buf keeps it NUL-terminated */
+    st->lib = lib.text;
     st->lib_len = lib.len;
     return 0;
 }
@@ -382,7 +293,7 @@ cd_store *cd_store_create(uv_loop_t *loop, const cd_config *cfg)
     cd_redis_addr a;
     char err[256];
     st->cluster = cd_config_parse_redis_url(cfg->redis, &a, err, sizeof err) == 0 && a.cluster;
-    if (build_lib(st) != 0 || !(st->main = conn_new(st, NULL, 0, st->cluster ? "ctl" : "cmd"))) {
+    if (load_lib(st) != 0 || !(st->main = conn_new(st, NULL, 0, st->cluster ? "ctl" : "cmd"))) {
         cd_store_destroy(st);
         return NULL;
     }
@@ -597,6 +508,17 @@ static bool redirected(eval_op *op, const char *err)
     return true;
 }
 
+/* An error reply of a Cluster that is failing over or moving a slot, matched on its text
+ * (CLUSTERDOWN, READONLY from a former primary, TRYAGAIN, MASTERDOWN): the call did not run. */
+static bool cluster_moving(const char *err)
+{
+    static const char *const says[] = {"The cluster is down", "read only replica", "TRYAGAIN ", "MASTERDOWN "};
+    for (size_t i = 0; i < CD_ARRAY_LEN(says); i++)
+        if (strstr(err, says[i]))
+            return true;
+    return false;
+}
+
 static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     eval_op *op = priv;
@@ -623,6 +545,15 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
             /* maxmemory reached: a write refused, nothing changed; retryable */
             set_full(op->st, true);
             op_finish(op, CD_ERR_UNAVAILABLE, "redis full", 10);
+            return;
+        }
+        /* Redis Cluster between a primary's loss and its replica's promotion (CLUSTERDOWN),
+         * a former primary now a replica (READONLY), a slot being migrated (TRYAGAIN): the
+         * call did not run; the client retries (a message with its client_msg_id) and the
+         * slot map is read again */
+        if (cluster_moving(reply->str)) {
+            op->st->map_dirty = true;
+            op_finish(op, CD_ERR_UNAVAILABLE, "redis cluster failing over", 26);
             return;
         }
         if (strncmp(reply->str, "LOADING", 7) == 0 || strncmp(reply->str, "BUSY", 4) == 0) {

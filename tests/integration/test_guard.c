@@ -112,8 +112,24 @@ static void expect_guard_error(const char *fn, const char *const *keys, const ch
 static void test_declared_keys_pass(void **state)
 {
     (void)state;
-    expect_ok("g_set", (const char *[]){"gt:a", "gt:b", NULL}, (const char *[]){"gt:a", "gt:b", NULL});
-    expect_ok("g_del", (const char *[]){"gt:a", "gt:b", NULL}, (const char *[]){"gt:a", "gt:b", NULL});
+    expect_ok("g_set", (const char *[]){"gt:a", NULL}, (const char *[]){"gt:a", NULL});
+    expect_ok("g_del", (const char *[]){"gt:a", NULL}, (const char *[]){"gt:a", NULL});
+    /* keys of one tag may be declared together */
+    const char *two[] = {"gt:{a}:x", "gt:{a}:y", NULL};
+    expect_ok("g_set", two, (const char *[]){"gt:{a}:x", "gt:{a}:y", NULL});
+    expect_ok("g_del", two, (const char *[]){"gt:{a}:x", "gt:{a}:y", NULL});
+}
+
+static void test_declared_keys_of_two_slots_fail(void **state)
+{
+    (void)state;
+    /* one call, one slot: two sites, a site and the agent slot, two untagged keys */
+    expect_guard_error("g_set", (const char *[]){"gt:{s:one}:site", "gt:{s:two}:site", NULL},
+                       (const char *[]){"gt:{s:one}:x", NULL}, "declared keys of more than one slot");
+    expect_guard_error("g_set", (const char *[]){"gt:{s:one}:site", "gt:{a}:agent:x", NULL},
+                       (const char *[]){"gt:{s:one}:x", NULL}, "gt:{s:one}:site and gt:{a}:agent:x");
+    expect_guard_error("g_set", (const char *[]){"gt:a", "gt:b", NULL}, (const char *[]){"gt:a", NULL},
+                       "declared keys of more than one slot");
 }
 
 static void test_same_tag_passes(void **state)
@@ -160,6 +176,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_declared_keys_pass),
+        cmocka_unit_test(test_declared_keys_of_two_slots_fail),
         cmocka_unit_test(test_same_tag_passes),
         cmocka_unit_test(test_undeclared_key_fails),
         cmocka_unit_test(test_unknown_command_and_no_keys),

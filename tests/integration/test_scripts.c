@@ -42,7 +42,7 @@
 #define PER_CHILD 250
 #define MAX_EVENTS 64
 /* The site's waiting conversations without a team (routing: site:<key>:queue:<team>). */
-#define QUEUE "%ssite:%s:queue:_"
+#define QUEUE "%s{s:%s}:queue:_"
 
 #define FMT(a, b) __attribute__((format(printf, a, b)))
 
@@ -713,9 +713,9 @@ static void expect_header(const ev *e, long long seq, const char *aud, const cha
 
 static void seed_site(fx *f, const char *key)
 {
-    r_do(f, "HSET %ssite:%s key %s name %s origins %s identity_secret %s created_at %s", f->prefix, key, key, key,
+    r_do(f, "HSET %s{s:%s}:site key %s name %s origins %s identity_secret %s created_at %s", f->prefix, key, key, key,
          "[\"https://example.test\"]", "", "1700000000000");
-    r_do(f, "SADD %ssites %s", f->prefix, key);
+    r_do(f, "SADD %s{g}:sites %s", f->prefix, key);
 }
 
 static void seed_agent(fx *f, const cd_conv_author *a, const char *site_a, const char *site_b)
@@ -727,13 +727,14 @@ static void seed_agent(fx *f, const cd_conv_author *a, const char *site_a, const
         snprintf(sites, sizeof sites, "[\"%s\"]", site_a);
     snprintf(email, sizeof email, "%s@example.test", a->id);
     r_do(f,
-         "HSET %sagent:%s id %s name %s email %s role %s sites %s teams %s pw %s status %s max_chats %s created_at %s",
+         "HSET %s{a}:agent:%s id %s name %s email %s role %s sites %s teams %s pw %s status %s max_chats %s created_at "
+         "%s",
          f->prefix, a->id, a->id, a->name, email, "agent", sites, "[]", "$argon2id$x", "offline", "5", "1700000000000");
-    r_do(f, "SADD %sagents %s", f->prefix, a->id);
-    r_do(f, "SET %sagent:email:%s %s", f->prefix, email, a->id);
-    r_do(f, "SADD %ssite:%s:agents %s", f->prefix, site_a, a->id);
+    r_do(f, "SADD %s{a}:agents %s", f->prefix, a->id);
+    r_do(f, "SET %s{a}:agent:email:%s %s", f->prefix, email, a->id);
+    r_do(f, "SADD %s{s:%s}:agents %s", f->prefix, site_a, a->id);
     if (site_b)
-        r_do(f, "SADD %ssite:%s:agents %s", f->prefix, site_b, a->id);
+        r_do(f, "SADD %s{s:%s}:agents %s", f->prefix, site_b, a->id);
 }
 
 static int setup(void **state)
@@ -1077,7 +1078,7 @@ static void test_start_queued_indexed_published(void **state)
     freeReplyObject(x);
     /* indexed */
     assert_true(r_str(f, buf, sizeof buf, "ZSCORE %s{s:%s}:visitor:%s:convs %s", f->prefix, SITE1, vid, cid));
-    assert_true(r_str(f, buf, sizeof buf, "ZSCORE %ssite:%s:convs %s", f->prefix, SITE1, cid));
+    assert_true(r_str(f, buf, sizeof buf, "ZSCORE %s{s:%s}:convs %s", f->prefix, SITE1, cid));
     assert_true(r_str(f, buf, sizeof buf, "ZSCORE " QUEUE " %s", f->prefix, SITE1, cid));
 
     /* published: each message on the conversation, in seq order; the queued conversation to
@@ -1630,7 +1631,7 @@ static void test_refused_calls_write_nothing(void **state)
 
     char *after = keys_snapshot(f);
     assert_string_equal(after, before);
-    assert_int_equal(r_int(f, "ZCARD %ssite:%s:convs", f->prefix, SITE1), 1);
+    assert_int_equal(r_int(f, "ZCARD %s{s:%s}:convs", f->prefix, SITE1), 1);
     assert_int_equal(r_int(f, "ZCARD " QUEUE, f->prefix, SITE1), 1);
     assert_int_equal(r_int(f, "EXISTS %s{s:%s}:visitor:v_nobody00000000000000:convs", f->prefix, SITE1), 0);
     sub_collect(f, sub, &evs);
@@ -1956,7 +1957,7 @@ static void test_accept_first_agent_wins(void **state)
     assert_string_equal(jstr(jget(r.conv, "assignee"), "id"), AG1.id);
     assert_string_equal(jstr(jget(r.conv, "assignee"), "name"), AG1.name);
     assert_false(r_str(f, buf, sizeof buf, "ZSCORE " QUEUE " %s", f->prefix, SITE1, cid));
-    assert_int_equal(r_int(f, "SISMEMBER %sagent:%s:convs %s", f->prefix, AG1.id, cid), 1);
+    assert_int_equal(r_int(f, "SISMEMBER %s{s:%s}:agent:%s:convs %s", f->prefix, SITE1, AG1.id, cid), 1);
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s assignee", f->prefix, cd_key_cid_site(cid), cid));
     assert_string_equal(buf, AG1.id);
     sub_collect(f, sub, &evs);
@@ -1978,7 +1979,7 @@ static void test_accept_first_agent_wins(void **state)
     expect_err(&r, CD_ERR_CONFLICT);
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s assignee", f->prefix, cd_key_cid_site(cid), cid));
     assert_string_equal(buf, AG1.id);
-    assert_int_equal(r_int(f, "EXISTS %sagent:%s:convs", f->prefix, AG2.id), 0);
+    assert_int_equal(r_int(f, "EXISTS %s{s:%s}:agent:%s:convs", f->prefix, SITE1, AG2.id), 0);
     /* accepting again is a no-op for the holder */
     op_accept(f, &r, &AG1, cid);
     expect_ok(&r);
@@ -1995,7 +1996,7 @@ static void test_accept_first_agent_wins(void **state)
     op_update(f, &r, &AG1, cid, "closed", CD_PRIO_NONE);
     expect_ok(&r);
     assert_string_equal(jstr(r.conv, "status"), "closed");
-    assert_int_equal(r_int(f, "SISMEMBER %sagent:%s:convs %s", f->prefix, AG1.id, cid), 0);
+    assert_int_equal(r_int(f, "SISMEMBER %s{s:%s}:agent:%s:convs %s", f->prefix, SITE1, AG1.id, cid), 0);
     assert_false(r_str(f, buf, sizeof buf, "ZSCORE " QUEUE " %s", f->prefix, SITE1, cid));
     sub_collect(f, sub, &evs);
     assert_string_equal(jstr(jget(ev_find(&evs, chan, "conversation.updated")->frame, "conversation"), "status"),
@@ -2033,8 +2034,8 @@ static void test_accept_pipelined_first_wins(void **state)
     expect_err(&r1, CD_ERR_CONFLICT);
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s assignee", f->prefix, cd_key_cid_site(cid), cid));
     assert_string_equal(buf, AG2.id);
-    assert_int_equal(r_int(f, "SISMEMBER %sagent:%s:convs %s", f->prefix, AG2.id, cid), 1);
-    assert_int_equal(r_int(f, "EXISTS %sagent:%s:convs", f->prefix, AG1.id), 0);
+    assert_int_equal(r_int(f, "SISMEMBER %s{s:%s}:agent:%s:convs %s", f->prefix, SITE1, AG2.id, cid), 1);
+    assert_int_equal(r_int(f, "EXISTS %s{s:%s}:agent:%s:convs", f->prefix, SITE1, AG1.id), 0);
     res_clear(&r1);
     res_clear(&r2);
 }
@@ -2064,7 +2065,7 @@ static void test_update_queue_and_priority(void **state)
     expect_ok(&r);
     assert_string_equal(jstr(r.conv, "status"), "queued");
     assert_true(json_is_null(jget(r.conv, "assignee")));
-    assert_int_equal(r_int(f, "SISMEMBER %sagent:%s:convs %s", f->prefix, AG1.id, c2), 0);
+    assert_int_equal(r_int(f, "SISMEMBER %s{s:%s}:agent:%s:convs %s", f->prefix, SITE1, AG1.id, c2), 0);
     q = rx(f, "ZRANGE " QUEUE " 0 -1", f->prefix, SITE1);
     assert_int_equal(q->elements, 2);
     assert_string_equal(q->element[0]->str, c2);
@@ -2231,7 +2232,7 @@ static void test_presence_to_each_site(void **state)
     /* no node vouches for the agent yet: the choice is kept, the agent stays offline */
     op_presence(f, &r, AGB.id, "online");
     expect_ok(&r);
-    assert_true(r_str(f, buf, sizeof buf, "HGET %sagent:%s status", f->prefix, AGB.id));
+    assert_true(r_str(f, buf, sizeof buf, "HGET %s{a}:agent:%s status", f->prefix, AGB.id));
     assert_string_equal(buf, "offline");
     sub_collect(f, sub, &evs);
     assert_int_equal(evs.n, 0);
@@ -2239,7 +2240,7 @@ static void test_presence_to_each_site(void **state)
     /* a node vouches: online, announced on each of the agent's sites */
     op_touch(f, &r, "node-a", AGB.id);
     expect_ok(&r);
-    assert_true(r_str(f, buf, sizeof buf, "HGET %sagent:%s status", f->prefix, AGB.id));
+    assert_true(r_str(f, buf, sizeof buf, "HGET %s{a}:agent:%s status", f->prefix, AGB.id));
     assert_string_equal(buf, "online");
     sub_collect(f, sub, &evs);
     for (size_t i = 0; i < 2; i++) {
@@ -2257,7 +2258,7 @@ static void test_presence_to_each_site(void **state)
     /* presence.set: presence.updated to each site of the agent */
     op_presence(f, &r, AGB.id, "away");
     expect_ok(&r);
-    assert_true(r_str(f, buf, sizeof buf, "HGET %sagent:%s status", f->prefix, AGB.id));
+    assert_true(r_str(f, buf, sizeof buf, "HGET %s{a}:agent:%s status", f->prefix, AGB.id));
     assert_string_equal(buf, "away");
     sub_collect(f, sub, &evs);
     assert_int_equal(evs.n, 2);
@@ -2279,7 +2280,7 @@ static void test_presence_to_each_site(void **state)
     /* the node's last connection of the agent closed: offline everywhere */
     op_sweep(f, &r, "node-a", AGB.id);
     expect_ok(&r);
-    assert_true(r_str(f, buf, sizeof buf, "HGET %sagent:%s status", f->prefix, AGB.id));
+    assert_true(r_str(f, buf, sizeof buf, "HGET %s{a}:agent:%s status", f->prefix, AGB.id));
     assert_string_equal(buf, "offline");
     sub_collect(f, sub, &evs);
     for (size_t i = 0; i < 2; i++)

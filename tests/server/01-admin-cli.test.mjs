@@ -69,14 +69,14 @@ it('site-add writes the site hash and index, publishes ch:sites and prints the r
             origins: ['https://acme.example', 'http://localhost:3000'],
             identity_verification: true,
         });
-        const h = await env.redis.cmd('HGETALL', `${P}site:${k}`);
+        const h = await env.redis.cmd('HGETALL', `${P}{s:${k}}:site`);
         const m = Object.fromEntries(Array.from({ length: h.length / 2 }, (_, i) => [h[2 * i], h[2 * i + 1]]));
         assert.equal(m.key, k);
         assert.equal(m.name, 'Acme Support');
         assert.deepEqual(JSON.parse(m.origins), ['https://acme.example', 'http://localhost:3000']);
         assert.equal(m.identity_secret, 's3cret-s3cret-s3cret');
         assert.ok(Number(m.created_at) >= before - 1000 && Number(m.created_at) <= Date.now() + 1000, m.created_at);
-        assert.equal(await env.redis.cmd('SISMEMBER', `${P}sites`, k), 1);
+        assert.equal(await env.redis.cmd('SISMEMBER', `${P}{g}:sites`, k), 1);
         await waitUntil(() => sub.data.includes(`"key":"${k}"`), { what: `ch:sites message ${k}` });
     } finally {
         sub.close();
@@ -87,7 +87,7 @@ it('site-add without a secret: identity verification off, empty identity_secret'
     const k = key('plain');
     const out = await siteAdd(k);
     assert.equal(out.identity_verification, false);
-    assert.equal(await env.redis.cmd('HGET', `${P}site:${k}`, 'identity_secret'), '');
+    assert.equal(await env.redis.cmd('HGET', `${P}{s:${k}}:site`, 'identity_secret'), '');
 });
 
 it('site-add accepts ports, IP literals and UTF-8 names', async () => {
@@ -105,7 +105,7 @@ it('a duplicate site key exits 1 and leaves the first record alone', async () =>
     assert.equal(r.code, 1, r.stderr);
     assert.ok(r.stderr.includes(`site ${k} already exists`), r.stderr);
     assert.equal(r.stdout, '');
-    assert.equal(await env.redis.cmd('HGET', `${P}site:${k}`, 'name'), `Site ${k}`);
+    assert.equal(await env.redis.cmd('HGET', `${P}{s:${k}}:site`, 'name'), `Site ${k}`);
 });
 
 it('concurrent site-add of one key: exactly one wins', async () => {
@@ -114,7 +114,7 @@ it('concurrent site-add of one key: exactly one wins', async () => {
         Array.from({ length: 6 }, (_, i) => env.adminRaw(['site-add', '--key', k, '--name', `N${i}`, '--origin', 'https://r.example'])),
     );
     assert.deepEqual(runs.map((r) => r.code).sort(), [0, 1, 1, 1, 1, 1], runs.map((r) => r.stderr).join(''));
-    assert.equal(await env.redis.cmd('SISMEMBER', `${P}sites`, k), 1);
+    assert.equal(await env.redis.cmd('SISMEMBER', `${P}{g}:sites`, k), 1);
 });
 
 it('bad origins are refused with a clear message and nothing is written', async () => {
@@ -141,7 +141,7 @@ it('bad origins are refused with a clear message and nothing is written', async 
         const r = await env.adminRaw(['site-add', '--key', k, '--name', 'X', '--origin', 'https://ok.example', '--origin', o]);
         assertUsage(r, o);
         assert.ok(r.stderr.includes(`origin must look like https://example.com[:port]: got ${o}`), `${o}: ${r.stderr}`);
-        assert.equal(await env.redis.cmd('EXISTS', `${P}site:${k}`), 0, o);
+        assert.equal(await env.redis.cmd('EXISTS', `${P}{s:${k}}:site`), 0, o);
     }
 });
 
@@ -179,8 +179,8 @@ it('agent-add writes the agent, the e-mail index and the site sets', async () =>
         sites: [s1, s2],
         teams: ['sales', 'vip'],
     });
-    assert.equal(await env.redis.cmd('GET', `${P}agent:email:${mail.toLowerCase()}`), out.id);
-    const h = await env.redis.cmd('HGETALL', `${P}agent:${out.id}`);
+    assert.equal(await env.redis.cmd('GET', `${P}{a}:agent:email:${mail.toLowerCase()}`), out.id);
+    const h = await env.redis.cmd('HGETALL', `${P}{a}:agent:${out.id}`);
     const m = Object.fromEntries(Array.from({ length: h.length / 2 }, (_, i) => [h[2 * i], h[2 * i + 1]]));
     assert.equal(m.id, out.id);
     assert.equal(m.email, mail.toLowerCase());
@@ -193,9 +193,9 @@ it('agent-add writes the agent, the e-mail index and the site sets', async () =>
     assert.equal(m.status, 'offline');
     assert.equal(m.max_chats, '5');
     assert.ok(Number(m.created_at) > 0);
-    assert.equal(await env.redis.cmd('SISMEMBER', `${P}agents`, out.id), 1);
-    assert.equal(await env.redis.cmd('SISMEMBER', `${P}site:${s1}:agents`, out.id), 1);
-    assert.equal(await env.redis.cmd('SISMEMBER', `${P}site:${s2}:agents`, out.id), 1);
+    assert.equal(await env.redis.cmd('SISMEMBER', `${P}{a}:agents`, out.id), 1);
+    assert.equal(await env.redis.cmd('SISMEMBER', `${P}{s:${s1}}:agents`, out.id), 1);
+    assert.equal(await env.redis.cmd('SISMEMBER', `${P}{s:${s2}}:agents`, out.id), 1);
 });
 
 it('agent-add defaults: role agent, no teams, max-chats as given', async () => {
@@ -204,7 +204,7 @@ it('agent-add defaults: role agent, no teams, max-chats as given', async () => {
     const out = await env.admin(...agentArgs({ sites: [s], extra: ['--max-chats', '100'] }));
     assert.equal(out.role, 'agent');
     assert.deepEqual(out.teams, []);
-    assert.equal(await env.redis.cmd('HGET', `${P}agent:${out.id}`, 'max_chats'), '100');
+    assert.equal(await env.redis.cmd('HGET', `${P}{a}:agent:${out.id}`, 'max_chats'), '100');
 });
 
 it('agent-add --password - reads the password from stdin', async () => {
@@ -214,10 +214,10 @@ it('agent-add --password - reads the password from stdin', async () => {
         input: 'from-stdin-pw\n',
     });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(await env.redis.cmd('HGET', `${P}agent:${r.json.id}`, 'pw'), /^\$argon2id\$/);
+    assert.match(await env.redis.cmd('HGET', `${P}{a}:agent:${r.json.id}`, 'pw'), /^\$argon2id\$/);
 });
 
-it('a duplicate e-mail (any case) exits 1; an unknown site exits 1 and writes nothing', async () => {
+it('a duplicate e-mail (any case) exits 1; an unknown site exits 2 (a value the operation refuses) and writes nothing', async () => {
     const s = key('dupe');
     await siteAdd(s);
     const mail = email();
@@ -227,13 +227,13 @@ it('a duplicate e-mail (any case) exits 1; an unknown site exits 1 and writes no
     assert.ok(r.stderr.includes(`agent with e-mail ${mail} already exists`), r.stderr);
 
     const mail2 = email();
-    const before = await env.redis.cmd('SCARD', `${P}agents`);
+    const before = await env.redis.cmd('SCARD', `${P}{a}:agents`);
     const u = await env.adminRaw(agentArgs({ mail: mail2, sites: [s, 'nope_site'] }));
-    assert.equal(u.code, 1, u.stderr);
+    assert.equal(u.code, 2, u.stderr);
     assert.ok(u.stderr.includes('unknown site nope_site'), u.stderr);
-    assert.equal(await env.redis.cmd('EXISTS', `${P}agent:email:${mail2}`), 0);
-    assert.equal(await env.redis.cmd('SCARD', `${P}agents`), before);
-    assert.equal(await env.redis.cmd('SCARD', `${P}site:${s}:agents`), 1);
+    assert.equal(await env.redis.cmd('EXISTS', `${P}{a}:agent:email:${mail2}`), 0);
+    assert.equal(await env.redis.cmd('SCARD', `${P}{a}:agents`), before);
+    assert.equal(await env.redis.cmd('SCARD', `${P}{s:${s}}:agents`), 1);
 });
 
 it('concurrent agent-add of one e-mail: exactly one wins', async () => {
@@ -242,7 +242,7 @@ it('concurrent agent-add of one e-mail: exactly one wins', async () => {
     const mail = email();
     const runs = await Promise.all(Array.from({ length: 4 }, () => env.adminRaw(agentArgs({ mail, sites: [s] }))));
     assert.deepEqual(runs.map((r) => r.code).sort(), [0, 1, 1, 1], runs.map((r) => r.stderr).join(''));
-    assert.equal(await env.redis.cmd('SCARD', `${P}site:${s}:agents`), 1);
+    assert.equal(await env.redis.cmd('SCARD', `${P}{s:${s}}:agents`), 1);
 });
 
 it('agent-add refuses bad values (exit 2)', async () => {
@@ -271,6 +271,23 @@ it('agent-add refuses bad values (exit 2)', async () => {
     for (const c of cases) assertUsage(await env.adminRaw(base(c)), JSON.stringify(c));
     assert.equal((await env.adminRaw(base({ '--password': 'p'.repeat(128) }))).code, 0);
     assert.equal((await env.adminRaw(base({ '--password': 'p'.repeat(12) }))).code, 0);
+});
+
+it('site-add in single-slot steps: a key indexed by a run that stopped before its record is completed by the next run', async () => {
+    // step 1 (the sites set, {g}) done, step 2 (the record, {s:<site>}) not: what a
+    // site-add stopped between its two calls leaves behind
+    const k = key('half');
+    await env.redis.cmd('SADD', `${P}{g}:sites`, k);
+    const listed = await env.adminRaw(['site-list', '--json']);
+    assert.ok(!listed.json.some((x) => x.key === k), 'an index entry without a record is skipped');
+    const out = await siteAdd(k);
+    assert.equal(out.key, k);
+    assert.equal(await env.redis.cmd('HGET', `${P}{s:${k}}:site`, 'key'), k);
+    assert.ok((await env.adminRaw(['site-list', '--json'])).json.some((x) => x.key === k));
+    // and a refused value writes neither
+    const bad = key('bad');
+    assert.equal((await env.adminRaw(['site-add', '--key', bad, '--name', 'X', '--origin', 'ftp://x'])).code, 2);
+    assert.equal(await env.redis.cmd('SISMEMBER', `${P}{g}:sites`, bad), 0);
 });
 
 it('site-list: a table without secrets, and a JSON array with --json', async () => {
@@ -382,9 +399,9 @@ it('config flags among the options: --prefix and --redis', async () => {
     const k = key('pfx');
     const out = await env.admin('site-add', '--prefix', 'other:', '--key', k, '--name', 'P', '--origin', 'https://p.example');
     assert.equal(out.key, k);
-    assert.equal(await env.redis.cmd('SISMEMBER', 'other:sites', k), 1);
-    assert.equal(await env.redis.cmd('EXISTS', `other:site:${k}`), 1);
-    assert.equal(await env.redis.cmd('EXISTS', `${P}site:${k}`), 0);
+    assert.equal(await env.redis.cmd('SISMEMBER', 'other:{g}:sites', k), 1);
+    assert.equal(await env.redis.cmd('EXISTS', `other:{s:${k}}:site`), 1);
+    assert.equal(await env.redis.cmd('EXISTS', `${P}{s:${k}}:site`), 0);
     const l = await env.adminRaw(['site-list', '--json', `--prefix=other:`]);
     assert.deepEqual(l.json.map((s) => s.key), [k]);
 

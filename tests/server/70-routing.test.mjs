@@ -22,7 +22,7 @@ async function agentOn(node, site, { maxChats = 3, teams = [] } = {}) {
     const password = args[4];
     const rec = await env.admin(...args);
     const a = await env.agent(node, { email: rec.email, password });
-    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:agent:${rec.id}`, 'status')) === 'online',
+    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:{a}:agent:${rec.id}`, 'status')) === 'online',
         { what: `agent ${rec.id} online` });
     return a;
 }
@@ -103,7 +103,7 @@ it('200 chats at once, 10 agents of capacity 3 on three nodes: each assigned exa
         for (const r of group) if (!prevMax || r.at > prevMax.at) prevMax = r;
         i = j;
     }
-    assert.equal(Number(await env.redis.cmd('ZCARD', `cd:site:${site.key}:queue:_`)), 0);
+    assert.equal(Number(await env.redis.cmd('ZCARD', `cd:{s:${site.key}}:queue:_`)), 0);
     for (const v of visitors) v.terminate();
     for (const a of agents) a.terminate();
 });
@@ -226,7 +226,7 @@ it('kill -9 of the node holding an agent\'s only connection: offline soon after,
         { timeout: 30_000 * SCALE, what: 'ghost offline' });
     const took = Date.now() - t0;
     assert.ok(took < 30_000 * SCALE, `offline after ${took} ms`);
-    assert.equal(await env.redis.cmd('HGET', `cd:agent:${ghost.agentId}`, 'status'), 'offline');
+    assert.equal(await env.redis.cmd('HGET', `cd:{a}:agent:${ghost.agentId}`, 'status'), 'offline');
     for (let i = 0; i < 5; i++) {
         const v = await env.visitor(1, { site });
         const { conversation } = await v.ok({ type: 'conversation.start', form: { message: 'hi' } });
@@ -249,7 +249,7 @@ it('transfer to an agent and escalation to a team, with the note kept as a priva
     const esc = await a1.ok({ type: 'conversation.transfer', conversation_id: cid, team: 'tier2', note: 'needs root access' });
     assert.equal(esc.conversation.team, 'tier2');
     await t2.waitFor((f) => f.type === 'conversation.assigned' && f.conversation.id === cid, { what: 'tier2 assignment' });
-    assert.equal(await env.redis.cmd('SISMEMBER', `cd:agent:${a1.agentId}:convs`, cid), 0);
+    assert.equal(await env.redis.cmd('SISMEMBER', `cd:{s:${site.key}}:agent:${a1.agentId}:convs`, cid), 0);
     // back to a1, by name
     const back = await t2.ok({ type: 'conversation.transfer', conversation_id: cid, agent_id: a1.agentId, note: 'fixed, please follow up' });
     assert.equal(back.conversation.assignee.id, a1.agentId);

@@ -34,7 +34,7 @@ it('each unanswered chat becomes exactly one ticket; each warning and breach fir
     const ag = await env.addAgent({ site });
     const watchers = [];
     for (let i = 0; i < 3; i++) watchers.push(await env.agent(i, { email: ag.email, password: ag.password }));
-    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:agent:${ag.id}`, 'status')) === 'online', { what: 'online' });
+    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:{a}:agent:${ag.id}`, 'status')) === 'online', { what: 'online' });
     const N = 12;
     const vs = [];
     for (let i = 0; i < N; i++) vs.push(await env.visitor(i % 3, { site }));

@@ -39,6 +39,14 @@ function renamed(k) {
     }
     if ((m = /^cd:rpt:([^:]+):(d:.*|backlog)$/.exec(k))) return `cd:{s:${m[1]}}:rpt:${m[2]}`;
     if ((m = /^cd:health:([^:]+):(.*)$/.exec(k))) return `cd:{s:${m[1]}}:health:${m[2]}`;
+    // the site's record and its own keys; state that spans sites under {a} and {g}
+    if ((m = /^cd:site:([^:]+)$/.exec(k))) return `cd:{s:${m[1]}}:site`;
+    if ((m = /^cd:site:([^:]+):(teams|agents|convs|tickets|canned|queue:.*)$/.exec(k))) return `cd:{s:${m[1]}}:${m[2]}`;
+    // an agent's conversations move member by member into the conversation's site; the
+    // fixture's are all of "shop"
+    if ((m = /^cd:agent:([^:]+):convs$/.exec(k))) return `cd:{s:shop}:agent:${m[1]}:convs`;
+    if ((m = /^cd:(agent:email:.*|agent:[^:]+(?::notices|:canned)?|agents|presence(?::.*)?)$/.exec(k))) return `cd:{a}:${m[1]}`;
+    if ((m = /^cd:(sites|keys)$/.exec(k))) return `cd:{g}:${m[1]}`;
     return null;
 }
 
@@ -59,7 +67,8 @@ async function dumpValue(key, type) {
 
 it('admin migrate moves the previous layout, keeps every value, and a second run moves nothing', async () => {
     await load();
-    const expect = { kb: 0, rules: 0, reports: 0, health: 0, conversations: 0, visitors: 0, timers: 0 };
+    const expect = { kb: 0, rules: 0, reports: 0, health: 0, conversations: 0, visitors: 0, timers: 0, agent_convs: 0,
+        sites: 0, agent_state: 0, global: 0 };
     let dedupe = 0;
     for (const { key } of fixture.keys) {
         const to = renamed(key);
@@ -73,9 +82,15 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
             expect.timers += fixture.keys.find((x) => x.key === key).value.length / 2;
             continue;
         }
+        if (/^cd:agent:[^:]+:convs$/.test(key)) {
+            expect.agent_convs += fixture.keys.find((x) => x.key === key).value.length;
+            continue;
+        }
         const kind = key.startsWith('cd:kb:') ? 'kb' : /^cd:site:[^:]+:(rule|team_leads)/.test(key) ? 'rules'
             : key.startsWith('cd:rpt:') ? 'reports' : key.startsWith('cd:conv:') ? 'conversations'
-                : /^cd:(visitor:|site:[^:]+:user:)/.test(key) ? 'visitors' : 'health';
+                : /^cd:(visitor:|site:[^:]+:user:)/.test(key) ? 'visitors'
+                    : /^cd:site:[^:]+(:(teams|agents|convs|tickets|canned|queue:.*))?$/.test(key) ? 'sites'
+                        : /^cd:(agent|presence)/.test(key) ? 'agent_state' : /^cd:(sites|keys)$/.test(key) ? 'global' : 'health';
         expect[kind]++;
     }
     assert.ok(Object.values(expect).every((n) => n > 0), JSON.stringify(expect));
@@ -150,8 +165,44 @@ it("an agent's load of the previous release splits into the loads of its sites, 
     await r('HSET', 'cd:{s:s1}:agent:a_two', 'max_chats', '7');
     assert.equal((await env.admin('migrate')).moved.total, 0);
     assert.equal(await r('HGET', 'cd:{s:s1}:agent:a_two', 'max_chats'), '7');
-    await r('DEL', 'cd:agent:a_two', 'cd:{s:s2}:conv:c_old', 'cd:{s:s1}:agent:a_two', 'cd:{s:s2}:agent:a_two',
+    await r('DEL', 'cd:{a}:agent:a_two', 'cd:{s:s2}:conv:c_old', 'cd:{s:s1}:agent:a_two', 'cd:{s:s2}:agent:a_two',
         'cd:{s:s1}:agent:a_two:active', 'cd:{s:s2}:agent:a_two:active');
+});
+
+it('the previous release\'s site records, teams, queues, canned replies and presence move under their owner\'s tag', async () => {
+    // keys of the layout this release replaces (issue 12 item 3) that the v1 fixture has no
+    // example of; the fixture's own site, agent and global keys are checked by the first test
+    const r = (...a) => env.redis.cmd(...a);
+    await r('HSET', 'cd:site:s9', 'key', 's9', 'name', 'Nine', 'sla', '{"warn_at":0.5}');
+    await r('HSET', 'cd:site:s9:teams', 'vip', 'VIP', 'sales', 'Sales');
+    await r('ZADD', 'cd:site:s9:queue:vip', '1', 'c_q.s9');
+    await r('SADD', 'cd:site:s9:canned', 'r_1');
+    await r('SADD', 'cd:site:s9:webhooks', 'wh1');
+    await r('HSET', 'cd:agent:a_nine', 'id', 'a_nine', 'name', 'Nine', 'sites', '["s9"]', 'max_chats', '3');
+    await r('SADD', 'cd:agent:a_nine:canned', 'r_2');
+    await r('ZADD', 'cd:presence', '99', 'a_nine');
+    await r('HSET', 'cd:presence:a_nine', 'n1', '99');
+    const m = await env.admin('migrate');
+    assert.equal(m.moved.sites, 4);
+    assert.equal(m.moved.agent_state, 4);
+    assert.equal(m.moved.agents, 1, 'its record in s9');
+    assert.deepEqual(await dumpValue('cd:{s:s9}:site', 'hash'), { key: 's9', name: 'Nine', sla: '{"warn_at":0.5}' });
+    assert.deepEqual(await dumpValue('cd:{s:s9}:teams', 'hash'), { vip: 'VIP', sales: 'Sales' });
+    assert.deepEqual(await r('ZRANGE', 'cd:{s:s9}:queue:vip', '0', '-1'), ['c_q.s9']);
+    assert.deepEqual(await r('SMEMBERS', 'cd:{s:s9}:canned'), ['r_1']);
+    assert.deepEqual(await r('SMEMBERS', 'cd:{a}:agent:a_nine:canned'), ['r_2']);
+    assert.equal(await r('HGET', 'cd:{a}:agent:a_nine', 'max_chats'), '3');
+    assert.equal(await r('ZSCORE', 'cd:{a}:presence', 'a_nine'), '99');
+    assert.equal(await r('HGET', 'cd:{a}:presence:a_nine', 'n1'), '99');
+    assert.deepEqual(await r('SMEMBERS', 'cd:site:s9:webhooks'), ['wh1'], 'webhooks stay (they move with the event stream)');
+    for (const k of ['cd:site:s9', 'cd:site:s9:teams', 'cd:site:s9:queue:vip', 'cd:site:s9:canned', 'cd:agent:a_nine',
+        'cd:agent:a_nine:canned', 'cd:presence', 'cd:presence:a_nine']) {
+        assert.equal(Number(await r('EXISTS', k)), 0, `${k} moved away`);
+    }
+    assert.equal((await env.admin('migrate')).moved.total, 0, 'a second run moves nothing');
+    await r('DEL', 'cd:{s:s9}:site', 'cd:{s:s9}:teams', 'cd:{s:s9}:queue:vip', 'cd:{s:s9}:canned', 'cd:site:s9:webhooks',
+        'cd:{a}:agent:a_nine', 'cd:{a}:agent:a_nine:canned', 'cd:{a}:presence', 'cd:{a}:presence:a_nine',
+        'cd:{s:s9}:agent:a_nine');
 });
 
 it('a migrated key whose new name is taken stays put and is reported', async () => {

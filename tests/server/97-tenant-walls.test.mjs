@@ -95,6 +95,16 @@ it("an admin may change a shared agent's teams in its own sites and remove it fr
     assert.deepEqual(ra.sites, [A.key]);
     assert.deepEqual(ra.teams, ['a-vip']);
     assert.equal(ra.scoped, false, 'now only in A: A controls it fully');
+    // B's site no longer counts it (conversation calls check the site's agents set), and its
+    // record there is a tombstone of this change, which an older sync cannot overwrite
+    assert.equal(await env.redis.cmd('SISMEMBER', `cd:{s:${B.key}}:agents`, shared.id), 0);
+    const sv = await env.redis.cmd('HGET', `cd:{a}:agent:${shared.id}`, 'sv');
+    const stone = await env.redis.cmd('HMGET', `cd:{s:${B.key}}:agent:${shared.id}`, 'sv', 'disabled');
+    assert.deepEqual(stone, [sv, '1']);
+    await env.redis.cmd('PUBLISH', 'cd:ch:sites', `0 a -\n{"type":"agent.changed","id":"${shared.id}"}`);
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(await env.redis.cmd('SISMEMBER', `cd:{s:${B.key}}:agents`, shared.id), 0, 'a sync does not bring it back');
+    assert.equal(await env.redis.cmd('SISMEMBER', `cd:{s:${A.key}}:agents`, shared.id), 1);
     r = await call(adminB.token, 'PATCH', url, { teams: [] });
     assert.equal(r.status, 404, 'not found: B no longer shares a site with it');
     assert.ok(!json(await call(adminB.token, 'GET', '/api/v1/admin/agents')).agents.some((a) => a.id === shared.id));

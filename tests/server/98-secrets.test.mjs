@@ -55,12 +55,12 @@ it('a client cannot set an agent password hash (pw_hash in a body or the query i
     const token = await env.login(0, boss.email, boss.password);
     // the hash of "attacker chosen" (any valid Argon2id PHC string would do)
     const forged = '$argon2id$v=19$m=19456,t=2,p=1$W72lNqegbxMC2pj3MfHFag$9MJERkJJ3YsJ/t0+bPzNnd8VrlucxgsQyzHAQnjSiLw';
-    const before = await env.redis.cmd('HGET', `cd:agent:${ag.id}`, 'pw');
+    const before = await env.redis.cmd('HGET', `cd:{a}:agent:${ag.id}`, 'pw');
     assert.match(before, /^\$argon2id/);
     for (const p of [`/api/v1/admin/agents/${ag.id}`, `/api/v1/admin/agents/${ag.id}?pw_hash=${encodeURIComponent(forged)}`]) {
         const r = await env.http(0, p, { method: 'PATCH', body: p.includes('?') ? { name: 'Same' } : { pw_hash: forged }, headers: { authorization: `Bearer ${token}` } });
         assert.equal(r.status, 200, r.text);
-        assert.equal(await env.redis.cmd('HGET', `cd:agent:${ag.id}`, 'pw'), before, `pw unchanged after ${p}`);
+        assert.equal(await env.redis.cmd('HGET', `cd:{a}:agent:${ag.id}`, 'pw'), before, `pw unchanged after ${p}`);
     }
     assert.ok((await env.login(0, ag.email, ag.password)).length > 0);
 });

@@ -8,15 +8,22 @@
 local op, aid, now, fresh, retain = ARGV[2], ARGV[3], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local ok_p, p = pcall(cjson.decode, ARGV[4])
 if not ok_p or type(p) ~= 'table' then return fail('bad_request', 'body must be a JSON object') end
--- aid is '' only for the public routes (api/v1/public/…, no token): me stays nil
+-- The operator: `chatdeskd admin` passes ARGV[11] 'operator' (the HTTP API passes nine
+-- arguments, never this one). It has no agent record and is an owner of every site there
+-- is, so the CLI runs the API's own operations and validation (ARCHITECTURE: one
+-- implementation).
+local operator = aid == '' and ARGV[11] == 'operator'
+local function key_ok(v) return type(v) == 'string' and #v >= 1 and #v <= 64 and not string.find(v, '[^A-Za-z0-9_-]') end
+-- aid is '' only for the public routes (api/v1/public/…, no token) and the operator: me stays nil
 local me, my_sites = nil, {}
 if aid ~= '' then
-  me = hgetall(P .. 'agent:' .. aid)
+  me = hgetall(P .. '{a}:agent:' .. aid)
   if not me or me.disabled == '1' then return fail('unauthorized', 'unknown or disabled agent') end
   if not token_live(me, ARGV[8], ARGV[9], KEYS[2]) then return fail('unauthorized', 'token revoked') end
   my_sites = json_list(me.sites)
 end
 local function my_site(s)
+  if operator then return key_ok(s) and redis.call('EXISTS', sitekey(s)) == 1 end
   for _, k in ipairs(my_sites) do if k == s then return true end end
   return false
 end
@@ -30,8 +37,8 @@ local function visitor_of(vid)
 end
 -- Roles: agent < admin (administers its own sites) < owner (also creates sites and grants
 -- the owner role; docs/ops.md "Roles"). An owner is an admin everywhere it is a member.
-local is_owner = me ~= nil and me.role == 'owner'
-local is_admin = me ~= nil and (me.role == 'admin' or is_owner)
+local is_owner = operator or (me ~= nil and me.role == 'owner')
+local is_admin = is_owner or (me ~= nil and me.role == 'admin')
 if me then event_by = 'agent:' .. aid end
 local function reply(status, body) return '{"status":' .. I(status) .. ',"body":' .. body .. '}' end
 local function str(v, max, what)
@@ -39,19 +46,94 @@ local function str(v, max, what)
   if type(v) ~= 'string' or #v > max then error({code = 'bad_request', msg = what .. ' must be a string of at most ' .. max .. ' bytes'}) end
   return v
 end
-local function key_ok(v) return type(v) == 'string' and #v >= 1 and #v <= 64 and not string.find(v, '[^A-Za-z0-9_-]') end
+-- The admin operations' value rules, one set for the API and the CLI; each raises
+-- bad_request with a message that names the field.
+local function bad(msg) error({code = 'bad_request', msg = msg}) end
+-- Text without control characters (lines: line breaks and tabs allowed), at most max bytes.
+local function text(v, max, what, lines)
+  local ctl = lines and '[%z\1-\8\11-\31\127]' or '%c'
+  if type(v) ~= 'string' or #v > max or string.find(v, ctl) then
+    bad(what .. ' must be at most ' .. max .. ' bytes of text without control characters' ..
+      (lines and ' (line breaks allowed)' or ''))
+  end
+  return v
+end
+local function name_of(v, what)
+  if type(v) ~= 'string' or v == '' or #v > 200 or string.find(v, '%c') then
+    bad(what .. ' must be 1-200 bytes of text without control characters')
+  end
+  return v
+end
+local function key_of(v, what)
+  if not key_ok(v) then bad(what .. ' must be 1-64 characters of A-Z a-z 0-9 _ -') end
+  return v
+end
+-- A team key: like a site key, but '_' names the queue of chats without a team.
+local function team_key_of(v)
+  key_of(v, 'team key')
+  if v == '_' then bad("team '_' is reserved (it names the queue of chats without a team)") end
+  return v
+end
+-- A whole number in lo..hi: a JSON number, or a string of decimal digits (the CLI's text).
+local function whole(v, lo, hi, what)
+  local n = type(v) == 'number' and v or (type(v) == 'string' and string.match(v, '^%-?%d+$') and tonumber(v))
+  if not n or n ~= math.floor(n) or n < lo or n > hi then bad(what .. ' must be a whole number from ' .. lo .. ' to ' .. hi) end
+  return n
+end
+local function email_of(v)
+  if type(v) ~= 'string' or #v > 254 or string.find(v, '%c') or not string.match(v, '^[^@%s]+@[^@%s]+$') then
+    bad('email is not an e-mail address')
+  end
+  return string.lower(v)
+end
+local function secret_of(v)
+  if v == nil or v == cjson.null or v == '' then return '' end
+  if type(v) ~= 'string' or #v < 16 or #v > 512 or string.find(v, '%c') then
+    bad('identity_secret must be 16-512 bytes of text without control characters')
+  end
+  return v
+end
+-- An exact origin as browsers send it: http or https, a lowercase host (DNS name, IPv4 or
+-- [IPv6]) and an optional port that is not the scheme's default, nothing after it.
+-- Anything else would never match the Origin header and silently lock the widget out.
+local function origin_ok(o)
+  if type(o) ~= 'string' or #o > 512 then return false end
+  local scheme, host, port = string.match(o, '^(https?)://(%[[0-9a-f:.]+%])(.*)$')
+  if not scheme then
+    scheme, host, port = string.match(o, '^(https?)://([a-z0-9.-]+)(.*)$')
+    if not host or string.find(host, '^[.-]') or string.find(host, '[.-]$') or string.find(host, '%.%.') or
+       string.find(host, '%.%-') or string.find(host, '%-%.') then
+      return false
+    end
+  end
+  if port == '' then return true end
+  local n = string.match(port, '^:([1-9]%d?%d?%d?%d?)$')
+  n = tonumber(n)
+  return n ~= nil and n <= 65535 and n ~= (scheme == 'https' and 443 or 80)
+end
+local function origins_of(v)
+  if type(v) ~= 'table' or #v == 0 then bad('origins must list at least one origin') end
+  for _, o in ipairs(v) do
+    if not origin_ok(o) then
+      bad('origin must look like https://example.com[:port]: got ' .. tostring(o) ..
+        ' (lowercase scheme and host, no path, no trailing slash, no default port)')
+    end
+  end
+  return v
+end
 -- What of an agent the caller may see: only the caller's own sites, and only teams of
 -- those sites (an agent shared with another tenant must not reveal that tenant's keys).
 -- full: every site of the agent is the caller's, so the caller controls the agent fully
 -- (an admin never controls an owner; an owner controls every agent it shares a site with).
 local function agent_view(a)
+  if operator then return a.sites or '[]', a.teams or '[]', true end
   local sites, teams, full = {}, {}, true
   for _, s in ipairs(json_list(a.sites)) do
     if my_site(s) then table.insert(sites, S(s)) else full = false end
   end
   for _, t in ipairs(json_list(a.teams)) do
     for _, s in ipairs(my_sites) do
-      if redis.call('HEXISTS', P .. 'site:' .. s .. ':teams', t) == 1 then table.insert(teams, S(t)) break end
+      if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then table.insert(teams, S(t)) break end
     end
   end
   if a.role == 'owner' and not is_owner then full = false end
@@ -96,7 +178,7 @@ local function need_owner() if not is_owner then error({code = 'forbidden', msg 
 -- The key of a site the caller administers (admin role, member of the site), else not_found.
 local function admin_site_key(key)
   need_admin()
-  if type(key) ~= 'string' or not my_site(key) or redis.call('EXISTS', P .. 'site:' .. key) == 0 then
+  if type(key) ~= 'string' or not my_site(key) or redis.call('EXISTS', sitekey(key)) == 0 then
     error({code = 'not_found', msg = 'no such site'})
   end
   return key

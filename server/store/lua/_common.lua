@@ -10,6 +10,11 @@ local function key_site(k) return k and string.match(k, '^[^{]*{s:([^}]*)}') or 
 -- A key of one site, under the site's hash tag (one Redis Cluster slot per site):
 -- P{s:<site>}:<suffix> (docs/keyspace.md).
 local function skey(site, suffix) return P .. '{s:' .. site .. '}:' .. suffix end
+-- The site's own record (settings, origins, SLA…): P{s:<site>}:site; its teams, agents,
+-- queues, conversation and ticket indexes and canned replies are skey(site, 'teams')…
+local function sitekey(site) return skey(site, 'site') end
+-- State that spans sites has one tag each (docs/keyspace.md): {a} for agents (record,
+-- e-mail index, the agents set, presence), {g} for the rest (sites set, signing keys).
 -- The site of a conversation id: new ids end in ".<site>" (docs/keyspace.md "How a
 -- conversation id finds its site"); ids of the previous release have no site in them and
 -- live in the site of the call (or the one given).
@@ -179,12 +184,9 @@ local function seq_of(id) return string.match(id, '^0%-(%d+)$') end
 -- Who may touch a conversation: its visitor, or an agent of its site.
 local function may_access(c, kind, who)
   if kind == 'visitor' then return c.visitor == who end
-  if kind == 'agent' then
-    local sites = redis.call('HGET', P .. 'agent:' .. who, 'sites')
-    if not sites then return false end
-    for _, s in ipairs(cjson.decode(sites)) do if s == c.site then return true end end
-    return false
-  end
+  -- an agent of the conversation's site: the site's agents set, in the site's slot (an
+  -- agent taken off a site leaves it in the same step, admin_agent_patch)
+  if kind == 'agent' then return redis.call('SISMEMBER', skey(c.site, 'agents'), who) == 1 end
   return false
 end
 local function conv_updated(c, also_site)
@@ -256,10 +258,10 @@ local function event_data(e)
 end
 -- ---------- routing (issue 3): queues, capacity, assignment ----------
 local function team_of(t) return (t and t ~= '') and t or '_' end
-local function qkey(site, team) return P .. 'site:' .. site .. ':queue:' .. team_of(team) end
+local function qkey(site, team) return skey(site, 'queue:' .. team_of(team)) end
 local function site_teams(site)
   local out = {'_'}
-  for _, t in ipairs(redis.call('HKEYS', P .. 'site:' .. site .. ':teams')) do table.insert(out, t) end
+  for _, t in ipairs(redis.call('HKEYS', skey(site, 'teams'))) do table.insert(out, t) end
   return out
 end
 local function json_list(s)
@@ -276,8 +278,11 @@ end
 -- The agent's record in a site (P{s:<site>}:agent:<id>: status, name, teams, max_chats,
 -- disabled, last_assigned_at, sv) kept in line with its global record by agent_site.lua,
 -- one call per site. Load = the site's assigned conversations that are open or pending
--- (:active); max_chats counts per site. agent:<id>:convs also keeps resolved ones.
+-- (:active); max_chats counts per site. Its :convs (aconvs) also keeps resolved ones.
 local function sakey(site, aid) return skey(site, 'agent:' .. aid) end
+-- The agent's assigned conversations of the site that are not closed (its welcome list is
+-- the union over its sites): in the site's slot, so assigning is one single-slot call.
+local function aconvs(site, aid) return sakey(site, aid) .. ':convs' end
 local function agent_load(site, aid) return redis.call('SCARD', sakey(site, aid) .. ':active') end
 local function load_add(site, aid, cid) redis.call('SADD', sakey(site, aid) .. ':active', cid) end
 local function load_rem(site, aid, cid) redis.call('SREM', sakey(site, aid) .. ':active', cid) end
@@ -285,7 +290,7 @@ local function load_rem(site, aid, cid) redis.call('SREM', sakey(site, aid) .. '
 -- assigned longest ago (round robin), then the smallest id (deterministic).
 local function pick_agent(site, team)
   local best, best_load, best_at
-  for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
+  for _, aid in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
     local a = hgetall(sakey(site, aid))
     if a and a.status == 'online' and a.disabled ~= '1' and agent_in_team(a, team) then
       local load = agent_load(site, aid)
@@ -301,7 +306,7 @@ local function pick_agent(site, team)
 end
 local function online_agents(site, team)
   local n = 0
-  for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
+  for _, aid in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
     local a = hgetall(sakey(site, aid))
     if a and a.status == 'online' and agent_in_team(a, team) then n = n + 1 end
   end
@@ -317,7 +322,7 @@ local function queue_changed(site, team)
   if #head > 0 then oldest = N(redis.call('HGET', ckey(head[1], site), 'created_at')) end
   pub('site:' .. site, 0, 'a', '-', '{"type":"queue.updated","site":' .. S(site) .. ',"team":' ..
     J(team_of(team) ~= '_' and team or nil) .. ',"size":' .. I(size) .. ',"oldest_created_at":' .. oldest .. '}')
-  local avg = tonumber(redis.call('HGET', P .. 'site:' .. site, 'avg_wait_ms') or '0')
+  local avg = tonumber(redis.call('HGET', sitekey(site), 'avg_wait_ms') or '0')
   if avg <= 0 then avg = 60000 end
   local agents = online_agents(site, team)
   for i, cid in ipairs(head) do
@@ -330,11 +335,11 @@ end
 -- Give conversation c to agent aid. Publishes to the conversation, the site and the agent
 -- (the agent channel's header names the conversation so the agent's sessions follow it).
 local function assign_to(c, aid, now)
-  local aname = redis.call('HGET', sakey(c.site, aid), 'name') or redis.call('HGET', P .. 'agent:' .. aid, 'name') or ''
+  local aname = redis.call('HGET', sakey(c.site, aid), 'name') or redis.call('HGET', P .. '{a}:agent:' .. aid, 'name') or ''
   local key = ckey(c.id, c.site)
   local prev = c.assignee
   if prev and prev ~= '' and prev ~= aid then
-    redis.call('SREM', P .. 'agent:' .. prev .. ':convs', c.id)
+    redis.call('SREM', aconvs(c.site, prev), c.id)
     load_rem(c.site, prev, c.id)
   end
   redis.call('ZREM', qkey(c.site, c.team), c.id)
@@ -344,15 +349,15 @@ local function assign_to(c, aid, now)
     c.status = 'open'
     wait = tonumber(now) - tonumber(c.queued_at or c.created_at)
     emit('conversation.status_changed', c, now, '{"from":"queued","to":"open"}')
-    local skey = P .. 'site:' .. c.site
+    local skey = sitekey(c.site)
     local avg = tonumber(redis.call('HGET', skey, 'avg_wait_ms') or '0')
     if avg <= 0 then avg = wait else avg = math.floor(avg * 0.8 + wait * 0.2) end
     redis.call('HSET', skey, 'avg_wait_ms', I(avg))
   end
-  -- assign_seq orders assignments as Redis ran them (node clocks need not agree)
+  -- assign_seq orders the site's assignments as Redis ran them (node clocks need not agree)
   redis.call('HSET', key, 'assignee', aid, 'assignee_name', aname, 'status', c.status, 'updated_at', now,
-    'assigned_at', now, 'assign_seq', redis.call('INCR', P .. 'assign:seq'))
-  redis.call('SADD', P .. 'agent:' .. aid .. ':convs', c.id)
+    'assigned_at', now, 'assign_seq', redis.call('INCR', skey(c.site, 'assign:seq')))
+  redis.call('SADD', aconvs(c.site, aid), c.id)
   if c.status == 'open' or c.status == 'pending' then load_add(c.site, aid, c.id) end
   redis.call('HSET', sakey(c.site, aid), 'last_assigned_at', now)
   emit('conversation.assigned', c, now, '{"agent":' .. S(aid) .. ',"previous":' .. J(prev) .. ',"team":' .. J(c.team) ..
@@ -362,7 +367,7 @@ local function assign_to(c, aid, now)
     '{"type":"conversation.assigned","conversation":' .. conv_json(c) .. '}')
 end
 local function auto_assign_on(site)
-  return redis.call('HGET', P .. 'site:' .. site, 'auto_assign') ~= '0'
+  return redis.call('HGET', sitekey(site), 'auto_assign') ~= '0'
 end
 -- Assign waiting conversations of one queue, in order, while someone has capacity.
 local function drain(site, team, now)
@@ -402,7 +407,7 @@ local function release(c, now, forget)
   local aid = c.assignee
   if aid and aid ~= '' then
     load_rem(c.site, aid, c.id)
-    if forget then redis.call('SREM', P .. 'agent:' .. aid .. ':convs', c.id) end
+    if forget then redis.call('SREM', aconvs(c.site, aid), c.id) end
     drain_site(c.site, now)
   end
 end
@@ -465,7 +470,7 @@ local SLA_DEFAULT = {
   urgent = {first_response_s = 600, next_response_s = 1800, resolution_s = 14400},
 }
 local function sla_config(site)
-  local raw = redis.call('HGET', P .. 'site:' .. site, 'sla')
+  local raw = redis.call('HGET', sitekey(site), 'sla')
   local cfg = {}
   if raw and raw ~= '' then
     local ok, v = pcall(cjson.decode, raw)
@@ -593,7 +598,7 @@ local function ticket_create(c, now, iv, ack_id, retain)
   redis.call('HSET', key, 'ticket_number', c.ticket_number, 'ticket_created_at', now, 'sla_breached', '[]',
     'sla_fired', '[]')
   redis.call('SET', P .. 'ticket:' .. c.ticket_number, c.id)
-  redis.call('ZADD', P .. 'site:' .. c.site .. ':tickets', now, c.id)
+  redis.call('ZADD', skey(c.site, 'tickets'), now, c.id)
   emit('ticket.created', c, now, '{"number":' .. c.ticket_number .. '}')
   timer_clear(c.site, 'unanswered', c.site .. '|' .. c.id)
   local cfg = sla_config(c.site)
@@ -627,10 +632,15 @@ end
 -- "title","body","ts"}} (docs/protocol.md).
 -- admins and owners both administer the sites they belong to
 local function admin_role(r) return r == 'admin' or r == 'owner' end
+-- The agent's role, from its record in the site (agent_site copies it); a record synced
+-- before roles were copied falls back to the global record.
+local function agent_role(site, aid)
+  return redis.call('HGET', sakey(site, aid), 'role') or redis.call('HGET', P .. '{a}:agent:' .. aid, 'role')
+end
 local function site_admins(site)
   local out = {}
-  for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
-    if admin_role(redis.call('HGET', P .. 'agent:' .. aid, 'role')) then table.insert(out, aid) end
+  for _, aid in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
+    if admin_role(agent_role(site, aid)) then table.insert(out, aid) end
   end
   table.sort(out)
   return out
@@ -640,7 +650,7 @@ end
 -- every API call and hello, and the event on the agent's channel closes its open
 -- connections on every node with 4401.
 local function revoke_agent(aid, why)
-  local ep = redis.call('HINCRBY', P .. 'agent:' .. aid, 'tep', 1)
+  local ep = redis.call('HINCRBY', P .. '{a}:agent:' .. aid, 'tep', 1)
   pub('agent:' .. aid, 0, 'a', 'revoke:' .. I(ep), '{"type":"session.revoked","reason":' .. S(why) .. '}')
 end
 -- A token is still good: its epoch is the agent's and its jti is not on the agent's
@@ -654,7 +664,7 @@ local function notify(aids, kind, site, cid, title, body, now)
   local nj = '{"id":' .. I(id) .. ',"kind":' .. S(kind) .. ',"site":' .. S(site) .. ',"conversation_id":' .. J(cid) ..
     ',"title":' .. S(title) .. ',"body":' .. J(body) .. ',"ts":' .. N(now) .. '}'
   for _, aid in ipairs(aids) do
-    local k = P .. 'agent:' .. aid .. ':notices'
+    local k = P .. '{a}:agent:' .. aid .. ':notices'
     redis.call('LPUSH', k, nj)
     redis.call('LTRIM', k, 0, 99)
     pub('agent:' .. aid, 0, 'a', '-', '{"type":"notice","notice":' .. nj .. '}')
@@ -706,7 +716,7 @@ local function do_update(c, aid, status, priority, category, tags, now)
       enqueue(c, now)
     elseif status == 'resolved' then
       redis.call('HSET', key, 'resolved_at', now)
-      local after = tonumber(redis.call('HGET', P .. 'site:' .. c.site, 'auto_close_s') or '86400')
+      local after = tonumber(redis.call('HGET', sitekey(c.site), 'auto_close_s') or '86400')
       if after > 0 then timer_set(c.site, 'autoclose', cid, tonumber(now) + after * 1000) end
       release(c, now, false)
     elseif status == 'closed' then
@@ -714,7 +724,7 @@ local function do_update(c, aid, status, priority, category, tags, now)
       release(c, now, true)
     elseif (status == 'open' or status == 'pending') and c.assignee ~= '' then
       load_add(c.site, c.assignee, cid)
-      redis.call('SADD', P .. 'agent:' .. c.assignee .. ':convs', cid)
+      redis.call('SADD', aconvs(c.site, c.assignee), cid)
     end
   end
   conv_updated(c, true)
@@ -730,7 +740,7 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
   if c.status == 'closed' then return fail('conflict', 'conversation is closed') end
   local text
   if target ~= '' then
-    local t = hgetall(P .. 'agent:' .. target)
+    local t = hgetall(sakey(c.site, target)) -- its record in the site (agent_site)
     if not t or not may_access(c, 'agent', target) then return fail('not_found', 'no such agent on this site') end
     if t.disabled == '1' then return fail('conflict', 'agent is disabled') end
     local prev = c.assignee
@@ -743,7 +753,7 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
     if prev and prev ~= '' and prev ~= target then drain_site(c.site, now) end
     text = 'Transferred to ' .. (t.name or target) .. ' by ' .. aname
   else
-    if redis.call('HEXISTS', P .. 'site:' .. c.site .. ':teams', team) == 0 then
+    if redis.call('HEXISTS', skey(c.site, 'teams'), team) == 0 then
       return fail('not_found', 'no such team on this site')
     end
     if c.status == 'queued' then redis.call('ZREM', qkey(c.site, c.team), cid) end

@@ -23,7 +23,7 @@ local function ev_health(evs, now)
         shown = string.lower(vis.email)
       end
       if category ~= '' and ident then
-        local s = hgetall(P .. 'site:' .. e.s) or {}
+        local s = hgetall(sitekey(e.s)) or {}
         local n = tonumber(s.health_threshold or '') or 3
         local days = tonumber(s.health_window_days or '') or 30
         local window = days * 86400000

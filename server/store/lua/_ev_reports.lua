@@ -13,7 +13,7 @@ local function ev_reports(evs)
   local function day_of(site, ms)
     local off = offsets[site]
     if not off then
-      off = (tonumber(redis.call('HGET', P .. 'site:' .. site, 'report_utc_offset_min') or '0') or 0) * 60000
+      off = (tonumber(redis.call('HGET', sitekey(site), 'report_utc_offset_min') or '0') or 0) * 60000
       offsets[site] = off
     end
     return civil(math.floor((ms + off) / 86400000))

@@ -24,7 +24,7 @@ local function rule_run(f, now, retain)
     local t = a.type
     local open = c.status ~= 'closed'
     if t == 'assign_team' and open and type(a.team) == 'string' and a.team ~= c.team and
-       redis.call('HEXISTS', P .. 'site:' .. c.site .. ':teams', a.team) == 1 then
+       redis.call('HEXISTS', skey(c.site, 'teams'), a.team) == 1 then
       if c.status == 'queued' then redis.call('ZREM', qkey(c.site, c.team), c.id) end
       if c.assignee ~= '' then release(c, now, true) end
       emit('conversation.updated', c, now, '{"changes":{"team":{"from":' .. J(c.team) .. ',"to":' .. S(a.team) .. '}}}')
@@ -43,7 +43,7 @@ local function rule_run(f, now, retain)
       c = hgetall(ckey(c.id, c.site))
       n = n + 1
     elseif t == 'assign_agent' and open and type(a.agent) == 'string' and a.agent ~= c.assignee then
-      local ag = hgetall(P .. 'agent:' .. a.agent)
+      local ag = hgetall(P .. '{a}:agent:' .. a.agent)
       if ag and ag.disabled ~= '1' and may_access(c, 'agent', a.agent) then
         local prev = c.assignee
         if c.status == 'queued' then redis.call('ZREM', qkey(c.site, c.team), c.id) end

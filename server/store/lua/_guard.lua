@@ -4,8 +4,9 @@
 -- whole library, so each redis.call / redis.pcall first checks every key the command
 -- names: the key must be one the call declared (KEYS), or carry the hash tag of a
 -- declared key (then it is on the same Redis Cluster slot: keys found during a call,
--- such as queue members, are fine only inside the declared site's tag). Anything else
--- fails the call with "key guard: …". Release builds leave this text out.
+-- such as queue members, are fine only inside the declared site's tag), and the declared
+-- keys themselves must be of one slot. Anything else fails the call with "key guard: …".
+-- Release builds leave this text out.
 -- Key positions of every command the scripts use: {first, last, step}, 1 = the first
 -- argument after the command; last -1 = up to the last argument; first 0 = no key.
 local GUARD_KEYS_AT = {
@@ -14,7 +15,8 @@ local GUARD_KEYS_AT = {
   HGETALL = {1, 1, 1}, HINCRBY = {1, 1, 1}, HKEYS = {1, 1, 1}, HLEN = {1, 1, 1}, HMGET = {1, 1, 1},
   HSET = {1, 1, 1}, HSETNX = {1, 1, 1}, HVALS = {1, 1, 1}, INCR = {1, 1, 1}, INCRBY = {1, 1, 1},
   LLEN = {1, 1, 1}, LPUSH = {1, 1, 1}, LRANGE = {1, 1, 1}, LTRIM = {1, 1, 1}, PEXPIRE = {1, 1, 1},
-  PUBLISH = {0, 0, 0}, RENAME = {1, 2, 1}, SADD = {1, 1, 1}, SCARD = {1, 1, 1}, SET = {1, 1, 1},
+  PEXPIREAT = {1, 1, 1}, PTTL = {1, 1, 1}, PUBLISH = {0, 0, 0}, RENAME = {1, 2, 1}, SADD = {1, 1, 1},
+  SCARD = {1, 1, 1}, SET = {1, 1, 1},
   SETNX = {1, 1, 1}, SISMEMBER = {1, 1, 1}, SMEMBERS = {1, 1, 1}, SPUBLISH = {1, 1, 1}, SREM = {1, 1, 1},
   TIME = {0, 0, 0}, TYPE = {1, 1, 1}, UNLINK = {1, -1, 1}, XADD = {1, 1, 1}, XLEN = {1, 1, 1}, XRANGE = {1, 1, 1},
   XREVRANGE = {1, 1, 1}, XTRIM = {1, 1, 1}, ZADD = {1, 1, 1}, ZCARD = {1, 1, 1}, ZCOUNT = {1, 1, 1},
@@ -33,10 +35,17 @@ local function guard_tag(k)
 end
 local function guard_begin(fn, keys)
   guard_fn, guard_declared, guard_tags = fn, {}, {}
+  local slot, first = nil, nil
   for _, k in ipairs(keys) do
     guard_declared[k] = true
     local t = guard_tag(k)
     if t then guard_tags[t] = true end
+    -- one call, one slot: the declared keys share a hash tag (or are one untagged key)
+    local s = t and ('{' .. t) or ('=' .. k)
+    if slot and s ~= slot then
+      error('key guard: ' .. fn .. ' declared keys of more than one slot: ' .. first .. ' and ' .. k, 0)
+    end
+    slot, first = slot or s, first or k
   end
 end
 local function guard_check(cmd, ...)

@@ -10,11 +10,11 @@ local login = ''
 if by == 'email' then
   local fails = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
   login = '"fails":' .. I(fails) .. ',"retry_ms":' .. I(math.max(redis.call('PTTL', KEYS[2]), 0))
-  aid = redis.call('GET', P .. 'agent:email:' .. string.lower(value))
+  aid = redis.call('GET', P .. '{a}:agent:email:' .. string.lower(value))
   if not aid then return '{' .. login .. '}' end
   login = login .. ','
 end
-local a = hgetall(P .. 'agent:' .. aid)
+local a = hgetall(P .. '{a}:agent:' .. aid)
 if not a and by == 'email' then return '{' .. string.sub(login, 1, -2) .. '}' end
 if not a then return fail('not_found', 'no such agent') end
 if a.disabled == '1' then return fail('unauthorized', 'agent disabled') end
@@ -26,25 +26,7 @@ local out = '{' .. login .. '"agent":{"id":' .. S(a.id) .. ',"name":' .. S(a.nam
   ',"role":' .. S(a.role) .. ',"teams":' .. (a.teams or '[]') .. ',"sites":' .. (a.sites or '[]') ..
   ',"status":' .. S(status) .. ',"max_chats":' .. N(a.max_chats) .. '}'
 if by == 'email' then out = out .. ',"pw":' .. S(a.pw) .. ',"token_epoch":' .. I(tonumber(a.tep or '0')) end
-if with_convs == '1' then
-  local convs = {}
-  for _, cid in ipairs(redis.call('SMEMBERS', P .. 'agent:' .. aid .. ':convs')) do
-    local c = conv_in(cid, json_list(a.sites))
-    if c and c.status ~= 'closed' and c.assignee == aid then table.insert(convs, conv_json(c)) end
-  end
-  out = out .. ',"conversations":[' .. table.concat(convs, ',') .. ']'
-  -- the current queue of the agent's teams (and the team-less queue) on its sites
-  local queue = {}
-  for _, s in ipairs(json_list(a.sites)) do
-    for _, t in ipairs(site_teams(s)) do
-      if agent_in_team(a, t) then
-        for _, qid in ipairs(redis.call('ZRANGE', qkey(s, t), 0, 99)) do
-          local q = hgetall(ckey(qid, s))
-          if q and q.status == 'queued' then table.insert(queue, conv_json(q)) end
-        end
-      end
-    end
-  end
-  out = out .. ',"queue":[' .. table.concat(queue, ',') .. ']'
-end
+-- at hello the agent's conversations and the queues of its teams are each site's: the node
+-- gathers them with one agent_welcome call per site (each in its site's slot) into these
+if with_convs == '1' then out = out .. ',"conversations":[],"queue":[]' end
 return out .. '}'

@@ -14,7 +14,7 @@ ops.tickets_list = function()
   local q = p.q and string.lower(tostring(p.q)) or nil
   local rows = {}
   for _, s in ipairs(sites) do
-    for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. s .. ':tickets', 0, 4999)) do
+    for _, cid in ipairs(redis.call('ZREVRANGE', skey(s, 'tickets'), 0, 4999)) do
       local c = hgetall(ckey(cid, s))
       if c then
         local keep = true
@@ -50,7 +50,7 @@ ops.conversations_list = function()
   local rows = {}
   for _, s in ipairs(p.site and {p.site} or my_sites) do
     if my_site(s) then
-      for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. s .. ':convs', 0, 4999)) do
+      for _, cid in ipairs(redis.call('ZREVRANGE', skey(s, 'convs'), 0, 4999)) do
         local c = hgetall(ckey(cid, s))
         if c and (not want or want[c.status]) and (not p.team or (c.team or '') == p.team) and
            (not p.assignee or (c.assignee or '') == (p.assignee == 'none' and '' or p.assignee)) then
@@ -71,8 +71,8 @@ ops.agents_list = function()
   local seen, out = {}, {}
   for _, s in ipairs(p.site and {p.site} or my_sites) do
     if my_site(s) then
-      for _, id in ipairs(redis.call('SMEMBERS', P .. 'site:' .. s .. ':agents')) do
-        local a = not seen[id] and hgetall(P .. 'agent:' .. id)
+      for _, id in ipairs(redis.call('SMEMBERS', skey(s, 'agents'))) do
+        local a = not seen[id] and hgetall(P .. '{a}:agent:' .. id)
         seen[id] = true
         if a and a.disabled ~= '1' then
           table.insert(out, '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"status":' .. S(a.status or 'offline') ..
@@ -148,8 +148,8 @@ ops.supervisor = function()
   local site = p.site or my_sites[1]
   if not site or not my_site(site) then return fail('not_found', 'no such site') end
   local agents, queues, risk = {}, {}, {}
-  for _, id in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
-    local a = hgetall(P .. 'agent:' .. id)
+  for _, id in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
+    local a = hgetall(P .. '{a}:agent:' .. id)
     if a then table.insert(agents, agent_json(a, site)) end
   end
   for _, t in ipairs(site_teams(site)) do
@@ -161,7 +161,7 @@ ops.supervisor = function()
       ',"oldest_created_at":' .. oldest .. '}')
   end
   local horizon = tonumber(now) + 30 * 60000
-  for _, cid in ipairs(redis.call('ZREVRANGE', P .. 'site:' .. site .. ':tickets', 0, 999)) do
+  for _, cid in ipairs(redis.call('ZREVRANGE', skey(site, 'tickets'), 0, 999)) do
     local c = hgetall(ckey(cid, site))
     if c and c.status ~= 'closed' and c.status ~= 'resolved' then
       local soon = c.sla_breached and c.sla_breached ~= '' and c.sla_breached ~= '[]'
@@ -176,7 +176,7 @@ ops.supervisor = function()
     '],"at_risk":[' .. table.concat(risk, ',') .. ']}')
 end
 
--- canned replies: P canned:<id> hash; P site:<k>:canned and P agent:<id>:canned sets
+-- canned replies: P canned:<id> hash; P{s:<k>}:canned and P{a}:agent:<id>:canned sets
 local function canned_json(x)
   return '{"id":' .. S(x.id) .. ',"site":' .. S(x.site) .. ',"scope":' .. S(x.scope) .. ',"shortcut":' .. S(x.shortcut) ..
     ',"title":' .. S(x.title) .. ',"body":' .. S(x.body) .. '}'
@@ -192,8 +192,8 @@ ops.canned_list = function()
   local q = p.q and string.lower(tostring(p.q)) or nil
   for _, s in ipairs(p.site and {p.site} or my_sites) do
     if my_site(s) then
-      local ids = redis.call('SMEMBERS', P .. 'site:' .. s .. ':canned')
-      for _, id in ipairs(redis.call('SMEMBERS', P .. 'agent:' .. aid .. ':canned')) do table.insert(ids, id) end
+      local ids = redis.call('SMEMBERS', skey(s, 'canned'))
+      for _, id in ipairs(redis.call('SMEMBERS', P .. '{a}:agent:' .. aid .. ':canned')) do table.insert(ids, id) end
       for _, id in ipairs(ids) do
         local x = hgetall(P .. 'canned:' .. id)
         if x and x.site == s and (not q or string.find(string.lower(x.shortcut .. ' ' .. x.title .. ' ' .. x.body), q, 1, true)) then
@@ -218,7 +218,7 @@ ops.canned_create = function()
   local flat = {}
   for k, v in pairs(x) do table.insert(flat, k) table.insert(flat, v) end
   redis.call('HSET', P .. 'canned:' .. x.id, unpack(flat))
-  redis.call('SADD', scope == 'site' and (P .. 'site:' .. site .. ':canned') or (P .. 'agent:' .. aid .. ':canned'), x.id)
+  redis.call('SADD', scope == 'site' and (skey(site, 'canned')) or (P .. '{a}:agent:' .. aid .. ':canned'), x.id)
   return reply(201, '{"canned":' .. canned_json(x) .. '}')
 end
 ops.canned_patch = function()
@@ -236,20 +236,15 @@ ops.canned_delete = function()
   if not x then return fail('not_found', 'no such canned reply') end
   if x.scope == 'site' then need_admin() end
   redis.call('DEL', P .. 'canned:' .. x.id)
-  redis.call('SREM', P .. 'site:' .. x.site .. ':canned', x.id)
-  redis.call('SREM', P .. 'agent:' .. (x.owner or '') .. ':canned', x.id)
+  redis.call('SREM', skey(x.site, 'canned'), x.id)
+  redis.call('SREM', P .. '{a}:agent:' .. (x.owner or '') .. ':canned', x.id)
   return reply(204, 'null')
 end
 
 -- admin
-local function origin_ok(o)
-  return type(o) == 'string' and #o <= 200 and
-    (string.match(o, '^https?://[a-z0-9%.%-]+$') or string.match(o, '^https?://[a-z0-9%.%-]+:%d+$') or
-     string.match(o, '^https?://%[[0-9a-f:]+%]$') or string.match(o, '^https?://%[[0-9a-f:]+%]:%d+$')) ~= nil
-end
 local function admin_site(key)
   need_admin()
-  local s = hgetall(P .. 'site:' .. tostring(key))
+  local s = hgetall(sitekey(tostring(key)))
   if not s or not my_site(s.key) then error({code = 'not_found', msg = 'no such site'}) end
   return s
 end
@@ -257,133 +252,138 @@ ops.admin_sites_list = function()
   need_admin()
   local out = {}
   for _, k in ipairs(my_sites) do
-    local s = hgetall(P .. 'site:' .. k)
+    local s = hgetall(sitekey(k))
     if s then table.insert(out, site_json(s)) end
   end
   return reply(200, '{"sites":[' .. table.concat(out, ',') .. ']}')
 end
+-- ---- the admin CLI's single-slot steps (ARCHITECTURE invariant 4) ----
+-- An operation that changes a site and state that spans sites (the sites set {g}, an
+-- agent's own state {a}) is one call through the HTTP API, whose every call also reads the
+-- caller's record in {a} (docs/keyspace.md "Where this is going"). The admin CLI, which
+-- has no caller record, makes one call per slot with these steps; `stepwise` marks a call
+-- that is one of them (only the operator's: the HTTP API never reaches the steps).
+local stepwise = operator and p.stepwise == true
+local function operator_only() if not operator then error({code = 'not_found', msg = 'no such operation'}) end end
+local function site_create_values()
+  key_of(p.key, 'key')
+  return name_of(p.name, 'name'), origins_of(p.origins), secret_of(p.identity_secret)
+end
+-- Step 1 of site-add ({g}): the key joins the sites set, after the same checks as the
+-- record's. Index first, record second, is the order that is safe to retry: a stop
+-- between them leaves a key in the set without a record, which every reader skips
+-- (sites_get answers no site for it, listings skip it) and which site-add run again
+-- completes (SADD again is a no-op); the other order could leave a record no node loads
+-- that site-add would then refuse as a duplicate.
+ops.admin_site_index = function()
+  operator_only()
+  site_create_values()
+  redis.call('SADD', P .. '{g}:sites', p.key)
+  return reply(200, '{"site":{"key":' .. S(p.key) .. '}}')
+end
 ops.admin_site_create = function()
   -- a new tenant is the operator's decision: an admin of one site must not open others
   need_owner()
-  if not key_ok(p.key) then return fail('bad_request', 'key is 1-64 characters of A-Z a-z 0-9 _ -') end
-  local name = str(p.name, 200, 'name')
-  if not name or name == '' then return fail('bad_request', 'name is required') end
-  if type(p.origins) ~= 'table' or #p.origins == 0 then return fail('bad_request', 'origins must list at least one origin') end
-  for _, o in ipairs(p.origins) do
-    if not origin_ok(o) then return fail('bad_request', 'origin must look like https://example.com[:port]') end
+  local name, origins, secret = site_create_values()
+  if redis.call('EXISTS', sitekey(p.key)) == 1 or (not stepwise and redis.call('SISMEMBER', P .. '{g}:sites', p.key) == 1) then
+    return fail('conflict', 'site ' .. p.key .. ' already exists')
   end
-  local secret = str(p.identity_secret, 256, 'identity_secret') or ''
-  if secret ~= '' and #secret < 16 then return fail('bad_request', 'identity_secret needs at least 16 bytes') end
-  if redis.call('EXISTS', P .. 'site:' .. p.key) == 1 then return fail('conflict', 'site exists') end
-  redis.call('HSET', P .. 'site:' .. p.key, 'key', p.key, 'name', name, 'origins', cjson.encode(p.origins),
+  redis.call('HSET', sitekey(p.key), 'key', p.key, 'name', name, 'origins', cjson.encode(origins),
     'identity_secret', secret, 'created_at', now)
-  redis.call('SADD', P .. 'sites', p.key)
-  -- the creating admin belongs to the new site
-  table.insert(my_sites, p.key)
-  redis.call('HSET', P .. 'agent:' .. aid, 'sites', cjson.encode(my_sites))
-  redis.call('SADD', P .. 'site:' .. p.key .. ':agents', aid)
+  if not stepwise then redis.call('SADD', P .. '{g}:sites', p.key) end
   site_changed(p.key)
-  agent_changed(aid)
-  return reply(201, '{"site":' .. site_json(hgetall(P .. 'site:' .. p.key)) .. '}')
+  -- the creating admin belongs to the new site (the operator is no agent)
+  if not operator then
+    table.insert(my_sites, p.key)
+    redis.call('HSET', P .. '{a}:agent:' .. aid, 'sites', cjson.encode(my_sites))
+    redis.call('SADD', skey(p.key, 'agents'), aid)
+    agent_changed(aid)
+  end
+  return reply(201, '{"site":' .. site_json(hgetall(sitekey(p.key))) .. '}')
+end
+-- The widget settings of a patch as the JSON text stored in the site record (raises bad_request).
+local function widget_of(v)
+  if type(v) ~= 'table' then bad('widget must be an object') end
+  local w = {}
+  if v.color ~= nil then
+    if type(v.color) ~= 'string' or not string.match(v.color, '^#%x%x%x%x%x%x$') then bad('widget.color must look like #1a73e8') end
+    w.color = v.color
+  end
+  for _, f in ipairs({'title', 'greeting_en', 'greeting_zh'}) do w[f] = str(v[f], 500, 'widget.' .. f) end
+  for _, f in ipairs({'categories', 'required_fields'}) do
+    if v[f] ~= nil then
+      if type(v[f]) ~= 'table' or #v[f] > 50 then bad('widget.' .. f .. ' must be an array') end
+      for _, x in ipairs(v[f]) do
+        if type(x) ~= 'string' or #x > 100 then bad('widget.' .. f .. ' holds short strings') end
+      end
+      w[f] = v[f]
+    end
+  end
+  -- reports: the optional survey questions after CSAT (docs/reports.md)
+  if v.survey ~= nil then
+    local sv = v.survey
+    if type(sv) ~= 'table' or (sv.nps ~= nil and type(sv.nps) ~= 'boolean') or (sv.ces ~= nil and type(sv.ces) ~= 'boolean') then
+      bad('widget.survey must be {"nps":bool,"ces":bool}')
+    end
+    w.survey = {nps = sv.nps == true, ces = sv.ces == true}
+  end
+  local enc = cjson.encode(w)
+  enc = string.gsub(enc, '"categories":{}', '"categories":[]')
+  enc = string.gsub(enc, '"required_fields":{}', '"required_fields":[]')
+  return enc
+end
+-- category -> team, each team one of the site's (teams: the site's teams hash)
+local function category_teams_of(v, teams)
+  if type(v) ~= 'table' then bad('category_teams must be an object') end
+  for cat, t in pairs(v) do
+    text(cat, 200, 'a category')
+    if type(t) ~= 'string' or redis.call('HEXISTS', teams, t) == 0 then
+      bad('unknown team ' .. tostring(t) .. ' for category ' .. cat)
+    end
+  end
+  return next(v) and cjson.encode(v) or '{}'
+end
+-- The patch's settings of the site record as field/value pairs, every value checked
+-- (raises bad_request), so a refused patch changes nothing.
+local function site_patch_fields(s_key)
+  local set = {}
+  local function put(f, v) table.insert(set, f) table.insert(set, v) end
+  if p.name ~= nil then put('name', name_of(p.name, 'name')) end
+  if p.origins ~= nil then put('origins', cjson.encode(origins_of(p.origins))) end
+  if p.identity_secret ~= nil then put('identity_secret', secret_of(p.identity_secret)) end
+  if p.auto_assign ~= nil then
+    if type(p.auto_assign) ~= 'boolean' then bad('auto_assign must be true or false') end
+    put('auto_assign', p.auto_assign and '1' or '0')
+  end
+  if p.category_teams ~= nil then put('category_teams', category_teams_of(p.category_teams, skey(s_key, 'teams'))) end
+  for _, f in ipairs({'auto_close_s', 'unanswered_after_s'}) do
+    if p[f] ~= nil then put(f, I(whole(p[f], 0, 31536000, f))) end
+  end
+  for _, f in ipairs({'ack_text_en', 'ack_text_zh'}) do
+    if p[f] ~= nil then put(f, p[f] == cjson.null and '' or text(p[f], 1000, f, true)) end
+  end
+  -- customer health alerts (health_apply.lua): more than N conversations in D days
+  if p.health_threshold ~= nil then put('health_threshold', I(whole(p.health_threshold, 1, 1000, 'health_threshold'))) end
+  if p.health_window_days ~= nil then put('health_window_days', I(whole(p.health_window_days, 1, 365, 'health_window_days'))) end
+  -- reports (reports_apply.lua): the site's day starts at 00:00 of this UTC offset
+  if p.report_utc_offset_min ~= nil then
+    put('report_utc_offset_min', I(whole(p.report_utc_offset_min, -720, 840, 'report_utc_offset_min')))
+  end
+  if p.widget ~= nil then put('widget', widget_of(p.widget)) end
+  return set
 end
 ops.admin_site_patch = function()
   local s = admin_site(p.site_key)
-  local key = P .. 'site:' .. s.key
-  if p.name ~= nil then
-    local v = str(p.name, 200, 'name')
-    if not v or v == '' then return fail('bad_request', 'name must not be empty') end
-    redis.call('HSET', key, 'name', v)
-  end
-  if p.origins ~= nil then
-    if type(p.origins) ~= 'table' or #p.origins == 0 then return fail('bad_request', 'origins must list at least one origin') end
-    for _, o in ipairs(p.origins) do
-      if not origin_ok(o) then return fail('bad_request', 'origin must look like https://example.com[:port]') end
-    end
-    redis.call('HSET', key, 'origins', cjson.encode(p.origins))
-  end
-  if p.identity_secret ~= nil then
-    local v = p.identity_secret == cjson.null and '' or str(p.identity_secret, 256, 'identity_secret')
-    if v ~= '' and #v < 16 then return fail('bad_request', 'identity_secret needs at least 16 bytes') end
-    redis.call('HSET', key, 'identity_secret', v)
-  end
-  if p.auto_assign ~= nil then
-    if type(p.auto_assign) ~= 'boolean' then return fail('bad_request', 'auto_assign must be true or false') end
-    redis.call('HSET', key, 'auto_assign', p.auto_assign and '1' or '0')
-  end
-  if p.category_teams ~= nil then
-    if type(p.category_teams) ~= 'table' then return fail('bad_request', 'category_teams must be an object') end
-    for cat, t in pairs(p.category_teams) do
-      if type(t) ~= 'string' or redis.call('HEXISTS', key .. ':teams', t) == 0 then
-        return fail('bad_request', 'category_teams: unknown team for ' .. tostring(cat))
-      end
-    end
-    redis.call('HSET', key, 'category_teams', next(p.category_teams) and cjson.encode(p.category_teams) or '{}')
-  end
-  for _, f in ipairs({'auto_close_s', 'unanswered_after_s'}) do
-    if p[f] ~= nil then
-      local v = tonumber(p[f])
-      if not v or v < 0 or v > 31536000 or v ~= math.floor(v) then return fail('bad_request', f .. ' must be 0..31536000') end
-      redis.call('HSET', key, f, I(v))
-    end
-  end
-  for _, f in ipairs({'ack_text_en', 'ack_text_zh'}) do
-    if p[f] ~= nil then redis.call('HSET', key, f, p[f] == cjson.null and '' or str(p[f], 1000, f)) end
-  end
-  -- customer health alerts (health_apply.lua): more than N conversations in D days
-  for f, lim in pairs({health_threshold = 1000, health_window_days = 365}) do
-    if p[f] ~= nil then
-      local v = tonumber(p[f])
-      if not v or v < 1 or v > lim or v ~= math.floor(v) then return fail('bad_request', f .. ' must be 1..' .. lim) end
-      redis.call('HSET', key, f, I(v))
-    end
-  end
-  -- reports (reports_apply.lua): the site's day starts at 00:00 of this UTC offset
-  if p.report_utc_offset_min ~= nil then
-    local v = tonumber(p.report_utc_offset_min)
-    if not v or v < -720 or v > 840 or v ~= math.floor(v) then
-      return fail('bad_request', 'report_utc_offset_min must be minutes from -720 to 840')
-    end
-    redis.call('HSET', key, 'report_utc_offset_min', I(v))
-  end
-  if p.widget ~= nil then
-    if type(p.widget) ~= 'table' then return fail('bad_request', 'widget must be an object') end
-    local w = {}
-    if p.widget.color ~= nil then
-      if type(p.widget.color) ~= 'string' or not string.match(p.widget.color, '^#%x%x%x%x%x%x$') then
-        return fail('bad_request', 'widget.color must look like #1a73e8')
-      end
-      w.color = p.widget.color
-    end
-    for _, f in ipairs({'title', 'greeting_en', 'greeting_zh'}) do w[f] = str(p.widget[f], 500, 'widget.' .. f) end
-    for _, f in ipairs({'categories', 'required_fields'}) do
-      if p.widget[f] ~= nil then
-        if type(p.widget[f]) ~= 'table' or #p.widget[f] > 50 then return fail('bad_request', 'widget.' .. f .. ' must be an array') end
-        for _, x in ipairs(p.widget[f]) do
-          if type(x) ~= 'string' or #x > 100 then return fail('bad_request', 'widget.' .. f .. ' holds short strings') end
-        end
-        w[f] = p.widget[f]
-      end
-    end
-    -- reports: the optional survey questions after CSAT (docs/reports.md)
-    if p.widget.survey ~= nil then
-      local sv = p.widget.survey
-      if type(sv) ~= 'table' or (sv.nps ~= nil and type(sv.nps) ~= 'boolean') or (sv.ces ~= nil and type(sv.ces) ~= 'boolean') then
-        return fail('bad_request', 'widget.survey must be {"nps":bool,"ces":bool}')
-      end
-      w.survey = {nps = sv.nps == true, ces = sv.ces == true}
-    end
-    local enc = cjson.encode(w)
-    enc = string.gsub(enc, '"categories":{}', '"categories":[]')
-    enc = string.gsub(enc, '"required_fields":{}', '"required_fields":[]')
-    redis.call('HSET', key, 'widget', enc)
-  end
+  local key = sitekey(s.key)
+  local set = site_patch_fields(s.key)
+  if #set > 0 then redis.call('HSET', key, unpack(set)) end
   site_changed(s.key)
   drain_site(s.key, now)
   return reply(200, '{"site":' .. site_json(hgetall(key)) .. '}')
 end
 ops.admin_teams_list = function()
   local s = admin_site(p.site_key)
-  local r = redis.call('HGETALL', P .. 'site:' .. s.key .. ':teams')
+  local r = redis.call('HGETALL', skey(s.key, 'teams'))
   local out = {}
   local leads = skey(s.key, 'team_leads') -- automation rules: notify_team_lead
   for i = 1, #r, 2 do
@@ -393,10 +393,11 @@ ops.admin_teams_list = function()
 end
 ops.admin_team_create = function()
   local s = admin_site(p.site_key)
-  if not key_ok(p.key) then return fail('bad_request', 'key is 1-64 characters of A-Z a-z 0-9 _ -') end
-  local name = str(p.name, 200, 'name')
-  if not name or name == '' then return fail('bad_request', 'name is required') end
-  if redis.call('HSETNX', P .. 'site:' .. s.key .. ':teams', p.key, name) == 0 then return fail('conflict', 'team exists') end
+  team_key_of(p.key)
+  local name = name_of(p.name, 'name')
+  if redis.call('HSETNX', skey(s.key, 'teams'), p.key, name) == 0 then
+    return fail('conflict', 'team ' .. p.key .. ' already exists on site ' .. s.key)
+  end
   return reply(201, '{"team":{"key":' .. S(p.key) .. ',"name":' .. S(name) .. '}}')
 end
 ops.admin_agents_list = function()
@@ -404,10 +405,10 @@ ops.admin_agents_list = function()
   local seen, out = {}, {}
   for _, s in ipairs(p.site and {p.site} or my_sites) do
     if my_site(s) then
-      for _, id in ipairs(redis.call('SMEMBERS', P .. 'site:' .. s .. ':agents')) do
+      for _, id in ipairs(redis.call('SMEMBERS', skey(s, 'agents'))) do
         if not seen[id] then
           seen[id] = true
-          local a = hgetall(P .. 'agent:' .. id)
+          local a = hgetall(P .. '{a}:agent:' .. id)
           if a then table.insert(out, a) end
         end
       end
@@ -420,23 +421,57 @@ ops.admin_agents_list = function()
 end
 -- an admin grants agent or admin; only an owner grants owner
 local function check_role(role)
-  if role ~= 'agent' and role ~= 'admin' and role ~= 'owner' then
-    error({code = 'bad_request', msg = 'role must be agent, admin or owner'})
-  end
+  if role ~= 'agent' and role ~= 'admin' and role ~= 'owner' then bad('role must be agent, admin or owner') end
   if role == 'owner' then need_owner() end
 end
-local function check_agent_fields(sites, teams)
-  if type(sites) ~= 'table' or #sites == 0 then error({code = 'bad_request', msg = 'sites must list at least one site'}) end
+-- Stepwise, the sites were checked and the teams looked up in each site's own call
+-- (admin_site_check) before the agent's call: p.teams_found lists the teams found there.
+local function team_found(sites, t)
+  if stepwise then
+    for _, x in ipairs(type(p.teams_found) == 'table' and p.teams_found or {}) do if x == t then return true end end
+    return false
+  end
   for _, s in ipairs(sites) do
-    if type(s) ~= 'string' or not my_site(s) then error({code = 'bad_request', msg = 'unknown site ' .. tostring(s)}) end
+    if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then return true end
+  end
+  return false
+end
+local function check_agent_fields(sites, teams)
+  if type(sites) ~= 'table' or #sites == 0 then bad('sites must list at least one site') end
+  for _, s in ipairs(sites) do
+    if type(s) ~= 'string' or not (stepwise or my_site(s)) then bad('unknown site ' .. tostring(s)) end
   end
   for _, t in ipairs(teams or {}) do
-    local found = false
-    for _, s in ipairs(sites) do
-      if type(t) == 'string' and redis.call('HEXISTS', P .. 'site:' .. s .. ':teams', t) == 1 then found = true end
-    end
-    if not found then error({code = 'bad_request', msg = 'unknown team ' .. tostring(t)}) end
+    team_key_of(t)
+    if not team_found(sites, t) then bad('unknown team ' .. tostring(t)) end
   end
+end
+-- Step 1 of agent-add and agent-set (once per site, reads only): the site exists, and
+-- which of p.teams it has.
+ops.admin_site_check = function()
+  operator_only()
+  if not my_site(p.site_key) then bad('unknown site ' .. tostring(p.site_key)) end
+  local found = {}
+  for _, t in ipairs(type(p.teams) == 'table' and p.teams or {}) do
+    if type(t) == 'string' and redis.call('HEXISTS', skey(p.site_key, 'teams'), t) == 1 then table.insert(found, S(t)) end
+  end
+  return reply(200, '{"teams":[' .. table.concat(found, ',') .. ']}')
+end
+-- Step 3 of agent-add (once per site): the agent joins the site's agents set. Safe to
+-- retry, and done again by every node that syncs the agent's record into the site
+-- (agent_site.lua, on the agent.changed notice step 2 sends), so a stop after step 2
+-- still ends with the agent in each of its sites.
+ops.admin_agent_join = function()
+  operator_only()
+  local s = admin_site_key(p.site_key)
+  redis.call('SADD', skey(s, 'agents'), tostring(p.agent_id))
+  return reply(200, '{"site":{"key":' .. S(s) .. '}}')
+end
+-- What the stepwise agent calls answer: the agent's own record is all its slot holds
+-- (its load and its teams per site are the sites'; the CLI shows the record).
+local function agent_reply(status, key)
+  if stepwise then return reply(status, '{"agent":{"id":' .. S(redis.call('HGET', key, 'id')) .. '}}') end
+  return reply(status, '{"agent":' .. agent_json(hgetall(key)) .. '}')
 end
 -- The caller's token goes on its deny-list until it expires (entries of expired tokens are
 -- dropped here), and a connection that said hello with it closes (4401).
@@ -456,26 +491,26 @@ ops.logout = function()
 end
 ops.admin_agent_create = function()
   need_admin()
-  local email = str(p.email, 254, 'email')
-  if not email or not string.match(email, '^[^@%s]+@[^@%s]+$') then return fail('bad_request', 'email is not an e-mail address') end
-  email = string.lower(email)
-  local name = str(p.name, 200, 'name')
-  if not name or name == '' then return fail('bad_request', 'name is required') end
+  local email = email_of(p.email)
+  local name = name_of(p.name, 'name')
   if not p.pw_hash or p.pw_hash == '' then return fail('bad_request', 'password must be 12 to 128 bytes') end
   local sites, teams = p.sites or {}, p.teams or {}
   check_agent_fields(sites, teams)
   local role = p.role or 'agent'
   check_role(role)
-  local maxc = tonumber(p.max_chats or 5)
-  if not maxc or maxc < 1 or maxc > 100 then return fail('bad_request', 'max_chats must be 1..100') end
-  if redis.call('SETNX', P .. 'agent:email:' .. email, fresh) == 0 then return fail('conflict', 'an agent with this e-mail exists') end
+  local maxc = whole(p.max_chats or 5, 1, 100, 'max_chats')
+  if redis.call('SETNX', P .. '{a}:agent:email:' .. email, fresh) == 0 then
+    return fail('conflict', 'agent with e-mail ' .. email .. ' already exists')
+  end
   local id = fresh
-  redis.call('HSET', P .. 'agent:' .. id, 'id', id, 'name', name, 'email', email, 'role', role, 'sites', cjson.encode(sites),
+  redis.call('HSET', P .. '{a}:agent:' .. id, 'id', id, 'name', name, 'email', email, 'role', role, 'sites', cjson.encode(sites),
     'teams', #teams == 0 and '[]' or cjson.encode(teams), 'pw', p.pw_hash, 'status', 'offline', 'max_chats', I(maxc), 'created_at', now)
-  redis.call('SADD', P .. 'agents', id)
-  for _, s in ipairs(sites) do redis.call('SADD', P .. 'site:' .. s .. ':agents', id) end
+  redis.call('SADD', P .. '{a}:agents', id)
+  if not stepwise then
+    for _, s in ipairs(sites) do redis.call('SADD', skey(s, 'agents'), id) end
+  end
   agent_changed(id)
-  return reply(201, '{"agent":' .. agent_json(hgetall(P .. 'agent:' .. id)) .. '}')
+  return agent_reply(201, P .. '{a}:agent:' .. id)
 end
 -- An admin controls an agent fully (password, role, disabled, name, capacity, any of its
 -- sites) only when every site of the agent is one of the admin's (agent_view in _api.lua).
@@ -483,6 +518,7 @@ end
 -- own sites: the agent's teams there and its membership of them. Anything else is refused,
 -- so an admin of site B can never take over an agent through which site A is reached.
 local function agent_scope(a)
+  if operator then return true, true end
   local shared = false
   for _, s in ipairs(json_list(a.sites)) do if my_site(s) then shared = true end end
   local _, _, full = agent_view(a)
@@ -494,7 +530,7 @@ local function foreign_teams(a)
   for _, t in ipairs(json_list(a.teams)) do
     local mine = false
     for _, s in ipairs(my_sites) do
-      if redis.call('HEXISTS', P .. 'site:' .. s .. ':teams', t) == 1 then mine = true end
+      if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then mine = true end
     end
     if not mine then table.insert(out, t) end
   end
@@ -538,46 +574,50 @@ local function patch_scoped(a)
   return {sites = sites, teams = teams}
 end
 local function patch_full(a, key)
-  if p.name ~= nil then
-    local v = str(p.name, 200, 'name')
-    if not v or v == '' then error({code = 'bad_request', msg = 'name must not be empty'}) end
-    redis.call('HSET', key, 'name', v)
-  end
-  local revoke = nil
+  -- every value is checked before the first write: a refused patch changes nothing
+  local set, revoke = {}, nil
+  local function put(f, v) table.insert(set, f) table.insert(set, v) end
+  if p.name ~= nil then put('name', name_of(p.name, 'name')) end
   if p.role ~= nil then
     check_role(p.role)
     if p.role ~= a.role then revoke = 'role changed' end
-    redis.call('HSET', key, 'role', p.role)
+    put('role', p.role)
   end
-  if p.max_chats ~= nil then
-    local v = tonumber(p.max_chats)
-    if not v or v < 1 or v > 100 then error({code = 'bad_request', msg = 'max_chats must be 1..100'}) end
-    redis.call('HSET', key, 'max_chats', I(v))
-  end
+  if p.max_chats ~= nil then put('max_chats', I(whole(p.max_chats, 1, 100, 'max_chats'))) end
   if p.disabled ~= nil then
-    if type(p.disabled) ~= 'boolean' then error({code = 'bad_request', msg = 'disabled must be true or false'}) end
-    redis.call('HSET', key, 'disabled', p.disabled and '1' or '0')
+    if type(p.disabled) ~= 'boolean' then bad('disabled must be true or false') end
+    put('disabled', p.disabled and '1' or '0')
     if p.disabled then
-      redis.call('HSET', key, 'status', 'offline')
+      put('status', 'offline')
       revoke = 'disabled'
     end
   end
   if p.pw_hash and p.pw_hash ~= '' then
-    redis.call('HSET', key, 'pw', p.pw_hash)
+    put('pw', p.pw_hash)
     revoke = 'password changed'
   end
   local sites = p.sites or json_list(a.sites)
   local teams = p.teams or json_list(a.teams)
   if p.sites ~= nil or p.teams ~= nil then check_agent_fields(sites, teams) end
+  if #set > 0 then redis.call('HSET', key, unpack(set)) end
   return {sites = p.sites ~= nil and sites or nil, teams = p.teams ~= nil and teams or nil, revoke = revoke}
+end
+-- The agent a patch is about: by id (the API's path), or for the operator by e-mail (the
+-- CLI's agent-set names agents by e-mail).
+local function patched_agent()
+  if operator and p.agent_id == nil then
+    local id = redis.call('GET', P .. '{a}:agent:email:' .. email_of(p.agent_email))
+    return id and hgetall(P .. '{a}:agent:' .. id)
+  end
+  return hgetall(P .. '{a}:agent:' .. tostring(p.agent_id))
 end
 ops.admin_agent_patch = function()
   need_admin()
-  local a = hgetall(P .. 'agent:' .. tostring(p.agent_id))
+  local a = patched_agent()
   if not a then return fail('not_found', 'no such agent') end
   local shared, full = agent_scope(a)
   if not shared then return fail('not_found', 'no such agent') end
-  local key = P .. 'agent:' .. a.id
+  local key = P .. '{a}:agent:' .. a.id
   local ch, refused
   if full then
     ch = patch_full(a, key)
@@ -586,8 +626,8 @@ ops.admin_agent_patch = function()
     if not ch then return refused end
   end
   if ch.sites then
-    for _, s in ipairs(json_list(a.sites)) do redis.call('SREM', P .. 'site:' .. s .. ':agents', a.id) end
-    for _, s in ipairs(ch.sites) do redis.call('SADD', P .. 'site:' .. s .. ':agents', a.id) end
+    for _, s in ipairs(json_list(a.sites)) do redis.call('SREM', skey(s, 'agents'), a.id) end
+    for _, s in ipairs(ch.sites) do redis.call('SADD', skey(s, 'agents'), a.id) end
     redis.call('HSET', key, 'sites', cjson.encode(ch.sites))
   end
   if ch.teams then redis.call('HSET', key, 'teams', #ch.teams == 0 and '[]' or cjson.encode(ch.teams)) end
@@ -598,9 +638,17 @@ ops.admin_agent_patch = function()
     if table.concat(before, ',') ~= table.concat(after, ',') then ch.revoke = ch.revoke or 'sites changed' end
   end
   if ch.revoke then revoke_agent(a.id, ch.revoke) end
-  redis.call('HINCRBY', key, 'sv', 1)
+  local sv = redis.call('HINCRBY', key, 'sv', 1)
+  -- a site the agent left keeps its record there as a tombstone of this sv: a sync that read
+  -- the record before this patch (older sv) cannot bring the agent back into the site
+  -- (agent_site ignores older copies; may_access reads the site's agents set)
+  local kept = {}
+  for _, s in ipairs(ch.sites or {}) do kept[s] = true end
+  for _, s in ipairs(ch.sites and json_list(a.sites) or {}) do
+    if not kept[s] then redis.call('HSET', sakey(s, a.id), 'sv', I(sv), 'status', 'offline', 'disabled', '1') end
+  end
   agent_changed(a.id)
-  return reply(200, '{"agent":' .. agent_json(hgetall(key)) .. '}')
+  return agent_reply(200, key)
 end
 ops.admin_sla_get = function()
   local s = admin_site(p.site_key)
@@ -627,7 +675,7 @@ ops.admin_sla_put = function()
   end
   if sla.calendar ~= nil and type(sla.calendar) ~= 'table' then return fail('bad_request', 'calendar must be an object') end
   if sla.breach_actions ~= nil and type(sla.breach_actions) ~= 'table' then return fail('bad_request', 'breach_actions must be an object') end
-  redis.call('HSET', P .. 'site:' .. s.key, 'sla', p.raw_sla)
+  redis.call('HSET', sitekey(s.key), 'sla', p.raw_sla)
   site_changed(s.key)
   return reply(200, '{"sla":' .. p.raw_sla .. '}')
 end

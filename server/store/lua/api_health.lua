@@ -23,7 +23,7 @@ ops.alerts_list = function()
 end
 -- the caller's notices (kept by notify in _common.lua), newest first
 ops.notices_list = function()
-  local list = redis.call('LRANGE', P .. 'agent:' .. aid .. ':notices', 0, 99)
+  local list = redis.call('LRANGE', P .. '{a}:agent:' .. aid .. ':notices', 0, 99)
   return reply(200, '{"notices":[' .. table.concat(list, ',') .. ']}')
 end
 

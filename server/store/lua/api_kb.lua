@@ -22,7 +22,7 @@ local function agent_site()
 end
 -- The site of a public route: it must exist.
 local function public_site()
-  if not key_ok(p.site) or redis.call('EXISTS', P .. 'site:' .. p.site) == 0 then not_found('site') end
+  if not key_ok(p.site) or redis.call('EXISTS', sitekey(p.site)) == 0 then not_found('site') end
   return p.site
 end
 local function id_ok(v) return type(v) == 'string' and string.match(v, '^%d+$') ~= nil and #v <= 12 end

@@ -21,7 +21,7 @@ local function request()
   local site = str(p.site, 64, 'site')
   if not site or site == '' then error({code = 'bad_request', msg = 'site is required'}) end
   if not my_site(site) then error({code = 'not_found', msg = 'no such site'}) end
-  local off = tonumber(redis.call('HGET', P .. 'site:' .. site, 'report_utc_offset_min') or '0') or 0
+  local off = tonumber(redis.call('HGET', sitekey(site), 'report_utc_offset_min') or '0') or 0
   local today = math.floor((tonumber(now) + off * 60000) / 86400000)
   local to = (p.to ~= nil and p.to ~= '') and parse_day(p.to, 'to') or today
   local from = (p.from ~= nil and p.from ~= '') and parse_day(p.from, 'from') or (to - 6)
@@ -167,7 +167,7 @@ end
 ops.reports_agents = function()
   local q = request()
   if string.sub(q.scope, 1, 5) == 'team:' then error({code = 'bad_request', msg = 'team does not apply here'}) end
-  local rows = per('agent:', q, function(k) return redis.call('HGET', P .. 'agent:' .. k, 'name') end)
+  local rows = per('agent:', q, function(k) return redis.call('HGET', P .. '{a}:agent:' .. k, 'name') end)
   return reply(200, '{' .. head(q) .. ',"columns":' .. columns({'agent', 'name'}) .. ',"rows":[' ..
     table.concat(rows, ',') .. ']}')
 end
@@ -178,7 +178,7 @@ ops.reports_teams = function()
   if string.sub(q.scope, 1, 6) == 'agent:' then error({code = 'bad_request', msg = 'agent does not apply here'}) end
   local rows = per('team:', q, function(k)
     if k == '_' then return nil end
-    return redis.call('HGET', P .. 'site:' .. q.site .. ':teams', k)
+    return redis.call('HGET', skey(q.site, 'teams'), k)
   end)
   return reply(200, '{' .. head(q) .. ',"columns":' .. columns({'team', 'name'}) .. ',"rows":[' ..
     table.concat(rows, ',') .. '],"backlog":' .. backlog_json(q.site, q.scope) .. '}')

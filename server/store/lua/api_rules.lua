@@ -96,20 +96,20 @@ ops.rules_dry_run = function()
   end
   -- the SLA settings as stored (their calendar gives business hours), JSON text
   return reply(200, '{"rules":[' .. table.concat(rules_of(site), ',') .. '],"conv":' .. rules_snapshot(c) ..
-    ',"last_message":' .. last .. ',"sla":' .. J(redis.call('HGET', P .. 'site:' .. site, 'sla')) .. '}')
+    ',"last_message":' .. last .. ',"sla":' .. J(redis.call('HGET', sitekey(site), 'sla')) .. '}')
 end
 
 -- Team lead (notify_team_lead): PATCH admin/sites/:site_key/teams/:team {"lead": agent id | null}
 ops.team_patch = function()
   local site = rules_site(p.site_key)
   local team = tostring(p.team)
-  local name = redis.call('HGET', P .. 'site:' .. site .. ':teams', team)
+  local name = redis.call('HGET', skey(site, 'teams'), team)
   if not name then return fail('not_found', 'no such team on this site') end
   local lk = skey(site, 'team_leads')
   if p.lead == cjson.null then
     redis.call('HDEL', lk, team)
   elseif p.lead ~= nil then
-    local a = type(p.lead) == 'string' and hgetall(P .. 'agent:' .. p.lead)
+    local a = type(p.lead) == 'string' and hgetall(P .. '{a}:agent:' .. p.lead)
     local ok = false
     if a then for _, s in ipairs(json_list(a.sites)) do if s == site then ok = true end end end
     if not ok then return fail('bad_request', 'lead must be the id of an agent of this site') end
@@ -118,7 +118,7 @@ ops.team_patch = function()
   if p.name ~= nil then
     local nm = str(p.name, 200, 'name')
     if not nm or nm == '' then return fail('bad_request', 'name must be a non-empty string') end
-    redis.call('HSET', P .. 'site:' .. site .. ':teams', team, nm)
+    redis.call('HSET', skey(site, 'teams'), team, nm)
     name = nm
   end
   return reply(200, '{"team":{"key":' .. S(team) .. ',"name":' .. S(name) .. ',"lead":' ..

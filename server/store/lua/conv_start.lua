@@ -6,7 +6,7 @@ local name, email, category, priority, subject, message = ARGV[7], ARGV[8], ARGV
 local msg_id, cmid, retain, ack_id, locale = ARGV[13], ARGV[14], tonumber(ARGV[15]), ARGV[16], ARGV[17]
 local iv, ticket_msg_id = iv_parse(ARGV[18]), ARGV[19]
 event_by = 'visitor:' .. vid
-local s = hgetall(P .. 'site:' .. site)
+local s = hgetall(sitekey(site))
 if not s then return fail('not_found', 'unknown site') end
 local vkey = vkey(site, vid)
 local v = hgetall(vkey)
@@ -57,7 +57,7 @@ local flat = {}
 for k, val in pairs(c) do table.insert(flat, k) table.insert(flat, val) end
 redis.call('HSET', key, unpack(flat))
 redis.call('ZADD', vkey .. ':convs', now, cid)
-redis.call('ZADD', P .. 'site:' .. site .. ':convs', now, cid)
+redis.call('ZADD', skey(site, 'convs'), now, cid)
 emit('conversation.created', c, now, '{"category":' .. J(category) .. ',"priority":' .. S(priority) .. ',"team":' ..
   J(team) .. ',"subject":' .. J(subject) .. ',"locale":' .. J(locale) .. ',"visitor":{"id":' .. S(vid) .. ',"name":' ..
   J(v.name) .. ',"email":' .. J(v.email) .. ',"user_id":' .. J(v.user_id) .. ',"attributes":' ..

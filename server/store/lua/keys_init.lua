@@ -1,5 +1,5 @@
 -- ARGV: P, kid, hex key. Creates the first token signing key if there is none; returns all.
-local k = P .. 'keys'
+local k = P .. '{g}:keys'
 if redis.call('HLEN', k) == 0 then redis.call('HSET', k, ARGV[2], ARGV[3]) end
 local r = redis.call('HGETALL', k)
 local out = {}

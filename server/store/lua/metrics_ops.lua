@@ -8,17 +8,17 @@ local MAX_SERIES = 1000
 local function lv(s) return (string.gsub(s, '[\\"\n]', function(c) return c == '\n' and '\\n' or '\\' .. c end)) end
 local function help(name, text) return '# HELP ' .. name .. ' ' .. text .. '\n# TYPE ' .. name .. ' gauge\n' end
 local qs, bl, n, evlen = {}, {}, 0, 0
-local sites = redis.call('SMEMBERS', P .. 'sites')
+local sites = redis.call('SMEMBERS', P .. '{g}:sites')
 table.sort(sites)
 for _, site in ipairs(sites) do
   if n >= MAX_SERIES then break end
-  local teams = redis.call('HKEYS', P .. 'site:' .. site .. ':teams')
+  local teams = redis.call('HKEYS', skey(site, 'teams'))
   table.insert(teams, '_')
   table.sort(teams)
   for _, team in ipairs(teams) do
     n = n + 1
     table.insert(qs, 'chatdesk_queue_depth{site="' .. lv(site) .. '",team="' .. lv(team) .. '"} ' ..
-      I(redis.call('ZCARD', P .. 'site:' .. site .. ':queue:' .. team)) .. '\n')
+      I(redis.call('ZCARD', qkey(site, team))) .. '\n')
   end
   local b = redis.call('HMGET', skey(site, 'rpt:backlog'), 'all|queued', 'all|open', 'all|pending')
   for i, st in ipairs({'queued', 'open', 'pending'}) do
@@ -27,7 +27,7 @@ for _, site in ipairs(sites) do
   end
 end
 local lag = 0
-for _, site in ipairs(redis.call('SMEMBERS', P .. 'sites')) do
+for _, site in ipairs(redis.call('SMEMBERS', P .. '{g}:sites')) do
   evlen = evlen + redis.call('XLEN', skey(site, 'events'))
   local first = redis.call('ZRANGE', skey(site, 'timers'), 0, 0, 'WITHSCORES')
   if #first == 2 then

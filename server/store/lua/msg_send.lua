@@ -69,7 +69,7 @@ elseif ak == 'visitor' then
       timer_clear(c.site, 'autoclose', cid)
       if c.assignee and c.assignee ~= '' then
         load_add(c.site, c.assignee, cid)
-        redis.call('SADD', P .. 'agent:' .. c.assignee .. ':convs', cid)
+        redis.call('SADD', aconvs(c.site, c.assignee), cid)
       end
     end
     c.status = 'open'

@@ -4,10 +4,10 @@
 -- its sites follows with one agent_site call per site (the caller's, when `changed`
 -- names the agent): it tells the site and drains its queues.
 local aid, status, now = ARGV[2], ARGV[3], ARGV[4]
-local akey = P .. 'agent:' .. aid
+local akey = P .. '{a}:agent:' .. aid
 if not redis.call('HGET', akey, 'sites') then return fail('not_found', 'no such agent') end
 local live = false
-for _, exp in ipairs(redis.call('HVALS', P .. 'presence:' .. aid)) do
+for _, exp in ipairs(redis.call('HVALS', P .. '{a}:presence:' .. aid)) do
   if tonumber(exp) > tonumber(now) then live = true break end
 end
 local eff = live and status or 'offline'

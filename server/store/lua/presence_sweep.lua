@@ -5,14 +5,14 @@
 local now, node, only = tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local ids
 if only ~= '' then
-  redis.call('HDEL', P .. 'presence:' .. only, node)
+  redis.call('HDEL', P .. '{a}:presence:' .. only, node)
   ids = {only}
 else
-  ids = redis.call('ZRANGEBYSCORE', P .. 'presence', '-inf', now, 'LIMIT', 0, 200)
+  ids = redis.call('ZRANGEBYSCORE', P .. '{a}:presence', '-inf', now, 'LIMIT', 0, 200)
 end
 local changed = {}
 for _, aid in ipairs(ids) do
-  local pkey = P .. 'presence:' .. aid
+  local pkey = P .. '{a}:presence:' .. aid
   local r = redis.call('HGETALL', pkey)
   local best = 0
   for i = 1, #r, 2 do
@@ -20,10 +20,10 @@ for _, aid in ipairs(ids) do
     if exp <= now then redis.call('HDEL', pkey, r[i]) elseif exp > best then best = exp end
   end
   if best > 0 then
-    redis.call('ZADD', P .. 'presence', best, aid)
+    redis.call('ZADD', P .. '{a}:presence', best, aid)
   else
-    redis.call('ZREM', P .. 'presence', aid)
-    local akey = P .. 'agent:' .. aid
+    redis.call('ZREM', P .. '{a}:presence', aid)
+    local akey = P .. '{a}:agent:' .. aid
     local a = hgetall(akey)
     if a and a.status ~= 'offline' then
       redis.call('HSET', akey, 'status', 'offline', 'status_at', ARGV[2])

@@ -7,12 +7,12 @@ local node, expiry, now = ARGV[2], ARGV[3], ARGV[4]
 local changed = {}
 for i = 5, #ARGV do
   local aid = ARGV[i]
-  local akey = P .. 'agent:' .. aid
+  local akey = P .. '{a}:agent:' .. aid
   local a = hgetall(akey)
   if a then
-    redis.call('HSET', P .. 'presence:' .. aid, node, expiry)
-    local score = tonumber(redis.call('ZSCORE', P .. 'presence', aid) or '0')
-    if tonumber(expiry) > score then redis.call('ZADD', P .. 'presence', expiry, aid) end
+    redis.call('HSET', P .. '{a}:presence:' .. aid, node, expiry)
+    local score = tonumber(redis.call('ZSCORE', P .. '{a}:presence', aid) or '0')
+    if tonumber(expiry) > score then redis.call('ZADD', P .. '{a}:presence', expiry, aid) end
     local chosen = a.chosen or 'online'
     if (a.status or 'offline') ~= chosen then
       redis.call('HSET', akey, 'status', chosen, 'status_at', now)

@@ -1,10 +1,5 @@
--- ARGV: P, site ('' = every site), now. Re-runs assignment (site settings or capacity
--- changed). Idempotent: every node may run it.
+-- KEYS: P{s:<site>}:site. ARGV: P, site, now. Re-runs assignment in the site (its settings
+-- or an agent's capacity changed). Idempotent: every node may run it. For every site the
+-- node makes one call per site (cd_route_drain), each in that site's slot.
 local site, now = ARGV[2], ARGV[3]
-local n = 0
-if site ~= '' then
-  n = drain_site(site, now)
-else
-  for _, s in ipairs(redis.call('SMEMBERS', P .. 'sites')) do n = n + drain_site(s, now) end
-end
-return '{"assigned":' .. I(n) .. '}'
+return '{"assigned":' .. I(drain_site(site, now)) .. '}'

@@ -1,10 +1,7 @@
--- ARGV: P. Every site's key, origins and identity secret (for the node's origin cache).
-local out = {}
-for _, key in ipairs(redis.call('SMEMBERS', P .. 'sites')) do
-  local s = hgetall(P .. 'site:' .. key)
-  if s then
-    table.insert(out, '{"key":' .. S(key) .. ',"origins":' .. (s.origins or '[]') ..
-      ',"identity_secret":' .. S(s.identity_secret) .. ',"sla":' .. S(s.sla) .. '}')
-  end
-end
-return '{"sites":[' .. table.concat(out, ',') .. ']}'
+-- KEYS: P{s:<site>}:site. ARGV: P. The site's key, origins, identity secret and SLA (for the
+-- node's origin cache), or no site when it is gone; the node calls this once per member of
+-- the sites set (sites_list) and merges the answers.
+local s = hgetall(KEYS[1])
+if not s or not CSITE then return '{"sites":[]}' end
+return '{"sites":[{"key":' .. S(CSITE) .. ',"origins":' .. (s.origins or '[]') .. ',"identity_secret":' ..
+  S(s.identity_secret) .. ',"sla":' .. S(s.sla) .. '}]}'

@@ -48,7 +48,7 @@ if level == 'breach' then
     end
   end
   if type(act.escalate_team) == 'string' and act.escalate_team ~= '' and act.escalate_team ~= c.team and
-     redis.call('HEXISTS', P .. 'site:' .. c.site .. ':teams', act.escalate_team) == 1 then
+     redis.call('HEXISTS', skey(c.site, 'teams'), act.escalate_team) == 1 then
     if c.status == 'queued' then redis.call('ZREM', qkey(c.site, c.team), cid) end
     if c.assignee ~= '' then release(c, tostring(now), true) end
     emit('conversation.updated', c, now, '{"changes":{"team":{"from":' .. J(c.team) .. ',"to":' ..
@@ -64,8 +64,8 @@ if level == 'breach' then
     queue_changed(c.site, c.team)
   end
   if act.notify_admins ~= false then
-    for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. c.site .. ':agents')) do
-      if admin_role(redis.call('HGET', P .. 'agent:' .. aid, 'role')) then pub('agent:' .. aid, 0, 'a', '-', ev) end
+    for _, aid in ipairs(redis.call('SMEMBERS', skey(c.site, 'agents'))) do
+      if admin_role(agent_role(c.site, aid)) then pub('agent:' .. aid, 0, 'a', '-', ev) end
     end
   end
   c = hgetall(ckey(cid))

@@ -3,7 +3,7 @@
 local site, vid, uid, name, email, new_vid, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local max_convs = tonumber(ARGV[9])
 local page_url, page_title, referrer, attrs = ARGV[10], ARGV[11], ARGV[12], ARGV[13]
-if redis.call('EXISTS', P .. 'site:' .. site) == 0 then return fail('unauthorized', 'unknown site') end
+if redis.call('EXISTS', sitekey(site)) == 0 then return fail('unauthorized', 'unknown site') end
 local created = false
 if uid ~= '' then
   local ukey = skey(site, 'user:' .. uid)
@@ -43,11 +43,11 @@ else
 end
 -- someone online, as the site's routing sees it (the agents' records in the site)
 local online = false
-for _, aid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':agents')) do
+for _, aid in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
   if redis.call('HGET', sakey(site, aid), 'status') == 'online' then online = true break end
 end
 -- what the widget shows: the site's title, colour, greetings, form categories, required fields
-local st = hgetall(P .. 'site:' .. site) or {}
+local st = hgetall(sitekey(site)) or {}
 local w = {}
 if st.widget and st.widget ~= '' then
   local ok, v = pcall(cjson.decode, st.widget)
