@@ -374,11 +374,11 @@ static int move_late(redisContext *c, const char *P, const char *old, tally *t)
 
 /* The site's record and its own keys, P{s:<site>}:…:
  *   site:<site>                              -> site
- *   site:<site>:teams|agents|convs|tickets|canned, site:<site>:queue:<team> -> the same suffix
- * (site:<site>:webhooks stays: webhooks move with the event stream.) */
+ *   site:<site>:teams|agents|convs|tickets|canned|webhooks, site:<site>:queue:<team> -> the same suffix
+ * (the webhooks themselves and their deliveries stay global for now.) */
 static bool classify_site(const char *rest, char *nk, size_t n, const char *P)
 {
-    static const char *const subs[] = {"teams", "agents", "convs", "tickets", "canned"};
+    static const char *const subs[] = {"teams", "agents", "convs", "tickets", "canned", "webhooks"};
     const char *colon = strchr(rest, ':');
     size_t slen = colon ? (size_t)(colon - rest) : strlen(rest);
     if (slen == 0 || slen >= 128)

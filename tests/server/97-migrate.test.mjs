@@ -41,7 +41,7 @@ function renamed(k) {
     if ((m = /^cd:health:([^:]+):(.*)$/.exec(k))) return `cd:{s:${m[1]}}:health:${m[2]}`;
     // the site's record and its own keys; state that spans sites under {a} and {g}
     if ((m = /^cd:site:([^:]+)$/.exec(k))) return `cd:{s:${m[1]}}:site`;
-    if ((m = /^cd:site:([^:]+):(teams|agents|convs|tickets|canned|queue:.*)$/.exec(k))) return `cd:{s:${m[1]}}:${m[2]}`;
+    if ((m = /^cd:site:([^:]+):(teams|agents|convs|tickets|canned|webhooks|queue:.*)$/.exec(k))) return `cd:{s:${m[1]}}:${m[2]}`;
     // an agent's conversations move member by member into the conversation's site; the
     // fixture's are all of "shop"
     if ((m = /^cd:agent:([^:]+):convs$/.exec(k))) return `cd:{s:shop}:agent:${m[1]}:convs`;
@@ -89,7 +89,7 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
         const kind = key.startsWith('cd:kb:') ? 'kb' : /^cd:site:[^:]+:(rule|team_leads)/.test(key) ? 'rules'
             : key.startsWith('cd:rpt:') ? 'reports' : key.startsWith('cd:conv:') ? 'conversations'
                 : /^cd:(visitor:|site:[^:]+:user:)/.test(key) ? 'visitors'
-                    : /^cd:site:[^:]+(:(teams|agents|convs|tickets|canned|queue:.*))?$/.test(key) ? 'sites'
+                    : /^cd:site:[^:]+(:(teams|agents|convs|tickets|canned|webhooks|queue:.*))?$/.test(key) ? 'sites'
                         : /^cd:(agent|presence)/.test(key) ? 'agent_state' : /^cd:(sites|keys)$/.test(key) ? 'global' : 'health';
         expect[kind]++;
     }
@@ -183,7 +183,7 @@ it('the previous release\'s site records, teams, queues, canned replies and pres
     await r('ZADD', 'cd:presence', '99', 'a_nine');
     await r('HSET', 'cd:presence:a_nine', 'n1', '99');
     const m = await env.admin('migrate');
-    assert.equal(m.moved.sites, 4);
+    assert.equal(m.moved.sites, 5);
     assert.equal(m.moved.agent_state, 4);
     assert.equal(m.moved.agents, 1, 'its record in s9');
     assert.deepEqual(await dumpValue('cd:{s:s9}:site', 'hash'), { key: 's9', name: 'Nine', sla: '{"warn_at":0.5}' });
@@ -194,13 +194,13 @@ it('the previous release\'s site records, teams, queues, canned replies and pres
     assert.equal(await r('HGET', 'cd:{a}:agent:a_nine', 'max_chats'), '3');
     assert.equal(await r('ZSCORE', 'cd:{a}:presence', 'a_nine'), '99');
     assert.equal(await r('HGET', 'cd:{a}:presence:a_nine', 'n1'), '99');
-    assert.deepEqual(await r('SMEMBERS', 'cd:site:s9:webhooks'), ['wh1'], 'webhooks stay (they move with the event stream)');
-    for (const k of ['cd:site:s9', 'cd:site:s9:teams', 'cd:site:s9:queue:vip', 'cd:site:s9:canned', 'cd:agent:a_nine',
+    assert.deepEqual(await r('SMEMBERS', 'cd:{s:s9}:webhooks'), ['wh1'], 'the site\'s webhook set moves with it');
+    for (const k of ['cd:site:s9', 'cd:site:s9:teams', 'cd:site:s9:queue:vip', 'cd:site:s9:canned', 'cd:site:s9:webhooks', 'cd:agent:a_nine',
         'cd:agent:a_nine:canned', 'cd:presence', 'cd:presence:a_nine']) {
         assert.equal(Number(await r('EXISTS', k)), 0, `${k} moved away`);
     }
     assert.equal((await env.admin('migrate')).moved.total, 0, 'a second run moves nothing');
-    await r('DEL', 'cd:{s:s9}:site', 'cd:{s:s9}:teams', 'cd:{s:s9}:queue:vip', 'cd:{s:s9}:canned', 'cd:site:s9:webhooks',
+    await r('DEL', 'cd:{s:s9}:site', 'cd:{s:s9}:teams', 'cd:{s:s9}:queue:vip', 'cd:{s:s9}:canned', 'cd:{s:s9}:webhooks',
         'cd:{a}:agent:a_nine', 'cd:{a}:agent:a_nine:canned', 'cd:{a}:presence', 'cd:{a}:presence:a_nine',
         'cd:{s:s9}:agent:a_nine');
 });

@@ -9,7 +9,7 @@ local function ev_webhooks(evs, now)
   local function site_hooks(site)
     if by_site[site] then return by_site[site] end
     local out = {}
-    for _, wid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':webhooks')) do
+    for _, wid in ipairs(redis.call('SMEMBERS', skey(site, 'webhooks'))) do
       local h = hgetall(P .. 'webhook:' .. wid)
       if h and h.enabled ~= '0' then
         h.ev = {}

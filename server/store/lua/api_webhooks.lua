@@ -1,5 +1,5 @@
 -- The HTTP API's webhooks section (docs/api.md "Webhooks"); shared part in _api.lua.
--- Keys: P site:<site>:webhooks (set of ids), P webhook:<id> (hash), P webhook:<id>:log,
+-- Keys: P{s:<site>}:webhooks (set of ids), P webhook:<id> (hash), P webhook:<id>:log,
 -- P webhook:<id>:deliveries, P whd:<delivery id>, P webhooks:due (docs/keyspace.md).
 local ops = {}
 local EVENT_TYPES = {'conversation.created', 'message.created', 'conversation.status_changed',
@@ -56,7 +56,7 @@ end
 ops.admin_webhooks_list = function()
   local site = site_of(p.site_key)
   local out = {}
-  for _, wid in ipairs(redis.call('SMEMBERS', P .. 'site:' .. site .. ':webhooks')) do
+  for _, wid in ipairs(redis.call('SMEMBERS', skey(site, 'webhooks'))) do
     local h = hgetall(P .. 'webhook:' .. wid)
     if h then table.insert(out, h) end
   end
@@ -71,12 +71,12 @@ ops.admin_webhook_create = function()
   local events = events_of(p.events)
   if p.enabled ~= nil and type(p.enabled) ~= 'boolean' then return fail('bad_request', 'enabled must be true or false') end
   local desc = str(p.description, 200, 'description') or ''
-  if redis.call('SCARD', P .. 'site:' .. site .. ':webhooks') >= 20 then return fail('conflict', 'a site has at most 20 webhooks') end
+  if redis.call('SCARD', skey(site, 'webhooks')) >= 20 then return fail('conflict', 'a site has at most 20 webhooks') end
   local wid = 'wh' .. I(redis.call('INCR', P .. 'webhook:seq'))
   redis.call('HSET', P .. 'webhook:' .. wid, 'id', wid, 'site', site, 'url', p.url, 'events', cjson.encode(events),
     'enabled', p.enabled == false and '0' or '1', 'description', desc, 'secret', new_secret(), 'created_at', now,
     'updated_at', now)
-  redis.call('SADD', P .. 'site:' .. site .. ':webhooks', wid)
+  redis.call('SADD', skey(site, 'webhooks'), wid)
   return reply(201, '{"webhook":' .. hook_json(hgetall(P .. 'webhook:' .. wid), true) .. '}')
 end
 ops.admin_webhook_get = function()
@@ -112,7 +112,7 @@ end
 ops.admin_webhook_delete = function()
   local site = site_of(p.site_key)
   local h = hook_of(site, p.webhook_id)
-  redis.call('SREM', P .. 'site:' .. site .. ':webhooks', h.id)
+  redis.call('SREM', skey(site, 'webhooks'), h.id)
   redis.call('DEL', P .. 'webhook:' .. h.id, P .. 'webhook:' .. h.id .. ':log', P .. 'webhook:' .. h.id .. ':deliveries')
   return reply(200, '{"deleted":true}')
 end
