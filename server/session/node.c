@@ -78,12 +78,39 @@ static void load_sites(cd_node *n)
         n->sites_loading = true;
 }
 
+/* RELIABILITY F6: a node cut off from Redis while its peers are not serves nobody; once
+ * Redis has been down for redis_down_close_ms its clients are closed (1013, retry) and new
+ * upgrades refused (503), so a load balancer sends them to a node that has Redis. Off by
+ * default: when Redis is down for every node, connections stay open and each request is
+ * answered unavailable. */
+static void shed_if_cut_off(cd_node *n, uint64_t now)
+{
+    if (cd_store_up(n->st)) {
+        if (n->shedding)
+            cd_log_info("redis back: accepting connections again");
+        n->store_down_since = 0;
+        n->shedding = false;
+        return;
+    }
+    if (!n->store_down_since)
+        n->store_down_since = now;
+    if (!n->cfg->redis_down_close_ms || n->shedding ||
+        now - n->store_down_since < (uint64_t)n->cfg->redis_down_close_ms)
+        return;
+    n->shedding = true;
+    cd_log_warn("redis down for %llu ms: closing %zu connections (1013)",
+                (unsigned long long)(now - n->store_down_since), n->nsessions);
+    for (cd_session *s = n->sessions; s; s = s->next)
+        cd_session_close(s, 1013, "storage unavailable, reconnect", true);
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     cd_node *n = t->data;
     uint64_t now = cd_mono_ms();
     cd_session__sweep(n, now);
     cd_store_tick(n->st, now);
+    shed_if_cut_off(n, now);
     periodic(n, now);
     if (cd_store_up(n->st)) {
         load_keys(n);
@@ -557,6 +584,11 @@ void cd_node_set_draining(cd_node *n)
 bool cd_node_draining(const cd_node *n)
 {
     return n->draining;
+}
+
+bool cd_node_shedding(const cd_node *n)
+{
+    return n->shedding;
 }
 
 size_t cd_node_session_count(const cd_node *n)

@@ -89,6 +89,8 @@ struct cd_node {
     cd_session *sessions; /* list head */
     size_t nsessions;
     bool draining;
+    uint64_t store_down_since; /* when the sweep first found Redis down (0: up) */
+    bool shedding;             /* redis_down_close_ms passed: connections closed */
     uv_timer_t sweep;
     uint64_t sites_loaded_at;
     cd_hub_sub sites_sub;

@@ -60,6 +60,8 @@ static int confirm_upgrade(struct lws *wsi)
         return cd_http_respond_error(wsi, 404, "not_found", "no WebSocket endpoint here");
     if (cd_node_draining(cx->node))
         return cd_http_respond_error(wsi, 503, "unavailable", "node draining");
+    if (cd_node_shedding(cx->node))
+        return cd_http_respond_error(wsi, 503, "unavailable", "storage unavailable");
     header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin);
     if (role == CD_SESSION_VISITOR) {
         site_arg(wsi, site, sizeof site);

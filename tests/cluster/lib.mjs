@@ -32,9 +32,10 @@ import {
     withTimeout,
     redisCommand,
     freePort,
+    Link,
 } from '../server/harness.mjs';
 
-export { Env, REPO_ROOT, ORIGIN, SCALE, sleep, rnd, waitUntil, withTimeout, redisCommand };
+export { Env, REPO_ROOT, ORIGIN, SCALE, sleep, rnd, waitUntil, withTimeout, redisCommand, Link };
 
 export const NGINX_CONF = path.join(REPO_ROOT, 'docker', 'nginx.conf');
 const PREFIX = 'cd:';
@@ -252,8 +253,8 @@ export class Cluster {
         this.clients = new Set();
     }
 
-    async start({ nodes = 3, args = NODE_ARGS } = {}) {
-        await this.env.start({ nodes, args });
+    async start({ nodes = 3, args = NODE_ARGS, nodeArgs = {} } = {}) {
+        await this.env.start({ nodes, args, nodeArgs });
         await this.nginx.start(this.env.nodes.map((n) => n.port));
         return this;
     }
@@ -322,6 +323,7 @@ export class ChatClient {
         this.msgSeq = 0;
         this.connSeq = 0;
         this.stats = { connects: 0, disconnects: 0, closeCodes: [], wireDups: 0, orderErrors: 0, resets: 0, unavailable: 0, errors: [] };
+        this.ackTimes = []; // when each ack came
         this.resumeTimes = []; // ms from a disconnect to the last resumed of the next connection
         this.disconnectedAt = 0;
         this.awaitingResumed = new Set();
@@ -512,6 +514,7 @@ export class ChatClient {
             const prev = this.acked.get(cmid);
             if (prev && prev.seq !== f.message.seq) this.stats.errors.push(`${cmid} acked twice with seqs ${prev.seq} and ${f.message.seq}`);
             this.acked.set(cmid, { cid: f.message ? m?.cid ?? prev?.cid : undefined, seq: f.message.seq });
+            this.ackTimes.push(Date.now());
             this.outbox.delete(cmid);
             return;
         }
