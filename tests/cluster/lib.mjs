@@ -298,7 +298,7 @@ export class Cluster {
 /** A chat client that survives disconnects: reconnect with full jitter, hello with its
  *  token and a resume entry per conversation, outbox resent with the same client_msg_id. */
 export class ChatClient {
-    constructor({ url, role, site, token, label, origin, onMessage, localAddress }) {
+    constructor({ url, role, site, token, label, origin, onMessage, localAddress, heartbeat }) {
         this.url = url;
         this.role = role;
         this.site = site;
@@ -328,8 +328,33 @@ export class ChatClient {
         this.disconnectedAt = 0;
         this.awaitingResumed = new Set();
         this.welcomes = 0;
-        this.sweep = setInterval(() => this.resendStale(), 500);
+        // like the widget: an application ping after heartbeat.everyMs without a frame; no
+        // answer within heartbeat.timeoutMs and the connection is dropped (then reconnects)
+        this.heartbeat = heartbeat;
+        this.lastRx = 0;
+        this.pingSentAt = 0;
+        this.sweep = setInterval(() => {
+            this.resendStale();
+            this.beat();
+        }, 500);
         this.sweep.unref();
+    }
+
+    beat() {
+        if (!this.heartbeat || !this.ws || !this.ready) return;
+        const now = Date.now();
+        if (this.pingSentAt && this.lastRx < this.pingSentAt) {
+            if (now - this.pingSentAt > this.heartbeat.timeoutMs) {
+                this.stats.heartbeatDrops = (this.stats.heartbeatDrops ?? 0) + 1;
+                this.pingSentAt = 0;
+                this.ws.terminate();
+            }
+            return;
+        }
+        if (now - this.lastRx > this.heartbeat.everyMs) {
+            this.pingSentAt = now;
+            this.ws.send(JSON.stringify({ type: 'ping', rid: 'hb' }));
+        }
     }
 
     conv(cid) {
@@ -369,6 +394,7 @@ export class ChatClient {
             ws.send(JSON.stringify(hello));
         });
         ws.on('message', (data) => {
+            if (this.ws === ws) this.lastRx = Date.now();
             let f;
             try {
                 f = JSON.parse(data.toString('utf8'));
@@ -555,18 +581,18 @@ export class ChatClient {
 // ---------------------------------------------------------------------------
 /** n visitors with one conversation each, served by the site's agents (auto-assignment),
  *  every client through nginx. */
-export async function setupChats(cluster, { chats, agents: nAgents }) {
+export async function setupChats(cluster, { chats, agents: nAgents, clientOpts = {} }) {
     const { site, agents } = await cluster.siteWithAgents(nAgents);
     const agentClients = [];
     for (let i = 0; i < agents.length; i++) {
-        const c = cluster.client({ role: 'agent', token: agents[i].token, label: `a${i}` });
+        const c = cluster.client({ role: 'agent', token: agents[i].token, label: `a${i}`, ...clientOpts });
         await c.start();
         agentClients.push(c);
     }
     const visitors = [];
     const convs = [];
     for (let i = 0; i < chats; i++) {
-        const v = cluster.client({ role: 'visitor', site: site.key, label: `v${i}` });
+        const v = cluster.client({ role: 'visitor', site: site.key, label: `v${i}`, ...clientOpts });
         await v.start();
         const r = await v.request({ type: 'conversation.start', form: { subject: `chat ${i}`, message: `hello ${i}` } });
         if (r.type !== 'ok') throw new Error(`conversation.start: ${JSON.stringify(r)}`);

@@ -404,6 +404,7 @@ export class ChatNode {
         this.expectDeath = false;
         this.problems = [];
         this.log = new LineLog(path.join(env.dir, `${id}.log`));
+        this.extraEnv = {};
     }
 
     get url() {
@@ -444,6 +445,7 @@ export class ChatNode {
             CHATDESK_CONN_BURST_PER_IP: '1000000',
             CHATDESK_LOGIN_RATE_PER_IP: '1000000',
             ...process.env,
+            ...this.extraEnv,
         };
         const proc = spawnTracked(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
         this.proc = proc;
@@ -834,14 +836,16 @@ export class Env {
         this.siteSeq = 0;
     }
 
-    async start({ nodes = 1, args = [], nodeArgs = {} } = {}) {
+    /** nodeEnv: {index: {VAR: value}} more environment for some nodes (e.g. libfaketime). */
+    async start({ nodes = 1, args = [], nodeArgs = {}, nodeEnv = {} } = {}) {
         await this.redis.start();
-        for (let i = 0; i < nodes; i++) await this.addNode(nodeArgs[i] ?? args, `n${i + 1}`);
+        for (let i = 0; i < nodes; i++) await this.addNode(nodeArgs[i] ?? args, `n${i + 1}`, nodeEnv[i]);
         return this;
     }
 
-    async addNode(args = [], id = `n${this.nodes.length + 1}`) {
+    async addNode(args = [], id = `n${this.nodes.length + 1}`, extraEnv = {}) {
         const n = new ChatNode(this, id, args);
+        n.extraEnv = extraEnv;
         this.nodes.push(n);
         await n.start();
         return n;
