@@ -71,6 +71,9 @@
     X(redis_ping_timeout_ms, INT, 3000, 100, 60000, "Redis is down when a PING or command waits this long")           \
     X(redis_backoff_min_ms, INT, 100, 10, 60000, "first Redis reconnect delay (doubles, with full jitter)")           \
     X(redis_backoff_max_ms, INT, 1000, 100, 600000, "largest Redis reconnect delay")                                  \
+    X(redis_down_close_ms, INT, 0, 0, 3600000,                                                                        \
+      "once this node has found Redis unreachable for this long, close its connections (1013) and refuse upgrades "   \
+      "(503) until Redis is back, so clients reconnect through a node that has Redis; 0: keep them open")             \
     X(site_cache_refresh_s, INT, 30, 1, 3600, "reload site origins from Redis at least this often")                   \
     X(presence_ttl_s, INT, 25, 2, 3600, "an agent no node has vouched for this long is offline")                      \
     X(presence_beat_s, INT, 8, 1, 3600, "how often a node vouches for its connected agents")                          \

@@ -62,6 +62,8 @@ cd_timers *cd_node_timers(cd_node *n);
 const cd_proto_limits *cd_node_limits(const cd_node *n);
 void cd_node_set_draining(cd_node *n);
 bool cd_node_draining(const cd_node *n);
+/* Redis unreachable for redis_down_close_ms: connections closed, upgrades refused. */
+bool cd_node_shedding(const cd_node *n);
 size_t cd_node_session_count(const cd_node *n);
 void cd_node_get_stats(const cd_node *n, cd_node_stats *out);
 /* reports (/metrics): sessions by role; the last metrics_ops.lua reply (exposition lines,

@@ -124,6 +124,32 @@ void cd_node_events_stats(const cd_node *n, cd_events_stats *out)
     cd_events_get_stats(n->events, out);
 }
 
+/* RELIABILITY F6: a node cut off from Redis while its peers are not serves nobody; once
+ * Redis has been down for redis_down_close_ms its clients are closed (1013, retry) and new
+ * upgrades refused (503), so a load balancer sends them to a node that has Redis. Off by
+ * default: when Redis is down for every node, connections stay open and each request is
+ * answered unavailable. */
+static void shed_if_cut_off(cd_node *n, uint64_t now)
+{
+    if (cd_store_up(n->st)) {
+        if (n->shedding)
+            cd_log_info("redis back: accepting connections again");
+        n->store_down_since = 0;
+        n->shedding = false;
+        return;
+    }
+    if (!n->store_down_since)
+        n->store_down_since = now;
+    if (!n->cfg->redis_down_close_ms || n->shedding ||
+        now - n->store_down_since < (uint64_t)n->cfg->redis_down_close_ms)
+        return;
+    n->shedding = true;
+    cd_log_warn("redis down for %llu ms: closing %zu connections (1013)",
+                (unsigned long long)(now - n->store_down_since), n->nsessions);
+    for (cd_session *s = n->sessions; s; s = s->next)
+        cd_session_close(s, 1013, "storage unavailable, reconnect", true);
+}
+
 /* ---------- the cron's jobs ---------- */
 
 static void tick_sessions(void *ud, uint64_t now)
@@ -134,6 +160,11 @@ static void tick_sessions(void *ud, uint64_t now)
 static void tick_store(void *ud, uint64_t now)
 {
     cd_store_tick(ud, now);
+}
+
+static void tick_shed(void *ud, uint64_t now)
+{
+    shed_if_cut_off(ud, now);
 }
 
 static void tick_presence(void *ud, uint64_t now)
@@ -200,6 +231,7 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     n->cron = cd_node_cron_create(loop, 100);
     cd_node_cron_add(n->cron, 0, tick_sessions, n);
     cd_node_cron_add(n->cron, 0, tick_store, st);
+    cd_node_cron_add(n->cron, 0, tick_shed, n);
     cd_node_cron_add(n->cron, 0, tick_presence, n->presence);
     cd_node_cron_add(n->cron, 0, tick_timers, n->timers);
     cd_node_cron_add(n->cron, 0, tick_ops, n);
@@ -306,6 +338,11 @@ void cd_node_set_draining(cd_node *n)
 bool cd_node_draining(const cd_node *n)
 {
     return n->draining;
+}
+
+bool cd_node_shedding(const cd_node *n)
+{
+    return n->shedding;
 }
 
 size_t cd_node_session_count(const cd_node *n)

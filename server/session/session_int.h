@@ -89,6 +89,8 @@ struct cd_node {
     cd_session *sessions;        /* list head */
     size_t nsessions;
     bool draining;
+    uint64_t store_down_since; /* when the sweep first found Redis down (0: up) */
+    bool shedding;             /* redis_down_close_ms passed: connections closed */
     cd_hub_sub sites_sub;
     cd_hub_sub timers_sub; /* "timers": a timer was set (when its site needs a poll) */
     cd_node_stats stats;

@@ -68,6 +68,8 @@ int cd_ws_confirm_upgrade(struct lws *wsi, cd_net_refusal *why)
         return refuse(why, 404, "not_found", "no WebSocket endpoint here");
     if (cd_node_draining(cx->node))
         return refuse(why, 503, "unavailable", "node draining");
+    if (cd_node_shedding(cx->node))
+        return refuse(why, 503, "unavailable", "storage unavailable");
     header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin);
     if (role == CD_SESSION_VISITOR) {
         site_arg(wsi, site, sizeof site);

@@ -32,9 +32,10 @@ import {
     withTimeout,
     redisCommand,
     freePort,
+    Link,
 } from '../server/harness.mjs';
 
-export { Env, REPO_ROOT, ORIGIN, SCALE, sleep, rnd, waitUntil, withTimeout, redisCommand };
+export { Env, REPO_ROOT, ORIGIN, SCALE, sleep, rnd, waitUntil, withTimeout, redisCommand, Link };
 
 export const NGINX_CONF = path.join(REPO_ROOT, 'docker', 'nginx.conf');
 const PREFIX = 'cd:';
@@ -252,8 +253,8 @@ export class Cluster {
         this.clients = new Set();
     }
 
-    async start({ nodes = 3, args = NODE_ARGS } = {}) {
-        await this.env.start({ nodes, args });
+    async start({ nodes = 3, args = NODE_ARGS, nodeArgs = {} } = {}) {
+        await this.env.start({ nodes, args, nodeArgs });
         await this.nginx.start(this.env.nodes.map((n) => n.port));
         return this;
     }
@@ -297,7 +298,7 @@ export class Cluster {
 /** A chat client that survives disconnects: reconnect with full jitter, hello with its
  *  token and a resume entry per conversation, outbox resent with the same client_msg_id. */
 export class ChatClient {
-    constructor({ url, role, site, token, label, origin, onMessage, localAddress }) {
+    constructor({ url, role, site, token, label, origin, onMessage, localAddress, heartbeat }) {
         this.url = url;
         this.role = role;
         this.site = site;
@@ -322,12 +323,38 @@ export class ChatClient {
         this.msgSeq = 0;
         this.connSeq = 0;
         this.stats = { connects: 0, disconnects: 0, closeCodes: [], wireDups: 0, orderErrors: 0, resets: 0, unavailable: 0, errors: [] };
+        this.ackTimes = []; // when each ack came
         this.resumeTimes = []; // ms from a disconnect to the last resumed of the next connection
         this.disconnectedAt = 0;
         this.awaitingResumed = new Set();
         this.welcomes = 0;
-        this.sweep = setInterval(() => this.resendStale(), 500);
+        // like the widget: an application ping after heartbeat.everyMs without a frame; no
+        // answer within heartbeat.timeoutMs and the connection is dropped (then reconnects)
+        this.heartbeat = heartbeat;
+        this.lastRx = 0;
+        this.pingSentAt = 0;
+        this.sweep = setInterval(() => {
+            this.resendStale();
+            this.beat();
+        }, 500);
         this.sweep.unref();
+    }
+
+    beat() {
+        if (!this.heartbeat || !this.ws || !this.ready) return;
+        const now = Date.now();
+        if (this.pingSentAt && this.lastRx < this.pingSentAt) {
+            if (now - this.pingSentAt > this.heartbeat.timeoutMs) {
+                this.stats.heartbeatDrops = (this.stats.heartbeatDrops ?? 0) + 1;
+                this.pingSentAt = 0;
+                this.ws.terminate();
+            }
+            return;
+        }
+        if (now - this.lastRx > this.heartbeat.everyMs) {
+            this.pingSentAt = now;
+            this.ws.send(JSON.stringify({ type: 'ping', rid: 'hb' }));
+        }
     }
 
     conv(cid) {
@@ -367,6 +394,7 @@ export class ChatClient {
             ws.send(JSON.stringify(hello));
         });
         ws.on('message', (data) => {
+            if (this.ws === ws) this.lastRx = Date.now();
             let f;
             try {
                 f = JSON.parse(data.toString('utf8'));
@@ -512,6 +540,7 @@ export class ChatClient {
             const prev = this.acked.get(cmid);
             if (prev && prev.seq !== f.message.seq) this.stats.errors.push(`${cmid} acked twice with seqs ${prev.seq} and ${f.message.seq}`);
             this.acked.set(cmid, { cid: f.message ? m?.cid ?? prev?.cid : undefined, seq: f.message.seq });
+            this.ackTimes.push(Date.now());
             this.outbox.delete(cmid);
             return;
         }
@@ -552,18 +581,18 @@ export class ChatClient {
 // ---------------------------------------------------------------------------
 /** n visitors with one conversation each, served by the site's agents (auto-assignment),
  *  every client through nginx. */
-export async function setupChats(cluster, { chats, agents: nAgents }) {
+export async function setupChats(cluster, { chats, agents: nAgents, clientOpts = {} }) {
     const { site, agents } = await cluster.siteWithAgents(nAgents);
     const agentClients = [];
     for (let i = 0; i < agents.length; i++) {
-        const c = cluster.client({ role: 'agent', token: agents[i].token, label: `a${i}` });
+        const c = cluster.client({ role: 'agent', token: agents[i].token, label: `a${i}`, ...clientOpts });
         await c.start();
         agentClients.push(c);
     }
     const visitors = [];
     const convs = [];
     for (let i = 0; i < chats; i++) {
-        const v = cluster.client({ role: 'visitor', site: site.key, label: `v${i}` });
+        const v = cluster.client({ role: 'visitor', site: site.key, label: `v${i}`, ...clientOpts });
         await v.start();
         const r = await v.request({ type: 'conversation.start', form: { subject: `chat ${i}`, message: `hello ${i}` } });
         if (r.type !== 'ok') throw new Error(`conversation.start: ${JSON.stringify(r)}`);

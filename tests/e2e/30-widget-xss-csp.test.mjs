@@ -5,7 +5,7 @@
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
-import { useStack, it, assert, addSite, addAgent, takeConversation, agentSay, widget, screenshot, waitUntil, sleep, WEB_DIR } from './lib.mjs';
+import { useStack, it, assert, addSite, addAgent, takeConversation, agentSay, widget, screenshot, waitUntil, WEB_DIR, xssHook as hook, xssAssertClean as assertClean } from './lib.mjs';
 
 const st = useStack({ nodes: 1 });
 
@@ -21,68 +21,6 @@ const AGENT_MSGS = [
     `<a href="javascript:alert(6)">x</a> &lt;b&gt;entity&lt;/b&gt; {{constructor.constructor('alert(7)')()}}`,
     `data:text/html,<script>alert(8)</script> and HTTPS://EXAMPLE.ORG/Path_(x).`,
 ];
-
-/** Hooks installed before any page script: every way a payload could show itself. */
-function hook(page) {
-    const dialogs = [];
-    page.on('dialog', (d) => {
-        dialogs.push(d.message());
-        d.dismiss().catch(() => {});
-    });
-    return page
-        .addInitScript(() => {
-            window.__xss = [];
-            for (const k of ['alert', 'confirm', 'prompt', 'print']) window[k] = (...a) => window.__xss.push(`${k}(${String(a[0])})`);
-            const ce = console.error.bind(console);
-            console.error = (...a) => {
-                window.__xss.push(`console.error(${a.map(String).join(' ')})`);
-                ce(...a);
-            };
-            window.__csp = [];
-            document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
-        })
-        .then(() => dialogs);
-}
-
-/** Everything the payloads could have created, in the page and in the shadow root. */
-async function domReport(page) {
-    return page.evaluate(() => {
-        const root = document.getElementById('chatdesk-widget')?.shadowRoot;
-        const scopes = [document, root].filter(Boolean);
-        const bad = [];
-        for (const sc of scopes) {
-            for (const el of sc.querySelectorAll('*')) {
-                const tag = el.tagName.toLowerCase();
-                if (['img', 'iframe', 'object', 'embed', 'video', 'audio', 'form-injected'].includes(tag)) bad.push(`<${tag}>`);
-                if (tag === 'script' && sc === root) bad.push('<script> in the widget');
-                for (const a of el.attributes) if (/^on/i.test(a.name)) bad.push(`${tag}[${a.name}]`);
-                if (tag === 'a') {
-                    const href = el.getAttribute('href') || '';
-                    if (!/^https?:\/\//i.test(href)) bad.push(`a[href=${href}]`);
-                    if (el.getAttribute('rel') !== 'noopener noreferrer nofollow') bad.push(`a[rel=${el.getAttribute('rel')}]`);
-                }
-                if (tag === 'svg' && sc === root && !el.closest('button')) bad.push('<svg> outside a button');
-            }
-        }
-        return {
-            bad,
-            xss: window.__xss,
-            csp: window.__csp,
-            links: root ? [...root.querySelectorAll('.list a')].map((a) => [a.getAttribute('href'), a.textContent]) : [],
-        };
-    });
-}
-
-async function assertClean(page, dialogs, what) {
-    await sleep(300); // let any error event or onload run
-    const r = await domReport(page);
-    assert.deepEqual(r.bad, [], `${what}: no markup from payloads`);
-    assert.deepEqual(r.xss, [], `${what}: nothing ran`);
-    assert.deepEqual(r.csp, [], `${what}: no CSP violation`);
-    assert.deepEqual(dialogs, [], `${what}: no dialog`);
-    assert.deepEqual(page.cdErrors, [], `${what}: no page error`);
-    return r;
-}
 
 it('payloads in the visitor name, visitor and agent messages and the agent name are text; nothing runs; links are http(s) only', async () => {
     const site = await addSite(st.env, [st.origin()]);

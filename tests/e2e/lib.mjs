@@ -133,6 +133,71 @@ export function widget(page) {
 }
 
 // ---------------------------------------------------------------------------
+// XSS checks (RELIABILITY S7): tests/e2e/30-widget-xss-csp and the nightly corpus
+
+/** Hooks installed before any page script: every way a payload could show itself. */
+export function xssHook(page) {
+    const dialogs = [];
+    page.on('dialog', (d) => {
+        dialogs.push(d.message());
+        d.dismiss().catch(() => {});
+    });
+    return page
+        .addInitScript(() => {
+            window.__xss = [];
+            for (const k of ['alert', 'confirm', 'prompt', 'print']) window[k] = (...a) => window.__xss.push(`${k}(${String(a[0])})`);
+            const ce = console.error.bind(console);
+            console.error = (...a) => {
+                window.__xss.push(`console.error(${a.map(String).join(' ')})`);
+                ce(...a);
+            };
+            window.__csp = [];
+            document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+        })
+        .then(() => dialogs);
+}
+
+/** Everything the payloads could have created, in the page and in the shadow root. */
+export async function xssDomReport(page) {
+    return page.evaluate(() => {
+        const root = document.getElementById('chatdesk-widget')?.shadowRoot;
+        const scopes = [document, root].filter(Boolean);
+        const bad = [];
+        for (const sc of scopes) {
+            for (const el of sc.querySelectorAll('*')) {
+                const tag = el.tagName.toLowerCase();
+                if (['img', 'iframe', 'object', 'embed', 'video', 'audio', 'form-injected'].includes(tag)) bad.push(`<${tag}>`);
+                if (tag === 'script' && sc === root) bad.push('<script> in the widget');
+                for (const a of el.attributes) if (/^on/i.test(a.name)) bad.push(`${tag}[${a.name}]`);
+                if (tag === 'a') {
+                    const href = el.getAttribute('href') || '';
+                    if (!/^https?:\/\//i.test(href)) bad.push(`a[href=${href}]`);
+                    if (el.getAttribute('rel') !== 'noopener noreferrer nofollow') bad.push(`a[rel=${el.getAttribute('rel')}]`);
+                }
+                if (tag === 'svg' && sc === root && !el.closest('button')) bad.push('<svg> outside a button');
+            }
+        }
+        return {
+            bad,
+            xss: window.__xss,
+            csp: window.__csp,
+            links: root ? [...root.querySelectorAll('.list a')].map((a) => [a.getAttribute('href'), a.textContent]) : [],
+        };
+    });
+}
+
+export async function xssAssertClean(page, dialogs, what) {
+    await sleep(300); // let any error event or onload run
+    const r = await xssDomReport(page);
+    assert.deepEqual(r.bad, [], `${what}: no markup from payloads`);
+    assert.deepEqual(r.xss, [], `${what}: nothing ran`);
+    assert.deepEqual(r.csp, [], `${what}: no CSP violation`);
+    assert.deepEqual(dialogs, [], `${what}: no dialog`);
+    assert.deepEqual(page.cdErrors, [], `${what}: no page error`);
+    return r;
+}
+
+// ---------------------------------------------------------------------------
 // Servers
 
 /**

@@ -41,14 +41,28 @@ slow.server = http.createServer((req, res) => {
 });
 await new Promise((res) => slow.server.listen(0, '127.0.0.1', res));
 slow.port = slow.server.address().port;
+// answers every request with a redirect to an internal address (RELIABILITY S10)
+const redirector = { requests: [], n: 0 };
+redirector.server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+        redirector.requests.push({ headers: req.headers, at: Date.now() });
+        const to = [`http://127.0.0.1:${stranger.port}/stolen`, 'http://169.254.169.254/latest/meta-data/', `http://[::1]:${stranger.port}/`][redirector.n++ % 3];
+        res.writeHead([302, 307, 308][redirector.n % 3], { location: to });
+        res.end();
+    });
+});
+await new Promise((res) => redirector.server.listen(0, '127.0.0.1', res));
+redirector.port = redirector.server.address().port;
 after(() => {
+    redirector.server.close();
     for (const r of slow.held) r.destroy();
     allowed.server.close();
     stranger.server.close();
     slow.server.close();
 });
 
-const ARGS = ['--webhook-allow-hosts', `127.0.0.1:${allowed.port}, 127.0.0.1:${slow.port}`, '--webhook-retry-base-ms', '200',
+const ARGS = ['--webhook-allow-hosts', `127.0.0.1:${allowed.port}, 127.0.0.1:${slow.port}, 127.0.0.1:${redirector.port}`, '--webhook-retry-base-ms', '200',
     '--webhook-max-attempts', '3', '--webhook-timeout-ms', '1500'];
 // Node 2 lets an operator-style allow list through at creation (every internal host of the
 // tests below) and never claims a delivery in this file (first poll after 60 s): a URL
@@ -199,6 +213,25 @@ it('an internal address that got past creation is refused at connect time; the r
     }
     assert.equal(stranger.requests.length, 0, 'the unlisted receiver was never reached');
     assert.equal(allowed.requests.length, seenAllowed, 'localhost (not the allowed entry) never reached the allowed receiver');
+});
+
+it('a redirect is not followed (S10): a 3xx to loopback, link-local or ::1 is a failed attempt, the target never sees a request', async () => {
+    const site = await env.addSite();
+    const token = await admin(site);
+    const r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/webhooks`, { url: `http://127.0.0.1:${redirector.port}/hook`, events: ['*'] });
+    assert.equal(r.status, 201, r.text);
+    const wid = r.json.webhook.id;
+    const seenStranger = stranger.requests.length;
+    const seenRedirector = redirector.requests.length;
+    assert.equal((await call(token, 'POST', `/api/v1/admin/sites/${site.key}/webhooks/${wid}/test`)).status, 202);
+    const j = await logOf(token, site, wid, (x) => x.deliveries[0]?.state === 'failed', 'the redirected delivery failed');
+    assert.equal(j.log.length, 3, 'every attempt (webhook_max_attempts) was answered by a redirect and failed');
+    for (const e of j.log) {
+        assert.equal(e.ok, false);
+        assert.ok([302, 307, 308].includes(e.status), `attempt ${e.attempt}: status ${e.status}`);
+    }
+    assert.equal(redirector.requests.length - seenRedirector, 3, 'each attempt went to the configured URL only');
+    assert.equal(stranger.requests.length, seenStranger, 'the redirect target was never reached');
 });
 
 it('bad URLs, events and callers are refused', async () => {

@@ -421,6 +421,7 @@ export class ChatNode {
         this.expectDeath = false;
         this.problems = [];
         this.log = new LineLog(path.join(env.dir, `${id}.log`));
+        this.extraEnv = {};
     }
 
     /** Started with --tls-cert: https:// and wss:// (trusting env.tlsCa). */
@@ -465,6 +466,7 @@ export class ChatNode {
             CHATDESK_CONN_BURST_PER_IP: '1000000',
             CHATDESK_LOGIN_RATE_PER_IP: '1000000',
             ...process.env,
+            ...this.extraEnv,
         };
         const proc = spawnTracked(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
         this.proc = proc;
@@ -782,6 +784,72 @@ export function httpRequest(url, { method = 'GET', headers = {}, body, timeout =
 }
 
 // ---------------------------------------------------------------------------
+/** A TCP relay on 127.0.0.1 to a port or a unix socket (target: {port} or {path}) that a
+ *  test can cut and heal, like a firewall dropping packets: cut() stops moving bytes (both
+ *  ways, or only 'down' = target -> client) on every connection, open or new, without
+ *  closing anything; the bytes wait in the kernel and flow again on heal() (a close by a
+ *  side whose bytes are held is seen only then). A side that closes is closed on the
+ *  other. */
+export class Link {
+    constructor(target) {
+        this.target = target;
+        this.pairs = new Set();
+        this.cutOff = null;
+    }
+
+    async start() {
+        this.server = net.createServer((client) => {
+            const target = net.connect(this.target);
+            const pair = { client, target };
+            this.pairs.add(pair);
+            for (const [a, b] of [[client, target], [target, client]]) {
+                a.on('data', (d) => b.write(d));
+                a.on('error', () => {});
+                a.on('close', () => {
+                    b.destroy();
+                    this.pairs.delete(pair);
+                });
+            }
+            this.hold(pair);
+        });
+        await new Promise((r) => this.server.listen(0, '127.0.0.1', r));
+        this.port = this.server.address().port;
+        return this;
+    }
+
+    hold(pair) {
+        if (!this.cutOff) return;
+        pair.target.pause();
+        if (this.cutOff === 'both') pair.client.pause();
+    }
+
+    get open() {
+        return this.pairs.size;
+    }
+
+    cut(which = 'both') {
+        this.cutOff = which;
+        for (const pair of this.pairs) this.hold(pair);
+    }
+
+    heal() {
+        this.cutOff = null;
+        for (const { client, target } of this.pairs) {
+            client.resume();
+            target.resume();
+        }
+    }
+
+    stop() {
+        for (const { client, target } of this.pairs) {
+            client.destroy();
+            target.destroy();
+        }
+        this.server?.close();
+    }
+}
+
+// ---------------------------------------------------------------------------
 export class Env {
     constructor() {
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cd-st-'));
@@ -793,14 +861,16 @@ export class Env {
         this.tlsCa = undefined; // PEM trusted for nodes started with --tls-cert
     }
 
-    async start({ nodes = 1, args = [], nodeArgs = {} } = {}) {
+    /** nodeEnv: {index: {VAR: value}} more environment for some nodes (e.g. libfaketime). */
+    async start({ nodes = 1, args = [], nodeArgs = {}, nodeEnv = {} } = {}) {
         await this.redis.start();
-        for (let i = 0; i < nodes; i++) await this.addNode(nodeArgs[i] ?? args, `n${i + 1}`);
+        for (let i = 0; i < nodes; i++) await this.addNode(nodeArgs[i] ?? args, `n${i + 1}`, nodeEnv[i]);
         return this;
     }
 
-    async addNode(args = [], id = `n${this.nodes.length + 1}`) {
+    async addNode(args = [], id = `n${this.nodes.length + 1}`, extraEnv = {}) {
         const n = new ChatNode(this, id, args);
+        n.extraEnv = extraEnv;
         this.nodes.push(n);
         await n.start();
         return n;
