@@ -204,7 +204,10 @@ it('S4: 10 MB frames, a 2^63 length and 5,000 headers are refused at once; RSS s
     const base = rssKiB(node.proc.pid);
     for (let i = 0; i < 20; i++) await round(node.port);
     const after = rssKiB(node.proc.pid);
-    assert.ok(after - base <= 5 * 1024, `RSS grew from ${base} KiB to ${after} KiB`);
+    // Under ASan (scripts/test's asan layer sets ASAN_OPTIONS) freed memory sits in the
+    // sanitizer's quarantine, so RSS says nothing about leaks there (LeakSanitizer checks
+    // them); the bound is checked in the plain server layer.
+    if (!process.env.ASAN_OPTIONS) assert.ok(after - base <= 5 * 1024, `RSS grew from ${base} KiB to ${after} KiB`);
     // the node still serves
     const v = await env.visitor(0, { site });
     await v.ok({ type: 'conversation.start', form: { message: 'still here' } });
