@@ -264,6 +264,10 @@ export function switchLang(l) {
 export function upsertConv(c) {
     if (!c || !c.id) return null;
     const old = S.convs.get(c.id);
+    // A record older than the one held (a list fetched before a change whose event or
+    // reply already arrived) must not undo that change: the server moves updated_at on
+    // every change of the conversation.
+    if (old && typeof old.updated_at === 'number' && typeof c.updated_at === 'number' && c.updated_at < old.updated_at) return old;
     const merged = old ? { ...old, ...c } : { ...c };
     if (old && typeof old.last_seq === 'number' && !(merged.last_seq >= old.last_seq) && merged.epoch === old.epoch) merged.last_seq = old.last_seq;
     if (old && old.epoch && c.epoch && old.epoch !== c.epoch) {
