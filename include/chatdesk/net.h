@@ -84,4 +84,8 @@ bool cd_net_trusted_proxy(const cd_config *cfg, const char *ip);
  * address of its X-Forwarded-For (the one the proxy saw). */
 void cd_net_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t outsz);
 
+/* true when the connection's peer itself (not an X-Forwarded-For entry) is one of
+ * trusted_proxies. */
+bool cd_net_peer_is_proxy(struct lws *wsi, const cd_config *cfg);
+
 #endif

@@ -39,6 +39,7 @@ struct http_state {
     cd_net_ctx *cx;
     bool is_login;
     bool is_api;
+    bool keep_alive; /* the peer is a trusted proxy: the connection may carry more requests */
     char method[8];
     char *path;
     char **args;
@@ -100,6 +101,19 @@ static void json_escape(cd_buf *b, const char *s)
     cd_buf_append(b, "\"", 1);
 }
 
+/* One request per connection, except from a trusted proxy. lws 4.1 reads a kept-alive
+ * connection's next request head itself: past the front door (server/door.c), so without
+ * its deadline, its per-address cap, or a 431 for a head too large (lws just drops the
+ * connection). A direct client's next request comes on a new connection through the door;
+ * a trusted proxy sends whole heads within its own limits and keeps its upstream
+ * connections alive. Closing (-1) lets lws flush what is still buffered first. */
+static int transaction_done(struct lws *wsi, http_state *h)
+{
+    if (!h->keep_alive || lws_http_transaction_completed(wsi))
+        return -1;
+    return 0;
+}
+
 static int write_response(struct lws *wsi, http_state *h)
 {
     unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
@@ -128,6 +142,9 @@ static int write_response(struct lws *wsi, http_state *h)
                                         end))
             return -1;
     }
+    if (!h->keep_alive && lws_add_http_header_by_name(
+                              wsi, (const unsigned char *)"connection:", (const unsigned char *)"close", 5, &p, end))
+        return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     unsigned char *body = cd_malloc(LWS_PRE + h->out.len + 1);
@@ -138,9 +155,7 @@ static int write_response(struct lws *wsi, http_state *h)
     if (m < (int)h->out.len)
         return -1;
     h->ready = false;
-    if (lws_http_transaction_completed(wsi))
-        return -1;
-    return 0;
+    return transaction_done(wsi, h);
 }
 
 int cd_http_respond_error(struct lws *wsi, int status, const char *code, const char *message)
@@ -824,12 +839,13 @@ static int serve_static(struct lws *wsi, http_state *h, const char *uri)
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:", (const unsigned char *)"no-cache", 8,
                                     &p, end))
         return -1;
+    if (!h->keep_alive && lws_add_http_header_by_name(
+                              wsi, (const unsigned char *)"connection:", (const unsigned char *)"close", 5, &p, end))
+        return -1;
     int n = lws_serve_http_file(wsi, path, mime, (const char *)hdr, (int)(p - hdr));
     if (n < 0)
         return -1;
-    if (n > 0 && lws_http_transaction_completed(wsi))
-        return -1;
-    return 0;
+    return n > 0 ? transaction_done(wsi, h) : 0;
 }
 
 /* ---------- dispatch ---------- */
@@ -888,6 +904,7 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
         bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
         bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
         cd_buf_reset(&h->body);
+        h->keep_alive = cd_net_peer_is_proxy(wsi, h->cx->cfg);
         h->too_large = false;
         h->is_login = false;
         h->is_api = false;
@@ -959,6 +976,8 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
             return 0;
         return write_response(wsi, h);
     }
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        return pss->http ? transaction_done(wsi, pss->http) : -1;
     case LWS_CALLBACK_CLOSED_HTTP:
         state_free(pss);
         return 0;

@@ -16,7 +16,9 @@
  * already read, lws_adopt_socket_vhost_readbuf, left a request with a body spinning in
  * HTTP_BODY_COMPLETION on the libuv loop.) A refused connection gets its answer, then our
  * side of the socket is shut and its input read and dropped for up to LINGER_MS, so that
- * the client reads the answer instead of a reset.
+ * the client reads the answer instead of a reset. A direct client's connection carries one
+ * request (server/http/http.c answers `connection: close`), so each of its heads passes
+ * here; only a trusted proxy's connections are kept alive, with lws reading their later heads.
  *
  * With native TLS (tls_cert) the head is encrypted: the door then waits, with the same
  * deadline and per-address cap, only for the client's first TLS record (its ClientHello)
