@@ -54,6 +54,7 @@ typedef struct cd_net_ctx {
     unsigned long long door_refused;   /* over max_pending_per_ip (429) */
     unsigned long long door_timeouts;  /* head not complete in header_timeout_s (408) */
     unsigned long long door_too_large; /* head over max_header_bytes or its line limits (431) */
+    unsigned long long door_malformed; /* request target with a NUL or control character (400) */
 } cd_net_ctx;
 
 /* Per-connection storage (lws "per session data"): the ws side uses s/rx/ip/counted/

@@ -226,12 +226,14 @@ static void ops_metrics(cd_buf *b, cd_net_ctx *cx, const cd_node_stats *ns, cons
     cd_buf_printf(b, "chatdesk_upgrades_rate_limited_total %llu\n", cx->conn_rate_refused);
     help(b, "chatdesk_request_heads_refused_total", "counter",
          "Connections answered before their request head was complete: too many from one address (429, "
-         "max_pending_per_ip), not complete in time (408, header_timeout_s), too large (431, max_header_bytes).");
+         "max_pending_per_ip), not complete in time (408, header_timeout_s), too large (431, max_header_bytes), a NUL "
+         "or control character in the target (400).");
     cd_buf_printf(b,
                   "chatdesk_request_heads_refused_total{by=\"address\"} %llu\n"
                   "chatdesk_request_heads_refused_total{by=\"timeout\"} %llu\n"
-                  "chatdesk_request_heads_refused_total{by=\"size\"} %llu\n",
-                  cx->door_refused, cx->door_timeouts, cx->door_too_large);
+                  "chatdesk_request_heads_refused_total{by=\"size\"} %llu\n"
+                  "chatdesk_request_heads_refused_total{by=\"malformed\"} %llu\n",
+                  cx->door_refused, cx->door_timeouts, cx->door_too_large, cx->door_malformed);
     help(b, "chatdesk_login_refused_total", "counter",
          "Logins refused (429): by the address's rate (login_rate_per_ip) or the account's failures (login_fail_max).");
     cd_buf_printf(

@@ -40,6 +40,15 @@ static bool match(const char *pattern, char *buf, const char **vals, int *nvals)
     }
 }
 
+/* Every id a path binds (site keys, conversation, agent, team, rule, webhook, delivery and
+ * article ids, ticket numbers) is 1-128 characters of A-Z a-z 0-9 _ . -: anything else is
+ * refused before it reaches a key name or a Redis function. */
+static bool id_ok(const char *v)
+{
+    size_t n = strlen(v);
+    return n >= 1 && n <= 128 && strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
 static const cd_api_route *find_route(const cd_api_call *call, char *vals_buf, size_t vbsz, const char **vals,
                                       int *nvals, bool *path_known, const cd_api_family **family)
 {
@@ -283,6 +292,12 @@ void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *cal
         cd_http__api_error(cb, ud, known ? CD_ERR_BAD_REQUEST : CD_ERR_NOT_FOUND,
                            known ? "method not allowed" : "no such resource");
         return;
+    }
+    for (int i = 0; i < nvals; i++) {
+        if (!id_ok(vals[i])) {
+            cd_http__api_error(cb, ud, CD_ERR_BAD_REQUEST, "invalid id in path (1-128 of A-Z a-z 0-9 _ . -)");
+            return;
+        }
     }
     json_t *params = body_params(call, r);
     if (!params) {
