@@ -271,3 +271,27 @@ it('entries older than the retention are trimmed at the next append; an admin se
     assert.ok(find(l.entries, 'login', adminD.email));
     assert.ok(!l.entries.some((e) => e.actor === 'recent-account'));
 });
+
+it("a page stops where a stream stopped reading; the cursors still reach every entry, in order", async () => {
+    await setup();
+    const E = await env.addSite();
+    const adminE = await person([E], 'admin');
+    const site = `cd:{s:${E.key}}:audit`;
+    const acc = 'cd:{a}:audit';
+    await env.redis.cmd('DEL', site, acc);
+    const t0 = Date.now() - 5 * 86_400_000;
+    const add = (key, ms, actor, sites) =>
+        env.redis.cmd('XADD', key, `${ms}-0`, 'ts', String(ms), 'a', 'login', 'actor', actor, 'b', '{}', 'f', '{}', ...(sites ? ['s', sites] : []));
+    // 6,000 account entries of another site, one a ms, more than a page reads of a stream (5,000)
+    for (let i = 0; i < 6000; i++) await add(acc, t0 + i, 'elsewhere', '["elsewhere"]');
+    // the site's own entries: one older than all of them, two among them, one newer
+    for (const [k, ms] of [[0, t0 - 1], [1, t0 + 500], [2, t0 + 4000], [3, t0 + 7000]]) await add(site, ms, `s${k}`);
+    const first = await audit(adminE.token, E);
+    // the account stream stopped at its 5,000th entry (t0 + 1000): nothing older is shown yet
+    assert.deepEqual(first.entries.map((e) => e.actor), ['s3', 's2']);
+    assert.equal(first.next_cursor, `${t0 + 1000}-0-a`);
+    const second = await audit(adminE.token, E, `?cursor=${first.next_cursor}`);
+    assert.deepEqual(second.entries.map((e) => e.actor), ['s1', 's0']);
+    assert.equal(second.next_cursor, null);
+    assert.ok(![...first.entries, ...second.entries].some((e) => e.actor === 'elsewhere'));
+});

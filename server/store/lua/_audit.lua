@@ -10,7 +10,7 @@
 -- actor's e-mail), ip (client address), a (action), t (target), b / f (before / after:
 -- JSON objects of the fields that changed, secrets masked), s (JSON array: account
 -- entries' sites).
-local AUDIT_ACCOUNT_MAX = 200000 -- the account stream's bound beside time (failed logins)
+local AUDIT_ACCOUNT_MAX = 100000 -- the account stream's bound beside time (failed logins)
 -- Fields whose values never reach the log: a change shows as the mask, a cleared one as ''.
 local AUDIT_SECRET = {identity_secret = true, secret = true, pw = true, pw_hash = true, password = true,
   token = true, totp_secret = true, recovery_codes = true}
