@@ -5,6 +5,7 @@
 import { useStack, it, assert, addSite, addAgent, dash, screenshot, waitUntil, assertNoPageErrors, rnd } from './lib.mjs';
 
 const st = useStack({ nodes: 1 });
+const XSS = '<img src=x onerror="window.__xss=1">';
 const S = {};
 
 async function openAudit(d, site) {
@@ -23,6 +24,8 @@ it('an admin reads, filters, pages and exports the audit log and sets its retent
     const api = (method, url, body) => env.http(0, url, { method, body, headers: { authorization: `Bearer ${token}` } });
     S.secret = `secret-${rnd(8)}`;
     assert.equal((await api('PATCH', `/api/v1/admin/sites/${S.site}`, { name: 'Shop', identity_secret: S.secret })).status, 200);
+    // a value an admin typed is shown as text, never as markup
+    assert.equal((await api('POST', `/api/v1/admin/sites/${S.site}/teams`, { key: 'xss', name: XSS })).status, 201);
     // 55 more changes: more than one page of 50
     for (let i = 0; i < 55; i++) assert.equal((await api('PATCH', `/api/v1/admin/sites/${S.site}`, { auto_close_s: 1000 + i })).status, 200);
     assert.equal((await api('POST', `/api/v1/admin/sites/${S.site}/teams`, { key: 'vip', name: 'VIP desk' })).status, 201);
@@ -46,18 +49,22 @@ it('an admin reads, filters, pages and exports the audit log and sets its retent
     await d.q('[data-action="audit-more"]').click();
     await waitUntil(async () => (await rows(d).count()) > 50, { what: 'the second page' });
     const all = await rows(d).count();
-    assert.ok(all >= 57, `${all} rows`);
+    assert.ok(all >= 58, `${all} rows`);
     const secret = d.q('[data-table="audit"] tr[data-action="site.update"] [data-field="identity_secret"]');
     await secret.waitFor();
     assert.equal(await secret.textContent(), 'identity_secret: "" → [hidden]');
     assert.ok(!(await page.content()).includes(S.secret), 'the secret is never shown');
+    const xss = d.q('[data-table="audit"] tr[data-action="team.create"]').filter({ hasText: 'xss' }).locator('[data-field="name"] .after');
+    assert.equal(await xss.textContent(), XSS);
+    assert.equal(await d.q('[data-table="audit"] img').count(), 0, 'no element injected');
+    assert.equal(await page.evaluate(() => window.__xss), undefined, 'nothing ran');
 
     // filter by action family
     const f = d.q('[data-form="audit-filters"]');
     await f.locator('select[name="action"]').selectOption('team');
     await f.locator('button[type="submit"]').click();
-    await waitUntil(async () => (await rows(d).count()) === 1, { what: 'team entries only' });
-    assert.equal(await rows(d).first().getAttribute('data-action'), 'team.create');
+    await waitUntil(async () => (await rows(d).count()) === 2, { what: 'team entries only' });
+    for (const r of await rows(d).all()) assert.equal(await r.getAttribute('data-action'), 'team.create');
     // filter by an actor that did nothing here
     await f.locator('select[name="action"]').selectOption('');
     await f.locator('input[name="actor"]').fill('nobody@example.com');
