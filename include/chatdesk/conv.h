@@ -131,8 +131,10 @@ int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char 
  * hello) the token's epoch and jti are checked: unauthorized when revoked. */
 int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, int64_t epoch, const char *jti,
                       cd_conv_cb cb, void *ud);
-/* Count a login attempt of the account (ok false: before its password is checked; the
- * reply's fails counts it) or reset the count after a success (ok true). */
-int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud);
+/* op "try": count a login attempt of the account before its password is checked (the
+ * reply's fails counts it); "ok": reset the count after a success; "ok" and "fail" also
+ * write the outcome to the audit log (from addr, kept audit_days). */
+int cd_conv_login_attempt(cd_store *st, const char *email, const char *op, int64_t window_ms, const char *addr,
+                          int64_t audit_days, cd_conv_cb cb, void *ud);
 
 #endif

@@ -979,8 +979,9 @@ static int load_library(redisContext *c, const cd_store_lib *lib)
     return ok ? 0 : -1;
 }
 
-/* FCALL <library>_api 1 key P op "" params now fresh retain 0 "" 0 operator: ARGV as
- * _api.lua reads it, with the eleventh that makes the caller the operator. Loads the
+/* FCALL <library>_api 1 key P op "" params now fresh retain 0 "" 0 operator "" days: ARGV as
+ * _api.lua reads it, with the eleventh that makes the caller the operator (the audit log
+ * names it so, from no client address, and keeps audit_retain_days). Loads the
  * library when Redis does not have it yet. The reply, or NULL after printing why. */
 static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *op, const char *key, const char *params,
                              bool moved)
@@ -990,13 +991,14 @@ static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *
         errorf("cannot build the function library");
         return NULL;
     }
-    char fname[64], now[24], fresh[64], retain[24];
+    char fname[64], now[24], fresh[64], retain[24], days[24];
     snprintf(fname, sizeof fname, "%s_api", lib.name);
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     cd_id_new(strncmp(op, "admin_agent", 11) == 0 ? "a" : "m", fresh, sizeof fresh);
     snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
-    const char *argv[] = {"FCALL", fname, "1",    key, cfg->prefix, op,  "",        params,
-                          now,     fresh, retain, "0", "",          "0", "operator"};
+    snprintf(days, sizeof days, "%lld", (long long)cfg->audit_retain_days);
+    const char *argv[] = {"FCALL", fname,  "1", key, cfg->prefix, op,         "", params, now,
+                          fresh,   retain, "0", "",  "0",         "operator", "", days};
     redisReply *r = redisCommandArgv(c, (int)CD_ARRAY_LEN(argv), argv, NULL);
     redisContext *there = moved ? NULL : redirected(r);
     if (there) { /* Redis Cluster: the key's primary is another one (once) */

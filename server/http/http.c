@@ -30,6 +30,7 @@ typedef struct login_job {
     char *agent; /* raw agent JSON */
     char agent_id[80];
     int64_t token_epoch; /* the agent's, for the token */
+    char ip[64];         /* the client's address, for the audit log */
 } login_job;
 
 typedef struct api_job api_job;
@@ -347,8 +348,10 @@ static void login_done(uv_work_t *w, int status)
 {
     login_job *j = w->data;
     http_state *h = j->h;
-    if (status == 0 && j->ok) /* a success resets the account's count, connection or not */
-        cd_conv_login_attempt(j->cx->st, j->email, true, 0, on_login_reset, NULL);
+    /* a success resets the account's count, connection or not; both outcomes are audited */
+    if (status == 0)
+        cd_conv_login_attempt(j->cx->st, j->email, j->ok ? "ok" : "fail", 0, j->ip, j->cx->cfg->audit_retain_days,
+                              on_login_reset, NULL);
     if (!h) { /* connection gone */
         login_job_free(j);
         return;
@@ -445,8 +448,8 @@ static void on_agent(void *ud, cd_conv_result *r)
         cd_strlcpy(j->agent_id, r->agent_id, sizeof j->agent_id);
         j->token_epoch = r->token_epoch;
     }
-    if (cd_conv_login_attempt(h->cx->st, j->email, false, h->cx->cfg->login_fail_window_s * 1000, on_login_counted,
-                              j) != 0) {
+    if (cd_conv_login_attempt(h->cx->st, j->email, "try", h->cx->cfg->login_fail_window_s * 1000, j->ip,
+                              h->cx->cfg->audit_retain_days, on_login_counted, j) != 0) {
         json_error(h, 503, "unavailable", "storage unavailable, retry");
         login_abort(j);
     }
@@ -514,6 +517,7 @@ static void login(http_state *h)
     j->counted = true;
     j->h = h;
     h->job = j;
+    cd_net_client_ip(h->wsi, cfg, j->ip, sizeof j->ip);
     if (cd_conv_agent_get(h->cx->st, "email", j->email, false, 0, NULL, on_agent, j) != 0) {
         h->job = NULL;
         login_job_free(j);
@@ -572,9 +576,13 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
 static void api_run(api_job *j)
 {
     http_state *h = j->h;
-    cd_api_call call = {h->method,   h->path,     (const char *const *)h->args,   h->nargs,       h->body.data,
-                        h->body.len, j->agent_id, j->hash_ok ? j->pw_hash : NULL, j->token_epoch, j->jti,
-                        j->token_exp};
+    cd_api_call call = {h->method,    h->path,     (const char *const *)h->args,   h->nargs,       h->body.data,
+                        h->body.len,  j->agent_id, j->hash_ok ? j->pw_hash : NULL, j->token_epoch, j->jti,
+                        j->token_exp, ""};
+    char ip[64] = "";
+    if (h->wsi)
+        cd_net_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
+    call.addr = ip;
     cd_http__api_run(h->cx->st, h->cx->cfg, &call, on_api_done, j);
 }
 
@@ -701,7 +709,7 @@ static void api_start(http_state *h)
     j->token_epoch = c.epoch;
     j->token_exp = c.exp;
     h->ajob = j;
-    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL, 0, NULL, 0};
+    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL, 0, NULL, 0, NULL};
     if (webhook_url_check(h, j, &call))
         return;
     if (cd_http__api_wants_password(&call)) {

@@ -8,8 +8,9 @@ import { CannedManager } from './Canned.jsx';
 import { Webhooks } from './Webhooks.jsx';
 import { KbManager } from './Kb.jsx';
 import { Rules } from './Rules.jsx';
+import { Audit } from './Audit.jsx';
 
-const TABS = ['sites', 'agents', 'teams', 'sla', 'canned', 'rules', 'kb', 'webhooks'];
+const TABS = ['sites', 'agents', 'teams', 'sla', 'canned', 'rules', 'kb', 'webhooks', 'audit'];
 
 export function Admin() {
     const [tab, setTab] = useState('sites');
@@ -36,6 +37,7 @@ export function Admin() {
                 {tab === 'webhooks' ? <SitePicker siteKeys={siteKeys} render={(site) => <Webhooks site={site} key={site} />} /> : null}
                 {tab === 'kb' ? <SitePicker siteKeys={siteKeys} render={(site) => <KbManager site={site} key={site} />} /> : null}
                 {tab === 'rules' ? <SitePicker siteKeys={siteKeys} render={(site) => <Rules site={site} key={site} />} /> : null}
+                {tab === 'audit' ? <SitePicker siteKeys={siteKeys} render={(site) => <Audit site={site} key={site} />} /> : null}
             </div>
         </section>
     );

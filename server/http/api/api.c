@@ -14,9 +14,9 @@
 #include "chatdesk/log.h"
 
 static const cd_api_family *const families[] = {
-    &cd_http__api_conversations, &cd_http__api_canned,   &cd_http__api_health,
-    &cd_http__api_sites,         &cd_http__api_agents,   &cd_http__api_kb,
-    &cd_http__api_rules,         &cd_http__api_webhooks, &cd_http__api_reports,
+    &cd_http__api_conversations, &cd_http__api_canned, &cd_http__api_health, &cd_http__api_sites,
+    &cd_http__api_agents,        &cd_http__api_kb,     &cd_http__api_rules,  &cd_http__api_webhooks,
+    &cd_http__api_reports,       &cd_http__api_audit,
 };
 
 /* Match path segments against a pattern; bound values go to vals (pointers into buf). */
@@ -128,7 +128,8 @@ static void on_api_reply(void *ud, cd_err err, const char *json, size_t len);
 static int call_script(cd_api_op *a, const char *const *args)
 {
     const char *keys[] = {a->key.s, a->revoked.s};
-    return cd_store_fcall(a->st, a->script, a->revoked.s[0] ? 2 : 1, keys, 9, args, NULL, on_api_reply, a);
+    return cd_store_fcall(a->st, a->script, a->revoked.s[0] ? 2 : 1, keys, CD_ARRAY_LEN(a->args), args, NULL,
+                          on_api_reply, a);
 }
 
 int cd_http__api_call_again(cd_api_op *a)
@@ -261,13 +262,26 @@ static void start(cd_api_op *a, cd_store *st, const cd_config *cfg, const cd_api
         cd_http__api_op_free(a);
         return;
     }
-    char now[24], fresh[64], retain[24], epoch[24], exp[24];
+    char now[24], fresh[64], retain[24], epoch[24], exp[24], audit_days[24];
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     cd_id_new(a->family->id_prefix ? a->family->id_prefix : "m", fresh, sizeof fresh);
     snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
     snprintf(epoch, sizeof epoch, "%lld", (long long)call->token_epoch);
     snprintf(exp, sizeof exp, "%lld", (long long)call->token_exp);
-    const char *args[] = {a->op, call->agent_id, ptext, now, fresh, retain, epoch, call->jti ? call->jti : "", exp};
+    snprintf(audit_days, sizeof audit_days, "%lld", (long long)cfg->audit_retain_days);
+    /* the eleventh ("operator") is the admin CLI's only; then the audit log's two */
+    const char *args[] = {a->op,
+                          call->agent_id,
+                          ptext,
+                          now,
+                          fresh,
+                          retain,
+                          epoch,
+                          call->jti ? call->jti : "",
+                          exp,
+                          "",
+                          call->addr ? call->addr : "",
+                          audit_days};
     a->st = st;
     snprintf(a->script, sizeof a->script, "%s%s", a->family->script, strcmp(r->method, "GET") == 0 ? "_ro" : "");
     for (size_t i = 0; a->keep_args && i < CD_ARRAY_LEN(a->args); i++)

@@ -29,6 +29,7 @@ typedef struct cd_api_call {
     int64_t token_epoch;
     const char *jti;
     int64_t token_exp;
+    const char *addr; /* the client's address (net/peer.c): the audit log's "from where" */
 } cd_api_call;
 
 /* status: the HTTP status; json: the response body (NUL-terminated; may be "null" for 204).
@@ -60,7 +61,7 @@ typedef struct cd_api_op {
     char script[48];
     /* a family that calls again after the first reply (kb_suggest) keeps the arguments */
     bool keep_args;
-    char *args[9];
+    char *args[12];
     bool csv;       /* reports: format=csv renders the reply's columns/rows as CSV */
     char event[48]; /* rules_dry_run: the event type to pretend, "" = none */
 } cd_api_op;
@@ -81,7 +82,14 @@ typedef struct cd_api_family {
 } cd_api_family;
 
 extern const cd_api_family cd_http__api_conversations, cd_http__api_canned, cd_http__api_health, cd_http__api_sites,
-    cd_http__api_agents, cd_http__api_kb, cd_http__api_rules, cd_http__api_webhooks, cd_http__api_reports;
+    cd_http__api_agents, cd_http__api_kb, cd_http__api_rules, cd_http__api_webhooks, cd_http__api_reports,
+    cd_http__api_audit;
+
+/* CSV replies (reports.c; the audit log's export uses them too): prepare notes format=csv,
+ * reply renders a 200 body's "columns" and "rows" as CSV (RFC 4180, formula text quoted). */
+int cd_http__api_csv_prepare(cd_api_op *a, const cd_api_call *call, const cd_api_route *r, json_t **params, char *err,
+                             size_t errsz);
+bool cd_http__api_csv_reply(cd_api_op *a, const char *body, size_t len);
 
 /* Route and run one API call; cb fires exactly once (also for routing errors, at once). */
 void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud);

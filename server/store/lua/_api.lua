@@ -1,6 +1,7 @@
 -- Prepended (after _common) to every api*.lua script: the HTTP API's shared part.
 -- ARGV: P, op, agent id (verified token), params (JSON object), now, id (fresh), retain,
--- token epoch, token jti, token expiry (ms). KEYS: the caller's agent record, then its
+-- token epoch, token jti, token expiry (ms), '' or 'operator', client address, the node's
+-- audit_retain_days (the audit log, _audit.lua). KEYS: the caller's agent record, then its
 -- token deny-list P{a}:revoked:<aid> (public routes: the site only).
 -- Each api*.lua defines `ops` (one function per operation, docs/api.md) and ends
 -- with `return dispatch(ops)`; a reply is {"status":<http status>,"body":<json>} or a
@@ -40,6 +41,19 @@ end
 local is_owner = operator or (me ~= nil and me.role == 'owner')
 local is_admin = is_owner or (me ~= nil and me.role == 'admin')
 if me then event_by = 'agent:' .. aid end
+-- The audit log (_audit.lua): who acts, from where (the client address the node saw; the
+-- CLI's is ''), and the node's default retention (a site's own audit_retain_days wins).
+local audit_days = tonumber(ARGV[13]) or 90
+local audit_who = {id = operator and 'operator' or aid, email = me and me.email or '', addr = ARGV[12] or '', now = now}
+local function audit_site(site, action, target, before, after)
+  audit_who.retain_ms = audit_retain_ms({audit_retain_days = redis.call('HGET', sitekey(site), 'audit_retain_days')},
+    audit_days)
+  audit_append(skey(site, 'audit'), audit_who, action, target, before, after)
+end
+local function audit_account(action, target, before, after, sites)
+  audit_who.retain_ms = audit_days * AUDIT_DAY_MS
+  audit_append(P .. '{a}:audit', audit_who, action, target, before, after, sites)
+end
 local function reply(status, body) return '{"status":' .. I(status) .. ',"body":' .. body .. '}' end
 local function str(v, max, what)
   if v == nil or v == cjson.null then return nil end
@@ -163,7 +177,8 @@ local function site_json(s)
     ',"auto_close_s":' .. (s.auto_close_s or '86400') .. ',"unanswered_after_s":' .. (s.unanswered_after_s or '120') ..
     ',"ack_text_en":' .. J(s.ack_text_en) .. ',"ack_text_zh":' .. J(s.ack_text_zh) .. ',"widget":' .. widget ..
     ',"health_threshold":' .. (s.health_threshold or '3') .. ',"health_window_days":' .. (s.health_window_days or '30') ..
-    ',"report_utc_offset_min":' .. (s.report_utc_offset_min or '0') .. '}'
+    ',"report_utc_offset_min":' .. (s.report_utc_offset_min or '0') .. ',"audit_retain_days":' ..
+    ((s.audit_retain_days and s.audit_retain_days ~= '') and s.audit_retain_days or I(audit_days)) .. '}'
 end
 local function site_changed(key)
   redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')
