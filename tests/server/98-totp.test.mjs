@@ -7,33 +7,11 @@
 // code, a site that requires it (the password alone earns only an enrolment token), and an
 // admin's reset with the tenant wall (an agent shared with another tenant is refused), also
 // from the admin CLI.
-import { createHmac } from 'node:crypto';
 import { useEnv, it, assert, rnd, httpRequest, waitUntil } from './harness.mjs';
+import { totp, stepNow } from '../support/totp.mjs';
 
 const env = useEnv({ nodes: 1 });
 
-function b32decode(s) {
-    const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-    let bits = 0, buf = 0;
-    const out = [];
-    for (const ch of s.toUpperCase()) {
-        buf = (buf << 5) | abc.indexOf(ch);
-        bits += 5;
-        if (bits >= 8) {
-            out.push((buf >> (bits - 8)) & 0xff);
-            bits -= 8;
-        }
-    }
-    return Buffer.from(out);
-}
-function totp(secret, step) {
-    const msg = Buffer.alloc(8);
-    msg.writeBigUInt64BE(BigInt(step));
-    const mac = createHmac('sha1', b32decode(secret)).update(msg).digest();
-    const off = mac[mac.length - 1] & 15;
-    return String((mac.readUInt32BE(off) & 0x7fffffff) % 1000000).padStart(6, '0');
-}
-const stepNow = () => Math.floor(Date.now() / 30000);
 
 // each test logs in from an address of its own (login_rate_per_ip counts per address)
 let addrSeq = 10;
