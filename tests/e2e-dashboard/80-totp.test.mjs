@@ -34,6 +34,30 @@ async function recoveryCodes(page) {
     return codes.map((c) => c.trim());
 }
 
+// Header → Security → Set up, with a code of the shown key (after a wrong one when
+// wrongFirst: refused); the dialog closed again. Returns the key and the step used.
+async function enrolInDialog(page, wrongFirst) {
+    await page.locator('[data-action="security"]').click();
+    await page.locator('[data-totp-state="off"]').waitFor();
+    await page.locator('[data-action="totp-setup"]').click();
+    const secret = await shownSecret(page);
+    if (wrongFirst) {
+        await screenshot(page, '80-01-totp-enrol');
+        await page.locator('input[name="totp-code"]').fill(totp(secret, stepNow() + 5));
+        await page.locator('[data-action="totp-confirm"]').click();
+        await page.locator('[data-notice="totp-error"]').waitFor();
+    }
+    const step = stepNow();
+    await page.locator('input[name="totp-code"]').fill(totp(secret, step));
+    await page.locator('[data-action="totp-confirm"]').click();
+    await recoveryCodes(page);
+    if (wrongFirst) await screenshot(page, '80-02-totp-recovery-codes');
+    await page.locator('[data-action="totp-done"]').click();
+    await page.locator('[data-totp-state="on"]').waitFor();
+    await closeDialog(page);
+    return { secret, step };
+}
+
 it('an agent enrols in the Security dialog and then signs in with a code', async () => {
     const { env } = st;
     const site = await addSite(env);
@@ -41,23 +65,7 @@ it('an agent enrols in the Security dialog and then signs in with a code', async
     const page = await st.browser.page();
     const d = dash(page);
     await d.login(st.origin(), ag.email, ag.password);
-    await page.locator('[data-action="security"]').click();
-    await page.locator('[data-totp-state="off"]').waitFor();
-    await page.locator('[data-action="totp-setup"]').click();
-    const secret = await shownSecret(page);
-    await screenshot(page, '80-01-totp-enrol');
-    // a wrong code first: refused, nothing turned on
-    await page.locator('input[name="totp-code"]').fill(totp(secret, stepNow() + 5));
-    await page.locator('[data-action="totp-confirm"]').click();
-    await page.locator('[data-notice="totp-error"]').waitFor();
-    const step = stepNow();
-    await page.locator('input[name="totp-code"]').fill(totp(secret, step));
-    await page.locator('[data-action="totp-confirm"]').click();
-    await recoveryCodes(page);
-    await screenshot(page, '80-02-totp-recovery-codes');
-    await page.locator('[data-action="totp-done"]').click();
-    await page.locator('[data-totp-state="on"]').waitFor();
-    await closeDialog(page);
+    const { secret, step } = await enrolInDialog(page, true);
     await page.locator('[data-action="logout"]').click();
 
     // the password, then the code (the enrolment spent its step: the next one)
@@ -87,15 +95,7 @@ it('a site that requires it sends an agent to enrolment after the password; an a
     const ap = await st.browser.page();
     const ad = dash(ap);
     await ad.login(st.origin(), admin.email, admin.password);
-    await ap.locator('[data-action="security"]').click();
-    await ap.locator('[data-action="totp-setup"]').click();
-    const adminSecret = await shownSecret(ap);
-    await ap.locator('input[name="totp-code"]').fill(totp(adminSecret, stepNow()));
-    await ap.locator('[data-action="totp-confirm"]').click();
-    await recoveryCodes(ap);
-    await ap.locator('[data-action="totp-done"]').click();
-    await ap.locator('[data-totp-state="on"]').waitFor();
-    await closeDialog(ap);
+    await enrolInDialog(ap, false);
     await ad.nav('admin');
     const row = ap.locator(`[data-table="sites"] tr[data-site="${site}"]`);
     await row.locator('button').click();
