@@ -175,9 +175,10 @@ it('a site that requires two-factor login sends its agents to enrolment, and now
     }
     // nor a WebSocket session
     const ws = await env.connect(0, 'agent');
-    const w = await ws.request({ type: 'hello', token: et }).catch((e) => ({ closed: e }));
-    assert.notEqual(w.type, 'welcome');
-    ws.terminate();
+    const f = await ws.request({ type: 'hello', token: et });
+    assert.equal(f.type, 'error', JSON.stringify(f));
+    assert.equal(f.code, 'unauthorized');
+    assert.equal((await ws.waitClose()).code, 4401);
     const e = await c.req('POST', '/api/v1/me/totp/enroll', { token: et });
     assert.equal(e.status, 200, e.text);
     r = await c.req('POST', '/api/v1/me/totp/confirm', { token: et, body: { code: totp(e.json.secret, stepNow()) } });
