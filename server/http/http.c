@@ -760,8 +760,11 @@ static void api_start(http_state *h)
         return;
     }
     cd_auth_claims c;
-    if (cd_auth_token_verify(cd_node_keys(h->cx->node), tok, (int64_t)cd_now_ms(), &c) != CD_ERR_OK ||
-        !token_fits(h, &c))
+    if (cd_auth_token_verify(cd_node_keys(h->cx->node), tok, (int64_t)cd_now_ms(), &c) != CD_ERR_OK) {
+        json_error(h, 401, "unauthorized", "invalid or expired token");
+        return;
+    }
+    if (!token_fits(h, &c))
         return;
     api_job *j = cd_calloc(1, sizeof *j);
     j->h = h;

@@ -78,6 +78,8 @@ it('enrolment, then a login needs a code: wrong and replayed codes fail, recover
     assert.equal(l.json.token, undefined);
     const challenge = l.json.challenge;
     assert.equal((await c.req('GET', '/api/v1/me', { token: challenge })).status, 401);
+    // a forged or expired challenge is answered (401), like any bad token
+    assert.equal((await c.second(challenge.slice(0, -2) + 'xx', { code: '123456' })).status, 401);
     // a login token cannot take the second step
     assert.equal((await c.second(token, { code: totp(e.json.secret, stepNow()) })).status, 401);
     // the step the enrolment used is spent: replayed, refused
