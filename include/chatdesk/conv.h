@@ -48,6 +48,7 @@ typedef struct cd_conv_result {
     char *pw;                /* agent_get by email: the PHC string */
     int64_t fails, retry_ms; /* agent_get by email, login_attempt: attempts in the window, ms left of it */
     int64_t token_epoch;     /* agent_get by email: the agent's token epoch (for the token) */
+    bool totp;               /* agent_get by email: two-factor login is on (api_totp.lua) */
     int64_t seq, last_seq;
     char epoch[80];
     bool recovered, duplicate, agents_online;

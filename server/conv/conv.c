@@ -117,6 +117,7 @@ static void parse_ok(cd_conv_result *r, json_t *root)
         r->pw = cd_strdup(json_string_value(v));
     r->fails = json_integer_value(json_object_get(root, "fails"));
     r->token_epoch = json_integer_value(json_object_get(root, "token_epoch"));
+    r->totp = json_is_true(json_object_get(root, "totp"));
     r->retry_ms = json_integer_value(json_object_get(root, "retry_ms"));
     if ((v = json_object_get(root, "last_seq")) && json_is_integer(v))
         r->last_seq = json_integer_value(v);

@@ -16,7 +16,7 @@
 static const cd_api_family *const families[] = {
     &cd_http__api_conversations, &cd_http__api_canned, &cd_http__api_health, &cd_http__api_sites,
     &cd_http__api_agents,        &cd_http__api_kb,     &cd_http__api_rules,  &cd_http__api_webhooks,
-    &cd_http__api_reports,       &cd_http__api_audit,
+    &cd_http__api_reports,       &cd_http__api_audit,  &cd_http__api_totp,
 };
 
 /* Match path segments against a pattern; bound values go to vals (pointers into buf). */
@@ -87,6 +87,7 @@ void cd_http__api_op_free(cd_api_op *a)
 {
     for (size_t i = 0; i < CD_ARRAY_LEN(a->args); i++)
         cd_free(a->args[i]);
+    explicit_bzero(a, sizeof *a); /* a two-factor call's code and recovery codes */
     cd_free(a);
 }
 
@@ -322,6 +323,7 @@ void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *cal
     a->cb = cb;
     a->ud = ud;
     a->family = family;
+    a->cfg = cfg;
     cd_strlcpy(a->op, r->op, sizeof a->op);
     if (family->prepare && family->prepare(a, call, r, &params, err, sizeof err) != 0) {
         json_decref(params);

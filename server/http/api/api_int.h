@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chatdesk/auth.h"
 #include "chatdesk/config.h"
 #include "chatdesk/store.h"
 
@@ -64,6 +65,14 @@ typedef struct cd_api_op {
     char *args[12];
     bool csv;       /* reports: format=csv renders the reply's columns/rows as CSV */
     char event[48]; /* rules_dry_run: the event type to pretend, "" = none */
+    const cd_config *cfg;
+    /* two-factor calls (totp.c): the code the caller sent (a recovery code when recovery),
+     * the function that makes the change once the code matched, the recovery codes it sets
+     * (shown once, in the reply) */
+    char code[65]; /* the 6 digits, or the recovery code's hash */
+    bool recovery;
+    char then[32];
+    char codes[CD_AUTH_RECOVERY_N][CD_AUTH_RECOVERY_LEN + 1];
 } cd_api_op;
 
 typedef struct cd_api_family {
@@ -83,7 +92,7 @@ typedef struct cd_api_family {
 
 extern const cd_api_family cd_http__api_conversations, cd_http__api_canned, cd_http__api_health, cd_http__api_sites,
     cd_http__api_agents, cd_http__api_kb, cd_http__api_rules, cd_http__api_webhooks, cd_http__api_reports,
-    cd_http__api_audit;
+    cd_http__api_audit, cd_http__api_totp;
 
 /* CSV replies (reports.c; the audit log's export uses them too): prepare notes format=csv,
  * reply renders a 200 body's "columns" and "rows" as CSV (RFC 4180, formula text quoted). */
@@ -106,6 +115,11 @@ bool cd_http__api_wants_password(const cd_api_call *call);
  * node can refuse internal addresses before it is stored; false when the call sets none
  * (or one too long: the script refuses it). */
 bool cd_http__api_webhook_url(const cd_api_call *call, char *url, size_t urlsz);
+
+/* Which calls a token of this role may make: an agent token every route but the login's
+ * second step; a challenge token only that (POST login/totp); an enrolment token only
+ * the enrolment (me/totp: status, enroll, confirm). */
+bool cd_http__api_role_allowed(const cd_api_call *call, cd_auth_role role);
 
 /* For the families: answer an error (cb fires), free a finished op, run the op's script
  * again with its kept arguments (0, or -1 when the store is down). */

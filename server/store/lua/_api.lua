@@ -166,7 +166,8 @@ local function agent_json(a, site)
   return '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"email":' .. S(a.email) .. ',"role":' .. S(a.role) ..
     ',"teams":' .. teams .. ',"sites":' .. sites .. ',"status":' .. S(a.status or 'offline') ..
     ',"max_chats":' .. N(a.max_chats) .. ',"disabled":' .. (a.disabled == '1' and 'true' or 'false') ..
-    ',"scoped":' .. tostring(not full) .. ',"load":' .. I(site and agent_load(site, a.id) or agent_load_seen(a)) .. '}'
+    ',"scoped":' .. tostring(not full) ..
+    ',"totp":' .. tostring(redis.call('HEXISTS', P .. '{a}:agent:' .. a.id .. ':totp', 'secret') == 1) .. ',"load":' .. I(site and agent_load(site, a.id) or agent_load_seen(a)) .. '}'
 end
 local function site_json(s)
   local widget = (s.widget and s.widget ~= '') and s.widget or '{}'
@@ -178,7 +179,8 @@ local function site_json(s)
     ',"ack_text_en":' .. J(s.ack_text_en) .. ',"ack_text_zh":' .. J(s.ack_text_zh) .. ',"widget":' .. widget ..
     ',"health_threshold":' .. (s.health_threshold or '3') .. ',"health_window_days":' .. (s.health_window_days or '30') ..
     ',"report_utc_offset_min":' .. (s.report_utc_offset_min or '0') .. ',"audit_retain_days":' ..
-    ((s.audit_retain_days and s.audit_retain_days ~= '') and s.audit_retain_days or I(audit_days)) .. '}'
+    ((s.audit_retain_days and s.audit_retain_days ~= '') and s.audit_retain_days or I(audit_days)) ..
+    ',"require_2fa":' .. tostring(s.require_2fa == '1') .. '}'
 end
 local function site_changed(key)
   redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')

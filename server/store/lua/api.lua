@@ -362,6 +362,11 @@ local function site_patch_fields(s_key)
     if type(p.auto_assign) ~= 'boolean' then bad('auto_assign must be true or false') end
     put('auto_assign', p.auto_assign and '1' or '0')
   end
+  -- agents of the site must use two-factor login (api_totp.lua; the node reads it from its site cache)
+  if p.require_2fa ~= nil then
+    if type(p.require_2fa) ~= 'boolean' then bad('require_2fa must be true or false') end
+    put('require_2fa', p.require_2fa and '1' or '0')
+  end
   if p.category_teams ~= nil then put('category_teams', category_teams_of(p.category_teams, skey(s_key, 'teams'))) end
   for _, f in ipairs({'auto_close_s', 'unanswered_after_s'}) do
     if p[f] ~= nil then put(f, I(whole(p[f], 0, 31536000, f))) end
