@@ -12,7 +12,10 @@
 // plain channel); after the kill and after a resharding (redis-cli --cluster reshard
 // moving the slots of several sites under traffic) the subscriptions follow the slots and
 // every agent gets every acknowledged message (live, or by the backfill from history that
-// follows a lost subscription), nothing lost or stored twice.
+// follows a lost subscription), nothing lost or stored twice. Timers: auto-close timers
+// of a dozen resolved chats, due while a primary is killed and failed over, close each chat
+// exactly once. (Tickets are not checked here: on main a ticket number still comes from
+// one global counter, P ticket:seq, a key outside the site's slot.)
 import fs from 'node:fs';
 import path from 'node:path';
 import { Env, it, assert, waitUntil, sleep, freePort, spawnTracked, stopProc, redisCommand, SCALE } from './harness.mjs';
@@ -281,6 +284,37 @@ it('redis-cli --cluster reshard under traffic: nothing lost or doubled, shard su
         const r = await sendUntilOk(c.v, c.cid, `t${n}`, `traffic ${n}`);
         await c.a.waitFor((f) => f.type === 'message.created' && f.message?.seq === r.message.seq && f.conversation_id === c.cid, { timeout: 3000, what: 'live after the reshard' });
     }
+});
+
+/** status_changed events of the conversation into `to`, read from the site's stream on its primary. */
+async function statusEvents(c, to) {
+    const slot = Number(await cmd(ports.find((p) => procs[p].exitCode === null && procs[p].signalCode === null), 'CLUSTER', 'KEYSLOT', `cd:{s:${c.site.key}}:x`));
+    const p = (await primaries()).find((x) => x.lo <= slot && slot <= x.hi).port;
+    const entries = await cmd(p, 'XRANGE', `cd:{s:${c.site.key}}:events`, '-', '+');
+    return entries.filter(([, f]) => {
+        const o = {};
+        for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
+        return o.t === 'conversation.status_changed' && o.c === c.cid && JSON.parse(o.d).to === to;
+    }).length;
+}
+
+it('timers fire once across a kill -9: auto-close of resolved chats due during the failover closes each exactly once', async () => {
+    await replicasInSync();
+    for (const c of chats) {
+        await env.admin('site-set', '--key', c.site.key, '--auto-close-s', '6');
+        const r = await c.a.ok({ type: 'conversation.update', conversation_id: c.cid, status: 'resolved' });
+        assert.equal(r.conversation.status, 'resolved');
+    }
+    const ps = await primaries();
+    const victim = ps.find((p) => chats.some((c) => p.lo <= c.slot && c.slot <= p.hi)).port;
+    procs[victim].kill('SIGKILL');
+    await waitUntil(async () => !(await primaries()).some((p) => p.port === victim), { timeout: 30_000 * SCALE, interval: 200, what: 'a replica promoted' });
+    await startNode(0, victim);
+    for (const c of chats) {
+        await waitUntil(async () => (await statusEvents(c, 'closed')) >= 1, { timeout: 40_000 * SCALE, interval: 500, what: `${c.cid} auto-closed` });
+    }
+    await sleep(3000); // a second firing would come within the timer lease
+    for (const c of chats) assert.equal(await statusEvents(c, 'closed'), 1, `${c.cid}: closed exactly once`);
 });
 
 it('kill -9 of a primary: /healthz names the shard (503); after the promotion the node is up again by itself', async () => {
