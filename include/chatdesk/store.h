@@ -137,6 +137,11 @@ bool cd_store_cluster(const cd_store *st);
 unsigned cd_store_map_gen(const cd_store *st);
 int cd_store_shard_of(const cd_store *st, const char *key, size_t len, char *host, size_t n, int *port);
 void cd_store_map_stale(cd_store *st, const char *err);
+/* A site's bus channel as a Redis Cluster shard channel (publish() in _common.lua):
+ * site:<site> and conv:<cid> of an id ending in ".<site>" become
+ * "<prefix>{s:<site>}:ch:<channel>" in out. Its length; 0 for a channel of no site (it
+ * stays a plain channel) or when out is too small. */
+size_t cd_store_shard_channel(const char *prefix, const char *ch, size_t n, char *out, size_t cap);
 /* PUBLISH <prefix><channel> payload, fire and forget. Returns 0 or -1 when down. */
 int cd_store_publish(cd_store *st, const char *channel, const char *payload, size_t len);
 

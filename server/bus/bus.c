@@ -8,7 +8,6 @@
  * confirmed them, on_state(true) has every session backfill from history. The other
  * channels stay plain SUBSCRIBEs on the first connection (PUBLISH reaches every node of a
  * cluster). */
-#include <ctype.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdint.h>
@@ -102,32 +101,10 @@ static void send_sub(cd_bus *bus, const char *cmd, const char *channel)
 #define UNPLACED ((void *)2) /* a shard channel without a known primary */
 #define AT(i) ((void *)(uintptr_t)((i) + 3))
 
-/* The site whose hash tag a channel carries on Redis Cluster: site:<site>, or conv:<cid>
- * of an id that ends in ".<site>" (cid_site in _common.lua). Its length, 0 for none. */
-static size_t chan_site(const char *ch, size_t n, const char **site)
-{
-    if (n > 5 && memcmp(ch, "site:", 5) == 0) {
-        *site = ch + 5;
-        return n - 5;
-    }
-    if (n <= 5 || memcmp(ch, "conv:", 5) != 0)
-        return 0;
-    size_t i = n;
-    while (i > 5 && (isalnum((unsigned char)ch[i - 1]) || ch[i - 1] == '_' || ch[i - 1] == '-'))
-        i--;
-    if (i == n || ch[i - 1] != '.')
-        return 0;
-    *site = ch + i;
-    return n - i;
-}
-
-/* "<prefix>{s:<site>}:ch:<channel>" into out; its length, or 0 when it does not fit. */
+/* "<prefix>{s:<site>}:ch:<channel>" into out; its length, 0 for a channel of no site. */
 static size_t shard_name(const cd_bus *bus, const char *ch, size_t n, char *out, size_t cap)
 {
-    const char *site = NULL;
-    size_t sl = chan_site(ch, n, &site);
-    int len = snprintf(out, cap, "%s{s:%.*s}:ch:%.*s", bus->prefix, (int)sl, site ? site : "", (int)n, ch);
-    return sl && len > 0 && (size_t)len < cap ? (size_t)len : 0;
+    return cd_store_shard_channel(bus->prefix, ch, n, out, cap);
 }
 
 /* SSUBSCRIBE / SUNSUBSCRIBE one channel (one slot per command: Redis refuses channels of
@@ -432,10 +409,10 @@ bool cd_bus_up(const cd_bus *bus)
 void cd_bus_subscribe(cd_bus *bus, const char *channel)
 {
     size_t n = strlen(channel);
-    const char *site;
+    char name[512];
     if (cd_map_get(&bus->channels, channel, n))
         return;
-    if (bus->cluster && chan_site(channel, n, &site)) {
+    if (bus->cluster && shard_name(bus, channel, n, name, sizeof name)) {
         place(bus, cd_map_put(&bus->channels, channel, n, UNPLACED), false);
         return;
     }

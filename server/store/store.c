@@ -231,6 +231,11 @@ static void on_map(redisAsyncContext *ac, void *r, void *priv)
     for (int i = 0; i < CD_CLUSTER_SLOTS; i++)
         if (slots[i] != CD_CLUSTER_NO_NODE)
             st->nodes[slots[i]]->in_map = true;
+    /* a primary of the map that we cannot reach is about to be failed over: read the map
+     * every second until its replica shows up in it (not 10 s later, or at the first MOVED) */
+    for (size_t i = 0; i < st->nnodes; i++)
+        if (st->nodes[i]->in_map && !cd_rconn_up(st->nodes[i]->rc))
+            st->map_dirty = true;
     if (!st->map_whole)
         cd_log_warn("redis cluster: %d of %d slots have a primary", covered, CD_CLUSTER_SLOTS);
     report_state(st);
@@ -519,10 +524,15 @@ static bool redirected(eval_op *op, const char *err)
 }
 
 /* An error reply of a Cluster that is failing over or moving a slot, matched on its text
- * (CLUSTERDOWN, READONLY from a former primary, TRYAGAIN, MASTERDOWN): the call did not run. */
+ * (CLUSTERDOWN, READONLY from a former primary, TRYAGAIN, MASTERDOWN): the call did not
+ * run. Also "non local key": while a slot migrates, a script that touches an undeclared
+ * key of the site that is not (or no longer) on the source stops there; the caller
+ * retries. Redis does not roll back what such a script wrote before it stopped: a known
+ * limit of resharding under traffic (docs/ops.md "Redis Cluster"). */
 static bool cluster_moving(const char *err)
 {
-    static const char *const says[] = {"The cluster is down", "read only replica", "TRYAGAIN ", "MASTERDOWN "};
+    static const char *const says[] = {"The cluster is down", "read only replica", "TRYAGAIN ", "MASTERDOWN ",
+                                       "access a non local key"};
     for (size_t i = 0; i < CD_ARRAY_LEN(says); i++)
         if (strstr(err, says[i]))
             return true;
