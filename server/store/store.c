@@ -59,7 +59,8 @@ struct cd_store {
     uint16_t *slots; /* CD_CLUSTER_SLOTS node indexes */
     bool map_whole, map_loading, map_dirty;
     uint64_t map_at;
-    bool up; /* as last told to state_cb */
+    unsigned map_gen; /* moved on whenever a slot changes primary (the bus re-places channels) */
+    bool up;          /* as last told to state_cb */
     char *prefix;
     size_t prefix_len;
     char *lib; /* the library text (FUNCTION LOAD) */
@@ -219,6 +220,8 @@ static void on_map(redisAsyncContext *ac, void *r, void *priv)
         cd_free(slots);
         return;
     }
+    if (!st->slots || memcmp(st->slots, slots, sizeof(uint16_t) * CD_CLUSTER_SLOTS) != 0)
+        st->map_gen++;
     cd_free(st->slots);
     st->slots = slots;
     st->map_whole = covered == CD_CLUSTER_SLOTS;
@@ -228,6 +231,11 @@ static void on_map(redisAsyncContext *ac, void *r, void *priv)
     for (int i = 0; i < CD_CLUSTER_SLOTS; i++)
         if (slots[i] != CD_CLUSTER_NO_NODE)
             st->nodes[slots[i]]->in_map = true;
+    /* a primary of the map that we cannot reach is about to be failed over: read the map
+     * every second until its replica shows up in it (not 10 s later, or at the first MOVED) */
+    for (size_t i = 0; i < st->nnodes; i++)
+        if (st->nodes[i]->in_map && !cd_rconn_up(st->nodes[i]->rc))
+            st->map_dirty = true;
     if (!st->map_whole)
         cd_log_warn("redis cluster: %d of %d slots have a primary", covered, CD_CLUSTER_SLOTS);
     report_state(st);
@@ -269,7 +277,7 @@ static sconn *conn_for(cd_store *st, const char *key)
 static int load_lib(cd_store *st)
 {
     cd_store_lib lib;
-    if (cd_store_lib_build(&lib) != 0)
+    if (cd_store_lib_build(&lib, st->cluster) != 0)
         return -1;
     cd_strlcpy(st->lib_name, lib.name, sizeof st->lib_name);
     for (size_t i = 0; i < lib.nfn && st->nscripts < CD_STORE_LIB_MAX; i++) {
@@ -478,6 +486,16 @@ static void hold_for_replicas(eval_op *op, redisAsyncContext *ac, const char *js
 
 static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv);
 
+/* MOVED: the slot's primary is node i now; the whole map is read again soon. */
+static void moved(cd_store *st, const cd_cluster_redir *rd, int i)
+{
+    st->map_dirty = true;
+    if (st->slots && i >= 0 && st->slots[rd->slot] != (uint16_t)i) {
+        st->slots[rd->slot] = (uint16_t)i;
+        st->map_gen++;
+    }
+}
+
 /* MOVED: the slot lives elsewhere now (the map is read again); ASK: this once, while a
  * slot migrates. The call goes to the named primary if its connection is up, else it
  * answers the retryable unavailable. Returns false when err is no redirection. */
@@ -489,11 +507,8 @@ static bool redirected(eval_op *op, const char *err)
         return false;
     st->redirects++;
     int i = node_index(st, rd.host, rd.port);
-    if (!rd.ask) {
-        st->map_dirty = true;
-        if (st->slots && i >= 0)
-            st->slots[rd.slot] = (uint16_t)i;
-    }
+    if (!rd.ask)
+        moved(st, &rd, i);
     sconn *to = i >= 0 ? st->nodes[i] : NULL;
     if (!to || !cd_rconn_up(to->rc) || op->asked) {
         op_finish(op, CD_ERR_UNAVAILABLE, "redis cluster is moving this site", 33);
@@ -509,10 +524,15 @@ static bool redirected(eval_op *op, const char *err)
 }
 
 /* An error reply of a Cluster that is failing over or moving a slot, matched on its text
- * (CLUSTERDOWN, READONLY from a former primary, TRYAGAIN, MASTERDOWN): the call did not run. */
+ * (CLUSTERDOWN, READONLY from a former primary, TRYAGAIN, MASTERDOWN): the call did not
+ * run. Also "non local key": while a slot migrates, a script that touches an undeclared
+ * key of the site that is not (or no longer) on the source stops there; the caller
+ * retries. Redis does not roll back what such a script wrote before it stopped: a known
+ * limit of resharding under traffic (docs/ops.md "Redis Cluster"). */
 static bool cluster_moving(const char *err)
 {
-    static const char *const says[] = {"The cluster is down", "read only replica", "TRYAGAIN ", "MASTERDOWN "};
+    static const char *const says[] = {"The cluster is down", "read only replica", "TRYAGAIN ", "MASTERDOWN ",
+                                       "access a non local key"};
     for (size_t i = 0; i < CD_ARRAY_LEN(says); i++)
         if (strstr(err, says[i]))
             return true;
@@ -690,4 +710,38 @@ void cd_store_get_stats(const cd_store *st, cd_store_stats *out)
     out->oom_replies = st->oom_replies;
     out->replica_waits = st->waits;
     out->replica_shortfalls = st->wait_shortfalls;
+}
+
+/* ---------- redis+cluster://: where the bus subscribes a shard channel ---------- */
+
+bool cd_store_cluster(const cd_store *st)
+{
+    return st->cluster;
+}
+
+unsigned cd_store_map_gen(const cd_store *st)
+{
+    return st->map_gen;
+}
+
+int cd_store_shard_of(const cd_store *st, const char *key, size_t len, char *host, size_t n, int *port)
+{
+    if (!st->cluster || !st->slots)
+        return -1;
+    uint16_t i = st->slots[cd_cluster_slot(key, len)];
+    if (i == CD_CLUSTER_NO_NODE)
+        return -1;
+    cd_strlcpy(host, st->nodes[i]->host, n);
+    *port = st->nodes[i]->port;
+    return 0;
+}
+
+void cd_store_map_stale(cd_store *st, const char *err)
+{
+    cd_cluster_redir rd;
+    if (!st->cluster)
+        return;
+    st->map_dirty = true;
+    if (err && cd_cluster_redirect(err, &rd) == 0 && !rd.ask)
+        moved(st, &rd, node_index(st, rd.host, rd.port));
 }

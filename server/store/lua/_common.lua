@@ -53,8 +53,30 @@ local function conv_in(cid, sites)
   end
   return nil
 end
+-- ---------- the bus (docs/keyspace.md "Channels") ----------
+-- Every publish goes through publish(). SHARDED_PUB is set by the library build
+-- (store/library.c) on Redis Cluster only: there a site's channels (site:<site>, and
+-- conv:<cid> of an id that names its site) are shard channels under the site's hash tag,
+-- P{s:<site>}:ch:<channel>, SPUBLISHed to the subscribers of the shard that owns the
+-- site's slot instead of being broadcast over the whole cluster. On one Redis and under
+-- Sentinel every channel is a plain P ch:<channel>.
+local SHARDED_PUB = false
+local function chan_site(channel)
+  local site = string.match(channel, '^site:(.+)$')
+  if site then return site end
+  local cid = string.match(channel, '^conv:(.+)$')
+  return cid and cid_site(cid)
+end
+local function publish(channel, payload)
+  local site = SHARDED_PUB and chan_site(channel)
+  if site then
+    redis.call('SPUBLISH', P .. '{s:' .. site .. '}:ch:' .. channel, payload)
+  else
+    redis.call('PUBLISH', P .. 'ch:' .. channel, payload)
+  end
+end
 local function pub(channel, seq, aud, excl, frame)
-  redis.call('PUBLISH', P .. 'ch:' .. channel, I(seq) .. ' ' .. aud .. ' ' .. excl .. '\n' .. frame)
+  publish(channel, I(seq) .. ' ' .. aud .. ' ' .. excl .. '\n' .. frame)
 end
 -- ---------- dates: days since 1970-01-01 <-> proleptic Gregorian (H. Hinnant), UTC ----------
 local function days_from_civil(y, m, d)
@@ -101,7 +123,7 @@ local function emit(etype, c, now, data)
   redis.call('XADD', k, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 't', etype, 's', site, 'c', c.id or '',
     'ts', tostring(now), 'by', event_by, 'd', data or '{}')
   if redis.call('SET', k .. ':armed', '1', 'NX') then
-    redis.call('PUBLISH', P .. 'ch:events', '0 * -\nE ' .. site)
+    publish('events', '0 * -\nE ' .. site)
   end
 end
 local function stream_id_lt(a, b)
@@ -205,7 +227,7 @@ end
 -- followed by the three free texts back to back. Each node's hub turns it into the client
 -- frame once (cd_proto_message_from_bus), so Redis spends no time escaping bodies.
 local function pub_msg(cid, sseq, msg_id, cmid, ak, aid, an, body, priv, now)
-  redis.call('PUBLISH', P .. 'ch:conv:' .. cid, sseq .. (priv == '1' and ' a -\nM ' or ' * -\nM ') .. cid .. ' ' ..
+  publish('conv:' .. cid, sseq .. (priv == '1' and ' a -\nM ' or ' * -\nM ') .. cid .. ' ' ..
     msg_id .. ' ' .. ak .. ' ' .. aid .. ' ' .. now .. ' ' .. priv .. ' ' .. #cmid .. ' ' .. #an .. ' ' .. #body ..
     '\n' .. cmid .. an .. body)
 end
@@ -417,7 +439,7 @@ end
 -- with sites x nodes): setting a timer tells every node when ("T <site> <due>" on ch:timers).
 local function timer_arm(site, member, due)
   redis.call('ZADD', skey(site, 'timers'), due, member)
-  redis.call('PUBLISH', P .. 'ch:timers', '0 * -\nT ' .. site .. ' ' .. string.format('%d', due))
+  publish('timers', '0 * -\nT ' .. site .. ' ' .. string.format('%d', due))
 end
 local function timer_set(site, kind, id, due) timer_arm(site, kind .. '|' .. id, due) end
 local function timer_clear(site, kind, id)
