@@ -106,12 +106,14 @@ export class Nginx {
         this.port = 0;
     }
 
-    async start(upstreams) {
+    /** Starts nginx on a free port, or on `port` (a restart keeps its address). */
+    async start(upstreams, port = 0) {
         const bin = nginxBinary();
         if (!bin) throw new Error('nginx not found (apt-get install -y nginx)');
+        this.upstreams = upstreams;
         let lastErr;
-        for (let attempt = 0; attempt < 5; attempt++) {
-            this.port = await freePort();
+        for (let attempt = 0; attempt < (port ? 1 : 5); attempt++) {
+            this.port = port || (await freePort());
             const conf = path.join(this.dir, 'nginx.conf');
             fs.writeFileSync(conf, nginxConfFor({ dir: this.dir, port: this.port, upstreams }));
             const proc = spawn(bin, ['-p', this.dir, '-c', conf, '-e', path.join(this.dir, 'error.log'), '-g', 'daemon off;'], {
@@ -150,13 +152,21 @@ export class Nginx {
         }
     }
 
+    /** A restart: fast shutdown (SIGTERM: every proxied socket drops at once), then the
+     *  same configuration on the same port. Resolves when /lb-health answers again. */
+    async restart() {
+        const port = this.port;
+        await this.stop('SIGTERM');
+        return this.start(this.upstreams, port);
+    }
+
     /** SIGQUIT (graceful) to the master by PID, SIGKILL after a bounded wait. */
-    async stop() {
+    async stop(signal = 'SIGQUIT') {
         const p = this.proc;
         if (!p || p.exitCode !== null || p.signalCode !== null) return;
         const done = new Promise((res) => p.once('exit', res));
         try {
-            process.kill(p.pid, 'SIGQUIT');
+            process.kill(p.pid, signal);
         } catch {
             return;
         }
@@ -298,7 +308,7 @@ export class Cluster {
 /** A chat client that survives disconnects: reconnect with full jitter, hello with its
  *  token and a resume entry per conversation, outbox resent with the same client_msg_id. */
 export class ChatClient {
-    constructor({ url, role, site, token, label, origin, onMessage, localAddress, heartbeat }) {
+    constructor({ url, role, site, token, label, origin, onMessage, localAddress, heartbeat, reconnectDelay }) {
         this.url = url;
         this.role = role;
         this.site = site;
@@ -331,6 +341,10 @@ export class ChatClient {
         // like the widget: an application ping after heartbeat.everyMs without a frame; no
         // answer within heartbeat.timeoutMs and the connection is dropped (then reconnects)
         this.heartbeat = heartbeat;
+        // the delay before reconnect attempt n (from 0 after each welcome); the default is
+        // quick for fault tests, F9 passes the widget's and the dashboard's own schedules
+        this.reconnectDelay = reconnectDelay ?? ((n) => Math.random() * Math.min(2000, 500 * 2 ** Math.min(n, 4)));
+        this.openTimes = []; // when each upgrade completed
         this.lastRx = 0;
         this.pingSentAt = 0;
         this.sweep = setInterval(() => {
@@ -385,6 +399,7 @@ export class ChatClient {
         this.ws = ws;
         ws.on('open', () => {
             this.stats.connects++;
+            this.openTimes.push(Date.now());
             const hello = { type: 'hello', rid: 'h' };
             if (this.role === 'visitor') hello.site = this.site;
             if (this.token) hello.token = this.token;
@@ -414,10 +429,9 @@ export class ChatClient {
             for (const [, p] of this.pending) p.reject(new Error(`${this.label}: closed`));
             this.pending.clear();
             if (this.stopped) return;
-            // full jitter: U(0, 500 ms) first, then U(0, min(2 s, 500 ms * 2^n))
-            const cap = Math.min(2000, 500 * 2 ** Math.min(this.attempt, 4));
+            const delay = this.reconnectDelay(this.attempt);
             this.attempt++;
-            setTimeout(() => this.connect(), Math.random() * cap).unref();
+            setTimeout(() => this.connect(), delay).unref();
         });
     }
 
@@ -580,19 +594,19 @@ export class ChatClient {
 
 // ---------------------------------------------------------------------------
 /** n visitors with one conversation each, served by the site's agents (auto-assignment),
- *  every client through nginx. */
-export async function setupChats(cluster, { chats, agents: nAgents, clientOpts = {} }) {
+ *  every client through nginx (agentOpts / visitorOpts add to clientOpts per role). */
+export async function setupChats(cluster, { chats, agents: nAgents, clientOpts = {}, agentOpts = {}, visitorOpts = {} }) {
     const { site, agents } = await cluster.siteWithAgents(nAgents);
     const agentClients = [];
     for (let i = 0; i < agents.length; i++) {
-        const c = cluster.client({ role: 'agent', token: agents[i].token, label: `a${i}`, ...clientOpts });
+        const c = cluster.client({ role: 'agent', token: agents[i].token, label: `a${i}`, ...clientOpts, ...agentOpts });
         await c.start();
         agentClients.push(c);
     }
     const visitors = [];
     const convs = [];
     for (let i = 0; i < chats; i++) {
-        const v = cluster.client({ role: 'visitor', site: site.key, label: `v${i}`, ...clientOpts });
+        const v = cluster.client({ role: 'visitor', site: site.key, label: `v${i}`, ...clientOpts, ...visitorOpts });
         await v.start();
         const r = await v.request({ type: 'conversation.start', form: { subject: `chat ${i}`, message: `hello ${i}` } });
         if (r.type !== 'ok') throw new Error(`conversation.start: ${JSON.stringify(r)}`);
