@@ -118,9 +118,17 @@ async function storm(w, label) {
     return out;
 }
 
+/** The soft limit on open files (this process's sockets; nginx holds two per client). */
+function openFileLimit() {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    return m && m[1] !== 'unlimited' ? Number(m[1]) : Infinity;
+}
+
 const r = {};
 before(async () => {
     if (skip) return;
+    const need = 2 * (VISITORS + AGENTS) + 1024;
+    if (openFileLimit() < need) throw new Error(`ulimit -n is ${openFileLimit()}: F9 needs at least ${need} (raise it: ulimit -n ${need})`);
     await cluster.start({ args: [...NODE_ARGS, '--login-rate-per-ip', '100000'] });
     const w = await setupChats(cluster, {
         chats: VISITORS,

@@ -234,6 +234,27 @@ before(async () => {
     );
 }, { timeout: 400_000 * SCALE });
 
+test('F13: the P9 check flags each kind of misplaced conversation', () => {
+    const ids = ['a1', 'a2'];
+    assert.equal(p9(['queued', '', 1, '', ''], ids), null);
+    assert.equal(p9(['open', 'a2', 0, '2', '2'], ids), null);
+    assert.equal(p9(['resolved', 'a1', 0, '', '1'], ids), null);
+    assert.equal(p9(['closed', 'a1', 0, '', ''], ids), null);
+    for (const bad of [
+        ['queued', '', 0, '', ''], // lost from the queue
+        ['queued', 'a1', 1, '', ''], // queued and assigned
+        ['queued', '', 1, '1', ''], // queued and in a load
+        ['open', 'a1', 1, '1', '1'], // assigned and still queued
+        ['open', 'a1', 0, '1,2', '1'], // in two loads
+        ['pending', 'a1', 0, '2', '2'], // held by someone else
+        ['open', '', 0, '', ''], // open without an agent
+        ['resolved', 'a1', 0, '1', '1'], // resolved still counted in the load
+        ['closed', 'a1', 0, '', '1'], // closed still listed
+        ['offered', 'a1', 0, '', ''], // no such state
+    ])
+        assert.notEqual(p9(bad, ids), null, JSON.stringify(bad));
+});
+
 test(`F13: ${VISITORS} waiting chats, agents toggling every 2 s, kill -9 of the node running the drains: P9 at every scan, none stuck, each assigned once`, { skip }, () => {
     assert.ok(r.victim && r.queuedAtKill > 0, `a node was killed while ${r.queuedAtKill} chats waited`);
     assert.ok(r.scans >= 10, `${r.scans} scans`);
