@@ -24,7 +24,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Env, sleep, waitUntil, SCALE } from '../server/harness.mjs';
 import { NODE_ARGS, pct } from './lib.mjs';
 
@@ -43,6 +44,12 @@ after(async () => {
 async function agentConnections() {
     const m = await env.http(0, '/metrics');
     return Number(/^chatdesk_connections_by_role\{role="agent"\} (\d+)/m.exec(m.text)?.[1] ?? NaN);
+}
+/** utime + stime of a process, in ticks (1/100 s). */
+function cpuTicks(pid) {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
 }
 const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 async function slowCloses() {
@@ -68,10 +75,11 @@ function latencies(c, cid, t0, t1) {
 }
 
 /** What the kernel holds on the node's connections (ss), in KiB: unsent by the node
- *  (Send-Q of its sockets) and unread by the clients (Recv-Q of theirs). */
-function kernelQueues(port) {
-    const sum = (filter, col) => {
-        const out = execFileSync('ss', ['-tnH', 'state', 'established', filter], { encoding: 'utf8' });
+ *  (Send-Q of its sockets) and unread by the clients (Recv-Q of theirs). Asynchronous:
+ *  the readers' arrival times are taken on this process's event loop. */
+async function kernelQueues(port) {
+    const sum = async (filter, col) => {
+        const { stdout: out } = await promisify(execFile)('ss', ['-tnH', 'state', 'established', filter], { encoding: 'utf8' });
         let n = 0;
         for (const line of out.split('\n')) {
             const f = line.trim().split(/\s+/);
@@ -79,7 +87,7 @@ function kernelQueues(port) {
         }
         return Math.round(n / 1024);
     };
-    return { sendQ: sum(`( sport = :${port} )`, 1), recvQ: sum(`( dport = :${port} )`, 0) };
+    return { sendQ: await sum(`( sport = :${port} )`, 1), recvQ: await sum(`( dport = :${port} )`, 0) };
 }
 
 before(async () => {
@@ -112,7 +120,7 @@ before(async () => {
     const sampler = (async () => {
         while (sampling) {
             rss.push({ t: Date.now(), kib: rssKiB(node.proc.pid) });
-            closes.push({ t: Date.now(), n: await slowCloses(), agents: await agentConnections(), ...kernelQueues(node.port) });
+            closes.push({ t: Date.now(), n: await slowCloses(), agents: await agentConnections(), cpu: cpuTicks(node.proc.pid), ...(await kernelQueues(node.port)) });
             await sleep(1000);
         }
     })();
@@ -132,7 +140,7 @@ before(async () => {
         }, 25_000);
         await sleep(PAUSE_S * 1000);
         clearInterval(pinger);
-        r.kernelAtEnd = kernelQueues(node.port);
+        r.kernelAtEnd = await kernelQueues(node.port);
         const resumeAt = Date.now();
         r.during = others.flatMap((p) => latencies(p.a, p.cid, pauseAt, resumeAt));
         r.closedAfterMs = (() => {
@@ -150,7 +158,12 @@ before(async () => {
         r.worstSecond = { p99: 0, at: 0 };
         for (let t = pauseAt; t < resumeAt; t += 1000) {
             const p = pct(others.flatMap((q) => latencies(q.a, q.cid, t, t + 1000)), 99);
-            if (p > r.worstSecond.p99) r.worstSecond = { p99: p, at_s: Math.round((t - pauseAt) / 1000) };
+            if (p > r.worstSecond.p99) {
+                // what the node did around then: its CPU share and its agent connections
+                const i = closes.findIndex((c) => c.t >= t + 1000);
+                const cpu = i > 0 ? Math.round((closes[i].cpu - closes[i - 1].cpu) / ((closes[i].t - closes[i - 1].t) / 1000)) : null;
+                r.worstSecond = { p99: p, at_s: Math.round((t - pauseAt) / 1000), node_cpu_pct: cpu, agent_connections: closes[i]?.agents };
+            }
         }
         r.rssGrowthMiB = (Math.max(...rss.filter((s) => s.t >= pauseAt).map((s) => s.kib)) - rss0) / 1024;
         sending = false;
