@@ -94,12 +94,18 @@ end
 -- check that nothing is left.
 local EVENTS_MAXLEN = 500000
 local event_by = 'system' -- a script that acts for someone sets this first
+-- The site whose armed flag this call already set or found set (each function's wrapper
+-- clears it): a batch of messages (msg_send) checks the flag once, not once per event;
+-- nothing can clear it during the call, since the consumers' pass is a call of its own.
+local ev_armed = nil
 local function emit(etype, c, now, data)
   local site = c.site
   if not site or site == '' then return end -- every event belongs to a site
   local k = skey(site, 'events')
   redis.call('XADD', k, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 't', etype, 's', site, 'c', c.id or '',
     'ts', tostring(now), 'by', event_by, 'd', data or '{}')
+  if ev_armed == site then return end
+  ev_armed = site
   if redis.call('SET', k .. ':armed', '1', 'NX') then
     redis.call('PUBLISH', P .. 'ch:events', '0 * -\nE ' .. site)
   end
@@ -150,7 +156,10 @@ local function ev_finish(site, owner, retain_ms)
   redis.call('XTRIM', k, 'MINID', keep)
   local last = redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1)
   local left = #last == 1 and stream_id_lt(min, last[1][1])
-  if not left then redis.call('DEL', k .. ':armed') end
+  if not left then
+    redis.call('DEL', k .. ':armed')
+    ev_armed = nil
+  end
   if redis.call('GET', k .. ':lease') == owner then redis.call('DEL', k .. ':lease') end
   return left
 end
