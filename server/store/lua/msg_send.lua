@@ -13,12 +13,14 @@
 -- from the compact bus form, pub_msg). Reply: an array with one JSON string per message:
 -- {"seq","site","name","sla"} for a new message; {"message","duplicate":true} for a
 -- retry; {"err",…} for a failure.
-local function send_one(cid, ak, aid, an, cmid, body, priv, msg_id, now, retain, my_sites, intervals)
-  local key = ckey(cid)
+-- key: the conversation's key as the node declared it (KEYS; cd_key_conv builds it from
+-- cid as ckey does here).
+local DD = {[0] = ':dd0', [1] = ':dd1'}
+local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, retain, my_sites, intervals)
   local f = redis.call('HMGET', key, 'site', 'status', 'visitor', 'visitor_name', 'first_response_at',
     'awaiting_reply_since', 'ticket_number', 'last_seq', 'assignee')
   if not f[1] then return fail('not_found', 'no such conversation') end
-  local c = {id = cid, site = f[1], status = f[2], visitor = f[3], visitor_name = f[4], first_response_at = f[5],
+  local c = {id = cid, key = key, site = f[1], status = f[2], visitor = f[3], visitor_name = f[4], first_response_at = f[5],
     awaiting_reply_since = f[6], ticket_number = f[7], last_seq = f[8], assignee = f[9]}
   if ak == 'visitor' then
     if c.visitor ~= aid then return fail('not_found', 'no such conversation') end
@@ -32,7 +34,7 @@ local function send_one(cid, ak, aid, an, cmid, body, priv, msg_id, now, retain,
   -- its message is among the conversation's last 128 to 256, and nothing grows per message.
   local seq = (tonumber(c.last_seq) or 0) + 1
   local gen = math.floor(seq / 128) % 2
-  local cur, prev = key .. ':dd' .. gen, key .. ':dd' .. (1 - gen)
+  local cur, prev = key .. DD[gen], key .. DD[1 - gen] -- (no number formatting)
   local dk = ak .. ':' .. aid .. ':' .. cmid
   local function duplicate(dup)
     local mj = stored_msg_json(cid, dup)
@@ -106,8 +108,8 @@ local out = {}
 for b = 1, #ARGV - 12, 12 do
   local ak, aid = ARGV[b + 2], ARGV[b + 3]
   event_by = ak .. ':' .. aid
-  local ok, r = pcall(send_one, ARGV[b + 1], ak, aid, ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7],
-    ARGV[b + 8], ARGV[b + 9], tonumber(ARGV[b + 10]), ARGV[b + 11] or '', ARGV[b + 12])
+  local ok, r = pcall(send_one, KEYS[(b + 11) / 12], ARGV[b + 1], ak, aid, ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7],
+    ARGV[b + 8], ARGV[b + 9], ARGV[b + 10], ARGV[b + 11] or '', ARGV[b + 12])
   if not ok then
     -- a runtime error of this message only: the node logs it as internal
     r = '{"err":"internal","message":' .. S(type(r) == 'table' and (r.err or '?') or tostring(r)) .. '}'
