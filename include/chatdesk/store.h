@@ -169,6 +169,7 @@ typedef struct cd_store_stats {
     unsigned long long ping_rtt_us;                       /* last PING round trip of the command connection */
     unsigned long long oom_replies;                       /* calls refused with OOM (Redis full) */
     unsigned long long replica_waits, replica_shortfalls; /* ack_replicas: WAITs sent; those short of replicas */
+    unsigned long long batches, batched;                  /* batched calls: FCALLs sent, calls they carried */
 } cd_store_stats;
 void cd_store_get_stats(const cd_store *st, cd_store_stats *out);
 

@@ -79,6 +79,7 @@ struct cd_store {
     uint64_t last_probe;
     unsigned long long oom_replies;
     unsigned long long waits, wait_shortfalls, redirects;
+    unsigned long long n_batches, n_batched; /* batched calls sent, calls they carried */
     /* batched calls waiting for the end of the loop pass (cd_store_fcall_batched) */
     struct batch *batches;
     uv_check_t *batch_check;
@@ -803,6 +804,8 @@ static void batch_send(cd_store *st, batch *b)
             op->lens[at] = it->lens[i];
             it->args[i] = NULL;
         }
+    st->n_batches++;
+    st->n_batched += (unsigned long long)b->n;
     cd_free(b);
     op->conn = conn_for(st, op->argv[3]);
     redisAsyncContext *ac = op->conn ? cd_rconn_ctx(op->conn->rc) : NULL;
@@ -920,4 +923,6 @@ void cd_store_get_stats(const cd_store *st, cd_store_stats *out)
     out->oom_replies = st->oom_replies;
     out->replica_waits = st->waits;
     out->replica_shortfalls = st->wait_shortfalls;
+    out->batches = st->n_batches;
+    out->batched = st->n_batched;
 }
