@@ -1463,6 +1463,8 @@ static void test_send_batch_order_dedupe_isolation(void **state)
         assert_true(it_run_until(&f->loop, flag_is_set, &r[i].done, WAIT_MS));
     cd_store_get_stats(f->st, &after);
     assert_int_equal(after.commands - before.commands, 1); /* one FCALL for the seven */
+    assert_int_equal(after.batches - before.batches, 1);
+    assert_int_equal(after.batched - before.batched, N);
 
     expect_ok(&r[0]);
     assert_false(r[0].duplicate);
