@@ -142,6 +142,16 @@ void cd_store_map_stale(cd_store *st, const char *err);
  * "<prefix>{s:<site>}:ch:<channel>" in out. Its length; 0 for a channel of no site (it
  * stays a plain channel) or when out is too small. */
 size_t cd_store_shard_channel(const char *prefix, const char *ch, size_t n, char *out, size_t cap);
+/* A durable call (as cd_store_fcall_durable) that may share one FCALL with the calls of the
+ * same function for the same site (the hash tag of key, its one declared key) made in this
+ * loop pass: at the pass's end (or after 32) they go out as FCALL <fn> n key1..keyn P
+ * args1… args2…, in the order they were made, and the function answers an array with
+ * one reply per call. Any other command of this store first sends the batches waiting, so
+ * calls still reach Redis in order. cb is called once per call, with that call's reply
+ * (or the batch's failure as a whole, e.g. Redis lost). Returns -1 (cb never called) when
+ * Redis is down. The function must take this form (msg_send.lua). */
+int cd_store_fcall_batched(cd_store *st, const char *name, const char *key, int nargs, const char *const *args,
+                           const size_t *lens, cd_store_reply_cb cb, void *ud);
 /* PUBLISH <prefix><channel> payload, fire and forget. Returns 0 or -1 when down. */
 int cd_store_publish(cd_store *st, const char *channel, const char *payload, size_t len);
 
@@ -186,6 +196,7 @@ typedef struct cd_store_stats {
     unsigned long long ping_rtt_us;                       /* last PING round trip of the command connection */
     unsigned long long oom_replies;                       /* calls refused with OOM (Redis full) */
     unsigned long long replica_waits, replica_shortfalls; /* ack_replicas: WAITs sent; those short of replicas */
+    unsigned long long batches, batched;                  /* batched calls: FCALLs sent, calls they carried */
 } cd_store_stats;
 void cd_store_get_stats(const cd_store *st, cd_store_stats *out);
 

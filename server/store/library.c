@@ -13,7 +13,7 @@
  * full (maxmemory with noeviction refuses every other function with OOM) and on replicas. */
 #define LIB_WRAP                                                                                                \
     "\nredis.register_function{function_name='%s_%s', flags={%s}, callback=function(KEYS, ARGV)\nP = ARGV[1]\n" \
-    "CSITE = key_site(KEYS[1])\nevent_by = 'system'\n"
+    "CSITE = key_site(KEYS[1])\nevent_by = 'system'\nev_armed = nil\n"
 #define LIB_WRAP_END "\nend}\n"
 
 /* The key guard (_guard.lua, CMake -DCD_KEY_GUARD=ON): the library opens with it and

@@ -114,14 +114,20 @@ end
 -- set and publish nothing, so a busy site costs one notice per consumer pass, not one
 -- per event. The pass that catches up clears the flag (ev_finish), atomically with its
 -- check that nothing is left.
-local EVENTS_MAXLEN = 500000
+local EVENTS_MAXLEN = '500000' -- a string: Lua formats a number argument with %.14g on every call
 local event_by = 'system' -- a script that acts for someone sets this first
+-- The site whose armed flag this call already set or found set (each function's wrapper
+-- clears it): a batch of messages (msg_send) checks the flag once, not once per event;
+-- nothing can clear it during the call, since the consumers' pass is a call of its own.
+local ev_armed = nil
 local function emit(etype, c, now, data)
   local site = c.site
   if not site or site == '' then return end -- every event belongs to a site
   local k = skey(site, 'events')
   redis.call('XADD', k, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 't', etype, 's', site, 'c', c.id or '',
     'ts', tostring(now), 'by', event_by, 'd', data or '{}')
+  if ev_armed == site then return end
+  ev_armed = site
   if redis.call('SET', k .. ':armed', '1', 'NX') then
     publish('events', '0 * -\nE ' .. site)
   end
@@ -172,7 +178,10 @@ local function ev_finish(site, owner, retain_ms)
   redis.call('XTRIM', k, 'MINID', keep)
   local last = redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1)
   local left = #last == 1 and stream_id_lt(min, last[1][1])
-  if not left then redis.call('DEL', k .. ':armed') end
+  if not left then
+    redis.call('DEL', k .. ':armed')
+    ev_armed = nil
+  end
   if redis.call('GET', k .. ':lease') == owner then redis.call('DEL', k .. ':lease') end
   return left
 end
@@ -228,18 +237,19 @@ end
 -- frame once (cd_proto_message_from_bus), so Redis spends no time escaping bodies.
 local function pub_msg(cid, sseq, msg_id, cmid, ak, aid, an, body, priv, now)
   publish('conv:' .. cid, sseq .. (priv == '1' and ' a -\nM ' or ' * -\nM ') .. cid .. ' ' ..
-    msg_id .. ' ' .. ak .. ' ' .. aid .. ' ' .. now .. ' ' .. priv .. ' ' .. #cmid .. ' ' .. #an .. ' ' .. #body ..
+    msg_id .. ' ' .. ak .. ' ' .. aid .. ' ' .. now .. ' ' .. priv .. ' ' .. string.format('%d %d %d', #cmid, #an, #body) ..
     '\n' .. cmid .. an .. body)
 end
--- Append one message to conversation c (a table read from its hash, with last_seq):
--- stream entry, last_seq (with `extra` field/value pairs in the same HSET), the
--- message.created event (ids only: a consumer that needs the body reads it by seq,
--- event_body) and the bus. Returns the seq.
+-- Append one message to conversation c (a table read from its hash, with last_seq; c.key
+-- its key when the caller has it): stream entry, last_seq (with `extra` field/value pairs
+-- in the same HSET), the message.created event (ids only: a consumer that needs the body
+-- reads it by seq, event_body) and the bus. retain: a number, or the caller's string
+-- (passed to XADD as it is: no number formatting on the hot path). Returns the seq.
 local function append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra)
-  local key = ckey(c.id, c.site)
+  local key = c.key or ckey(c.id, c.site)
   local sseq = I((tonumber(c.last_seq) or 0) + 1)
   c.last_seq = sseq
-  if retain > 0 then
+  if (tonumber(retain) or 0) > 0 then
     redis.call('XADD', key .. ':msgs', 'MAXLEN', '~', retain, '0-' .. sseq, 'id', msg_id, 'cmid', cmid, 'ak', ak,
       'aid', aid, 'an', an, 'body', body, 'priv', priv, 'ts', now)
   else
