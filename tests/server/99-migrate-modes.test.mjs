@@ -92,7 +92,13 @@ it('one Redis -> Cluster: stop, redis-cli --cluster import, start with redis+clu
         await startServer(`cluster${p}`, p, ['--cluster-enabled', 'yes', '--cluster-config-file', path.join(env.dir, `nodes-${p}.conf`)]);
     }
     await run('redis-cli', ['--cluster', 'create', ...cports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
-    await waitUntil(async () => /cluster_state:ok/.test(await cmd(cports[0], 'CLUSTER', 'INFO')), { timeout: 30_000 * SCALE, what: 'cluster ok' });
+    // every primary must see the cluster whole (gossip converges node by node), else the
+    // import's MIGRATE to one of them answers CLUSTERDOWN
+    const whole = async (p) => {
+        const info = await cmd(p, 'CLUSTER', 'INFO');
+        return /cluster_state:ok/.test(info) && /cluster_known_nodes:3\b/.test(info) && /cluster_slots_ok:16384\b/.test(info);
+    };
+    await waitUntil(async () => (await Promise.all(cports.map(whole))).every(Boolean), { timeout: 30_000 * SCALE, what: 'cluster ok on every primary' });
     await env.nodes[0].stop();
     const keys = Number(await cmd(port, 'DBSIZE'));
     await run('redis-cli', ['--cluster', 'import', `127.0.0.1:${cports[0]}`, '--cluster-from', `127.0.0.1:${port}`, '--cluster-copy']);
