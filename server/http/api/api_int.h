@@ -37,15 +37,26 @@ typedef struct cd_api_call {
 typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, const char *sync_cid,
                           const char *sync_site, const char *ctype);
 
+/* Where a route's call runs (docs/keyspace.md "Calls over several slots"): CD_API_CALLER in the
+ * caller's own slot {a}, one call that also checks the token; otherwise the token check
+ * (op "auth", in {a}) first and then calls in site slots: CD_API_SITE one call in the
+ * site the params name (site_key, site; else the caller's first site), CD_API_SITES one
+ * call per site of the caller (or the site asked for) merged by their rows' numbers,
+ * highest first, CD_API_SITES_ORDER the same in the caller's order of sites, and
+ * CD_API_FIRST the caller's sites in turn until one has it (a 404 asks the next). */
+enum { CD_API_CALLER = 0, CD_API_SITE = 'S', CD_API_SITES = 'M', CD_API_SITES_ORDER = 'O', CD_API_FIRST = 'F' };
+
 /* One route: method, pattern of the segments after /api/v1/ (":" binds a parameter,
  * named by params in order), whether it reads a JSON body, and its function library
- * script (store/lua/<script>.lua; a GET runs its read-only twin <script>_ro). */
+ * script (store/lua/<script>.lua; a GET runs its read-only twin <script>_ro); slot:
+ * where it runs (0: the family's slot). */
 typedef struct cd_api_route {
     const char *method;
     const char *pattern;
     const char *op;
     const char *params[2];
     bool body;
+    char slot;
 } cd_api_route;
 
 /* One call in flight. The fields after "family" are for the families' hooks. */
@@ -55,12 +66,19 @@ typedef struct cd_api_op {
     const struct cd_api_family *family;
     char op[32];
     cd_store *st;
-    cd_key key;     /* the key the call declares: the caller's agent record (public routes: the site) */
-    cd_key revoked; /* and the caller's token deny-list (not on public routes) */
+    cd_key key;     /* the key the call declares: the caller's agent record, or the site's */
+    cd_key revoked; /* and the caller's token deny-list (calls in the caller's slot) */
     char script[48];
-    /* a family that calls again after the first reply (kb_suggest) keeps the arguments */
+    /* a family that calls again after the first reply (kb_suggest) keeps the arguments;
+     * site calls keep them too (args[9..11]: "as", the caller's record, "part" or "") */
     bool keep_args;
-    char *args[9];
+    char *args[12];
+    /* site calls (route slot not 0): the caller's sites to call, the next one, the merged
+     * rows so far ([number, id, JSON text]) and the last part's reply object */
+    char slot;
+    json_t *sites;
+    size_t next_site;
+    json_t *rows, *last;
     bool csv;       /* reports: format=csv renders the reply's columns/rows as CSV */
     char event[48]; /* rules_dry_run: the event type to pretend, "" = none */
 } cd_api_op;
@@ -78,6 +96,7 @@ typedef struct cd_api_family {
     void (*complete)(cd_api_op *a, json_t *params);
     /* A 200 reply: true when the family answered (or called again) itself. */
     bool (*reply)(cd_api_op *a, const char *body, size_t len);
+    char slot; /* where its routes run unless a route says (cd_api_route.slot) */
 } cd_api_family;
 
 extern const cd_api_family cd_http__api_conversations, cd_http__api_canned, cd_http__api_health, cd_http__api_sites,

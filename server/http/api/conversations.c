@@ -10,14 +10,14 @@
 #include "chatdesk/base.h"
 
 static const cd_api_route conversation_routes[] = {
-    {"GET", "me", "me", {0}, false},
-    {"POST", "logout", "logout", {0}, false},
-    {"GET", "tickets", "tickets_list", {0}, false},
-    {"GET", "conversations", "conversations_list", {0}, false},
-    {"GET", "tickets/:", "ticket_get", {"number"}, false},
-    {"PATCH", "tickets/:", "ticket_patch", {"number"}, true},
-    {"GET", "visitors/:", "visitor_get", {"id"}, false},
-    {"GET", "supervisor", "supervisor", {0}, false},
+    {"GET", "me", "me", {0}, false, 0},
+    {"POST", "logout", "logout", {0}, false, 0},
+    {"GET", "tickets", "tickets_list", {0}, false, CD_API_SITES},
+    {"GET", "conversations", "conversations_list", {0}, false, CD_API_SITES},
+    {"GET", "tickets/:", "ticket_get", {"number"}, false, 0},
+    {"PATCH", "tickets/:", "ticket_patch", {"number"}, true, 0},
+    {"GET", "visitors/:", "visitor_get", {"id"}, false, CD_API_FIRST},
+    {"GET", "supervisor", "supervisor", {0}, false, 0},
 };
 
 /* ticket_patch: {"ticket":{"id":…,"site":…}} names the ticket whose clocks follow. */
@@ -38,25 +38,25 @@ static bool conversation_reply(cd_api_op *a, const char *body, size_t len)
 }
 
 const cd_api_family cd_http__api_conversations = {
-    "api", NULL, conversation_routes, CD_ARRAY_LEN(conversation_routes), NULL, NULL, conversation_reply,
+    "api", NULL, conversation_routes, CD_ARRAY_LEN(conversation_routes), NULL, NULL, conversation_reply, CD_API_CALLER,
 };
 
 static const cd_api_route canned_routes[] = {
-    {"GET", "canned", "canned_list", {0}, false},
-    {"POST", "canned", "canned_create", {0}, true},
-    {"PATCH", "canned/:", "canned_patch", {"id"}, true},
-    {"DELETE", "canned/:", "canned_delete", {"id"}, false},
+    {"GET", "canned", "canned_list", {0}, false, 0},
+    {"POST", "canned", "canned_create", {0}, true, 0},
+    {"PATCH", "canned/:", "canned_patch", {"id"}, true, 0},
+    {"DELETE", "canned/:", "canned_delete", {"id"}, false, 0},
 };
 
 const cd_api_family cd_http__api_canned = {
-    "api", "r", canned_routes, CD_ARRAY_LEN(canned_routes), NULL, NULL, NULL,
+    "api", "r", canned_routes, CD_ARRAY_LEN(canned_routes), NULL, NULL, NULL, CD_API_CALLER,
 };
 
 static const cd_api_route health_routes[] = {
-    {"GET", "alerts", "alerts_list", {0}, false},
-    {"GET", "notices", "notices_list", {0}, false},
+    {"GET", "alerts", "alerts_list", {0}, false, CD_API_SITES},
+    {"GET", "notices", "notices_list", {0}, false, 0},
 };
 
 const cd_api_family cd_http__api_health = {
-    "api_health", NULL, health_routes, CD_ARRAY_LEN(health_routes), NULL, NULL, NULL,
+    "api_health", NULL, health_routes, CD_ARRAY_LEN(health_routes), NULL, NULL, NULL, CD_API_CALLER,
 };

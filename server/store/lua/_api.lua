@@ -1,22 +1,32 @@
 -- Prepended (after _common) to every api*.lua script: the HTTP API's shared part.
 -- ARGV: P, op, agent id (verified token), params (JSON object), now, id (fresh), retain,
--- token epoch, token jti, token expiry (ms). KEYS: the caller's agent record, then its
--- token deny-list P{a}:revoked:<aid> (public routes: the site only).
+-- token epoch, token jti, token expiry (ms), mode, caller, part. KEYS: in the caller's own
+-- slot ({a}; `auth`, `me`, `logout`, the agent operations) the caller's agent record, then
+-- its token deny-list P{a}:revoked:<aid>; in a site's slot (every other route) the site's
+-- record P{s:<site>}:site (public routes: the same, without a caller).
 -- Each api*.lua defines `ops` (one function per operation, docs/api.md) and ends
 -- with `return dispatch(ops)`; a reply is {"status":<http status>,"body":<json>} or a
 -- {"err":…} failure.
 local op, aid, now, fresh, retain = ARGV[2], ARGV[3], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local ok_p, p = pcall(cjson.decode, ARGV[4])
 if not ok_p or type(p) ~= 'table' then return fail('bad_request', 'body must be a JSON object') end
--- The operator: `chatdeskd admin` passes ARGV[11] 'operator' (the HTTP API passes nine
--- arguments, never this one). It has no agent record and is an owner of every site there
--- is, so the CLI runs the API's own operations and validation (ARCHITECTURE: one
--- implementation).
+-- The operator: `chatdeskd admin` passes ARGV[11] 'operator' (the HTTP API never does).
+-- It has no agent record and is an owner of every site there is, so the CLI runs the API's
+-- own operations and validation (ARCHITECTURE: one implementation).
 local operator = aid == '' and ARGV[11] == 'operator'
+-- A site call of the HTTP API (server/http/api/api.c): ARGV[11] 'as', ARGV[12] the
+-- caller's record as the `auth` call in {a} answered it a moment before (token checked
+-- there), so the call reads nothing outside the site's slot. ARGV[13] 'part': one site's
+-- share of a list over the caller's sites, which the node merges (`part_reply`).
+local as_caller = aid ~= '' and ARGV[11] == 'as'
+local part = as_caller and ARGV[13] == 'part'
 local function key_ok(v) return type(v) == 'string' and #v >= 1 and #v <= 64 and not string.find(v, '[^A-Za-z0-9_-]') end
 -- aid is '' only for the public routes (api/v1/public/…, no token) and the operator: me stays nil
 local me, my_sites = nil, {}
-if aid ~= '' then
+if as_caller then
+  me = cjson.decode(ARGV[12])
+  my_sites = json_list(me.sites)
+elseif aid ~= '' then
   me = hgetall(P .. '{a}:agent:' .. aid)
   if not me or me.disabled == '1' then return fail('unauthorized', 'unknown or disabled agent') end
   if not token_live(me, ARGV[8], ARGV[9], KEYS[2]) then return fail('unauthorized', 'token revoked') end
@@ -189,6 +199,27 @@ local function conv_of_ticket(number)
   local c = conv_in(cid, my_sites)
   if not c or not my_site(c.site) then return nil end
   return c
+end
+
+-- The sites a list over the caller's sites reads, each of them the caller's: in a site
+-- call of such a list (part), the call's own site (the node calls each site and merges);
+-- else the one asked for, or all of the caller's.
+local function list_sites()
+  local out = {}
+  for _, s in ipairs(part and {CSITE} or (p.site and {p.site} or my_sites)) do
+    if my_site(s) then table.insert(out, s) end
+  end
+  return out
+end
+-- A list's reply: whole() builds the whole list's reply body; in a part call the rows go
+-- to the node instead, each {sort number, id, row JSON}, with more fields of the part's
+-- reply in extra (page, per_page and total of a paged list, limit) (server/http/api/api.c merges the parts: by number, or in site order,
+-- each id once, then pages).
+local function list_reply(name, rows, extra, whole)
+  if not part then return reply(200, whole()) end
+  local out = {}
+  for _, r in ipairs(rows) do table.insert(out, '[' .. N(r[1]) .. ',' .. S(r[2]) .. ',' .. S(r[3]) .. ']') end
+  return reply(200, '{"list":' .. S(name) .. ',"part":[' .. table.concat(out, ',') .. ']' .. (extra or '') .. '}')
 end
 
 local function dispatch(ops)

@@ -1,19 +1,38 @@
 -- The HTTP API's core operations (docs/api.md); shared part in _api.lua.
 local ops = {}
 
+-- The caller's record without its password hash, for the site calls that follow it
+-- (_api.lua: token and record were checked above, in the caller's own slot {a}).
+ops.auth = function()
+  local c = {}
+  for k, v in pairs(me) do if k ~= 'pw' then c[k] = v end end
+  return reply(200, cjson.encode(c))
+end
+
 ops.me = function() return reply(200, '{"agent":' .. agent_json(me) .. '}') end
+
+-- A page of rows sorted by key (descending), as a list reply: in a part call the
+-- site's first page * per rows and its total (the node merges the sites and pages).
+local function paged_reply(name, rows, key, page, per)
+  table.sort(rows, function(a, b) return tonumber(a[key] or 0) > tonumber(b[key] or 0) end)
+  local tail = ',"page":' .. I(page) .. ',"per_page":' .. I(per) .. ',"total":' .. I(#rows)
+  local prows = {}
+  for i = 1, part and math.min(#rows, page * per) or 0 do
+    table.insert(prows, {rows[i][key] or 0, rows[i].id, conv_json(rows[i])})
+  end
+  return list_reply(name, prows, tail, function()
+    local out = {}
+    for i = (page - 1) * per + 1, math.min(#rows, page * per) do table.insert(out, conv_json(rows[i])) end
+    return '{"' .. name .. '":[' .. table.concat(out, ',') .. ']' .. tail .. '}'
+  end)
+end
 
 ops.tickets_list = function()
   local page = math.max(1, math.floor(tonumber(p.page or 1) or 1))
   local per = math.min(100, math.max(1, math.floor(tonumber(p.per_page or 25) or 25)))
-  local sites = {}
-  if p.site then
-    if not my_site(p.site) then return reply(200, '{"tickets":[],"page":' .. I(page) .. ',"per_page":' .. I(per) .. ',"total":0}') end
-    sites = {p.site}
-  else sites = my_sites end
   local q = p.q and string.lower(tostring(p.q)) or nil
   local rows = {}
-  for _, s in ipairs(sites) do
+  for _, s in ipairs(list_sites()) do
     for _, cid in ipairs(redis.call('ZREVRANGE', skey(s, 'tickets'), 0, 4999)) do
       local c = hgetall(ckey(cid, s))
       if c then
@@ -31,11 +50,7 @@ ops.tickets_list = function()
       end
     end
   end
-  table.sort(rows, function(a, b) return tonumber(a.ticket_number) > tonumber(b.ticket_number) end)
-  local out = {}
-  for i = (page - 1) * per + 1, math.min(#rows, page * per) do table.insert(out, conv_json(rows[i])) end
-  return reply(200, '{"tickets":[' .. table.concat(out, ',') .. '],"page":' .. I(page) .. ',"per_page":' .. I(per) ..
-    ',"total":' .. I(#rows) .. '}')
+  return paged_reply('tickets', rows, 'ticket_number', page, per)
 end
 
 -- conversations of the agent's sites, most recent activity first
@@ -48,40 +63,37 @@ ops.conversations_list = function()
     for st in string.gmatch(tostring(p.status), '[^,]+') do want[st] = true end
   end
   local rows = {}
-  for _, s in ipairs(p.site and {p.site} or my_sites) do
-    if my_site(s) then
-      for _, cid in ipairs(redis.call('ZREVRANGE', skey(s, 'convs'), 0, 4999)) do
-        local c = hgetall(ckey(cid, s))
-        if c and (not want or want[c.status]) and (not p.team or (c.team or '') == p.team) and
-           (not p.assignee or (c.assignee or '') == (p.assignee == 'none' and '' or p.assignee)) then
-          table.insert(rows, c)
-        end
+  for _, s in ipairs(list_sites()) do
+    for _, cid in ipairs(redis.call('ZREVRANGE', skey(s, 'convs'), 0, 4999)) do
+      local c = hgetall(ckey(cid, s))
+      if c and (not want or want[c.status]) and (not p.team or (c.team or '') == p.team) and
+         (not p.assignee or (c.assignee or '') == (p.assignee == 'none' and '' or p.assignee)) then
+        table.insert(rows, c)
       end
     end
   end
-  table.sort(rows, function(a, b) return tonumber(a.updated_at or 0) > tonumber(b.updated_at or 0) end)
-  local out = {}
-  for i = (page - 1) * per + 1, math.min(#rows, page * per) do table.insert(out, conv_json(rows[i])) end
-  return reply(200, '{"conversations":[' .. table.concat(out, ',') .. '],"page":' .. I(page) .. ',"per_page":' ..
-    I(per) .. ',"total":' .. I(#rows) .. '}')
+  return paged_reply('conversations', rows, 'updated_at', page, per)
 end
 
--- colleagues, for transfers (any agent of the site)
+-- colleagues, for transfers (any agent of the site), from their records in the site
+-- (agent_site.lua keeps them in line with the global records)
 ops.agents_list = function()
-  local seen, out = {}, {}
-  for _, s in ipairs(p.site and {p.site} or my_sites) do
-    if my_site(s) then
-      for _, id in ipairs(redis.call('SMEMBERS', skey(s, 'agents'))) do
-        local a = not seen[id] and hgetall(P .. '{a}:agent:' .. id)
-        seen[id] = true
-        if a and a.disabled ~= '1' then
-          table.insert(out, '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"status":' .. S(a.status or 'offline') ..
-            ',"load":' .. I(agent_load(s, a.id)) .. ',"max_chats":' .. N(a.max_chats) .. ',"teams":' .. (a.teams or '[]') .. '}')
-        end
+  local seen, rows = {}, {}
+  for _, s in ipairs(list_sites()) do
+    for _, id in ipairs(redis.call('SMEMBERS', skey(s, 'agents'))) do
+      local a = not seen[id] and hgetall(sakey(s, id))
+      seen[id] = true
+      if a and a.disabled ~= '1' then
+        table.insert(rows, {0, id, '{"id":' .. S(id) .. ',"name":' .. S(a.name) .. ',"status":' .. S(a.status or 'offline') ..
+          ',"load":' .. I(agent_load(s, id)) .. ',"max_chats":' .. N(a.max_chats) .. ',"teams":' .. (a.teams or '[]') .. '}'})
       end
     end
   end
-  return reply(200, '{"agents":[' .. table.concat(out, ',') .. ']}')
+  return list_reply('agents', rows, nil, function()
+    local out = {}
+    for _, r in ipairs(rows) do table.insert(out, r[3]) end
+    return '{"agents":[' .. table.concat(out, ',') .. ']}'
+  end)
 end
 
 ops.ticket_get = function()
@@ -130,7 +142,8 @@ ops.ticket_patch = function()
 end
 
 ops.visitor_get = function()
-  local v = visitor_of(tostring(p.id))
+  -- a site call looks in its own site; the node asks the caller's sites in turn
+  local v = part and (my_site(CSITE) and hgetall(vkey(CSITE, tostring(p.id)))) or (not part and visitor_of(tostring(p.id)))
   if not v or not my_site(v.site) then return fail('not_found', 'no such visitor') end
   local convs = {}
   for _, cid in ipairs(redis.call('ZREVRANGE', vkey(v.site, v.id) .. ':convs', 0, 19)) do
@@ -250,12 +263,16 @@ local function admin_site(key)
 end
 ops.admin_sites_list = function()
   need_admin()
-  local out = {}
-  for _, k in ipairs(my_sites) do
+  local rows = {}
+  for _, k in ipairs(part and list_sites() or my_sites) do
     local s = hgetall(sitekey(k))
-    if s then table.insert(out, site_json(s)) end
+    if s then table.insert(rows, {0, k, site_json(s)}) end
   end
-  return reply(200, '{"sites":[' .. table.concat(out, ',') .. ']}')
+  return list_reply('sites', rows, nil, function()
+    local out = {}
+    for _, r in ipairs(rows) do table.insert(out, r[3]) end
+    return '{"sites":[' .. table.concat(out, ',') .. ']}'
+  end)
 end
 -- ---- the admin CLI's single-slot steps (ARCHITECTURE invariant 4) ----
 -- An operation that changes a site and state that spans sites (the sites set {g}, an

@@ -9,17 +9,21 @@ ops.alerts_list = function()
     if type(p.site) ~= 'string' or not my_site(p.site) then return fail('not_found', 'no such site') end
     sites = {p.site}
   end
+  if part then sites = list_sites() end
   local rows = {}
   for _, s in ipairs(sites) do
     for _, a in ipairs(redis.call('LRANGE', skey(s, 'alerts'), 0, 199)) do
       local ok, v = pcall(cjson.decode, a)
-      if ok then table.insert(rows, {ts = tonumber(v.ts) or 0, raw = a}) end
+      if ok then table.insert(rows, {tonumber(v.ts) or 0, '', a}) end
     end
   end
-  table.sort(rows, function(a, b) return a.ts > b.ts end)
-  local out = {}
-  for i = 1, math.min(#rows, 200) do out[i] = rows[i].raw end
-  return reply(200, '{"alerts":[' .. table.concat(out, ',') .. ']}')
+  table.sort(rows, function(a, b) return a[1] > b[1] end)
+  for i = #rows, 201, -1 do rows[i] = nil end
+  return list_reply('alerts', rows, ',"limit":200', function()
+    local out = {}
+    for i, r in ipairs(rows) do out[i] = r[3] end
+    return '{"alerts":[' .. table.concat(out, ',') .. ']}'
+  end)
 end
 -- the caller's notices (kept by notify in _common.lua), newest first
 ops.notices_list = function()

@@ -109,9 +109,8 @@ ops.team_patch = function()
   if p.lead == cjson.null then
     redis.call('HDEL', lk, team)
   elseif p.lead ~= nil then
-    local a = type(p.lead) == 'string' and hgetall(P .. '{a}:agent:' .. p.lead)
-    local ok = false
-    if a then for _, s in ipairs(json_list(a.sites)) do if s == site then ok = true end end end
+    -- an agent of the site: in the site's agents set (the agent's sites, kept by admin_agent_patch)
+    local ok = type(p.lead) == 'string' and redis.call('SISMEMBER', skey(site, 'agents'), p.lead) == 1
     if not ok then return fail('bad_request', 'lead must be the id of an agent of this site') end
     redis.call('HSET', lk, team, p.lead)
   end
