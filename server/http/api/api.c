@@ -333,6 +333,98 @@ static void merge_parts(cd_api_op *a, json_int_t total)
     cd_http__api_op_free(a);
 }
 
+/* The steps in sites a gathered operation's reply names ({"then":{"agent_id","sv",
+ * "steps":[{"site","join"}…]}}), one call each, in order; then the answer it kept. */
+static void next_step(cd_api_op *a);
+
+static void on_step(void *ud, cd_err err, const char *json, size_t len)
+{
+    cd_api_op *a = ud;
+    if (err != CD_ERR_OK) {
+        fail_op(a, err, json, len);
+        return;
+    }
+    next_step(a);
+}
+
+static void next_step(cd_api_op *a)
+{
+    json_t *then = json_object_get(a->last, "then");
+    json_t *step = json_array_get(json_object_get(then, "steps"), a->next_site++);
+    if (!step) {
+        json_t *body = json_object_get(a->last, "answer");
+        a->cb(a->ud, (int)json_integer_value(json_object_get(a->last, "status")), json_string_value(body),
+              json_string_length(body), NULL, NULL, NULL);
+        cd_http__api_op_free(a);
+        return;
+    }
+    json_t *params = json_pack("{s:O,s:O,s:O}", "agent_id", json_object_get(then, "agent_id"), "sv",
+                               json_object_get(then, "sv"), "join", json_object_get(step, "join"));
+    char *ptext = json_dumps(params, JSON_COMPACT);
+    json_decref(params);
+    const char *site = json_string_value(json_object_get(step, "site"));
+    cd_key_site(&a->key, cd_store_prefix(a->st), site_key_ok(site) ? site : "", "");
+    const char *args[12];
+    for (size_t i = 0; i < CD_ARRAY_LEN(args); i++)
+        args[i] = a->args[i];
+    args[0] = "admin_agent_site";
+    args[2] = ptext ? ptext : "{}";
+    args[9] = "as";
+    args[11] = "";
+    const char *keys[] = {a->key.s};
+    char fname[48];
+    snprintf(fname, sizeof fname, "%s", a->family->script);
+    if (cd_store_fcall(a->st, fname, 1, keys, 12, args, NULL, on_step, a) != 0) {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
+        cd_http__api_op_free(a);
+    }
+    free(ptext);
+}
+
+/* The reply of a gathered operation's call in {a}: steps in sites first when it names
+ * any (the answer waits for them), else the answer. */
+static void on_gathered(void *ud, cd_err err, const char *json, size_t len)
+{
+    cd_api_op *a = ud;
+    static const char then[] = ",\"then\":";
+    const char *t = err == CD_ERR_OK && len > 16 ? strstr(json, then) : NULL;
+    const char *body = t ? strstr(json, ",\"body\":") : NULL;
+    if (!t || !body || json[len - 1] != '}') {
+        on_api_reply(a, err, json, len);
+        return;
+    }
+    json_t *r = json_loadb(json, len, 0, NULL);
+    json_decref(a->last);
+    a->last = json_pack("{s:O,s:s%,s:O}", "status", json_object_get(r, "status"), "answer", body + 8,
+                        (size_t)(json + len - 1 - (body + 8)), "then", json_object_get(r, "then"));
+    json_decref(r);
+    a->next_site = 0;
+    if (!a->last) {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
+        cd_http__api_op_free(a);
+        return;
+    }
+    next_step(a);
+}
+
+/* Every site gave its facts: the operation runs in the caller's slot {a} with them. */
+static void gather_done(cd_api_op *a)
+{
+    char *facts = json_dumps(a->rows ? a->rows : json_array(), JSON_COMPACT);
+    const char *args[11];
+    for (size_t i = 0; i < 9; i++)
+        args[i] = a->args[i];
+    args[9] = "after";
+    args[10] = facts ? facts : "[]";
+    cd_key_agent(&a->key, cd_store_prefix(a->st), a->args[1]);
+    const char *keys[] = {a->key.s, a->revoked.s};
+    if (cd_store_fcall(a->st, a->script, 2, keys, 11, args, NULL, on_gathered, a) != 0) {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
+        cd_http__api_op_free(a);
+    }
+    free(facts);
+}
+
 /* One site's answer to a call over several sites: a part of a list ({"list":…,"part":
  * [[number, id, JSON], …], …}) waits for the others; CD_API_FIRST asks the next site
  * after a 404; anything else is the answer. */
@@ -351,6 +443,13 @@ static void on_part(void *ud, cd_err err, const char *json, size_t len)
     }
     if (!a->rows)
         a->rows = json_array();
+    if (a->slot == CD_API_GATHER || a->slot == CD_API_GATHER_ONE) {
+        json_array_append(a->rows, body);
+        json_decref(r);
+        if (!next_site(a))
+            gather_done(a);
+        return;
+    }
     json_array_extend(a->rows, rows);
     json_int_t total = json_integer_value(json_object_get(a->last, "merged_total")) +
                        json_integer_value(json_object_get(body, "total"));
@@ -366,6 +465,7 @@ static void on_part(void *ud, cd_err err, const char *json, size_t len)
  * caller's (its first, for CD_API_SITE); one "" (no site, which no caller has) when none. */
 static json_t *call_sites(const cd_api_op *a, json_t *params, const json_t *caller_sites)
 {
+    bool one = a->slot == CD_API_SITE || a->slot == CD_API_GATHER_ONE;
     json_t *named = json_object_get(params, a->slot == CD_API_SITE ? "site_key" : "site");
     if (!json_is_string(named) && a->slot == CD_API_SITE)
         named = json_object_get(params, "site");
@@ -375,9 +475,9 @@ static json_t *call_sites(const cd_api_op *a, json_t *params, const json_t *call
         json_array_append(out, named);
     else if (a->slot == CD_API_SITE && conv && cd_key_cid_site(conv))
         json_array_append_new(out, json_string(cd_key_cid_site(conv)));
-    else if (a->slot == CD_API_SITE && json_array_size(caller_sites) > 0)
+    else if (one && json_array_size(caller_sites) > 0)
         json_array_append(out, json_array_get(caller_sites, 0));
-    else if (a->slot != CD_API_SITE)
+    else if (!one)
         json_array_extend(out, (json_t *)caller_sites);
     if (json_array_size(out) == 0)
         json_array_append_new(out, json_string(""));

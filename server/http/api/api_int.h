@@ -43,8 +43,20 @@ typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, co
  * site the params name (site_key, site; else the caller's first site), CD_API_SITES one
  * call per site of the caller (or the site asked for) merged by their rows' numbers,
  * highest first, CD_API_SITES_ORDER the same in the caller's order of sites, and
- * CD_API_FIRST the caller's sites in turn until one has it (a 404 asks the next). */
-enum { CD_API_CALLER = 0, CD_API_SITE = 'S', CD_API_SITES = 'M', CD_API_SITES_ORDER = 'O', CD_API_FIRST = 'F' };
+ * CD_API_FIRST the caller's sites in turn until one has it (a 404 asks the next);
+ * CD_API_GATHER asks each site of the caller (or the one asked for) for its facts and
+ * then runs the operation in {a} with them, CD_API_GATHER_ONE the same with one site
+ * (as CD_API_SITE chooses it); such a reply may name steps in sites ("then") that the
+ * node runs before it answers. */
+enum {
+    CD_API_CALLER = 0,
+    CD_API_SITE = 'S',
+    CD_API_SITES = 'M',
+    CD_API_SITES_ORDER = 'O',
+    CD_API_FIRST = 'F',
+    CD_API_GATHER = 'G',
+    CD_API_GATHER_ONE = 'g',
+};
 
 /* One route: method, pattern of the segments after /api/v1/ (":" binds a parameter,
  * named by params in order), whether it reads a JSON body, and its function library

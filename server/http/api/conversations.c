@@ -10,14 +10,14 @@
 #include "chatdesk/base.h"
 
 static const cd_api_route conversation_routes[] = {
-    {"GET", "me", "me", {0}, false, 0},
+    {"GET", "me", "me", {0}, false, CD_API_GATHER},
     {"POST", "logout", "logout", {0}, false, 0},
     {"GET", "tickets", "tickets_list", {0}, false, CD_API_SITES},
     {"GET", "conversations", "conversations_list", {0}, false, CD_API_SITES},
     {"GET", "tickets/:", "ticket_get", {"number"}, false, 0},
     {"PATCH", "tickets/:", "ticket_patch", {"number"}, true, 0},
     {"GET", "visitors/:", "visitor_get", {"id"}, false, CD_API_FIRST},
-    {"GET", "supervisor", "supervisor", {0}, false, 0},
+    {"GET", "supervisor", "supervisor", {0}, false, CD_API_GATHER_ONE},
 };
 
 /* ticket_patch: {"ticket":{"id":…,"site":…}} names the ticket whose clocks follow. */

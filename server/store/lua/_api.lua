@@ -20,6 +20,19 @@ local operator = aid == '' and ARGV[11] == 'operator'
 -- share of a list over the caller's sites, which the node merges (`part_reply`).
 local as_caller = aid ~= '' and ARGV[11] == 'as'
 local part = as_caller and ARGV[13] == 'part'
+-- An operation about agents, which live in {a}, that needs facts of the caller's sites (their
+-- teams, their agents, each agent's load there): the node asks each site first (the part
+-- calls answer `site_facts`), then calls in {a} with ARGV[11] 'after' and ARGV[12] the
+-- sites' answers (server/http/api/api.c, CD_API_GATHER). Such a call writes only {a}:
+-- what changes in the sites follows in steps of their own (`then` in its reply).
+local gathered = nil
+if aid ~= '' and ARGV[11] == 'after' then
+  local ok_g, g = pcall(cjson.decode, ARGV[12])
+  gathered = {}
+  for _, f in ipairs(ok_g and type(g) == 'table' and g or {}) do
+    if type(f.site) == 'string' then gathered[f.site] = f end
+  end
+end
 local function key_ok(v) return type(v) == 'string' and #v >= 1 and #v <= 64 and not string.find(v, '[^A-Za-z0-9_-]') end
 -- aid is '' only for the public routes (api/v1/public/…, no token) and the operator: me stays nil
 local me, my_sites = nil, {}
@@ -44,6 +57,22 @@ local function visitor_of(vid)
     if v then return v end
   end
   return nil
+end
+-- A site's facts: gathered by the site calls before this one, else read here.
+local function site_has_team(s, t)
+  if gathered then
+    for _, x in ipairs(gathered[s] and gathered[s].teams or {}) do if x == t then return true end end
+    return false
+  end
+  return redis.call('HEXISTS', skey(s, 'teams'), t) == 1
+end
+local function load_in(s, id)
+  if gathered then return tonumber(gathered[s] and gathered[s].loads and gathered[s].loads[id] or 0) or 0 end
+  return agent_load(s, id)
+end
+local function site_agents(s)
+  if gathered then return gathered[s] and gathered[s].agents or {} end
+  return redis.call('SMEMBERS', skey(s, 'agents'))
 end
 -- Roles: agent < admin (administers its own sites) < owner (also creates sites and grants
 -- the owner role; docs/ops.md "Roles"). An owner is an admin everywhere it is a member.
@@ -143,7 +172,7 @@ local function agent_view(a)
   end
   for _, t in ipairs(json_list(a.teams)) do
     for _, s in ipairs(my_sites) do
-      if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then table.insert(teams, S(t)) break end
+      if site_has_team(s, t) then table.insert(teams, S(t)) break end
     end
   end
   if a.role == 'owner' and not is_owner then full = false end
@@ -153,7 +182,7 @@ end
 -- site's load).
 local function agent_load_seen(a)
   local n = 0
-  for _, s in ipairs(json_list(a.sites)) do if my_site(s) then n = n + agent_load(s, a.id) end end
+  for _, s in ipairs(json_list(a.sites)) do if my_site(s) then n = n + load_in(s, a.id) end end
   return n
 end
 local function agent_json(a, site)
@@ -162,7 +191,7 @@ local function agent_json(a, site)
   return '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"email":' .. S(a.email) .. ',"role":' .. S(a.role) ..
     ',"teams":' .. teams .. ',"sites":' .. sites .. ',"status":' .. S(a.status or 'offline') ..
     ',"max_chats":' .. N(a.max_chats) .. ',"disabled":' .. (a.disabled == '1' and 'true' or 'false') ..
-    ',"scoped":' .. tostring(not full) .. ',"load":' .. I(site and agent_load(site, a.id) or agent_load_seen(a)) .. '}'
+    ',"scoped":' .. tostring(not full) .. ',"load":' .. I(site and load_in(site, a.id) or agent_load_seen(a)) .. '}'
 end
 local function site_json(s)
   local widget = (s.widget and s.widget ~= '') and s.widget or '{}'
@@ -220,6 +249,26 @@ local function list_reply(name, rows, extra, whole)
   local out = {}
   for _, r in ipairs(rows) do table.insert(out, '[' .. N(r[1]) .. ',' .. S(r[2]) .. ',' .. S(r[3]) .. ']') end
   return reply(200, '{"list":' .. S(name) .. ',"part":[' .. table.concat(out, ',') .. ']' .. (extra or '') .. '}')
+end
+
+-- A site's part of a gathered operation: its teams, its agents and their loads there
+-- (the caller's too), and what the operation reads of the site itself (more()).
+local function site_facts(more)
+  local s = CSITE
+  if not my_site(s) then return reply(200, '{"part":[],"site":null}') end
+  local agents, loads = redis.call('SMEMBERS', skey(s, 'agents')), {}
+  local seen_me = false
+  for _, id in ipairs(agents) do
+    table.insert(loads, S(id) .. ':' .. I(agent_load(s, id)))
+    if id == aid then seen_me = true end
+  end
+  if not seen_me then table.insert(loads, S(aid) .. ':' .. I(agent_load(s, aid))) end
+  local teams = {}
+  for _, t in ipairs(redis.call('HKEYS', skey(s, 'teams'))) do table.insert(teams, S(t)) end
+  local ids = {}
+  for _, id in ipairs(agents) do table.insert(ids, S(id)) end
+  return reply(200, '{"part":[],"site":' .. S(s) .. ',"teams":[' .. table.concat(teams, ',') .. '],"agents":[' ..
+    table.concat(ids, ',') .. '],"loads":{' .. table.concat(loads, ',') .. '}' .. (more and more(s) or '') .. '}')
 end
 
 local function dispatch(ops)

@@ -9,7 +9,10 @@ ops.auth = function()
   return reply(200, cjson.encode(c))
 end
 
-ops.me = function() return reply(200, '{"agent":' .. agent_json(me) .. '}') end
+ops.me = function()
+  if part then return site_facts() end
+  return reply(200, '{"agent":' .. agent_json(me) .. '}')
+end
 
 -- A page of rows sorted by key (descending), as a list reply: in a part call the
 -- site's first page * per rows and its total (the node merges the sites and pages).
@@ -157,14 +160,10 @@ ops.visitor_get = function()
     ',"last_seen_at":' .. N(v.last_seen_at) .. '},"conversations":[' .. table.concat(convs, ',') .. ']}')
 end
 
-ops.supervisor = function()
-  local site = p.site or my_sites[1]
-  if not site or not my_site(site) then return fail('not_found', 'no such site') end
-  local agents, queues, risk = {}, {}, {}
-  for _, id in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
-    local a = hgetall(P .. '{a}:agent:' .. id)
-    if a then table.insert(agents, agent_json(a, site)) end
-  end
+-- What the supervisor's view reads of its site: queues and tickets at risk, as
+-- ,"queues":"<JSON>","at_risk":"<JSON>" (texts, so they reach the {a} call as they are).
+local function supervisor_site(site)
+  local queues, risk = {}, {}
   for _, t in ipairs(site_teams(site)) do
     local key = qkey(site, t)
     local head = redis.call('ZRANGE', key, 0, 0)
@@ -185,8 +184,20 @@ ops.supervisor = function()
       if soon then table.insert(risk, conv_json(c)) end
     end
   end
-  return reply(200, '{"agents":[' .. table.concat(agents, ',') .. '],"queues":[' .. table.concat(queues, ',') ..
-    '],"at_risk":[' .. table.concat(risk, ',') .. ']}')
+  return ',"queues":' .. S('[' .. table.concat(queues, ',') .. ']') .. ',"at_risk":' .. S('[' .. table.concat(risk, ',') .. ']')
+end
+ops.supervisor = function()
+  if part then return site_facts(supervisor_site) end
+  local site = p.site or my_sites[1]
+  if not site or not my_site(site) then return fail('not_found', 'no such site') end
+  local agents = {}
+  for _, id in ipairs(site_agents(site)) do
+    local a = hgetall(P .. '{a}:agent:' .. id)
+    if a then table.insert(agents, agent_json(a, site)) end
+  end
+  local g = gathered and gathered[site] or cjson.decode('{' .. string.sub(supervisor_site(site), 2) .. '}')
+  return reply(200, '{"agents":[' .. table.concat(agents, ',') .. '],"queues":' .. g.queues .. ',"at_risk":' ..
+    g.at_risk .. '}')
 end
 
 -- canned replies: P canned:<id> hash; P{s:<k>}:canned and P{a}:agent:<id>:canned sets
@@ -419,10 +430,11 @@ ops.admin_team_create = function()
 end
 ops.admin_agents_list = function()
   need_admin()
+  if part then return site_facts() end
   local seen, out = {}, {}
   for _, s in ipairs(p.site and {p.site} or my_sites) do
     if my_site(s) then
-      for _, id in ipairs(redis.call('SMEMBERS', skey(s, 'agents'))) do
+      for _, id in ipairs(site_agents(s)) do
         if not seen[id] then
           seen[id] = true
           local a = hgetall(P .. '{a}:agent:' .. id)
@@ -449,7 +461,7 @@ local function team_found(sites, t)
     return false
   end
   for _, s in ipairs(sites) do
-    if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then return true end
+    if site_has_team(s, t) then return true end
   end
   return false
 end
@@ -486,9 +498,32 @@ ops.admin_agent_join = function()
 end
 -- What the stepwise agent calls answer: the agent's own record is all its slot holds
 -- (its load and its teams per site are the sites'; the CLI shows the record).
-local function agent_reply(status, key)
+-- After an HTTP API call in {a} (gathered), the sites the agent joins and leaves follow in
+-- steps of their own (`then`: the node calls admin_agent_site in each, server/http/api/api.c).
+local function agent_reply(status, key, join, leave, sv)
   if stepwise then return reply(status, '{"agent":{"id":' .. S(redis.call('HGET', key, 'id')) .. '}}') end
-  return reply(status, '{"agent":' .. agent_json(hgetall(key)) .. '}')
+  local body = '{"agent":' .. agent_json(hgetall(key)) .. '}'
+  if not gathered or (#(join or {}) == 0 and #(leave or {}) == 0) then return reply(status, body) end
+  local steps = {}
+  for _, s in ipairs(join or {}) do table.insert(steps, '{"site":' .. S(s) .. ',"join":true}') end
+  for _, s in ipairs(leave or {}) do table.insert(steps, '{"site":' .. S(s) .. ',"join":false}') end
+  return '{"status":' .. I(status) .. ',"then":{"agent_id":' .. S(redis.call('HGET', key, 'id')) .. ',"sv":' ..
+    I(sv or 0) .. ',"steps":[' .. table.concat(steps, ',') .. ']},"body":' .. body .. '}'
+end
+-- The step in a site after an agent's change in {a}: it joins the site's agents set, or
+-- leaves it with its record there made a tombstone of the change's sv (so a sync that
+-- read the record before the change cannot bring it back; agent_site ignores older sv).
+ops.admin_agent_site = function()
+  need_admin()
+  if not as_caller or not (is_owner or my_site(CSITE)) then return fail('not_found', 'no such site') end
+  local id = tostring(p.agent_id)
+  if p.join == true then
+    redis.call('SADD', skey(CSITE, 'agents'), id)
+  else
+    redis.call('SREM', skey(CSITE, 'agents'), id)
+    redis.call('HSET', sakey(CSITE, id), 'sv', I(tonumber(p.sv) or 0), 'status', 'offline', 'disabled', '1')
+  end
+  return reply(200, 'null')
 end
 -- The caller's token goes on its deny-list until it expires (entries of expired tokens are
 -- dropped here), and a connection that said hello with it closes (4401).
@@ -508,6 +543,7 @@ ops.logout = function()
 end
 ops.admin_agent_create = function()
   need_admin()
+  if part then return site_facts() end
   local email = email_of(p.email)
   local name = name_of(p.name, 'name')
   if not p.pw_hash or p.pw_hash == '' then return fail('bad_request', 'password must be 12 to 128 bytes') end
@@ -523,11 +559,11 @@ ops.admin_agent_create = function()
   redis.call('HSET', P .. '{a}:agent:' .. id, 'id', id, 'name', name, 'email', email, 'role', role, 'sites', cjson.encode(sites),
     'teams', #teams == 0 and '[]' or cjson.encode(teams), 'pw', p.pw_hash, 'status', 'offline', 'max_chats', I(maxc), 'created_at', now)
   redis.call('SADD', P .. '{a}:agents', id)
-  if not stepwise then
+  if not stepwise and not gathered then
     for _, s in ipairs(sites) do redis.call('SADD', skey(s, 'agents'), id) end
   end
   agent_changed(id)
-  return agent_reply(201, P .. '{a}:agent:' .. id)
+  return agent_reply(201, P .. '{a}:agent:' .. id, sites)
 end
 -- An admin controls an agent fully (password, role, disabled, name, capacity, any of its
 -- sites) only when every site of the agent is one of the admin's (agent_view in _api.lua).
@@ -547,7 +583,7 @@ local function foreign_teams(a)
   for _, t in ipairs(json_list(a.teams)) do
     local mine = false
     for _, s in ipairs(my_sites) do
-      if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then mine = true end
+      if site_has_team(s, t) then mine = true end
     end
     if not mine then table.insert(out, t) end
   end
@@ -630,6 +666,7 @@ local function patched_agent()
 end
 ops.admin_agent_patch = function()
   need_admin()
+  if part then return site_facts() end
   local a = patched_agent()
   if not a then return fail('not_found', 'no such agent') end
   local shared, full = agent_scope(a)
@@ -643,8 +680,10 @@ ops.admin_agent_patch = function()
     if not ch then return refused end
   end
   if ch.sites then
-    for _, s in ipairs(json_list(a.sites)) do redis.call('SREM', skey(s, 'agents'), a.id) end
-    for _, s in ipairs(ch.sites) do redis.call('SADD', skey(s, 'agents'), a.id) end
+    if not gathered then
+      for _, s in ipairs(json_list(a.sites)) do redis.call('SREM', skey(s, 'agents'), a.id) end
+      for _, s in ipairs(ch.sites) do redis.call('SADD', skey(s, 'agents'), a.id) end
+    end
     redis.call('HSET', key, 'sites', cjson.encode(ch.sites))
   end
   if ch.teams then redis.call('HSET', key, 'teams', #ch.teams == 0 and '[]' or cjson.encode(ch.teams)) end
@@ -659,13 +698,18 @@ ops.admin_agent_patch = function()
   -- a site the agent left keeps its record there as a tombstone of this sv: a sync that read
   -- the record before this patch (older sv) cannot bring the agent back into the site
   -- (agent_site ignores older copies; may_access reads the site's agents set)
-  local kept = {}
+  local kept, had, join, leave = {}, {}, {}, {}
   for _, s in ipairs(ch.sites or {}) do kept[s] = true end
   for _, s in ipairs(ch.sites and json_list(a.sites) or {}) do
-    if not kept[s] then redis.call('HSET', sakey(s, a.id), 'sv', I(sv), 'status', 'offline', 'disabled', '1') end
+    had[s] = true
+    if not kept[s] then
+      table.insert(leave, s)
+      if not gathered then redis.call('HSET', sakey(s, a.id), 'sv', I(sv), 'status', 'offline', 'disabled', '1') end
+    end
   end
+  for _, s in ipairs(ch.sites or {}) do if not had[s] then table.insert(join, s) end end
   agent_changed(a.id)
-  return agent_reply(200, key)
+  return agent_reply(200, key, join, leave, sv)
 end
 ops.admin_sla_get = function()
   local s = admin_site(p.site_key)
