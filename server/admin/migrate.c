@@ -35,11 +35,12 @@ typedef enum kind {
     K_AGENT_STATE,
     K_GLOBAL,
     K_EVENTS,
+    K_TICKETS,
     K__COUNT
 } kind;
 static const char *const kind_names[K__COUNT] = {"kb",       "rules",       "reports", "health", "conversations",
                                                  "visitors", "timers",      "agents",  "loads",  "agent_convs",
-                                                 "sites",    "agent_state", "global",  "events"};
+                                                 "sites",    "agent_state", "global",  "events", "tickets"};
 
 typedef struct plan {
     kind k;
@@ -523,18 +524,99 @@ static int move_events(redisContext *c, const char *P, tally *t)
     return rc;
 }
 
-/* SCAN every key under the prefix; the pattern escapes glob characters of P. */
-static int scan_all(redisContext *c, const char *P, tally *t, int pass)
+/* The site of a ticket's conversation: its id names it, else the site whose ticket index
+ * holds it (sites is SMEMBERS of the sites set). Empty when none does. */
+static void ticket_site(redisContext *c, const char *P, const char *cid, const redisReply *sites, char *site, size_t n)
 {
-    char pat[256];
+    const char *dot = strrchr(cid, '.');
+    site[0] = '\0';
+    if (dot && dot[1]) {
+        cd_strlcpy(site, dot + 1, n);
+        return;
+    }
+    for (size_t i = 0; sites && i < sites->elements && !site[0]; i++) {
+        redisReply *r = redisCommand(c, "ZSCORE %s{s:%s}:tickets %s", P, sites->element[i]->str, cid);
+        if (r && r->type == REDIS_REPLY_STRING)
+            cd_strlcpy(site, sites->element[i]->str, n);
+        freeReplyObject(r);
+    }
+}
+
+/* Ticket numbers count per site now: each P ticket:<n> (number -> conversation id) moves
+ * to P{s:<site>}:ticket:<n> of its conversation's site, and every site's counter
+ * P{s:<site>}:ticket:seq starts where the one counter P ticket:seq stood (only ever
+ * raised), so no site hands out a number one of its tickets already has. After the
+ * passes: the ticket indexes and the sites set are under their new names by then. */
+static int move_tickets(redisContext *c, const char *P, const char *pat, tally *t)
+{
+    redisReply *sites = redisCommand(c, "SMEMBERS %s{g}:sites", P);
+    int rc = sites && sites->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = rc == 0 ? redisCommand(c, "SCAN %s MATCH %sticket:* COUNT 1000", cursor, pat) : NULL;
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            rc = -1;
+            break;
+        }
+        cd_strlcpy(cursor, r->element[0]->str, sizeof cursor);
+        for (size_t i = 0; rc == 0 && i < r->element[1]->elements; i++) {
+            const char *old = r->element[1]->element[i]->str, *num = old + strlen(P) + 7;
+            if (!num[0] || strspn(num, "0123456789") != strlen(num))
+                continue;
+            redisReply *cid = redisCommand(c, "GET %s", old);
+            char site[128], nk[1024];
+            if (cid && cid->type == REDIS_REPLY_STRING) {
+                ticket_site(c, P, cid->str, sites, site, sizeof site);
+                snprintf(nk, sizeof nk, "%s{s:%s}:ticket:%s", P, site, num);
+                rc = site[0] ? rename_one(c, old, nk, K_TICKETS, t) : 0;
+            }
+            freeReplyObject(cid);
+        }
+        freeReplyObject(r);
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    redisReply *seq = rc == 0 ? redisCommand(c, "GET %sticket:seq", P) : NULL;
+    if (seq && seq->type == REDIS_REPLY_STRING) {
+        long long n = atoll(seq->str);
+        for (size_t i = 0; rc == 0 && i < sites->elements; i++) {
+            redisReply *cur = redisCommand(c, "GET %s{s:%s}:ticket:seq", P, sites->element[i]->str);
+            redisReply *set = cur && (cur->type == REDIS_REPLY_NIL || atoll(cur->str) < n)
+                                  ? redisCommand(c, "SET %s{s:%s}:ticket:seq %lld", P, sites->element[i]->str, n)
+                                  : NULL;
+            rc = cur && cur->type != REDIS_REPLY_ERROR && (!set || set->type == REDIS_REPLY_STATUS) ? 0 : -1;
+            freeReplyObject(cur);
+            freeReplyObject(set);
+        }
+        redisReply *del = rc == 0 ? redisCommand(c, "DEL %sticket:seq", P) : NULL;
+        if (del && del->type == REDIS_REPLY_INTEGER && del->integer == 1)
+            t->moved[K_TICKETS]++;
+        freeReplyObject(del);
+    }
+    freeReplyObject(seq);
+    freeReplyObject(sites);
+    if (rc != 0)
+        fprintf(stderr, "chatdeskd admin migrate: moving the ticket numbers failed: %s\n", c->errstr);
+    return rc;
+}
+
+/* SCAN every key under the prefix; the pattern escapes glob characters of P. */
+/* P with its glob characters escaped, for SCAN MATCH. */
+static void glob_escaped(const char *P, char *pat, size_t n)
+{
     size_t j = 0;
-    for (const char *s = P; *s && j + 3 < sizeof pat; s++) {
+    for (const char *s = P; *s && j + 3 < n; s++) {
         if (strchr("*?[]\\", *s))
             pat[j++] = '\\';
         pat[j++] = *s;
     }
-    pat[j++] = '*';
     pat[j] = '\0';
+}
+
+static int scan_all(redisContext *c, const char *P, tally *t, int pass)
+{
+    char pat[256];
+    glob_escaped(P, pat, sizeof pat - 1);
+    cd_strlcpy(pat + strlen(pat), "*", 2);
     char cursor[32] = "0";
     do {
         redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
@@ -568,6 +650,10 @@ int cd_admin__migrate(const char *P, redisContext *c)
     int rc = move_events(c, P, &t);
     for (int pass = 0; pass < 3 && rc == 0; pass++)
         rc = scan_all(c, P, &t, pass);
+    char pat[256];
+    glob_escaped(P, pat, sizeof pat);
+    if (rc == 0)
+        rc = move_tickets(c, P, pat, &t);
     if (rc == 0) {
         json_t *moved = json_object();
         long long total = 0;

@@ -528,19 +528,9 @@ static void api_job_free(api_job *j)
     cd_free(j);
 }
 
-static void on_sla(void *ud, cd_err err, const char *message)
-{
-    (void)ud;
-    (void)err;
-    (void)message;
-}
-
-static void on_api_done(void *ud, int status, const char *json, size_t len, const char *sync_cid, const char *sync_site,
-                        const char *ctype)
+static void on_api_done(void *ud, int status, const char *json, size_t len, const char *ctype)
 {
     api_job *j = ud;
-    if (sync_cid)
-        cd_ticket_sla_sync(j->cx->st, sync_site, sync_cid, cd_node_intervals(j->cx->node, sync_site), on_sla, NULL);
     http_state *h = j->h;
     if (h) {
         h->ajob = NULL;
@@ -552,12 +542,27 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
     api_job_free(j);
 }
 
+static const char *node_intervals(void *node, const char *site)
+{
+    return cd_node_intervals(node, site);
+}
+
 static void api_run(api_job *j)
 {
     http_state *h = j->h;
-    cd_api_call call = {h->method,   h->path,     (const char *const *)h->args,   h->nargs,       h->body.data,
-                        h->body.len, j->agent_id, j->hash_ok ? j->pw_hash : NULL, j->token_epoch, j->jti,
-                        j->token_exp};
+    cd_api_call call = {h->method,
+                        h->path,
+                        (const char *const *)h->args,
+                        h->nargs,
+                        h->body.data,
+                        h->body.len,
+                        j->agent_id,
+                        j->hash_ok ? j->pw_hash : NULL,
+                        j->token_epoch,
+                        j->jti,
+                        j->token_exp,
+                        node_intervals,
+                        h->cx->node};
     cd_http__api_run(h->cx->st, h->cx->cfg, &call, on_api_done, j);
 }
 
@@ -684,7 +689,8 @@ static void api_start(http_state *h)
     j->token_epoch = c.epoch;
     j->token_exp = c.exp;
     h->ajob = j;
-    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL, 0, NULL, 0};
+    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id,
+                        NULL,      0,       NULL, 0, NULL,         NULL};
     if (webhook_url_check(h, j, &call))
         return;
     if (cd_http__api_wants_password(&call)) {

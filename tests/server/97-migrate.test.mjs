@@ -47,6 +47,9 @@ function renamed(k) {
     if ((m = /^cd:agent:([^:]+):convs$/.exec(k))) return `cd:{s:shop}:agent:${m[1]}:convs`;
     if ((m = /^cd:(agent:email:.*|agent:[^:]+(?::notices|:canned)?|agents|presence(?::.*)?)$/.exec(k))) return `cd:{a}:${m[1]}`;
     if ((m = /^cd:(sites|keys)$/.exec(k))) return `cd:{g}:${m[1]}`;
+    // ticket numbers count per site: the fixture's tickets are all of "shop", and each
+    // site's counter starts where the one counter stood
+    if ((m = /^cd:(ticket:(?:\d+|seq))$/.exec(k))) return `cd:{s:shop}:${m[1]}`;
     return null;
 }
 
@@ -68,7 +71,7 @@ async function dumpValue(key, type) {
 it('admin migrate moves the previous layout, keeps every value, and a second run moves nothing', async () => {
     await load();
     const expect = { kb: 0, rules: 0, reports: 0, health: 0, conversations: 0, visitors: 0, timers: 0, agent_convs: 0,
-        sites: 0, agent_state: 0, global: 0 };
+        sites: 0, agent_state: 0, global: 0, tickets: 0 };
     let dedupe = 0;
     for (const { key } of fixture.keys) {
         const to = renamed(key);
@@ -86,7 +89,7 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
             expect.agent_convs += fixture.keys.find((x) => x.key === key).value.length;
             continue;
         }
-        const kind = key.startsWith('cd:kb:') ? 'kb' : /^cd:site:[^:]+:(rule|team_leads)/.test(key) ? 'rules'
+        const kind = key.startsWith('cd:ticket:') ? 'tickets' : key.startsWith('cd:kb:') ? 'kb' : /^cd:site:[^:]+:(rule|team_leads)/.test(key) ? 'rules'
             : key.startsWith('cd:rpt:') ? 'reports' : key.startsWith('cd:conv:') ? 'conversations'
                 : /^cd:(visitor:|site:[^:]+:user:)/.test(key) ? 'visitors'
                     : /^cd:site:[^:]+(:(teams|agents|convs|tickets|canned|webhooks|queue:.*))?$/.test(key) ? 'sites'
@@ -203,6 +206,26 @@ it('the previous release\'s site records, teams, queues, canned replies and pres
     await r('DEL', 'cd:{s:s9}:site', 'cd:{s:s9}:teams', 'cd:{s:s9}:queue:vip', 'cd:{s:s9}:canned', 'cd:{s:s9}:webhooks',
         'cd:{a}:agent:a_nine', 'cd:{a}:agent:a_nine:canned', 'cd:{a}:presence', 'cd:{a}:presence:a_nine',
         'cd:{s:s9}:agent:a_nine');
+});
+
+it('the one ticket counter of the layout before per-site numbers: numbers move to their sites, every site counts on from it', async () => {
+    const r = (...a) => env.redis.cmd(...a);
+    await r('SADD', 'cd:{g}:sites', 's7', 's8');
+    await r('SET', 'cd:ticket:seq', '1500');
+    await r('SET', 'cd:ticket:1499', 'c_new.s7'); // a conversation id that names its site
+    await r('SET', 'cd:ticket:1498', 'c_old'); // one that does not: found in its site's ticket index
+    await r('ZADD', 'cd:{s:s8}:tickets', '1', 'c_old');
+    await r('SET', 'cd:{s:s8}:ticket:seq', '1600'); // a counter already past it stays
+    const m = await env.admin('migrate');
+    assert.equal(m.moved.tickets, 3, 'two numbers and the counter');
+    assert.equal(await r('GET', 'cd:{s:s7}:ticket:1499'), 'c_new.s7');
+    assert.equal(await r('GET', 'cd:{s:s8}:ticket:1498'), 'c_old');
+    assert.equal(await r('GET', 'cd:{s:s7}:ticket:seq'), '1500');
+    assert.equal(await r('GET', 'cd:{s:s8}:ticket:seq'), '1600');
+    for (const k of ['cd:ticket:seq', 'cd:ticket:1499', 'cd:ticket:1498']) assert.equal(Number(await r('EXISTS', k)), 0, `${k} moved away`);
+    assert.equal((await env.admin('migrate')).moved.total, 0, 'a second run moves nothing');
+    await r('SREM', 'cd:{g}:sites', 's7', 's8');
+    await r('DEL', 'cd:{s:s7}:ticket:1499', 'cd:{s:s8}:ticket:1498', 'cd:{s:s8}:tickets', 'cd:{s:s7}:ticket:seq', 'cd:{s:s8}:ticket:seq');
 });
 
 it('a migrated key whose new name is taken stays put and is reported', async () => {

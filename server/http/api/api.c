@@ -112,7 +112,7 @@ void cd_http__api_error(cd_api_cb cb, void *ud, cd_err code, const char *message
 {
     json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", cd_err_name(code), "message", message);
     char *s = json_dumps(o, JSON_COMPACT);
-    cb(ud, status_of(code), s, strlen(s), NULL, NULL, NULL);
+    cb(ud, status_of(code), s, strlen(s), NULL);
     free(s);
     json_decref(o);
 }
@@ -125,7 +125,7 @@ static int call_script(cd_api_op *a, const char *const *args)
     if (a->slot) { /* a site call: the site's record is its key, the caller is in args */
         const char *site_key[] = {a->key.s};
         cd_store_reply_cb cb = a->slot == CD_API_SITE ? on_api_reply : on_part;
-        return cd_store_fcall(a->st, a->script, 1, site_key, 12, args, NULL, cb, a);
+        return cd_store_fcall(a->st, a->script, 1, site_key, 13, args, NULL, cb, a);
     }
     const char *keys[] = {a->key.s, a->revoked.s};
     return cd_store_fcall(a->st, a->script, a->revoked.s[0] ? 2 : 1, keys, 9, args, NULL, on_api_reply, a);
@@ -171,7 +171,7 @@ static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
     if (status == 200 && a->family->reply && a->family->reply(a, body, blen))
         return;
     char *copy = cd_strndup(body, blen);
-    a->cb(a->ud, status, copy, blen, NULL, NULL, NULL);
+    a->cb(a->ud, status, copy, blen, NULL);
     cd_free(copy);
     cd_http__api_op_free(a);
 }
@@ -264,7 +264,11 @@ static bool next_site(cd_api_op *a)
     if (a->next_site >= json_array_size(a->sites))
         return false;
     const char *site = json_string_value(json_array_get(a->sites, a->next_site++));
-    cd_key_site(&a->key, cd_store_prefix(a->st), site_key_ok(site) ? site : "", "");
+    site = site_key_ok(site) ? site : "";
+    cd_key_site(&a->key, cd_store_prefix(a->st), site, "");
+    const char *iv = site[0] && a->intervals ? a->intervals(a->intervals_ctx, site) : NULL;
+    cd_free(a->args[12]);
+    a->args[12] = cd_strdup(iv ? iv : "");
     if (call_script(a, (const char *const *)a->args) != 0) {
         cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
         cd_http__api_op_free(a);
@@ -327,7 +331,7 @@ static void merge_parts(cd_api_op *a, json_int_t total)
         cd_buf_printf(&out, ",\"page\":%lld,\"per_page\":%lld,\"total\":%lld", (long long)page, (long long)per,
                       (long long)(json_object_get(a->last, "total") ? total : (json_int_t)kept));
     cd_buf_printf(&out, "}");
-    a->cb(a->ud, 200, out.data, out.len, NULL, NULL, NULL);
+    a->cb(a->ud, 200, out.data, out.len, NULL);
     cd_buf_cleanup(&out);
     cd_free(m);
     cd_http__api_op_free(a);
@@ -354,7 +358,7 @@ static void next_step(cd_api_op *a)
     if (!step) {
         json_t *body = json_object_get(a->last, "answer");
         a->cb(a->ud, (int)json_integer_value(json_object_get(a->last, "status")), json_string_value(body),
-              json_string_length(body), NULL, NULL, NULL);
+              json_string_length(body), NULL);
         cd_http__api_op_free(a);
         return;
     }
@@ -364,17 +368,16 @@ static void next_step(cd_api_op *a)
     json_decref(params);
     const char *site = json_string_value(json_object_get(step, "site"));
     cd_key_site(&a->key, cd_store_prefix(a->st), site_key_ok(site) ? site : "", "");
-    const char *args[12];
+    const char *args[13];
     for (size_t i = 0; i < CD_ARRAY_LEN(args); i++)
         args[i] = a->args[i];
     args[0] = "admin_agent_site";
     args[2] = ptext ? ptext : "{}";
     args[9] = "as";
     args[11] = "";
+    args[12] = "";
     const char *keys[] = {a->key.s};
-    char fname[48];
-    snprintf(fname, sizeof fname, "%s", a->family->script);
-    if (cd_store_fcall(a->st, fname, 1, keys, 12, args, NULL, on_step, a) != 0) {
+    if (cd_store_fcall(a->st, a->family->script, 1, keys, 13, args, NULL, on_step, a) != 0) {
         cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
         cd_http__api_op_free(a);
     }
@@ -587,6 +590,8 @@ void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *cal
     a->cb = cb;
     a->ud = ud;
     a->family = family;
+    a->intervals = call->intervals;
+    a->intervals_ctx = call->intervals_ctx;
     cd_strlcpy(a->op, r->op, sizeof a->op);
     if (family->prepare && family->prepare(a, call, r, &params, err, sizeof err) != 0) {
         json_decref(params);

@@ -29,13 +29,15 @@ typedef struct cd_api_call {
     int64_t token_epoch;
     const char *jti;
     int64_t token_exp;
+    /* a site's business-hours intervals (the node's calendar; "*" or "" = always open),
+     * passed to each site call for the SLA clocks a change re-aligns (ticket_patch) */
+    const char *(*intervals)(void *ctx, const char *site);
+    void *intervals_ctx;
 } cd_api_call;
 
 /* status: the HTTP status; json: the response body (NUL-terminated; may be "null" for 204).
- * sync_cid/sync_site: a ticket whose SLA clocks need a sla_sync call, or NULL.
  * ctype: the body's content type when it is not JSON (reports as CSV: "text/csv; …"), else NULL. */
-typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, const char *sync_cid,
-                          const char *sync_site, const char *ctype);
+typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, const char *ctype);
 
 /* Where a route's call runs (docs/keyspace.md "Calls over several slots"): CD_API_CALLER in the
  * caller's own slot {a}, one call that also checks the token; otherwise the token check
@@ -82,9 +84,12 @@ typedef struct cd_api_op {
     cd_key revoked; /* and the caller's token deny-list (calls in the caller's slot) */
     char script[48];
     /* a family that calls again after the first reply (kb_suggest) keeps the arguments;
-     * site calls keep them too (args[9..11]: "as", the caller's record, "part" or "") */
+     * site calls keep them too (args[9..11]: "as", the caller's record, "part" or "";
+     * args[12]: the intervals of the site called) */
     bool keep_args;
-    char *args[12];
+    char *args[13];
+    const char *(*intervals)(void *ctx, const char *site);
+    void *intervals_ctx;
     /* site calls (route slot not 0): the caller's sites to call, the next one, the merged
      * rows so far ([number, id, JSON text]) and the last part's reply object */
     char slot;

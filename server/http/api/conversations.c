@@ -1,8 +1,7 @@
 /* API family: conversations and tickets as the dashboard lists and edits them, the
  * visitor profile, the supervisor's view, canned replies, the caller itself (me,
  * logout), and the customer-health alerts and notices (store/lua/api.lua,
- * api_health.lua). A ticket edit that changes its state tells http.c which ticket's SLA
- * clocks to re-align. */
+ * api_health.lua). A ticket edit re-aligns the ticket's SLA clocks in the same call. */
 #include "api_int.h"
 
 #include <string.h>
@@ -14,31 +13,14 @@ static const cd_api_route conversation_routes[] = {
     {"POST", "logout", "logout", {0}, false, 0},
     {"GET", "tickets", "tickets_list", {0}, false, CD_API_SITES},
     {"GET", "conversations", "conversations_list", {0}, false, CD_API_SITES},
-    {"GET", "tickets/:", "ticket_get", {"number"}, false, 0},
-    {"PATCH", "tickets/:", "ticket_patch", {"number"}, true, 0},
+    {"GET", "tickets/:", "ticket_get", {"number"}, false, CD_API_FIRST},
+    {"PATCH", "tickets/:", "ticket_patch", {"number"}, true, CD_API_FIRST},
     {"GET", "visitors/:", "visitor_get", {"id"}, false, CD_API_FIRST},
     {"GET", "supervisor", "supervisor", {0}, false, CD_API_GATHER_ONE},
 };
 
-/* ticket_patch: {"ticket":{"id":…,"site":…}} names the ticket whose clocks follow. */
-static bool conversation_reply(cd_api_op *a, const char *body, size_t len)
-{
-    if (strcmp(a->op, "ticket_patch") != 0)
-        return false;
-    char *copy = cd_strndup(body, len);
-    json_t *b = json_loadb(copy, len, 0, NULL);
-    json_t *t = json_object_get(b, "ticket");
-    const char *id = json_string_value(json_object_get(t, "id"));
-    const char *site = json_string_value(json_object_get(t, "site"));
-    a->cb(a->ud, 200, copy, len, id && site ? id : NULL, id && site ? site : NULL, NULL);
-    json_decref(b);
-    cd_free(copy);
-    cd_http__api_op_free(a);
-    return true;
-}
-
 const cd_api_family cd_http__api_conversations = {
-    "api", NULL, conversation_routes, CD_ARRAY_LEN(conversation_routes), NULL, NULL, conversation_reply, CD_API_CALLER,
+    "api", NULL, conversation_routes, CD_ARRAY_LEN(conversation_routes), NULL, NULL, NULL, CD_API_CALLER,
 };
 
 static const cd_api_route canned_routes[] = {

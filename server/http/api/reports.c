@@ -95,7 +95,7 @@ static bool reports_reply(cd_api_op *a, const char *body, size_t len)
     char *csv = a->csv ? reports_csv(body, len, &csvlen) : NULL;
     if (!csv)
         return false;
-    a->cb(a->ud, 200, csv, csvlen, NULL, NULL, "text/csv; charset=utf-8");
+    a->cb(a->ud, 200, csv, csvlen, "text/csv; charset=utf-8");
     cd_free(csv);
     cd_http__api_op_free(a);
     return true;

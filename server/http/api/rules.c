@@ -80,7 +80,7 @@ static bool rules_reply(cd_api_op *a, const char *body, size_t blen)
     char *out = cd_rules_dry_run(body, blen, a->event[0] ? a->event : NULL, now, iv.data ? iv.data : "*");
     cd_buf_cleanup(&iv);
     if (out)
-        a->cb(a->ud, 200, out, strlen(out), NULL, NULL, NULL);
+        a->cb(a->ud, 200, out, strlen(out), NULL);
     else
         cd_http__api_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
     cd_free(out);

@@ -20,6 +20,9 @@ local operator = aid == '' and ARGV[11] == 'operator'
 -- share of a list over the caller's sites, which the node merges (`part_reply`).
 local as_caller = aid ~= '' and ARGV[11] == 'as'
 local part = as_caller and ARGV[13] == 'part'
+-- ARGV[14] in a site call: the site's business-hours intervals from the node's calendar
+-- (iv_parse), for the SLA clocks a change re-aligns in the same call.
+local site_iv = as_caller and iv_parse(ARGV[14]) or nil
 -- An operation about agents, which live in {a}, that needs facts of the caller's sites (their
 -- teams, their agents, each agent's load there): the node asks each site first (the part
 -- calls answer `site_facts`), then calls in {a} with ARGV[11] 'after' and ARGV[12] the
@@ -222,12 +225,16 @@ local function admin_site_key(key)
   end
   return key
 end
+-- A ticket by its number, which counts per site: in a site call (the node asks the
+-- caller's sites in turn, or the one asked for) the call's site, else the caller's first
+-- site that has the number.
 local function conv_of_ticket(number)
-  local cid = redis.call('GET', P .. 'ticket:' .. tostring(number))
-  if not cid then return nil end
-  local c = conv_in(cid, my_sites)
-  if not c or not my_site(c.site) then return nil end
-  return c
+  for _, s in ipairs(part and {CSITE} or (p.site and {p.site} or my_sites)) do
+    local cid = my_site(s) and redis.call('GET', skey(s, 'ticket:' .. tostring(number)))
+    local c = cid and hgetall(ckey(cid, s))
+    if c and c.site == s then return c end
+  end
+  return nil
 end
 
 -- The sites a list over the caller's sites reads, each of them the caller's: in a site

@@ -589,15 +589,16 @@ end
 -- customer told how the answer will reach them, ticket.created to the site's agents.
 local function ticket_create(c, now, iv, ack_id, retain)
   local key = ckey(c.id, c.site)
-  local n = redis.call('INCR', P .. 'ticket:seq')
+  -- numbers count per site (P{s:<site>}:ticket:seq, from 1000): a site's own slot
+  local n = redis.call('INCR', skey(c.site, 'ticket:seq'))
   if n < 1000 then
-    redis.call('SET', P .. 'ticket:seq', 1000)
+    redis.call('SET', skey(c.site, 'ticket:seq'), 1000)
     n = 1000
   end
   c.ticket_number, c.ticket_created_at = I(n), now
   redis.call('HSET', key, 'ticket_number', c.ticket_number, 'ticket_created_at', now, 'sla_breached', '[]',
     'sla_fired', '[]')
-  redis.call('SET', P .. 'ticket:' .. c.ticket_number, c.id)
+  redis.call('SET', skey(c.site, 'ticket:' .. c.ticket_number), c.id)
   redis.call('ZADD', skey(c.site, 'tickets'), now, c.id)
   emit('ticket.created', c, now, '{"number":' .. c.ticket_number .. '}')
   timer_clear(c.site, 'unanswered', c.site .. '|' .. c.id)

@@ -140,7 +140,12 @@ ops.ticket_patch = function()
     local e = do_update(c, aid, status, priority, '', tags, now)
     if e then return e end
   end
+  -- the SLA clocks follow the new state in this same step (paused while pending, …)
   c = hgetall(ckey(c.id, c.site))
+  if sla_sync(c, site_iv, now) then
+    conv_updated(c, true)
+    c = hgetall(ckey(c.id, c.site))
+  end
   return reply(200, '{"ticket":' .. conv_json(c) .. '}')
 end
 
