@@ -36,11 +36,12 @@ typedef enum kind {
     K_GLOBAL,
     K_EVENTS,
     K_TICKETS,
+    K_NOTICES,
     K__COUNT
 } kind;
-static const char *const kind_names[K__COUNT] = {"kb",       "rules",       "reports", "health", "conversations",
-                                                 "visitors", "timers",      "agents",  "loads",  "agent_convs",
-                                                 "sites",    "agent_state", "global",  "events", "tickets"};
+static const char *const kind_names[K__COUNT] = {
+    "kb",    "rules",       "reports", "health",      "conversations", "visitors", "timers",  "agents",
+    "loads", "agent_convs", "sites",   "agent_state", "global",        "events",   "tickets", "notices"};
 
 typedef struct plan {
     kind k;
@@ -218,7 +219,7 @@ static int move_timers(redisContext *c, const char *P, const char *old, const ch
 static const char agent_site_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'offline', 'name', ARGV[2], 'teams', ARGV[3],\n"
-    "  'max_chats', ARGV[4], 'disabled', ARGV[5], 'sv', ARGV[6])\n"
+    "  'max_chats', ARGV[4], 'disabled', ARGV[5], 'sv', ARGV[6], 'role', ARGV[7])\n"
     "return 1\n";
 
 /* P agent:<id>:active, the previous release's load of the agent over all its sites, and
@@ -249,8 +250,8 @@ static int move_members(redisContext *c, const char *P, const char *old, const c
  * stopped; a connecting agent's node brings the status) and only where none exists. */
 static int agent_sites(redisContext *c, const char *P, const char *old, const char *aid, tally *t)
 {
-    const char *f[] = {"sites", "name", "teams", "max_chats", "disabled", "sv"};
-    redisReply *r = redisCommand(c, "HMGET %s %s %s %s %s %s %s", old, f[0], f[1], f[2], f[3], f[4], f[5]);
+    const char *f[] = {"sites", "name", "teams", "max_chats", "disabled", "sv", "role"};
+    redisReply *r = redisCommand(c, "HMGET %s %s %s %s %s %s %s %s", old, f[0], f[1], f[2], f[3], f[4], f[5], f[6]);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != CD_ARRAY_LEN(f)) {
         freeReplyObject(r);
         return -1;
@@ -268,10 +269,10 @@ static int agent_sites(redisContext *c, const char *P, const char *old, const ch
             continue;
         char key[512];
         snprintf(key, sizeof key, "%s{s:%s}:agent:%s", P, json_string_value(s), aid);
-        /* KEYS: the site record. ARGV: id, name, teams, max_chats, disabled, sv. 1 if written. */
+        /* KEYS: the site record. ARGV: id, name, teams, max_chats, disabled, sv, role. 1 if written. */
         redisReply *w =
-            redisCommand(c, "EVAL %s 1 %s %s %s %s %s %s %s", agent_site_lua, key, aid, v[1], v[2][0] ? v[2] : "[]",
-                         v[3][0] ? v[3] : "5", v[4][0] ? v[4] : "0", v[5][0] ? v[5] : "0");
+            redisCommand(c, "EVAL %s 1 %s %s %s %s %s %s %s %s", agent_site_lua, key, aid, v[1], v[2][0] ? v[2] : "[]",
+                         v[3][0] ? v[3] : "5", v[4][0] ? v[4] : "0", v[5][0] ? v[5] : "0", v[6][0] ? v[6] : "agent");
         if (!w || w->type != REDIS_REPLY_INTEGER)
             rc = -1;
         else
@@ -416,12 +417,13 @@ static int move_owned(redisContext *c, const char *P, const char *old, tally *t)
         }
     if (strncmp(name, "site:", 5) == 0)
         return classify_site(name + 5, nk, sizeof nk, P) ? rename_one(c, old, nk, K_SITES, t) : 0;
-    /* agent:<id>[:notices|:canned], agent:email:<e>, presence:<id>; an agent's old load
+    /* agent:<id>[:canned], agent:email:<e>, presence:<id>; an agent's old load
      * (:active) and conversations (:convs) moved member by member in the first pass */
     bool agent = strncmp(name, "agent:", 6) == 0, presence = strncmp(name, "presence:", 9) == 0;
     const char *tail = strrchr(name, ':');
-    if ((!agent && !presence) || (agent && (strcmp(tail, ":active") == 0 || strcmp(tail, ":convs") == 0)))
-        return 0;
+    if ((!agent && !presence) ||
+        (agent && (strcmp(tail, ":active") == 0 || strcmp(tail, ":convs") == 0 || strcmp(tail, ":notices") == 0)))
+        return 0; /* notices: to their sites after the passes (move_notices) */
     snprintf(nk, sizeof nk, "%s{a}:%s", P, name);
     return rename_one(c, old, nk, K_AGENT_STATE, t);
 }
@@ -542,6 +544,33 @@ static void ticket_site(redisContext *c, const char *P, const char *cid, const r
     }
 }
 
+/* A counter of the layout before counters per site, P <name>: every site's own,
+ * P{s:<site>}:<name>, starts where it stood (only ever raised), so no site hands out an id
+ * it already has; then it goes. */
+static int spread_counter(redisContext *c, const char *P, const redisReply *sites, const char *name, kind k, tally *t)
+{
+    redisReply *seq = redisCommand(c, "GET %s%s", P, name);
+    int rc = seq && seq->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (seq && seq->type == REDIS_REPLY_STRING) {
+        long long n = atoll(seq->str);
+        for (size_t i = 0; rc == 0 && i < sites->elements; i++) {
+            redisReply *cur = redisCommand(c, "GET %s{s:%s}:%s", P, sites->element[i]->str, name);
+            redisReply *set = cur && (cur->type == REDIS_REPLY_NIL || atoll(cur->str) < n)
+                                  ? redisCommand(c, "SET %s{s:%s}:%s %lld", P, sites->element[i]->str, name, n)
+                                  : NULL;
+            rc = cur && cur->type != REDIS_REPLY_ERROR && (!set || set->type == REDIS_REPLY_STATUS) ? 0 : -1;
+            freeReplyObject(cur);
+            freeReplyObject(set);
+        }
+        redisReply *del = rc == 0 ? redisCommand(c, "DEL %s%s", P, name) : NULL;
+        if (del && del->type == REDIS_REPLY_INTEGER && del->integer == 1)
+            t->moved[k]++;
+        freeReplyObject(del);
+    }
+    freeReplyObject(seq);
+    return rc;
+}
+
 /* Ticket numbers count per site now: each P ticket:<n> (number -> conversation id) moves
  * to P{s:<site>}:ticket:<n> of its conversation's site, and every site's counter
  * P{s:<site>}:ticket:seq starts where the one counter P ticket:seq stood (only ever
@@ -575,24 +604,8 @@ static int move_tickets(redisContext *c, const char *P, const char *pat, tally *
         }
         freeReplyObject(r);
     } while (rc == 0 && strcmp(cursor, "0") != 0);
-    redisReply *seq = rc == 0 ? redisCommand(c, "GET %sticket:seq", P) : NULL;
-    if (seq && seq->type == REDIS_REPLY_STRING) {
-        long long n = atoll(seq->str);
-        for (size_t i = 0; rc == 0 && i < sites->elements; i++) {
-            redisReply *cur = redisCommand(c, "GET %s{s:%s}:ticket:seq", P, sites->element[i]->str);
-            redisReply *set = cur && (cur->type == REDIS_REPLY_NIL || atoll(cur->str) < n)
-                                  ? redisCommand(c, "SET %s{s:%s}:ticket:seq %lld", P, sites->element[i]->str, n)
-                                  : NULL;
-            rc = cur && cur->type != REDIS_REPLY_ERROR && (!set || set->type == REDIS_REPLY_STATUS) ? 0 : -1;
-            freeReplyObject(cur);
-            freeReplyObject(set);
-        }
-        redisReply *del = rc == 0 ? redisCommand(c, "DEL %sticket:seq", P) : NULL;
-        if (del && del->type == REDIS_REPLY_INTEGER && del->integer == 1)
-            t->moved[K_TICKETS]++;
-        freeReplyObject(del);
-    }
-    freeReplyObject(seq);
+    if (rc == 0)
+        rc = spread_counter(c, P, sites, "ticket:seq", K_TICKETS, t);
     freeReplyObject(sites);
     if (rc != 0)
         fprintf(stderr, "chatdeskd admin migrate: moving the ticket numbers failed: %s\n", c->errstr);
@@ -600,6 +613,105 @@ static int move_tickets(redisContext *c, const char *P, const char *pat, tally *
 }
 
 /* SCAN every key under the prefix; the pattern escapes glob characters of P. */
+/* An agent's notices were one list, P{a}:agent:<id>:notices; now each site keeps its own,
+ * P{s:<site>}:agent:<id>:notices (written by the site's calls): each notice goes to the
+ * list of the site it names, in the same order, and the old list goes, in one atomic step
+ * per agent. */
+static const char notices_lua[] =
+    "for _, n in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do\n"
+    "  local ok, v = pcall(cjson.decode, n)\n"
+    "  if ok and type(v) == 'table' and type(v.site) == 'string' and v.site ~= '' then\n"
+    "    redis.call('RPUSH', ARGV[1] .. '{s:' .. v.site .. '}:agent:' .. ARGV[2] .. ':notices', n)\n"
+    "  end\n"
+    "end\n"
+    "return redis.call('DEL', KEYS[1])\n";
+
+/* An agent's role in each of its site records (what site_admins reads), where a record of
+ * the layout before roles were copied has none. */
+static int agent_roles(redisContext *c, const char *P, const char *key, const char *aid, tally *t)
+{
+    redisReply *r = redisCommand(c, "HMGET %s sites role", key);
+    int rc = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? 0 : -1;
+    json_t *sites =
+        rc == 0 && r->element[0]->type == REDIS_REPLY_STRING ? json_loads(r->element[0]->str, 0, NULL) : NULL;
+    const char *role = rc == 0 && r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "agent";
+    size_t i;
+    json_t *s;
+    json_array_foreach(sites, i, s)
+    {
+        if (!json_is_string(s) || rc != 0)
+            continue;
+        redisReply *w = redisCommand(c, "EVAL %s 1 %s{s:%s}:agent:%s %s",
+                                     "if redis.call('EXISTS', KEYS[1]) == 0 then "
+                                     "return 0 end return redis.call('HSETNX', KEYS[1], 'role', ARGV[1])",
+                                     P, json_string_value(s), aid, role);
+        rc = w && w->type == REDIS_REPLY_INTEGER ? 0 : -1;
+        if (rc == 0)
+            t->moved[K_AGENTS] += w->integer;
+        freeReplyObject(w);
+    }
+    json_decref(sites);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* After the passes: the notices of every agent to their sites, the notice counter to
+ * every site, the roles into the agents' site records. */
+static int scan_agents(redisContext *c, const char *P, const char *pat, const char *under, tally *t)
+{
+    int rc = 0;
+    char cursor[32] = "0";
+    size_t plen = strlen(P) + strlen(under);
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s%s* COUNT 1000", cursor, pat, under);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            rc = -1;
+            break;
+        }
+        cd_strlcpy(cursor, r->element[0]->str, sizeof cursor);
+        for (size_t i = 0; rc == 0 && i < r->element[1]->elements; i++) {
+            const char *key = r->element[1]->element[i]->str, *aid = key + plen;
+            const char *colon = strchr(aid, ':');
+            char id[256];
+            size_t n = colon ? (size_t)(colon - aid) : strlen(aid);
+            if (n == 0 || n >= sizeof id || strncmp(aid, "email:", 6) == 0)
+                continue;
+            memcpy(id, aid, n);
+            id[n] = '\0';
+            if (!colon) {
+                rc = agent_roles(c, P, key, id, t);
+            } else if (strcmp(colon, ":notices") == 0) {
+                redisReply *w = redisCommand(c, "EVAL %s 1 %s %s %s", notices_lua, key, P, id);
+                rc = w && w->type == REDIS_REPLY_INTEGER ? 0 : -1;
+                if (rc == 0)
+                    t->moved[K_NOTICES] += w->integer;
+                freeReplyObject(w);
+            }
+        }
+        freeReplyObject(r);
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    return rc;
+}
+
+/* The agents' records and notice lists: under {a} (this layout's) and, for notice lists
+ * of the layout before it, under their old names. */
+static int move_notices(redisContext *c, const char *P, const char *pat, tally *t)
+{
+    redisReply *sites = redisCommand(c, "SMEMBERS %s{g}:sites", P);
+    int rc = sites && sites->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    if (rc == 0)
+        rc = scan_agents(c, P, pat, "{a}:agent:", t);
+    if (rc == 0)
+        rc = scan_agents(c, P, pat, "agent:", t);
+    if (rc == 0)
+        rc = spread_counter(c, P, sites, "notice:seq", K_NOTICES, t);
+    freeReplyObject(sites);
+    if (rc != 0)
+        fprintf(stderr, "chatdeskd admin migrate: moving the notices failed: %s\n", c->errstr);
+    return rc;
+}
+
 /* P with its glob characters escaped, for SCAN MATCH. */
 static void glob_escaped(const char *P, char *pat, size_t n)
 {
@@ -654,6 +766,8 @@ int cd_admin__migrate(const char *P, redisContext *c)
     glob_escaped(P, pat, sizeof pat);
     if (rc == 0)
         rc = move_tickets(c, P, pat, &t);
+    if (rc == 0)
+        rc = move_notices(c, P, pat, &t);
     if (rc == 0) {
         json_t *moved = json_object();
         long long total = 0;

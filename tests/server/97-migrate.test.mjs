@@ -45,7 +45,10 @@ function renamed(k) {
     // an agent's conversations move member by member into the conversation's site; the
     // fixture's are all of "shop"
     if ((m = /^cd:agent:([^:]+):convs$/.exec(k))) return `cd:{s:shop}:agent:${m[1]}:convs`;
-    if ((m = /^cd:(agent:email:.*|agent:[^:]+(?::notices|:canned)?|agents|presence(?::.*)?)$/.exec(k))) return `cd:{a}:${m[1]}`;
+    // an agent's notices go to the lists of their sites, the counter to every site; the
+    // fixture's are all of "shop"
+    if ((m = /^cd:(agent:[^:]+:notices|notice:seq)$/.exec(k))) return `cd:{s:shop}:${m[1]}`;
+    if ((m = /^cd:(agent:email:.*|agent:[^:]+(?::canned)?|agents|presence(?::.*)?)$/.exec(k))) return `cd:{a}:${m[1]}`;
     if ((m = /^cd:(sites|keys)$/.exec(k))) return `cd:{g}:${m[1]}`;
     // ticket numbers count per site: the fixture's tickets are all of "shop", and each
     // site's counter starts where the one counter stood
@@ -71,7 +74,7 @@ async function dumpValue(key, type) {
 it('admin migrate moves the previous layout, keeps every value, and a second run moves nothing', async () => {
     await load();
     const expect = { kb: 0, rules: 0, reports: 0, health: 0, conversations: 0, visitors: 0, timers: 0, agent_convs: 0,
-        sites: 0, agent_state: 0, global: 0, tickets: 0 };
+        sites: 0, agent_state: 0, global: 0, tickets: 0, notices: 0 };
     let dedupe = 0;
     for (const { key } of fixture.keys) {
         const to = renamed(key);
@@ -89,7 +92,7 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
             expect.agent_convs += fixture.keys.find((x) => x.key === key).value.length;
             continue;
         }
-        const kind = key.startsWith('cd:ticket:') ? 'tickets' : key.startsWith('cd:kb:') ? 'kb' : /^cd:site:[^:]+:(rule|team_leads)/.test(key) ? 'rules'
+        const kind = key.startsWith('cd:ticket:') ? 'tickets' : /^cd:(agent:[^:]+:notices|notice:seq)$/.test(key) ? 'notices' : key.startsWith('cd:kb:') ? 'kb' : /^cd:site:[^:]+:(rule|team_leads)/.test(key) ? 'rules'
             : key.startsWith('cd:rpt:') ? 'reports' : key.startsWith('cd:conv:') ? 'conversations'
                 : /^cd:(visitor:|site:[^:]+:user:)/.test(key) ? 'visitors'
                     : /^cd:site:[^:]+(:(teams|agents|convs|tickets|canned|webhooks|queue:.*))?$/.test(key) ? 'sites'
@@ -226,6 +229,28 @@ it('the one ticket counter of the layout before per-site numbers: numbers move t
     assert.equal((await env.admin('migrate')).moved.total, 0, 'a second run moves nothing');
     await r('SREM', 'cd:{g}:sites', 's7', 's8');
     await r('DEL', 'cd:{s:s7}:ticket:1499', 'cd:{s:s8}:ticket:1498', 'cd:{s:s8}:tickets', 'cd:{s:s7}:ticket:seq', 'cd:{s:s8}:ticket:seq');
+});
+
+it("an agent's one notice list goes to its sites' lists in order; roles fill the agents' site records", async () => {
+    const r = (...a) => env.redis.cmd(...a);
+    await r('SADD', 'cd:{g}:sites', 's5', 's6');
+    const n = (id, site) => JSON.stringify({ id, kind: 'rule', site, conversation_id: null, title: 't', body: null, ts: id });
+    await r('RPUSH', 'cd:{a}:agent:a_six:notices', n(3, 's6'), n(2, 's5'), n(1, 's6'));
+    await r('SET', 'cd:notice:seq', '3');
+    await r('HSET', 'cd:{a}:agent:a_six', 'id', 'a_six', 'sites', '["s6"]', 'role', 'admin');
+    await r('HSET', 'cd:{s:s6}:agent:a_six', 'id', 'a_six', 'name', 'Six'); // synced before roles were copied
+    const m = await env.admin('migrate');
+    assert.equal(m.moved.notices, 2, 'the list and the counter');
+    assert.equal(m.moved.agents, 1, 'the role in its s6 record');
+    assert.deepEqual(await r('LRANGE', 'cd:{s:s6}:agent:a_six:notices', '0', '-1'), [n(3, 's6'), n(1, 's6')], 'newest first');
+    assert.deepEqual(await r('LRANGE', 'cd:{s:s5}:agent:a_six:notices', '0', '-1'), [n(2, 's5')]);
+    assert.equal(await r('GET', 'cd:{s:s5}:notice:seq'), '3');
+    assert.equal(await r('HGET', 'cd:{s:s6}:agent:a_six', 'role'), 'admin');
+    assert.equal(Number(await r('EXISTS', 'cd:{a}:agent:a_six:notices')), 0);
+    assert.equal((await env.admin('migrate')).moved.total, 0, 'a second run moves nothing');
+    await r('SREM', 'cd:{g}:sites', 's5', 's6');
+    await r('DEL', 'cd:{s:s6}:agent:a_six:notices', 'cd:{s:s5}:agent:a_six:notices', 'cd:{s:s5}:notice:seq', 'cd:{s:s6}:notice:seq',
+        'cd:{a}:agent:a_six', 'cd:{s:s6}:agent:a_six');
 });
 
 it('a migrated key whose new name is taken stays put and is reported', async () => {

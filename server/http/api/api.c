@@ -362,8 +362,9 @@ static void next_step(cd_api_op *a)
         cd_http__api_op_free(a);
         return;
     }
-    json_t *params = json_pack("{s:O,s:O,s:O}", "agent_id", json_object_get(then, "agent_id"), "sv",
-                               json_object_get(then, "sv"), "join", json_object_get(step, "join"));
+    json_t *params = json_pack("{s:O,s:O,s:O,s:O,s:O}", "agent_id", json_object_get(then, "agent_id"), "sv",
+                               json_object_get(then, "sv"), "join", json_object_get(step, "join"), "name",
+                               json_object_get(then, "name"), "role", json_object_get(then, "role"));
     char *ptext = json_dumps(params, JSON_COMPACT);
     json_decref(params);
     const char *site = json_string_value(json_object_get(step, "site"));

@@ -36,7 +36,7 @@ const cd_api_family cd_http__api_canned = {
 
 static const cd_api_route health_routes[] = {
     {"GET", "alerts", "alerts_list", {0}, false, CD_API_SITES},
-    {"GET", "notices", "notices_list", {0}, false, 0},
+    {"GET", "notices", "notices_list", {0}, false, CD_API_SITES},
 };
 
 const cd_api_family cd_http__api_health = {

@@ -335,7 +335,7 @@ end
 -- Give conversation c to agent aid. Publishes to the conversation, the site and the agent
 -- (the agent channel's header names the conversation so the agent's sessions follow it).
 local function assign_to(c, aid, now)
-  local aname = redis.call('HGET', sakey(c.site, aid), 'name') or redis.call('HGET', P .. '{a}:agent:' .. aid, 'name') or ''
+  local aname = redis.call('HGET', sakey(c.site, aid), 'name') or ''
   local key = ckey(c.id, c.site)
   local prev = c.assignee
   if prev and prev ~= '' and prev ~= aid then
@@ -628,15 +628,17 @@ local function ticket_create(c, now, iv, ack_id, retain)
 end
 
 -- ---------- notices: alerts for agents (customer health, rules, …) ----------
--- Kept per agent (P agent:<id>:notices, newest first, at most 100) and sent live on the
+-- Kept per site and agent (P{s:<site>}:agent:<id>:notices, newest first, at most 100;
+-- GET /api/v1/notices merges the agent's sites), so the site call that raises one writes
+-- only its own slot; ids count per site (P{s:<site>}:notice:seq). Sent live on the
 -- agent's channel: {"type":"notice","notice":{"id","kind","site","conversation_id",
 -- "title","body","ts"}} (docs/protocol.md).
 -- admins and owners both administer the sites they belong to
 local function admin_role(r) return r == 'admin' or r == 'owner' end
--- The agent's role, from its record in the site (agent_site copies it); a record synced
--- before roles were copied falls back to the global record.
+-- The agent's role, from its record in the site (agent_site copies it; admin migrate
+-- and the step that adds an agent to a site write it too).
 local function agent_role(site, aid)
-  return redis.call('HGET', sakey(site, aid), 'role') or redis.call('HGET', P .. '{a}:agent:' .. aid, 'role')
+  return redis.call('HGET', sakey(site, aid), 'role')
 end
 local function site_admins(site)
   local out = {}
@@ -661,11 +663,11 @@ local function token_live(a, epoch, jti, revoked_key)
   return not (jti and jti ~= '' and redis.call('HEXISTS', revoked_key, jti) == 1)
 end
 local function notify(aids, kind, site, cid, title, body, now)
-  local id = redis.call('INCR', P .. 'notice:seq')
+  local id = redis.call('INCR', skey(site, 'notice:seq'))
   local nj = '{"id":' .. I(id) .. ',"kind":' .. S(kind) .. ',"site":' .. S(site) .. ',"conversation_id":' .. J(cid) ..
     ',"title":' .. S(title) .. ',"body":' .. J(body) .. ',"ts":' .. N(now) .. '}'
   for _, aid in ipairs(aids) do
-    local k = P .. '{a}:agent:' .. aid .. ':notices'
+    local k = sakey(site, aid) .. ':notices'
     redis.call('LPUSH', k, nj)
     redis.call('LTRIM', k, 0, 99)
     pub('agent:' .. aid, 0, 'a', '-', '{"type":"notice","notice":' .. nj .. '}')

@@ -495,10 +495,20 @@ end
 -- retry, and done again by every node that syncs the agent's record into the site
 -- (agent_site.lua, on the agent.changed notice step 2 sends), so a stop after step 2
 -- still ends with the agent in each of its sites.
+-- An agent joins a site: its agents set, and a first record of the agent in the site
+-- (name and role, offline) when it has none yet, so the site's calls never need the
+-- global record (assign_to, site_admins); the nodes' sync (agent_site) completes it.
+local function join_site(s, id, name, role)
+  redis.call('SADD', skey(s, 'agents'), id)
+  if redis.call('EXISTS', sakey(s, id)) == 0 then
+    redis.call('HSET', sakey(s, id), 'id', id, 'name', type(name) == 'string' and name or '', 'role',
+      type(role) == 'string' and role or 'agent', 'status', 'offline')
+  end
+end
 ops.admin_agent_join = function()
   operator_only()
   local s = admin_site_key(p.site_key)
-  redis.call('SADD', skey(s, 'agents'), tostring(p.agent_id))
+  join_site(s, tostring(p.agent_id), p.name, p.role)
   return reply(200, '{"site":{"key":' .. S(s) .. '}}')
 end
 -- What the stepwise agent calls answer: the agent's own record is all its slot holds
@@ -512,8 +522,9 @@ local function agent_reply(status, key, join, leave, sv)
   local steps = {}
   for _, s in ipairs(join or {}) do table.insert(steps, '{"site":' .. S(s) .. ',"join":true}') end
   for _, s in ipairs(leave or {}) do table.insert(steps, '{"site":' .. S(s) .. ',"join":false}') end
-  return '{"status":' .. I(status) .. ',"then":{"agent_id":' .. S(redis.call('HGET', key, 'id')) .. ',"sv":' ..
-    I(sv or 0) .. ',"steps":[' .. table.concat(steps, ',') .. ']},"body":' .. body .. '}'
+  local a = hgetall(key)
+  return '{"status":' .. I(status) .. ',"then":{"agent_id":' .. S(a.id) .. ',"sv":' .. I(sv or 0) .. ',"name":' ..
+    S(a.name) .. ',"role":' .. S(a.role) .. ',"steps":[' .. table.concat(steps, ',') .. ']},"body":' .. body .. '}'
 end
 -- The step in a site after an agent's change in {a}: it joins the site's agents set, or
 -- leaves it with its record there made a tombstone of the change's sv (so a sync that
@@ -523,7 +534,7 @@ ops.admin_agent_site = function()
   if not as_caller or not (is_owner or my_site(CSITE)) then return fail('not_found', 'no such site') end
   local id = tostring(p.agent_id)
   if p.join == true then
-    redis.call('SADD', skey(CSITE, 'agents'), id)
+    join_site(CSITE, id, p.name, p.role)
   else
     redis.call('SREM', skey(CSITE, 'agents'), id)
     redis.call('HSET', sakey(CSITE, id), 'sv', I(tonumber(p.sv) or 0), 'status', 'offline', 'disabled', '1')

@@ -25,10 +25,24 @@ ops.alerts_list = function()
     return '{"alerts":[' .. table.concat(out, ',') .. ']}'
   end)
 end
--- the caller's notices (kept by notify in _common.lua), newest first
+-- the caller's notices (kept per site by notify in _common.lua), newest first: one site
+-- call per site of the caller, merged by the node
 ops.notices_list = function()
-  local list = redis.call('LRANGE', P .. '{a}:agent:' .. aid .. ':notices', 0, 99)
-  return reply(200, '{"notices":[' .. table.concat(list, ',') .. ']}')
+  local rows = {}
+  for _, s in ipairs(list_sites()) do
+    for _, n in ipairs(redis.call('LRANGE', sakey(s, aid) .. ':notices', 0, 99)) do
+      local ok, v = pcall(cjson.decode, n)
+      table.insert(rows, {ok and tonumber(v.ts) or 0, '', n, #rows})
+    end
+  end
+  -- newest first; a site's list is already, so equal times keep its order
+  table.sort(rows, function(a, b) return a[1] > b[1] or (a[1] == b[1] and a[4] < b[4]) end)
+  for i = #rows, 101, -1 do rows[i] = nil end
+  return list_reply('notices', rows, ',"limit":100', function()
+    local out = {}
+    for i, r in ipairs(rows) do out[i] = r[3] end
+    return '{"notices":[' .. table.concat(out, ',') .. ']}'
+  end)
 end
 
 return dispatch(ops)
