@@ -217,7 +217,7 @@ static int move_timers(redisContext *c, const char *P, const char *old, const ch
 }
 
 static const char agent_site_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSETNX', KEYS[1], 'role', ARGV[7]) end\n"
     "redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'offline', 'name', ARGV[2], 'teams', ARGV[3],\n"
     "  'max_chats', ARGV[4], 'disabled', ARGV[5], 'sv', ARGV[6], 'role', ARGV[7])\n"
     "return 1\n";
@@ -247,7 +247,8 @@ static int move_members(redisContext *c, const char *P, const char *old, const c
 
 /* P agent:<id>: the agent's record in each of its sites, P{s:<site>}:agent:<id>, which
  * routing reads (a node keeps it in line from then on). Written offline (the nodes are
- * stopped; a connecting agent's node brings the status) and only where none exists. */
+ * stopped; a connecting agent's node brings the status) and only where none exists; an
+ * existing one only gets the role when it has none (synced before roles were copied). */
 static int agent_sites(redisContext *c, const char *P, const char *old, const char *aid, tally *t)
 {
     const char *f[] = {"sites", "name", "teams", "max_chats", "disabled", "sv", "role"};
@@ -626,37 +627,9 @@ static const char notices_lua[] =
     "end\n"
     "return redis.call('DEL', KEYS[1])\n";
 
-/* An agent's role in each of its site records (what site_admins reads), where a record of
- * the layout before roles were copied has none. */
-static int agent_roles(redisContext *c, const char *P, const char *key, const char *aid, tally *t)
-{
-    redisReply *r = redisCommand(c, "HMGET %s sites role", key);
-    int rc = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? 0 : -1;
-    json_t *sites =
-        rc == 0 && r->element[0]->type == REDIS_REPLY_STRING ? json_loads(r->element[0]->str, 0, NULL) : NULL;
-    const char *role = rc == 0 && r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "agent";
-    size_t i;
-    json_t *s;
-    json_array_foreach(sites, i, s)
-    {
-        if (!json_is_string(s) || rc != 0)
-            continue;
-        redisReply *w = redisCommand(c, "EVAL %s 1 %s{s:%s}:agent:%s %s",
-                                     "if redis.call('EXISTS', KEYS[1]) == 0 then "
-                                     "return 0 end return redis.call('HSETNX', KEYS[1], 'role', ARGV[1])",
-                                     P, json_string_value(s), aid, role);
-        rc = w && w->type == REDIS_REPLY_INTEGER ? 0 : -1;
-        if (rc == 0)
-            t->moved[K_AGENTS] += w->integer;
-        freeReplyObject(w);
-    }
-    json_decref(sites);
-    freeReplyObject(r);
-    return rc;
-}
-
-/* After the passes: the notices of every agent to their sites, the notice counter to
- * every site, the roles into the agents' site records. */
+/* The agents' keys under one name: a record gets its site records (agent_sites: made where
+ * missing, the role filled in where a record synced before roles were copied has none),
+ * a notice list goes to its sites. */
 static int scan_agents(redisContext *c, const char *P, const char *pat, const char *under, tally *t)
 {
     int rc = 0;
@@ -680,7 +653,7 @@ static int scan_agents(redisContext *c, const char *P, const char *pat, const ch
             memcpy(id, aid, n);
             id[n] = '\0';
             if (!colon) {
-                rc = agent_roles(c, P, key, id, t);
+                rc = agent_sites(c, P, key, id, t);
             } else if (strcmp(colon, ":notices") == 0) {
                 redisReply *w = redisCommand(c, "EVAL %s 1 %s %s %s", notices_lua, key, P, id);
                 rc = w && w->type == REDIS_REPLY_INTEGER ? 0 : -1;
@@ -694,8 +667,9 @@ static int scan_agents(redisContext *c, const char *P, const char *pat, const ch
     return rc;
 }
 
-/* The agents' records and notice lists: under {a} (this layout's) and, for notice lists
- * of the layout before it, under their old names. */
+/* After the passes: the agents' records and notice lists under {a} (this layout's) and,
+ * for notice lists of the layout before it, under their old names; then the notice
+ * counter to every site. */
 static int move_notices(redisContext *c, const char *P, const char *pat, tally *t)
 {
     redisReply *sites = redisCommand(c, "SMEMBERS %s{g}:sites", P);
