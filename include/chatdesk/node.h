@@ -55,6 +55,8 @@ void cd_node_sites_tick(cd_node_sites *ns, uint64_t now);
 void cd_node_sites_on_store(cd_node_sites *ns, bool up);
 /* Borrowed until the next load, or NULL for an unknown site. */
 const cd_site *cd_node_sites_get(cd_node_sites *ns, const char *key);
+/* The key of the i-th cached site, NULL past the last (the order of the last load). */
+const char *cd_node_sites_key_at(cd_node_sites *ns, size_t i);
 /* The site's business intervals for SLA scripts ("*" for 24x7 or an unknown site). */
 const char *cd_node_sites_intervals(cd_node_sites *ns, const char *key);
 /* Exact-origin check for the upgrade of /ws/visitor (site_key NULL: any site). */

@@ -37,11 +37,12 @@ typedef enum kind {
     K_EVENTS,
     K_TICKETS,
     K_NOTICES,
+    K_WEBHOOKS,
     K__COUNT
 } kind;
 static const char *const kind_names[K__COUNT] = {
-    "kb",    "rules",       "reports", "health",      "conversations", "visitors", "timers",  "agents",
-    "loads", "agent_convs", "sites",   "agent_state", "global",        "events",   "tickets", "notices"};
+    "kb",          "rules", "reports",     "health", "conversations", "visitors", "timers",  "agents",  "loads",
+    "agent_convs", "sites", "agent_state", "global", "events",        "tickets",  "notices", "webhooks"};
 
 typedef struct plan {
     kind k;
@@ -303,11 +304,55 @@ static int move_agent(redisContext *c, const char *P, const char *old, const cha
 }
 
 /* Move one key; -1 on a Redis error. */
+/* The site a hash names in its field "site" (a webhook, a delivery), or false. */
+static bool hash_site(redisContext *c, const char *key, char *site, size_t n)
+{
+    redisReply *r = redisCommand(c, "HGET %s site", key);
+    bool ok = r && r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < n;
+    if (ok)
+        memcpy(site, r->str, r->len + 1);
+    freeReplyObject(r);
+    return ok;
+}
+
+/* A site's webhooks and deliveries move into its slot (docs/keyspace.md "Webhooks"): in the
+ * first pass the due set member by member (the site from the delivery's hash) and each
+ * webhook's :deliveries and :log (the site from the webhook's hash); the hashes themselves
+ * in the second (move_late), so these still find them. */
+static int move_webhook_keys(redisContext *c, const char *P, const char *old, const char *name, tally *t)
+{
+    char site[128], key[512], nk[1024];
+    if (strcmp(name, "webhooks:due") == 0) {
+        redisReply *r = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", old);
+        int rc = r && r->type == REDIS_REPLY_ARRAY ? 0 : -1;
+        for (size_t i = 0; rc == 0 && i + 1 < r->elements; i += 2) {
+            const char *did = r->element[i]->str;
+            snprintf(key, sizeof key, "%swhd:%s", P, did);
+            if (hash_site(c, key, site, sizeof site))
+                rc = member_moved(
+                    c, redisCommand(c, "ZADD %s{s:%s}:webhooks:due NX %s %s", P, site, r->element[i + 1]->str, did),
+                    "ZREM", old, did, K_WEBHOOKS, t);
+        }
+        freeReplyObject(r);
+        return rc;
+    }
+    const char *wid = name + 8, *colon = strchr(wid, ':');
+    if (!colon || (strcmp(colon, ":deliveries") != 0 && strcmp(colon, ":log") != 0))
+        return 0;
+    snprintf(key, sizeof key, "%swebhook:%.*s", P, (int)(colon - wid), wid);
+    if (!hash_site(c, key, site, sizeof site))
+        return 0;
+    snprintf(nk, sizeof nk, "%s{s:%s}:%s", P, site, name);
+    return rename_one(c, old, nk, K_WEBHOOKS, t);
+}
+
 static int move_key(redisContext *c, const char *P, const char *old, tally *t)
 {
     const char *name = old + strlen(P);
     if (strcmp(name, "timers") == 0 || strcmp(name, "timers:leased") == 0)
         return move_timers(c, P, old, name, t);
+    if (strcmp(name, "webhooks:due") == 0 || strncmp(name, "webhook:", 8) == 0)
+        return move_webhook_keys(c, P, old, name, t);
     if (strncmp(name, "agent:", 6) == 0)
         return move_agent(c, P, old, name + 6, t);
     plan p;
@@ -361,7 +406,12 @@ static int move_late(redisContext *c, const char *P, const char *old, tally *t)
 {
     const char *name = old + strlen(P);
     size_t n = strlen(name);
-    char id[256];
+    char id[256], site[128], nk[1024];
+    bool hook = strncmp(name, "webhook:", 8) == 0 && !strchr(name + 8, ':') && strcmp(name, "webhook:seq") != 0;
+    if ((hook || strncmp(name, "whd:", 4) == 0) && hash_site(c, old, site, sizeof site)) {
+        snprintf(nk, sizeof nk, "%s{s:%s}:%s", P, site, name);
+        return rename_one(c, old, nk, K_WEBHOOKS, t);
+    }
     if (strncmp(name, "conv:{", 6) == 0 && n > 7 && name[n - 1] == '}' && n - 7 < sizeof id &&
         !memchr(name + 6, '}', n - 7)) {
         memcpy(id, name + 6, n - 7);
@@ -378,7 +428,7 @@ static int move_late(redisContext *c, const char *P, const char *old, tally *t)
 /* The site's record and its own keys, P{s:<site>}:…:
  *   site:<site>                              -> site
  *   site:<site>:teams|agents|convs|tickets|canned|webhooks, site:<site>:queue:<team> -> the same suffix
- * (the webhooks themselves and their deliveries stay global for now.) */
+ */
 static bool classify_site(const char *rest, char *nk, size_t n, const char *P)
 {
     static const char *const subs[] = {"teams", "agents", "convs", "tickets", "canned", "webhooks"};
@@ -680,6 +730,8 @@ static int move_notices(redisContext *c, const char *P, const char *pat, tally *
         rc = scan_agents(c, P, pat, "agent:", t);
     if (rc == 0)
         rc = spread_counter(c, P, sites, "notice:seq", K_NOTICES, t);
+    if (rc == 0)
+        rc = spread_counter(c, P, sites, "webhook:seq", K_WEBHOOKS, t);
     freeReplyObject(sites);
     if (rc != 0)
         fprintf(stderr, "chatdeskd admin migrate: moving the notices failed: %s\n", c->errstr);

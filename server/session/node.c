@@ -282,6 +282,11 @@ const char *cd_node_intervals(cd_node *n, const char *site_key)
     return cd_node_sites_intervals(n->sites, site_key);
 }
 
+const char *cd_node_site_at(void *node, size_t i)
+{
+    return cd_node_sites_key_at(((cd_node *)node)->sites, i);
+}
+
 cd_timers *cd_node_timers(cd_node *n)
 {
     return n->timers;

@@ -106,6 +106,7 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
     const agents = fixture.keys.filter((k) => /^cd:agent:[^:]+$/.test(k.key));
     expect.agents = agents.reduce((n, k) => n + JSON.parse(fieldOf(k.key, 'sites')).length, 0);
     expect.loads = 0;
+    expect.webhooks = 0; // the fixture has none (the webhooks test below moves some)
     assert.ok(expect.agents > 0);
     const oldEvents = fixture.keys.find((k) => k.key === 'cd:events').value;
     expect.events = oldEvents.filter(([, f]) => f[f.indexOf('s') + 1]).length;
@@ -251,6 +252,32 @@ it("an agent's one notice list goes to its sites' lists in order; roles fill the
     await r('SREM', 'cd:{g}:sites', 's5', 's6');
     await r('DEL', 'cd:{s:s6}:agent:a_six:notices', 'cd:{s:s5}:agent:a_six:notices', 'cd:{s:s5}:notice:seq', 'cd:{s:s6}:notice:seq',
         'cd:{a}:agent:a_six', 'cd:{s:s6}:agent:a_six');
+});
+
+it("a site's webhooks, their deliveries, log and due set move into the site's slot; ids count on per site", async () => {
+    const r = (...a) => env.redis.cmd(...a);
+    await r('SADD', 'cd:{g}:sites', 's4');
+    await r('HSET', 'cd:webhook:wh7', 'id', 'wh7', 'site', 's4', 'url', 'https://example.com/h', 'enabled', '1');
+    await r('ZADD', 'cd:webhook:wh7:deliveries', '5', 'wh7.1-0');
+    await r('LPUSH', 'cd:webhook:wh7:log', '{"delivery":"wh7.1-0"}');
+    await r('HSET', 'cd:whd:wh7.1-0', 'id', 'wh7.1-0', 'webhook', 'wh7', 'site', 's4', 'state', 'pending');
+    await r('ZADD', 'cd:webhooks:due', '5', 'wh7.1-0');
+    await r('SET', 'cd:webhook:seq', '7');
+    const m = await env.admin('migrate');
+    assert.equal(m.moved.webhooks, 6, 'hash, deliveries, log, delivery, its due entry, the counter');
+    assert.equal(await r('HGET', 'cd:{s:s4}:webhook:wh7', 'url'), 'https://example.com/h');
+    assert.deepEqual(await r('ZRANGE', 'cd:{s:s4}:webhook:wh7:deliveries', '0', '-1'), ['wh7.1-0']);
+    assert.deepEqual(await r('LRANGE', 'cd:{s:s4}:webhook:wh7:log', '0', '-1'), ['{"delivery":"wh7.1-0"}']);
+    assert.equal(await r('HGET', 'cd:{s:s4}:whd:wh7.1-0', 'state'), 'pending');
+    assert.equal(await r('ZSCORE', 'cd:{s:s4}:webhooks:due', 'wh7.1-0'), '5');
+    assert.equal(await r('GET', 'cd:{s:s4}:webhook:seq'), '7', 'the next webhook of s4 is wh8');
+    for (const k of ['cd:webhook:wh7', 'cd:webhook:wh7:deliveries', 'cd:webhook:wh7:log', 'cd:whd:wh7.1-0', 'cd:webhooks:due', 'cd:webhook:seq']) {
+        assert.equal(Number(await r('EXISTS', k)), 0, `${k} moved away`);
+    }
+    assert.equal((await env.admin('migrate')).moved.total, 0, 'a second run moves nothing');
+    await r('SREM', 'cd:{g}:sites', 's4');
+    await r('DEL', 'cd:{s:s4}:webhook:wh7', 'cd:{s:s4}:webhook:wh7:deliveries', 'cd:{s:s4}:webhook:wh7:log', 'cd:{s:s4}:whd:wh7.1-0',
+        'cd:{s:s4}:webhooks:due', 'cd:{s:s4}:webhook:seq');
 });
 
 it('a migrated key whose new name is taken stays put and is reported', async () => {

@@ -781,16 +781,20 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
 end
 
 -- ---------- webhooks (docs/keyspace.md "Webhooks") ----------
--- Queue one delivery of `body` (the signed JSON text) to webhook h: P whd:<id> (kept 7
--- days), due now in P webhooks:due (claimed with a lease by webhooks_claim.lua), listed
--- in P webhook:<wid>:deliveries (last 200).
+-- A site's webhooks and their deliveries live in its slot: P{s:<site>}:webhook:<id> (with
+-- :deliveries, :log), P{s:<site>}:whd:<delivery id>, P{s:<site>}:webhooks:due.
+local function whkey(site, wid) return skey(site, 'webhook:' .. wid) end
+local function whdkey(site, did) return skey(site, 'whd:' .. did) end
+-- Queue one delivery of `body` (the signed JSON text) to webhook h: its whd hash (kept 7
+-- days), due now in the site's webhooks:due (claimed with a lease by webhooks_claim.lua,
+-- per site), listed in the webhook's :deliveries (last 200).
 local function wh_deliver(h, did, etype, body, now)
-  local dkey = P .. 'whd:' .. did
+  local dkey = whdkey(h.site, did)
   redis.call('HSET', dkey, 'id', did, 'webhook', h.id, 'site', h.site, 'event', etype, 'body', body,
     'attempts', '0', 'state', 'pending', 'created_at', now, 'next_at', now, 'last_status', '', 'last_error', '')
   redis.call('EXPIRE', dkey, 7 * 86400)
-  redis.call('ZADD', P .. 'webhooks:due', now, did)
-  local lkey = P .. 'webhook:' .. h.id .. ':deliveries'
+  redis.call('ZADD', skey(h.site, 'webhooks:due'), now, did)
+  local lkey = whkey(h.site, h.id) .. ':deliveries'
   redis.call('ZADD', lkey, now, did)
   redis.call('ZREMRANGEBYRANK', lkey, 0, -201)
 end
