@@ -38,11 +38,12 @@ typedef enum kind {
     K_TICKETS,
     K_NOTICES,
     K_WEBHOOKS,
+    K_CANNED,
     K__COUNT
 } kind;
 static const char *const kind_names[K__COUNT] = {
-    "kb",          "rules", "reports",     "health", "conversations", "visitors", "timers",  "agents",  "loads",
-    "agent_convs", "sites", "agent_state", "global", "events",        "tickets",  "notices", "webhooks"};
+    "kb",          "rules", "reports",     "health", "conversations", "visitors", "timers",  "agents",   "loads",
+    "agent_convs", "sites", "agent_state", "global", "events",        "tickets",  "notices", "webhooks", "canned"};
 
 typedef struct plan {
     kind k;
@@ -246,6 +247,35 @@ static int move_members(redisContext *c, const char *P, const char *old, const c
     return rc;
 }
 
+/* The site a hash names in its field "site" (a webhook, a delivery, a canned reply), or false. */
+static bool hash_site(redisContext *c, const char *key, char *site, size_t n)
+{
+    redisReply *r = redisCommand(c, "HGET %s site", key);
+    bool ok = r && r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < n;
+    if (ok)
+        memcpy(site, r->str, r->len + 1);
+    freeReplyObject(r);
+    return ok;
+}
+
+/* An agent's own canned replies, P agent:<id>:canned or P{a}:agent:<id>:canned: each id
+ * moves to the agent's set in the reply's site, P{s:<site>}:agent:<id>:canned (the site from
+ * the reply's hash, which moves in the second pass; SADD there, then SREM here). */
+static int move_canned(redisContext *c, const char *P, const char *old, const char *aid, tally *t)
+{
+    redisReply *r = redisCommand(c, "SMEMBERS %s", old);
+    int rc = r && r->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < r->elements; i++) {
+        char key[512], site[128];
+        snprintf(key, sizeof key, "%scanned:%s", P, r->element[i]->str);
+        if (hash_site(c, key, site, sizeof site))
+            rc = member_moved(c, redisCommand(c, "SADD %s{s:%s}:agent:%s:canned %s", P, site, aid, r->element[i]->str),
+                              "SREM", old, r->element[i]->str, K_CANNED, t);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 /* P agent:<id>: the agent's record in each of its sites, P{s:<site>}:agent:<id>, which
  * routing reads (a node keeps it in line from then on). Written offline (the nodes are
  * stopped; a connecting agent's node brings the status) and only where none exists; an
@@ -300,20 +330,12 @@ static int move_agent(redisContext *c, const char *P, const char *old, const cha
         return agent_sites(c, P, old, rest, t);
     if (strcmp(colon, ":active") == 0)
         return move_members(c, P, old, aid, "active", K_LOADS, t);
+    if (strcmp(colon, ":canned") == 0)
+        return move_canned(c, P, old, aid, t);
     return strcmp(colon, ":convs") == 0 ? move_members(c, P, old, aid, "convs", K_AGENT_CONVS, t) : 0;
 }
 
 /* Move one key; -1 on a Redis error. */
-/* The site a hash names in its field "site" (a webhook, a delivery), or false. */
-static bool hash_site(redisContext *c, const char *key, char *site, size_t n)
-{
-    redisReply *r = redisCommand(c, "HGET %s site", key);
-    bool ok = r && r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < n;
-    if (ok)
-        memcpy(site, r->str, r->len + 1);
-    freeReplyObject(r);
-    return ok;
-}
 
 /* A site's webhooks and deliveries move into its slot (docs/keyspace.md "Webhooks"): in the
  * first pass the due set member by member (the site from the delivery's hash) and each
@@ -349,6 +371,13 @@ static int move_webhook_keys(redisContext *c, const char *P, const char *old, co
 static int move_key(redisContext *c, const char *P, const char *old, tally *t)
 {
     const char *name = old + strlen(P);
+    size_t an = strlen(name);
+    if (strncmp(name, "{a}:agent:", 10) == 0 && an > 17 && strcmp(name + an - 7, ":canned") == 0 && an - 17 < 256) {
+        char aid[256];
+        memcpy(aid, name + 10, an - 17);
+        aid[an - 17] = '\0';
+        return move_canned(c, P, old, aid, t);
+    }
     if (strcmp(name, "timers") == 0 || strcmp(name, "timers:leased") == 0)
         return move_timers(c, P, old, name, t);
     if (strcmp(name, "webhooks:due") == 0 || strncmp(name, "webhook:", 8) == 0)
@@ -407,10 +436,12 @@ static int move_late(redisContext *c, const char *P, const char *old, tally *t)
     const char *name = old + strlen(P);
     size_t n = strlen(name);
     char id[256], site[128], nk[1024];
+    /* webhooks, deliveries and canned replies: into the site their hash names */
     bool hook = strncmp(name, "webhook:", 8) == 0 && !strchr(name + 8, ':') && strcmp(name, "webhook:seq") != 0;
-    if ((hook || strncmp(name, "whd:", 4) == 0) && hash_site(c, old, site, sizeof site)) {
+    bool canned = strncmp(name, "canned:", 7) == 0 && !strchr(name + 7, ':');
+    if ((hook || canned || strncmp(name, "whd:", 4) == 0) && hash_site(c, old, site, sizeof site)) {
         snprintf(nk, sizeof nk, "%s{s:%s}:%s", P, site, name);
-        return rename_one(c, old, nk, K_WEBHOOKS, t);
+        return rename_one(c, old, nk, canned ? K_CANNED : K_WEBHOOKS, t);
     }
     if (strncmp(name, "conv:{", 6) == 0 && n > 7 && name[n - 1] == '}' && n - 7 < sizeof id &&
         !memchr(name + 6, '}', n - 7)) {

@@ -106,7 +106,8 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
     const agents = fixture.keys.filter((k) => /^cd:agent:[^:]+$/.test(k.key));
     expect.agents = agents.reduce((n, k) => n + JSON.parse(fieldOf(k.key, 'sites')).length, 0);
     expect.loads = 0;
-    expect.webhooks = 0; // the fixture has none (the webhooks test below moves some)
+    expect.webhooks = 0; // the fixture has none (the tests below move some)
+    expect.canned = 0;
     assert.ok(expect.agents > 0);
     const oldEvents = fixture.keys.find((k) => k.key === 'cd:events').value;
     expect.events = oldEvents.filter(([, f]) => f[f.indexOf('s') + 1]).length;
@@ -254,7 +255,7 @@ it("an agent's one notice list goes to its sites' lists in order; roles fill the
         'cd:{a}:agent:a_six', 'cd:{s:s6}:agent:a_six');
 });
 
-it("a site's webhooks, their deliveries, log and due set move into the site's slot; ids count on per site", async () => {
+it("a site's webhooks (their deliveries, log, due set) and canned replies move into the site's slot; ids count on per site", async () => {
     const r = (...a) => env.redis.cmd(...a);
     await r('SADD', 'cd:{g}:sites', 's4');
     await r('HSET', 'cd:webhook:wh7', 'id', 'wh7', 'site', 's4', 'url', 'https://example.com/h', 'enabled', '1');
@@ -275,6 +276,15 @@ it("a site's webhooks, their deliveries, log and due set move into the site's sl
         assert.equal(Number(await r('EXISTS', k)), 0, `${k} moved away`);
     }
     assert.equal((await env.admin('migrate')).moved.total, 0, 'a second run moves nothing');
+    // canned replies: the hash into its site, an agent's own set into the agent's set there
+    await r('HSET', 'cd:canned:r_9', 'id', 'r_9', 'site', 's4', 'scope', 'agent', 'owner', 'a_4', 'shortcut', 'hi', 'body', 'Hi');
+    await r('SADD', 'cd:{a}:agent:a_4:canned', 'r_9');
+    const m2 = await env.admin('migrate');
+    assert.equal(m2.moved.canned, 2);
+    assert.equal(await r('HGET', 'cd:{s:s4}:canned:r_9', 'body'), 'Hi');
+    assert.deepEqual(await r('SMEMBERS', 'cd:{s:s4}:agent:a_4:canned'), ['r_9']);
+    assert.equal(Number(await r('EXISTS', 'cd:canned:r_9')) + Number(await r('EXISTS', 'cd:{a}:agent:a_4:canned')), 0);
+    await r('DEL', 'cd:{s:s4}:canned:r_9', 'cd:{s:s4}:agent:a_4:canned');
     await r('SREM', 'cd:{g}:sites', 's4');
     await r('DEL', 'cd:{s:s4}:webhook:wh7', 'cd:{s:s4}:webhook:wh7:deliveries', 'cd:{s:s4}:webhook:wh7:log', 'cd:{s:s4}:whd:wh7.1-0',
         'cd:{s:s4}:webhooks:due', 'cd:{s:s4}:webhook:seq');

@@ -276,16 +276,21 @@ static bool next_site(cd_api_op *a)
     return true;
 }
 
-/* A merged row, and the order of CD_API_SITES: highest number first, then as received. */
+/* A merged row, and the order of CD_API_SITES: by the rows' keys, numbers highest first
+ * and texts in byte order, then as received. */
 typedef struct {
     double num;
+    const char *text;
     size_t at;
     json_t *row;
 } merged_row;
 
-static int by_number(const void *x, const void *y)
+static int by_key(const void *x, const void *y)
 {
     const merged_row *a = x, *b = y;
+    int c = a->text && b->text ? strcmp(a->text, b->text) : 0;
+    if (c != 0)
+        return c;
     if (a->num != b->num)
         return a->num > b->num ? -1 : 1;
     return a->at < b->at ? -1 : a->at > b->at;
@@ -305,11 +310,12 @@ static void merge_parts(cd_api_op *a, json_int_t total)
             continue;
         if (id && id[0])
             json_object_set_new(ids, id, json_true());
-        m[kept++] = (merged_row){json_number_value(json_array_get(row, 0)), i, row};
+        json_t *key = json_array_get(row, 0);
+        m[kept++] = (merged_row){json_number_value(key), json_string_value(key), i, row};
     }
     json_decref(ids);
     if (a->slot == CD_API_SITES)
-        qsort(m, kept, sizeof *m, by_number);
+        qsort(m, kept, sizeof *m, by_key);
     json_int_t page = json_integer_value(json_object_get(a->last, "page"));
     json_int_t per = json_integer_value(json_object_get(a->last, "per_page"));
     json_int_t limit = json_integer_value(json_object_get(a->last, "limit"));

@@ -43,8 +43,8 @@ typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, co
  * caller's own slot {a}, one call that also checks the token; otherwise the token check
  * (op "auth", in {a}) first and then calls in site slots: CD_API_SITE one call in the
  * site the params name (site_key, site; else the caller's first site), CD_API_SITES one
- * call per site of the caller (or the site asked for) merged by their rows' numbers,
- * highest first, CD_API_SITES_ORDER the same in the caller's order of sites, and
+ * call per site of the caller (or the site asked for) merged by their rows' keys (numbers
+ * highest first, texts in byte order), CD_API_SITES_ORDER the same in the caller's order of sites, and
  * CD_API_FIRST the caller's sites in turn until one has it (a 404 asks the next);
  * CD_API_GATHER asks each site of the caller (or the one asked for) for its facts and
  * then runs the operation in {a} with them, CD_API_GATHER_ONE the same with one site

@@ -24,10 +24,10 @@ const cd_api_family cd_http__api_conversations = {
 };
 
 static const cd_api_route canned_routes[] = {
-    {"GET", "canned", "canned_list", {0}, false, 0},
-    {"POST", "canned", "canned_create", {0}, true, 0},
-    {"PATCH", "canned/:", "canned_patch", {"id"}, true, 0},
-    {"DELETE", "canned/:", "canned_delete", {"id"}, false, 0},
+    {"GET", "canned", "canned_list", {0}, false, CD_API_SITES},
+    {"POST", "canned", "canned_create", {0}, true, CD_API_SITE},
+    {"PATCH", "canned/:", "canned_patch", {"id"}, true, CD_API_FIRST},
+    {"DELETE", "canned/:", "canned_delete", {"id"}, false, CD_API_FIRST},
 };
 
 const cd_api_family cd_http__api_canned = {

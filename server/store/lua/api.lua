@@ -205,36 +205,43 @@ ops.supervisor = function()
     g.at_risk .. '}')
 end
 
--- canned replies: P canned:<id> hash; P{s:<k>}:canned and P{a}:agent:<id>:canned sets
+-- canned replies, in their site's slot: P{s:<site>}:canned:<id> hash; the site's shared ones
+-- in P{s:<site>}:canned, an agent's own of the site in P{s:<site>}:agent:<id>:canned
 local function canned_json(x)
   return '{"id":' .. S(x.id) .. ',"site":' .. S(x.site) .. ',"scope":' .. S(x.scope) .. ',"shortcut":' .. S(x.shortcut) ..
     ',"title":' .. S(x.title) .. ',"body":' .. S(x.body) .. '}'
 end
+local function canned_key(site, id) return skey(site, 'canned:' .. tostring(id)) end
+-- in a site call (the node asks the caller's sites in turn) the call's site, else the
+-- caller's first site that has it
 local function canned_mine(id)
-  local x = hgetall(P .. 'canned:' .. tostring(id))
-  if not x or not my_site(x.site) then return nil end
-  if x.scope == 'agent' and x.owner ~= aid then return nil end
-  return x
+  for _, s in ipairs(part and {CSITE} or my_sites) do
+    local x = my_site(s) and hgetall(canned_key(s, id))
+    if x and x.site == s and (x.scope ~= 'agent' or x.owner == aid) then return x end
+  end
+  return nil
 end
 ops.canned_list = function()
   local out = {}
   local q = p.q and string.lower(tostring(p.q)) or nil
-  for _, s in ipairs(p.site and {p.site} or my_sites) do
-    if my_site(s) then
-      local ids = redis.call('SMEMBERS', skey(s, 'canned'))
-      for _, id in ipairs(redis.call('SMEMBERS', P .. '{a}:agent:' .. aid .. ':canned')) do table.insert(ids, id) end
-      for _, id in ipairs(ids) do
-        local x = hgetall(P .. 'canned:' .. id)
-        if x and x.site == s and (not q or string.find(string.lower(x.shortcut .. ' ' .. x.title .. ' ' .. x.body), q, 1, true)) then
-          table.insert(out, x)
-        end
+  for _, s in ipairs(list_sites()) do
+    local ids = redis.call('SMEMBERS', skey(s, 'canned'))
+    for _, id in ipairs(redis.call('SMEMBERS', sakey(s, aid) .. ':canned')) do table.insert(ids, id) end
+    for _, id in ipairs(ids) do
+      local x = hgetall(canned_key(s, id))
+      if x and x.site == s and (not q or string.find(string.lower(x.shortcut .. ' ' .. x.title .. ' ' .. x.body), q, 1, true)) then
+        table.insert(out, x)
       end
     end
   end
   table.sort(out, function(a, b) return a.shortcut < b.shortcut end)
-  local js = {}
-  for _, x in ipairs(out) do table.insert(js, canned_json(x)) end
-  return reply(200, '{"canned":[' .. table.concat(js, ',') .. ']}')
+  local rows = {}
+  for _, x in ipairs(out) do table.insert(rows, {S(x.shortcut), x.id, canned_json(x)}) end
+  return list_reply('canned', rows, nil, function()
+    local js = {}
+    for _, r in ipairs(rows) do table.insert(js, r[3]) end
+    return '{"canned":[' .. table.concat(js, ',') .. ']}'
+  end)
 end
 ops.canned_create = function()
   local site, scope = p.site, p.scope or 'agent'
@@ -246,8 +253,8 @@ ops.canned_create = function()
   if x.shortcut == '' or x.body == '' then return fail('bad_request', 'shortcut and body are required') end
   local flat = {}
   for k, v in pairs(x) do table.insert(flat, k) table.insert(flat, v) end
-  redis.call('HSET', P .. 'canned:' .. x.id, unpack(flat))
-  redis.call('SADD', scope == 'site' and (skey(site, 'canned')) or (P .. '{a}:agent:' .. aid .. ':canned'), x.id)
+  redis.call('HSET', canned_key(site, x.id), unpack(flat))
+  redis.call('SADD', scope == 'site' and skey(site, 'canned') or (sakey(site, aid) .. ':canned'), x.id)
   return reply(201, '{"canned":' .. canned_json(x) .. '}')
 end
 ops.canned_patch = function()
@@ -256,7 +263,7 @@ ops.canned_patch = function()
   if x.scope == 'site' then need_admin() end
   for _, f in ipairs({'shortcut', 'title', 'body'}) do
     local v = str(p[f], f == 'body' and 8192 or 200, f)
-    if v then x[f] = v redis.call('HSET', P .. 'canned:' .. x.id, f, v) end
+    if v then x[f] = v redis.call('HSET', canned_key(x.site, x.id), f, v) end
   end
   return reply(200, '{"canned":' .. canned_json(x) .. '}')
 end
@@ -264,9 +271,9 @@ ops.canned_delete = function()
   local x = canned_mine(p.id)
   if not x then return fail('not_found', 'no such canned reply') end
   if x.scope == 'site' then need_admin() end
-  redis.call('DEL', P .. 'canned:' .. x.id)
+  redis.call('DEL', canned_key(x.site, x.id))
   redis.call('SREM', skey(x.site, 'canned'), x.id)
-  redis.call('SREM', P .. '{a}:agent:' .. (x.owner or '') .. ':canned', x.id)
+  redis.call('SREM', sakey(x.site, x.owner or '') .. ':canned', x.id)
   return reply(204, 'null')
 end
 
