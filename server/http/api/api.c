@@ -494,6 +494,73 @@ static json_t *call_sites(const cd_api_op *a, json_t *params, const json_t *call
     return out;
 }
 
+/* POST admin/sites in three single-slot steps (the admin CLI's order, api.lua "the admin
+ * CLI's single-slot steps"): 0 the key joins the sites set ({g}), 1 the site's record with
+ * the caller as its first agent (its answer is the call's), 2 the caller's record names
+ * the site ({a}). a->next_site counts the steps. */
+static void new_site_step(cd_api_op *a);
+
+static void on_new_site(void *ud, cd_err err, const char *json, size_t len)
+{
+    cd_api_op *a = ud;
+    if (err != CD_ERR_OK) {
+        fail_op(a, err, json, len);
+        return;
+    }
+    if (a->next_site == 2) { /* the site's answer, given once the caller's record names it */
+        const char *body = strstr(json, ",\"body\":");
+        json_t *r = json_loadb(json, len, 0, NULL);
+        json_decref(a->last);
+        a->last = body ? json_pack("{s:O,s:s%}", "status", json_object_get(r, "status"), "answer", body + 8,
+                                   (size_t)(json + len - 1 - (body + 8)))
+                       : NULL;
+        json_decref(r);
+    }
+    if (a->next_site == 3) {
+        json_t *body = json_object_get(a->last, "answer");
+        a->cb(a->ud, (int)json_integer_value(json_object_get(a->last, "status")), json_string_value(body),
+              json_string_length(body), NULL);
+        cd_http__api_op_free(a);
+        return;
+    }
+    new_site_step(a);
+}
+
+static void new_site_step(cd_api_op *a)
+{
+    static const char *const ops[] = {"admin_site_index", "admin_site_create", "admin_site_joined"};
+    int step = (int)a->next_site++;
+    json_t *params = json_loads(a->args[2], 0, NULL);
+    const char *key = json_string_value(json_object_get(params, "key"));
+    const char *args[13];
+    for (size_t i = 0; i < CD_ARRAY_LEN(args); i++)
+        args[i] = a->args[i];
+    args[0] = ops[step];
+    const char *keys[2] = {a->key.s, a->revoked.s};
+    int nkeys = 1, nargs = 13;
+    if (step == 0)
+        cd_key_global(&a->key, cd_store_prefix(a->st), "sites");
+    else if (step == 1)
+        cd_key_site(&a->key, cd_store_prefix(a->st), site_key_ok(key) ? key : "", "");
+    else {
+        cd_key_agent(&a->key, cd_store_prefix(a->st), a->args[1]);
+        nkeys = 2;
+        nargs = 9;
+    }
+    if (!a->last && step == 2) {
+        json_decref(params);
+        cd_http__api_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
+        cd_http__api_op_free(a);
+        return;
+    }
+    int rc = cd_store_fcall(a->st, "api", nkeys, keys, nargs, args, NULL, on_new_site, a);
+    json_decref(params);
+    if (rc != 0) {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
+        cd_http__api_op_free(a);
+    }
+}
+
 /* The caller's record from the auth call ({a}): the site calls follow with it. */
 static void on_auth(void *ud, cd_err err, const char *json, size_t len)
 {
@@ -522,12 +589,16 @@ static void on_auth(void *ud, cd_err err, const char *json, size_t len)
     char *ctext = json_dumps(caller, JSON_COMPACT);
     a->args[9] = cd_strdup("as");
     a->args[10] = cd_strdup(ctext ? ctext : "{}");
-    a->args[11] = cd_strdup(a->slot == CD_API_SITE ? "" : "part");
+    a->args[11] = cd_strdup(a->slot == CD_API_SITE || a->slot == CD_API_NEW_SITE ? "" : "part");
+    a->args[12] = cd_strdup("");
     free(ctext);
     json_decref(caller_sites);
     json_decref(params);
     json_decref(r);
-    next_site(a);
+    if (a->slot == CD_API_NEW_SITE)
+        new_site_step(a);
+    else
+        next_site(a);
 }
 
 /* Runs the route's script with params (taken). */

@@ -49,7 +49,8 @@ typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, co
  * CD_API_GATHER asks each site of the caller (or the one asked for) for its facts and
  * then runs the operation in {a} with them, CD_API_GATHER_ONE the same with one site
  * (as CD_API_SITE chooses it); such a reply may name steps in sites ("then") that the
- * node runs before it answers. */
+ * node runs before it answers; CD_API_NEW_SITE (POST admin/sites) is three steps, each
+ * in its slot: the sites set ({g}), the site's record, the caller's record ({a}). */
 enum {
     CD_API_CALLER = 0,
     CD_API_SITE = 'S',
@@ -58,6 +59,7 @@ enum {
     CD_API_FIRST = 'F',
     CD_API_GATHER = 'G',
     CD_API_GATHER_ONE = 'g',
+    CD_API_NEW_SITE = 'N',
 };
 
 /* One route: method, pattern of the segments after /api/v1/ (":" binds a parameter,

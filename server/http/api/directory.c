@@ -11,7 +11,7 @@
 
 static const cd_api_route site_routes[] = {
     {"GET", "admin/sites", "admin_sites_list", {0}, false, CD_API_SITES_ORDER},
-    {"POST", "admin/sites", "admin_site_create", {0}, true, 0},
+    {"POST", "admin/sites", "admin_site_create", {0}, true, CD_API_NEW_SITE},
     {"PATCH", "admin/sites/:", "admin_site_patch", {"site_key"}, true, CD_API_SITE},
     {"GET", "admin/sites/:/teams", "admin_teams_list", {"site_key"}, false, CD_API_SITE},
     {"POST", "admin/sites/:/teams", "admin_team_create", {"site_key"}, true, CD_API_SITE},

@@ -309,14 +309,26 @@ local function site_create_values()
   key_of(p.key, 'key')
   return name_of(p.name, 'name'), origins_of(p.origins), secret_of(p.identity_secret)
 end
+-- An agent joins a site: its agents set, and a first record of the agent in the site
+-- (name and role, offline) when it has none yet, so the site's calls never need the
+-- global record (assign_to, site_admins); the nodes' sync (agent_site) completes it.
+local function join_site(s, id, name, role)
+  redis.call('SADD', skey(s, 'agents'), id)
+  if redis.call('EXISTS', sakey(s, id)) == 0 then
+    redis.call('HSET', sakey(s, id), 'id', id, 'name', type(name) == 'string' and name or '', 'role',
+      type(role) == 'string' and role or 'agent', 'status', 'offline')
+  end
+end
 -- Step 1 of site-add ({g}): the key joins the sites set, after the same checks as the
 -- record's. Index first, record second, is the order that is safe to retry: a stop
 -- between them leaves a key in the set without a record, which every reader skips
 -- (sites_get answers no site for it, listings skip it) and which site-add run again
 -- completes (SADD again is a no-op); the other order could leave a record no node loads
 -- that site-add would then refuse as a duplicate.
+-- Also the first step of POST admin/sites (an owner's site call in {g}; api.c
+-- CD_API_NEW_SITE runs the three steps).
 ops.admin_site_index = function()
-  operator_only()
+  if as_caller then need_owner() else operator_only() end
   site_create_values()
   redis.call('SADD', P .. '{g}:sites', p.key)
   return reply(200, '{"site":{"key":' .. S(p.key) .. '}}')
@@ -325,21 +337,37 @@ ops.admin_site_create = function()
   -- a new tenant is the operator's decision: an admin of one site must not open others
   need_owner()
   local name, origins, secret = site_create_values()
-  if redis.call('EXISTS', sitekey(p.key)) == 1 or (not stepwise and redis.call('SISMEMBER', P .. '{g}:sites', p.key) == 1) then
+  -- a step (the CLI's, or the HTTP API's site call): the sites set was written before
+  local split = stepwise or as_caller
+  if redis.call('EXISTS', sitekey(p.key)) == 1 or (not split and redis.call('SISMEMBER', P .. '{g}:sites', p.key) == 1) then
     return fail('conflict', 'site ' .. p.key .. ' already exists')
   end
   redis.call('HSET', sitekey(p.key), 'key', p.key, 'name', name, 'origins', cjson.encode(origins),
     'identity_secret', secret, 'created_at', now)
-  if not stepwise then redis.call('SADD', P .. '{g}:sites', p.key) end
+  if not split then redis.call('SADD', P .. '{g}:sites', p.key) end
   site_changed(p.key)
-  -- the creating admin belongs to the new site (the operator is no agent)
-  if not operator then
+  -- the creating admin belongs to the new site (the operator is no agent); in the HTTP
+  -- API's steps its own record names the site in the next one (admin_site_joined, {a})
+  if as_caller then
+    join_site(p.key, aid, me.name, me.role)
+  elseif not operator then
     table.insert(my_sites, p.key)
     redis.call('HSET', P .. '{a}:agent:' .. aid, 'sites', cjson.encode(my_sites))
     redis.call('SADD', skey(p.key, 'agents'), aid)
     agent_changed(aid)
   end
   return reply(201, '{"site":' .. site_json(hgetall(sitekey(p.key))) .. '}')
+end
+-- The last step of POST admin/sites ({a}): the creating owner's record names the new site.
+ops.admin_site_joined = function()
+  need_owner()
+  key_of(p.key, 'key')
+  if not my_site(p.key) then
+    table.insert(my_sites, p.key)
+    redis.call('HSET', P .. '{a}:agent:' .. aid, 'sites', cjson.encode(my_sites))
+  end
+  agent_changed(aid)
+  return reply(200, 'null')
 end
 -- The widget settings of a patch as the JSON text stored in the site record (raises bad_request).
 local function widget_of(v)
@@ -502,16 +530,6 @@ end
 -- retry, and done again by every node that syncs the agent's record into the site
 -- (agent_site.lua, on the agent.changed notice step 2 sends), so a stop after step 2
 -- still ends with the agent in each of its sites.
--- An agent joins a site: its agents set, and a first record of the agent in the site
--- (name and role, offline) when it has none yet, so the site's calls never need the
--- global record (assign_to, site_admins); the nodes' sync (agent_site) completes it.
-local function join_site(s, id, name, role)
-  redis.call('SADD', skey(s, 'agents'), id)
-  if redis.call('EXISTS', sakey(s, id)) == 0 then
-    redis.call('HSET', sakey(s, id), 'id', id, 'name', type(name) == 'string' and name or '', 'role',
-      type(role) == 'string' and role or 'agent', 'status', 'offline')
-  end
-end
 ops.admin_agent_join = function()
   operator_only()
   local s = admin_site_key(p.site_key)
