@@ -700,10 +700,11 @@ static int move_tickets(redisContext *c, const char *P, const char *pat, tally *
  * list of the site it names, in the same order, and the old list goes, in one atomic step
  * per agent. */
 static const char notices_lua[] =
-    "for _, n in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do\n"
-    "  local ok, v = pcall(cjson.decode, n)\n"
+    "local list = redis.call('LRANGE', KEYS[1], 0, -1)\n"
+    "for i = #list, 1, -1 do\n" /* oldest first: LPUSH keeps newest first */
+    "  local ok, v = pcall(cjson.decode, list[i])\n"
     "  if ok and type(v) == 'table' and type(v.site) == 'string' and v.site ~= '' then\n"
-    "    redis.call('RPUSH', ARGV[1] .. '{s:' .. v.site .. '}:agent:' .. ARGV[2] .. ':notices', n)\n"
+    "    redis.call('LPUSH', ARGV[1] .. '{s:' .. v.site .. '}:agent:' .. ARGV[2] .. ':notices', list[i])\n"
     "  end\n"
     "end\n"
     "return redis.call('DEL', KEYS[1])\n";

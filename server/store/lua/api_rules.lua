@@ -80,7 +80,9 @@ ops.rules_dry_run = function()
   local site = rules_site(p.site_key)
   local cid = p.conversation_id
   if type(cid) ~= 'string' or cid == '' then return fail('bad_request', 'conversation_id is required') end
-  local c = hgetall(ckey(cid, site))
+  -- an id that names another site is not looked at (that site is another slot)
+  local named = cid_site(cid)
+  local c = (not named or named == site) and hgetall(ckey(cid, site))
   if not c or c.site ~= site then return fail('not_found', 'no such conversation on this site') end
   -- the latest visitor or agent message stands for a message.created event (as emit
   -- would describe it); system messages (acknowledgements, rule notes) are skipped
