@@ -239,6 +239,11 @@ it('ticket numbers count per site: an agent of two sites lists both, finds a num
     const list = JSON.parse((await api(token, 'GET', '/api/v1/tickets')).text);
     assert.equal(list.total, 2, 'one list over both sites');
     assert.deepEqual(list.tickets.map((t) => t.site).sort(), [a.key, b.key].sort());
+    // the node merges the sites' parts, then pages: equal numbers in the caller's order of sites
+    const pages = [];
+    for (const page of [1, 2, 3]) pages.push(JSON.parse((await api(token, 'GET', `/api/v1/tickets?per_page=1&page=${page}`)).text));
+    assert.deepEqual(pages.map((pg) => pg.tickets.map((t) => t.site)), [[a.key], [b.key], []]);
+    assert.deepEqual(pages.map((pg) => pg.total), [2, 2, 2]);
     let r = await api(token, 'GET', '/api/v1/tickets/1000');
     assert.equal(JSON.parse(r.text).ticket.id, made[a.key].id, 'the first of its sites that has the number');
     r = await api(token, 'GET', `/api/v1/tickets/1000?site=${b.key}`);
