@@ -19,10 +19,12 @@ export function setUnauthorizedHandler(fn) {
     onUnauthorized = fn;
 }
 
-/** fetch + JSON; throws ApiError with the server's {"error":{"code","message"}}. */
-export async function api(method, path, body, { auth = true } = {}) {
+/** fetch + JSON; throws ApiError with the server's {"error":{"code","message"}}. bearer: a
+ *  token of an unfinished login (two-factor challenge or enrolment) instead of the session's. */
+export async function api(method, path, body, { auth = true, bearer } = {}) {
     const headers = { accept: 'application/json' };
-    if (auth && token) headers.authorization = `Bearer ${token}`;
+    if (bearer) headers.authorization = `Bearer ${bearer}`;
+    else if (auth && token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     let r;
     try {

@@ -56,6 +56,8 @@ export const S = {
     listEndpoint: 'unknown', // GET /api/v1/conversations: unknown | ok | missing
     loginError: null,
     sessionExpired: false,
+    challenge: null, // two-factor login: the challenge token after a right password
+    enrol: null, // {token, agent}: a site requires two-factor login, which is not set up yet
     noteMode: new Map(),
     selectedIndex: 0,
 };
@@ -162,12 +164,51 @@ export async function login(email, password) {
     try {
         const r = await http.api('POST', '/api/v1/login', { email, password }, { auth: false });
         S.sessionExpired = false;
-        startSession(r.token, r.agent);
+        if (r.totp_required) S.challenge = r.challenge; // the code is asked next (Security.jsx)
+        else if (r.enrolment_required) S.enrol = { token: r.token, agent: r.agent };
+        else startSession(r.token, r.agent);
+        changed();
     } catch (e) {
         S.loginError = e.status === 401 ? t('login.bad') : errorText(e);
         changed();
         throw e;
     }
+}
+
+/** The login's second step: {code} or {recovery_code} with the challenge token. */
+export async function loginSecondFactor(body) {
+    S.loginError = null;
+    changed();
+    try {
+        const r = await http.api('POST', '/api/v1/login/totp', body, { auth: false, bearer: S.challenge });
+        S.challenge = null;
+        startSession(r.token, r.agent);
+    } catch (e) {
+        if (e.status === 401 && /token/.test(e.message || '')) {
+            // the challenge expired (5 minutes): back to the password
+            S.challenge = null;
+            S.sessionExpired = true;
+        } else {
+            S.loginError = e.status === 401 ? t('totp.wrong') : errorText(e);
+        }
+        changed();
+        throw e;
+    }
+}
+
+/** Back to the password form from the second step or the enrolment. */
+export function cancelLogin() {
+    S.challenge = null;
+    S.enrol = null;
+    S.loginError = null;
+    changed();
+}
+
+/** The enrolment a site requires is confirmed: its reply carries the login token. */
+export function finishEnrolment(r) {
+    const agent = S.enrol ? S.enrol.agent : null;
+    S.enrol = null;
+    startSession(r.token, agent);
 }
 
 function startSession(token, agent) {
@@ -264,6 +305,10 @@ export function switchLang(l) {
 export function upsertConv(c) {
     if (!c || !c.id) return null;
     const old = S.convs.get(c.id);
+    // A record older than the one held (a list fetched before a change whose event or
+    // reply already arrived) must not undo that change: the server moves updated_at on
+    // every change of the conversation.
+    if (old && typeof old.updated_at === 'number' && typeof c.updated_at === 'number' && c.updated_at < old.updated_at) return old;
     const merged = old ? { ...old, ...c } : { ...c };
     if (old && typeof old.last_seq === 'number' && !(merged.last_seq >= old.last_seq) && merged.epoch === old.epoch) merged.last_seq = old.last_seq;
     if (old && old.epoch && c.epoch && old.epoch !== c.epoch) {

@@ -29,7 +29,16 @@ void cd_auth_keyring_init(cd_auth_keyring *kr);
 /* Add a key given as 64 hex chars; returns 0, or -1 for a bad kid/hex or a full ring. */
 int cd_auth_keyring_add_hex(cd_auth_keyring *kr, const char *kid, const char *hex);
 
-typedef enum cd_auth_role { CD_AUTH_ROLE_VISITOR = 1, CD_AUTH_ROLE_AGENT = 2 } cd_auth_role;
+/* CHALLENGE ("c"): the password was right and the agent has two-factor login on; the token
+ * may only finish the login with a code (POST /api/v1/login/totp). ENROL ("e"): the password
+ * was right but a site of the agent requires two-factor login, which the agent has not set
+ * up; the token may only enrol (/api/v1/me/totp*). Both carry the agent's epoch ("ep"). */
+typedef enum cd_auth_role {
+    CD_AUTH_ROLE_VISITOR = 1,
+    CD_AUTH_ROLE_AGENT = 2,
+    CD_AUTH_ROLE_CHALLENGE = 3,
+    CD_AUTH_ROLE_ENROL = 4
+} cd_auth_role;
 
 typedef struct cd_auth_claims {
     cd_auth_role role;
@@ -42,8 +51,8 @@ typedef struct cd_auth_claims {
 } cd_auth_claims;
 
 /* Token format: "v1.<kid>.<b64url(payload JSON)>.<b64url(HMAC-SHA256(key, "v1.<kid>.<payload b64>"))>".
- * payload: {"r":"v"|"a","sub":..,"site":..,"iat":..,"exp":..,"jti":..[,"ep":..]} ("ep": agent tokens).
- * sign: fills jti if empty; returns 0 or -1 (no key / buffer too small). */
+ * payload: {"r":"v"|"a"|"c"|"e","sub":..,"site":..,"iat":..,"exp":..,"jti":..[,"ep":..]} ("ep": all but visitor
+ * tokens). sign: fills jti if empty; returns 0 or -1 (no key / buffer too small). */
 int cd_auth_token_sign(const cd_auth_keyring *kr, cd_auth_claims *c, char *out, size_t outsz);
 /* verify: CD_ERR_OK, or CD_ERR_UNAUTHORIZED for any malformed, unknown-kid,
  * bad-MAC (constant-time compare) or expired token (60 s leeway). */
@@ -72,5 +81,26 @@ static inline bool cd_auth_password_len_ok(size_t n)
 int cd_auth_password_hash(const char *password, char *out, size_t outsz);
 /* true when password matches the PHC string. Slow: call off the loop. */
 bool cd_auth_password_verify(const char *encoded, const char *password);
+
+/* ---- two-factor login (totp.c): RFC 6238 TOTP, HMAC-SHA1, 30 s, 6 digits ---- */
+#define CD_AUTH_TOTP_PERIOD_S 30
+#define CD_AUTH_TOTP_DIGITS 6
+#define CD_AUTH_TOTP_KEY_BYTES 20
+#define CD_AUTH_TOTP_SECRET_LEN 32 /* base32 of the 20-byte key */
+#define CD_AUTH_RECOVERY_N 10      /* recovery codes per set */
+#define CD_AUTH_RECOVERY_CHARS 10  /* random base32 characters per code (50 bits) */
+#define CD_AUTH_RECOVERY_LEN 11    /* as shown: "abcde-fghij" */
+/* A new secret (OpenSSL RAND) in base32, unpadded, into out (>= 33 bytes). 0 or -1. */
+int cd_auth_totp_secret_new(char *out, size_t outsz);
+/* The code of one time step (unix seconds / 30) for a base32 secret. 0 or -1. */
+int cd_auth_totp_code(const char *secret, int64_t step, char out[CD_AUTH_TOTP_DIGITS + 1]);
+/* The step among now-1, now, now+1 whose code is code and which is after last_step (a
+ * step already used is refused: no replay), or -1. Constant-time per step. */
+int64_t cd_auth_totp_match(const char *secret, const char *code, int64_t now_ms, int64_t last_step);
+/* A fresh set of recovery codes, shown once ("abcde-fghij", lowercase base32). 0 or -1. */
+int cd_auth_recovery_codes_new(char codes[CD_AUTH_RECOVERY_N][CD_AUTH_RECOVERY_LEN + 1]);
+/* hex(SHA-256) of a recovery code as typed (case, '-' and spaces do not matter), the form
+ * it is stored in. 0, or -1 (out "") for text that is not a recovery code. */
+int cd_auth_recovery_hash(const char *code, char out[65]);
 
 #endif

@@ -63,6 +63,8 @@
     X(login_fail_window_s, INT, 900, 10, 86400,                                                                       \
       "window of login_fail_max, counted from the first failure, in seconds")                                         \
     X(login_rate_per_ip, INT, 20, 1, 1000000, "login attempts per minute per client address (token bucket per node)") \
+    X(audit_retain_days, INT, 90, 1, 3650,                                                                            \
+      "audit log retention in days: a site's default (its admins may set their own) and the account log's")           \
     X(hash_queue_max, INT, 32, 1, 100000, "password hashes queued or running per node; beyond: 503 with Retry-After") \
     X(visitor_token_ttl_s, INT, 2592000, 60, 315360000, "lifetime of a visitor token (renewed at every hello)")       \
     X(agent_token_ttl_s, INT, 43200, 60, 31536000, "lifetime of an agent login token")                                \

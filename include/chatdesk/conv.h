@@ -48,6 +48,7 @@ typedef struct cd_conv_result {
     char *pw;                /* agent_get by email: the PHC string */
     int64_t fails, retry_ms; /* agent_get by email, login_attempt: attempts in the window, ms left of it */
     int64_t token_epoch;     /* agent_get by email: the agent's token epoch (for the token) */
+    bool totp;               /* agent_get by email: two-factor login is on (api_totp.lua) */
     int64_t seq, last_seq;
     char epoch[80];
     bool recovered, duplicate, agents_online;
@@ -131,8 +132,10 @@ int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char 
  * hello) the token's epoch and jti are checked: unauthorized when revoked. */
 int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, int64_t epoch, const char *jti,
                       cd_conv_cb cb, void *ud);
-/* Count a login attempt of the account (ok false: before its password is checked; the
- * reply's fails counts it) or reset the count after a success (ok true). */
-int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud);
+/* op "try": count a login attempt of the account before its password is checked (the
+ * reply's fails counts it); "ok": reset the count after a success; "ok" and "fail" also
+ * write the outcome to the audit log (from addr, kept audit_days). */
+int cd_conv_login_attempt(cd_store *st, const char *email, const char *op, int64_t window_ms, const char *addr,
+                          int64_t audit_days, cd_conv_cb cb, void *ud);
 
 #endif

@@ -54,6 +54,7 @@ typedef struct cd_net_ctx {
     unsigned long long door_refused;   /* over max_pending_per_ip (429) */
     unsigned long long door_timeouts;  /* head not complete in header_timeout_s (408) */
     unsigned long long door_too_large; /* head over max_header_bytes or its line limits (431) */
+    unsigned long long door_malformed; /* request target with a NUL or control character (400) */
 } cd_net_ctx;
 
 /* Per-connection storage (lws "per session data"): the ws side uses s/rx/ip/counted/
@@ -83,5 +84,9 @@ bool cd_net_trusted_proxy(const cd_config *cfg, const char *ip);
 /* The client's address: the peer, or when the peer is one of trusted_proxies the last
  * address of its X-Forwarded-For (the one the proxy saw). */
 void cd_net_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t outsz);
+
+/* true when the connection's peer itself (not an X-Forwarded-For entry) is one of
+ * trusted_proxies. */
+bool cd_net_peer_is_proxy(struct lws *wsi, const cd_config *cfg);
 
 #endif

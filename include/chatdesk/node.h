@@ -34,6 +34,7 @@ typedef struct cd_site {
     char **origins;
     size_t n_origins;
     char *secret;             /* "" when identity verification is off */
+    bool require_2fa;         /* its agents must use two-factor login (api_totp.lua) */
     cd_sla_calendar calendar; /* business hours of the site's SLA (24x7 when unset) */
     char *intervals;          /* cached business intervals, or NULL */
     int64_t intervals_from, intervals_to;

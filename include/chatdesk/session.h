@@ -57,6 +57,8 @@ bool cd_node_ready(const cd_node *n); /* keys loaded */
 /* A site's business intervals for SLA scripts ("*" for 24x7 or an unknown site). */
 const char *cd_node_intervals(cd_node *n, const char *site_key);
 const cd_auth_keyring *cd_node_keys(const cd_node *n);
+/* Does one of these sites require two-factor login (its site setting require_2fa)? */
+bool cd_node_requires_2fa(cd_node *n, char *const *sites, size_t n_sites);
 /* The node's timer poller: modules register their kinds on it at start-up. */
 cd_timers *cd_node_timers(cd_node *n);
 /* The key of the i-th site of the node's site cache, NULL past the last. */

@@ -81,6 +81,10 @@ static const char usage_text[] =
     "             Change an agent; only the given settings change. --team replaces the agent's\n"
     "             teams (each must exist on one of its sites). A disabled agent cannot log in\n"
     "             and gets no chats. Nodes re-run queue assignment on the agent's sites.\n"
+    "  totp-reset --email EMAIL\n"
+    "             Turn an agent's two-factor login off (a lost authenticator): its secret and\n"
+    "             recovery codes are deleted; it logs in with its password and enrols again\n"
+    "             where a site requires two-factor login.\n"
     "  site-list  [--json]\n"
     "             List every site (a table, or a JSON array with --json). Secrets never show.\n"
     "  team-list  --site KEY [--json]\n"
@@ -979,30 +983,33 @@ static int load_library(redisContext *c, const cd_store_lib *lib)
     return ok ? 0 : -1;
 }
 
-/* FCALL <library>_api 1 key P op "" params now fresh retain 0 "" 0 operator: ARGV as
- * _api.lua reads it, with the eleventh that makes the caller the operator. Loads the
- * library when Redis does not have it yet. The reply, or NULL after printing why. */
-static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *op, const char *key, const char *params,
-                             bool moved)
+/* FCALL <library>_<script> 1 key P op "" params now fresh retain 0 "" 0 operator "" days:
+ * ARGV as _api.lua reads it, with the eleventh that makes the caller the operator (the
+ * audit log names it so, from no client address, and keeps audit_retain_days); script:
+ * "api", or the family of the operation, "api_totp". Loads the library when Redis does
+ * not have it yet. The reply, or NULL after printing why. */
+static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *script, const char *op, const char *key,
+                             const char *params, bool moved)
 {
     cd_store_lib lib;
     if (cd_store_lib_build(&lib) != 0) {
         errorf("cannot build the function library");
         return NULL;
     }
-    char fname[64], now[24], fresh[64], retain[24];
-    snprintf(fname, sizeof fname, "%s_api", lib.name);
+    char fname[64], now[24], fresh[64], retain[24], days[24];
+    snprintf(fname, sizeof fname, "%s_%s", lib.name, script);
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     cd_id_new(strncmp(op, "admin_agent", 11) == 0 ? "a" : "m", fresh, sizeof fresh);
     snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
-    const char *argv[] = {"FCALL", fname, "1",    key, cfg->prefix, op,  "",        params,
-                          now,     fresh, retain, "0", "",          "0", "operator"};
+    snprintf(days, sizeof days, "%lld", (long long)cfg->audit_retain_days);
+    const char *argv[] = {"FCALL", fname,  "1", key, cfg->prefix, op,         "", params, now,
+                          fresh,   retain, "0", "",  "0",         "operator", "", days};
     redisReply *r = redisCommandArgv(c, (int)CD_ARRAY_LEN(argv), argv, NULL);
     redisContext *there = moved ? NULL : redirected(r);
     if (there) { /* Redis Cluster: the key's primary is another one (once) */
         freeReplyObject(r);
         cd_store_lib_free(&lib);
-        r = fcall_api(there, cfg, op, key, params, true);
+        r = fcall_api(there, cfg, script, op, key, params, true);
         redisFree(there);
         return r;
     }
@@ -1025,7 +1032,8 @@ static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *
  * call is about. Returns the reply's body (new reference), or NULL with *rc set after
  * printing the operation's refusal: exit 2 for a value it refuses (bad_request, the
  * API's 400), 1 for anything else (unknown site or agent, a duplicate, Redis). */
-static json_t *api_op(const cd_config *cfg, const char *op, const char *key, json_t *params, int *rc)
+static json_t *api_op_in(const cd_config *cfg, const char *script, const char *op, const char *key, json_t *params,
+                         int *rc)
 {
     char *ptext = json_dumps(params, JSON_COMPACT);
     json_decref(params);
@@ -1037,7 +1045,7 @@ static json_t *api_op(const cd_config *cfg, const char *op, const char *key, jso
         *rc = value_error("parameters are not valid UTF-8");
         return NULL;
     }
-    if (!(c = redis_open(cfg, rc)) || !(r = fcall_api(c, cfg, op, key, ptext, false)))
+    if (!(c = redis_open(cfg, rc)) || !(r = fcall_api(c, cfg, script, op, key, ptext, false)))
         goto out;
     *rc = EXIT_FAIL;
     if (r->type == REDIS_REPLY_STRING)
@@ -1064,6 +1072,11 @@ out:
         redisFree(c);
     free(ptext);
     return body;
+}
+
+static json_t *api_op(const cd_config *cfg, const char *op, const char *key, json_t *params, int *rc)
+{
+    return api_op_in(cfg, "api", op, key, params, rc);
 }
 
 static bool utf8_ok(const char *s)
@@ -1563,6 +1576,31 @@ static int run_agent_set(cd_config *cfg, const args *a)
     return print_record(cfg, cd_key_agent(&k, cfg->prefix, id), id, agent_object);
 }
 
+/* ---- totp-reset ---- */
+
+/* The admin API's reset (api_totp.lua totp_reset) as the operator: the agent's two-factor
+ * login is off and its recovery codes are gone; it logs in with its password again (and
+ * enrols again where a site requires it). */
+static int run_totp_reset(cd_config *cfg, const args *a)
+{
+    int rc = EXIT_FAIL;
+    cd_key k;
+    json_t *params = json_object();
+    if (!put_text(params, "agent_email", arg_get(a, OPT_EMAIL), &rc)) {
+        json_decref(params);
+        return rc;
+    }
+    json_t *body = api_op_in(cfg, "api_totp", "totp_reset", cd_key_agent_email(&k, cfg->prefix, arg_get(a, OPT_EMAIL)),
+                             params, &rc);
+    if (!body)
+        return rc;
+    char *out = json_dumps(json_object_get(body, "totp"), JSON_COMPACT);
+    puts(out ? out : "{}");
+    free(out);
+    json_decref(body);
+    return EXIT_OK;
+}
+
 /* ---- team-list ---- */
 
 static int cmp_team_key(const void *a, const void *b)
@@ -1868,6 +1906,7 @@ static const command commands[] = {
      BIT(OPT_EMAIL) | BIT(OPT_NAME) | BIT(OPT_ROLE) | BIT(OPT_MAX_CHATS) | BIT(OPT_TEAM) | BIT(OPT_NO_TEAMS) |
          BIT(OPT_DISABLED),
      BIT(OPT_EMAIL), BIT(OPT_TEAM)},
+    {"totp-reset", run_totp_reset, BIT(OPT_EMAIL), BIT(OPT_EMAIL), 0},
     {"site-list", run_site_list, BIT(OPT_JSON), 0, 0},
     {"team-list", run_team_list, BIT(OPT_SITE) | BIT(OPT_JSON), BIT(OPT_SITE), 0},
     {"agent-list", run_agent_list, BIT(OPT_SITE) | BIT(OPT_JSON), 0, 0},

@@ -1,8 +1,8 @@
 /* token.c: signing keys, and signed login/visitor tokens (RELIABILITY.md 4.3).
  *
  * A token is "v1.<kid>.<b64url(payload JSON)>.<b64url(HMAC-SHA256(key[kid], "v1.<kid>.<payload b64>"))>",
- * payload {"r":"v"|"a","sub":..,"site":..,"iat":..,"exp":..,"jti":..} with times in unix ms, plus
- * "ep" (the agent's token epoch) in agent tokens.
+ * payload {"r":"v"|"a"|"c"|"e","sub":..,"site":..,"iat":..,"exp":..,"jti":..} with times in unix ms, plus
+ * "ep" (the agent's token epoch) in agent, challenge and enrolment tokens.
  *
  * Verification order matters: the shape of the token (4 parts, known kid, canonical
  * base64url, MAC length) is checked first, then the MAC in constant time, and only
@@ -94,6 +94,10 @@ static const char *role_code(cd_auth_role role)
         return "v";
     case CD_AUTH_ROLE_AGENT:
         return "a";
+    case CD_AUTH_ROLE_CHALLENGE:
+        return "c";
+    case CD_AUTH_ROLE_ENROL:
+        return "e";
     }
     return NULL;
 }
@@ -152,7 +156,7 @@ int cd_auth_token_sign(const cd_auth_keyring *kr, cd_auth_claims *c, char *out, 
         goto out;
     /* an agent token names the token epoch it was issued in (revocation: the agent's
      * epoch moves on when its password, role, sites or disabled flag change) */
-    if (c->role == CD_AUTH_ROLE_AGENT && json_object_set_new(obj, "ep", json_integer((json_int_t)c->epoch)) != 0)
+    if (c->role != CD_AUTH_ROLE_VISITOR && json_object_set_new(obj, "ep", json_integer((json_int_t)c->epoch)) != 0)
         goto out;
     payload = json_dumps(obj, JSON_COMPACT);
     if (payload == NULL)
@@ -218,6 +222,10 @@ static bool parse_payload(const unsigned char *json, size_t len, cd_auth_claims 
         c->role = CD_AUTH_ROLE_VISITOR;
     else if (rlen == 1 && r[0] == 'a')
         c->role = CD_AUTH_ROLE_AGENT;
+    else if (rlen == 1 && r[0] == 'c')
+        c->role = CD_AUTH_ROLE_CHALLENGE;
+    else if (rlen == 1 && r[0] == 'e')
+        c->role = CD_AUTH_ROLE_ENROL;
     else
         goto out;
     if (!copy_field(c->sub, sizeof c->sub, sub, sublen) || !copy_field(c->site, sizeof c->site, site, sitelen) ||
@@ -225,7 +233,7 @@ static bool parse_payload(const unsigned char *json, size_t len, cd_auth_claims 
         goto out;
     if (sublen == 0 || jtilen == 0 || (c->role == CD_AUTH_ROLE_VISITOR && sitelen == 0))
         goto out;
-    if (iat < 0 || exp < iat || ep < 0 || (ep != 0 && c->role != CD_AUTH_ROLE_AGENT))
+    if (iat < 0 || exp < iat || ep < 0 || (ep != 0 && c->role == CD_AUTH_ROLE_VISITOR))
         goto out;
     c->epoch = (int64_t)ep;
     c->iat = (int64_t)iat;

@@ -117,6 +117,7 @@ static void parse_ok(cd_conv_result *r, json_t *root)
         r->pw = cd_strdup(json_string_value(v));
     r->fails = json_integer_value(json_object_get(root, "fails"));
     r->token_epoch = json_integer_value(json_object_get(root, "token_epoch"));
+    r->totp = json_is_true(json_object_get(root, "totp"));
     r->retry_ms = json_integer_value(json_object_get(root, "retry_ms"));
     if ((v = json_object_get(root, "last_seq")) && json_is_integer(v))
         r->last_seq = json_integer_value(v);
@@ -626,11 +627,13 @@ int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with
     return 0;
 }
 
-int cd_conv_login_attempt(cd_store *st, const char *email, bool ok, int64_t window_ms, cd_conv_cb cb, void *ud)
+int cd_conv_login_attempt(cd_store *st, const char *email, const char *op, int64_t window_ms, const char *addr,
+                          int64_t audit_days, cd_conv_cb cb, void *ud)
 {
-    char window[24];
-    const char *args[] = {ok ? "ok" : "try", I64(window, window_ms)};
+    char window[24], days[24], now[24];
+    const char *args[] = {
+        op, I64(window, window_ms), email, addr ? addr : "", I64(days, audit_days), I64(now, cd_now_ms())};
     cd_key k;
     const char *keys[] = {cd_key_login_fails(&k, cd_store_prefix(st), email)};
-    return run(st, "login_attempt", 1, keys, 2, args, cb, ud);
+    return run(st, "login_attempt", 1, keys, 6, args, cb, ud);
 }

@@ -18,6 +18,11 @@
 
 typedef struct http_state http_state;
 
+/* Lifetimes of the tokens of an unfinished login: the challenge after a right password
+ * (two-factor login on) and the enrolment token (a site requires it and it is off). */
+#define CD_HTTP_CHALLENGE_TTL_S 300
+#define CD_HTTP_ENROL_TTL_S 900
+
 typedef struct login_job {
     uv_work_t work;
     http_state *h; /* NULL once the connection is gone */
@@ -30,6 +35,9 @@ typedef struct login_job {
     char *agent; /* raw agent JSON */
     char agent_id[80];
     int64_t token_epoch; /* the agent's, for the token */
+    char ip[64];         /* the client's address, for the audit log */
+    bool totp;           /* two-factor login on: the password earns a challenge */
+    bool enrol;          /* a site of the agent requires two-factor login, which is off */
 } login_job;
 
 typedef struct api_job api_job;
@@ -39,6 +47,7 @@ struct http_state {
     cd_net_ctx *cx;
     bool is_login;
     bool is_api;
+    bool keep_alive; /* the peer is a trusted proxy: the connection may carry more requests */
     char method[8];
     char *path;
     char **args;
@@ -100,6 +109,19 @@ static void json_escape(cd_buf *b, const char *s)
     cd_buf_append(b, "\"", 1);
 }
 
+/* One request per connection, except from a trusted proxy. lws 4.1 reads a kept-alive
+ * connection's next request head itself: past the front door (server/door.c), so without
+ * its deadline, its per-address cap, or a 431 for a head too large (lws just drops the
+ * connection). A direct client's next request comes on a new connection through the door;
+ * a trusted proxy sends whole heads within its own limits and keeps its upstream
+ * connections alive. Closing (-1) lets lws flush what is still buffered first. */
+static int transaction_done(struct lws *wsi, http_state *h)
+{
+    if (!h->keep_alive || lws_http_transaction_completed(wsi))
+        return -1;
+    return 0;
+}
+
 static int write_response(struct lws *wsi, http_state *h)
 {
     unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
@@ -128,6 +150,9 @@ static int write_response(struct lws *wsi, http_state *h)
                                         end))
             return -1;
     }
+    if (!h->keep_alive && lws_add_http_header_by_name(
+                              wsi, (const unsigned char *)"connection:", (const unsigned char *)"close", 5, &p, end))
+        return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     unsigned char *body = cd_malloc(LWS_PRE + h->out.len + 1);
@@ -138,9 +163,7 @@ static int write_response(struct lws *wsi, http_state *h)
     if (m < (int)h->out.len)
         return -1;
     h->ready = false;
-    if (lws_http_transaction_completed(wsi))
-        return -1;
-    return 0;
+    return transaction_done(wsi, h);
 }
 
 int cd_http_respond_error(struct lws *wsi, int status, const char *code, const char *message)
@@ -211,12 +234,14 @@ static void ops_metrics(cd_buf *b, cd_net_ctx *cx, const cd_node_stats *ns, cons
     cd_buf_printf(b, "chatdesk_upgrades_rate_limited_total %llu\n", cx->conn_rate_refused);
     help(b, "chatdesk_request_heads_refused_total", "counter",
          "Connections answered before their request head was complete: too many from one address (429, "
-         "max_pending_per_ip), not complete in time (408, header_timeout_s), too large (431, max_header_bytes).");
+         "max_pending_per_ip), not complete in time (408, header_timeout_s), too large (431, max_header_bytes), a NUL "
+         "or control character in the target (400).");
     cd_buf_printf(b,
                   "chatdesk_request_heads_refused_total{by=\"address\"} %llu\n"
                   "chatdesk_request_heads_refused_total{by=\"timeout\"} %llu\n"
-                  "chatdesk_request_heads_refused_total{by=\"size\"} %llu\n",
-                  cx->door_refused, cx->door_timeouts, cx->door_too_large);
+                  "chatdesk_request_heads_refused_total{by=\"size\"} %llu\n"
+                  "chatdesk_request_heads_refused_total{by=\"malformed\"} %llu\n",
+                  cx->door_refused, cx->door_timeouts, cx->door_too_large, cx->door_malformed);
     help(b, "chatdesk_login_refused_total", "counter",
          "Logins refused (429): by the address's rate (login_rate_per_ip) or the account's failures (login_fail_max).");
     cd_buf_printf(
@@ -326,12 +351,58 @@ static void on_login_reset(void *ud, cd_conv_result *r)
     (void)r; /* best effort: the count expires with its window anyway */
 }
 
+/* A signed token of the role for the agent, answered as {"<field>":…,"expires_at":…,<rest>}
+ * where rest is the members of the JSON object obj (NULL: none). false after a 503. */
+static bool answer_token(http_state *h, const char *field, cd_auth_role role, const char *agent_id, int64_t epoch,
+                         int64_t ttl_s, const char *obj, size_t obj_len)
+{
+    cd_auth_claims c;
+    memset(&c, 0, sizeof c);
+    c.role = role;
+    cd_strlcpy(c.sub, agent_id, sizeof c.sub);
+    c.epoch = epoch;
+    c.iat = (int64_t)cd_now_ms();
+    c.exp = c.iat + ttl_s * 1000;
+    char token[CD_AUTH_TOKEN_MAX];
+    if (!cd_node_ready(h->cx->node) || cd_auth_token_sign(cd_node_keys(h->cx->node), &c, token, sizeof token) != 0) {
+        json_error(h, 503, "unavailable", "node not ready, retry");
+        return false;
+    }
+    cd_buf_reset(&h->out);
+    cd_buf_printf(&h->out, "{\"%s\":", field);
+    json_escape(&h->out, token);
+    cd_buf_printf(&h->out, ",\"expires_at\":%lld", (long long)c.exp);
+    if (obj && obj_len > 2 && obj[0] == '{') {
+        cd_buf_append_str(&h->out, ",");
+        cd_buf_append(&h->out, obj + 1, obj_len - 1);
+    } else {
+        cd_buf_append_str(&h->out, "}");
+    }
+    explicit_bzero(token, sizeof token);
+    respond(h, 200, "application/json");
+    return true;
+}
+
+/* The password was right and the agent has two-factor login on: a challenge token that
+ * only POST /api/v1/login/totp takes, with the code (docs/api.md "Two-factor login"). */
+static void login_challenge(http_state *h, login_job *j)
+{
+    static const char rest[] = "{\"totp_required\":true}";
+    cd_log_info("agent login id=%s: password ok, second factor next", j->agent_id);
+    answer_token(h, "challenge", CD_AUTH_ROLE_CHALLENGE, j->agent_id, j->token_epoch, CD_HTTP_CHALLENGE_TTL_S, rest,
+                 sizeof rest - 1);
+}
+
 static void login_done(uv_work_t *w, int status)
 {
     login_job *j = w->data;
     http_state *h = j->h;
-    if (status == 0 && j->ok) /* a success resets the account's count, connection or not */
-        cd_conv_login_attempt(j->cx->st, j->email, true, 0, on_login_reset, NULL);
+    /* a success resets the account's count, connection or not, and is audited, as is a
+     * failure; a password that only earns the second step does neither (code guesses go on
+     * counting against the same window; totp_login audits the login that completes) */
+    if (status == 0 && !(j->ok && j->totp))
+        cd_conv_login_attempt(j->cx->st, j->email, j->ok ? "ok" : "fail", 0, j->ip, j->cx->cfg->audit_retain_days,
+                              on_login_reset, NULL);
     if (!h) { /* connection gone */
         login_job_free(j);
         return;
@@ -343,29 +414,20 @@ static void login_done(uv_work_t *w, int status)
         login_job_free(j);
         return;
     }
-    cd_auth_claims c;
-    memset(&c, 0, sizeof c);
-    c.role = CD_AUTH_ROLE_AGENT;
-    cd_strlcpy(c.sub, j->agent_id, sizeof c.sub);
-    c.epoch = j->token_epoch;
-    c.iat = (int64_t)cd_now_ms();
-    c.exp = c.iat + h->cx->cfg->agent_token_ttl_s * 1000;
-    char token[CD_AUTH_TOKEN_MAX];
-    if (!cd_node_ready(h->cx->node) || cd_auth_token_sign(cd_node_keys(h->cx->node), &c, token, sizeof token) != 0) {
-        json_error(h, 503, "unavailable", "node not ready, retry");
+    if (j->totp) {
+        login_challenge(h, j);
         login_job_free(j);
         return;
     }
-    cd_buf_reset(&h->out);
-    cd_buf_append_str(&h->out, "{\"token\":");
-    json_escape(&h->out, token);
-    cd_buf_append_str(&h->out, ",\"expires_at\":");
-    cd_buf_printf(&h->out, "%lld", (long long)c.exp);
-    cd_buf_append_str(&h->out, ",\"agent\":");
-    cd_buf_append_str(&h->out, j->agent);
-    cd_buf_append_str(&h->out, "}");
-    cd_log_info("agent login id=%s", j->agent_id);
-    respond(h, 200, "application/json");
+    /* {"agent":…} (with "enrolment_required" for an enrolment token: the agent may only
+     * set up two-factor login, which a site of its requires, docs/api.md) */
+    cd_buf rest;
+    cd_buf_init(&rest);
+    cd_buf_printf(&rest, "{%s\"agent\":%s}", j->enrol ? "\"enrolment_required\":true," : "", j->agent);
+    if (answer_token(h, "token", j->enrol ? CD_AUTH_ROLE_ENROL : CD_AUTH_ROLE_AGENT, j->agent_id, j->token_epoch,
+                     j->enrol ? CD_HTTP_ENROL_TTL_S : h->cx->cfg->agent_token_ttl_s, rest.data, rest.len))
+        cd_log_info("agent login id=%s%s", j->agent_id, j->enrol ? ": two-factor enrolment required" : "");
+    cd_buf_cleanup(&rest);
     login_job_free(j);
 }
 
@@ -427,9 +489,11 @@ static void on_agent(void *ud, cd_conv_result *r)
         j->agent = cd_strdup(r->raw_agent);
         cd_strlcpy(j->agent_id, r->agent_id, sizeof j->agent_id);
         j->token_epoch = r->token_epoch;
+        j->totp = r->totp;
+        j->enrol = !r->totp && cd_node_requires_2fa(h->cx->node, r->agent_sites, r->n_agent_sites);
     }
-    if (cd_conv_login_attempt(h->cx->st, j->email, false, h->cx->cfg->login_fail_window_s * 1000, on_login_counted,
-                              j) != 0) {
+    if (cd_conv_login_attempt(h->cx->st, j->email, "try", h->cx->cfg->login_fail_window_s * 1000, j->ip,
+                              h->cx->cfg->audit_retain_days, on_login_counted, j) != 0) {
         json_error(h, 503, "unavailable", "storage unavailable, retry");
         login_abort(j);
     }
@@ -450,6 +514,20 @@ static bool address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double
     return cd_ratelimit_take(rl, now);
 }
 
+/* The address's login rate (login_rate_per_ip a minute, the password and the second
+ * step alike), or false after a 429. */
+static bool login_rate_ok(http_state *h)
+{
+    const cd_config *cfg = h->cx->cfg;
+    if (address_rate_ok(h, h->cx->login_rl, CD_ARRAY_LEN(h->cx->login_rl), (double)cfg->login_rate_per_ip / 60.0,
+                        (double)cfg->login_rate_per_ip))
+        return true;
+    h->cx->login_rate_refused++;
+    json_error_retry(h, 429, "rate_limited", "too many logins from this address, retry later",
+                     60000 / cfg->login_rate_per_ip);
+    return false;
+}
+
 /* A slot of the bounded password-hash queue (hash_queue_max), or false after a 503. */
 static bool hash_slot(http_state *h)
 {
@@ -468,7 +546,6 @@ static bool hash_slot(http_state *h)
 static void login(http_state *h)
 {
     const char *msg;
-    const cd_config *cfg = h->cx->cfg;
     login_job *j = cd_calloc(1, sizeof *j);
     j->cx = h->cx;
     if (cd_proto_decode_login(h->body.data ? h->body.data : "", h->body.len, j->email, sizeof j->email, j->password,
@@ -482,12 +559,8 @@ static void login(http_state *h)
         json_error(h, 503, "unavailable", "node not ready, retry");
         return;
     }
-    if (!address_rate_ok(h, h->cx->login_rl, CD_ARRAY_LEN(h->cx->login_rl), (double)cfg->login_rate_per_ip / 60.0,
-                         (double)cfg->login_rate_per_ip)) {
+    if (!login_rate_ok(h)) {
         login_job_free(j);
-        h->cx->login_rate_refused++;
-        json_error_retry(h, 429, "rate_limited", "too many logins from this address, retry later",
-                         60000 / cfg->login_rate_per_ip);
         return;
     }
     if (!hash_slot(h)) {
@@ -497,6 +570,7 @@ static void login(http_state *h)
     j->counted = true;
     j->h = h;
     h->job = j;
+    cd_net_client_ip(h->wsi, h->cx->cfg, j->ip, sizeof j->ip);
     if (cd_conv_agent_get(h->cx->st, "email", j->email, false, 0, NULL, on_agent, j) != 0) {
         h->job = NULL;
         login_job_free(j);
@@ -518,6 +592,7 @@ struct api_job {
     bool counted; /* holds a slot of cx->hash_jobs */
     int64_t token_epoch, token_exp;
     char jti[40];
+    cd_auth_role role; /* of the caller's token: agent, challenge or enrolment */
 };
 
 static void api_job_free(api_job *j)
@@ -528,15 +603,32 @@ static void api_job_free(api_job *j)
     cd_free(j);
 }
 
+/* A call that ends a login: the challenge's second step, or the enrolment's confirmation
+ * with an enrolment token. */
+static bool finishes_login(const api_job *j)
+{
+    return j->role == CD_AUTH_ROLE_CHALLENGE ||
+           (j->role == CD_AUTH_ROLE_ENROL && j->h && strcmp(j->h->path, "/api/v1/me/totp/confirm") == 0);
+}
+
 static void on_api_done(void *ud, int status, const char *json, size_t len, const char *ctype)
 {
     api_job *j = ud;
     http_state *h = j->h;
-    if (h) {
+    if (h && status == 200 && finishes_login(j)) {
+        /* the second factor was right (challenge), or the enrolment a site requires is done:
+         * the login token, with the reply's members */
+        h->ajob = NULL;
+        if (answer_token(h, "token", CD_AUTH_ROLE_AGENT, j->agent_id, j->token_epoch, h->cx->cfg->agent_token_ttl_s,
+                         json, len))
+            cd_log_info("agent login id=%s: second factor ok", j->agent_id);
+    } else if (h) {
         h->ajob = NULL;
         cd_buf_reset(&h->out);
         if (status != 204)
             cd_buf_append(&h->out, json, len);
+        if (status == 429 && j->role != CD_AUTH_ROLE_AGENT) /* code guesses: the account's window */
+            h->retry_after = (int)h->cx->cfg->login_fail_window_s;
         respond(h, status, ctype ? ctype : "application/json");
     }
     api_job_free(j);
@@ -561,8 +653,13 @@ static void api_run(api_job *j)
                         j->token_epoch,
                         j->jti,
                         j->token_exp,
+                        "",
                         node_intervals,
                         h->cx->node};
+    char ip[64] = "";
+    if (h->wsi)
+        cd_net_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
+    call.addr = ip;
     cd_http__api_run(h->cx->st, h->cx->cfg, &call, on_api_done, j);
 }
 
@@ -643,6 +740,24 @@ static bool public_rate_ok(http_state *h)
                            (double)h->cx->cfg->public_api_burst);
 }
 
+/* The token may make this call (cd_http__api_role_allowed), or false after the answer: an
+ * unfinished login's token does nothing else, and its second step is rate-limited per
+ * address like the login. */
+static bool token_fits(http_state *h, const cd_auth_claims *c)
+{
+    cd_api_call call = {h->method, h->path, NULL, 0, NULL, 0, c->sub, NULL, 0, NULL, 0, NULL, NULL, NULL};
+    if (c->role == CD_AUTH_ROLE_VISITOR ||
+        (c->role == CD_AUTH_ROLE_CHALLENGE) != cd_http__api_role_allowed(&call, CD_AUTH_ROLE_CHALLENGE)) {
+        json_error(h, 401, "unauthorized", "invalid or expired token");
+        return false;
+    }
+    if (!cd_http__api_role_allowed(&call, c->role)) {
+        json_error(h, 403, "forbidden", "two-factor login required: set it up first (POST /api/v1/me/totp/enroll)");
+        return false;
+    }
+    return c->role != CD_AUTH_ROLE_CHALLENGE || login_rate_ok(h);
+}
+
 static void api_start(http_state *h)
 {
     if (h->too_large) {
@@ -676,11 +791,12 @@ static void api_start(http_state *h)
         return;
     }
     cd_auth_claims c;
-    if (cd_auth_token_verify(cd_node_keys(h->cx->node), tok, (int64_t)cd_now_ms(), &c) != CD_ERR_OK ||
-        c.role != CD_AUTH_ROLE_AGENT) {
+    if (cd_auth_token_verify(cd_node_keys(h->cx->node), tok, (int64_t)cd_now_ms(), &c) != CD_ERR_OK) {
         json_error(h, 401, "unauthorized", "invalid or expired token");
         return;
     }
+    if (!token_fits(h, &c))
+        return;
     api_job *j = cd_calloc(1, sizeof *j);
     j->h = h;
     j->cx = h->cx;
@@ -688,9 +804,10 @@ static void api_start(http_state *h)
     cd_strlcpy(j->jti, c.jti, sizeof j->jti);
     j->token_epoch = c.epoch;
     j->token_exp = c.exp;
+    j->role = c.role;
     h->ajob = j;
     cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id,
-                        NULL,      0,       NULL, 0, NULL,         NULL};
+                        NULL,      0,       NULL, 0, NULL,         NULL,        NULL};
     if (webhook_url_check(h, j, &call))
         return;
     if (cd_http__api_wants_password(&call)) {
@@ -830,12 +947,13 @@ static int serve_static(struct lws *wsi, http_state *h, const char *uri)
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:", (const unsigned char *)"no-cache", 8,
                                     &p, end))
         return -1;
+    if (!h->keep_alive && lws_add_http_header_by_name(
+                              wsi, (const unsigned char *)"connection:", (const unsigned char *)"close", 5, &p, end))
+        return -1;
     int n = lws_serve_http_file(wsi, path, mime, (const char *)hdr, (int)(p - hdr));
     if (n < 0)
         return -1;
-    if (n > 0 && lws_http_transaction_completed(wsi))
-        return -1;
-    return 0;
+    return n > 0 ? transaction_done(wsi, h) : 0;
 }
 
 /* ---------- dispatch ---------- */
@@ -894,6 +1012,7 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
         bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
         bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
         cd_buf_reset(&h->body);
+        h->keep_alive = cd_net_peer_is_proxy(wsi, h->cx->cfg);
         h->too_large = false;
         h->is_login = false;
         h->is_api = false;
@@ -965,6 +1084,8 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
             return 0;
         return write_response(wsi, h);
     }
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        return pss->http ? transaction_done(wsi, pss->http) : -1;
     case LWS_CALLBACK_CLOSED_HTTP:
         state_free(pss);
         return 0;

@@ -28,13 +28,25 @@ bool cd_net_trusted_proxy(const cd_config *cfg, const char *ip)
     return cfg->trusted_proxies[0] && ip[0] && in_list(cfg->trusted_proxies, ip);
 }
 
-void cd_net_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t outsz)
+static void peer_ip(struct lws *wsi, char *out, size_t outsz)
 {
     out[0] = '\0';
     lws_get_peer_simple(wsi, out, outsz);
     /* an IPv4 client of a dual-stack socket reads "::ffff:a.b.c.d": use the IPv4 form */
     if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
         memmove(out, out + 7, strlen(out + 7) + 1);
+}
+
+bool cd_net_peer_is_proxy(struct lws *wsi, const cd_config *cfg)
+{
+    char ip[64];
+    peer_ip(wsi, ip, sizeof ip);
+    return cd_net_trusted_proxy(cfg, ip);
+}
+
+void cd_net_client_ip(struct lws *wsi, const cd_config *cfg, char *out, size_t outsz)
+{
+    peer_ip(wsi, out, outsz);
     if (!cd_net_trusted_proxy(cfg, out))
         return;
     char xff[512];

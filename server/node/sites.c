@@ -144,6 +144,7 @@ static size_t parse_sites(json_t *arr, cd_site **out)
         json_t *sec = json_object_get(s, "identity_secret");
         site->secret = cd_strdup(json_is_string(sec) ? json_string_value(sec) : "");
         site->origins = str_array(json_object_get(s, "origins"), &site->n_origins);
+        site->require_2fa = json_is_true(json_object_get(s, "require_2fa"));
         site_calendar(site, json_object_get(s, "sla"));
     }
     return n;

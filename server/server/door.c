@@ -6,6 +6,7 @@
  *   - a deadline (header_timeout_s; then 408 and closed),
  *   - a size limit (max_header_bytes, and at most MAX_HEAD_LINES header lines and
  *     MAX_URI_ARGS query arguments, which lws could not store; then 431 with a JSON body),
+ *   - a request target without NUL or control characters (lws drops those silently; 400),
  *   - a cap per client address of connections still sending their head
  *     (max_pending_per_ip; more are answered 429 at once; trusted_proxies are exempt: the
  *     proxy sends whole heads and has its own header timeouts),
@@ -16,7 +17,9 @@
  * already read, lws_adopt_socket_vhost_readbuf, left a request with a body spinning in
  * HTTP_BODY_COMPLETION on the libuv loop.) A refused connection gets its answer, then our
  * side of the socket is shut and its input read and dropped for up to LINGER_MS, so that
- * the client reads the answer instead of a reset.
+ * the client reads the answer instead of a reset. A direct client's connection carries one
+ * request (server/http/http.c answers `connection: close`), so each of its heads passes
+ * here; only a trusted proxy's connections are kept alive, with lws reading their later heads.
  *
  * With native TLS (tls_cert) the head is encrypted: the door then waits, with the same
  * deadline and per-address cap, only for the client's first TLS record (its ClientHello)
@@ -169,6 +172,22 @@ static bool head_fits(const char *buf, const char *end)
     return lines <= MAX_HEAD_LINES + 1 && args < MAX_URI_ARGS;
 }
 
+/* The request target may not carry a NUL, raw or percent-encoded, or another control
+ * character: lws drops such a request without an answer. */
+static bool target_ok(const char *buf, const char *end)
+{
+    const char *eol = memchr(buf, '\n', (size_t)(end - buf));
+    if (eol && eol > buf && eol[-1] == '\r')
+        eol--;
+    for (const char *c = buf; c < eol; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return false;
+        if (*c == '%' && c + 2 < eol && c[1] == '0' && c[2] == '0')
+            return false;
+    }
+    return true;
+}
+
 /* TLS: bytes the first record needs (header and body), 0 while its header is incomplete,
  * -1 when it is no TLS handshake (plain HTTP to the TLS port, say). */
 static long tls_record_len(const unsigned char *b, size_t n)
@@ -206,6 +225,11 @@ static void read_head(pending *p)
         return;
     }
     const char *end = find_end(d->peek, (size_t)n, 0);
+    if (end && !target_ok(d->peek, end)) {
+        d->cx->door_malformed++;
+        answer(p, 400, "Bad Request", "bad_request", "the request target has a NUL or control character");
+        return;
+    }
     if (end && head_fits(d->peek, end)) {
         set_lowat(p->fd, 1);
         finish(p, true);

@@ -297,6 +297,16 @@ bool cd_node_ready(const cd_node *n)
     return cd_node_keyring_ready(n->keys);
 }
 
+bool cd_node_requires_2fa(cd_node *n, char *const *sites, size_t n_sites)
+{
+    for (size_t i = 0; i < n_sites; i++) {
+        const cd_site *s = cd_node_sites_get(n->sites, sites[i]);
+        if (s && s->require_2fa)
+            return true;
+    }
+    return false;
+}
+
 const cd_auth_keyring *cd_node_keys(const cd_node *n)
 {
     return cd_node_keyring_get(n->keys);

@@ -70,18 +70,19 @@ static const cd_store_lua_source *source(const char *name)
     return NULL;
 }
 
-/* _common.lua at the library's top level (P becomes a per-call upvalue), then one
+/* _common.lua and _audit.lua at the library's top level (P becomes a per-call upvalue), then one
  * function per script whose body is [_api.lua +] the script (events: the _ev_*.lua
  * consumers + the script). */
 int cd_store_lib_build(cd_store_lib *out)
 {
     static const char p_line[] = "local P = ARGV[1]\n";
     memset(out, 0, sizeof *out);
-    const cd_store_lua_source *common = source("_common"), *api = source("_api"), *guard = source("_guard");
+    const cd_store_lua_source *common = source("_common"), *api = source("_api"), *guard = source("_guard"),
+                              *audit = source("_audit");
     const char *pl = common ? strstr(common->src, p_line) : NULL;
-    if (!pl || !api || (GUARD_ON && !guard)) {
-        cd_log_error("store/lua: _common.lua must declare \"%.*s\" and _api.lua must exist", (int)sizeof p_line - 2,
-                     p_line);
+    if (!pl || !api || !audit || (GUARD_ON && !guard)) {
+        cd_log_error("store/lua: _common.lua must declare \"%.*s\"; _api.lua and _audit.lua must exist",
+                     (int)sizeof p_line - 2, p_line);
         return -1;
     }
     /* The name is a hash of everything the text is made of, so it is known before the
@@ -102,6 +103,7 @@ int cd_store_lib_build(cd_store_lib *out)
     cd_buf_append_str(&lib, "local P\n");
     const char *rest = pl + sizeof p_line - 1;
     cd_buf_append(&lib, rest, common->len - (size_t)(rest - common->src));
+    cd_buf_append(&lib, audit->src, audit->len);
     for (size_t i = 0; i < cd_store_lua_count; i++) {
         const cd_store_lua_source *s = &cd_store_lua_sources[i];
         if (s->name[0] == '_')

@@ -98,40 +98,42 @@ export function nginxConfFor({ dir, port, upstreams }) {
     return out.join('\n');
 }
 
-export class Nginx {
-    constructor(dir) {
+/** A balancer process in front of the nodes, started and stopped by PID. A subclass
+ *  writes its configuration and spawns it (spawnOn(port, upstreams) returns the child);
+ *  the base waits for its /lb-health, retries on another port, and stops it with its
+ *  graceful signal, then SIGKILL after a bounded wait. */
+export class Balancer {
+    constructor(dir, name, stopSignal) {
         this.dir = dir;
+        this.name = name;
+        this.stopSignal = stopSignal;
         fs.mkdirSync(dir, { recursive: true });
         this.proc = null;
         this.port = 0;
+        this.output = '';
     }
 
     async start(upstreams) {
-        const bin = nginxBinary();
-        if (!bin) throw new Error('nginx not found (apt-get install -y nginx)');
         let lastErr;
         for (let attempt = 0; attempt < 5; attempt++) {
             this.port = await freePort();
-            const conf = path.join(this.dir, 'nginx.conf');
-            fs.writeFileSync(conf, nginxConfFor({ dir: this.dir, port: this.port, upstreams }));
-            const proc = spawn(bin, ['-p', this.dir, '-c', conf, '-e', path.join(this.dir, 'error.log'), '-g', 'daemon off;'], {
-                stdio: ['ignore', 'ignore', 'pipe'],
-            });
-            let stderr = '';
-            proc.stderr.on('data', (d) => (stderr += d));
+            const proc = this.spawnOn(this.port, upstreams);
+            this.output = '';
+            proc.stdout?.on('data', (d) => (this.output += d));
+            proc.stderr?.on('data', (d) => (this.output += d));
             this.proc = proc;
             try {
                 await waitUntil(
                     async () => {
-                        if (proc.exitCode !== null || proc.signalCode !== null) throw Object.assign(new Error('nginx exited'), { fatal: true });
+                        if (proc.exitCode !== null || proc.signalCode !== null) throw Object.assign(new Error(`${this.name} exited`), { fatal: true });
                         const r = await httpGet(this.port, '/lb-health', 1000).catch(() => null);
                         return r && r.status === 200;
                     },
-                    { timeout: 10_000 * SCALE, interval: 50, what: 'nginx /lb-health' },
+                    { timeout: 10_000 * SCALE, interval: 50, what: `${this.name} /lb-health` },
                 );
                 return this;
             } catch (e) {
-                lastErr = new Error(`nginx did not start: ${e.message}\n${stderr}\n${this.errorLog()}`);
+                lastErr = new Error(`${this.name} did not start: ${e.message}\n${this.errorLog()}`);
                 await this.stop();
             }
         }
@@ -143,34 +145,56 @@ export class Nginx {
     }
 
     errorLog(n = 40) {
-        try {
-            return fs.readFileSync(path.join(this.dir, 'error.log'), 'utf8').split('\n').slice(-n).join('\n');
-        } catch {
-            return '';
-        }
+        return this.output.split('\n').slice(-n).join('\n');
     }
 
-    /** SIGQUIT (graceful) to the master by PID, SIGKILL after a bounded wait. */
     async stop() {
         const p = this.proc;
         if (!p || p.exitCode !== null || p.signalCode !== null) return;
         const done = new Promise((res) => p.once('exit', res));
         try {
-            process.kill(p.pid, 'SIGQUIT');
+            process.kill(p.pid, this.stopSignal);
         } catch {
             return;
         }
         try {
-            await withTimeout(done, 5000, 'nginx to exit');
+            await withTimeout(done, 5000, `${this.name} to exit`);
         } catch {
             try {
                 process.kill(p.pid, 'SIGKILL');
             } catch {
                 /* gone */
             }
-            await withTimeout(done, 5000, 'nginx to die').catch(() => {});
+            await withTimeout(done, 5000, `${this.name} to die`).catch(() => {});
         }
         this.proc = null;
+    }
+}
+
+/** nginx running docker/nginx.conf; SIGQUIT is its graceful stop. */
+export class Nginx extends Balancer {
+    constructor(dir) {
+        super(dir, 'nginx', 'SIGQUIT');
+    }
+
+    spawnOn(port, upstreams) {
+        const bin = nginxBinary();
+        if (!bin) throw new Error('nginx not found (apt-get install -y nginx)');
+        const conf = path.join(this.dir, 'nginx.conf');
+        fs.writeFileSync(conf, nginxConfFor({ dir: this.dir, port, upstreams }));
+        return spawn(bin, ['-p', this.dir, '-c', conf, '-e', path.join(this.dir, 'error.log'), '-g', 'daemon off;'], {
+            stdio: ['ignore', 'ignore', 'pipe'],
+        });
+    }
+
+    errorLog(n = 40) {
+        let file = '';
+        try {
+            file = fs.readFileSync(path.join(this.dir, 'error.log'), 'utf8').split('\n').slice(-n).join('\n');
+        } catch {
+            /* not written yet */
+        }
+        return `${super.errorLog(n)}\n${file}`;
     }
 }
 
@@ -247,9 +271,11 @@ export function useCluster() {
 }
 
 export class Cluster {
-    constructor() {
+    /** lb: (dir) => a balancer with Nginx's interface (tests/cluster/haproxy.mjs); the
+     *  shipped nginx.conf by default. */
+    constructor({ lb } = {}) {
         this.env = new Env();
-        this.nginx = new Nginx(path.join(this.env.dir, 'nginx'));
+        this.nginx = lb ? lb(path.join(this.env.dir, 'lb')) : new Nginx(path.join(this.env.dir, 'nginx'));
         this.clients = new Set();
     }
 

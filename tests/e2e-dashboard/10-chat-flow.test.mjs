@@ -286,6 +286,17 @@ it('transfer to agent B (another browser context) with a note; B gets it without
     await b.action('resolve');
     await waitUntil(async () => (await b.status()) === 'resolved', { what: 'resolved in B\'s view' });
     await v.waitFor((f) => f.type === 'conversation.updated' && f.conversation?.id === cid && f.conversation.status === 'resolved', { from, what: 'resolved at the visitor' });
+    // The Resolved view fetches its list; that answer is held back 1.5 s here, so it
+    // arrives after the reopen below: a list fetched before a change must not undo it.
+    const isList = (url) => url.pathname === '/api/v1/conversations';
+    let listServed;
+    const served = new Promise((r) => (listServed = r));
+    await pb.route(isList, async (route) => {
+        const resp = await route.fetch();
+        await new Promise((r) => setTimeout(r, 1500));
+        await route.fulfill({ response: resp });
+        listServed();
+    });
     await b.nav('resolved');
     await b.item(cid).waitFor();
     await screenshot(pb, '10-13-resolved');
@@ -293,6 +304,10 @@ it('transfer to agent B (another browser context) with a note; B gets it without
     await b.open(cid);
     await b.action('reopen');
     await waitUntil(async () => (await b.status()) === 'open', { what: 'reopened' });
+    await served;
+    await pb.unroute(isList);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await b.status(), 'open', 'the late Resolved list did not undo the reopen');
     await b.action('close');
     await waitUntil(async () => (await b.status()) === 'closed', { what: 'closed' });
     assert.equal(await pb.locator('.composer.closed').count(), 1, 'no composer on a closed conversation');

@@ -1,101 +1,19 @@
-// F12 (RELIABILITY.md), nightly: one of three nodes behind the shipped nginx.conf is paused
-// (SIGSTOP) for 40 s (CD_F12_PAUSE_S) during 30 chats, then continued (SIGCONT). Clients ping
-// like the widget (here after 5 s without a frame, dropped after 5 s more without an
-// answer). Pass: the other nodes keep serving (their clients acknowledged all along);
-// presence converges within 45 s (each agent online if its client is connected to a live
-// node, else offline); after SIGCONT the node is healthy and serves a new chat within 5 s;
-// in the end 0 acked lost, 0 stored twice, no gap or duplicate on the wire, everyone has
-// everything. Known gap (a todo test): the paused node's clients cannot move during the
-// pause, because nginx has no active health check and least_conn keeps sending their
-// reconnects to the frozen node, whose kernel still accepts them (RELIABILITY's haproxy
-// with `option httpchk` would take it out).
-import { test, before, after } from 'node:test';
-import assert from 'node:assert/strict';
-import { Cluster, nginxBinary, setupChats, traffic, settleAndCheck, assertClean, summary, pct, sleep, waitUntil, SCALE } from '../cluster/lib.mjs';
+// F12 (RELIABILITY.md), nightly, behind the shipped nginx.conf: one of three nodes is paused
+// (SIGSTOP) for 40 s (CD_F12_PAUSE_S) during 30 chats, then continued (SIGCONT); the
+// scenario is tests/nightly/f12.mjs. Pass: the other nodes keep serving (their clients
+// acknowledged all along); presence converges within 45 s (each agent online if its
+// client is connected to a live node, else offline); after SIGCONT the node is healthy
+// and serves a new chat within 5 s; in the end 0 acked lost, 0 stored twice, no gap or
+// duplicate on the wire, everyone has everything. Known limit of nginx (a todo test): the
+// paused node's clients cannot move during the pause, because open-source nginx has no
+// active health check and least_conn keeps sending their reconnects to the frozen node,
+// whose kernel still accepts them. 11-f12-haproxy runs the same scenario behind the
+// shipped haproxy.cfg, whose health checks take the node out (docs/ops.md).
+import { nginxBinary } from '../cluster/lib.mjs';
+import { f12Suite } from './f12.mjs';
 
-const PAUSE_S = Number(process.env.CD_F12_PAUSE_S || 40);
-const HB = { everyMs: 5000, timeoutMs: 5000 };
-const skip = nginxBinary() ? false : 'nginx is not installed (apt-get install -y nginx)';
-const cluster = new Cluster();
-after(async () => {
-    if (!skip) await cluster.stop();
-}, { timeout: 120_000 });
-
-const health = (n) => cluster.env.http(n, '/healthz', { timeout: 2000 }).then((r) => r.status).catch(() => 0);
-const r = {}; // what the scenario saw
-
-before(async () => {
-    if (skip) return;
-    await cluster.start();
-    const w = await setupChats(cluster, { chats: 30, agents: 3, clientOpts: { heartbeat: HB } });
-    const all = [...w.visitors, ...w.agentClients];
-    const t = traffic(w, { periodMs: 300 });
-    await sleep(3000);
-    const victim = cluster.env.nodes[1];
-    r.onVictim = (await cluster.env.http(victim, '/healthz')).json?.connections ?? 0;
-    const stopAt = Date.now();
-    process.kill(victim.proc.pid, 'SIGSTOP');
-    try {
-        // presence converges: each agent online exactly when its client is connected to a
-        // live node (the frozen node's connections count as gone)
-        const token = w.agents[0].token;
-        const expected = () => w.agentClients.map((c) => (c.ready ? 'online' : 'offline'));
-        r.presenceMs = await waitUntil(
-            async () => {
-                const res = await cluster.env.http(0, `/api/v1/agents?site=${w.site.key}`, { headers: { authorization: `Bearer ${token}` } });
-                const byId = new Map((res.json?.agents ?? []).map((a) => [a.id, a.status]));
-                const seen = w.agents.map((a) => byId.get(a.id));
-                r.presenceSeen = seen;
-                return Date.now() - stopAt > HB.everyMs + HB.timeoutMs && JSON.stringify(seen) === JSON.stringify(expected()) && Date.now() - stopAt;
-            },
-            { timeout: 45_000 * SCALE, interval: 500, what: 'presence converged' },
-        ).catch(() => Infinity);
-        r.othersHealthy = [await health(cluster.env.nodes[0]), await health(cluster.env.nodes[2])];
-        await sleep(Math.max(0, PAUSE_S * 1000 - (Date.now() - stopAt)));
-    } finally {
-        process.kill(victim.proc.pid, 'SIGCONT');
-    }
-    const contAt = Date.now();
-    r.healthyAfterCont = await waitUntil(async () => (await health(victim)) === 200, { timeout: 10_000 * SCALE, what: 'healthy after SIGCONT' })
-        .then(() => Date.now() - contAt)
-        .catch(() => Infinity);
-    const v = await cluster.env.visitor(victim, { site: w.site });
-    await v.ok({ type: 'conversation.start', form: { message: 'after the pause' } });
-    r.rejoinMs = Date.now() - contAt;
-    v.terminate();
-    await sleep(3000);
-    t.stop();
-    r.verdict = await settleAndCheck(cluster, w);
-    const stall = (c) => {
-        const next = c.ackTimes.find((x) => x > stopAt + 500);
-        return next === undefined ? Infinity : next - stopAt;
-    };
-    r.victims = all.filter((c) => c.stats.heartbeatDrops);
-    r.others = all.filter((c) => !c.stats.heartbeatDrops);
-    r.victimStall = r.victims.map(stall);
-    r.otherStall = r.others.map(stall);
-    summary('F12', r.verdict, {
-        pause_s: PAUSE_S,
-        clients_on_paused_node: r.onVictim,
-        heartbeat_drops: r.victims.length,
-        others_acked_again_ms_max: Math.max(...r.otherStall),
-        paused_clients_acked_again_ms_p99: pct(r.victimStall, 99),
-        presence_ms: r.presenceMs,
-        presence: r.presenceSeen,
-        healthy_after_cont_ms: r.healthyAfterCont,
-        rejoin_ms: r.rejoinMs,
-    });
-}, { timeout: (PAUSE_S + 180) * 1000 * SCALE });
-
-test(`F12: a node paused ${PAUSE_S} s: the others serve, presence converges, it rejoins within 5 s, nothing lost`, { skip }, () => {
-    assert.ok(r.onVictim > 0 && r.victims.length > 0, 'the paused node had clients, and their heartbeat noticed');
-    assert.deepEqual(r.othersHealthy, [200, 200], 'the other nodes stay healthy');
-    assert.ok(Math.max(...r.otherStall) <= 3000 * SCALE, `clients of the other nodes acknowledged all along (longest wait ${Math.max(...r.otherStall)} ms)`);
-    assert.ok(r.presenceMs <= 45_000 * SCALE, `presence converged within 45 s (saw ${JSON.stringify(r.presenceSeen)})`);
-    assert.ok(r.rejoinMs <= 5000 * SCALE, `the node serves again ${r.rejoinMs} ms after SIGCONT`);
-    assertClean(assert, r.verdict, 'F12');
-});
-
-test('F12: the paused node\'s clients are acknowledged elsewhere within heartbeat + 5 s', { skip, todo: 'nginx keeps routing reconnects to the frozen node (no active health check, least_conn)' }, () => {
-    assert.ok(Math.max(...r.victimStall) <= (HB.everyMs + HB.timeoutMs + 5000) * SCALE, `longest wait ${Math.max(...r.victimStall)} ms`);
+f12Suite({
+    name: 'nginx',
+    skip: nginxBinary() ? false : 'nginx is not installed (apt-get install -y nginx)',
+    movedTodo: 'open-source nginx keeps routing reconnects to the frozen node (no active health check, least_conn): use docker/haproxy.cfg',
 });

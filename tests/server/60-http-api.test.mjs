@@ -85,3 +85,26 @@ it('the login still works after the bad requests', async () => {
     const token = await env.login(0, ag.email, ag.password);
     assert.equal(typeof token, 'string');
 });
+
+it('an id in a path is validated before use: 400 bad_request; a well-formed unknown id is 404', async () => {
+    const site = await env.addSite();
+    const admin = await env.addAgent({ site, role: 'admin' });
+    const token = await env.login(0, admin.email, admin.password);
+    const get = (p) => env.http(0, p, { headers: { authorization: `Bearer ${token}` } });
+    const bad = ['x'.repeat(129), 'a%20b', 'a:b', 'a*b', '%C3%A9t%C3%A9', "a'b", 'a%00b'];
+    for (const id of bad) {
+        for (const p of [`/api/v1/visitors/${id}`, `/api/v1/tickets/${id}`, `/api/v1/admin/sites/${id}/teams`, `/api/v1/kb/sites/${site.key}/articles/${id}`]) {
+            const r = await get(p);
+            assert.equal(r.status, 400, `${p}: ${r.status} ${r.text}`);
+            assert.equal(r.json?.error?.code, 'bad_request', p);
+            assert.match(r.json.error.message, /invalid id|NUL or control character/, p);
+        }
+    }
+    // the same routes with well-formed ids that name nothing
+    for (const p of ['/api/v1/visitors/v_nobody', '/api/v1/tickets/999999', '/api/v1/admin/sites/no-such-site/teams']) {
+        const r = await get(p);
+        assert.equal(r.status, 404, `${p}: ${r.status} ${r.text}`);
+    }
+    // and a real one still answers
+    assert.equal((await get(`/api/v1/admin/sites/${site.key}/teams`)).status, 200);
+});

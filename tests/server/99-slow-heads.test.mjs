@@ -141,3 +141,16 @@ it('a chunked request body is answered 411 at once', async () => {
     const n = await raw(port, 'PATCH /api/v1/agents/a_x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n\r\n{}');
     assert.equal(n.status, 411);
 });
+
+it('a NUL (raw or %00) or control character in the request target is answered 400 with a JSON body (lws dropped it)', async () => {
+    const port = env.nodes[0].port;
+    for (const target of ['/api/v1/visitors/a%00b', '/healthz%00', '/a\x01b', '/a\x00b']) {
+        const r = await raw(port, `GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        assert.equal(r.status, 400, JSON.stringify(target));
+        assert.equal(JSON.parse(r.body).error.code, 'bad_request');
+    }
+    const m = await env.http(0, '/metrics');
+    assert.match(m.text, /chatdesk_request_heads_refused_total\{by="malformed"\} 4\b/);
+    // %0A-style encodings of other bytes are fine: they are the API's to judge
+    assert.equal((await raw(port, 'GET /healthz?x=%41 HTTP/1.1\r\nHost: x\r\n\r\n')).status, 200);
+});

@@ -6,6 +6,7 @@
  * sign payloads that cd_auth_token_sign would never produce, so the strict payload
  * checks are reached behind a valid MAC. HMAC is pinned to RFC 4231 test case 2.
  */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -729,17 +730,132 @@ static void test_password_lengths(void **state)
     assert_false(cd_auth_password_verify(h, max));
 }
 
+/* RFC 6238 appendix B, SHA-1 (secret "12345678901234567890" = base32 GEZDGNBVGY3TQOJQ...):
+ * the 8-digit codes there, of which TOTP with 6 digits is the last six. */
+static void test_totp_rfc6238(void **state)
+{
+    static const char secret[] = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    static const struct {
+        int64_t t;
+        const char *code;
+    } v[] = {{59, "287082"},         {1111111109, "081804"}, {1111111111, "050471"},
+             {1234567890, "005924"}, {2000000000, "279037"}, {20000000000, "353130"}};
+    char code[CD_AUTH_TOTP_DIGITS + 1];
+    (void)state;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        assert_int_equal(cd_auth_totp_code(secret, v[i].t / 30, code), 0);
+        assert_string_equal(code, v[i].code);
+    }
+    /* lowercase base32 is the same secret; anything else is refused */
+    assert_int_equal(cd_auth_totp_code("gezdgnbvgy3tqojqgezdgnbvgy3tqojq", 59 / 30, code), 0);
+    assert_string_equal(code, "287082");
+    assert_int_equal(cd_auth_totp_code("GEZDGNBV!", 1, code), -1);
+    assert_int_equal(cd_auth_totp_code("", 1, code), -1);
+}
+
+/* The window is one step either way, and a step at or before the last used one is refused. */
+static void test_totp_window_and_replay(void **state)
+{
+    static const char secret[] = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    const int64_t now_ms = 1111111111000LL, step = 1111111111 / 30;
+    char prev[8], cur[8], next[8], far[8];
+    (void)state;
+    assert_int_equal(cd_auth_totp_code(secret, step - 1, prev), 0);
+    assert_int_equal(cd_auth_totp_code(secret, step, cur), 0);
+    assert_int_equal(cd_auth_totp_code(secret, step + 1, next), 0);
+    assert_int_equal(cd_auth_totp_code(secret, step + 2, far), 0);
+    assert_int_equal(cd_auth_totp_match(secret, cur, now_ms, 0), step);
+    assert_int_equal(cd_auth_totp_match(secret, prev, now_ms, 0), step - 1);
+    assert_int_equal(cd_auth_totp_match(secret, next, now_ms, 0), step + 1);
+    assert_int_equal(cd_auth_totp_match(secret, far, now_ms, 0), -1);
+    /* replay: the step was used */
+    assert_int_equal(cd_auth_totp_match(secret, cur, now_ms, step), -1);
+    assert_int_equal(cd_auth_totp_match(secret, prev, now_ms, step - 1), -1);
+    assert_int_equal(cd_auth_totp_match(secret, next, now_ms, step), step + 1);
+    assert_int_equal(cd_auth_totp_match(secret, "12345", now_ms, 0), -1);
+    assert_int_equal(cd_auth_totp_match(secret, "1234567", now_ms, 0), -1);
+}
+
+static void test_totp_secret_and_recovery(void **state)
+{
+    char s1[40], s2[40], code[8], h1[65], h2[65];
+    char codes[CD_AUTH_RECOVERY_N][CD_AUTH_RECOVERY_LEN + 1];
+    (void)state;
+    assert_int_equal(cd_auth_totp_secret_new(s1, sizeof s1), 0);
+    assert_int_equal(cd_auth_totp_secret_new(s2, sizeof s2), 0);
+    assert_int_equal(strlen(s1), CD_AUTH_TOTP_SECRET_LEN);
+    assert_string_not_equal(s1, s2);
+    assert_int_equal(cd_auth_totp_code(s1, 1, code), 0);
+    assert_int_equal(cd_auth_totp_secret_new(s1, 32), -1);
+
+    assert_int_equal(cd_auth_recovery_codes_new(codes), 0);
+    for (size_t i = 0; i < CD_AUTH_RECOVERY_N; i++) {
+        assert_int_equal(strlen(codes[i]), CD_AUTH_RECOVERY_LEN);
+        assert_int_equal(codes[i][5], '-');
+        for (size_t k = i + 1; k < CD_AUTH_RECOVERY_N; k++)
+            assert_string_not_equal(codes[i], codes[k]);
+    }
+    /* as typed: case, '-' and spaces do not matter; another code hashes apart */
+    char typed[32];
+    snprintf(typed, sizeof typed, " %.5s %.5s", codes[0], codes[0] + 6);
+    for (char *c = typed; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    assert_int_equal(cd_auth_recovery_hash(codes[0], h1), 0);
+    assert_int_equal(cd_auth_recovery_hash(typed, h2), 0);
+    assert_string_equal(h1, h2);
+    assert_int_equal(cd_auth_recovery_hash(codes[1], h2), 0);
+    assert_string_not_equal(h1, h2);
+    assert_int_equal(cd_auth_recovery_hash("abc", h2), -1);
+    assert_int_equal(cd_auth_recovery_hash("abcde-fghij-k", h2), -1);
+    assert_int_equal(cd_auth_recovery_hash("abcde/fghij", h2), -1);
+}
+
+static void test_challenge_roles(void **state)
+{
+    cd_auth_keyring kr;
+    cd_auth_claims c, out;
+    char tok[CD_AUTH_TOKEN_MAX];
+    (void)state;
+    cd_auth_keyring_init(&kr);
+    assert_int_equal(
+        cd_auth_keyring_add_hex(&kr, "k1", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"), 0);
+    for (int role = CD_AUTH_ROLE_CHALLENGE; role <= CD_AUTH_ROLE_ENROL; role++) {
+        memset(&c, 0, sizeof c);
+        c.role = (cd_auth_role)role;
+        strcpy(c.sub, "a_1");
+        c.iat = 1000;
+        c.exp = 2000;
+        c.epoch = 3;
+        assert_int_equal(cd_auth_token_sign(&kr, &c, tok, sizeof tok), 0);
+        assert_int_equal(cd_auth_token_verify(&kr, tok, 1500, &out), CD_ERR_OK);
+        assert_int_equal(out.role, role);
+        assert_int_equal(out.epoch, 3);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keyring_add),     cmocka_unit_test(test_roundtrip_visitor),
-        cmocka_unit_test(test_roundtrip_agent), cmocka_unit_test(test_sign_rejects),
-        cmocka_unit_test(test_expiry),          cmocka_unit_test(test_tampered_payload),
-        cmocka_unit_test(test_tampered_mac),    cmocka_unit_test(test_unknown_kid),
-        cmocka_unit_test(test_key_rotation),    cmocka_unit_test(test_wrong_parts),
-        cmocka_unit_test(test_garbage),         cmocka_unit_test(test_strict_payload),
-        cmocka_unit_test(test_hmac_hex),        cmocka_unit_test(test_const_eq),
-        cmocka_unit_test(test_password),        cmocka_unit_test(test_password_lengths),
+        cmocka_unit_test(test_keyring_add),
+        cmocka_unit_test(test_roundtrip_visitor),
+        cmocka_unit_test(test_roundtrip_agent),
+        cmocka_unit_test(test_sign_rejects),
+        cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_tampered_payload),
+        cmocka_unit_test(test_tampered_mac),
+        cmocka_unit_test(test_unknown_kid),
+        cmocka_unit_test(test_key_rotation),
+        cmocka_unit_test(test_wrong_parts),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_strict_payload),
+        cmocka_unit_test(test_hmac_hex),
+        cmocka_unit_test(test_const_eq),
+        cmocka_unit_test(test_password),
+        cmocka_unit_test(test_password_lengths),
+        cmocka_unit_test(test_totp_rfc6238),
+        cmocka_unit_test(test_totp_window_and_replay),
+        cmocka_unit_test(test_totp_secret_and_recovery),
+        cmocka_unit_test(test_challenge_roles),
     };
     return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
 }

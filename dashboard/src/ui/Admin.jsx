@@ -8,8 +8,9 @@ import { CannedManager } from './Canned.jsx';
 import { Webhooks } from './Webhooks.jsx';
 import { KbManager } from './Kb.jsx';
 import { Rules } from './Rules.jsx';
+import { Audit } from './Audit.jsx';
 
-const TABS = ['sites', 'agents', 'teams', 'sla', 'canned', 'rules', 'kb', 'webhooks'];
+const TABS = ['sites', 'agents', 'teams', 'sla', 'canned', 'rules', 'kb', 'webhooks', 'audit'];
 
 export function Admin() {
     const [tab, setTab] = useState('sites');
@@ -36,6 +37,7 @@ export function Admin() {
                 {tab === 'webhooks' ? <SitePicker siteKeys={siteKeys} render={(site) => <Webhooks site={site} key={site} />} /> : null}
                 {tab === 'kb' ? <SitePicker siteKeys={siteKeys} render={(site) => <KbManager site={site} key={site} />} /> : null}
                 {tab === 'rules' ? <SitePicker siteKeys={siteKeys} render={(site) => <Rules site={site} key={site} />} /> : null}
+                {tab === 'audit' ? <SitePicker siteKeys={siteKeys} render={(site) => <Audit site={site} key={site} />} /> : null}
             </div>
         </section>
     );
@@ -226,6 +228,7 @@ function SiteEdit({ site, onDone }) {
         secretMode: 'keep',
         secret: '',
         auto_assign: site.auto_assign !== false,
+        require_2fa: !!site.require_2fa,
         auto_close_s: site.auto_close_s ?? 86400,
         unanswered_after_s: site.unanswered_after_s ?? 120,
         ack_text_en: site.ack_text_en || '',
@@ -255,6 +258,7 @@ function SiteEdit({ site, onDone }) {
                     name: f.name.trim(),
                     origins: lines(f.origins),
                     auto_assign: !!f.auto_assign,
+                    require_2fa: !!f.require_2fa,
                     auto_close_s: Number(f.auto_close_s),
                     unanswered_after_s: Number(f.unanswered_after_s),
                     ack_text_en: f.ack_text_en || null,
@@ -295,6 +299,9 @@ function SiteEdit({ site, onDone }) {
                 </label>
                 <label class="check">
                     <input type="checkbox" {...bind('auto_assign', 'checkbox')} /> {t('admin.autoAssign')}
+                </label>
+                <label class="check">
+                    <input type="checkbox" {...bind('require_2fa', 'checkbox')} /> {t('admin.require2fa')}
                 </label>
                 <label>
                     {t('admin.autoClose')}
@@ -390,6 +397,7 @@ function Agents({ siteKeys }) {
                         <th>{t('sup.teams')}</th>
                         <th>{t('admin.capacity')}</th>
                         <th>{t('presence.label')}</th>
+                        <th>{t('admin.twoFactor')}</th>
                         <th />
                     </tr>
                 </thead>
@@ -403,6 +411,14 @@ function Agents({ siteKeys }) {
                             <td>{(a.teams || []).join(', ')}</td>
                             <td>{a.max_chats}</td>
                             <td>{a.disabled ? <span class="chip danger">{t('admin.disabled')}</span> : t(`presence.${a.status || 'offline'}`)}</td>
+                            <td data-totp={a.totp ? 'on' : 'off'}>
+                                {a.totp ? t('common.yes') : t('common.no')}
+                                {a.totp && !a.scoped ? (
+                                    <button type="button" class="small" data-action="totp-reset" onClick={() => resetTotp(a, res.reload)}>
+                                        {t('admin.totpReset')}
+                                    </button>
+                                ) : null}
+                            </td>
                             <td>
                                 <button type="button" class="small" onClick={() => setEdit(edit === a.id ? null : a.id)}>
                                     {t('common.edit')}
@@ -423,6 +439,19 @@ function Agents({ siteKeys }) {
             ) : null}
         </div>
     );
+}
+
+/** An admin turns an agent's two-factor login off (a lost phone); it logs in with its
+ *  password again and enrols again where a site requires it. */
+async function resetTotp(a, reload) {
+    if (!window.confirm(t('admin.totpResetConfirm', { name: a.name }))) return;
+    try {
+        await http.post(`/api/v1/admin/agents/${http.enc(a.id)}/totp/reset`);
+        toast(t('admin.saved'), 'ok');
+        reload();
+    } catch (e) {
+        toast(errorText(e), 'error');
+    }
 }
 
 function AgentForm({ siteKeys, agent, onDone, onCancel }) {

@@ -14,6 +14,7 @@ import { TransferDialog } from './Transfer.jsx';
 import { NoticesBell } from './Notices.jsx';
 import { Reports } from './Reports.jsx';
 import { SHORTCUTS } from '../keys.js';
+import { TotpLogin, TotpEnrolLogin, SecurityDialog } from './Security.jsx';
 
 export function App() {
     useStore();
@@ -34,6 +35,12 @@ function LangSwitch() {
 }
 
 function Login() {
+    if (S.challenge) return <main class="login" data-view="login"><TotpLogin /></main>;
+    if (S.enrol) return <main class="login" data-view="login"><TotpEnrolLogin /></main>;
+    return <PasswordLogin />;
+}
+
+function PasswordLogin() {
     const [email, setEmail] = useState('');
     const [password, setPassword] = useState('');
     const [busy, setBusy] = useState(false);
@@ -186,6 +193,9 @@ function Header() {
             <button type="button" class="ghost" data-action="help" title="?" onClick={() => showDialog({ kind: 'help' })}>
                 ?
             </button>
+            <button type="button" class="ghost" data-action="security" onClick={() => showDialog({ kind: 'security' })}>
+                {t('totp.menu')}
+            </button>
             <span class="me" title={S.me ? S.me.email : ''}>
                 {S.me ? S.me.name : ''}
             </span>
@@ -264,6 +274,7 @@ function Shell() {
                 <Main />
             </div>
             {d && d.kind === 'help' ? <HelpDialog /> : null}
+            {d && d.kind === 'security' ? <SecurityDialog /> : null}
             {d && d.kind === 'transfer' ? <TransferDialog cid={d.cid} /> : null}
             <Toasts />
         </div>

@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { S, isAdmin } from '../store.js';
 import * as http from '../api.js';
 import { t } from '../i18n.js';
-import { Notice, NotAvailable, dur, SiteSelect } from './common.jsx';
+import { Notice, NotAvailable, dur, SiteSelect, saveCsv } from './common.jsx';
 
 let chartLib = null;
 /** Chart.js with the parts these charts use, imported once (its own chunk). */
@@ -38,21 +38,9 @@ function fmtNum(v) {
     return v == null ? '–' : String(v);
 }
 
-/** Download a report as CSV: fetched with the token (never in a URL), saved through a blob link. */
-async function downloadCsv(kind, params) {
-    const r = await fetch(`/api/v1/reports/${kind}${http.qs({ ...params, format: 'csv' })}`, {
-        headers: { authorization: `Bearer ${S.token}` },
-        cache: 'no-store',
-    });
-    if (!r.ok) throw new Error(`HTTP ${r.status}`);
-    const url = URL.createObjectURL(await r.blob());
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = `chatdesk-${kind}-${params.site}-${params.from}-${params.to}.csv`;
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
+/** Download a report as CSV. */
+function downloadCsv(kind, params) {
+    return saveCsv(`/api/v1/reports/${kind}${http.qs({ ...params, format: 'csv' })}`, `chatdesk-${kind}-${params.site}-${params.from}-${params.to}.csv`);
 }
 
 function ChartBox({ name, config }) {

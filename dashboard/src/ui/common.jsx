@@ -1,5 +1,5 @@
 import { useEffect, useState, useReducer } from 'preact/hooks';
-import { subscribe } from '../store.js';
+import { S, subscribe } from '../store.js';
 import { t, getLang } from '../i18n.js';
 import { fmtDuration, slaState, linkify } from '../util.js';
 
@@ -205,4 +205,19 @@ export function SiteSelect({ sites, site, onChange }) {
             ))}
         </select>
     );
+}
+
+/** Save a CSV answer (reports, the audit log): fetched with the token (never in a URL),
+ *  saved through a blob link. */
+export async function saveCsv(url, filename) {
+    const r = await fetch(url, { headers: { authorization: `Bearer ${S.token}` }, cache: 'no-store' });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const blob = URL.createObjectURL(await r.blob());
+    const a = document.createElement('a');
+    a.href = blob;
+    a.download = filename;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(blob), 1000);
 }

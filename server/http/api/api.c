@@ -14,9 +14,9 @@
 #include "chatdesk/log.h"
 
 static const cd_api_family *const families[] = {
-    &cd_http__api_conversations, &cd_http__api_canned,   &cd_http__api_health,
-    &cd_http__api_sites,         &cd_http__api_agents,   &cd_http__api_kb,
-    &cd_http__api_rules,         &cd_http__api_webhooks, &cd_http__api_reports,
+    &cd_http__api_conversations, &cd_http__api_canned, &cd_http__api_health, &cd_http__api_sites,
+    &cd_http__api_agents,        &cd_http__api_kb,     &cd_http__api_rules,  &cd_http__api_webhooks,
+    &cd_http__api_reports,       &cd_http__api_audit,  &cd_http__api_totp,
 };
 
 /* Match path segments against a pattern; bound values go to vals (pointers into buf). */
@@ -38,6 +38,15 @@ static bool match(const char *pattern, char *buf, const char **vals, int *nvals)
             return false;
         }
     }
+}
+
+/* Every id a path binds (site keys, conversation, agent, team, rule, webhook, delivery and
+ * article ids, ticket numbers) is 1-128 characters of A-Z a-z 0-9 _ . -: anything else is
+ * refused before it reaches a key name or a Redis function. */
+static bool id_ok(const char *v)
+{
+    size_t n = strlen(v);
+    return n >= 1 && n <= 128 && strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
 }
 
 static const cd_api_route *find_route(const cd_api_call *call, char *vals_buf, size_t vbsz, const char **vals,
@@ -81,6 +90,7 @@ void cd_http__api_op_free(cd_api_op *a)
     json_decref(a->sites);
     json_decref(a->rows);
     json_decref(a->last);
+    explicit_bzero(a, sizeof *a); /* a two-factor call's code and recovery codes */
     cd_free(a);
 }
 
@@ -125,10 +135,10 @@ static int call_script(cd_api_op *a, const char *const *args)
     if (a->slot) { /* a site call: the site's record is its key, the caller is in args */
         const char *site_key[] = {a->key.s};
         cd_store_reply_cb cb = a->slot == CD_API_SITE ? on_api_reply : on_part;
-        return cd_store_fcall(a->st, a->script, 1, site_key, 13, args, NULL, cb, a);
+        return cd_store_fcall(a->st, a->script, 1, site_key, CD_API_NARGS_SITE, args, NULL, cb, a);
     }
     const char *keys[] = {a->key.s, a->revoked.s};
-    return cd_store_fcall(a->st, a->script, a->revoked.s[0] ? 2 : 1, keys, 9, args, NULL, on_api_reply, a);
+    return cd_store_fcall(a->st, a->script, a->revoked.s[0] ? 2 : 1, keys, CD_API_NARGS, args, NULL, on_api_reply, a);
 }
 
 int cd_http__api_call_again(cd_api_op *a)
@@ -267,8 +277,8 @@ static bool next_site(cd_api_op *a)
     site = site_key_ok(site) ? site : "";
     cd_key_site(&a->key, cd_store_prefix(a->st), site, "");
     const char *iv = site[0] && a->intervals ? a->intervals(a->intervals_ctx, site) : NULL;
-    cd_free(a->args[12]);
-    a->args[12] = cd_strdup(iv ? iv : "");
+    cd_free(a->args[CD_API_ARG_IV]);
+    a->args[CD_API_ARG_IV] = cd_strdup(iv ? iv : "");
     if (call_script(a, (const char *const *)a->args) != 0) {
         cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
         cd_http__api_op_free(a);
@@ -375,16 +385,16 @@ static void next_step(cd_api_op *a)
     json_decref(params);
     const char *site = json_string_value(json_object_get(step, "site"));
     cd_key_site(&a->key, cd_store_prefix(a->st), site_key_ok(site) ? site : "", "");
-    const char *args[13];
+    const char *args[CD_API_NARGS_SITE];
     for (size_t i = 0; i < CD_ARRAY_LEN(args); i++)
         args[i] = a->args[i];
     args[0] = "admin_agent_site";
     args[2] = ptext ? ptext : "{}";
-    args[9] = "as";
-    args[11] = "";
-    args[12] = "";
+    args[CD_API_ARG_MODE] = "as";
+    args[CD_API_ARG_PART] = "";
+    args[CD_API_ARG_IV] = "";
     const char *keys[] = {a->key.s};
-    if (cd_store_fcall(a->st, a->family->script, 1, keys, 13, args, NULL, on_step, a) != 0) {
+    if (cd_store_fcall(a->st, a->family->script, 1, keys, CD_API_NARGS_SITE, args, NULL, on_step, a) != 0) {
         cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
         cd_http__api_op_free(a);
     }
@@ -421,14 +431,14 @@ static void on_gathered(void *ud, cd_err err, const char *json, size_t len)
 static void gather_done(cd_api_op *a)
 {
     char *facts = json_dumps(a->rows ? a->rows : json_array(), JSON_COMPACT);
-    const char *args[11];
-    for (size_t i = 0; i < 9; i++)
+    const char *args[CD_API_ARG_CALLER + 1];
+    for (size_t i = 0; i < CD_API_ARG_CALLER; i++)
         args[i] = a->args[i];
-    args[9] = "after";
-    args[10] = facts ? facts : "[]";
+    args[CD_API_ARG_MODE] = "after";
+    args[CD_API_ARG_CALLER] = facts ? facts : "[]";
     cd_key_agent(&a->key, cd_store_prefix(a->st), a->args[1]);
     const char *keys[] = {a->key.s, a->revoked.s};
-    if (cd_store_fcall(a->st, a->script, 2, keys, 11, args, NULL, on_gathered, a) != 0) {
+    if (cd_store_fcall(a->st, a->script, 2, keys, CD_ARRAY_LEN(args), args, NULL, on_gathered, a) != 0) {
         cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
         cd_http__api_op_free(a);
     }
@@ -476,8 +486,8 @@ static void on_part(void *ud, cd_err err, const char *json, size_t len)
 static json_t *call_sites(const cd_api_op *a, json_t *params, const json_t *caller_sites)
 {
     bool one = a->slot == CD_API_SITE || a->slot == CD_API_GATHER_ONE;
-    json_t *named = json_object_get(params, a->slot == CD_API_SITE ? "site_key" : "site");
-    if (!json_is_string(named) && a->slot == CD_API_SITE)
+    json_t *named = json_object_get(params, one ? "site_key" : "site");
+    if (!json_is_string(named) && one)
         named = json_object_get(params, "site");
     const char *conv = json_string_value(json_object_get(params, "conversation"));
     json_t *out = json_array();
@@ -532,12 +542,12 @@ static void new_site_step(cd_api_op *a)
     int step = (int)a->next_site++;
     json_t *params = json_loads(a->args[2], 0, NULL);
     const char *key = json_string_value(json_object_get(params, "key"));
-    const char *args[13];
+    const char *args[CD_API_NARGS_SITE];
     for (size_t i = 0; i < CD_ARRAY_LEN(args); i++)
         args[i] = a->args[i];
     args[0] = ops[step];
     const char *keys[2] = {a->key.s, a->revoked.s};
-    int nkeys = 1, nargs = 13;
+    int nkeys = 1, nargs = CD_API_NARGS_SITE;
     if (step == 0)
         cd_key_global(&a->key, cd_store_prefix(a->st), "sites");
     else if (step == 1)
@@ -545,7 +555,8 @@ static void new_site_step(cd_api_op *a)
     else {
         cd_key_agent(&a->key, cd_store_prefix(a->st), a->args[1]);
         nkeys = 2;
-        nargs = 9;
+        nargs = CD_API_NARGS;
+        args[CD_API_ARG_MODE] = ""; /* the caller's own slot: its token is checked again */
     }
     if (!a->last && step == 2) {
         json_decref(params);
@@ -587,10 +598,11 @@ static void on_auth(void *ud, cd_err err, const char *json, size_t len)
     }
     a->sites = call_sites(a, params, caller_sites);
     char *ctext = json_dumps(caller, JSON_COMPACT);
-    a->args[9] = cd_strdup("as");
-    a->args[10] = cd_strdup(ctext ? ctext : "{}");
-    a->args[11] = cd_strdup(a->slot == CD_API_SITE || a->slot == CD_API_NEW_SITE ? "" : "part");
-    a->args[12] = cd_strdup("");
+    cd_free(a->args[CD_API_ARG_MODE]);
+    a->args[CD_API_ARG_MODE] = cd_strdup("as");
+    a->args[CD_API_ARG_CALLER] = cd_strdup(ctext ? ctext : "{}");
+    a->args[CD_API_ARG_PART] = cd_strdup(a->slot == CD_API_SITE || a->slot == CD_API_NEW_SITE ? "" : "part");
+    a->args[CD_API_ARG_IV] = cd_strdup("");
     free(ctext);
     json_decref(caller_sites);
     json_decref(params);
@@ -618,13 +630,26 @@ static void start(cd_api_op *a, cd_store *st, const cd_config *cfg, const cd_api
         cd_http__api_op_free(a);
         return;
     }
-    char now[24], fresh[64], retain[24], epoch[24], exp[24];
+    char now[24], fresh[64], retain[24], epoch[24], exp[24], audit_days[24];
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     cd_id_new(a->family->id_prefix ? a->family->id_prefix : "m", fresh, sizeof fresh);
     snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
     snprintf(epoch, sizeof epoch, "%lld", (long long)call->token_epoch);
     snprintf(exp, sizeof exp, "%lld", (long long)call->token_exp);
-    const char *args[] = {a->op, call->agent_id, ptext, now, fresh, retain, epoch, call->jti ? call->jti : "", exp};
+    snprintf(audit_days, sizeof audit_days, "%lld", (long long)cfg->audit_retain_days);
+    /* the eleventh ("operator") is the admin CLI's only; then the audit log's two */
+    const char *args[] = {a->op,
+                          call->agent_id,
+                          ptext,
+                          now,
+                          fresh,
+                          retain,
+                          epoch,
+                          call->jti ? call->jti : "",
+                          exp,
+                          "",
+                          call->addr ? call->addr : "",
+                          audit_days};
     a->st = st;
     snprintf(a->script, sizeof a->script, "%s%s", a->family->script, strcmp(r->method, "GET") == 0 ? "_ro" : "");
     a->slot = call->agent_id[0] ? (r->slot ? r->slot : a->family->slot) : 0;
@@ -632,10 +657,12 @@ static void start(cd_api_op *a, cd_store *st, const cd_config *cfg, const cd_api
         a->args[i] = cd_strdup(args[i]);
     int rc;
     if (a->slot) { /* the token check in the caller's slot first (on_auth) */
-        const char *auth_args[] = {"auth", call->agent_id, "{}", now, fresh, retain, epoch, call->jti ? call->jti : "",
-                                   exp};
+        const char *auth_args[CD_API_NARGS];
+        memcpy(auth_args, args, sizeof auth_args);
+        auth_args[0] = "auth";
+        auth_args[2] = "{}";
         const char *keys[] = {a->key.s, a->revoked.s};
-        rc = cd_store_fcall(st, "api_ro", 2, keys, 9, auth_args, NULL, on_auth, a);
+        rc = cd_store_fcall(st, "api_ro", 2, keys, CD_API_NARGS, auth_args, NULL, on_auth, a);
     } else
         rc = call_script(a, args);
     if (rc != 0) {
@@ -659,6 +686,12 @@ void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *cal
                            known ? "method not allowed" : "no such resource");
         return;
     }
+    for (int i = 0; i < nvals; i++) {
+        if (!id_ok(vals[i])) {
+            cd_http__api_error(cb, ud, CD_ERR_BAD_REQUEST, "invalid id in path (1-128 of A-Z a-z 0-9 _ . -)");
+            return;
+        }
+    }
     json_t *params = body_params(call, r);
     if (!params) {
         cd_http__api_error(cb, ud, CD_ERR_BAD_REQUEST, "body must be a JSON object");
@@ -670,6 +703,7 @@ void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *cal
     a->family = family;
     a->intervals = call->intervals;
     a->intervals_ctx = call->intervals_ctx;
+    a->cfg = cfg;
     cd_strlcpy(a->op, r->op, sizeof a->op);
     if (family->prepare && family->prepare(a, call, r, &params, err, sizeof err) != 0) {
         json_decref(params);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chatdesk/auth.h"
 #include "chatdesk/config.h"
 #include "chatdesk/store.h"
 
@@ -29,6 +30,7 @@ typedef struct cd_api_call {
     int64_t token_epoch;
     const char *jti;
     int64_t token_exp;
+    const char *addr; /* the client's address (net/peer.c): the audit log's "from where" */
     /* a site's business-hours intervals (the node's calendar; "*" or "" = always open),
      * passed to each site call for the SLA clocks a change re-aligns (ticket_patch) */
     const char *(*intervals)(void *ctx, const char *site);
@@ -62,6 +64,20 @@ enum {
     CD_API_NEW_SITE = 'N',
 };
 
+/* An API call's arguments (ARGV from 2; _api.lua reads them): op, agent id, params, now,
+ * fresh id, retain, token epoch, jti, expiry, mode ("" in the caller's slot, "as" in a
+ * site's, "after" for a gathered operation in {a}; the admin CLI's "operator"), client
+ * address, audit days: CD_API_NARGS. A site call adds the caller's record (a gathered
+ * operation there: the sites' facts), "part" or "", and the site's intervals. */
+enum {
+    CD_API_ARG_MODE = 9,
+    CD_API_NARGS = 12,
+    CD_API_ARG_CALLER = 12,
+    CD_API_ARG_PART = 13,
+    CD_API_ARG_IV = 14,
+    CD_API_NARGS_SITE = 15,
+};
+
 /* One route: method, pattern of the segments after /api/v1/ (":" binds a parameter,
  * named by params in order), whether it reads a JSON body, and its function library
  * script (store/lua/<script>.lua; a GET runs its read-only twin <script>_ro); slot:
@@ -86,10 +102,9 @@ typedef struct cd_api_op {
     cd_key revoked; /* and the caller's token deny-list (calls in the caller's slot) */
     char script[48];
     /* a family that calls again after the first reply (kb_suggest) keeps the arguments;
-     * site calls keep them too (args[9..11]: "as", the caller's record, "part" or "";
-     * args[12]: the intervals of the site called) */
+     * site calls keep them too (from CD_API_ARG_MODE "as" on: see the enum above) */
     bool keep_args;
-    char *args[13];
+    char *args[CD_API_NARGS_SITE];
     const char *(*intervals)(void *ctx, const char *site);
     void *intervals_ctx;
     /* site calls (route slot not 0): the caller's sites to call, the next one, the merged
@@ -100,6 +115,14 @@ typedef struct cd_api_op {
     json_t *rows, *last;
     bool csv;       /* reports: format=csv renders the reply's columns/rows as CSV */
     char event[48]; /* rules_dry_run: the event type to pretend, "" = none */
+    const cd_config *cfg;
+    /* two-factor calls (totp.c): the code the caller sent (a recovery code when recovery),
+     * the function that makes the change once the code matched, the recovery codes it sets
+     * (shown once, in the reply) */
+    char code[65]; /* the 6 digits, or the recovery code's hash */
+    bool recovery;
+    char then[32];
+    char codes[CD_AUTH_RECOVERY_N][CD_AUTH_RECOVERY_LEN + 1];
 } cd_api_op;
 
 typedef struct cd_api_family {
@@ -119,7 +142,14 @@ typedef struct cd_api_family {
 } cd_api_family;
 
 extern const cd_api_family cd_http__api_conversations, cd_http__api_canned, cd_http__api_health, cd_http__api_sites,
-    cd_http__api_agents, cd_http__api_kb, cd_http__api_rules, cd_http__api_webhooks, cd_http__api_reports;
+    cd_http__api_agents, cd_http__api_kb, cd_http__api_rules, cd_http__api_webhooks, cd_http__api_reports,
+    cd_http__api_audit, cd_http__api_totp;
+
+/* CSV replies (reports.c; the audit log's export uses them too): prepare notes format=csv,
+ * reply renders a 200 body's "columns" and "rows" as CSV (RFC 4180, formula text quoted). */
+int cd_http__api_csv_prepare(cd_api_op *a, const cd_api_call *call, const cd_api_route *r, json_t **params, char *err,
+                             size_t errsz);
+bool cd_http__api_csv_reply(cd_api_op *a, const char *body, size_t len);
 
 /* Route and run one API call; cb fires exactly once (also for routing errors, at once). */
 void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud);
@@ -136,6 +166,11 @@ bool cd_http__api_wants_password(const cd_api_call *call);
  * node can refuse internal addresses before it is stored; false when the call sets none
  * (or one too long: the script refuses it). */
 bool cd_http__api_webhook_url(const cd_api_call *call, char *url, size_t urlsz);
+
+/* Which calls a token of this role may make: an agent token every route but the login's
+ * second step; a challenge token only that (POST login/totp); an enrolment token only
+ * the enrolment (me/totp: status, enroll, confirm). */
+bool cd_http__api_role_allowed(const cd_api_call *call, cd_auth_role role);
 
 /* For the families: answer an error (cb fires), free a finished op, run the op's script
  * again with its kept arguments (0, or -1 when the store is down). */

@@ -76,8 +76,8 @@ static char *reports_csv(const char *body, size_t len, size_t *outlen)
     return out;
 }
 
-static int reports_prepare(cd_api_op *a, const cd_api_call *call, const cd_api_route *r, json_t **params, char *err,
-                           size_t errsz)
+int cd_http__api_csv_prepare(cd_api_op *a, const cd_api_call *call, const cd_api_route *r, json_t **params, char *err,
+                             size_t errsz)
 {
     (void)r;
     (void)params;
@@ -89,7 +89,7 @@ static int reports_prepare(cd_api_op *a, const cd_api_call *call, const cd_api_r
     return 0;
 }
 
-static bool reports_reply(cd_api_op *a, const char *body, size_t len)
+bool cd_http__api_csv_reply(cd_api_op *a, const char *body, size_t len)
 {
     size_t csvlen = 0;
     char *csv = a->csv ? reports_csv(body, len, &csvlen) : NULL;
@@ -102,5 +102,6 @@ static bool reports_reply(cd_api_op *a, const char *body, size_t len)
 }
 
 const cd_api_family cd_http__api_reports = {
-    "api_reports", NULL, report_routes, CD_ARRAY_LEN(report_routes), reports_prepare, NULL, reports_reply, CD_API_SITE,
+    "api_reports",          NULL,        report_routes, CD_ARRAY_LEN(report_routes), cd_http__api_csv_prepare, NULL,
+    cd_http__api_csv_reply, CD_API_SITE,
 };

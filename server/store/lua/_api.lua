@@ -1,9 +1,12 @@
 -- Prepended (after _common) to every api*.lua script: the HTTP API's shared part.
 -- ARGV: P, op, agent id (verified token), params (JSON object), now, id (fresh), retain,
--- token epoch, token jti, token expiry (ms), mode, caller, part. KEYS: in the caller's own
--- slot ({a}; `auth`, `me`, `logout`, the agent operations) the caller's agent record, then
--- its token deny-list P{a}:revoked:<aid>; in a site's slot (every other route) the site's
--- record P{s:<site>}:site (public routes: the same, without a caller).
+-- token epoch, token jti, token expiry (ms), mode ('', 'operator', 'as', 'after'), client
+-- address, the node's audit_retain_days (the audit log, _audit.lua); a site call ('as')
+-- adds the caller's record, 'part' or '', the site's intervals (server/http/api/api_int.h
+-- CD_API_ARG_*). KEYS: in the caller's own slot ({a}; `auth`, `me`, `logout`, the agent
+-- operations) the caller's agent record, then its token deny-list P{a}:revoked:<aid>; in a
+-- site's slot (every other route) the site's record P{s:<site>}:site (public routes: the
+-- same, without a caller).
 -- Each api*.lua defines `ops` (one function per operation, docs/api.md) and ends
 -- with `return dispatch(ops)`; a reply is {"status":<http status>,"body":<json>} or a
 -- {"err":…} failure.
@@ -14,23 +17,23 @@ if not ok_p or type(p) ~= 'table' then return fail('bad_request', 'body must be 
 -- It has no agent record and is an owner of every site there is, so the CLI runs the API's
 -- own operations and validation (ARCHITECTURE: one implementation).
 local operator = aid == '' and ARGV[11] == 'operator'
--- A site call of the HTTP API (server/http/api/api.c): ARGV[11] 'as', ARGV[12] the
+-- A site call of the HTTP API (server/http/api/api.c): ARGV[11] 'as', ARGV[14] the
 -- caller's record as the `auth` call in {a} answered it a moment before (token checked
--- there), so the call reads nothing outside the site's slot. ARGV[13] 'part': one site's
--- share of a list over the caller's sites, which the node merges (`part_reply`).
+-- there), so the call reads nothing outside the site's slot. ARGV[15] 'part': one site's
+-- share of a list over the caller's sites, which the node merges (`list_reply`).
 local as_caller = aid ~= '' and ARGV[11] == 'as'
-local part = as_caller and ARGV[13] == 'part'
--- ARGV[14] in a site call: the site's business-hours intervals from the node's calendar
+local part = as_caller and ARGV[15] == 'part'
+-- ARGV[16] in a site call: the site's business-hours intervals from the node's calendar
 -- (iv_parse), for the SLA clocks a change re-aligns in the same call.
-local site_iv = as_caller and iv_parse(ARGV[14]) or nil
+local site_iv = as_caller and iv_parse(ARGV[16]) or nil
 -- An operation about agents, which live in {a}, that needs facts of the caller's sites (their
 -- teams, their agents, each agent's load there): the node asks each site first (the part
--- calls answer `site_facts`), then calls in {a} with ARGV[11] 'after' and ARGV[12] the
+-- calls answer `site_facts`), then calls in {a} with ARGV[11] 'after' and ARGV[14] the
 -- sites' answers (server/http/api/api.c, CD_API_GATHER). Such a call writes only {a}:
 -- what changes in the sites follows in steps of their own (`then` in its reply).
 local gathered = nil
 if aid ~= '' and ARGV[11] == 'after' then
-  local ok_g, g = pcall(cjson.decode, ARGV[12])
+  local ok_g, g = pcall(cjson.decode, ARGV[14])
   gathered = {}
   for _, f in ipairs(ok_g and type(g) == 'table' and g or {}) do
     if type(f.site) == 'string' then gathered[f.site] = f end
@@ -40,7 +43,7 @@ local function key_ok(v) return type(v) == 'string' and #v >= 1 and #v <= 64 and
 -- aid is '' only for the public routes (api/v1/public/…, no token) and the operator: me stays nil
 local me, my_sites = nil, {}
 if as_caller then
-  me = cjson.decode(ARGV[12])
+  me = cjson.decode(ARGV[14])
   my_sites = json_list(me.sites)
 elseif aid ~= '' then
   me = hgetall(P .. '{a}:agent:' .. aid)
@@ -82,6 +85,19 @@ end
 local is_owner = operator or (me ~= nil and me.role == 'owner')
 local is_admin = is_owner or (me ~= nil and me.role == 'admin')
 if me then event_by = 'agent:' .. aid end
+-- The audit log (_audit.lua): who acts, from where (the client address the node saw; the
+-- CLI's is ''), and the node's default retention (a site's own audit_retain_days wins).
+local audit_days = tonumber(ARGV[13]) or 90
+local audit_who = {id = operator and 'operator' or aid, email = me and me.email or '', addr = ARGV[12] or '', now = now}
+local function audit_site(site, action, target, before, after)
+  audit_who.retain_ms = audit_retain_ms({audit_retain_days = redis.call('HGET', sitekey(site), 'audit_retain_days')},
+    audit_days)
+  audit_append(skey(site, 'audit'), audit_who, action, target, before, after)
+end
+local function audit_account(action, target, before, after, sites)
+  audit_who.retain_ms = audit_days * AUDIT_DAY_MS
+  audit_append(P .. '{a}:audit', audit_who, action, target, before, after, sites)
+end
 local function reply(status, body) return '{"status":' .. I(status) .. ',"body":' .. body .. '}' end
 local function str(v, max, what)
   if v == nil or v == cjson.null then return nil end
@@ -194,7 +210,8 @@ local function agent_json(a, site)
   return '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"email":' .. S(a.email) .. ',"role":' .. S(a.role) ..
     ',"teams":' .. teams .. ',"sites":' .. sites .. ',"status":' .. S(a.status or 'offline') ..
     ',"max_chats":' .. N(a.max_chats) .. ',"disabled":' .. (a.disabled == '1' and 'true' or 'false') ..
-    ',"scoped":' .. tostring(not full) .. ',"load":' .. I(site and load_in(site, a.id) or agent_load_seen(a)) .. '}'
+    ',"scoped":' .. tostring(not full) ..
+    ',"totp":' .. tostring(redis.call('HEXISTS', P .. '{a}:agent:' .. a.id .. ':totp', 'secret') == 1) .. ',"load":' .. I(site and load_in(site, a.id) or agent_load_seen(a)) .. '}'
 end
 local function site_json(s)
   local widget = (s.widget and s.widget ~= '') and s.widget or '{}'
@@ -205,7 +222,9 @@ local function site_json(s)
     ',"auto_close_s":' .. (s.auto_close_s or '86400') .. ',"unanswered_after_s":' .. (s.unanswered_after_s or '120') ..
     ',"ack_text_en":' .. J(s.ack_text_en) .. ',"ack_text_zh":' .. J(s.ack_text_zh) .. ',"widget":' .. widget ..
     ',"health_threshold":' .. (s.health_threshold or '3') .. ',"health_window_days":' .. (s.health_window_days or '30') ..
-    ',"report_utc_offset_min":' .. (s.report_utc_offset_min or '0') .. '}'
+    ',"report_utc_offset_min":' .. (s.report_utc_offset_min or '0') .. ',"audit_retain_days":' ..
+    ((s.audit_retain_days and s.audit_retain_days ~= '') and s.audit_retain_days or I(audit_days)) ..
+    ',"require_2fa":' .. tostring(s.require_2fa == '1') .. '}'
 end
 local function site_changed(key)
   redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')
@@ -218,9 +237,11 @@ end
 local function need_admin() if not is_admin then error({code = 'forbidden', msg = 'admin role required'}) end end
 local function need_owner() if not is_owner then error({code = 'forbidden', msg = 'owner role required'}) end end
 -- The key of a site the caller administers (admin role, member of the site), else not_found.
+-- (A gathered call in {a}: the site's own call checked that it exists and gave its facts.)
 local function admin_site_key(key)
   need_admin()
-  if type(key) ~= 'string' or not my_site(key) or redis.call('EXISTS', sitekey(key)) == 0 then
+  if type(key) ~= 'string' or not my_site(key) or
+     (gathered and not gathered[key]) or (not gathered and redis.call('EXISTS', sitekey(key)) == 0) then
     error({code = 'not_found', msg = 'no such site'})
   end
   return key

@@ -212,6 +212,8 @@ local function canned_json(x)
     ',"title":' .. S(x.title) .. ',"body":' .. S(x.body) .. '}'
 end
 local function canned_key(site, id) return skey(site, 'canned:' .. tostring(id)) end
+-- what the audit log keeps of a shared canned reply
+local function canned_audit(x) return {shortcut = x.shortcut, title = x.title, body = x.body} end
 -- in a site call (the node asks the caller's sites in turn) the call's site, else the
 -- caller's first site that has it
 local function canned_mine(id)
@@ -255,16 +257,19 @@ ops.canned_create = function()
   for k, v in pairs(x) do table.insert(flat, k) table.insert(flat, v) end
   redis.call('HSET', canned_key(site, x.id), unpack(flat))
   redis.call('SADD', scope == 'site' and skey(site, 'canned') or (sakey(site, aid) .. ':canned'), x.id)
+  if scope == 'site' then audit_site(site, 'canned.create', x.id, nil, canned_audit(x)) end
   return reply(201, '{"canned":' .. canned_json(x) .. '}')
 end
 ops.canned_patch = function()
   local x = canned_mine(p.id)
   if not x then return fail('not_found', 'no such canned reply') end
   if x.scope == 'site' then need_admin() end
+  local before = canned_audit(x)
   for _, f in ipairs({'shortcut', 'title', 'body'}) do
     local v = str(p[f], f == 'body' and 8192 or 200, f)
     if v then x[f] = v redis.call('HSET', canned_key(x.site, x.id), f, v) end
   end
+  if x.scope == 'site' then audit_site(x.site, 'canned.update', x.id, before, canned_audit(x)) end
   return reply(200, '{"canned":' .. canned_json(x) .. '}')
 end
 ops.canned_delete = function()
@@ -274,6 +279,7 @@ ops.canned_delete = function()
   redis.call('DEL', canned_key(x.site, x.id))
   redis.call('SREM', skey(x.site, 'canned'), x.id)
   redis.call('SREM', sakey(x.site, x.owner or '') .. ':canned', x.id)
+  if x.scope == 'site' then audit_site(x.site, 'canned.delete', x.id, canned_audit(x), nil) end
   return reply(204, 'null')
 end
 
@@ -345,6 +351,7 @@ ops.admin_site_create = function()
   redis.call('HSET', sitekey(p.key), 'key', p.key, 'name', name, 'origins', cjson.encode(origins),
     'identity_secret', secret, 'created_at', now)
   if not split then redis.call('SADD', P .. '{g}:sites', p.key) end
+  audit_site(p.key, 'site.create', p.key, nil, {name = name, origins = origins, identity_secret = secret})
   site_changed(p.key)
   -- the creating admin belongs to the new site (the operator is no agent); in the HTTP
   -- API's steps its own record names the site in the next one (admin_site_joined, {a})
@@ -423,6 +430,11 @@ local function site_patch_fields(s_key)
     if type(p.auto_assign) ~= 'boolean' then bad('auto_assign must be true or false') end
     put('auto_assign', p.auto_assign and '1' or '0')
   end
+  -- agents of the site must use two-factor login (api_totp.lua; the node reads it from its site cache)
+  if p.require_2fa ~= nil then
+    if type(p.require_2fa) ~= 'boolean' then bad('require_2fa must be true or false') end
+    put('require_2fa', p.require_2fa and '1' or '0')
+  end
   if p.category_teams ~= nil then put('category_teams', category_teams_of(p.category_teams, skey(s_key, 'teams'))) end
   for _, f in ipairs({'auto_close_s', 'unanswered_after_s'}) do
     if p[f] ~= nil then put(f, I(whole(p[f], 0, 31536000, f))) end
@@ -438,6 +450,8 @@ local function site_patch_fields(s_key)
     put('report_utc_offset_min', I(whole(p.report_utc_offset_min, -720, 840, 'report_utc_offset_min')))
   end
   if p.widget ~= nil then put('widget', widget_of(p.widget)) end
+  -- the audit log's retention in the site (_audit.lua); absent: the node's audit_retain_days
+  if p.audit_retain_days ~= nil then put('audit_retain_days', I(whole(p.audit_retain_days, 1, 3650, 'audit_retain_days'))) end
   return set
 end
 ops.admin_site_patch = function()
@@ -445,6 +459,9 @@ ops.admin_site_patch = function()
   local key = sitekey(s.key)
   local set = site_patch_fields(s.key)
   if #set > 0 then redis.call('HSET', key, unpack(set)) end
+  local before, after = {}, {}
+  for i = 1, #set, 2 do before[set[i]], after[set[i]] = s[set[i]] or '', set[i + 1] end
+  if #set > 0 then audit_site(s.key, 'site.update', s.key, before, after) end
   site_changed(s.key)
   drain_site(s.key, now)
   return reply(200, '{"site":' .. site_json(hgetall(key)) .. '}')
@@ -466,6 +483,7 @@ ops.admin_team_create = function()
   if redis.call('HSETNX', skey(s.key, 'teams'), p.key, name) == 0 then
     return fail('conflict', 'team ' .. p.key .. ' already exists on site ' .. s.key)
   end
+  audit_site(s.key, 'team.create', p.key, nil, {name = name})
   return reply(201, '{"team":{"key":' .. S(p.key) .. ',"name":' .. S(name) .. '}}')
 end
 ops.admin_agents_list = function()
@@ -580,7 +598,25 @@ ops.logout = function()
   redis.call('HSET', KEYS[2], jti, I(exp))
   redis.call('PEXPIREAT', KEYS[2], I(last + 60000))
   pub('agent:' .. aid, 0, 'a', 'revoke:jti:' .. jti, '{"type":"session.revoked","reason":"logged out"}')
+  audit_account('logout', aid, nil, nil, my_sites)
   return reply(204, 'null')
+end
+-- What the audit log keeps of an agent record (pw: masked by _audit.lua), and the sites of
+-- an entry about it: those of the agent before or after the change that the caller
+-- administers (a change made by an admin of one tenant is not shown to another).
+local function agent_audit(a)
+  local sites, teams = agent_view(a) -- only what the caller may see of another tenant's agent
+  return {name = a.name, email = a.email, role = a.role, sites = cjson.decode(sites), teams = cjson.decode(teams),
+    max_chats = a.max_chats, disabled = a.disabled == '1', pw = a.pw}
+end
+local function agent_audit_sites(before, after)
+  local out, seen = {}, {}
+  for _, list in ipairs({before and before.sites or {}, after and after.sites or {}}) do
+    for _, s in ipairs(list) do
+      if not seen[s] and (operator or my_site(s)) then seen[s] = true table.insert(out, s) end
+    end
+  end
+  return out
 end
 ops.admin_agent_create = function()
   need_admin()
@@ -600,6 +636,7 @@ ops.admin_agent_create = function()
   redis.call('HSET', P .. '{a}:agent:' .. id, 'id', id, 'name', name, 'email', email, 'role', role, 'sites', cjson.encode(sites),
     'teams', #teams == 0 and '[]' or cjson.encode(teams), 'pw', p.pw_hash, 'status', 'offline', 'max_chats', I(maxc), 'created_at', now)
   redis.call('SADD', P .. '{a}:agents', id)
+  audit_account('agent.create', id, nil, agent_audit(hgetall(P .. '{a}:agent:' .. id)), sites)
   if not stepwise and not gathered then
     for _, s in ipairs(sites) do redis.call('SADD', skey(s, 'agents'), id) end
   end
@@ -736,6 +773,10 @@ ops.admin_agent_patch = function()
   end
   if ch.revoke then revoke_agent(a.id, ch.revoke) end
   local sv = redis.call('HINCRBY', key, 'sv', 1)
+  local before, after = agent_audit(a), agent_audit(hgetall(key))
+  local asites = agent_audit_sites(before, after)
+  audit_account('agent.update', a.id, before, after, asites)
+  if ch.revoke then audit_account('tokens.revoke', a.id, nil, {reason = ch.revoke}, asites) end
   -- a site the agent left keeps its record there as a tombstone of this sv: a sync that read
   -- the record before this patch (older sv) cannot bring the agent back into the site
   -- (agent_site ignores older copies; may_access reads the site's agents set)
@@ -778,6 +819,8 @@ ops.admin_sla_put = function()
   if sla.calendar ~= nil and type(sla.calendar) ~= 'table' then return fail('bad_request', 'calendar must be an object') end
   if sla.breach_actions ~= nil and type(sla.breach_actions) ~= 'table' then return fail('bad_request', 'breach_actions must be an object') end
   redis.call('HSET', sitekey(s.key), 'sla', p.raw_sla)
+  local ok_b, before = pcall(cjson.decode, (s.sla and s.sla ~= '') and s.sla or '{}')
+  audit_site(s.key, 'sla.update', s.key, {sla = ok_b and before or s.sla}, {sla = p.sla})
   site_changed(s.key)
   return reply(200, '{"sla":' .. p.raw_sla .. '}')
 end

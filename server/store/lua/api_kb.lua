@@ -98,6 +98,10 @@ local function check_fields(x, partial)
   if x.category and string.find(x.category, '[%c]') then bad('category must not contain control characters') end
 end
 
+-- what the audit log keeps of an article
+local function kb_audit(a)
+  return {title = a.title, body = a.body, category = a.category, locale = a.locale, status = a.status}
+end
 ops.kb_create = function()
   local site = agent_site()
   need_admin()
@@ -114,6 +118,7 @@ ops.kb_create = function()
   if a.status == 'published' then redis.call('SADD', kb(site) .. 'pub', id) end
   cat_count(site, a.category, 1)
   index(site, id, tt, bt)
+  audit_site(site, 'kb.create', id, nil, kb_audit(a))
   return reply(201, '{"article":' .. article_json(a, true) .. '}')
 end
 
@@ -124,6 +129,7 @@ ops.kb_patch = function()
   if not a then not_found('article') end
   local x = {}
   check_fields(x, true)
+  local before = kb_audit(a)
   local key = kb(site) .. 'a:' .. a.id
   local retitle, rebody = x.title ~= nil, x.body ~= nil
   if retitle or rebody then
@@ -146,6 +152,7 @@ ops.kb_patch = function()
   redis.call('ZADD', kb(site) .. 'all', now, a.id)
   if a.status == 'published' then redis.call('SADD', kb(site) .. 'pub', a.id)
   else redis.call('SREM', kb(site) .. 'pub', a.id) end
+  audit_site(site, 'kb.update', a.id, before, kb_audit(a))
   return reply(200, '{"article":' .. article_json(a, true) .. '}')
 end
 
@@ -159,6 +166,7 @@ ops.kb_delete = function()
   redis.call('DEL', kb(site) .. 'a:' .. a.id)
   redis.call('ZREM', kb(site) .. 'all', a.id)
   redis.call('SREM', kb(site) .. 'pub', a.id)
+  audit_site(site, 'kb.delete', a.id, kb_audit(a), nil)
   return reply(204, 'null')
 end
 

@@ -7,6 +7,15 @@ local MAX_RULES = 100
 
 local rules_site = admin_site_key
 local function rule_key(site, id) return skey(site, 'rule:' .. id) end
+-- what the audit log keeps of a rule (JSON texts decoded, so before/after read as JSON)
+local function rule_audit(h)
+  local out = {}
+  for _, f in ipairs({'name', 'enabled', 'match', 'trigger', 'conditions', 'actions'}) do
+    local ok, v = pcall(cjson.decode, h[f] or '')
+    out[f] = (f ~= 'name' and f ~= 'match' and f ~= 'enabled' and ok) and v or h[f]
+  end
+  return out
+end
 local function store_fields(site, id, h)
   if p.name ~= nil then h.name = p.name end
   if p.enabled ~= nil then h.enabled = p.enabled and '1' or '0' end
@@ -37,6 +46,7 @@ ops.rules_create = function()
   local pos = (#last == 2) and (tonumber(last[2]) + 1) or 1
   local h = store_fields(site, id, {id = id, enabled = '1', match = 'all', conditions = '[]', created_at = now})
   redis.call('ZADD', zk, pos, id)
+  audit_site(site, 'rule.create', id, nil, rule_audit(h))
   return reply(201, '{"rule":' .. rule_json(h) .. '}')
 end
 
@@ -45,14 +55,18 @@ ops.rules_patch = function()
   local h = hgetall(rule_key(site, tostring(p.rule_id)))
   if not h then return fail('not_found', 'no such rule') end
   -- a time rule whose trigger changes keeps no timers armed by its old anchor
+  local before = rule_audit(h)
   h = store_fields(site, h.id, h)
+  audit_site(site, 'rule.update', h.id, before, rule_audit(h))
   return reply(200, '{"rule":' .. rule_json(h) .. '}')
 end
 
 ops.rules_delete = function()
   local site = rules_site(p.site_key)
   local id = tostring(p.rule_id)
+  local before = hgetall(rule_key(site, id))
   if redis.call('DEL', rule_key(site, id)) == 0 then return fail('not_found', 'no such rule') end
+  audit_site(site, 'rule.delete', id, rule_audit(before), nil)
   redis.call('ZREM', skey(site, 'rules'), id)
   -- armed timers of the rule find it gone when they come due and are dropped
   return reply(204, 'null')
@@ -72,6 +86,7 @@ ops.rules_reorder = function()
     seen[id] = true
   end
   for i, id in ipairs(p.ids) do redis.call('ZADD', zk, i, id) end
+  audit_site(site, 'rule.reorder', site, {order = have}, {order = p.ids})
   return reply(200, '{"rules":[' .. table.concat(rules_of(site), ',') .. ']}')
 end
 
@@ -108,6 +123,7 @@ ops.team_patch = function()
   local name = redis.call('HGET', skey(site, 'teams'), team)
   if not name then return fail('not_found', 'no such team on this site') end
   local lk = skey(site, 'team_leads')
+  local before = {name = name, lead = redis.call('HGET', lk, team) or ''}
   if p.lead == cjson.null then
     redis.call('HDEL', lk, team)
   elseif p.lead ~= nil then
@@ -122,6 +138,7 @@ ops.team_patch = function()
     redis.call('HSET', skey(site, 'teams'), team, nm)
     name = nm
   end
+  audit_site(site, 'team.update', team, before, {name = name, lead = redis.call('HGET', lk, team) or ''})
   return reply(200, '{"team":{"key":' .. S(team) .. ',"name":' .. S(name) .. ',"lead":' ..
     J(redis.call('HGET', lk, team)) .. '}}')
 end

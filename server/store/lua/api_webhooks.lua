@@ -46,6 +46,12 @@ local function hook_json(h, with_secret)
     ',"created_at":' .. N(h.created_at) .. ',"updated_at":' .. N(h.updated_at) ..
     (with_secret and (',"secret":' .. S(h.secret)) or '') .. '}'
 end
+-- what the audit log keeps of a webhook (secret: masked by _audit.lua)
+local function hook_audit(h)
+  local ok, ev = pcall(cjson.decode, h.events or '[]')
+  return {url = h.url, events = ok and ev or h.events, enabled = h.enabled ~= '0', description = h.description or '',
+    secret = h.secret}
+end
 local function new_secret() return 'whsec_' .. string.sub(fresh, 3) end
 local function delivery_json(d)
   return '{"id":' .. S(d.id) .. ',"webhook":' .. S(d.webhook) .. ',"event":' .. S(d.event) .. ',"state":' .. S(d.state) ..
@@ -78,6 +84,7 @@ ops.admin_webhook_create = function()
     'enabled', p.enabled == false and '0' or '1', 'description', desc, 'secret', new_secret(), 'created_at', now,
     'updated_at', now)
   redis.call('SADD', skey(site, 'webhooks'), wid)
+  audit_site(site, 'webhook.create', wid, nil, hook_audit(hgetall(whkey(site, wid))))
   return reply(201, '{"webhook":' .. hook_json(hgetall(whkey(site, wid)), true) .. '}')
 end
 ops.admin_webhook_get = function()
@@ -85,8 +92,9 @@ ops.admin_webhook_get = function()
   return reply(200, '{"webhook":' .. hook_json(h, false) .. '}')
 end
 ops.admin_webhook_patch = function()
-  local h = hook_of(site_of(p.site_key), p.webhook_id)
-  local key = whkey(h.site, h.id)
+  local site = site_of(p.site_key)
+  local h = hook_of(site, p.webhook_id)
+  local key = whkey(site, h.id)
   if p.url ~= nil then
     if not url_ok(p.url) then return fail('bad_request', 'url must be an http:// or https:// URL without user info or fragment') end
     redis.call('HSET', key, 'url', p.url)
@@ -108,6 +116,8 @@ ops.admin_webhook_patch = function()
     end
   end
   redis.call('HSET', key, 'updated_at', now)
+  local after = hgetall(key)
+  audit_site(site, 'webhook.update', h.id, hook_audit(h), hook_audit(after))
   return reply(200, '{"webhook":' .. hook_json(hgetall(key), rotated) .. '}')
 end
 ops.admin_webhook_delete = function()
@@ -116,6 +126,7 @@ ops.admin_webhook_delete = function()
   redis.call('SREM', skey(site, 'webhooks'), h.id)
   local key = whkey(site, h.id)
   redis.call('DEL', key, key .. ':log', key .. ':deliveries')
+  audit_site(site, 'webhook.delete', h.id, hook_audit(h), nil)
   return reply(200, '{"deleted":true}')
 end
 -- the webhook's deliveries (newest first, up to 50) and its attempt log (last 100)
@@ -137,6 +148,7 @@ ops.admin_webhook_test = function()
   local body = '{"id":' .. S(did) .. ',"type":"ping","created_at":' .. N(now) .. ',"site":' .. S(site) ..
     ',"conversation_id":null,"by":' .. S('agent:' .. aid) .. ',"data":{"webhook":' .. S(h.id) .. '},"conversation":null}'
   wh_deliver(h, did, 'ping', body, now)
+  audit_site(site, 'webhook.test', h.id, nil, {delivery = did})
   return reply(202, '{"delivery":' .. delivery_json(hgetall(whdkey(site, did))) .. '}')
 end
 -- send a delivery again, with the same id and body (attempts start over)
@@ -149,6 +161,7 @@ ops.admin_delivery_redeliver = function()
   redis.call('HSET', dkey, 'state', 'pending', 'attempts', '0', 'next_at', now)
   redis.call('EXPIRE', dkey, 7 * 86400)
   redis.call('ZADD', skey(site, 'webhooks:due'), now, d.id)
+  audit_site(site, 'webhook.redeliver', d.webhook, {state = d.state}, {state = 'pending', delivery = d.id})
   return reply(202, '{"delivery":' .. delivery_json(hgetall(dkey)) .. '}')
 end
 

@@ -54,8 +54,8 @@ if level == 'breach' then
     emit('conversation.updated', c, now, '{"changes":{"team":{"from":' .. J(c.team) .. ',"to":' ..
       S(act.escalate_team) .. '}}}')
     if c.status ~= 'queued' then emit('conversation.status_changed', c, now, '{"from":' .. S(c.status) .. ',"to":"queued"}') end
-    c.assignee, c.assignee_name, c.team = '', '', act.escalate_team
-    redis.call('HSET', ckey(cid), 'assignee', '', 'assignee_name', '', 'team', c.team)
+    c.assignee, c.assignee_name, c.team, c.updated_at = '', '', act.escalate_team, tostring(now)
+    redis.call('HSET', ckey(cid), 'assignee', '', 'assignee_name', '', 'team', c.team, 'updated_at', c.updated_at)
     enqueue(c, tostring(now))
     redis.call('HSET', ckey(cid), 'status', 'queued')
     append_msg(c, note_id, '', 'system', 'system', '', 'SLA breached (' .. kind .. '): escalated to team ' .. c.team, '1',
