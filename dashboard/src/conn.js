@@ -5,6 +5,14 @@
 const PING_EVERY = 25_000;
 const REQUEST_TIMEOUT = 15_000;
 
+/** The reconnect schedule: the delay before the next attempt after `attempt` failed or
+ *  dropped ones since the last welcome, min(10 s, 500 ms * 2^attempt) scaled by
+ *  U(0.6, 1). Pure, so that tests run the same schedule (tests/nightly/40-f9-reconnect-storm). */
+export function reconnectDelay(attempt, random = Math.random) {
+    const base = Math.min(10_000, 500 * 2 ** Math.min(attempt, 5));
+    return Math.round(base * (0.6 + random() * 0.4));
+}
+
 export class ConnError extends Error {
     constructor(code, message) {
         super(message || code);
@@ -124,9 +132,8 @@ export class Conn {
 
     scheduleRetry() {
         if (this.stopped) return;
-        const base = Math.min(10_000, 500 * 2 ** Math.min(this.attempt, 5));
+        const delay = reconnectDelay(this.attempt);
         this.attempt++;
-        const delay = Math.round(base * (0.6 + Math.random() * 0.4));
         this.nextRetryAt = Date.now() + delay;
         this.retryTimer = setTimeout(() => this.connect(), delay);
     }

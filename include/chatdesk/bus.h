@@ -17,7 +17,9 @@ typedef struct cd_bus cd_bus;
 
 typedef void (*cd_bus_message_cb)(void *ud, const char *channel, size_t chlen, const char *payload, size_t len);
 /* up=true after (re)subscribing everything: events may have been missed meanwhile,
- * so subscribers resume from history. up=false: the subscription is lost. */
+ * so subscribers resume from history. up=false: the subscription is lost. On Redis
+ * Cluster up=true also comes while up already, when shard channels were subscribed
+ * again (a primary lost, a slot moved): the same backfill. */
 typedef void (*cd_bus_state_cb)(void *ud, bool up);
 
 cd_bus *cd_bus_create(struct uv_loop_s *loop, const cd_config *cfg, cd_store *st, const char *node_id,

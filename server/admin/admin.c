@@ -992,7 +992,11 @@ static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *
                              const char *params, bool moved)
 {
     cd_store_lib lib;
-    if (cd_store_lib_build(&lib) != 0) {
+    cd_redis_addr addr;
+    char err[256];
+    bool cluster = cd_config_parse_redis_url(cfg->redis, &addr, err, sizeof err) == 0 && addr.cluster;
+    explicit_bzero(&addr, sizeof addr);
+    if (cd_store_lib_build(&lib, cluster) != 0) {
         errorf("cannot build the function library");
         return NULL;
     }

@@ -383,8 +383,9 @@ int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, co
                      sites ? strlen(sites) : 0,
                      intervals ? strlen(intervals) : 0};
     cd_key k;
-    const char *keys[] = {cd_key_conv(&k, cd_store_prefix(st), a->site, req->conversation_id)};
-    if (cd_store_fcall_durable(st, "msg_send", 1, keys, 12, args, lens, on_sent, c) != 0) {
+    /* batched: the sends of one site that this loop pass received share one call */
+    const char *key = cd_key_conv(&k, cd_store_prefix(st), a->site, req->conversation_id);
+    if (cd_store_fcall_batched(st, "msg_send", key, 12, args, lens, on_sent, c) != 0) {
         cd_free(c);
         return -1;
     }

@@ -311,6 +311,9 @@ static void metrics(http_state *h)
            "WAITs that came back with fewer than ack_replicas replicas (writes answered unavailable).",
            ss.replica_shortfalls);
     metric(b, "chatdesk_redis_commands_total", "counter", "Scripts sent to Redis.", ss.commands);
+    metric(b, "chatdesk_redis_batches_total", "counter",
+           "Batched calls sent (message.send: one per site and loop pass).", ss.batches);
+    metric(b, "chatdesk_redis_batched_total", "counter", "Calls the batches carried.", ss.batched);
     metric(b, "chatdesk_redis_errors_total", "counter", "Redis error replies.", ss.errors);
     metric(b, "chatdesk_redis_reconnects_total", "counter", "Redis reconnect attempts.", ss.reconnects);
     metric(b, "chatdesk_redis_ping_failures_total", "counter", "Missed Redis PING deadlines.", ss.ping_failures);

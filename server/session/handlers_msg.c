@@ -1,7 +1,8 @@
 /* The message family's handler: message.send, the hot path. One msg_send call (dedupe by
  * client_msg_id, append, fan-out, SLA clocks in the same atomic step when the site is
- * known); the ok is written here from the stored message (cd_proto_encode_ok_message),
- * so Redis builds no JSON for a new message. */
+ * known), batched with the other sends of the site that the loop pass received; the ok is
+ * written here from the stored message (cd_proto_encode_ok_message), so Redis builds no
+ * JSON for a new message. */
 #include "chatdesk/log.h"
 #include "session_int.h"
 

@@ -1,6 +1,6 @@
 /* cd_session: one connection's protocol state: lifetime (a refcount held by the connection
  * and by each request in flight, so a reply never finds a freed session), the bounded
- * outbound queue (over outq_max_frames/bytes: close 4429), subscriptions with ordered,
+ * outbound queue (over outq_max_frames/bytes: close 4008), subscriptions with ordered,
  * gapless delivery (a seq gap starts a backfill from history; a replay larger than half
  * the queue goes page by page as it drains), resume, and the dispatch of each frame
  * through the frame table (proto.h CD_PROTO_FRAMES: roles and handler; the handlers are
@@ -150,7 +150,7 @@ void cd_session__enqueue(cd_session *s, cd_frame *f)
         cd_frame_unref(f);
         s->node->stats.slow_consumer_closes++;
         cd_log_info("slow consumer closed id=%s queued=%zu bytes=%zu", s->id, s->qcount, s->qbytes);
-        cd_session_close(s, 4429, "outbound queue overflow", false);
+        cd_session_close(s, 4008, "outbound queue overflow", false);
         return;
     }
     outq_item *it = cd_malloc(sizeof *it);

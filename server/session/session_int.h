@@ -126,7 +126,7 @@ cd_conv_author cd_session__author(cd_session *s);
 bool cd_session__start_failed(cd_session *s, sess_op *o, int rc);
 /* r is an error: answer it (if connected); true then. */
 bool cd_session__reply_failed(sess_op *o, cd_conv_result *r);
-/* Queue a frame (taken); over the queue's limits the session closes with 4429. */
+/* Queue a frame (taken); over the queue's limits the session closes with 4008. */
 void cd_session__enqueue(cd_session *s, cd_frame *f);
 void cd_session__send_error(cd_session *s, const char *rid, cd_err code, const char *msg);
 void cd_session__send_ok(cd_session *s, const char *rid, size_t n, const char *const *keys, const char *const *raws);

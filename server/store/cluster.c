@@ -2,6 +2,8 @@
  * lives in (CRC16 of its hash tag, as the Cluster specification defines it), the slot
  * map read from CLUSTER SLOTS, and the MOVED / ASK redirections. No I/O here: store.c
  * owns the connections, so these can be tested without a server. */
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,4 +98,33 @@ int cd_cluster_parse_slots(const redisReply *r, uint16_t *slots, int (*add)(void
         }
     }
     return covered;
+}
+
+/* The site a bus channel belongs to: site:<site>, or conv:<cid> of an id that ends in
+ * ".<site>" (cid_site in _common.lua: the last '.' followed by [A-Za-z0-9_-]+). */
+static size_t channel_site(const char *ch, size_t n, const char **site)
+{
+    if (n > 5 && memcmp(ch, "site:", 5) == 0) {
+        *site = ch + 5;
+        return n - 5;
+    }
+    if (n <= 5 || memcmp(ch, "conv:", 5) != 0)
+        return 0;
+    size_t i = n;
+    while (i > 5 && (isalnum((unsigned char)ch[i - 1]) || ch[i - 1] == '_' || ch[i - 1] == '-'))
+        i--;
+    if (i == n || ch[i - 1] != '.')
+        return 0;
+    *site = ch + i;
+    return n - i;
+}
+
+size_t cd_store_shard_channel(const char *prefix, const char *ch, size_t n, char *out, size_t cap)
+{
+    const char *site = NULL;
+    size_t sl = channel_site(ch, n, &site);
+    if (!sl)
+        return 0;
+    int len = snprintf(out, cap, "%s{s:%.*s}:ch:%.*s", prefix, (int)sl, site, (int)n, ch);
+    return len > 0 && (size_t)len < cap ? (size_t)len : 0;
 }

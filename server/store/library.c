@@ -13,7 +13,7 @@
  * full (maxmemory with noeviction refuses every other function with OOM) and on replicas. */
 #define LIB_WRAP                                                                                                \
     "\nredis.register_function{function_name='%s_%s', flags={%s}, callback=function(KEYS, ARGV)\nP = ARGV[1]\n" \
-    "CSITE = key_site(KEYS[1])\nevent_by = 'system'\n"
+    "CSITE = key_site(KEYS[1])\nevent_by = 'system'\nev_armed = nil\n"
 #define LIB_WRAP_END "\nend}\n"
 
 /* The key guard (_guard.lua, CMake -DCD_KEY_GUARD=ON): the library opens with it and
@@ -70,18 +70,32 @@ static const cd_store_lua_source *source(const char *name)
     return NULL;
 }
 
+/* _common.lua's top level up to `until` (or to its end), with SHARDED_PUB true when
+ * sharded (Redis Cluster: a site's channels are shard channels, publish() there). */
+static void append_common(cd_buf *lib, const char *from, const char *until, bool sharded)
+{
+    static const char off[] = "local SHARDED_PUB = false\n", on[] = "local SHARDED_PUB = true\n";
+    const char *at = strstr(from, off);
+    if (sharded && at && at < until) {
+        cd_buf_append(lib, from, (size_t)(at - from));
+        cd_buf_append_str(lib, on);
+        from = at + sizeof off - 1;
+    }
+    cd_buf_append(lib, from, (size_t)(until - from));
+}
+
 /* _common.lua and _audit.lua at the library's top level (P becomes a per-call upvalue), then one
  * function per script whose body is [_api.lua +] the script (events: the _ev_*.lua
  * consumers + the script). */
-int cd_store_lib_build(cd_store_lib *out)
+int cd_store_lib_build(cd_store_lib *out, bool sharded)
 {
     static const char p_line[] = "local P = ARGV[1]\n";
     memset(out, 0, sizeof *out);
     const cd_store_lua_source *common = source("_common"), *api = source("_api"), *guard = source("_guard"),
                               *audit = source("_audit");
     const char *pl = common ? strstr(common->src, p_line) : NULL;
-    if (!pl || !api || !audit || (GUARD_ON && !guard)) {
-        cd_log_error("store/lua: _common.lua must declare \"%.*s\"; _api.lua and _audit.lua must exist",
+    if (!pl || !api || !audit || (GUARD_ON && !guard) || !strstr(common->src, "local SHARDED_PUB = false\n")) {
+        cd_log_error("store/lua: _common.lua must declare \"%.*s\" and SHARDED_PUB; _api.lua and _audit.lua must exist",
                      (int)sizeof p_line - 2, p_line);
         return -1;
     }
@@ -93,16 +107,16 @@ int cd_store_lib_build(cd_store_lib *out)
         h = cd_fnv1a(h, cd_store_lua_sources[i].name, strlen(cd_store_lua_sources[i].name) + 1);
         h = cd_fnv1a(h, cd_store_lua_sources[i].src, cd_store_lua_sources[i].len);
     }
+    h = cd_fnv1a(h, sharded ? "s" : "p", 1);
     snprintf(out->name, sizeof out->name, "cd_%08x", (unsigned)h);
     cd_buf lib;
     cd_buf_init(&lib);
     cd_buf_printf(&lib, "#!lua name=%s\n", out->name);
     if (GUARD_ON)
         cd_buf_append(&lib, guard->src, guard->len);
-    cd_buf_append(&lib, common->src, (size_t)(pl - common->src));
+    append_common(&lib, common->src, pl, sharded);
     cd_buf_append_str(&lib, "local P\n");
-    const char *rest = pl + sizeof p_line - 1;
-    cd_buf_append(&lib, rest, common->len - (size_t)(rest - common->src));
+    append_common(&lib, pl + sizeof p_line - 1, common->src + common->len, sharded);
     cd_buf_append(&lib, audit->src, audit->len);
     for (size_t i = 0; i < cd_store_lua_count; i++) {
         const cd_store_lua_source *s = &cd_store_lua_sources[i];

@@ -39,7 +39,12 @@ struct cd_rconn {
      * redis+cluster://: each connect takes the next seed, endpoints[sentinel_next] */
     bool resolving;
     size_t sentinel_next;
+    /* raw replies (cd_rconn_set_raw) once up */
+    cd_rconn_reply_cb raw_cb;
+    void *raw_ud;
 };
+
+static void raw_read(cd_rconn *rc);
 
 static void schedule_reconnect(cd_rconn *rc);
 
@@ -79,8 +84,13 @@ static void ev_on_poll(uv_poll_t *h, int status, int events)
     rc_ev *e = h->data;
     if (status != 0 || !e->ac)
         return;
-    if (events & UV_READABLE)
-        redisAsyncHandleRead(e->ac);
+    if (events & UV_READABLE) {
+        cd_rconn *rc = e->ac->data;
+        if (rc && rc->raw_cb && rc->up && rc->ac == e->ac)
+            raw_read(rc);
+        else
+            redisAsyncHandleRead(e->ac);
+    }
     if (e->ac && (events & UV_WRITABLE)) {
         redisAsyncHandleWrite(e->ac);
         if (e->ac && !e->want_write)
@@ -447,6 +457,51 @@ static void on_pong(redisAsyncContext *ac, void *r, void *priv)
         rc->ping_sent_ns = 0;
         rc->last_alive = cd_mono_ms();
     }
+}
+
+/* Every reply that arrived, to raw_cb; a read error or EOF fails the connection. */
+static void raw_read(cd_rconn *rc)
+{
+    redisAsyncContext *ac = rc->ac;
+    if (redisBufferRead(&ac->c) != REDIS_OK) {
+        cd_rconn_fail(rc, ac->c.errstr[0] ? ac->c.errstr : "read failed");
+        return;
+    }
+    void *reply = NULL;
+    while (rc->ac == ac) {
+        if (redisGetReplyFromReader(&ac->c, &reply) != REDIS_OK) {
+            cd_rconn_fail(rc, "protocol error");
+            return;
+        }
+        if (!reply)
+            return;
+        rc->last_alive = cd_mono_ms();
+        rc->raw_cb(rc->raw_ud, reply); /* may fail the connection: the loop checks */
+        freeReplyObject(reply);
+    }
+}
+
+void cd_rconn_set_raw(cd_rconn *rc, cd_rconn_reply_cb cb, void *ud)
+{
+    rc->raw_cb = cb;
+    rc->raw_ud = ud;
+    rc->ping = false;
+}
+
+int cd_rconn_send_raw(cd_rconn *rc, int argc, const char **argv, const size_t *lens)
+{
+    if (!rc->connected || !rc->ac)
+        return -1;
+    char *cmd;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len < 0)
+        return -1;
+    int rv = redisAppendFormattedCommand(&rc->ac->c, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    if (rv != REDIS_OK)
+        return -1;
+    rc->ac->ev.addWrite(rc->ac->ev.data); /* written with this loop pass's other commands */
+    return 0;
 }
 
 void cd_rconn_alive(cd_rconn *rc)

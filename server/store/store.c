@@ -12,7 +12,10 @@
  * a redirection or a lost primary), each with the library loaded; a call goes to the
  * primary of its first declared key's slot, follows MOVED (the map is updated and read
  * again) and ASK (ASKING, then the call, once). The store is up while every primary of
- * the map is; cd_store_down_shard names one that is not. */
+ * the map is; cd_store_down_shard names one that is not.
+ * Batched calls (msg_send): the calls of one function for one site that a loop pass makes
+ * go out as one FCALL when the pass ends (a uv_check), so Redis runs the function once for
+ * all of them and writes one reply; see cd_store_fcall_batched. */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -59,7 +62,8 @@ struct cd_store {
     uint16_t *slots; /* CD_CLUSTER_SLOTS node indexes */
     bool map_whole, map_loading, map_dirty;
     uint64_t map_at;
-    bool up; /* as last told to state_cb */
+    unsigned map_gen; /* moved on whenever a slot changes primary (the bus re-places channels) */
+    bool up;          /* as last told to state_cb */
     char *prefix;
     size_t prefix_len;
     char *lib; /* the library text (FUNCTION LOAD) */
@@ -76,7 +80,33 @@ struct cd_store {
     uint64_t last_probe;
     unsigned long long oom_replies;
     unsigned long long waits, wait_shortfalls, redirects;
+    unsigned long long n_batches, n_batched; /* batched calls sent, calls they carried */
+    /* batched calls waiting for the end of the loop pass (cd_store_fcall_batched) */
+    struct batch *batches;
+    uv_check_t *batch_check;
+    uv_idle_t *batch_idle; /* active while calls wait: the loop then polls without blocking */
 };
+
+/* One call of a batch: its callback, the key it declared and its arguments (copied). */
+typedef struct batch_item {
+    cd_store_reply_cb cb;
+    void *ud;
+    char *key;
+    int nargs;
+    char **args;
+    size_t *lens;
+    struct batch_item *next;
+} batch_item;
+
+/* The calls of one function for one site's slot (the hash tag of their keys) in this loop
+ * pass, in the order they were made. */
+typedef struct batch {
+    script *sc;
+    char tag[CD_KEY_MAX];
+    int n;
+    batch_item *head, **tail;
+    struct batch *next;
+} batch;
 
 typedef struct eval_op {
     cd_store *st;
@@ -92,6 +122,9 @@ typedef struct eval_op {
     char *held;   /* its reply while it waits */
     size_t held_len;
     struct eval_op *next; /* in st->waiting */
+    /* a batch: one callback per call, answered from the array reply in order */
+    int nitems;
+    batch_item *items;
 } eval_op;
 
 /* FUNCTION LOAD's reply: the library's name, or "already exists" (another node of
@@ -219,6 +252,8 @@ static void on_map(redisAsyncContext *ac, void *r, void *priv)
         cd_free(slots);
         return;
     }
+    if (!st->slots || memcmp(st->slots, slots, sizeof(uint16_t) * CD_CLUSTER_SLOTS) != 0)
+        st->map_gen++;
     cd_free(st->slots);
     st->slots = slots;
     st->map_whole = covered == CD_CLUSTER_SLOTS;
@@ -228,6 +263,11 @@ static void on_map(redisAsyncContext *ac, void *r, void *priv)
     for (int i = 0; i < CD_CLUSTER_SLOTS; i++)
         if (slots[i] != CD_CLUSTER_NO_NODE)
             st->nodes[slots[i]]->in_map = true;
+    /* a primary of the map that we cannot reach is about to be failed over: read the map
+     * every second until its replica shows up in it (not 10 s later, or at the first MOVED) */
+    for (size_t i = 0; i < st->nnodes; i++)
+        if (st->nodes[i]->in_map && !cd_rconn_up(st->nodes[i]->rc))
+            st->map_dirty = true;
     if (!st->map_whole)
         cd_log_warn("redis cluster: %d of %d slots have a primary", covered, CD_CLUSTER_SLOTS);
     report_state(st);
@@ -269,7 +309,7 @@ static sconn *conn_for(cd_store *st, const char *key)
 static int load_lib(cd_store *st)
 {
     cd_store_lib lib;
-    if (cd_store_lib_build(&lib) != 0)
+    if (cd_store_lib_build(&lib, st->cluster) != 0)
         return -1;
     cd_strlcpy(st->lib_name, lib.name, sizeof st->lib_name);
     for (size_t i = 0; i < lib.nfn && st->nscripts < CD_STORE_LIB_MAX; i++) {
@@ -298,6 +338,11 @@ cd_store *cd_store_create(uv_loop_t *loop, const cd_config *cfg)
         return NULL;
     }
     st->rc = st->main->rc;
+    st->batch_check = cd_malloc(sizeof *st->batch_check);
+    uv_check_init(loop, st->batch_check);
+    st->batch_check->data = st;
+    st->batch_idle = cd_malloc(sizeof *st->batch_idle);
+    uv_idle_init(loop, st->batch_idle);
     if (st->cluster) { /* for CLUSTER SLOTS answers that leave the host out */
         cd_strlcpy(st->main->host, a.endpoints[0].host, sizeof st->main->host);
         st->main->port = a.endpoints[0].port;
@@ -325,10 +370,22 @@ void cd_store_stop(cd_store *st)
         cd_rconn_stop(st->nodes[i]->rc);
 }
 
+static void batches_flush(cd_store *st);
+
+static void on_check_closed(uv_handle_t *h)
+{
+    cd_free(h);
+}
+
 void cd_store_destroy(cd_store *st)
 {
     if (!st)
         return;
+    if (st->batch_check) {
+        batches_flush(st); /* their calls are answered unavailable as the connections go */
+        uv_close((uv_handle_t *)st->batch_check, on_check_closed);
+        uv_close((uv_handle_t *)st->batch_idle, on_check_closed);
+    }
     for (size_t i = 0; i < st->nnodes; i++) {
         cd_rconn_destroy(st->nodes[i]->rc);
         cd_free(st->nodes[i]);
@@ -369,8 +426,23 @@ const char *cd_store_prefix(const cd_store *st)
     return st->prefix;
 }
 
+static void item_free(batch_item *it)
+{
+    for (int i = 0; i < it->nargs; i++)
+        cd_free(it->args[i]);
+    cd_free(it->args);
+    cd_free(it->lens);
+    cd_free(it->key);
+    cd_free(it);
+}
+
 static void op_free(eval_op *op)
 {
+    while (op->items) {
+        batch_item *next = op->items->next;
+        item_free(op->items);
+        op->items = next;
+    }
     cd_free(op->held);
     for (int i = 0; i < op->argc; i++)
         cd_free(op->argv[i]);
@@ -379,9 +451,13 @@ static void op_free(eval_op *op)
     cd_free(op);
 }
 
+/* A batch's failure as a whole (Redis lost, OOM, a Redis error) is every call's. */
 static void op_finish(eval_op *op, cd_err err, const char *json, size_t len)
 {
-    op->cb(op->ud, err, json, len);
+    if (op->cb)
+        op->cb(op->ud, err, json, len);
+    for (batch_item *it = op->items; it; it = it->next)
+        it->cb(it->ud, err, json, len);
     op_free(op);
 }
 
@@ -478,6 +554,16 @@ static void hold_for_replicas(eval_op *op, redisAsyncContext *ac, const char *js
 
 static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv);
 
+/* MOVED: the slot's primary is node i now; the whole map is read again soon. */
+static void moved(cd_store *st, const cd_cluster_redir *rd, int i)
+{
+    st->map_dirty = true;
+    if (st->slots && i >= 0 && st->slots[rd->slot] != (uint16_t)i) {
+        st->slots[rd->slot] = (uint16_t)i;
+        st->map_gen++;
+    }
+}
+
 /* MOVED: the slot lives elsewhere now (the map is read again); ASK: this once, while a
  * slot migrates. The call goes to the named primary if its connection is up, else it
  * answers the retryable unavailable. Returns false when err is no redirection. */
@@ -489,11 +575,8 @@ static bool redirected(eval_op *op, const char *err)
         return false;
     st->redirects++;
     int i = node_index(st, rd.host, rd.port);
-    if (!rd.ask) {
-        st->map_dirty = true;
-        if (st->slots && i >= 0)
-            st->slots[rd.slot] = (uint16_t)i;
-    }
+    if (!rd.ask)
+        moved(st, &rd, i);
     sconn *to = i >= 0 ? st->nodes[i] : NULL;
     if (!to || !cd_rconn_up(to->rc) || op->asked) {
         op_finish(op, CD_ERR_UNAVAILABLE, "redis cluster is moving this site", 33);
@@ -509,14 +592,65 @@ static bool redirected(eval_op *op, const char *err)
 }
 
 /* An error reply of a Cluster that is failing over or moving a slot, matched on its text
- * (CLUSTERDOWN, READONLY from a former primary, TRYAGAIN, MASTERDOWN): the call did not run. */
+ * (CLUSTERDOWN, READONLY from a former primary, TRYAGAIN, MASTERDOWN): the call did not
+ * run. Also "non local key": while a slot migrates, a script that touches an undeclared
+ * key of the site that is not (or no longer) on the source stops there; the caller
+ * retries. Redis does not roll back what such a script wrote before it stopped: a known
+ * limit of resharding under traffic (docs/ops.md "Redis Cluster"). */
 static bool cluster_moving(const char *err)
 {
-    static const char *const says[] = {"The cluster is down", "read only replica", "TRYAGAIN ", "MASTERDOWN "};
+    static const char *const says[] = {"The cluster is down", "read only replica", "TRYAGAIN ", "MASTERDOWN ",
+                                       "access a non local key"};
     for (size_t i = 0; i < CD_ARRAY_LEN(says); i++)
         if (strstr(err, says[i]))
             return true;
     return false;
+}
+
+/* One call's own reply, as on_eval_reply answers a single call. */
+static void finish_reply(eval_op *op, redisAsyncContext *ac, const char *str, size_t len)
+{
+    cd_err e = script_error(str, len);
+    if (e == CD_ERR_OK && op->durable) {
+        hold_for_replicas(op, ac, str, len);
+        return;
+    }
+    if (e == CD_ERR_INTERNAL)
+        op_finish_internal(op, str, len);
+    else
+        op_finish(op, e, str, len);
+}
+
+/* A batch's array reply: element i answers call i, each call on its own (its own error,
+ * its own wait for replicas: one WAIT still covers the whole batch). */
+static void batch_replies(eval_op *op, redisAsyncContext *ac, const redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)op->nitems) {
+        op->st->errors++;
+        op_finish_internal(op, "unexpected reply to a batch", 27);
+        return;
+    }
+    size_t i = 0;
+    while (op->items) {
+        batch_item *it = op->items;
+        op->items = it->next;
+        const redisReply *e = reply->element[i++];
+        eval_op *one = cd_calloc(1, sizeof *one);
+        one->st = op->st;
+        one->conn = op->conn;
+        one->sc = op->sc;
+        one->cb = it->cb;
+        one->ud = it->ud;
+        one->durable = op->durable;
+        item_free(it);
+        if (e->type != REDIS_REPLY_STRING) {
+            op->st->errors++;
+            op_finish_internal(one, "unexpected reply type in a batch", 32);
+        } else {
+            finish_reply(one, ac, e->str, e->len);
+        }
+    }
+    op_free(op);
 }
 
 static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -566,20 +700,16 @@ static void on_eval_reply(redisAsyncContext *ac, void *r, void *priv)
     }
     if (!op->sc->ro)
         set_full(op->st, false); /* a write went through */
+    if (op->items) {
+        batch_replies(op, ac, reply);
+        return;
+    }
     if (reply->type != REDIS_REPLY_STRING) {
         op->st->errors++;
         op_finish_internal(op, "unexpected reply type", 21);
         return;
     }
-    cd_err e = script_error(reply->str, reply->len);
-    if (e == CD_ERR_OK && op->durable) {
-        hold_for_replicas(op, ac, reply->str, reply->len);
-        return;
-    }
-    if (e == CD_ERR_INTERNAL)
-        op_finish_internal(op, reply->str, reply->len);
-    else
-        op_finish(op, e, reply->str, reply->len);
+    finish_reply(op, ac, reply->str, reply->len);
 }
 
 static int fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs, const char *const *args,
@@ -600,6 +730,8 @@ int cd_store_fcall_durable(cd_store *st, const char *name, int nkeys, const char
 static int fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs, const char *const *args,
                  const size_t *lens, cd_store_reply_cb cb, void *ud, bool durable)
 {
+    /* the batches waiting go first: calls reach Redis in the order they were made */
+    batches_flush(st);
     sconn *conn = nkeys >= 0 ? conn_for(st, nkeys > 0 ? keys[0] : NULL) : NULL;
     if (!conn || nargs < 0)
         return -1;
@@ -647,6 +779,140 @@ static int fcall(cd_store *st, const char *name, int nkeys, const char *const *k
     return 0;
 }
 
+/* ---- batched calls ---- */
+
+#define BATCH_MAX 32 /* calls per batch: one function run holds Redis for all of them */
+
+/* The hash tag of a key (its slot on Redis Cluster), or the whole key. */
+static void key_tag(const char *key, char *out, size_t n)
+{
+    const char *o = strchr(key, '{');
+    const char *c = o ? strchr(o + 1, '}') : NULL;
+    if (!c || c == o + 1)
+        cd_strlcpy(out, key, n);
+    else
+        snprintf(out, n, "%.*s", (int)(c - o - 1), o + 1);
+}
+
+/* FCALL <fn> n key1..keyn P args1... args2...: the calls' arguments move into the call. */
+static void batch_send(cd_store *st, batch *b)
+{
+    int argc = 4 + b->n;
+    for (batch_item *it = b->head; it; it = it->next)
+        argc += it->nargs;
+    eval_op *op = cd_calloc(1, sizeof *op);
+    op->st = st;
+    op->sc = b->sc;
+    op->durable = st->cfg->ack_replicas > 0;
+    op->items = b->head;
+    op->nitems = b->n;
+    op->argc = argc;
+    op->argv = cd_calloc((size_t)argc, sizeof(char *));
+    op->lens = cd_calloc((size_t)argc, sizeof(size_t));
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", b->n);
+    op->argv[0] = cd_strdup("FCALL");
+    op->argv[1] = cd_strdup(b->sc->fname);
+    op->argv[2] = cd_strdup(nk);
+    int at = 3;
+    for (batch_item *it = b->head; it; it = it->next, at++) {
+        op->argv[at] = it->key;
+        it->key = NULL;
+    }
+    op->argv[at++] = cd_strndup(st->prefix, st->prefix_len);
+    for (int i = 0; i < 4 + b->n; i++)
+        op->lens[i] = strlen(op->argv[i]);
+    for (batch_item *it = b->head; it; it = it->next)
+        for (int i = 0; i < it->nargs; i++, at++) {
+            op->argv[at] = it->args[i];
+            op->lens[at] = it->lens[i];
+            it->args[i] = NULL;
+        }
+    st->n_batches++;
+    st->n_batched += (unsigned long long)b->n;
+    cd_free(b);
+    op->conn = conn_for(st, op->argv[3]);
+    redisAsyncContext *ac = op->conn ? cd_rconn_ctx(op->conn->rc) : NULL;
+    st->commands++;
+    if (!ac || redisAsyncCommandArgv(ac, on_eval_reply, op, op->argc, (const char **)op->argv, op->lens) != REDIS_OK)
+        op_finish(op, CD_ERR_UNAVAILABLE, "redis unavailable", 17);
+}
+
+static void batches_flush(cd_store *st)
+{
+    if (st->batch_check) {
+        uv_check_stop(st->batch_check);
+        uv_idle_stop(st->batch_idle);
+    }
+    while (st->batches) {
+        batch *b = st->batches;
+        st->batches = b->next;
+        batch_send(st, b);
+    }
+}
+
+/* The end of the loop pass's I/O: what it batched goes out (hiredis writes it from the
+ * next pass's uv_prepare, before the loop waits). A call made outside the I/O phase (a
+ * timer's callback, or before the loop runs) would wait for the next event before the
+ * check runs: while calls wait, an idle handle keeps that pass's poll from blocking. */
+static void on_batch_check(uv_check_t *h)
+{
+    batches_flush(h->data);
+}
+
+static void on_batch_idle(uv_idle_t *h)
+{
+    (void)h; /* being active is its work */
+}
+
+int cd_store_fcall_batched(cd_store *st, const char *name, const char *key, int nargs, const char *const *args,
+                           const size_t *lens, cd_store_reply_cb cb, void *ud)
+{
+    if (!key || nargs < 0 || !conn_for(st, key) || !st->batch_check)
+        return -1;
+    script *sc = NULL;
+    for (size_t i = 0; i < st->nscripts && !sc; i++)
+        if (strcmp(st->scripts[i].name, name) == 0)
+            sc = &st->scripts[i];
+    if (!sc) {
+        cd_log_error("no script named %s", name);
+        return -1;
+    }
+    char tag[CD_KEY_MAX];
+    key_tag(key, tag, sizeof tag);
+    batch **at = &st->batches;
+    while (*at && ((*at)->sc != sc || strcmp((*at)->tag, tag) != 0))
+        at = &(*at)->next;
+    batch *b = *at;
+    if (!b) {
+        b = *at = cd_calloc(1, sizeof *b);
+        b->sc = sc;
+        cd_strlcpy(b->tag, tag, sizeof b->tag);
+        b->tail = &b->head;
+        uv_check_start(st->batch_check, on_batch_check);
+        uv_idle_start(st->batch_idle, on_batch_idle);
+    }
+    batch_item *it = cd_calloc(1, sizeof *it);
+    it->cb = cb;
+    it->ud = ud;
+    it->key = cd_strdup(key);
+    it->nargs = nargs;
+    it->args = cd_calloc((size_t)(nargs ? nargs : 1), sizeof(char *));
+    it->lens = cd_calloc((size_t)(nargs ? nargs : 1), sizeof(size_t));
+    for (int i = 0; i < nargs; i++) {
+        const char *a = args[i] ? args[i] : "";
+        it->lens[i] = lens ? lens[i] : strlen(a);
+        it->args[i] = cd_strndup(a, it->lens[i]);
+    }
+    *b->tail = it;
+    b->tail = &it->next;
+    if (++b->n >= BATCH_MAX) { /* full: it goes now, the pass's next calls start another */
+        *at = b->next;
+        batch_send(st, b);
+    }
+    return 0;
+}
+
 bool cd_store_full(const cd_store *st)
 {
     return st->full && st->up;
@@ -678,6 +944,7 @@ int cd_store_publish(cd_store *st, const char *channel, const char *payload, siz
     redisAsyncContext *ac = cd_rconn_up(st->rc) ? cd_rconn_ctx(st->rc) : NULL;
     if (!ac)
         return -1;
+    batches_flush(st);
     return redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s%s %b", st->prefix, channel, payload, len) == REDIS_OK ? 0 : -1;
 }
 
@@ -690,4 +957,40 @@ void cd_store_get_stats(const cd_store *st, cd_store_stats *out)
     out->oom_replies = st->oom_replies;
     out->replica_waits = st->waits;
     out->replica_shortfalls = st->wait_shortfalls;
+    out->batches = st->n_batches;
+    out->batched = st->n_batched;
+}
+
+/* ---------- redis+cluster://: where the bus subscribes a shard channel ---------- */
+
+bool cd_store_cluster(const cd_store *st)
+{
+    return st->cluster;
+}
+
+unsigned cd_store_map_gen(const cd_store *st)
+{
+    return st->map_gen;
+}
+
+int cd_store_shard_of(const cd_store *st, const char *key, size_t len, char *host, size_t n, int *port)
+{
+    if (!st->cluster || !st->slots)
+        return -1;
+    uint16_t i = st->slots[cd_cluster_slot(key, len)];
+    if (i == CD_CLUSTER_NO_NODE)
+        return -1;
+    cd_strlcpy(host, st->nodes[i]->host, n);
+    *port = st->nodes[i]->port;
+    return 0;
+}
+
+void cd_store_map_stale(cd_store *st, const char *err)
+{
+    cd_cluster_redir rd;
+    if (!st->cluster)
+        return;
+    st->map_dirty = true;
+    if (err && cd_cluster_redirect(err, &rd) == 0 && !rd.ask)
+        moved(st, &rd, node_index(st, rd.host, rd.port));
 }

@@ -57,10 +57,10 @@ export function haproxyCfgFor({ dir, port, upstreams }) {
 }
 
 /** HAProxy running docker/haproxy.cfg, in the foreground (-W master-worker, -db);
- *  SIGTERM to the master stops it. */
+ *  SIGTERM to the master stops it (its soft stop, SIGUSR1, would wait for the WebSockets). */
 export class Haproxy extends Balancer {
     constructor(dir) {
-        super(dir, 'haproxy', 'SIGTERM');
+        super(dir, 'haproxy', 'SIGTERM', 'SIGTERM');
     }
 
     spawnOn(port, upstreams) {

@@ -103,20 +103,23 @@ export function nginxConfFor({ dir, port, upstreams }) {
  *  the base waits for its /lb-health, retries on another port, and stops it with its
  *  graceful signal, then SIGKILL after a bounded wait. */
 export class Balancer {
-    constructor(dir, name, stopSignal) {
+    constructor(dir, name, stopSignal, fastSignal) {
         this.dir = dir;
         this.name = name;
         this.stopSignal = stopSignal;
+        this.fastSignal = fastSignal;
         fs.mkdirSync(dir, { recursive: true });
         this.proc = null;
         this.port = 0;
         this.output = '';
     }
 
-    async start(upstreams) {
+    /** Starts on a free port, or on `port` (a restart keeps its address). */
+    async start(upstreams, port = 0) {
+        this.upstreams = upstreams;
         let lastErr;
-        for (let attempt = 0; attempt < 5; attempt++) {
-            this.port = await freePort();
+        for (let attempt = 0; attempt < (port ? 1 : 5); attempt++) {
+            this.port = port || (await freePort());
             const proc = this.spawnOn(this.port, upstreams);
             this.output = '';
             proc.stdout?.on('data', (d) => (this.output += d));
@@ -148,12 +151,21 @@ export class Balancer {
         return this.output.split('\n').slice(-n).join('\n');
     }
 
-    async stop() {
+    /** A restart: fast shutdown (fastSignal: every proxied socket drops at once), then the
+     *  same configuration on the same port. Resolves when /lb-health answers again. */
+    async restart() {
+        const port = this.port;
+        await this.stop(this.fastSignal);
+        return this.start(this.upstreams, port);
+    }
+
+    /** The graceful signal (or `signal`) to the master by PID, SIGKILL after a bounded wait. */
+    async stop(signal = this.stopSignal) {
         const p = this.proc;
         if (!p || p.exitCode !== null || p.signalCode !== null) return;
         const done = new Promise((res) => p.once('exit', res));
         try {
-            process.kill(p.pid, this.stopSignal);
+            process.kill(p.pid, signal);
         } catch {
             return;
         }
@@ -171,10 +183,10 @@ export class Balancer {
     }
 }
 
-/** nginx running docker/nginx.conf; SIGQUIT is its graceful stop. */
+/** nginx running docker/nginx.conf; SIGQUIT is its graceful stop, SIGTERM its fast one. */
 export class Nginx extends Balancer {
     constructor(dir) {
-        super(dir, 'nginx', 'SIGQUIT');
+        super(dir, 'nginx', 'SIGQUIT', 'SIGTERM');
     }
 
     spawnOn(port, upstreams) {
@@ -324,7 +336,7 @@ export class Cluster {
 /** A chat client that survives disconnects: reconnect with full jitter, hello with its
  *  token and a resume entry per conversation, outbox resent with the same client_msg_id. */
 export class ChatClient {
-    constructor({ url, role, site, token, label, origin, onMessage, localAddress, heartbeat }) {
+    constructor({ url, role, site, token, label, origin, onMessage, localAddress, heartbeat, reconnectDelay }) {
         this.url = url;
         this.role = role;
         this.site = site;
@@ -357,6 +369,10 @@ export class ChatClient {
         // like the widget: an application ping after heartbeat.everyMs without a frame; no
         // answer within heartbeat.timeoutMs and the connection is dropped (then reconnects)
         this.heartbeat = heartbeat;
+        // the delay before reconnect attempt n (from 0 after each welcome); the default is
+        // quick for fault tests, F9 passes the widget's and the dashboard's own schedules
+        this.reconnectDelay = reconnectDelay ?? ((n) => Math.random() * Math.min(2000, 500 * 2 ** Math.min(n, 4)));
+        this.openTimes = []; // when each upgrade completed
         this.lastRx = 0;
         this.pingSentAt = 0;
         this.sweep = setInterval(() => {
@@ -411,6 +427,7 @@ export class ChatClient {
         this.ws = ws;
         ws.on('open', () => {
             this.stats.connects++;
+            this.openTimes.push(Date.now());
             const hello = { type: 'hello', rid: 'h' };
             if (this.role === 'visitor') hello.site = this.site;
             if (this.token) hello.token = this.token;
@@ -440,10 +457,9 @@ export class ChatClient {
             for (const [, p] of this.pending) p.reject(new Error(`${this.label}: closed`));
             this.pending.clear();
             if (this.stopped) return;
-            // full jitter: U(0, 500 ms) first, then U(0, min(2 s, 500 ms * 2^n))
-            const cap = Math.min(2000, 500 * 2 ** Math.min(this.attempt, 4));
+            const delay = this.reconnectDelay(this.attempt);
             this.attempt++;
-            setTimeout(() => this.connect(), Math.random() * cap).unref();
+            setTimeout(() => this.connect(), delay).unref();
         });
     }
 
@@ -606,19 +622,19 @@ export class ChatClient {
 
 // ---------------------------------------------------------------------------
 /** n visitors with one conversation each, served by the site's agents (auto-assignment),
- *  every client through nginx. */
-export async function setupChats(cluster, { chats, agents: nAgents, clientOpts = {} }) {
+ *  every client through nginx (agentOpts / visitorOpts add to clientOpts per role). */
+export async function setupChats(cluster, { chats, agents: nAgents, clientOpts = {}, agentOpts = {}, visitorOpts = {} }) {
     const { site, agents } = await cluster.siteWithAgents(nAgents);
     const agentClients = [];
     for (let i = 0; i < agents.length; i++) {
-        const c = cluster.client({ role: 'agent', token: agents[i].token, label: `a${i}`, ...clientOpts });
+        const c = cluster.client({ role: 'agent', token: agents[i].token, label: `a${i}`, ...clientOpts, ...agentOpts });
         await c.start();
         agentClients.push(c);
     }
     const visitors = [];
     const convs = [];
     for (let i = 0; i < chats; i++) {
-        const v = cluster.client({ role: 'visitor', site: site.key, label: `v${i}`, ...clientOpts });
+        const v = cluster.client({ role: 'visitor', site: site.key, label: `v${i}`, ...clientOpts, ...visitorOpts });
         await v.start();
         const r = await v.request({ type: 'conversation.start', form: { subject: `chat ${i}`, message: `hello ${i}` } });
         if (r.type !== 'ok') throw new Error(`conversation.start: ${JSON.stringify(r)}`);

@@ -33,7 +33,7 @@ const cd_conv_author AGB = {"agent", "ag_both", "Agent Both", NULL};
 
 /* ---- the loop: run until a condition holds or a deadline passes ---- */
 
-static bool flag_is_set(const void *arg)
+bool flag_is_set(const void *arg)
 {
     return *(const bool *)arg;
 }
@@ -203,7 +203,7 @@ const char *sites_of(const cd_conv_author *a)
 }
 
 /* msg_send's own reply, in the shape the other calls' replies take here */
-static void on_sent_res(void *ud, const cd_conv_sent *cs)
+void on_sent_res(void *ud, const cd_conv_sent *cs)
 {
     token *t = ud;
     res *r = t->r;

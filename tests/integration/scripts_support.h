@@ -73,6 +73,7 @@ int teardown(void **state);
 
 bool store_is_up(const void *arg);   /* arg: a cd_store */
 bool count_is_zero(const void *arg); /* arg: an int counting down */
+bool flag_is_set(const void *arg);   /* arg: a bool */
 
 /* ---- results of cd_conv_* calls ---- */
 
@@ -94,7 +95,8 @@ typedef struct token {
 } token;
 
 void res_clear(res *r);
-void on_res(void *ud, cd_conv_result *cr); /* ud: a token from tok() */
+void on_res(void *ud, cd_conv_result *cr);          /* ud: a token from tok() */
+void on_sent_res(void *ud, const cd_conv_sent *cs); /* msg_send's reply; ud: a token from tok() */
 token *tok(res *r);
 void await(fx *f, res *r, token *t, int rc);
 void expect_err(const res *r, cd_err want);

@@ -299,6 +299,79 @@ static void test_send_dedupe(void **state)
     redisFree(sub);
     res_clear(&r);
 }
+/* The sends of one site made in one loop pass share one msg_send call (a batch): messages
+ * of one conversation get consecutive seqs in the order they were sent, a retry later in
+ * the batch finds the copy stored earlier in it, and a failing send (an error reply, or a
+ * runtime error of its own) fails alone. */
+static void test_send_batch_order_dedupe_isolation(void **state)
+{
+    fx *f = *state;
+    char vid[80], cid[80], bad[80], nope[80], buf[64];
+    new_visitor(f, SITE1, vid);
+    const long long base = new_conv(f, SITE1, vid, "start", cid, NULL);
+    const cd_conv_author vis = {"visitor", vid, "", NULL};
+    /* a conversation key of the wrong type: HMGET raises WRONGTYPE inside the function */
+    snprintf(bad, sizeof bad, "c_wrongtype.%s", SITE1);
+    snprintf(nope, sizeof nope, "c_nosuch.%s", SITE1);
+    redisReply *rep = redisCommand(f->rc, "SET %s{s:%s}:conv:%s x", f->prefix, SITE1, bad);
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    enum { N = 7 };
+    struct {
+        const char *cid, *cmid, *body;
+        bool priv;
+    } in[N] = {{cid, "b-1", "one", false},        {nope, "b-x", "to no one", false},   {cid, "b-2", "two", false},
+               {bad, "b-y", "wrong type", false}, {cid, "b-1", "retry of one", false}, {cid, "b-p", "private", true},
+               {cid, "b-3", "three", false}};
+    res r[N];
+    memset(r, 0, sizeof r);
+    cd_store_stats before, after;
+    cd_store_get_stats(f->st, &before);
+    for (int i = 0; i < N; i++) { /* all in this loop pass: one batch */
+        cd_req req;
+        fill_send(&req, in[i].cid, in[i].cmid, in[i].body, in[i].priv);
+        token *t = tok(&r[i]);
+        assert_int_equal(cd_conv_send(f->st, &f->cfg, &vis, "", NULL, &req, on_sent_res, t), 0);
+    }
+    for (int i = 0; i < N; i++)
+        assert_true(it_run_until(&f->loop, flag_is_set, &r[i].done, WAIT_MS));
+    cd_store_get_stats(f->st, &after);
+    assert_int_equal(after.commands - before.commands, 1); /* one FCALL for the seven */
+    assert_int_equal(after.batches - before.batches, 1);
+    assert_int_equal(after.batched - before.batched, N);
+
+    expect_ok(&r[0]);
+    assert_false(r[0].duplicate);
+    assert_int_equal(r[0].seq, base + 1);
+    expect_err(&r[1], CD_ERR_NOT_FOUND);
+    expect_ok(&r[2]);
+    assert_int_equal(r[2].seq, base + 2);
+    expect_err(&r[3], CD_ERR_INTERNAL);
+    expect_ok(&r[4]);
+    assert_true(r[4].duplicate);
+    assert_int_equal(r[4].seq, base + 1);
+    assert_string_equal(jstr(r[4].msg, "body"), "one");
+    expect_err(&r[5], CD_ERR_FORBIDDEN);
+    expect_ok(&r[6]);
+    assert_false(r[6].duplicate);
+    assert_int_equal(r[6].seq, base + 3);
+    /* stored once each, gapless, in the order sent */
+    assert_int_equal(r_int(f, "XLEN %s{s:%s}:conv:%s:msgs", f->prefix, SITE1, cid), base + 3);
+    assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s last_seq", f->prefix, SITE1, cid));
+    assert_int_equal(atoll(buf), base + 3);
+    res h = {0};
+    op_history(f, &h, &vis, cid, 0, 3);
+    expect_ok(&h);
+    assert_int_equal(json_array_size(h.msgs), 3);
+    const char *want[] = {"one", "two", "three"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(jint(json_array_get(h.msgs, i), "seq"), base + 1 + (long long)i);
+        assert_string_equal(jstr(json_array_get(h.msgs, i), "body"), want[i]);
+    }
+    res_clear(&h);
+    for (int i = 0; i < N; i++)
+        res_clear(&r[i]);
+}
 
 static void test_send_events_and_status(void **state)
 {
@@ -679,6 +752,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_send_concurrent_senders_gapless),
         T(test_send_dedupe),
+        T(test_send_batch_order_dedupe_isolation),
         T(test_send_events_and_status),
         T(test_send_permissions),
         T(test_history_paging_and_private_notes),

@@ -854,7 +854,7 @@ static void expect_slow_reader_closed(conn *c, int closes_before)
 {
     const char *reason;
     bool flush = true;
-    assert_int_equal(close_code(c, &reason, &flush), 4429);
+    assert_int_equal(close_code(c, &reason, &flush), 4008);
     assert_string_equal(reason, "outbound queue overflow");
     assert_false(flush);                       /* the queued frames are dropped... */
     assert_false(cd_session_has_output(c->s)); /* ...and released at once */
@@ -862,7 +862,7 @@ static void expect_slow_reader_closed(conn *c, int closes_before)
     assert_int_equal(c->closes, closes_before + 1);
 }
 
-/* A reader that never writes while events pour in is closed with 4429 when the queue
+/* A reader that never writes while events pour in is closed with 4008 when the queue
  * would exceed outq_max_frames; later events are not queued again. */
 static void test_slow_reader_closed_at_frame_limit(void **state)
 {

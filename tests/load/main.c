@@ -420,7 +420,8 @@ static const char *METRICS[] = {
     "chatdesk_gap_backfills_total", "chatdesk_resume_recovered_total",
     "chatdesk_resume_reset_total",  "chatdesk_slow_consumer_closes_total",
     "chatdesk_rate_limited_total",  "chatdesk_errors_total",
-    "chatdesk_frames_out_total",
+    "chatdesk_frames_out_total",    "chatdesk_redis_commands_total",
+    "chatdesk_redis_batches_total", "chatdesk_redis_batched_total",
 };
 #define NMETRICS (sizeof METRICS / sizeof METRICS[0])
 
@@ -1186,6 +1187,9 @@ int main(int argc, char **argv)
             printf("  node metrics   acks %+lld, gap backfills %+lld, slow-consumer closes %+lld, rate-limited %+lld, "
                    "resumes %+lld (reset %+lld)\n",
                    m1[0] - m0[0], m1[2] - m0[2], m1[5] - m0[5], m1[6] - m0[6], m1[3] - m0[3], m1[4] - m0[4]);
+            if (m0[10] >= 0 && m1[10] > m0[10]) /* nodes that batch message.send (msg_send) */
+                printf("  redis calls    %+lld scripts; message.send in %+lld batched calls, %.2f sends each\n",
+                       m1[9] - m0[9], m1[10] - m0[10], (double)(m1[11] - m0[11]) / (double)(m1[10] - m0[10]));
         }
     }
 

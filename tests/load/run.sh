@@ -9,6 +9,12 @@
 #   --nodes N            chatdeskd nodes (default 2)
 #   --fsync MODE         Redis appendfsync: everysec (default), always or no
 #   --redis-tcp          nodes reach Redis over TCP 127.0.0.1 (default: a unix socket)
+#   --replica            also a replica of that Redis (TCP; for --node-arg --ack-replicas=1);
+#                        its CPU is not in the figures
+#   --redis-cluster N    a Redis Cluster of N primaries (no replicas) on loopback instead,
+#                        nodes on redis+cluster://; after each scenario one line per
+#                        primary: its CPU over the whole scenario (set-up included), the
+#                        sites it holds and its FCALLs (the generator's Redis CPU is -1)
 #   --node-arg ARG       extra chatdeskd flag (repeat; e.g. --node-arg --outq-max-frames=4096)
 #   --json FILE          append each scenario's JSON line to FILE
 #   --keep               keep the temp dir (logs, AOF)
@@ -31,13 +37,15 @@ abspath() { case $1 in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 CHATDESKD=$(abspath "${CHATDESKD:-build/chatdeskd}")
 LOAD=$(abspath "${CHATDESK_LOAD:-build/tests/load/chatdesk-load}")
 
-nodes=2 fsync=everysec redis_tcp=0 keep=0 json_out="" redis_stats="" redis_profile=0 webhook_sink=0
+nodes=2 fsync=everysec redis_tcp=0 replica=0 cluster=0 keep=0 json_out="" redis_stats="" redis_profile=0 webhook_sink=0
 node_args=()
 while [ $# -gt 0 ]; do
     case $1 in
     --nodes) nodes=$2; shift 2 ;;
     --fsync) fsync=$2; shift 2 ;;
     --redis-tcp) redis_tcp=1; shift ;;
+    --replica) replica=1; redis_tcp=1; shift ;;
+    --redis-cluster) cluster=$2; shift 2 ;;
     --node-arg) node_args+=("$2"); shift 2 ;;
     --json) json_out=$2; shift 2 ;;
     --keep) keep=1; shift ;;
@@ -72,27 +80,64 @@ trap 'exit 130' INT TERM
 redis_args=(--dir "$TMP" --appendonly yes --appendfsync "$fsync" --save '' --daemonize no
     --unixsocket "$TMP/redis.sock" --unixsocketperm 700 --logfile "$TMP/redis.log"
     --maxmemory-policy noeviction --aof-use-rdb-preamble yes)
-if [ "$redis_tcp" = 1 ]; then
-    # a free port: let the kernel pick one, then hand it to redis (a tiny race, retried)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# redis-server on a free TCP port with the given arguments: sets rport and rpid (the port
+# is picked by the kernel, then handed to redis: a tiny race, retried)
+start_tcp_redis() {
     for _ in 1 2 3 4 5; do
-        rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-        redis-server --port "$rport" --bind 127.0.0.1 "${redis_args[@]}" &
+        rport=$(free_port)
+        redis-server --port "$rport" --bind 127.0.0.1 "$@" &
         rpid=$!
         sleep 0.3
         kill -0 "$rpid" 2>/dev/null && break
     done
+}
+cluster_ports=() cluster_pids=()
+if [ "$cluster" -gt 0 ]; then
+    for i in $(seq "$cluster"); do
+        mkdir -p "$TMP/c$i"
+        start_tcp_redis --dir "$TMP/c$i" --appendonly yes --appendfsync "$fsync" --save '' --daemonize no \
+            --logfile "$TMP/c$i/redis.log" --maxmemory-policy noeviction --aof-use-rdb-preamble yes \
+            --cluster-enabled yes --cluster-config-file "$TMP/c$i/nodes.conf" \
+            --unixsocket "$TMP/c$i.sock" --unixsocketperm 700
+        PIDS+=("$rpid")
+        cluster_ports+=("$rport")
+        cluster_pids+=("$rpid")
+    done
+    for i in $(seq "$cluster"); do
+        for _ in $(seq 200); do redis-cli -s "$TMP/c$i.sock" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+    done
+    redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") --cluster-replicas 0 --cluster-yes \
+        >"$TMP/cluster-create.log" 2>&1 || { echo "run.sh: redis-cli --cluster create failed" >&2; cat "$TMP/cluster-create.log" >&2; exit 1; }
+    for i in $(seq "$cluster"); do # every primary must see the cluster whole
+        for _ in $(seq 200); do redis-cli -s "$TMP/c$i.sock" cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
+    done
+    REDIS_URL="redis+cluster://$(printf '127.0.0.1:%s,' "${cluster_ports[@]}" | sed 's/,$//')"
+    ln -s "$TMP/c1.sock" "$TMP/redis.sock" # stats below read the first primary
+elif [ "$redis_tcp" = 1 ]; then
+    start_tcp_redis "${redis_args[@]}"
     REDIS_URL="redis://127.0.0.1:$rport/0"
 else
     redis-server --port 0 "${redis_args[@]}" &
     rpid=$!
     REDIS_URL="unix:$TMP/redis.sock"
 fi
-PIDS+=("$rpid")
+[ "$cluster" -gt 0 ] || PIDS+=("$rpid")
 for _ in $(seq 200); do
     redis-cli -s "$TMP/redis.sock" ping 2>/dev/null | grep -q PONG && break
     sleep 0.05
 done
 redis-cli -s "$TMP/redis.sock" ping 2>/dev/null | grep -q PONG || { echo "run.sh: redis did not start" >&2; cat "$TMP/redis.log" >&2; exit 1; }
+if [ "$replica" = 1 ]; then
+    primary_port=$rport primary_pid=$rpid
+    mkdir -p "$TMP/replica"
+    start_tcp_redis --dir "$TMP/replica" --appendonly yes --appendfsync "$fsync" --save '' --daemonize no \
+        --logfile "$TMP/replica/redis.log" --replicaof 127.0.0.1 "$primary_port"
+    PIDS+=("$rpid")
+    for _ in $(seq 200); do redis-cli -p "$rport" info replication | grep -q master_link_status:up && break; sleep 0.1; done
+    redis-cli -p "$rport" info replication | grep -q master_link_status:up || { echo "run.sh: the replica did not sync" >&2; exit 1; }
+    rpid=$primary_pid
+fi
 
 # ---- webhook receiver (a load run's webhooks go here, loopback only) ----
 webhook_args=()
@@ -159,10 +204,24 @@ while [ $# -gt 0 ]; do
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
     [ $# -gt 0 ] && shift
     [ ${#args[@]} -gt 0 ] || continue
-    out=$("$LOAD" "${args[@]}" "${webhook_args[@]}" "${node_flags[@]}" "${pid_flags[@]}" --redis-pid "$rpid" \
+    redis_pid_flag=(--redis-pid "$rpid")
+    [ "$cluster" -gt 0 ] && redis_pid_flag=()
+    before=()
+    for i in "${!cluster_pids[@]}"; do
+        before+=("$(awk '{print $14 + $15}' "/proc/${cluster_pids[$i]}/stat")")
+        redis-cli -s "$TMP/c$((i + 1)).sock" config resetstat >/dev/null
+    done
+    out=$("$LOAD" "${args[@]}" "${webhook_args[@]}" "${node_flags[@]}" "${pid_flags[@]}" "${redis_pid_flag[@]}" \
         --redis "$REDIS_URL" --chatdeskd "$CHATDESKD")
     r=$?
     printf '%s\n' "$out"
+    for i in "${!cluster_pids[@]}"; do
+        sock="$TMP/c$((i + 1)).sock"
+        ticks=$(($(awk '{print $14 + $15}' "/proc/${cluster_pids[$i]}/stat") - before[i]))
+        sites=$(redis-cli -s "$sock" --scan --pattern '*{s:*}:site' | wc -l)
+        fcall=$(redis-cli -s "$sock" info commandstats | sed -n 's/^cmdstat_fcall:calls=\([0-9]*\),usec=\([0-9]*\).*/calls \1 usec \2/p')
+        echo "redis shard 127.0.0.1:${cluster_ports[$i]}: cpu $(awk -v t="$ticks" -v h="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t / h}') s, sites $sites, fcall ${fcall:-none}"
+    done
     if [ -n "$json_out" ]; then printf '%s\n' "$out" | tail -n 1 >>"$json_out"; fi
     [ $r = 0 ] || rc=$r
     for i in $(seq "$nodes"); do

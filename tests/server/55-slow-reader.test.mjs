@@ -1,4 +1,4 @@
-// A slow reader is cut off when its bounded outbound queue overflows (close 4429), and
+// A slow reader is cut off when its bounded outbound queue overflows (close 4008), and
 // loses nothing: it reconnects and resumes from the last seq it saw.
 import { useEnv, it, assert, waitUntil, SCALE } from './harness.mjs';
 
@@ -8,7 +8,7 @@ const env = useEnv({
         '--resume-max', '10000'],
 });
 
-it('a visitor that stops reading is closed with 4429 when its queue overflows, then resumes without a gap', async () => {
+it('a visitor that stops reading is closed with 4008 when its queue overflows, then resumes without a gap', async () => {
     const { a, v, cid, conv, base, site } = await env.chat();
     // the visitor stops reading: the kernel buffers fill, then the node's queue
     v.ws._socket.pause();
@@ -27,7 +27,7 @@ it('a visitor that stops reading is closed with 4429 when its queue overflows, t
     assert.equal(replies.filter((r) => r.type === 'ok').length, sentN, 'every send acknowledged: the agent is not slowed down by the visitor');
     v.ws._socket.resume();
     const cl = await v.waitClose(30_000 * SCALE);
-    assert.equal(cl.code, 4429, `close code ${cl.code}`);
+    assert.equal(cl.code, 4008, `close code ${cl.code}`);
     const seen = v.messages(cid).map((m) => m.seq);
     for (let i = 1; i < seen.length; i++) assert.equal(seen[i], seen[i - 1] + 1, 'what arrived before the cut is in order');
     const last = seen.length ? seen[seen.length - 1] : base;

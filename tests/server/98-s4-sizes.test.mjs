@@ -142,13 +142,18 @@ async function hugeClaim(port) {
     return stream(h, head, 4 * 64 * 1024);
 }
 
+// Offers up to 40 MB: what the client hands its socket is not what the node read, since
+// loopback's socket buffers (up to ~4 MB to send, ~6 MB to receive) take about 10 MB
+// before the node runs at all on a busy machine; a node that closes after 64 KiB stops
+// the client well before 20 MB, one that reads everything does not.
+const FRAGMENTS_OFFERED = 4 * TEN_MB;
 async function fragmented(port) {
     const h = await rawWs(port);
     const part = 60 * 1024;
     const payload = Buffer.alloc(part, 0x61);
     let sent = 0;
-    for (let i = 0; sent < TEN_MB && !h.closed && closeCode(h.rx) === null; i++) {
-        const last = sent + part >= TEN_MB;
+    for (let i = 0; sent < FRAGMENTS_OFFERED && !h.closed && closeCode(h.rx) === null; i++) {
+        const last = sent + part >= FRAGMENTS_OFFERED;
         const ok = h.s.write(Buffer.concat([frameHead(i === 0 ? 1 : 0, part, last), payload]));
         sent += part;
         if (!ok) await writable(h);
@@ -190,8 +195,8 @@ async function round(port) {
     const b = await hugeClaim(port);
     assert.equal(b.code, 1009, '2^63 header');
     const c = await fragmented(port);
-    assert.equal(c.code, 1009, `10 MB in fragments: close ${c.code} after ${c.sent} bytes`);
-    assert.ok(c.sent < TEN_MB, `fragments: the node read all ${c.sent} bytes before closing`);
+    assert.equal(c.code, 1009, `a message in fragments: close ${c.code} after ${c.sent} bytes`);
+    assert.ok(c.sent < FRAGMENTS_OFFERED / 2, `fragments: the node took ${c.sent} bytes before closing`);
     const d = await manyHeaders(port);
     assert.equal(d.status, 431, '5,000 headers');
     assert.ok(d.ms < 1000 * SCALE, `5,000 headers answered after ${d.ms} ms`);

@@ -1,10 +1,11 @@
 /* redis+cluster://'s pure parts (server/store/cluster.c): key slots as Redis computes
- * them (values from CLUSTER KEYSLOT of redis-server 7), MOVED / ASK parsing, and the
- * slot map built from a CLUSTER SLOTS reply. */
+ * them (values from CLUSTER KEYSLOT of redis-server 7), MOVED / ASK parsing, the
+ * slot map built from a CLUSTER SLOTS reply, and a site's shard channels. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -137,12 +138,52 @@ static void test_slot_map(void **state)
     r_free(r);
 }
 
+/* The bus's shard channel names must be the ones publish() in _common.lua SPUBLISHes:
+ * the site from site:<site>, or from a conversation id's ".<site>" tail (cid_site). */
+static void test_shard_channels(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ch, *site; /* site NULL: a plain channel */
+    } cases[] = {
+        {"site:shop", "shop"},
+        {"conv:c_1a.shop", "shop"},
+        {"conv:c.x.my-site_2", "my-site_2"}, /* the last '.' */
+        {"conv:.shop", "shop"},
+        {"conv:c_1", NULL},      /* an id of the previous release: no site in it */
+        {"conv:c_1.", NULL},     /* nothing after the '.' */
+        {"conv:c_1.sh!p", NULL}, /* not a site key after the last '.' */
+        {"agent:a_1", NULL},
+        {"visitor:v_1.shop", NULL},
+        {"sites", NULL},
+        {"site:", NULL},
+        {"conv:", NULL},
+    };
+    char out[128], want[128], key[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = cd_store_shard_channel("cd:", cases[i].ch, strlen(cases[i].ch), out, sizeof out);
+        if (!cases[i].site) {
+            assert_int_equal(n, 0);
+            continue;
+        }
+        snprintf(want, sizeof want, "cd:{s:%s}:ch:%s", cases[i].site, cases[i].ch);
+        assert_int_equal(n, strlen(want));
+        assert_string_equal(out, want);
+        /* the channel is in the slot of the site's keys (SPUBLISH runs in the site's call) */
+        int kn = snprintf(key, sizeof key, "cd:{s:%s}:site", cases[i].site);
+        assert_int_equal(cd_cluster_slot(out, n), cd_cluster_slot(key, (size_t)kn));
+    }
+    /* too small a buffer: 0, not a cut name */
+    assert_int_equal(cd_store_shard_channel("cd:", "site:shop", 9, out, 10), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slots_match_redis),
         cmocka_unit_test(test_redirects),
         cmocka_unit_test(test_slot_map),
+        cmocka_unit_test(test_shard_channels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,13 @@ const HELLO_TIMEOUT_MS = 10000;
 const PING_EVERY_MS = 25000;
 const PING_TIMEOUT_MS = 10000;
 
+/** The reconnect schedule: the delay before the next attempt after `attempt` failed or
+ *  dropped ones since the last welcome, full jitter U(0, min(cap, base * 2^attempt)).
+ *  Pure, so that tests run the same schedule (tests/nightly/40-f9-reconnect-storm). */
+export function reconnectDelay(attempt, random = Math.random) {
+    return random() * Math.min(CAP_MS, BASE_MS * 2 ** Math.min(attempt, 16));
+}
+
 let ridSeq = 0;
 export const newRid = (p = 'r') => `${p}${(++ridSeq).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
@@ -202,11 +209,10 @@ export class Conn {
     retry() {
         if (this.stopped) return;
         if (this.state !== 'unavailable') this.setState(navigator.onLine === false ? 'offline' : 'connecting');
-        // full jitter: U(0, min(cap, base * 2^attempt))
-        const ceil = Math.min(CAP_MS, BASE_MS * 2 ** Math.min(this.attempt, 16));
+        const delay = reconnectDelay(this.attempt);
         this.attempt++;
         clearTimeout(this.timer);
-        this.timer = setTimeout(() => this.connectNow(), Math.random() * ceil);
+        this.timer = setTimeout(() => this.connectNow(), delay);
     }
 
     heartbeat() {

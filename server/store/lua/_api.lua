@@ -227,12 +227,12 @@ local function site_json(s)
     ',"require_2fa":' .. tostring(s.require_2fa == '1') .. '}'
 end
 local function site_changed(key)
-  redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')
+  publish('sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')
 end
 -- The agent's settings or sites changed: nodes bring its record in each of its sites in
 -- line (agent_sync, then agent_site once per site; docs/keyspace.md).
 local function agent_changed(id)
-  redis.call('PUBLISH', P .. 'ch:sites', '0 a -\n{"type":"agent.changed","id":' .. S(id) .. '}')
+  publish('sites', '0 a -\n{"type":"agent.changed","id":' .. S(id) .. '}')
 end
 local function need_admin() if not is_admin then error({code = 'forbidden', msg = 'admin role required'}) end end
 local function need_owner() if not is_owner then error({code = 'forbidden', msg = 'owner role required'}) end end

@@ -53,8 +53,30 @@ local function conv_in(cid, sites)
   end
   return nil
 end
+-- ---------- the bus (docs/keyspace.md "Channels") ----------
+-- Every publish goes through publish(). SHARDED_PUB is set by the library build
+-- (store/library.c) on Redis Cluster only: there a site's channels (site:<site>, and
+-- conv:<cid> of an id that names its site) are shard channels under the site's hash tag,
+-- P{s:<site>}:ch:<channel>, SPUBLISHed to the subscribers of the shard that owns the
+-- site's slot instead of being broadcast over the whole cluster. On one Redis and under
+-- Sentinel every channel is a plain P ch:<channel>.
+local SHARDED_PUB = false
+local function chan_site(channel)
+  local site = string.match(channel, '^site:(.+)$')
+  if site then return site end
+  local cid = string.match(channel, '^conv:(.+)$')
+  return cid and cid_site(cid)
+end
+local function publish(channel, payload)
+  local site = SHARDED_PUB and chan_site(channel)
+  if site then
+    redis.call('SPUBLISH', P .. '{s:' .. site .. '}:ch:' .. channel, payload)
+  else
+    redis.call('PUBLISH', P .. 'ch:' .. channel, payload)
+  end
+end
 local function pub(channel, seq, aud, excl, frame)
-  redis.call('PUBLISH', P .. 'ch:' .. channel, I(seq) .. ' ' .. aud .. ' ' .. excl .. '\n' .. frame)
+  publish(channel, I(seq) .. ' ' .. aud .. ' ' .. excl .. '\n' .. frame)
 end
 -- ---------- dates: days since 1970-01-01 <-> proleptic Gregorian (H. Hinnant), UTC ----------
 local function days_from_civil(y, m, d)
@@ -92,16 +114,22 @@ end
 -- set and publish nothing, so a busy site costs one notice per consumer pass, not one
 -- per event. The pass that catches up clears the flag (ev_finish), atomically with its
 -- check that nothing is left.
-local EVENTS_MAXLEN = 500000
+local EVENTS_MAXLEN = '500000' -- a string: Lua formats a number argument with %.14g on every call
 local event_by = 'system' -- a script that acts for someone sets this first
+-- The site whose armed flag this call already set or found set (each function's wrapper
+-- clears it): a batch of messages (msg_send) checks the flag once, not once per event;
+-- nothing can clear it during the call, since the consumers' pass is a call of its own.
+local ev_armed = nil
 local function emit(etype, c, now, data)
   local site = c.site
   if not site or site == '' then return end -- every event belongs to a site
   local k = skey(site, 'events')
   redis.call('XADD', k, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 't', etype, 's', site, 'c', c.id or '',
     'ts', tostring(now), 'by', event_by, 'd', data or '{}')
+  if ev_armed == site then return end
+  ev_armed = site
   if redis.call('SET', k .. ':armed', '1', 'NX') then
-    redis.call('PUBLISH', P .. 'ch:events', '0 * -\nE ' .. site)
+    publish('events', '0 * -\nE ' .. site)
   end
 end
 local function stream_id_lt(a, b)
@@ -150,7 +178,10 @@ local function ev_finish(site, owner, retain_ms)
   redis.call('XTRIM', k, 'MINID', keep)
   local last = redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1)
   local left = #last == 1 and stream_id_lt(min, last[1][1])
-  if not left then redis.call('DEL', k .. ':armed') end
+  if not left then
+    redis.call('DEL', k .. ':armed')
+    ev_armed = nil
+  end
   if redis.call('GET', k .. ':lease') == owner then redis.call('DEL', k .. ':lease') end
   return left
 end
@@ -205,19 +236,20 @@ end
 -- followed by the three free texts back to back. Each node's hub turns it into the client
 -- frame once (cd_proto_message_from_bus), so Redis spends no time escaping bodies.
 local function pub_msg(cid, sseq, msg_id, cmid, ak, aid, an, body, priv, now)
-  redis.call('PUBLISH', P .. 'ch:conv:' .. cid, sseq .. (priv == '1' and ' a -\nM ' or ' * -\nM ') .. cid .. ' ' ..
-    msg_id .. ' ' .. ak .. ' ' .. aid .. ' ' .. now .. ' ' .. priv .. ' ' .. #cmid .. ' ' .. #an .. ' ' .. #body ..
+  publish('conv:' .. cid, sseq .. (priv == '1' and ' a -\nM ' or ' * -\nM ') .. cid .. ' ' ..
+    msg_id .. ' ' .. ak .. ' ' .. aid .. ' ' .. now .. ' ' .. priv .. ' ' .. string.format('%d %d %d', #cmid, #an, #body) ..
     '\n' .. cmid .. an .. body)
 end
--- Append one message to conversation c (a table read from its hash, with last_seq):
--- stream entry, last_seq (with `extra` field/value pairs in the same HSET), the
--- message.created event (ids only: a consumer that needs the body reads it by seq,
--- event_body) and the bus. Returns the seq.
+-- Append one message to conversation c (a table read from its hash, with last_seq; c.key
+-- its key when the caller has it): stream entry, last_seq (with `extra` field/value pairs
+-- in the same HSET), the message.created event (ids only: a consumer that needs the body
+-- reads it by seq, event_body) and the bus. retain: a number, or the caller's string
+-- (passed to XADD as it is: no number formatting on the hot path). Returns the seq.
 local function append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra)
-  local key = ckey(c.id, c.site)
+  local key = c.key or ckey(c.id, c.site)
   local sseq = I((tonumber(c.last_seq) or 0) + 1)
   c.last_seq = sseq
-  if retain > 0 then
+  if (tonumber(retain) or 0) > 0 then
     redis.call('XADD', key .. ':msgs', 'MAXLEN', '~', retain, '0-' .. sseq, 'id', msg_id, 'cmid', cmid, 'ak', ak,
       'aid', aid, 'an', an, 'body', body, 'priv', priv, 'ts', now)
   else
@@ -417,7 +449,7 @@ end
 -- with sites x nodes): setting a timer tells every node when ("T <site> <due>" on ch:timers).
 local function timer_arm(site, member, due)
   redis.call('ZADD', skey(site, 'timers'), due, member)
-  redis.call('PUBLISH', P .. 'ch:timers', '0 * -\nT ' .. site .. ' ' .. string.format('%d', due))
+  publish('timers', '0 * -\nT ' .. site .. ' ' .. string.format('%d', due))
 end
 local function timer_set(site, kind, id, due) timer_arm(site, kind .. '|' .. id, due) end
 local function timer_clear(site, kind, id)
