@@ -7,6 +7,8 @@
  *   with its business intervals (cached for a day ahead), and the agent dashboard's
  *   origins. Loaded on every store connect, on a "sites" bus notice and every
  *   site_cache_refresh_s; the loads are coalesced, so a burst of notices costs one or two.
+ * - The gauges (gauges.c): queue depths, backlog, timer lag and event stream length for
+ *   /metrics, one metrics_ops call per cached site every few seconds (never per scrape).
  * - The cron (cron.c): one uv timer; each module's tick is registered with its period
  *   and called from it (Redis serverCron's run_with_period), so no module starts
  *   repeating timers of its own.
@@ -54,6 +56,8 @@ void cd_node_sites_tick(cd_node_sites *ns, uint64_t now);
 void cd_node_sites_on_store(cd_node_sites *ns, bool up);
 /* Borrowed until the next load, or NULL for an unknown site. */
 const cd_site *cd_node_sites_get(cd_node_sites *ns, const char *key);
+/* The key of the i-th cached site, NULL past the last (the order of the last load). */
+const char *cd_node_sites_key_at(cd_node_sites *ns, size_t i);
 /* The site's business intervals for SLA scripts ("*" for 24x7 or an unknown site). */
 const char *cd_node_sites_intervals(cd_node_sites *ns, const char *key);
 /* Exact-origin check for the upgrade of /ws/visitor (site_key NULL: any site). */
@@ -76,6 +80,21 @@ void cd_node_keyring_tick(cd_node_keyring *k, uint64_t now);
 void cd_node_keyring_on_store(cd_node_keyring *k, bool up);
 bool cd_node_keyring_ready(const cd_node_keyring *k);
 const cd_auth_keyring *cd_node_keyring_get(const cd_node_keyring *k);
+
+/* ---- the operational gauges (gauges.c) ---- */
+
+/* Queue depths, backlog, timer lag and event stream length for /metrics: one metrics_ops
+ * call per site of the site cache every few seconds, merged into Prometheus text. */
+typedef struct cd_node_gauges cd_node_gauges;
+cd_node_gauges *cd_node_gauges_create(cd_store *st);
+/* A round still in flight finishes without it. */
+void cd_node_gauges_destroy(cd_node_gauges *g);
+/* The sites to read (the site cache's, at each load). */
+void cd_node_gauges_set_sites(cd_node_gauges *g, const char *const *keys, size_t n);
+/* The cron tick: a round of calls every 5 s while the store is up and none is in flight. */
+void cd_node_gauges_tick(cd_node_gauges *g, uint64_t now);
+/* The last complete round's text (NULL before the first). */
+const char *cd_node_gauges_text(const cd_node_gauges *g);
 
 /* ---- the cron ---- */
 

@@ -61,6 +61,8 @@ const cd_auth_keyring *cd_node_keys(const cd_node *n);
 bool cd_node_requires_2fa(cd_node *n, char *const *sites, size_t n_sites);
 /* The node's timer poller: modules register their kinds on it at start-up. */
 cd_timers *cd_node_timers(cd_node *n);
+/* The key of the i-th site of the node's site cache, NULL past the last. */
+const char *cd_node_site_at(void *node, size_t i);
 const cd_proto_limits *cd_node_limits(const cd_node *n);
 void cd_node_set_draining(cd_node *n);
 bool cd_node_draining(const cd_node *n);

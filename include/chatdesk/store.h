@@ -187,8 +187,6 @@ const char *cd_key_agent_email(cd_key *k, const char *P, const char *email);
 const char *cd_key_login_fails(cd_key *k, const char *P, const char *email);
 /* P{a}:revoked:<agent id>: the agent's logged-out token ids (jti -> expiry ms) */
 const char *cd_key_agent_revoked(cd_key *k, const char *P, const char *id);
-/* P whd:<delivery id>: a webhook delivery */
-const char *cd_key_delivery(cd_key *k, const char *P, const char *delivery_id);
 
 /* Metrics */
 typedef struct cd_store_stats {

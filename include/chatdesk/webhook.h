@@ -20,8 +20,12 @@ struct uv_loop_s;
 
 typedef struct cd_webhook cd_webhook;
 
+/* The i-th site whose deliveries this node claims (the node's site cache), NULL past the
+ * last: deliveries live in their site's slot, so a claim is one call per site. */
+typedef const char *(*cd_webhook_site_at)(void *ctx, size_t i);
 /* Starts polling for due deliveries every event_poll_ms. NULL if libcurl cannot start. */
-cd_webhook *cd_webhook_create(struct uv_loop_s *loop, const cd_config *cfg, cd_store *st);
+cd_webhook *cd_webhook_create(struct uv_loop_s *loop, const cd_config *cfg, cd_store *st, cd_webhook_site_at sites,
+                              void *sites_ctx);
 /* Draining: claim nothing more (transfers in flight finish). */
 void cd_webhook_set_draining(cd_webhook *w);
 /* Aborts transfers in flight (their deliveries stay leased and are claimed again after

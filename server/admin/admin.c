@@ -1444,16 +1444,19 @@ static json_t *teams_found(const cd_config *cfg, const json_t *sites, const json
 
 /* Step 3 of agent-add: the agent joins each site's agents set, each in a call of its own
  * (its slot). 0, or the exit code after printing. */
-static int join_sites(const cd_config *cfg, const json_t *sites, const char *id)
+static int join_sites(const cd_config *cfg, const json_t *sites, const char *id, const json_t *agent)
 {
     json_t *s;
     size_t i;
     int rc = EXIT_OK;
+    const char *role = json_string_value(json_object_get(agent, "role"));
     json_array_foreach(sites, i, s)
     {
         cd_key k;
         json_t *body = api_step(cfg, "admin_agent_join", cd_key_site(&k, cfg->prefix, json_string_value(s), ""),
-                                json_pack("{s:O, s:s}", "site_key", s, "agent_id", id), &rc);
+                                json_pack("{s:O, s:s, s:O, s:s}", "site_key", s, "agent_id", id, "name",
+                                          json_object_get(agent, "name"), "role", role ? role : "agent"),
+                                &rc);
         if (!body)
             return rc;
         json_decref(body);
@@ -1479,7 +1482,7 @@ static int run_agent_add(cd_config *cfg, const args *a)
 {
     int rc = EXIT_FAIL;
     cd_key k;
-    json_t *params = agent_create(a, &rc), *body = NULL, *found;
+    json_t *params = agent_create(a, &rc), *body = NULL, *found, *who = NULL;
     if (!params)
         return rc;
     json_t *sites = json_incref(json_object_get(params, "sites"));
@@ -1488,14 +1491,17 @@ static int run_agent_add(cd_config *cfg, const args *a)
         goto out;
     }
     json_object_set_new(params, "teams_found", found);
+    /* name and role for the agent's first record in each site (step 3) */
+    who = json_pack("{s:O?,s:O?}", "name", json_object_get(params, "name"), "role", json_object_get(params, "role"));
     const char *email = json_string_value(json_object_get(params, "email"));
     if (!(body = api_step(cfg, "admin_agent_create", cd_key_agent_email(&k, cfg->prefix, email), params, &rc)))
         goto out;
     char id[128];
     cd_strlcpy(id, json_string_value(json_object_get(json_object_get(body, "agent"), "id")) ?: "", sizeof id);
-    if ((rc = join_sites(cfg, sites, id)) == EXIT_OK)
+    if ((rc = join_sites(cfg, sites, id, who)) == EXIT_OK)
         rc = print_record(cfg, cd_key_agent(&k, cfg->prefix, id), id, agent_added);
 out:
+    json_decref(who);
     json_decref(body);
     json_decref(sites);
     return rc;

@@ -35,11 +35,15 @@ typedef enum kind {
     K_AGENT_STATE,
     K_GLOBAL,
     K_EVENTS,
+    K_TICKETS,
+    K_NOTICES,
+    K_WEBHOOKS,
+    K_CANNED,
     K__COUNT
 } kind;
-static const char *const kind_names[K__COUNT] = {"kb",       "rules",       "reports", "health", "conversations",
-                                                 "visitors", "timers",      "agents",  "loads",  "agent_convs",
-                                                 "sites",    "agent_state", "global",  "events"};
+static const char *const kind_names[K__COUNT] = {
+    "kb",          "rules", "reports",     "health", "conversations", "visitors", "timers",  "agents",   "loads",
+    "agent_convs", "sites", "agent_state", "global", "events",        "tickets",  "notices", "webhooks", "canned"};
 
 typedef struct plan {
     kind k;
@@ -215,9 +219,9 @@ static int move_timers(redisContext *c, const char *P, const char *old, const ch
 }
 
 static const char agent_site_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSETNX', KEYS[1], 'role', ARGV[7]) end\n"
     "redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'offline', 'name', ARGV[2], 'teams', ARGV[3],\n"
-    "  'max_chats', ARGV[4], 'disabled', ARGV[5], 'sv', ARGV[6])\n"
+    "  'max_chats', ARGV[4], 'disabled', ARGV[5], 'sv', ARGV[6], 'role', ARGV[7])\n"
     "return 1\n";
 
 /* P agent:<id>:active, the previous release's load of the agent over all its sites, and
@@ -243,13 +247,43 @@ static int move_members(redisContext *c, const char *P, const char *old, const c
     return rc;
 }
 
+/* The site a hash names in its field "site" (a webhook, a delivery, a canned reply), or false. */
+static bool hash_site(redisContext *c, const char *key, char *site, size_t n)
+{
+    redisReply *r = redisCommand(c, "HGET %s site", key);
+    bool ok = r && r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < n;
+    if (ok)
+        memcpy(site, r->str, r->len + 1);
+    freeReplyObject(r);
+    return ok;
+}
+
+/* An agent's own canned replies, P agent:<id>:canned or P{a}:agent:<id>:canned: each id
+ * moves to the agent's set in the reply's site, P{s:<site>}:agent:<id>:canned (the site from
+ * the reply's hash, which moves in the second pass; SADD there, then SREM here). */
+static int move_canned(redisContext *c, const char *P, const char *old, const char *aid, tally *t)
+{
+    redisReply *r = redisCommand(c, "SMEMBERS %s", old);
+    int rc = r && r->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < r->elements; i++) {
+        char key[512], site[128];
+        snprintf(key, sizeof key, "%scanned:%s", P, r->element[i]->str);
+        if (hash_site(c, key, site, sizeof site))
+            rc = member_moved(c, redisCommand(c, "SADD %s{s:%s}:agent:%s:canned %s", P, site, aid, r->element[i]->str),
+                              "SREM", old, r->element[i]->str, K_CANNED, t);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 /* P agent:<id>: the agent's record in each of its sites, P{s:<site>}:agent:<id>, which
  * routing reads (a node keeps it in line from then on). Written offline (the nodes are
- * stopped; a connecting agent's node brings the status) and only where none exists. */
+ * stopped; a connecting agent's node brings the status) and only where none exists; an
+ * existing one only gets the role when it has none (synced before roles were copied). */
 static int agent_sites(redisContext *c, const char *P, const char *old, const char *aid, tally *t)
 {
-    const char *f[] = {"sites", "name", "teams", "max_chats", "disabled", "sv"};
-    redisReply *r = redisCommand(c, "HMGET %s %s %s %s %s %s %s", old, f[0], f[1], f[2], f[3], f[4], f[5]);
+    const char *f[] = {"sites", "name", "teams", "max_chats", "disabled", "sv", "role"};
+    redisReply *r = redisCommand(c, "HMGET %s %s %s %s %s %s %s %s", old, f[0], f[1], f[2], f[3], f[4], f[5], f[6]);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != CD_ARRAY_LEN(f)) {
         freeReplyObject(r);
         return -1;
@@ -267,10 +301,10 @@ static int agent_sites(redisContext *c, const char *P, const char *old, const ch
             continue;
         char key[512];
         snprintf(key, sizeof key, "%s{s:%s}:agent:%s", P, json_string_value(s), aid);
-        /* KEYS: the site record. ARGV: id, name, teams, max_chats, disabled, sv. 1 if written. */
+        /* KEYS: the site record. ARGV: id, name, teams, max_chats, disabled, sv, role. 1 if written. */
         redisReply *w =
-            redisCommand(c, "EVAL %s 1 %s %s %s %s %s %s %s", agent_site_lua, key, aid, v[1], v[2][0] ? v[2] : "[]",
-                         v[3][0] ? v[3] : "5", v[4][0] ? v[4] : "0", v[5][0] ? v[5] : "0");
+            redisCommand(c, "EVAL %s 1 %s %s %s %s %s %s %s %s", agent_site_lua, key, aid, v[1], v[2][0] ? v[2] : "[]",
+                         v[3][0] ? v[3] : "5", v[4][0] ? v[4] : "0", v[5][0] ? v[5] : "0", v[6][0] ? v[6] : "agent");
         if (!w || w->type != REDIS_REPLY_INTEGER)
             rc = -1;
         else
@@ -296,15 +330,58 @@ static int move_agent(redisContext *c, const char *P, const char *old, const cha
         return agent_sites(c, P, old, rest, t);
     if (strcmp(colon, ":active") == 0)
         return move_members(c, P, old, aid, "active", K_LOADS, t);
+    if (strcmp(colon, ":canned") == 0)
+        return move_canned(c, P, old, aid, t);
     return strcmp(colon, ":convs") == 0 ? move_members(c, P, old, aid, "convs", K_AGENT_CONVS, t) : 0;
 }
 
 /* Move one key; -1 on a Redis error. */
+
+/* A site's webhooks and deliveries move into its slot (docs/keyspace.md "Webhooks"): in the
+ * first pass the due set member by member (the site from the delivery's hash) and each
+ * webhook's :deliveries and :log (the site from the webhook's hash); the hashes themselves
+ * in the second (move_late), so these still find them. */
+static int move_webhook_keys(redisContext *c, const char *P, const char *old, const char *name, tally *t)
+{
+    char site[128], key[512], nk[1024];
+    if (strcmp(name, "webhooks:due") == 0) {
+        redisReply *r = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", old);
+        int rc = r && r->type == REDIS_REPLY_ARRAY ? 0 : -1;
+        for (size_t i = 0; rc == 0 && i + 1 < r->elements; i += 2) {
+            const char *did = r->element[i]->str;
+            snprintf(key, sizeof key, "%swhd:%s", P, did);
+            if (hash_site(c, key, site, sizeof site))
+                rc = member_moved(
+                    c, redisCommand(c, "ZADD %s{s:%s}:webhooks:due NX %s %s", P, site, r->element[i + 1]->str, did),
+                    "ZREM", old, did, K_WEBHOOKS, t);
+        }
+        freeReplyObject(r);
+        return rc;
+    }
+    const char *wid = name + 8, *colon = strchr(wid, ':');
+    if (!colon || (strcmp(colon, ":deliveries") != 0 && strcmp(colon, ":log") != 0))
+        return 0;
+    snprintf(key, sizeof key, "%swebhook:%.*s", P, (int)(colon - wid), wid);
+    if (!hash_site(c, key, site, sizeof site))
+        return 0;
+    snprintf(nk, sizeof nk, "%s{s:%s}:%s", P, site, name);
+    return rename_one(c, old, nk, K_WEBHOOKS, t);
+}
+
 static int move_key(redisContext *c, const char *P, const char *old, tally *t)
 {
     const char *name = old + strlen(P);
+    size_t an = strlen(name);
+    if (strncmp(name, "{a}:agent:", 10) == 0 && an > 17 && strcmp(name + an - 7, ":canned") == 0 && an - 17 < 256) {
+        char aid[256];
+        memcpy(aid, name + 10, an - 17);
+        aid[an - 17] = '\0';
+        return move_canned(c, P, old, aid, t);
+    }
     if (strcmp(name, "timers") == 0 || strcmp(name, "timers:leased") == 0)
         return move_timers(c, P, old, name, t);
+    if (strcmp(name, "webhooks:due") == 0 || strncmp(name, "webhook:", 8) == 0)
+        return move_webhook_keys(c, P, old, name, t);
     if (strncmp(name, "agent:", 6) == 0)
         return move_agent(c, P, old, name + 6, t);
     plan p;
@@ -358,7 +435,14 @@ static int move_late(redisContext *c, const char *P, const char *old, tally *t)
 {
     const char *name = old + strlen(P);
     size_t n = strlen(name);
-    char id[256];
+    char id[256], site[128], nk[1024];
+    /* webhooks, deliveries and canned replies: into the site their hash names */
+    bool hook = strncmp(name, "webhook:", 8) == 0 && !strchr(name + 8, ':') && strcmp(name, "webhook:seq") != 0;
+    bool canned = strncmp(name, "canned:", 7) == 0 && !strchr(name + 7, ':');
+    if ((hook || canned || strncmp(name, "whd:", 4) == 0) && hash_site(c, old, site, sizeof site)) {
+        snprintf(nk, sizeof nk, "%s{s:%s}:%s", P, site, name);
+        return rename_one(c, old, nk, canned ? K_CANNED : K_WEBHOOKS, t);
+    }
     if (strncmp(name, "conv:{", 6) == 0 && n > 7 && name[n - 1] == '}' && n - 7 < sizeof id &&
         !memchr(name + 6, '}', n - 7)) {
         memcpy(id, name + 6, n - 7);
@@ -375,7 +459,7 @@ static int move_late(redisContext *c, const char *P, const char *old, tally *t)
 /* The site's record and its own keys, P{s:<site>}:…:
  *   site:<site>                              -> site
  *   site:<site>:teams|agents|convs|tickets|canned|webhooks, site:<site>:queue:<team> -> the same suffix
- * (the webhooks themselves and their deliveries stay global for now.) */
+ */
 static bool classify_site(const char *rest, char *nk, size_t n, const char *P)
 {
     static const char *const subs[] = {"teams", "agents", "convs", "tickets", "canned", "webhooks"};
@@ -415,12 +499,13 @@ static int move_owned(redisContext *c, const char *P, const char *old, tally *t)
         }
     if (strncmp(name, "site:", 5) == 0)
         return classify_site(name + 5, nk, sizeof nk, P) ? rename_one(c, old, nk, K_SITES, t) : 0;
-    /* agent:<id>[:notices|:canned], agent:email:<e>, presence:<id>; an agent's old load
+    /* agent:<id>[:canned], agent:email:<e>, presence:<id>; an agent's old load
      * (:active) and conversations (:convs) moved member by member in the first pass */
     bool agent = strncmp(name, "agent:", 6) == 0, presence = strncmp(name, "presence:", 9) == 0;
     const char *tail = strrchr(name, ':');
-    if ((!agent && !presence) || (agent && (strcmp(tail, ":active") == 0 || strcmp(tail, ":convs") == 0)))
-        return 0;
+    if ((!agent && !presence) ||
+        (agent && (strcmp(tail, ":active") == 0 || strcmp(tail, ":convs") == 0 || strcmp(tail, ":notices") == 0)))
+        return 0; /* notices: to their sites after the passes (move_notices) */
     snprintf(nk, sizeof nk, "%s{a}:%s", P, name);
     return rename_one(c, old, nk, K_AGENT_STATE, t);
 }
@@ -523,18 +608,185 @@ static int move_events(redisContext *c, const char *P, tally *t)
     return rc;
 }
 
-/* SCAN every key under the prefix; the pattern escapes glob characters of P. */
-static int scan_all(redisContext *c, const char *P, tally *t, int pass)
+/* The site of a ticket's conversation: its id names it, else the site whose ticket index
+ * holds it (sites is SMEMBERS of the sites set). Empty when none does. */
+static void ticket_site(redisContext *c, const char *P, const char *cid, const redisReply *sites, char *site, size_t n)
 {
-    char pat[256];
+    const char *dot = strrchr(cid, '.');
+    site[0] = '\0';
+    if (dot && dot[1]) {
+        cd_strlcpy(site, dot + 1, n);
+        return;
+    }
+    for (size_t i = 0; sites && i < sites->elements && !site[0]; i++) {
+        redisReply *r = redisCommand(c, "ZSCORE %s{s:%s}:tickets %s", P, sites->element[i]->str, cid);
+        if (r && r->type == REDIS_REPLY_STRING)
+            cd_strlcpy(site, sites->element[i]->str, n);
+        freeReplyObject(r);
+    }
+}
+
+/* A counter of the layout before counters per site, P <name>: every site's own,
+ * P{s:<site>}:<name>, starts where it stood (only ever raised), so no site hands out an id
+ * it already has; then it goes. */
+static int spread_counter(redisContext *c, const char *P, const redisReply *sites, const char *name, kind k, tally *t)
+{
+    redisReply *seq = redisCommand(c, "GET %s%s", P, name);
+    int rc = seq && seq->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (seq && seq->type == REDIS_REPLY_STRING) {
+        long long n = atoll(seq->str);
+        for (size_t i = 0; rc == 0 && i < sites->elements; i++) {
+            redisReply *cur = redisCommand(c, "GET %s{s:%s}:%s", P, sites->element[i]->str, name);
+            redisReply *set = cur && (cur->type == REDIS_REPLY_NIL || atoll(cur->str) < n)
+                                  ? redisCommand(c, "SET %s{s:%s}:%s %lld", P, sites->element[i]->str, name, n)
+                                  : NULL;
+            rc = cur && cur->type != REDIS_REPLY_ERROR && (!set || set->type == REDIS_REPLY_STATUS) ? 0 : -1;
+            freeReplyObject(cur);
+            freeReplyObject(set);
+        }
+        redisReply *del = rc == 0 ? redisCommand(c, "DEL %s%s", P, name) : NULL;
+        if (del && del->type == REDIS_REPLY_INTEGER && del->integer == 1)
+            t->moved[k]++;
+        freeReplyObject(del);
+    }
+    freeReplyObject(seq);
+    return rc;
+}
+
+/* Ticket numbers count per site now: each P ticket:<n> (number -> conversation id) moves
+ * to P{s:<site>}:ticket:<n> of its conversation's site, and every site's counter
+ * P{s:<site>}:ticket:seq starts where the one counter P ticket:seq stood (only ever
+ * raised), so no site hands out a number one of its tickets already has. After the
+ * passes: the ticket indexes and the sites set are under their new names by then. */
+static int move_tickets(redisContext *c, const char *P, const char *pat, tally *t)
+{
+    redisReply *sites = redisCommand(c, "SMEMBERS %s{g}:sites", P);
+    int rc = sites && sites->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = rc == 0 ? redisCommand(c, "SCAN %s MATCH %sticket:* COUNT 1000", cursor, pat) : NULL;
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            rc = -1;
+            break;
+        }
+        cd_strlcpy(cursor, r->element[0]->str, sizeof cursor);
+        for (size_t i = 0; rc == 0 && i < r->element[1]->elements; i++) {
+            const char *old = r->element[1]->element[i]->str, *num = old + strlen(P) + 7;
+            if (!num[0] || strspn(num, "0123456789") != strlen(num))
+                continue;
+            redisReply *cid = redisCommand(c, "GET %s", old);
+            char site[128], nk[1024];
+            if (cid && cid->type == REDIS_REPLY_STRING) {
+                ticket_site(c, P, cid->str, sites, site, sizeof site);
+                snprintf(nk, sizeof nk, "%s{s:%s}:ticket:%s", P, site, num);
+                rc = site[0] ? rename_one(c, old, nk, K_TICKETS, t) : 0;
+            }
+            freeReplyObject(cid);
+        }
+        freeReplyObject(r);
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    if (rc == 0)
+        rc = spread_counter(c, P, sites, "ticket:seq", K_TICKETS, t);
+    freeReplyObject(sites);
+    if (rc != 0)
+        fprintf(stderr, "chatdeskd admin migrate: moving the ticket numbers failed: %s\n", c->errstr);
+    return rc;
+}
+
+/* SCAN every key under the prefix; the pattern escapes glob characters of P. */
+/* An agent's notices were one list, P{a}:agent:<id>:notices; now each site keeps its own,
+ * P{s:<site>}:agent:<id>:notices (written by the site's calls): each notice goes to the
+ * list of the site it names, in the same order, and the old list goes, in one atomic step
+ * per agent. */
+static const char notices_lua[] =
+    "local list = redis.call('LRANGE', KEYS[1], 0, -1)\n"
+    "for i = #list, 1, -1 do\n" /* oldest first: LPUSH keeps newest first */
+    "  local ok, v = pcall(cjson.decode, list[i])\n"
+    "  if ok and type(v) == 'table' and type(v.site) == 'string' and v.site ~= '' then\n"
+    "    redis.call('LPUSH', ARGV[1] .. '{s:' .. v.site .. '}:agent:' .. ARGV[2] .. ':notices', list[i])\n"
+    "  end\n"
+    "end\n"
+    "return redis.call('DEL', KEYS[1])\n";
+
+/* The agents' keys under one name: a record gets its site records (agent_sites: made where
+ * missing, the role filled in where a record synced before roles were copied has none),
+ * a notice list goes to its sites. */
+static int scan_agents(redisContext *c, const char *P, const char *pat, const char *under, tally *t)
+{
+    int rc = 0;
+    char cursor[32] = "0";
+    size_t plen = strlen(P) + strlen(under);
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s%s* COUNT 1000", cursor, pat, under);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            rc = -1;
+            break;
+        }
+        cd_strlcpy(cursor, r->element[0]->str, sizeof cursor);
+        for (size_t i = 0; rc == 0 && i < r->element[1]->elements; i++) {
+            const char *key = r->element[1]->element[i]->str, *aid = key + plen;
+            const char *colon = strchr(aid, ':');
+            char id[256];
+            size_t n = colon ? (size_t)(colon - aid) : strlen(aid);
+            if (n == 0 || n >= sizeof id || strncmp(aid, "email:", 6) == 0)
+                continue;
+            memcpy(id, aid, n);
+            id[n] = '\0';
+            if (!colon) {
+                rc = agent_sites(c, P, key, id, t);
+            } else if (strcmp(colon, ":notices") == 0) {
+                redisReply *w = redisCommand(c, "EVAL %s 1 %s %s %s", notices_lua, key, P, id);
+                rc = w && w->type == REDIS_REPLY_INTEGER ? 0 : -1;
+                if (rc == 0)
+                    t->moved[K_NOTICES] += w->integer;
+                freeReplyObject(w);
+            }
+        }
+        freeReplyObject(r);
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    return rc;
+}
+
+/* After the passes: the agents' records and notice lists under {a} (this layout's) and,
+ * for notice lists of the layout before it, under their old names; then the notice
+ * counter to every site. */
+static int move_notices(redisContext *c, const char *P, const char *pat, tally *t)
+{
+    redisReply *sites = redisCommand(c, "SMEMBERS %s{g}:sites", P);
+    int rc = sites && sites->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    if (rc == 0)
+        rc = scan_agents(c, P, pat, "{a}:agent:", t);
+    if (rc == 0)
+        rc = scan_agents(c, P, pat, "agent:", t);
+    if (rc == 0)
+        rc = spread_counter(c, P, sites, "notice:seq", K_NOTICES, t);
+    if (rc == 0)
+        rc = spread_counter(c, P, sites, "webhook:seq", K_WEBHOOKS, t);
+    freeReplyObject(sites);
+    if (rc != 0)
+        fprintf(stderr, "chatdeskd admin migrate: moving the notices failed: %s\n", c->errstr);
+    return rc;
+}
+
+/* P with its glob characters escaped, for SCAN MATCH. */
+static void glob_escaped(const char *P, char *pat, size_t n)
+{
     size_t j = 0;
-    for (const char *s = P; *s && j + 3 < sizeof pat; s++) {
+    for (const char *s = P; *s && j + 3 < n; s++) {
         if (strchr("*?[]\\", *s))
             pat[j++] = '\\';
         pat[j++] = *s;
     }
-    pat[j++] = '*';
     pat[j] = '\0';
+}
+
+static int scan_all(redisContext *c, const char *P, tally *t, int pass)
+{
+    char pat[256];
+    glob_escaped(P, pat, sizeof pat - 1);
+    cd_strlcpy(pat + strlen(pat), "*", 2);
     char cursor[32] = "0";
     do {
         redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
@@ -568,6 +820,12 @@ int cd_admin__migrate(const char *P, redisContext *c)
     int rc = move_events(c, P, &t);
     for (int pass = 0; pass < 3 && rc == 0; pass++)
         rc = scan_all(c, P, &t, pass);
+    char pat[256];
+    glob_escaped(P, pat, sizeof pat);
+    if (rc == 0)
+        rc = move_tickets(c, P, pat, &t);
+    if (rc == 0)
+        rc = move_notices(c, P, pat, &t);
     if (rc == 0) {
         json_t *moved = json_object();
         long long total = 0;

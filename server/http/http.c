@@ -606,13 +606,6 @@ static void api_job_free(api_job *j)
     cd_free(j);
 }
 
-static void on_sla(void *ud, cd_err err, const char *message)
-{
-    (void)ud;
-    (void)err;
-    (void)message;
-}
-
 /* A call that ends a login: the challenge's second step, or the enrolment's confirmation
  * with an enrolment token. */
 static bool finishes_login(const api_job *j)
@@ -621,12 +614,9 @@ static bool finishes_login(const api_job *j)
            (j->role == CD_AUTH_ROLE_ENROL && j->h && strcmp(j->h->path, "/api/v1/me/totp/confirm") == 0);
 }
 
-static void on_api_done(void *ud, int status, const char *json, size_t len, const char *sync_cid, const char *sync_site,
-                        const char *ctype)
+static void on_api_done(void *ud, int status, const char *json, size_t len, const char *ctype)
 {
     api_job *j = ud;
-    if (sync_cid)
-        cd_ticket_sla_sync(j->cx->st, sync_site, sync_cid, cd_node_intervals(j->cx->node, sync_site), on_sla, NULL);
     http_state *h = j->h;
     if (h && status == 200 && finishes_login(j)) {
         /* the second factor was right (challenge), or the enrolment a site requires is done:
@@ -647,12 +637,28 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
     api_job_free(j);
 }
 
+static const char *node_intervals(void *node, const char *site)
+{
+    return cd_node_intervals(node, site);
+}
+
 static void api_run(api_job *j)
 {
     http_state *h = j->h;
-    cd_api_call call = {h->method,    h->path,     (const char *const *)h->args,   h->nargs,       h->body.data,
-                        h->body.len,  j->agent_id, j->hash_ok ? j->pw_hash : NULL, j->token_epoch, j->jti,
-                        j->token_exp, ""};
+    cd_api_call call = {h->method,
+                        h->path,
+                        (const char *const *)h->args,
+                        h->nargs,
+                        h->body.data,
+                        h->body.len,
+                        j->agent_id,
+                        j->hash_ok ? j->pw_hash : NULL,
+                        j->token_epoch,
+                        j->jti,
+                        j->token_exp,
+                        "",
+                        node_intervals,
+                        h->cx->node};
     char ip[64] = "";
     if (h->wsi)
         cd_net_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
@@ -742,7 +748,7 @@ static bool public_rate_ok(http_state *h)
  * address like the login. */
 static bool token_fits(http_state *h, const cd_auth_claims *c)
 {
-    cd_api_call call = {h->method, h->path, NULL, 0, NULL, 0, c->sub, NULL, 0, NULL, 0, NULL};
+    cd_api_call call = {h->method, h->path, NULL, 0, NULL, 0, c->sub, NULL, 0, NULL, 0, NULL, NULL, NULL};
     if (c->role == CD_AUTH_ROLE_VISITOR ||
         (c->role == CD_AUTH_ROLE_CHALLENGE) != cd_http__api_role_allowed(&call, CD_AUTH_ROLE_CHALLENGE)) {
         json_error(h, 401, "unauthorized", "invalid or expired token");
@@ -803,7 +809,8 @@ static void api_start(http_state *h)
     j->token_exp = c.exp;
     j->role = c.role;
     h->ajob = j;
-    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id, NULL, 0, NULL, 0, NULL};
+    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id,
+                        NULL,      0,       NULL, 0, NULL,         NULL,        NULL};
     if (webhook_url_check(h, j, &call))
         return;
     if (cd_http__api_wants_password(&call)) {

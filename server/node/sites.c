@@ -265,6 +265,11 @@ const cd_site *cd_node_sites_get(cd_node_sites *ns, const char *key)
     return site_of(ns, key);
 }
 
+const char *cd_node_sites_key_at(cd_node_sites *ns, size_t i)
+{
+    return i < ns->n_sites ? ns->sites[i].key : NULL;
+}
+
 const char *cd_node_sites_intervals(cd_node_sites *ns, const char *key)
 {
     cd_site *s = site_of(ns, key);

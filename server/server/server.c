@@ -307,7 +307,7 @@ int cd_server_run(cd_config *cfg)
     sv.bus = cd_bus_create(&sv.loop, cfg, sv.st, sv.node_id, on_bus_message, on_bus_state, &sv);
     sv.hub = cd_hub_create(sv.bus);
     sv.node = cd_node_create(&sv.loop, cfg, sv.node_id, sv.st, sv.hub, &cd_ws_io);
-    sv.webhook = cd_webhook_create(&sv.loop, cfg, sv.st);
+    sv.webhook = sv.node ? cd_webhook_create(&sv.loop, cfg, sv.st, cd_node_site_at, sv.node) : NULL;
     if (!sv.bus || !sv.node || !sv.webhook)
         return 2;
     /* each module's timer kinds (the rules consumer's is the node's own) */

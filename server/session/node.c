@@ -22,6 +22,7 @@ static void on_sites_loaded(void *ud, const cd_site *sites, size_t n_sites)
     for (size_t i = 0; i < n_sites; i++)
         keys[i] = sites[i].key;
     cd_timers_set_sites(n->timers, keys, n_sites);
+    cd_node_gauges_set_sites(n->gauges, keys, n_sites);
     cd_free(keys);
     /* and every site's consumers once, for the same reason */
     for (size_t i = 0; i < n_sites; i++)
@@ -79,37 +80,9 @@ static void on_timer_notice(cd_hub_sub *sub, const cd_hub_event *ev)
     cd_timers_notice(n->timers, ev->frame->data, ev->frame->len);
 }
 
-/* ---- reports: operational gauges for /metrics (queue depths, timer lag, stream length),
- * read from Redis every CD_OPS_POLL_MS by metrics_ops.lua, never per scrape ---- */
-#define CD_OPS_POLL_MS 5000
-
-static void on_ops(void *ud, cd_err err, const char *json, size_t len)
-{
-    cd_node *n = ud;
-    n->ops_busy = false;
-    if (err != CD_ERR_OK || !json || len == 0 || json[len - 1] != '\n')
-        return;
-    cd_free(n->ops_text);
-    n->ops_text = cd_strndup(json, len);
-}
-
-static void ops_poll(cd_node *n, uint64_t now)
-{
-    if (!cd_store_up(n->st) || n->ops_busy || (n->last_ops_poll && now - n->last_ops_poll < CD_OPS_POLL_MS))
-        return;
-    char ts[24];
-    snprintf(ts, sizeof ts, "%llu", (unsigned long long)cd_now_ms());
-    const char *args[] = {ts};
-    cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(n->st), "sites")};
-    n->last_ops_poll = now;
-    if (cd_store_fcall(n->st, "metrics_ops", 1, keys, 1, args, NULL, on_ops, n) == 0)
-        n->ops_busy = true;
-}
-
 const char *cd_node_ops_text(const cd_node *n)
 {
-    return n->ops_text;
+    return cd_node_gauges_text(n->gauges);
 }
 
 void cd_node_role_counts(const cd_node *n, size_t *visitors, size_t *agents)
@@ -177,9 +150,9 @@ static void tick_timers(void *ud, uint64_t now)
     cd_timers_tick(ud, now);
 }
 
-static void tick_ops(void *ud, uint64_t now)
+static void tick_gauges(void *ud, uint64_t now)
 {
-    ops_poll(ud, now);
+    cd_node_gauges_tick(ud, now);
 }
 
 static void tick_keys(void *ud, uint64_t now)
@@ -220,6 +193,7 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
         cd_free(n);
         return NULL;
     }
+    n->gauges = cd_node_gauges_create(st);
     n->sites = cd_node_sites_create(st, cfg, on_sites_loaded, n);
     n->presence = cd_presence_local_create(st, cfg, node_id, on_assigned, n);
     n->events = cd_events_create(loop, cfg, st, hub, node_id, iv_of, n->sites);
@@ -234,7 +208,7 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     cd_node_cron_add(n->cron, 0, tick_shed, n);
     cd_node_cron_add(n->cron, 0, tick_presence, n->presence);
     cd_node_cron_add(n->cron, 0, tick_timers, n->timers);
-    cd_node_cron_add(n->cron, 0, tick_ops, n);
+    cd_node_cron_add(n->cron, 0, tick_gauges, n->gauges);
     cd_node_cron_add(n->cron, 0, tick_keys, n->keys);
     cd_node_cron_add(n->cron, 0, tick_sites, n->sites);
     return n;
@@ -249,7 +223,7 @@ static void on_cron_closed(void *ud)
     cd_presence_local_destroy(n->presence);
     cd_node_sites_destroy(n->sites);
     cd_node_keyring_destroy(n->keys);
-    cd_free(n->ops_text);
+    cd_node_gauges_destroy(n->gauges);
     cd_free(n);
 }
 
@@ -267,7 +241,6 @@ void cd_node_on_store(cd_node *n, bool up)
 {
     if (!up) {
         cd_timers_on_store(n->timers, false);
-        n->ops_busy = false;
         cd_events_on_store(n->events, false);
         return;
     }
@@ -307,6 +280,11 @@ bool cd_node_agent_origin_allowed(cd_node *n, const char *origin, const char *ho
 const char *cd_node_intervals(cd_node *n, const char *site_key)
 {
     return cd_node_sites_intervals(n->sites, site_key);
+}
+
+const char *cd_node_site_at(void *node, size_t i)
+{
+    return cd_node_sites_key_at(((cd_node *)node)->sites, i);
 }
 
 cd_timers *cd_node_timers(cd_node *n)

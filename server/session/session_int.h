@@ -95,12 +95,9 @@ struct cd_node {
     cd_hub_sub timers_sub; /* "timers": a timer was set (when its site needs a poll) */
     cd_node_stats stats;
     char node_id[128];
-    cd_timers *timers; /* the timer poller and its kind -> handler registry */
-    cd_events *events; /* the sites' event consumers (server/events) */
-    /* reports: operational gauges for /metrics (metrics_ops.lua), polled every few s */
-    char *ops_text;
-    uint64_t last_ops_poll;
-    bool ops_busy;
+    cd_timers *timers;      /* the timer poller and its kind -> handler registry */
+    cd_events *events;      /* the sites' event consumers (server/events) */
+    cd_node_gauges *gauges; /* operational gauges for /metrics (node/gauges.c) */
 };
 
 /* ---- requests (session.c) ---- */

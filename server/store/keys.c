@@ -96,8 +96,3 @@ const char *cd_key_agent_revoked(cd_key *k, const char *P, const char *id)
 {
     return keyf(k, "%s{a}:revoked:%s", P, id);
 }
-
-const char *cd_key_delivery(cd_key *k, const char *P, const char *delivery_id)
-{
-    return keyf(k, "%swhd:%s", P, delivery_id);
-}

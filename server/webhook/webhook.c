@@ -5,8 +5,9 @@
  * async DNS, timeouts and an open-socket hook (SSRF check on the resolved address).
  *
  * Flow: every event_poll_ms, while fewer than webhook_concurrency requests are in
- * flight, webhooks_claim.lua leases due deliveries; each is POSTed once; its outcome
- * goes to webhooks_result.lua (delivered / retry at a time computed here / failed). */
+ * flight, webhooks_claim.lua leases due deliveries, site after site of the node's site
+ * cache (a site's deliveries are in its slot); each is POSTed once; its outcome goes to
+ * webhooks_result.lua (delivered / retry at a time computed here / failed). */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
@@ -33,6 +34,10 @@ struct cd_webhook {
     uv_timer_t poll_timer; /* claim due deliveries */
     int handles;           /* open uv handles; freed when 0 after destroy */
     bool claiming, draining, stopping;
+    cd_webhook_site_at site_at;
+    void *sites_ctx;
+    size_t next_site;     /* the sweep's next site */
+    char claim_site[128]; /* the site of the claim in flight */
     int inflight;
     xfer *xfers; /* transfers in flight (for destroy) */
 };
@@ -42,7 +47,7 @@ struct xfer {
     xfer *prev, *next;
     CURL *easy;
     struct curl_slist *hdrs;
-    char *id, *body, *url;
+    char *id, *body, *url, *site;
     int attempt;
     bool allowed;      /* the URL's host is in webhook_allow_hosts */
     char blocked[160]; /* why the open-socket hook refused an address */
@@ -112,6 +117,7 @@ static void xfer_free(xfer *x)
     cd_free(x->id);
     cd_free(x->body);
     cd_free(x->url);
+    cd_free(x->site);
     cd_free(x);
 }
 
@@ -137,7 +143,9 @@ static void record(xfer *x, bool ok, long status, const char *error)
     result_op *r = cd_calloc(1, sizeof *r);
     r->w = w;
     cd_key k;
-    const char *keys[] = {cd_key_delivery(&k, cd_store_prefix(w->st), x->id)};
+    char suffix[300];
+    snprintf(suffix, sizeof suffix, "whd:%s", x->id);
+    const char *keys[] = {cd_key_tagged(&k, cd_store_prefix(w->st), x->site, suffix)};
     if (w->stopping || cd_store_fcall(w->st, "webhooks_result", 1, keys, 10, args, NULL, on_result, r) != 0) {
         /* not recorded: the lease runs out and the delivery is tried again (at-least-once) */
         cd_free(r);
@@ -307,7 +315,7 @@ int cd_webhook_url_target(const char *url, char *host, size_t hsz, long *port)
     return rc;
 }
 
-static void start(cd_webhook *w, json_t *d)
+static void start(cd_webhook *w, const char *site, json_t *d)
 {
     const char *id = json_string_value(json_object_get(d, "id"));
     const char *url = json_string_value(json_object_get(d, "url"));
@@ -322,6 +330,7 @@ static void start(cd_webhook *w, json_t *d)
     x->id = cd_strdup(id);
     x->body = cd_strdup(body);
     x->url = cd_strdup(url);
+    x->site = cd_strdup(site);
     x->attempt = attempt;
     x->started = cd_mono_ms();
     x->next = w->xfers;
@@ -389,6 +398,8 @@ static void start(cd_webhook *w, json_t *d)
 
 /* ---------- claiming ---------- */
 
+static void claim_next(cd_webhook *w);
+
 static void on_claim(void *ud, cd_err err, const char *json, size_t len)
 {
     cd_webhook *w = ud;
@@ -407,16 +418,19 @@ static void on_claim(void *ud, cd_err err, const char *json, size_t len)
     json_t *list = json_object_get(r, "deliveries");
     size_t i;
     json_t *d;
-    json_array_foreach(list, i, d) start(w, d);
+    json_array_foreach(list, i, d) start(w, w->claim_site, d);
     json_decref(r);
+    claim_next(w);
 }
 
-static void on_poll_timer(uv_timer_t *t)
+/* The sweep's next site with room left: lease its due deliveries (one call, its slot). */
+static void claim_next(cd_webhook *w)
 {
-    cd_webhook *w = t->data;
     int64_t room = w->cfg->webhook_concurrency - w->inflight;
-    if (w->claiming || w->draining || w->stopping || room <= 0 || !cd_store_up(w->st))
+    const char *site = w->site_at ? w->site_at(w->sites_ctx, w->next_site) : NULL;
+    if (!site || w->draining || w->stopping || room <= 0 || !cd_store_up(w->st))
         return;
+    w->next_site++;
     char now[24], lease[24], max[16];
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     /* the request ends within the timeout; the lease leaves time to record its result */
@@ -424,12 +438,24 @@ static void on_poll_timer(uv_timer_t *t)
     snprintf(max, sizeof max, "%lld", (long long)(room < 50 ? room : 50));
     const char *args[] = {now, lease, max};
     cd_key k;
-    const char *keys[] = {cd_key_global(&k, cd_store_prefix(w->st), "webhooks:due")};
+    cd_strlcpy(w->claim_site, site, sizeof w->claim_site);
+    const char *keys[] = {cd_key_tagged(&k, cd_store_prefix(w->st), w->claim_site, "webhooks:due")};
     if (cd_store_fcall(w->st, "webhooks_claim", 1, keys, 3, args, NULL, on_claim, w) == 0)
         w->claiming = true;
 }
 
-cd_webhook *cd_webhook_create(uv_loop_t *loop, const cd_config *cfg, cd_store *st)
+/* A sweep over the sites, unless the last one is still going. */
+static void on_poll_timer(uv_timer_t *t)
+{
+    cd_webhook *w = t->data;
+    if (w->claiming)
+        return;
+    w->next_site = 0;
+    claim_next(w);
+}
+
+cd_webhook *cd_webhook_create(uv_loop_t *loop, const cd_config *cfg, cd_store *st, cd_webhook_site_at sites,
+                              void *sites_ctx)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         cd_log_error("webhooks: libcurl initialisation failed");
@@ -442,6 +468,8 @@ cd_webhook *cd_webhook_create(uv_loop_t *loop, const cd_config *cfg, cd_store *s
     w->loop = loop;
     w->cfg = cfg;
     w->st = st;
+    w->site_at = sites;
+    w->sites_ctx = sites_ctx;
     w->multi = curl_multi_init();
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);

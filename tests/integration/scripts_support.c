@@ -669,9 +669,14 @@ static void seed_agent(fx *f, const cd_conv_author *a, const char *site_a, const
          f->prefix, a->id, a->id, a->name, email, "agent", sites, "[]", "$argon2id$x", "offline", "5", "1700000000000");
     r_do(f, "SADD %s{a}:agents %s", f->prefix, a->id);
     r_do(f, "SET %s{a}:agent:email:%s %s", f->prefix, email, a->id);
-    r_do(f, "SADD %s{s:%s}:agents %s", f->prefix, site_a, a->id);
-    if (site_b)
-        r_do(f, "SADD %s{s:%s}:agents %s", f->prefix, site_b, a->id);
+    /* as the step that adds an agent to a site writes it (api.lua join_site): the site's
+     * calls read the agent's name and role there, never the global record */
+    const char *in[] = {site_a, site_b};
+    for (size_t i = 0; i < 2 && in[i]; i++) {
+        r_do(f, "SADD %s{s:%s}:agents %s", f->prefix, in[i], a->id);
+        r_do(f, "HSET %s{s:%s}:agent:%s id %s name %s role agent status offline", f->prefix, in[i], a->id, a->id,
+             a->name);
+    }
 }
 
 int setup(void **state)

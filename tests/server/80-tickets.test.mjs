@@ -195,6 +195,7 @@ it('ticket API: filters, paging, authorisation and bad input', async () => {
     assert.equal(t.priority, 'high');
     assert.deepEqual(t.tags, ['billing', 'vip']);
     assert.equal(t.status, 'pending');
+    assert.equal(t.ticket.sla.paused, true, 'the SLA clock paused in the same call as the change (no second call)');
     res = await list('?status=pending');
     assert.equal(res.total, 1);
     // authorisation
@@ -218,6 +219,40 @@ it('ticket API: filters, paging, authorisation and bad input', async () => {
     assert.equal(r.status, 404);
     r = await api(token, 'PATCH', `/api/v1/tickets/${n}`, { team: 'no-such-team' });
     assert.equal(r.status, 404);
+});
+
+it('ticket numbers count per site: an agent of two sites lists both, finds a number in its first site or the one named', async () => {
+    const a = await env.addSite();
+    const b = await env.addSite();
+    const email = `two_${rnd(3)}@example.com`;
+    const password = `pw-${rnd(8)}`;
+    await env.admin('agent-add', '--email', email, '--password', password, '--name', 'Two', '--site', a.key, '--site', b.key);
+    const token = await env.login(0, email, password);
+    const made = {};
+    for (const site of [a, b]) {
+        const v = await env.visitor(0, { site });
+        made[site.key] = (await v.ok({ type: 'conversation.start', form: { message: 'x', subject: `in ${site.key}` } })).conversation;
+        v.terminate();
+    }
+    assert.equal(made[a.key].ticket.number, 1000, "each site's first ticket");
+    assert.equal(made[b.key].ticket.number, 1000, 'the same number in the other site');
+    const list = JSON.parse((await api(token, 'GET', '/api/v1/tickets')).text);
+    assert.equal(list.total, 2, 'one list over both sites');
+    assert.deepEqual(list.tickets.map((t) => t.site).sort(), [a.key, b.key].sort());
+    // the node merges the sites' parts, then pages: equal numbers in the caller's order of sites
+    const pages = [];
+    for (const page of [1, 2, 3]) pages.push(JSON.parse((await api(token, 'GET', `/api/v1/tickets?per_page=1&page=${page}`)).text));
+    assert.deepEqual(pages.map((pg) => pg.tickets.map((t) => t.site)), [[a.key], [b.key], []]);
+    assert.deepEqual(pages.map((pg) => pg.total), [2, 2, 2]);
+    let r = await api(token, 'GET', '/api/v1/tickets/1000');
+    assert.equal(JSON.parse(r.text).ticket.id, made[a.key].id, 'the first of its sites that has the number');
+    r = await api(token, 'GET', `/api/v1/tickets/1000?site=${b.key}`);
+    assert.equal(JSON.parse(r.text).ticket.id, made[b.key].id, 'the site named');
+    r = await api(token, 'PATCH', `/api/v1/tickets/1000?site=${b.key}`, { priority: 'high' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(JSON.parse(r.text).ticket.id, made[b.key].id);
+    assert.equal(JSON.parse(r.text).ticket.priority, 'high');
+    assert.equal(await env.redis.cmd('HGET', `cd:{s:${a.key}}:conv:${made[a.key].id}`, 'priority'), 'normal', 'the other site\'s ticket unchanged');
 });
 
 it('business-time arithmetic in the Lua scripts matches the C implementation', async () => {

@@ -300,7 +300,7 @@ it('no first response in time notifies the team lead: a timer scheduled on a nod
     await sleep(1500);
     assert.equal(leadWs.filter((f) => f.type === 'notice' && f.notice.conversation_id === cid).length, 1, 'once');
     assert.equal(leadWs.filter((f) => f.type === 'notice' && f.notice.conversation_id === answered).length, 0, 'answered in time');
-    const kept = (await env.redis.cmd('LRANGE', `cd:{a}:agent:${lead.id}:notices`, '0', '-1')).map((s) => JSON.parse(s));
+    const kept = (await env.redis.cmd('LRANGE', `cd:{s:${site.key}}:agent:${lead.id}:notices`, '0', '-1')).map((s) => JSON.parse(s));
     assert.equal(kept.filter((n) => n.conversation_id === cid).length, 1);
     assert.equal(await env.redis.cmd('ZSCORE', `cd:{s:${site.key}}:timers:leased`, member), null);
     v.terminate();
@@ -355,7 +355,7 @@ it('sla.breached triggers a rule: the admins get a notice, with the event\'s kin
     const v = await env.visitor(0, { site });
     const cid = (await v.ok({ type: 'conversation.start', form: { message: 'anyone?', email: 'x@example.com' } })).conversation.id;
     assert.ok((await conv(cid)).ticket_number, 'a ticket at once');
-    const kept = async () => (await env.redis.cmd('LRANGE', `cd:{a}:agent:${boss.id}:notices`, '0', '-1')).map((x) => JSON.parse(x)).filter((x) => x.conversation_id === cid);
+    const kept = async () => (await env.redis.cmd('LRANGE', `cd:{s:${site.key}}:agent:${boss.id}:notices`, '0', '-1')).map((x) => JSON.parse(x)).filter((x) => x.conversation_id === cid);
     const [n] = await waitUntil(async () => { const k = await kept(); return k.length ? k : null; }, { timeout: 15_000 * SCALE, what: 'breach notice' });
     assert.equal(n.title, 'SLA breached');
     assert.equal(n.kind, 'rule');

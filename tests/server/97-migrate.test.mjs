@@ -45,8 +45,14 @@ function renamed(k) {
     // an agent's conversations move member by member into the conversation's site; the
     // fixture's are all of "shop"
     if ((m = /^cd:agent:([^:]+):convs$/.exec(k))) return `cd:{s:shop}:agent:${m[1]}:convs`;
-    if ((m = /^cd:(agent:email:.*|agent:[^:]+(?::notices|:canned)?|agents|presence(?::.*)?)$/.exec(k))) return `cd:{a}:${m[1]}`;
+    // an agent's notices go to the lists of their sites, the counter to every site; the
+    // fixture's are all of "shop"
+    if ((m = /^cd:(agent:[^:]+:notices|notice:seq)$/.exec(k))) return `cd:{s:shop}:${m[1]}`;
+    if ((m = /^cd:(agent:email:.*|agent:[^:]+(?::canned)?|agents|presence(?::.*)?)$/.exec(k))) return `cd:{a}:${m[1]}`;
     if ((m = /^cd:(sites|keys)$/.exec(k))) return `cd:{g}:${m[1]}`;
+    // ticket numbers count per site: the fixture's tickets are all of "shop", and each
+    // site's counter starts where the one counter stood
+    if ((m = /^cd:(ticket:(?:\d+|seq))$/.exec(k))) return `cd:{s:shop}:${m[1]}`;
     return null;
 }
 
@@ -68,7 +74,7 @@ async function dumpValue(key, type) {
 it('admin migrate moves the previous layout, keeps every value, and a second run moves nothing', async () => {
     await load();
     const expect = { kb: 0, rules: 0, reports: 0, health: 0, conversations: 0, visitors: 0, timers: 0, agent_convs: 0,
-        sites: 0, agent_state: 0, global: 0 };
+        sites: 0, agent_state: 0, global: 0, tickets: 0, notices: 0 };
     let dedupe = 0;
     for (const { key } of fixture.keys) {
         const to = renamed(key);
@@ -86,7 +92,7 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
             expect.agent_convs += fixture.keys.find((x) => x.key === key).value.length;
             continue;
         }
-        const kind = key.startsWith('cd:kb:') ? 'kb' : /^cd:site:[^:]+:(rule|team_leads)/.test(key) ? 'rules'
+        const kind = key.startsWith('cd:ticket:') ? 'tickets' : /^cd:(agent:[^:]+:notices|notice:seq)$/.test(key) ? 'notices' : key.startsWith('cd:kb:') ? 'kb' : /^cd:site:[^:]+:(rule|team_leads)/.test(key) ? 'rules'
             : key.startsWith('cd:rpt:') ? 'reports' : key.startsWith('cd:conv:') ? 'conversations'
                 : /^cd:(visitor:|site:[^:]+:user:)/.test(key) ? 'visitors'
                     : /^cd:site:[^:]+(:(teams|agents|convs|tickets|canned|webhooks|queue:.*))?$/.test(key) ? 'sites'
@@ -100,6 +106,8 @@ it('admin migrate moves the previous layout, keeps every value, and a second run
     const agents = fixture.keys.filter((k) => /^cd:agent:[^:]+$/.test(k.key));
     expect.agents = agents.reduce((n, k) => n + JSON.parse(fieldOf(k.key, 'sites')).length, 0);
     expect.loads = 0;
+    expect.webhooks = 0; // the fixture has none (the tests below move some)
+    expect.canned = 0;
     assert.ok(expect.agents > 0);
     const oldEvents = fixture.keys.find((k) => k.key === 'cd:events').value;
     expect.events = oldEvents.filter(([, f]) => f[f.indexOf('s') + 1]).length;
@@ -203,6 +211,83 @@ it('the previous release\'s site records, teams, queues, canned replies and pres
     await r('DEL', 'cd:{s:s9}:site', 'cd:{s:s9}:teams', 'cd:{s:s9}:queue:vip', 'cd:{s:s9}:canned', 'cd:{s:s9}:webhooks',
         'cd:{a}:agent:a_nine', 'cd:{a}:agent:a_nine:canned', 'cd:{a}:presence', 'cd:{a}:presence:a_nine',
         'cd:{s:s9}:agent:a_nine');
+});
+
+it('the one ticket counter of the layout before per-site numbers: numbers move to their sites, every site counts on from it', async () => {
+    const r = (...a) => env.redis.cmd(...a);
+    await r('SADD', 'cd:{g}:sites', 's7', 's8');
+    await r('SET', 'cd:ticket:seq', '1500');
+    await r('SET', 'cd:ticket:1499', 'c_new.s7'); // a conversation id that names its site
+    await r('SET', 'cd:ticket:1498', 'c_old'); // one that does not: found in its site's ticket index
+    await r('ZADD', 'cd:{s:s8}:tickets', '1', 'c_old');
+    await r('SET', 'cd:{s:s8}:ticket:seq', '1600'); // a counter already past it stays
+    const m = await env.admin('migrate');
+    assert.equal(m.moved.tickets, 3, 'two numbers and the counter');
+    assert.equal(await r('GET', 'cd:{s:s7}:ticket:1499'), 'c_new.s7');
+    assert.equal(await r('GET', 'cd:{s:s8}:ticket:1498'), 'c_old');
+    assert.equal(await r('GET', 'cd:{s:s7}:ticket:seq'), '1500');
+    assert.equal(await r('GET', 'cd:{s:s8}:ticket:seq'), '1600');
+    for (const k of ['cd:ticket:seq', 'cd:ticket:1499', 'cd:ticket:1498']) assert.equal(Number(await r('EXISTS', k)), 0, `${k} moved away`);
+    assert.equal((await env.admin('migrate')).moved.total, 0, 'a second run moves nothing');
+    await r('SREM', 'cd:{g}:sites', 's7', 's8');
+    await r('DEL', 'cd:{s:s7}:ticket:1499', 'cd:{s:s8}:ticket:1498', 'cd:{s:s8}:tickets', 'cd:{s:s7}:ticket:seq', 'cd:{s:s8}:ticket:seq');
+});
+
+it("an agent's one notice list goes to its sites' lists in order; roles fill the agents' site records", async () => {
+    const r = (...a) => env.redis.cmd(...a);
+    await r('SADD', 'cd:{g}:sites', 's5', 's6');
+    const n = (id, site) => JSON.stringify({ id, kind: 'rule', site, conversation_id: null, title: 't', body: null, ts: id });
+    await r('RPUSH', 'cd:{a}:agent:a_six:notices', n(3, 's6'), n(2, 's5'), n(1, 's6'));
+    await r('SET', 'cd:notice:seq', '3');
+    await r('HSET', 'cd:{a}:agent:a_six', 'id', 'a_six', 'sites', '["s6"]', 'role', 'admin');
+    await r('HSET', 'cd:{s:s6}:agent:a_six', 'id', 'a_six', 'name', 'Six'); // synced before roles were copied
+    const m = await env.admin('migrate');
+    assert.equal(m.moved.notices, 2, 'the list and the counter');
+    assert.equal(m.moved.agents, 1, 'the role in its s6 record');
+    assert.deepEqual(await r('LRANGE', 'cd:{s:s6}:agent:a_six:notices', '0', '-1'), [n(3, 's6'), n(1, 's6')], 'newest first');
+    assert.deepEqual(await r('LRANGE', 'cd:{s:s5}:agent:a_six:notices', '0', '-1'), [n(2, 's5')]);
+    assert.equal(await r('GET', 'cd:{s:s5}:notice:seq'), '3');
+    assert.equal(await r('HGET', 'cd:{s:s6}:agent:a_six', 'role'), 'admin');
+    assert.equal(Number(await r('EXISTS', 'cd:{a}:agent:a_six:notices')), 0);
+    assert.equal((await env.admin('migrate')).moved.total, 0, 'a second run moves nothing');
+    await r('SREM', 'cd:{g}:sites', 's5', 's6');
+    await r('DEL', 'cd:{s:s6}:agent:a_six:notices', 'cd:{s:s5}:agent:a_six:notices', 'cd:{s:s5}:notice:seq', 'cd:{s:s6}:notice:seq',
+        'cd:{a}:agent:a_six', 'cd:{s:s6}:agent:a_six');
+});
+
+it("a site's webhooks (their deliveries, log, due set) and canned replies move into the site's slot; ids count on per site", async () => {
+    const r = (...a) => env.redis.cmd(...a);
+    await r('SADD', 'cd:{g}:sites', 's4');
+    await r('HSET', 'cd:webhook:wh7', 'id', 'wh7', 'site', 's4', 'url', 'https://example.com/h', 'enabled', '1');
+    await r('ZADD', 'cd:webhook:wh7:deliveries', '5', 'wh7.1-0');
+    await r('LPUSH', 'cd:webhook:wh7:log', '{"delivery":"wh7.1-0"}');
+    await r('HSET', 'cd:whd:wh7.1-0', 'id', 'wh7.1-0', 'webhook', 'wh7', 'site', 's4', 'state', 'pending');
+    await r('ZADD', 'cd:webhooks:due', '5', 'wh7.1-0');
+    await r('SET', 'cd:webhook:seq', '7');
+    const m = await env.admin('migrate');
+    assert.equal(m.moved.webhooks, 6, 'hash, deliveries, log, delivery, its due entry, the counter');
+    assert.equal(await r('HGET', 'cd:{s:s4}:webhook:wh7', 'url'), 'https://example.com/h');
+    assert.deepEqual(await r('ZRANGE', 'cd:{s:s4}:webhook:wh7:deliveries', '0', '-1'), ['wh7.1-0']);
+    assert.deepEqual(await r('LRANGE', 'cd:{s:s4}:webhook:wh7:log', '0', '-1'), ['{"delivery":"wh7.1-0"}']);
+    assert.equal(await r('HGET', 'cd:{s:s4}:whd:wh7.1-0', 'state'), 'pending');
+    assert.equal(await r('ZSCORE', 'cd:{s:s4}:webhooks:due', 'wh7.1-0'), '5');
+    assert.equal(await r('GET', 'cd:{s:s4}:webhook:seq'), '7', 'the next webhook of s4 is wh8');
+    for (const k of ['cd:webhook:wh7', 'cd:webhook:wh7:deliveries', 'cd:webhook:wh7:log', 'cd:whd:wh7.1-0', 'cd:webhooks:due', 'cd:webhook:seq']) {
+        assert.equal(Number(await r('EXISTS', k)), 0, `${k} moved away`);
+    }
+    assert.equal((await env.admin('migrate')).moved.total, 0, 'a second run moves nothing');
+    // canned replies: the hash into its site, an agent's own set into the agent's set there
+    await r('HSET', 'cd:canned:r_9', 'id', 'r_9', 'site', 's4', 'scope', 'agent', 'owner', 'a_4', 'shortcut', 'hi', 'body', 'Hi');
+    await r('SADD', 'cd:{a}:agent:a_4:canned', 'r_9');
+    const m2 = await env.admin('migrate');
+    assert.equal(m2.moved.canned, 2);
+    assert.equal(await r('HGET', 'cd:{s:s4}:canned:r_9', 'body'), 'Hi');
+    assert.deepEqual(await r('SMEMBERS', 'cd:{s:s4}:agent:a_4:canned'), ['r_9']);
+    assert.equal(Number(await r('EXISTS', 'cd:canned:r_9')) + Number(await r('EXISTS', 'cd:{a}:agent:a_4:canned')), 0);
+    await r('DEL', 'cd:{s:s4}:canned:r_9', 'cd:{s:s4}:agent:a_4:canned');
+    await r('SREM', 'cd:{g}:sites', 's4');
+    await r('DEL', 'cd:{s:s4}:webhook:wh7', 'cd:{s:s4}:webhook:wh7:deliveries', 'cd:{s:s4}:webhook:wh7:log', 'cd:{s:s4}:whd:wh7.1-0',
+        'cd:{s:s4}:webhooks:due', 'cd:{s:s4}:webhook:seq');
 });
 
 it('a migrated key whose new name is taken stays put and is reported', async () => {

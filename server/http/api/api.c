@@ -87,6 +87,9 @@ void cd_http__api_op_free(cd_api_op *a)
 {
     for (size_t i = 0; i < CD_ARRAY_LEN(a->args); i++)
         cd_free(a->args[i]);
+    json_decref(a->sites);
+    json_decref(a->rows);
+    json_decref(a->last);
     explicit_bzero(a, sizeof *a); /* a two-factor call's code and recovery codes */
     cd_free(a);
 }
@@ -119,18 +122,23 @@ void cd_http__api_error(cd_api_cb cb, void *ud, cd_err code, const char *message
 {
     json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", cd_err_name(code), "message", message);
     char *s = json_dumps(o, JSON_COMPACT);
-    cb(ud, status_of(code), s, strlen(s), NULL, NULL, NULL);
+    cb(ud, status_of(code), s, strlen(s), NULL);
     free(s);
     json_decref(o);
 }
 
 static void on_api_reply(void *ud, cd_err err, const char *json, size_t len);
+static void on_part(void *ud, cd_err err, const char *json, size_t len);
 
 static int call_script(cd_api_op *a, const char *const *args)
 {
+    if (a->slot) { /* a site call: the site's record is its key, the caller is in args */
+        const char *site_key[] = {a->key.s};
+        cd_store_reply_cb cb = a->slot == CD_API_SITE ? on_api_reply : on_part;
+        return cd_store_fcall(a->st, a->script, 1, site_key, CD_API_NARGS_SITE, args, NULL, cb, a);
+    }
     const char *keys[] = {a->key.s, a->revoked.s};
-    return cd_store_fcall(a->st, a->script, a->revoked.s[0] ? 2 : 1, keys, CD_ARRAY_LEN(a->args), args, NULL,
-                          on_api_reply, a);
+    return cd_store_fcall(a->st, a->script, a->revoked.s[0] ? 2 : 1, keys, CD_API_NARGS, args, NULL, on_api_reply, a);
 }
 
 int cd_http__api_call_again(cd_api_op *a)
@@ -138,16 +146,22 @@ int cd_http__api_call_again(cd_api_op *a)
     return call_script(a, (const char *const *)a->args);
 }
 
+/* A failed call answers the error it names (its message when it has one). */
+static void fail_op(cd_api_op *a, cd_err err, const char *json, size_t len)
+{
+    json_t *m = json ? json_loadb(json, len, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(m, "message"));
+    cd_http__api_error(a->cb, a->ud, err, msg ? msg : cd_err_name(err));
+    json_decref(m);
+    cd_http__api_op_free(a);
+}
+
 /* The script's reply: {"status":NNN,"body":<json>}, or an error {"err":..,"message":..}. */
 static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
 {
     cd_api_op *a = ud;
     if (err != CD_ERR_OK) {
-        json_t *m = json ? json_loadb(json, len, 0, NULL) : NULL;
-        const char *msg = json_string_value(json_object_get(m, "message"));
-        cd_http__api_error(a->cb, a->ud, err, msg ? msg : cd_err_name(err));
-        json_decref(m);
-        cd_http__api_op_free(a);
+        fail_op(a, err, json, len);
         return;
     }
     static const char head[] = "{\"status\":";
@@ -167,7 +181,7 @@ static void on_api_reply(void *ud, cd_err err, const char *json, size_t len)
     if (status == 200 && a->family->reply && a->family->reply(a, body, blen))
         return;
     char *copy = cd_strndup(body, blen);
-    a->cb(a->ud, status, copy, blen, NULL, NULL, NULL);
+    a->cb(a->ud, status, copy, blen, NULL);
     cd_free(copy);
     cd_http__api_op_free(a);
 }
@@ -246,6 +260,359 @@ static void add_call_params(json_t *params, const cd_api_call *call, const cd_ap
         json_object_set_new(params, "pw_hash", json_string(call->pw_hash));
 }
 
+/* ---- site calls (docs/keyspace.md "Calls over several slots") ---- */
+
+static bool site_key_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= 64 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* Calls the script in the next site of a->sites; false when none is left. */
+static bool next_site(cd_api_op *a)
+{
+    if (a->next_site >= json_array_size(a->sites))
+        return false;
+    const char *site = json_string_value(json_array_get(a->sites, a->next_site++));
+    site = site_key_ok(site) ? site : "";
+    cd_key_site(&a->key, cd_store_prefix(a->st), site, "");
+    const char *iv = site[0] && a->intervals ? a->intervals(a->intervals_ctx, site) : NULL;
+    cd_free(a->args[CD_API_ARG_IV]);
+    a->args[CD_API_ARG_IV] = cd_strdup(iv ? iv : "");
+    if (call_script(a, (const char *const *)a->args) != 0) {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
+        cd_http__api_op_free(a);
+    }
+    return true;
+}
+
+/* A merged row, and the order of CD_API_SITES: by the rows' keys, numbers highest first
+ * and texts in byte order, then as received. */
+typedef struct {
+    double num;
+    const char *text;
+    size_t at;
+    json_t *row;
+} merged_row;
+
+static int by_key(const void *x, const void *y)
+{
+    const merged_row *a = x, *b = y;
+    int c = a->text && b->text ? strcmp(a->text, b->text) : 0;
+    if (c != 0)
+        return c;
+    if (a->num != b->num)
+        return a->num > b->num ? -1 : 1;
+    return a->at < b->at ? -1 : a->at > b->at;
+}
+
+/* Every site answered its part: the rows, each id once (the first site's), in order,
+ * paged as the parts said (page, per_page, total summed) or cut at their limit. */
+static void merge_parts(cd_api_op *a, json_int_t total)
+{
+    size_t n = json_array_size(a->rows), kept = 0;
+    merged_row *m = cd_calloc(n ? n : 1, sizeof *m);
+    json_t *ids = json_object();
+    for (size_t i = 0; i < n; i++) {
+        json_t *row = json_array_get(a->rows, i);
+        const char *id = json_string_value(json_array_get(row, 1));
+        if (id && id[0] && json_object_get(ids, id))
+            continue;
+        if (id && id[0])
+            json_object_set_new(ids, id, json_true());
+        json_t *key = json_array_get(row, 0);
+        m[kept++] = (merged_row){json_number_value(key), json_string_value(key), i, row};
+    }
+    json_decref(ids);
+    if (a->slot == CD_API_SITES)
+        qsort(m, kept, sizeof *m, by_key);
+    json_int_t page = json_integer_value(json_object_get(a->last, "page"));
+    json_int_t per = json_integer_value(json_object_get(a->last, "per_page"));
+    json_int_t limit = json_integer_value(json_object_get(a->last, "limit"));
+    size_t from = 0, to = kept;
+    if (per > 0) {
+        from = (size_t)((page - 1) * per);
+        to = (size_t)(page * per);
+    } else if (limit > 0) {
+        to = (size_t)limit;
+    }
+    to = to < kept ? to : kept;
+    cd_buf out;
+    cd_buf_init(&out);
+    cd_buf_printf(&out, "{\"%s\":[", json_string_value(json_object_get(a->last, "list")));
+    for (size_t i = from; i < to; i++)
+        cd_buf_printf(&out, "%s%s", i > from ? "," : "", json_string_value(json_array_get(m[i].row, 2)));
+    cd_buf_printf(&out, "]");
+    if (per > 0)
+        cd_buf_printf(&out, ",\"page\":%lld,\"per_page\":%lld,\"total\":%lld", (long long)page, (long long)per,
+                      (long long)(json_object_get(a->last, "total") ? total : (json_int_t)kept));
+    cd_buf_printf(&out, "}");
+    a->cb(a->ud, 200, out.data, out.len, NULL);
+    cd_buf_cleanup(&out);
+    cd_free(m);
+    cd_http__api_op_free(a);
+}
+
+/* The steps in sites a gathered operation's reply names ({"then":{"agent_id","sv",
+ * "steps":[{"site","join"}…]}}), one call each, in order; then the answer it kept. */
+static void next_step(cd_api_op *a);
+
+static void on_step(void *ud, cd_err err, const char *json, size_t len)
+{
+    cd_api_op *a = ud;
+    if (err != CD_ERR_OK) {
+        fail_op(a, err, json, len);
+        return;
+    }
+    next_step(a);
+}
+
+static void next_step(cd_api_op *a)
+{
+    json_t *then = json_object_get(a->last, "then");
+    json_t *step = json_array_get(json_object_get(then, "steps"), a->next_site++);
+    if (!step) {
+        json_t *body = json_object_get(a->last, "answer");
+        a->cb(a->ud, (int)json_integer_value(json_object_get(a->last, "status")), json_string_value(body),
+              json_string_length(body), NULL);
+        cd_http__api_op_free(a);
+        return;
+    }
+    json_t *params = json_pack("{s:O,s:O,s:O,s:O,s:O}", "agent_id", json_object_get(then, "agent_id"), "sv",
+                               json_object_get(then, "sv"), "join", json_object_get(step, "join"), "name",
+                               json_object_get(then, "name"), "role", json_object_get(then, "role"));
+    char *ptext = json_dumps(params, JSON_COMPACT);
+    json_decref(params);
+    const char *site = json_string_value(json_object_get(step, "site"));
+    cd_key_site(&a->key, cd_store_prefix(a->st), site_key_ok(site) ? site : "", "");
+    const char *args[CD_API_NARGS_SITE];
+    for (size_t i = 0; i < CD_ARRAY_LEN(args); i++)
+        args[i] = a->args[i];
+    args[0] = "admin_agent_site";
+    args[2] = ptext ? ptext : "{}";
+    args[CD_API_ARG_MODE] = "as";
+    args[CD_API_ARG_PART] = "";
+    args[CD_API_ARG_IV] = "";
+    const char *keys[] = {a->key.s};
+    if (cd_store_fcall(a->st, a->family->script, 1, keys, CD_API_NARGS_SITE, args, NULL, on_step, a) != 0) {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
+        cd_http__api_op_free(a);
+    }
+    free(ptext);
+}
+
+/* The reply of a gathered operation's call in {a}: steps in sites first when it names
+ * any (the answer waits for them), else the answer. */
+static void on_gathered(void *ud, cd_err err, const char *json, size_t len)
+{
+    cd_api_op *a = ud;
+    static const char then[] = ",\"then\":";
+    const char *t = err == CD_ERR_OK && len > 16 ? strstr(json, then) : NULL;
+    const char *body = t ? strstr(json, ",\"body\":") : NULL;
+    if (!t || !body || json[len - 1] != '}') {
+        on_api_reply(a, err, json, len);
+        return;
+    }
+    json_t *r = json_loadb(json, len, 0, NULL);
+    json_decref(a->last);
+    a->last = json_pack("{s:O,s:s%,s:O}", "status", json_object_get(r, "status"), "answer", body + 8,
+                        (size_t)(json + len - 1 - (body + 8)), "then", json_object_get(r, "then"));
+    json_decref(r);
+    a->next_site = 0;
+    if (!a->last) {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
+        cd_http__api_op_free(a);
+        return;
+    }
+    next_step(a);
+}
+
+/* Every site gave its facts: the operation runs in the caller's slot {a} with them. */
+static void gather_done(cd_api_op *a)
+{
+    char *facts = json_dumps(a->rows ? a->rows : json_array(), JSON_COMPACT);
+    const char *args[CD_API_ARG_CALLER + 1];
+    for (size_t i = 0; i < CD_API_ARG_CALLER; i++)
+        args[i] = a->args[i];
+    args[CD_API_ARG_MODE] = "after";
+    args[CD_API_ARG_CALLER] = facts ? facts : "[]";
+    cd_key_agent(&a->key, cd_store_prefix(a->st), a->args[1]);
+    const char *keys[] = {a->key.s, a->revoked.s};
+    if (cd_store_fcall(a->st, a->script, 2, keys, CD_ARRAY_LEN(args), args, NULL, on_gathered, a) != 0) {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
+        cd_http__api_op_free(a);
+    }
+    free(facts);
+}
+
+/* One site's answer to a call over several sites: a part of a list ({"list":…,"part":
+ * [[number, id, JSON], …], …}) waits for the others; CD_API_FIRST asks the next site
+ * after a 404; anything else is the answer. */
+static void on_part(void *ud, cd_err err, const char *json, size_t len)
+{
+    cd_api_op *a = ud;
+    if (a->slot == CD_API_FIRST && err == CD_ERR_NOT_FOUND && next_site(a))
+        return;
+    json_t *r = err == CD_ERR_OK ? json_loadb(json, len, 0, NULL) : NULL;
+    json_t *body = json_object_get(r, "body");
+    json_t *rows = json_object_get(body, "part");
+    if (!json_is_array(rows) || json_integer_value(json_object_get(r, "status")) != 200) {
+        json_decref(r);
+        on_api_reply(a, err, json, len);
+        return;
+    }
+    if (!a->rows)
+        a->rows = json_array();
+    if (a->slot == CD_API_GATHER || a->slot == CD_API_GATHER_ONE) {
+        json_array_append(a->rows, body);
+        json_decref(r);
+        if (!next_site(a))
+            gather_done(a);
+        return;
+    }
+    json_array_extend(a->rows, rows);
+    json_int_t total = json_integer_value(json_object_get(a->last, "merged_total")) +
+                       json_integer_value(json_object_get(body, "total"));
+    json_decref(a->last);
+    a->last = json_incref(body);
+    json_object_set_new(a->last, "merged_total", json_integer(total));
+    json_decref(r);
+    if (!next_site(a))
+        merge_parts(a, total);
+}
+
+/* The sites a route's calls run in: the one the params name, the conversation's, or the
+ * caller's (its first, for CD_API_SITE); one "" (no site, which no caller has) when none. */
+static json_t *call_sites(const cd_api_op *a, json_t *params, const json_t *caller_sites)
+{
+    bool one = a->slot == CD_API_SITE || a->slot == CD_API_GATHER_ONE;
+    json_t *named = json_object_get(params, one ? "site_key" : "site");
+    if (!json_is_string(named) && one)
+        named = json_object_get(params, "site");
+    const char *conv = json_string_value(json_object_get(params, "conversation"));
+    json_t *out = json_array();
+    if (json_is_string(named))
+        json_array_append(out, named);
+    else if (a->slot == CD_API_SITE && conv && cd_key_cid_site(conv))
+        json_array_append_new(out, json_string(cd_key_cid_site(conv)));
+    else if (one && json_array_size(caller_sites) > 0)
+        json_array_append(out, json_array_get(caller_sites, 0));
+    else if (!one)
+        json_array_extend(out, (json_t *)caller_sites);
+    if (json_array_size(out) == 0)
+        json_array_append_new(out, json_string(""));
+    return out;
+}
+
+/* POST admin/sites in three single-slot steps (the admin CLI's order, api.lua "the admin
+ * CLI's single-slot steps"): 0 the key joins the sites set ({g}), 1 the site's record with
+ * the caller as its first agent (its answer is the call's), 2 the caller's record names
+ * the site ({a}). a->next_site counts the steps. */
+static void new_site_step(cd_api_op *a);
+
+static void on_new_site(void *ud, cd_err err, const char *json, size_t len)
+{
+    cd_api_op *a = ud;
+    if (err != CD_ERR_OK) {
+        fail_op(a, err, json, len);
+        return;
+    }
+    if (a->next_site == 2) { /* the site's answer, given once the caller's record names it */
+        const char *body = strstr(json, ",\"body\":");
+        json_t *r = json_loadb(json, len, 0, NULL);
+        json_decref(a->last);
+        a->last = body ? json_pack("{s:O,s:s%}", "status", json_object_get(r, "status"), "answer", body + 8,
+                                   (size_t)(json + len - 1 - (body + 8)))
+                       : NULL;
+        json_decref(r);
+    }
+    if (a->next_site == 3) {
+        json_t *body = json_object_get(a->last, "answer");
+        a->cb(a->ud, (int)json_integer_value(json_object_get(a->last, "status")), json_string_value(body),
+              json_string_length(body), NULL);
+        cd_http__api_op_free(a);
+        return;
+    }
+    new_site_step(a);
+}
+
+static void new_site_step(cd_api_op *a)
+{
+    static const char *const ops[] = {"admin_site_index", "admin_site_create", "admin_site_joined"};
+    int step = (int)a->next_site++;
+    json_t *params = json_loads(a->args[2], 0, NULL);
+    const char *key = json_string_value(json_object_get(params, "key"));
+    const char *args[CD_API_NARGS_SITE];
+    for (size_t i = 0; i < CD_ARRAY_LEN(args); i++)
+        args[i] = a->args[i];
+    args[0] = ops[step];
+    const char *keys[2] = {a->key.s, a->revoked.s};
+    int nkeys = 1, nargs = CD_API_NARGS_SITE;
+    if (step == 0)
+        cd_key_global(&a->key, cd_store_prefix(a->st), "sites");
+    else if (step == 1)
+        cd_key_site(&a->key, cd_store_prefix(a->st), site_key_ok(key) ? key : "", "");
+    else {
+        cd_key_agent(&a->key, cd_store_prefix(a->st), a->args[1]);
+        nkeys = 2;
+        nargs = CD_API_NARGS;
+        args[CD_API_ARG_MODE] = ""; /* the caller's own slot: its token is checked again */
+    }
+    if (!a->last && step == 2) {
+        json_decref(params);
+        cd_http__api_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
+        cd_http__api_op_free(a);
+        return;
+    }
+    int rc = cd_store_fcall(a->st, "api", nkeys, keys, nargs, args, NULL, on_new_site, a);
+    json_decref(params);
+    if (rc != 0) {
+        cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
+        cd_http__api_op_free(a);
+    }
+}
+
+/* The caller's record from the auth call ({a}): the site calls follow with it. */
+static void on_auth(void *ud, cd_err err, const char *json, size_t len)
+{
+    cd_api_op *a = ud;
+    if (err != CD_ERR_OK) {
+        fail_op(a, err, json, len);
+        return;
+    }
+    json_t *r = json_loadb(json, len, 0, NULL);
+    json_t *caller = json_object_get(r, "body");
+    json_t *params = json_loads(a->args[2], 0, NULL);
+    if (!json_is_object(caller) || !json_is_object(params)) {
+        json_decref(r);
+        json_decref(params);
+        cd_http__api_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
+        cd_http__api_op_free(a);
+        return;
+    }
+    const char *st = json_string_value(json_object_get(caller, "sites"));
+    json_t *caller_sites = st ? json_loads(st, 0, NULL) : NULL;
+    if (!json_is_array(caller_sites)) {
+        json_decref(caller_sites);
+        caller_sites = json_array();
+    }
+    a->sites = call_sites(a, params, caller_sites);
+    char *ctext = json_dumps(caller, JSON_COMPACT);
+    cd_free(a->args[CD_API_ARG_MODE]);
+    a->args[CD_API_ARG_MODE] = cd_strdup("as");
+    a->args[CD_API_ARG_CALLER] = cd_strdup(ctext ? ctext : "{}");
+    a->args[CD_API_ARG_PART] = cd_strdup(a->slot == CD_API_SITE || a->slot == CD_API_NEW_SITE ? "" : "part");
+    a->args[CD_API_ARG_IV] = cd_strdup("");
+    free(ctext);
+    json_decref(caller_sites);
+    json_decref(params);
+    json_decref(r);
+    if (a->slot == CD_API_NEW_SITE)
+        new_site_step(a);
+    else
+        next_site(a);
+}
+
 /* Runs the route's script with params (taken). */
 static void start(cd_api_op *a, cd_store *st, const cd_config *cfg, const cd_api_call *call, const cd_api_route *r,
                   json_t *params)
@@ -285,9 +652,20 @@ static void start(cd_api_op *a, cd_store *st, const cd_config *cfg, const cd_api
                           audit_days};
     a->st = st;
     snprintf(a->script, sizeof a->script, "%s%s", a->family->script, strcmp(r->method, "GET") == 0 ? "_ro" : "");
-    for (size_t i = 0; a->keep_args && i < CD_ARRAY_LEN(a->args); i++)
+    a->slot = call->agent_id[0] ? (r->slot ? r->slot : a->family->slot) : 0;
+    for (size_t i = 0; (a->keep_args || a->slot) && i < CD_ARRAY_LEN(args); i++)
         a->args[i] = cd_strdup(args[i]);
-    if (call_script(a, args) != 0) {
+    int rc;
+    if (a->slot) { /* the token check in the caller's slot first (on_auth) */
+        const char *auth_args[CD_API_NARGS];
+        memcpy(auth_args, args, sizeof auth_args);
+        auth_args[0] = "auth";
+        auth_args[2] = "{}";
+        const char *keys[] = {a->key.s, a->revoked.s};
+        rc = cd_store_fcall(st, "api_ro", 2, keys, CD_API_NARGS, auth_args, NULL, on_auth, a);
+    } else
+        rc = call_script(a, args);
+    if (rc != 0) {
         cd_http__api_error(a->cb, a->ud, CD_ERR_UNAVAILABLE, "storage unavailable, retry");
         cd_http__api_op_free(a);
     }
@@ -323,6 +701,8 @@ void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *cal
     a->cb = cb;
     a->ud = ud;
     a->family = family;
+    a->intervals = call->intervals;
+    a->intervals_ctx = call->intervals_ctx;
     a->cfg = cfg;
     cd_strlcpy(a->op, r->op, sizeof a->op);
     if (family->prepare && family->prepare(a, call, r, &params, err, sizeof err) != 0) {

@@ -31,23 +31,64 @@ typedef struct cd_api_call {
     const char *jti;
     int64_t token_exp;
     const char *addr; /* the client's address (net/peer.c): the audit log's "from where" */
+    /* a site's business-hours intervals (the node's calendar; "*" or "" = always open),
+     * passed to each site call for the SLA clocks a change re-aligns (ticket_patch) */
+    const char *(*intervals)(void *ctx, const char *site);
+    void *intervals_ctx;
 } cd_api_call;
 
 /* status: the HTTP status; json: the response body (NUL-terminated; may be "null" for 204).
- * sync_cid/sync_site: a ticket whose SLA clocks need a sla_sync call, or NULL.
  * ctype: the body's content type when it is not JSON (reports as CSV: "text/csv; …"), else NULL. */
-typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, const char *sync_cid,
-                          const char *sync_site, const char *ctype);
+typedef void (*cd_api_cb)(void *ud, int status, const char *json, size_t len, const char *ctype);
+
+/* Where a route's call runs (docs/keyspace.md "Calls over several slots"): CD_API_CALLER in the
+ * caller's own slot {a}, one call that also checks the token; otherwise the token check
+ * (op "auth", in {a}) first and then calls in site slots: CD_API_SITE one call in the
+ * site the params name (site_key, site; else the caller's first site), CD_API_SITES one
+ * call per site of the caller (or the site asked for) merged by their rows' keys (numbers
+ * highest first, texts in byte order), CD_API_SITES_ORDER the same in the caller's order of sites, and
+ * CD_API_FIRST the caller's sites in turn until one has it (a 404 asks the next);
+ * CD_API_GATHER asks each site of the caller (or the one asked for) for its facts and
+ * then runs the operation in {a} with them, CD_API_GATHER_ONE the same with one site
+ * (as CD_API_SITE chooses it); such a reply may name steps in sites ("then") that the
+ * node runs before it answers; CD_API_NEW_SITE (POST admin/sites) is three steps, each
+ * in its slot: the sites set ({g}), the site's record, the caller's record ({a}). */
+enum {
+    CD_API_CALLER = 0,
+    CD_API_SITE = 'S',
+    CD_API_SITES = 'M',
+    CD_API_SITES_ORDER = 'O',
+    CD_API_FIRST = 'F',
+    CD_API_GATHER = 'G',
+    CD_API_GATHER_ONE = 'g',
+    CD_API_NEW_SITE = 'N',
+};
+
+/* An API call's arguments (ARGV from 2; _api.lua reads them): op, agent id, params, now,
+ * fresh id, retain, token epoch, jti, expiry, mode ("" in the caller's slot, "as" in a
+ * site's, "after" for a gathered operation in {a}; the admin CLI's "operator"), client
+ * address, audit days: CD_API_NARGS. A site call adds the caller's record (a gathered
+ * operation there: the sites' facts), "part" or "", and the site's intervals. */
+enum {
+    CD_API_ARG_MODE = 9,
+    CD_API_NARGS = 12,
+    CD_API_ARG_CALLER = 12,
+    CD_API_ARG_PART = 13,
+    CD_API_ARG_IV = 14,
+    CD_API_NARGS_SITE = 15,
+};
 
 /* One route: method, pattern of the segments after /api/v1/ (":" binds a parameter,
  * named by params in order), whether it reads a JSON body, and its function library
- * script (store/lua/<script>.lua; a GET runs its read-only twin <script>_ro). */
+ * script (store/lua/<script>.lua; a GET runs its read-only twin <script>_ro); slot:
+ * where it runs (0: the family's slot). */
 typedef struct cd_api_route {
     const char *method;
     const char *pattern;
     const char *op;
     const char *params[2];
     bool body;
+    char slot;
 } cd_api_route;
 
 /* One call in flight. The fields after "family" are for the families' hooks. */
@@ -57,12 +98,21 @@ typedef struct cd_api_op {
     const struct cd_api_family *family;
     char op[32];
     cd_store *st;
-    cd_key key;     /* the key the call declares: the caller's agent record (public routes: the site) */
-    cd_key revoked; /* and the caller's token deny-list (not on public routes) */
+    cd_key key;     /* the key the call declares: the caller's agent record, or the site's */
+    cd_key revoked; /* and the caller's token deny-list (calls in the caller's slot) */
     char script[48];
-    /* a family that calls again after the first reply (kb_suggest) keeps the arguments */
+    /* a family that calls again after the first reply (kb_suggest) keeps the arguments;
+     * site calls keep them too (from CD_API_ARG_MODE "as" on: see the enum above) */
     bool keep_args;
-    char *args[12];
+    char *args[CD_API_NARGS_SITE];
+    const char *(*intervals)(void *ctx, const char *site);
+    void *intervals_ctx;
+    /* site calls (route slot not 0): the caller's sites to call, the next one, the merged
+     * rows so far ([number, id, JSON text]) and the last part's reply object */
+    char slot;
+    json_t *sites;
+    size_t next_site;
+    json_t *rows, *last;
     bool csv;       /* reports: format=csv renders the reply's columns/rows as CSV */
     char event[48]; /* rules_dry_run: the event type to pretend, "" = none */
     const cd_config *cfg;
@@ -88,6 +138,7 @@ typedef struct cd_api_family {
     void (*complete)(cd_api_op *a, json_t *params);
     /* A 200 reply: true when the family answered (or called again) itself. */
     bool (*reply)(cd_api_op *a, const char *body, size_t len);
+    char slot; /* where its routes run unless a route says (cd_api_route.slot) */
 } cd_api_family;
 
 extern const cd_api_family cd_http__api_conversations, cd_http__api_canned, cd_http__api_health, cd_http__api_sites,

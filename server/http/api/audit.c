@@ -6,9 +6,16 @@
 #include "chatdesk/base.h"
 
 static const cd_api_route audit_routes[] = {
-    {"GET", "admin/sites/:/audit", "admin_audit_list", {"site_key"}, false},
+    {"GET", "admin/sites/:/audit", "admin_audit_list", {"site_key"}, false, 0},
 };
 
 const cd_api_family cd_http__api_audit = {
-    "api_audit", NULL, audit_routes, CD_ARRAY_LEN(audit_routes), cd_http__api_csv_prepare, NULL, cd_http__api_csv_reply,
+    "api_audit",
+    NULL,
+    audit_routes,
+    CD_ARRAY_LEN(audit_routes),
+    cd_http__api_csv_prepare,
+    NULL,
+    cd_http__api_csv_reply,
+    CD_API_GATHER_ONE,
 };

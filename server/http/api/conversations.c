@@ -1,8 +1,7 @@
 /* API family: conversations and tickets as the dashboard lists and edits them, the
  * visitor profile, the supervisor's view, canned replies, the caller itself (me,
  * logout), and the customer-health alerts and notices (store/lua/api.lua,
- * api_health.lua). A ticket edit that changes its state tells http.c which ticket's SLA
- * clocks to re-align. */
+ * api_health.lua). A ticket edit re-aligns the ticket's SLA clocks in the same call. */
 #include "api_int.h"
 
 #include <string.h>
@@ -10,53 +9,36 @@
 #include "chatdesk/base.h"
 
 static const cd_api_route conversation_routes[] = {
-    {"GET", "me", "me", {0}, false},
-    {"POST", "logout", "logout", {0}, false},
-    {"GET", "tickets", "tickets_list", {0}, false},
-    {"GET", "conversations", "conversations_list", {0}, false},
-    {"GET", "tickets/:", "ticket_get", {"number"}, false},
-    {"PATCH", "tickets/:", "ticket_patch", {"number"}, true},
-    {"GET", "visitors/:", "visitor_get", {"id"}, false},
-    {"GET", "supervisor", "supervisor", {0}, false},
+    {"GET", "me", "me", {0}, false, CD_API_GATHER},
+    {"POST", "logout", "logout", {0}, false, 0},
+    {"GET", "tickets", "tickets_list", {0}, false, CD_API_SITES},
+    {"GET", "conversations", "conversations_list", {0}, false, CD_API_SITES},
+    {"GET", "tickets/:", "ticket_get", {"number"}, false, CD_API_FIRST},
+    {"PATCH", "tickets/:", "ticket_patch", {"number"}, true, CD_API_FIRST},
+    {"GET", "visitors/:", "visitor_get", {"id"}, false, CD_API_FIRST},
+    {"GET", "supervisor", "supervisor", {0}, false, CD_API_GATHER_ONE},
 };
 
-/* ticket_patch: {"ticket":{"id":…,"site":…}} names the ticket whose clocks follow. */
-static bool conversation_reply(cd_api_op *a, const char *body, size_t len)
-{
-    if (strcmp(a->op, "ticket_patch") != 0)
-        return false;
-    char *copy = cd_strndup(body, len);
-    json_t *b = json_loadb(copy, len, 0, NULL);
-    json_t *t = json_object_get(b, "ticket");
-    const char *id = json_string_value(json_object_get(t, "id"));
-    const char *site = json_string_value(json_object_get(t, "site"));
-    a->cb(a->ud, 200, copy, len, id && site ? id : NULL, id && site ? site : NULL, NULL);
-    json_decref(b);
-    cd_free(copy);
-    cd_http__api_op_free(a);
-    return true;
-}
-
 const cd_api_family cd_http__api_conversations = {
-    "api", NULL, conversation_routes, CD_ARRAY_LEN(conversation_routes), NULL, NULL, conversation_reply,
+    "api", NULL, conversation_routes, CD_ARRAY_LEN(conversation_routes), NULL, NULL, NULL, CD_API_CALLER,
 };
 
 static const cd_api_route canned_routes[] = {
-    {"GET", "canned", "canned_list", {0}, false},
-    {"POST", "canned", "canned_create", {0}, true},
-    {"PATCH", "canned/:", "canned_patch", {"id"}, true},
-    {"DELETE", "canned/:", "canned_delete", {"id"}, false},
+    {"GET", "canned", "canned_list", {0}, false, CD_API_SITES},
+    {"POST", "canned", "canned_create", {0}, true, CD_API_SITE},
+    {"PATCH", "canned/:", "canned_patch", {"id"}, true, CD_API_FIRST},
+    {"DELETE", "canned/:", "canned_delete", {"id"}, false, CD_API_FIRST},
 };
 
 const cd_api_family cd_http__api_canned = {
-    "api", "r", canned_routes, CD_ARRAY_LEN(canned_routes), NULL, NULL, NULL,
+    "api", "r", canned_routes, CD_ARRAY_LEN(canned_routes), NULL, NULL, NULL, CD_API_CALLER,
 };
 
 static const cd_api_route health_routes[] = {
-    {"GET", "alerts", "alerts_list", {0}, false},
-    {"GET", "notices", "notices_list", {0}, false},
+    {"GET", "alerts", "alerts_list", {0}, false, CD_API_SITES},
+    {"GET", "notices", "notices_list", {0}, false, CD_API_SITES},
 };
 
 const cd_api_family cd_http__api_health = {
-    "api_health", NULL, health_routes, CD_ARRAY_LEN(health_routes), NULL, NULL, NULL,
+    "api_health", NULL, health_routes, CD_ARRAY_LEN(health_routes), NULL, NULL, NULL, CD_API_CALLER,
 };

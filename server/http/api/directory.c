@@ -10,13 +10,13 @@
 #include "chatdesk/ticket.h"
 
 static const cd_api_route site_routes[] = {
-    {"GET", "admin/sites", "admin_sites_list", {0}, false},
-    {"POST", "admin/sites", "admin_site_create", {0}, true},
-    {"PATCH", "admin/sites/:", "admin_site_patch", {"site_key"}, true},
-    {"GET", "admin/sites/:/teams", "admin_teams_list", {"site_key"}, false},
-    {"POST", "admin/sites/:/teams", "admin_team_create", {"site_key"}, true},
-    {"GET", "admin/sites/:/sla", "admin_sla_get", {"site_key"}, false},
-    {"PUT", "admin/sites/:/sla", "admin_sla_put", {"site_key"}, true},
+    {"GET", "admin/sites", "admin_sites_list", {0}, false, CD_API_SITES_ORDER},
+    {"POST", "admin/sites", "admin_site_create", {0}, true, CD_API_NEW_SITE},
+    {"PATCH", "admin/sites/:", "admin_site_patch", {"site_key"}, true, CD_API_SITE},
+    {"GET", "admin/sites/:/teams", "admin_teams_list", {"site_key"}, false, CD_API_SITE},
+    {"POST", "admin/sites/:/teams", "admin_team_create", {"site_key"}, true, CD_API_SITE},
+    {"GET", "admin/sites/:/sla", "admin_sla_get", {"site_key"}, false, CD_API_SITE},
+    {"PUT", "admin/sites/:/sla", "admin_sla_put", {"site_key"}, true, CD_API_SITE},
 };
 
 /* admin_sla_put: the whole body is the SLA document; it goes as {"sla":…,"raw_sla":"…"}. */
@@ -44,16 +44,16 @@ static int site_prepare(cd_api_op *a, const cd_api_call *call, const cd_api_rout
 }
 
 const cd_api_family cd_http__api_sites = {
-    "api", NULL, site_routes, CD_ARRAY_LEN(site_routes), site_prepare, NULL, NULL,
+    "api", NULL, site_routes, CD_ARRAY_LEN(site_routes), site_prepare, NULL, NULL, CD_API_CALLER,
 };
 
 static const cd_api_route agent_routes[] = {
-    {"GET", "agents", "agents_list", {0}, false},
-    {"GET", "admin/agents", "admin_agents_list", {0}, false},
-    {"POST", "admin/agents", "admin_agent_create", {0}, true},
-    {"PATCH", "admin/agents/:", "admin_agent_patch", {"agent_id"}, true},
+    {"GET", "agents", "agents_list", {0}, false, CD_API_SITES_ORDER},
+    {"GET", "admin/agents", "admin_agents_list", {0}, false, CD_API_GATHER},
+    {"POST", "admin/agents", "admin_agent_create", {0}, true, CD_API_GATHER},
+    {"PATCH", "admin/agents/:", "admin_agent_patch", {"agent_id"}, true, CD_API_GATHER},
 };
 
 const cd_api_family cd_http__api_agents = {
-    "api", "a", agent_routes, CD_ARRAY_LEN(agent_routes), NULL, NULL, NULL,
+    "api", "a", agent_routes, CD_ARRAY_LEN(agent_routes), NULL, NULL, NULL, CD_API_CALLER,
 };

@@ -122,19 +122,19 @@ static bool kb_reply(cd_api_op *a, const char *body, size_t len)
 }
 
 static const cd_api_route kb_routes[] = {
-    {"GET", "kb/sites/:/articles", "kb_list", {"site"}, false},
-    {"POST", "kb/sites/:/articles", "kb_create", {"site"}, true},
-    {"GET", "kb/sites/:/articles/:", "kb_get", {"site", "id"}, false},
-    {"PATCH", "kb/sites/:/articles/:", "kb_patch", {"site", "id"}, true},
-    {"DELETE", "kb/sites/:/articles/:", "kb_delete", {"site", "id"}, false},
-    {"GET", "kb/sites/:/categories", "kb_categories", {"site"}, false},
-    {"GET", "kb/sites/:/search", "kb_search", {"site"}, false},
-    {"GET", "kb/suggest", "kb_suggest", {0}, false},
+    {"GET", "kb/sites/:/articles", "kb_list", {"site"}, false, 0},
+    {"POST", "kb/sites/:/articles", "kb_create", {"site"}, true, 0},
+    {"GET", "kb/sites/:/articles/:", "kb_get", {"site", "id"}, false, 0},
+    {"PATCH", "kb/sites/:/articles/:", "kb_patch", {"site", "id"}, true, 0},
+    {"DELETE", "kb/sites/:/articles/:", "kb_delete", {"site", "id"}, false, 0},
+    {"GET", "kb/sites/:/categories", "kb_categories", {"site"}, false, 0},
+    {"GET", "kb/sites/:/search", "kb_search", {"site"}, false, 0},
+    {"GET", "kb/suggest", "kb_suggest", {0}, false, 0},
     /* Routes under "public/" need no token (agent id ""): read-only, for the widget. */
-    {"GET", "public/sites/:/kb/search", "public_kb_search", {"site"}, false},
-    {"GET", "public/sites/:/kb/articles/:", "public_kb_get", {"site", "id"}, false},
+    {"GET", "public/sites/:/kb/search", "public_kb_search", {"site"}, false, 0},
+    {"GET", "public/sites/:/kb/articles/:", "public_kb_get", {"site", "id"}, false, 0},
 };
 
 const cd_api_family cd_http__api_kb = {
-    "api_kb", NULL, kb_routes, CD_ARRAY_LEN(kb_routes), kb_prepare, kb_complete, kb_reply,
+    "api_kb", NULL, kb_routes, CD_ARRAY_LEN(kb_routes), kb_prepare, kb_complete, kb_reply, CD_API_SITE,
 };

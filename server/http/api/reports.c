@@ -9,10 +9,10 @@
 #include "chatdesk/base.h"
 
 static const cd_api_route report_routes[] = {
-    {"GET", "reports/summary", "reports_summary", {0}, false},
-    {"GET", "reports/daily", "reports_daily", {0}, false},
-    {"GET", "reports/agents", "reports_agents", {0}, false},
-    {"GET", "reports/teams", "reports_teams", {0}, false},
+    {"GET", "reports/summary", "reports_summary", {0}, false, 0},
+    {"GET", "reports/daily", "reports_daily", {0}, false, 0},
+    {"GET", "reports/agents", "reports_agents", {0}, false, 0},
+    {"GET", "reports/teams", "reports_teams", {0}, false, 0},
 };
 
 static void csv_field(cd_buf *b, json_t *v)
@@ -95,13 +95,13 @@ bool cd_http__api_csv_reply(cd_api_op *a, const char *body, size_t len)
     char *csv = a->csv ? reports_csv(body, len, &csvlen) : NULL;
     if (!csv)
         return false;
-    a->cb(a->ud, 200, csv, csvlen, NULL, NULL, "text/csv; charset=utf-8");
+    a->cb(a->ud, 200, csv, csvlen, "text/csv; charset=utf-8");
     cd_free(csv);
     cd_http__api_op_free(a);
     return true;
 }
 
 const cd_api_family cd_http__api_reports = {
-    "api_reports",          NULL, report_routes, CD_ARRAY_LEN(report_routes), cd_http__api_csv_prepare, NULL,
-    cd_http__api_csv_reply,
+    "api_reports",          NULL,        report_routes, CD_ARRAY_LEN(report_routes), cd_http__api_csv_prepare, NULL,
+    cd_http__api_csv_reply, CD_API_SITE,
 };

@@ -15,13 +15,13 @@
 #include "chatdesk/ticket.h"
 
 static const cd_api_route rule_routes[] = {
-    {"GET", "admin/sites/:/rules", "rules_list", {"site_key"}, false},
-    {"POST", "admin/sites/:/rules", "rules_create", {"site_key"}, true},
-    {"POST", "admin/sites/:/rules/dry-run", "rules_dry_run", {"site_key"}, true},
-    {"POST", "admin/sites/:/rules/reorder", "rules_reorder", {"site_key"}, true},
-    {"PATCH", "admin/sites/:/rules/:", "rules_patch", {"site_key", "rule_id"}, true},
-    {"DELETE", "admin/sites/:/rules/:", "rules_delete", {"site_key", "rule_id"}, false},
-    {"PATCH", "admin/sites/:/teams/:", "team_patch", {"site_key", "team"}, true},
+    {"GET", "admin/sites/:/rules", "rules_list", {"site_key"}, false, 0},
+    {"POST", "admin/sites/:/rules", "rules_create", {"site_key"}, true, 0},
+    {"POST", "admin/sites/:/rules/dry-run", "rules_dry_run", {"site_key"}, true, 0},
+    {"POST", "admin/sites/:/rules/reorder", "rules_reorder", {"site_key"}, true, 0},
+    {"PATCH", "admin/sites/:/rules/:", "rules_patch", {"site_key", "rule_id"}, true, 0},
+    {"DELETE", "admin/sites/:/rules/:", "rules_delete", {"site_key", "rule_id"}, false, 0},
+    {"PATCH", "admin/sites/:/teams/:", "team_patch", {"site_key", "team"}, true, 0},
 };
 
 /* Returns 0, or -1 with err (400). */
@@ -80,7 +80,7 @@ static bool rules_reply(cd_api_op *a, const char *body, size_t blen)
     char *out = cd_rules_dry_run(body, blen, a->event[0] ? a->event : NULL, now, iv.data ? iv.data : "*");
     cd_buf_cleanup(&iv);
     if (out)
-        a->cb(a->ud, 200, out, strlen(out), NULL, NULL, NULL);
+        a->cb(a->ud, 200, out, strlen(out), NULL);
     else
         cd_http__api_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
     cd_free(out);
@@ -89,5 +89,5 @@ static bool rules_reply(cd_api_op *a, const char *body, size_t blen)
 }
 
 const cd_api_family cd_http__api_rules = {
-    "api_rules", NULL, rule_routes, CD_ARRAY_LEN(rule_routes), rules_prepare, NULL, rules_reply,
+    "api_rules", NULL, rule_routes, CD_ARRAY_LEN(rule_routes), rules_prepare, NULL, rules_reply, CD_API_SITE,
 };

@@ -15,13 +15,13 @@
 #include "chatdesk/clock.h"
 
 static const cd_api_route totp_routes[] = {
-    {"GET", "me/totp", "totp_status", {0}, false},
-    {"POST", "me/totp/enroll", "totp_enroll", {0}, true},
-    {"POST", "me/totp/confirm", "totp_enable", {0}, true},
-    {"POST", "me/totp/disable", "totp_disable", {0}, true},
-    {"POST", "me/totp/recovery-codes", "totp_recovery_set", {0}, true},
-    {"POST", "login/totp", "totp_login", {0}, true},
-    {"POST", "admin/agents/:/totp/reset", "totp_reset", {"agent_id"}, false},
+    {"GET", "me/totp", "totp_status", {0}, false, 0},
+    {"POST", "me/totp/enroll", "totp_enroll", {0}, true, 0},
+    {"POST", "me/totp/confirm", "totp_enable", {0}, true, 0},
+    {"POST", "me/totp/disable", "totp_disable", {0}, true, 0},
+    {"POST", "me/totp/recovery-codes", "totp_recovery_set", {0}, true, 0},
+    {"POST", "login/totp", "totp_login", {0}, true, 0},
+    {"POST", "admin/agents/:/totp/reset", "totp_reset", {"agent_id"}, false, 0},
 };
 
 bool cd_http__api_role_allowed(const cd_api_call *call, cd_auth_role role)
@@ -175,7 +175,7 @@ static bool totp_reply(cd_api_op *a, const char *body, size_t len)
         cd_buf_printf(&out, "%s\"%s\"", i ? "," : "", a->codes[i]);
     cd_buf_append_str(&out, "],");
     cd_buf_append(&out, body + 1, len - 1);
-    a->cb(a->ud, 200, out.data, out.len, NULL, NULL, NULL);
+    a->cb(a->ud, 200, out.data, out.len, NULL);
     explicit_bzero(out.data, out.len);
     cd_buf_cleanup(&out);
     cd_http__api_op_free(a);
@@ -183,5 +183,5 @@ static bool totp_reply(cd_api_op *a, const char *body, size_t len)
 }
 
 const cd_api_family cd_http__api_totp = {
-    "api_totp", NULL, totp_routes, CD_ARRAY_LEN(totp_routes), totp_prepare, NULL, totp_reply,
+    "api_totp", NULL, totp_routes, CD_ARRAY_LEN(totp_routes), totp_prepare, NULL, totp_reply, CD_API_CALLER,
 };

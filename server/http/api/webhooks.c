@@ -9,18 +9,18 @@
 #include "chatdesk/base.h"
 
 static const cd_api_route webhook_routes[] = {
-    {"GET", "admin/sites/:/webhooks", "admin_webhooks_list", {"site_key"}, false},
-    {"POST", "admin/sites/:/webhooks", "admin_webhook_create", {"site_key"}, true},
-    {"GET", "admin/sites/:/webhooks/:", "admin_webhook_get", {"site_key", "webhook_id"}, false},
-    {"PATCH", "admin/sites/:/webhooks/:", "admin_webhook_patch", {"site_key", "webhook_id"}, true},
-    {"DELETE", "admin/sites/:/webhooks/:", "admin_webhook_delete", {"site_key", "webhook_id"}, false},
-    {"GET", "admin/sites/:/webhooks/:/deliveries", "admin_webhook_deliveries", {"site_key", "webhook_id"}, false},
-    {"POST", "admin/sites/:/webhooks/:/test", "admin_webhook_test", {"site_key", "webhook_id"}, false},
-    {"POST", "admin/sites/:/deliveries/:/redeliver", "admin_delivery_redeliver", {"site_key", "delivery_id"}, false},
+    {"GET", "admin/sites/:/webhooks", "admin_webhooks_list", {"site_key"}, false, 0},
+    {"POST", "admin/sites/:/webhooks", "admin_webhook_create", {"site_key"}, true, 0},
+    {"GET", "admin/sites/:/webhooks/:", "admin_webhook_get", {"site_key", "webhook_id"}, false, 0},
+    {"PATCH", "admin/sites/:/webhooks/:", "admin_webhook_patch", {"site_key", "webhook_id"}, true, 0},
+    {"DELETE", "admin/sites/:/webhooks/:", "admin_webhook_delete", {"site_key", "webhook_id"}, false, 0},
+    {"GET", "admin/sites/:/webhooks/:/deliveries", "admin_webhook_deliveries", {"site_key", "webhook_id"}, false, 0},
+    {"POST", "admin/sites/:/webhooks/:/test", "admin_webhook_test", {"site_key", "webhook_id"}, false, 0},
+    {"POST", "admin/sites/:/deliveries/:/redeliver", "admin_delivery_redeliver", {"site_key", "delivery_id"}, false, 0},
 };
 
 const cd_api_family cd_http__api_webhooks = {
-    "api_webhooks", NULL, webhook_routes, CD_ARRAY_LEN(webhook_routes), NULL, NULL, NULL,
+    "api_webhooks", NULL, webhook_routes, CD_ARRAY_LEN(webhook_routes), NULL, NULL, NULL, CD_API_SITE,
 };
 
 bool cd_http__api_webhook_url(const cd_api_call *call, char *url, size_t urlsz)

@@ -1,23 +1,51 @@
 -- Prepended (after _common) to every api*.lua script: the HTTP API's shared part.
 -- ARGV: P, op, agent id (verified token), params (JSON object), now, id (fresh), retain,
--- token epoch, token jti, token expiry (ms), '' or 'operator', client address, the node's
--- audit_retain_days (the audit log, _audit.lua). KEYS: the caller's agent record, then its
--- token deny-list P{a}:revoked:<aid> (public routes: the site only).
+-- token epoch, token jti, token expiry (ms), mode ('', 'operator', 'as', 'after'), client
+-- address, the node's audit_retain_days (the audit log, _audit.lua); a site call ('as')
+-- adds the caller's record, 'part' or '', the site's intervals (server/http/api/api_int.h
+-- CD_API_ARG_*). KEYS: in the caller's own slot ({a}; `auth`, `me`, `logout`, the agent
+-- operations) the caller's agent record, then its token deny-list P{a}:revoked:<aid>; in a
+-- site's slot (every other route) the site's record P{s:<site>}:site (public routes: the
+-- same, without a caller).
 -- Each api*.lua defines `ops` (one function per operation, docs/api.md) and ends
 -- with `return dispatch(ops)`; a reply is {"status":<http status>,"body":<json>} or a
 -- {"err":…} failure.
 local op, aid, now, fresh, retain = ARGV[2], ARGV[3], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local ok_p, p = pcall(cjson.decode, ARGV[4])
 if not ok_p or type(p) ~= 'table' then return fail('bad_request', 'body must be a JSON object') end
--- The operator: `chatdeskd admin` passes ARGV[11] 'operator' (the HTTP API passes nine
--- arguments, never this one). It has no agent record and is an owner of every site there
--- is, so the CLI runs the API's own operations and validation (ARCHITECTURE: one
--- implementation).
+-- The operator: `chatdeskd admin` passes ARGV[11] 'operator' (the HTTP API never does).
+-- It has no agent record and is an owner of every site there is, so the CLI runs the API's
+-- own operations and validation (ARCHITECTURE: one implementation).
 local operator = aid == '' and ARGV[11] == 'operator'
+-- A site call of the HTTP API (server/http/api/api.c): ARGV[11] 'as', ARGV[14] the
+-- caller's record as the `auth` call in {a} answered it a moment before (token checked
+-- there), so the call reads nothing outside the site's slot. ARGV[15] 'part': one site's
+-- share of a list over the caller's sites, which the node merges (`list_reply`).
+local as_caller = aid ~= '' and ARGV[11] == 'as'
+local part = as_caller and ARGV[15] == 'part'
+-- ARGV[16] in a site call: the site's business-hours intervals from the node's calendar
+-- (iv_parse), for the SLA clocks a change re-aligns in the same call.
+local site_iv = as_caller and iv_parse(ARGV[16]) or nil
+-- An operation about agents, which live in {a}, that needs facts of the caller's sites (their
+-- teams, their agents, each agent's load there): the node asks each site first (the part
+-- calls answer `site_facts`), then calls in {a} with ARGV[11] 'after' and ARGV[14] the
+-- sites' answers (server/http/api/api.c, CD_API_GATHER). Such a call writes only {a}:
+-- what changes in the sites follows in steps of their own (`then` in its reply).
+local gathered = nil
+if aid ~= '' and ARGV[11] == 'after' then
+  local ok_g, g = pcall(cjson.decode, ARGV[14])
+  gathered = {}
+  for _, f in ipairs(ok_g and type(g) == 'table' and g or {}) do
+    if type(f.site) == 'string' then gathered[f.site] = f end
+  end
+end
 local function key_ok(v) return type(v) == 'string' and #v >= 1 and #v <= 64 and not string.find(v, '[^A-Za-z0-9_-]') end
 -- aid is '' only for the public routes (api/v1/public/…, no token) and the operator: me stays nil
 local me, my_sites = nil, {}
-if aid ~= '' then
+if as_caller then
+  me = cjson.decode(ARGV[14])
+  my_sites = json_list(me.sites)
+elseif aid ~= '' then
   me = hgetall(P .. '{a}:agent:' .. aid)
   if not me or me.disabled == '1' then return fail('unauthorized', 'unknown or disabled agent') end
   if not token_live(me, ARGV[8], ARGV[9], KEYS[2]) then return fail('unauthorized', 'token revoked') end
@@ -35,6 +63,22 @@ local function visitor_of(vid)
     if v then return v end
   end
   return nil
+end
+-- A site's facts: gathered by the site calls before this one, else read here.
+local function site_has_team(s, t)
+  if gathered then
+    for _, x in ipairs(gathered[s] and gathered[s].teams or {}) do if x == t then return true end end
+    return false
+  end
+  return redis.call('HEXISTS', skey(s, 'teams'), t) == 1
+end
+local function load_in(s, id)
+  if gathered then return tonumber(gathered[s] and gathered[s].loads and gathered[s].loads[id] or 0) or 0 end
+  return agent_load(s, id)
+end
+local function site_agents(s)
+  if gathered then return gathered[s] and gathered[s].agents or {} end
+  return redis.call('SMEMBERS', skey(s, 'agents'))
 end
 -- Roles: agent < admin (administers its own sites) < owner (also creates sites and grants
 -- the owner role; docs/ops.md "Roles"). An owner is an admin everywhere it is a member.
@@ -147,7 +191,7 @@ local function agent_view(a)
   end
   for _, t in ipairs(json_list(a.teams)) do
     for _, s in ipairs(my_sites) do
-      if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then table.insert(teams, S(t)) break end
+      if site_has_team(s, t) then table.insert(teams, S(t)) break end
     end
   end
   if a.role == 'owner' and not is_owner then full = false end
@@ -157,7 +201,7 @@ end
 -- site's load).
 local function agent_load_seen(a)
   local n = 0
-  for _, s in ipairs(json_list(a.sites)) do if my_site(s) then n = n + agent_load(s, a.id) end end
+  for _, s in ipairs(json_list(a.sites)) do if my_site(s) then n = n + load_in(s, a.id) end end
   return n
 end
 local function agent_json(a, site)
@@ -167,7 +211,7 @@ local function agent_json(a, site)
     ',"teams":' .. teams .. ',"sites":' .. sites .. ',"status":' .. S(a.status or 'offline') ..
     ',"max_chats":' .. N(a.max_chats) .. ',"disabled":' .. (a.disabled == '1' and 'true' or 'false') ..
     ',"scoped":' .. tostring(not full) ..
-    ',"totp":' .. tostring(redis.call('HEXISTS', P .. '{a}:agent:' .. a.id .. ':totp', 'secret') == 1) .. ',"load":' .. I(site and agent_load(site, a.id) or agent_load_seen(a)) .. '}'
+    ',"totp":' .. tostring(redis.call('HEXISTS', P .. '{a}:agent:' .. a.id .. ':totp', 'secret') == 1) .. ',"load":' .. I(site and load_in(site, a.id) or agent_load_seen(a)) .. '}'
 end
 local function site_json(s)
   local widget = (s.widget and s.widget ~= '') and s.widget or '{}'
@@ -193,19 +237,66 @@ end
 local function need_admin() if not is_admin then error({code = 'forbidden', msg = 'admin role required'}) end end
 local function need_owner() if not is_owner then error({code = 'forbidden', msg = 'owner role required'}) end end
 -- The key of a site the caller administers (admin role, member of the site), else not_found.
+-- (A gathered call in {a}: the site's own call checked that it exists and gave its facts.)
 local function admin_site_key(key)
   need_admin()
-  if type(key) ~= 'string' or not my_site(key) or redis.call('EXISTS', sitekey(key)) == 0 then
+  if type(key) ~= 'string' or not my_site(key) or
+     (gathered and not gathered[key]) or (not gathered and redis.call('EXISTS', sitekey(key)) == 0) then
     error({code = 'not_found', msg = 'no such site'})
   end
   return key
 end
+-- A ticket by its number, which counts per site: in a site call (the node asks the
+-- caller's sites in turn, or the one asked for) the call's site, else the caller's first
+-- site that has the number.
 local function conv_of_ticket(number)
-  local cid = redis.call('GET', P .. 'ticket:' .. tostring(number))
-  if not cid then return nil end
-  local c = conv_in(cid, my_sites)
-  if not c or not my_site(c.site) then return nil end
-  return c
+  for _, s in ipairs(part and {CSITE} or (p.site and {p.site} or my_sites)) do
+    local cid = my_site(s) and redis.call('GET', skey(s, 'ticket:' .. tostring(number)))
+    local c = cid and hgetall(ckey(cid, s))
+    if c and c.site == s then return c end
+  end
+  return nil
+end
+
+-- The sites a list over the caller's sites reads, each of them the caller's: in a site
+-- call of such a list (part), the call's own site (the node calls each site and merges);
+-- else the one asked for, or all of the caller's.
+local function list_sites()
+  local out = {}
+  for _, s in ipairs(part and {CSITE} or (p.site and {p.site} or my_sites)) do
+    if my_site(s) then table.insert(out, s) end
+  end
+  return out
+end
+-- A list's reply: whole() builds the whole list's reply body; in a part call the rows go
+-- to the node instead, each {sort number, id, row JSON}, with more fields of the part's
+-- reply in extra (page, per_page and total of a paged list, limit) (server/http/api/api.c merges the parts: by number, or in site order,
+-- each id once, then pages).
+local function list_reply(name, rows, extra, whole)
+  if not part then return reply(200, whole()) end
+  local out = {}
+  for _, r in ipairs(rows) do table.insert(out, '[' .. N(r[1]) .. ',' .. S(r[2]) .. ',' .. S(r[3]) .. ']') end
+  return reply(200, '{"list":' .. S(name) .. ',"part":[' .. table.concat(out, ',') .. ']' .. (extra or '') .. '}')
+end
+
+-- A site's part of a gathered operation: its teams, its agents and their loads there
+-- (the caller's too), and what the operation reads of the site itself (more()).
+local function site_facts(more)
+  local s = CSITE
+  if not my_site(s) then return reply(200, '{"part":[],"site":null}') end
+  local agents, loads = redis.call('SMEMBERS', skey(s, 'agents')), {}
+  local seen_me = false
+  for _, id in ipairs(agents) do
+    table.insert(loads, S(id) .. ':' .. I(agent_load(s, id)))
+    if id == aid then seen_me = true end
+  end
+  if not seen_me then table.insert(loads, S(aid) .. ':' .. I(agent_load(s, aid))) end
+  local teams = {}
+  for _, t in ipairs(redis.call('HKEYS', skey(s, 'teams'))) do table.insert(teams, S(t)) end
+  local ids = {}
+  for _, id in ipairs(agents) do table.insert(ids, S(id)) end
+  return reply(200, '{"part":[],"site":' .. S(s) .. ',"teams":[' .. table.concat(teams, ',') .. '],"agents":[' ..
+    table.concat(ids, ',') .. '],"loads":{' .. table.concat(loads, ',') .. '}' .. (more and more(s) or '') .. '}')
 end
 
 local function dispatch(ops)

@@ -367,7 +367,7 @@ end
 -- Give conversation c to agent aid. Publishes to the conversation, the site and the agent
 -- (the agent channel's header names the conversation so the agent's sessions follow it).
 local function assign_to(c, aid, now)
-  local aname = redis.call('HGET', sakey(c.site, aid), 'name') or redis.call('HGET', P .. '{a}:agent:' .. aid, 'name') or ''
+  local aname = redis.call('HGET', sakey(c.site, aid), 'name') or ''
   local key = ckey(c.id, c.site)
   local prev = c.assignee
   if prev and prev ~= '' and prev ~= aid then
@@ -621,15 +621,16 @@ end
 -- customer told how the answer will reach them, ticket.created to the site's agents.
 local function ticket_create(c, now, iv, ack_id, retain)
   local key = ckey(c.id, c.site)
-  local n = redis.call('INCR', P .. 'ticket:seq')
+  -- numbers count per site (P{s:<site>}:ticket:seq, from 1000): a site's own slot
+  local n = redis.call('INCR', skey(c.site, 'ticket:seq'))
   if n < 1000 then
-    redis.call('SET', P .. 'ticket:seq', 1000)
+    redis.call('SET', skey(c.site, 'ticket:seq'), 1000)
     n = 1000
   end
   c.ticket_number, c.ticket_created_at = I(n), now
   redis.call('HSET', key, 'ticket_number', c.ticket_number, 'ticket_created_at', now, 'sla_breached', '[]',
     'sla_fired', '[]')
-  redis.call('SET', P .. 'ticket:' .. c.ticket_number, c.id)
+  redis.call('SET', skey(c.site, 'ticket:' .. c.ticket_number), c.id)
   redis.call('ZADD', skey(c.site, 'tickets'), now, c.id)
   emit('ticket.created', c, now, '{"number":' .. c.ticket_number .. '}')
   timer_clear(c.site, 'unanswered', c.site .. '|' .. c.id)
@@ -659,15 +660,17 @@ local function ticket_create(c, now, iv, ack_id, retain)
 end
 
 -- ---------- notices: alerts for agents (customer health, rules, …) ----------
--- Kept per agent (P agent:<id>:notices, newest first, at most 100) and sent live on the
+-- Kept per site and agent (P{s:<site>}:agent:<id>:notices, newest first, at most 100;
+-- GET /api/v1/notices merges the agent's sites), so the site call that raises one writes
+-- only its own slot; ids count per site (P{s:<site>}:notice:seq). Sent live on the
 -- agent's channel: {"type":"notice","notice":{"id","kind","site","conversation_id",
 -- "title","body","ts"}} (docs/protocol.md).
 -- admins and owners both administer the sites they belong to
 local function admin_role(r) return r == 'admin' or r == 'owner' end
--- The agent's role, from its record in the site (agent_site copies it); a record synced
--- before roles were copied falls back to the global record.
+-- The agent's role, from its record in the site (agent_site copies it; admin migrate
+-- and the step that adds an agent to a site write it too).
 local function agent_role(site, aid)
-  return redis.call('HGET', sakey(site, aid), 'role') or redis.call('HGET', P .. '{a}:agent:' .. aid, 'role')
+  return redis.call('HGET', sakey(site, aid), 'role')
 end
 local function site_admins(site)
   local out = {}
@@ -692,11 +695,11 @@ local function token_live(a, epoch, jti, revoked_key)
   return not (jti and jti ~= '' and redis.call('HEXISTS', revoked_key, jti) == 1)
 end
 local function notify(aids, kind, site, cid, title, body, now)
-  local id = redis.call('INCR', P .. 'notice:seq')
+  local id = redis.call('INCR', skey(site, 'notice:seq'))
   local nj = '{"id":' .. I(id) .. ',"kind":' .. S(kind) .. ',"site":' .. S(site) .. ',"conversation_id":' .. J(cid) ..
     ',"title":' .. S(title) .. ',"body":' .. J(body) .. ',"ts":' .. N(now) .. '}'
   for _, aid in ipairs(aids) do
-    local k = P .. '{a}:agent:' .. aid .. ':notices'
+    local k = sakey(site, aid) .. ':notices'
     redis.call('LPUSH', k, nj)
     redis.call('LTRIM', k, 0, 99)
     pub('agent:' .. aid, 0, 'a', '-', '{"type":"notice","notice":' .. nj .. '}')
@@ -810,16 +813,20 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
 end
 
 -- ---------- webhooks (docs/keyspace.md "Webhooks") ----------
--- Queue one delivery of `body` (the signed JSON text) to webhook h: P whd:<id> (kept 7
--- days), due now in P webhooks:due (claimed with a lease by webhooks_claim.lua), listed
--- in P webhook:<wid>:deliveries (last 200).
+-- A site's webhooks and their deliveries live in its slot: P{s:<site>}:webhook:<id> (with
+-- :deliveries, :log), P{s:<site>}:whd:<delivery id>, P{s:<site>}:webhooks:due.
+local function whkey(site, wid) return skey(site, 'webhook:' .. wid) end
+local function whdkey(site, did) return skey(site, 'whd:' .. did) end
+-- Queue one delivery of `body` (the signed JSON text) to webhook h: its whd hash (kept 7
+-- days), due now in the site's webhooks:due (claimed with a lease by webhooks_claim.lua,
+-- per site), listed in the webhook's :deliveries (last 200).
 local function wh_deliver(h, did, etype, body, now)
-  local dkey = P .. 'whd:' .. did
+  local dkey = whdkey(h.site, did)
   redis.call('HSET', dkey, 'id', did, 'webhook', h.id, 'site', h.site, 'event', etype, 'body', body,
     'attempts', '0', 'state', 'pending', 'created_at', now, 'next_at', now, 'last_status', '', 'last_error', '')
   redis.call('EXPIRE', dkey, 7 * 86400)
-  redis.call('ZADD', P .. 'webhooks:due', now, did)
-  local lkey = P .. 'webhook:' .. h.id .. ':deliveries'
+  redis.call('ZADD', skey(h.site, 'webhooks:due'), now, did)
+  local lkey = whkey(h.site, h.id) .. ':deliveries'
   redis.call('ZADD', lkey, now, did)
   redis.call('ZREMRANGEBYRANK', lkey, 0, -201)
 end

@@ -77,7 +77,7 @@ local function rule_run(f, now, retain)
       append_msg(c, new_id(c.site), '', 'system', 'system', '', a.body, t == 'private_note' and '1' or '0', now, retain)
       n = n + 1
     elseif t == 'send_canned' and open then
-      local x = hgetall(P .. 'canned:' .. tostring(a.canned))
+      local x = hgetall(skey(c.site, 'canned:' .. tostring(a.canned)))
       if x and x.site == c.site and x.scope == 'site' then
         append_msg(c, new_id(c.site), '', 'system', 'system', '', x.body, '0', now, retain)
         n = n + 1

@@ -10,7 +10,7 @@ local function ev_webhooks(evs, now)
     if by_site[site] then return by_site[site] end
     local out = {}
     for _, wid in ipairs(redis.call('SMEMBERS', skey(site, 'webhooks'))) do
-      local h = hgetall(P .. 'webhook:' .. wid)
+      local h = hgetall(whkey(site, wid))
       if h and h.enabled ~= '0' then
         h.ev = {}
         for _, t in ipairs(json_list(h.events)) do h.ev[t] = true end
@@ -26,7 +26,7 @@ local function ev_webhooks(evs, now)
     if e.t == 'rule.webhook' then
       local ok, d = pcall(cjson.decode, e.d or '{}')
       local wid = ok and type(d) == 'table' and d.webhook
-      local h = type(wid) == 'string' and hgetall(P .. 'webhook:' .. wid)
+      local h = type(wid) == 'string' and hgetall(whkey(e.s, wid))
       if h and h.site == e.s and h.enabled ~= '0' then table.insert(targets, h) end
     elseif e.s and e.s ~= '' then
       for _, h in ipairs(site_hooks(e.s)) do

@@ -1,19 +1,41 @@
 -- The HTTP API's core operations (docs/api.md); shared part in _api.lua.
 local ops = {}
 
-ops.me = function() return reply(200, '{"agent":' .. agent_json(me) .. '}') end
+-- The caller's record without its password hash, for the site calls that follow it
+-- (_api.lua: token and record were checked above, in the caller's own slot {a}).
+ops.auth = function()
+  local c = {}
+  for k, v in pairs(me) do if k ~= 'pw' then c[k] = v end end
+  return reply(200, cjson.encode(c))
+end
+
+ops.me = function()
+  if part then return site_facts() end
+  return reply(200, '{"agent":' .. agent_json(me) .. '}')
+end
+
+-- A page of rows sorted by key (descending), as a list reply: in a part call the
+-- site's first page * per rows and its total (the node merges the sites and pages).
+local function paged_reply(name, rows, key, page, per)
+  table.sort(rows, function(a, b) return tonumber(a[key] or 0) > tonumber(b[key] or 0) end)
+  local tail = ',"page":' .. I(page) .. ',"per_page":' .. I(per) .. ',"total":' .. I(#rows)
+  local prows = {}
+  for i = 1, part and math.min(#rows, page * per) or 0 do
+    table.insert(prows, {rows[i][key] or 0, rows[i].id, conv_json(rows[i])})
+  end
+  return list_reply(name, prows, tail, function()
+    local out = {}
+    for i = (page - 1) * per + 1, math.min(#rows, page * per) do table.insert(out, conv_json(rows[i])) end
+    return '{"' .. name .. '":[' .. table.concat(out, ',') .. ']' .. tail .. '}'
+  end)
+end
 
 ops.tickets_list = function()
   local page = math.max(1, math.floor(tonumber(p.page or 1) or 1))
   local per = math.min(100, math.max(1, math.floor(tonumber(p.per_page or 25) or 25)))
-  local sites = {}
-  if p.site then
-    if not my_site(p.site) then return reply(200, '{"tickets":[],"page":' .. I(page) .. ',"per_page":' .. I(per) .. ',"total":0}') end
-    sites = {p.site}
-  else sites = my_sites end
   local q = p.q and string.lower(tostring(p.q)) or nil
   local rows = {}
-  for _, s in ipairs(sites) do
+  for _, s in ipairs(list_sites()) do
     for _, cid in ipairs(redis.call('ZREVRANGE', skey(s, 'tickets'), 0, 4999)) do
       local c = hgetall(ckey(cid, s))
       if c then
@@ -31,11 +53,7 @@ ops.tickets_list = function()
       end
     end
   end
-  table.sort(rows, function(a, b) return tonumber(a.ticket_number) > tonumber(b.ticket_number) end)
-  local out = {}
-  for i = (page - 1) * per + 1, math.min(#rows, page * per) do table.insert(out, conv_json(rows[i])) end
-  return reply(200, '{"tickets":[' .. table.concat(out, ',') .. '],"page":' .. I(page) .. ',"per_page":' .. I(per) ..
-    ',"total":' .. I(#rows) .. '}')
+  return paged_reply('tickets', rows, 'ticket_number', page, per)
 end
 
 -- conversations of the agent's sites, most recent activity first
@@ -48,40 +66,37 @@ ops.conversations_list = function()
     for st in string.gmatch(tostring(p.status), '[^,]+') do want[st] = true end
   end
   local rows = {}
-  for _, s in ipairs(p.site and {p.site} or my_sites) do
-    if my_site(s) then
-      for _, cid in ipairs(redis.call('ZREVRANGE', skey(s, 'convs'), 0, 4999)) do
-        local c = hgetall(ckey(cid, s))
-        if c and (not want or want[c.status]) and (not p.team or (c.team or '') == p.team) and
-           (not p.assignee or (c.assignee or '') == (p.assignee == 'none' and '' or p.assignee)) then
-          table.insert(rows, c)
-        end
+  for _, s in ipairs(list_sites()) do
+    for _, cid in ipairs(redis.call('ZREVRANGE', skey(s, 'convs'), 0, 4999)) do
+      local c = hgetall(ckey(cid, s))
+      if c and (not want or want[c.status]) and (not p.team or (c.team or '') == p.team) and
+         (not p.assignee or (c.assignee or '') == (p.assignee == 'none' and '' or p.assignee)) then
+        table.insert(rows, c)
       end
     end
   end
-  table.sort(rows, function(a, b) return tonumber(a.updated_at or 0) > tonumber(b.updated_at or 0) end)
-  local out = {}
-  for i = (page - 1) * per + 1, math.min(#rows, page * per) do table.insert(out, conv_json(rows[i])) end
-  return reply(200, '{"conversations":[' .. table.concat(out, ',') .. '],"page":' .. I(page) .. ',"per_page":' ..
-    I(per) .. ',"total":' .. I(#rows) .. '}')
+  return paged_reply('conversations', rows, 'updated_at', page, per)
 end
 
--- colleagues, for transfers (any agent of the site)
+-- colleagues, for transfers (any agent of the site), from their records in the site
+-- (agent_site.lua keeps them in line with the global records)
 ops.agents_list = function()
-  local seen, out = {}, {}
-  for _, s in ipairs(p.site and {p.site} or my_sites) do
-    if my_site(s) then
-      for _, id in ipairs(redis.call('SMEMBERS', skey(s, 'agents'))) do
-        local a = not seen[id] and hgetall(P .. '{a}:agent:' .. id)
-        seen[id] = true
-        if a and a.disabled ~= '1' then
-          table.insert(out, '{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"status":' .. S(a.status or 'offline') ..
-            ',"load":' .. I(agent_load(s, a.id)) .. ',"max_chats":' .. N(a.max_chats) .. ',"teams":' .. (a.teams or '[]') .. '}')
-        end
+  local seen, rows = {}, {}
+  for _, s in ipairs(list_sites()) do
+    for _, id in ipairs(redis.call('SMEMBERS', skey(s, 'agents'))) do
+      local a = not seen[id] and hgetall(sakey(s, id))
+      seen[id] = true
+      if a and a.disabled ~= '1' then
+        table.insert(rows, {0, id, '{"id":' .. S(id) .. ',"name":' .. S(a.name) .. ',"status":' .. S(a.status or 'offline') ..
+          ',"load":' .. I(agent_load(s, id)) .. ',"max_chats":' .. N(a.max_chats) .. ',"teams":' .. (a.teams or '[]') .. '}'})
       end
     end
   end
-  return reply(200, '{"agents":[' .. table.concat(out, ',') .. ']}')
+  return list_reply('agents', rows, nil, function()
+    local out = {}
+    for _, r in ipairs(rows) do table.insert(out, r[3]) end
+    return '{"agents":[' .. table.concat(out, ',') .. ']}'
+  end)
 end
 
 ops.ticket_get = function()
@@ -125,12 +140,18 @@ ops.ticket_patch = function()
     local e = do_update(c, aid, status, priority, '', tags, now)
     if e then return e end
   end
+  -- the SLA clocks follow the new state in this same step (paused while pending, …)
   c = hgetall(ckey(c.id, c.site))
+  if sla_sync(c, site_iv, now) then
+    conv_updated(c, true)
+    c = hgetall(ckey(c.id, c.site))
+  end
   return reply(200, '{"ticket":' .. conv_json(c) .. '}')
 end
 
 ops.visitor_get = function()
-  local v = visitor_of(tostring(p.id))
+  -- a site call looks in its own site; the node asks the caller's sites in turn
+  local v = part and (my_site(CSITE) and hgetall(vkey(CSITE, tostring(p.id)))) or (not part and visitor_of(tostring(p.id)))
   if not v or not my_site(v.site) then return fail('not_found', 'no such visitor') end
   local convs = {}
   for _, cid in ipairs(redis.call('ZREVRANGE', vkey(v.site, v.id) .. ':convs', 0, 19)) do
@@ -144,14 +165,10 @@ ops.visitor_get = function()
     ',"last_seen_at":' .. N(v.last_seen_at) .. '},"conversations":[' .. table.concat(convs, ',') .. ']}')
 end
 
-ops.supervisor = function()
-  local site = p.site or my_sites[1]
-  if not site or not my_site(site) then return fail('not_found', 'no such site') end
-  local agents, queues, risk = {}, {}, {}
-  for _, id in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
-    local a = hgetall(P .. '{a}:agent:' .. id)
-    if a then table.insert(agents, agent_json(a, site)) end
-  end
+-- What the supervisor's view reads of its site: queues and tickets at risk, as
+-- ,"queues":"<JSON>","at_risk":"<JSON>" (texts, so they reach the {a} call as they are).
+local function supervisor_site(site)
+  local queues, risk = {}, {}
   for _, t in ipairs(site_teams(site)) do
     local key = qkey(site, t)
     local head = redis.call('ZRANGE', key, 0, 0)
@@ -172,42 +189,61 @@ ops.supervisor = function()
       if soon then table.insert(risk, conv_json(c)) end
     end
   end
-  return reply(200, '{"agents":[' .. table.concat(agents, ',') .. '],"queues":[' .. table.concat(queues, ',') ..
-    '],"at_risk":[' .. table.concat(risk, ',') .. ']}')
+  return ',"queues":' .. S('[' .. table.concat(queues, ',') .. ']') .. ',"at_risk":' .. S('[' .. table.concat(risk, ',') .. ']')
+end
+ops.supervisor = function()
+  if part then return site_facts(supervisor_site) end
+  local site = p.site or my_sites[1]
+  if not site or not my_site(site) then return fail('not_found', 'no such site') end
+  local agents = {}
+  for _, id in ipairs(site_agents(site)) do
+    local a = hgetall(P .. '{a}:agent:' .. id)
+    if a then table.insert(agents, agent_json(a, site)) end
+  end
+  local g = gathered and gathered[site] or cjson.decode('{' .. string.sub(supervisor_site(site), 2) .. '}')
+  return reply(200, '{"agents":[' .. table.concat(agents, ',') .. '],"queues":' .. g.queues .. ',"at_risk":' ..
+    g.at_risk .. '}')
 end
 
--- canned replies: P canned:<id> hash; P{s:<k>}:canned and P{a}:agent:<id>:canned sets
+-- canned replies, in their site's slot: P{s:<site>}:canned:<id> hash; the site's shared ones
+-- in P{s:<site>}:canned, an agent's own of the site in P{s:<site>}:agent:<id>:canned
 local function canned_json(x)
   return '{"id":' .. S(x.id) .. ',"site":' .. S(x.site) .. ',"scope":' .. S(x.scope) .. ',"shortcut":' .. S(x.shortcut) ..
     ',"title":' .. S(x.title) .. ',"body":' .. S(x.body) .. '}'
 end
+local function canned_key(site, id) return skey(site, 'canned:' .. tostring(id)) end
 -- what the audit log keeps of a shared canned reply
 local function canned_audit(x) return {shortcut = x.shortcut, title = x.title, body = x.body} end
+-- in a site call (the node asks the caller's sites in turn) the call's site, else the
+-- caller's first site that has it
 local function canned_mine(id)
-  local x = hgetall(P .. 'canned:' .. tostring(id))
-  if not x or not my_site(x.site) then return nil end
-  if x.scope == 'agent' and x.owner ~= aid then return nil end
-  return x
+  for _, s in ipairs(part and {CSITE} or my_sites) do
+    local x = my_site(s) and hgetall(canned_key(s, id))
+    if x and x.site == s and (x.scope ~= 'agent' or x.owner == aid) then return x end
+  end
+  return nil
 end
 ops.canned_list = function()
   local out = {}
   local q = p.q and string.lower(tostring(p.q)) or nil
-  for _, s in ipairs(p.site and {p.site} or my_sites) do
-    if my_site(s) then
-      local ids = redis.call('SMEMBERS', skey(s, 'canned'))
-      for _, id in ipairs(redis.call('SMEMBERS', P .. '{a}:agent:' .. aid .. ':canned')) do table.insert(ids, id) end
-      for _, id in ipairs(ids) do
-        local x = hgetall(P .. 'canned:' .. id)
-        if x and x.site == s and (not q or string.find(string.lower(x.shortcut .. ' ' .. x.title .. ' ' .. x.body), q, 1, true)) then
-          table.insert(out, x)
-        end
+  for _, s in ipairs(list_sites()) do
+    local ids = redis.call('SMEMBERS', skey(s, 'canned'))
+    for _, id in ipairs(redis.call('SMEMBERS', sakey(s, aid) .. ':canned')) do table.insert(ids, id) end
+    for _, id in ipairs(ids) do
+      local x = hgetall(canned_key(s, id))
+      if x and x.site == s and (not q or string.find(string.lower(x.shortcut .. ' ' .. x.title .. ' ' .. x.body), q, 1, true)) then
+        table.insert(out, x)
       end
     end
   end
   table.sort(out, function(a, b) return a.shortcut < b.shortcut end)
-  local js = {}
-  for _, x in ipairs(out) do table.insert(js, canned_json(x)) end
-  return reply(200, '{"canned":[' .. table.concat(js, ',') .. ']}')
+  local rows = {}
+  for _, x in ipairs(out) do table.insert(rows, {S(x.shortcut), x.id, canned_json(x)}) end
+  return list_reply('canned', rows, nil, function()
+    local js = {}
+    for _, r in ipairs(rows) do table.insert(js, r[3]) end
+    return '{"canned":[' .. table.concat(js, ',') .. ']}'
+  end)
 end
 ops.canned_create = function()
   local site, scope = p.site, p.scope or 'agent'
@@ -219,8 +255,8 @@ ops.canned_create = function()
   if x.shortcut == '' or x.body == '' then return fail('bad_request', 'shortcut and body are required') end
   local flat = {}
   for k, v in pairs(x) do table.insert(flat, k) table.insert(flat, v) end
-  redis.call('HSET', P .. 'canned:' .. x.id, unpack(flat))
-  redis.call('SADD', scope == 'site' and (skey(site, 'canned')) or (P .. '{a}:agent:' .. aid .. ':canned'), x.id)
+  redis.call('HSET', canned_key(site, x.id), unpack(flat))
+  redis.call('SADD', scope == 'site' and skey(site, 'canned') or (sakey(site, aid) .. ':canned'), x.id)
   if scope == 'site' then audit_site(site, 'canned.create', x.id, nil, canned_audit(x)) end
   return reply(201, '{"canned":' .. canned_json(x) .. '}')
 end
@@ -231,7 +267,7 @@ ops.canned_patch = function()
   local before = canned_audit(x)
   for _, f in ipairs({'shortcut', 'title', 'body'}) do
     local v = str(p[f], f == 'body' and 8192 or 200, f)
-    if v then x[f] = v redis.call('HSET', P .. 'canned:' .. x.id, f, v) end
+    if v then x[f] = v redis.call('HSET', canned_key(x.site, x.id), f, v) end
   end
   if x.scope == 'site' then audit_site(x.site, 'canned.update', x.id, before, canned_audit(x)) end
   return reply(200, '{"canned":' .. canned_json(x) .. '}')
@@ -240,9 +276,9 @@ ops.canned_delete = function()
   local x = canned_mine(p.id)
   if not x then return fail('not_found', 'no such canned reply') end
   if x.scope == 'site' then need_admin() end
-  redis.call('DEL', P .. 'canned:' .. x.id)
+  redis.call('DEL', canned_key(x.site, x.id))
   redis.call('SREM', skey(x.site, 'canned'), x.id)
-  redis.call('SREM', P .. '{a}:agent:' .. (x.owner or '') .. ':canned', x.id)
+  redis.call('SREM', sakey(x.site, x.owner or '') .. ':canned', x.id)
   if x.scope == 'site' then audit_site(x.site, 'canned.delete', x.id, canned_audit(x), nil) end
   return reply(204, 'null')
 end
@@ -256,12 +292,16 @@ local function admin_site(key)
 end
 ops.admin_sites_list = function()
   need_admin()
-  local out = {}
-  for _, k in ipairs(my_sites) do
+  local rows = {}
+  for _, k in ipairs(part and list_sites() or my_sites) do
     local s = hgetall(sitekey(k))
-    if s then table.insert(out, site_json(s)) end
+    if s then table.insert(rows, {0, k, site_json(s)}) end
   end
-  return reply(200, '{"sites":[' .. table.concat(out, ',') .. ']}')
+  return list_reply('sites', rows, nil, function()
+    local out = {}
+    for _, r in ipairs(rows) do table.insert(out, r[3]) end
+    return '{"sites":[' .. table.concat(out, ',') .. ']}'
+  end)
 end
 -- ---- the admin CLI's single-slot steps (ARCHITECTURE invariant 4) ----
 -- An operation that changes a site and state that spans sites (the sites set {g}, an
@@ -275,14 +315,26 @@ local function site_create_values()
   key_of(p.key, 'key')
   return name_of(p.name, 'name'), origins_of(p.origins), secret_of(p.identity_secret)
 end
+-- An agent joins a site: its agents set, and a first record of the agent in the site
+-- (name and role, offline) when it has none yet, so the site's calls never need the
+-- global record (assign_to, site_admins); the nodes' sync (agent_site) completes it.
+local function join_site(s, id, name, role)
+  redis.call('SADD', skey(s, 'agents'), id)
+  if redis.call('EXISTS', sakey(s, id)) == 0 then
+    redis.call('HSET', sakey(s, id), 'id', id, 'name', type(name) == 'string' and name or '', 'role',
+      type(role) == 'string' and role or 'agent', 'status', 'offline')
+  end
+end
 -- Step 1 of site-add ({g}): the key joins the sites set, after the same checks as the
 -- record's. Index first, record second, is the order that is safe to retry: a stop
 -- between them leaves a key in the set without a record, which every reader skips
 -- (sites_get answers no site for it, listings skip it) and which site-add run again
 -- completes (SADD again is a no-op); the other order could leave a record no node loads
 -- that site-add would then refuse as a duplicate.
+-- Also the first step of POST admin/sites (an owner's site call in {g}; api.c
+-- CD_API_NEW_SITE runs the three steps).
 ops.admin_site_index = function()
-  operator_only()
+  if as_caller then need_owner() else operator_only() end
   site_create_values()
   redis.call('SADD', P .. '{g}:sites', p.key)
   return reply(200, '{"site":{"key":' .. S(p.key) .. '}}')
@@ -291,22 +343,38 @@ ops.admin_site_create = function()
   -- a new tenant is the operator's decision: an admin of one site must not open others
   need_owner()
   local name, origins, secret = site_create_values()
-  if redis.call('EXISTS', sitekey(p.key)) == 1 or (not stepwise and redis.call('SISMEMBER', P .. '{g}:sites', p.key) == 1) then
+  -- a step (the CLI's, or the HTTP API's site call): the sites set was written before
+  local split = stepwise or as_caller
+  if redis.call('EXISTS', sitekey(p.key)) == 1 or (not split and redis.call('SISMEMBER', P .. '{g}:sites', p.key) == 1) then
     return fail('conflict', 'site ' .. p.key .. ' already exists')
   end
   redis.call('HSET', sitekey(p.key), 'key', p.key, 'name', name, 'origins', cjson.encode(origins),
     'identity_secret', secret, 'created_at', now)
-  if not stepwise then redis.call('SADD', P .. '{g}:sites', p.key) end
+  if not split then redis.call('SADD', P .. '{g}:sites', p.key) end
   audit_site(p.key, 'site.create', p.key, nil, {name = name, origins = origins, identity_secret = secret})
   site_changed(p.key)
-  -- the creating admin belongs to the new site (the operator is no agent)
-  if not operator then
+  -- the creating admin belongs to the new site (the operator is no agent); in the HTTP
+  -- API's steps its own record names the site in the next one (admin_site_joined, {a})
+  if as_caller then
+    join_site(p.key, aid, me.name, me.role)
+  elseif not operator then
     table.insert(my_sites, p.key)
     redis.call('HSET', P .. '{a}:agent:' .. aid, 'sites', cjson.encode(my_sites))
     redis.call('SADD', skey(p.key, 'agents'), aid)
     agent_changed(aid)
   end
   return reply(201, '{"site":' .. site_json(hgetall(sitekey(p.key))) .. '}')
+end
+-- The last step of POST admin/sites ({a}): the creating owner's record names the new site.
+ops.admin_site_joined = function()
+  need_owner()
+  key_of(p.key, 'key')
+  if not my_site(p.key) then
+    table.insert(my_sites, p.key)
+    redis.call('HSET', P .. '{a}:agent:' .. aid, 'sites', cjson.encode(my_sites))
+  end
+  agent_changed(aid)
+  return reply(200, 'null')
 end
 -- The widget settings of a patch as the JSON text stored in the site record (raises bad_request).
 local function widget_of(v)
@@ -420,10 +488,11 @@ ops.admin_team_create = function()
 end
 ops.admin_agents_list = function()
   need_admin()
+  if part then return site_facts() end
   local seen, out = {}, {}
   for _, s in ipairs(p.site and {p.site} or my_sites) do
     if my_site(s) then
-      for _, id in ipairs(redis.call('SMEMBERS', skey(s, 'agents'))) do
+      for _, id in ipairs(site_agents(s)) do
         if not seen[id] then
           seen[id] = true
           local a = hgetall(P .. '{a}:agent:' .. id)
@@ -450,7 +519,7 @@ local function team_found(sites, t)
     return false
   end
   for _, s in ipairs(sites) do
-    if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then return true end
+    if site_has_team(s, t) then return true end
   end
   return false
 end
@@ -482,14 +551,38 @@ end
 ops.admin_agent_join = function()
   operator_only()
   local s = admin_site_key(p.site_key)
-  redis.call('SADD', skey(s, 'agents'), tostring(p.agent_id))
+  join_site(s, tostring(p.agent_id), p.name, p.role)
   return reply(200, '{"site":{"key":' .. S(s) .. '}}')
 end
 -- What the stepwise agent calls answer: the agent's own record is all its slot holds
 -- (its load and its teams per site are the sites'; the CLI shows the record).
-local function agent_reply(status, key)
+-- After an HTTP API call in {a} (gathered), the sites the agent joins and leaves follow in
+-- steps of their own (`then`: the node calls admin_agent_site in each, server/http/api/api.c).
+local function agent_reply(status, key, join, leave, sv)
   if stepwise then return reply(status, '{"agent":{"id":' .. S(redis.call('HGET', key, 'id')) .. '}}') end
-  return reply(status, '{"agent":' .. agent_json(hgetall(key)) .. '}')
+  local body = '{"agent":' .. agent_json(hgetall(key)) .. '}'
+  if not gathered or (#(join or {}) == 0 and #(leave or {}) == 0) then return reply(status, body) end
+  local steps = {}
+  for _, s in ipairs(join or {}) do table.insert(steps, '{"site":' .. S(s) .. ',"join":true}') end
+  for _, s in ipairs(leave or {}) do table.insert(steps, '{"site":' .. S(s) .. ',"join":false}') end
+  local a = hgetall(key)
+  return '{"status":' .. I(status) .. ',"then":{"agent_id":' .. S(a.id) .. ',"sv":' .. I(sv or 0) .. ',"name":' ..
+    S(a.name) .. ',"role":' .. S(a.role) .. ',"steps":[' .. table.concat(steps, ',') .. ']},"body":' .. body .. '}'
+end
+-- The step in a site after an agent's change in {a}: it joins the site's agents set, or
+-- leaves it with its record there made a tombstone of the change's sv (so a sync that
+-- read the record before the change cannot bring it back; agent_site ignores older sv).
+ops.admin_agent_site = function()
+  need_admin()
+  if not as_caller or not (is_owner or my_site(CSITE)) then return fail('not_found', 'no such site') end
+  local id = tostring(p.agent_id)
+  if p.join == true then
+    join_site(CSITE, id, p.name, p.role)
+  else
+    redis.call('SREM', skey(CSITE, 'agents'), id)
+    redis.call('HSET', sakey(CSITE, id), 'sv', I(tonumber(p.sv) or 0), 'status', 'offline', 'disabled', '1')
+  end
+  return reply(200, 'null')
 end
 -- The caller's token goes on its deny-list until it expires (entries of expired tokens are
 -- dropped here), and a connection that said hello with it closes (4401).
@@ -527,6 +620,7 @@ local function agent_audit_sites(before, after)
 end
 ops.admin_agent_create = function()
   need_admin()
+  if part then return site_facts() end
   local email = email_of(p.email)
   local name = name_of(p.name, 'name')
   if not p.pw_hash or p.pw_hash == '' then return fail('bad_request', 'password must be 12 to 128 bytes') end
@@ -543,11 +637,11 @@ ops.admin_agent_create = function()
     'teams', #teams == 0 and '[]' or cjson.encode(teams), 'pw', p.pw_hash, 'status', 'offline', 'max_chats', I(maxc), 'created_at', now)
   redis.call('SADD', P .. '{a}:agents', id)
   audit_account('agent.create', id, nil, agent_audit(hgetall(P .. '{a}:agent:' .. id)), sites)
-  if not stepwise then
+  if not stepwise and not gathered then
     for _, s in ipairs(sites) do redis.call('SADD', skey(s, 'agents'), id) end
   end
   agent_changed(id)
-  return agent_reply(201, P .. '{a}:agent:' .. id)
+  return agent_reply(201, P .. '{a}:agent:' .. id, sites)
 end
 -- An admin controls an agent fully (password, role, disabled, name, capacity, any of its
 -- sites) only when every site of the agent is one of the admin's (agent_view in _api.lua).
@@ -567,7 +661,7 @@ local function foreign_teams(a)
   for _, t in ipairs(json_list(a.teams)) do
     local mine = false
     for _, s in ipairs(my_sites) do
-      if redis.call('HEXISTS', skey(s, 'teams'), t) == 1 then mine = true end
+      if site_has_team(s, t) then mine = true end
     end
     if not mine then table.insert(out, t) end
   end
@@ -650,6 +744,7 @@ local function patched_agent()
 end
 ops.admin_agent_patch = function()
   need_admin()
+  if part then return site_facts() end
   local a = patched_agent()
   if not a then return fail('not_found', 'no such agent') end
   local shared, full = agent_scope(a)
@@ -663,8 +758,10 @@ ops.admin_agent_patch = function()
     if not ch then return refused end
   end
   if ch.sites then
-    for _, s in ipairs(json_list(a.sites)) do redis.call('SREM', skey(s, 'agents'), a.id) end
-    for _, s in ipairs(ch.sites) do redis.call('SADD', skey(s, 'agents'), a.id) end
+    if not gathered then
+      for _, s in ipairs(json_list(a.sites)) do redis.call('SREM', skey(s, 'agents'), a.id) end
+      for _, s in ipairs(ch.sites) do redis.call('SADD', skey(s, 'agents'), a.id) end
+    end
     redis.call('HSET', key, 'sites', cjson.encode(ch.sites))
   end
   if ch.teams then redis.call('HSET', key, 'teams', #ch.teams == 0 and '[]' or cjson.encode(ch.teams)) end
@@ -683,13 +780,18 @@ ops.admin_agent_patch = function()
   -- a site the agent left keeps its record there as a tombstone of this sv: a sync that read
   -- the record before this patch (older sv) cannot bring the agent back into the site
   -- (agent_site ignores older copies; may_access reads the site's agents set)
-  local kept = {}
+  local kept, had, join, leave = {}, {}, {}, {}
   for _, s in ipairs(ch.sites or {}) do kept[s] = true end
   for _, s in ipairs(ch.sites and json_list(a.sites) or {}) do
-    if not kept[s] then redis.call('HSET', sakey(s, a.id), 'sv', I(sv), 'status', 'offline', 'disabled', '1') end
+    had[s] = true
+    if not kept[s] then
+      table.insert(leave, s)
+      if not gathered then redis.call('HSET', sakey(s, a.id), 'sv', I(sv), 'status', 'offline', 'disabled', '1') end
+    end
   end
+  for _, s in ipairs(ch.sites or {}) do if not had[s] then table.insert(join, s) end end
   agent_changed(a.id)
-  return agent_reply(200, key)
+  return agent_reply(200, key, join, leave, sv)
 end
 ops.admin_sla_get = function()
   local s = admin_site(p.site_key)

@@ -43,7 +43,7 @@ local function scrub(text, site)
   if type(o.teams) == 'table' then
     local keep = {}
     for _, t in ipairs(o.teams) do
-      if redis.call('HEXISTS', skey(site, 'teams'), t) == 1 then table.insert(keep, t) end
+      if site_has_team(site, t) then table.insert(keep, t) end
     end
     o.teams = keep
   end
@@ -71,11 +71,16 @@ local function ms_of(v, what)
   return n
 end
 
+-- Two calls, one per slot (server/http/api/api.c CD_API_GATHER_ONE): the site's call reads
+-- the site's stream (and its retention and teams) as its facts, then the call in {a} reads
+-- the account stream and merges.
 ops.admin_audit_list = function()
   local site = admin_site_key(p.site_key)
+  local g = gathered and gathered[site]
   local csv = p.format == 'csv'
   local limit = csv and AUDIT_CSV_MAX or whole(p.limit or 50, 1, 200, 'limit')
-  local retain = audit_retain_ms({audit_retain_days = redis.call('HGET', sitekey(site), 'audit_retain_days')}, audit_days)
+  local retain = g and tonumber(g.retain) or
+    audit_retain_ms({audit_retain_days = redis.call('HGET', sitekey(site), 'audit_retain_days')}, audit_days)
   local since = math.max(ms_of(p.since, 'since') or 0, tonumber(now) - retain)
   local upto = ms_of(p['until'], 'until')
   local cms, cseq, csrc = cursor_of(p.cursor)
@@ -124,7 +129,18 @@ ops.admin_audit_list = function()
     if xs ~= ys then return xs > ys end
     return x.src == 's' and y.src == 'a'
   end
-  local s_list, s_stop = read(skey(site, 'audit'), 's')
+  local s_list, s_stop
+  if g then
+    s_list, s_stop = g.s_list or {}, type(g.s_stop) == 'table' and g.s_stop or nil
+  else
+    s_list, s_stop = read(skey(site, 'audit'), 's')
+  end
+  if part then
+    return site_facts(function()
+      return ',"retain":' .. I(retain) .. ',"s_list":' .. (#s_list > 0 and cjson.encode(s_list) or '[]') ..
+        ',"s_stop":' .. (s_stop and cjson.encode(s_stop) or 'null')
+    end)
+  end
   local a_list, a_stop = read(P .. '{a}:audit', 'a')
   -- the page may not pass the point where a stream stopped reading (entries of that
   -- stream below it are not known yet): the next page starts there

@@ -9,22 +9,40 @@ ops.alerts_list = function()
     if type(p.site) ~= 'string' or not my_site(p.site) then return fail('not_found', 'no such site') end
     sites = {p.site}
   end
+  if part then sites = list_sites() end
   local rows = {}
   for _, s in ipairs(sites) do
     for _, a in ipairs(redis.call('LRANGE', skey(s, 'alerts'), 0, 199)) do
       local ok, v = pcall(cjson.decode, a)
-      if ok then table.insert(rows, {ts = tonumber(v.ts) or 0, raw = a}) end
+      if ok then table.insert(rows, {tonumber(v.ts) or 0, '', a}) end
     end
   end
-  table.sort(rows, function(a, b) return a.ts > b.ts end)
-  local out = {}
-  for i = 1, math.min(#rows, 200) do out[i] = rows[i].raw end
-  return reply(200, '{"alerts":[' .. table.concat(out, ',') .. ']}')
+  table.sort(rows, function(a, b) return a[1] > b[1] end)
+  for i = #rows, 201, -1 do rows[i] = nil end
+  return list_reply('alerts', rows, ',"limit":200', function()
+    local out = {}
+    for i, r in ipairs(rows) do out[i] = r[3] end
+    return '{"alerts":[' .. table.concat(out, ',') .. ']}'
+  end)
 end
--- the caller's notices (kept by notify in _common.lua), newest first
+-- the caller's notices (kept per site by notify in _common.lua), newest first: one site
+-- call per site of the caller, merged by the node
 ops.notices_list = function()
-  local list = redis.call('LRANGE', P .. '{a}:agent:' .. aid .. ':notices', 0, 99)
-  return reply(200, '{"notices":[' .. table.concat(list, ',') .. ']}')
+  local rows = {}
+  for _, s in ipairs(list_sites()) do
+    for _, n in ipairs(redis.call('LRANGE', sakey(s, aid) .. ':notices', 0, 99)) do
+      local ok, v = pcall(cjson.decode, n)
+      table.insert(rows, {ok and tonumber(v.ts) or 0, '', n, #rows})
+    end
+  end
+  -- newest first; a site's list is already, so equal times keep its order
+  table.sort(rows, function(a, b) return a[1] > b[1] or (a[1] == b[1] and a[4] < b[4]) end)
+  for i = #rows, 101, -1 do rows[i] = nil end
+  return list_reply('notices', rows, ',"limit":100', function()
+    local out = {}
+    for i, r in ipairs(rows) do out[i] = r[3] end
+    return '{"notices":[' .. table.concat(out, ',') .. ']}'
+  end)
 end
 
 return dispatch(ops)

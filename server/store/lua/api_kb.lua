@@ -297,7 +297,8 @@ end
 -- kb_suggest searches the conversation's site (published articles) for them.
 local function suggest_conv()
   if type(p.conversation) ~= 'string' or #p.conversation > 80 then bad('conversation is required') end
-  local c = conv_in(p.conversation, my_sites)
+  -- a site call: the conversation's site (its id names it), else the caller's first site
+  local c = conv_in(p.conversation, as_caller and {CSITE} or my_sites)
   if not c or not my_site(c.site) then not_found('conversation') end
   return c
 end

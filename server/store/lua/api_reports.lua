@@ -167,7 +167,7 @@ end
 ops.reports_agents = function()
   local q = request()
   if string.sub(q.scope, 1, 5) == 'team:' then error({code = 'bad_request', msg = 'team does not apply here'}) end
-  local rows = per('agent:', q, function(k) return redis.call('HGET', P .. '{a}:agent:' .. k, 'name') end)
+  local rows = per('agent:', q, function(k) return redis.call('HGET', sakey(q.site, k), 'name') end)
   return reply(200, '{' .. head(q) .. ',"columns":' .. columns({'agent', 'name'}) .. ',"rows":[' ..
     table.concat(rows, ',') .. ']}')
 end

@@ -95,7 +95,9 @@ ops.rules_dry_run = function()
   local site = rules_site(p.site_key)
   local cid = p.conversation_id
   if type(cid) ~= 'string' or cid == '' then return fail('bad_request', 'conversation_id is required') end
-  local c = hgetall(ckey(cid, site))
+  -- an id that names another site is not looked at (that site is another slot)
+  local named = cid_site(cid)
+  local c = (not named or named == site) and hgetall(ckey(cid, site))
   if not c or c.site ~= site then return fail('not_found', 'no such conversation on this site') end
   -- the latest visitor or agent message stands for a message.created event (as emit
   -- would describe it); system messages (acknowledgements, rule notes) are skipped
@@ -125,9 +127,8 @@ ops.team_patch = function()
   if p.lead == cjson.null then
     redis.call('HDEL', lk, team)
   elseif p.lead ~= nil then
-    local a = type(p.lead) == 'string' and hgetall(P .. '{a}:agent:' .. p.lead)
-    local ok = false
-    if a then for _, s in ipairs(json_list(a.sites)) do if s == site then ok = true end end end
+    -- an agent of the site: in the site's agents set (the agent's sites, kept by admin_agent_patch)
+    local ok = type(p.lead) == 'string' and redis.call('SISMEMBER', skey(site, 'agents'), p.lead) == 1
     if not ok then return fail('bad_request', 'lead must be the id of an agent of this site') end
     redis.call('HSET', lk, team, p.lead)
   end

@@ -1,6 +1,7 @@
 -- The HTTP API's webhooks section (docs/api.md "Webhooks"); shared part in _api.lua.
--- Keys: P{s:<site>}:webhooks (set of ids), P webhook:<id> (hash), P webhook:<id>:log,
--- P webhook:<id>:deliveries, P whd:<delivery id>, P webhooks:due (docs/keyspace.md).
+-- Keys, all in the site's slot: P{s:<site>}:webhooks (set of ids), :webhook:<id> (hash),
+-- :webhook:<id>:log, :webhook:<id>:deliveries, :whd:<delivery id>, :webhooks:due,
+-- :webhook:seq (docs/keyspace.md).
 local ops = {}
 local EVENT_TYPES = {'conversation.created', 'message.created', 'conversation.status_changed',
   'conversation.assigned', 'conversation.updated', 'ticket.created', 'sla.warning', 'sla.breached', 'csat.submitted'}
@@ -9,7 +10,7 @@ for _, t in ipairs(EVENT_TYPES) do KNOWN[t] = true end
 
 local site_of = admin_site_key
 local function hook_of(site, wid)
-  local h = type(wid) == 'string' and hgetall(P .. 'webhook:' .. wid)
+  local h = type(wid) == 'string' and hgetall(whkey(site, wid))
   if not h or h.site ~= site then error({code = 'not_found', msg = 'no such webhook'}) end
   return h
 end
@@ -63,7 +64,7 @@ ops.admin_webhooks_list = function()
   local site = site_of(p.site_key)
   local out = {}
   for _, wid in ipairs(redis.call('SMEMBERS', skey(site, 'webhooks'))) do
-    local h = hgetall(P .. 'webhook:' .. wid)
+    local h = hgetall(whkey(site, wid))
     if h then table.insert(out, h) end
   end
   table.sort(out, function(a, b) return tonumber(a.created_at) < tonumber(b.created_at) end)
@@ -78,13 +79,13 @@ ops.admin_webhook_create = function()
   if p.enabled ~= nil and type(p.enabled) ~= 'boolean' then return fail('bad_request', 'enabled must be true or false') end
   local desc = str(p.description, 200, 'description') or ''
   if redis.call('SCARD', skey(site, 'webhooks')) >= 20 then return fail('conflict', 'a site has at most 20 webhooks') end
-  local wid = 'wh' .. I(redis.call('INCR', P .. 'webhook:seq'))
-  redis.call('HSET', P .. 'webhook:' .. wid, 'id', wid, 'site', site, 'url', p.url, 'events', cjson.encode(events),
+  local wid = 'wh' .. I(redis.call('INCR', skey(site, 'webhook:seq')))
+  redis.call('HSET', whkey(site, wid), 'id', wid, 'site', site, 'url', p.url, 'events', cjson.encode(events),
     'enabled', p.enabled == false and '0' or '1', 'description', desc, 'secret', new_secret(), 'created_at', now,
     'updated_at', now)
   redis.call('SADD', skey(site, 'webhooks'), wid)
-  audit_site(site, 'webhook.create', wid, nil, hook_audit(hgetall(P .. 'webhook:' .. wid)))
-  return reply(201, '{"webhook":' .. hook_json(hgetall(P .. 'webhook:' .. wid), true) .. '}')
+  audit_site(site, 'webhook.create', wid, nil, hook_audit(hgetall(whkey(site, wid))))
+  return reply(201, '{"webhook":' .. hook_json(hgetall(whkey(site, wid)), true) .. '}')
 end
 ops.admin_webhook_get = function()
   local h = hook_of(site_of(p.site_key), p.webhook_id)
@@ -93,7 +94,7 @@ end
 ops.admin_webhook_patch = function()
   local site = site_of(p.site_key)
   local h = hook_of(site, p.webhook_id)
-  local key = P .. 'webhook:' .. h.id
+  local key = whkey(site, h.id)
   if p.url ~= nil then
     if not url_ok(p.url) then return fail('bad_request', 'url must be an http:// or https:// URL without user info or fragment') end
     redis.call('HSET', key, 'url', p.url)
@@ -123,7 +124,8 @@ ops.admin_webhook_delete = function()
   local site = site_of(p.site_key)
   local h = hook_of(site, p.webhook_id)
   redis.call('SREM', skey(site, 'webhooks'), h.id)
-  redis.call('DEL', P .. 'webhook:' .. h.id, P .. 'webhook:' .. h.id .. ':log', P .. 'webhook:' .. h.id .. ':deliveries')
+  local key = whkey(site, h.id)
+  redis.call('DEL', key, key .. ':log', key .. ':deliveries')
   audit_site(site, 'webhook.delete', h.id, hook_audit(h), nil)
   return reply(200, '{"deleted":true}')
 end
@@ -131,11 +133,11 @@ end
 ops.admin_webhook_deliveries = function()
   local h = hook_of(site_of(p.site_key), p.webhook_id)
   local ds = {}
-  for _, did in ipairs(redis.call('ZREVRANGE', P .. 'webhook:' .. h.id .. ':deliveries', 0, 49)) do
-    local d = hgetall(P .. 'whd:' .. did)
+  for _, did in ipairs(redis.call('ZREVRANGE', whkey(h.site, h.id) .. ':deliveries', 0, 49)) do
+    local d = hgetall(whdkey(h.site, did))
     if d then table.insert(ds, delivery_json(d)) end
   end
-  local log = redis.call('LRANGE', P .. 'webhook:' .. h.id .. ':log', 0, 99)
+  local log = redis.call('LRANGE', whkey(h.site, h.id) .. ':log', 0, 99)
   return reply(200, '{"deliveries":[' .. table.concat(ds, ',') .. '],"log":[' .. table.concat(log, ',') .. ']}')
 end
 -- queue a "ping" delivery now
@@ -147,18 +149,18 @@ ops.admin_webhook_test = function()
     ',"conversation_id":null,"by":' .. S('agent:' .. aid) .. ',"data":{"webhook":' .. S(h.id) .. '},"conversation":null}'
   wh_deliver(h, did, 'ping', body, now)
   audit_site(site, 'webhook.test', h.id, nil, {delivery = did})
-  return reply(202, '{"delivery":' .. delivery_json(hgetall(P .. 'whd:' .. did)) .. '}')
+  return reply(202, '{"delivery":' .. delivery_json(hgetall(whdkey(site, did))) .. '}')
 end
 -- send a delivery again, with the same id and body (attempts start over)
 ops.admin_delivery_redeliver = function()
   local site = site_of(p.site_key)
-  local d = type(p.delivery_id) == 'string' and hgetall(P .. 'whd:' .. p.delivery_id)
+  local d = type(p.delivery_id) == 'string' and hgetall(whdkey(site, p.delivery_id))
   if not d or d.site ~= site then return fail('not_found', 'no such delivery') end
   hook_of(site, d.webhook)
-  local dkey = P .. 'whd:' .. d.id
+  local dkey = whdkey(site, d.id)
   redis.call('HSET', dkey, 'state', 'pending', 'attempts', '0', 'next_at', now)
   redis.call('EXPIRE', dkey, 7 * 86400)
-  redis.call('ZADD', P .. 'webhooks:due', now, d.id)
+  redis.call('ZADD', skey(site, 'webhooks:due'), now, d.id)
   audit_site(site, 'webhook.redeliver', d.webhook, {state = d.state}, {state = 'pending', delivery = d.id})
   return reply(202, '{"delivery":' .. delivery_json(hgetall(dkey)) .. '}')
 end
