@@ -61,6 +61,9 @@ const cd_auth_keyring *cd_node_keys(const cd_node *n);
 bool cd_node_requires_2fa(cd_node *n, char *const *sites, size_t n_sites);
 /* The node's timer poller: modules register their kinds on it at start-up. */
 cd_timers *cd_node_timers(cd_node *n);
+/* Another module's notices on the timers channel (the webhook worker's "W <site> <due>"):
+ * fn(ctx, text, len) gets each notice that is not a timer's. */
+void cd_node_on_notice(cd_node *n, void (*fn)(void *ctx, const char *p, size_t len), void *ctx);
 /* The key of the i-th site of the node's site cache, NULL past the last. */
 const char *cd_node_site_at(void *node, size_t i);
 const cd_proto_limits *cd_node_limits(const cd_node *n);

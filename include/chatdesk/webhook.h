@@ -26,6 +26,10 @@ typedef const char *(*cd_webhook_site_at)(void *ctx, size_t i);
 /* Starts polling for due deliveries every event_poll_ms. NULL if libcurl cannot start. */
 cd_webhook *cd_webhook_create(struct uv_loop_s *loop, const cd_config *cfg, cd_store *st, cd_webhook_site_at sites,
                               void *sites_ctx);
+/* A notice on the timers channel (ctx: the cd_webhook): "W <site> <due>" says a delivery
+ * of the site is due at <due> (ms), so the site is claimed then; other notices are
+ * ignored. */
+void cd_webhook_notice(void *ctx, const char *p, size_t len);
 /* Draining: claim nothing more (transfers in flight finish). */
 void cd_webhook_set_draining(cd_webhook *w);
 /* Aborts transfers in flight (their deliveries stay leased and are claimed again after

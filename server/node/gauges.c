@@ -11,7 +11,7 @@
 #include "chatdesk/clock.h"
 #include "chatdesk/node.h"
 
-#define CD_GAUGES_POLL_MS 5000
+#define CD_GAUGES_POLL_MS 15000
 #define CD_GAUGES_MAX_SERIES 1000 /* queue series at most (sites × teams) */
 
 typedef struct gauge_round gauge_round;

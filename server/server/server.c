@@ -310,6 +310,7 @@ int cd_server_run(cd_config *cfg)
     sv.webhook = sv.node ? cd_webhook_create(&sv.loop, cfg, sv.st, cd_node_site_at, sv.node) : NULL;
     if (!sv.bus || !sv.node || !sv.webhook)
         return 2;
+    cd_node_on_notice(sv.node, cd_webhook_notice, sv.webhook);
     /* each module's timer kinds (the rules consumer's is the node's own) */
     cd_conv_timers_register(cd_node_timers(sv.node), sv.st);
     cd_ticket_timers_register(cd_node_timers(sv.node), sv.st, cfg, site_intervals, sv.node);

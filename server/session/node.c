@@ -73,11 +73,21 @@ static void on_rule_timer(void *ud, const char *site, const char *arg)
     cd_events_rule_timer(ud, buf, rest);
 }
 
-/* "T <site> <due>" on the timers channel (timer_set in _common.lua). */
+/* "T <site> <due>" on the timers channel (timer_set in _common.lua); other notices there
+ * ("W <site> <due>": a webhook delivery, wh_due) go to the module that asked for them. */
 static void on_timer_notice(cd_hub_sub *sub, const cd_hub_event *ev)
 {
     cd_node *n = CD_CONTAINER_OF(sub, cd_node, timers_sub);
-    cd_timers_notice(n->timers, ev->frame->data, ev->frame->len);
+    if (ev->frame->len > 0 && ev->frame->data[0] == 'T')
+        cd_timers_notice(n->timers, ev->frame->data, ev->frame->len);
+    else if (n->notice_fn)
+        n->notice_fn(n->notice_ctx, ev->frame->data, ev->frame->len);
+}
+
+void cd_node_on_notice(cd_node *n, void (*fn)(void *ctx, const char *p, size_t len), void *ctx)
+{
+    n->notice_fn = fn;
+    n->notice_ctx = ctx;
 }
 
 const char *cd_node_ops_text(const cd_node *n)

@@ -93,6 +93,8 @@ struct cd_node {
     bool shedding;             /* redis_down_close_ms passed: connections closed */
     cd_hub_sub sites_sub;
     cd_hub_sub timers_sub; /* "timers": a timer was set (when its site needs a poll) */
+    void (*notice_fn)(void *ctx, const char *p, size_t len); /* other notices there */
+    void *notice_ctx;
     cd_node_stats stats;
     char node_id[128];
     cd_timers *timers;      /* the timer poller and its kind -> handler registry */

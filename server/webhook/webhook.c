@@ -6,7 +6,11 @@
  *
  * Flow: every event_poll_ms, while fewer than webhook_concurrency requests are in
  * flight, webhooks_claim.lua leases due deliveries, site after site of the node's site
- * cache (a site's deliveries are in its slot); each is POSTed once; its outcome goes to
+ * cache (a site's deliveries are in its slot), but only the sites with a delivery that
+ * may be due: each claim answers when the site's next one is, a delivery queued or
+ * rescheduled anywhere is announced ("W <site> <due>", cd_webhook_notice), and every
+ * site is claimed once per site_cache_refresh_s as a safety net; so idle sites cost
+ * nothing per poll. Each delivery is POSTed once; its outcome goes to
  * webhooks_result.lua (delivered / retry at a time computed here / failed). */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -38,6 +42,13 @@ struct cd_webhook {
     void *sites_ctx;
     size_t next_site;     /* the sweep's next site */
     char claim_site[128]; /* the site of the claim in flight */
+    int64_t claim_max;    /* what that claim could lease at most */
+    /* site -> int64_t *: when a delivery of the site may be due next (ms; INT64_MAX: none).
+     * A site not in it is claimed at the next sweep. Emptied every site_cache_refresh_s
+     * (every site is claimed once then: the safety net for a notice lost while the bus
+     * was down, and for the lease of a node that died). */
+    cd_map due;
+    uint64_t due_reset_at;
     int inflight;
     xfer *xfers; /* transfers in flight (for destroy) */
 };
@@ -65,9 +76,36 @@ typedef struct sock {
 
 static void handle_closed(uv_handle_t *h);
 
+static void due_clear(cd_webhook *w)
+{
+    size_t it;
+    for (cd_map_entry *e = cd_map_first(&w->due, &it); e; e = cd_map_next(&w->due, e, &it))
+        cd_free(e->value);
+    cd_map_cleanup(&w->due);
+    cd_map_init(&w->due);
+}
+
+/* at becomes the site's next due time; lower_only: only if earlier (a notice), and not
+ * for a site not known yet (it is claimed at the next sweep anyway). */
+static void due_set(cd_webhook *w, const char *site, size_t len, int64_t at, bool lower_only)
+{
+    int64_t *v = cd_map_get(&w->due, site, len);
+    if (!v) {
+        if (lower_only)
+            return;
+        v = cd_malloc(sizeof *v);
+        *v = at;
+        cd_map_put(&w->due, site, len, v);
+    } else if (!lower_only || at < *v) {
+        *v = at;
+    }
+}
+
 static void maybe_free(cd_webhook *w)
 {
     if (w->stopping && w->handles == 0 && w->inflight == 0) {
+        due_clear(w);
+        cd_map_cleanup(&w->due);
         cd_free(w);
         curl_global_cleanup();
     }
@@ -415,10 +453,15 @@ static void on_claim(void *ud, cd_err err, const char *json, size_t len)
         return;
     }
     json_t *r = json_loadb(json, len, 0, NULL);
-    json_t *list = json_object_get(r, "deliveries");
+    json_t *list = json_object_get(r, "deliveries"), *next = json_object_get(r, "next");
     size_t i;
     json_t *d;
     json_array_foreach(list, i, d) start(w, w->claim_site, d);
+    /* a full batch: more may be due now; else the site sleeps until its next due time
+     * or a notice */
+    if ((int64_t)json_array_size(list) < w->claim_max)
+        due_set(w, w->claim_site, strlen(w->claim_site), json_is_integer(next) ? json_integer_value(next) : INT64_MAX,
+                false);
     json_decref(r);
     claim_next(w);
 }
@@ -427,15 +470,25 @@ static void on_claim(void *ud, cd_err err, const char *json, size_t len)
 static void claim_next(cd_webhook *w)
 {
     int64_t room = w->cfg->webhook_concurrency - w->inflight;
-    const char *site = w->site_at ? w->site_at(w->sites_ctx, w->next_site) : NULL;
-    if (!site || w->draining || w->stopping || room <= 0 || !cd_store_up(w->st))
+    if (w->draining || w->stopping || room <= 0 || !cd_store_up(w->st) || !w->site_at)
         return;
-    w->next_site++;
+    int64_t now_ms = (int64_t)cd_now_ms();
+    const char *site;
+    for (;;) { /* the next site with a delivery that may be due */
+        site = w->site_at(w->sites_ctx, w->next_site);
+        if (!site)
+            return;
+        w->next_site++;
+        const int64_t *at = cd_map_get(&w->due, site, strlen(site));
+        if (!at || *at <= now_ms)
+            break;
+    }
     char now[24], lease[24], max[16];
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     /* the request ends within the timeout; the lease leaves time to record its result */
     snprintf(lease, sizeof lease, "%lld", (long long)w->cfg->webhook_timeout_ms * 2 + 5000);
-    snprintf(max, sizeof max, "%lld", (long long)(room < 50 ? room : 50));
+    w->claim_max = room < 50 ? room : 50;
+    snprintf(max, sizeof max, "%lld", (long long)w->claim_max);
     const char *args[] = {now, lease, max};
     cd_key k;
     cd_strlcpy(w->claim_site, site, sizeof w->claim_site);
@@ -451,6 +504,11 @@ static void on_poll_timer(uv_timer_t *t)
     if (w->claiming)
         return;
     w->next_site = 0;
+    uint64_t now = cd_now_ms();
+    if (now >= w->due_reset_at) {
+        due_clear(w);
+        w->due_reset_at = now + (uint64_t)w->cfg->site_cache_refresh_s * 1000;
+    }
     claim_next(w);
 }
 
@@ -470,6 +528,7 @@ cd_webhook *cd_webhook_create(uv_loop_t *loop, const cd_config *cfg, cd_store *s
     w->st = st;
     w->site_at = sites;
     w->sites_ctx = sites_ctx;
+    cd_map_init(&w->due);
     w->multi = curl_multi_init();
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
@@ -482,6 +541,17 @@ cd_webhook *cd_webhook_create(uv_loop_t *loop, const cd_config *cfg, cd_store *s
     uint64_t every = (uint64_t)cfg->event_poll_ms;
     uv_timer_start(&w->poll_timer, on_poll_timer, every, every);
     return w;
+}
+
+void cd_webhook_notice(void *ctx, const char *p, size_t len)
+{
+    cd_webhook *w = ctx;
+    const char *end = p + len;
+    if (!w || len < 4 || p[0] != 'W' || p[1] != ' ')
+        return;
+    const char *site = p + 2, *sp = memchr(site, ' ', (size_t)(end - site));
+    if (sp)
+        due_set(w, site, (size_t)(sp - site), strtoll(sp + 1, NULL, 10), true);
 }
 
 void cd_webhook_set_draining(cd_webhook *w)

@@ -817,6 +817,13 @@ end
 -- :deliveries, :log), P{s:<site>}:whd:<delivery id>, P{s:<site>}:webhooks:due.
 local function whkey(site, wid) return skey(site, 'webhook:' .. wid) end
 local function whdkey(site, did) return skey(site, 'whd:' .. did) end
+-- A delivery due at `due` (ms) in its site's webhooks:due. Every node hears when
+-- ("W <site> <due>" on the timers channel), so a node claims a site's deliveries only when
+-- one may be due, not every site at every poll (idle work must not grow with sites x nodes).
+local function wh_due(site, did, due)
+  redis.call('ZADD', skey(site, 'webhooks:due'), due, did)
+  publish('timers', '0 * -\nW ' .. site .. ' ' .. string.format('%d', tonumber(due)))
+end
 -- Queue one delivery of `body` (the signed JSON text) to webhook h: its whd hash (kept 7
 -- days), due now in the site's webhooks:due (claimed with a lease by webhooks_claim.lua,
 -- per site), listed in the webhook's :deliveries (last 200).
@@ -825,7 +832,7 @@ local function wh_deliver(h, did, etype, body, now)
   redis.call('HSET', dkey, 'id', did, 'webhook', h.id, 'site', h.site, 'event', etype, 'body', body,
     'attempts', '0', 'state', 'pending', 'created_at', now, 'next_at', now, 'last_status', '', 'last_error', '')
   redis.call('EXPIRE', dkey, 7 * 86400)
-  redis.call('ZADD', skey(h.site, 'webhooks:due'), now, did)
+  wh_due(h.site, did, now)
   local lkey = whkey(h.site, h.id) .. ':deliveries'
   redis.call('ZADD', lkey, now, did)
   redis.call('ZREMRANGEBYRANK', lkey, 0, -201)

@@ -160,7 +160,7 @@ ops.admin_delivery_redeliver = function()
   local dkey = whdkey(site, d.id)
   redis.call('HSET', dkey, 'state', 'pending', 'attempts', '0', 'next_at', now)
   redis.call('EXPIRE', dkey, 7 * 86400)
-  redis.call('ZADD', skey(site, 'webhooks:due'), now, d.id)
+  wh_due(site, d.id, now)
   audit_site(site, 'webhook.redeliver', d.webhook, {state = d.state}, {state = 'pending', delivery = d.id})
   return reply(202, '{"delivery":' .. delivery_json(hgetall(dkey)) .. '}')
 end

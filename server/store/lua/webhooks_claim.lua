@@ -3,7 +3,9 @@
 -- claims per site of its site cache, in the site's slot): each gets its attempt
 -- counted and its due time moved to now + lease, so a delivery whose node died before
 -- recording the outcome is claimed again (at-least-once, same delivery id).
--- Returns {"deliveries":[{"id","attempt","url","secret","event","body"}]}.
+-- Returns {"deliveries":[{"id","attempt","url","secret","event","body"}],"next":<ms>}: next
+-- is when the site's earliest delivery (or lease) is due, absent when none is left; the
+-- node claims the site again then, or on a "W <site> <due>" notice (wh_due).
 local now, lease, max = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local site = CSITE
 local due = skey(site, 'webhooks:due')
@@ -26,4 +28,6 @@ for _, did in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, m
     end
   end
 end
-return '{"deliveries":[' .. table.concat(out, ',') .. ']}'
+local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+return '{"deliveries":[' .. table.concat(out, ',') .. ']' ..
+  (first[2] and (',"next":' .. string.format('%d', tonumber(first[2]))) or '') .. '}'

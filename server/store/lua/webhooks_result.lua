@@ -27,7 +27,7 @@ elseif attempt >= max then
   state = 'failed'
   redis.call('ZREM', skey(site, 'webhooks:due'), did)
 else
-  redis.call('ZADD', skey(site, 'webhooks:due'), retry_at, did)
+  wh_due(site, did, retry_at)
   redis.call('HSET', dkey, 'next_at', retry_at)
 end
 redis.call('HSET', dkey, 'state', state, 'last_status', status > 0 and I(status) or '', 'last_error', err, 'updated_at', now)
