@@ -163,6 +163,36 @@ it('a dozen sites on every primary chat through two nodes', async () => {
     assert.equal(new Set(owner.values()).size, 3, `the sites land on every primary: ${JSON.stringify([...owner])}`);
 });
 
+it('tickets and the HTTP API on every primary: a ticket per site, found by number; lists merged over the sites', async () => {
+    const ps = await primaries();
+    const seen = new Map(); // primary port -> {site, number}
+    for (let i = 0; i < 15 && seen.size < 3; i++) {
+        const site = await env.addSite();
+        const slot = Number(await cmd(ps[0].port, 'CLUSTER', 'KEYSLOT', `cd:{s:${site.key}}:x`));
+        const port = ps.find((x) => slot >= x.lo && slot <= x.hi).port;
+        if (seen.has(port)) continue;
+        const admin = await env.addAgent({ site, role: 'admin' });
+        const token = await env.login(0, admin.email, admin.password);
+        // nobody of the site is online: the chat is a ticket at once (its number counts per site)
+        const v = await env.visitor(0, { site });
+        const st = await v.ok({ type: 'conversation.start', form: { subject: `Ticket on ${port}`, message: 'please call back', email: 'x@example.com' } });
+        assert.ok(st.conversation.ticket, 'a ticket at once');
+        const n = st.conversation.ticket.number;
+        const auth = { headers: { authorization: `Bearer ${token}` } };
+        const t = await env.http(1, `/api/v1/tickets/${n}`, auth);
+        assert.equal(t.status, 200, t.text);
+        assert.equal(t.json.ticket.id, st.conversation.id);
+        const list = await env.http(1, '/api/v1/tickets', auth);
+        assert.equal(list.status, 200, list.text);
+        assert.ok(list.json.tickets.some((x) => x.id === st.conversation.id));
+        const audit = await env.http(0, `/api/v1/admin/sites/${site.key}/audit`, auth);
+        assert.equal(audit.status, 200, audit.text);
+        seen.set(port, { site: site.key, number: n });
+        v.terminate();
+    }
+    assert.equal(seen.size, 3, `tickets on every primary: ${JSON.stringify([...seen])}`);
+});
+
 it("a site's channels are shard channels, subscribed on the primary that owns the site's slot", async () => {
     for (const c of chats) {
         assert.match(c.cid, new RegExp(`\\.${c.site.key}$`), 'a new conversation id names its site');
