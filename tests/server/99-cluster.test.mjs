@@ -246,6 +246,18 @@ it('kill -9 of a primary under traffic (ack_replicas 1): no acked message lost o
     }
 });
 
+it('presence recovers after the kill: every connected agent reads online on its site, on the promoted primary too', async () => {
+    // presence lives in {a} and in each site's agent record; the sweep that marks agents
+    // offline and each node's vouching both ran through the failover
+    for (const c of chats) {
+        const token = await env.login(1, c.ag.email, c.ag.password);
+        await waitUntil(async () => {
+            const r = await env.http(1, `/api/v1/agents?site=${c.site.key}`, { headers: { authorization: `Bearer ${token}` } });
+            return r.status === 200 && r.json.agents.find((a) => a.id === c.ag.id)?.status === 'online';
+        }, { timeout: 15_000 * SCALE, interval: 250, what: `${c.ag.email} online on ${c.site.key} (primary ${c.primary})` });
+    }
+});
+
 async function nodeId(port) {
     return String(await cmd(port, 'CLUSTER', 'MYID'));
 }
