@@ -332,16 +332,18 @@ it('redis-cli --cluster reshard under traffic: nothing lost or doubled, shard su
 });
 
 /** status_changed events of the conversation into `to`, read from the site's stream on its primary. */
-async function statusEvents(c, to) {
-    const slot = Number(await cmd(ports.find((p) => procs[p].exitCode === null && procs[p].signalCode === null), 'CLUSTER', 'KEYSLOT', `cd:{s:${c.site.key}}:x`));
+/** The site's events (type t) about conversation cid that match pred(data). */
+async function siteEvents(site, t, cid, pred = () => true) {
+    const slot = Number(await cmd(ports.find((p) => procs[p].exitCode === null && procs[p].signalCode === null), 'CLUSTER', 'KEYSLOT', `cd:{s:${site}}:x`));
     const p = (await primaries()).find((x) => x.lo <= slot && slot <= x.hi).port;
-    const entries = await cmd(p, 'XRANGE', `cd:{s:${c.site.key}}:events`, '-', '+');
+    const entries = await cmd(p, 'XRANGE', `cd:{s:${site}}:events`, '-', '+');
     return entries.filter(([, f]) => {
         const o = {};
         for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
-        return o.t === 'conversation.status_changed' && o.c === c.cid && JSON.parse(o.d).to === to;
+        return o.t === t && o.c === cid && pred(JSON.parse(o.d || '{}'));
     }).length;
 }
+const statusEvents = (c, to) => siteEvents(c.site.key, 'conversation.status_changed', c.cid, (d) => d.to === to);
 
 it('timers fire once across a kill -9: auto-close of resolved chats due during the failover closes each exactly once', async () => {
     await replicasInSync();
@@ -360,6 +362,35 @@ it('timers fire once across a kill -9: auto-close of resolved chats due during t
     }
     await sleep(3000); // a second firing would come within the timer lease
     for (const c of chats) assert.equal(await statusEvents(c, 'closed'), 1, `${c.cid}: closed exactly once`);
+});
+
+it('tickets fire once across a kill -9: a chat nobody answers becomes exactly one ticket, on every primary', async () => {
+    await replicasInSync();
+    const waiting = [];
+    for (const c of chats) {
+        const admin = await env.addAgent({ site: c.site, role: 'admin' });
+        const token = await env.login(0, admin.email, admin.password);
+        const r = await env.http(0, `/api/v1/admin/sites/${c.site.key}`, { method: 'PATCH', body: { unanswered_after_s: 4, auto_assign: false }, headers: { authorization: `Bearer ${token}` } });
+        assert.equal(r.status, 200, r.text);
+        // its agent is online, so the chat waits in the queue, unanswered
+        const v = await env.visitor(0, { site: c.site });
+        const st = await v.ok({ type: 'conversation.start', form: { message: 'anyone?', email: 'w@example.com' } });
+        assert.equal(st.conversation.ticket, null, 'not a ticket while someone could answer');
+        waiting.push({ site: c.site.key, cid: st.conversation.id, v });
+    }
+    const ps = await primaries();
+    const victim = ps.find((p) => chats.some((c) => p.lo <= c.slot && c.slot <= p.hi)).port;
+    procs[victim].kill('SIGKILL');
+    await waitUntil(async () => !(await primaries()).some((p) => p.port === victim), { timeout: 30_000 * SCALE, interval: 200, what: 'a replica promoted' });
+    await startNode(0, victim);
+    for (const w of waiting) {
+        await waitUntil(async () => (await siteEvents(w.site, 'ticket.created', w.cid)) >= 1, { timeout: 40_000 * SCALE, interval: 500, what: `${w.cid} became a ticket` });
+    }
+    await sleep(3000); // a second firing would come within the timer lease
+    for (const w of waiting) {
+        assert.equal(await siteEvents(w.site, 'ticket.created', w.cid), 1, `${w.cid}: one ticket`);
+        w.v.terminate();
+    }
 });
 
 it('kill -9 of a primary: /healthz names the shard (503); after the promotion the node is up again by itself', async () => {
