@@ -287,6 +287,30 @@ it('a rule.webhook event goes to exactly the named webhook, whatever it subscrib
     assert.equal(allowed.requests.length, before + 1, 'only the named webhook');
 });
 
+it('idle sites cost no claim per poll: a node claims a site only when a delivery may be due (issue 13 item 4)', async () => {
+    // 40 sites without webhooks; node 1 polls every event_poll_ms (250 ms). Claiming every
+    // site at every poll would be 40 x 12 = 480 calls in 3 s; the gauges (every 15 s) and
+    // the site cache (every 30 s) make at most 40 each in that window.
+    for (let i = 0; i < 40; i++) await env.addSite({ probe: false });
+    const site = await env.addSite(); // probes: the nodes know every site by now
+    await new Promise((r) => setTimeout(r, 1500)); // the first claims of the new sites
+    const fcalls = async () => Number(/cmdstat_fcall:calls=(\d+)/.exec(await env.redis.cmd('INFO', 'commandstats'))?.[1] ?? 0);
+    const c0 = await fcalls();
+    await new Promise((r) => setTimeout(r, 3000));
+    const idle = (await fcalls()) - c0;
+    assert.ok(idle < 120, `${idle} function calls in 3 s of idle for 41 sites`);
+    // and an idle site's delivery still goes out at once (the queuing announces it)
+    const token = await admin(site);
+    let r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/webhooks`, { url: `http://127.0.0.1:${allowed.port}/idle`, events: ['conversation.created'] });
+    assert.equal(r.status, 201, r.text);
+    const before = allowed.requests.length;
+    const t0 = Date.now();
+    r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/webhooks/${r.json.webhook.id}/test`);
+    assert.equal(r.status, 202, r.text);
+    await waitUntil(() => allowed.requests.slice(before).some((q) => q.url === '/idle'), { what: 'the ping of an idle site' });
+    assert.ok(Date.now() - t0 < 2000 * SCALE, `delivered ${Date.now() - t0} ms after it was queued`);
+});
+
 it('at-least-once: a node killed mid-request leaves the delivery to another node, same delivery id', async () => {
     const site = await env.addSite();
     const token = await admin(site);
@@ -321,26 +345,3 @@ it('at-least-once: a node killed mid-request leaves the delivery to another node
     await waitUntil(() => slow.requests.length > k, { what: 'a request left in flight' });
 });
 
-it('idle sites cost no claim per poll: a node claims a site only when a delivery may be due (issue 13 item 4)', async () => {
-    // 40 sites without webhooks; node 1 polls every event_poll_ms (250 ms). Claiming every
-    // site at every poll would be 40 x 12 = 480 calls in 3 s; the gauges (every 15 s) and
-    // the site cache (every 30 s) make at most 40 each in that window.
-    for (let i = 0; i < 40; i++) await env.addSite({ probe: false });
-    const site = await env.addSite(); // probes: the nodes know every site by now
-    await new Promise((r) => setTimeout(r, 1500)); // the first claims of the new sites
-    const fcalls = async () => Number(/cmdstat_fcall:calls=(\d+)/.exec(await env.redis.cmd('INFO', 'commandstats'))?.[1] ?? 0);
-    const c0 = await fcalls();
-    await new Promise((r) => setTimeout(r, 3000));
-    const idle = (await fcalls()) - c0;
-    assert.ok(idle < 120, `${idle} function calls in 3 s of idle for 41 sites`);
-    // and an idle site's delivery still goes out at once (the queuing announces it)
-    const token = await admin(site);
-    let r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/webhooks`, { url: `http://127.0.0.1:${allowed.port}/idle`, events: ['conversation.created'] });
-    assert.equal(r.status, 201, r.text);
-    const before = allowed.requests.length;
-    const t0 = Date.now();
-    r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/webhooks/${r.json.webhook.id}/test`);
-    assert.equal(r.status, 202, r.text);
-    await waitUntil(() => allowed.requests.slice(before).some((q) => q.url === '/idle'), { what: 'the ping of an idle site' });
-    assert.ok(Date.now() - t0 < 2000 * SCALE, `delivered ${Date.now() - t0} ms after it was queued`);
-});

@@ -66,7 +66,9 @@ before(async () => {
     }, { timeout: 30_000 * SCALE, what: 'replicas in sync' });
     await env.start({ nodes: 0 });
     env.redis.url = `redis+cluster://127.0.0.1:${ports[0]},127.0.0.1:${ports[1]}`;
-    const args = ['--visitor-rate', '1000', '--visitor-burst', '1000', '--ack-replicas', '1', '--ack-replicas-timeout-ms', '1000'];
+    // events stay in the site streams a while after the consumers applied them, so the
+    // tests can count what fired (the default trims them at once, keeping only the last)
+    const args = ['--visitor-rate', '1000', '--visitor-burst', '1000', '--ack-replicas', '1', '--ack-replicas-timeout-ms', '1000', '--events-retain-s', '600'];
     await env.addNode(args);
     await env.addNode(args);
 }, { timeout: 120_000 * SCALE });

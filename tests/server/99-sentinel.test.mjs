@@ -79,7 +79,9 @@ before(async () => {
     await env.start({ nodes: 0 });
     // nodes and the admin CLI take this URL (the harness's own Redis is not used)
     env.redis.url = `redis+sentinel://${ports.sentinels.map((p) => `127.0.0.1:${p}`).join(',')}/${MASTER}`;
-    const fast = ['--visitor-rate', '1000', '--visitor-burst', '1000', '--ack-replicas', '1', '--ack-replicas-timeout-ms', '500'];
+    // events stay in the site streams a while after the consumers applied them, so the test
+    // can count what fired (the default trims them at once)
+    const fast = ['--visitor-rate', '1000', '--visitor-burst', '1000', '--ack-replicas', '1', '--ack-replicas-timeout-ms', '500', '--events-retain-s', '600'];
     await env.addNode(fast);
     await env.addNode(fast);
 }, { timeout: 120_000 * SCALE });
@@ -187,4 +189,90 @@ it('the old primary comes back as a replica and is not written to', async () => 
     assert.equal(r.message.seq, base + 1);
     assert.equal(await cmd(ports.promoted, 'EXISTS', `cd:{s:${site.key}}:conv:${cid}`), 1, 'written to the new primary');
     v.terminate();
+});
+
+/** The site's events of type t about conversation cid, read on the current primary. */
+async function siteEvents(site, t, cid, pred = () => true) {
+    const [, port] = await cmd(ports.sentinels[0], 'SENTINEL', 'get-master-addr-by-name', MASTER);
+    const entries = await cmd(Number(port), 'XRANGE', `cd:{s:${site}}:events`, '-', '+');
+    return entries.filter(([, f]) => {
+        const o = {};
+        for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
+        return o.t === t && o.c === cid && pred(JSON.parse(o.d || '{}'));
+    }).length;
+}
+/** The event a timed chat waits for: its auto-close, or its ticket. */
+const firings = (t) =>
+    t.event === 'ticket.created' ? siteEvents(t.site, 'ticket.created', t.cid) : siteEvents(t.site, 'conversation.status_changed', t.cid, (d) => d.to === 'closed');
+
+it('a dozen sites under traffic, kill -9 of the primary again: nothing lost on any site; auto-close and unanswered tickets fire once; presence recovers', async () => {
+    const chats = [];
+    for (let i = 0; i < 12; i++) chats.push(await env.chat({ vNode: i % 2, aNode: (i + 1) % 2 }));
+    // a timer due during the failover on every site: half auto-close a resolved chat, half
+    // turn an unanswered chat into a ticket
+    const timed = [];
+    for (const [i, c] of chats.entries()) {
+        if (i % 2 === 0) {
+            await env.admin('site-set', '--key', c.site.key, '--auto-close-s', '5');
+            const v2 = await env.visitor(0, { site: c.site });
+            const cid = (await v2.ok({ type: 'conversation.start', form: { message: 'thanks, solved' } })).conversation.id;
+            await c.a.waitFor((f) => f.type === 'conversation.queued' && f.conversation?.id === cid, { what: 'queued' });
+            await c.a.ok({ type: 'conversation.accept', conversation_id: cid });
+            await c.a.ok({ type: 'conversation.update', conversation_id: cid, status: 'resolved' });
+            timed.push({ site: c.site.key, cid, event: 'conversation.closed', v: v2 });
+        } else {
+            const admin = await env.addAgent({ site: c.site, role: 'admin' });
+            const token = await env.login(0, admin.email, admin.password);
+            const r = await env.http(0, `/api/v1/admin/sites/${c.site.key}`, { method: 'PATCH', body: { unanswered_after_s: 4, auto_assign: false }, headers: { authorization: `Bearer ${token}` } });
+            assert.equal(r.status, 200, r.text);
+            const v2 = await env.visitor(1, { site: c.site });
+            const st = await v2.ok({ type: 'conversation.start', form: { message: 'anyone?', email: 'w@example.com' } });
+            assert.equal(st.conversation.ticket, null);
+            timed.push({ site: c.site.key, cid: st.conversation.id, event: 'ticket.created', v: v2 });
+        }
+    }
+    let stop = false;
+    const acked = new Map(chats.map((c) => [c.cid, []]));
+    const traffic = chats.map(async (c, i) => {
+        for (let n = 1; !stop; n++) {
+            const r = await sendUntilOk(c.v, c.cid, `d${n}`, `dozen ${n}`);
+            acked.get(c.cid).push(r.ok.message.seq);
+            await sleep(100 + i);
+        }
+    });
+    await sleep(1000);
+    const [, primaryPort] = await cmd(ports.sentinels[0], 'SENTINEL', 'get-master-addr-by-name', MASTER);
+    const name = { [ports.primary]: 'primary', [ports.replica]: 'replica', [ports.replica2]: 'replica2' }[Number(primaryPort)];
+    assert.ok(name, `the process of the primary on ${primaryPort}`);
+    const t0 = Date.now();
+    procs[name].kill('SIGKILL');
+    await waitUntil(async () => Number((await cmd(ports.sentinels[0], 'SENTINEL', 'get-master-addr-by-name', MASTER))[1]) !== Number(primaryPort), { timeout: 30_000 * SCALE, interval: 200, what: 'another replica promoted' });
+    await sleep(2000); // traffic flows on the new primary
+    stop = true;
+    await Promise.all(traffic);
+    console.log(`# sentinel, a dozen sites: every site acked again ${Date.now() - t0} ms after kill -9`);
+    for (const c of chats) {
+        const h = await c.v.ok({ type: 'history', conversation_id: c.cid, limit: 100 });
+        const stored = new Set(h.messages.map((m) => m.seq));
+        for (const s of acked.get(c.cid)) assert.ok(stored.has(s), `${c.cid}: acked seq ${s} is stored`);
+        const seqs = h.messages.map((m) => m.seq);
+        assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => seqs[0] + i), `${c.cid}: gapless`);
+    }
+    for (const t of timed) {
+        await waitUntil(async () => (await firings(t)) >= 1, { timeout: 40_000 * SCALE, interval: 500, what: `${t.cid}: ${t.event}` });
+    }
+    await sleep(3000); // a second firing would come within the timer lease
+    for (const t of timed) {
+        assert.equal(await firings(t), 1, `${t.cid}: ${t.event} once`);
+        t.v.terminate();
+    }
+    for (const c of chats) {
+        const token = await env.login(1, c.ag.email, c.ag.password);
+        await waitUntil(async () => {
+            const r = await env.http(1, `/api/v1/agents?site=${c.site.key}`, { headers: { authorization: `Bearer ${token}` } });
+            return r.status === 200 && r.json.agents.find((a) => a.id === c.ag.id)?.status === 'online';
+        }, { timeout: 15_000 * SCALE, interval: 250, what: `${c.ag.email} online after the failover` });
+        c.v.terminate();
+        c.a.terminate();
+    }
 });
