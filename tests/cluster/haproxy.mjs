@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../server/harness.mjs';
-import { Balancer } from './lib.mjs';
+import { Balancer, rewriteMarked, marked } from './lib.mjs';
 
 export const HAPROXY_CFG = path.join(REPO_ROOT, 'docker', 'haproxy.cfg');
 
@@ -19,41 +19,19 @@ export function haproxyBinary() {
 
 /** docker/haproxy.cfg with the "@test" lines pointed at loopback. */
 export function haproxyCfgFor({ dir, port, upstreams }) {
-    const out = [];
-    let servers = 0;
-    const seen = new Set();
-    for (const line of fs.readFileSync(HAPROXY_CFG, 'utf8').split('\n')) {
-        if (!line.includes('# @test')) {
-            out.push(line);
-            continue;
-        }
-        const indent = line.match(/^\s*/)[0];
-        const tag = line.slice(line.indexOf('# @test') + 7).trim().split(/\s+/)[0];
-        seen.add(tag);
-        let m;
-        switch (tag) {
-            case 'pid':
-                out.push(`${indent}pidfile ${path.join(dir, 'haproxy.pid')}`);
-                break;
-            case 'maxconn': // the test machine's file-descriptor limit
-                out.push(`${indent}maxconn 4096`);
-                break;
-            case 'bind':
-                out.push(`${indent}bind 127.0.0.1:${port}`);
-                break;
-            case 'server':
-                m = /^\s*server\s+(\S+)\s+\S+\s*(.*?)\s*# @test/.exec(line);
-                if (!m) throw new Error(`haproxy.cfg: cannot rewrite server line: ${line}`);
-                if (servers < upstreams.length) out.push(`${indent}server ${m[1]} 127.0.0.1:${upstreams[servers]} ${m[2]}`);
-                servers++;
-                break;
-            default:
-                throw new Error(`haproxy.cfg: unknown @test tag ${tag}`);
-        }
-    }
-    for (const t of ['pid', 'maxconn', 'bind', 'server']) if (!seen.has(t)) throw new Error(`docker/haproxy.cfg has no "@test ${t}" line any more`);
-    if (servers < upstreams.length) throw new Error(`docker/haproxy.cfg has ${servers} servers, the test needs ${upstreams.length}`);
-    return out.join('\n');
+    return rewriteMarked(
+        HAPROXY_CFG,
+        {
+            pid: (line, indent) => `${indent}pidfile ${path.join(dir, 'haproxy.pid')}`,
+            maxconn: (line, indent) => `${indent}maxconn 4096`, // the test machine's file-descriptor limit
+            bind: (line, indent) => `${indent}bind 127.0.0.1:${port}`,
+            server: (line, indent, n) => {
+                const m = marked(/^\s*server\s+(\S+)\s+\S+\s*(.*?)\s*# @test/, line, 'haproxy.cfg server');
+                return n < upstreams.length ? `${indent}server ${m[1]} 127.0.0.1:${upstreams[n]} ${m[2]}` : null;
+            },
+        },
+        { serverTag: 'server', servers: upstreams.length },
+    );
 }
 
 /** HAProxy running docker/haproxy.cfg, in the foreground (-W master-worker, -db);

@@ -50,52 +50,59 @@ export function nginxBinary() {
 /** Arguments the cluster tests give every node (the same intent as docker/compose.yaml). */
 export const NODE_ARGS = ['--max-conns-per-ip', '100000', '--conn-rate-per-ip', '1000000', '--conn-burst-per-ip', '1000000', '--drain-timeout-s', '5'];
 
-/** docker/nginx.conf with the "@test" lines pointed at loopback. Throws if the file no
- *  longer has the lines the rewrite expects (so a change there cannot go untested). */
-export function nginxConfFor({ dir, port, upstreams }) {
-    const src = fs.readFileSync(NGINX_CONF, 'utf8');
+/** A shipped configuration (docker/nginx.conf, docker/haproxy.cfg) with its lines marked
+ *  "# @test <tag>" rewritten for loopback: rules[tag](line, indent, n) returns the new line
+ *  (n: how many lines of that tag came before), or null to drop it. Throws when the file
+ *  has a tag no rule knows, lacks one a rule expects, or has fewer than `servers` lines of
+ *  serverTag, so a change there cannot go untested. */
+export function rewriteMarked(file, rules, { serverTag, servers }) {
+    const name = path.basename(file);
     const out = [];
-    let ups = 0;
-    const seen = new Set();
-    for (const line of src.split('\n')) {
+    const seen = new Map();
+    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
         if (!line.includes('# @test')) {
             out.push(line);
             continue;
         }
-        const indent = line.match(/^\s*/)[0];
         const tag = line.slice(line.indexOf('# @test') + 7).trim().split(/\s+/)[0];
-        seen.add(tag);
-        let m;
-        switch (tag) {
-            case 'pid':
-                out.push(`${indent}pid ${path.join(dir, 'nginx.pid')};`);
-                break;
-            case 'error_log':
-                out.push(`${indent}error_log ${path.join(dir, 'error.log')} info;`);
-                break;
-            case 'temp':
-                m = /^\s*(\w+)\s+\/tmp\/(\S+);/.exec(line);
-                if (!m) throw new Error(`nginx.conf: cannot rewrite temp line: ${line}`);
-                out.push(`${indent}${m[1]} ${path.join(dir, m[2])};`);
-                break;
-            case 'listen':
-                out.push(`${indent}listen 127.0.0.1:${port};`);
-                break;
-            case 'upstream': {
-                m = /^\s*server\s+\S+\s*(.*?);/.exec(line);
-                if (!m) throw new Error(`nginx.conf: cannot rewrite upstream line: ${line}`);
-                if (ups < upstreams.length) out.push(`${indent}server 127.0.0.1:${upstreams[ups]} ${m[1]};`);
-                ups++;
-                break;
-            }
-            default:
-                throw new Error(`nginx.conf: unknown @test tag ${tag}`);
-        }
+        if (!rules[tag]) throw new Error(`${name}: unknown @test tag ${tag}`);
+        const n = seen.get(tag) ?? 0;
+        seen.set(tag, n + 1);
+        const next = rules[tag](line, line.match(/^\s*/)[0], n);
+        if (next !== null) out.push(next);
     }
-    for (const t of ['pid', 'error_log', 'temp', 'listen', 'upstream'])
-        if (!seen.has(t)) throw new Error(`docker/nginx.conf has no "@test ${t}" line any more`);
-    if (ups < upstreams.length) throw new Error(`docker/nginx.conf has ${ups} upstream servers, the test needs ${upstreams.length}`);
+    for (const t of Object.keys(rules)) if (!seen.has(t)) throw new Error(`docker/${name} has no "@test ${t}" line any more`);
+    const have = seen.get(serverTag) ?? 0;
+    if (have < servers) throw new Error(`docker/${name} has ${have} ${serverTag} lines, the test needs ${servers}`);
     return out.join('\n');
+}
+
+/** The match of re in a marked line, or an error naming what could not be rewritten. */
+export function marked(re, line, what) {
+    const m = re.exec(line);
+    if (!m) throw new Error(`cannot rewrite ${what} line: ${line}`);
+    return m;
+}
+
+/** docker/nginx.conf with the "@test" lines pointed at loopback. */
+export function nginxConfFor({ dir, port, upstreams }) {
+    return rewriteMarked(
+        NGINX_CONF,
+        {
+            pid: (line, indent) => `${indent}pid ${path.join(dir, 'nginx.pid')};`,
+            error_log: (line, indent) => `${indent}error_log ${path.join(dir, 'error.log')} info;`,
+            temp: (line, indent) => {
+                const m = marked(/^\s*(\w+)\s+\/tmp\/(\S+);/, line, 'nginx.conf temp');
+                return `${indent}${m[1]} ${path.join(dir, m[2])};`;
+            },
+            listen: (line, indent) => `${indent}listen 127.0.0.1:${port};`,
+            upstream: (line, indent, n) => {
+                const m = marked(/^\s*server\s+\S+\s*(.*?);/, line, 'nginx.conf upstream');
+                return n < upstreams.length ? `${indent}server 127.0.0.1:${upstreams[n]} ${m[1]};` : null;
+            },
+        },
+        { serverTag: 'upstream', servers: upstreams.length },
+    );
 }
 
 /** A balancer process in front of the nodes, started and stopped by PID. A subclass

@@ -35,11 +35,12 @@
 #include "chatdesk/config.h"
 #include "chatdesk/store.h"
 #include "it_support.h"
+#include "scripts_support.h"
 
 extern char **environ;
 
 #define N_PRIMARIES 3
-#define WAIT_MS 20000
+#define CLUSTER_WAIT_MS 20000
 
 typedef struct {
     int port;
@@ -138,15 +139,6 @@ static bool cluster_whole(void)
     return true;
 }
 
-static bool store_up(const void *arg)
-{
-    return cd_store_up(arg);
-}
-static bool is_true(const void *arg)
-{
-    return *(const bool *)arg;
-}
-
 static int start_cluster(void)
 {
     snprintf(W.dir, sizeof W.dir, "/tmp/cd-it-cluster-%d", (int)getpid());
@@ -206,7 +198,7 @@ static int start_cluster(void)
     return cluster_whole() ? 0 : -1;
 }
 
-static int setup(void **state)
+static int cluster_setup(void **state)
 {
     (void)state;
     if (start_cluster() != 0) {
@@ -221,14 +213,14 @@ static int setup(void **state)
     if (!W.st)
         return -1;
     cd_store_start(W.st);
-    if (!it_run_until(&W.loop, store_up, W.st, WAIT_MS)) {
+    if (!it_run_until(&W.loop, store_is_up, W.st, CLUSTER_WAIT_MS)) {
         print_error("the store did not come up on %s\n", url);
         return -1;
     }
     return 0;
 }
 
-static int teardown(void **state)
+static int cluster_teardown(void **state)
 {
     (void)state;
     if (W.st) {
@@ -274,7 +266,7 @@ static cd_err call_site(const char *site)
     const char *keys[] = {key};
     result r = {0};
     assert_int_equal(cd_store_fcall(W.st, "probe", 1, keys, 0, NULL, NULL, on_reply, &r), 0);
-    assert_true(it_run_until(&W.loop, is_true, &r.done, WAIT_MS));
+    assert_true(it_run_until(&W.loop, flag_is_set, &r.done, CLUSTER_WAIT_MS));
     return r.err;
 }
 
@@ -389,5 +381,5 @@ int main(void)
         cmocka_unit_test(test_moved_is_followed_and_the_map_updated),
         cmocka_unit_test(test_ask_is_followed_with_asking),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, cluster_setup, cluster_teardown);
 }

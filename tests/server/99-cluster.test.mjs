@@ -18,7 +18,7 @@
 // one global counter, P ticket:seq, a key outside the site's slot.)
 import fs from 'node:fs';
 import path from 'node:path';
-import { Env, it, assert, waitUntil, sleep, freePort, spawnTracked, stopProc, redisCommand, SCALE } from './harness.mjs';
+import { countEvents, Env, it, assert, waitUntil, sleep, freePort, spawnTracked, stopProc, redisCommand, SCALE } from './harness.mjs';
 import { before, after, afterEach } from 'node:test';
 
 const env = new Env();
@@ -333,17 +333,11 @@ it('redis-cli --cluster reshard under traffic: nothing lost or doubled, shard su
     }
 });
 
-/** status_changed events of the conversation into `to`, read from the site's stream on its primary. */
 /** The site's events (type t) about conversation cid that match pred(data). */
 async function siteEvents(site, t, cid, pred = () => true) {
     const slot = Number(await cmd(ports.find((p) => procs[p].exitCode === null && procs[p].signalCode === null), 'CLUSTER', 'KEYSLOT', `cd:{s:${site}}:x`));
     const p = (await primaries()).find((x) => x.lo <= slot && slot <= x.hi).port;
-    const entries = await cmd(p, 'XRANGE', `cd:{s:${site}}:events`, '-', '+');
-    return entries.filter(([, f]) => {
-        const o = {};
-        for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
-        return o.t === t && o.c === cid && pred(JSON.parse(o.d || '{}'));
-    }).length;
+    return countEvents(await cmd(p, 'XRANGE', `cd:{s:${site}}:events`, '-', '+'), t, cid, pred);
 }
 const statusEvents = (c, to) => siteEvents(c.site.key, 'conversation.status_changed', c.cid, (d) => d.to === to);
 

@@ -9,7 +9,7 @@
 // replica, is not used.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Env, it, assert, waitUntil, sleep, freePort, spawnTracked, stopProc, redisCommand, SCALE } from './harness.mjs';
+import { countEvents, Env, it, assert, waitUntil, sleep, freePort, spawnTracked, stopProc, redisCommand, SCALE } from './harness.mjs';
 import { before, after, afterEach } from 'node:test';
 
 const MASTER = 'cdmaster';
@@ -194,12 +194,7 @@ it('the old primary comes back as a replica and is not written to', async () => 
 /** The site's events of type t about conversation cid, read on the current primary. */
 async function siteEvents(site, t, cid, pred = () => true) {
     const [, port] = await cmd(ports.sentinels[0], 'SENTINEL', 'get-master-addr-by-name', MASTER);
-    const entries = await cmd(Number(port), 'XRANGE', `cd:{s:${site}}:events`, '-', '+');
-    return entries.filter(([, f]) => {
-        const o = {};
-        for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
-        return o.t === t && o.c === cid && pred(JSON.parse(o.d || '{}'));
-    }).length;
+    return countEvents(await cmd(Number(port), 'XRANGE', `cd:{s:${site}}:events`, '-', '+'), t, cid, pred);
 }
 /** The event a timed chat waits for: its auto-close, or its ticket. */
 const firings = (t) =>

@@ -265,6 +265,16 @@ function parseResp(buf, pos = 0) {
 }
 
 /** One command on a fresh connection; auth [user, password] sends AUTH first. */
+/** Of a site's event stream as XRANGE returns it, how many entries are events of type t
+ *  about conversation cid whose data matches pred. */
+export function countEvents(entries, t, cid, pred = () => true) {
+    return entries.filter(([, f]) => {
+        const o = {};
+        for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
+        return o.t === t && o.c === cid && pred(JSON.parse(o.d || '{}'));
+    }).length;
+}
+
 export function redisCommand(sock, args, timeout = 5000, auth = null) {
     return new Promise((resolve, reject) => {
         const c = net.createConnection(sock);
