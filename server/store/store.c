@@ -615,10 +615,16 @@ static void finish_reply(eval_op *op, redisAsyncContext *ac, const char *str, si
         hold_for_replicas(op, ac, str, len);
         return;
     }
-    if (e == CD_ERR_INTERNAL)
+    /* a batched call's own error (msg_send catches each message's, so a slot moving away
+     * mid-script reaches here as its text): the same retryable answer as a whole call's */
+    if (e == CD_ERR_INTERNAL && cluster_moving(str)) {
+        op->st->map_dirty = true;
+        op_finish(op, CD_ERR_UNAVAILABLE, "redis cluster failing over", 26);
+    } else if (e == CD_ERR_INTERNAL) {
         op_finish_internal(op, str, len);
-    else
+    } else {
         op_finish(op, e, str, len);
+    }
 }
 
 /* A batch's array reply: element i answers call i, each call on its own (its own error,
