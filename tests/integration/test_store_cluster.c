@@ -60,18 +60,34 @@ typedef struct {
 
 static world W;
 
-static int free_port(void)
+static bool port_free(int port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t n = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(s, (struct sockaddr *)&a, &n) != 0) {
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0;
+    if (s >= 0)
+        close(s);
+    return ok;
+}
+
+/* A free port whose Cluster bus port (+10000) is free too and below 65536: redis-server
+ * refuses cluster mode on a port above 55535. */
+static int free_port(void)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t n = sizeof a;
+        int port = -1;
+        if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(s, (struct sockaddr *)&a, &n) == 0)
+            port = ntohs(a.sin_port);
         if (s >= 0)
             close(s);
-        return -1;
+        if (port > 0 && port <= 55535 && port_free(port + 10000))
+            return port;
     }
-    close(s);
-    return ntohs(a.sin_port);
+    return -1;
 }
 
 static pid_t spawn(char *const argv[])
