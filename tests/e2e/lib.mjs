@@ -376,8 +376,26 @@ ${ports.map((p) => `        server 127.0.0.1:${p} max_fails=1 fail_timeout=2s;`)
         execFileSync(this.bin, ['-t', '-c', this.conf, '-p', this.dir], { stdio: 'pipe', timeout: 10_000 });
         const before = this.workers();
         process.kill(this.pid, 'SIGHUP');
-        // the reload is done when a new worker runs
-        await waitUntil(() => this.workers().some((w) => !before.includes(w)), { timeout: 10_000 * SCALE, what: 'nginx reload' });
+        // The reload is done when a new worker runs and every old one has stopped
+        // accepting: an old worker closes its listening socket, then names itself
+        // "worker process is shutting down" while it finishes the connections it has.
+        // Until then a new connection may still reach an old worker with the old list.
+        await waitUntil(
+            () => {
+                const now = this.workers();
+                return now.some((w) => !before.includes(w)) && before.every((w) => !now.includes(w) || this.title(w).includes('shutting down'));
+            },
+            { timeout: 10_000 * SCALE, what: 'nginx reload' },
+        );
+    }
+
+    /** The process title nginx gave PID `w` ('' when it is gone). */
+    title(w) {
+        try {
+            return fs.readFileSync(`/proc/${w}/cmdline`, 'utf8');
+        } catch {
+            return '';
+        }
     }
 
     /** PIDs of the master's children (the workers), from /proc. */
