@@ -252,9 +252,11 @@ static bool follow(cd_session *s, const char *meta, size_t len)
     return true;
 }
 
-/* "revoke:<epoch>" (the agent's password, role, sites or disabled flag changed) or
- * "revoke:jti:<jti>" (that token logged out) on the agent's channel: a session whose token
- * is no longer good gets the session.revoked event and closes with 4401, on every node. */
+/* "revoke:<epoch>" (the agent's password, role, sites or disabled flag changed),
+ * "revoke:jti:<jti>" (that token logged out) or "revoke:2fa" (a site of the agent now
+ * requires two-factor login) on the agent's channel: a session whose token is no longer
+ * good, or whose agent does not use two-factor login, gets the session.revoked event and
+ * closes with 4401, on every node. */
 static bool revoked(cd_session *s, const char *meta, size_t len)
 {
     char buf[64];
@@ -262,6 +264,8 @@ static bool revoked(cd_session *s, const char *meta, size_t len)
         return false;
     if (strncmp(buf, "jti:", 4) == 0)
         return strcmp(buf + 4, s->jti) == 0;
+    if (strcmp(buf, "2fa") == 0)
+        return !s->totp;
     return strtoll(buf, NULL, 10) > s->token_epoch;
 }
 

@@ -59,6 +59,7 @@ struct cd_session {
     char author_key[96]; /* "<kind>:<id>" */
     int64_t token_epoch; /* agent: its login token's epoch and id (revocation) */
     char jti[40];
+    bool totp; /* agent: two-factor login is on (a site turning on require_2fa closes the others) */
 
     sess_sub *subs;
     cd_ratelimit rl;

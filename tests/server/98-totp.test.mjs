@@ -164,6 +164,11 @@ it('a site that requires two-factor login sends its agents to enrolment, and now
     const at = (await c.login(admin)).json.token;
     let r = await c.req('PATCH', `/api/v1/admin/sites/${site.key}`, { token: at, body: { require_2fa: 'yes' } });
     assert.equal(r.status, 400, r.text);
+    // only an admin who uses two-factor login may require it (it would lock its author out)
+    r = await c.req('PATCH', `/api/v1/admin/sites/${site.key}`, { token: at, body: { require_2fa: true } });
+    assert.equal(r.status, 409, r.text);
+    assert.match(r.json.error.message, /your own two-factor login/);
+    await enrol(c, at);
     r = await c.req('PATCH', `/api/v1/admin/sites/${site.key}`, { token: at, body: { require_2fa: true } });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.site.require_2fa, true);
@@ -191,8 +196,58 @@ it('a site that requires two-factor login sends its agents to enrolment, and now
     assert.equal((await c.req('GET', '/api/v1/me', { token: r.json.token })).status, 200);
     l = await c.login(ag);
     assert.equal(l.json.totp_required, true);
-    // the admin (not enrolled) is sent to enrolment as well
-    assert.equal((await c.login(admin)).json.enrolment_required, true);
+    assert.equal((await c.login(admin)).json.totp_required, true);
+});
+
+it('requiring two-factor login closes the open sessions of agents without it at once; their tokens stop working', async () => {
+    const c = client();
+    const site = await env.addSite({ probe: false });
+    const admin = await env.addAgent({ site, role: 'admin' });
+    const plain = await env.addAgent({ site }); // no two-factor login
+    const secured = await env.addAgent({ site }); // with it
+    const other = await env.addSite({ probe: false });
+    const elsewhere = await env.addAgent({ site: other }); // another site's agent, without it
+    const at = (await c.login(admin)).json.token;
+    await enrol(c, at);
+    const pt = (await c.login(plain)).json.token;
+    const st = (await c.login(secured)).json.token;
+    await enrol(c, st);
+    const et = (await c.login(elsewhere)).json.token;
+    const open = async (token) => {
+        const ws = await env.connect(0, 'agent');
+        const w = await ws.request({ type: 'hello', token });
+        assert.equal(w.type, 'welcome', JSON.stringify(w));
+        return ws;
+    };
+    const [wsPlain, wsSecured, wsAdmin, wsElsewhere] = [await open(pt), await open(st), await open(at), await open(et)];
+    const t0 = Date.now();
+    const r = await c.req('PATCH', `/api/v1/admin/sites/${site.key}`, { token: at, body: { require_2fa: true } });
+    assert.equal(r.status, 200, r.text);
+    const closed = await wsPlain.waitClose();
+    assert.equal(closed.code, 4401);
+    assert.ok(Date.now() - t0 < 5000, `closed within seconds (${Date.now() - t0} ms)`);
+    assert.ok(
+        wsPlain.frames.some((f) => f.type === 'session.revoked' && /two-factor/.test(f.reason)),
+        'told why before the close',
+    );
+    // those who use it, and another site's agents, keep working
+    for (const ws of [wsSecured, wsAdmin, wsElsewhere]) assert.equal((await ws.request({ type: 'ping' })).type, 'ok');
+    // the old token: a new connection is refused, and so is every call in the site
+    const again = await env.connect(0, 'agent');
+    const f = await again.request({ type: 'hello', token: pt });
+    assert.equal(f.code, 'unauthorized', JSON.stringify(f));
+    assert.match(f.message, /two-factor/);
+    assert.equal((await again.waitClose()).code, 4401);
+    for (const u of ['/api/v1/conversations', '/api/v1/tickets', `/api/v1/canned?site=${site.key}`]) {
+        const g = await c.req('GET', u, { token: pt });
+        assert.equal(g.status, 403, `${u}: ${g.text}`);
+        assert.match(g.json.error.message, /two-factor/);
+    }
+    assert.equal((await c.req('GET', '/api/v1/conversations', { token: st })).status, 200);
+    assert.equal((await c.req('GET', '/api/v1/conversations', { token: et })).status, 200);
+    // the next login goes to enrolment
+    assert.equal((await c.login(plain)).json.enrolment_required, true);
+    for (const ws of [wsSecured, wsAdmin, wsElsewhere]) ws.close();
 });
 
 it("an admin resets an agent's two-factor login only behind its own tenant wall; the CLI too", async () => {
