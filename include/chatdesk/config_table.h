@@ -24,6 +24,8 @@
     X(agent_origins, STR, "", 0, 0,                                                                                   \
       "Origins allowed on /ws/agent: a comma list, * for any; empty: the node's own (http(s):// + Host)")             \
     X(token_secret, STR, "", 0, 0, "64 hex chars: token signing key; empty: a shared key kept in Redis")              \
+    X(secrets_key_file, STR, "", 0, 0,                                                                                \
+      "file of 64 hex chars, the same on every node: seals the two-factor secrets kept in Redis; empty: unsealed")    \
     X(max_frame, INT, 65536, 1024, 16777216, "largest WebSocket message in bytes (close 1009 above)")                 \
     X(max_body, INT, 8192, 1, 1048576, "largest message body in bytes after trimming (too_large above)")              \
     X(max_json_depth, INT, 8, 2, 64, "deepest JSON nesting accepted in a frame")                                      \

@@ -6,8 +6,14 @@
 // recovery codes, code guesses on the account's login counter (429), turning it off with a
 // code, a site that requires it (the password alone earns only an enrolment token), and an
 // admin's reset with the tenant wall (an agent shared with another tenant is refused), also
-// from the admin CLI.
-import { useEnv, it, assert, rnd, httpRequest, waitUntil } from './harness.mjs';
+// from the admin CLI; a site turning the requirement on signs out those without it; and
+// secrets sealed at rest under secrets_key_file.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import { useEnv, it, assert, rnd, httpRequest, waitUntil, chatdeskdPath } from './harness.mjs';
 import { totp, stepNow } from '../support/totp.mjs';
 
 const env = useEnv({ nodes: 1 });
@@ -15,10 +21,10 @@ const env = useEnv({ nodes: 1 });
 
 // each test logs in from an address of its own (login_rate_per_ip counts per address)
 let addrSeq = 10;
-function client() {
+function client(node = 0) {
     const localAddress = `127.0.0.${addrSeq++}`;
     const req = (method, url, { token, body } = {}) =>
-        httpRequest(env.nodes[0].httpUrl + url, { method, body, localAddress, headers: token ? { authorization: `Bearer ${token}` } : {} });
+        httpRequest(env.nodes[node].httpUrl + url, { method, body, localAddress, headers: token ? { authorization: `Bearer ${token}` } : {} });
     return {
         req,
         addr: localAddress,
@@ -297,4 +303,61 @@ it("an admin resets an agent's two-factor login only behind its own tenant wall;
     assert.equal(byAdmin.actor, adminA.id);
     assert.ok(find('totp.reset', shared.id)?.actor === 'operator', "the CLI's reset audited as the operator");
     assert.equal((await c.req('GET', `/api/v1/admin/sites/${B.key}/audit?limit=200`, { token: tB })).json.entries.filter((e) => e.target === onlyA.id).length, 0, "A's agent is not in B's log");
+});
+
+it('with secrets_key_file the secret is sealed in Redis; a node without the key cannot use it; older secrets are sealed at their next use', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cd-seal-'));
+    const keyFile = path.join(dir, 'secrets.key');
+    fs.writeFileSync(keyFile, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    // a key file that is not 64 hex characters stops the node at start-up, saying why
+    const badFile = path.join(dir, 'bad.key');
+    fs.writeFileSync(badFile, 'not a key\n');
+    for (const [f, why] of [[badFile, /64 hex characters/], [path.join(dir, 'missing.key'), /No such file/]]) {
+        const r = spawnSync(chatdeskdPath(), ['--port', '0', '--redis', env.redis.url, '--secrets-key-file', f], { timeout: 10_000, encoding: 'utf8' });
+        assert.equal(r.status, 2, r.stderr);
+        assert.match(r.stderr + r.stdout, why);
+    }
+    const sealing = await env.addNode(['--secrets-key-file', keyFile]);
+    const ni = env.nodes.indexOf(sealing);
+    try {
+        const site = await env.addSite({ probe: false });
+        const ag = await env.addAgent({ site });
+        const c = client(ni);
+        const t = (await c.login(ag)).json.token;
+        const { secret } = await enrol(c, t);
+        const stored = await env.redis.cmd('HGET', `cd:{a}:agent:${ag.id}:totp`, 'secret');
+        assert.match(stored, /^s1\.[0-9a-f]{8}\./, 'sealed');
+        assert.ok(!stored.includes(secret), 'the secret is not in Redis in clear');
+        // a login's second step on the node with the key
+        let ch = (await c.login(ag)).json.challenge;
+        let r = await c.second(ch, { code: totp(secret, stepNow() + 1) }); // a step after the enrolment's
+        assert.equal(r.status, 200, r.text);
+        // a node without the key says it cannot read it (and nothing is changed)
+        const plainNode = client(0);
+        ch = (await plainNode.login(ag)).json.challenge;
+        r = await plainNode.second(ch, { code: totp(secret, stepNow()) });
+        assert.equal(r.status, 500, r.text);
+        assert.match(r.json.error.message, /secrets_key_file/);
+        assert.equal(await env.redis.cmd('HGET', `cd:{a}:agent:${ag.id}:totp`, 'secret'), stored);
+        // an agent enrolled on a node without the key: stored in clear, sealed at its next login
+        const old = await env.addAgent({ site });
+        const c0 = client(0);
+        const e = await enrol(c0, (await c0.login(old)).json.token);
+        assert.equal(await env.redis.cmd('HGET', `cd:{a}:agent:${old.id}:totp`, 'secret'), e.secret);
+        const c1 = client(ni);
+        ch = (await c1.login(old)).json.challenge;
+        r = await c1.second(ch, { code: totp(e.secret, stepNow() + 1) });
+        assert.equal(r.status, 200, r.text);
+        const resealed = await env.redis.cmd('HGET', `cd:{a}:agent:${old.id}:totp`, 'secret');
+        assert.match(resealed, /^s1\./);
+        assert.ok(!resealed.includes(e.secret));
+        // and it still works there
+        ch = (await c1.login(old)).json.challenge;
+        r = await c1.second(ch, { recovery_code: e.codes[0] });
+        assert.equal(r.status, 200, r.text);
+    } finally {
+        await sealing.stop();
+        env.nodes.splice(env.nodes.indexOf(sealing), 1);
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
 });
