@@ -68,6 +68,8 @@ struct cd_session {
     outq_item *qhead, *qtail;
     int npaging; /* subs replaying page by page (continue_paging) */
     size_t qcount, qbytes;
+    uint64_t probe_sent_ms; /* the unanswered delivery ping's time (its payload), 0: none */
+    uint64_t probe_ok_ms;   /* the last answered one, or the session's start */
 
     bool presence_counted; /* agent: counted in the node's presence map */
     bool close_when_idle;  /* draining: close 1001 once the pending requests are answered */
