@@ -151,7 +151,7 @@ static int on_writeable(struct lws *wsi, cd_net_pss *pss)
         if (lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 8)
             return -1;
     }
-    if (cd_session_close_code(s, &reason, &flush)) { /* the check found a reader that stopped */
+    if (!code && cd_session_close_code(s, &reason, &flush)) { /* the check found a reader that stopped */
         lws_callback_on_writable(wsi);
         return 0;
     }
