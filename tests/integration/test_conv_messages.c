@@ -439,6 +439,73 @@ static void test_send_batch_order_dedupe_isolation(void **state)
         res_clear(&r[i]);
 }
 
+/* Group commit: while a site's msg_send call is in flight, the site's next sends (made in
+ * later loop passes) wait for its reply and then go as one call, in the order they were
+ * made; any other command sends them at once, so it reaches Redis after them. Redis is
+ * held with CLIENT PAUSE WRITE so that the first call stays in flight. */
+static void send_async(fx *f, const cd_conv_author *a, const char *cid, const char *cmid, res *r)
+{
+    cd_req req;
+    fill_send(&req, cid, cmid, cmid, false);
+    assert_int_equal(cd_conv_send(f->st, &f->cfg, a, "", NULL, &req, on_sent_res, tok(r)), 0);
+}
+
+static void test_send_group_commit(void **state)
+{
+    fx *f = *state;
+    char vid[80], cid[80], cmid[16];
+    new_visitor(f, SITE1, vid);
+    const long long base = new_conv(f, SITE1, vid, "start", cid, NULL);
+    const cd_conv_author vis = {"visitor", vid, "", NULL};
+    enum { N = 6 };
+    res r[N + 3];
+    memset(r, 0, sizeof r);
+    cd_store_stats before, after;
+    cd_store_get_stats(f->st, &before);
+    redisReply *p = redisCommand(f->rc, "CLIENT PAUSE 1000 WRITE");
+    assert_non_null(p);
+    freeReplyObject(p);
+    for (int i = 0; i < N; i++) { /* one send per loop pass */
+        snprintf(cmid, sizeof cmid, "g-%d", i);
+        send_async(f, &vis, cid, cmid, &r[i]);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    cd_store_get_stats(f->st, &after);
+    assert_int_equal(after.batches - before.batches, 1); /* the first: in flight, the rest held */
+    for (int i = 0; i < N; i++)
+        assert_true(it_run_until(&f->loop, flag_is_set, &r[i].done, WAIT_MS));
+    cd_store_get_stats(f->st, &after);
+    assert_int_equal(after.batches - before.batches, 2); /* the held five as one call */
+    assert_int_equal(after.batched - before.batched, N);
+    for (int i = 0; i < N; i++) {
+        expect_ok(&r[i]);
+        assert_false(r[i].duplicate);
+        assert_int_equal(r[i].seq, base + 1 + i);
+    }
+
+    /* held sends, then another command of the store: they go first, so a close made after
+     * them finds them stored */
+    p = redisCommand(f->rc, "CLIENT PAUSE 1000 WRITE");
+    assert_non_null(p);
+    freeReplyObject(p);
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmid, sizeof cmid, "h-%d", i);
+        send_async(f, &vis, cid, cmid, &r[N + i]);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    res u = {0};
+    op_update(f, &u, &AG1, cid, "closed", CD_PRIO_NONE);
+    expect_ok(&u);
+    for (int i = 0; i < 3; i++) {
+        assert_true(it_run_until(&f->loop, flag_is_set, &r[N + i].done, WAIT_MS));
+        expect_ok(&r[N + i]);
+        assert_int_equal(r[N + i].seq, base + 1 + N + i);
+    }
+    res_clear(&u);
+    for (int i = 0; i < N + 3; i++)
+        res_clear(&r[i]);
+}
+
 static void test_send_events_and_status(void **state)
 {
     fx *f = *state;
@@ -820,6 +887,7 @@ int main(void)
         T(test_send_dedupe),
         T(test_send_dedupe_window),
         T(test_send_batch_order_dedupe_isolation),
+        T(test_send_group_commit),
         T(test_send_events_and_status),
         T(test_send_permissions),
         T(test_history_paging_and_private_notes),
