@@ -45,10 +45,7 @@ typedef struct cd_conv_result {
     char agent_role[16];
     char **agent_sites;
     size_t n_agent_sites;
-    char *pw;                /* agent_get by email: the PHC string */
-    int64_t fails, retry_ms; /* agent_get by email, login_attempt: attempts in the window, ms left of it */
-    int64_t token_epoch;     /* agent_get by email: the agent's token epoch (for the token) */
-    bool totp;               /* agent_get by email: two-factor login is on (api_totp.lua) */
+    bool totp; /* agent_get: two-factor login is on (api_totp.lua) */
     int64_t seq, last_seq;
     char epoch[80];
     bool recovered, duplicate, agents_online;
@@ -128,14 +125,9 @@ void cd_conv_timers_register(cd_timers *t, cd_store *st);
 /* The visitor confirms a resolved conversation: closed. */
 int cd_conv_confirm(cd_store *st, const char *site, const char *vid, const char *cid, const char *intervals,
                     cd_conv_cb cb, void *ud);
-/* by: "email" or "id"; with_convs: include the agent's open conversations. By "id" (a
- * hello) the token's epoch and jti are checked: unauthorized when revoked. */
-int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, int64_t epoch, const char *jti,
-                      cd_conv_cb cb, void *ud);
-/* op "try": count a login attempt of the account before its password is checked (the
- * reply's fails counts it); "ok": reset the count after a success; "ok" and "fail" also
- * write the outcome to the audit log (from addr, kept audit_days). */
-int cd_conv_login_attempt(cd_store *st, const char *email, const char *op, int64_t window_ms, const char *addr,
-                          int64_t audit_days, cd_conv_cb cb, void *ud);
+/* A hello's agent (its welcome): the record by id, with the agent's open conversations
+ * and its teams' queues gathered from each of its sites. The token's epoch and jti are
+ * checked: unauthorized when revoked. (The login's lookup by e-mail is account's.) */
+int cd_conv_agent_get(cd_store *st, const char *aid, int64_t epoch, const char *jti, cd_conv_cb cb, void *ud);
 
 #endif

@@ -74,7 +74,6 @@ static void result_cleanup(cd_conv_result *r)
     cd_free(r->convs);
     free_strs(r->agent_sites, r->n_agent_sites);
     free_strs(r->frames, r->n_frames);
-    cd_free(r->pw);
 }
 
 static void parse_ok(cd_conv_result *r, json_t *root)
@@ -113,12 +112,7 @@ static void parse_ok(cd_conv_result *r, json_t *root)
         r->raw_queue = dump(v);
     if ((v = json_object_get(root, "site_config")))
         r->raw_site_config = dump(v);
-    if ((v = json_object_get(root, "pw")) && json_is_string(v))
-        r->pw = cd_strdup(json_string_value(v));
-    r->fails = json_integer_value(json_object_get(root, "fails"));
-    r->token_epoch = json_integer_value(json_object_get(root, "token_epoch"));
     r->totp = json_is_true(json_object_get(root, "totp"));
-    r->retry_ms = json_integer_value(json_object_get(root, "retry_ms"));
     if ((v = json_object_get(root, "last_seq")) && json_is_integer(v))
         r->last_seq = json_integer_value(v);
     if ((v = json_object_get(root, "seq")) && json_is_integer(v))
@@ -607,18 +601,13 @@ static void on_agent_record(void *ud, cd_err err, const char *json, size_t len)
     welcome_step(w); /* the record's own share */
 }
 
-int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with_convs, int64_t epoch, const char *jti,
-                      cd_conv_cb cb, void *ud)
+int cd_conv_agent_get(cd_store *st, const char *aid, int64_t epoch, const char *jti, cd_conv_cb cb, void *ud)
 {
     char ep[24];
-    const char *args[] = {by, value, with_convs ? "1" : "0", I64(ep, epoch), jti ? jti : ""};
+    const char *args[] = {"id", aid, "1", I64(ep, epoch), jti ? jti : ""};
     cd_key k, k2;
-    bool email = strcmp(by, "email") == 0;
     const char *P = cd_store_prefix(st);
-    const char *keys[] = {email ? cd_key_agent_email(&k, P, value) : cd_key_agent(&k, P, value),
-                          email ? cd_key_login_fails(&k2, P, value) : cd_key_agent_revoked(&k2, P, value)};
-    if (!with_convs)
-        return run(st, "agent_get", 2, keys, 5, args, cb, ud);
+    const char *keys[] = {cd_key_agent(&k, P, aid), cd_key_agent_revoked(&k2, P, aid)};
     welcome *w = cd_calloc(1, sizeof *w);
     *w = (welcome){.st = st, .cb = cb, .ud = ud, .pending = 1};
     if (cd_store_fcall(st, "agent_get", 2, keys, 5, args, NULL, on_agent_record, w) != 0) {
@@ -626,15 +615,4 @@ int cd_conv_agent_get(cd_store *st, const char *by, const char *value, bool with
         return -1;
     }
     return 0;
-}
-
-int cd_conv_login_attempt(cd_store *st, const char *email, const char *op, int64_t window_ms, const char *addr,
-                          int64_t audit_days, cd_conv_cb cb, void *ud)
-{
-    char window[24], days[24], now[24];
-    const char *args[] = {
-        op, I64(window, window_ms), email, addr ? addr : "", I64(days, audit_days), I64(now, cd_now_ms())};
-    cd_key k;
-    const char *keys[] = {cd_key_login_fails(&k, cd_store_prefix(st), email)};
-    return run(st, "login_attempt", 1, keys, 6, args, cb, ud);
 }

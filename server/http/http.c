@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "api/api_int.h"
+#include "chatdesk/account.h"
 #include "chatdesk/auth.h"
 #include "chatdesk/clock.h"
 #include "chatdesk/conv.h"
@@ -348,7 +349,7 @@ static void login_abort(login_job *j)
     login_job_free(j);
 }
 
-static void on_login_reset(void *ud, cd_conv_result *r)
+static void on_login_reset(void *ud, const cd_account *r)
 {
     (void)ud;
     (void)r; /* best effort: the count expires with its window anyway */
@@ -404,8 +405,8 @@ static void login_done(uv_work_t *w, int status)
      * failure; a password that only earns the second step does neither (code guesses go on
      * counting against the same window; totp_login audits the login that completes) */
     if (status == 0 && !(j->ok && j->totp))
-        cd_conv_login_attempt(j->cx->st, j->email, j->ok ? "ok" : "fail", 0, j->ip, j->cx->cfg->audit_retain_days,
-                              on_login_reset, NULL);
+        cd_account_attempt(j->cx->st, j->email, j->ok ? "ok" : "fail", 0, j->ip, j->cx->cfg->audit_retain_days,
+                           on_login_reset, NULL);
     if (!h) { /* connection gone */
         login_job_free(j);
         return;
@@ -448,7 +449,7 @@ static bool login_throttled(login_job *j, int64_t fails, int64_t retry_ms)
 
 /* The attempt is counted (or could not be: a full Redis answers unavailable to writes,
  * and reads, so logins, keep working): check the password on the thread pool. */
-static void on_login_counted(void *ud, cd_conv_result *r)
+static void on_login_counted(void *ud, const cd_account *r)
 {
     login_job *j = ud;
     http_state *h = j->h;
@@ -470,7 +471,7 @@ static void on_login_counted(void *ud, cd_conv_result *r)
     uv_queue_work(h->cx->loop, &j->work, login_work, login_done);
 }
 
-static void on_agent(void *ud, cd_conv_result *r)
+static void on_agent(void *ud, const cd_account *r)
 {
     login_job *j = ud;
     http_state *h = j->h;
@@ -487,16 +488,16 @@ static void on_agent(void *ud, cd_conv_result *r)
         login_abort(j);
         return;
     }
-    if (r->err == CD_ERR_OK && r->pw) {
+    if (r->err == CD_ERR_OK && r->found && r->pw) {
         j->pw_hash = cd_strdup(r->pw);
         j->agent = cd_strdup(r->raw_agent);
-        cd_strlcpy(j->agent_id, r->agent_id, sizeof j->agent_id);
+        cd_strlcpy(j->agent_id, r->id, sizeof j->agent_id);
         j->token_epoch = r->token_epoch;
         j->totp = r->totp;
-        j->enrol = !r->totp && cd_node_requires_2fa(h->cx->node, r->agent_sites, r->n_agent_sites);
+        j->enrol = !r->totp && cd_node_requires_2fa(h->cx->node, r->sites, r->n_sites);
     }
-    if (cd_conv_login_attempt(h->cx->st, j->email, "try", h->cx->cfg->login_fail_window_s * 1000, j->ip,
-                              h->cx->cfg->audit_retain_days, on_login_counted, j) != 0) {
+    if (cd_account_attempt(h->cx->st, j->email, "try", h->cx->cfg->login_fail_window_s * 1000, j->ip,
+                           h->cx->cfg->audit_retain_days, on_login_counted, j) != 0) {
         json_error(h, 503, "unavailable", "storage unavailable, retry");
         login_abort(j);
     }
@@ -574,7 +575,7 @@ static void login(http_state *h)
     j->h = h;
     h->job = j;
     cd_net_client_ip(h->wsi, h->cx->cfg, j->ip, sizeof j->ip);
-    if (cd_conv_agent_get(h->cx->st, "email", j->email, false, 0, NULL, on_agent, j) != 0) {
+    if (cd_account_by_email(h->cx->st, j->email, on_agent, j) != 0) {
         h->job = NULL;
         login_job_free(j);
         json_error(h, 503, "unavailable", "storage unavailable, retry");

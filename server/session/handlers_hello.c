@@ -234,7 +234,7 @@ void cd_session__hello(cd_session *s, const cd_req *req)
         s->token_epoch = claims.epoch;
         cd_strlcpy(s->jti, claims.jti, sizeof s->jti);
         s->state = SESS_HELLO_PENDING;
-        rc = cd_conv_agent_get(n->st, "id", claims.sub, true, claims.epoch, claims.jti, on_agent_hello, h);
+        rc = cd_conv_agent_get(n->st, claims.sub, claims.epoch, claims.jti, on_agent_hello, h);
     }
     if (rc == 0)
         return;

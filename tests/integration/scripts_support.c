@@ -312,7 +312,7 @@ void op_sweep(fx *f, res *r, const char *node, const char *aid)
 void op_agent_get(fx *f, res *r, const char *aid)
 {
     token *t = tok(r);
-    await(f, r, t, cd_conv_agent_get(f->st, "id", aid, true, 0, NULL, on_res, t));
+    await(f, r, t, cd_conv_agent_get(f->st, aid, 0, NULL, on_res, t));
 }
 
 /* ---- JSON checks ---- */
