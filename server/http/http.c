@@ -15,8 +15,7 @@
 #include "chatdesk/log.h"
 #include "chatdesk/ticket.h"
 #include "chatdesk/webhook.h"
-
-typedef struct http_state http_state;
+#include "files_int.h"
 
 /* Lifetimes of the tokens of an unfinished login: the challenge after a right password
  * (two-factor login on) and the enrolment token (a site requires it and it is off). */
@@ -62,6 +61,13 @@ struct http_state {
     bool ready;      /* response complete, waiting for WRITEABLE */
     int retry_after; /* > 0: a Retry-After header (seconds) on this response */
     login_job *job;
+    /* attachments (files.c) */
+    bool is_upload;       /* POST /files: the body is the upload's */
+    cd_http__upload *up;  /* the upload in progress */
+    cd_http__fileop *fop; /* a link or download waiting for Redis */
+    char *serve_path;     /* a download to serve at the next WRITEABLE */
+    char serve_mime[128];
+    char serve_name[201];
 };
 
 /* A valid Argon2id hash of a random password, so an unknown e-mail costs the same time. */
@@ -179,6 +185,63 @@ int cd_http_respond_error(struct lws *wsi, int status, const char *code, const c
     return 1; /* "rejected, response sent" */
 }
 
+/* ---------- what files.c answers through ---------- */
+
+void cd_http__reply(http_state *h, int status, const char *ctype, const char *body, size_t len)
+{
+    if (!h)
+        return;
+    cd_buf_reset(&h->out);
+    cd_buf_append(&h->out, body, len);
+    respond(h, status, ctype);
+}
+
+void cd_http__reply_error(http_state *h, int status, const char *code, const char *message)
+{
+    if (h)
+        json_error(h, status, code, message);
+}
+
+void cd_http__reply_file(http_state *h, const char *path, const char *mime, const char *name)
+{
+    if (!h)
+        return;
+    cd_free(h->serve_path);
+    h->serve_path = cd_strdup(path);
+    cd_strlcpy(h->serve_mime, mime, sizeof h->serve_mime);
+    cd_strlcpy(h->serve_name, name, sizeof h->serve_name);
+    if (h->wsi)
+        lws_callback_on_writable(h->wsi);
+}
+
+void cd_http__upload_clear(http_state *h)
+{
+    h->up = NULL;
+}
+
+void cd_http__fileop_clear(http_state *h)
+{
+    h->fop = NULL;
+}
+
+/* A download the record allowed: the body through lws's file serving, with headers that
+ * let nothing in it run (cd_http__file_headers). */
+static int serve_download(struct lws *wsi, http_state *h)
+{
+    char *path = h->serve_path;
+    h->serve_path = NULL;
+    unsigned char hdr[2048], *p = hdr, *end = hdr + sizeof hdr;
+    int rc = -1;
+    if (cd_http__file_headers(wsi, h->serve_mime, h->serve_name, &p, end) == 0 &&
+        (h->keep_alive || lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                                      (const unsigned char *)"close", 5, &p, end) == 0)) {
+        int n = lws_serve_http_file(wsi, path, h->serve_mime, (const char *)hdr, (int)(p - hdr));
+        rc = n < 0 ? -1 : n > 0 ? transaction_done(wsi, h) : 0;
+    }
+    cd_free(path);
+    return rc;
+}
+
 /* ---------- /healthz and /metrics ---------- */
 
 static void healthz(http_state *h)
@@ -251,6 +314,13 @@ static void ops_metrics(cd_buf *b, cd_net_ctx *cx, const cd_node_stats *ns, cons
     cd_buf_printf(b, "chatdesk_hash_queue %zu\n", cx->hash_jobs);
     help(b, "chatdesk_hash_queue_refused_total", "counter", "Requests refused (503) because the hash queue was full.");
     cd_buf_printf(b, "chatdesk_hash_queue_refused_total %llu\n", cx->hash_refused);
+    help(b, "chatdesk_file_uploads_total", "counter", "Attachments stored through this node (docs/attachments.md).");
+    cd_buf_printf(b, "chatdesk_file_uploads_total %llu\n", cx->files_uploads);
+    help(b, "chatdesk_file_upload_bytes_total", "counter", "Bytes of the attachments stored through this node.");
+    cd_buf_printf(b, "chatdesk_file_upload_bytes_total %llu\n", cx->files_bytes);
+    help(b, "chatdesk_file_uploads_refused_total", "counter",
+         "Uploads refused: type (by the bytes), size, rate, malformed body, storage errors.");
+    cd_buf_printf(b, "chatdesk_file_uploads_refused_total %llu\n", cx->files_rejected);
     help(b, "chatdesk_messages_total", "counter", "Messages stored through this node (acknowledged message.send).");
     cd_buf_printf(b, "chatdesk_messages_total %llu\n", ns->acks);
     help(b, "chatdesk_redis_ping_rtt_seconds", "gauge", "Round trip of the last Redis PING on the command connection.");
@@ -504,7 +574,7 @@ static void on_agent(void *ud, cd_conv_result *r)
 
 /* A token bucket of a fixed table by a hash of the client address (nothing grows with
  * the number of addresses; two addresses in one slot share a bucket). */
-static bool address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
+bool cd_http__address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
 {
     if (!h->wsi)
         return false;
@@ -522,8 +592,8 @@ static bool address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double
 static bool login_rate_ok(http_state *h)
 {
     const cd_config *cfg = h->cx->cfg;
-    if (address_rate_ok(h, h->cx->login_rl, CD_ARRAY_LEN(h->cx->login_rl), (double)cfg->login_rate_per_ip / 60.0,
-                        (double)cfg->login_rate_per_ip))
+    if (cd_http__address_rate_ok(h, h->cx->login_rl, CD_ARRAY_LEN(h->cx->login_rl),
+                                 (double)cfg->login_rate_per_ip / 60.0, (double)cfg->login_rate_per_ip))
         return true;
     h->cx->login_rate_refused++;
     json_error_retry(h, 429, "rate_limited", "too many logins from this address, retry later",
@@ -739,8 +809,8 @@ static bool webhook_url_check(http_state *h, api_job *j, const cd_api_call *call
 /* The public API's per-address token bucket. */
 static bool public_rate_ok(http_state *h)
 {
-    return address_rate_ok(h, h->cx->public_rl, CD_ARRAY_LEN(h->cx->public_rl), (double)h->cx->cfg->public_api_rate,
-                           (double)h->cx->cfg->public_api_burst);
+    return cd_http__address_rate_ok(h, h->cx->public_rl, CD_ARRAY_LEN(h->cx->public_rl),
+                                    (double)h->cx->cfg->public_api_rate, (double)h->cx->cfg->public_api_burst);
 }
 
 /* The token may make this call (cd_http__api_role_allowed), or false after the answer: an
@@ -837,6 +907,27 @@ static void api_start(http_state *h)
     api_run(j);
 }
 
+/* The query's "k=v" fragments (URL-decoded, at most 32) and the Authorization header. */
+static void request_args(struct lws *wsi, http_state *h)
+{
+    for (size_t i = 0; i < h->nargs; i++)
+        cd_free(h->args[i]);
+    cd_free(h->args);
+    h->args = NULL;
+    h->nargs = 0;
+    char frag[512];
+    for (int n = 0; n < 32; n++) {
+        int l = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, n);
+        if (l <= 0)
+            break;
+        h->args = cd_realloc(h->args, (h->nargs + 1) * sizeof *h->args);
+        h->args[h->nargs++] = cd_strdup(frag);
+    }
+    h->auth[0] = '\0';
+    if (lws_hdr_copy(wsi, h->auth, sizeof h->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+        h->auth[0] = '\0';
+}
+
 static void api_begin(struct lws *wsi, http_state *h, const char *uri)
 {
     static const struct {
@@ -854,22 +945,7 @@ static void api_begin(struct lws *wsi, http_state *h, const char *uri)
     h->is_api = true;
     cd_free(h->path);
     h->path = cd_strdup(uri);
-    for (size_t i = 0; i < h->nargs; i++)
-        cd_free(h->args[i]);
-    cd_free(h->args);
-    h->args = NULL;
-    h->nargs = 0;
-    char frag[512];
-    for (int n = 0; n < 32; n++) {
-        int l = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, n);
-        if (l <= 0)
-            break;
-        h->args = cd_realloc(h->args, (h->nargs + 1) * sizeof *h->args);
-        h->args[h->nargs++] = cd_strdup(frag);
-    }
-    h->auth[0] = '\0';
-    if (lws_hdr_copy(wsi, h->auth, sizeof h->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
-        h->auth[0] = '\0';
+    request_args(wsi, h);
 }
 
 /* ---------- static files: /widget.js, /demo, /app/, /kb/ ---------- */
@@ -959,6 +1035,39 @@ static int serve_static(struct lws *wsi, http_state *h, const char *uri)
     return n > 0 ? transaction_done(wsi, h) : 0;
 }
 
+/* ---------- attachments: /files (files.c) ---------- */
+
+/* POST /files, GET /files/<id>/link, GET /files/<id>?e=&k=&s=. */
+static int files_route(struct lws *wsi, http_state *h, const char *uri, bool post, bool get)
+{
+    request_args(wsi, h);
+    if (strcmp(uri, "/files") == 0 && post) {
+        h->is_upload = true;
+        h->up = cd_http__upload_begin(h, wsi, h->cx, h->auth, (const char *const *)h->args, h->nargs);
+        return 0;
+    }
+    const char *id = uri + 7;
+    size_t n = strlen(uri);
+    if (!get || strcmp(uri, "/files") == 0) {
+        json_error(h, 405, "bad_request", "method not allowed");
+        return 0;
+    }
+    if (n > 12 && strcmp(uri + n - 5, "/link") == 0) {
+        char fid[200];
+        size_t l = n - 5 - 7;
+        if (l >= sizeof fid) {
+            json_error(h, 404, "not_found", "no such file");
+            return 0;
+        }
+        memcpy(fid, id, l);
+        fid[l] = '\0';
+        h->fop = cd_http__file_link(h, h->cx, h->auth, fid);
+        return 0;
+    }
+    h->fop = cd_http__file_download(h, h->cx, id, (const char *const *)h->args, h->nargs);
+    return 0;
+}
+
 /* ---------- dispatch ---------- */
 
 static http_state *state(struct lws *wsi, cd_net_pss *pss)
@@ -985,6 +1094,11 @@ static void state_free(cd_net_pss *pss)
         h->job->h = NULL; /* the job frees itself */
     if (h->ajob)
         h->ajob->h = NULL;
+    if (h->up)
+        cd_http__upload_detach(h->up);
+    if (h->fop)
+        cd_http__fileop_detach(h->fop);
+    cd_free(h->serve_path);
     cd_free(h->path);
     for (size_t i = 0; i < h->nargs; i++)
         cd_free(h->args[i]);
@@ -1023,6 +1137,9 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
             json_error(h, 411, "bad_request", "a request body needs Content-Length (chunked bodies are not read)");
             return 0;
         }
+        h->is_upload = false;
+        if (strcmp(uri, "/files") == 0 || strncmp(uri, "/files/", 7) == 0)
+            return files_route(wsi, h, uri, post, get);
         if (strncmp(uri, "/api/v1/", 8) == 0 && strcmp(uri, "/api/v1/login") != 0) {
             api_begin(wsi, h, uri);
             if (!h->method[0]) {
@@ -1063,6 +1180,11 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
     }
     case LWS_CALLBACK_HTTP_BODY: {
         http_state *h = state(wsi, pss);
+        if (h->is_upload) { /* the upload's, or dropped after its refusal */
+            if (h->up)
+                cd_http__upload_body(h->up, in, len);
+            return 0;
+        }
         if (h->body.len + len > (size_t)h->cx->cfg->max_http_body)
             h->too_large = true;
         else
@@ -1071,7 +1193,10 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
     }
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
         http_state *h = state(wsi, pss);
-        if (h->too_large)
+        if (h->is_upload) {
+            if (h->up)
+                cd_http__upload_complete(h->up);
+        } else if (h->too_large)
             json_error(h, 413, "too_large", "request body too large");
         else if (h->is_login)
             login(h);
@@ -1083,6 +1208,8 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
     }
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         http_state *h = pss->http;
+        if (h && h->serve_path)
+            return serve_download(wsi, h);
         if (!h || !h->ready)
             return 0;
         return write_response(wsi, h);

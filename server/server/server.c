@@ -14,6 +14,7 @@
 
 #include "chatdesk/bus.h"
 #include "chatdesk/conv.h"
+#include "chatdesk/files.h"
 #include "chatdesk/http.h"
 #include "chatdesk/hub.h"
 #include "chatdesk/log.h"
@@ -313,6 +314,7 @@ int cd_server_run(cd_config *cfg)
     cd_node_on_notice(sv.node, cd_webhook_notice, sv.webhook);
     /* each module's timer kinds (the rules consumer's is the node's own) */
     cd_conv_timers_register(cd_node_timers(sv.node), sv.st);
+    cd_files_timers_register(cd_node_timers(sv.node), &sv.loop, sv.st, cfg);
     cd_ticket_timers_register(cd_node_timers(sv.node), sv.st, cfg, site_intervals, sv.node);
 
     bool tls;
