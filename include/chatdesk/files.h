@@ -128,13 +128,16 @@ void cd_files_remove(struct uv_loop_s *loop, const char *dir, const char *site, 
 /* json: the function's reply (NUL-terminated) when err is CD_ERR_OK, else its message. */
 typedef void (*cd_files_cb)(void *ud, cd_err err, const char *json);
 
-/* Records an uploaded file (file_put.lua): its id ("f_<random>.<site>"), by whom
- * (kind "visitor"/"agent" and id; an agent must be of the site and name a conversation
- * of it), name, type, size; an orphan timer removes it after file_orphan_s unless a
- * message takes it. Reply {"id","name","type","size"}. */
-int cd_files_put(cd_store *st, const cd_config *cfg, const char *site, const char *id, const char *kind,
-                 const char *who, const char *cid, const char *name, const char *mime, int64_t size, cd_files_cb cb,
-                 void *ud);
+/* An upload starts (file_put.lua "begin"): its id ("f_<random>.<site>"), by whom (kind
+ * "visitor"/"agent" and id; an agent must be of the site and name a conversation of it;
+ * a visitor only its own), the record ("uploading") and its orphan timer, which removes
+ * it after file_orphan_s unless a message takes it (also when its node dies mid-upload).
+ * Reply {"id"}; not_found for a conversation the uploader may not use. */
+int cd_files_begin(cd_store *st, const cd_config *cfg, const char *site, const char *id, const char *kind,
+                   const char *who, const char *cid, cd_files_cb cb, void *ud);
+/* The body is stored ("done"): name, type, size; reply {"id","name","type","size"}. */
+int cd_files_put(cd_store *st, const char *site, const char *id, const char *kind, const char *who, const char *name,
+                 const char *mime, int64_t size, cd_files_cb cb, void *ud);
 /* May kind/who see file id (file_get.lua, no writes)? Its record {"id","name","type",
  * "size","site"} when it may; not_found alike for another site's or another visitor's
  * file and for none. */

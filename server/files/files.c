@@ -56,15 +56,22 @@ static int call(cd_store *st, const char *fn, const char *site, const char *id, 
     return 0;
 }
 
-int cd_files_put(cd_store *st, const cd_config *cfg, const char *site, const char *id, const char *kind,
-                 const char *who, const char *cid, const char *name, const char *mime, int64_t size, cd_files_cb cb,
-                 void *ud)
+int cd_files_begin(cd_store *st, const cd_config *cfg, const char *site, const char *id, const char *kind,
+                   const char *who, const char *cid, cd_files_cb cb, void *ud)
 {
-    char sz[24], now[24], orphan[24];
-    snprintf(sz, sizeof sz, "%" PRId64, size);
+    char now[24], orphan[24];
     snprintf(now, sizeof now, "%" PRIu64, cd_now_ms());
     snprintf(orphan, sizeof orphan, "%" PRId64, cfg->file_orphan_s * 1000);
-    const char *args[] = {id, site, kind, who, cid ? cid : "", name, mime, sz, now, orphan};
+    const char *args[] = {"begin", id, site, kind, who, cid ? cid : "", now, orphan};
+    return call(st, "file_put", site, id, (int)CD_ARRAY_LEN(args), args, cb, ud);
+}
+
+int cd_files_put(cd_store *st, const char *site, const char *id, const char *kind, const char *who, const char *name,
+                 const char *mime, int64_t size, cd_files_cb cb, void *ud)
+{
+    char sz[24];
+    snprintf(sz, sizeof sz, "%" PRId64, size);
+    const char *args[] = {"done", id, site, kind, who, name, mime, sz};
     return call(st, "file_put", site, id, (int)CD_ARRAY_LEN(args), args, cb, ud);
 }
 
@@ -113,7 +120,10 @@ static void on_marked(void *ud, cd_err err, const char *json)
         cd_free(j);
         return;
     }
+    char part[170];
+    snprintf(part, sizeof part, "%s.part", j->id);
     cd_files_remove(j->ctx->loop, j->ctx->cfg->files_dir, j->site, j->id);
+    cd_files_remove(j->ctx->loop, j->ctx->cfg->files_dir, j->site, part);
     const char *args[] = {j->id, "drop"};
     if (call(j->ctx->st, "file_orphan", j->site, j->id, 2, args, on_dropped, j) != 0)
         cd_free(j); /* Redis down: the timer's lease runs out and it fires again */

@@ -27,6 +27,7 @@
 
 #include "chatdesk/auth.h"
 #include "chatdesk/clock.h"
+#include "chatdesk/conv.h"
 #include "chatdesk/files.h"
 #include "chatdesk/log.h"
 
@@ -41,13 +42,17 @@ struct cd_http__upload {
     char id[160];
     char kind[8];
     char who[80];
+    int64_t epoch; /* an agent's token: its epoch and jti (revocation, agent_get) */
+    char jti[40];
     char cid[200];
     char name[201];
     const char *mime;
     cd_files_mp *mp;    /* multipart; NULL for a raw body */
     cd_files_writer *w; /* NULL until created (and once failed) */
-    bool opened, writing, complete, paused, finishing, recording;
-    int refused; /* an answer decided before the body ended: its status */
+    bool opened, writing, complete, paused, finishing;
+    bool recording; /* a Redis call in flight (the token, begin, done) */
+    bool begun;     /* file_put "begin" said yes */
+    int refused;    /* an answer decided before the body ended: its status */
     const char *ref_code, *ref_msg;
     unsigned char sniff[CD_FILES_SNIFF_LEN];
     size_t sniff_len;
@@ -60,6 +65,8 @@ struct cd_http__fileop {
     http_state *h;
     cd_net_ctx *cx;
     bool download;
+    char id[160];
+    char who[80];
 };
 
 /* ---- the token of a request ---- */
@@ -145,6 +152,30 @@ static void upload_refuse(cd_http__upload *u, int status, const char *code, cons
 
 static void pump(cd_http__upload *u);
 
+/* The connection is gone: the upload frees itself once nothing of it is in flight. */
+static void maybe_free(cd_http__upload *u)
+{
+    if (!u->writing && !u->recording)
+        upload_free(u);
+}
+
+/* The answer of a Redis call as an HTTP status. */
+static int status_for(cd_err err)
+{
+    switch (err) {
+    case CD_ERR_NOT_FOUND:
+        return 404;
+    case CD_ERR_UNAVAILABLE:
+        return 503;
+    case CD_ERR_UNAUTHORIZED:
+        return 401;
+    case CD_ERR_CONFLICT:
+        return 409;
+    default:
+        return 500;
+    }
+}
+
 static void on_recorded(void *ud, cd_err err, const char *json)
 {
     cd_http__upload *u = ud;
@@ -155,13 +186,54 @@ static void on_recorded(void *ud, cd_err err, const char *json)
         cd_http__reply(u->h, 201, "application/json", json, strlen(json));
     } else {
         cd_files_remove(u->cx->loop, u->cx->cfg->files_dir, u->site, u->id);
-        upload_answer(u,
-                      err == CD_ERR_NOT_FOUND     ? 404
-                      : err == CD_ERR_UNAVAILABLE ? 503
-                                                  : 400,
-                      cd_err_name(err), err == CD_ERR_NOT_FOUND ? "no such conversation" : json);
+        upload_answer(u, status_for(err), cd_err_name(err), "cannot record the file");
     }
     upload_free(u);
+}
+
+static void on_begun(void *ud, cd_err err, const char *json)
+{
+    cd_http__upload *u = ud;
+    (void)json;
+    u->recording = false;
+    if (!u->h) {
+        maybe_free(u);
+        return;
+    }
+    if (err == CD_ERR_OK)
+        u->begun = true;
+    else
+        upload_refuse(u, status_for(err), cd_err_name(err),
+                      err == CD_ERR_NOT_FOUND ? "no such conversation" : "cannot start the upload");
+    pump(u);
+}
+
+static void begin_record(cd_http__upload *u)
+{
+    u->recording = true;
+    if (cd_files_begin(u->cx->st, u->cx->cfg, u->site, u->id, u->kind, u->who, u->cid, on_begun, u) != 0) {
+        u->recording = false;
+        upload_refuse(u, 503, "unavailable", "Redis unavailable, retry");
+    }
+}
+
+/* An agent's token is checked against its revocations (logout, epoch, disabled), as every
+ * API call checks it, before its upload starts. */
+static void on_agent_live(void *ud, cd_conv_result *r)
+{
+    cd_http__upload *u = ud;
+    u->recording = false;
+    if (!u->h) {
+        maybe_free(u);
+        return;
+    }
+    if (r->err == CD_ERR_OK)
+        begin_record(u);
+    else if (r->err == CD_ERR_UNAVAILABLE)
+        upload_refuse(u, 503, "unavailable", "Redis unavailable, retry");
+    else
+        upload_refuse(u, 401, "unauthorized", "invalid or expired token");
+    pump(u);
 }
 
 static void on_finished(void *ud, int status)
@@ -169,21 +241,18 @@ static void on_finished(void *ud, int status)
     cd_http__upload *u = ud;
     cd_files_writer *w = u->w;
     u->w = NULL;
+    u->writing = false;
     cd_files_writer_free(w); /* renamed: the body stays */
-    if (!u->h) {
+    if (!u->h || status != 0) {
+        if (status != 0)
+            cd_log_warn("upload %s: storing failed: %s", u->id, uv_strerror(status));
         cd_files_remove(u->cx->loop, u->cx->cfg->files_dir, u->site, u->id);
-        upload_free(u);
-        return;
-    }
-    if (status != 0) {
-        cd_log_warn("upload %s: storing failed: %s", u->id, uv_strerror(status));
         upload_answer(u, 500, "internal", "cannot store the file");
         upload_free(u);
         return;
     }
     u->recording = true;
-    if (cd_files_put(u->cx->st, u->cx->cfg, u->site, u->id, u->kind, u->who, u->cid, u->name, u->mime, u->size,
-                     on_recorded, u) != 0) {
+    if (cd_files_put(u->cx->st, u->site, u->id, u->kind, u->who, u->name, u->mime, u->size, on_recorded, u) != 0) {
         u->recording = false;
         cd_files_remove(u->cx->loop, u->cx->cfg->files_dir, u->site, u->id);
         upload_answer(u, 503, "unavailable", "Redis unavailable, retry");
@@ -197,7 +266,7 @@ static void on_io(void *ud, int status)
     cd_http__upload *u = ud;
     u->writing = false;
     if (!u->h) {
-        upload_free(u);
+        maybe_free(u);
         return;
     }
     if (status != 0) {
@@ -212,7 +281,7 @@ static void on_io(void *ud, int status)
 /* Moves the upload on: the next write when one is due, the end when all is written. */
 static void pump(cd_http__upload *u)
 {
-    if (u->writing || u->finishing)
+    if (u->writing || u->recording || u->finishing)
         return;
     if (u->refused) {
         if (u->complete) {
@@ -254,7 +323,9 @@ static void pump(cd_http__upload *u)
         return;
     }
     u->finishing = true;
+    u->writing = true;
     if (cd_files_writer_finish(u->w, on_finished, u) != 0) {
+        u->writing = false;
         upload_answer(u, 500, "internal", "cannot store the file");
         upload_free(u);
     }
@@ -339,8 +410,7 @@ void cd_http__upload_complete(cd_http__upload *u)
 void cd_http__upload_detach(cd_http__upload *u)
 {
     u->h = NULL;
-    if (!u->writing && !u->recording && !(u->finishing && u->w))
-        upload_free(u);
+    maybe_free(u);
 }
 
 /* Who uploads, to which site (a visitor's token names it; an agent's upload names its
@@ -367,6 +437,8 @@ static bool upload_who(cd_http__upload *u, http_state *h, const cd_auth_claims *
         cd_strlcpy(u->site, site, sizeof u->site);
     }
     cd_strlcpy(u->who, c->sub, sizeof u->who);
+    cd_strlcpy(u->jti, c->jti, sizeof u->jti);
+    u->epoch = c->epoch;
     cd_strlcpy(u->cid, cid ? cid : "", sizeof u->cid);
     return true;
 }
@@ -426,6 +498,15 @@ cd_http__upload *cd_http__upload_begin(http_state *h, struct lws *wsi, cd_net_ct
         upload_free(u);
         return NULL;
     }
+    /* who may upload here is known before the body: checked while it arrives */
+    u->recording = true;
+    if (strcmp(u->kind, "agent") != 0) {
+        u->recording = false;
+        begin_record(u);
+    } else if (cd_conv_agent_get(cx->st, "id", u->who, false, u->epoch, u->jti, on_agent_live, u) != 0) {
+        u->recording = false;
+        upload_refuse(u, 503, "unavailable", "Redis unavailable, retry");
+    }
     return u;
 }
 
@@ -434,11 +515,6 @@ cd_http__upload *cd_http__upload_begin(http_state *h, struct lws *wsi, cd_net_ct
 static void fileop_free(cd_http__fileop *op)
 {
     cd_free(op);
-}
-
-static int status_of(cd_err err)
-{
-    return err == CD_ERR_NOT_FOUND ? 404 : err == CD_ERR_UNAVAILABLE ? 503 : 500;
 }
 
 static void on_file(void *ud, cd_err err, const char *json)
@@ -456,7 +532,7 @@ static void on_file(void *ud, cd_err err, const char *json)
     if (!h) {
         /* the connection is gone */
     } else if (err != CD_ERR_OK || !id || !site || !name || !type) {
-        cd_http__reply_error(h, err == CD_ERR_OK ? 500 : status_of(err),
+        cd_http__reply_error(h, err == CD_ERR_OK ? 500 : status_for(err),
                              err == CD_ERR_OK ? "internal" : cd_err_name(err),
                              err == CD_ERR_NOT_FOUND ? "no such file" : "cannot read the file record");
     } else if (op->download) {
@@ -506,12 +582,40 @@ static cd_http__fileop *file_lookup(http_state *h, cd_net_ctx *cx, const char *i
     return op;
 }
 
+/* The agent's token is live (agent_get): now the file. */
+static void on_link_agent(void *ud, cd_conv_result *r)
+{
+    cd_http__fileop *op = ud;
+    http_state *h = op->h;
+    if (h)
+        cd_http__fileop_clear(h);
+    if (h && r->err == CD_ERR_OK)
+        cd_http__fileop_set(h, file_lookup(h, op->cx, op->id, "agent", op->who, false));
+    else if (h && r->err == CD_ERR_UNAVAILABLE)
+        cd_http__reply_error(h, 503, "unavailable", "Redis unavailable, retry");
+    else if (h)
+        cd_http__reply_error(h, 401, "unauthorized", "invalid or expired token");
+    fileop_free(op);
+}
+
 cd_http__fileop *cd_http__file_link(http_state *h, cd_net_ctx *cx, const char *auth, const char *id)
 {
     cd_auth_claims c;
     if (!caller(h, cx, auth, &c))
         return NULL;
-    return file_lookup(h, cx, id, c.role == CD_AUTH_ROLE_VISITOR ? "visitor" : "agent", c.sub, false);
+    if (c.role == CD_AUTH_ROLE_VISITOR)
+        return file_lookup(h, cx, id, "visitor", c.sub, false);
+    cd_http__fileop *op = cd_calloc(1, sizeof *op);
+    op->h = h;
+    op->cx = cx;
+    cd_strlcpy(op->id, id, sizeof op->id);
+    cd_strlcpy(op->who, c.sub, sizeof op->who);
+    if (cd_conv_agent_get(cx->st, "id", c.sub, false, c.epoch, c.jti, on_link_agent, op) != 0) {
+        cd_http__reply_error(h, 503, "unavailable", "Redis unavailable, retry");
+        fileop_free(op);
+        return NULL;
+    }
+    return op;
 }
 
 cd_http__fileop *cd_http__file_download(http_state *h, cd_net_ctx *cx, const char *id, const char *const *args,

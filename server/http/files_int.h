@@ -41,8 +41,9 @@ void cd_http__upload_complete(cd_http__upload *u);
 void cd_http__upload_detach(cd_http__upload *u);
 
 typedef struct cd_http__fileop cd_http__fileop;
-/* The file operation of h ended (it frees itself): h forgets it. */
+/* The file operation of h ended (it frees itself): h forgets it; or h waits for op now. */
 void cd_http__fileop_clear(http_state *h);
+void cd_http__fileop_set(http_state *h, cd_http__fileop *op);
 /* GET /files/<id>/link (token) and GET /files/<id>?e=&k=&s= (signed); the answer comes
  * later through h. NULL after answering at once. */
 cd_http__fileop *cd_http__file_link(http_state *h, cd_net_ctx *cx, const char *auth, const char *id);

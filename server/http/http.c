@@ -224,6 +224,11 @@ void cd_http__fileop_clear(http_state *h)
     h->fop = NULL;
 }
 
+void cd_http__fileop_set(http_state *h, cd_http__fileop *op)
+{
+    h->fop = op;
+}
+
 /* A download the record allowed: the body through lws's file serving, with headers that
  * let nothing in it run (cd_http__file_headers). */
 static int serve_download(struct lws *wsi, http_state *h)

@@ -8,15 +8,26 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import crypto from 'node:crypto';
+import { after } from 'node:test';
 import { useEnv, it, assert, rnd, waitUntil, sleep } from './harness.mjs';
 
 const FILES = fs.mkdtempSync(path.join(os.tmpdir(), 'cd-files-'));
 const SECRET = crypto.randomBytes(32).toString('hex');
-const env = useEnv({
-    nodes: 2,
-    args: ['--files-dir', FILES, '--file-max-bytes', '200000', '--file-max-per-message', '3', '--file-orphan-s', '2',
-        '--token-secret', SECRET, '--file-upload-rate', '1000', '--file-upload-burst', '1000', '--timer-poll-ms', '200'],
+// a webhook receiver on loopback (allowed explicitly, as an operator would)
+const hooks = [];
+const receiver = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (d) => chunks.push(d));
+    req.on('end', () => {
+        hooks.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        res.end('ok');
+    });
 });
+await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+after(() => receiver.close());
+const ARGS = ['--webhook-allow-hosts', `127.0.0.1:${receiver.address().port}`, '--files-dir', FILES, '--file-max-bytes', '200000', '--file-max-per-message', '3', '--file-orphan-s', '2',
+    '--token-secret', SECRET, '--file-upload-rate', '1000', '--file-upload-burst', '1000', '--timer-poll-ms', '200'];
+const env = useEnv({ nodes: 2, args: ARGS });
 process.on('exit', () => fs.rmSync(FILES, { recursive: true, force: true }));
 
 const PNG = Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'), crypto.randomBytes(3000)]);
@@ -96,6 +107,22 @@ it('a visitor uploads a PNG, sends it; the agent sees it in message.created and 
     // the visitor's own link works too
     const lv = await link(1, v.token, up.json.id);
     assert.equal(lv.status, 200);
+});
+
+it("webhooks' message.created data carry the attachments", async () => {
+    const site = await env.addSite();
+    const adm = await env.addAgent({ site, role: 'admin' });
+    const token = await env.login(0, adm.email, adm.password);
+    const r = await env.http(0, `/api/v1/admin/sites/${site.key}/webhooks`, { method: 'POST', headers: bearer(token),
+        body: { url: `http://127.0.0.1:${receiver.address().port}/hook`, events: ['message.created'] } });
+    assert.equal(r.status, 201, r.text);
+    const v = await env.visitor(0, { site });
+    const cid = (await v.ok({ type: 'conversation.start', form: { subject: 'hook' } })).conversation.id;
+    const up = await upload(0, v.token, PNG, { name: 'hook.png' });
+    const ok = await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: 'see hook', attachments: [up.json.id] });
+    await waitUntil(() => hooks.some((h) => h.conversation_id === cid && h.data?.body === 'see hook'), { timeout: 15000, what: 'the delivery' });
+    const h = hooks.find((x) => x.conversation_id === cid && x.data?.body === 'see hook');
+    assert.deepEqual(h.data.attachments, ok.message.attachments);
 });
 
 it('an agent uploads a PDF as multipart for its conversation; it downloads as an attachment, never inline', async () => {
@@ -185,6 +212,10 @@ it("walls: another site's agent, another visitor and nobody get the same not_fou
         assert.equal(r.status, 404);
         assert.deepEqual(r.json, answers[3].json);
     }
+    // uploads into another tenant's conversation are refused alike, before the body is kept
+    const into = [await upload(0, B.a.token, PDF, { cid: A.cid }), await upload(0, B.v.token, PDF, { cid: A.cid }),
+        await upload(0, A.a.token, PDF, { cid: `c_${'y'.repeat(22)}.${A.site.key}` })];
+    for (const r of into) assert.equal(r.status, 404, r.body.toString());
     const other = await env.visitor(0, { site: A.site }); // another visitor of the same site
     assert.equal((await link(0, other.token, up.json.id)).status, 404);
     // B's visitor cannot put A's file into its own message either
@@ -235,6 +266,42 @@ it("the intake form carries files: conversation.start's first message has them, 
     assert.equal(e.code, 'not_found');
     const convs = (await v.request({ type: 'conversation.start', form: { subject: 'y' } })).conversation;
     assert.ok(convs, 'the visitor can still start');
+});
+
+it('kill -9 of the node during an upload: no file is left, half written or recorded; the upload works again elsewhere', async () => {
+    const victim = await env.addNode(ARGS, 'n-victim');
+    const vi = env.nodes.indexOf(victim);
+    const { v } = await env.chat();
+    const site = v.welcome.site?.key ?? (await upload(0, v.token, PNG)).json.id.split('.').pop();
+    const dir = path.join(FILES, site);
+    const parts = () => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.part')) : []);
+    const before = new Set(parts());
+    const req = http.request({ host: '127.0.0.1', port: victim.port, path: '/files?name=half.png', method: 'POST', agent: false,
+        headers: { authorization: `Bearer ${v.token}`, 'content-length': PDF.length } });
+    req.on('error', () => {});
+    req.write(PDF.subarray(0, 70000));
+    await waitUntil(() => parts().some((f) => !before.has(f)), { what: 'the half body on disk' });
+    const part = parts().find((f) => !before.has(f));
+    const id = part.slice(0, -'.part'.length);
+    await victim.kill9();
+    req.destroy();
+    assert.equal((await link(0, v.token, id)).status, 404, 'a half upload is nobody\'s file');
+    const m = await v.request({ type: 'message.send', conversation_id: (await v.ok({ type: 'conversation.start', form: { subject: 'k' } })).conversation.id,
+        client_msg_id: cmid(), body: 'x', attachments: [id] });
+    assert.equal(m.code, 'not_found');
+    await waitUntil(() => !fs.existsSync(path.join(dir, part)), { timeout: 15000, what: 'the half body removed by its orphan timer' });
+    const again = await upload(vi === 0 ? 1 : 0, v.token, PDF, { name: 'half.png' });
+    assert.equal(again.status, 201);
+});
+
+it("a logged-out agent's token neither uploads nor gets links", async () => {
+    const { a, cid } = await env.chat();
+    const up = await upload(0, a.token, PDF, { name: 'a.pdf', cid });
+    assert.equal(up.status, 201);
+    const out = await env.http(0, '/api/v1/logout', { method: 'POST', headers: bearer(a.token) });
+    assert.equal(out.status, 204, out.text);
+    assert.equal((await link(0, a.token, up.json.id)).status, 401);
+    assert.equal((await upload(1, a.token, PDF, { name: 'b.pdf', cid })).status, 401);
 });
 
 it('an upload no message took is removed after file_orphan_s, record and body; a sent one stays', async () => {

@@ -7,7 +7,7 @@
 local id, kind, who = ARGV[2], ARGV[3], ARGV[4]
 local f = hgetall(KEYS[1])
 local nope = fail('not_found', 'no such file')
-if not f or f.state == 'reaped' then return nope end
+if not f or f.state == 'reaped' or f.state == 'uploading' then return nope end
 local ok = false
 if kind == 'signed' then
   ok = true
