@@ -90,6 +90,16 @@
     X(max_http_body, INT, 65536, 1024, 16777216, "largest HTTP request body in bytes")                                \
     X(files_dir, STR, "./var/files", 0, 0,                                                                            \
       "directory of attachment bodies (docs/attachments.md); every node must see the same one (a shared volume)")     \
+    X(files_store, STR, "local", 0, 0,                                                                                \
+      "where attachment bodies live: local (files_dir) or s3 (an S3-compatible store; files_dir stages uploads)")     \
+    X(s3_endpoint, STR, "", 0, 0,                                                                                     \
+      "S3 endpoint URL (http(s)://host[:port]); empty: https://s3.<s3_region>.amazonaws.com")                         \
+    X(s3_region, STR, "us-east-1", 0, 0, "S3 region (SigV4 signing)")                                                 \
+    X(s3_bucket, STR, "", 0, 0, "S3 bucket of attachment bodies (objects <site>/<id>)")                               \
+    X(s3_access_key, STR, "", 0, 0, "S3 access key id (prefer the environment variable)")                             \
+    X(s3_secret_key, STR, "", 0, 0, "S3 secret access key (prefer the environment variable)")                         \
+    X(s3_path_style, BOOL, 0, 0, 1,                                                                                   \
+      "address objects as <endpoint>/<bucket>/<key> (MinIO, s3rver) instead of <bucket>.<host>")                      \
     X(file_max_bytes, INT, 10485760, 1, 2147483647, "largest attachment in bytes (too_large above)")                  \
     X(file_max_per_message, INT, 5, 1, 50, "most attachments one message carries")                                    \
     X(file_types, STR, "image,pdf,office,text,archive", 0, 0,                                                         \

@@ -123,6 +123,31 @@ int cd_files_path(const char *dir, const char *site, const char *id, char *out, 
 /* Removes a stored body on the thread pool (fire and forget; a missing file is fine). */
 void cd_files_remove(struct uv_loop_s *loop, const char *dir, const char *site, const char *id);
 
+/* ---- storage: an S3-compatible store (files_store = s3) ---- */
+
+/* libcurl multi on the loop; NULL when it cannot start (no s3_bucket, no libcurl). */
+typedef struct cd_files_s3 cd_files_s3;
+typedef struct cd_files_s3_req cd_files_s3_req;
+cd_files_s3 *cd_files_s3_create(struct uv_loop_s *loop, const cd_config *cfg);
+/* Transfers in flight are dropped with their callbacks; memory goes once handles close. */
+void cd_files_s3_destroy(cd_files_s3 *s3);
+/* Streams the staged local file (size bytes) to "<site>/<id>" and removes it once stored;
+ * done once (0 or a negative errno), or -1 and never. */
+int cd_files_s3_put(cd_files_s3 *s3, const char *staged, int64_t size, const char *site, const char *id,
+                    cd_files_io_cb done, void *ud);
+/* A piece of a GET's body: 0 taken, non-zero "not now" (the same bytes come again after
+ * cd_files_s3_resume). */
+typedef int (*cd_files_s3_data_cb)(void *ud, const unsigned char *p, size_t n);
+/* Streams "<site>/<id>" to on_data; done once at the end (0, UV_ENOENT, UV_EIO) unless
+ * cancelled. NULL: not started. */
+cd_files_s3_req *cd_files_s3_get(cd_files_s3 *s3, const char *site, const char *id, cd_files_s3_data_cb on_data,
+                                 cd_files_io_cb done, void *ud);
+void cd_files_s3_resume(cd_files_s3_req *r);
+/* The caller lets go before done: done is never called, the transfer ends by itself. */
+void cd_files_s3_cancel(cd_files_s3_req *r);
+/* Removes "<site>/<id>" (fire and forget). */
+void cd_files_s3_delete(cd_files_s3 *s3, const char *site, const char *id);
+
 /* ---- records in Redis ---- */
 
 /* json: the function's reply (NUL-terminated) when err is CD_ERR_OK, else its message. */
@@ -146,7 +171,9 @@ int cd_files_get(cd_store *st, const char *id, const char *kind, const char *who
 bool cd_files_id_site(const char *id, char *out, size_t outsz);
 
 /* Registers the timer kind "fileorphan" (an upload no message took is removed, record
- * and body). The context lives as long as the timers. */
-void cd_files_timers_register(cd_timers *t, struct uv_loop_s *loop, cd_store *st, const cd_config *cfg);
+ * and body: in the files directory and, with s3 non-NULL, in the store). The context
+ * lives as long as the timers. */
+void cd_files_timers_register(cd_timers *t, struct uv_loop_s *loop, cd_store *st, const cd_config *cfg,
+                              cd_files_s3 *s3);
 
 #endif

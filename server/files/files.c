@@ -90,6 +90,7 @@ typedef struct orphan_ctx {
     struct uv_loop_s *loop;
     cd_store *st;
     const cd_config *cfg;
+    cd_files_s3 *s3;
 } orphan_ctx;
 
 typedef struct orphan_job {
@@ -124,6 +125,8 @@ static void on_marked(void *ud, cd_err err, const char *json)
     snprintf(part, sizeof part, "%s.part", j->id);
     cd_files_remove(j->ctx->loop, j->ctx->cfg->files_dir, j->site, j->id);
     cd_files_remove(j->ctx->loop, j->ctx->cfg->files_dir, j->site, part);
+    if (j->ctx->s3)
+        cd_files_s3_delete(j->ctx->s3, j->site, j->id);
     const char *args[] = {j->id, "drop"};
     if (call(j->ctx->st, "file_orphan", j->site, j->id, 2, args, on_dropped, j) != 0)
         cd_free(j); /* Redis down: the timer's lease runs out and it fires again */
@@ -142,11 +145,12 @@ static void on_orphan_timer(void *ud, const char *site, const char *arg)
         cd_free(j);
 }
 
-void cd_files_timers_register(cd_timers *t, struct uv_loop_s *loop, cd_store *st, const cd_config *cfg)
+void cd_files_timers_register(cd_timers *t, struct uv_loop_s *loop, cd_store *st, const cd_config *cfg, cd_files_s3 *s3)
 {
     orphan_ctx *ctx = cd_timers_context(t, sizeof *ctx);
     ctx->loop = loop;
     ctx->st = st;
     ctx->cfg = cfg;
+    ctx->s3 = s3;
     cd_timers_register(t, "fileorphan", on_orphan_timer, ctx);
 }

@@ -236,6 +236,36 @@ static void on_agent_live(void *ud, cd_conv_result *r)
     pump(u);
 }
 
+/* The body is stored: the record says so ("done"). */
+static void done_record(cd_http__upload *u)
+{
+    u->recording = true;
+    if (cd_files_put(u->cx->st, u->site, u->id, u->kind, u->who, u->name, u->mime, u->size, on_recorded, u) != 0) {
+        u->recording = false;
+        cd_files_remove(u->cx->loop, u->cx->cfg->files_dir, u->site, u->id);
+        upload_answer(u, 503, "unavailable", "Redis unavailable, retry");
+        upload_free(u);
+    }
+}
+
+/* files_store s3: the staged body is in the store (status 0), or could not get there. */
+static void on_pushed(void *ud, int status)
+{
+    cd_http__upload *u = ud;
+    u->writing = false;
+    if (status == 0 && u->h) {
+        done_record(u);
+        return;
+    }
+    cd_files_remove(u->cx->loop, u->cx->cfg->files_dir, u->site, u->id);
+    if (status == 0) /* the connection went: the orphan timer removes the object */
+        upload_free(u);
+    else {
+        upload_answer(u, 503, "unavailable", "the file store is unavailable, retry");
+        upload_free(u);
+    }
+}
+
 static void on_finished(void *ud, int status)
 {
     cd_http__upload *u = ud;
@@ -251,13 +281,17 @@ static void on_finished(void *ud, int status)
         upload_free(u);
         return;
     }
-    u->recording = true;
-    if (cd_files_put(u->cx->st, u->site, u->id, u->kind, u->who, u->name, u->mime, u->size, on_recorded, u) != 0) {
-        u->recording = false;
-        cd_files_remove(u->cx->loop, u->cx->cfg->files_dir, u->site, u->id);
-        upload_answer(u, 503, "unavailable", "Redis unavailable, retry");
-        upload_free(u);
+    if (u->cx->files_s3) { /* staged here: now to the store */
+        char path[768];
+        u->writing = true;
+        if (cd_files_path(u->cx->cfg->files_dir, u->site, u->id, path, sizeof path) != 0 ||
+            cd_files_s3_put(u->cx->files_s3, path, u->size, u->site, u->id, on_pushed, u) != 0) {
+            u->writing = false;
+            on_pushed(u, UV_EIO);
+        }
+        return;
     }
+    done_record(u);
 }
 
 /* The writer's open (the first operation) or a write ended. */
@@ -537,7 +571,10 @@ static void on_file(void *ud, cd_err err, const char *json)
                              err == CD_ERR_NOT_FOUND ? "no such file" : "cannot read the file record");
     } else if (op->download) {
         char path[768];
-        if (cd_files_path(op->cx->cfg->files_dir, site, id, path, sizeof path) != 0)
+        if (op->cx->files_s3)
+            cd_http__reply_s3(h, op->cx->files_s3, site, id, type, name,
+                              (int64_t)json_integer_value(json_object_get(rec, "size")));
+        else if (cd_files_path(op->cx->cfg->files_dir, site, id, path, sizeof path) != 0)
             cd_http__reply_error(h, 404, "not_found", "no such file");
         else
             cd_http__reply_file(h, path, type, name);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "chatdesk/files.h"
 #include "chatdesk/net.h"
 
 struct lws;
@@ -24,6 +25,11 @@ void cd_http__reply_file(http_state *h, const char *path, const char *mime, cons
 
 /* The address's token bucket in table (n entries by a hash of the address); false: over. */
 bool cd_http__address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst);
+
+/* files_store s3: the body of "<site>/<id>" streamed from the store as the response
+ * (size bytes, with the download headers); 404 when the store has no such object. */
+void cd_http__reply_s3(http_state *h, struct cd_files_s3 *s3, const char *site, const char *id, const char *mime,
+                       const char *name, int64_t size);
 
 typedef struct cd_http__upload cd_http__upload;
 /* The upload of h ended (it frees itself): h forgets it. */

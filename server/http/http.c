@@ -68,6 +68,13 @@ struct http_state {
     char *serve_path;     /* a download to serve at the next WRITEABLE */
     char serve_mime[128];
     char serve_name[201];
+    /* files_store s3: a download streamed from the store (serve_mime, serve_name too) */
+    cd_files_s3_req *s3get; /* the GET in flight; NULL once done */
+    bool s3_streaming;      /* the response is the store's body */
+    bool s3_headers;        /* its headers are out */
+    int s3_status;          /* the GET's end: 0 ok, < 0 failed; 1 while running */
+    int64_t s3_left;        /* bytes still to send */
+    cd_buf s3_chunk;        /* one piece from curl, waiting for WRITEABLE */
 };
 
 /* A valid Argon2id hash of a random password, so an unknown e-mail costs the same time. */
@@ -227,6 +234,100 @@ void cd_http__fileop_clear(http_state *h)
 void cd_http__fileop_set(http_state *h, cd_http__fileop *op)
 {
     h->fop = op;
+}
+
+/* ---- files_store s3: a download streamed from the store ---- */
+
+/* A piece of the object: taken when the last one is out, else curl waits (paused). */
+static int on_s3_data(void *ud, const unsigned char *p, size_t n)
+{
+    http_state *h = ud;
+    if (h->s3_chunk.len > 0)
+        return 1;
+    cd_buf_append(&h->s3_chunk, p, n);
+    if (h->wsi)
+        lws_callback_on_writable(h->wsi);
+    return 0;
+}
+
+static void on_s3_done(void *ud, int status)
+{
+    http_state *h = ud;
+    h->s3get = NULL;
+    h->s3_status = status;
+    if (status != 0 && !h->s3_headers) {
+        h->s3_streaming = false;
+        if (status == UV_ENOENT)
+            json_error(h, 404, "not_found", "no such file");
+        else
+            json_error(h, 503, "unavailable", "the file store is unavailable, retry");
+        return;
+    }
+    if (h->wsi)
+        lws_callback_on_writable(h->wsi);
+}
+
+void cd_http__reply_s3(http_state *h, cd_files_s3 *s3, const char *site, const char *id, const char *mime,
+                       const char *name, int64_t size)
+{
+    cd_strlcpy(h->serve_mime, mime, sizeof h->serve_mime);
+    cd_strlcpy(h->serve_name, name, sizeof h->serve_name);
+    cd_buf_reset(&h->s3_chunk);
+    h->s3_left = size;
+    h->s3_headers = false;
+    h->s3_status = 1;
+    h->s3_streaming = true;
+    h->s3get = cd_files_s3_get(s3, site, id, on_s3_data, on_s3_done, h);
+    if (!h->s3get) {
+        h->s3_streaming = false;
+        json_error(h, 503, "unavailable", "the file store is unavailable, retry");
+    }
+}
+
+/* One write per WRITEABLE: the headers (once the first piece is in), then each piece;
+ * the last one ends the response. A store failure after the headers closes the
+ * connection (the client sees a short body). */
+static int s3_writeable(struct lws *wsi, http_state *h)
+{
+    if (!h->s3_headers) {
+        if (h->s3_chunk.len == 0)
+            return h->s3_status < 0 ? -1 : 0;
+        unsigned char hdr[LWS_PRE + 2048], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+        if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, h->serve_mime, (lws_filepos_t)h->s3_left, &p, end) ||
+            cd_http__file_headers(wsi, h->serve_mime, h->serve_name, &p, end) ||
+            (!h->keep_alive && lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                                           (const unsigned char *)"close", 5, &p, end)) ||
+            lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        h->s3_headers = true;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (h->s3_chunk.len == 0)
+        return h->s3_status < 0 || (h->s3_status == 0 && h->s3_left > 0) ? -1 : 0;
+    size_t n = h->s3_chunk.len;
+    if ((int64_t)n > h->s3_left)
+        return -1; /* more than the record's size */
+    unsigned char *buf = cd_malloc(LWS_PRE + n);
+    memcpy(buf + LWS_PRE, h->s3_chunk.data, n);
+    h->s3_left -= (int64_t)n;
+    bool last = h->s3_left == 0;
+    int m = lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+    cd_free(buf);
+    cd_buf_reset(&h->s3_chunk);
+    if (m < (int)n)
+        return -1;
+    if (last) {
+        h->s3_streaming = false;
+        if (h->s3get) {
+            cd_files_s3_cancel(h->s3get);
+            h->s3get = NULL;
+        }
+        return transaction_done(wsi, h);
+    }
+    if (h->s3get)
+        cd_files_s3_resume(h->s3get);
+    return 0;
 }
 
 /* A download the record allowed: the body through lws's file serving, with headers that
@@ -1083,6 +1184,7 @@ static http_state *state(struct lws *wsi, cd_net_pss *pss)
         h->cx = lws_context_user(lws_get_context(wsi));
         cd_buf_init(&h->body);
         cd_buf_init(&h->out);
+        cd_buf_init(&h->s3_chunk);
         pss->http = h;
     }
     return pss->http;
@@ -1104,6 +1206,9 @@ static void state_free(cd_net_pss *pss)
     if (h->fop)
         cd_http__fileop_detach(h->fop);
     cd_free(h->serve_path);
+    if (h->s3get)
+        cd_files_s3_cancel(h->s3get);
+    cd_buf_cleanup(&h->s3_chunk);
     cd_free(h->path);
     for (size_t i = 0; i < h->nargs; i++)
         cd_free(h->args[i]);
@@ -1213,6 +1318,8 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
     }
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         http_state *h = pss->http;
+        if (h && h->s3_streaming)
+            return s3_writeable(wsi, h);
         if (h && h->serve_path)
             return serve_download(wsi, h);
         if (!h || !h->ready)

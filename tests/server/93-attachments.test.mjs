@@ -9,7 +9,7 @@ import path from 'node:path';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import { after } from 'node:test';
-import { useEnv, it, assert, rnd, waitUntil, sleep } from './harness.mjs';
+import { useEnv, it, assert, rnd, waitUntil, sleep, httpRequest } from './harness.mjs';
 
 const FILES = fs.mkdtempSync(path.join(os.tmpdir(), 'cd-files-'));
 const SECRET = crypto.randomBytes(32).toString('hex');
@@ -34,33 +34,8 @@ const PNG = Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'
 const PDF = Buffer.concat([Buffer.from('%PDF-1.7\n'), crypto.randomBytes(100000)]);
 const cmid = () => `cm-${rnd(6)}`;
 
-/** A request with a raw body (Buffer); resolves {status, headers, body (Buffer), json}. */
-function raw(node, urlPath, { method = 'GET', headers = {}, body } = {}) {
-    const n = env.node(node);
-    return new Promise((resolve, reject) => {
-        const req = http.request(
-            { host: '127.0.0.1', port: n.port, path: urlPath, method, agent: false,
-                headers: { ...(body ? { 'content-length': body.length } : {}), ...headers } },
-            (res) => {
-                const chunks = [];
-                res.on('data', (d) => chunks.push(d));
-                res.on('end', () => {
-                    const b = Buffer.concat(chunks);
-                    let json;
-                    try {
-                        json = JSON.parse(b.toString('utf8'));
-                    } catch {
-                        json = undefined;
-                    }
-                    resolve({ status: res.statusCode, headers: res.headers, body: b, json });
-                });
-            },
-        );
-        req.on('error', reject);
-        if (body) req.write(body);
-        req.end();
-    });
-}
+/** A request with a raw body (a Buffer) to a node; resolves {status, headers, body (Buffer), json}. */
+const raw = (node, urlPath, opts = {}) => httpRequest(`${env.node(node).httpUrl}${urlPath}`, opts);
 const bearer = (t) => (t ? { authorization: `Bearer ${t}` } : {});
 function upload(node, token, bytes, { name = 'f.bin', cid, type = 'application/octet-stream' } = {}) {
     const q = new URLSearchParams({ name, ...(cid ? { conversation_id: cid } : {}) });
