@@ -1,6 +1,5 @@
 /* Attachment bodies in an S3-compatible store (files_store = s3): libcurl's multi
- * interface on the node's libuv loop (one uv_poll per socket and one uv_timer, as the
- * webhook worker drives it), requests signed with libcurl's AWS SigV4
+ * interface on the node's libuv loop (cd_curluv), requests signed with libcurl's AWS SigV4
  * (CURLOPT_AWS_SIGV4, "aws:amz:<region>:s3", payload UNSIGNED-PAYLOAD). Nothing blocks
  * the loop and nothing holds a whole file:
  *
@@ -22,6 +21,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "chatdesk/curluv.h"
 #include "chatdesk/log.h"
 
 #define S3_READ_CHUNK (64 * 1024)
@@ -29,17 +29,18 @@
 struct cd_files_s3 {
     uv_loop_t *loop;
     const cd_config *cfg;
+    cd_curluv *curl;
     CURLM *multi;
-    uv_timer_t timer;
-    int handles;
     int inflight;
     bool stopping;
+    cd_files_s3_req *reqs; /* in flight (destroy aborts them) */
 };
 
 typedef enum s3_op { S3_PUT, S3_GET, S3_DELETE } s3_op;
 
 struct cd_files_s3_req {
     cd_files_s3 *s3;
+    cd_files_s3_req *prev, *next;
     CURL *easy;
     struct curl_slist *hdrs;
     s3_op op;
@@ -60,29 +61,15 @@ struct cd_files_s3_req {
     void *ud;
 };
 
-typedef struct s3_sock {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    cd_files_s3 *s3;
-} s3_sock;
-
 /* ---- lifetime ---- */
 
 static void s3_maybe_free(cd_files_s3 *s3)
 {
-    if (s3->stopping && s3->handles == 0 && s3->inflight == 0) {
-        curl_multi_cleanup(s3->multi);
+    if (s3->stopping && s3->inflight == 0) {
+        cd_curluv_destroy(s3->curl);
         cd_free(s3);
+        curl_global_cleanup();
     }
-}
-
-static void on_closed(uv_handle_t *h)
-{
-    cd_files_s3 *s3 = h->data;
-    if (h->type == UV_POLL)
-        cd_free(CD_CONTAINER_OF((uv_poll_t *)(void *)h, s3_sock, poll));
-    s3->handles--;
-    s3_maybe_free(s3);
 }
 
 /* A fire-and-forget file operation ended (unlink, close). */
@@ -95,6 +82,12 @@ static void on_unlinked(uv_fs_t *req)
 static void req_free(cd_files_s3_req *r)
 {
     cd_files_s3 *s3 = r->s3;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        s3->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
     if (r->easy) {
         curl_multi_remove_handle(s3->multi, r->easy);
         curl_easy_cleanup(r->easy);
@@ -111,115 +104,35 @@ static void req_free(cd_files_s3_req *r)
     s3_maybe_free(s3);
 }
 
-/* ---- curl <-> libuv ---- */
+/* ---- a transfer ended (cd_curluv) ---- */
 
-static void s3_done(cd_files_s3 *s3)
+static void on_done(void *ud, void *easy, int result)
 {
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(s3->multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        char *pv = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &pv);
-        cd_files_s3_req *r = (cd_files_s3_req *)(void *)pv;
-        long status = 0;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-        int rc = 0;
-        if (m->data.result != CURLE_OK || r->read_failed) {
-            cd_log_warn("s3 %s %s: %s",
-                        r->op == S3_PUT   ? "PUT"
-                        : r->op == S3_GET ? "GET"
-                                          : "DELETE",
-                        r->url, r->err[0] ? r->err : curl_easy_strerror(m->data.result));
-            rc = UV_EIO;
-        } else if (status < 200 || status > 299) {
-            if (r->op != S3_DELETE || status != 404)
-                cd_log_warn("s3 %s %s: HTTP %ld",
-                            r->op == S3_PUT   ? "PUT"
-                            : r->op == S3_GET ? "GET"
-                                              : "DELETE",
-                            r->url, status);
-            rc = status == 404 ? UV_ENOENT : UV_EIO;
-        }
-        if (r->op == S3_PUT && rc == 0) { /* the store has it: the staged copy goes */
-            uv_fs_t *u = cd_calloc(1, sizeof *u);
-            if (uv_fs_unlink(s3->loop, u, r->path, on_unlinked) != 0)
-                cd_free(u);
-        }
-        if (r->done && !r->gone)
-            r->done(r->ud, rc);
-        req_free(r);
+    cd_files_s3 *s3 = ud;
+    char *pv = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &pv);
+    cd_files_s3_req *r = (cd_files_s3_req *)(void *)pv;
+    long status = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    const char *op = r->op == S3_PUT ? "PUT" : r->op == S3_GET ? "GET" : "DELETE";
+    int rc = 0;
+    if (result != CURLE_OK || r->read_failed) {
+        if (!r->gone)
+            cd_log_warn("s3 %s %s: %s", op, r->url, r->err[0] ? r->err : curl_easy_strerror((CURLcode)result));
+        rc = UV_EIO;
+    } else if (status < 200 || status > 299) {
+        if (r->op != S3_DELETE || status != 404)
+            cd_log_warn("s3 %s %s: HTTP %ld", op, r->url, status);
+        rc = status == 404 ? UV_ENOENT : UV_EIO;
     }
-}
-
-static void on_poll(uv_poll_t *p, int status, int events)
-{
-    s3_sock *s = CD_CONTAINER_OF(p, s3_sock, poll);
-    int flags = 0, running;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    curl_multi_socket_action(s->s3->multi, s->fd, flags, &running);
-    s3_done(s->s3);
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    cd_files_s3 *s3 = t->data;
-    int running;
-    curl_multi_socket_action(s3->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    s3_done(s3);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
-{
-    cd_files_s3 *s3 = userp;
-    s3_sock *s = socketp;
-    (void)easy;
-    if (action == CURL_POLL_REMOVE) {
-        if (s) {
-            uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, on_closed);
-            curl_multi_assign(s3->multi, fd, NULL);
-        }
-        return 0;
+    if (r->op == S3_PUT && rc == 0) { /* the store has it: the staged copy goes */
+        uv_fs_t *u = cd_calloc(1, sizeof *u);
+        if (uv_fs_unlink(s3->loop, u, r->path, on_unlinked) != 0)
+            cd_free(u);
     }
-    if (!s) {
-        s = cd_calloc(1, sizeof *s);
-        s->fd = fd;
-        s->s3 = s3;
-        if (uv_poll_init_socket(s3->loop, &s->poll, fd) != 0) {
-            cd_free(s);
-            return -1;
-        }
-        s->poll.data = s3;
-        s3->handles++;
-        curl_multi_assign(s3->multi, fd, s);
-    }
-    int ev = 0;
-    if (action & CURL_POLL_IN)
-        ev |= UV_READABLE;
-    if (action & CURL_POLL_OUT)
-        ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, on_poll);
-    return 0;
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    cd_files_s3 *s3 = userp;
-    (void)multi;
-    if (s3->stopping)
-        return 0;
-    if (timeout_ms < 0)
-        uv_timer_stop(&s3->timer);
-    else
-        uv_timer_start(&s3->timer, on_timer, timeout_ms ? (uint64_t)timeout_ms : 1, 0);
-    return 0;
+    if (r->done && !r->gone)
+        r->done(r->ud, rc);
+    req_free(r);
 }
 
 cd_files_s3 *cd_files_s3_create(uv_loop_t *loop, const cd_config *cfg)
@@ -228,31 +141,34 @@ cd_files_s3 *cd_files_s3_create(uv_loop_t *loop, const cd_config *cfg)
         cd_log_error("files_store s3 needs s3_bucket");
         return NULL;
     }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return NULL;
     cd_files_s3 *s3 = cd_calloc(1, sizeof *s3);
     s3->loop = loop;
     s3->cfg = cfg;
-    s3->multi = curl_multi_init();
-    if (!s3->multi) {
+    s3->curl = cd_curluv_create(loop, on_done, s3);
+    if (!s3->curl) {
         cd_free(s3);
+        curl_global_cleanup();
         return NULL;
     }
-    curl_multi_setopt(s3->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(s3->multi, CURLMOPT_SOCKETDATA, s3);
-    curl_multi_setopt(s3->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(s3->multi, CURLMOPT_TIMERDATA, s3);
-    uv_timer_init(loop, &s3->timer);
-    s3->timer.data = s3;
-    s3->handles = 1;
+    s3->multi = cd_curluv_multi(s3->curl);
     return s3;
 }
 
+/* Transfers in flight are aborted without their callbacks (their owners are going too),
+ * then the multi goes. */
 void cd_files_s3_destroy(cd_files_s3 *s3)
 {
     if (!s3)
         return;
+    while (s3->reqs) {
+        s3->reqs->gone = true;
+        s3->reqs->done = NULL;
+        req_free(s3->reqs);
+    }
     s3->stopping = true;
-    uv_timer_stop(&s3->timer);
-    uv_close((uv_handle_t *)&s3->timer, on_closed);
+    s3_maybe_free(s3);
 }
 
 /* ---- requests ---- */
@@ -306,6 +222,10 @@ static cd_files_s3_req *req_new(cd_files_s3 *s3, s3_op op, const char *site, con
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     memset(userpwd, 0, sizeof userpwd);
     s3->inflight++;
+    r->next = s3->reqs;
+    if (s3->reqs)
+        s3->reqs->prev = r;
+    s3->reqs = r;
     return r;
 }
 
