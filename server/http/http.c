@@ -63,6 +63,7 @@ struct http_state {
     login_job *job;
     /* attachments (files.c) */
     bool is_upload;       /* POST /files: the body is the upload's */
+    bool is_files;        /* a /files route: answers carry CORS headers (the widget runs on the customer page) */
     cd_http__upload *up;  /* the upload in progress */
     cd_http__fileop *fop; /* a link or download waiting for Redis */
     char *serve_path;     /* a download to serve at the next WRITEABLE */
@@ -150,8 +151,10 @@ static int write_response(struct lws *wsi, http_state *h)
         lws_add_http_header_by_name(wsi, (const unsigned char *)"content-disposition:",
                                     (const unsigned char *)"attachment; filename=\"chatdesk-report.csv\"", 42, &p, end))
         return -1;
-    /* public read-only API (published knowledge base, …): any page may read it */
-    if (h->is_api && h->path && cd_http__api_is_public(h->path) &&
+    /* public read-only API (published knowledge base, …): any page may read it; the
+     * attachment routes answer the widget on the customer's page (a bearer token, no
+     * cookie, is what authorises them) */
+    if (((h->is_api && h->path && cd_http__api_is_public(h->path)) || h->is_files) &&
         lws_add_http_header_by_name(
             wsi, (const unsigned char *)"access-control-allow-origin:", (const unsigned char *)"*", 1, &p, end))
         return -1;
@@ -1144,8 +1147,32 @@ static int serve_static(struct lws *wsi, http_state *h, const char *uri)
 /* ---------- attachments: /files (files.c) ---------- */
 
 /* POST /files, GET /files/<id>/link, GET /files/<id>?e=&k=&s=. */
+/* The CORS preflight of a /files route: the widget on a customer's page sends its token
+ * in Authorization, which browsers ask about first. */
+static int files_preflight(struct lws *wsi, http_state *h)
+{
+    static const struct {
+        const char *name, *value;
+    } hdrs[] = {{"access-control-allow-origin:", "*"},
+                {"access-control-allow-methods:", "GET, POST"},
+                {"access-control-allow-headers:", "authorization, content-type"},
+                {"access-control-max-age:", "600"}};
+    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_NO_CONTENT, "text/plain", 0, &p, end))
+        return -1;
+    for (size_t i = 0; i < CD_ARRAY_LEN(hdrs); i++)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[i].name, (const unsigned char *)hdrs[i].value,
+                                        (int)strlen(hdrs[i].value), &p, end))
+            return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    return transaction_done(wsi, h);
+}
+
 static int files_route(struct lws *wsi, http_state *h, const char *uri, bool post, bool get)
 {
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0)
+        return files_preflight(wsi, h);
     request_args(wsi, h);
     if (strcmp(uri, "/files") == 0 && post) {
         h->is_upload = true;
@@ -1248,7 +1275,8 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
             return 0;
         }
         h->is_upload = false;
-        if (strcmp(uri, "/files") == 0 || strncmp(uri, "/files/", 7) == 0)
+        h->is_files = strcmp(uri, "/files") == 0 || strncmp(uri, "/files/", 7) == 0;
+        if (h->is_files)
             return files_route(wsi, h, uri, post, get);
         if (strncmp(uri, "/api/v1/", 8) == 0 && strcmp(uri, "/api/v1/login") != 0) {
             api_begin(wsi, h, uri);

@@ -79,6 +79,14 @@ it('a visitor uploads a PNG, sends it; the agent sees it in message.created and 
     assert.match(d.headers['content-disposition'], /^inline; filename="screen shot.png"/);
     assert.equal(d.headers['x-content-type-options'], 'nosniff');
     assert.match(d.headers['content-security-policy'], /default-src 'none'.*sandbox/);
+    // the widget runs on the customer's page: CORS for the token-carrying calls
+    const pre = await raw(0, '/files', { method: 'OPTIONS', headers: { origin: 'https://shop.example', 'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization' } });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers['access-control-allow-origin'], '*');
+    assert.match(pre.headers['access-control-allow-headers'], /authorization/);
+    assert.equal(up.headers['access-control-allow-origin'], '*');
+    assert.equal(l.headers['access-control-allow-origin'], '*');
     // the visitor's own link works too
     const lv = await link(1, v.token, up.json.id);
     assert.equal(lv.status, 200);
