@@ -270,12 +270,7 @@ export function Composer({ c }) {
                     }}
                 />
                 <button type="button" class="attach" aria-label={t('att.attach')} title={t('att.attach')} disabled={closed} onClick={(e) => e.currentTarget.previousSibling.click()}>
-                    <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
-                        <path
-                            fill="currentColor"
-                            d="M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6z"
-                        />
-                    </svg>
+                    {t('att.short')}
                 </button>
                 <textarea
                     ref={ta}
