@@ -15,6 +15,10 @@ let onUnauthorized = null;
 export function setToken(t) {
     token = t;
 }
+/** The session's token (attachment uploads and links carry it, docs/attachments.md). */
+export function getToken() {
+    return token;
+}
 export function setUnauthorizedHandler(fn) {
     onUnauthorized = fn;
 }

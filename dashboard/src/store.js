@@ -579,14 +579,16 @@ export function markRead(cid) {
 
 function saveOutbox() {
     try {
-        sessionStorage.setItem(OUTBOX_KEY, JSON.stringify(S.outbox.map(({ cid, cmid, body, private: p, state, error, ts }) => ({ cid, cmid, body, private: p, state, error, ts }))));
+        sessionStorage.setItem(OUTBOX_KEY, JSON.stringify(S.outbox.map(({ cid, cmid, body, private: p, state, error, ts, files }) => ({ cid, cmid, body, private: p, state, error, ts, files }))));
     } catch {
         /* storage full: memory still holds it */
     }
 }
 
-export function sendMessage(cid, body, isPrivate) {
+/** files: the uploads ({id,name,type,size}) the message carries (docs/attachments.md). */
+export function sendMessage(cid, body, isPrivate, files = []) {
     const item = { cid, cmid: randomId('d-'), body, private: !!isPrivate, state: 'sending', error: null, ts: Date.now() };
+    if (files.length) item.files = files;
     S.outbox = [...S.outbox, item];
     saveOutbox();
     changed();
@@ -601,7 +603,14 @@ async function trySend(item) {
     if (!conn || !conn.online) return; // sent after the next welcome
     item.inflight = true;
     try {
-        const r = await request({ type: 'message.send', conversation_id: item.cid, client_msg_id: item.cmid, body: item.body, ...(item.private ? { private: true } : {}) });
+        const r = await request({
+            type: 'message.send',
+            conversation_id: item.cid,
+            client_msg_id: item.cmid,
+            body: item.body,
+            ...(item.private ? { private: true } : {}),
+            ...(item.files ? { attachments: item.files.map((f) => f.id) } : {}),
+        });
         item.inflight = false;
         if (r.message) {
             insertMessages(item.cid, [r.message]);

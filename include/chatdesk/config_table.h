@@ -92,6 +92,26 @@
     X(timer_lease_ms, INT, 30000, 1000, 3600000, "a claimed timer whose node died is claimed again after this")       \
     X(drain_timeout_s, INT, 8, 0, 600, "on SIGTERM: seconds /healthz says draining before the node exits")            \
     X(max_http_body, INT, 65536, 1024, 16777216, "largest HTTP request body in bytes")                                \
+    X(files_dir, STR, "./var/files", 0, 0,                                                                            \
+      "directory of attachment bodies (docs/attachments.md); every node must see the same one (a shared volume)")     \
+    X(files_store, STR, "local", 0, 0,                                                                                \
+      "where attachment bodies live: local (files_dir) or s3 (an S3-compatible store; files_dir stages uploads)")     \
+    X(s3_endpoint, STR, "", 0, 0,                                                                                     \
+      "S3 endpoint URL (http(s)://host[:port]); empty: https://s3.<s3_region>.amazonaws.com")                         \
+    X(s3_region, STR, "us-east-1", 0, 0, "S3 region (SigV4 signing)")                                                 \
+    X(s3_bucket, STR, "", 0, 0, "S3 bucket of attachment bodies (objects <site>/<id>)")                               \
+    X(s3_access_key, STR, "", 0, 0, "S3 access key id (prefer the environment variable)")                             \
+    X(s3_secret_key, STR, "", 0, 0, "S3 secret access key (prefer the environment variable)")                         \
+    X(s3_path_style, BOOL, 0, 0, 1,                                                                                   \
+      "address objects as <endpoint>/<bucket>/<key> (MinIO, s3rver) instead of <bucket>.<host>")                      \
+    X(file_max_bytes, INT, 10485760, 1, 2147483647, "largest attachment in bytes (too_large above)")                  \
+    X(file_max_per_message, INT, 5, 1, 50, "most attachments one message carries")                                    \
+    X(file_types, STR, "image,pdf,office,text,archive", 0, 0,                                                         \
+      "attachment categories allowed (judged by the file's bytes): image, pdf, office, text, archive")                \
+    X(file_url_ttl_s, INT, 300, 10, 86400, "lifetime of a signed attachment download link in seconds")                \
+    X(file_orphan_s, INT, 86400, 1, 2592000, "an upload no message took is removed after this many seconds")          \
+    X(file_upload_rate, INT, 2, 1, 100000, "uploads per second one address may start (token bucket)")                 \
+    X(file_upload_burst, INT, 10, 1, 100000, "upload token bucket size per address")                                  \
     X(reuseport, BOOL, 0, 0, 1, "set SO_REUSEPORT so several nodes on one host share the port")                       \
     X(webhook_allow_hosts, STR, "", 0, 0,                                                                             \
       "comma-separated webhook hosts (host or host:port) allowed to resolve to loopback/private/link-local")          \

@@ -55,6 +55,12 @@ typedef struct cd_net_ctx {
     unsigned long long door_timeouts;  /* head not complete in header_timeout_s (408) */
     unsigned long long door_too_large; /* head over max_header_bytes or its line limits (431) */
     unsigned long long door_malformed; /* request target with a NUL or control character (400) */
+    /* attachments (http/files.c) */
+    struct cd_files_s3 *files_s3;      /* files_store s3: the store client; NULL for local */
+    cd_ratelimit upload_rl[1024];      /* uploads per client address (file_upload_rate) */
+    unsigned long long files_uploads;  /* uploads stored by this node */
+    unsigned long long files_bytes;    /* their bytes */
+    unsigned long long files_rejected; /* uploads refused: type, size, rate, malformed */
 } cd_net_ctx;
 
 /* Per-connection storage (lws "per session data"): the ws side uses s/rx/ip/counted/

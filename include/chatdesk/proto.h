@@ -48,15 +48,16 @@ const char *cd_proto_frame_name(cd_frame_type t);
 
 /* Limits the decoder enforces (the server fills them from config). */
 typedef struct cd_proto_limits {
-    size_t max_frame;  /* whole frame bytes (default 65536) -> CD_ERR_TOO_LARGE */
-    size_t max_body;   /* message body bytes after trimming (default 8192) -> TOO_LARGE */
-    int max_depth;     /* JSON nesting depth, checked by a pre-scan before parsing (default 8) */
-    size_t max_rid;    /* rid bytes (default 64) */
-    size_t max_id;     /* client_msg_id, conversation ids, site keys, agent ids (default 64) */
-    size_t max_field;  /* form fields, names, subjects, comments, notes (default 1024) */
-    size_t max_resume; /* resume entries (default 100) */
-    size_t max_tags;   /* tags in conversation.update (default 20) */
-    int max_history;   /* history limit cap (default 100) */
+    size_t max_frame;       /* whole frame bytes (default 65536) -> CD_ERR_TOO_LARGE */
+    size_t max_body;        /* message body bytes after trimming (default 8192) -> TOO_LARGE */
+    int max_depth;          /* JSON nesting depth, checked by a pre-scan before parsing (default 8) */
+    size_t max_rid;         /* rid bytes (default 64) */
+    size_t max_id;          /* client_msg_id, conversation ids, site keys, agent ids (default 64) */
+    size_t max_field;       /* form fields, names, subjects, comments, notes (default 1024) */
+    size_t max_resume;      /* resume entries (default 100) */
+    size_t max_tags;        /* tags in conversation.update (default 20) */
+    int max_history;        /* history limit cap (default 100) */
+    size_t max_attachments; /* attachments of one message (default 5) */
 } cd_proto_limits;
 /* A conversation id names its site ("c_<random>.<site key>", docs/keyspace.md), so it may
  * be a site key (at most 64 bytes) and a dot longer than other ids. */
@@ -105,9 +106,13 @@ typedef struct cd_req {
 
     /* message.send */
     const char *client_msg_id;
-    const char *body; /* trimmed of leading/trailing whitespace, 1..max_body bytes */
+    const char *body; /* trimmed of leading/trailing whitespace, 1..max_body bytes (0.. with attachments) */
     size_t body_len;
     bool is_private;
+    /* message.send "attachments" and conversation.start "form.attachments": upload ids
+     * joined by spaces (each checked as an id, no repeats), NULL when absent or empty */
+    const char *attachments;
+    size_t n_attachments;
 
     /* history */
     bool has_before_seq;
@@ -223,9 +228,12 @@ typedef struct cd_proto_msg {
     size_t id_len, kind_len, author_len;
     const char *cmid, *name, *body; /* client_msg_id, author name ("" -> null), body */
     size_t cmid_len, name_len, body_len;
+    const char *att; /* the attachments' JSON array as stored; att_len 0: none */
+    size_t att_len;
     bool priv;
 } cd_proto_msg;
-/* Appends {"seq","id","client_msg_id","author":{"kind","id","name"},"body","private","ts"}. */
+/* Appends {"seq","id","client_msg_id","author":{"kind","id","name"},"body","private"
+ * [,"attachments"],"ts"}. */
 void cd_proto_append_message(cd_frame *f, const cd_proto_msg *m);
 /* {"type":"message.created","conversation_id":cid,"message":{...}} */
 cd_frame *cd_proto_encode_message_created(const cd_proto_msg *m);
@@ -233,7 +241,8 @@ cd_frame *cd_proto_encode_message_created(const cd_proto_msg *m);
 cd_frame *cd_proto_encode_ok_message(const char *rid, const cd_proto_msg *m);
 /* The compact bus form of message.created that the store publishes (store/lua
  * _common.lua pub_msg): "M <cid> <id> <kind> <author> <ts> <0|1> <#cmid> <#name>
- * <#body>\n<cmid><name><body>". m points into p (seq comes from the bus header).
+ * <#body>[ <#att>]\n<cmid><name><body>[<att>]". m points into p (seq comes from the bus
+ * header).
  * Returns 0, or -1 when p is not that form. */
 int cd_proto_parse_bus_message(const char *p, size_t n, cd_proto_msg *m);
 

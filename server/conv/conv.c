@@ -265,14 +265,15 @@ int cd_conv_start(cd_store *st, const cd_config *cfg, const char *site, const ch
                           req->form_locale ? req->form_locale : "en",
                           intervals ? intervals : "*",
                           ticket_id,
-                          profile ? profile : ""};
+                          profile ? profile : "",
+                          req->attachments ? req->attachments : ""};
     cd_key ks, kc;
     const char *keys[] = {cd_key_site(&ks, cd_store_prefix(st), site, ""),
                           cd_key_conv(&kc, cd_store_prefix(st), site, cid)};
     call *c = cd_malloc(sizeof *c);
     c->cb = cb;
     c->ud = ud;
-    if (cd_store_fcall_durable(st, "conv_start", 2, keys, 19, args, NULL, on_reply, c) != 0) {
+    if (cd_store_fcall_durable(st, "conv_start", 2, keys, 20, args, NULL, on_reply, c) != 0) {
         cd_free(c);
         return -1;
     }
@@ -314,6 +315,11 @@ static void on_sent(void *ud, cd_err err, const char *json, size_t len)
         r.msg.name_len = json_is_string(name) ? json_string_length(name) : 0;
         r.sla = json_is_true(json_object_get(root, "sla"));
         take_str(r.site, sizeof r.site, json_object_get(root, "site"));
+        json_t *att = json_object_get(root, "attachments");
+        if (json_is_array(att) && (raw = dump(att)) != NULL) {
+            r.msg.att = raw;
+            r.msg.att_len = strlen(raw);
+        }
     }
     c->cb(c->ud, &r);
     free(raw);
@@ -363,7 +369,8 @@ int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, co
                           I64(now, c->msg.ts),
                           I64(retain, cfg->history_retain),
                           sites ? sites : "",
-                          intervals ? intervals : ""};
+                          intervals ? intervals : "",
+                          req->attachments ? req->attachments : ""};
     size_t lens[] = {lc,
                      lk,
                      la,
@@ -375,11 +382,12 @@ int cd_conv_send(cd_store *st, const cd_config *cfg, const cd_conv_author *a, co
                      strlen(now),
                      strlen(retain),
                      sites ? strlen(sites) : 0,
-                     intervals ? strlen(intervals) : 0};
+                     intervals ? strlen(intervals) : 0,
+                     req->attachments ? strlen(req->attachments) : 0};
     cd_key k;
     /* batched: the sends of one site that this loop pass received share one call */
     const char *key = cd_key_conv(&k, cd_store_prefix(st), a->site, req->conversation_id);
-    if (cd_store_fcall_batched(st, "msg_send", key, 12, args, lens, on_sent, c) != 0) {
+    if (cd_store_fcall_batched(st, "msg_send", key, 13, args, lens, on_sent, c) != 0) {
         cd_free(c);
         return -1;
     }

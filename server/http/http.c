@@ -16,8 +16,7 @@
 #include "chatdesk/log.h"
 #include "chatdesk/ticket.h"
 #include "chatdesk/webhook.h"
-
-typedef struct http_state http_state;
+#include "files_int.h"
 
 /* Lifetimes of the tokens of an unfinished login: the challenge after a right password
  * (two-factor login on) and the enrolment token (a site requires it and it is off). */
@@ -63,6 +62,21 @@ struct http_state {
     bool ready;      /* response complete, waiting for WRITEABLE */
     int retry_after; /* > 0: a Retry-After header (seconds) on this response */
     login_job *job;
+    /* attachments (files.c) */
+    bool is_upload;       /* POST /files: the body is the upload's */
+    bool is_files;        /* a /files route: answers carry CORS headers (the widget runs on the customer page) */
+    cd_http__upload *up;  /* the upload in progress */
+    cd_http__fileop *fop; /* a link or download waiting for Redis */
+    char *serve_path;     /* a download to serve at the next WRITEABLE */
+    char serve_mime[128];
+    char serve_name[201];
+    /* files_store s3: a download streamed from the store (serve_mime, serve_name too) */
+    cd_files_s3_req *s3get; /* the GET in flight; NULL once done */
+    bool s3_streaming;      /* the response is the store's body */
+    bool s3_headers;        /* its headers are out */
+    int s3_status;          /* the GET's end: 0 ok, < 0 failed; 1 while running */
+    int64_t s3_left;        /* bytes still to send */
+    cd_buf s3_chunk;        /* one piece from curl, waiting for WRITEABLE */
 };
 
 /* A valid Argon2id hash of a random password, so an unknown e-mail costs the same time. */
@@ -138,8 +152,10 @@ static int write_response(struct lws *wsi, http_state *h)
         lws_add_http_header_by_name(wsi, (const unsigned char *)"content-disposition:",
                                     (const unsigned char *)"attachment; filename=\"chatdesk-report.csv\"", 42, &p, end))
         return -1;
-    /* public read-only API (published knowledge base, …): any page may read it */
-    if (h->is_api && h->path && cd_http__api_is_public(h->path) &&
+    /* public read-only API (published knowledge base, …): any page may read it; the
+     * attachment routes answer the widget on the customer's page (a bearer token, no
+     * cookie, is what authorises them) */
+    if (((h->is_api && h->path && cd_http__api_is_public(h->path)) || h->is_files) &&
         lws_add_http_header_by_name(
             wsi, (const unsigned char *)"access-control-allow-origin:", (const unsigned char *)"*", 1, &p, end))
         return -1;
@@ -178,6 +194,162 @@ int cd_http_respond_error(struct lws *wsi, int status, const char *code, const c
         return -1;
     lws_write(wsi, (unsigned char *)body + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_FINAL);
     return 1; /* "rejected, response sent" */
+}
+
+/* ---------- what files.c answers through ---------- */
+
+void cd_http__reply(http_state *h, int status, const char *ctype, const char *body, size_t len)
+{
+    if (!h)
+        return;
+    cd_buf_reset(&h->out);
+    cd_buf_append(&h->out, body, len);
+    respond(h, status, ctype);
+}
+
+void cd_http__reply_error(http_state *h, int status, const char *code, const char *message)
+{
+    if (h)
+        json_error(h, status, code, message);
+}
+
+void cd_http__reply_file(http_state *h, const char *path, const char *mime, const char *name)
+{
+    if (!h)
+        return;
+    cd_free(h->serve_path);
+    h->serve_path = cd_strdup(path);
+    cd_strlcpy(h->serve_mime, mime, sizeof h->serve_mime);
+    cd_strlcpy(h->serve_name, name, sizeof h->serve_name);
+    if (h->wsi)
+        lws_callback_on_writable(h->wsi);
+}
+
+void cd_http__upload_clear(http_state *h)
+{
+    h->up = NULL;
+}
+
+void cd_http__fileop_clear(http_state *h)
+{
+    h->fop = NULL;
+}
+
+void cd_http__fileop_set(http_state *h, cd_http__fileop *op)
+{
+    h->fop = op;
+}
+
+/* ---- files_store s3: a download streamed from the store ---- */
+
+/* A piece of the object: taken when the last one is out, else curl waits (paused). */
+static int on_s3_data(void *ud, const unsigned char *p, size_t n)
+{
+    http_state *h = ud;
+    if (h->s3_chunk.len > 0)
+        return 1;
+    cd_buf_append(&h->s3_chunk, p, n);
+    if (h->wsi)
+        lws_callback_on_writable(h->wsi);
+    return 0;
+}
+
+static void on_s3_done(void *ud, int status)
+{
+    http_state *h = ud;
+    h->s3get = NULL;
+    h->s3_status = status;
+    if (status != 0 && !h->s3_headers) {
+        h->s3_streaming = false;
+        if (status == UV_ENOENT)
+            json_error(h, 404, "not_found", "no such file");
+        else
+            json_error(h, 503, "unavailable", "the file store is unavailable, retry");
+        return;
+    }
+    if (h->wsi)
+        lws_callback_on_writable(h->wsi);
+}
+
+void cd_http__reply_s3(http_state *h, cd_files_s3 *s3, const char *site, const char *id, const char *mime,
+                       const char *name, int64_t size)
+{
+    cd_strlcpy(h->serve_mime, mime, sizeof h->serve_mime);
+    cd_strlcpy(h->serve_name, name, sizeof h->serve_name);
+    cd_buf_reset(&h->s3_chunk);
+    h->s3_left = size;
+    h->s3_headers = false;
+    h->s3_status = 1;
+    h->s3_streaming = true;
+    h->s3get = cd_files_s3_get(s3, site, id, on_s3_data, on_s3_done, h);
+    if (!h->s3get) {
+        h->s3_streaming = false;
+        json_error(h, 503, "unavailable", "the file store is unavailable, retry");
+    }
+}
+
+/* One write per WRITEABLE: the headers (once the first piece is in), then each piece;
+ * the last one ends the response. A store failure after the headers closes the
+ * connection (the client sees a short body). */
+static int s3_writeable(struct lws *wsi, http_state *h)
+{
+    if (!h->s3_headers) {
+        if (h->s3_chunk.len == 0)
+            return h->s3_status < 0 ? -1 : 0;
+        unsigned char hdr[LWS_PRE + 2048], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+        if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, h->serve_mime, (lws_filepos_t)h->s3_left, &p, end) ||
+            cd_http__file_headers(wsi, h->serve_mime, h->serve_name, &p, end) ||
+            (!h->keep_alive && lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                                           (const unsigned char *)"close", 5, &p, end)) ||
+            lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        h->s3_headers = true;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (h->s3_chunk.len == 0)
+        return h->s3_status < 0 || (h->s3_status == 0 && h->s3_left > 0) ? -1 : 0;
+    size_t n = h->s3_chunk.len;
+    if ((int64_t)n > h->s3_left)
+        return -1; /* more than the record's size */
+    unsigned char *buf = cd_malloc(LWS_PRE + n);
+    memcpy(buf + LWS_PRE, h->s3_chunk.data, n);
+    h->s3_left -= (int64_t)n;
+    bool last = h->s3_left == 0;
+    int m = lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+    cd_free(buf);
+    cd_buf_reset(&h->s3_chunk);
+    if (m < (int)n)
+        return -1;
+    if (last) {
+        h->s3_streaming = false;
+        if (h->s3get) {
+            cd_files_s3_cancel(h->s3get);
+            h->s3get = NULL;
+        }
+        return transaction_done(wsi, h);
+    }
+    if (h->s3get)
+        cd_files_s3_resume(h->s3get);
+    return 0;
+}
+
+/* A download the record allowed: the body through lws's file serving, with headers that
+ * let nothing in it run (cd_http__file_headers). */
+static int serve_download(struct lws *wsi, http_state *h)
+{
+    char *path = h->serve_path;
+    h->serve_path = NULL;
+    unsigned char hdr[2048], *p = hdr, *end = hdr + sizeof hdr;
+    int rc = -1;
+    if (cd_http__file_headers(wsi, h->serve_mime, h->serve_name, &p, end) == 0 &&
+        (h->keep_alive || lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                                      (const unsigned char *)"close", 5, &p, end) == 0)) {
+        int n = lws_serve_http_file(wsi, path, h->serve_mime, (const char *)hdr, (int)(p - hdr));
+        rc = n < 0 ? -1 : n > 0 ? transaction_done(wsi, h) : 0;
+    }
+    cd_free(path);
+    return rc;
 }
 
 /* ---------- /healthz and /metrics ---------- */
@@ -252,6 +424,13 @@ static void ops_metrics(cd_buf *b, cd_net_ctx *cx, const cd_node_stats *ns, cons
     cd_buf_printf(b, "chatdesk_hash_queue %zu\n", cx->hash_jobs);
     help(b, "chatdesk_hash_queue_refused_total", "counter", "Requests refused (503) because the hash queue was full.");
     cd_buf_printf(b, "chatdesk_hash_queue_refused_total %llu\n", cx->hash_refused);
+    help(b, "chatdesk_file_uploads_total", "counter", "Attachments stored through this node (docs/attachments.md).");
+    cd_buf_printf(b, "chatdesk_file_uploads_total %llu\n", cx->files_uploads);
+    help(b, "chatdesk_file_upload_bytes_total", "counter", "Bytes of the attachments stored through this node.");
+    cd_buf_printf(b, "chatdesk_file_upload_bytes_total %llu\n", cx->files_bytes);
+    help(b, "chatdesk_file_uploads_refused_total", "counter",
+         "Uploads refused: type (by the bytes), size, rate, malformed body, storage errors.");
+    cd_buf_printf(b, "chatdesk_file_uploads_refused_total %llu\n", cx->files_rejected);
     help(b, "chatdesk_messages_total", "counter", "Messages stored through this node (acknowledged message.send).");
     cd_buf_printf(b, "chatdesk_messages_total %llu\n", ns->acks);
     help(b, "chatdesk_redis_ping_rtt_seconds", "gauge", "Round trip of the last Redis PING on the command connection.");
@@ -505,7 +684,7 @@ static void on_agent(void *ud, const cd_account *r)
 
 /* A token bucket of a fixed table by a hash of the client address (nothing grows with
  * the number of addresses; two addresses in one slot share a bucket). */
-static bool address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
+bool cd_http__address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
 {
     if (!h->wsi)
         return false;
@@ -523,8 +702,8 @@ static bool address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double
 static bool login_rate_ok(http_state *h)
 {
     const cd_config *cfg = h->cx->cfg;
-    if (address_rate_ok(h, h->cx->login_rl, CD_ARRAY_LEN(h->cx->login_rl), (double)cfg->login_rate_per_ip / 60.0,
-                        (double)cfg->login_rate_per_ip))
+    if (cd_http__address_rate_ok(h, h->cx->login_rl, CD_ARRAY_LEN(h->cx->login_rl),
+                                 (double)cfg->login_rate_per_ip / 60.0, (double)cfg->login_rate_per_ip))
         return true;
     h->cx->login_rate_refused++;
     json_error_retry(h, 429, "rate_limited", "too many logins from this address, retry later",
@@ -740,8 +919,8 @@ static bool webhook_url_check(http_state *h, api_job *j, const cd_api_call *call
 /* The public API's per-address token bucket. */
 static bool public_rate_ok(http_state *h)
 {
-    return address_rate_ok(h, h->cx->public_rl, CD_ARRAY_LEN(h->cx->public_rl), (double)h->cx->cfg->public_api_rate,
-                           (double)h->cx->cfg->public_api_burst);
+    return cd_http__address_rate_ok(h, h->cx->public_rl, CD_ARRAY_LEN(h->cx->public_rl),
+                                    (double)h->cx->cfg->public_api_rate, (double)h->cx->cfg->public_api_burst);
 }
 
 /* The token may make this call (cd_http__api_role_allowed), or false after the answer: an
@@ -838,6 +1017,27 @@ static void api_start(http_state *h)
     api_run(j);
 }
 
+/* The query's "k=v" fragments (URL-decoded, at most 32) and the Authorization header. */
+static void request_args(struct lws *wsi, http_state *h)
+{
+    for (size_t i = 0; i < h->nargs; i++)
+        cd_free(h->args[i]);
+    cd_free(h->args);
+    h->args = NULL;
+    h->nargs = 0;
+    char frag[512];
+    for (int n = 0; n < 32; n++) {
+        int l = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, n);
+        if (l <= 0)
+            break;
+        h->args = cd_realloc(h->args, (h->nargs + 1) * sizeof *h->args);
+        h->args[h->nargs++] = cd_strdup(frag);
+    }
+    h->auth[0] = '\0';
+    if (lws_hdr_copy(wsi, h->auth, sizeof h->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+        h->auth[0] = '\0';
+}
+
 static void api_begin(struct lws *wsi, http_state *h, const char *uri)
 {
     static const struct {
@@ -855,22 +1055,7 @@ static void api_begin(struct lws *wsi, http_state *h, const char *uri)
     h->is_api = true;
     cd_free(h->path);
     h->path = cd_strdup(uri);
-    for (size_t i = 0; i < h->nargs; i++)
-        cd_free(h->args[i]);
-    cd_free(h->args);
-    h->args = NULL;
-    h->nargs = 0;
-    char frag[512];
-    for (int n = 0; n < 32; n++) {
-        int l = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, n);
-        if (l <= 0)
-            break;
-        h->args = cd_realloc(h->args, (h->nargs + 1) * sizeof *h->args);
-        h->args[h->nargs++] = cd_strdup(frag);
-    }
-    h->auth[0] = '\0';
-    if (lws_hdr_copy(wsi, h->auth, sizeof h->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
-        h->auth[0] = '\0';
+    request_args(wsi, h);
 }
 
 /* ---------- static files: /widget.js, /demo, /app/, /kb/ ---------- */
@@ -960,6 +1145,63 @@ static int serve_static(struct lws *wsi, http_state *h, const char *uri)
     return n > 0 ? transaction_done(wsi, h) : 0;
 }
 
+/* ---------- attachments: /files (files.c) ---------- */
+
+/* POST /files, GET /files/<id>/link, GET /files/<id>?e=&k=&s=. */
+/* The CORS preflight of a /files route: the widget on a customer's page sends its token
+ * in Authorization, which browsers ask about first. */
+static int files_preflight(struct lws *wsi, http_state *h)
+{
+    static const struct {
+        const char *name, *value;
+    } hdrs[] = {{"access-control-allow-origin:", "*"},
+                {"access-control-allow-methods:", "GET, POST"},
+                {"access-control-allow-headers:", "authorization, content-type"},
+                {"access-control-max-age:", "600"}};
+    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_NO_CONTENT, "text/plain", 0, &p, end))
+        return -1;
+    for (size_t i = 0; i < CD_ARRAY_LEN(hdrs); i++)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[i].name, (const unsigned char *)hdrs[i].value,
+                                        (int)strlen(hdrs[i].value), &p, end))
+            return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    return transaction_done(wsi, h);
+}
+
+static int files_route(struct lws *wsi, http_state *h, const char *uri, bool post, bool get)
+{
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0)
+        return files_preflight(wsi, h);
+    request_args(wsi, h);
+    if (strcmp(uri, "/files") == 0 && post) {
+        h->is_upload = true;
+        h->up = cd_http__upload_begin(h, wsi, h->cx, h->auth, (const char *const *)h->args, h->nargs);
+        return 0;
+    }
+    const char *id = uri + 7;
+    size_t n = strlen(uri);
+    if (!get || strcmp(uri, "/files") == 0) {
+        json_error(h, 405, "bad_request", "method not allowed");
+        return 0;
+    }
+    if (n > 12 && strcmp(uri + n - 5, "/link") == 0) {
+        char fid[200];
+        size_t l = n - 5 - 7;
+        if (l >= sizeof fid) {
+            json_error(h, 404, "not_found", "no such file");
+            return 0;
+        }
+        memcpy(fid, id, l);
+        fid[l] = '\0';
+        h->fop = cd_http__file_link(h, h->cx, h->auth, fid);
+        return 0;
+    }
+    h->fop = cd_http__file_download(h, h->cx, id, (const char *const *)h->args, h->nargs);
+    return 0;
+}
+
 /* ---------- dispatch ---------- */
 
 static http_state *state(struct lws *wsi, cd_net_pss *pss)
@@ -970,6 +1212,7 @@ static http_state *state(struct lws *wsi, cd_net_pss *pss)
         h->cx = lws_context_user(lws_get_context(wsi));
         cd_buf_init(&h->body);
         cd_buf_init(&h->out);
+        cd_buf_init(&h->s3_chunk);
         pss->http = h;
     }
     return pss->http;
@@ -986,6 +1229,14 @@ static void state_free(cd_net_pss *pss)
         h->job->h = NULL; /* the job frees itself */
     if (h->ajob)
         h->ajob->h = NULL;
+    if (h->up)
+        cd_http__upload_detach(h->up);
+    if (h->fop)
+        cd_http__fileop_detach(h->fop);
+    cd_free(h->serve_path);
+    if (h->s3get)
+        cd_files_s3_cancel(h->s3get);
+    cd_buf_cleanup(&h->s3_chunk);
     cd_free(h->path);
     for (size_t i = 0; i < h->nargs; i++)
         cd_free(h->args[i]);
@@ -1024,6 +1275,10 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
             json_error(h, 411, "bad_request", "a request body needs Content-Length (chunked bodies are not read)");
             return 0;
         }
+        h->is_upload = false;
+        h->is_files = strcmp(uri, "/files") == 0 || strncmp(uri, "/files/", 7) == 0;
+        if (h->is_files)
+            return files_route(wsi, h, uri, post, get);
         if (strncmp(uri, "/api/v1/", 8) == 0 && strcmp(uri, "/api/v1/login") != 0) {
             api_begin(wsi, h, uri);
             if (!h->method[0]) {
@@ -1064,6 +1319,11 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
     }
     case LWS_CALLBACK_HTTP_BODY: {
         http_state *h = state(wsi, pss);
+        if (h->is_upload) { /* the upload's, or dropped after its refusal */
+            if (h->up)
+                cd_http__upload_body(h->up, in, len);
+            return 0;
+        }
         if (h->body.len + len > (size_t)h->cx->cfg->max_http_body)
             h->too_large = true;
         else
@@ -1072,7 +1332,10 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
     }
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
         http_state *h = state(wsi, pss);
-        if (h->too_large)
+        if (h->is_upload) {
+            if (h->up)
+                cd_http__upload_complete(h->up);
+        } else if (h->too_large)
             json_error(h, 413, "too_large", "request body too large");
         else if (h->is_login)
             login(h);
@@ -1084,6 +1347,10 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
     }
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         http_state *h = pss->http;
+        if (h && h->s3_streaming)
+            return s3_writeable(wsi, h);
+        if (h && h->serve_path)
+            return serve_download(wsi, h);
         if (!h || !h->ready)
             return 0;
         return write_response(wsi, h);

@@ -52,6 +52,7 @@ typedef struct priv {
     char *body;         /* trimmed message.send body */
     char *form_message; /* trimmed conversation.start form.message */
     char *attributes;   /* hello attributes, compact JSON (jansson-allocated) */
+    char *attachments;  /* attachment ids joined by spaces */
 } priv;
 
 typedef struct dec {
@@ -109,6 +110,7 @@ void cd_proto_limits_default(cd_proto_limits *lim)
     lim->max_resume = 100;
     lim->max_tags = 20;
     lim->max_history = 100;
+    lim->max_attachments = 5;
 }
 
 static cd_frame_type frame_lookup(const char *s)
@@ -385,6 +387,48 @@ static cd_err dec_resume(dec *d, json_t *o)
     return dec_resume_list(d, res, "invalid conversations", "too many conversations");
 }
 
+/* "attachments": an array of at most max_attachments distinct upload ids, joined by
+ * spaces into the request (absent or [] leaves it NULL). */
+static cd_err dec_attachments(dec *d, json_t *o)
+{
+    json_t *arr = json_object_get(o, "attachments");
+    size_t i, n;
+    json_t *v;
+    if (!arr)
+        return CD_ERR_OK;
+    if (!json_is_array(arr))
+        return fail(d, CD_ERR_BAD_REQUEST, "invalid attachments");
+    n = json_array_size(arr);
+    if (n > d->lim->max_attachments)
+        return fail(d, CD_ERR_TOO_LARGE, "too many attachments");
+    if (n == 0)
+        return CD_ERR_OK;
+    cd_buf b;
+    cd_buf_init(&b);
+    json_array_foreach(arr, i, v)
+    {
+        const char *id = json_string_value(v);
+        size_t len = json_is_string(v) ? json_string_length(v) : 0;
+        bool ok = len > 0 && len <= CID_MAX(d->lim) && strlen(id) == len;
+        for (size_t k = 0; ok && k < len; k++)
+            ok = (id[k] >= 'a' && id[k] <= 'z') || (id[k] >= 'A' && id[k] <= 'Z') || (id[k] >= '0' && id[k] <= '9') ||
+                 id[k] == '_' || id[k] == '-' || id[k] == '.';
+        for (size_t k = 0; ok && k < i; k++)
+            ok = !json_equal(json_array_get(arr, k), v);
+        if (!ok) {
+            cd_buf_cleanup(&b);
+            return fail(d, CD_ERR_BAD_REQUEST, "invalid attachments");
+        }
+        if (b.len)
+            cd_buf_append(&b, " ", 1);
+        cd_buf_append(&b, id, len);
+    }
+    priv_of(d)->attachments = b.data;
+    d->req->attachments = b.data;
+    d->req->n_attachments = n;
+    return CD_ERR_OK;
+}
+
 static cd_err dec_conv_start(dec *d, json_t *o)
 {
     cd_req *r = d->req;
@@ -415,7 +459,8 @@ static cd_err dec_conv_start(dec *d, json_t *o)
             r->form_message = priv_of(d)->form_message;
         }
     }
-    return CD_ERR_OK;
+    /* extension: the intake form's files (docs/attachments.md) */
+    return dec_attachments(d, form);
 }
 
 static cd_err dec_msg_send(dec *d, json_t *o)
@@ -429,7 +474,8 @@ static cd_err dec_msg_send(dec *d, json_t *o)
     TRY(STR(d, o, "body", true, 0, SIZE_MAX, &body));
     n = json_string_length(json_object_get(o, "body"));
     trim(&body, &n);
-    if (n == 0)
+    TRY(dec_attachments(d, o));
+    if (n == 0 && !r->attachments)
         return fail(d, CD_ERR_BAD_REQUEST, "empty body");
     if (n > d->lim->max_body)
         return fail(d, CD_ERR_TOO_LARGE, "body too long");
@@ -656,6 +702,7 @@ void cd_proto_req_cleanup(cd_req *req)
         cd_free(pv->body);
         cd_free(pv->form_message);
         free(pv->attributes);
+        cd_free(pv->attachments);
         cd_free(pv);
     }
     cd_free(req->resume);

@@ -127,7 +127,12 @@ void cd_proto_append_message(cd_frame *f, const cd_proto_msg *m)
         cd_frame_append_str(f, "null");
     cd_frame_append_str(f, "},\"body\":");
     cd_frame_append_json_strn(f, m->body, m->body_len);
-    cd_frame_append_str(f, m->priv ? ",\"private\":true,\"ts\":" : ",\"private\":false,\"ts\":");
+    cd_frame_append_str(f, m->priv ? ",\"private\":true" : ",\"private\":false");
+    if (m->att_len) { /* the JSON array the store wrote (take_files in _common.lua) */
+        cd_frame_append_str(f, ",\"attachments\":");
+        cd_frame_append(f, m->att, m->att_len);
+    }
+    cd_frame_append_str(f, ",\"ts\":");
     cd_frame_append_int(f, m->ts);
     cd_frame_append(f, "}", 1);
 }
@@ -135,7 +140,7 @@ void cd_proto_append_message(cd_frame *f, const cd_proto_msg *m)
 /* {"type":type[,"<key>":"<val>"],"message":{...}} (val NULL: no key) */
 static cd_frame *with_message(const char *type, const char *key, const char *val, size_t vlen, const cd_proto_msg *m)
 {
-    cd_frame *f = cd_frame_create(m->body_len + m->name_len + m->cmid_len + 200);
+    cd_frame *f = cd_frame_create(m->body_len + m->name_len + m->cmid_len + m->att_len + 200);
     cd_frame_append_str(f, "{\"type\":\"");
     cd_frame_append_str(f, type);
     cd_frame_append(f, "\"", 1);
@@ -195,7 +200,7 @@ static bool bus_num(const char **p, const char *end, int64_t *v)
 int cd_proto_parse_bus_message(const char *p, size_t n, cd_proto_msg *m)
 {
     const char *end = p + n;
-    int64_t lc, ln, lb;
+    int64_t lc, ln, lb, la = 0;
     const char *pw;
     size_t pl;
     if (n < 2 || p[0] != 'M' || p[1] != ' ')
@@ -206,9 +211,11 @@ int cd_proto_parse_bus_message(const char *p, size_t n, cd_proto_msg *m)
         !bus_num(&p, end, &m->ts) || !bus_word(&p, end, &pw, &pl) || !bus_num(&p, end, &lc) || !bus_num(&p, end, &ln) ||
         !bus_num(&p, end, &lb))
         return -1;
+    if (p[-1] == ' ' && (!bus_num(&p, end, &la) || la == 0)) /* a message with attachments */
+        return -1;
     if (p[-1] != '\n' || pl != 1 || (pw[0] != '0' && pw[0] != '1'))
         return -1;
-    if ((uint64_t)lc + (uint64_t)ln + (uint64_t)lb != (uint64_t)(end - p))
+    if ((uint64_t)lc + (uint64_t)ln + (uint64_t)lb + (uint64_t)la != (uint64_t)(end - p))
         return -1;
     m->priv = pw[0] == '1';
     m->cmid = p;
@@ -217,6 +224,8 @@ int cd_proto_parse_bus_message(const char *p, size_t n, cd_proto_msg *m)
     m->name_len = (size_t)ln;
     m->body = p + lc + ln;
     m->body_len = (size_t)lb;
+    m->att = p + lc + ln + lb;
+    m->att_len = (size_t)la;
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "chatdesk/auth.h"
 #include "chatdesk/bus.h"
 #include "chatdesk/conv.h"
+#include "chatdesk/files.h"
 #include "chatdesk/http.h"
 #include "chatdesk/hub.h"
 #include "chatdesk/log.h"
@@ -36,6 +37,7 @@ typedef struct server {
     cd_hub *hub;
     cd_node *node;
     cd_webhook *webhook;
+    cd_files_s3 *files_s3; /* files_store s3 */
     struct lws_context *lws;
     struct lws_vhost *vhost;
     cd_door *door;
@@ -100,6 +102,7 @@ static void on_stop_timer(uv_timer_t *t)
     sv->lws = NULL;
     cd_node_destroy(sv->node);
     cd_webhook_destroy(sv->webhook);
+    cd_files_s3_destroy(sv->files_s3);
     cd_bus_destroy(sv->bus);
     cd_store_destroy(sv->st);
 }
@@ -241,6 +244,7 @@ static int start_lws(server *sv, bool *tls)
     sv->wsctx.st = sv->st;
     sv->wsctx.node = sv->node;
     sv->wsctx.node_id = sv->node_id;
+    sv->wsctx.files_s3 = sv->files_s3;
     sv->wsctx.static_dir = find_static_dir(sv->cfg, sv->static_dir, sizeof sv->static_dir);
     cd_map_init(&sv->wsctx.ip_conns);
 
@@ -321,6 +325,13 @@ int cd_server_run(cd_config *cfg)
     cd_node_on_notice(sv.node, cd_webhook_notice, sv.webhook);
     /* each module's timer kinds (the rules consumer's is the node's own) */
     cd_conv_timers_register(cd_node_timers(sv.node), sv.st);
+    if (strcmp(cfg->files_store, "s3") == 0 && !(sv.files_s3 = cd_files_s3_create(&sv.loop, cfg)))
+        return 2;
+    if (strcmp(cfg->files_store, "s3") != 0 && strcmp(cfg->files_store, "local") != 0) {
+        cd_log_error("files_store must be local or s3");
+        return 2;
+    }
+    cd_files_timers_register(cd_node_timers(sv.node), &sv.loop, sv.st, cfg, sv.files_s3);
     cd_ticket_timers_register(cd_node_timers(sv.node), sv.st, cfg, site_intervals, sv.node);
 
     bool tls;

@@ -203,6 +203,7 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     n->lim.max_id = (size_t)cfg->max_id;
     n->lim.max_field = (size_t)cfg->max_field;
     n->lim.max_history = (int)cfg->history_page_max;
+    n->lim.max_attachments = (size_t)cfg->file_max_per_message;
     n->keys = cd_node_keyring_create(st, cfg);
     if (!n->keys) {
         cd_free(n);

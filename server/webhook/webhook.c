@@ -4,6 +4,8 @@
  * blocks; HTTPS uses OpenSSL. Why libcurl: a maintained HTTP/1.1 client with TLS,
  * async DNS, timeouts and an open-socket hook (SSRF check on the resolved address).
  *
+ * The multi runs on cd_curluv (the loop glue the S3 attachment store shares).
+ *
  * Flow: every event_poll_ms, while fewer than webhook_concurrency requests are in
  * flight, webhooks_claim.lua leases due deliveries, site after site of the node's site
  * cache (a site's deliveries are in its slot), but only the sites with a delivery that
@@ -22,6 +24,7 @@
 
 #include "chatdesk/auth.h"
 #include "chatdesk/clock.h"
+#include "chatdesk/curluv.h"
 #include "chatdesk/log.h"
 #include "chatdesk/webhook.h"
 
@@ -33,8 +36,8 @@ struct cd_webhook {
     uv_loop_t *loop;
     const cd_config *cfg;
     cd_store *st;
-    CURLM *multi;
-    uv_timer_t curl_timer; /* curl's timeout */
+    cd_curluv *curl;       /* libcurl multi on the loop */
+    CURLM *multi;          /* its CURLM */
     uv_timer_t poll_timer; /* claim due deliveries */
     int handles;           /* open uv handles; freed when 0 after destroy */
     bool claiming, draining, stopping;
@@ -67,12 +70,6 @@ struct xfer {
     uint64_t started;
     char errbuf[CURL_ERROR_SIZE];
 };
-
-typedef struct sock {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    cd_webhook *w;
-} sock;
 
 static void handle_closed(uv_handle_t *h);
 
@@ -114,8 +111,6 @@ static void maybe_free(cd_webhook *w)
 static void handle_closed(uv_handle_t *h)
 {
     cd_webhook *w = h->data;
-    if (h->type == UV_POLL)
-        cd_free(CD_CONTAINER_OF((uv_poll_t *)(void *)h, sock, poll));
     w->handles--;
     maybe_free(w);
 }
@@ -191,104 +186,28 @@ static void record(xfer *x, bool ok, long status, const char *error)
     }
 }
 
-static void check_done(cd_webhook *w)
+/* A delivery's transfer ended (cd_curluv): its outcome is recorded. */
+static void on_done(void *ud, void *easy, int result)
 {
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(w->multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        char *pv = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &pv);
-        xfer *x = (xfer *)(void *)pv;
-        CURLcode rc = m->data.result;
-        long status = 0;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-        char err[300];
-        bool ok = false;
-        if (rc == CURLE_OK) {
-            ok = status >= 200 && status < 300;
-            snprintf(err, sizeof err, "%s", ok ? "" : "HTTP status not 2xx");
-        } else if (x->blocked[0]) {
-            snprintf(err, sizeof err, "%s", x->blocked);
-        } else {
-            snprintf(err, sizeof err, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
-        }
-        record(x, ok, rc == CURLE_OK ? status : 0, err);
-        xfer_free(x);
+    (void)ud;
+    char *pv = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &pv);
+    xfer *x = (xfer *)(void *)pv;
+    CURLcode rc = (CURLcode)result;
+    long status = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    char err[300];
+    bool ok = false;
+    if (rc == CURLE_OK) {
+        ok = status >= 200 && status < 300;
+        snprintf(err, sizeof err, "%s", ok ? "" : "HTTP status not 2xx");
+    } else if (x->blocked[0]) {
+        snprintf(err, sizeof err, "%s", x->blocked);
+    } else {
+        snprintf(err, sizeof err, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
     }
-}
-
-/* ---------- curl <-> libuv ---------- */
-
-static void on_poll(uv_poll_t *p, int status, int events)
-{
-    sock *s = CD_CONTAINER_OF(p, sock, poll);
-    cd_webhook *w = s->w;
-    int flags = 0, running;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    curl_multi_socket_action(w->multi, s->fd, flags, &running);
-    check_done(w);
-}
-
-static void on_curl_timer(uv_timer_t *t)
-{
-    cd_webhook *w = t->data;
-    int running;
-    curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(w);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
-{
-    cd_webhook *w = userp;
-    sock *s = socketp;
-    (void)easy;
-    if (action == CURL_POLL_REMOVE) {
-        if (s) {
-            uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, handle_closed);
-            curl_multi_assign(w->multi, fd, NULL);
-        }
-        return 0;
-    }
-    if (!s) {
-        s = cd_calloc(1, sizeof *s);
-        s->fd = fd;
-        s->w = w;
-        if (uv_poll_init_socket(w->loop, &s->poll, fd) != 0) {
-            cd_free(s);
-            return -1;
-        }
-        s->poll.data = w;
-        w->handles++;
-        curl_multi_assign(w->multi, fd, s);
-    }
-    int ev = 0;
-    if (action & CURL_POLL_IN)
-        ev |= UV_READABLE;
-    if (action & CURL_POLL_OUT)
-        ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, on_poll);
-    return 0;
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    cd_webhook *w = userp;
-    (void)multi;
-    if (w->stopping)
-        return 0;
-    if (timeout_ms < 0)
-        uv_timer_stop(&w->curl_timer);
-    else
-        uv_timer_start(&w->curl_timer, on_curl_timer, timeout_ms ? (uint64_t)timeout_ms : 1, 0);
-    return 0;
+    record(x, ok, rc == CURLE_OK ? status : 0, err);
+    xfer_free(x);
 }
 
 /* SSRF check when curl opens a connection: on the address it is about to connect to,
@@ -529,15 +448,16 @@ cd_webhook *cd_webhook_create(uv_loop_t *loop, const cd_config *cfg, cd_store *s
     w->site_at = sites;
     w->sites_ctx = sites_ctx;
     cd_map_init(&w->due);
-    w->multi = curl_multi_init();
-    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
-    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
-    uv_timer_init(loop, &w->curl_timer);
+    w->curl = cd_curluv_create(loop, on_done, w);
+    if (!w->curl) {
+        cd_map_cleanup(&w->due);
+        cd_free(w);
+        return NULL;
+    }
+    w->multi = cd_curluv_multi(w->curl);
     uv_timer_init(loop, &w->poll_timer);
-    w->curl_timer.data = w->poll_timer.data = w;
-    w->handles = 2;
+    w->poll_timer.data = w;
+    w->handles = 1;
     uint64_t every = (uint64_t)cfg->event_poll_ms;
     uv_timer_start(&w->poll_timer, on_poll_timer, every, every);
     return w;
@@ -571,11 +491,10 @@ void cd_webhook_destroy(cd_webhook *w)
         w->inflight--;
         xfer_free(w->xfers);
     }
-    curl_multi_cleanup(w->multi);
+    cd_curluv_destroy(w->curl);
+    w->curl = NULL;
     w->multi = NULL;
-    uv_timer_stop(&w->curl_timer);
     uv_timer_stop(&w->poll_timer);
-    uv_close((uv_handle_t *)&w->curl_timer, handle_closed);
     uv_close((uv_handle_t *)&w->poll_timer, handle_closed);
     if (w->claiming)
         w->inflight++; /* on_claim still comes (the store answers pending calls when it stops) */

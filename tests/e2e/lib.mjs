@@ -204,12 +204,12 @@ export async function xssAssertClean(page, dialogs, what) {
  * Redis + n chatdeskd nodes serving web/ (+ optional nginx in front). Registers
  * before/after hooks; returns a handle usable in tests once before() ran.
  */
-export function useStack({ nodes = 1, nginx = false } = {}) {
+export function useStack({ nodes = 1, nginx = false, args = [] } = {}) {
     const st = { env: new Env(), browser: new Browser(), nginx: null, failed: [] };
     before(async () => {
         if (!fs.existsSync(path.join(WEB_DIR, 'widget.js')))
             throw new Error(`${WEB_DIR}/widget.js missing: run "npm run build" in widget/`);
-        await st.env.start({ nodes, args: ['--static-dir', WEB_DIR] });
+        await st.env.start({ nodes, args: ['--static-dir', WEB_DIR, ...args] });
         if (nginx) {
             st.nginx = new Nginx(st.env.nodes.map((n) => n.port));
             await st.nginx.start();

@@ -754,7 +754,9 @@ export function assertOrdered(client, cid) {
 export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = WAIT, localAddress, ca } = {}) {
     return new Promise((resolve, reject) => {
         const u = new URL(url);
-        const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+        // a Buffer goes as it is (uploads); anything else as text or JSON
+        const bytes = Buffer.isBuffer(body);
+        const data = body === undefined ? undefined : bytes ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
         const req = (u.protocol === 'https:' ? https : http).request(
             {
                 ca,
@@ -765,7 +767,8 @@ export function httpRequest(url, { method = 'GET', headers = {}, body, timeout =
                 agent: false,
                 localAddress,
                 headers: {
-                    ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
+                    ...(data && !bytes ? { 'content-type': 'application/json' } : {}),
+                    ...(data ? { 'content-length': data.length } : {}),
                     ...headers,
                 },
                 timeout,
@@ -774,14 +777,15 @@ export function httpRequest(url, { method = 'GET', headers = {}, body, timeout =
                 const chunks = [];
                 res.on('data', (d) => chunks.push(d));
                 res.on('end', () => {
-                    const text = Buffer.concat(chunks).toString('utf8');
+                    const raw = Buffer.concat(chunks);
+                    const text = raw.toString('utf8');
                     let json;
                     try {
                         json = JSON.parse(text);
                     } catch {
                         json = undefined;
                     }
-                    resolve({ status: res.statusCode, headers: res.headers, text, json });
+                    resolve({ status: res.statusCode, headers: res.headers, text, json, body: raw });
                 });
                 res.on('error', reject);
             },

@@ -94,6 +94,19 @@ textarea{resize:none}
 .compose textarea{flex:1;max-height:120px;min-height:40px}
 .send{width:40px;height:40px;border-radius:50%;border:0;background:var(--cd-color);color:var(--cd-on);display:flex;align-items:center;justify-content:center;flex:none}
 .send svg{width:18px;height:18px;fill:currentColor}
+.clip{width:36px;height:40px;border:0;background:none;color:#667085;display:flex;align-items:center;justify-content:center;flex:none}
+.clip svg{width:20px;height:20px;fill:currentColor}
+.tray{list-style:none;margin:0;padding:6px 12px 0;display:flex;flex-direction:column;gap:4px;font-size:12px}
+.tray .att{display:flex;gap:6px;align-items:center}
+.tray .name{flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.tray progress{width:70px}
+.tray .err{color:#b42318}
+.tray button{border:0;background:none;color:var(--cd-color);cursor:pointer}
+.atts{display:flex;flex-wrap:wrap;gap:6px;margin-top:4px}
+.att-open{border:0;padding:0;background:none;cursor:zoom-in}
+.att-img{display:block;max-width:200px;max-height:160px;border-radius:8px;min-width:40px;min-height:30px;background:#eef0f2}
+.att-file{display:flex;flex-direction:column;align-items:flex-start;border:1px solid #d0d5dd;border-radius:8px;padding:6px 10px;background:#fff;color:#1d2939;cursor:pointer;max-width:220px}
+.att-file .size{font-size:11px;color:#667085}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 @media (max-width:480px){
 .panel{inset:0;width:auto;height:auto;border-radius:0;bottom:0;right:0}

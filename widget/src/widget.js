@@ -16,6 +16,7 @@ import { Conn } from './conn.js';
 import { CSS } from './styles.js';
 import { TitleFlash, beep, unlockAudio } from './notify.js';
 import { KbHelp } from './kb.js';
+import { Tray, attachmentsEl } from './attach.js';
 
 const MAX_BODY = 8192;
 const MAX_FIELD = 1024;
@@ -34,6 +35,7 @@ const ICONS = {
     chat: 'M20 2H4a2 2 0 0 0-2 2v18l4-4h14a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2zM6 9h12v2H6zm8 5H6v-2h8zm4-6H6V6h12z',
     close: 'M19 6.41 17.59 5 12 10.59 6.41 5 5 6.41 10.59 12 5 17.59 6.41 19 12 13.41 17.59 19 19 17.59 13.41 12z',
     send: 'M2.01 21 23 12 2.01 3 2 10l15 2-15 2z',
+    clip: 'M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6z',
 };
 function icon(name) {
     const s = document.createElementNS(NS, 'svg');
@@ -382,8 +384,30 @@ export class Widget {
         ui.input.addEventListener('input', () => this.onComposerInput());
         ui.input.addEventListener('blur', () => this.stopTyping());
         ui.sendBtn = h('button', { type: 'submit', class: 'send', 'aria-label': t('send') }, icon('send'));
-        ui.compose = h('form', { class: 'compose', novalidate: true, onsubmit: (e) => (e.preventDefault(), this.submitComposer()) }, ui.input, ui.sendBtn);
-        ui.chat = h('div', { class: 'chat', hidden: true }, ui.info, ui.log, ui.typing, ui.banner, ui.compose);
+        // attachments: the paperclip, a pasted screenshot, files dropped on the chat
+        ui.tray = new Tray({ base: this.base, token: () => this.token, t, onChange: () => this.queueRender() });
+        ui.file = h('input', { type: 'file', multiple: true, hidden: true, tabindex: '-1' });
+        ui.file.addEventListener('change', () => {
+            ui.tray.add([...ui.file.files]);
+            ui.file.value = '';
+        });
+        ui.clip = h('button', { type: 'button', class: 'clip', 'aria-label': t('attach'), title: t('attach'), onclick: () => ui.file.click() }, icon('clip'));
+        ui.input.addEventListener('paste', (e) => {
+            const files = [...((e.clipboardData && e.clipboardData.files) || [])];
+            if (!files.length) return;
+            e.preventDefault();
+            ui.tray.add(files);
+        });
+        ui.compose = h('form', { class: 'compose', novalidate: true, onsubmit: (e) => (e.preventDefault(), this.submitComposer()) }, ui.clip, ui.file, ui.input, ui.sendBtn);
+        ui.chat = h('div', { class: 'chat', hidden: true }, ui.info, ui.log, ui.typing, ui.banner, ui.tray.el, ui.compose);
+        ui.chat.addEventListener('dragover', (e) => {
+            if (e.dataTransfer && [...e.dataTransfer.types].includes('Files')) e.preventDefault();
+        });
+        ui.chat.addEventListener('drop', (e) => {
+            if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+            e.preventDefault();
+            ui.tray.add([...e.dataTransfer.files]);
+        });
         ui.panel = h(
             'section',
             { class: 'panel', id: 'cd-panel', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'cd-title', hidden: true },
@@ -658,7 +682,7 @@ export class Widget {
         for (const e of this.entries.values()) if (e.id === m.id || (e.seq === m.seq && e.id)) return false;
         const own = !!(m.author && m.author.kind === 'visitor');
         const key = own && m.client_msg_id ? 'c:' + m.client_msg_id : 'm:' + m.id;
-        const e = { key, seq: m.seq, id: m.id, cmid: m.client_msg_id || null, author: m.author || { kind: 'system' }, body: String(m.body ?? ''), ts: m.ts || Date.now(), own };
+        const e = { key, seq: m.seq, id: m.id, cmid: m.client_msg_id || null, author: m.author || { kind: 'system' }, body: String(m.body ?? ''), ts: m.ts || Date.now(), own, attachments: Array.isArray(m.attachments) ? m.attachments : null };
         this.entries.set(key, e);
         if (own && e.cmid && this.outbox.some((o) => o.client_msg_id === e.cmid)) this.editOutbox((ob) => ob.filter((o) => o.client_msg_id !== e.cmid));
         if (m.seq > this.meta.seen) this.meta.seen = m.seq;
@@ -771,7 +795,12 @@ export class Widget {
     submitComposer() {
         const ui = this.ui;
         const body = ui.input.value.trim();
-        if (!body) return;
+        if (ui.tray.busy) {
+            this.composerError = this.t('waitUpload');
+            return this.render();
+        }
+        const files = ui.tray.take();
+        if (!body && !files.length) return;
         if (byteLength(body) > MAX_BODY) {
             this.composerError = this.t('tooLong');
             return this.render();
@@ -781,15 +810,17 @@ export class Widget {
         ui.input.style.height = '';
         this.store.set('draft', null);
         this.stopTyping();
-        this.send(body);
+        this.send(body, files);
         ui.input.focus();
     }
 
-    send(body) {
+    /** files: uploads ({id,name,type,size}) the message carries. */
+    send(body, files = []) {
         const cmid = newId();
         const item = { client_msg_id: cmid, conversation_id: this.conv ? this.conv.id : null, body, ts: Date.now() };
+        if (files.length) item.files = files;
         this.editOutbox((ob) => [...ob, item]);
-        this.entries.set('c:' + cmid, { key: 'c:' + cmid, own: true, cmid, body, ts: item.ts, state: 'pending', author: { kind: 'visitor' } });
+        this.entries.set('c:' + cmid, { key: 'c:' + cmid, own: true, cmid, body, ts: item.ts, state: 'pending', author: { kind: 'visitor' }, attachments: files.length ? files : null });
         if (this.meta.step === 'reopen' || this.meta.step === 'csat') this.meta.step = 'reopen';
         this.conn.start();
         this.conn.hurry(); // waiting to reconnect with nothing to send: not any more
@@ -804,7 +835,9 @@ export class Widget {
         const item = this.outbox.find((o) => o.conversation_id);
         if (!item) return;
         this.sending = item.client_msg_id;
-        const r = await this.conn.request({ type: 'message.send', conversation_id: item.conversation_id, client_msg_id: item.client_msg_id, body: item.body }, 15000);
+        const req = { type: 'message.send', conversation_id: item.conversation_id, client_msg_id: item.client_msg_id, body: item.body };
+        if (item.files) req.attachments = item.files.map((f) => f.id);
+        const r = await this.conn.request(req, 15000);
         if (this.sending !== item.client_msg_id) return; // connection was reset meanwhile
         this.sending = null;
         const key = 'c:' + item.client_msg_id;
@@ -836,6 +869,7 @@ export class Widget {
     retry(e) {
         if (!this.conv || this.conv.status === 'closed') return;
         const item = { client_msg_id: e.cmid, conversation_id: this.conv.id, body: e.body, ts: e.ts };
+        if (e.attachments) item.files = e.attachments;
         this.editOutbox((ob) => [...ob.filter((o) => o.client_msg_id !== e.cmid), item]);
         e.state = 'pending';
         this.conn.hurry();
@@ -992,7 +1026,7 @@ export class Widget {
             const who = e.own ? 'me' : (e.author.kind || '') + ':' + (e.author.id || e.author.name || '');
             const showWho = who !== prevAuthor;
             prevAuthor = who;
-            const sig = [e.body, showWho, e.own, e.author.name, this.locale].join('\u0001');
+            const sig = [e.body, showWho, e.own, e.author.name, this.locale, (e.attachments || []).map((a) => a.id).join(' ')].join('\u0001');
             let li = this.els.get(e.key);
             if (!li || li._sig !== sig) {
                 const n = this.msgEl(e, showWho);
@@ -1026,6 +1060,7 @@ export class Widget {
         const bubble = h('div', { class: 'bubble' });
         if (kind !== 'sys') bubble.appendChild(h('span', { class: 'sr', text: name + ': ' }));
         linkify(bubble, e.body);
+        if (e.attachments && e.attachments.length) bubble.appendChild(attachmentsEl(e.attachments, this.base, () => this.token, t));
         li.appendChild(bubble);
         li.appendChild(h('div', { class: 'meta' }));
         return li;

@@ -2,9 +2,29 @@ import { useRef, useState, useEffect } from 'preact/hooks';
 import { S, sendMessage, typing, loadCanned, changed } from '../store.js';
 import { t } from '../i18n.js';
 import { fillCanned, unfilledVars, searchCanned, slashQuery, cannedContext } from '../util.js';
+import { uploadFile } from './Attachments.jsx';
 
 const drafts = new Map(); // cid -> text
 const notes = new Map(); // cid -> bool
+const trays = new Map(); // cid -> files being attached: [{key, name, state: up|done|failed, info, err}]
+let fileSeq = 0;
+
+/** Uploads files for conversation cid into its tray (docs/attachments.md). */
+function addFiles(cid, files) {
+    const tray = trays.get(cid) || [];
+    for (const f of files) {
+        const item = { key: ++fileSeq, name: f.name || 'screenshot.png', state: 'up' };
+        tray.push(item);
+        uploadFile(cid, f)
+            .then(
+                (info) => Object.assign(item, { state: 'done', info }),
+                (e) => Object.assign(item, { state: 'failed', err: e.message }),
+            )
+            .then(changed);
+    }
+    trays.set(cid, tray);
+    changed();
+}
 
 /** Append text to a conversation's reply draft and focus the composer (knowledge-base links, Kb.jsx). */
 export function insertIntoComposer(cid, text) {
@@ -80,9 +100,15 @@ export function Composer({ c }) {
         }, 0);
     };
 
+    const tray = trays.get(cid) || [];
+    const ready = tray.filter((f) => f.state === 'done');
     const send = () => {
         const body = text.trim();
-        if (!body || closed) return;
+        if ((!body && !ready.length) || closed) return;
+        if (tray.some((f) => f.state === 'up')) {
+            setWarn(t('att.wait'));
+            return;
+        }
         const left = unfilledVars(body);
         if (left.length) {
             setWarn(t('canned.blocked', { vars: left.join(' ') }));
@@ -94,7 +120,16 @@ export function Composer({ c }) {
             }
             return;
         }
-        sendMessage(cid, body, note);
+        sendMessage(
+            cid,
+            body,
+            note,
+            ready.map((f) => f.info),
+        );
+        trays.set(
+            cid,
+            tray.filter((f) => f.state !== 'done'),
+        );
         typing(cid, false);
         setText('');
         setWarn(null);
@@ -198,9 +233,53 @@ export function Composer({ c }) {
                     {warn || t('canned.missing', { vars: missing.join(' ') })}
                 </div>
             ) : null}
+            {tray.length ? (
+                <ul class="tray" aria-label={t('att.tray')}>
+                    {tray.map((f) => (
+                        <li key={f.key} class={`att ${f.state}`}>
+                            <span class="name">{f.name}</span>
+                            {f.state === 'up' ? <span class="muted">{t('att.uploading')}</span> : null}
+                            {f.state === 'failed' ? <span class="err">{f.err}</span> : null}
+                            <button
+                                type="button"
+                                class="link"
+                                aria-label={t('att.remove', { name: f.name })}
+                                onClick={() => {
+                                    trays.set(
+                                        cid,
+                                        tray.filter((x) => x !== f),
+                                    );
+                                    changed();
+                                }}
+                            >
+                                ×
+                            </button>
+                        </li>
+                    ))}
+                </ul>
+            ) : null}
             <div class="composer-row">
+                <input
+                    type="file"
+                    multiple
+                    hidden
+                    class="att-input"
+                    onChange={(e) => {
+                        addFiles(cid, [...e.currentTarget.files]);
+                        e.currentTarget.value = '';
+                    }}
+                />
+                <button type="button" class="attach" aria-label={t('att.attach')} title={t('att.attach')} disabled={closed} onClick={(e) => e.currentTarget.previousSibling.click()}>
+                    {t('att.short')}
+                </button>
                 <textarea
                     ref={ta}
+                    onPaste={(e) => {
+                        const files = [...((e.clipboardData && e.clipboardData.files) || [])];
+                        if (!files.length) return;
+                        e.preventDefault();
+                        addFiles(cid, files);
+                    }}
                     rows={3}
                     value={text}
                     aria-label={note ? t('composer.notePlaceholder') : t('composer.placeholder')}
@@ -215,7 +294,7 @@ export function Composer({ c }) {
                         }, 150);
                     }}
                 />
-                <button type="button" class="primary send" data-action="send" disabled={!text.trim()} onMouseDown={(e) => e.preventDefault()} onClick={send}>
+                <button type="button" class="primary send" data-action="send" disabled={!text.trim() && !ready.length} onMouseDown={(e) => e.preventDefault()} onClick={send}>
                     {note ? t('composer.addNote') : t('composer.send')}
                 </button>
             </div>

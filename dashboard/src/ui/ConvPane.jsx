@@ -1,4 +1,5 @@
 import { useRef, useLayoutEffect, useState, useEffect } from 'preact/hooks';
+import { Attachments } from './Attachments.jsx';
 import { S, loadOlder, accept, updateConv, isMine, retryOutbox, discardOutbox, showDialog, ensureHistory, errorText } from '../store.js';
 import { t } from '../i18n.js';
 import { PRIORITIES } from '../util.js';
@@ -192,6 +193,7 @@ function Message({ m, readSeq }) {
             </div>
             <div class="msg-body">
                 <RichText text={m.body} />
+                <Attachments list={m.attachments} />
             </div>
             {cls === 'me' && !m.private ? (
                 <div class="receipt" data-receipt={readSeq >= m.seq ? 'read' : 'sent'}>
@@ -211,6 +213,7 @@ function Pending({ item }) {
             </div>
             <div class="msg-body">
                 <RichText text={item.body} />
+                <Attachments list={item.files} />
             </div>
             <div class="receipt">
                 {item.state === 'failed' ? (

@@ -209,7 +209,7 @@ local function msg_json(seq, f)
   return '{"seq":' .. seq .. ',"id":' .. S(t.id) .. ',"client_msg_id":' .. J(t.cmid) ..
     ',"author":{"kind":' .. S(t.ak) .. ',"id":' .. S(t.aid) .. ',"name":' .. J(t.an) .. '}' ..
     ',"body":' .. S(t.body) .. ',"private":' .. (t.priv == '1' and 'true' or 'false') ..
-    ',"ts":' .. N(t.ts) .. '}', t.priv == '1'
+    ((t.att and t.att ~= '') and (',"attachments":' .. t.att) or '') .. ',"ts":' .. N(t.ts) .. '}', t.priv == '1'
 end
 local function seq_of(id) return string.match(id, '^0%-(%d+)$') end
 -- Who may touch a conversation: its visitor, or an agent of its site.
@@ -234,27 +234,30 @@ end
 -- message.created goes on the bus in a compact form, built without any JSON work here:
 -- "M <cid> <id> <author kind> <author id> <ts> <private 0/1> <#cmid> <#name> <#body>\n"
 -- followed by the three free texts back to back. Each node's hub turns it into the client
--- frame once (cd_proto_message_from_bus), so Redis spends no time escaping bodies.
-local function pub_msg(cid, sseq, msg_id, cmid, ak, aid, an, body, priv, now)
+-- frame once (cd_proto_message_from_bus), so Redis spends no time escaping bodies. A
+-- message with attachments adds a fourth length (" <#att>") and their JSON array last.
+local function pub_msg(cid, sseq, msg_id, cmid, ak, aid, an, body, priv, now, att)
+  local lens = (att and att ~= '') and string.format('%d %d %d %d', #cmid, #an, #body, #att) or
+    string.format('%d %d %d', #cmid, #an, #body)
   publish('conv:' .. cid, sseq .. (priv == '1' and ' a -\nM ' or ' * -\nM ') .. cid .. ' ' ..
-    msg_id .. ' ' .. ak .. ' ' .. aid .. ' ' .. now .. ' ' .. priv .. ' ' .. string.format('%d %d %d', #cmid, #an, #body) ..
-    '\n' .. cmid .. an .. body)
+    msg_id .. ' ' .. ak .. ' ' .. aid .. ' ' .. now .. ' ' .. priv .. ' ' .. lens .. '\n' .. cmid .. an .. body .. (att or ''))
 end
 -- Append one message to conversation c (a table read from its hash, with last_seq; c.key
 -- its key when the caller has it): stream entry, last_seq (with `extra` field/value pairs
 -- in the same HSET), the message.created event (ids only: a consumer that needs the body
 -- reads it by seq, event_body) and the bus. retain: a number, or the caller's string
 -- (passed to XADD as it is: no number formatting on the hot path). Returns the seq.
-local function append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra)
+local function append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra, att)
   local key = c.key or ckey(c.id, c.site)
   local sseq = I((tonumber(c.last_seq) or 0) + 1)
   c.last_seq = sseq
+  local fields = {'0-' .. sseq, 'id', msg_id, 'cmid', cmid, 'ak', ak, 'aid', aid, 'an', an, 'body', body, 'priv', priv,
+    'ts', now}
+  if att and att ~= '' then fields[#fields + 1] = 'att' fields[#fields + 1] = att end
   if (tonumber(retain) or 0) > 0 then
-    redis.call('XADD', key .. ':msgs', 'MAXLEN', '~', retain, '0-' .. sseq, 'id', msg_id, 'cmid', cmid, 'ak', ak,
-      'aid', aid, 'an', an, 'body', body, 'priv', priv, 'ts', now)
+    redis.call('XADD', key .. ':msgs', 'MAXLEN', '~', retain, unpack(fields))
   else
-    redis.call('XADD', key .. ':msgs', '0-' .. sseq, 'id', msg_id, 'cmid', cmid, 'ak', ak, 'aid', aid, 'an', an,
-      'body', body, 'priv', priv, 'ts', now)
+    redis.call('XADD', key .. ':msgs', unpack(fields))
   end
   if extra then
     redis.call('HSET', key, 'last_seq', sseq, unpack(extra))
@@ -263,7 +266,7 @@ local function append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain,
   end
   emit('message.created', c, now, '{"seq":' .. sseq .. ',"id":"' .. msg_id .. '","author":{"kind":"' .. ak ..
     '","id":"' .. aid .. '"},"private":' .. (priv == '1' and 'true' or 'false') .. '}')
-  pub_msg(c.id, sseq, msg_id, cmid, ak, aid, an, body, priv, now)
+  pub_msg(c.id, sseq, msg_id, cmid, ak, aid, an, body, priv, now, att)
   return tonumber(sseq)
 end
 -- The JSON of message seq of conversation cid as stored (nil once trimmed).
@@ -273,20 +276,23 @@ local function stored_msg_json(cid, seq)
   return nil
 end
 -- The data of an event as consumers see it: a message.created event carries ids only in
--- the stream; here its body joins it (first 2,000 bytes; "" once trimmed from history).
+-- the stream; here its body joins it (first 2,000 bytes; "" once trimmed from history), and
+-- its attachments (name, type, size, url) when it has some.
 local function event_data(e)
   local d = (e.d and e.d ~= '') and e.d or '{}'
   if e.t ~= 'message.created' or not e.c or e.c == '' then return d end
   local seq = string.match(d, '"seq":(%d+)')
-  local body = ''
+  local body, att = '', ''
   if seq then
     local r = redis.call('XRANGE', ckey(e.c, e.s) .. ':msgs', '0-' .. seq, '0-' .. seq)
     if #r == 1 then
       local f = r[1][2]
-      for i = 1, #f, 2 do if f[i] == 'body' then body = f[i + 1] break end end
+      for i = 1, #f, 2 do
+        if f[i] == 'body' then body = f[i + 1] elseif f[i] == 'att' then att = ',"attachments":' .. f[i + 1] end
+      end
     end
   end
-  return string.sub(d, 1, #d - 1) .. ',"body":' .. S(string.sub(body, 1, 2000)) .. '}'
+  return string.sub(d, 1, #d - 1) .. ',"body":' .. S(string.sub(body, 1, 2000)) .. att .. '}'
 end
 -- ---------- routing (issue 3): queues, capacity, assignment ----------
 local function team_of(t) return (t and t ~= '') and t or '_' end
@@ -455,6 +461,38 @@ local function timer_set(site, kind, id, due) timer_arm(site, kind .. '|' .. id,
 local function timer_clear(site, kind, id)
   redis.call('ZREM', skey(site, 'timers'), kind .. '|' .. id)
   redis.call('ZREM', skey(site, 'timers:leased'), kind .. '|' .. id)
+end
+-- ---------- attachments (issue 16): P{s:<site>}:file:<id>, docs/attachments.md ----------
+-- A file id names its site as a conversation id does ("f_<random>.<site>").
+local function file_key(id) return skey(cid_site(id) or '', 'file:' .. id) end
+-- The message object's "attachments" entry of a file record.
+local function file_json(f)
+  return '{"id":' .. S(f.id) .. ',"name":' .. S(f.name) .. ',"type":' .. S(f.type) .. ',"size":' .. N(f.size) ..
+    ',"url":' .. S('/files/' .. f.id) .. '}'
+end
+-- Checks the uploads `ids` (space-separated; '' none) for a message of ak:aid in
+-- conversation c (its id and site): each must be of c's site, uploaded by ak:aid (for this
+-- conversation or before any) and not yet taken. Returns the records and the
+-- attachments' JSON array ('' for none), or nil and the refusal. Writes nothing.
+local function check_files(c, ids, ak, aid)
+  if not ids or ids == '' then return {}, '' end
+  local recs, parts = {}, {}
+  for id in string.gmatch(ids, '%S+') do
+    local f = cid_site(id) == c.site and hgetall(file_key(id)) or nil
+    if not f or f.by ~= ak .. ':' .. aid or f.state ~= 'pending' or (f.cid ~= '' and f.cid ~= c.id) then
+      return nil, fail('not_found', 'no such attachment: ' .. id)
+    end
+    recs[#recs + 1] = f
+    parts[#parts + 1] = file_json(f)
+  end
+  return recs, '[' .. table.concat(parts, ',') .. ']'
+end
+-- The checked records become message seq's (private: priv) and their orphan timers go.
+local function take_files(c, recs, seq, priv)
+  for _, f in ipairs(recs) do
+    redis.call('HSET', file_key(f.id), 'state', 'used', 'cid', c.id, 'seq', seq, 'priv', priv)
+    timer_clear(c.site, 'fileorphan', f.id)
+  end
 end
 -- ---------- SLA (issue 4): business time over open intervals (mirrors ticket/sla.c) ----------
 -- iv: "*" (always open) or "s1,e1,s2,e2,..." UTC ms from the node's calendar.

@@ -1,6 +1,7 @@
 -- ARGV: P, site, vid, cid, epoch, now, name, email, category, priority, subject, message, msg_id, cmid, retain,
 --       ack_msg_id, locale, intervals (the site's business calendar), ticket msg id,
---       profile (JSON object the node kept from an anonymous visitor's hello, or '')
+--       profile (JSON object the node kept from an anonymous visitor's hello, or ''),
+--       the form's attachments (space-separated ids of the visitor's uploads, or '')
 local site, vid, cid, epoch, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local name, email, category, priority, subject, message = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local msg_id, cmid, retain, ack_id, locale = ARGV[13], ARGV[14], tonumber(ARGV[15]), ARGV[16], ARGV[17]
@@ -39,6 +40,9 @@ if cmid ~= '' then
 end
 local key = ckey(cid)
 if redis.call('EXISTS', key) == 1 then return fail('conflict', 'conversation exists') end
+-- the form's attachments are checked before anything is written (a refusal leaves no trace)
+local files, att = check_files({id = cid, site = site}, ARGV[21] or '', 'visitor', vid)
+if not files then return att end
 if cmid ~= '' then redis.call('HSET', vkey .. ':starts', cmid, cid) end
 if name ~= '' then redis.call('HSET', vkey, 'name', name) v.name = name end
 if email ~= '' then redis.call('HSET', vkey, 'email', email) v.email = email end
@@ -70,10 +74,11 @@ emit('conversation.created', c, now, '{"category":' .. J(category) .. ',"priorit
   ((v.attributes and v.attributes ~= '') and v.attributes or '{}') .. '}}')
 enqueue(c, now)
 local mj = 'null'
-if message ~= '' then
-  local seq = append_msg(c, msg_id, cmid, 'visitor', vid, c.visitor_name, message, '0', now, retain)
+if message ~= '' or att ~= '' then
+  local seq = append_msg(c, msg_id, cmid, 'visitor', vid, c.visitor_name, message, '0', now, retain, nil, att)
+  take_files(c, files, I(seq), '0')
   mj = msg_json(I(seq), {'id', msg_id, 'cmid', cmid, 'ak', 'visitor', 'aid', vid, 'an', c.visitor_name, 'body', message,
-    'priv', '0', 'ts', now})
+    'priv', '0', 'ts', now, 'att', att})
 end
 local cj = conv_json(c)
 pub('site:' .. site, 0, 'a', '-', '{"type":"conversation.queued","conversation":' .. cj .. '}')

@@ -1,9 +1,10 @@
 -- KEYS: the conversation of each message (one site: a batch is of one slot).
--- ARGV: P, then 12 values per message: cid, author kind, author id, author name,
+-- ARGV: P, then 13 values per message: cid, author kind, author id, author name,
 --       client_msg_id, body, private (0/1), msg_id, now, retain, the agent's sites
 --       (" s1 s2 ", from its verified session; '' for a visitor), the site's business
 --       intervals (a ticket's SLA clocks follow the message in this same call; '' when the
---       node does not know them: the reply then says "sla":true).
+--       node does not know them: the reply then says "sla":true), the ids of its
+--       attachments (space-separated uploads of the author, check_files; '' for none).
 -- A batch: the node sends the messages of one site that one loop pass received in one
 -- call (server/store/store.c "batched calls"), in the order they arrived, so messages of
 -- one conversation get consecutive seqs in that order, a retry later in the batch finds
@@ -12,7 +13,7 @@
 -- conv_start.lua), no JSON built
 -- here for a new message (the node writes the ok and the hub the message.created frame
 -- from the compact bus form, pub_msg). Reply: an array with one JSON string per message:
--- {"seq","site","name","sla"} for a new message; {"message","duplicate":true} for a
+-- {"seq","site","name","sla"[,"attachments"]} for a new message; {"message","duplicate":true} for a
 -- retry; {"err",…} for a failure.
 -- key: the conversation's key as the node declared it (KEYS; cd_key_conv builds it from
 -- cid as ckey does here).
@@ -29,7 +30,7 @@ local function duplicate(cid, dup)
   if mj then return '{"message":' .. mj .. ',"duplicate":true}' end
   return fail('conflict', 'message ' .. dup .. ' was trimmed from history')
 end
-local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, retain, my_sites, intervals)
+local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, retain, my_sites, intervals, att_ids)
   local f = redis.call('HMGET', key, 'site', 'status', 'visitor', 'visitor_name', 'first_response_at',
     'awaiting_reply_since', 'ticket_number', 'last_seq', 'assignee')
   if not f[1] then return fail('not_found', 'no such conversation') end
@@ -57,7 +58,20 @@ local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, re
     return fail('conflict', 'conversation is closed')
   end
   if seq % DD_GEN == 0 then redis.call('DEL', cur) end -- a new generation: the one from two ago goes
-  if redis.call('HSETNX', cur, dk, I(seq)) == 0 then return duplicate(cid, redis.call('HGET', cur, dk)) end
+  local att = ''
+  if att_ids == '' then
+    if redis.call('HSETNX', cur, dk, I(seq)) == 0 then return duplicate(cid, redis.call('HGET', cur, dk)) end
+  else
+    -- with attachments, the retry check comes first and the files are checked before
+    -- anything is written: a refusal leaves no trace
+    local dup_now = redis.call('HGET', cur, dk)
+    if dup_now then return duplicate(cid, dup_now) end
+    local recs
+    recs, att = check_files(c, att_ids, ak, aid)
+    if not recs then return att end
+    take_files(c, recs, I(seq), priv)
+    redis.call('HSET', cur, dk, I(seq))
+  end
   local extra = {'updated_at', now}
   local from = c.status
   local sla = false
@@ -92,7 +106,7 @@ local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, re
   end
   local changed = c.status ~= from
   if changed then table.insert(extra, 'status') table.insert(extra, c.status) end
-  append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra)
+  append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra, att)
   if changed then emit('conversation.status_changed', c, now, '{"from":' .. S(from) .. ',"to":' .. S(c.status) .. '}') end
   local is_ticket = c.ticket_number and c.ticket_number ~= ''
   local sla_left = is_ticket and (sla or changed) or false
@@ -110,14 +124,15 @@ local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, re
     full = full or hgetall(key)
     if full then conv_updated(full, true) end
   end
-  return '{"seq":' .. I(seq) .. ',"site":' .. S(c.site) .. ',"name":' .. S(an) .. ',"sla":' .. tostring(sla_left) .. '}'
+  return '{"seq":' .. I(seq) .. ',"site":' .. S(c.site) .. ',"name":' .. S(an) .. ',"sla":' .. tostring(sla_left) ..
+    (att ~= '' and (',"attachments":' .. att) or '') .. '}'
 end
 local out = {}
-for b = 1, #ARGV - 12, 12 do
+for b = 1, #ARGV - 13, 13 do
   local ak, aid = ARGV[b + 2], ARGV[b + 3]
   event_by = ak .. ':' .. aid
-  local ok, r = pcall(send_one, KEYS[(b + 11) / 12], ARGV[b + 1], ak, aid, ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7],
-    ARGV[b + 8], ARGV[b + 9], ARGV[b + 10], ARGV[b + 11] or '', ARGV[b + 12])
+  local ok, r = pcall(send_one, KEYS[(b + 12) / 13], ARGV[b + 1], ak, aid, ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7],
+    ARGV[b + 8], ARGV[b + 9], ARGV[b + 10], ARGV[b + 11] or '', ARGV[b + 12], ARGV[b + 13])
   if not ok then
     -- a runtime error of this message only: the node logs it as internal
     r = '{"err":"internal","message":' .. S(type(r) == 'table' and (r.err or '?') or tostring(r)) .. '}'

@@ -1,0 +1,75 @@
+// Attachments in the dashboard (docs/attachments.md): a message's files (images inline
+// through a signed link, a click opens them full size; other files as cards that open
+// one) and the upload of an agent's file for a conversation (POST /files with the
+// session's token).
+import { useEffect, useState } from 'preact/hooks';
+import { getToken } from '../api.js';
+import { t } from '../i18n.js';
+
+const IMAGE = /^image\/(png|jpeg|gif|webp)$/;
+
+function size(n) {
+    return n < 1024 ? `${n} B` : n < 1048576 ? `${Math.round(n / 1024)} KB` : `${(n / 1048576).toFixed(1)} MB`;
+}
+
+async function signed(id) {
+    try {
+        const r = await fetch(`/files/${encodeURIComponent(id)}/link`, { headers: { authorization: `Bearer ${getToken()}` }, cache: 'no-store' });
+        return r.ok ? (await r.json()).url : null;
+    } catch {
+        return null;
+    }
+}
+
+const open = async (id) => {
+    const url = await signed(id);
+    if (url) window.open(url, '_blank', 'noopener');
+};
+
+function Image({ a }) {
+    const [src, setSrc] = useState(null);
+    useEffect(() => {
+        let live = true;
+        signed(a.id).then((u) => live && setSrc(u));
+        return () => {
+            live = false;
+        };
+    }, [a.id]);
+    return (
+        <button type="button" class="att-open" aria-label={t('att.open', { name: a.name })} onClick={() => open(a.id)}>
+            {src ? <img class="att-img" src={src} alt={a.name} /> : <span class="att-img" />}
+        </button>
+    );
+}
+
+export function Attachments({ list }) {
+    if (!Array.isArray(list) || !list.length) return null;
+    return (
+        <div class="atts">
+            {list.map((a) =>
+                IMAGE.test(a.type) ? (
+                    <Image key={a.id} a={a} />
+                ) : (
+                    <button type="button" key={a.id} class="att-file" onClick={() => open(a.id)}>
+                        <span class="name">{a.name}</span>
+                        <span class="size">{size(a.size || 0)}</span>
+                    </button>
+                ),
+            )}
+        </div>
+    );
+}
+
+/** Uploads file for conversation cid: {id,name,type,size}, or throws an Error with the server's message. */
+export async function uploadFile(cid, file) {
+    const name = file.name || 'screenshot.png';
+    const r = await fetch(`/files?name=${encodeURIComponent(name)}&conversation_id=${encodeURIComponent(cid)}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${getToken()}` },
+        body: file,
+        cache: 'no-store',
+    });
+    const j = await r.json().catch(() => null);
+    if (r.status !== 201 || !j || !j.id) throw new Error((j && j.error && j.error.message) || `HTTP ${r.status}`);
+    return { id: j.id, name: j.name, type: j.type, size: j.size };
+}

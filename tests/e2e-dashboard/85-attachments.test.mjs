@@ -1,0 +1,55 @@
+// Attachments in the dashboard (docs/attachments.md): a visitor's (protocol client's)
+// screenshot shows inline in the open conversation through a signed link; the agent
+// attaches a file with the paperclip and sends it with a reply, which the visitor gets
+// with its name, type and size and the dashboard shows as a card; a file the server
+// refuses stays in the tray with its reason.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { useStack, it, assert, addSite, addAgent, dash, visitorChat, screenshot, waitUntil, assertNoPageErrors, WAIT } from './lib.mjs';
+import { httpRequest } from '../server/harness.mjs';
+
+const FILES = fs.mkdtempSync(path.join(os.tmpdir(), 'cd-e2e-dash-files-'));
+process.on('exit', () => fs.rmSync(FILES, { recursive: true, force: true }));
+const st = useStack({ nodes: 1, args: ['--files-dir', FILES] });
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
+
+it("the visitor's screenshot shows inline; the agent's attached PDF reaches the visitor", async () => {
+    const { env } = st;
+    const site = await addSite(env);
+    await env.admin('site-set', '--key', site, '--auto-assign', 'off');
+    const A = await addAgent(env, site, { name: 'Chen Jie' });
+    const page = await st.browser.page();
+    const a = dash(page);
+    await a.login(st.origin(), A.email, A.password);
+    const { v, cid } = await visitorChat(env, site, { message: 'It crashes, see below' });
+    const up = await httpRequest(`${st.origin()}/files?name=crash.png`, { method: 'POST', headers: { authorization: `Bearer ${v.welcome.token}` }, body: PNG });
+    assert.equal(up.status, 201, up.text);
+    await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'v-att-1', body: 'screenshot', attachments: [up.json.id] });
+    await a.nav('queue');
+    await a.item(cid).locator('[data-action="accept"]').click();
+    await a.open(cid);
+    await waitUntil(() => page.evaluate(() => {
+        const img = document.querySelector('.conv-pane .att-img');
+        return !!img && img.tagName === 'IMG' && img.complete && img.naturalWidth === 1;
+    }), { what: 'the screenshot decoded inline' });
+
+    // a refused file stays in the tray with its reason; remove takes it out
+    await page.locator('.composer input.att-input').setInputFiles({ name: 'x.svg', mimeType: 'image/svg+xml', buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>') });
+    await page.locator('.composer .tray .att.failed').waitFor();
+    assert.match(await page.locator('.composer .tray .err').textContent(), /not accepted/);
+    await page.locator('.composer .tray .att.failed button').click();
+    await waitUntil(async () => (await page.locator('.composer .tray').count()) === 0, { what: 'the tray emptied' });
+
+    const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.alloc(3000, 66)]);
+    await page.locator('.composer input.att-input').setInputFiles({ name: 'guide.pdf', mimeType: 'application/pdf', buffer: pdf });
+    await page.locator('.composer .tray .att.done').waitFor();
+    const from = v.mark();
+    await a.send('Please follow this guide');
+    const ev = await v.waitFor((f) => f.type === 'message.created' && f.conversation_id === cid && f.message.body === 'Please follow this guide', { from, what: "the agent's file" });
+    assert.deepEqual({ name: ev.message.attachments[0].name, type: ev.message.attachments[0].type, size: ev.message.attachments[0].size },
+        { name: 'guide.pdf', type: 'application/pdf', size: pdf.length });
+    await waitUntil(async () => (await page.locator('.conv-pane .att-file .name').allTextContents()).includes('guide.pdf'), { timeout: WAIT * 2, what: 'the card' });
+    await screenshot(page, '85-att-01');
+    assertNoPageErrors(page);
+});

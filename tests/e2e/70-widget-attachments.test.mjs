@@ -1,0 +1,101 @@
+// Attachments in the widget (docs/attachments.md): a file picked with the paperclip, a
+// pasted screenshot and a dropped file are uploaded at once and sent with the message;
+// the agent (a protocol client) gets them; images show inline in the widget through a
+// signed link, other files as cards; a file the server refuses shows its error with
+// retry and remove; an agent's file reaches the widget as a card.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { useStack, it, assert, addSite, addAgent, takeConversation, widget, screenshot, waitUntil, WAIT } from './lib.mjs';
+import { httpRequest } from '../server/harness.mjs';
+
+const FILES = fs.mkdtempSync(path.join(os.tmpdir(), 'cd-e2e-files-'));
+process.on('exit', () => fs.rmSync(FILES, { recursive: true, force: true }));
+const st = useStack({ nodes: 1, args: ['--files-dir', FILES] });
+const S = {};
+// a real 1x1 PNG, so the browser can decode it
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
+const isMsg = (cid, pred) => (f) => f.type === 'message.created' && f.conversation_id === cid && pred(f.message);
+
+it('the paperclip: a picked image is uploaded, sent with the text, received by the agent and shown inline', async () => {
+    S.site = await addSite(st.env, [st.origin()]);
+    S.a = await addAgent(st.env, S.site, 0, { name: 'Zhang Wei' });
+    const page = await st.browser.page();
+    S.page = page;
+    const w = widget(page);
+    S.w = w;
+    await page.goto(`${st.origin()}/demo?site=${S.site}`);
+    await w.launcher.click();
+    await w.waitState('online');
+    await w.field('message').fill('My screen shows an error');
+    await w.q('.form button[type=submit]').click();
+    S.cid = await takeConversation(S.a);
+    await w.input.waitFor();
+    assert.equal(await w.q('.clip').getAttribute('aria-label'), 'Attach a file');
+    await w.q('.compose input[type=file]').setInputFiles({ name: 'error.png', mimeType: 'image/png', buffer: PNG });
+    await w.q('.tray .att.done').waitFor();
+    const from = S.a.mark();
+    await w.send('Here is the screenshot');
+    const ev = await S.a.waitFor(isMsg(S.cid, (m) => m.body === 'Here is the screenshot'), { from, what: 'the message with its file' });
+    assert.equal(ev.message.attachments.length, 1);
+    assert.deepEqual({ name: ev.message.attachments[0].name, type: ev.message.attachments[0].type, size: ev.message.attachments[0].size },
+        { name: 'error.png', type: 'image/png', size: PNG.length });
+    assert.equal(await w.q('.tray').isHidden(), true, 'the tray empties on send');
+    await waitUntil(() => page.evaluate(() => {
+        const img = document.getElementById('chatdesk-widget').shadowRoot.querySelector('.att-img');
+        return !!img && img.complete && img.naturalWidth === 1;
+    }), { what: 'the image decoded inline' });
+    const src = await w.q('.att-img').first().getAttribute('src');
+    assert.match(src, /\/files\/f_[^?]+\?e=\d+&k=[^&]+&s=[0-9a-f]{64}$/);
+    await screenshot(page, '70-att-01-image');
+});
+
+it('a pasted screenshot and a dropped file are sent; the text file shows as a card', async () => {
+    const { w, page, a, cid } = S;
+    await page.evaluate((b64) => {
+        const root = document.getElementById('chatdesk-widget').shadowRoot;
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'image.png', { type: 'image/png' }));
+        root.querySelector('.compose textarea').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, PNG.toString('base64'));
+    await w.q('.tray .att.done').waitFor();
+    let from = a.mark();
+    await w.input.press('Enter'); // no text: the file alone
+    const pasted = await a.waitFor(isMsg(cid, (m) => m.attachments?.length === 1 && m.body === ''), { from, what: 'the pasted screenshot' });
+    assert.equal(pasted.message.attachments[0].type, 'image/png');
+    await page.evaluate(() => {
+        const root = document.getElementById('chatdesk-widget').shadowRoot;
+        const dt = new DataTransfer();
+        dt.items.add(new File(['order 1042\ncharged twice\n'], 'notes.txt', { type: 'text/plain' }));
+        const chat = root.querySelector('.chat');
+        chat.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        chat.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await w.q('.tray .att.done').waitFor();
+    from = a.mark();
+    await w.send('notes attached');
+    const dropped = await a.waitFor(isMsg(cid, (m) => m.body === 'notes attached'), { from, what: 'the dropped file' });
+    assert.equal(dropped.message.attachments[0].type, 'text/plain; charset=utf-8');
+    await waitUntil(async () => (await w.q('.att-file .name').allTextContents()).includes('notes.txt'), { what: 'the card' });
+    await screenshot(page, '70-att-02-card');
+});
+
+it('a refused file shows its error with retry and remove; an agent\'s file reaches the widget as a card', async () => {
+    const { w, page, a, cid } = S;
+    await w.q('.compose input[type=file]').setInputFiles({ name: 'logo.svg', mimeType: 'image/svg+xml', buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>') });
+    await w.q('.tray .att.failed').waitFor();
+    assert.match(await w.q('.tray .err').textContent(), /not accepted/);
+    await w.q('.tray .att.failed button:not(.x)').click(); // retry: refused again
+    await w.q('.tray .att.failed').waitFor();
+    await w.q('.tray .x').click();
+    assert.equal(await w.q('.tray').isHidden(), true);
+    // the agent sends an invoice
+    const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.alloc(2000, 65)]);
+    const up = await httpRequest(`${st.origin()}/files?name=invoice.pdf&conversation_id=${encodeURIComponent(cid)}`, {
+        method: 'POST', headers: { authorization: `Bearer ${a.token}` }, body: pdf });
+    assert.equal(up.status, 201, up.text);
+    await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'inv-1', body: 'Your invoice', attachments: [up.json.id] });
+    await waitUntil(async () => (await w.q('.att-file .name').allTextContents()).includes('invoice.pdf'), { timeout: WAIT * 2, what: "the agent's file" });
+    await screenshot(page, '70-att-03-agent-file');
+});
