@@ -31,6 +31,10 @@ typedef void (*cd_account_cb)(void *ud, const cd_account *a);
 
 /* The agent with this e-mail (any case), and the account's counter. 0, or -1 (not sent). */
 int cd_account_by_email(cd_store *st, const char *email, cd_account_cb cb, void *ud);
+/* An agent token's account (its record by id), checked as a hello checks it: err
+ * CD_ERR_UNAUTHORIZED when disabled or the token (epoch, jti) is revoked, CD_ERR_NOT_FOUND
+ * when there is no such agent. 0, or -1 (not sent). */
+int cd_account_by_id(cd_store *st, const char *aid, int64_t epoch, const char *jti, cd_account_cb cb, void *ud);
 /* op "try": count a login attempt of the account before its password is checked (fails
  * counts it); "ok": reset the count after a success; "ok" and "fail" also write the
  * outcome to the audit log (from addr, kept audit_days). 0, or -1 (not sent). */

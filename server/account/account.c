@@ -91,6 +91,17 @@ int cd_account_by_email(cd_store *st, const char *email, cd_account_cb cb, void 
     return run(st, "agent_get", 2, keys, 5, args, cb, ud);
 }
 
+int cd_account_by_id(cd_store *st, const char *aid, int64_t epoch, const char *jti, cd_account_cb cb, void *ud)
+{
+    const char *P = cd_store_prefix(st);
+    char ep[24];
+    snprintf(ep, sizeof ep, "%lld", (long long)epoch);
+    cd_key k, k2;
+    const char *keys[] = {cd_key_agent(&k, P, aid), cd_key_agent_revoked(&k2, P, aid)};
+    const char *args[] = {"id", aid, "0", ep, jti ? jti : ""};
+    return run(st, "agent_get", 2, keys, 5, args, cb, ud);
+}
+
 int cd_account_attempt(cd_store *st, const char *email, const char *op, int64_t window_ms, const char *addr,
                        int64_t audit_days, cd_account_cb cb, void *ud)
 {

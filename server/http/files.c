@@ -25,9 +25,9 @@
 #include <libwebsockets.h>
 #include <uv.h>
 
+#include "chatdesk/account.h"
 #include "chatdesk/auth.h"
 #include "chatdesk/clock.h"
-#include "chatdesk/conv.h"
 #include "chatdesk/files.h"
 #include "chatdesk/log.h"
 
@@ -219,7 +219,7 @@ static void begin_record(cd_http__upload *u)
 
 /* An agent's token is checked against its revocations (logout, epoch, disabled), as every
  * API call checks it, before its upload starts. */
-static void on_agent_live(void *ud, cd_conv_result *r)
+static void on_agent_live(void *ud, const cd_account *r)
 {
     cd_http__upload *u = ud;
     u->recording = false;
@@ -537,7 +537,7 @@ cd_http__upload *cd_http__upload_begin(http_state *h, struct lws *wsi, cd_net_ct
     if (strcmp(u->kind, "agent") != 0) {
         u->recording = false;
         begin_record(u);
-    } else if (cd_conv_agent_get(cx->st, "id", u->who, false, u->epoch, u->jti, on_agent_live, u) != 0) {
+    } else if (cd_account_by_id(cx->st, u->who, u->epoch, u->jti, on_agent_live, u) != 0) {
         u->recording = false;
         upload_refuse(u, 503, "unavailable", "Redis unavailable, retry");
     }
@@ -620,7 +620,7 @@ static cd_http__fileop *file_lookup(http_state *h, cd_net_ctx *cx, const char *i
 }
 
 /* The agent's token is live (agent_get): now the file. */
-static void on_link_agent(void *ud, cd_conv_result *r)
+static void on_link_agent(void *ud, const cd_account *r)
 {
     cd_http__fileop *op = ud;
     http_state *h = op->h;
@@ -647,7 +647,7 @@ cd_http__fileop *cd_http__file_link(http_state *h, cd_net_ctx *cx, const char *a
     op->cx = cx;
     cd_strlcpy(op->id, id, sizeof op->id);
     cd_strlcpy(op->who, c.sub, sizeof op->who);
-    if (cd_conv_agent_get(cx->st, "id", c.sub, false, c.epoch, c.jti, on_link_agent, op) != 0) {
+    if (cd_account_by_id(cx->st, c.sub, c.epoch, c.jti, on_link_agent, op) != 0) {
         cd_http__reply_error(h, 503, "unavailable", "Redis unavailable, retry");
         fileop_free(op);
         return NULL;
