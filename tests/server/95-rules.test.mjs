@@ -5,7 +5,7 @@
 // and the dry run.
 import fs from 'node:fs';
 import path from 'node:path';
-import { useEnv, it, assert, waitUntil, sleep, rnd, SCALE, REPO_ROOT } from './harness.mjs';
+import { useEnv, it, assert, waitUntil, sleep, rnd, SCALE, REPO_ROOT, storedMessages } from './harness.mjs';
 
 const FAST = ['--timer-poll-ms', '100', '--timer-lease-ms', '3000', '--event-poll-ms', '20'];
 // events_retain_s: the tests read the event stream after the consumers applied it
@@ -28,15 +28,7 @@ async function addRule(token, site, rule) {
     return r.json.rule;
 }
 
-async function messages(cid) {
-    const out = [];
-    for (const [, f] of await env.redis.cmd('XRANGE', `cd:{s:${cid.split('.').pop()}}:conv:${cid}:msgs`, '-', '+')) {
-        const m = {};
-        for (let i = 0; i < f.length; i += 2) m[f[i]] = f[i + 1];
-        out.push(m);
-    }
-    return out;
-}
+const messages = (cid) => storedMessages(env.redis, cid);
 
 const conv = async (cid) => {
     const r = await env.redis.cmd('HGETALL', `cd:{s:${cid.split('.').pop()}}:conv:${cid}`);

@@ -79,7 +79,16 @@ local function rule_run(f, now, retain)
     elseif t == 'send_canned' and open then
       local x = hgetall(skey(c.site, 'canned:' .. tostring(a.canned)))
       if x and x.site == c.site and x.scope == 'site' then
-        append_msg(c, new_id(c.site), '', 'system', 'system', '', x.body, '0', now, retain)
+        -- variables filled as the composer fills them; one without a value (or unknown)
+        -- is never sent raw: the agents get a private note saying why instead
+        local text, missing = canned_fill(x.body, c)
+        if #missing == 0 then
+          append_msg(c, new_id(c.site), '', 'system', 'system', '', text, '0', now, retain)
+        else
+          append_msg(c, new_id(c.site), '', 'system', 'system', '', label .. ': canned reply "' ..
+            ((x.title ~= '' and x.title) or x.shortcut) .. '" not sent, no value for ' ..
+            table.concat(missing, ' '), '1', now, retain)
+        end
         n = n + 1
       end
     elseif t == 'notify_team_lead' or t == 'notify_admins' then
