@@ -98,6 +98,20 @@ export function fillCanned(body, ctx) {
     return { text, missing };
 }
 
+/**
+ * Placeholders of a canned body that are no variable at all (a misspelt {customer_nmae},
+ * an invented {amount}): a {name} of letters, digits, _ . - or non-ASCII text that is none
+ * of the known names. The same rule as the server's (store/lua/_common.lua), which refuses
+ * them in a canned reply; braces around anything else ({"a":1}, { x }) are plain text.
+ */
+const PLACEHOLDER_RE = /\{([A-Za-z0-9_.\-\u0080-\uFFFF]+)\}/g;
+const KNOWN_RE = new RegExp(`^${VAR_RE.source}$`);
+export function unknownVars(body) {
+    const out = [];
+    for (const m of String(body).matchAll(PLACEHOLDER_RE)) if (!KNOWN_RE.test(m[0]) && !out.includes(m[0])) out.push(m[0]);
+    return out;
+}
+
 /** Unfilled variables left in a text about to be sent. */
 export function unfilledVars(text) {
     const out = [];
@@ -132,7 +146,7 @@ export function searchCanned(list, q) {
  */
 export function slashQuery(text, caret) {
     const before = String(text).slice(0, caret);
-    const m = /(^|\s)\/([^\s/]{0,40})$/.exec(before);
+    const m = /(^|\s)\/([^\s/]{0,64})$/.exec(before);
     if (!m) return null;
     return { start: before.length - m[2].length - 1, query: m[2] };
 }
@@ -199,4 +213,27 @@ export function parseRanges(s) {
 
 export function fmtRanges(r) {
     return (r || []).map((x) => `${x[0]}-${x[1]}`).join(', ');
+}
+
+// ---------------------------------------------------------------------------
+// Settings forms
+
+const plainObject = (x) => x !== null && typeof x === 'object' && !Array.isArray(x);
+
+/**
+ * What a settings form changed: the members of `after` whose value differs from `before`,
+ * nested objects compared member by member (arrays as a whole). The server merges nested
+ * settings, so a form sends only these and never overwrites what it did not touch (a
+ * survey switch saved from elsewhere, a greeting). Returns {} when nothing changed.
+ */
+export function changedSettings(before, after) {
+    const out = {};
+    for (const [k, v] of Object.entries(after)) {
+        const was = before ? before[k] : undefined;
+        if (plainObject(v) && plainObject(was)) {
+            const sub = changedSettings(was, v);
+            if (Object.keys(sub).length) out[k] = sub;
+        } else if (JSON.stringify(v) !== JSON.stringify(was)) out[k] = v;
+    }
+    return out;
 }

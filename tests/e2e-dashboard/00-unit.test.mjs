@@ -2,7 +2,7 @@
 // levels, link splitting, the "/" query, and both languages having every text.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fillCanned, unfilledVars, cannedContext, searchCanned, slashQuery, slaState, linkify, safeHref, fmtDuration, parseRanges, queueOrder } from '../../dashboard/src/util.js';
+import { fillCanned, unfilledVars, unknownVars, changedSettings, cannedContext, searchCanned, slashQuery, slaState, linkify, safeHref, fmtDuration, parseRanges, queueOrder } from '../../dashboard/src/util.js';
 import { DICTS } from '../../dashboard/src/i18n.js';
 
 test('canned variables: filled from the conversation, the visitor and the agent', () => {
@@ -89,4 +89,16 @@ test('zh-CN and en have the same texts', () => {
         const ph = (s) => [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort().join(',');
         assert.equal(ph(DICTS['zh-CN'][k]), ph(DICTS.en[k]), `placeholders of ${k}`);
     }
+});
+
+test('canned bodies: unknown placeholders are named, known variables and plain braces are not', () => {
+    assert.deepEqual(unknownVars('Hi {customer_nmae}, {customer_name} {客户姓名} {attr.plan-x} owes {amount} {"a":1} { x } {amount}'), ['{customer_nmae}', '{amount}']);
+    assert.deepEqual(unknownVars('plain text'), []);
+});
+
+test('settings forms send only what changed, nested objects member by member', () => {
+    const before = { name: 'A', origins: ['x'], widget: { color: '#111111', greeting_en: 'Hi', survey: { nps: true, ces: false } } };
+    assert.deepEqual(changedSettings(before, structuredClone(before)), {});
+    assert.deepEqual(changedSettings(before, { ...before, widget: { ...before.widget, survey: { nps: true, ces: true } } }), { widget: { survey: { ces: true } } });
+    assert.deepEqual(changedSettings(before, { ...before, origins: ['x', 'y'], name: 'B' }), { name: 'B', origins: ['x', 'y'] });
 });

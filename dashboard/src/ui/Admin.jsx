@@ -2,7 +2,7 @@ import { useState, useEffect } from 'preact/hooks';
 import { S, toast, errorText, changed, isOwner } from '../store.js';
 import * as http from '../api.js';
 import { t } from '../i18n.js';
-import { PRIORITIES, parseRanges, fmtRanges, fmtDuration } from '../util.js';
+import { PRIORITIES, parseRanges, fmtRanges, fmtDuration, changedSettings } from '../util.js';
 import { NotAvailable, Notice, useLoad } from './common.jsx';
 import { CannedManager } from './Canned.jsx';
 import { Webhooks } from './Webhooks.jsx';
@@ -33,7 +33,7 @@ export function Admin() {
                 {tab === 'agents' ? <Agents siteKeys={siteKeys} /> : null}
                 {tab === 'teams' ? <SitePicker siteKeys={siteKeys} render={(site) => <Teams site={site} />} /> : null}
                 {tab === 'sla' ? <SitePicker siteKeys={siteKeys} render={(site) => <Sla site={site} key={site} />} /> : null}
-                {tab === 'canned' ? <SitePicker siteKeys={siteKeys} render={(site) => <CannedManager site={site} />} /> : null}
+                {tab === 'canned' ? <SitePicker siteKeys={siteKeys} render={(site) => <CannedManager site={site} scope="site" />} /> : null}
                 {tab === 'webhooks' ? <SitePicker siteKeys={siteKeys} render={(site) => <Webhooks site={site} key={site} />} /> : null}
                 {tab === 'kb' ? <SitePicker siteKeys={siteKeys} render={(site) => <KbManager site={site} key={site} />} /> : null}
                 {tab === 'rules' ? <SitePicker siteKeys={siteKeys} render={(site) => <Rules site={site} key={site} />} /> : null}
@@ -220,9 +220,37 @@ function SiteCreate({ onDone }) {
     );
 }
 
+/** The settings of the site-edit form as the API's patch body (before any diff). */
+function siteSettings(f) {
+    const ct = {};
+    for (const l of lines(f.category_teams.replace(/,/g, '\n'))) {
+        const [k, v] = l.split('=').map((x) => x && x.trim());
+        if (k && v) ct[k] = v;
+    }
+    return {
+        name: f.name.trim(),
+        origins: lines(f.origins),
+        auto_assign: !!f.auto_assign,
+        require_2fa: !!f.require_2fa,
+        auto_close_s: Number(f.auto_close_s),
+        unanswered_after_s: Number(f.unanswered_after_s),
+        ack_text_en: f.ack_text_en || null,
+        ack_text_zh: f.ack_text_zh || null,
+        category_teams: ct,
+        widget: {
+            color: f.color,
+            greeting_en: f.greeting_en,
+            greeting_zh: f.greeting_zh,
+            categories: lines(f.categories),
+            required_fields: lines(f.required_fields),
+            survey: { nps: !!f.survey_nps, ces: !!f.survey_ces },
+        },
+    };
+}
+
 function SiteEdit({ site, onDone }) {
     const w = site.widget || {};
-    const [f, , bind] = useForm({
+    const initial = {
         name: site.name,
         origins: (site.origins || []).join('\n'),
         secretMode: 'keep',
@@ -238,10 +266,13 @@ function SiteEdit({ site, onDone }) {
         greeting_zh: w.greeting_zh || '',
         categories: (w.categories || []).join(', '),
         required_fields: (w.required_fields || []).join(', '),
+        survey_nps: !!(w.survey && w.survey.nps),
+        survey_ces: !!(w.survey && w.survey.ces),
         category_teams: Object.entries(site.category_teams || {})
             .map(([k, v]) => `${k}=${v}`)
             .join('\n'),
-    });
+    };
+    const [f, , bind] = useForm(initial);
     const sub = useSubmit();
     return (
         <form
@@ -249,31 +280,11 @@ function SiteEdit({ site, onDone }) {
             data-form="site-edit"
             onSubmit={async (e) => {
                 e.preventDefault();
-                const ct = {};
-                for (const l of lines(f.category_teams.replace(/,/g, '\n'))) {
-                    const [k, v] = l.split('=').map((x) => x && x.trim());
-                    if (k && v) ct[k] = v;
-                }
-                const body = {
-                    name: f.name.trim(),
-                    origins: lines(f.origins),
-                    auto_assign: !!f.auto_assign,
-                    require_2fa: !!f.require_2fa,
-                    auto_close_s: Number(f.auto_close_s),
-                    unanswered_after_s: Number(f.unanswered_after_s),
-                    ack_text_en: f.ack_text_en || null,
-                    ack_text_zh: f.ack_text_zh || null,
-                    category_teams: ct,
-                    widget: {
-                        color: f.color,
-                        greeting_en: f.greeting_en,
-                        greeting_zh: f.greeting_zh,
-                        categories: lines(f.categories),
-                        required_fields: lines(f.required_fields),
-                    },
-                };
+                // only what was changed: the server merges, so nothing else is overwritten
+                const body = changedSettings(siteSettings(initial), siteSettings(f));
                 if (f.secretMode === 'set') body.identity_secret = f.secret;
                 if (f.secretMode === 'remove') body.identity_secret = null;
+                if (!Object.keys(body).length) return onDone();
                 const r = await sub.run(() => http.patch(`/api/v1/admin/sites/${http.enc(site.key)}`, body), t('admin.saved'));
                 if (r) onDone();
             }}
@@ -344,6 +355,12 @@ function SiteEdit({ site, onDone }) {
                 <label>
                     {t('admin.categoryTeams')}
                     <textarea rows={3} {...bind('category_teams')} placeholder="billing=finance" />
+                </label>
+                <label class="check">
+                    <input type="checkbox" {...bind('survey_nps', 'checkbox')} /> {t('admin.surveyNps')}
+                </label>
+                <label class="check">
+                    <input type="checkbox" {...bind('survey_ces', 'checkbox')} /> {t('admin.surveyCes')}
                 </label>
             </div>
             {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}

@@ -1,10 +1,16 @@
 import { useRef, useState, useEffect } from 'preact/hooks';
 import { S, sendMessage, typing, loadCanned, changed } from '../store.js';
 import { t } from '../i18n.js';
-import { fillCanned, unfilledVars, searchCanned, slashQuery, cannedContext } from '../util.js';
+import { fillCanned, unfilledVars, unknownVars, searchCanned, slashQuery, cannedContext } from '../util.js';
 
 const drafts = new Map(); // cid -> text
 const notes = new Map(); // cid -> bool
+const held = new Map(); // cid -> unknown placeholders inserted from canned replies
+
+/** The variables a draft must not be sent with: unfilled ones, and unknown ones a canned reply brought. */
+function blockedVars(cid, text) {
+    return [...unfilledVars(text), ...(held.get(cid) || []).filter((x) => text.includes(x))];
+}
 
 /** Append text to a conversation's reply draft and focus the composer (knowledge-base links, Kb.jsx). */
 export function insertIntoComposer(cid, text) {
@@ -35,7 +41,7 @@ export function Composer({ c }) {
     const text = drafts.get(cid) || '';
     const note = !!notes.get(cid);
     const closed = c.status === 'closed';
-    const missing = unfilledVars(text);
+    const missing = blockedVars(cid, text);
     const cannedState = S.canned.get(c.site);
 
     useEffect(() => {
@@ -59,7 +65,12 @@ export function Composer({ c }) {
         const el = ta.current;
         const vis = c.visitor && S.visitors.get(c.visitor.id);
         const ctx = cannedContext({ conversation: c, visitor: vis && vis.data && vis.data.visitor, agent: S.me });
-        const { text: filled, missing: miss } = fillCanned(item.body, ctx);
+        const { text: filled, missing: known } = fillCanned(item.body, ctx);
+        // unknown placeholders of a reply saved before the editor refused them: held like
+        // missing values (braces an agent types are plain text)
+        const bad = unknownVars(item.body);
+        held.set(cid, [...new Set([...(held.get(cid) || []), ...bad])]);
+        const miss = [...known, ...bad];
         const caret = el ? el.selectionStart : text.length;
         const start = picker ? picker.start : caret;
         const next = text.slice(0, start) + filled + text.slice(caret);
@@ -83,7 +94,7 @@ export function Composer({ c }) {
     const send = () => {
         const body = text.trim();
         if (!body || closed) return;
-        const left = unfilledVars(body);
+        const left = blockedVars(cid, body);
         if (left.length) {
             setWarn(t('canned.blocked', { vars: left.join(' ') }));
             const el = ta.current;
@@ -96,6 +107,7 @@ export function Composer({ c }) {
         }
         sendMessage(cid, body, note);
         typing(cid, false);
+        held.delete(cid);
         setText('');
         setWarn(null);
     };
@@ -110,7 +122,7 @@ export function Composer({ c }) {
             if (!picker) loadCanned(c.site, true);
             setPicker({ ...q, index: 0 });
         } else if (picker) setPicker(null);
-        if (warn && !unfilledVars(v).length) setWarn(null);
+        if (warn && !blockedVars(cid, v).length) setWarn(null);
     };
 
     const onKeyDown = (e) => {
