@@ -166,7 +166,8 @@ const en = {
     'sla.warnToast': 'Ticket #{n}: {kind} SLA deadline is close',
     'sla.breachToast': 'Ticket #{n}: {kind} SLA breached',
     'sla.policies': 'SLA policies',
-    'sla.secondsHint': 'Targets in seconds of business time (3600 = 1 hour). Empty: no target.',
+    'sla.secondsHint': 'Targets in seconds of business time (3600 = 1 hour). Empty: the built-in default applies (shown under the field).',
+    'sla.builtIn': '{d} (built-in default)',
     'sla.field.first_response_s': 'First response',
     'sla.field.next_response_s': 'Next response',
     'sla.field.resolution_s': 'Resolution',
@@ -175,7 +176,7 @@ const en = {
     'sla.tz': 'Time zone',
     'sla.holidays': 'Holidays (one date per line)',
     'sla.hoursHint': 'Ranges like 09:00-12:00, 13:00-18:00. No hours at all: open 24×7.',
-    'sla.badHours': 'Hours of {day} should look like 09:00-18:00.',
+    'sla.badHours': 'Hours of {day} should look like 09:00-12:00, 13:00-18:00: each range opens before it closes, at most 4 a day.',
     'sla.breachActions': 'On breach',
     'sla.raisePriority': 'Raise the priority',
     'sla.notifyAdmins': 'Notify the admins',
@@ -438,7 +439,9 @@ const en = {
     'rpt.resolvedN': '{n} resolved',
     'rpt.satisfied': '{pct}% satisfied',
     'rpt.answers': '{n} answers',
+    'rpt.answers_one': '{n} answer',
     'rpt.breachesN': '{n} breaches',
+    'rpt.breachesN_one': '{n} breach',
     'rpt.byAgent': 'By agent',
     'rpt.byTeam': 'By team',
     'rpt.csv': 'CSV',
@@ -762,7 +765,8 @@ const zh = {
     'sla.warnToast': '工单 #{n}：{kind} SLA 超时预警',
     'sla.breachToast': '工单 #{n}：{kind} SLA 已超时',
     'sla.policies': 'SLA 策略',
-    'sla.secondsHint': '目标为工作时间的秒数（3600 = 1 小时）。留空表示无目标。',
+    'sla.secondsHint': '目标为工作时间的秒数（3600 = 1 小时）。留空则使用内置默认值（显示在输入框下方）。',
+    'sla.builtIn': '{d}（内置默认值）',
     'sla.field.first_response_s': '首次响应',
     'sla.field.next_response_s': '下次响应',
     'sla.field.resolution_s': '解决时限',
@@ -771,7 +775,7 @@ const zh = {
     'sla.tz': '时区',
     'sla.holidays': '节假日（每行一个日期）',
     'sla.hoursHint': '格式如 09:00-12:00, 13:00-18:00。全部留空表示 7×24 小时。',
-    'sla.badHours': '{day}的时间格式应为 09:00-18:00。',
+    'sla.badHours': '{day}的时间格式应为 09:00-12:00, 13:00-18:00：每段开始早于结束，每天最多 4 段。',
     'sla.breachActions': '超时后',
     'sla.raisePriority': '提高优先级',
     'sla.notifyAdmins': '通知管理员',
@@ -1224,7 +1228,9 @@ export function getLang() {
 
 /** t(key, params, fallback): the text in the current language. */
 export function t(key, params, fallback) {
-    let s = DICTS[lang][key];
+    // English says "1 breach": a key may have a <key>_one text for n = 1
+    let s = params && Number(params.n) === 1 ? DICTS[lang][`${key}_one`] : undefined;
+    if (s === undefined) s = DICTS[lang][key];
     if (s === undefined) s = en[key];
     if (s === undefined) return fallback === undefined ? key : fallback;
     if (params) s = s.replace(/\{(\w+)\}/g, (all, k) => (params[k] === undefined ? all : String(params[k])));

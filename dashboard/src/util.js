@@ -202,13 +202,22 @@ export function parseRanges(s) {
     s = String(s || '').trim();
     if (!s) return [];
     const out = [];
+    // the server's rules (ticket/sla.c): HH:MM up to 24:00, opening before closing, at
+    // most 4 ranges a day; checked here so that the page explains it in the reader's words
+    const minutes = (x) => {
+        const [h, m] = x.split(':').map(Number);
+        return h > 24 || m > 59 || (h === 24 && m) ? -1 : h * 60 + m;
+    };
     for (const part of s.split(/[,，;\s]+/).filter(Boolean)) {
         const m = /^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$/.exec(part);
         if (!m) return null;
+        const o = minutes(m[1]);
+        const c = minutes(m[2]);
+        if (o < 0 || c <= o) return null;
         const norm = (t) => t.padStart(5, '0');
         out.push([norm(m[1]), norm(m[2])]);
     }
-    return out;
+    return out.length > 4 ? null : out;
 }
 
 export function fmtRanges(r) {

@@ -126,3 +126,34 @@ it('item 3: saving the site in Admin keeps the survey switches and the colour it
     assert.deepEqual(after.widget.survey, { nps: true, ces: false });
     assertNoPageErrors(p, 'admin');
 });
+
+it('items 4 and 12: Admin → SLA shows the built-in targets that apply to empty fields, and explains a reversed range in words', async () => {
+    const p = S.p;
+    await S.d.nav('admin');
+    await p.locator('[data-tab="sla"]').click();
+    const form = p.locator('[data-form="sla"]');
+    await form.waitFor();
+    // the site has no policy: every target is the built-in default, said so under the field
+    const cell = form.locator('input[name="low.first_response_s"]').locator('xpath=..');
+    assert.equal(await cell.locator('[data-sla-from="default"]').textContent(), '4h 0m (built-in default)');
+    assert.equal(await form.locator('input[name="urgent.first_response_s"]').getAttribute('placeholder'), '600');
+    assert.doesNotMatch(await form.textContent(), /no target/i);
+    await form.locator('input[name="high.first_response_s"]').fill('900');
+    assert.equal(await form.locator('input[name="high.first_response_s"]').locator('xpath=..').locator('[data-sla-from="site"]').textContent(), '15m 00s');
+    // opening before closing: said in the page's words, not the server's field path
+    await form.locator('input[name="h.mon"]').fill('18:00-09:00');
+    await form.locator('[data-action="save-sla"]').click();
+    const err = form.locator('.notice-error');
+    await err.waitFor();
+    const text = await err.textContent();
+    assert.match(text, /Monday/);
+    assert.doesNotMatch(text, /calendar\.hours/);
+    await screenshot(p, '85-03-sla-defaults-and-hours');
+    await form.locator('input[name="h.mon"]').fill('09:00-18:00');
+    await form.locator('[data-action="save-sla"]').click();
+    await waitUntil(async () => (await api(S.token, 'GET', `/api/v1/admin/sites/${S.site}/sla`)).json.sla.policies?.high?.first_response_s === 900, { what: 'SLA saved' });
+    const eff = (await api(S.token, 'GET', `/api/v1/admin/sites/${S.site}/sla`)).json.effective;
+    assert.deepEqual(eff.policies.high.first_response_s, { s: 900, from: 'site' });
+    assert.deepEqual(eff.policies.high.resolution_s, { s: 28800, from: 'default' });
+    assert.equal(eff.warn_at, 0.8);
+});

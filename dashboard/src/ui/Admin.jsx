@@ -639,10 +639,16 @@ function Sla({ site }) {
     if (res.state === 'missing') return <NotAvailable what={t('admin.sla')} />;
     if (res.state === 'error') return <Notice kind="error">{errorText(res.error)}</Notice>;
     if (res.state === 'loading') return <p class="muted">{t('msg.loading')}</p>;
-    return <SlaForm site={site} sla={(res.data && res.data.sla) || {}} onSaved={res.reload} />;
+    return <SlaForm site={site} sla={(res.data && res.data.sla) || {}} effective={(res.data && res.data.effective) || null} onSaved={res.reload} />;
 }
 
-function SlaForm({ site, sla, onSaved }) {
+/** What applies to one target while the field is empty: the built-in default (GET …/sla "effective"). */
+function slaDefault(effective, p, k) {
+    const e = effective && effective.policies && effective.policies[p] && effective.policies[p][k];
+    return e && e.from === 'default' ? e.s : null;
+}
+
+function SlaForm({ site, sla, effective, onSaved }) {
     const init = {};
     for (const p of PRIORITIES) for (const k of SLA_FIELDS) init[`${p}.${k}`] = sla.policies && sla.policies[p] && sla.policies[p][k] != null ? String(sla.policies[p][k]) : '';
     const cal = sla.calendar || {};
@@ -712,8 +718,23 @@ function SlaForm({ site, sla, onSaved }) {
                             <th>{t(`prio.${p}`)}</th>
                             {SLA_FIELDS.map((k) => (
                                 <td key={k}>
-                                    <input type="number" min={1} max={31536000} aria-label={`${t(`prio.${p}`)} ${t(`sla.field.${k}`)}`} {...bind(`${p}.${k}`)} />
-                                    <span class="muted small">{f[`${p}.${k}`] ? fmtDuration(Number(f[`${p}.${k}`]) * 1000) : ''}</span>
+                                    <input
+                                        type="number"
+                                        min={1}
+                                        max={31536000}
+                                        aria-label={`${t(`prio.${p}`)} ${t(`sla.field.${k}`)}`}
+                                        placeholder={slaDefault(effective, p, k) ?? ''}
+                                        {...bind(`${p}.${k}`)}
+                                    />
+                                    {f[`${p}.${k}`] ? (
+                                        <span class="muted small" data-sla-from="site">
+                                            {fmtDuration(Number(f[`${p}.${k}`]) * 1000)}
+                                        </span>
+                                    ) : slaDefault(effective, p, k) !== null ? (
+                                        <span class="muted small" data-sla-from="default">
+                                            {t('sla.builtIn', { d: fmtDuration(slaDefault(effective, p, k) * 1000) })}
+                                        </span>
+                                    ) : null}
                                 </td>
                             ))}
                         </tr>

@@ -840,9 +840,27 @@ ops.admin_agent_patch = function()
   agent_changed(a.id)
   return agent_reply(200, key, join, leave, sv)
 end
+-- The targets that apply, each with where it comes from: the site's policy ("site") or the
+-- built-in default ("default", SLA_DEFAULT), which applies to any target the site leaves
+-- empty; the same resolution as sla_targets, so the admin page never says "no target"
+-- while a default runs.
+local function sla_effective(cfg)
+  local rows = {}
+  for _, prio in ipairs({'low', 'normal', 'high', 'urgent'}) do
+    local own = type(cfg.policies) == 'table' and type(cfg.policies[prio]) == 'table' and cfg.policies[prio] or {}
+    local f = {}
+    for _, k in ipairs({'first_response_s', 'next_response_s', 'resolution_s'}) do
+      local v = tonumber(own[k])
+      table.insert(f, S(k) .. ':{"s":' .. I(v or SLA_DEFAULT[prio][k]) .. ',"from":"' .. (v and 'site' or 'default') .. '"}')
+    end
+    table.insert(rows, S(prio) .. ':{' .. table.concat(f, ',') .. '}')
+  end
+  return '{"policies":{' .. table.concat(rows, ',') .. '},"warn_at":' .. N(sla_warn_at(cfg)) .. '}'
+end
 ops.admin_sla_get = function()
   local s = admin_site(p.site_key)
-  return reply(200, '{"sla":' .. ((s.sla and s.sla ~= '') and s.sla or '{}') .. '}')
+  return reply(200, '{"sla":' .. ((s.sla and s.sla ~= '') and s.sla or '{}') .. ',"effective":' ..
+    sla_effective(sla_config(s.key)) .. '}')
 end
 ops.admin_sla_put = function()
   local s = admin_site(p.site_key)
