@@ -157,3 +157,37 @@ it('items 4 and 12: Admin → SLA shows the built-in targets that apply to empty
     assert.deepEqual(eff.policies.high.resolution_s, { s: 28800, from: 'default' });
     assert.equal(eff.warn_at, 0.8);
 });
+
+it('items 13 and 5: a breach is toasted once and kept in the notices; the panel closes with Esc and with a click outside', async () => {
+    const { env } = st;
+    const p = S.p;
+    // a one-second first response target; the chat stays unassigned and becomes a ticket after a second
+    const url = `/api/v1/admin/sites/${S.site}`;
+    assert.equal((await api(S.token, 'PATCH', url, { auto_assign: false, unanswered_after_s: 1 })).status, 200);
+    assert.equal((await api(S.token, 'PUT', `${url}/sla`, { policies: { normal: { first_response_s: 1 } } })).status, 200);
+    const { v, cid } = await visitorChat(env, S.site, { form: { subject: 'Late refund' } });
+    await waitUntil(async () => (await env.redis.cmd('HGET', `cd:{s:${S.site}}:conv:${cid}`, 'ticket_number')) || null, { timeout: 15_000, what: 'ticket' });
+    const n = await env.redis.cmd('HGET', `cd:{s:${S.site}}:conv:${cid}`, 'ticket_number');
+    const text = `Ticket #${n}: First response SLA breached`;
+    await p.locator('.toast', { hasText: text }).first().waitFor({ timeout: 15_000 });
+    await p.locator('[data-notices-unseen]').waitFor();
+    // one toast for the one breach (the notice of it is not toasted again)
+    await waitUntil(async () => (await p.locator('.toast', { hasText: text }).count()) === 1, { what: 'one toast' });
+    await p.waitForTimeout(600);
+    assert.equal(await p.locator('.toast', { hasText: text }).count(), 1);
+    const bell = p.locator('[data-action="notices"]');
+    await bell.click();
+    const panel = p.locator('[data-panel="notices"]');
+    await panel.waitFor();
+    assert.equal(await panel.locator('[data-kind="sla"]').first().locator('button').textContent(), text);
+    await screenshot(p, '85-04-notices-breach');
+    await p.keyboard.press('Escape');
+    await panel.waitFor({ state: 'detached' });
+    assert.equal(await bell.evaluate((el) => el === document.activeElement), true, 'focus back on the bell');
+    await bell.click();
+    await panel.waitFor();
+    await p.locator('.page-head h2, .list-pane').first().click({ position: { x: 5, y: 5 } });
+    await panel.waitFor({ state: 'detached' });
+    v.terminate();
+    assertNoPageErrors(p, 'dashboard');
+});

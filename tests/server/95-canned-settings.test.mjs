@@ -2,7 +2,7 @@
 // canned reply is sent with its variables filled (and never with a raw {variable}); the
 // canned reply API refuses unknown variables and shortcuts the composer cannot type, and
 // moves a reply between "only me" and "shared"; nested widget settings merge.
-import { useEnv, it, assert, waitUntil, rnd, storedMessages } from './harness.mjs';
+import { useEnv, it, assert, waitUntil, sleep, rnd, storedMessages } from './harness.mjs';
 
 const env = useEnv({ nodes: 1, args: ['--timer-poll-ms', '100', '--event-poll-ms', '20', '--events-retain-s', '3600'] });
 
@@ -127,4 +127,30 @@ it('widget settings merge: a patch of the survey keeps the greeting and colour, 
     const bad = await api(token, 'PATCH', url, { widget: { color: 'red', greeting_en: 'changed' } });
     assert.equal(bad.status, 400);
     assert.deepEqual((await api(token, 'GET', '/api/v1/admin/sites')).json.sites.find((s) => s.key === site.key).widget, p3.json.site.widget);
+});
+
+it('an admin connection gets each SLA breach once, and a stored notice of it (bug 13)', async () => {
+    const site = await env.addSite();
+    const { token } = await adminToken(site);
+    const r = await api(token, 'PUT', `/api/v1/admin/sites/${site.key}/sla`, { policies: { normal: { first_response_s: 1 } } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await api(token, 'PATCH', `/api/v1/admin/sites/${site.key}`, { auto_assign: false })).status, 200);
+    // nobody is online to take it: a ticket at once, breached a second later
+    const v = await env.visitor(0, { site });
+    const start = await v.ok({ type: 'conversation.start', form: { subject: 'Refund', message: 'where is my refund?' } });
+    const cid = start.conversation.id;
+    assert.ok(start.conversation.ticket);
+    const boss = await env.agent(0, { token });
+    const notice = await boss.waitFor((f) => f.type === 'notice' && f.notice.conversation_id === cid, { timeout: 15_000, what: 'breach notice' });
+    assert.equal(notice.notice.kind, 'sla');
+    assert.match(notice.notice.title, /^SLA breached: ticket #\d+ \(first_response\)$/);
+    assert.equal(notice.notice.body, 'Refund');
+    await sleep(500);
+    const breaches = boss.frames.filter((f) => f.type === 'sla.breached' && f.conversation_id === cid);
+    assert.equal(breaches.length, 1, JSON.stringify(breaches));
+    // the notice stays for later (the bell's list)
+    const kept = (await api(token, 'GET', '/api/v1/notices')).json.notices.filter((n) => n.conversation_id === cid);
+    assert.deepEqual(kept.map((n) => n.kind), ['sla']);
+    v.terminate();
+    boss.terminate();
 });
