@@ -26,16 +26,22 @@ export function fmtDuration(ms, units = { d: 'd', h: 'h', m: 'm', s: 's' }) {
  * The state of a ticket's SLA clocks at `now`:
  *   null                      not a ticket (or no SLA data)
  *   {level:'paused'}          clocks held (waiting on the customer)
+ *   status resolved or closed: {level:'breach', kind, due:null} if a target was missed,
+ *                             else {level:'met'}
  *   {level:'met'}             no running deadline and nothing breached
  *   {level, kind, due, warn, remaining}
  *      level 'ok' before the warning instant, 'warn' from it, 'breach' at/after the due
  *      instant or when the server reported the breach. The most severe running clock
  *      wins; among equals the earliest deadline.
  */
-export function slaState(ticket, now) {
+export function slaState(ticket, now, status) {
     const s = ticket && ticket.sla;
     if (!s) return null;
     const breached = Array.isArray(s.breached) ? s.breached : [];
+    // a resolved or closed ticket's clocks are over: it met its targets or it did not
+    if (status === 'resolved' || status === 'closed') {
+        return breached.length ? { level: 'breach', kind: breached[0], due: null, warn: null, remaining: null, breached } : { level: 'met', breached };
+    }
     if (s.paused) return { level: 'paused', breached };
     const rank = { breach: 2, warn: 1, ok: 0 };
     let best = null;

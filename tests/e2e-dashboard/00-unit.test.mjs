@@ -124,3 +124,12 @@ test('counts read right in English: "1 breach", "1 unread message" (dashboard an
     assert.equal(translator('en')('unread', { n: 3 }), '3 unread messages');
     assert.equal(translator('zh-CN')('unread', { n: 1 }), '1 条未读消息');
 });
+
+test('a resolved or closed ticket shows met or breached, never paused', () => {
+    const now = 1_000_000;
+    const sla = { first_response_due: null, next_response_due: null, resolution_due: null, paused: true, breached: ['first_response'] };
+    assert.equal(slaState({ sla }, now, 'closed').level, 'breach');
+    assert.equal(slaState({ sla }, now, 'closed').kind, 'first_response');
+    assert.equal(slaState({ sla: { ...sla, breached: [] } }, now, 'resolved').level, 'met');
+    assert.equal(slaState({ sla }, now, 'pending').level, 'paused');
+});

@@ -154,3 +154,28 @@ it('an admin connection gets each SLA breach once, and a stored notice of it (bu
     v.terminate();
     boss.terminate();
 });
+
+it('a breached ticket closed while waiting on the customer is stopped, not paused (bug 6)', async () => {
+    const site = await env.addSite();
+    const { token } = await adminToken(site);
+    assert.equal((await api(token, 'PATCH', `/api/v1/admin/sites/${site.key}`, { auto_assign: false })).status, 200);
+    assert.equal((await api(token, 'PUT', `/api/v1/admin/sites/${site.key}/sla`, { policies: { normal: { first_response_s: 1 } } })).status, 200);
+    const v = await env.visitor(0, { site });
+    const start = await v.ok({ type: 'conversation.start', form: { message: 'still waiting' } });
+    const cid = start.conversation.id;
+    const n = start.conversation.ticket.number;
+    const a = await env.agent(0, { token });
+    await a.waitFor((f) => f.type === 'sla.breached' && f.conversation_id === cid, { timeout: 15_000, what: 'breach' });
+    await a.ok({ type: 'conversation.accept', conversation_id: cid });
+    let r = await a.ok({ type: 'conversation.update', conversation_id: cid, status: 'pending' });
+    assert.equal(r.conversation.ticket.sla.paused, true);
+    r = await a.ok({ type: 'conversation.update', conversation_id: cid, status: 'closed' });
+    assert.equal(r.conversation.ticket.sla.paused, false, JSON.stringify(r.conversation.ticket));
+    assert.deepEqual(r.conversation.ticket.sla.breached, ['first_response']);
+    const t = (await api(token, 'GET', `/api/v1/tickets/${n}?site=${site.key}`)).json.ticket;
+    assert.equal(t.status, 'closed');
+    assert.equal(t.ticket.sla.paused, false);
+    assert.deepEqual(t.ticket.sla.breached, ['first_response']);
+    v.terminate();
+    a.terminate();
+});

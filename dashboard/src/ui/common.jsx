@@ -70,7 +70,7 @@ export function fmtDateTime(ts) {
 /** The SLA countdown of a ticket: green, amber from the warning instant, red at breach. */
 export function SlaBadge({ conv, compact = false }) {
     const now = useNow();
-    const st = slaState(conv && conv.ticket, now);
+    const st = slaState(conv && conv.ticket, now, conv && conv.status);
     if (!st) return null;
     let text;
     if (st.level === 'paused') text = t('sla.paused');

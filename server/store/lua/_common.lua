@@ -563,6 +563,13 @@ local function sla_sync(c, iv, now)
     for _, k in ipairs(SLA_KINDS) do
       if c['sla_' .. k .. '_due'] and c['sla_' .. k .. '_due'] ~= '' then sla_stop(c, k) changed = true end
     end
+    -- stopped, not paused: a ticket closed while waiting on the customer shows met or
+    -- breached, never "paused" (issue 18)
+    if paused then
+      c.sla_paused_at = ''
+      redis.call('HSET', key, 'sla_paused_at', '')
+      changed = true
+    end
     return changed
   end
   if c.status == 'pending' and not paused then
