@@ -69,13 +69,15 @@ static ev_site *site_get(cd_events *ev, const char *key)
     return s;
 }
 
-/* Run site's pass at `due` (or earlier if one is already scheduled earlier). */
+/* Run site's pass at `due` (or earlier if one is already scheduled earlier). The timer is
+ * armed for the site's due time either way: a notice during a pass sets due without a
+ * timer (cd_events_poll), and the end of that pass must not find it "already scheduled"
+ * and leave the site waiting for the next notice. */
 static void schedule(ev_site *s, uint64_t due)
 {
-    if (s->due && s->due <= due)
-        return;
-    s->due = due;
-    arm_timer(s->ev, due);
+    if (!s->due || due < s->due)
+        s->due = due;
+    arm_timer(s->ev, s->due);
 }
 
 /* The end of a pass: caught up, more to do now (a full batch), or events arrived
@@ -88,6 +90,8 @@ static void pass_done(ev_site *s, bool more, bool full)
         schedule(s, full ? now : now + (uint64_t)s->ev->cfg->event_poll_ms);
     else
         s->since = 0;
+    if (s->due) /* a notice came during the pass: its pass follows */
+        arm_timer(s->ev, s->due);
 }
 
 static bool has(const char *json, size_t len, const char *needle)
