@@ -1,7 +1,9 @@
 // Issue 18, the server half of the bugs a support lead hit in the dashboard: a rule's
 // canned reply is sent with its variables filled (and never with a raw {variable}); the
 // canned reply API refuses unknown variables and shortcuts the composer cannot type, and
-// moves a reply between "only me" and "shared"; nested widget settings merge.
+// moves a reply between "only me" and "shared"; nested widget settings merge; an SLA
+// breach reaches an admin once and stays as a notice; a closed ticket is not "paused";
+// a rule's "text" on conversation.created is the first message, not the subject.
 import { useEnv, it, assert, waitUntil, sleep, rnd, storedMessages } from './harness.mjs';
 
 const env = useEnv({ nodes: 1, args: ['--timer-poll-ms', '100', '--event-poll-ms', '20', '--events-retain-s', '3600'] });
@@ -178,4 +180,33 @@ it('a breached ticket closed while waiting on the customer is stopped, not pause
     assert.deepEqual(t.ticket.sla.breached, ['first_response']);
     v.terminate();
     a.terminate();
+});
+
+it('a rule\'s "text" on conversation.created is the first message, not the subject (bug 8)', async () => {
+    const site = await env.addSite();
+    const { token } = await adminToken(site);
+    const r = await api(token, 'POST', `/api/v1/admin/sites/${site.key}/rules`, {
+        name: 'Refunds are high',
+        trigger: { event: 'conversation.created' },
+        conditions: [{ field: 'text', op: 'contains', value: 'refund' }],
+        actions: [{ type: 'set_priority', priority: 'high' }],
+    });
+    assert.equal(r.status, 201, r.text);
+    // a second rule tags every new conversation: once it has, the first rule was decided too
+    const seen = await api(token, 'POST', `/api/v1/admin/sites/${site.key}/rules`, {
+        name: 'Seen', trigger: { event: 'conversation.created' }, actions: [{ type: 'add_tags', tags: ['seen'] }],
+    });
+    assert.equal(seen.status, 201, seen.text);
+    const v = await env.visitor(0, { site });
+    const hit = (await v.ok({ type: 'conversation.start', form: { subject: 'Order 1042', message: 'I want a refund' } })).conversation.id;
+    const miss = (await v.ok({ type: 'conversation.start', form: { subject: 'refund policy', message: 'Do you ship to Hangzhou?' } })).conversation.id;
+    const field = async (cid, f) => env.redis.cmd('HGET', `cd:{s:${site.key}}:conv:${cid}`, f);
+    for (const cid of [hit, miss]) await waitUntil(async () => (await field(cid, 'tags')).includes('seen'), { what: `rules ran on ${cid === hit ? 'the first' : 'the second'}` });
+    assert.equal(await field(hit, 'priority'), 'high');
+    assert.equal(await field(miss, 'priority'), 'normal');
+    // the dry run reads it the same way
+    const dry = async (cid) => (await api(token, 'POST', `/api/v1/admin/sites/${site.key}/rules/dry-run`, { conversation_id: cid, event: 'conversation.created' })).json.rules.find((x) => x.id === r.json.rule.id).would_fire;
+    assert.equal(await dry(hit), true);
+    assert.equal(await dry(miss), false);
+    v.terminate();
 });
