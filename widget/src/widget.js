@@ -86,6 +86,8 @@ export class Widget {
         this.user = null;
         this.attrs = {};
         this.siteCfg = {};
+        // the site's colour from the last welcome: a reload paints it before connecting
+        this.siteColor = this.store.get('color');
         this.token = this.store.get('token');
         this.uid = this.store.get('uid') || '';
         this.entries = new Map();
@@ -311,15 +313,26 @@ export class Widget {
         });
     }
 
+    /** The accent colour: the site's setting (Admin → Sites), else the page's data-color, else the default. */
+    applyColor() {
+        const host = this.host;
+        if (!host) return;
+        const ok = (c) => typeof c === 'string' && c && window.CSS && window.CSS.supports && window.CSS.supports('color', c);
+        const color = [this.siteCfg.color, this.siteColor, this.cfg.color].find(ok);
+        if (color) {
+            host.style.setProperty('--cd-color', color);
+            host.style.setProperty('--cd-on', onColor(color));
+        } else {
+            host.style.removeProperty('--cd-color');
+            host.style.removeProperty('--cd-on');
+        }
+    }
+
     mount() {
         const host = h('div', { id: 'chatdesk-widget', 'data-chatdesk': '' });
         this.host = host;
         if (this.cfg.position === 'left') host.setAttribute('data-pos', 'left');
-        const color = this.cfg.color;
-        if (color && window.CSS && window.CSS.supports && window.CSS.supports('color', color)) {
-            host.style.setProperty('--cd-color', color);
-            host.style.setProperty('--cd-on', onColor(color));
-        }
+        this.applyColor();
         this.root = host.attachShadow({ mode: 'open' });
         if (window.CSSStyleSheet && 'replaceSync' in CSSStyleSheet.prototype && 'adoptedStyleSheets' in this.root) {
             const sheet = new CSSStyleSheet();
@@ -480,7 +493,12 @@ export class Widget {
         }
         this.visitor = w.visitor || null;
         if (typeof w.agents_online === 'boolean') this.agentsOnline = w.agents_online;
-        if (w.site && typeof w.site === 'object') this.siteCfg = w.site;
+        if (w.site && typeof w.site === 'object') {
+            this.siteCfg = w.site;
+            this.siteColor = typeof w.site.color === 'string' ? w.site.color : null;
+            this.store.set('color', this.siteColor);
+            this.applyColor();
+        }
         const convs = Array.isArray(w.conversations) ? w.conversations.filter((c) => c && c.id) : [];
         const known = this.welcomeIds;
         this.welcomeIds = convs.map((c) => c.id);
