@@ -191,3 +191,35 @@ it('items 13 and 5: a breach is toasted once and kept in the notices; the panel 
     v.terminate();
     assertNoPageErrors(p, 'dashboard');
 });
+
+it('item 14: rule actions pick teams, agents and shared canned replies by name', async () => {
+    const p = S.p;
+    assert.equal((await api(S.token, 'POST', `/api/v1/admin/sites/${S.site}/teams`, { key: 'billing', name: 'Billing desk' })).status, 201);
+    const c = await api(S.token, 'POST', '/api/v1/canned', { site: S.site, scope: 'site', shortcut: 'late', title: 'Late delivery', body: 'Sorry, {customer_name}!' });
+    assert.equal(c.status, 201, c.text);
+    await S.d.nav('admin');
+    await p.locator('[data-tab="rules"]').click();
+    await p.locator('[data-action="add-rule"]').click();
+    const form = p.locator('[data-form="rule-edit"]');
+    await form.locator('input[name="name"]').fill('Late parcels');
+    const a0 = form.locator('[data-action-row="0"]');
+    await a0.locator('select[name="type"]').selectOption('send_canned');
+    await a0.locator('select[name="canned"]').selectOption({ label: 'Late delivery (/late)' });
+    await form.locator('[data-action="add-action"]').click();
+    const a1 = form.locator('[data-action-row="1"]');
+    await a1.locator('select[name="type"]').selectOption('assign_team');
+    await a1.locator('select[name="team"]').selectOption({ label: 'Billing desk' });
+    await form.locator('[data-action="add-action"]').click();
+    const a2 = form.locator('[data-action-row="2"]');
+    await a2.locator('select[name="type"]').selectOption('assign_agent');
+    await a2.locator('select[name="agent"]').selectOption({ label: `Lead Liu <${S.admin.email}>` });
+    await screenshot(p, '85-05-rule-pickers');
+    await form.locator('[data-action="save-rule"]').click();
+    await form.waitFor({ state: 'detached' });
+    const rule = (await api(S.token, 'GET', `/api/v1/admin/sites/${S.site}/rules`)).json.rules.find((r) => r.name === 'Late parcels');
+    assert.deepEqual(rule.actions, [
+        { type: 'send_canned', canned: c.json.canned.id },
+        { type: 'assign_team', team: 'billing' },
+        { type: 'assign_agent', agent: S.admin.id },
+    ]);
+});
