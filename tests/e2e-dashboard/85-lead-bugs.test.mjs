@@ -134,12 +134,16 @@ it('items 4 and 12: Admin → SLA shows the built-in targets that apply to empty
     const form = p.locator('[data-form="sla"]');
     await form.waitFor();
     // the site has no policy: every target is the built-in default, said so under the field
-    const cell = form.locator('input[name="low.first_response_s"]').locator('xpath=..');
+    const cell = form.locator('[data-target="low.first_response_s"]').locator('xpath=..');
     assert.equal(await cell.locator('[data-sla-from="default"]').textContent(), '4h 0m (built-in default)');
-    assert.equal(await form.locator('input[name="urgent.first_response_s"]').getAttribute('placeholder'), '600');
+    // item 14: hours and minutes, the defaults as placeholders (urgent: 10 minutes)
+    assert.equal(await form.locator('input[name="urgent.first_response_s.h"]').getAttribute('placeholder'), '0');
+    assert.equal(await form.locator('input[name="urgent.first_response_s.m"]').getAttribute('placeholder'), '10');
     assert.doesNotMatch(await form.textContent(), /no target/i);
-    await form.locator('input[name="high.first_response_s"]').fill('900');
-    assert.equal(await form.locator('input[name="high.first_response_s"]').locator('xpath=..').locator('[data-sla-from="site"]').textContent(), '15m 00s');
+    await form.locator('input[name="high.first_response_s.m"]').fill('15');
+    assert.equal(await form.locator('[data-target="high.first_response_s"]').locator('xpath=..').locator('[data-sla-from="site"]').textContent(), '15m 00s');
+    // item 14: time zones from a list
+    assert.ok((await form.locator('select[name="tz"] option').count()) > 100);
     // opening before closing: said in the page's words, not the server's field path
     await form.locator('input[name="h.mon"]').fill('18:00-09:00');
     await form.locator('[data-action="save-sla"]').click();

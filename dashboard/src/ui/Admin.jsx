@@ -636,10 +636,39 @@ const SLA_FIELDS = ['first_response_s', 'next_response_s', 'resolution_s'];
 
 function Sla({ site }) {
     const res = useLoad(() => http.get(`/api/v1/admin/sites/${http.enc(site)}/sla`), [site]);
+    const teams = useLoad(() => http.get(`/api/v1/admin/sites/${http.enc(site)}/teams`), [site]);
     if (res.state === 'missing') return <NotAvailable what={t('admin.sla')} />;
     if (res.state === 'error') return <Notice kind="error">{errorText(res.error)}</Notice>;
     if (res.state === 'loading') return <p class="muted">{t('msg.loading')}</p>;
-    return <SlaForm site={site} sla={(res.data && res.data.sla) || {}} effective={(res.data && res.data.effective) || null} onSaved={res.reload} />;
+    const teamList = teams.state === 'ok' ? teams.data.teams : [];
+    return <SlaForm site={site} sla={(res.data && res.data.sla) || {}} effective={(res.data && res.data.effective) || null} teams={teamList} onSaved={res.reload} />;
+}
+
+/** The browser's IANA time zones (the server checks the name against its own zone files). */
+const TIME_ZONES = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone').filter((z) => z !== 'UTC') : ['Asia/Shanghai', 'Asia/Hong_Kong', 'Asia/Singapore', 'Europe/London', 'America/New_York'];
+
+/**
+ * A target in hours and minutes, kept as the API's seconds (a string; '' = not set, the
+ * built-in default applies). Seconds beyond whole minutes, set through the API, are kept.
+ */
+function HoursMinutes({ name, label, value, placeholder, onChange }) {
+    const s = value === '' || value == null ? null : Number(value);
+    const h = s === null ? '' : String(Math.floor(s / 3600));
+    const m = s === null ? '' : String(Math.floor((s % 3600) / 60));
+    const ph = placeholder == null ? null : { h: Math.floor(placeholder / 3600), m: Math.floor((placeholder % 3600) / 60) };
+    const set = (hh, mm) => {
+        if (hh === '' && mm === '') return onChange('');
+        const total = Number(hh || 0) * 3600 + Number(mm || 0) * 60 + (s === null ? 0 : s % 60);
+        onChange(String(total));
+    };
+    return (
+        <span class="hm" data-target={name}>
+            <input type="number" min={0} max={8760} name={`${name}.h`} aria-label={`${label} (${t('sla.hoursUnit')})`} placeholder={ph ? String(ph.h) : ''} value={h} onInput={(e) => set(e.currentTarget.value, m)} />
+            <span class="muted small">{t('sla.hoursUnit')}</span>
+            <input type="number" min={0} max={59} name={`${name}.m`} aria-label={`${label} (${t('sla.minutesUnit')})`} placeholder={ph ? String(ph.m) : ''} value={m} onInput={(e) => set(h, e.currentTarget.value)} />
+            <span class="muted small">{t('sla.minutesUnit')}</span>
+        </span>
+    );
 }
 
 /** What applies to one target while the field is empty: the built-in default (GET …/sla "effective"). */
@@ -648,7 +677,7 @@ function slaDefault(effective, p, k) {
     return e && e.from === 'default' ? e.s : null;
 }
 
-function SlaForm({ site, sla, effective, onSaved }) {
+function SlaForm({ site, sla, effective, teams, onSaved }) {
     const init = {};
     for (const p of PRIORITIES) for (const k of SLA_FIELDS) init[`${p}.${k}`] = sla.policies && sla.policies[p] && sla.policies[p][k] != null ? String(sla.policies[p][k]) : '';
     const cal = sla.calendar || {};
@@ -660,7 +689,7 @@ function SlaForm({ site, sla, effective, onSaved }) {
     init.raise_priority = !!ba.raise_priority;
     init.escalate_team = ba.escalate_team || '';
     init.notify_admins = ba.notify_admins !== false;
-    const [f, , bind] = useForm(init);
+    const [f, setF, bind] = useForm(init);
     const sub = useSubmit();
     return (
         <form
@@ -718,13 +747,12 @@ function SlaForm({ site, sla, effective, onSaved }) {
                             <th>{t(`prio.${p}`)}</th>
                             {SLA_FIELDS.map((k) => (
                                 <td key={k}>
-                                    <input
-                                        type="number"
-                                        min={1}
-                                        max={31536000}
-                                        aria-label={`${t(`prio.${p}`)} ${t(`sla.field.${k}`)}`}
-                                        placeholder={slaDefault(effective, p, k) ?? ''}
-                                        {...bind(`${p}.${k}`)}
+                                    <HoursMinutes
+                                        name={`${p}.${k}`}
+                                        label={`${t(`prio.${p}`)} ${t(`sla.field.${k}`)}`}
+                                        value={f[`${p}.${k}`]}
+                                        placeholder={slaDefault(effective, p, k)}
+                                        onChange={(v) => setF((cur) => ({ ...cur, [`${p}.${k}`]: v }))}
                                     />
                                     {f[`${p}.${k}`] ? (
                                         <span class="muted small" data-sla-from="site">
@@ -749,7 +777,15 @@ function SlaForm({ site, sla, effective, onSaved }) {
             <div class="grid2">
                 <label>
                     {t('sla.tz')}
-                    <input placeholder="Asia/Shanghai" {...bind('tz')} />
+                    <select {...bind('tz', 'select')}>
+                        <option value="">UTC</option>
+                        {f.tz && !TIME_ZONES.includes(f.tz) ? <option value={f.tz}>{f.tz}</option> : null}
+                        {TIME_ZONES.map((z) => (
+                            <option key={z} value={z}>
+                                {z}
+                            </option>
+                        ))}
+                    </select>
                 </label>
                 {DAYS.map((d) => (
                     <label key={d}>
@@ -772,7 +808,15 @@ function SlaForm({ site, sla, effective, onSaved }) {
             </label>
             <label class="inline">
                 {t('sla.escalateTeam')}
-                <input {...bind('escalate_team')} />
+                <select {...bind('escalate_team', 'select')}>
+                    <option value="">{t('sla.noEscalation')}</option>
+                    {f.escalate_team && !teams.some((x) => x.key === f.escalate_team) ? <option value={f.escalate_team}>{t('rules.p.unknown', { id: f.escalate_team })}</option> : null}
+                    {teams.map((x) => (
+                        <option key={x.key} value={x.key}>
+                            {x.name}
+                        </option>
+                    ))}
+                </select>
             </label>
             {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}
             <div class="buttons">
