@@ -124,6 +124,15 @@ it('item 3: saving the site in Admin keeps the survey switches and the colour it
     assert.deepEqual(sent[1], { widget: { survey: { ces: false } } });
     const after = (await api(S.token, 'GET', '/api/v1/admin/sites')).json.sites.find((s) => s.key === S.site);
     assert.deepEqual(after.widget.survey, { nps: true, ces: false });
+    // item 15: the repeat-contact alert and the report day are set here too
+    await row.locator('button').click();
+    await form.locator('input[name="health_threshold"]').fill('5');
+    await form.locator('input[name="health_window_days"]').fill('14');
+    await form.locator('select[name="report_utc_offset_min"]').selectOption({ label: 'UTC+08:00' });
+    await screenshot(p, '85-06-site-settings');
+    await form.locator('[data-action="save-site"]').click();
+    await form.waitFor({ state: 'detached' });
+    assert.deepEqual(sent[2], { health_threshold: 5, health_window_days: 14, report_utc_offset_min: 480 });
     assertNoPageErrors(p, 'admin');
 });
 

@@ -220,6 +220,10 @@ function SiteCreate({ onDone }) {
     );
 }
 
+/** The UTC offsets in use, in minutes (-12:00 … +14:00, with the half and three-quarter hours). */
+const UTC_OFFSETS = [-720, -660, -600, -570, -540, -480, -420, -360, -300, -240, -210, -180, -120, -60, 0, 60, 120, 180, 210, 240, 270, 300, 330, 345, 360, 390, 420, 480, 525, 540, 570, 600, 630, 660, 720, 765, 780, 840];
+const fmtOffset = (m) => `UTC${m < 0 ? '−' : '+'}${String(Math.floor(Math.abs(m) / 60)).padStart(2, '0')}:${String(Math.abs(m) % 60).padStart(2, '0')}`;
+
 /** The settings of the site-edit form as the API's patch body (before any diff). */
 function siteSettings(f) {
     const ct = {};
@@ -237,6 +241,9 @@ function siteSettings(f) {
         ack_text_en: f.ack_text_en || null,
         ack_text_zh: f.ack_text_zh || null,
         category_teams: ct,
+        health_threshold: Number(f.health_threshold),
+        health_window_days: Number(f.health_window_days),
+        report_utc_offset_min: Number(f.report_utc_offset_min),
         widget: {
             color: f.color,
             greeting_en: f.greeting_en,
@@ -266,6 +273,9 @@ function SiteEdit({ site, onDone }) {
         greeting_zh: w.greeting_zh || '',
         categories: (w.categories || []).join(', '),
         required_fields: (w.required_fields || []).join(', '),
+        health_threshold: site.health_threshold ?? 3,
+        health_window_days: site.health_window_days ?? 30,
+        report_utc_offset_min: site.report_utc_offset_min ?? 0,
         survey_nps: !!(w.survey && w.survey.nps),
         survey_ces: !!(w.survey && w.survey.ces),
         category_teams: Object.entries(site.category_teams || {})
@@ -359,6 +369,25 @@ function SiteEdit({ site, onDone }) {
                 <label class="check">
                     <input type="checkbox" {...bind('survey_nps', 'checkbox')} /> {t('admin.surveyNps')}
                 </label>
+                <label>
+                    {t('admin.healthThreshold')}
+                    <input type="number" min={1} max={1000} {...bind('health_threshold')} />
+                </label>
+                <label>
+                    {t('admin.healthWindow')}
+                    <input type="number" min={1} max={365} {...bind('health_window_days')} />
+                </label>
+                <label>
+                    {t('admin.reportOffset')}
+                    <select {...bind('report_utc_offset_min', 'select')}>
+                        {UTC_OFFSETS.map((m) => (
+                            <option key={m} value={String(m)}>
+                                {fmtOffset(m)}
+                            </option>
+                        ))}
+                    </select>
+                </label>
+
                 <label class="check">
                     <input type="checkbox" {...bind('survey_ces', 'checkbox')} /> {t('admin.surveyCes')}
                 </label>
