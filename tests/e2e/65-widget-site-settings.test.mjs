@@ -31,3 +31,26 @@ it('the site\'s widget colour is applied, over data-color, and kept across a rel
     assert.equal(await bg(w.launcher), 'rgb(170, 51, 0)');
     assert.deepEqual(page.cdErrors, [], 'no page errors');
 });
+
+it('bug 11: the open pre-chat form follows the agents: offline form, an agent comes online, chat form, without a reload', async () => {
+    const site = await addSite(st.env, [st.origin()]);
+    const page = await st.browser.page();
+    const w = widget(page);
+    await page.goto(`${st.origin()}/demo?site=${site}`);
+    await w.launcher.click();
+    await w.waitState('online');
+    const note = w.q('.form .note');
+    await note.waitFor();
+    assert.match(await w.q('.head').textContent(), /away/);
+    await screenshot(page, '65-widget-offline-form');
+    // an agent of the site signs in (no reload of the page)
+    const ag = await st.env.addAgent({ site });
+    const a = await st.env.agent(0, { email: ag.email, password: ag.password });
+    await note.waitFor({ state: 'detached', timeout: 25_000 });
+    await screenshot(page, '65-widget-online-form');
+    // and away again: the offline form comes back
+    await a.ok({ type: 'presence.set', status: 'away' });
+    await note.waitFor({ timeout: 25_000 });
+    a.terminate();
+    assert.deepEqual(page.cdErrors, [], 'no page errors');
+});

@@ -210,3 +210,29 @@ it('a rule\'s "text" on conversation.created is the first message, not the subje
     assert.equal(await dry(miss), false);
     v.terminate();
 });
+
+it('availability: a visitor asks whether an agent is online now (bug 11)', async () => {
+    const site = await env.addSite();
+    const v = await env.visitor(0, { site });
+    assert.equal(v.welcome.agents_online, false);
+    let r = await v.ok({ type: 'availability' });
+    assert.equal(r.agents_online, false);
+    // an agent of the site comes online: the same connection learns it
+    const ag = await env.addAgent({ site });
+    const a = await env.agent(0, { email: ag.email, password: ag.password });
+    await waitUntil(async () => (await v.ok({ type: 'availability' })).agents_online === true, { what: 'online' });
+    await a.ok({ type: 'presence.set', status: 'away' });
+    r = await v.ok({ type: 'availability' });
+    assert.equal(r.agents_online, false);
+    // an agent of another site does not count, and agents may not ask
+    const other = await env.addSite();
+    const ag2 = await env.addAgent({ site: other });
+    const a2 = await env.agent(0, { email: ag2.email, password: ag2.password });
+    assert.equal((await v.ok({ type: 'availability' })).agents_online, false);
+    const bad = await a2.request({ type: 'availability', rid: 'x1' });
+    assert.equal(bad.type, 'error');
+    assert.equal(bad.code, 'forbidden');
+    v.terminate();
+    a.terminate();
+    a2.terminate();
+});

@@ -23,6 +23,8 @@ const MAX_ID = 64;
 const MAX_PAGE_FIELD = 2048;
 const KEEP_MSGS = 200;
 const PAGE = 50;
+// while the pre-chat form is open, how often the widget asks whether an agent is online
+const AVAILABILITY_EVERY_MS = 10000;
 const PRIORITIES = ['low', 'normal', 'high', 'urgent'];
 const CATEGORIES = ['general', 'billing', 'technical', 'account', 'other'];
 const FIELDS = ['name', 'email', 'category', 'priority', 'subject', 'message'];
@@ -423,6 +425,7 @@ export class Widget {
         this.store.set('open', true);
         this.conn.start();
         if (this.ui) this.showPanel(focus);
+        if (!was) this.watchAvailability(true);
         this.flash.stop();
         if (!was) this.emit('open', {});
         this.maybeRead();
@@ -961,6 +964,37 @@ export class Widget {
         else this.renderForm();
         this.renderBadge();
         if (this.isOpen) this.maybeRead();
+        this.watchAvailability(false);
+    }
+
+    /** Whether the open panel shows the pre-chat form on a live connection. */
+    formShown() {
+        return this.isOpen && !this.conv && !this.pendingStart && this.connState === 'online';
+    }
+
+    /**
+     * While the open panel shows the pre-chat form, asks the server every
+     * AVAILABILITY_EVERY_MS whether an agent is online ("availability"), so the form turns
+     * from the offline one to the chat one (or back) without a reload. now: ask at once
+     * (the panel was just opened). A closed or idle widget asks nothing.
+     */
+    watchAvailability(now) {
+        if (!this.formShown()) {
+            clearTimeout(this.availTimer);
+            this.availTimer = null;
+            return;
+        }
+        if (this.availTimer && !now) return;
+        clearTimeout(this.availTimer);
+        this.availTimer = setTimeout(async () => {
+            this.availTimer = null;
+            if (!this.formShown()) return;
+            const r = await this.conn.request({ type: 'availability' });
+            if (r && r.type === 'ok' && typeof r.agents_online === 'boolean' && r.agents_online !== this.agentsOnline) {
+                this.agentsOnline = r.agents_online;
+                this.queueRender();
+            } else this.watchAvailability(false);
+        }, now ? 0 : AVAILABILITY_EVERY_MS);
     }
 
     renderBadge() {

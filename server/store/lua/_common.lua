@@ -679,6 +679,15 @@ local function admin_role(r) return r == 'admin' or r == 'owner' end
 local function agent_role(site, aid)
   return redis.call('HGET', sakey(site, aid), 'role')
 end
+-- Someone online, as the site's routing sees it (the agents' records in the site): what a
+-- widget's welcome says (agents_online) and what site_online.lua answers while the widget
+-- shows its pre-chat form.
+local function site_online(site)
+  for _, aid in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
+    if redis.call('HGET', sakey(site, aid), 'status') == 'online' then return true end
+  end
+  return false
+end
 local function site_admins(site)
   local out = {}
   for _, aid in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
