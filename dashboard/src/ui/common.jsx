@@ -136,7 +136,7 @@ export function PrioChip({ priority }) {
 }
 
 export function Presence({ status }) {
-    return <span class={`dot presence-${status || 'offline'}`} title={t(`presence.${status || 'offline'}`)} aria-label={t(`presence.${status || 'offline'}`)} />;
+    return <span class={`dot presence-${status || 'offline'}`} role="img" title={t(`presence.${status || 'offline'}`)} aria-label={t(`presence.${status || 'offline'}`)} />;
 }
 
 /** A modal dialog: Esc closes, focus goes to the first field. */
