@@ -1,6 +1,7 @@
 // Issue 18 item 20: axe-core (WCAG 2.1 A and AA rules) finds no violation on the
-// dashboard's main view (a conversation open, the queue, the unread badge) and on the
-// open widget, shadow DOM included. axe runs in the page through the DevTools protocol, so
+// dashboard's main view (a conversation open, the queue, the unread badge), on every view
+// of an admin's dashboard (as each first shows) and on the open widget, shadow DOM
+// included. axe runs in the page through the DevTools protocol, so
 // the node's CSP (script-src 'self') stays as it is.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -41,6 +42,25 @@ it('the dashboard\'s main view: a conversation open, the queue and an unread cou
     assert.deepEqual(found, [], JSON.stringify(found, null, 1));
     v.terminate();
     other.v.terminate();
+});
+
+it('every view of an admin\'s dashboard', async () => {
+    const { env } = st;
+    const site = await addSite(env);
+    const boss = await addAgent(env, site, { name: 'Boss Bai', role: 'admin' });
+    const page = await st.browser.page();
+    const d = dash(page);
+    await d.login(st.origin(), boss.email, boss.password);
+    const { v } = await visitorChat(env, site, { message: 'Hi there' });
+    const all = {};
+    for (const view of ['mine', 'queue', 'all', 'pending', 'resolved', 'tickets', 'supervisor', 'canned', 'admin', 'reports']) {
+        await d.nav(view);
+        await page.locator(`.shell[data-view="${view}"] main, .shell[data-view="${view}"]`).first().waitFor();
+        const found = await violations(page);
+        if (found.length) all[view] = found;
+    }
+    assert.deepEqual(all, {}, JSON.stringify(all, null, 1));
+    v.terminate();
 });
 
 it('the open widget (shadow DOM included)', async () => {
