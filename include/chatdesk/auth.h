@@ -103,4 +103,27 @@ int cd_auth_recovery_codes_new(char codes[CD_AUTH_RECOVERY_N][CD_AUTH_RECOVERY_L
  * it is stored in. 0, or -1 (out "") for text that is not a recovery code. */
 int cd_auth_recovery_hash(const char *code, char out[65]);
 
+/* ---- secrets sealed at rest (seal.c): AES-256-GCM under secrets_key_file's key ---- */
+#define CD_AUTH_SEAL_PLAIN_MAX 256
+/* Room for a sealed value of up to CD_AUTH_SEAL_PLAIN_MAX bytes. */
+#define CD_AUTH_SEALED_MAX (3 + 8 + 1 + ((12 + CD_AUTH_SEAL_PLAIN_MAX + 16) * 4 + 2) / 3 + 1)
+/* The process's key, once at start-up: 64 hex characters (from the file at path, a
+ * trailing newline allowed). 0, or -1 with the reason in err. */
+int cd_auth_seal_key_load(const char *path, char *err, size_t errsz);
+int cd_auth_seal_key_set_hex(const char *hex, size_t len);
+void cd_auth_seal_key_clear(void);
+/* A key is loaded: new secrets are sealed. */
+bool cd_auth_seal_on(void);
+/* "s1.<kid>.<…>" of plain (≤ CD_AUTH_SEAL_PLAIN_MAX bytes), bound to aad (its owner's id).
+ * 0, or -1 (no key, too long, out too small). */
+int cd_auth_seal(const char *aad, const char *plain, char *out, size_t outsz);
+enum {
+    CD_AUTH_UNSEAL_OK = 0,
+    CD_AUTH_UNSEAL_PLAIN = 1,      /* not sealed (stored before sealing was on): copied as is */
+    CD_AUTH_UNSEAL_OTHER_KEY = -1, /* sealed under a key this node does not have (or none) */
+    CD_AUTH_UNSEAL_BAD = -2        /* malformed, tampered, another owner's, or too long */
+};
+/* The plain text of a stored value into out (NUL-terminated); one of CD_AUTH_UNSEAL_*. */
+int cd_auth_unseal(const char *aad, const char *stored, char *out, size_t outsz);
+
 #endif

@@ -24,6 +24,8 @@
     X(agent_origins, STR, "", 0, 0,                                                                                   \
       "Origins allowed on /ws/agent: a comma list, * for any; empty: the node's own (http(s):// + Host)")             \
     X(token_secret, STR, "", 0, 0, "64 hex chars: token signing key; empty: a shared key kept in Redis")              \
+    X(secrets_key_file, STR, "", 0, 0,                                                                                \
+      "file of 64 hex chars, the same on every node: seals the two-factor secrets kept in Redis; empty: unsealed")    \
     X(max_frame, INT, 65536, 1024, 16777216, "largest WebSocket message in bytes (close 1009 above)")                 \
     X(max_body, INT, 8192, 1, 1048576, "largest message body in bytes after trimming (too_large above)")              \
     X(max_json_depth, INT, 8, 2, 64, "deepest JSON nesting accepted in a frame")                                      \
@@ -43,6 +45,8 @@
     X(rate_strikes, INT, 10, 1, 1000000, "rate_limited errors in a row before close 4429")                            \
     X(outq_max_frames, INT, 512, 8, 1000000, "outbound queue frames per connection before close 4008")                \
     X(outq_max_bytes, INT, 1048576, 65536, 1073741824, "outbound queue bytes per connection before close 4008")       \
+    X(slow_reader_s, INT, 15, 0, 3600,                                                                                \
+      "close 4008 a connection that is sent frames but leaves a delivery ping unanswered this long; 0: off")         \
     X(max_conns_per_ip, INT, 200, 1, 1000000, "concurrent WebSocket connections per client IP")                       \
     X(conn_rate_per_ip, INT, 20, 1, 1000000,                                                                          \
       "new WebSocket connections per second per client address (token bucket; each carries at most one hello)")       \

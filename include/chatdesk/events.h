@@ -29,6 +29,8 @@ cd_events *cd_events_create(struct uv_loop_s *loop, const cd_config *cfg, cd_sto
                             cd_events_intervals_fn intervals, void *ud);
 /* Stops the timer and frees everything once libuv has closed it. */
 void cd_events_destroy(cd_events *ev);
+/* The node's cron tick: the passes that are due. */
+void cd_events_tick(cd_events *ev, uint64_t now_ms);
 /* Run the site's consumers soon (event_poll_ms), e.g. for every site after a site cache
  * reload: the safety net for a notice lost while the bus was down. */
 void cd_events_poll(cd_events *ev, const char *site);

@@ -89,6 +89,14 @@ bool cd_session_has_output(const cd_session *s);
 /* Non-zero once the session wants its connection closed: the close code and reason;
  * flush: write queued frames first. */
 int cd_session_close_code(const cd_session *s, const char **reason, bool *flush);
+/* The delivery check of a connection being written to (ws.c, before it writes): 1 when
+ * a delivery ping is due now (the caller writes a WebSocket ping with the 8 bytes of
+ * payload given), else 0. A ping left unanswered for slow_reader_s while frames keep
+ * coming closes the session with 4008 (the reader stopped reading: its kernel buffers,
+ * not the node's queue, are filling). */
+int cd_session_delivery_check(cd_session *s, uint64_t now_ms, unsigned char payload[8]);
+/* A pong arrived: its payload answers the delivery ping when it is that ping's. */
+void cd_session_delivery_pong(cd_session *s, const void *payload, size_t len);
 /* Request a close from outside (server protocol errors): code + reason. */
 void cd_session_close(cd_session *s, int code, const char *reason, bool flush);
 /* The connection is gone: no more io calls; freed when no request is pending. */

@@ -146,10 +146,13 @@ size_t cd_store_shard_channel(const char *prefix, const char *ch, size_t n, char
  * same function for the same site (the hash tag of key, its one declared key) made in this
  * loop pass: at the pass's end (or after 32) they go out as FCALL <fn> n key1..keyn P
  * args1… args2…, in the order they were made, and the function answers an array with
- * one reply per call. Any other command of this store first sends the batches waiting, so
- * calls still reach Redis in order. cb is called once per call, with that call's reply
- * (or the batch's failure as a whole, e.g. Redis lost). Returns -1 (cb never called) when
- * Redis is down. The function must take this form (msg_send.lua). */
+ * one reply per call. While a batched call of that function and site is in flight, the
+ * pass's calls wait for its reply and go then, joined by those of later passes (group
+ * commit: at most 32, held at most one round trip). Any other command of this store first
+ * sends the batches waiting, held ones too, so calls still reach Redis in order. cb is
+ * called once per call, with that call's reply (or the batch's failure as a whole, e.g.
+ * Redis lost). Returns -1 (cb never called) when Redis is down. The function must take
+ * this form (msg_send.lua). */
 int cd_store_fcall_batched(cd_store *st, const char *name, const char *key, int nargs, const char *const *args,
                            const size_t *lens, cd_store_reply_cb cb, void *ud);
 /* PUBLISH <prefix><channel> payload, fire and forget. Returns 0 or -1 when down. */

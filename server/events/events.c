@@ -1,7 +1,8 @@
 /* The node's side of the sites' event consumers (include/chatdesk/events.h says why it
  * works this way). Per site: when its pass is due, whether a call is in flight, and
- * since when this node owes it a pass (lag). One uv timer fires at the earliest due
- * pass. The Redis side is store/lua/events.lua. */
+ * since when this node owes it a pass (lag). The node's cron tick (cd_events_tick, every
+ * 100 ms) runs the passes that are due, and does nothing until the earliest is. The
+ * Redis side is store/lua/events.lua. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,22 +39,16 @@ struct cd_events {
     char owner[128];
     cd_events_intervals_fn iv;
     void *iv_ud;
-    cd_map sites; /* site key -> ev_site */
-    uv_timer_t timer;
-    uint64_t timer_due; /* mono ms the timer fires at; 0 = stopped */
+    cd_map sites;      /* site key -> ev_site */
+    uint64_t next_due; /* mono ms of the earliest scheduled pass; 0 = none */
     bool draining, up;
     cd_events_stats stats;
 };
 
-static void on_fire(uv_timer_t *t);
-
-static void arm_timer(cd_events *ev, uint64_t due)
+static void arm(cd_events *ev, uint64_t due)
 {
-    if (ev->timer_due && ev->timer_due <= due)
-        return;
-    uint64_t now = cd_mono_ms();
-    ev->timer_due = due;
-    uv_timer_start(&ev->timer, on_fire, due > now ? due - now : 0, 0);
+    if (!ev->next_due || due < ev->next_due)
+        ev->next_due = due;
 }
 
 static ev_site *site_get(cd_events *ev, const char *key)
@@ -69,15 +64,12 @@ static ev_site *site_get(cd_events *ev, const char *key)
     return s;
 }
 
-/* Run site's pass at `due` (or earlier if one is already scheduled earlier). The timer is
- * armed for the site's due time either way: a notice during a pass sets due without a
- * timer (cd_events_poll), and the end of that pass must not find it "already scheduled"
- * and leave the site waiting for the next notice. */
+/* Run site's pass at `due` (or earlier if one is already scheduled earlier). */
 static void schedule(ev_site *s, uint64_t due)
 {
     if (!s->due || due < s->due)
         s->due = due;
-    arm_timer(s->ev, s->due);
+    arm(s->ev, s->due); /* also a pass noted while one ran (cd_events_poll) */
 }
 
 /* The end of a pass: caught up, more to do now (a full batch), or events arrived
@@ -85,13 +77,13 @@ static void schedule(ev_site *s, uint64_t due)
 static void pass_done(ev_site *s, bool more, bool full)
 {
     s->busy = false;
+    if (s->due) /* a notice came during the pass (cd_events_poll): its pass follows */
+        arm(s->ev, s->due);
     uint64_t now = cd_mono_ms();
     if (more)
         schedule(s, full ? now : now + (uint64_t)s->ev->cfg->event_poll_ms);
     else
         s->since = 0;
-    if (s->due) /* a notice came during the pass: its pass follows */
-        arm_timer(s->ev, s->due);
 }
 
 static bool has(const char *json, size_t len, const char *needle)
@@ -192,14 +184,14 @@ static void run(ev_site *s)
     s->busy = events_call(ev, s->key, "events", 6, args, on_run, s) == 0;
 }
 
-/* The timer: run every site whose pass is due, then sleep until the next one. */
-static void on_fire(uv_timer_t *t)
+/* The cron tick: once the earliest pass is due, run every site whose pass is due and
+ * note when the next one is. */
+void cd_events_tick(cd_events *ev, uint64_t now)
 {
-    cd_events *ev = t->data;
-    ev->timer_due = 0;
-    if (!ev->up || ev->draining)
+    if (!ev->next_due || now < ev->next_due || !ev->up || ev->draining)
         return;
-    uint64_t now = cd_mono_ms(), next = 0;
+    ev->next_due = 0;
+    uint64_t next = 0;
     size_t it;
     for (cd_map_entry *e = cd_map_first(&ev->sites, &it); e; e = cd_map_next(&ev->sites, e, &it)) {
         ev_site *s = e->value;
@@ -211,7 +203,7 @@ static void on_fire(uv_timer_t *t)
             next = s->due;
     }
     if (next)
-        arm_timer(ev, next);
+        arm(ev, next);
 }
 
 void cd_events_poll(cd_events *ev, const char *site)
@@ -258,20 +250,8 @@ cd_events *cd_events_create(uv_loop_t *loop, const cd_config *cfg, cd_store *st,
     ev->iv_ud = ud;
     cd_strlcpy(ev->owner, owner, sizeof ev->owner);
     cd_map_init(&ev->sites);
-    uv_timer_init(loop, &ev->timer);
-    ev->timer.data = ev;
     cd_hub_join(hub, &ev->sub, "events", on_notice);
     return ev;
-}
-
-static void on_closed(uv_handle_t *h)
-{
-    cd_events *ev = h->data;
-    size_t it;
-    for (cd_map_entry *e = cd_map_first(&ev->sites, &it); e; e = cd_map_next(&ev->sites, e, &it))
-        cd_free(e->value);
-    cd_map_cleanup(&ev->sites);
-    cd_free(ev);
 }
 
 void cd_events_destroy(cd_events *ev)
@@ -279,8 +259,11 @@ void cd_events_destroy(cd_events *ev)
     if (!ev)
         return;
     cd_hub_leave(ev->hub, &ev->sub);
-    uv_timer_stop(&ev->timer);
-    uv_close((uv_handle_t *)&ev->timer, on_closed);
+    size_t it;
+    for (cd_map_entry *e = cd_map_first(&ev->sites, &it); e; e = cd_map_next(&ev->sites, e, &it))
+        cd_free(e->value);
+    cd_map_cleanup(&ev->sites);
+    cd_free(ev);
 }
 
 void cd_events_on_store(cd_events *ev, bool up)

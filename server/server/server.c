@@ -12,6 +12,7 @@
 
 #include "server_int.h"
 
+#include "chatdesk/auth.h"
 #include "chatdesk/bus.h"
 #include "chatdesk/conv.h"
 #include "chatdesk/http.h"
@@ -296,6 +297,13 @@ int cd_server_run(cd_config *cfg)
         char host[64] = "node";
         gethostname(host, sizeof host - 1);
         snprintf(sv.node_id, sizeof sv.node_id, "%s-%d", host, (int)getpid());
+    }
+    if (cfg->secrets_key_file[0]) { /* sealed secrets (auth/seal.c): the key is never in Redis */
+        char err[256];
+        if (cd_auth_seal_key_load(cfg->secrets_key_file, err, sizeof err) != 0) {
+            cd_log_error("%s", err);
+            return 2;
+        }
     }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&sv.loop);

@@ -138,6 +138,13 @@ static void on_agent_hello(void *ud, cd_conv_result *r)
                    r->err == CD_ERR_NOT_FOUND ? "unknown agent" : (r->message ? r->message : cd_err_name(r->err)));
         goto done;
     }
+    if (!r->totp && cd_node_requires_2fa(s->node, r->agent_sites, r->n_agent_sites)) {
+        /* a login from before a site required it (the login now gives an enrolment token) */
+        s->state = SESS_AWAIT_HELLO;
+        fail_hello(s, RID(o), CD_ERR_UNAUTHORIZED, "two-factor login required: sign in again to set it up");
+        goto done;
+    }
+    s->totp = r->totp;
     cd_free(s->name);
     s->name = cd_strdup(r->agent_name);
     snprintf(s->author_key, sizeof s->author_key, "agent:%s", s->id);

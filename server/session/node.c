@@ -170,6 +170,11 @@ static void tick_keys(void *ud, uint64_t now)
     cd_node_keyring_tick(ud, now);
 }
 
+static void tick_events(void *ud, uint64_t now)
+{
+    cd_events_tick(ud, now);
+}
+
 static void tick_sites(void *ud, uint64_t now)
 {
     cd_node_sites_tick(ud, now);
@@ -221,6 +226,7 @@ cd_node *cd_node_create(uv_loop_t *loop, const cd_config *cfg, const char *node_
     cd_node_cron_add(n->cron, 0, tick_gauges, n->gauges);
     cd_node_cron_add(n->cron, 0, tick_keys, n->keys);
     cd_node_cron_add(n->cron, 0, tick_sites, n->sites);
+    cd_node_cron_add(n->cron, 0, tick_events, n->events);
     return n;
 }
 

@@ -81,6 +81,7 @@ cd_session *cd_session_create(cd_node *n, cd_session_role role, const char *orig
     s->state = SESS_AWAIT_HELLO;
     s->refs = 1;
     s->hello_deadline = cd_mono_ms() + (uint64_t)n->cfg->hello_timeout_ms;
+    s->probe_ok_ms = cd_mono_ms();
     s->origin = cd_strdup(origin ? origin : "");
     cd_strlcpy(s->site_hint, site_hint ? site_hint : "", sizeof s->site_hint);
     if (role == CD_SESSION_VISITOR)
@@ -137,6 +138,55 @@ int cd_session_close_code(const cd_session *s, const char **reason, bool *flush)
     *reason = s->close_reason;
     *flush = s->close_flush;
     return s->close_code;
+}
+
+/* Delivery pings (RELIABILITY F8): a reader that stops reading is not seen by the outbound
+ * queue while the kernel buffers on both ends take its frames (hundreds of KiB each on
+ * loopback or a fast link), so the queue cap alone cuts it only after minutes. While
+ * frames go out, a WebSocket ping every third of slow_reader_s asks for a pong, which a
+ * client sends only once it has read everything before the ping; none within
+ * slow_reader_s: close 4008, and the client resumes from its last seq when it reads again.
+ * A quiet connection is never probed here (the idle ping/hang-up policy covers it). */
+/* The ping's payload: the low 32 bits of its time in hex, text because lws checks a
+ * pong's payload as UTF-8 (with the node's UTF-8 validation on, binary ones close 1007). */
+static void probe_payload(uint64_t t, unsigned char out[8])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)hex[(t >> (4 * (7 - i))) & 0xf];
+}
+
+int cd_session_delivery_check(cd_session *s, uint64_t now_ms, unsigned char payload[8])
+{
+    uint64_t limit = (uint64_t)s->node->cfg->slow_reader_s * 1000;
+    if (limit == 0 || s->close_code)
+        return 0;
+    if (s->probe_sent_ms) {
+        if (now_ms - s->probe_sent_ms < limit)
+            return 0;
+        s->node->stats.slow_consumer_closes++;
+        cd_log_info("slow consumer closed id=%s (delivery ping unanswered %llu ms)", s->id,
+                    (unsigned long long)(now_ms - s->probe_sent_ms));
+        cd_session_close(s, 4008, "slow consumer: not reading", false);
+        return 0;
+    }
+    if (now_ms - s->probe_ok_ms < limit / 3)
+        return 0;
+    s->probe_sent_ms = now_ms;
+    probe_payload(now_ms, payload);
+    return 1;
+}
+
+void cd_session_delivery_pong(cd_session *s, const void *payload, size_t len)
+{
+    unsigned char want[8];
+    if (!s->probe_sent_ms || len != 8)
+        return;
+    probe_payload(s->probe_sent_ms, want);
+    if (memcmp(payload, want, 8) != 0)
+        return;
+    s->probe_ok_ms = s->probe_sent_ms;
+    s->probe_sent_ms = 0;
 }
 
 void cd_session__enqueue(cd_session *s, cd_frame *f)
@@ -252,9 +302,11 @@ static bool follow(cd_session *s, const char *meta, size_t len)
     return true;
 }
 
-/* "revoke:<epoch>" (the agent's password, role, sites or disabled flag changed) or
- * "revoke:jti:<jti>" (that token logged out) on the agent's channel: a session whose token
- * is no longer good gets the session.revoked event and closes with 4401, on every node. */
+/* "revoke:<epoch>" (the agent's password, role, sites or disabled flag changed),
+ * "revoke:jti:<jti>" (that token logged out) or "revoke:2fa" (a site of the agent now
+ * requires two-factor login) on the agent's channel: a session whose token is no longer
+ * good, or whose agent does not use two-factor login, gets the session.revoked event and
+ * closes with 4401, on every node. */
 static bool revoked(cd_session *s, const char *meta, size_t len)
 {
     char buf[64];
@@ -262,6 +314,8 @@ static bool revoked(cd_session *s, const char *meta, size_t len)
         return false;
     if (strncmp(buf, "jti:", 4) == 0)
         return strcmp(buf + 4, s->jti) == 0;
+    if (strcmp(buf, "2fa") == 0)
+        return !s->totp;
     return strtoll(buf, NULL, 10) > s->token_epoch;
 }
 

@@ -59,6 +59,7 @@ struct cd_session {
     char author_key[96]; /* "<kind>:<id>" */
     int64_t token_epoch; /* agent: its login token's epoch and id (revocation) */
     char jti[40];
+    bool totp; /* agent: two-factor login is on (a site turning on require_2fa closes the others) */
 
     sess_sub *subs;
     cd_ratelimit rl;
@@ -67,6 +68,8 @@ struct cd_session {
     outq_item *qhead, *qtail;
     int npaging; /* subs replaying page by page (continue_paging) */
     size_t qcount, qbytes;
+    uint64_t probe_sent_ms; /* the unanswered delivery ping's time (its payload), 0: none */
+    uint64_t probe_ok_ms;   /* the last answered one, or the session's start */
 
     bool presence_counted; /* agent: counted in the node's presence map */
     bool close_when_idle;  /* draining: close 1001 once the pending requests are answered */

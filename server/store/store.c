@@ -15,7 +15,9 @@
  * the map is; cd_store_down_shard names one that is not.
  * Batched calls (msg_send): the calls of one function for one site that a loop pass makes
  * go out as one FCALL when the pass ends (a uv_check), so Redis runs the function once for
- * all of them and writes one reply; see cd_store_fcall_batched. */
+ * all of them and writes one reply; while a batched call of the same function and site is
+ * in flight, they wait for its reply and go then (group commit); see
+ * cd_store_fcall_batched. */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -81,8 +83,11 @@ struct cd_store {
     unsigned long long oom_replies;
     unsigned long long waits, wait_shortfalls, redirects;
     unsigned long long n_batches, n_batched; /* batched calls sent, calls they carried */
-    /* batched calls waiting for the end of the loop pass (cd_store_fcall_batched) */
+    /* batched calls waiting for the end of the loop pass or for the reply of their
+     * function and site's call in flight (cd_store_fcall_batched) */
     struct batch *batches;
+    struct flight *flights; /* batched calls in flight, per function and site */
+    bool closing;
     uv_check_t *batch_check;
     uv_idle_t *batch_idle; /* active while calls wait: the loop then polls without blocking */
 };
@@ -108,6 +113,15 @@ typedef struct batch {
     struct batch *next;
 } batch;
 
+/* The batched calls of one function for one site's slot that are in flight (sent, no reply
+ * yet): while there is one, that site's next calls wait for its reply (group commit). */
+typedef struct flight {
+    script *sc;
+    char tag[CD_KEY_MAX];
+    int n;
+    struct flight *next;
+} flight;
+
 typedef struct eval_op {
     cd_store *st;
     sconn *conn; /* where it was sent */
@@ -125,6 +139,7 @@ typedef struct eval_op {
     /* a batch: one callback per call, answered from the array reply in order */
     int nitems;
     batch_item *items;
+    flight *flight; /* a batch's: counted in flight until the op ends */
 } eval_op;
 
 /* FUNCTION LOAD's reply: the library's name, or "already exists" (another node of
@@ -370,7 +385,7 @@ void cd_store_stop(cd_store *st)
         cd_rconn_stop(st->nodes[i]->rc);
 }
 
-static void batches_flush(cd_store *st);
+static void batches_flush(cd_store *st, bool held_too);
 
 static void on_check_closed(uv_handle_t *h)
 {
@@ -382,7 +397,8 @@ void cd_store_destroy(cd_store *st)
     if (!st)
         return;
     if (st->batch_check) {
-        batches_flush(st); /* their calls are answered unavailable as the connections go */
+        batches_flush(st, true); /* their calls are answered unavailable as the connections go */
+        st->closing = true;      /* nothing held is sent from a reply any more */
         uv_close((uv_handle_t *)st->batch_check, on_check_closed);
         uv_close((uv_handle_t *)st->batch_idle, on_check_closed);
     }
@@ -393,6 +409,11 @@ void cd_store_destroy(cd_store *st)
     if (st->main) {
         cd_rconn_destroy(st->main->rc);
         cd_free(st->main);
+    }
+    while (st->flights) {
+        flight *f = st->flights;
+        st->flights = f->next;
+        cd_free(f);
     }
     cd_free(st->slots);
     cd_free(st->lib);
@@ -436,8 +457,12 @@ static void item_free(batch_item *it)
     cd_free(it);
 }
 
+static void flight_done(cd_store *st, flight *f);
+
 static void op_free(eval_op *op)
 {
+    if (op->flight)
+        flight_done(op->st, op->flight);
     while (op->items) {
         batch_item *next = op->items->next;
         item_free(op->items);
@@ -736,8 +761,9 @@ int cd_store_fcall_durable(cd_store *st, const char *name, int nkeys, const char
 static int fcall(cd_store *st, const char *name, int nkeys, const char *const *keys, int nargs, const char *const *args,
                  const size_t *lens, cd_store_reply_cb cb, void *ud, bool durable)
 {
-    /* the batches waiting go first: calls reach Redis in the order they were made */
-    batches_flush(st);
+    /* the batches waiting go first, held ones too: calls reach Redis in the order they
+     * were made */
+    batches_flush(st, true);
     sconn *conn = nkeys >= 0 ? conn_for(st, nkeys > 0 ? keys[0] : NULL) : NULL;
     if (!conn || nargs < 0)
         return -1;
@@ -800,6 +826,14 @@ static void key_tag(const char *key, char *out, size_t n)
         snprintf(out, n, "%.*s", (int)(c - o - 1), o + 1);
 }
 
+static flight *flight_of(cd_store *st, const script *sc, const char *tag)
+{
+    for (flight *f = st->flights; f; f = f->next)
+        if (f->sc == sc && strcmp(f->tag, tag) == 0)
+            return f;
+    return NULL;
+}
+
 /* FCALL <fn> n key1..keyn P args1... args2...: the calls' arguments move into the call. */
 static void batch_send(cd_store *st, batch *b)
 {
@@ -836,6 +870,15 @@ static void batch_send(cd_store *st, batch *b)
         }
     st->n_batches++;
     st->n_batched += (unsigned long long)b->n;
+    op->flight = flight_of(st, b->sc, b->tag);
+    if (!op->flight) {
+        op->flight = cd_calloc(1, sizeof *op->flight);
+        op->flight->sc = b->sc;
+        cd_strlcpy(op->flight->tag, b->tag, sizeof op->flight->tag);
+        op->flight->next = st->flights;
+        st->flights = op->flight;
+    }
+    op->flight->n++;
     cd_free(b);
     op->conn = conn_for(st, op->argv[3]);
     redisAsyncContext *ac = op->conn ? cd_rconn_ctx(op->conn->rc) : NULL;
@@ -844,26 +887,59 @@ static void batch_send(cd_store *st, batch *b)
         op_finish(op, CD_ERR_UNAVAILABLE, "redis unavailable", 17);
 }
 
-static void batches_flush(cd_store *st)
+/* Sends the batches waiting. held_too: also those whose function and site have a call in
+ * flight (any other command: calls reach Redis in the order they were made); otherwise
+ * (the end of a loop pass) those wait for that call's reply, flight_done. Each batch is
+ * taken off the list before it is sent, and the walk starts again from the head, since a
+ * call that fails at once runs callbacks that may add to the list. */
+static void batches_flush(cd_store *st, bool held_too)
 {
     if (st->batch_check) {
         uv_check_stop(st->batch_check);
         uv_idle_stop(st->batch_idle);
     }
-    while (st->batches) {
-        batch *b = st->batches;
-        st->batches = b->next;
+    for (;;) {
+        batch **at = &st->batches;
+        while (*at && !held_too && flight_of(st, (*at)->sc, (*at)->tag))
+            at = &(*at)->next;
+        batch *b = *at;
+        if (!b)
+            return;
+        *at = b->next;
         batch_send(st, b);
     }
 }
 
+/* A batched call ended (answered, failed or given up): when it was its function and
+ * site's last in flight, the calls that waited for it go now, as one batch. */
+static void flight_done(cd_store *st, flight *f)
+{
+    if (--f->n > 0)
+        return;
+    flight **fp = &st->flights;
+    while (*fp != f)
+        fp = &(*fp)->next;
+    *fp = f->next;
+    batch **at = &st->batches;
+    while (*at && ((*at)->sc != f->sc || strcmp((*at)->tag, f->tag) != 0))
+        at = &(*at)->next;
+    cd_free(f);
+    batch *b = *at;
+    if (!b || st->closing)
+        return;
+    *at = b->next;
+    batch_send(st, b);
+}
+
 /* The end of the loop pass's I/O: what it batched goes out (hiredis writes it from the
- * next pass's uv_prepare, before the loop waits). A call made outside the I/O phase (a
- * timer's callback, or before the loop runs) would wait for the next event before the
- * check runs: while calls wait, an idle handle keeps that pass's poll from blocking. */
+ * next pass's uv_prepare, before the loop waits), except what waits for its site's call
+ * in flight (group commit: that call's reply sends it, so a call holds back a site's sends
+ * for at most one round trip, and at most BATCH_MAX of them). A call made outside the I/O
+ * phase (a timer's callback, or before the loop runs) would wait for the next event before
+ * the check runs: while calls wait, an idle handle keeps that pass's poll from blocking. */
 static void on_batch_check(uv_check_t *h)
 {
-    batches_flush(h->data);
+    batches_flush(h->data, false);
 }
 
 static void on_batch_idle(uv_idle_t *h)
@@ -950,7 +1026,7 @@ int cd_store_publish(cd_store *st, const char *channel, const char *payload, siz
     redisAsyncContext *ac = cd_rconn_up(st->rc) ? cd_rconn_ctx(st->rc) : NULL;
     if (!ac)
         return -1;
-    batches_flush(st);
+    batches_flush(st, true);
     return redisAsyncCommand(ac, NULL, NULL, "PUBLISH %s%s %b", st->prefix, channel, payload, len) == REDIS_OK ? 0 : -1;
 }
 

@@ -127,7 +127,10 @@ static int close_with(struct lws *wsi, cd_net_pss *pss, int code, const char *re
     memcpy(buf + LWS_PRE + 2, reason, n);
     if (lws_write(wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4 /* LWS_WRITE_CLOSE, internal in 4.1 */) < 0)
         return -1;
-    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 2);
+    /* A slow reader (4008) reads its close only after everything its kernel buffers hold:
+     * hung up after 2 s it would lose those frames and the close with a reset (seen as
+     * 1006 after a minute's pause); it gets the idle timeout to come back and read. */
+    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, code == 4008 ? (int)ctx_of(wsi)->cfg->idle_timeout_s : 2);
     return 0;
 }
 
@@ -143,6 +146,15 @@ static int on_writeable(struct lws *wsi, cd_net_pss *pss)
      * never queues behind a partly sent message. */
     if (code && (!flush || !cd_session_has_output(s)))
         return close_with(wsi, pss, code, reason);
+    unsigned char ping[LWS_PRE + 8];
+    if (cd_session_has_output(s) && cd_session_delivery_check(s, cd_mono_ms(), ping + LWS_PRE)) {
+        if (lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 8)
+            return -1;
+    }
+    if (!code && cd_session_close_code(s, &reason, &flush)) { /* the check found a reader that stopped */
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
     for (int i = 0; i < WRITES_PER_CALLBACK; i++) {
         cd_frame *f = cd_session_pop(s);
         if (!f)
@@ -213,6 +225,11 @@ int cd_ws_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, size_
 
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return on_writeable(wsi, pss);
+
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (pss->s)
+            cd_session_delivery_pong(pss->s, in, len);
+        return 0;
 
     case LWS_CALLBACK_CLOSED:
         cx = ctx_of(wsi);

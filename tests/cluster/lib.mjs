@@ -464,9 +464,9 @@ export class ChatClient {
             for (const [, p] of this.pending) p.reject(new Error(`${this.label}: closed`));
             this.pending.clear();
             if (this.stopped) return;
-            const delay = this.reconnectDelay(this.attempt);
+            // as the widget: the schedule knows whether something waits to be sent
+            this.retryIn(this.reconnectDelay(this.attempt, this.outbox.size > 0));
             this.attempt++;
-            setTimeout(() => this.connect(), delay).unref();
         });
     }
 
@@ -572,7 +572,23 @@ export class ChatClient {
         const m = { cid, body, sentAt: 0, conn: 0 };
         this.outbox.set(cmid, m);
         if (this.ready) this.transmit(cmid, m);
+        else if (this.retryTimer) {
+            // waiting to reconnect with nothing to send until now: as the widget's hurry()
+            const delay = this.reconnectDelay(Math.max(0, this.attempt - 1), true);
+            if (Date.now() + delay < this.retryAt) this.retryIn(delay);
+        }
         return cmid;
+    }
+
+    /** The next connection attempt in `delay` ms (replacing a pending one). */
+    retryIn(delay) {
+        clearTimeout(this.retryTimer);
+        this.retryAt = Date.now() + delay;
+        this.retryTimer = setTimeout(() => {
+            this.retryTimer = null;
+            this.connect();
+        }, delay);
+        this.retryTimer.unref();
     }
 
     transmit(cmid, m) {

@@ -160,10 +160,10 @@ static void test_send_concurrent_senders_gapless(void **state)
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s last_seq", f->prefix, cd_key_cid_site(cid), cid));
     assert_int_equal(atoll(buf), total);
     assert_int_equal(r_int(f, "XLEN %s{s:%s}:conv:%s:msgs", f->prefix, cd_key_cid_site(cid), cid), total);
-    /* the dedupe generations hold the newest 128 to 256 of them, nothing older */
+    /* the dedupe generations hold the newest 64 to 128 of them, nothing older */
     long long kept = r_int(f, "HLEN %s{s:%s}:conv:%s:dd0", f->prefix, cd_key_cid_site(cid), cid) +
                      r_int(f, "HLEN %s{s:%s}:conv:%s:dd1", f->prefix, cd_key_cid_site(cid), cid);
-    assert_true(kept >= 128 && kept <= 256);
+    assert_true(kept >= 64 && kept <= 128);
     redisReply *x = rx(f, "XRANGE %s{s:%s}:conv:%s:msgs - +", f->prefix, cd_key_cid_site(cid), cid);
     assert_int_equal(x->elements, total);
     int next[N_CHILDREN] = {0};
@@ -250,9 +250,9 @@ static void test_send_dedupe(void **state)
     assert_int_equal(r_int(f, "XLEN %s{s:%s}:conv:%s:msgs", f->prefix, cd_key_cid_site(cid), cid), base + 1);
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s last_seq", f->prefix, cd_key_cid_site(cid), cid));
     assert_int_equal(atoll(buf), base + 1);
-    /* the entry sits in the dedupe generation of its seq (:dd0 or :dd1, 128 seqs each) */
+    /* the entry sits in the dedupe generation of its seq (:dd0 or :dd1, 64 seqs each) */
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s:dd%lld visitor:%s:dup-1", f->prefix,
-                      cd_key_cid_site(cid), cid, ((base + 1) / 128) % 2, vid));
+                      cd_key_cid_site(cid), cid, ((base + 1) / 64) % 2, vid));
     assert_int_equal(atoll(buf), base + 1);
     sub_collect(f, sub, &evs);
     snprintf(chan, sizeof chan, "conv:%s", cid);
@@ -297,6 +297,72 @@ static void test_send_dedupe(void **state)
     assert_false(r.duplicate);
     assert_int_equal(r.seq, base2 + 1);
     redisFree(sub);
+    res_clear(&r);
+}
+/* The dedupe window (msg_send.lua DD_GEN, the bound in docs/performance.md): a retry is
+ * recognised while its message is among the conversation's last 64, whoever wrote the
+ * others, and an entry is gone once 128 messages followed it (nothing grows per message).
+ * The conversation's hot fields come first in its hash, as msg_send reads them. */
+static void test_send_dedupe_window(void **state)
+{
+    fx *f = *state;
+    res r = {0};
+    char vid[80], cid[80], cmid[32], buf[64];
+    new_visitor(f, SITE1, vid);
+    const long long base = new_conv(f, SITE1, vid, "start", cid, NULL);
+    const cd_conv_author vis = {"visitor", vid, "", NULL};
+    redisReply *k = rx(f, "HKEYS %s{s:%s}:conv:%s", f->prefix, cd_key_cid_site(cid), cid);
+    static const char *const hot[] = {
+        "site",          "status",   "visitor", "visitor_name", "first_response_at", "awaiting_reply_since",
+        "ticket_number", "last_seq", "assignee"};
+    assert_true(k->elements >= CD_ARRAY_LEN(hot));
+    for (size_t i = 0; i < CD_ARRAY_LEN(hot); i++)
+        assert_string_equal(k->element[i]->str, hot[i]);
+    freeReplyObject(k);
+
+    /* for each possible position of the first message in its generation: 63 others after
+     * it (from the agent, so the visitor's own count does not matter), then the retry */
+    long long seq = base;
+    for (int round = 0; round < 3; round++) {
+        snprintf(cmid, sizeof cmid, "win-%d", round);
+        op_send(f, &r, &vis, cid, cmid, "first", false);
+        expect_ok(&r);
+        assert_false(r.duplicate);
+        const long long first = ++seq;
+        assert_int_equal(r.seq, first);
+        for (int i = 0; i < 63 + round * 20; i++) {
+            snprintf(buf, sizeof buf, "other-%d-%d", round, i);
+            op_send(f, &r, &AG1, cid, buf, "reply", false);
+            expect_ok(&r);
+            seq++;
+        }
+        op_send(f, &r, &vis, cid, cmid, "retry", false);
+        expect_ok(&r);
+        if (seq - first <= 63) {
+            assert_true(r.duplicate);
+            assert_int_equal(r.seq, first);
+        } else if (!r.duplicate) {
+            seq++; /* past the guaranteed window the retry may be new */
+        }
+    }
+    /* 128 messages after it, an entry is gone: the same client_msg_id stores a new message */
+    op_send(f, &r, &vis, cid, "win-old", "first", false);
+    expect_ok(&r);
+    const long long old = ++seq;
+    for (int i = 0; i < 128; i++) {
+        snprintf(buf, sizeof buf, "later-%d", i);
+        op_send(f, &r, &AG1, cid, buf, "reply", false);
+        expect_ok(&r);
+        seq++;
+    }
+    op_send(f, &r, &vis, cid, "win-old", "again", false);
+    expect_ok(&r);
+    assert_false(r.duplicate);
+    assert_int_equal(r.seq, seq + 1);
+    assert_true(r.seq > old);
+    long long kept = r_int(f, "HLEN %s{s:%s}:conv:%s:dd0", f->prefix, cd_key_cid_site(cid), cid) +
+                     r_int(f, "HLEN %s{s:%s}:conv:%s:dd1", f->prefix, cd_key_cid_site(cid), cid);
+    assert_true(kept >= 64 && kept <= 128);
     res_clear(&r);
 }
 /* The sends of one site made in one loop pass share one msg_send call (a batch): messages
@@ -370,6 +436,73 @@ static void test_send_batch_order_dedupe_isolation(void **state)
     }
     res_clear(&h);
     for (int i = 0; i < N; i++)
+        res_clear(&r[i]);
+}
+
+/* Group commit: while a site's msg_send call is in flight, the site's next sends (made in
+ * later loop passes) wait for its reply and then go as one call, in the order they were
+ * made; any other command sends them at once, so it reaches Redis after them. Redis is
+ * held with CLIENT PAUSE WRITE so that the first call stays in flight. */
+static void send_async(fx *f, const cd_conv_author *a, const char *cid, const char *cmid, res *r)
+{
+    cd_req req;
+    fill_send(&req, cid, cmid, cmid, false);
+    assert_int_equal(cd_conv_send(f->st, &f->cfg, a, "", NULL, &req, on_sent_res, tok(r)), 0);
+}
+
+static void test_send_group_commit(void **state)
+{
+    fx *f = *state;
+    char vid[80], cid[80], cmid[16];
+    new_visitor(f, SITE1, vid);
+    const long long base = new_conv(f, SITE1, vid, "start", cid, NULL);
+    const cd_conv_author vis = {"visitor", vid, "", NULL};
+    enum { N = 6 };
+    res r[N + 3];
+    memset(r, 0, sizeof r);
+    cd_store_stats before, after;
+    cd_store_get_stats(f->st, &before);
+    redisReply *p = redisCommand(f->rc, "CLIENT PAUSE 1000 WRITE");
+    assert_non_null(p);
+    freeReplyObject(p);
+    for (int i = 0; i < N; i++) { /* one send per loop pass */
+        snprintf(cmid, sizeof cmid, "g-%d", i);
+        send_async(f, &vis, cid, cmid, &r[i]);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    cd_store_get_stats(f->st, &after);
+    assert_int_equal(after.batches - before.batches, 1); /* the first: in flight, the rest held */
+    for (int i = 0; i < N; i++)
+        assert_true(it_run_until(&f->loop, flag_is_set, &r[i].done, WAIT_MS));
+    cd_store_get_stats(f->st, &after);
+    assert_int_equal(after.batches - before.batches, 2); /* the held five as one call */
+    assert_int_equal(after.batched - before.batched, N);
+    for (int i = 0; i < N; i++) {
+        expect_ok(&r[i]);
+        assert_false(r[i].duplicate);
+        assert_int_equal(r[i].seq, base + 1 + i);
+    }
+
+    /* held sends, then another command of the store: they go first, so a close made after
+     * them finds them stored */
+    p = redisCommand(f->rc, "CLIENT PAUSE 1000 WRITE");
+    assert_non_null(p);
+    freeReplyObject(p);
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmid, sizeof cmid, "h-%d", i);
+        send_async(f, &vis, cid, cmid, &r[N + i]);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    res u = {0};
+    op_update(f, &u, &AG1, cid, "closed", CD_PRIO_NONE);
+    expect_ok(&u);
+    for (int i = 0; i < 3; i++) {
+        assert_true(it_run_until(&f->loop, flag_is_set, &r[N + i].done, WAIT_MS));
+        expect_ok(&r[N + i]);
+        assert_int_equal(r[N + i].seq, base + 1 + N + i);
+    }
+    res_clear(&u);
+    for (int i = 0; i < N + 3; i++)
         res_clear(&r[i]);
 }
 
@@ -752,7 +885,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_send_concurrent_senders_gapless),
         T(test_send_dedupe),
+        T(test_send_dedupe_window),
         T(test_send_batch_order_dedupe_isolation),
+        T(test_send_group_commit),
         T(test_send_events_and_status),
         T(test_send_permissions),
         T(test_history_paging_and_private_notes),

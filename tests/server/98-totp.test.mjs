@@ -6,8 +6,14 @@
 // recovery codes, code guesses on the account's login counter (429), turning it off with a
 // code, a site that requires it (the password alone earns only an enrolment token), and an
 // admin's reset with the tenant wall (an agent shared with another tenant is refused), also
-// from the admin CLI.
-import { useEnv, it, assert, rnd, httpRequest, waitUntil } from './harness.mjs';
+// from the admin CLI; a site turning the requirement on signs out those without it; and
+// secrets sealed at rest under secrets_key_file.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import { useEnv, it, assert, rnd, httpRequest, waitUntil, chatdeskdPath } from './harness.mjs';
 import { totp, stepNow } from '../support/totp.mjs';
 
 const env = useEnv({ nodes: 1 });
@@ -15,10 +21,10 @@ const env = useEnv({ nodes: 1 });
 
 // each test logs in from an address of its own (login_rate_per_ip counts per address)
 let addrSeq = 10;
-function client() {
+function client(node = 0) {
     const localAddress = `127.0.0.${addrSeq++}`;
     const req = (method, url, { token, body } = {}) =>
-        httpRequest(env.nodes[0].httpUrl + url, { method, body, localAddress, headers: token ? { authorization: `Bearer ${token}` } : {} });
+        httpRequest(env.nodes[node].httpUrl + url, { method, body, localAddress, headers: token ? { authorization: `Bearer ${token}` } : {} });
     return {
         req,
         addr: localAddress,
@@ -164,6 +170,11 @@ it('a site that requires two-factor login sends its agents to enrolment, and now
     const at = (await c.login(admin)).json.token;
     let r = await c.req('PATCH', `/api/v1/admin/sites/${site.key}`, { token: at, body: { require_2fa: 'yes' } });
     assert.equal(r.status, 400, r.text);
+    // only an admin who uses two-factor login may require it (it would lock its author out)
+    r = await c.req('PATCH', `/api/v1/admin/sites/${site.key}`, { token: at, body: { require_2fa: true } });
+    assert.equal(r.status, 409, r.text);
+    assert.match(r.json.error.message, /your own two-factor login/);
+    await enrol(c, at);
     r = await c.req('PATCH', `/api/v1/admin/sites/${site.key}`, { token: at, body: { require_2fa: true } });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.site.require_2fa, true);
@@ -191,8 +202,58 @@ it('a site that requires two-factor login sends its agents to enrolment, and now
     assert.equal((await c.req('GET', '/api/v1/me', { token: r.json.token })).status, 200);
     l = await c.login(ag);
     assert.equal(l.json.totp_required, true);
-    // the admin (not enrolled) is sent to enrolment as well
-    assert.equal((await c.login(admin)).json.enrolment_required, true);
+    assert.equal((await c.login(admin)).json.totp_required, true);
+});
+
+it('requiring two-factor login closes the open sessions of agents without it at once; their tokens stop working', async () => {
+    const c = client();
+    const site = await env.addSite({ probe: false });
+    const admin = await env.addAgent({ site, role: 'admin' });
+    const plain = await env.addAgent({ site }); // no two-factor login
+    const secured = await env.addAgent({ site }); // with it
+    const other = await env.addSite({ probe: false });
+    const elsewhere = await env.addAgent({ site: other }); // another site's agent, without it
+    const at = (await c.login(admin)).json.token;
+    await enrol(c, at);
+    const pt = (await c.login(plain)).json.token;
+    const st = (await c.login(secured)).json.token;
+    await enrol(c, st);
+    const et = (await c.login(elsewhere)).json.token;
+    const open = async (token) => {
+        const ws = await env.connect(0, 'agent');
+        const w = await ws.request({ type: 'hello', token });
+        assert.equal(w.type, 'welcome', JSON.stringify(w));
+        return ws;
+    };
+    const [wsPlain, wsSecured, wsAdmin, wsElsewhere] = [await open(pt), await open(st), await open(at), await open(et)];
+    const t0 = Date.now();
+    const r = await c.req('PATCH', `/api/v1/admin/sites/${site.key}`, { token: at, body: { require_2fa: true } });
+    assert.equal(r.status, 200, r.text);
+    const closed = await wsPlain.waitClose();
+    assert.equal(closed.code, 4401);
+    assert.ok(Date.now() - t0 < 5000, `closed within seconds (${Date.now() - t0} ms)`);
+    assert.ok(
+        wsPlain.frames.some((f) => f.type === 'session.revoked' && /two-factor/.test(f.reason)),
+        'told why before the close',
+    );
+    // those who use it, and another site's agents, keep working
+    for (const ws of [wsSecured, wsAdmin, wsElsewhere]) assert.equal((await ws.request({ type: 'ping' })).type, 'ok');
+    // the old token: a new connection is refused, and so is every call in the site
+    const again = await env.connect(0, 'agent');
+    const f = await again.request({ type: 'hello', token: pt });
+    assert.equal(f.code, 'unauthorized', JSON.stringify(f));
+    assert.match(f.message, /two-factor/);
+    assert.equal((await again.waitClose()).code, 4401);
+    for (const u of ['/api/v1/conversations', '/api/v1/tickets', `/api/v1/canned?site=${site.key}`]) {
+        const g = await c.req('GET', u, { token: pt });
+        assert.equal(g.status, 403, `${u}: ${g.text}`);
+        assert.match(g.json.error.message, /two-factor/);
+    }
+    assert.equal((await c.req('GET', '/api/v1/conversations', { token: st })).status, 200);
+    assert.equal((await c.req('GET', '/api/v1/conversations', { token: et })).status, 200);
+    // the next login goes to enrolment
+    assert.equal((await c.login(plain)).json.enrolment_required, true);
+    for (const ws of [wsSecured, wsAdmin, wsElsewhere]) ws.close();
 });
 
 it("an admin resets an agent's two-factor login only behind its own tenant wall; the CLI too", async () => {
@@ -242,4 +303,61 @@ it("an admin resets an agent's two-factor login only behind its own tenant wall;
     assert.equal(byAdmin.actor, adminA.id);
     assert.ok(find('totp.reset', shared.id)?.actor === 'operator', "the CLI's reset audited as the operator");
     assert.equal((await c.req('GET', `/api/v1/admin/sites/${B.key}/audit?limit=200`, { token: tB })).json.entries.filter((e) => e.target === onlyA.id).length, 0, "A's agent is not in B's log");
+});
+
+it('with secrets_key_file the secret is sealed in Redis; a node without the key cannot use it; older secrets are sealed at their next use', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cd-seal-'));
+    const keyFile = path.join(dir, 'secrets.key');
+    fs.writeFileSync(keyFile, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    // a key file that is not 64 hex characters stops the node at start-up, saying why
+    const badFile = path.join(dir, 'bad.key');
+    fs.writeFileSync(badFile, 'not a key\n');
+    for (const [f, why] of [[badFile, /64 hex characters/], [path.join(dir, 'missing.key'), /No such file/]]) {
+        const r = spawnSync(chatdeskdPath(), ['--port', '0', '--redis', env.redis.url, '--secrets-key-file', f], { timeout: 10_000, encoding: 'utf8' });
+        assert.equal(r.status, 2, r.stderr);
+        assert.match(r.stderr + r.stdout, why);
+    }
+    const sealing = await env.addNode(['--secrets-key-file', keyFile]);
+    const ni = env.nodes.indexOf(sealing);
+    try {
+        const site = await env.addSite({ probe: false });
+        const ag = await env.addAgent({ site });
+        const c = client(ni);
+        const t = (await c.login(ag)).json.token;
+        const { secret } = await enrol(c, t);
+        const stored = await env.redis.cmd('HGET', `cd:{a}:agent:${ag.id}:totp`, 'secret');
+        assert.match(stored, /^s1\.[0-9a-f]{8}\./, 'sealed');
+        assert.ok(!stored.includes(secret), 'the secret is not in Redis in clear');
+        // a login's second step on the node with the key
+        let ch = (await c.login(ag)).json.challenge;
+        let r = await c.second(ch, { code: totp(secret, stepNow() + 1) }); // a step after the enrolment's
+        assert.equal(r.status, 200, r.text);
+        // a node without the key says it cannot read it (and nothing is changed)
+        const plainNode = client(0);
+        ch = (await plainNode.login(ag)).json.challenge;
+        r = await plainNode.second(ch, { code: totp(secret, stepNow()) });
+        assert.equal(r.status, 500, r.text);
+        assert.match(r.json.error.message, /secrets_key_file/);
+        assert.equal(await env.redis.cmd('HGET', `cd:{a}:agent:${ag.id}:totp`, 'secret'), stored);
+        // an agent enrolled on a node without the key: stored in clear, sealed at its next login
+        const old = await env.addAgent({ site });
+        const c0 = client(0);
+        const e = await enrol(c0, (await c0.login(old)).json.token);
+        assert.equal(await env.redis.cmd('HGET', `cd:{a}:agent:${old.id}:totp`, 'secret'), e.secret);
+        const c1 = client(ni);
+        ch = (await c1.login(old)).json.challenge;
+        r = await c1.second(ch, { code: totp(e.secret, stepNow() + 1) });
+        assert.equal(r.status, 200, r.text);
+        const resealed = await env.redis.cmd('HGET', `cd:{a}:agent:${old.id}:totp`, 'secret');
+        assert.match(resealed, /^s1\./);
+        assert.ok(!resealed.includes(e.secret));
+        // and it still works there
+        ch = (await c1.login(old)).json.challenge;
+        r = await c1.second(ch, { recovery_code: e.codes[0] });
+        assert.equal(r.status, 200, r.text);
+    } finally {
+        await sealing.stop();
+        env.nodes.splice(env.nodes.indexOf(sealing), 1);
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
 });

@@ -833,6 +833,56 @@ static void test_challenge_roles(void **state)
     }
 }
 
+/* Sealed secrets (seal.c): a round trip, bound to the owner and the key; tampering, another
+ * key, another owner and malformed text are refused; unsealed text passes through. */
+static void test_seal(void **state)
+{
+    (void)state;
+    char sealed[CD_AUTH_SEALED_MAX], again[CD_AUTH_SEALED_MAX], plain[CD_AUTH_SEAL_PLAIN_MAX + 1];
+    const char *secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    cd_auth_seal_key_clear();
+    assert_false(cd_auth_seal_on());
+    assert_int_equal(cd_auth_seal("ag1", secret, sealed, sizeof sealed), -1); /* no key */
+    assert_int_equal(cd_auth_seal_key_set_hex("00", 2), -1);
+    const char *k1 = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+    const char *k2 = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    assert_int_equal(cd_auth_seal_key_set_hex(k1, strlen(k1)), 0);
+    assert_true(cd_auth_seal_on());
+    assert_int_equal(cd_auth_seal("ag1", secret, sealed, sizeof sealed), 0);
+    assert_int_equal(strncmp(sealed, "s1.", 3), 0);
+    assert_null(strstr(sealed, secret));
+    assert_int_equal(cd_auth_seal("ag1", secret, again, sizeof again), 0);
+    assert_string_not_equal(sealed, again); /* a fresh nonce each time */
+    assert_int_equal(cd_auth_unseal("ag1", sealed, plain, sizeof plain), CD_AUTH_UNSEAL_OK);
+    assert_string_equal(plain, secret);
+    /* another owner */
+    assert_int_equal(cd_auth_unseal("ag2", sealed, plain, sizeof plain), CD_AUTH_UNSEAL_BAD);
+    /* each byte of the payload flipped */
+    size_t body = strrchr(sealed, '.') - sealed + 1;
+    for (size_t i = body; i < strlen(sealed); i++) {
+        char t[CD_AUTH_SEALED_MAX];
+        cd_strlcpy(t, sealed, sizeof t);
+        t[i] = t[i] == 'A' ? 'B' : 'A';
+        assert_true(cd_auth_unseal("ag1", t, plain, sizeof plain) < 0);
+    }
+    /* truncated, empty, bad kid, too small an output */
+    char t[CD_AUTH_SEALED_MAX];
+    cd_strlcpy(t, sealed, sizeof t);
+    t[strlen(t) - 5] = '\0';
+    assert_true(cd_auth_unseal("ag1", t, plain, sizeof plain) < 0);
+    assert_int_equal(cd_auth_unseal("ag1", "s1.", plain, sizeof plain), CD_AUTH_UNSEAL_BAD);
+    assert_int_equal(cd_auth_unseal("ag1", "s1.0011.AAAA", plain, sizeof plain), CD_AUTH_UNSEAL_BAD);
+    assert_int_equal(cd_auth_unseal("ag1", sealed, plain, 8), CD_AUTH_UNSEAL_BAD);
+    /* another key: said so, not opened */
+    assert_int_equal(cd_auth_seal_key_set_hex(k2, strlen(k2)), 0);
+    assert_int_equal(cd_auth_unseal("ag1", sealed, plain, sizeof plain), CD_AUTH_UNSEAL_OTHER_KEY);
+    cd_auth_seal_key_clear();
+    assert_int_equal(cd_auth_unseal("ag1", sealed, plain, sizeof plain), CD_AUTH_UNSEAL_OTHER_KEY);
+    /* stored before sealing: passed through */
+    assert_int_equal(cd_auth_unseal("ag1", secret, plain, sizeof plain), CD_AUTH_UNSEAL_PLAIN);
+    assert_string_equal(plain, secret);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -856,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_totp_window_and_replay),
         cmocka_unit_test(test_totp_secret_and_recovery),
         cmocka_unit_test(test_challenge_roles),
+        cmocka_unit_test(test_seal),
     };
     return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
 }

@@ -4,15 +4,23 @@
 
 const BASE_MS = 500;
 const CAP_MS = 30000;
+const URGENT_MIN_MS = 2000;
+const IDLE_MIN_MS = 8000;
 const HELLO_TIMEOUT_MS = 10000;
 const PING_EVERY_MS = 25000;
 const PING_TIMEOUT_MS = 10000;
 
 /** The reconnect schedule: the delay before the next attempt after `attempt` failed or
  *  dropped ones since the last welcome, full jitter U(0, min(cap, base * 2^attempt)).
- *  Pure, so that tests run the same schedule (tests/nightly/40-f9-reconnect-storm). */
-export function reconnectDelay(attempt, random = Math.random) {
-    return random() * Math.min(CAP_MS, BASE_MS * 2 ** Math.min(attempt, 16));
+ *  The window is at least 2 s when something waits to be sent (`urgent`: the outbox, a
+ *  conversation start) and at least 8 s when nothing does, so that when a load balancer
+ *  restarts, the visitors of a busy site do not all come back in the same second
+ *  (RELIABILITY F9: ≤ 300 upgrades/s for ~1,000 sockets); a message typed while the
+ *  widget waits brings the attempt forward to the urgent schedule (Conn.hurry). Pure, so
+ *  that tests run the same schedule (tests/nightly/40-f9-reconnect-storm). */
+export function reconnectDelay(attempt, random = Math.random, urgent = true) {
+    const window = Math.min(CAP_MS, BASE_MS * 2 ** Math.min(attempt, 16));
+    return random() * Math.max(window, urgent ? URGENT_MIN_MS : IDLE_MIN_MS);
 }
 
 let ridSeq = 0;
@@ -26,6 +34,7 @@ export class Conn {
      * opts.onFrame(frame)            every other server frame without a pending rid
      * opts.onState('connecting'|'online'|'offline'|'unavailable')
      * opts.onUnauthorized(hadToken)  close 4401: return true to retry at once
+     * opts.urgent()                  something waits to be sent (reconnectDelay)
      */
     constructor(opts) {
         this.o = opts;
@@ -209,9 +218,21 @@ export class Conn {
     retry() {
         if (this.stopped) return;
         if (this.state !== 'unavailable') this.setState(navigator.onLine === false ? 'offline' : 'connecting');
-        const delay = reconnectDelay(this.attempt);
+        const delay = reconnectDelay(this.attempt, Math.random, this.o.urgent ? this.o.urgent() : true);
         this.attempt++;
         clearTimeout(this.timer);
+        this.retryAt = Date.now() + delay;
+        this.timer = setTimeout(() => this.connectNow(), delay);
+    }
+
+    /** Something to send while waiting to reconnect: the wait becomes the urgent one of
+     *  the same attempt if that is shorter (backoff against a node that is down stays). */
+    hurry() {
+        if (this.stopped || this.ws || !this.timer) return;
+        const delay = reconnectDelay(Math.max(0, this.attempt - 1), Math.random, true);
+        if (Date.now() + delay >= this.retryAt) return;
+        clearTimeout(this.timer);
+        this.retryAt = Date.now() + delay;
         this.timer = setTimeout(() => this.connectNow(), delay);
     }
 

@@ -115,6 +115,7 @@ export class Widget {
             onFrame: (f) => this.onFrame(f),
             onState: (s) => this.onConnState(s),
             onUnauthorized: () => this.onUnauthorized(),
+            urgent: () => this.outbox.length > 0 || !!this.pendingStart,
         });
         this.ui = null;
         this.dirty = false;
@@ -748,6 +749,7 @@ export class Widget {
         if (form.name || form.email) this.draftForForm = '';
         this.syncPending();
         this.conn.start();
+        this.conn.hurry();
         this.trySendStart();
         this.render();
         this.scrollBottom(true);
@@ -811,6 +813,7 @@ export class Widget {
         this.entries.set('c:' + cmid, { key: 'c:' + cmid, own: true, cmid, body, ts: item.ts, state: 'pending', author: { kind: 'visitor' } });
         if (this.meta.step === 'reopen' || this.meta.step === 'csat') this.meta.step = 'reopen';
         this.conn.start();
+        this.conn.hurry(); // waiting to reconnect with nothing to send: not any more
         this.flushOutbox();
         this.render();
         this.scrollBottom(true);
@@ -856,6 +859,7 @@ export class Widget {
         const item = { client_msg_id: e.cmid, conversation_id: this.conv.id, body: e.body, ts: e.ts };
         this.editOutbox((ob) => [...ob.filter((o) => o.client_msg_id !== e.cmid), item]);
         e.state = 'pending';
+        this.conn.hurry();
         this.flushOutbox();
         this.render();
     }

@@ -13,6 +13,7 @@
 
 #include "chatdesk/base.h"
 #include "chatdesk/clock.h"
+#include "chatdesk/log.h"
 
 static const cd_api_route totp_routes[] = {
     {"GET", "me/totp", "totp_status", {0}, false, 0},
@@ -64,18 +65,36 @@ static int take_code(cd_api_op *a, json_t *params, bool recovery_ok, char *err, 
     return -1;
 }
 
-/* enroll: the node makes the secret; the calls with a code first read it (totp_check). */
+/* The secret as Redis keeps it: sealed under secrets_key_file when the node has one
+ * (auth/seal.c, bound to the agent), else as is. "" when sealing fails. */
+static void stored_form(const char *agent_id, const char *plain, char *out, size_t outsz)
+{
+    if (!cd_auth_seal_on())
+        cd_strlcpy(out, plain, outsz);
+    else if (cd_auth_seal(agent_id, plain, out, outsz) != 0)
+        out[0] = '\0';
+}
+
+/* enroll: the node makes the secret (kept in a->code for the answer); the calls with a
+ * code first read it (totp_check). */
 static int totp_prepare(cd_api_op *a, const cd_api_call *call, const cd_api_route *r, json_t **params, char *err,
                         size_t errsz)
 {
-    (void)call;
     if (strcmp(r->op, "totp_enroll") == 0) {
-        char secret[CD_AUTH_TOTP_SECRET_LEN + 1];
+        char secret[CD_AUTH_TOTP_SECRET_LEN + 1], stored[CD_AUTH_SEALED_MAX];
+        _Static_assert(sizeof secret <= sizeof a->code, "the op keeps the secret for the answer");
         if (cd_auth_totp_secret_new(secret, sizeof secret) != 0) {
             snprintf(err, errsz, "cannot make a secret, retry");
             return -1;
         }
-        json_object_set_new(*params, "raw_secret", json_string(secret));
+        stored_form(call->agent_id, secret, stored, sizeof stored);
+        if (!stored[0]) {
+            snprintf(err, errsz, "cannot seal the secret, retry");
+            return -1;
+        }
+        cd_strlcpy(a->code, secret, sizeof a->code);
+        explicit_bzero(secret, sizeof secret);
+        json_object_set_new(*params, "raw_secret", json_string(stored));
         return 0;
     }
     if (strcmp(r->op, "totp_status") == 0 || strcmp(r->op, "totp_reset") == 0)
@@ -104,12 +123,22 @@ static void replace_arg(cd_api_op *a, size_t i, const char *v)
  * answer the refusal (false). */
 static bool checked(cd_api_op *a, json_t *got)
 {
-    const char *secret = json_string_value(json_object_get(got, "secret"));
+    const char *stored = json_string_value(json_object_get(got, "secret"));
     json_int_t last = json_integer_value(json_object_get(got, "last_step"));
     json_int_t fails = json_integer_value(json_object_get(got, "fails"));
     bool login = strcmp(a->then, "totp_login") == 0;
-    if (!secret) {
+    if (!stored) {
         cd_http__api_error(a->cb, a->ud, CD_ERR_INTERNAL, "bad reply");
+        return false;
+    }
+    char secret[CD_AUTH_SEAL_PLAIN_MAX + 1];
+    int how = cd_auth_unseal(a->args[1], stored, secret, sizeof secret);
+    if (how < 0) {
+        cd_log_error("two-factor secret of agent %s cannot be opened: %s", a->args[1],
+                     how == CD_AUTH_UNSEAL_OTHER_KEY ? "sealed under another secrets_key_file (or none is set)"
+                                                     : "malformed or tampered");
+        cd_http__api_error(a->cb, a->ud, CD_ERR_INTERNAL,
+                           "the two-factor secret cannot be read on this node (secrets_key_file): ask an admin");
         return false;
     }
     if (fails - 1 >= a->cfg->login_fail_max) { /* the count includes this attempt */
@@ -117,7 +146,13 @@ static bool checked(cd_api_op *a, json_t *got)
         return false;
     }
     json_t *params = json_object();
-    json_object_set_new(params, "raw_secret", json_string(secret));
+    json_object_set_new(params, "raw_secret", json_string(stored));
+    if (how == CD_AUTH_UNSEAL_PLAIN && cd_auth_seal_on()) { /* stored before sealing was on */
+        char sealed[CD_AUTH_SEALED_MAX];
+        stored_form(a->args[1], secret, sealed, sizeof sealed);
+        if (sealed[0])
+            json_object_set_new(params, "raw_reseal", json_string(sealed));
+    }
     bool ok;
     if (a->recovery) {
         ok = true; /* whether it is one of the agent's: the script removes it, or refuses */
@@ -137,6 +172,7 @@ static bool checked(cd_api_op *a, json_t *got)
         }
         json_object_set_new(params, "raw_rc_hashes", hashes);
     }
+    explicit_bzero(secret, sizeof secret);
     if (!ok) {
         json_decref(params);
         cd_http__api_error(a->cb, a->ud, login ? CD_ERR_UNAUTHORIZED : CD_ERR_BAD_REQUEST,
@@ -155,9 +191,28 @@ static bool checked(cd_api_op *a, json_t *got)
     return false;
 }
 
-/* A 200: totp_check's goes on to the change; a new set of recovery codes is shown once. */
+/* A 200: totp_check's goes on to the change; a new set of recovery codes is shown once;
+ * the enrolment's secret is shown in clear with its otpauth:// URI (the script has the
+ * label, the node the secret, which Redis may keep only sealed). */
 static bool totp_reply(cd_api_op *a, const char *body, size_t len)
 {
+    if (strcmp(a->op, "totp_enroll") == 0) {
+        json_t *got = json_loadb(body, len, 0, NULL);
+        const char *label = json_string_value(json_object_get(got, "label"));
+        cd_buf out;
+        cd_buf_init(&out);
+        cd_buf_printf(&out,
+                      "{\"secret\":\"%s\",\"otpauth_uri\":\"otpauth://totp/%s?secret=%s&issuer=chatdesk&algorithm=SHA1&"
+                      "digits=6&period=30\"}",
+                      a->code, label ? label : "chatdesk", a->code);
+        json_decref(got);
+        a->cb(a->ud, 200, out.data, out.len, NULL);
+        explicit_bzero(out.data, out.len);
+        cd_buf_cleanup(&out);
+        explicit_bzero(a->code, sizeof a->code);
+        cd_http__api_op_free(a);
+        return true;
+    }
     if (strcmp(a->op, "totp_check") == 0) {
         json_t *got = json_loadb(body, len, 0, NULL);
         bool again = checked(a, got);

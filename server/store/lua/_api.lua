@@ -45,6 +45,12 @@ local me, my_sites = nil, {}
 if as_caller then
   me = cjson.decode(ARGV[14])
   my_sites = json_list(me.sites)
+  -- a site that requires two-factor login serves only agents who use it (docs/ops.md
+  -- "Two-factor login"): a login from before the requirement stops here, as its open
+  -- connections were closed when it was turned on (admin_site_patch)
+  if me.totp == '0' and string.sub(KEYS[1], -5) == ':site' and redis.call('HGET', KEYS[1], 'require_2fa') == '1' then
+    return fail('forbidden', 'two-factor login required: sign in again to set it up')
+  end
 elseif aid ~= '' then
   me = hgetall(P .. '{a}:agent:' .. aid)
   if not me or me.disabled == '1' then return fail('unauthorized', 'unknown or disabled agent') end

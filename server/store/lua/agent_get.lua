@@ -25,10 +25,11 @@ if with_convs == '1' then status = a.chosen or 'online' end
 local out = '{' .. login .. '"agent":{"id":' .. S(a.id) .. ',"name":' .. S(a.name) .. ',"email":' .. S(a.email) ..
   ',"role":' .. S(a.role) .. ',"teams":' .. (a.teams or '[]') .. ',"sites":' .. (a.sites or '[]') ..
   ',"status":' .. S(status) .. ',"max_chats":' .. N(a.max_chats) .. '}'
+-- two-factor login on (api_totp.lua): at a login the password alone only earns a challenge;
+-- at a hello an agent without it is refused when a site of its requires it (the node knows)
+out = out .. ',"totp":' .. tostring(redis.call('HEXISTS', P .. '{a}:agent:' .. aid .. ':totp', 'secret') == 1)
 if by == 'email' then
-  -- two-factor login on (api_totp.lua): the password alone only earns a challenge
-  out = out .. ',"pw":' .. S(a.pw) .. ',"token_epoch":' .. I(tonumber(a.tep or '0')) .. ',"totp":' ..
-    tostring(redis.call('HEXISTS', P .. '{a}:agent:' .. aid .. ':totp', 'secret') == 1)
+  out = out .. ',"pw":' .. S(a.pw) .. ',"token_epoch":' .. I(tonumber(a.tep or '0'))
 end
 -- at hello the agent's conversations and the queues of its teams are each site's: the node
 -- gathers them with one agent_welcome call per site (each in its site's slot) into these

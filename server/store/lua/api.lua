@@ -6,6 +6,9 @@ local ops = {}
 ops.auth = function()
   local c = {}
   for k, v in pairs(me) do if k ~= 'pw' then c[k] = v end end
+  -- two-factor login on: each site call refuses an agent without it in a site that requires
+  -- it (_api.lua), and only such an admin may require it
+  c.totp = redis.call('HEXISTS', P .. '{a}:agent:' .. aid .. ':totp', 'secret') == 1 and '1' or '0'
   return reply(200, cjson.encode(c))
 end
 
@@ -505,7 +508,19 @@ ops.admin_site_patch = function()
   local s = admin_site(p.site_key)
   local key = sitekey(s.key)
   local set = site_patch_fields(s.key, s)
+  -- requiring two-factor login: only an admin who uses it (so the change does not lock its
+  -- author out), and the site's agents without it are signed out at once on every node
+  -- (sessions close with 4401; the next login sends them to enrolment)
+  local require_now = p.require_2fa == true and s.require_2fa ~= '1'
+  if require_now and me and me.totp ~= '1' then
+    return fail('conflict', 'turn on your own two-factor login first (Security), then require it for the site')
+  end
   if #set > 0 then redis.call('HSET', key, unpack(set)) end
+  if require_now then
+    for _, aid in ipairs(redis.call('SMEMBERS', skey(s.key, 'agents'))) do
+      pub('agent:' .. aid, 0, 'a', 'revoke:2fa', '{"type":"session.revoked","reason":"two-factor login required"}')
+    end
+  end
   local before, after = {}, {}
   for i = 1, #set, 2 do before[set[i]], after[set[i]] = s[set[i]] or '', set[i + 1] end
   if #set > 0 then audit_site(s.key, 'site.update', s.key, before, after) end

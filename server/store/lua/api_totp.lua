@@ -23,7 +23,12 @@ local wrong = op == 'totp_login' and 'unauthorized' or 'bad_request'
 local function url_enc(s)
   return (string.gsub(s, '[^A-Za-z0-9%-%._~]', function(c) return string.format('%%%02X', string.byte(c)) end))
 end
-local function secret_ok(s) return type(s) == 'string' and string.match(s, '^[A-Z2-7]+$') and #s == 32 end
+-- a secret as stored: base32 (32 characters), or sealed by the node under secrets_key_file
+-- (server/auth/seal.c: "s1.<kid>.<base64url>"), which this library never opens
+local function secret_ok(s)
+  return type(s) == 'string' and ((#s == 32 and string.match(s, '^[A-Z2-7]+$') ~= nil) or
+    (#s <= 512 and string.match(s, '^s1%.[0-9a-f]+%.[A-Za-z0-9_-]+$') ~= nil))
+end
 
 ops.totp_status = function()
   need_me()
@@ -41,9 +46,8 @@ ops.totp_enroll = function()
   end
   if not secret_ok(p.raw_secret) then return fail('internal', 'no secret') end
   redis.call('HSET', totp_key(aid), 'pending', p.raw_secret)
-  local uri = 'otpauth://totp/chatdesk:' .. url_enc(me.email or aid) .. '?secret=' .. p.raw_secret ..
-    '&issuer=chatdesk&algorithm=SHA1&digits=6&period=30'
-  return reply(200, '{"secret":' .. S(p.raw_secret) .. ',"otpauth_uri":' .. S(uri) .. '}')
+  -- the node answers with the secret in clear and the otpauth:// URI (it may be stored sealed)
+  return reply(200, '{"label":' .. S('chatdesk:' .. url_enc(me.email or aid)) .. '}')
 end
 
 -- The node's read before it checks a code: the secret (p.which: 'pending' while enrolling,
@@ -77,6 +81,10 @@ local function use_second_factor(t, secret)
     error({code = wrong, msg = 'wrong or used recovery code'})
   end
   redis.call('DEL', fails_key(me))
+  -- a secret stored before sealing was on, sealed now by a node that has the key
+  if t.secret ~= nil and t.secret == secret and secret_ok(p.raw_reseal) then
+    redis.call('HSET', totp_key(aid), 'secret', p.raw_reseal)
+  end
 end
 local function recovery_set(id)
   local hashes = p.raw_rc_hashes
@@ -103,7 +111,8 @@ ops.totp_enable = function()
   if p.raw_step == nil then return fail('bad_request', 'a code from the authenticator app confirms the enrolment') end
   use_second_factor({}, t.pending)
   recovery_set(aid)
-  redis.call('HSET', totp_key(aid), 'secret', t.pending, 'last_step', I(tonumber(p.raw_step)), 'enabled_at', now)
+  local keep = secret_ok(p.raw_reseal) and p.raw_reseal or t.pending
+  redis.call('HSET', totp_key(aid), 'secret', keep, 'last_step', I(tonumber(p.raw_step)), 'enabled_at', now)
   redis.call('HDEL', totp_key(aid), 'pending')
   audit_account('totp.enable', aid, {totp = false}, {totp = true}, my_sites)
   return reply(200, '{"enabled":true,"recovery_codes_left":10}')

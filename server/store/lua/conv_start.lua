@@ -53,9 +53,15 @@ local c = {id = cid, site = site, status = 'queued', priority = priority, catego
   tags = '[]', visitor = vid, visitor_name = v.name or '', visitor_email = v.email or '', created_at = now,
   updated_at = now, last_seq = '0', epoch = epoch, assignee = '', assignee_name = '', team = team,
   locale = locale}
-local flat = {}
-for k, val in pairs(c) do table.insert(flat, k) table.insert(flat, val) end
-redis.call('HSET', key, unpack(flat))
+-- The hash's field order is fixed, hot fields first (docs/keyspace.md "Conversation"): a
+-- small hash is a listpack, scanned field by field, so msg_send's HMGET of its nine
+-- fields and HSET of last_seq and updated_at find them in the first ten, and the fields
+-- it reads exist from the start (empty), so a lookup never scans the whole hash in vain.
+redis.call('HSET', key, 'site', site, 'status', c.status, 'visitor', vid, 'visitor_name', c.visitor_name,
+  'first_response_at', '', 'awaiting_reply_since', '', 'ticket_number', '', 'last_seq', '0', 'assignee', '',
+  'updated_at', now, 'id', cid, 'priority', priority, 'category', category, 'subject', subject, 'tags', '[]',
+  'visitor_email', c.visitor_email, 'created_at', now, 'epoch', epoch, 'assignee_name', '', 'team', team,
+  'locale', locale)
 redis.call('ZADD', vkey .. ':convs', now, cid)
 redis.call('ZADD', skey(site, 'convs'), now, cid)
 emit('conversation.created', c, now, '{"category":' .. J(category) .. ',"priority":' .. S(priority) .. ',"team":' ..

@@ -8,14 +8,27 @@
 -- call (server/store/store.c "batched calls"), in the order they arrived, so messages of
 -- one conversation get consecutive seqs in that order, a retry later in the batch finds
 -- the earlier copy, and one message's failure (even a runtime error) is only its own.
--- The hot path (docs/performance.md): one HMGET of the fields it needs, no JSON built
+-- The hot path (docs/performance.md): one HMGET of the fields it needs (first in the hash,
+-- conv_start.lua), no JSON built
 -- here for a new message (the node writes the ok and the hub the message.created frame
 -- from the compact bus form, pub_msg). Reply: an array with one JSON string per message:
 -- {"seq","site","name","sla"} for a new message; {"message","duplicate":true} for a
 -- retry; {"err",…} for a failure.
 -- key: the conversation's key as the node declared it (KEYS; cd_key_conv builds it from
 -- cid as ckey does here).
+-- Dedupe generations of DD_GEN seqs each (docs/keyspace.md, the window's bound in
+-- docs/performance.md): each is a small hash, a listpack that HGET and HSETNX scan entry by
+-- entry, so a new message pays a scan of the previous generation and half of the current
+-- one on average; 64 (128 before) halves that and still recognises a retry while its
+-- message is among the conversation's last 64 to 128.
 local DD = {[0] = ':dd0', [1] = ':dd1'}
+local DD_GEN = 64
+-- The reply to a retry: the message stored first (seq dup), or a conflict once trimmed.
+local function duplicate(cid, dup)
+  local mj = stored_msg_json(cid, dup)
+  if mj then return '{"message":' .. mj .. ',"duplicate":true}' end
+  return fail('conflict', 'message ' .. dup .. ' was trimmed from history')
+end
 local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, retain, my_sites, intervals)
   local f = redis.call('HMGET', key, 'site', 'status', 'visitor', 'visitor_name', 'first_response_at',
     'awaiting_reply_since', 'ticket_number', 'last_seq', 'assignee')
@@ -30,26 +43,21 @@ local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, re
     return fail('not_found', 'no such conversation')
   end
   -- Idempotency: a retry of a stored send gets the same message back. The dedupe entries
-  -- live in two generations of 128 seqs (keys :dd0 / :dd1): a retry is recognised while
-  -- its message is among the conversation's last 128 to 256, and nothing grows per message.
+  -- live in two generations of DD_GEN seqs (keys :dd0 / :dd1): a retry is recognised while
+  -- its message is among the conversation's last 64 to 128, and nothing grows per message.
   local seq = (tonumber(c.last_seq) or 0) + 1
-  local gen = math.floor(seq / 128) % 2
+  local gen = math.floor(seq / DD_GEN) % 2
   local cur, prev = key .. DD[gen], key .. DD[1 - gen] -- (no number formatting)
   local dk = ak .. ':' .. aid .. ':' .. cmid
-  local function duplicate(dup)
-    local mj = stored_msg_json(cid, dup)
-    if mj then return '{"message":' .. mj .. ',"duplicate":true}' end
-    return fail('conflict', 'message ' .. dup .. ' was trimmed from history')
-  end
   local dup = redis.call('HGET', prev, dk)
-  if dup then return duplicate(dup) end
+  if dup then return duplicate(cid, dup) end
   if c.status == 'closed' then
     dup = redis.call('HGET', cur, dk)
-    if dup then return duplicate(dup) end
+    if dup then return duplicate(cid, dup) end
     return fail('conflict', 'conversation is closed')
   end
-  if seq % 128 == 0 then redis.call('DEL', cur) end -- a new generation: the one from 256 ago goes
-  if redis.call('HSETNX', cur, dk, I(seq)) == 0 then return duplicate(redis.call('HGET', cur, dk)) end
+  if seq % DD_GEN == 0 then redis.call('DEL', cur) end -- a new generation: the one from two ago goes
+  if redis.call('HSETNX', cur, dk, I(seq)) == 0 then return duplicate(cid, redis.call('HGET', cur, dk)) end
   local extra = {'updated_at', now}
   local from = c.status
   local sla = false
