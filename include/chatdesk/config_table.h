@@ -46,7 +46,7 @@
     X(outq_max_frames, INT, 512, 8, 1000000, "outbound queue frames per connection before close 4008")                \
     X(outq_max_bytes, INT, 1048576, 65536, 1073741824, "outbound queue bytes per connection before close 4008")       \
     X(slow_reader_s, INT, 15, 0, 3600,                                                                                \
-      "close 4008 a connection that is sent frames but leaves a delivery ping unanswered this long; 0: off")         \
+      "close 4008 a connection that is sent frames but leaves a delivery ping unanswered this long; 0: off")          \
     X(max_conns_per_ip, INT, 200, 1, 1000000, "concurrent WebSocket connections per client IP")                       \
     X(conn_rate_per_ip, INT, 20, 1, 1000000,                                                                          \
       "new WebSocket connections per second per client address (token bucket; each carries at most one hello)")       \
