@@ -52,6 +52,7 @@ export function Rules({ site }) {
             res.reload();
         } catch (e) {
             setErr(errorText(e));
+            res.reload(); // what is stored, not what was asked
         }
     };
     const move = (i, d) =>
@@ -96,7 +97,13 @@ export function Rules({ site }) {
                                     name="enabled"
                                     aria-label={t('rules.enabled')}
                                     checked={r.enabled}
-                                    onChange={(e) => act(() => http.patch(`${base(site)}/rules/${http.enc(r.id)}`, { enabled: e.currentTarget.checked }))}
+                                    onChange={(e) => {
+                                        // shown at once: act re-renders before the answer, and the old
+                                        // value would tick the box again meanwhile
+                                        const on = e.currentTarget.checked;
+                                        r.enabled = on;
+                                        act(() => http.patch(`${base(site)}/rules/${http.enc(r.id)}`, { enabled: on }));
+                                    }}
                                 />
                             </td>
                             <td class="buttons">
