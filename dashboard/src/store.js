@@ -882,6 +882,11 @@ function visitorName(c) {
 /** A customer_health notice's title is the server's English sentence (health_apply.lua):
  *  shown in the dashboard's language when it has the known shape. */
 export function noticeText(n) {
+    if (n.kind === 'sla') {
+        // sla_fire.lua: "SLA breached: ticket #<n> (<kind>)"
+        const m = /^SLA breached: ticket #(\d+) \((\w+)\)$/.exec(n.title || '');
+        return m ? t('sla.breachToast', { n: m[1], kind: t(`sla.kind.${m[2]}`) }) : n.title;
+    }
     if (n.kind !== 'customer_health') return n.title;
     const m = /^Repeat contact: (.+) opened (\d+) "(.*)" conversations in (\d+) days$/.exec(n.title || '');
     const text = m ? t('alerts.health', { customer: m[1], n: m[2], category: m[3], days: m[4] }) : n.title;
@@ -984,7 +989,8 @@ function onFrame(f) {
             if (!f.notice) break;
             S.notices = [f.notice, ...(S.notices || []).filter((n) => n.id !== f.notice.id)].slice(0, 100);
             S.noticesUnseen = (S.noticesUnseen || 0) + 1;
-            toast(noticeText(f.notice), 'warn', 8000);
+            // a breach was already toasted by its sla.breached event; the notice keeps it in the list
+            if (f.notice.kind !== 'sla') toast(noticeText(f.notice), 'warn', 8000);
             break;
         }
         case 'error':

@@ -26,16 +26,22 @@ export function fmtDuration(ms, units = { d: 'd', h: 'h', m: 'm', s: 's' }) {
  * The state of a ticket's SLA clocks at `now`:
  *   null                      not a ticket (or no SLA data)
  *   {level:'paused'}          clocks held (waiting on the customer)
+ *   status resolved or closed: {level:'breach', kind, due:null} if a target was missed,
+ *                             else {level:'met'}
  *   {level:'met'}             no running deadline and nothing breached
  *   {level, kind, due, warn, remaining}
  *      level 'ok' before the warning instant, 'warn' from it, 'breach' at/after the due
  *      instant or when the server reported the breach. The most severe running clock
  *      wins; among equals the earliest deadline.
  */
-export function slaState(ticket, now) {
+export function slaState(ticket, now, status) {
     const s = ticket && ticket.sla;
     if (!s) return null;
     const breached = Array.isArray(s.breached) ? s.breached : [];
+    // a resolved or closed ticket's clocks are over: it met its targets or it did not
+    if (status === 'resolved' || status === 'closed') {
+        return breached.length ? { level: 'breach', kind: breached[0], due: null, warn: null, remaining: null, breached } : { level: 'met', breached };
+    }
     if (s.paused) return { level: 'paused', breached };
     const rank = { breach: 2, warn: 1, ok: 0 };
     let best = null;
@@ -98,6 +104,20 @@ export function fillCanned(body, ctx) {
     return { text, missing };
 }
 
+/**
+ * Placeholders of a canned body that are no variable at all (a misspelt {customer_nmae},
+ * an invented {amount}): a {name} of letters, digits, _ . - or non-ASCII text that is none
+ * of the known names. The same rule as the server's (store/lua/_common.lua), which refuses
+ * them in a canned reply; braces around anything else ({"a":1}, { x }) are plain text.
+ */
+const PLACEHOLDER_RE = /\{([A-Za-z0-9_.\-\u0080-\uFFFF]+)\}/g;
+const KNOWN_RE = new RegExp(`^${VAR_RE.source}$`);
+export function unknownVars(body) {
+    const out = [];
+    for (const m of String(body).matchAll(PLACEHOLDER_RE)) if (!KNOWN_RE.test(m[0]) && !out.includes(m[0])) out.push(m[0]);
+    return out;
+}
+
 /** Unfilled variables left in a text about to be sent. */
 export function unfilledVars(text) {
     const out = [];
@@ -132,7 +152,7 @@ export function searchCanned(list, q) {
  */
 export function slashQuery(text, caret) {
     const before = String(text).slice(0, caret);
-    const m = /(^|\s)\/([^\s/]{0,40})$/.exec(before);
+    const m = /(^|\s)\/([^\s/]{0,64})$/.exec(before);
     if (!m) return null;
     return { start: before.length - m[2].length - 1, query: m[2] };
 }
@@ -188,15 +208,47 @@ export function parseRanges(s) {
     s = String(s || '').trim();
     if (!s) return [];
     const out = [];
+    // the server's rules (ticket/sla.c): HH:MM up to 24:00, opening before closing, at
+    // most 4 ranges a day; checked here so that the page explains it in the reader's words
+    const minutes = (x) => {
+        const [h, m] = x.split(':').map(Number);
+        return h > 24 || m > 59 || (h === 24 && m) ? -1 : h * 60 + m;
+    };
     for (const part of s.split(/[,，;\s]+/).filter(Boolean)) {
         const m = /^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$/.exec(part);
         if (!m) return null;
+        const o = minutes(m[1]);
+        const c = minutes(m[2]);
+        if (o < 0 || c <= o) return null;
         const norm = (t) => t.padStart(5, '0');
         out.push([norm(m[1]), norm(m[2])]);
     }
-    return out;
+    return out.length > 4 ? null : out;
 }
 
 export function fmtRanges(r) {
     return (r || []).map((x) => `${x[0]}-${x[1]}`).join(', ');
+}
+
+// ---------------------------------------------------------------------------
+// Settings forms
+
+const plainObject = (x) => x !== null && typeof x === 'object' && !Array.isArray(x);
+
+/**
+ * What a settings form changed: the members of `after` whose value differs from `before`,
+ * nested objects compared member by member (arrays as a whole). The server merges nested
+ * settings, so a form sends only these and never overwrites what it did not touch (a
+ * survey switch saved from elsewhere, a greeting). Returns {} when nothing changed.
+ */
+export function changedSettings(before, after) {
+    const out = {};
+    for (const [k, v] of Object.entries(after)) {
+        const was = before ? before[k] : undefined;
+        if (plainObject(v) && plainObject(was)) {
+            const sub = changedSettings(was, v);
+            if (Object.keys(sub).length) out[k] = sub;
+        } else if (JSON.stringify(v) !== JSON.stringify(was)) out[k] = v;
+    }
+    return out;
 }

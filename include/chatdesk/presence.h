@@ -26,6 +26,12 @@ int cd_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, const c
 /* Expire presence: all due agents (node/agent NULL), or one node's entry for one agent. */
 int cd_presence_sweep(cd_store *st, const char *node, const char *agent_id, cd_route_cb cb, void *ud);
 
+/* Whether an agent of the site is online, as routing sees it (site_online.lua, reads
+ * only): the widget's pre-chat form follows it ("availability"). 0 and cb fires once with
+ * the answer, or -1 when Redis is unavailable (cb never fires). */
+typedef void (*cd_presence_online_cb)(void *ud, cd_err err, bool online);
+int cd_presence_site_online(cd_store *st, const char *site, cd_presence_online_cb cb, void *ud);
+
 /* ---- this node's agents (presence_local.c) ---- */
 
 /* The agents with a live connection on this node, and the node's vouching for them. */

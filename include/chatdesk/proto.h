@@ -33,6 +33,7 @@
     X(CONV_TRANSFER, "conversation.transfer", CD_PROTO_AGENT,   conv_transfer)    \
     X(CONV_UPDATE,   "conversation.update",   CD_PROTO_AGENT,   conv_update)      \
     X(CONV_CONFIRM,  "conversation.confirm",  CD_PROTO_VISITOR, conv_confirm)     \
+    X(AVAILABILITY,  "availability",          CD_PROTO_VISITOR, availability)     \
     X(PING,          "ping",                  CD_PROTO_ANY,     ping)
 /* clang-format on */
 

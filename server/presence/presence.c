@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "chatdesk/clock.h"
 
@@ -45,6 +46,33 @@ int cd_presence_set(cd_store *st, const char *aid, const char *status, cd_route_
     cd_key k;
     const char *keys[] = {cd_key_agent(&k, cd_store_prefix(st), aid)};
     return run(st, "presence", 1, keys, 3, args, cb, ud);
+}
+
+typedef struct online_op {
+    cd_presence_online_cb cb;
+    void *ud;
+} online_op;
+
+static void on_site_online(void *ud, cd_err err, const char *json, size_t len)
+{
+    online_op *o = ud;
+    bool online = err == CD_ERR_OK && json && memmem(json, len, "\"agents_online\":true", 20) != NULL;
+    o->cb(o->ud, err, online);
+    cd_free(o);
+}
+
+int cd_presence_site_online(cd_store *st, const char *site, cd_presence_online_cb cb, void *ud)
+{
+    online_op *o = cd_calloc(1, sizeof *o);
+    o->cb = cb;
+    o->ud = ud;
+    cd_key k;
+    const char *keys[] = {cd_key_site(&k, cd_store_prefix(st), site, "")};
+    if (cd_store_fcall(st, "site_online", 1, keys, 0, NULL, NULL, on_site_online, o) != 0) {
+        cd_free(o);
+        return -1;
+    }
+    return 0;
 }
 
 int cd_presence_touch(cd_store *st, const char *node, int64_t expiry_ms, const char *const *agent_ids, size_t n,

@@ -618,6 +618,7 @@ static cd_err dec_fields(dec *d, json_t *o)
     case CD_FRAME_CONV_UPDATE:
         return dec_conv_update(d, o);
     case CD_FRAME_PING:
+    case CD_FRAME_AVAILABILITY:
         return CD_ERR_OK;
     case CD_FRAME_NONE:
     case CD_FRAME__COUNT:

@@ -376,8 +376,10 @@ static json_t *field_value(const ctx *x, const char *f)
         return json_boolean(fr && !json_is_null(fr) && !(json_is_string(fr) && !*json_string_value(fr)));
     }
     if (strcmp(f, "text") == 0) {
+        /* a message: the new one, or the first one of a new conversation (its data carries
+         * that body, _ev_rules.lua); the subject is a field of its own */
         const char *t = json_string_value(json_object_get(x->event, "t"));
-        if (t && strcmp(t, "message.created") == 0)
+        if (t && (strcmp(t, "message.created") == 0 || strcmp(t, "conversation.created") == 0))
             v = path_get(x->event, "d.body");
         else
             v = json_object_get(x->conv, "subject");
@@ -736,11 +738,15 @@ char *cd_rules_dry_run(const char *json, size_t len, const char *event, int64_t 
         json_decref(in);
         return NULL;
     }
-    /* a message.created dry run reads the latest message as the event's */
+    /* a message.created dry run reads the latest message as the event's, a
+     * conversation.created one the first message's body (as the rules consumer does) */
     json_t *last = json_object_get(in, "last_message");
+    json_t *first = json_object_get(in, "first_message");
     json_t *ev = NULL;
     if (event && strcmp(event, "message.created") == 0 && json_is_object(last))
         ev = json_pack("{s:s,s:O}", "t", event, "d", last);
+    else if (event && strcmp(event, "conversation.created") == 0 && json_is_object(first))
+        ev = json_pack("{s:s,s:O}", "t", event, "d", first);
     else if (event)
         ev = json_pack("{s:s,s:{}}", "t", event, "d");
     ctx x = {conv, ev, now, intervals};

@@ -5,7 +5,8 @@
  * needs a login token whose epoch and jti agent_get checks (revocation). The welcome is
  * written by proto (cd_proto_encode_welcome_*); resume entries of the hello run after
  * it. A failed hello is answered and closes the connection (4401, or 1013 when Redis is
- * unavailable). */
+ * unavailable). availability, a visitor's later question of the welcome's agents_online,
+ * is answered here too. */
 #include <stdio.h>
 #include <string.h>
 
@@ -245,6 +246,31 @@ fail:
     cd_free(h->profile);
     cd_session__unref(s);
     cd_free(h);
+}
+
+/* availability (visitors): whether an agent of the site is online now, so that a widget
+ * showing its pre-chat form can switch between the chat form and the offline form without
+ * a reload (docs/protocol.md). One read-only call; an idle widget never sends it. */
+static void on_availability(void *ud, cd_err err, bool online)
+{
+    sess_op *o = ud;
+    cd_session *s = o->s;
+    if (s->conn) {
+        if (err != CD_ERR_OK) {
+            cd_session__send_error(s, RID(o), CD_ERR_UNAVAILABLE, "storage unavailable, retry");
+        } else {
+            const char *keys[] = {"agents_online"};
+            const char *raws[] = {online ? "true" : "false"};
+            cd_session__send_ok(s, RID(o), 1, keys, raws);
+        }
+    }
+    cd_session__op_done(o);
+}
+
+void cd_session__h_availability(cd_session *s, const cd_req *req)
+{
+    sess_op *o = cd_session__op_new(s, req);
+    cd_session__start_failed(s, o, cd_presence_site_online(s->node->st, s->site, on_availability, o));
 }
 
 /* hello after welcome (the table's row for HELLO) */

@@ -2,8 +2,9 @@
 // levels, link splitting, the "/" query, and both languages having every text.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fillCanned, unfilledVars, cannedContext, searchCanned, slashQuery, slaState, linkify, safeHref, fmtDuration, parseRanges, queueOrder } from '../../dashboard/src/util.js';
-import { DICTS } from '../../dashboard/src/i18n.js';
+import { fillCanned, unfilledVars, unknownVars, changedSettings, cannedContext, searchCanned, slashQuery, slaState, linkify, safeHref, fmtDuration, parseRanges, queueOrder } from '../../dashboard/src/util.js';
+import { DICTS, t, setLang } from '../../dashboard/src/i18n.js';
+import { translator } from '../../widget/src/i18n.js';
 
 test('canned variables: filled from the conversation, the visitor and the agent', () => {
     const ctx = cannedContext({
@@ -83,10 +84,52 @@ test('zh-CN and en have the same texts', () => {
     const en = Object.keys(DICTS.en).sort();
     const zh = Object.keys(DICTS['zh-CN']).sort();
     assert.deepEqual(zh.filter((k) => !en.includes(k)), [], 'zh-CN keys missing in en');
-    assert.deepEqual(en.filter((k) => !zh.includes(k)), [], 'en keys missing in zh-CN');
+    // <key>_one: the English singular (Chinese has one form)
+    assert.deepEqual(en.filter((k) => !zh.includes(k) && !(k.endsWith('_one') && en.includes(k.slice(0, -4)))), [], 'en keys missing in zh-CN');
     // placeholders match
     for (const k of en) {
         const ph = (s) => [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort().join(',');
-        assert.equal(ph(DICTS['zh-CN'][k]), ph(DICTS.en[k]), `placeholders of ${k}`);
+        if (DICTS['zh-CN'][k] !== undefined) assert.equal(ph(DICTS['zh-CN'][k]), ph(DICTS.en[k]), `placeholders of ${k}`);
     }
+});
+
+test('canned bodies: unknown placeholders are named, known variables and plain braces are not', () => {
+    assert.deepEqual(unknownVars('Hi {customer_nmae}, {customer_name} {客户姓名} {attr.plan-x} owes {amount} {"a":1} { x } {amount}'), ['{customer_nmae}', '{amount}']);
+    assert.deepEqual(unknownVars('plain text'), []);
+});
+
+test('settings forms send only what changed, nested objects member by member', () => {
+    const before = { name: 'A', origins: ['x'], widget: { color: '#111111', greeting_en: 'Hi', survey: { nps: true, ces: false } } };
+    assert.deepEqual(changedSettings(before, structuredClone(before)), {});
+    assert.deepEqual(changedSettings(before, { ...before, widget: { ...before.widget, survey: { nps: true, ces: true } } }), { widget: { survey: { ces: true } } });
+    assert.deepEqual(changedSettings(before, { ...before, origins: ['x', 'y'], name: 'B' }), { name: 'B', origins: ['x', 'y'] });
+});
+
+test('opening hours are checked as the server checks them (open before close, at most 4 a day)', () => {
+    assert.equal(parseRanges('18:00-09:00'), null);
+    assert.equal(parseRanges('09:00-09:00'), null);
+    assert.equal(parseRanges('09:60-10:00'), null);
+    assert.equal(parseRanges('1:00-2:00 3:00-4:00 5:00-6:00 7:00-8:00 9:00-10:00'), null);
+    assert.deepEqual(parseRanges('00:00-24:00'), [['00:00', '24:00']]);
+});
+
+test('counts read right in English: "1 breach", "1 unread message" (dashboard and widget)', () => {
+    setLang('en');
+    assert.equal(t('rpt.breachesN', { n: 1 }), '1 breach');
+    assert.equal(t('rpt.breachesN', { n: 2 }), '2 breaches');
+    setLang('zh-CN');
+    assert.equal(t('rpt.breachesN', { n: 1 }), '超时 1 次');
+    setLang('en');
+    assert.equal(translator('en')('unread', { n: 1 }), '1 unread message');
+    assert.equal(translator('en')('unread', { n: 3 }), '3 unread messages');
+    assert.equal(translator('zh-CN')('unread', { n: 1 }), '1 条未读消息');
+});
+
+test('a resolved or closed ticket shows met or breached, never paused', () => {
+    const now = 1_000_000;
+    const sla = { first_response_due: null, next_response_due: null, resolution_due: null, paused: true, breached: ['first_response'] };
+    assert.equal(slaState({ sla }, now, 'closed').level, 'breach');
+    assert.equal(slaState({ sla }, now, 'closed').kind, 'first_response');
+    assert.equal(slaState({ sla: { ...sla, breached: [] } }, now, 'resolved').level, 'met');
+    assert.equal(slaState({ sla }, now, 'pending').level, 'paused');
 });

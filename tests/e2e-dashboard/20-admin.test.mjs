@@ -163,10 +163,11 @@ it('SLA policies and business hours saved through the page', async (t) => {
     await p.locator('[data-tab="sla"]').click();
     const form = p.locator('[data-form="sla"]');
     await form.waitFor();
-    await form.locator('input[name="urgent.first_response_s"]').fill('600');
-    await form.locator('input[name="normal.first_response_s"]').fill('7200');
-    await form.locator('input[name="normal.resolution_s"]').fill('86400');
-    await form.locator('input[name="tz"]').fill('Asia/Shanghai');
+    // targets in hours and minutes, the time zone from a list (issue 18 item 14)
+    await form.locator('input[name="urgent.first_response_s.m"]').fill('10');
+    await form.locator('input[name="normal.first_response_s.h"]').fill('2');
+    await form.locator('input[name="normal.resolution_s.h"]').fill('24');
+    await form.locator('select[name="tz"]').selectOption('Asia/Shanghai');
     for (const d of ['mon', 'tue', 'wed', 'thu', 'fri']) await form.locator(`input[name="h.${d}"]`).fill('09:00-18:00');
     await form.locator('textarea[name="holidays"]').fill('2026-10-01\n2026-10-02');
     await screenshot(p, '20-07-admin-sla');

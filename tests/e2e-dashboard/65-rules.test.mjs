@@ -44,7 +44,8 @@ it('an admin creates a rule with the form editor and sees it listed', async () =
     await c1.locator('input[name="value"]').fill('high');
     const a0 = form.locator('[data-action-row="0"]');
     await a0.locator('select[name="type"]').selectOption('assign_team');
-    await a0.locator('input[name="team"]').fill('infra');
+    // teams are picked by name (issue 18 item 14)
+    await a0.locator('select[name="team"]').selectOption({ label: 'Infrastructure' });
     await form.locator('[data-action="add-action"]').click();
     const a1 = form.locator('[data-action-row="1"]');
     await a1.locator('select[name="type"]').selectOption('set_priority');

@@ -98,6 +98,7 @@ it('S8: B\'s admin and agent against every A resource over HTTP: no success, ans
         ['GET', `/api/v1/canned?site=${A.key}`, `/api/v1/canned?site=${NONE}`],
         ['POST', '/api/v1/canned', '/api/v1/canned', (s) => ({ site: s, scope: 'agent', shortcut: 'x', title: 'x', body: 'x' })],
         ['PATCH', `/api/v1/canned/${cannedId}`, `/api/v1/canned/${twin(cannedId)}`, { body: 'owned' }],
+        ['PATCH', `/api/v1/canned/${cannedId}`, `/api/v1/canned/${twin(cannedId)}`, { scope: 'agent' }],
         ['DELETE', `/api/v1/canned/${cannedId}`, `/api/v1/canned/${twin(cannedId)}`],
         ['PATCH', `/api/v1/admin/sites/${A.key}`, `/api/v1/admin/sites/${NONE}`, { name: 'owned' }],
         ['GET', `/api/v1/admin/sites/${A.key}/teams`, `/api/v1/admin/sites/${NONE}/teams`],
@@ -180,6 +181,7 @@ it('S8: B\'s admin and agent against every A resource over HTTP: no success, ans
     assert.equal((await call(tokA, 'GET', `/api/v1/kb/sites/${A.key}/articles/${articleId}`)).json.article.title, 'Refunds');
     const canned = (await call(tokA, 'GET', `/api/v1/canned?site=${A.key}`)).json.canned.find((c) => c.id === cannedId);
     assert.equal(canned.body, 'B');
+    assert.equal(canned.scope, 'site');
     const teams = (await call(tokA, 'GET', `/api/v1/admin/sites/${A.key}/teams`)).json.teams;
     assert.deepEqual(teams.map((t) => [t.key, t.name]), [['a-team', 'A team']]);
     assert.ok((await env.http(0, '/api/v1/login', { method: 'POST', body: { email: agentAOnly.email, password: agentAOnly.password } })).status === 200);

@@ -275,6 +275,18 @@ export function countEvents(entries, t, cid, pred = () => true) {
     }).length;
 }
 
+/** The stored messages of conversation cid (default prefix cd:), each entry's fields as an
+ *  object ({id, cmid, ak, aid, an, body, priv, ts}), in seq order. */
+export async function storedMessages(redis, cid) {
+    const out = [];
+    for (const [, f] of await redis.cmd('XRANGE', `cd:{s:${cid.split('.').pop()}}:conv:${cid}:msgs`, '-', '+')) {
+        const m = {};
+        for (let i = 0; i < f.length; i += 2) m[f[i]] = f[i + 1];
+        out.push(m);
+    }
+    return out;
+}
+
 export function redisCommand(sock, args, timeout = 5000, auth = null) {
     return new Promise((resolve, reject) => {
         const c = net.createConnection(sock);

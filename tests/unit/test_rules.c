@@ -38,6 +38,8 @@ typedef struct row {
     "{\"t\":\"message.created\",\"ts\":5,\"by\":\"x\",\"d\":{\"body\":\"" body "\",\"author\":{\"kind\":\"" kind \
     "\"},\"private\":false}}"
 #define CREATED "{\"t\":\"conversation.created\",\"ts\":1000,\"d\":{}}"
+/* conversation.created as the rules consumer hands it over: with the first message's body */
+#define CREATED_MSG(body) "{\"t\":\"conversation.created\",\"ts\":1000,\"d\":{\"body\":\"" body "\"}}"
 
 static const row ROWS[] = {
     {"no conditions fire", "all", "[]", CREATED, 0, 1},
@@ -64,8 +66,12 @@ static const row ROWS[] = {
      MSG("我想申请退款，谢谢", "visitor"), 0, 1},
     {"text Chinese miss", "all", "[{\"field\":\"text\",\"op\":\"contains\",\"value\":\"退货\"}]",
      MSG("我想申请退款，谢谢", "visitor"), 0, 0},
-    {"text without message = subject", "all", "[{\"field\":\"text\",\"op\":\"contains\",\"value\":\"database down\"}]",
-     CREATED, 0, 1},
+    {"text on conversation.created = its first message", "all",
+     "[{\"field\":\"text\",\"op\":\"contains\",\"value\":\"cannot log in\"}]", CREATED_MSG("I cannot log in"), 0, 1},
+    {"text on conversation.created is not the subject", "all",
+     "[{\"field\":\"text\",\"op\":\"contains\",\"value\":\"database down\"}]", CREATED_MSG("I cannot log in"), 0, 0},
+    {"text on a time trigger = subject", "all",
+     "[{\"field\":\"text\",\"op\":\"contains\",\"value\":\"database down\"}]", NULL, 0, 1},
     {"text starts_with", "all", "[{\"field\":\"subject\",\"op\":\"starts_with\",\"value\":\"data\"}]", CREATED, 0, 1},
     {"not_contains text", "all", "[{\"field\":\"text\",\"op\":\"not_contains\",\"value\":\"refund\"}]",
      MSG("hello", "visitor"), 0, 1},

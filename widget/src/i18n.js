@@ -8,6 +8,7 @@ const en = {
     openChat: 'Open chat',
     closeChat: 'Close chat',
     unread: '{n} unread messages',
+    unread_one: '{n} unread message',
     name: 'Name',
     email: 'E-mail',
     category: 'Category',
@@ -206,7 +207,9 @@ export function pickLocale(wanted) {
 export function translator(locale) {
     const table = TABLES[locale] || en;
     return (key, vars) => {
-        let s = table[key] ?? en[key] ?? key;
+        // English says "1 unread message": a key may have a <key>_one text for n = 1
+        const one = vars && Number(vars.n) === 1 ? table[`${key}_one`] : undefined;
+        let s = one ?? table[key] ?? en[key] ?? key;
         if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (vars[k] != null ? String(vars[k]) : m));
         return s;
     };

@@ -20,7 +20,7 @@ button{cursor:pointer}
 .head{display:flex;align-items:flex-start;gap:8px;padding:14px 14px 12px 18px;background:var(--cd-color);color:var(--cd-on)}
 .head>div{flex:1;min-width:0}
 .head h2{margin:0;font-size:16px;font-weight:600}
-.sub{margin:2px 0 0;font-size:12px;opacity:.9;display:flex;align-items:center;gap:6px}
+.sub{margin:2px 0 0;font-size:12px;display:flex;align-items:center;gap:6px}
 .dot{width:8px;height:8px;border-radius:50%;background:#9ca3af;flex:none}
 .dot.on{background:#22c55e}
 .icon{background:transparent;border:0;color:inherit;width:32px;height:32px;border-radius:8px;display:flex;align-items:center;justify-content:center;flex:none}

@@ -24,6 +24,8 @@ const MAX_ID = 64;
 const MAX_PAGE_FIELD = 2048;
 const KEEP_MSGS = 200;
 const PAGE = 50;
+// while the pre-chat form is open, how often the widget asks whether an agent is online
+const AVAILABILITY_EVERY_MS = 10000;
 const PRIORITIES = ['low', 'normal', 'high', 'urgent'];
 const CATEGORIES = ['general', 'billing', 'technical', 'account', 'other'];
 const FIELDS = ['name', 'email', 'category', 'priority', 'subject', 'message'];
@@ -88,6 +90,8 @@ export class Widget {
         this.user = null;
         this.attrs = {};
         this.siteCfg = {};
+        // the site's colour from the last welcome: a reload paints it before connecting
+        this.siteColor = this.store.get('color');
         this.token = this.store.get('token');
         this.uid = this.store.get('uid') || '';
         this.entries = new Map();
@@ -314,15 +318,26 @@ export class Widget {
         });
     }
 
+    /** The accent colour: the site's setting (Admin → Sites), else the page's data-color, else the default. */
+    applyColor() {
+        const host = this.host;
+        if (!host) return;
+        const ok = (c) => typeof c === 'string' && c && window.CSS && window.CSS.supports && window.CSS.supports('color', c);
+        const color = [this.siteCfg.color, this.siteColor, this.cfg.color].find(ok);
+        if (color) {
+            host.style.setProperty('--cd-color', color);
+            host.style.setProperty('--cd-on', onColor(color));
+        } else {
+            host.style.removeProperty('--cd-color');
+            host.style.removeProperty('--cd-on');
+        }
+    }
+
     mount() {
         const host = h('div', { id: 'chatdesk-widget', 'data-chatdesk': '' });
         this.host = host;
         if (this.cfg.position === 'left') host.setAttribute('data-pos', 'left');
-        const color = this.cfg.color;
-        if (color && window.CSS && window.CSS.supports && window.CSS.supports('color', color)) {
-            host.style.setProperty('--cd-color', color);
-            host.style.setProperty('--cd-on', onColor(color));
-        }
+        this.applyColor();
         this.root = host.attachShadow({ mode: 'open' });
         if (window.CSSStyleSheet && 'replaceSync' in CSSStyleSheet.prototype && 'adoptedStyleSheets' in this.root) {
             const sheet = new CSSStyleSheet();
@@ -435,6 +450,7 @@ export class Widget {
         this.store.set('open', true);
         this.conn.start();
         if (this.ui) this.showPanel(focus);
+        if (!was) this.watchAvailability(true);
         this.flash.stop();
         if (!was) this.emit('open', {});
         this.maybeRead();
@@ -505,7 +521,12 @@ export class Widget {
         }
         this.visitor = w.visitor || null;
         if (typeof w.agents_online === 'boolean') this.agentsOnline = w.agents_online;
-        if (w.site && typeof w.site === 'object') this.siteCfg = w.site;
+        if (w.site && typeof w.site === 'object') {
+            this.siteCfg = w.site;
+            this.siteColor = typeof w.site.color === 'string' ? w.site.color : null;
+            this.store.set('color', this.siteColor);
+            this.applyColor();
+        }
         const convs = Array.isArray(w.conversations) ? w.conversations.filter((c) => c && c.id) : [];
         const known = this.welcomeIds;
         this.welcomeIds = convs.map((c) => c.id);
@@ -981,6 +1002,37 @@ export class Widget {
         else this.renderForm();
         this.renderBadge();
         if (this.isOpen) this.maybeRead();
+        this.watchAvailability(false);
+    }
+
+    /** Whether the open panel shows the pre-chat form on a live connection. */
+    formShown() {
+        return this.isOpen && !this.conv && !this.pendingStart && this.connState === 'online';
+    }
+
+    /**
+     * While the open panel shows the pre-chat form, asks the server every
+     * AVAILABILITY_EVERY_MS whether an agent is online ("availability"), so the form turns
+     * from the offline one to the chat one (or back) without a reload. now: ask at once
+     * (the panel was just opened). A closed or idle widget asks nothing.
+     */
+    watchAvailability(now) {
+        if (!this.formShown()) {
+            clearTimeout(this.availTimer);
+            this.availTimer = null;
+            return;
+        }
+        if (this.availTimer && !now) return;
+        clearTimeout(this.availTimer);
+        this.availTimer = setTimeout(async () => {
+            this.availTimer = null;
+            if (!this.formShown()) return;
+            const r = await this.conn.request({ type: 'availability' });
+            if (r && r.type === 'ok' && typeof r.agents_online === 'boolean' && r.agents_online !== this.agentsOnline) {
+                this.agentsOnline = r.agents_online;
+                this.queueRender();
+            } else this.watchAvailability(false);
+        }, now ? 0 : AVAILABILITY_EVERY_MS);
     }
 
     renderBadge() {

@@ -2,7 +2,7 @@ import { useState, useEffect } from 'preact/hooks';
 import { S, toast, errorText, changed, isOwner } from '../store.js';
 import * as http from '../api.js';
 import { t } from '../i18n.js';
-import { PRIORITIES, parseRanges, fmtRanges, fmtDuration } from '../util.js';
+import { PRIORITIES, parseRanges, fmtRanges, fmtDuration, changedSettings } from '../util.js';
 import { NotAvailable, Notice, useLoad } from './common.jsx';
 import { CannedManager } from './Canned.jsx';
 import { Webhooks } from './Webhooks.jsx';
@@ -33,7 +33,7 @@ export function Admin() {
                 {tab === 'agents' ? <Agents siteKeys={siteKeys} /> : null}
                 {tab === 'teams' ? <SitePicker siteKeys={siteKeys} render={(site) => <Teams site={site} />} /> : null}
                 {tab === 'sla' ? <SitePicker siteKeys={siteKeys} render={(site) => <Sla site={site} key={site} />} /> : null}
-                {tab === 'canned' ? <SitePicker siteKeys={siteKeys} render={(site) => <CannedManager site={site} />} /> : null}
+                {tab === 'canned' ? <SitePicker siteKeys={siteKeys} render={(site) => <CannedManager site={site} scope="site" />} /> : null}
                 {tab === 'webhooks' ? <SitePicker siteKeys={siteKeys} render={(site) => <Webhooks site={site} key={site} />} /> : null}
                 {tab === 'kb' ? <SitePicker siteKeys={siteKeys} render={(site) => <KbManager site={site} key={site} />} /> : null}
                 {tab === 'rules' ? <SitePicker siteKeys={siteKeys} render={(site) => <Rules site={site} key={site} />} /> : null}
@@ -220,9 +220,44 @@ function SiteCreate({ onDone }) {
     );
 }
 
+/** The UTC offsets in use, in minutes (-12:00 … +14:00, with the half and three-quarter hours). */
+const UTC_OFFSETS = [-720, -660, -600, -570, -540, -480, -420, -360, -300, -240, -210, -180, -120, -60, 0, 60, 120, 180, 210, 240, 270, 300, 330, 345, 360, 390, 420, 480, 525, 540, 570, 600, 630, 660, 720, 765, 780, 840];
+const fmtOffset = (m) => `UTC${m < 0 ? '−' : '+'}${String(Math.floor(Math.abs(m) / 60)).padStart(2, '0')}:${String(Math.abs(m) % 60).padStart(2, '0')}`;
+
+/** The settings of the site-edit form as the API's patch body (before any diff). */
+function siteSettings(f) {
+    const ct = {};
+    for (const l of lines(f.category_teams.replace(/,/g, '\n'))) {
+        const [k, v] = l.split('=').map((x) => x && x.trim());
+        if (k && v) ct[k] = v;
+    }
+    return {
+        name: f.name.trim(),
+        origins: lines(f.origins),
+        auto_assign: !!f.auto_assign,
+        require_2fa: !!f.require_2fa,
+        auto_close_s: Number(f.auto_close_s),
+        unanswered_after_s: Number(f.unanswered_after_s),
+        ack_text_en: f.ack_text_en || null,
+        ack_text_zh: f.ack_text_zh || null,
+        category_teams: ct,
+        health_threshold: Number(f.health_threshold),
+        health_window_days: Number(f.health_window_days),
+        report_utc_offset_min: Number(f.report_utc_offset_min),
+        widget: {
+            color: f.color,
+            greeting_en: f.greeting_en,
+            greeting_zh: f.greeting_zh,
+            categories: lines(f.categories),
+            required_fields: lines(f.required_fields),
+            survey: { nps: !!f.survey_nps, ces: !!f.survey_ces },
+        },
+    };
+}
+
 function SiteEdit({ site, onDone }) {
     const w = site.widget || {};
-    const [f, , bind] = useForm({
+    const initial = {
         name: site.name,
         origins: (site.origins || []).join('\n'),
         secretMode: 'keep',
@@ -238,10 +273,16 @@ function SiteEdit({ site, onDone }) {
         greeting_zh: w.greeting_zh || '',
         categories: (w.categories || []).join(', '),
         required_fields: (w.required_fields || []).join(', '),
+        health_threshold: site.health_threshold ?? 3,
+        health_window_days: site.health_window_days ?? 30,
+        report_utc_offset_min: site.report_utc_offset_min ?? 0,
+        survey_nps: !!(w.survey && w.survey.nps),
+        survey_ces: !!(w.survey && w.survey.ces),
         category_teams: Object.entries(site.category_teams || {})
             .map(([k, v]) => `${k}=${v}`)
             .join('\n'),
-    });
+    };
+    const [f, , bind] = useForm(initial);
     const sub = useSubmit();
     return (
         <form
@@ -249,31 +290,11 @@ function SiteEdit({ site, onDone }) {
             data-form="site-edit"
             onSubmit={async (e) => {
                 e.preventDefault();
-                const ct = {};
-                for (const l of lines(f.category_teams.replace(/,/g, '\n'))) {
-                    const [k, v] = l.split('=').map((x) => x && x.trim());
-                    if (k && v) ct[k] = v;
-                }
-                const body = {
-                    name: f.name.trim(),
-                    origins: lines(f.origins),
-                    auto_assign: !!f.auto_assign,
-                    require_2fa: !!f.require_2fa,
-                    auto_close_s: Number(f.auto_close_s),
-                    unanswered_after_s: Number(f.unanswered_after_s),
-                    ack_text_en: f.ack_text_en || null,
-                    ack_text_zh: f.ack_text_zh || null,
-                    category_teams: ct,
-                    widget: {
-                        color: f.color,
-                        greeting_en: f.greeting_en,
-                        greeting_zh: f.greeting_zh,
-                        categories: lines(f.categories),
-                        required_fields: lines(f.required_fields),
-                    },
-                };
+                // only what was changed: the server merges, so nothing else is overwritten
+                const body = changedSettings(siteSettings(initial), siteSettings(f));
                 if (f.secretMode === 'set') body.identity_secret = f.secret;
                 if (f.secretMode === 'remove') body.identity_secret = null;
+                if (!Object.keys(body).length) return onDone();
                 const r = await sub.run(() => http.patch(`/api/v1/admin/sites/${http.enc(site.key)}`, body), t('admin.saved'));
                 if (r) onDone();
             }}
@@ -344,6 +365,31 @@ function SiteEdit({ site, onDone }) {
                 <label>
                     {t('admin.categoryTeams')}
                     <textarea rows={3} {...bind('category_teams')} placeholder="billing=finance" />
+                </label>
+                <label class="check">
+                    <input type="checkbox" {...bind('survey_nps', 'checkbox')} /> {t('admin.surveyNps')}
+                </label>
+                <label>
+                    {t('admin.healthThreshold')}
+                    <input type="number" min={1} max={1000} {...bind('health_threshold')} />
+                </label>
+                <label>
+                    {t('admin.healthWindow')}
+                    <input type="number" min={1} max={365} {...bind('health_window_days')} />
+                </label>
+                <label>
+                    {t('admin.reportOffset')}
+                    <select {...bind('report_utc_offset_min', 'select')}>
+                        {UTC_OFFSETS.map((m) => (
+                            <option key={m} value={String(m)}>
+                                {fmtOffset(m)}
+                            </option>
+                        ))}
+                    </select>
+                </label>
+
+                <label class="check">
+                    <input type="checkbox" {...bind('survey_ces', 'checkbox')} /> {t('admin.surveyCes')}
                 </label>
             </div>
             {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}
@@ -619,13 +665,48 @@ const SLA_FIELDS = ['first_response_s', 'next_response_s', 'resolution_s'];
 
 function Sla({ site }) {
     const res = useLoad(() => http.get(`/api/v1/admin/sites/${http.enc(site)}/sla`), [site]);
+    const teams = useLoad(() => http.get(`/api/v1/admin/sites/${http.enc(site)}/teams`), [site]);
     if (res.state === 'missing') return <NotAvailable what={t('admin.sla')} />;
     if (res.state === 'error') return <Notice kind="error">{errorText(res.error)}</Notice>;
     if (res.state === 'loading') return <p class="muted">{t('msg.loading')}</p>;
-    return <SlaForm site={site} sla={(res.data && res.data.sla) || {}} onSaved={res.reload} />;
+    const teamList = teams.state === 'ok' ? teams.data.teams : [];
+    return <SlaForm site={site} sla={(res.data && res.data.sla) || {}} effective={(res.data && res.data.effective) || null} teams={teamList} onSaved={res.reload} />;
 }
 
-function SlaForm({ site, sla, onSaved }) {
+/** The browser's IANA time zones (the server checks the name against its own zone files). */
+const TIME_ZONES = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone').filter((z) => z !== 'UTC') : ['Asia/Shanghai', 'Asia/Hong_Kong', 'Asia/Singapore', 'Europe/London', 'America/New_York'];
+
+/**
+ * A target in hours and minutes, kept as the API's seconds (a string; '' = not set, the
+ * built-in default applies). Seconds beyond whole minutes, set through the API, are kept.
+ */
+function HoursMinutes({ name, label, value, placeholder, onChange }) {
+    const s = value === '' || value == null ? null : Number(value);
+    const h = s === null ? '' : String(Math.floor(s / 3600));
+    const m = s === null ? '' : String(Math.floor((s % 3600) / 60));
+    const ph = placeholder == null ? null : { h: Math.floor(placeholder / 3600), m: Math.floor((placeholder % 3600) / 60) };
+    const set = (hh, mm) => {
+        if (hh === '' && mm === '') return onChange('');
+        const total = Number(hh || 0) * 3600 + Number(mm || 0) * 60 + (s === null ? 0 : s % 60);
+        onChange(String(total));
+    };
+    return (
+        <span class="hm" data-target={name}>
+            <input type="number" min={0} max={8760} name={`${name}.h`} aria-label={`${label} (${t('sla.hoursUnit')})`} placeholder={ph ? String(ph.h) : ''} value={h} onInput={(e) => set(e.currentTarget.value, m)} />
+            <span class="muted small">{t('sla.hoursUnit')}</span>
+            <input type="number" min={0} max={59} name={`${name}.m`} aria-label={`${label} (${t('sla.minutesUnit')})`} placeholder={ph ? String(ph.m) : ''} value={m} onInput={(e) => set(h, e.currentTarget.value)} />
+            <span class="muted small">{t('sla.minutesUnit')}</span>
+        </span>
+    );
+}
+
+/** What applies to one target while the field is empty: the built-in default (GET …/sla "effective"). */
+function slaDefault(effective, p, k) {
+    const e = effective && effective.policies && effective.policies[p] && effective.policies[p][k];
+    return e && e.from === 'default' ? e.s : null;
+}
+
+function SlaForm({ site, sla, effective, teams, onSaved }) {
     const init = {};
     for (const p of PRIORITIES) for (const k of SLA_FIELDS) init[`${p}.${k}`] = sla.policies && sla.policies[p] && sla.policies[p][k] != null ? String(sla.policies[p][k]) : '';
     const cal = sla.calendar || {};
@@ -637,7 +718,7 @@ function SlaForm({ site, sla, onSaved }) {
     init.raise_priority = !!ba.raise_priority;
     init.escalate_team = ba.escalate_team || '';
     init.notify_admins = ba.notify_admins !== false;
-    const [f, , bind] = useForm(init);
+    const [f, setF, bind] = useForm(init);
     const sub = useSubmit();
     return (
         <form
@@ -695,8 +776,22 @@ function SlaForm({ site, sla, onSaved }) {
                             <th>{t(`prio.${p}`)}</th>
                             {SLA_FIELDS.map((k) => (
                                 <td key={k}>
-                                    <input type="number" min={1} max={31536000} aria-label={`${t(`prio.${p}`)} ${t(`sla.field.${k}`)}`} {...bind(`${p}.${k}`)} />
-                                    <span class="muted small">{f[`${p}.${k}`] ? fmtDuration(Number(f[`${p}.${k}`]) * 1000) : ''}</span>
+                                    <HoursMinutes
+                                        name={`${p}.${k}`}
+                                        label={`${t(`prio.${p}`)} ${t(`sla.field.${k}`)}`}
+                                        value={f[`${p}.${k}`]}
+                                        placeholder={slaDefault(effective, p, k)}
+                                        onChange={(v) => setF((cur) => ({ ...cur, [`${p}.${k}`]: v }))}
+                                    />
+                                    {f[`${p}.${k}`] ? (
+                                        <span class="muted small" data-sla-from="site">
+                                            {fmtDuration(Number(f[`${p}.${k}`]) * 1000)}
+                                        </span>
+                                    ) : slaDefault(effective, p, k) !== null ? (
+                                        <span class="muted small" data-sla-from="default">
+                                            {t('sla.builtIn', { d: fmtDuration(slaDefault(effective, p, k) * 1000) })}
+                                        </span>
+                                    ) : null}
                                 </td>
                             ))}
                         </tr>
@@ -711,7 +806,15 @@ function SlaForm({ site, sla, onSaved }) {
             <div class="grid2">
                 <label>
                     {t('sla.tz')}
-                    <input placeholder="Asia/Shanghai" {...bind('tz')} />
+                    <select {...bind('tz', 'select')}>
+                        <option value="">UTC</option>
+                        {f.tz && !TIME_ZONES.includes(f.tz) ? <option value={f.tz}>{f.tz}</option> : null}
+                        {TIME_ZONES.map((z) => (
+                            <option key={z} value={z}>
+                                {z}
+                            </option>
+                        ))}
+                    </select>
                 </label>
                 {DAYS.map((d) => (
                     <label key={d}>
@@ -734,7 +837,15 @@ function SlaForm({ site, sla, onSaved }) {
             </label>
             <label class="inline">
                 {t('sla.escalateTeam')}
-                <input {...bind('escalate_team')} />
+                <select {...bind('escalate_team', 'select')}>
+                    <option value="">{t('sla.noEscalation')}</option>
+                    {f.escalate_team && !teams.some((x) => x.key === f.escalate_team) ? <option value={f.escalate_team}>{t('rules.p.unknown', { id: f.escalate_team })}</option> : null}
+                    {teams.map((x) => (
+                        <option key={x.key} value={x.key}>
+                            {x.name}
+                        </option>
+                    ))}
+                </select>
             </label>
             {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}
             <div class="buttons">

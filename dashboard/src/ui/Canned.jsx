@@ -2,23 +2,36 @@ import { useState } from 'preact/hooks';
 import { S, isAdmin, loadCanned, toast, errorText } from '../store.js';
 import * as http from '../api.js';
 import { t } from '../i18n.js';
+import { unknownVars } from '../util.js';
 import { NotAvailable, Notice, useLoad } from './common.jsx';
 
-function CannedForm({ site, initial, onDone, onCancel }) {
-    const [f, setF] = useState(initial || { scope: 'agent', shortcut: '', title: '', body: '' });
+/** Only what the form changed of a canned reply (the API merges a patch). */
+function cannedPatch(initial, f) {
+    const out = {};
+    for (const k of ['scope', 'shortcut', 'title', 'body']) if (f[k] !== initial[k]) out[k] = f[k];
+    return out;
+}
+
+function CannedForm({ site, initial, scope = 'agent', onDone, onCancel }) {
+    const [f, setF] = useState(initial || { scope, shortcut: '', title: '', body: '' });
     const [err, setErr] = useState(null);
     const [busy, setBusy] = useState(false);
     const set = (k) => (e) => setF({ ...f, [k]: e.currentTarget.value });
+    // a misspelt variable would reach a customer as written: refused here and by the server
+    const unknown = unknownVars(f.body);
+    // a shared reply is the admins' to move; an agent's own stays theirs
+    const scopeEditable = isAdmin() || !initial || !initial.id;
     return (
         <form
             class="form canned-form"
             data-form="canned"
             onSubmit={async (e) => {
                 e.preventDefault();
+                if (unknown.length) return;
                 setBusy(true);
                 setErr(null);
                 try {
-                    if (initial && initial.id) await http.patch(`/api/v1/canned/${http.enc(initial.id)}`, { shortcut: f.shortcut, title: f.title, body: f.body });
+                    if (initial && initial.id) await http.patch(`/api/v1/canned/${http.enc(initial.id)}`, cannedPatch(initial, f));
                     else await http.post('/api/v1/canned', { site, scope: f.scope, shortcut: f.shortcut, title: f.title, body: f.body });
                     loadCanned(site, true);
                     onDone();
@@ -29,7 +42,7 @@ function CannedForm({ site, initial, onDone, onCancel }) {
                 }
             }}
         >
-            {!initial || !initial.id ? (
+            {scopeEditable ? (
                 <label>
                     {t('canned.scope')}
                     <select name="scope" value={f.scope} onChange={set('scope')}>
@@ -40,7 +53,7 @@ function CannedForm({ site, initial, onDone, onCancel }) {
             ) : null}
             <label>
                 {t('canned.shortcut')}
-                <input name="shortcut" required maxLength={64} pattern="[^\s/]+" value={f.shortcut} onInput={set('shortcut')} placeholder="greet" />
+                <input name="shortcut" required maxLength={64} pattern="[^\s\/]+" title={t('canned.shortcutRule')} value={f.shortcut} onInput={set('shortcut')} placeholder="greet" />
             </label>
             <label>
                 {t('canned.titleField')}
@@ -48,9 +61,14 @@ function CannedForm({ site, initial, onDone, onCancel }) {
             </label>
             <label>
                 {t('canned.body')}
-                <textarea name="body" required rows={4} maxLength={8192} value={f.body} onInput={set('body')} />
+                <textarea name="body" required rows={4} maxLength={8192} value={f.body} onInput={set('body')} aria-invalid={unknown.length ? 'true' : 'false'} />
                 <span class="muted small">{t('canned.vars')}</span>
             </label>
+            {unknown.length ? (
+                <Notice kind="error" testid="unknown-vars">
+                    {t('canned.unknownVars', { vars: unknown.join(' ') })}
+                </Notice>
+            ) : null}
             {err ? <Notice kind="error">{err}</Notice> : null}
             <div class="buttons">
                 {onCancel ? (
@@ -58,7 +76,7 @@ function CannedForm({ site, initial, onDone, onCancel }) {
                         {t('common.cancel')}
                     </button>
                 ) : null}
-                <button type="submit" class="primary" disabled={busy} data-action="save-canned">
+                <button type="submit" class="primary" disabled={busy || unknown.length > 0} data-action="save-canned">
                     {t('common.save')}
                 </button>
             </div>
@@ -67,7 +85,7 @@ function CannedForm({ site, initial, onDone, onCancel }) {
 }
 
 /** Canned replies of one site: the agent's own, and the site's shared ones (admins edit those). */
-export function CannedManager({ site }) {
+export function CannedManager({ site, scope = 'agent' }) {
     const [editing, setEditing] = useState(null);
     const [adding, setAdding] = useState(false);
     const res = useLoad(() => http.get(`/api/v1/canned${http.qs({ site })}`), [site, S.canned.get(site) && S.canned.get(site).at]);
@@ -81,7 +99,7 @@ export function CannedManager({ site }) {
                     {t('canned.add')}
                 </button>
             </div>
-            {adding ? <CannedForm site={site} onDone={() => (setAdding(false), res.reload())} onCancel={() => setAdding(false)} /> : null}
+            {adding ? <CannedForm site={site} scope={scope} onDone={() => (setAdding(false), res.reload())} onCancel={() => setAdding(false)} /> : null}
             <table class="table" data-table="canned">
                 <thead>
                     <tr>

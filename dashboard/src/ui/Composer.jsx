@@ -1,11 +1,12 @@
 import { useRef, useState, useEffect } from 'preact/hooks';
 import { S, sendMessage, typing, loadCanned, changed } from '../store.js';
 import { t } from '../i18n.js';
-import { fillCanned, unfilledVars, searchCanned, slashQuery, cannedContext } from '../util.js';
+import { fillCanned, unfilledVars, unknownVars, searchCanned, slashQuery, cannedContext } from '../util.js';
 import { uploadFile } from './Attachments.jsx';
 
 const drafts = new Map(); // cid -> text
 const notes = new Map(); // cid -> bool
+const held = new Map(); // cid -> unknown placeholders inserted from canned replies
 const trays = new Map(); // cid -> files being attached: [{key, name, state: up|done|failed, info, err}]
 let fileSeq = 0;
 
@@ -24,6 +25,11 @@ function addFiles(cid, files) {
     }
     trays.set(cid, tray);
     changed();
+}
+
+/** The variables a draft must not be sent with: unfilled ones, and unknown ones a canned reply brought. */
+function blockedVars(cid, text) {
+    return [...unfilledVars(text), ...(held.get(cid) || []).filter((x) => text.includes(x))];
 }
 
 /** Append text to a conversation's reply draft and focus the composer (knowledge-base links, Kb.jsx). */
@@ -55,7 +61,7 @@ export function Composer({ c }) {
     const text = drafts.get(cid) || '';
     const note = !!notes.get(cid);
     const closed = c.status === 'closed';
-    const missing = unfilledVars(text);
+    const missing = blockedVars(cid, text);
     const cannedState = S.canned.get(c.site);
 
     useEffect(() => {
@@ -79,7 +85,12 @@ export function Composer({ c }) {
         const el = ta.current;
         const vis = c.visitor && S.visitors.get(c.visitor.id);
         const ctx = cannedContext({ conversation: c, visitor: vis && vis.data && vis.data.visitor, agent: S.me });
-        const { text: filled, missing: miss } = fillCanned(item.body, ctx);
+        const { text: filled, missing: known } = fillCanned(item.body, ctx);
+        // unknown placeholders of a reply saved before the editor refused them: held like
+        // missing values (braces an agent types are plain text)
+        const bad = unknownVars(item.body);
+        held.set(cid, [...new Set([...(held.get(cid) || []), ...bad])]);
+        const miss = [...known, ...bad];
         const caret = el ? el.selectionStart : text.length;
         const start = picker ? picker.start : caret;
         const next = text.slice(0, start) + filled + text.slice(caret);
@@ -109,7 +120,7 @@ export function Composer({ c }) {
             setWarn(t('att.wait'));
             return;
         }
-        const left = unfilledVars(body);
+        const left = blockedVars(cid, body);
         if (left.length) {
             setWarn(t('canned.blocked', { vars: left.join(' ') }));
             const el = ta.current;
@@ -131,6 +142,7 @@ export function Composer({ c }) {
             tray.filter((f) => f.state !== 'done'),
         );
         typing(cid, false);
+        held.delete(cid);
         setText('');
         setWarn(null);
     };
@@ -145,7 +157,7 @@ export function Composer({ c }) {
             if (!picker) loadCanned(c.site, true);
             setPicker({ ...q, index: 0 });
         } else if (picker) setPicker(null);
-        if (warn && !unfilledVars(v).length) setWarn(null);
+        if (warn && !blockedVars(cid, v).length) setWarn(null);
     };
 
     const onKeyDown = (e) => {

@@ -2,7 +2,7 @@
 // rules, …) arrive live as `notice` frames (docs/protocol.md) and are kept by the server
 // (GET /api/v1/notices); admins also see their sites' customer health alerts
 // (GET /api/v1/alerts).
-import { useState, useEffect } from 'preact/hooks';
+import { useState, useEffect, useRef } from 'preact/hooks';
 import { S, isAdmin, openConv, setView, changed, errorText, noticeText } from '../store.js';
 import * as http from '../api.js';
 import { t } from '../i18n.js';
@@ -24,9 +24,29 @@ async function loadNotices() {
 export function NoticesBell() {
     const [open, setOpen] = useState(false);
     const [alerts, setAlerts] = useState(null);
+    const root = useRef(null);
     useEffect(() => {
         loadNotices();
     }, []);
+    // an open panel closes with Esc (focus back on the bell) or a click anywhere outside
+    // it, so it never stays over the conversation's buttons
+    useEffect(() => {
+        if (!open) return undefined;
+        const onKey = (e) => {
+            if (e.key !== 'Escape') return;
+            setOpen(false);
+            root.current?.querySelector('[data-action="notices"]')?.focus();
+        };
+        const onDown = (e) => {
+            if (root.current && !root.current.contains(e.target)) setOpen(false);
+        };
+        document.addEventListener('keydown', onKey);
+        document.addEventListener('pointerdown', onDown, true);
+        return () => {
+            document.removeEventListener('keydown', onKey);
+            document.removeEventListener('pointerdown', onDown, true);
+        };
+    }, [open]);
     const list = S.notices || [];
     const unseen = S.noticesUnseen || 0;
     const toggle = async () => {
@@ -50,7 +70,7 @@ export function NoticesBell() {
         openConv(cid);
     };
     return (
-        <div class="notices">
+        <div class="notices" ref={root}>
             <button type="button" class="ghost bell" data-action="notices" aria-expanded={open ? 'true' : 'false'} title={t('notices.title')} onClick={toggle}>
                 {t('notices.button')}
                 {unseen > 0 ? (

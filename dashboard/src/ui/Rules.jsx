@@ -52,6 +52,7 @@ export function Rules({ site }) {
             res.reload();
         } catch (e) {
             setErr(errorText(e));
+            res.reload(); // what is stored, not what was asked
         }
     };
     const move = (i, d) =>
@@ -96,7 +97,13 @@ export function Rules({ site }) {
                                     name="enabled"
                                     aria-label={t('rules.enabled')}
                                     checked={r.enabled}
-                                    onChange={(e) => act(() => http.patch(`${base(site)}/rules/${http.enc(r.id)}`, { enabled: e.currentTarget.checked }))}
+                                    onChange={(e) => {
+                                        // shown at once: act re-renders before the answer, and the old
+                                        // value would tick the box again meanwhile
+                                        const on = e.currentTarget.checked;
+                                        r.enabled = on;
+                                        act(() => http.patch(`${base(site)}/rules/${http.enc(r.id)}`, { enabled: on }));
+                                    }}
                                 />
                             </td>
                             <td class="buttons">
@@ -209,7 +216,27 @@ function fromForm(f) {
     return { name: f.name.trim(), enabled: f.enabled, match: f.match, trigger, conditions, actions };
 }
 
+/**
+ * The choices of the actions' references, by name: the site's teams, agents, shared canned
+ * replies (only those a rule may send) and webhooks. {team|agent|canned|webhook: [[value, label]]};
+ * a list that cannot be loaded is missing, and its field stays a text input.
+ */
+function usePicks(site) {
+    const teams = useLoad(() => http.get(`${base(site)}/teams`), [site]);
+    const agents = useLoad(() => http.get(`/api/v1/admin/agents${http.qs({ site })}`), [site]);
+    const canned = useLoad(() => http.get(`/api/v1/canned${http.qs({ site })}`), [site]);
+    const hooks = useLoad(() => http.get(`${base(site)}/webhooks`), [site]);
+    const ok = (r, f) => (r.state === 'ok' ? f(r.data) : null);
+    return {
+        team: ok(teams, (d) => d.teams.map((x) => [x.key, x.name])),
+        agent: ok(agents, (d) => d.agents.filter((a) => !a.disabled).map((a) => [a.id, `${a.name} <${a.email}>`])),
+        canned: ok(canned, (d) => d.canned.filter((c) => c.scope === 'site').map((c) => [c.id, `${c.title || c.shortcut} (/${c.shortcut})`])),
+        webhook: ok(hooks, (d) => (d.webhooks || []).map((w) => [w.id, w.description || w.url])),
+    };
+}
+
 function RuleEditor({ site, rule, onDone }) {
+    const picks = usePicks(site);
     const [f, setF] = useState(() => toForm(rule));
     const [busy, setBusy] = useState(false);
     const [err, setErr] = useState(null);
@@ -340,6 +367,16 @@ function RuleEditor({ site, rule, onDone }) {
                                     {(k === 'priority' ? PRIORITIES : STATUSES).map((x) => (
                                         <option key={x} value={x}>
                                             {t(k === 'priority' ? `prio.${x}` : `status.${x}`)}
+                                        </option>
+                                    ))}
+                                </select>
+                            ) : picks[k] ? (
+                                <select key={k} name={k} aria-label={t(`rules.p.${k}`)} value={a[k] || ''} onChange={(e) => setIn('actions', i, k, e.currentTarget.value)}>
+                                    <option value="">{k === 'team' && a.type === 'notify_team_lead' ? t('rules.p.convTeam') : ''}</option>
+                                    {a[k] && !picks[k].some(([v]) => v === a[k]) ? <option value={a[k]}>{t('rules.p.unknown', { id: a[k] })}</option> : null}
+                                    {picks[k].map(([v, label]) => (
+                                        <option key={v} value={v}>
+                                            {label}
                                         </option>
                                     ))}
                                 </select>

@@ -70,7 +70,7 @@ export function fmtDateTime(ts) {
 /** The SLA countdown of a ticket: green, amber from the warning instant, red at breach. */
 export function SlaBadge({ conv, compact = false }) {
     const now = useNow();
-    const st = slaState(conv && conv.ticket, now);
+    const st = slaState(conv && conv.ticket, now, conv && conv.status);
     if (!st) return null;
     let text;
     if (st.level === 'paused') text = t('sla.paused');
@@ -136,7 +136,7 @@ export function PrioChip({ priority }) {
 }
 
 export function Presence({ status }) {
-    return <span class={`dot presence-${status || 'offline'}`} title={t(`presence.${status || 'offline'}`)} aria-label={t(`presence.${status || 'offline'}`)} />;
+    return <span class={`dot presence-${status || 'offline'}`} role="img" title={t(`presence.${status || 'offline'}`)} aria-label={t(`presence.${status || 'offline'}`)} />;
 }
 
 /** A modal dialog: Esc closes, focus goes to the first field. */

@@ -601,6 +601,13 @@ local function sla_sync(c, iv, now)
     for _, k in ipairs(SLA_KINDS) do
       if c['sla_' .. k .. '_due'] and c['sla_' .. k .. '_due'] ~= '' then sla_stop(c, k) changed = true end
     end
+    -- stopped, not paused: a ticket closed while waiting on the customer shows met or
+    -- breached, never "paused" (issue 18)
+    if paused then
+      c.sla_paused_at = ''
+      redis.call('HSET', key, 'sla_paused_at', '')
+      changed = true
+    end
     return changed
   end
   if c.status == 'pending' and not paused then
@@ -709,6 +716,15 @@ local function admin_role(r) return r == 'admin' or r == 'owner' end
 -- and the step that adds an agent to a site write it too).
 local function agent_role(site, aid)
   return redis.call('HGET', sakey(site, aid), 'role')
+end
+-- Someone online, as the site's routing sees it (the agents' records in the site): what a
+-- widget's welcome says (agents_online) and what site_online.lua answers while the widget
+-- shows its pre-chat form.
+local function site_online(site)
+  for _, aid in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
+    if redis.call('HGET', sakey(site, aid), 'status') == 'online' then return true end
+  end
+  return false
 end
 local function site_admins(site)
   local out = {}
@@ -907,4 +923,60 @@ local function rules_snapshot(c)
     ',"ticket":' .. N(c.ticket_number) .. ',"visitor":{"id":' .. S(c.visitor) .. ',"name":' ..
     J(v.name or c.visitor_name) .. ',"email":' .. J(v.email or c.visitor_email) .. ',"user_id":' .. J(v.user_id) ..
     ',"attributes":' .. attrs .. '}}'
+end
+-- Canned reply variables (docs/dashboard.md "Canned replies"): {customer_name},
+-- {ticket_number}, {agent_name}, their Chinese aliases and {attr.<key>} (a visitor
+-- attribute). A placeholder is a {name} of letters, digits, _ . - or non-ASCII text; one
+-- that is none of these is unknown (a misspelling such as {customer_nmae}), which the API
+-- refuses in a canned reply and a rule never sends. The dashboard's composer applies the
+-- same names (dashboard/src/util.js).
+local CANNED_ALIASES = {['客户姓名'] = 'customer_name', ['工单编号'] = 'ticket_number', ['客服姓名'] = 'agent_name'}
+local CANNED_NAMES = {customer_name = true, ticket_number = true, agent_name = true}
+local CANNED_PLACEHOLDER = '{([%w_%.%-\128-\255]+)}'
+local function canned_known(name)
+  name = CANNED_ALIASES[name] or name
+  return CANNED_NAMES[name] or (#name <= 69 and string.match(name, '^attr%.[%w_%.%-]+$') ~= nil)
+end
+-- The unknown placeholders of a body, each once, in order of appearance.
+local function canned_unknown(body)
+  local out, seen = {}, {}
+  for name in string.gmatch(body, CANNED_PLACEHOLDER) do
+    if not canned_known(name) and not seen[name] then
+      seen[name] = true
+      table.insert(out, '{' .. name .. '}')
+    end
+  end
+  return out
+end
+-- Fills a canned body for conversation c (its hash): the customer's name, the ticket
+-- number, the assignee's name, the visitor's attributes. Returns the text and the list of
+-- variables left without a value (each once); unknown placeholders count as missing, so a
+-- caller that sends nothing while the list is not empty never sends a raw {variable}.
+local function canned_fill(body, c)
+  local v = hgetall(vkey(c.site, c.visitor or '')) or {}
+  local attrs = {}
+  if v.attributes and v.attributes ~= '' then
+    local ok, t = pcall(cjson.decode, v.attributes)
+    if ok and type(t) == 'table' then attrs = t end
+  end
+  local values = {customer_name = v.name or c.visitor_name, ticket_number = c.ticket_number,
+    agent_name = c.assignee_name}
+  local missing, seen = {}, {}
+  local text = string.gsub(body, CANNED_PLACEHOLDER, function(name)
+    local val
+    if canned_known(name) then
+      local n = CANNED_ALIASES[name] or name
+      if string.sub(n, 1, 5) == 'attr.' then val = attrs[string.sub(n, 6)] else val = values[n] end
+    end
+    if type(val) == 'number' or type(val) == 'boolean' then val = tostring(val) end
+    if type(val) ~= 'string' or not string.find(val, '%S') then
+      if not seen[name] then
+        seen[name] = true
+        table.insert(missing, '{' .. name .. '}')
+      end
+      return nil
+    end
+    return val
+  end)
+  return text, missing
 end

@@ -79,7 +79,16 @@ local function rule_run(f, now, retain)
     elseif t == 'send_canned' and open then
       local x = hgetall(skey(c.site, 'canned:' .. tostring(a.canned)))
       if x and x.site == c.site and x.scope == 'site' then
-        append_msg(c, new_id(c.site), '', 'system', 'system', '', x.body, '0', now, retain)
+        -- variables filled as the composer fills them; one without a value (or unknown)
+        -- is never sent raw: the agents get a private note saying why instead
+        local text, missing = canned_fill(x.body, c)
+        if #missing == 0 then
+          append_msg(c, new_id(c.site), '', 'system', 'system', '', text, '0', now, retain)
+        else
+          append_msg(c, new_id(c.site), '', 'system', 'system', '', label .. ': canned reply "' ..
+            ((x.title ~= '' and x.title) or x.shortcut) .. '" not sent, no value for ' ..
+            table.concat(missing, ' '), '1', now, retain)
+        end
         n = n + 1
       end
     elseif t == 'notify_team_lead' or t == 'notify_admins' then
@@ -105,13 +114,27 @@ local function rule_run(f, now, retain)
   return n
 end
 
+-- What a rule sees of an event's data: event_data, and on conversation.created the body of
+-- the conversation's first message (the customer's opening words), so that the "text"
+-- field means a message on both triggers and never the subject (issue 18).
+local function rules_event_data(e)
+  local d = event_data(e)
+  if e.t ~= 'conversation.created' or not e.c or e.c == '' then return d end
+  local r = redis.call('XRANGE', ckey(e.c, e.s) .. ':msgs', '0-1', '0-1')
+  if #r ~= 1 or not json_or(d, nil) then return d end
+  local f, m = r[1][2], {}
+  for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
+  if m.ak ~= 'visitor' or m.priv == '1' then return d end
+  return string.sub(d, 1, #d - 1) .. (#d > 2 and ',' or '') .. '"body":' .. S(string.sub(m.body or '', 1, 2000)) .. '}'
+end
+
 local function ev_rules_batch(site, evs, expect, last, more)
   local rules = rules_of(site)
   if #rules == 0 then return nil end
   local out, convs, seen = {}, {}, {}
   for _, e in ipairs(evs) do
     table.insert(out, '{"id":' .. S(e.id) .. ',"t":' .. S(e.t) .. ',"s":' .. S(e.s) .. ',"c":' .. S(e.c) .. ',"ts":' ..
-      N(e.ts) .. ',"by":' .. S(e.by) .. ',"d":' .. json_or(event_data(e), '{}') .. '}')
+      N(e.ts) .. ',"by":' .. S(e.by) .. ',"d":' .. json_or(rules_event_data(e), '{}') .. '}')
     if e.c and e.c ~= '' and not seen[e.c] then
       seen[e.c] = true
       local c = hgetall(ckey(e.c, e.s))

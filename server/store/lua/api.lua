@@ -248,13 +248,30 @@ ops.canned_list = function()
     return '{"canned":[' .. table.concat(js, ',') .. ']}'
   end)
 end
+-- A shortcut is typed after "/" in the composer: 1 to 64 bytes, no spaces, no "/". A body
+-- names only known variables (canned_unknown in _common.lua): a misspelt {customer_nmae}
+-- would otherwise reach a customer as written.
+local function canned_shortcut(v)
+  v = str(v, 64, 'shortcut')
+  if v and (v == '' or string.find(v, '[%s/]')) then bad('shortcut must be 1 to 64 bytes without spaces or "/"') end
+  return v
+end
+local function canned_body(v)
+  v = str(v, 8192, 'body')
+  local unknown = v and canned_unknown(v) or {}
+  if #unknown > 0 then
+    bad('body has unknown variables: ' .. table.concat(unknown, ' ') ..
+      ' (known: {customer_name} {ticket_number} {agent_name} {attr.<key>})')
+  end
+  return v
+end
 ops.canned_create = function()
   local site, scope = p.site, p.scope or 'agent'
   if type(site) ~= 'string' or not my_site(site) then return fail('not_found', 'no such site') end
   if scope ~= 'site' and scope ~= 'agent' then return fail('bad_request', 'scope must be site or agent') end
   if scope == 'site' then need_admin() end
-  local x = {id = fresh, site = site, scope = scope, owner = aid, shortcut = str(p.shortcut, 64, 'shortcut') or '',
-    title = str(p.title, 200, 'title') or '', body = str(p.body, 8192, 'body') or ''}
+  local x = {id = fresh, site = site, scope = scope, owner = aid, shortcut = canned_shortcut(p.shortcut) or '',
+    title = str(p.title, 200, 'title') or '', body = canned_body(p.body) or ''}
   if x.shortcut == '' or x.body == '' then return fail('bad_request', 'shortcut and body are required') end
   local flat = {}
   for k, v in pairs(x) do table.insert(flat, k) table.insert(flat, v) end
@@ -263,16 +280,31 @@ ops.canned_create = function()
   if scope == 'site' then audit_site(site, 'canned.create', x.id, nil, canned_audit(x)) end
   return reply(201, '{"canned":' .. canned_json(x) .. '}')
 end
+-- Edits a canned reply; scope moves it between the caller's own ("agent") and the site's
+-- shared ones ("site"): an admin's step either way, since either way a shared reply
+-- changes. A reply made the caller's own becomes theirs.
 ops.canned_patch = function()
   local x = canned_mine(p.id)
   if not x then return fail('not_found', 'no such canned reply') end
-  if x.scope == 'site' then need_admin() end
-  local before = canned_audit(x)
+  local scope = p.scope
+  if scope ~= nil and scope ~= 'site' and scope ~= 'agent' then return fail('bad_request', 'scope must be site or agent') end
+  if x.scope == 'site' or scope == 'site' then need_admin() end
+  local before, was = canned_audit(x), x.scope
+  local vals = {shortcut = canned_shortcut(p.shortcut), title = str(p.title, 200, 'title'), body = canned_body(p.body)}
+  if vals.shortcut == '' or vals.body == '' then return fail('bad_request', 'shortcut and body are required') end
   for _, f in ipairs({'shortcut', 'title', 'body'}) do
-    local v = str(p[f], f == 'body' and 8192 or 200, f)
-    if v then x[f] = v redis.call('HSET', canned_key(x.site, x.id), f, v) end
+    if vals[f] then x[f] = vals[f] redis.call('HSET', canned_key(x.site, x.id), f, vals[f]) end
   end
-  if x.scope == 'site' then audit_site(x.site, 'canned.update', x.id, before, canned_audit(x)) end
+  if scope and scope ~= was then
+    redis.call('SREM', skey(x.site, 'canned'), x.id)
+    redis.call('SREM', sakey(x.site, x.owner or '') .. ':canned', x.id)
+    x.scope, x.owner = scope, aid
+    redis.call('HSET', canned_key(x.site, x.id), 'scope', scope, 'owner', aid)
+    redis.call('SADD', scope == 'site' and skey(x.site, 'canned') or (sakey(x.site, aid) .. ':canned'), x.id)
+  end
+  if was == 'site' and x.scope == 'site' then audit_site(x.site, 'canned.update', x.id, before, canned_audit(x))
+  elseif x.scope == 'site' then audit_site(x.site, 'canned.create', x.id, nil, canned_audit(x))
+  elseif was == 'site' then audit_site(x.site, 'canned.delete', x.id, before, nil) end
   return reply(200, '{"canned":' .. canned_json(x) .. '}')
 end
 ops.canned_delete = function()
@@ -379,17 +411,28 @@ ops.admin_site_joined = function()
   agent_changed(aid)
   return reply(200, 'null')
 end
--- The widget settings of a patch as the JSON text stored in the site record (raises bad_request).
-local function widget_of(v)
+-- The widget settings after a patch, as the JSON text stored in the site record (raises
+-- bad_request). The patch merges into the stored settings (JSON merge patch, RFC 7386):
+-- members it leaves out keep their values, null removes one, and survey merges the same
+-- way, so saving the greeting never turns the survey off (issue 18).
+local function widget_of(v, cur)
   if type(v) ~= 'table' then bad('widget must be an object') end
-  local w = {}
-  if v.color ~= nil then
+  local ok, w = pcall(cjson.decode, cur or '')
+  if not ok or type(w) ~= 'table' then w = {} end
+  local null = cjson.null
+  if v.color == null then
+    w.color = nil
+  elseif v.color ~= nil then
     if type(v.color) ~= 'string' or not string.match(v.color, '^#%x%x%x%x%x%x$') then bad('widget.color must look like #1a73e8') end
     w.color = v.color
   end
-  for _, f in ipairs({'title', 'greeting_en', 'greeting_zh'}) do w[f] = str(v[f], 500, 'widget.' .. f) end
+  for _, f in ipairs({'title', 'greeting_en', 'greeting_zh'}) do
+    if v[f] == null then w[f] = nil elseif v[f] ~= nil then w[f] = str(v[f], 500, 'widget.' .. f) end
+  end
   for _, f in ipairs({'categories', 'required_fields'}) do
-    if v[f] ~= nil then
+    if v[f] == null then
+      w[f] = nil
+    elseif v[f] ~= nil then
       if type(v[f]) ~= 'table' or #v[f] > 50 then bad('widget.' .. f .. ' must be an array') end
       for _, x in ipairs(v[f]) do
         if type(x) ~= 'string' or #x > 100 then bad('widget.' .. f .. ' holds short strings') end
@@ -398,12 +441,16 @@ local function widget_of(v)
     end
   end
   -- reports: the optional survey questions after CSAT (docs/reports.md)
-  if v.survey ~= nil then
+  if v.survey == null then
+    w.survey = nil
+  elseif v.survey ~= nil then
     local sv = v.survey
     if type(sv) ~= 'table' or (sv.nps ~= nil and type(sv.nps) ~= 'boolean') or (sv.ces ~= nil and type(sv.ces) ~= 'boolean') then
       bad('widget.survey must be {"nps":bool,"ces":bool}')
     end
-    w.survey = {nps = sv.nps == true, ces = sv.ces == true}
+    local was = type(w.survey) == 'table' and w.survey or {}
+    local function pick(x, old) if x ~= nil then return x end return old == true end
+    w.survey = {nps = pick(sv.nps, was.nps), ces = pick(sv.ces, was.ces)}
   end
   local enc = cjson.encode(w)
   enc = string.gsub(enc, '"categories":{}', '"categories":[]')
@@ -423,7 +470,7 @@ local function category_teams_of(v, teams)
 end
 -- The patch's settings of the site record as field/value pairs, every value checked
 -- (raises bad_request), so a refused patch changes nothing.
-local function site_patch_fields(s_key)
+local function site_patch_fields(s_key, cur)
   local set = {}
   local function put(f, v) table.insert(set, f) table.insert(set, v) end
   if p.name ~= nil then put('name', name_of(p.name, 'name')) end
@@ -452,7 +499,7 @@ local function site_patch_fields(s_key)
   if p.report_utc_offset_min ~= nil then
     put('report_utc_offset_min', I(whole(p.report_utc_offset_min, -720, 840, 'report_utc_offset_min')))
   end
-  if p.widget ~= nil then put('widget', widget_of(p.widget)) end
+  if p.widget ~= nil then put('widget', widget_of(p.widget, cur and cur.widget)) end
   -- the audit log's retention in the site (_audit.lua); absent: the node's audit_retain_days
   if p.audit_retain_days ~= nil then put('audit_retain_days', I(whole(p.audit_retain_days, 1, 3650, 'audit_retain_days'))) end
   return set
@@ -460,7 +507,7 @@ end
 ops.admin_site_patch = function()
   local s = admin_site(p.site_key)
   local key = sitekey(s.key)
-  local set = site_patch_fields(s.key)
+  local set = site_patch_fields(s.key, s)
   -- requiring two-factor login: only an admin who uses it (so the change does not lock its
   -- author out), and the site's agents without it are signed out at once on every node
   -- (sessions close with 4401; the next login sends them to enrolment)
@@ -808,9 +855,27 @@ ops.admin_agent_patch = function()
   agent_changed(a.id)
   return agent_reply(200, key, join, leave, sv)
 end
+-- The targets that apply, each with where it comes from: the site's policy ("site") or the
+-- built-in default ("default", SLA_DEFAULT), which applies to any target the site leaves
+-- empty; the same resolution as sla_targets, so the admin page never says "no target"
+-- while a default runs.
+local function sla_effective(cfg)
+  local rows = {}
+  for _, prio in ipairs({'low', 'normal', 'high', 'urgent'}) do
+    local own = type(cfg.policies) == 'table' and type(cfg.policies[prio]) == 'table' and cfg.policies[prio] or {}
+    local f = {}
+    for _, k in ipairs({'first_response_s', 'next_response_s', 'resolution_s'}) do
+      local v = tonumber(own[k])
+      table.insert(f, S(k) .. ':{"s":' .. I(v or SLA_DEFAULT[prio][k]) .. ',"from":"' .. (v and 'site' or 'default') .. '"}')
+    end
+    table.insert(rows, S(prio) .. ':{' .. table.concat(f, ',') .. '}')
+  end
+  return '{"policies":{' .. table.concat(rows, ',') .. '},"warn_at":' .. N(sla_warn_at(cfg)) .. '}'
+end
 ops.admin_sla_get = function()
   local s = admin_site(p.site_key)
-  return reply(200, '{"sla":' .. ((s.sla and s.sla ~= '') and s.sla or '{}') .. '}')
+  return reply(200, '{"sla":' .. ((s.sla and s.sla ~= '') and s.sla or '{}') .. ',"effective":' ..
+    sla_effective(sla_config(s.key)) .. '}')
 end
 ops.admin_sla_put = function()
   local s = admin_site(p.site_key)

@@ -111,9 +111,18 @@ ops.rules_dry_run = function()
       break
     end
   end
+  -- the first message stands for a conversation.created event's text, as the rules
+  -- consumer hands it over (rules_event_data in _ev_rules.lua)
+  local first = 'null'
+  local r1 = redis.call('XRANGE', ckey(cid, site) .. ':msgs', '0-1', '0-1')
+  if #r1 == 1 then
+    local f = {}
+    for i = 1, #r1[1][2], 2 do f[r1[1][2][i]] = r1[1][2][i + 1] end
+    if f.ak == 'visitor' and f.priv ~= '1' then first = '{"body":' .. S(string.sub(f.body or '', 1, 2000)) .. '}' end
+  end
   -- the SLA settings as stored (their calendar gives business hours), JSON text
   return reply(200, '{"rules":[' .. table.concat(rules_of(site), ',') .. '],"conv":' .. rules_snapshot(c) ..
-    ',"last_message":' .. last .. ',"sla":' .. J(redis.call('HGET', sitekey(site), 'sla')) .. '}')
+    ',"last_message":' .. last .. ',"first_message":' .. first .. ',"sla":' .. J(redis.call('HGET', sitekey(site), 'sla')) .. '}')
 end
 
 -- Team lead (notify_team_lead): PATCH admin/sites/:site_key/teams/:team {"lead": agent id | null}

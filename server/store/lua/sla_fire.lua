@@ -63,10 +63,11 @@ if level == 'breach' then
     drain(c.site, c.team, tostring(now))
     queue_changed(c.site, c.team)
   end
+  -- the admins get a stored notice (the bell's list keeps it), not a second copy of the
+  -- event: every agent of the site, admins included, already had it on the site channel
   if act.notify_admins ~= false then
-    for _, aid in ipairs(redis.call('SMEMBERS', skey(c.site, 'agents'))) do
-      if admin_role(agent_role(c.site, aid)) then pub('agent:' .. aid, 0, 'a', '-', ev) end
-    end
+    notify(site_admins(c.site), 'sla', c.site, cid, 'SLA breached: ticket #' .. c.ticket_number .. ' (' .. kind .. ')',
+      (c.subject and c.subject ~= '') and c.subject or nil, tostring(now))
   end
   c = hgetall(ckey(cid))
   conv_updated(c, true)

@@ -41,11 +41,7 @@ else
     if c then table.insert(convs, conv_json(c)) end
   end
 end
--- someone online, as the site's routing sees it (the agents' records in the site)
-local online = false
-for _, aid in ipairs(redis.call('SMEMBERS', skey(site, 'agents'))) do
-  if redis.call('HGET', sakey(site, aid), 'status') == 'online' then online = true break end
-end
+local online = site_online(site)
 -- what the widget shows: the site's title, colour, greetings, form categories, required fields
 local st = hgetall(sitekey(site)) or {}
 local w = {}
