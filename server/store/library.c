@@ -28,9 +28,8 @@
 
 /* Scripts that never write: no-writes. The HTTP API's scripts (api*) also get a read-only
  * twin <name>_ro, which GET routes call (docs/ops.md "Redis full"). */
-static const char *const ro_scripts[] = {"agent_get",  "agent_sync",  "history",       "sites_get",
-                                         "sites_list", "metrics_ops", "agent_welcome", "file_get",
-                                         "site_online"};
+static const char *const ro_scripts[] = {"agent_get",   "agent_sync",    "history",  "sites_get",  "sites_list",
+                                         "metrics_ops", "agent_welcome", "file_get", "site_online"};
 
 static bool is_ro(const char *name)
 {
