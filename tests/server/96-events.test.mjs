@@ -54,8 +54,11 @@ it('events gather: one notice, one pass on one node for a burst, disarmed when c
     assert.equal(await total('chatdesk_event_passes_total') - passes0, 1, 'one pass on one node for the whole burst');
     // caught up: the next event tells the nodes again
     await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'later', body: 'one more' });
-    assert.equal(await env.redis.cmd('GET', `${k(site)}:armed`), '1');
+    const armedNow = await env.redis.cmd('GET', `${k(site)}:armed`);
     const again = await lastId(site);
+    // armed, unless a pass another notice scheduled (the site cache's reload polls every
+    // site) ran in between and applied it already
+    if (armedNow !== '1') assert.equal((await cursors(site)).reports, again, 'armed, or already applied');
     await waitUntil(async () => (await cursors(site)).reports === again, { timeout: (POLL + 5000) * SCALE, what: 'the next pass' });
     assert.equal(await total('chatdesk_event_passes_total') - passes0, 2);
     v.terminate();
