@@ -160,10 +160,10 @@ static void test_send_concurrent_senders_gapless(void **state)
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s last_seq", f->prefix, cd_key_cid_site(cid), cid));
     assert_int_equal(atoll(buf), total);
     assert_int_equal(r_int(f, "XLEN %s{s:%s}:conv:%s:msgs", f->prefix, cd_key_cid_site(cid), cid), total);
-    /* the dedupe generations hold the newest 64 to 128 of them, nothing older */
+    /* the dedupe generations hold the newest 128 to 256 of them, nothing older */
     long long kept = r_int(f, "HLEN %s{s:%s}:conv:%s:dd0", f->prefix, cd_key_cid_site(cid), cid) +
                      r_int(f, "HLEN %s{s:%s}:conv:%s:dd1", f->prefix, cd_key_cid_site(cid), cid);
-    assert_true(kept >= 64 && kept <= 128);
+    assert_true(kept >= 128 && kept <= 256);
     redisReply *x = rx(f, "XRANGE %s{s:%s}:conv:%s:msgs - +", f->prefix, cd_key_cid_site(cid), cid);
     assert_int_equal(x->elements, total);
     int next[N_CHILDREN] = {0};
@@ -250,9 +250,9 @@ static void test_send_dedupe(void **state)
     assert_int_equal(r_int(f, "XLEN %s{s:%s}:conv:%s:msgs", f->prefix, cd_key_cid_site(cid), cid), base + 1);
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s last_seq", f->prefix, cd_key_cid_site(cid), cid));
     assert_int_equal(atoll(buf), base + 1);
-    /* the entry sits in the dedupe generation of its seq (:dd0 or :dd1, 64 seqs each) */
+    /* the entry sits in the dedupe generation of its seq (:dd0 or :dd1, 128 seqs each) */
     assert_true(r_str(f, buf, sizeof buf, "HGET %s{s:%s}:conv:%s:dd%lld visitor:%s:dup-1", f->prefix,
-                      cd_key_cid_site(cid), cid, ((base + 1) / 64) % 2, vid));
+                      cd_key_cid_site(cid), cid, ((base + 1) / 128) % 2, vid));
     assert_int_equal(atoll(buf), base + 1);
     sub_collect(f, sub, &evs);
     snprintf(chan, sizeof chan, "conv:%s", cid);
@@ -300,8 +300,8 @@ static void test_send_dedupe(void **state)
     res_clear(&r);
 }
 /* The dedupe window (msg_send.lua DD_GEN, the bound in docs/performance.md): a retry is
- * recognised while its message is among the conversation's last 64, whoever wrote the
- * others, and an entry is gone once 128 messages followed it (nothing grows per message).
+ * recognised while its message is among the conversation's last 128, whoever wrote the
+ * others, and an entry is gone once 256 messages followed it (nothing grows per message).
  * The conversation's hot fields come first in its hash, as msg_send reads them. */
 static void test_send_dedupe_window(void **state)
 {
@@ -320,7 +320,7 @@ static void test_send_dedupe_window(void **state)
         assert_string_equal(k->element[i]->str, hot[i]);
     freeReplyObject(k);
 
-    /* for each possible position of the first message in its generation: 63 others after
+    /* for each possible position of the first message in its generation: 127 others after
      * it (from the agent, so the visitor's own count does not matter), then the retry */
     long long seq = base;
     for (int round = 0; round < 3; round++) {
@@ -330,7 +330,7 @@ static void test_send_dedupe_window(void **state)
         assert_false(r.duplicate);
         const long long first = ++seq;
         assert_int_equal(r.seq, first);
-        for (int i = 0; i < 63 + round * 20; i++) {
+        for (int i = 0; i < 127 + round * 40; i++) {
             snprintf(buf, sizeof buf, "other-%d-%d", round, i);
             op_send(f, &r, &AG1, cid, buf, "reply", false);
             expect_ok(&r);
@@ -338,18 +338,18 @@ static void test_send_dedupe_window(void **state)
         }
         op_send(f, &r, &vis, cid, cmid, "retry", false);
         expect_ok(&r);
-        if (seq - first <= 63) {
+        if (seq - first <= 127) {
             assert_true(r.duplicate);
             assert_int_equal(r.seq, first);
         } else if (!r.duplicate) {
             seq++; /* past the guaranteed window the retry may be new */
         }
     }
-    /* 128 messages after it, an entry is gone: the same client_msg_id stores a new message */
+    /* 256 messages after it, an entry is gone: the same client_msg_id stores a new message */
     op_send(f, &r, &vis, cid, "win-old", "first", false);
     expect_ok(&r);
     const long long old = ++seq;
-    for (int i = 0; i < 128; i++) {
+    for (int i = 0; i < 256; i++) {
         snprintf(buf, sizeof buf, "later-%d", i);
         op_send(f, &r, &AG1, cid, buf, "reply", false);
         expect_ok(&r);
@@ -362,7 +362,7 @@ static void test_send_dedupe_window(void **state)
     assert_true(r.seq > old);
     long long kept = r_int(f, "HLEN %s{s:%s}:conv:%s:dd0", f->prefix, cd_key_cid_site(cid), cid) +
                      r_int(f, "HLEN %s{s:%s}:conv:%s:dd1", f->prefix, cd_key_cid_site(cid), cid);
-    assert_true(kept >= 64 && kept <= 128);
+    assert_true(kept >= 128 && kept <= 256);
     res_clear(&r);
 }
 /* The sends of one site made in one loop pass share one msg_send call (a batch): messages

@@ -18,12 +18,12 @@
 -- key: the conversation's key as the node declared it (KEYS; cd_key_conv builds it from
 -- cid as ckey does here).
 -- Dedupe generations of DD_GEN seqs each (docs/keyspace.md, the window's bound in
--- docs/performance.md): each is a small hash, a listpack that HGET and HSETNX scan entry by
--- entry, so a new message pays a scan of the previous generation and half of the current
--- one on average; 64 (128 before) halves that and still recognises a retry while its
--- message is among the conversation's last 64 to 128.
+-- docs/performance.md "The dedupe window"): a retry is recognised while its message is
+-- among the conversation's last 128 to 256. Each generation is a small hash (a listpack
+-- that HGET and HSETNX scan); 64 would halve that cost but not the time a partitioned
+-- node's late commands need (F6 stored copies twice with 64).
 local DD = {[0] = ':dd0', [1] = ':dd1'}
-local DD_GEN = 64
+local DD_GEN = 128
 -- The reply to a retry: the message stored first (seq dup), or a conflict once trimmed.
 local function duplicate(cid, dup)
   local mj = stored_msg_json(cid, dup)
@@ -45,7 +45,7 @@ local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, re
   end
   -- Idempotency: a retry of a stored send gets the same message back. The dedupe entries
   -- live in two generations of DD_GEN seqs (keys :dd0 / :dd1): a retry is recognised while
-  -- its message is among the conversation's last 64 to 128, and nothing grows per message.
+  -- its message is among the conversation's last 128 to 256, and nothing grows per message.
   local seq = (tonumber(c.last_seq) or 0) + 1
   local gen = math.floor(seq / DD_GEN) % 2
   local cur, prev = key .. DD[gen], key .. DD[1 - gen] -- (no number formatting)
