@@ -22,6 +22,10 @@ typedef struct kind_entry {
 typedef struct site_entry {
     char *key;
     int64_t next_ms;
+    /* bumped by each notice: a claim's reply that a notice overtook does not say when the
+     * next timer is (it may have run before that timer was set), so the site is polled
+     * again instead of sleeping on it */
+    uint64_t gen;
 } site_entry;
 
 struct cd_timers {
@@ -94,15 +98,6 @@ void *cd_timers_context(cd_timers *t, size_t size)
     return t->contexts[t->n_contexts++] = cd_calloc(1, size);
 }
 
-void cd_timers_set_sites(cd_timers *t, const char *const *sites, size_t n)
-{
-    free_sites(t);
-    t->sites = cd_calloc(n + 1, sizeof *t->sites);
-    for (size_t i = 0; i < n; i++)
-        t->sites[i].key = cd_strdup(sites[i]);
-    t->n_sites = n;
-}
-
 /* the entry for key[0..len) */
 static site_entry *site_of(cd_timers *t, const char *key, size_t len)
 {
@@ -110,6 +105,21 @@ static site_entry *site_of(cd_timers *t, const char *key, size_t len)
         if (strncmp(t->sites[i].key, key, len) == 0 && t->sites[i].key[len] == '\0')
             return &t->sites[i];
     return NULL;
+}
+
+/* Every site is polled at the next tick; a site kept from the old list keeps its notice
+ * generation, so a claim in flight across the reload is still judged against it. */
+void cd_timers_set_sites(cd_timers *t, const char *const *sites, size_t n)
+{
+    site_entry *fresh = cd_calloc(n + 1, sizeof *fresh);
+    for (size_t i = 0; i < n; i++) {
+        site_entry *old = site_of(t, sites[i], strlen(sites[i]));
+        fresh[i].key = cd_strdup(sites[i]);
+        fresh[i].gen = old ? old->gen : 0;
+    }
+    free_sites(t);
+    t->sites = fresh;
+    t->n_sites = n;
 }
 
 bool cd_timers_fire(cd_timers *t, const char *site, const char *member)
@@ -133,13 +143,17 @@ void cd_timers_notice(cd_timers *t, const char *p, size_t len)
     if (!sp)
         return;
     site_entry *s = site_of(t, site, (size_t)(sp - site));
+    if (!s)
+        return;
+    s->gen++;
     int64_t due = strtoll(sp + 1, NULL, 10);
-    if (s && s->next_ms != 0 && due < s->next_ms)
+    if (s->next_ms != 0 && due < s->next_ms)
         s->next_ms = due;
 }
 
 typedef struct claim {
     cd_timers *t;
+    uint64_t gen; /* the site's notice generation when the claim was sent */
     char site[];
 } claim;
 
@@ -163,8 +177,11 @@ static void on_claimed(void *ud, cd_err err, const char *json, size_t len)
         }
     }
     site_entry *s = site_of(t, c->site, strlen(c->site));
-    /* a full batch: more may be due now; else sleep until the next timer or a notice */
-    if (s && err == CD_ERR_OK && n < TIMER_BATCH)
+    /* a full batch: more may be due now; a notice came while the claim ran: the reply may
+     * predate its timer; else sleep until the next timer or a notice */
+    if (s && (err != CD_ERR_OK || n >= TIMER_BATCH || s->gen != c->gen))
+        s->next_ms = 0;
+    else if (s)
         s->next_ms = json_is_integer(nx) ? json_integer_value(nx) : INT64_MAX;
     json_decref(root);
     cd_free(c);
@@ -196,6 +213,7 @@ void cd_timers_tick(cd_timers *t, uint64_t now)
         size_t l = strlen(t->sites[i].key);
         claim *c = cd_malloc(sizeof *c + l + 1);
         c->t = t;
+        c->gen = t->sites[i].gen;
         memcpy(c->site, t->sites[i].key, l + 1);
         if (claim_site(t, c) == 0) {
             t->polls++;

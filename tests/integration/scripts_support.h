@@ -23,6 +23,7 @@
  *   presence set, touch, sweep                     test_presence.c
  *   the site event stream (events/ consumes it)    test_events_stream.c
  *   the function library itself                    test_store_library.c
+ *   the timer poller (timers/)                     test_timers_poll.c
  * A module without a program yet gets its own test_<module>[_<part>].c (CMake finds it). */
 #ifndef CHATDESK_SCRIPTS_SUPPORT_H
 #define CHATDESK_SCRIPTS_SUPPORT_H
