@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -328,6 +329,13 @@ static void on_accept(uv_poll_t *h, int status, int events)
             }
             return;
         }
+        /* lws sets this on sockets it accepts, not on the ones it adopts: without it the
+         * kernel holds a small frame while an earlier one is unacknowledged, and a client
+         * that delays its ACKs (any that has just sent something, a pong for instance)
+         * stalls the next frame for up to 40 ms */
+        int one = 1;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+            cd_log_debug("door: TCP_NODELAY: %s", strerror(errno));
         char ip[64];
         peer_ip(&sa, ip, sizeof ip);
         size_t n = (size_t)(uintptr_t)cd_map_get(&d->per_ip, ip, strlen(ip));
