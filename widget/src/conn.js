@@ -220,9 +220,7 @@ export class Conn {
         if (this.state !== 'unavailable') this.setState(navigator.onLine === false ? 'offline' : 'connecting');
         const delay = reconnectDelay(this.attempt, Math.random, this.o.urgent ? this.o.urgent() : true);
         this.attempt++;
-        clearTimeout(this.timer);
-        this.retryAt = Date.now() + delay;
-        this.timer = setTimeout(() => this.connectNow(), delay);
+        this.schedule(delay);
     }
 
     /** Something to send while waiting to reconnect: the wait becomes the urgent one of
@@ -231,6 +229,11 @@ export class Conn {
         if (this.stopped || this.ws || !this.timer) return;
         const delay = reconnectDelay(Math.max(0, this.attempt - 1), Math.random, true);
         if (Date.now() + delay >= this.retryAt) return;
+        this.schedule(delay);
+    }
+
+    /** The next attempt in `delay` ms, replacing the one planned. */
+    schedule(delay) {
         clearTimeout(this.timer);
         this.retryAt = Date.now() + delay;
         this.timer = setTimeout(() => this.connectNow(), delay);
