@@ -160,9 +160,22 @@ typedef void (*cd_files_cb)(void *ud, cd_err err, const char *json);
  * Reply {"id"}; not_found for a conversation the uploader may not use. */
 int cd_files_begin(cd_store *st, const cd_config *cfg, const char *site, const char *id, const char *kind,
                    const char *who, const char *cid, cd_files_cb cb, void *ud);
-/* The body is stored ("done"): name, type, size; reply {"id","name","type","size"}. */
-int cd_files_put(cd_store *st, const char *site, const char *id, const char *kind, const char *who, const char *name,
-                 const char *mime, int64_t size, cd_files_cb cb, void *ud);
+/* The body is stored ("done"): name, type, size; reply {"id","name","type","size"}.
+ * Both steps answer rate_limited while the uploader has file_max_pending uploads that no
+ * message took yet. */
+int cd_files_put(cd_store *st, const cd_config *cfg, const char *site, const char *id, const char *kind,
+                 const char *who, const char *name, const char *mime, int64_t size, cd_files_cb cb, void *ud);
+/* The uploader (kind/who) withdraws an upload no message took (file_delete.lua): reply
+ * {"remove":true}, and nothing can take or read it from then on; then cd_files_discard.
+ * not_found alike for another's file, another site's and none; conflict when a message
+ * carries it. -2 when id names no site. */
+int cd_files_delete(cd_store *st, const char *id, const char *kind, const char *who, cd_files_cb cb, void *ud);
+/* A file marked "reaped" (by cd_files_delete or its orphan timer): its body goes (the
+ * files directory, a ".part" a dead node left, and with s3 the store), then its record
+ * (file_orphan.lua "drop"). Its orphan timer stays until then, so a node that dies in
+ * between leaves the rest to it. */
+void cd_files_discard(struct uv_loop_s *loop, cd_store *st, const cd_config *cfg, cd_files_s3 *s3, const char *site,
+                      const char *id);
 /* May kind/who see file id (file_get.lua, no writes)? Its record {"id","name","type",
  * "size","site"} when it may; not_found alike for another site's or another visitor's
  * file and for none. */

@@ -59,20 +59,31 @@ static int call(cd_store *st, const char *fn, const char *site, const char *id, 
 int cd_files_begin(cd_store *st, const cd_config *cfg, const char *site, const char *id, const char *kind,
                    const char *who, const char *cid, cd_files_cb cb, void *ud)
 {
-    char now[24], orphan[24];
+    char now[24], orphan[24], max[24];
     snprintf(now, sizeof now, "%" PRIu64, cd_now_ms());
     snprintf(orphan, sizeof orphan, "%" PRId64, cfg->file_orphan_s * 1000);
-    const char *args[] = {"begin", id, site, kind, who, cid ? cid : "", now, orphan};
+    snprintf(max, sizeof max, "%" PRId64, (int64_t)cfg->file_max_pending);
+    const char *args[] = {"begin", id, site, kind, who, cid ? cid : "", now, orphan, max};
     return call(st, "file_put", site, id, (int)CD_ARRAY_LEN(args), args, cb, ud);
 }
 
-int cd_files_put(cd_store *st, const char *site, const char *id, const char *kind, const char *who, const char *name,
-                 const char *mime, int64_t size, cd_files_cb cb, void *ud)
+int cd_files_put(cd_store *st, const cd_config *cfg, const char *site, const char *id, const char *kind,
+                 const char *who, const char *name, const char *mime, int64_t size, cd_files_cb cb, void *ud)
 {
-    char sz[24];
+    char sz[24], max[24];
     snprintf(sz, sizeof sz, "%" PRId64, size);
-    const char *args[] = {"done", id, site, kind, who, name, mime, sz};
+    snprintf(max, sizeof max, "%" PRId64, (int64_t)cfg->file_max_pending);
+    const char *args[] = {"done", id, site, kind, who, name, mime, sz, max};
     return call(st, "file_put", site, id, (int)CD_ARRAY_LEN(args), args, cb, ud);
+}
+
+int cd_files_delete(cd_store *st, const char *id, const char *kind, const char *who, cd_files_cb cb, void *ud)
+{
+    char site[80];
+    if (!cd_files_id_site(id, site, sizeof site))
+        return -2;
+    const char *args[] = {id, kind, who};
+    return call(st, "file_delete", site, id, 3, args, cb, ud);
 }
 
 int cd_files_get(cd_store *st, const char *id, const char *kind, const char *who, cd_files_cb cb, void *ud)
@@ -107,29 +118,33 @@ static void on_dropped(void *ud, cd_err err, const char *json)
     cd_free(j);
 }
 
+void cd_files_discard(struct uv_loop_s *loop, cd_store *st, const cd_config *cfg, cd_files_s3 *s3, const char *site,
+                      const char *id)
+{
+    char part[170];
+    snprintf(part, sizeof part, "%s.part", id);
+    cd_files_remove(loop, cfg->files_dir, site, id);
+    cd_files_remove(loop, cfg->files_dir, site, part);
+    if (s3)
+        cd_files_s3_delete(s3, site, id);
+    orphan_job *j = cd_calloc(1, sizeof *j);
+    cd_strlcpy(j->site, site, sizeof j->site);
+    cd_strlcpy(j->id, id, sizeof j->id);
+    const char *args[] = {j->id, "drop"};
+    if (call(st, "file_orphan", j->site, j->id, 2, args, on_dropped, j) != 0)
+        cd_free(j); /* Redis down: the orphan timer fires later and finishes */
+}
+
 /* The record is "reaped": nothing can take or read the file now, so its body goes
  * (on the thread pool), then the record. */
 static void on_marked(void *ud, cd_err err, const char *json)
 {
     orphan_job *j = ud;
-    if (err != CD_ERR_OK) {
+    if (err != CD_ERR_OK)
         cd_log_warn("fileorphan %s: %s %s", j->id, cd_err_name(err), json);
-        cd_free(j);
-        return;
-    }
-    if (strstr(json, "\"remove\":true") == NULL) {
-        cd_free(j);
-        return;
-    }
-    char part[170];
-    snprintf(part, sizeof part, "%s.part", j->id);
-    cd_files_remove(j->ctx->loop, j->ctx->cfg->files_dir, j->site, j->id);
-    cd_files_remove(j->ctx->loop, j->ctx->cfg->files_dir, j->site, part);
-    if (j->ctx->s3)
-        cd_files_s3_delete(j->ctx->s3, j->site, j->id);
-    const char *args[] = {j->id, "drop"};
-    if (call(j->ctx->st, "file_orphan", j->site, j->id, 2, args, on_dropped, j) != 0)
-        cd_free(j); /* Redis down: the timer's lease runs out and it fires again */
+    else if (strstr(json, "\"remove\":true") != NULL)
+        cd_files_discard(j->ctx->loop, j->ctx->st, j->ctx->cfg, j->ctx->s3, j->site, j->id);
+    cd_free(j);
 }
 
 /* "fileorphan|<id>" */

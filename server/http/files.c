@@ -65,6 +65,7 @@ struct cd_http__fileop {
     http_state *h;
     cd_net_ctx *cx;
     bool download;
+    bool remove; /* DELETE: the agent's token is live, now the withdrawal */
     char id[160];
     char who[80];
 };
@@ -159,6 +160,8 @@ static void maybe_free(cd_http__upload *u)
         upload_free(u);
 }
 
+#define TOO_MANY_PENDING "too many uploads not yet sent in a message: send or remove some first"
+
 /* The answer of a Redis call as an HTTP status. */
 static int status_for(cd_err err)
 {
@@ -171,6 +174,12 @@ static int status_for(cd_err err)
         return 401;
     case CD_ERR_CONFLICT:
         return 409;
+    case CD_ERR_RATE_LIMITED:
+        return 429;
+    case CD_ERR_BAD_REQUEST:
+        return 400;
+    case CD_ERR_FORBIDDEN:
+        return 403;
     default:
         return 500;
     }
@@ -186,7 +195,8 @@ static void on_recorded(void *ud, cd_err err, const char *json)
         cd_http__reply(u->h, 201, "application/json", json, strlen(json));
     } else {
         cd_files_remove(u->cx->loop, u->cx->cfg->files_dir, u->site, u->id);
-        upload_answer(u, status_for(err), cd_err_name(err), "cannot record the file");
+        upload_answer(u, status_for(err), cd_err_name(err),
+                      err == CD_ERR_RATE_LIMITED ? TOO_MANY_PENDING : "cannot record the file");
     }
     upload_free(u);
 }
@@ -204,7 +214,9 @@ static void on_begun(void *ud, cd_err err, const char *json)
         u->begun = true;
     else
         upload_refuse(u, status_for(err), cd_err_name(err),
-                      err == CD_ERR_NOT_FOUND ? "no such conversation" : "cannot start the upload");
+                      err == CD_ERR_NOT_FOUND      ? "no such conversation"
+                      : err == CD_ERR_RATE_LIMITED ? TOO_MANY_PENDING
+                                                   : "cannot start the upload");
     pump(u);
 }
 
@@ -240,7 +252,8 @@ static void on_agent_live(void *ud, const cd_account *r)
 static void done_record(cd_http__upload *u)
 {
     u->recording = true;
-    if (cd_files_put(u->cx->st, u->site, u->id, u->kind, u->who, u->name, u->mime, u->size, on_recorded, u) != 0) {
+    if (cd_files_put(u->cx->st, u->cx->cfg, u->site, u->id, u->kind, u->who, u->name, u->mime, u->size, on_recorded,
+                     u) != 0) {
         u->recording = false;
         cd_files_remove(u->cx->loop, u->cx->cfg->files_dir, u->site, u->id);
         upload_answer(u, 503, "unavailable", "Redis unavailable, retry");
@@ -619,6 +632,49 @@ static cd_http__fileop *file_lookup(http_state *h, cd_net_ctx *cx, const char *i
     return op;
 }
 
+/* ---- removal: DELETE /files/<id> ---- */
+
+static void on_deleted(void *ud, cd_err err, const char *json)
+{
+    cd_http__fileop *op = ud;
+    http_state *h = op->h;
+    (void)json;
+    if (h)
+        cd_http__fileop_clear(h);
+    if (err == CD_ERR_OK) {
+        /* unreachable from now on; the body goes in the background (the orphan timer
+         * finishes it if this node dies first) */
+        char site[80];
+        if (cd_files_id_site(op->id, site, sizeof site))
+            cd_files_discard(op->cx->loop, op->cx->st, op->cx->cfg, op->cx->files_s3, site, op->id);
+        cd_http__reply(h, 204, "application/json", "", 0);
+    } else {
+        cd_http__reply_error(h, status_for(err), cd_err_name(err),
+                             err == CD_ERR_NOT_FOUND  ? "no such file"
+                             : err == CD_ERR_CONFLICT ? "the file is in a message"
+                                                      : "cannot remove the file");
+    }
+    fileop_free(op);
+}
+
+static cd_http__fileop *file_delete(http_state *h, cd_net_ctx *cx, const char *id, const char *kind, const char *who)
+{
+    cd_http__fileop *op = cd_calloc(1, sizeof *op);
+    op->h = h;
+    op->cx = cx;
+    cd_strlcpy(op->id, id, sizeof op->id);
+    int rc = plain_id(id, 150) ? cd_files_delete(cx->st, id, kind, who, on_deleted, op) : -2;
+    if (rc != 0) {
+        if (rc == -2)
+            cd_http__reply_error(h, 404, "not_found", "no such file");
+        else
+            cd_http__reply_error(h, 503, "unavailable", "Redis unavailable, retry");
+        fileop_free(op);
+        return NULL;
+    }
+    return op;
+}
+
 /* The agent's token is live (agent_get): now the file. */
 static void on_link_agent(void *ud, const cd_account *r)
 {
@@ -626,7 +682,9 @@ static void on_link_agent(void *ud, const cd_account *r)
     http_state *h = op->h;
     if (h)
         cd_http__fileop_clear(h);
-    if (h && r->err == CD_ERR_OK)
+    if (h && r->err == CD_ERR_OK && op->remove)
+        cd_http__fileop_set(h, file_delete(h, op->cx, op->id, "agent", op->who));
+    else if (h && r->err == CD_ERR_OK)
         cd_http__fileop_set(h, file_lookup(h, op->cx, op->id, "agent", op->who, false));
     else if (h && r->err == CD_ERR_UNAVAILABLE)
         cd_http__reply_error(h, 503, "unavailable", "Redis unavailable, retry");
@@ -635,16 +693,19 @@ static void on_link_agent(void *ud, const cd_account *r)
     fileop_free(op);
 }
 
-cd_http__fileop *cd_http__file_link(http_state *h, cd_net_ctx *cx, const char *auth, const char *id)
+/* GET /files/<id>/link (remove false) and DELETE /files/<id> (remove true): a visitor's
+ * token is enough; an agent's is first checked against its revocations. */
+static cd_http__fileop *file_as_caller(http_state *h, cd_net_ctx *cx, const char *auth, const char *id, bool remove)
 {
     cd_auth_claims c;
     if (!caller(h, cx, auth, &c))
         return NULL;
     if (c.role == CD_AUTH_ROLE_VISITOR)
-        return file_lookup(h, cx, id, "visitor", c.sub, false);
+        return remove ? file_delete(h, cx, id, "visitor", c.sub) : file_lookup(h, cx, id, "visitor", c.sub, false);
     cd_http__fileop *op = cd_calloc(1, sizeof *op);
     op->h = h;
     op->cx = cx;
+    op->remove = remove;
     cd_strlcpy(op->id, id, sizeof op->id);
     cd_strlcpy(op->who, c.sub, sizeof op->who);
     if (cd_account_by_id(cx->st, c.sub, c.epoch, c.jti, on_link_agent, op) != 0) {
@@ -653,6 +714,16 @@ cd_http__fileop *cd_http__file_link(http_state *h, cd_net_ctx *cx, const char *a
         return NULL;
     }
     return op;
+}
+
+cd_http__fileop *cd_http__file_link(http_state *h, cd_net_ctx *cx, const char *auth, const char *id)
+{
+    return file_as_caller(h, cx, auth, id, false);
+}
+
+cd_http__fileop *cd_http__file_remove(http_state *h, cd_net_ctx *cx, const char *auth, const char *id)
+{
+    return file_as_caller(h, cx, auth, id, true);
 }
 
 cd_http__fileop *cd_http__file_download(http_state *h, cd_net_ctx *cx, const char *id, const char *const *args,

@@ -53,6 +53,8 @@ void cd_http__fileop_set(http_state *h, cd_http__fileop *op);
 /* GET /files/<id>/link (token) and GET /files/<id>?e=&k=&s= (signed); the answer comes
  * later through h. NULL after answering at once. */
 cd_http__fileop *cd_http__file_link(http_state *h, cd_net_ctx *cx, const char *auth, const char *id);
+/* DELETE /files/<id> (token): the uploader withdraws an upload no message took; 204. */
+cd_http__fileop *cd_http__file_remove(http_state *h, cd_net_ctx *cx, const char *auth, const char *id);
 cd_http__fileop *cd_http__file_download(http_state *h, cd_net_ctx *cx, const char *id, const char *const *args,
                                         size_t nargs);
 /* The connection is gone: the operation's answer is dropped. */

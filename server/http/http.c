@@ -1147,7 +1147,7 @@ static int serve_static(struct lws *wsi, http_state *h, const char *uri)
 
 /* ---------- attachments: /files (files.c) ---------- */
 
-/* POST /files, GET /files/<id>/link, GET /files/<id>?e=&k=&s=. */
+/* POST /files, GET /files/<id>/link, GET /files/<id>?e=&k=&s=, DELETE /files/<id>. */
 /* The CORS preflight of a /files route: the widget on a customer's page sends its token
  * in Authorization, which browsers ask about first. */
 static int files_preflight(struct lws *wsi, http_state *h)
@@ -1155,7 +1155,7 @@ static int files_preflight(struct lws *wsi, http_state *h)
     static const struct {
         const char *name, *value;
     } hdrs[] = {{"access-control-allow-origin:", "*"},
-                {"access-control-allow-methods:", "GET, POST"},
+                {"access-control-allow-methods:", "GET, POST, DELETE"},
                 {"access-control-allow-headers:", "authorization, content-type"},
                 {"access-control-max-age:", "600"}};
     unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
@@ -1182,6 +1182,10 @@ static int files_route(struct lws *wsi, http_state *h, const char *uri, bool pos
     }
     const char *id = uri + 7;
     size_t n = strlen(uri);
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0 && strcmp(uri, "/files") != 0) {
+        h->fop = cd_http__file_remove(h, h->cx, h->auth, id);
+        return 0;
+    }
     if (!get || strcmp(uri, "/files") == 0) {
         json_error(h, 405, "bad_request", "method not allowed");
         return 0;

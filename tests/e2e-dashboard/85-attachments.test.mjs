@@ -40,6 +40,14 @@ it("the visitor's screenshot shows inline; the agent's attached PDF reaches the 
     assert.match(await page.locator('.composer .tray .err').textContent(), /not accepted/);
     await page.locator('.composer .tray .att.failed button').click();
     await waitUntil(async () => (await page.locator('.composer .tray').count()) === 0, { what: 'the tray emptied' });
+    // an uploaded file removed from the tray is withdrawn on the server too (DELETE)
+    await page.locator('.composer input.att-input').setInputFiles({ name: 'draft.txt', mimeType: 'text/plain', buffer: Buffer.from('not this one\n') });
+    await page.locator('.composer .tray .att.done').waitFor();
+    const del = page.waitForRequest((r) => r.method() === 'DELETE' && /\/files\/f_/.test(r.url()));
+    await page.locator('.composer .tray .att.done button').click();
+    const res = await (await del).response();
+    assert.equal(res.status(), 204, 'the server withdrew it');
+    await waitUntil(async () => (await page.locator('.composer .tray').count()) === 0, { what: 'the tray emptied again' });
 
     const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.alloc(3000, 66)]);
     await page.locator('.composer input.att-input').setInputFiles({ name: 'guide.pdf', mimeType: 'application/pdf', buffer: pdf });

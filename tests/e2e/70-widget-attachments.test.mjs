@@ -90,6 +90,15 @@ it('a refused file shows its error with retry and remove; an agent\'s file reach
     await w.q('.tray .att.failed').waitFor();
     await w.q('.tray .x').click();
     assert.equal(await w.q('.tray').isHidden(), true);
+    // a file uploaded and then removed from the tray is withdrawn on the server (DELETE)
+    await w.q('.compose input[type=file]').setInputFiles({ name: 'later.txt', mimeType: 'text/plain', buffer: Buffer.from('not now\n') });
+    await w.q('.tray .att.done').waitFor();
+    const del = page.waitForRequest((r) => r.method() === 'DELETE' && /\/files\/f_/.test(r.url()));
+    await w.q('.tray .x').click();
+    const id = decodeURIComponent(new URL((await del).url()).pathname.split('/').pop());
+    assert.equal(await w.q('.tray').isHidden(), true);
+    await waitUntil(async () => (await httpRequest(`${st.origin()}/files/${encodeURIComponent(id)}/link`, { headers: { authorization: `Bearer ${a.token}` } })).status === 404,
+        { what: 'the removed upload withdrawn on the server' });
     // the agent sends an invoice
     const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.alloc(2000, 65)]);
     const up = await httpRequest(`${st.origin()}/files?name=invoice.pdf&conversation_id=${encodeURIComponent(cid)}`, {

@@ -58,7 +58,7 @@ export class Tray {
                 /* not JSON */
             }
             if (x.status === 201 && j && j.id) Object.assign(item, { state: 'done', id: j.id, pct: 100, info: { id: j.id, name: j.name, type: j.type, size: j.size } });
-            else Object.assign(item, { state: 'failed', err: x.status === 413 ? this.t('fileTooBig') : x.status === 415 ? this.t('fileType') : this.t('uploadFailed') });
+            else Object.assign(item, { state: 'failed', err: x.status === 413 ? this.t('fileTooBig') : x.status === 415 ? this.t('fileType') : x.status === 429 ? this.t('tooManyFiles') : this.t('uploadFailed') });
             this.render();
         };
         x.onerror = () => {
@@ -70,6 +70,10 @@ export class Tray {
 
     cancel(item) {
         if (item.state === 'up') item.xhr.abort();
+        // an upload no message took: withdrawn on the server too (DELETE /files/<id>), so it
+        // stops counting against the visitor's cap (best effort: its orphan timer otherwise)
+        if (item.state === 'done' && item.id)
+            fetch(`${this.base}/files/${encodeURIComponent(item.id)}`, { method: 'DELETE', headers: { authorization: `Bearer ${this.token()}` } }).catch(() => {});
         this.items = this.items.filter((i) => i !== item);
         this.render();
     }

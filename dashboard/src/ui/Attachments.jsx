@@ -73,3 +73,10 @@ export async function uploadFile(cid, file) {
     if (r.status !== 201 || !j || !j.id) throw new Error((j && j.error && j.error.message) || `HTTP ${r.status}`);
     return { id: j.id, name: j.name, type: j.type, size: j.size };
 }
+
+/** Withdraws an upload no message took (DELETE /files/<id>): it stops counting against
+ *  the uploader's cap and its storage goes now. Best effort: the orphan timer removes it
+ *  otherwise. */
+export function removeUpload(id) {
+    fetch(`/files/${encodeURIComponent(id)}`, { method: 'DELETE', headers: { authorization: `Bearer ${getToken()}` }, cache: 'no-store' }).catch(() => {});
+}

@@ -2,7 +2,7 @@ import { useRef, useState, useEffect } from 'preact/hooks';
 import { S, sendMessage, typing, loadCanned, changed } from '../store.js';
 import { t } from '../i18n.js';
 import { fillCanned, unfilledVars, unknownVars, searchCanned, slashQuery, cannedContext } from '../util.js';
-import { uploadFile } from './Attachments.jsx';
+import { uploadFile, removeUpload } from './Attachments.jsx';
 
 const drafts = new Map(); // cid -> text
 const notes = new Map(); // cid -> bool
@@ -261,6 +261,7 @@ export function Composer({ c }) {
                                         cid,
                                         tray.filter((x) => x !== f),
                                     );
+                                    if (f.state === 'done' && f.info) removeUpload(f.info.id);
                                     changed();
                                 }}
                             >

@@ -465,6 +465,9 @@ end
 -- ---------- attachments (issue 16): P{s:<site>}:file:<id>, docs/attachments.md ----------
 -- A file id names its site as a conversation id does ("f_<random>.<site>").
 local function file_key(id) return skey(cid_site(id) or '', 'file:' .. id) end
+-- The uploads of one uploader ("<kind>:<id>") in a site that no message took yet: the
+-- ids, for the cap file_max_pending (file_put.lua); gone when empty.
+local function files_by(site, by) return skey(site, 'files:by:' .. by) end
 -- The message object's "attachments" entry of a file record.
 local function file_json(f)
   return '{"id":' .. S(f.id) .. ',"name":' .. S(f.name) .. ',"type":' .. S(f.type) .. ',"size":' .. N(f.size) ..
@@ -491,6 +494,7 @@ end
 local function take_files(c, recs, seq, priv)
   for _, f in ipairs(recs) do
     redis.call('HSET', file_key(f.id), 'state', 'used', 'cid', c.id, 'seq', seq, 'priv', priv)
+    redis.call('SREM', files_by(c.site, f.by), f.id)
     timer_clear(c.site, 'fileorphan', f.id)
   end
 end

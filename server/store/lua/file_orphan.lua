@@ -12,6 +12,7 @@ local f = hgetall(KEYS[1])
 local site = CSITE
 if step == 'mark' and f and (f.state == 'pending' or f.state == 'uploading' or f.state == 'reaped') then
   redis.call('HSET', KEYS[1], 'state', 'reaped')
+  redis.call('SREM', files_by(site, f.by), id)
   return '{"remove":true}'
 end
 if step == 'drop' and f and f.state == 'reaped' then
