@@ -77,22 +77,25 @@ int cd_files_put(cd_store *st, const cd_config *cfg, const char *site, const cha
     return call(st, "file_put", site, id, (int)CD_ARRAY_LEN(args), args, cb, ud);
 }
 
-int cd_files_delete(cd_store *st, const char *id, const char *kind, const char *who, cd_files_cb cb, void *ud)
+/* A call about file id by a caller (kind/who), in the site the id names. */
+static int call_as(cd_store *st, const char *fn, const char *id, const char *kind, const char *who, cd_files_cb cb,
+                   void *ud)
 {
     char site[80];
     if (!cd_files_id_site(id, site, sizeof site))
         return -2;
     const char *args[] = {id, kind, who};
-    return call(st, "file_delete", site, id, 3, args, cb, ud);
+    return call(st, fn, site, id, 3, args, cb, ud);
+}
+
+int cd_files_delete(cd_store *st, const char *id, const char *kind, const char *who, cd_files_cb cb, void *ud)
+{
+    return call_as(st, "file_delete", id, kind, who, cb, ud);
 }
 
 int cd_files_get(cd_store *st, const char *id, const char *kind, const char *who, cd_files_cb cb, void *ud)
 {
-    char site[80];
-    if (!cd_files_id_site(id, site, sizeof site))
-        return -2;
-    const char *args[] = {id, kind, who};
-    return call(st, "file_get", site, id, 3, args, cb, ud);
+    return call_as(st, "file_get", id, kind, who, cb, ud);
 }
 
 /* ---- the orphan timer ---- */

@@ -613,14 +613,18 @@ static void on_file(void *ud, cd_err err, const char *json)
     fileop_free(op);
 }
 
-static cd_http__fileop *file_lookup(http_state *h, cd_net_ctx *cx, const char *id, const char *kind, const char *who,
-                                    bool download)
+static void on_deleted(void *ud, cd_err err, const char *json);
+
+/* The file call for op (a removal, or a lookup for a link or a download); NULL after
+ * answering at once. */
+static cd_http__fileop *file_call(cd_http__fileop *op, const char *id, const char *kind, const char *who)
 {
-    cd_http__fileop *op = cd_calloc(1, sizeof *op);
-    op->h = h;
-    op->cx = cx;
-    op->download = download;
-    int rc = plain_id(id, 150) ? cd_files_get(cx->st, id, kind, who, on_file, op) : -2;
+    http_state *h = op->h;
+    cd_net_ctx *cx = op->cx;
+    cd_strlcpy(op->id, id, sizeof op->id);
+    int rc = !plain_id(id, 150) ? -2
+             : op->remove       ? cd_files_delete(cx->st, id, kind, who, on_deleted, op)
+                                : cd_files_get(cx->st, id, kind, who, on_file, op);
     if (rc != 0) {
         if (rc == -2)
             cd_http__reply_error(h, 404, "not_found", "no such file");
@@ -630,6 +634,16 @@ static cd_http__fileop *file_lookup(http_state *h, cd_net_ctx *cx, const char *i
         return NULL;
     }
     return op;
+}
+
+static cd_http__fileop *file_lookup(http_state *h, cd_net_ctx *cx, const char *id, const char *kind, const char *who,
+                                    bool download)
+{
+    cd_http__fileop *op = cd_calloc(1, sizeof *op);
+    op->h = h;
+    op->cx = cx;
+    op->download = download;
+    return file_call(op, id, kind, who);
 }
 
 /* ---- removal: DELETE /files/<id> ---- */
@@ -662,17 +676,8 @@ static cd_http__fileop *file_delete(http_state *h, cd_net_ctx *cx, const char *i
     cd_http__fileop *op = cd_calloc(1, sizeof *op);
     op->h = h;
     op->cx = cx;
-    cd_strlcpy(op->id, id, sizeof op->id);
-    int rc = plain_id(id, 150) ? cd_files_delete(cx->st, id, kind, who, on_deleted, op) : -2;
-    if (rc != 0) {
-        if (rc == -2)
-            cd_http__reply_error(h, 404, "not_found", "no such file");
-        else
-            cd_http__reply_error(h, 503, "unavailable", "Redis unavailable, retry");
-        fileop_free(op);
-        return NULL;
-    }
-    return op;
+    op->remove = true;
+    return file_call(op, id, kind, who);
 }
 
 /* The agent's token is live (agent_get): now the file. */
