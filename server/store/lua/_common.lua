@@ -832,7 +832,7 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
     local t = hgetall(sakey(c.site, target)) -- its record in the site (agent_site)
     if not t or not may_access(c, 'agent', target) then return fail('not_found', 'no such agent on this site') end
     if t.disabled == '1' then return fail('conflict', 'agent is disabled') end
-    local prev = c.assignee
+    local prev, prev_name = c.assignee, c.assignee_name
     if c.status == 'queued' then redis.call('ZREM', qkey(c.site, c.team), cid) end
     if c.status == 'resolved' or c.status == 'queued' then
       emit('conversation.status_changed', c, now, '{"from":' .. S(c.status) .. ',"to":"open"}')
@@ -840,7 +840,12 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
     end
     assign_to(c, target, now)
     if prev and prev ~= '' and prev ~= target then drain_site(c.site, now) end
-    text = 'Transferred to ' .. (t.name or target) .. ' by ' .. aname
+    if target == aid and prev and prev ~= '' and prev ~= aid then
+      -- a take-over (only_assignee_reply asks for one before a reply; conv_transfer.lua audits it)
+      text = 'Taken over from ' .. ((prev_name and prev_name ~= '') and prev_name or prev) .. ' by ' .. aname
+    else
+      text = 'Transferred to ' .. (t.name or target) .. ' by ' .. aname
+    end
   else
     if redis.call('HEXISTS', skey(c.site, 'teams'), team) == 0 then
       return fail('not_found', 'no such team on this site')

@@ -57,6 +57,16 @@ local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, re
     if dup then return duplicate(cid, dup) end
     return fail('conflict', 'conversation is closed')
   end
+  -- The site setting only_assignee_reply (collision detection, docs/dashboard.md): a reply
+  -- from an agent who is not the assignee is refused (notes are not); the agent takes the
+  -- conversation over first (conversation.transfer to itself). A retry of a reply stored
+  -- before still gets its message.
+  if ak == 'agent' and priv == '0' and c.assignee ~= aid and
+      redis.call('HGET', sitekey(c.site), 'only_assignee_reply') == '1' then
+    dup = redis.call('HGET', cur, dk)
+    if dup then return duplicate(cid, dup) end
+    return fail('forbidden', 'only the assignee may reply on this site: take the conversation over first')
+  end
   if seq % DD_GEN == 0 then redis.call('DEL', cur) end -- a new generation: the one from two ago goes
   local att = ''
   if att_ids == '' then
