@@ -71,6 +71,7 @@ const en = {
 
     'action.accept': 'Accept',
     'action.transfer': 'Transfer',
+    'action.takeOver': 'Take over',
     'action.resolve': 'Resolve',
     'action.pending': 'Waiting on customer',
     'action.reopen': 'Reopen',
@@ -91,6 +92,10 @@ const en = {
     'conv.addTag': 'Add tag…',
     'conv.removeTag': 'Remove tag {tag}',
     'conv.typing': '{name} is typing…',
+    'collide.viewing': '{name} is viewing',
+    'collide.typingReply': '{name} is typing a reply',
+    'collide.typingNote': '{name} is typing a note',
+    'conv.takenOver': 'You took the conversation over.',
     'conv.takenByOther': 'Another agent has already taken this conversation.',
 
     'ticket.number': 'Ticket #{n}',
@@ -344,6 +349,7 @@ const en = {
     'totp.on': 'Two-factor login is on.',
     'totp.off': 'Two-factor login is off.',
     'admin.require2fa': 'Require two-factor login for its agents',
+    'admin.onlyAssignee': 'Only the assignee may reply (others take the conversation over first)',
     'admin.twoFactor': '2FA',
     'admin.totpReset': 'Reset',
     'admin.totpResetConfirm': 'Turn off the two-factor login of {name}? They sign in with their password and set it up again.',
@@ -685,6 +691,7 @@ const zh = {
 
     'action.accept': '接入',
     'action.transfer': '转接',
+    'action.takeOver': '接管',
     'action.resolve': '标记已解决',
     'action.pending': '待客户回复',
     'action.reopen': '重新打开',
@@ -705,6 +712,10 @@ const zh = {
     'conv.addTag': '添加标签…',
     'conv.removeTag': '删除标签 {tag}',
     'conv.typing': '{name} 正在输入…',
+    'collide.viewing': '{name} 正在查看',
+    'collide.typingReply': '{name} 正在输入回复',
+    'collide.typingNote': '{name} 正在输入备注',
+    'conv.takenOver': '你已接管此会话。',
     'conv.takenByOther': '该会话已被其他客服接入。',
 
     'ticket.number': '工单 #{n}',
@@ -958,6 +969,7 @@ const zh = {
     'totp.on': '两步验证登录已开启。',
     'totp.off': '两步验证登录已关闭。',
     'admin.require2fa': '要求该站点客服使用两步验证登录',
+    'admin.onlyAssignee': '仅负责人可以回复（其他客服需先接管会话）',
     'admin.twoFactor': '两步验证',
     'admin.totpReset': '重置',
     'admin.totpResetConfirm': '关闭 {name} 的两步验证登录？对方将凭密码登录并重新设置。',

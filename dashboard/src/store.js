@@ -42,6 +42,7 @@ export const S = {
     unread: new Map(),
     visitorRead: new Map(),
     typing: new Map(),
+    viewers: new Map(), // cid -> [{id, name, typing}] of the open conversation (collision detection)
     queueTeams: new Map(),
     agents: new Map(),
     teams: new Set(),
@@ -150,6 +151,7 @@ export function boot() {
     });
     document.addEventListener('visibilitychange', () => {
         if (!document.hidden && S.active) markRead(S.active);
+        syncViewing();
         changed();
     });
     window.addEventListener('focus', () => S.active && markRead(S.active));
@@ -227,7 +229,10 @@ function startSession(token, agent) {
         onState: (s, info) => {
             S.conn = s;
             S.connInfo = info || null;
-            if (s !== 'online') S.typing.clear();
+            if (s !== 'online') {
+                S.typing.clear();
+                S.viewers.clear();
+            }
             changed();
         },
         onAuthFailed: () => expire(),
@@ -249,6 +254,7 @@ function clearSession() {
     S.unread.clear();
     S.visitorRead.clear();
     S.typing.clear();
+    S.viewers.clear();
     S.queueTeams.clear();
     S.agents.clear();
     S.visitors.clear();
@@ -400,12 +406,14 @@ async function fetchServerList(view) {
 export function openConv(cid) {
     if (!cid) {
         S.active = null;
+        syncViewing();
         changed();
         return;
     }
     S.active = cid;
     ensureHistory(cid);
     markRead(cid);
+    syncViewing();
     const c = S.convs.get(cid);
     if (c && c.visitor && c.visitor.id) loadVisitor(c.visitor.id);
     if (c) loadCanned(c.site);
@@ -701,6 +709,22 @@ export async function transfer(cid, { agent_id, team, note }) {
     return r;
 }
 
+/** Take the conversation over from its assignee (a transfer to oneself; the server notes it
+ *  in the conversation and audits it). Needed before replying when the site lets only the
+ *  assignee reply. */
+export async function takeOver(cid) {
+    if (!S.me) return;
+    try {
+        const r = await request({ type: 'conversation.transfer', conversation_id: cid, agent_id: S.me.id });
+        if (r.conversation) upsertConv(r.conversation);
+        toast(t('conv.takenOver'), 'ok');
+        changed();
+    } catch (e) {
+        toast(errorText(e), 'error');
+        throw e;
+    }
+}
+
 export async function updateConv(cid, fields) {
     try {
         const r = await request({ type: 'conversation.update', conversation_id: cid, ...fields });
@@ -731,6 +755,58 @@ export function typing(cid, on) {
         st.on = false;
         conn && conn.send({ type: 'typing', conversation_id: cid, state: false });
     }
+}
+
+// ---------------------------------------------------------------------------
+// collision detection (the viewing frame, docs/protocol.md): the server is told which
+// conversation this tab has open (only while the tab is visible) and whether the agent
+// writes a reply or a note, again every refresh_ms; the others' viewers come back in the
+// ok and in viewers events. A hidden tab or no open conversation sends nothing.
+let viewingCid = null; // the conversation the server was last told we view
+let viewingWriting = null; // 'reply' | 'note' | null, as last sent
+let viewingTimer = null;
+let viewingRefresh = 10_000;
+let writingIdle = null;
+
+function sendViewing(cid, state, writing) {
+    if (!conn || S.conn !== 'online') return;
+    request({ type: 'viewing', conversation_id: cid, state, typing: state ? writing : null })
+        .then((r) => {
+            if (r.refresh_ms > 0) viewingRefresh = r.refresh_ms;
+            if (state && viewingCid === cid && Array.isArray(r.viewers)) {
+                S.viewers.set(cid, r.viewers);
+                changed();
+            }
+        })
+        .catch(() => {});
+}
+
+function syncViewing() {
+    const want = S.active && !document.hidden && S.conn === 'online' ? S.active : null;
+    clearTimeout(viewingTimer);
+    if (viewingCid && viewingCid !== want) {
+        sendViewing(viewingCid, false, null);
+        S.viewers.delete(viewingCid);
+        viewingWriting = null;
+    }
+    viewingCid = want;
+    if (!want) return;
+    sendViewing(want, true, viewingWriting);
+    viewingTimer = setTimeout(syncViewing, viewingRefresh);
+}
+
+/** The composer of conversation cid: the agent writes a reply or a note (kind), or stopped (null). */
+export function setWriting(cid, kind) {
+    clearTimeout(writingIdle);
+    if (kind) writingIdle = setTimeout(() => setWriting(cid, null), 5000);
+    if (cid !== viewingCid || kind === viewingWriting) return;
+    viewingWriting = kind;
+    syncViewing();
+}
+
+/** The other agents viewing conversation cid. */
+export function otherViewers(cid) {
+    return (S.viewers.get(cid) || []).filter((v) => !S.me || v.id !== S.me.id);
 }
 
 function expireTyping() {
@@ -837,6 +913,10 @@ function onWelcome(f) {
         }
     }
     if (S.active && !S.msgs.has(S.active)) ensureHistory(S.active);
+    // a new connection views nothing yet: say again what this tab has open
+    viewingCid = null;
+    S.viewers.clear();
+    syncViewing();
     flushOutbox();
     // welcome.agent.status is the status from before this connection (offline on a fresh
     // sign-in); the node switches the agent to its chosen status a moment later: read it
@@ -953,6 +1033,10 @@ function onFrame(f) {
             if (f.author && S.me && f.author.kind === 'agent' && f.author.id === S.me.id) break;
             if (f.state) S.typing.set(f.conversation_id, { name: f.author && f.author.name, kind: f.author && f.author.kind, until: Date.now() + 6000 });
             else S.typing.delete(f.conversation_id);
+            break;
+        }
+        case 'viewers': {
+            if (f.conversation_id === viewingCid && Array.isArray(f.viewers)) S.viewers.set(f.conversation_id, f.viewers);
             break;
         }
         case 'read': {

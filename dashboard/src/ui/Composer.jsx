@@ -1,5 +1,5 @@
 import { useRef, useState, useEffect } from 'preact/hooks';
-import { S, sendMessage, typing, loadCanned, changed } from '../store.js';
+import { S, sendMessage, typing, setWriting, loadCanned, changed } from '../store.js';
 import { t } from '../i18n.js';
 import { fillCanned, unfilledVars, unknownVars, searchCanned, slashQuery, cannedContext } from '../util.js';
 import { uploadFile } from './Attachments.jsx';
@@ -142,6 +142,7 @@ export function Composer({ c }) {
             tray.filter((f) => f.state !== 'done'),
         );
         typing(cid, false);
+        setWriting(cid, null);
         held.delete(cid);
         setText('');
         setWarn(null);
@@ -151,6 +152,7 @@ export function Composer({ c }) {
         const v = e.currentTarget.value;
         setText(v);
         if (!note && v.trim()) typing(cid, true);
+        setWriting(cid, v.trim() ? (note ? 'note' : 'reply') : null);
         const q = slashQuery(v, e.currentTarget.selectionStart);
         if (q) {
             // opening the picker: fetch the list again (what is cached shows meanwhile)
