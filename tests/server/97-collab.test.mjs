@@ -150,3 +150,75 @@ it('tenant walls: an agent of site B neither sees nor touches the viewers of sit
     // a conversation id naming site A but unknown: the same answer
     assertError(await m.request({ type: 'viewing', conversation_id: `c_nope.${A.key}`, state: true }), 'not_found');
 });
+
+it('a mention in a note notifies each mentioned agent (or a team\'s members) once, even when resent; kept until read', async () => {
+    const site = await env.addSite();
+    await env.admin('team-add', '--site', site.key, '--key', 'billing', '--name', 'Billing desk');
+    const { a, v, cid } = await env.chat({ site, aNode: 0, vNode: 0 });
+    const alice = await env.addAgent({ site, name: 'Alice Chen' });
+    const al = await env.agent(1, { email: alice.email, password: alice.password, label: 'alice@n2' });
+    const bob = await env.admin('agent-add', '--email', `bob_${rnd(3)}@example.com`, '--password', 'pw-bob-123456', '--name', 'Bob', '--site', site.key, '--team', 'billing');
+    const bo = await env.agent(1, { email: bob.email, password: 'pw-bob-123456', label: 'bob@n2' });
+    let r;
+    const isMention = (f) => f.type === 'notice' && f.notice.kind === 'mention' && f.notice.conversation_id === cid;
+    const id = cmid();
+    const note = { type: 'message.send', conversation_id: cid, client_msg_id: id, private: true, body: '@alice chen please check, and @Billing-desk? no: @billing too; @Nobody, @Alice' };
+    const sent = await a.ok(note);
+    const n1 = await al.waitFor(isMention, { what: 'Alice notified on node 2' });
+    assert.equal(n1.notice.title, `${a.welcome.agent.name} mentioned you`);
+    assert.equal(n1.notice.site, site.key);
+    assert.match(n1.notice.body, /^@alice chen please check/);
+    await bo.waitFor(isMention, { what: 'Bob notified through his team' });
+    // resent with the same client_msg_id (a retry after a lost ok): the same message, no new notice
+    const again = await a.ok(note);
+    assert.equal(again.message.id, sent.message.id);
+    await sleep(300);
+    assert.equal(al.filter(isMention).length, 1, 'Alice: once (named twice, the note resent)');
+    assert.equal(bo.filter(isMention).length, 1, 'Bob: once');
+    assert.equal(a.filter(isMention).length, 0, 'the author is not notified');
+    assert.equal(v.filter((f) => f.type === 'notice').length, 0);
+    // a public reply never mentions
+    await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), body: 'Hi @Alice Chen' });
+    await sleep(200);
+    assert.equal(al.filter(isMention).length, 1);
+    // the Mentions view: unread until read
+    const aliceToken = al.token;
+    r = await api(aliceToken, 'GET', '/api/v1/mentions');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.mentions.map((m) => m.id), [n1.notice.id]);
+    r = await api(aliceToken, 'GET', '/api/v1/notices');
+    assert.ok(r.json.notices.some((n) => n.id === n1.notice.id && n.kind === 'mention'), 'also among the notices');
+    r = await api(aliceToken, 'POST', '/api/v1/mentions/read', { site: site.key, ids: [n1.notice.id] });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { read: 1, unread: 0 });
+    assert.deepEqual((await api(aliceToken, 'GET', '/api/v1/mentions')).json.mentions, []);
+    r = await api(bo.token, 'POST', '/api/v1/mentions/read', { site: site.key, all: true });
+    assert.deepEqual(r.json, { read: 1, unread: 0 });
+    assert.equal((await api(bo.token, 'POST', '/api/v1/mentions/read', { site: site.key })).status, 400);
+});
+
+it('tenant walls: nobody of another site can be mentioned, nor read or clear its mentions', async () => {
+    const A = await env.addSite();
+    const B = await env.addSite();
+    const { a, cid } = await env.chat({ site: A, aNode: 0, vNode: 0 });
+    const agB = await env.addAgent({ site: B, name: 'Zed Outsider' });
+    const zb = await env.agent(1, { email: agB.email, password: agB.password });
+    const agA = await env.addAgent({ site: A, name: 'Yan' });
+    const ya = await env.agent(0, { email: agA.email, password: agA.password });
+    await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), private: true, body: '@Zed Outsider and @Yan look' });
+    await ya.waitFor((f) => f.type === 'notice' && f.notice.kind === 'mention');
+    await sleep(300);
+    assert.equal(zb.filter((f) => f.type === 'notice').length, 0, 'an agent of site B is never notified');
+    assert.deepEqual((await api(zb.token, 'GET', '/api/v1/mentions')).json.mentions, []);
+    // site B's agent cannot read or clear site A's mentions, nor name site A (same answer as an unknown site)
+    const other = await api(zb.token, 'POST', '/api/v1/mentions/read', { site: A.key, all: true });
+    const unknown = await api(zb.token, 'POST', '/api/v1/mentions/read', { site: `nope_${rnd(3)}`, all: true });
+    assert.equal(other.status, 404, other.text);
+    assert.equal(unknown.status, 404);
+    assert.equal(other.json.error.code, unknown.json.error.code);
+    assert.equal((await api(zb.token, 'GET', `/api/v1/mentions?site=${A.key}`)).json.mentions?.length ?? 0, 0);
+    // site B's agent cannot post a note into site A's conversation either
+    const nope = await zb.request({ type: 'message.send', conversation_id: cid, client_msg_id: cmid(), private: true, body: '@Yan hi' });
+    assertError(nope, 'not_found');
+    assert.equal((await api(ya.token, 'GET', '/api/v1/mentions')).json.mentions.length, 1);
+});

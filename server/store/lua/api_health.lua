@@ -45,4 +45,42 @@ ops.notices_list = function()
   end)
 end
 
+-- the caller's unread mentions (mention in _common.lua; docs/api.md "Mentions"), newest
+-- first, the last 100 of each site merged by the node
+ops.mentions_list = function()
+  local rows = {}
+  for _, s in ipairs(list_sites()) do
+    for _, n in ipairs(redis.call('ZREVRANGE', mentions_key(s, aid), 0, 99)) do
+      local ok, v = pcall(cjson.decode, n)
+      table.insert(rows, {ok and tonumber(v.ts) or 0, '', n, #rows})
+    end
+  end
+  table.sort(rows, function(a, b) return a[1] > b[1] or (a[1] == b[1] and a[4] < b[4]) end)
+  for i = #rows, 101, -1 do rows[i] = nil end
+  return list_reply('mentions', rows, ',"limit":100', function()
+    local out = {}
+    for i, r in ipairs(rows) do out[i] = r[3] end
+    return '{"mentions":[' .. table.concat(out, ',') .. ']}'
+  end)
+end
+-- marks mentions of one site of the caller read: "ids" (notice ids, at most 100) or
+-- "all": true; another site, or none of the caller's, is answered like an unknown one
+ops.mentions_read = function()
+  local site = p.site
+  if type(site) ~= 'string' or not my_site(site) then return fail('not_found', 'no such site') end
+  local k, n = mentions_key(site, aid), 0
+  if p.all == true then
+    n = redis.call('ZCARD', k)
+    redis.call('DEL', k)
+  elseif type(p.ids) == 'table' and #p.ids <= 100 then
+    for _, id in ipairs(p.ids) do
+      if type(id) ~= 'number' then return fail('bad_request', 'ids must be notice ids (numbers)') end
+      n = n + redis.call('ZREMRANGEBYSCORE', k, id, id)
+    end
+  else
+    return fail('bad_request', 'give "ids" (at most 100 notice ids) or "all": true')
+  end
+  return reply(200, '{"read":' .. I(n) .. ',"unread":' .. I(redis.call('ZCARD', k)) .. '}')
+end
+
 return dispatch(ops)

@@ -117,6 +117,7 @@ local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, re
   local changed = c.status ~= from
   if changed then table.insert(extra, 'status') table.insert(extra, c.status) end
   append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra, att)
+  if ak == 'agent' and priv == '1' then mention(c, aid, an, body, now) end
   if changed then emit('conversation.status_changed', c, now, '{"from":' .. S(from) .. ',"to":' .. S(c.status) .. '}') end
   local is_ticket = c.ticket_number and c.ticket_number ~= ''
   local sla_left = is_ticket and (sla or changed) or false
