@@ -25,12 +25,12 @@ ops.alerts_list = function()
     return '{"alerts":[' .. table.concat(out, ',') .. ']}'
   end)
 end
--- the caller's notices (kept per site by notify in _common.lua), newest first: one site
--- call per site of the caller, merged by the node
-ops.notices_list = function()
+-- A list of notice JSON texts per site of the caller (read(site) gives a site's, newest
+-- first), merged newest first, at most 100: one site call per site, merged by the node.
+local function notice_list(name, read)
   local rows = {}
   for _, s in ipairs(list_sites()) do
-    for _, n in ipairs(redis.call('LRANGE', sakey(s, aid) .. ':notices', 0, 99)) do
+    for _, n in ipairs(read(s)) do
       local ok, v = pcall(cjson.decode, n)
       table.insert(rows, {ok and tonumber(v.ts) or 0, '', n, #rows})
     end
@@ -38,30 +38,19 @@ ops.notices_list = function()
   -- newest first; a site's list is already, so equal times keep its order
   table.sort(rows, function(a, b) return a[1] > b[1] or (a[1] == b[1] and a[4] < b[4]) end)
   for i = #rows, 101, -1 do rows[i] = nil end
-  return list_reply('notices', rows, ',"limit":100', function()
+  return list_reply(name, rows, ',"limit":100', function()
     local out = {}
     for i, r in ipairs(rows) do out[i] = r[3] end
-    return '{"notices":[' .. table.concat(out, ',') .. ']}'
+    return '{"' .. name .. '":[' .. table.concat(out, ',') .. ']}'
   end)
 end
-
--- the caller's unread mentions (mention in _common.lua; docs/api.md "Mentions"), newest
--- first, the last 100 of each site merged by the node
+-- the caller's notices (kept per site by notify in _common.lua)
+ops.notices_list = function()
+  return notice_list('notices', function(s) return redis.call('LRANGE', sakey(s, aid) .. ':notices', 0, 99) end)
+end
+-- the caller's unread mentions (mention in _common.lua; docs/api.md)
 ops.mentions_list = function()
-  local rows = {}
-  for _, s in ipairs(list_sites()) do
-    for _, n in ipairs(redis.call('ZREVRANGE', mentions_key(s, aid), 0, 99)) do
-      local ok, v = pcall(cjson.decode, n)
-      table.insert(rows, {ok and tonumber(v.ts) or 0, '', n, #rows})
-    end
-  end
-  table.sort(rows, function(a, b) return a[1] > b[1] or (a[1] == b[1] and a[4] < b[4]) end)
-  for i = #rows, 101, -1 do rows[i] = nil end
-  return list_reply('mentions', rows, ',"limit":100', function()
-    local out = {}
-    for i, r in ipairs(rows) do out[i] = r[3] end
-    return '{"mentions":[' .. table.concat(out, ',') .. ']}'
-  end)
+  return notice_list('mentions', function(s) return redis.call('ZREVRANGE', mentions_key(s, aid), 0, 99) end)
 end
 -- marks mentions of one site of the caller read: "ids" (notice ids, at most 100) or
 -- "all": true; another site, or none of the caller's, is answered like an unknown one
