@@ -20,7 +20,7 @@ const OUTBOX_KEY = 'chatdesk.outbox';
 const PREFS_KEY = 'chatdesk.prefs';
 const PAGE = 50;
 
-export const VIEWS = ['mine', 'queue', 'all', 'pending', 'resolved', 'tickets', 'supervisor', 'canned', 'admin', 'reports'];
+export const VIEWS = ['mine', 'queue', 'all', 'pending', 'resolved', 'tickets', 'supervisor', 'canned', 'admin', 'reports', 'mentions'];
 export const LIST_VIEWS = ['mine', 'queue', 'all', 'pending', 'resolved'];
 
 function loadPrefs() {
@@ -60,6 +60,7 @@ export const S = {
     challenge: null, // two-factor login: the challenge token after a right password
     enrol: null, // {token, agent}: a site requires two-factor login, which is not set up yet
     noteMode: new Map(),
+    mentions: [], // unread mention notices, newest first (the Mentions view, ui/Mentions.jsx)
     selectedIndex: 0,
 };
 
@@ -259,6 +260,7 @@ function clearSession() {
     S.agents.clear();
     S.visitors.clear();
     S.canned.clear();
+    S.mentions = [];
     S.active = null;
     S.dialog = null;
     S.conn = 'idle';
@@ -384,6 +386,7 @@ export function setView(v) {
     S.selectedIndex = 0;
     if (location.hash !== `#/${v}`) history.replaceState(null, '', `#/${v}`);
     if (['all', 'pending', 'resolved'].includes(v)) fetchServerList(v);
+    if (v === 'mentions') loadMentions();
     changed();
 }
 
@@ -923,6 +926,7 @@ function onWelcome(f) {
     setTimeout(refreshMe, 1500);
     if (['all', 'pending', 'resolved'].includes(S.view)) fetchServerList(S.view);
     if (S.me) for (const s of S.me.sites || []) loadAgents(s);
+    loadMentions();
     changed();
 }
 
@@ -959,6 +963,34 @@ function visitorName(c) {
     return (c && c.visitor && c.visitor.name) || t('conv.visitor');
 }
 
+// ---------------------------------------------------------------------------
+// mentions (docs/dashboard.md "Mentions"): notices of kind mention stay in the Mentions
+// view until read (GET /api/v1/mentions, POST /api/v1/mentions/read)
+
+export async function loadMentions() {
+    try {
+        const r = await http.get('/api/v1/mentions');
+        S.mentions = r.mentions || [];
+        changed();
+    } catch {
+        /* older server: the live notices only */
+    }
+}
+
+const sameNotice = (a, b) => a.id === b.id && a.site === b.site;
+
+/** Mark one mention read (or every one of its site with all). */
+export async function readMention(n, all = false) {
+    const body = all ? { site: n.site, all: true } : { site: n.site, ids: [n.id] };
+    try {
+        await http.post('/api/v1/mentions/read', body);
+        S.mentions = S.mentions.filter((m) => (all ? m.site !== n.site : !sameNotice(m, n)));
+        changed();
+    } catch (e) {
+        toast(errorText(e), 'error');
+    }
+}
+
 /** A customer_health notice's title is the server's English sentence (health_apply.lua):
  *  shown in the dashboard's language when it has the known shape. */
 export function noticeText(n) {
@@ -966,6 +998,11 @@ export function noticeText(n) {
         // sla_fire.lua: "SLA breached: ticket #<n> (<kind>)"
         const m = /^SLA breached: ticket #(\d+) \((\w+)\)$/.exec(n.title || '');
         return m ? t('sla.breachToast', { n: m[1], kind: t(`sla.kind.${m[2]}`) }) : n.title;
+    }
+    if (n.kind === 'mention') {
+        // mention in _common.lua: "<author> mentioned you"
+        const m = /^(.*) mentioned you$/.exec(n.title || '');
+        return m ? t('mention.notice', { name: m[1] }) : n.title;
     }
     if (n.kind !== 'customer_health') return n.title;
     const m = /^Repeat contact: (.+) opened (\d+) "(.*)" conversations in (\d+) days$/.exec(n.title || '');
@@ -1073,6 +1110,10 @@ function onFrame(f) {
             if (!f.notice) break;
             S.notices = [f.notice, ...(S.notices || []).filter((n) => n.id !== f.notice.id)].slice(0, 100);
             S.noticesUnseen = (S.noticesUnseen || 0) + 1;
+            if (f.notice.kind === 'mention') {
+                S.mentions = [f.notice, ...S.mentions.filter((m) => !sameNotice(m, f.notice))].slice(0, 100);
+                notifyOnce(`mention:${f.notice.site}:${f.notice.id}`, noticeText(f.notice), String(f.notice.body || '').slice(0, 140), f.notice.conversation_id);
+            }
             // a breach was already toasted by its sla.breached event; the notice keeps it in the list
             if (f.notice.kind !== 'sla') toast(noticeText(f.notice), 'warn', 8000);
             break;
