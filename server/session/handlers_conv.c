@@ -154,9 +154,14 @@ void cd_session__h_viewing(cd_session *s, const cd_req *req)
 {
     cd_conv_author a = cd_session__author(s);
     sess_op *o = cd_session__op_new(s, req);
-    /* one conversation per connection: the one it left is forgotten when it opens another */
-    if (s->viewing && (!req->state || strcmp(s->viewing, req->conversation_id) != 0))
+    /* one conversation per connection: the one it left is forgotten when it opens another
+     * (leaving it is this very call) */
+    if (s->viewing && strcmp(s->viewing, req->conversation_id) == 0 && !req->state) {
+        cd_free(s->viewing);
+        s->viewing = NULL;
+    } else if (s->viewing && strcmp(s->viewing, req->conversation_id) != 0) {
         cd_session__viewing_end(s);
+    }
     if (req->state && !s->viewing)
         s->viewing = cd_strdup(req->conversation_id);
     cd_session__start_failed(s, o,

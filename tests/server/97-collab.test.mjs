@@ -68,6 +68,23 @@ it('viewers and what they write are seen live on the other node, never by the vi
     assert.equal(await env.redis.cmd('EXISTS', key, `${key}:info`), 0, 'nobody looks: no key');
 });
 
+it('one conversation per connection: opening another leaves the first at once', async () => {
+    const site = await env.addSite();
+    const one = await env.chat({ site, aNode: 0, vNode: 0 });
+    const two = await env.chat({ site, aNode: 0, vNode: 0 });
+    const dan = await colleague(site, one.cid, 1, 'Dan');
+    await dan.c.ok({ type: 'history', conversation_id: two.cid });
+    await dan.c.ok({ type: 'viewing', conversation_id: one.cid, state: true });
+    await one.a.ok({ type: 'history', conversation_id: one.cid });
+    let r = await one.a.ok({ type: 'viewing', conversation_id: one.cid, state: true });
+    assert.ok(viewersOf(r).includes('Dan:-'));
+    const mark = one.a.mark();
+    r = await dan.c.ok({ type: 'viewing', conversation_id: two.cid, state: true });
+    assert.deepEqual(viewersOf(r), ['Dan:-']);
+    const ev = await one.a.waitFor(isViewers(one.cid, (f) => !viewersOf(f).includes('Dan:-')), { from: mark, what: 'Dan left one' });
+    assert.equal(ev.viewers.length, 1);
+});
+
 it('the viewers of a node killed with -9 expire without clean-up', async () => {
     const site = await env.addSite();
     const { a, cid } = await env.chat({ site, aNode: 0, vNode: 0 });
