@@ -55,9 +55,9 @@ typedef struct cd_conv_result {
     bool sla;            /* a ticket's SLA clocks need cd_ticket_sla_sync */
     char site[80];       /* msg_send: the conversation's site */
     char **frames;       /* resume: message.created frames */
-    char *raw_viewers;   /* viewing: "viewers" array */
-    int64_t refresh_ms;  /* viewing: send it again this often while the conversation stays open */
     size_t n_frames;
+    char *raw_viewers;  /* viewing: "viewers" array */
+    int64_t refresh_ms; /* viewing: send it again this often while the conversation stays open */
 } cd_conv_result;
 
 typedef void (*cd_conv_cb)(void *ud, cd_conv_result *res);
