@@ -20,7 +20,7 @@ const OUTBOX_KEY = 'chatdesk.outbox';
 const PREFS_KEY = 'chatdesk.prefs';
 const PAGE = 50;
 
-export const VIEWS = ['mine', 'queue', 'all', 'pending', 'resolved', 'tickets', 'supervisor', 'canned', 'admin', 'reports'];
+export const VIEWS = ['mine', 'queue', 'all', 'pending', 'resolved', 'tickets', 'supervisor', 'canned', 'admin', 'reports', 'mentions'];
 export const LIST_VIEWS = ['mine', 'queue', 'all', 'pending', 'resolved'];
 
 function loadPrefs() {
@@ -42,6 +42,7 @@ export const S = {
     unread: new Map(),
     visitorRead: new Map(),
     typing: new Map(),
+    viewers: new Map(), // cid -> [{id, name, typing}] of the open conversation (collision detection)
     queueTeams: new Map(),
     agents: new Map(),
     teams: new Set(),
@@ -59,6 +60,7 @@ export const S = {
     challenge: null, // two-factor login: the challenge token after a right password
     enrol: null, // {token, agent}: a site requires two-factor login, which is not set up yet
     noteMode: new Map(),
+    mentions: [], // unread mention notices, newest first (the Mentions view, ui/Mentions.jsx)
     selectedIndex: 0,
 };
 
@@ -150,6 +152,7 @@ export function boot() {
     });
     document.addEventListener('visibilitychange', () => {
         if (!document.hidden && S.active) markRead(S.active);
+        syncViewing();
         changed();
     });
     window.addEventListener('focus', () => S.active && markRead(S.active));
@@ -227,7 +230,10 @@ function startSession(token, agent) {
         onState: (s, info) => {
             S.conn = s;
             S.connInfo = info || null;
-            if (s !== 'online') S.typing.clear();
+            if (s !== 'online') {
+                S.typing.clear();
+                S.viewers.clear();
+            }
             changed();
         },
         onAuthFailed: () => expire(),
@@ -249,10 +255,12 @@ function clearSession() {
     S.unread.clear();
     S.visitorRead.clear();
     S.typing.clear();
+    S.viewers.clear();
     S.queueTeams.clear();
     S.agents.clear();
     S.visitors.clear();
     S.canned.clear();
+    S.mentions = [];
     S.active = null;
     S.dialog = null;
     S.conn = 'idle';
@@ -378,6 +386,7 @@ export function setView(v) {
     S.selectedIndex = 0;
     if (location.hash !== `#/${v}`) history.replaceState(null, '', `#/${v}`);
     if (['all', 'pending', 'resolved'].includes(v)) fetchServerList(v);
+    if (v === 'mentions') loadMentions();
     changed();
 }
 
@@ -400,12 +409,14 @@ async function fetchServerList(view) {
 export function openConv(cid) {
     if (!cid) {
         S.active = null;
+        syncViewing();
         changed();
         return;
     }
     S.active = cid;
     ensureHistory(cid);
     markRead(cid);
+    syncViewing();
     const c = S.convs.get(cid);
     if (c && c.visitor && c.visitor.id) loadVisitor(c.visitor.id);
     if (c) loadCanned(c.site);
@@ -701,6 +712,22 @@ export async function transfer(cid, { agent_id, team, note }) {
     return r;
 }
 
+/** Take the conversation over from its assignee (a transfer to oneself; the server notes it
+ *  in the conversation and audits it). Needed before replying when the site lets only the
+ *  assignee reply. */
+export async function takeOver(cid) {
+    if (!S.me) return;
+    try {
+        const r = await request({ type: 'conversation.transfer', conversation_id: cid, agent_id: S.me.id });
+        if (r.conversation) upsertConv(r.conversation);
+        toast(t('conv.takenOver'), 'ok');
+        changed();
+    } catch (e) {
+        toast(errorText(e), 'error');
+        throw e;
+    }
+}
+
 export async function updateConv(cid, fields) {
     try {
         const r = await request({ type: 'conversation.update', conversation_id: cid, ...fields });
@@ -731,6 +758,58 @@ export function typing(cid, on) {
         st.on = false;
         conn && conn.send({ type: 'typing', conversation_id: cid, state: false });
     }
+}
+
+// ---------------------------------------------------------------------------
+// collision detection (the viewing frame, docs/protocol.md): the server is told which
+// conversation this tab has open (only while the tab is visible) and whether the agent
+// writes a reply or a note, again every refresh_ms; the others' viewers come back in the
+// ok and in viewers events. A hidden tab or no open conversation sends nothing.
+let viewingCid = null; // the conversation the server was last told we view
+let viewingWriting = null; // 'reply' | 'note' | null, as last sent
+let viewingTimer = null;
+let viewingRefresh = 10_000;
+let writingIdle = null;
+
+function sendViewing(cid, state, writing) {
+    if (!conn || S.conn !== 'online') return;
+    request({ type: 'viewing', conversation_id: cid, state, typing: state ? writing : null })
+        .then((r) => {
+            if (r.refresh_ms > 0) viewingRefresh = r.refresh_ms;
+            if (state && viewingCid === cid && Array.isArray(r.viewers)) {
+                S.viewers.set(cid, r.viewers);
+                changed();
+            }
+        })
+        .catch(() => {});
+}
+
+function syncViewing() {
+    const want = S.active && !document.hidden && S.conn === 'online' ? S.active : null;
+    clearTimeout(viewingTimer);
+    if (viewingCid && viewingCid !== want) {
+        sendViewing(viewingCid, false, null);
+        S.viewers.delete(viewingCid);
+        viewingWriting = null;
+    }
+    viewingCid = want;
+    if (!want) return;
+    sendViewing(want, true, viewingWriting);
+    viewingTimer = setTimeout(syncViewing, viewingRefresh);
+}
+
+/** The composer of conversation cid: the agent writes a reply or a note (kind), or stopped (null). */
+export function setWriting(cid, kind) {
+    clearTimeout(writingIdle);
+    if (kind) writingIdle = setTimeout(() => setWriting(cid, null), 5000);
+    if (cid !== viewingCid || kind === viewingWriting) return;
+    viewingWriting = kind;
+    syncViewing();
+}
+
+/** The other agents viewing conversation cid. */
+export function otherViewers(cid) {
+    return (S.viewers.get(cid) || []).filter((v) => !S.me || v.id !== S.me.id);
 }
 
 function expireTyping() {
@@ -837,12 +916,17 @@ function onWelcome(f) {
         }
     }
     if (S.active && !S.msgs.has(S.active)) ensureHistory(S.active);
+    // a new connection views nothing yet: say again what this tab has open
+    viewingCid = null;
+    S.viewers.clear();
+    syncViewing();
     flushOutbox();
     // welcome.agent.status is the status from before this connection (offline on a fresh
     // sign-in); the node switches the agent to its chosen status a moment later: read it
     setTimeout(refreshMe, 1500);
     if (['all', 'pending', 'resolved'].includes(S.view)) fetchServerList(S.view);
     if (S.me) for (const s of S.me.sites || []) loadAgents(s);
+    loadMentions();
     changed();
 }
 
@@ -879,6 +963,34 @@ function visitorName(c) {
     return (c && c.visitor && c.visitor.name) || t('conv.visitor');
 }
 
+// ---------------------------------------------------------------------------
+// mentions (docs/dashboard.md "Mentions"): notices of kind mention stay in the Mentions
+// view until read (GET /api/v1/mentions, POST /api/v1/mentions/read)
+
+export async function loadMentions() {
+    try {
+        const r = await http.get('/api/v1/mentions');
+        S.mentions = r.mentions || [];
+        changed();
+    } catch {
+        /* older server: the live notices only */
+    }
+}
+
+const sameNotice = (a, b) => a.id === b.id && a.site === b.site;
+
+/** Mark one mention read (or every one of its site with all). */
+export async function readMention(n, all = false) {
+    const body = all ? { site: n.site, all: true } : { site: n.site, ids: [n.id] };
+    try {
+        await http.post('/api/v1/mentions/read', body);
+        S.mentions = S.mentions.filter((m) => (all ? m.site !== n.site : !sameNotice(m, n)));
+        changed();
+    } catch (e) {
+        toast(errorText(e), 'error');
+    }
+}
+
 /** A customer_health notice's title is the server's English sentence (health_apply.lua):
  *  shown in the dashboard's language when it has the known shape. */
 export function noticeText(n) {
@@ -886,6 +998,11 @@ export function noticeText(n) {
         // sla_fire.lua: "SLA breached: ticket #<n> (<kind>)"
         const m = /^SLA breached: ticket #(\d+) \((\w+)\)$/.exec(n.title || '');
         return m ? t('sla.breachToast', { n: m[1], kind: t(`sla.kind.${m[2]}`) }) : n.title;
+    }
+    if (n.kind === 'mention') {
+        // mention in _common.lua: "<author> mentioned you"
+        const m = /^(.*) mentioned you$/.exec(n.title || '');
+        return m ? t('mention.notice', { name: m[1] }) : n.title;
     }
     if (n.kind !== 'customer_health') return n.title;
     const m = /^Repeat contact: (.+) opened (\d+) "(.*)" conversations in (\d+) days$/.exec(n.title || '');
@@ -955,6 +1072,10 @@ function onFrame(f) {
             else S.typing.delete(f.conversation_id);
             break;
         }
+        case 'viewers': {
+            if (f.conversation_id === viewingCid && Array.isArray(f.viewers)) S.viewers.set(f.conversation_id, f.viewers);
+            break;
+        }
         case 'read': {
             if (f.author && f.author.kind === 'visitor') {
                 S.visitorRead.set(f.conversation_id, Math.max(S.visitorRead.get(f.conversation_id) || 0, f.seq));
@@ -989,6 +1110,10 @@ function onFrame(f) {
             if (!f.notice) break;
             S.notices = [f.notice, ...(S.notices || []).filter((n) => n.id !== f.notice.id)].slice(0, 100);
             S.noticesUnseen = (S.noticesUnseen || 0) + 1;
+            if (f.notice.kind === 'mention') {
+                S.mentions = [f.notice, ...S.mentions.filter((m) => !sameNotice(m, f.notice))].slice(0, 100);
+                notifyOnce(`mention:${f.notice.site}:${f.notice.id}`, noticeText(f.notice), String(f.notice.body || '').slice(0, 140), f.notice.conversation_id);
+            }
             // a breach was already toasted by its sla.breached event; the notice keeps it in the list
             if (f.notice.kind !== 'sla') toast(noticeText(f.notice), 'warn', 8000);
             break;

@@ -157,6 +157,38 @@ export function slashQuery(text, caret) {
     return { start: before.length - m[2].length - 1, query: m[2] };
 }
 
+/** The "@name" being typed before the caret in a note: {start, query} (start: the '@'), or null. */
+export function mentionQuery(text, caret) {
+    const before = String(text).slice(0, caret);
+    const m = /(^|\s)@([^\s@]{0,64})$/.exec(before);
+    if (!m) return null;
+    return { start: before.length - m[2].length - 1, query: m[2] };
+}
+
+/** Who a note of site `site` can mention (docs/dashboard.md "Mentions"): the site's agents
+ *  (agents: [{id, name, _sites}], not `meId`) and teams (teams: "site|team" strings) whose
+ *  name starts with the query (case-insensitive), or has a word that does; agents first. */
+export function mentionCandidates(agents, teams, site, meId, query) {
+    const q = String(query || '').toLowerCase();
+    const fits = (name) => {
+        const n = String(name || '').toLowerCase();
+        return n.startsWith(q) || n.split(/\s+/).some((w) => w.startsWith(q));
+    };
+    const out = [];
+    for (const a of agents) {
+        if (a.id === meId || !a.name || !(a._sites || []).includes(site) || !fits(a.name)) continue;
+        out.push({ kind: 'agent', id: a.id, label: a.name, insert: a.name });
+    }
+    out.sort((x, y) => x.label.localeCompare(y.label));
+    const ts = [];
+    for (const k of teams) {
+        const [s, team] = k.split('|');
+        if (s === site && team && fits(team)) ts.push({ kind: 'team', id: team, label: team, insert: team });
+    }
+    ts.sort((x, y) => x.label.localeCompare(y.label));
+    return [...out, ...ts];
+}
+
 // ---------------------------------------------------------------------------
 // Text with links: split into [{text}|{href,text}] so that the view renders text nodes
 // and <a> elements (never HTML). Only http(s) URLs become links.

@@ -83,6 +83,9 @@
     X(site_cache_refresh_s, INT, 30, 1, 3600, "reload site origins from Redis at least this often")                   \
     X(presence_ttl_s, INT, 25, 2, 3600, "an agent no node has vouched for this long is offline")                      \
     X(presence_beat_s, INT, 8, 1, 3600, "how often a node vouches for its connected agents")                          \
+    X(viewer_ttl_ms, INT, 30000, 1000, 600000,                                                                        \
+      "an agent viewing a conversation that no node has refreshed for this long is no longer shown (the dashboard "   \
+      "refreshes every third of it)")                                                                                 \
     X(timer_poll_ms, INT, 500, 50, 60000, "how often a node claims due timers (SLA, auto-close)")                     \
     X(event_poll_ms, INT, 250, 20, 60000,                                                                             \
       "how long a site's new events gather before a node runs its event consumers (reports, rules, webhooks, "        \

@@ -56,6 +56,8 @@ typedef struct cd_conv_result {
     char site[80];       /* msg_send: the conversation's site */
     char **frames;       /* resume: message.created frames */
     size_t n_frames;
+    char *raw_viewers;  /* viewing: "viewers" array */
+    int64_t refresh_ms; /* viewing: send it again this often while the conversation stays open */
 } cd_conv_result;
 
 typedef void (*cd_conv_cb)(void *ud, cd_conv_result *res);
@@ -108,6 +110,11 @@ int cd_conv_history(cd_store *st, const cd_conv_author *a, const char *cid, int6
 int cd_conv_resume(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const char *cid, int64_t after_seq,
                    const char *epoch, cd_conv_cb cb, void *ud);
 int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, cd_conv_cb cb, void *ud);
+/* viewing: the agent a has the conversation open (state) and writes a reply or a note
+ * (writing "reply"/"note", NULL: neither), or left it (!state); kept ttl_ms unless sent
+ * again (store/lua/viewing.lua). */
+int cd_conv_viewing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, const char *writing,
+                    int64_t ttl_ms, cd_conv_cb cb, void *ud);
 int cd_conv_read(cd_store *st, const cd_conv_author *a, const char *cid, int64_t seq, cd_conv_cb cb, void *ud);
 int cd_conv_csat(cd_store *st, const char *site, const char *vid, const cd_req *req, cd_conv_cb cb, void *ud);
 int cd_conv_accept(cd_store *st, const cd_conv_author *a, const char *cid, cd_conv_cb cb, void *ud);

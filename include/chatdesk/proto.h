@@ -26,6 +26,7 @@
     X(MSG_SEND,      "message.send",          CD_PROTO_ANY,     msg_send)         \
     X(HISTORY,       "history",               CD_PROTO_ANY,     history)          \
     X(TYPING,        "typing",                CD_PROTO_ANY,     typing)           \
+    X(VIEWING,       "viewing",               CD_PROTO_AGENT,   viewing)          \
     X(READ,          "read",                  CD_PROTO_ANY,     read)             \
     X(CSAT,          "csat",                  CD_PROTO_VISITOR, csat)             \
     X(PRESENCE_SET,  "presence.set",          CD_PROTO_AGENT,   presence_set)     \
@@ -120,8 +121,10 @@ typedef struct cd_req {
     int64_t before_seq;
     int limit; /* 1..max_history, default 50 */
 
-    /* typing */
+    /* typing, viewing */
     bool state;
+    /* viewing: what the agent is writing, "reply" or "note"; NULL when neither */
+    const char *writing;
     /* read */
     int64_t seq;
     /* csat */

@@ -74,6 +74,7 @@ static void result_cleanup(cd_conv_result *r)
     cd_free(r->convs);
     free_strs(r->agent_sites, r->n_agent_sites);
     free_strs(r->frames, r->n_frames);
+    free(r->raw_viewers);
 }
 
 static void parse_ok(cd_conv_result *r, json_t *root)
@@ -130,6 +131,9 @@ static void parse_ok(cd_conv_result *r, json_t *root)
     if (!r->site[0] && r->n_convs)
         cd_strlcpy(r->site, r->convs[0].site, sizeof r->site);
     r->frames = str_array(json_object_get(root, "frames"), &r->n_frames);
+    if ((v = json_object_get(root, "viewers")) && json_is_array(v))
+        r->raw_viewers = dump(v);
+    r->refresh_ms = json_integer_value(json_object_get(root, "refresh_ms"));
 }
 
 /* A script's reply (root: its JSON, taken; NULL when there is none) as a cd_conv_result
@@ -426,6 +430,20 @@ int cd_conv_typing(cd_store *st, const cd_conv_author *a, const char *cid, bool 
     return run_conv(st, "typing", a->site, cid, 5, args, cb, ud);
 }
 
+int cd_conv_viewing(cd_store *st, const cd_conv_author *a, const char *cid, bool state, const char *writing,
+                    int64_t ttl_ms, cd_conv_cb cb, void *ud)
+{
+    char now[24], ttl[24];
+    const char *args[] = {cid,
+                          a->id,
+                          a->name ? a->name : "",
+                          state ? "1" : "0",
+                          writing ? writing : "",
+                          I64(now, cd_now_ms()),
+                          I64(ttl, ttl_ms)};
+    return run_conv(st, "viewing", a->site, cid, 7, args, cb, ud);
+}
+
 int cd_conv_read(cd_store *st, const cd_conv_author *a, const char *cid, int64_t seq, cd_conv_cb cb, void *ud)
 {
     char s[24];
@@ -485,7 +503,7 @@ int cd_conv_update(cd_store *st, const cd_conv_author *a, const cd_req *req, con
 int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a, const cd_req *req, cd_conv_cb cb,
                      void *ud)
 {
-    char note_id[64], now[24], retain[24];
+    char note_id[64], now[24], retain[24], audit_days[24];
     cd_id_new("m", note_id, sizeof note_id);
     const char *args[] = {req->conversation_id,
                           a->id,
@@ -495,8 +513,9 @@ int cd_conv_transfer(cd_store *st, const cd_config *cfg, const cd_conv_author *a
                           req->note,
                           note_id,
                           I64(now, cd_now_ms()),
-                          I64(retain, cfg->history_retain)};
-    return run_conv(st, "conv_transfer", a->site, req->conversation_id, 9, args, cb, ud);
+                          I64(retain, cfg->history_retain),
+                          I64(audit_days, cfg->audit_retain_days)};
+    return run_conv(st, "conv_transfer", a->site, req->conversation_id, 10, args, cb, ud);
 }
 
 int cd_conv_autoclose(cd_store *st, const char *site, const char *cid, cd_conv_cb cb, void *ud)

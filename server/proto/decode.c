@@ -82,6 +82,7 @@ static const char *const frame_names[] = {
 static const char *const prio_names[] = {"low", "normal", "high", "urgent"}; /* CD_PRIO_LOW.. */
 static const char *const conv_statuses[] = {"queued", "open", "pending", "resolved", "closed"};
 static const char *const presence_statuses[] = {"online", "away", "offline"};
+static const char *const writing_kinds[] = {"reply", "note"};
 
 const char *cd_proto_frame_name(cd_frame_type t)
 {
@@ -508,6 +509,19 @@ static cd_err dec_typing(dec *d, json_t *o)
     return BOOL(d, o, "state", true, &d->req->state);
 }
 
+/* viewing (extension, agents): an agent has the conversation open (state true, sent again
+ * while it stays open) or left it (false); "typing" says what it writes, if anything. */
+static cd_err dec_viewing(dec *d, json_t *o)
+{
+    int i;
+    TRY(ID(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &d->req->conversation_id));
+    TRY(BOOL(d, o, "state", true, &d->req->state));
+    json_t *w = json_object_get(o, "typing");
+    if (w && json_is_null(w))
+        return CD_ERR_OK;
+    return ENUM(d, o, "typing", false, writing_kinds, &i, &d->req->writing);
+}
+
 static cd_err dec_read(dec *d, json_t *o)
 {
     TRY(ID(d, o, "conversation_id", true, 1, CID_MAX(d->lim), &d->req->conversation_id));
@@ -604,6 +618,8 @@ static cd_err dec_fields(dec *d, json_t *o)
         return dec_history(d, o);
     case CD_FRAME_TYPING:
         return dec_typing(d, o);
+    case CD_FRAME_VIEWING:
+        return dec_viewing(d, o);
     case CD_FRAME_READ:
         return dec_read(d, o);
     case CD_FRAME_CSAT:

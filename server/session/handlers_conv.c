@@ -1,5 +1,5 @@
 /* The conversation family's handlers (rows of CD_PROTO_FRAMES): conversation.start,
- * history, typing, read, csat, conversation.accept, .update, .transfer, .confirm. Each
+ * history, typing, viewing, read, csat, conversation.accept, .update, .transfer, .confirm. Each
  * is one conv/ call (one Redis function) and a reply callback that writes the ok (or the
  * error) and starts following the conversation where the frame implies it. A reply
  * that says a ticket's SLA clocks must follow (an id of the previous release, whose site
@@ -134,6 +134,58 @@ void cd_session__h_typing(cd_session *s, const cd_req *req)
     cd_conv_author a = cd_session__author(s);
     sess_op *o = cd_session__op_new(s, req);
     cd_session__start_failed(s, o, cd_conv_typing(s->node->st, &a, req->conversation_id, req->state, on_plain, o));
+}
+
+/* viewing: the ok carries the conversation's viewers and how often to send it again. */
+static void on_viewing(void *ud, cd_conv_result *r)
+{
+    sess_op *o = ud;
+    if (!reply_begin(o, r))
+        return;
+    char refresh[24];
+    snprintf(refresh, sizeof refresh, "%lld", (long long)r->refresh_ms);
+    const char *keys[] = {"viewers", "refresh_ms"};
+    const char *raws[] = {r->raw_viewers ? r->raw_viewers : "[]", refresh};
+    cd_session__send_ok(o->s, RID(o), 2, keys, raws);
+    cd_session__op_done(o);
+}
+
+void cd_session__h_viewing(cd_session *s, const cd_req *req)
+{
+    cd_conv_author a = cd_session__author(s);
+    sess_op *o = cd_session__op_new(s, req);
+    /* one conversation per connection: the one it left is forgotten when it opens another
+     * (leaving it is this very call) */
+    if (s->viewing && strcmp(s->viewing, req->conversation_id) == 0 && !req->state) {
+        cd_free(s->viewing);
+        s->viewing = NULL;
+    } else if (s->viewing && strcmp(s->viewing, req->conversation_id) != 0) {
+        cd_session__viewing_end(s);
+    }
+    if (req->state && !s->viewing)
+        s->viewing = cd_strdup(req->conversation_id);
+    cd_session__start_failed(s, o,
+                             cd_conv_viewing(s->node->st, &a, req->conversation_id, req->state, req->writing,
+                                             s->node->cfg->viewer_ttl_ms, on_viewing, o));
+}
+
+static void on_viewing_ended(void *ud, cd_conv_result *r)
+{
+    (void)ud;
+    if (r->err != CD_ERR_OK && r->err != CD_ERR_UNAVAILABLE && r->err != CD_ERR_NOT_FOUND)
+        cd_log_warn("viewing end failed: %s", cd_err_name(r->err));
+}
+
+void cd_session__viewing_end(cd_session *s)
+{
+    if (!s->viewing)
+        return;
+    cd_conv_author a = cd_session__author(s);
+    /* Redis down: the entry expires by itself */
+    (void)cd_conv_viewing(s->node->st, &a, s->viewing, false, NULL, s->node->cfg->viewer_ttl_ms, on_viewing_ended,
+                          NULL);
+    cd_free(s->viewing);
+    s->viewing = NULL;
 }
 
 void cd_session__h_read(cd_session *s, const cd_req *req)

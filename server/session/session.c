@@ -61,6 +61,7 @@ static void sess_free(cd_session *s)
     cd_free(s->sites);
     cd_free(s->origin);
     cd_free(s->profile);
+    cd_free(s->viewing);
     cd_free(s->sites_joined);
     cd_free(s->name);
     cd_free(s);
@@ -111,6 +112,7 @@ void cd_session_detach(cd_session *s)
         s->presence_counted = false;
         cd_presence_agent_down(n->presence, s->id);
     }
+    cd_session__viewing_end(s);
     s->conn = NULL;
     s->state = SESS_CLOSING;
     sub_free_all(s); /* no more events for a dead connection */

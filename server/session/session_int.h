@@ -71,6 +71,7 @@ struct cd_session {
     uint64_t probe_sent_ms; /* the unanswered delivery ping's time (its payload), 0: none */
     uint64_t probe_ok_ms;   /* the last answered one, or the session's start */
 
+    char *viewing;         /* agent: the conversation it last said it views (heap), NULL: none */
     bool presence_counted; /* agent: counted in the node's presence map */
     bool close_when_idle;  /* draining: close 1001 once the pending requests are answered */
     int close_code;
@@ -104,6 +105,10 @@ struct cd_node {
     cd_events *events;      /* the sites' event consumers (server/events) */
     cd_node_gauges *gauges; /* operational gauges for /metrics (node/gauges.c) */
 };
+
+/* The agent's dashboard closed: the conversation it viewed forgets it at once (others
+ * see it leave) rather than after viewer_ttl_ms (handlers_conv.c). */
+void cd_session__viewing_end(cd_session *s);
 
 /* ---- requests (session.c) ---- */
 

@@ -53,7 +53,7 @@ it('every view of an admin\'s dashboard', async () => {
     await d.login(st.origin(), boss.email, boss.password);
     const { v } = await visitorChat(env, site, { message: 'Hi there' });
     const all = {};
-    for (const view of ['mine', 'queue', 'all', 'pending', 'resolved', 'tickets', 'supervisor', 'canned', 'admin', 'reports']) {
+    for (const view of ['mine', 'queue', 'all', 'pending', 'resolved', 'tickets', 'supervisor', 'canned', 'admin', 'reports', 'mentions']) {
         await d.nav(view);
         await page.locator(`.shell[data-view="${view}"] main, .shell[data-view="${view}"]`).first().waitFor();
         const found = await violations(page);

@@ -88,6 +88,7 @@ static json_t *req_to_json(const cd_req *r)
     json_object_set_new(o, "before_seq", json_integer(r->before_seq));
     json_object_set_new(o, "limit", json_integer(r->limit));
     json_object_set_new(o, "state", json_boolean(r->state));
+    json_object_set_new(o, "writing", str_or_null(r->writing));
     json_object_set_new(o, "seq", json_integer(r->seq));
     json_object_set_new(o, "score", json_integer(r->score));
     json_object_set_new(o, "comment", str_or_null(r->comment));

@@ -236,6 +236,7 @@ function siteSettings(f) {
         origins: lines(f.origins),
         auto_assign: !!f.auto_assign,
         require_2fa: !!f.require_2fa,
+        only_assignee_reply: !!f.only_assignee_reply,
         auto_close_s: Number(f.auto_close_s),
         unanswered_after_s: Number(f.unanswered_after_s),
         ack_text_en: f.ack_text_en || null,
@@ -264,6 +265,7 @@ function SiteEdit({ site, onDone }) {
         secret: '',
         auto_assign: site.auto_assign !== false,
         require_2fa: !!site.require_2fa,
+        only_assignee_reply: !!site.only_assignee_reply,
         auto_close_s: site.auto_close_s ?? 86400,
         unanswered_after_s: site.unanswered_after_s ?? 120,
         ack_text_en: site.ack_text_en || '',
@@ -323,6 +325,9 @@ function SiteEdit({ site, onDone }) {
                 </label>
                 <label class="check">
                     <input type="checkbox" {...bind('require_2fa', 'checkbox')} /> {t('admin.require2fa')}
+                </label>
+                <label class="check">
+                    <input type="checkbox" {...bind('only_assignee_reply', 'checkbox')} /> {t('admin.onlyAssignee')}
                 </label>
                 <label>
                     {t('admin.autoClose')}

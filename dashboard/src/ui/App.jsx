@@ -12,6 +12,7 @@ import { Admin } from './Admin.jsx';
 import { CannedPage } from './Canned.jsx';
 import { TransferDialog } from './Transfer.jsx';
 import { NoticesBell } from './Notices.jsx';
+import { MentionsList } from './Mentions.jsx';
 import { Reports } from './Reports.jsx';
 import { SHORTCUTS } from '../keys.js';
 import { TotpLogin, TotpEnrolLogin, SecurityDialog } from './Security.jsx';
@@ -99,6 +100,7 @@ const NAV = [
     ['canned', 'view.canned'],
     ['admin', 'view.admin'],
     ['reports', 'view.reports'], // reports (Reports.jsx): last, so the Alt+digit shortcuts above keep their keys
+    ['mentions', 'view.mentions'], // unread @mentions (Mentions.jsx), after the shortcut keys
 ];
 
 function Nav() {
@@ -106,7 +108,7 @@ function Nav() {
         <nav class="nav" aria-label={t('nav.label')}>
             {NAV.filter(([v]) => v !== 'admin' || isAdmin()).map(([v, key], i) => {
                 const count = ['mine', 'queue', 'all', 'pending', 'resolved'].includes(v) ? convsFor(v).length : null;
-                const unread = ['mine', 'all', 'pending', 'resolved'].includes(v) ? unreadFor(v) : 0;
+                const unread = ['mine', 'all', 'pending', 'resolved'].includes(v) ? unreadFor(v) : v === 'mentions' ? (S.mentions || []).length : 0;
                 return (
                     <button
                         type="button"
@@ -214,7 +216,7 @@ function Main() {
     if (v === 'reports') return <Reports />;
     return (
         <div class="work">
-            {v === 'tickets' ? <Tickets /> : <ConvList view={v} />}
+            {v === 'tickets' ? <Tickets /> : v === 'mentions' ? <MentionsList /> : <ConvList view={v} />}
             <ConvPane cid={S.active} />
             <CustomerPanel cid={S.active} />
         </div>

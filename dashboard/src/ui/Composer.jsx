@@ -1,7 +1,7 @@
 import { useRef, useState, useEffect } from 'preact/hooks';
-import { S, sendMessage, typing, loadCanned, changed } from '../store.js';
+import { S, sendMessage, typing, setWriting, loadCanned, loadAgents, changed } from '../store.js';
 import { t } from '../i18n.js';
-import { fillCanned, unfilledVars, unknownVars, searchCanned, slashQuery, cannedContext } from '../util.js';
+import { fillCanned, unfilledVars, unknownVars, searchCanned, slashQuery, cannedContext, mentionQuery, mentionCandidates } from '../util.js';
 import { uploadFile, removeUpload } from './Attachments.jsx';
 
 const drafts = new Map(); // cid -> text
@@ -56,7 +56,7 @@ export function Composer({ c }) {
     const cid = c.id;
     const [, force] = useState(0);
     const ta = useRef(null);
-    const [picker, setPicker] = useState(null); // {start, query, index}
+    const [picker, setPicker] = useState(null); // {start, query, index, mention}: canned replies, or @mentions in a note
     const [warn, setWarn] = useState(null);
     const text = drafts.get(cid) || '';
     const note = !!notes.get(cid);
@@ -79,9 +79,30 @@ export function Composer({ c }) {
         force((x) => x + 1);
     };
 
-    const matches = picker && cannedState ? searchCanned(cannedState.list || [], picker.query).slice(0, 8) : [];
+    const matches = !picker
+        ? []
+        : picker.mention
+          ? mentionCandidates([...S.agents.values()], [...S.teams], c.site, S.me && S.me.id, picker.query).slice(0, 8)
+          : cannedState
+            ? searchCanned(cannedState.list || [], picker.query).slice(0, 8)
+            : [];
+
+    /** An @mention chosen in the picker: "@<name> " in place of what was typed. */
+    const insertMention = (m) => {
+        const el = ta.current;
+        const caret = el ? el.selectionStart : text.length;
+        const ins = `@${m.insert} `;
+        setText(text.slice(0, picker.start) + ins + text.slice(caret));
+        setPicker(null);
+        setTimeout(() => {
+            if (!el) return;
+            el.focus();
+            el.setSelectionRange(picker.start + ins.length, picker.start + ins.length);
+        }, 0);
+    };
 
     const insert = (item) => {
+        if (picker && picker.mention) return insertMention(item);
         const el = ta.current;
         const vis = c.visitor && S.visitors.get(c.visitor.id);
         const ctx = cannedContext({ conversation: c, visitor: vis && vis.data && vis.data.visitor, agent: S.me });
@@ -142,6 +163,7 @@ export function Composer({ c }) {
             tray.filter((f) => f.state !== 'done'),
         );
         typing(cid, false);
+        setWriting(cid, null);
         held.delete(cid);
         setText('');
         setWarn(null);
@@ -151,8 +173,14 @@ export function Composer({ c }) {
         const v = e.currentTarget.value;
         setText(v);
         if (!note && v.trim()) typing(cid, true);
-        const q = slashQuery(v, e.currentTarget.selectionStart);
-        if (q) {
+        setWriting(cid, v.trim() ? (note ? 'note' : 'reply') : null);
+        const mq = note ? mentionQuery(v, e.currentTarget.selectionStart) : null;
+        const q = mq ? null : slashQuery(v, e.currentTarget.selectionStart);
+        if (mq) {
+            // the site's agents and teams come with the supervisor list (loadAgents)
+            if (!picker || !picker.mention) loadAgents(c.site);
+            setPicker({ ...mq, index: 0, mention: true });
+        } else if (q) {
             // opening the picker: fetch the list again (what is cached shows meanwhile)
             if (!picker) loadCanned(c.site, true);
             setPicker({ ...q, index: 0 });
@@ -210,7 +238,31 @@ export function Composer({ c }) {
                 <span class="spacer" />
                 <span class="muted hint">{t('composer.hint')}</span>
             </div>
-            {picker ? (
+            {picker && picker.mention ? (
+                <div class="canned-picker mention-picker" role="listbox" aria-label={t('mention.picker')}>
+                    {matches.length === 0 ? (
+                        <div class="muted pad">{t('mention.none', { q: picker.query })}</div>
+                    ) : (
+                        matches.map((m, i) => (
+                            <div
+                                key={`${m.kind}:${m.id}`}
+                                role="option"
+                                aria-selected={i === picker.index ? 'true' : 'false'}
+                                class={`canned-option ${i === picker.index ? 'sel' : ''}`}
+                                data-mention={m.id}
+                                data-kind={m.kind}
+                                onMouseDown={(e) => {
+                                    e.preventDefault();
+                                    insertMention(m);
+                                }}
+                            >
+                                <span class="shortcut">@{m.label}</span>
+                                <span class="muted">{m.kind === 'team' ? t('mention.team') : t('mention.agent')}</span>
+                            </div>
+                        ))
+                    )}
+                </div>
+            ) : picker ? (
                 <div class="canned-picker" role="listbox" aria-label={t('canned.title')}>
                     {cannedState && cannedState.state === 'missing' ? (
                         <div class="muted pad">{t('na.body', { what: t('canned.title') })}</div>

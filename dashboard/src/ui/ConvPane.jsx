@@ -1,6 +1,6 @@
 import { useRef, useLayoutEffect, useState, useEffect } from 'preact/hooks';
 import { Attachments } from './Attachments.jsx';
-import { S, loadOlder, accept, updateConv, isMine, retryOutbox, discardOutbox, showDialog, ensureHistory, errorText } from '../store.js';
+import { S, loadOlder, accept, updateConv, isMine, retryOutbox, discardOutbox, showDialog, ensureHistory, errorText, otherViewers, takeOver } from '../store.js';
 import { t } from '../i18n.js';
 import { PRIORITIES } from '../util.js';
 import { StatusChip, SlaBadge, RichText, fmtTime, fmtDateTime, Notice } from './common.jsx';
@@ -57,6 +57,7 @@ function ConvHead({ c }) {
                 {c.ticket ? <SlaBadge conv={c} /> : null}
             </div>
             {c.subject ? <div class="subject">{c.subject}</div> : null}
+            <Collision cid={c.id} />
             <div class="conv-meta">
                 <span class="assignee-line" data-assignee={c.assignee ? c.assignee.id : ''}>
                     {c.assignee ? t('conv.assignedTo', { name: mine ? t('conv.you') : c.assignee.name }) : t('conv.unassigned')}
@@ -74,6 +75,11 @@ function ConvHead({ c }) {
                 {c.status === 'queued' || (!c.assignee && !closed) ? (
                     <button type="button" class="primary" data-action="accept" disabled={busy} onClick={act(() => accept(c.id))}>
                         {t('action.accept')} <kbd>a</kbd>
+                    </button>
+                ) : null}
+                {c.assignee && !mine && !closed ? (
+                    <button type="button" data-action="takeover" disabled={busy} onClick={act(() => takeOver(c.id))}>
+                        {t('action.takeOver')}
                     </button>
                 ) : null}
                 {!closed ? (
@@ -129,6 +135,25 @@ function ConvHead({ c }) {
                 </label>
             </div>
             <Tags c={c} disabled={closed} />
+        </div>
+    );
+}
+
+/** Collision detection: the other agents who have this conversation open, and who of them
+ *  writes a reply or a note (viewing frame, docs/protocol.md). */
+function Collision({ cid }) {
+    const others = otherViewers(cid);
+    if (!others.length) return null;
+    const key = (v) => (v.typing === 'note' ? 'collide.typingNote' : v.typing === 'reply' ? 'collide.typingReply' : 'collide.viewing');
+    const writing = others.some((v) => v.typing);
+    return (
+        <div class={`collision ${writing ? 'writing' : ''}`} role="status" aria-live="polite" data-collision={others.map((v) => `${v.id}:${v.typing || 'viewing'}`).join(' ')}>
+            {others.map((v, i) => (
+                <span key={v.id} class="viewer" data-viewer={v.id} data-typing={v.typing || ''}>
+                    {i > 0 ? ' · ' : ''}
+                    {t(key(v), { name: v.name || t('msg.agent') })}
+                </span>
+            ))}
         </div>
     );
 }

@@ -1,6 +1,6 @@
 /* API family: conversations and tickets as the dashboard lists and edits them, the
  * visitor profile, the supervisor's view, canned replies, the caller itself (me,
- * logout), and the customer-health alerts and notices (store/lua/api.lua,
+ * logout), and the customer-health alerts, notices and mentions (store/lua/api.lua,
  * api_health.lua). A ticket edit re-aligns the ticket's SLA clocks in the same call. */
 #include "api_int.h"
 
@@ -37,6 +37,8 @@ const cd_api_family cd_http__api_canned = {
 static const cd_api_route health_routes[] = {
     {"GET", "alerts", "alerts_list", {0}, false, CD_API_SITES},
     {"GET", "notices", "notices_list", {0}, false, CD_API_SITES},
+    {"GET", "mentions", "mentions_list", {0}, false, CD_API_SITES},
+    {"POST", "mentions/read", "mentions_read", {0}, true, CD_API_SITE},
 };
 
 const cd_api_family cd_http__api_health = {

@@ -230,7 +230,8 @@ local function site_json(s)
     ',"health_threshold":' .. (s.health_threshold or '3') .. ',"health_window_days":' .. (s.health_window_days or '30') ..
     ',"report_utc_offset_min":' .. (s.report_utc_offset_min or '0') .. ',"audit_retain_days":' ..
     ((s.audit_retain_days and s.audit_retain_days ~= '') and s.audit_retain_days or I(audit_days)) ..
-    ',"require_2fa":' .. tostring(s.require_2fa == '1') .. '}'
+    ',"require_2fa":' .. tostring(s.require_2fa == '1') ..
+    ',"only_assignee_reply":' .. tostring(s.only_assignee_reply == '1') .. '}'
 end
 local function site_changed(key)
   publish('sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')

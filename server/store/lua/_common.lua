@@ -762,7 +762,77 @@ local function notify(aids, kind, site, cid, title, body, now)
     redis.call('LTRIM', k, 0, 99)
     pub('agent:' .. aid, 0, 'a', '-', '{"type":"notice","notice":' .. nj .. '}')
   end
-  return nj
+  return nj, id
+end
+-- An agent's unread mentions in a site (docs/keyspace.md): P{s:<site>}:agent:<id>:mentions,
+-- a sorted set notice id -> the notice's JSON, the last 100, until the agent reads them
+-- (api_health.lua mentions_read).
+local function mentions_key(site, aid) return sakey(site, aid) .. ':mentions' end
+-- Mentions in a private note (docs/dashboard.md "Mentions"): each '@' followed by the name
+-- of an agent of the conversation's site, or the id or name of one of its teams
+-- (case-insensitive; the longest that matches and ends there, not followed by a letter,
+-- digit or '_'), notifies that agent, or the team's members: one notice of kind
+-- `mention` per agent (the author is never one), kept in its unread mentions. Called by
+-- the step that stores the note, so a retry with the same client_msg_id (answered from the
+-- dedupe entry before this) never notifies again. Only the site's own agents and teams
+-- are candidates: nobody of another site can be mentioned.
+local function mention(c, aid, an, body, now)
+  if not string.find(body, '@', 1, true) then return end
+  local names, teams_of = {}, {}
+  for _, id in ipairs(redis.call('SMEMBERS', skey(c.site, 'agents'))) do
+    local f = redis.call('HMGET', sakey(c.site, id), 'name', 'teams', 'disabled')
+    if f[3] ~= '1' then
+      teams_of[id] = f[2] or ''
+      if f[1] and f[1] ~= '' then table.insert(names, {string.lower(f[1]), id}) end
+    end
+  end
+  local th = redis.call('HGETALL', skey(c.site, 'teams'))
+  for i = 1, #th, 2 do
+    table.insert(names, {string.lower(th[i]), nil, th[i]})
+    if th[i + 1] ~= '' then table.insert(names, {string.lower(th[i + 1]), nil, th[i]}) end
+  end
+  local lb, who, pos = string.lower(body), {}, 1
+  while true do
+    local at = string.find(lb, '@', pos, true)
+    if not at then break end
+    local best
+    for _, n in ipairs(names) do
+      local len = #n[1]
+      if (not best or len > #best[1]) and string.sub(lb, at + 1, at + len) == n[1] and
+          not string.find(string.sub(lb, at + len + 1, at + len + 1), '^[%w_]') then
+        best = n
+      end
+    end
+    if best and best[2] then
+      who[best[2]] = true
+    elseif best then
+      for id, teams in pairs(teams_of) do
+        if agent_in_team({teams = teams}, best[3]) then who[id] = true end
+      end
+    end
+    pos = at + (best and #best[1] or 0) + 1
+  end
+  who[aid] = nil
+  local list = {}
+  for id in pairs(who) do table.insert(list, id) end
+  if #list == 0 then return end
+  table.sort(list)
+  -- the notice's body: the note's first 200 bytes, not cut inside a UTF-8 sequence
+  local excerpt = body
+  if #excerpt > 200 then
+    local cut = 200
+    while cut > 0 and string.byte(excerpt, cut + 1) and string.byte(excerpt, cut + 1) >= 128 and
+        string.byte(excerpt, cut + 1) < 192 do
+      cut = cut - 1
+    end
+    excerpt = string.sub(excerpt, 1, cut) .. '…'
+  end
+  local nj, id = notify(list, 'mention', c.site, c.id, an .. ' mentioned you', excerpt, now)
+  for _, m in ipairs(list) do
+    local k = mentions_key(c.site, m)
+    redis.call('ZADD', k, id, nj)
+    redis.call('ZREMRANGEBYRANK', k, 0, -101)
+  end
 end
 
 -- ---------- shared by scripts and the HTTP API ----------
@@ -836,7 +906,7 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
     local t = hgetall(sakey(c.site, target)) -- its record in the site (agent_site)
     if not t or not may_access(c, 'agent', target) then return fail('not_found', 'no such agent on this site') end
     if t.disabled == '1' then return fail('conflict', 'agent is disabled') end
-    local prev = c.assignee
+    local prev, prev_name = c.assignee, c.assignee_name
     if c.status == 'queued' then redis.call('ZREM', qkey(c.site, c.team), cid) end
     if c.status == 'resolved' or c.status == 'queued' then
       emit('conversation.status_changed', c, now, '{"from":' .. S(c.status) .. ',"to":"open"}')
@@ -844,7 +914,12 @@ local function do_transfer(c, aid, aname, target, team, note, note_id, now, reta
     end
     assign_to(c, target, now)
     if prev and prev ~= '' and prev ~= target then drain_site(c.site, now) end
-    text = 'Transferred to ' .. (t.name or target) .. ' by ' .. aname
+    if target == aid and prev and prev ~= '' and prev ~= aid then
+      -- a take-over (only_assignee_reply asks for one before a reply; conv_transfer.lua audits it)
+      text = 'Taken over from ' .. ((prev_name and prev_name ~= '') and prev_name or prev) .. ' by ' .. aname
+    else
+      text = 'Transferred to ' .. (t.name or target) .. ' by ' .. aname
+    end
   else
     if redis.call('HEXISTS', skey(c.site, 'teams'), team) == 0 then
       return fail('not_found', 'no such team on this site')

@@ -485,6 +485,11 @@ local function site_patch_fields(s_key, cur)
     if type(p.require_2fa) ~= 'boolean' then bad('require_2fa must be true or false') end
     put('require_2fa', p.require_2fa and '1' or '0')
   end
+  -- only the assignee may reply (msg_send.lua); others take the conversation over first
+  if p.only_assignee_reply ~= nil then
+    if type(p.only_assignee_reply) ~= 'boolean' then bad('only_assignee_reply must be true or false') end
+    put('only_assignee_reply', p.only_assignee_reply and '1' or '0')
+  end
   if p.category_teams ~= nil then put('category_teams', category_teams_of(p.category_teams, skey(s_key, 'teams'))) end
   for _, f in ipairs({'auto_close_s', 'unanswered_after_s'}) do
     if p[f] ~= nil then put(f, I(whole(p[f], 0, 31536000, f))) end

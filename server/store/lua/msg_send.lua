@@ -57,6 +57,16 @@ local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, re
     if dup then return duplicate(cid, dup) end
     return fail('conflict', 'conversation is closed')
   end
+  -- The site setting only_assignee_reply (collision detection, docs/dashboard.md): a reply
+  -- from an agent who is not the assignee is refused (notes are not); the agent takes the
+  -- conversation over first (conversation.transfer to itself). A retry of a reply stored
+  -- before still gets its message.
+  if ak == 'agent' and priv == '0' and c.assignee ~= aid and
+      redis.call('HGET', sitekey(c.site), 'only_assignee_reply') == '1' then
+    dup = redis.call('HGET', cur, dk)
+    if dup then return duplicate(cid, dup) end
+    return fail('forbidden', 'only the assignee may reply on this site: take the conversation over first')
+  end
   if seq % DD_GEN == 0 then redis.call('DEL', cur) end -- a new generation: the one from two ago goes
   local att = ''
   if att_ids == '' then
@@ -107,6 +117,7 @@ local function send_one(key, cid, ak, aid, an, cmid, body, priv, msg_id, now, re
   local changed = c.status ~= from
   if changed then table.insert(extra, 'status') table.insert(extra, c.status) end
   append_msg(c, msg_id, cmid, ak, aid, an, body, priv, now, retain, extra, att)
+  if ak == 'agent' and priv == '1' then mention(c, aid, an, body, now) end
   if changed then emit('conversation.status_changed', c, now, '{"from":' .. S(from) .. ',"to":' .. S(c.status) .. '}') end
   local is_ticket = c.ticket_number and c.ticket_number ~= ''
   local sla_left = is_ticket and (sla or changed) or false
