@@ -114,7 +114,7 @@
     X(file_url_ttl_s, INT, 300, 10, 86400, "lifetime of a signed attachment download link in seconds")                \
     X(file_orphan_s, INT, 86400, 1, 2592000, "an upload no message took is removed after this many seconds")          \
     X(file_max_pending, INT, 20, 1, 10000,                                                                            \
-      "uploads of one visitor or agent in a site not yet in a message; more are refused (429)")                    \
+      "uploads of one visitor or agent in a site not yet in a message; more are refused (429)")                       \
     X(file_upload_rate, INT, 2, 1, 100000, "uploads per second one address may start (token bucket)")                 \
     X(file_upload_burst, INT, 10, 1, 100000, "upload token bucket size per address")                                  \
     X(reuseport, BOOL, 0, 0, 1, "set SO_REUSEPORT so several nodes on one host share the port")                       \
