@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "chatdesk/base.h"
 #include "chatdesk/config.h"
@@ -61,6 +62,12 @@ typedef struct cd_net_ctx {
     unsigned long long files_uploads;  /* uploads stored by this node */
     unsigned long long files_bytes;    /* their bytes */
     unsigned long long files_rejected; /* uploads refused: type, size, rate, malformed */
+    /* the file store's health on /healthz: why the last probe or storage operation
+     * failed, "" when it worked (http/files.c cd_http__files_probe) */
+    char files_error[200];
+    uint64_t files_probed_ms; /* when the last probe started (monotonic) */
+    bool files_probing;
+    bool files_known; /* a probe or an operation has said */
 } cd_net_ctx;
 
 /* Per-connection storage (lws "per session data"): the ws side uses s/rx/ip/counted/

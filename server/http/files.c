@@ -15,6 +15,7 @@
  * since is not_found), then the body with headers that let nothing run. */
 #include "files_int.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,17 @@ static int status_for(cd_err err)
     }
 }
 
+/* A storage operation's outcome for /healthz (0 or a libuv error). */
+static void files_health(cd_net_ctx *cx, const char *what, int status)
+{
+    cx->files_known = true;
+    if (status == 0)
+        cx->files_error[0] = '\0';
+    else
+        snprintf(cx->files_error, sizeof cx->files_error, "%s: %s", what,
+                 status < 0 ? uv_strerror(status) : "the store refused or failed");
+}
+
 static void on_recorded(void *ud, cd_err err, const char *json)
 {
     cd_http__upload *u = ud;
@@ -266,6 +278,7 @@ static void on_pushed(void *ud, int status)
 {
     cd_http__upload *u = ud;
     u->writing = false;
+    files_health(u->cx, "putting an upload in the s3 store", status);
     if (status == 0 && u->h) {
         done_record(u);
         return;
@@ -286,6 +299,7 @@ static void on_finished(void *ud, int status)
     u->w = NULL;
     u->writing = false;
     cd_files_writer_free(w); /* renamed: the body stays */
+    files_health(u->cx, "storing an upload", status);
     if (!u->h || status != 0) {
         if (status != 0)
             cd_log_warn("upload %s: storing failed: %s", u->id, uv_strerror(status));
@@ -319,6 +333,7 @@ static void on_io(void *ud, int status)
     if (status != 0) {
         cd_log_warn("upload %s under %s: %s failed: %s", u->id, u->cx->cfg->files_dir, u->opened ? "write" : "open",
                     uv_strerror(status));
+        files_health(u->cx, u->opened ? "writing an upload" : "opening an upload", status);
         upload_refuse(u, 500, "internal", "cannot store the file");
     }
     u->opened = true;
@@ -555,6 +570,65 @@ cd_http__upload *cd_http__upload_begin(http_state *h, struct lws *wsi, cd_net_ct
         upload_refuse(u, 503, "unavailable", "Redis unavailable, retry");
     }
     return u;
+}
+
+/* ---- the store's health: a probe file created and removed ---- */
+
+#define FILES_PROBE_MS 5000
+
+typedef struct files_probe {
+    uv_fs_t req;
+    cd_net_ctx *cx;
+    int step; /* 0 mkdir, 1 open, 2 close, 3 unlink */
+    uv_file fd;
+    char path[700];
+} files_probe;
+
+static void on_probe_fs(uv_fs_t *req)
+{
+    files_probe *p = req->data;
+    ssize_t r = req->result;
+    uv_fs_req_cleanup(req);
+    static const char *const what[] = {"creating files_dir", "creating a file in files_dir", "closing it",
+                                       "removing it"};
+    int rc = 0;
+    if (r < 0 && !(p->step == 0 && r == UV_EEXIST)) {
+        files_health(p->cx, what[p->step], (int)r);
+        rc = -1;
+    } else if (p->step == 0) {
+        p->step = 1;
+        rc = uv_fs_open(p->cx->loop, req, p->path, O_CREAT | O_WRONLY | O_TRUNC, 0600, on_probe_fs);
+    } else if (p->step == 1) {
+        p->step = 2;
+        p->fd = (uv_file)r;
+        rc = uv_fs_close(p->cx->loop, req, p->fd, on_probe_fs);
+    } else if (p->step == 2) {
+        p->step = 3;
+        rc = uv_fs_unlink(p->cx->loop, req, p->path, on_probe_fs);
+    } else {
+        files_health(p->cx, "", 0);
+        rc = -1;
+    }
+    if (rc != 0) { /* done (or a request could not start) */
+        p->cx->files_probing = false;
+        cd_free(p);
+    }
+}
+
+void cd_http__files_probe(cd_net_ctx *cx)
+{
+    uint64_t now = cd_mono_ms();
+    if (cx->files_probing || (cx->files_probed_ms && now - cx->files_probed_ms < FILES_PROBE_MS))
+        return;
+    files_probe *p = cd_calloc(1, sizeof *p);
+    p->cx = cx;
+    p->req.data = p;
+    snprintf(p->path, sizeof p->path, "%s/.probe-%s", cx->cfg->files_dir, cx->node_id ? cx->node_id : "node");
+    cx->files_probed_ms = now;
+    if (uv_fs_mkdir(cx->loop, &p->req, cx->cfg->files_dir, 0750, on_probe_fs) == 0)
+        cx->files_probing = true;
+    else
+        cd_free(p);
 }
 
 /* ---- link and download ---- */

@@ -60,6 +60,11 @@ cd_http__fileop *cd_http__file_download(http_state *h, cd_net_ctx *cx, const cha
 /* The connection is gone: the operation's answer is dropped. */
 void cd_http__fileop_detach(cd_http__fileop *op);
 
+/* The file store's health (/healthz "files"): at most every FILES_PROBE_MS a probe
+ * creates and removes a file in files_dir on the thread pool (for s3 the staging
+ * directory); its result, and each upload's storing, set cx->files_error. */
+void cd_http__files_probe(cd_net_ctx *cx);
+
 /* The headers of a download into *p (lws_add_http_header_by_name): Content-Disposition
  * (inline only for a safe image; attachment with the sanitised name otherwise),
  * X-Content-Type-Options nosniff, a CSP that runs nothing, no caching. -1 when they do

@@ -378,6 +378,13 @@ static void healthz(http_state *h)
         cd_buf_append_str(&h->out, ",\"shard_down\":");
         json_escape(&h->out, shard);
     }
+    /* attachments: not a reason to leave the balancer (chat works without them), but said */
+    cd_http__files_probe(cx);
+    cd_buf_append_str(&h->out, !cx->files_known     ? ",\"files\":\"unknown\""
+                               : cx->files_error[0] ? ",\"files\":\"error\",\"files_error\":"
+                                                    : ",\"files\":\"ok\"");
+    if (cx->files_error[0])
+        json_escape(&h->out, cx->files_error);
     cd_buf_append_str(&h->out, "}");
     respond(h, redis && !full && !draining ? 200 : 503, "application/json");
 }
