@@ -37,6 +37,8 @@ typedef struct cd_site {
     bool require_2fa;         /* its agents must use two-factor login (api_totp.lua) */
     cd_sla_calendar calendar; /* business hours of the site's SLA (24x7 when unset) */
     char *intervals;          /* cached business intervals, or NULL */
+    int64_t file_max_bytes;   /* the site's own attachment size limit (0: the node's) */
+    char *file_types;         /* its allowed attachment categories ("image,pdf"; "-" none; NULL: the node's) */
     int64_t intervals_from, intervals_to;
 } cd_site;
 

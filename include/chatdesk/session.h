@@ -56,6 +56,10 @@ bool cd_node_agent_origin_allowed(cd_node *n, const char *origin, const char *ho
 bool cd_node_ready(const cd_node *n); /* keys loaded */
 /* A site's business intervals for SLA scripts ("*" for 24x7 or an unknown site). */
 const char *cd_node_intervals(cd_node *n, const char *site_key);
+/* A site's attachment limits: the node's file_max_bytes, lowered by the site's own
+ * (*max_bytes), and the site's allowed categories copied into types ("" when the site
+ * sets none: only the node's file_types apply). */
+void cd_node_file_limits(cd_node *n, const char *site_key, int64_t *max_bytes, char *types, size_t typesz);
 const cd_auth_keyring *cd_node_keys(const cd_node *n);
 /* Does one of these sites require two-factor login (its site setting require_2fa)? */
 bool cd_node_requires_2fa(cd_node *n, char *const *sites, size_t n_sites);

@@ -58,8 +58,10 @@ struct cd_http__upload {
     unsigned char sniff[CD_FILES_SNIFF_LEN];
     size_t sniff_len;
     bool sniffed;
-    int64_t size;   /* file bytes seen */
-    cd_buf pending; /* file bytes waiting for the writer (at most UPLOAD_CHUNK + one read) */
+    int64_t size;      /* file bytes seen */
+    int64_t max_bytes; /* the site's limit (file_max_bytes, lowered by the site's own) */
+    char types[64];    /* the site's own categories, "" when it sets none */
+    cd_buf pending;    /* file bytes waiting for the writer (at most UPLOAD_CHUNK + one read) */
 };
 
 struct cd_http__fileop {
@@ -398,7 +400,7 @@ static void sniff_now(cd_http__upload *u)
 {
     u->sniffed = true;
     cd_files_cat cat = cd_files_sniff(u->sniff, u->sniff_len, u->name, &u->mime);
-    if (!cd_files_allowed(u->cx->cfg->file_types, cat)) {
+    if (!cd_files_allowed(u->cx->cfg->file_types, cat) || (u->types[0] && !cd_files_allowed(u->types, cat))) {
         upload_refuse(u, 415, "unsupported_type",
                       cat == CD_FILES_MARKUP ? "HTML, SVG and XML files are not accepted"
                                              : "this type of file is not accepted here");
@@ -418,7 +420,7 @@ static int file_bytes(void *ud, const unsigned char *p, size_t n)
         cd_files_name(fn, strlen(fn), u->name);
     }
     u->size += (int64_t)n;
-    if (u->size > u->cx->cfg->file_max_bytes) {
+    if (u->size > u->max_bytes) {
         upload_refuse(u, 413, "too_large", "file too large");
         return 0;
     }
@@ -536,6 +538,14 @@ cd_http__upload *cd_http__upload_begin(http_state *h, struct lws *wsi, cd_net_ct
     u->cx = cx;
     cd_buf_init(&u->pending);
     if (!upload_who(u, h, &c, arg(args, nargs, "conversation_id"))) {
+        upload_free(u);
+        return NULL;
+    }
+    /* the site's own limits (site settings) within the node's */
+    cd_node_file_limits(cx->node, u->site, &u->max_bytes, u->types, sizeof u->types);
+    if (len > u->max_bytes + (multipart ? MULTIPART_SLACK : 0)) {
+        cx->files_rejected++;
+        cd_http__reply_error(h, 413, "too_large", "file too large for this site");
         upload_free(u);
         return NULL;
     }

@@ -39,6 +39,7 @@ static void free_sites(cd_site *sites, size_t n)
         cd_free(sites[i].key);
         cd_free(sites[i].secret);
         cd_free(sites[i].intervals);
+        cd_free(sites[i].file_types);
         free_strs(sites[i].origins, sites[i].n_origins);
     }
     cd_free(sites);
@@ -145,6 +146,9 @@ static size_t parse_sites(json_t *arr, cd_site **out)
         site->secret = cd_strdup(json_is_string(sec) ? json_string_value(sec) : "");
         site->origins = str_array(json_object_get(s, "origins"), &site->n_origins);
         site->require_2fa = json_is_true(json_object_get(s, "require_2fa"));
+        site->file_max_bytes = (int64_t)json_integer_value(json_object_get(s, "file_max_bytes"));
+        json_t *ft = json_object_get(s, "file_types");
+        site->file_types = json_is_string(ft) && json_string_length(ft) > 0 ? cd_strdup(json_string_value(ft)) : NULL;
         site_calendar(site, json_object_get(s, "sla"));
     }
     return n;

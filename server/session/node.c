@@ -299,6 +299,15 @@ const char *cd_node_intervals(cd_node *n, const char *site_key)
     return cd_node_sites_intervals(n->sites, site_key);
 }
 
+void cd_node_file_limits(cd_node *n, const char *site_key, int64_t *max_bytes, char *types, size_t typesz)
+{
+    const cd_site *s = cd_node_sites_get(n->sites, site_key);
+    *max_bytes = n->cfg->file_max_bytes;
+    if (s && s->file_max_bytes > 0 && s->file_max_bytes < *max_bytes)
+        *max_bytes = s->file_max_bytes;
+    cd_strlcpy(types, s && s->file_types ? s->file_types : "", typesz);
+}
+
 const char *cd_node_site_at(void *node, size_t i)
 {
     return cd_node_sites_key_at(((cd_node *)node)->sites, i);

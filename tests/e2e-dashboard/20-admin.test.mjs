@@ -47,6 +47,10 @@ it('sites: the list, and settings saved through the page', async (t) => {
     await form.locator('input[name="greeting_zh"]').fill('您好！有什么可以帮您？');
     await form.locator('input[name="categories"]').fill('billing, technical');
     await form.locator('input[name="auto_assign"]').uncheck();
+    // the site's own attachment limits: 0.5 MB, PDF and images only
+    await form.locator('input[name="file_max_mb"]').fill('0.5');
+    await form.locator('select[name="file_types_mode"]').selectOption('site');
+    for (const c of ['office', 'text', 'archive']) await form.locator(`input[name="ft_${c}"]`).uncheck();
     await screenshot(p, '20-02-admin-site-edit');
     await form.locator('[data-action="save-site"]').click();
     await form.waitFor({ state: 'detached' });
@@ -55,6 +59,8 @@ it('sites: the list, and settings saved through the page', async (t) => {
     assert.equal(site.widget.greeting_zh, '您好！有什么可以帮您？');
     assert.deepEqual(site.widget.categories, ['billing', 'technical']);
     assert.equal(site.auto_assign, false);
+    assert.equal(site.file_max_bytes, 524288);
+    assert.deepEqual(site.file_types, ['image', 'pdf']);
 });
 
 it('teams: created in the page', async (t) => {

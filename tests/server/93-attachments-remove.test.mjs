@@ -119,3 +119,52 @@ it('file_max_pending holds for uploads sent side by side: at most the cap are st
     await waitUntil(() => fs.readdirSync(dir).length === 3, { timeout: 5000, what: `three bodies in ${dir}` });
     assert.deepEqual(fs.readdirSync(dir).sort(), ok.map((r) => r.json.id).sort());
 });
+
+async function adminToken(site) {
+    const email = `boss_${rnd(3)}@example.com`;
+    const password = `pw-${rnd(8)}`;
+    await env.admin('agent-add', '--email', email, '--password', password, '--name', 'Boss', '--site', site.key, '--role', 'admin');
+    return env.login(0, email, password);
+}
+const patchSite = (token, key, body) => env.http(0, `/api/v1/admin/sites/${key}`, { method: 'PATCH', body, headers: { authorization: `Bearer ${token}` } });
+const PDF = Buffer.concat([Buffer.from('%PDF-1.7\n'), crypto.randomBytes(3000)]);
+function uploadBytes(node, token, bytes, name) {
+    return raw(node, `/files?name=${name}`, { method: 'POST', headers: { ...bearer(token), 'content-type': 'application/octet-stream' }, body: bytes });
+}
+
+it("a site's own attachment limits (site settings): a lower size and fewer types apply on every node; null restores the node's; other sites keep theirs; bad values 400", async () => {
+    const A = await env.chat();
+    const B = await env.chat();
+    const token = await adminToken(A.site);
+    let r = await patchSite(token, A.site.key, { file_max_bytes: 1000, file_types: ['pdf', 'pdf'] });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.site.file_max_bytes, 1000);
+    assert.deepEqual(r.json.site.file_types, ['pdf']);
+    // the nodes reload their site cache on the change: both refuse a 3 KB PDF (413) and a PNG (415)
+    for (const node of [0, 1]) {
+        await waitUntil(async () => (await uploadBytes(node, A.v.token, PDF, 'a.pdf')).status === 413, { timeout: 10_000, what: `node ${node}: the site's size limit` });
+        const png = await uploadBytes(node, A.v.token, PNG().subarray(0, 600), 'a.png');
+        assert.equal(png.status, 415, png.text);
+        assert.equal((await uploadBytes(node, A.v.token, PDF.subarray(0, 900), 'small.pdf')).status, 201);
+    }
+    // another site keeps the node's limits
+    assert.equal((await uploadBytes(0, B.v.token, PDF, 'b.pdf')).status, 201);
+    assert.equal((await uploadBytes(0, B.v.token, PNG(), 'b.png')).status, 201);
+    // B's admin cannot change A's limits (the same 404 as for no site)
+    const tokenB = await adminToken(B.site);
+    const cross = await patchSite(tokenB, A.site.key, { file_max_bytes: null });
+    assert.equal(cross.status, 404, cross.text);
+    // [] takes attachments away from the site; bad values are refused and change nothing
+    assert.equal((await patchSite(token, A.site.key, { file_types: [] })).status, 200);
+    await waitUntil(async () => (await uploadBytes(0, A.v.token, PDF.subarray(0, 900), 'x.pdf')).status === 415, { timeout: 10_000, what: 'no attachments' });
+    for (const bad of [{ file_types: ['exe'] }, { file_types: 'pdf' }, { file_max_bytes: 0 }, { file_max_bytes: 'big' }]) {
+        const e = await patchSite(token, A.site.key, bad);
+        assert.equal(e.status, 400, JSON.stringify(bad) + e.text);
+    }
+    // null: the node's again
+    r = await patchSite(token, A.site.key, { file_max_bytes: null, file_types: null });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.site.file_max_bytes, null);
+    assert.equal(r.json.site.file_types, null);
+    await waitUntil(async () => (await uploadBytes(1, A.v.token, PNG(), 'c.png')).status === 201, { timeout: 10_000, what: "the node's limits again" });
+});

@@ -224,6 +224,8 @@ function SiteCreate({ onDone }) {
 const UTC_OFFSETS = [-720, -660, -600, -570, -540, -480, -420, -360, -300, -240, -210, -180, -120, -60, 0, 60, 120, 180, 210, 240, 270, 300, 330, 345, 360, 390, 420, 480, 525, 540, 570, 600, 630, 660, 720, 765, 780, 840];
 const fmtOffset = (m) => `UTC${m < 0 ? '−' : '+'}${String(Math.floor(Math.abs(m) / 60)).padStart(2, '0')}:${String(Math.abs(m) % 60).padStart(2, '0')}`;
 
+const FILE_CATS = ['image', 'pdf', 'office', 'text', 'archive'];
+
 /** The settings of the site-edit form as the API's patch body (before any diff). */
 function siteSettings(f) {
     const ct = {};
@@ -245,6 +247,9 @@ function siteSettings(f) {
         health_threshold: Number(f.health_threshold),
         health_window_days: Number(f.health_window_days),
         report_utc_offset_min: Number(f.report_utc_offset_min),
+        // attachments: empty / "server" = the server's limits (null)
+        file_max_bytes: String(f.file_max_mb).trim() === '' ? null : Math.round(Number(f.file_max_mb) * 1048576),
+        file_types: f.file_types_mode === 'server' ? null : FILE_CATS.filter((c) => f[`ft_${c}`]),
         widget: {
             color: f.color,
             greeting_en: f.greeting_en,
@@ -280,6 +285,9 @@ function SiteEdit({ site, onDone }) {
         report_utc_offset_min: site.report_utc_offset_min ?? 0,
         survey_nps: !!(w.survey && w.survey.nps),
         survey_ces: !!(w.survey && w.survey.ces),
+        file_max_mb: site.file_max_bytes ? String(Math.round((site.file_max_bytes / 1048576) * 100) / 100) : '',
+        file_types_mode: site.file_types ? 'site' : 'server',
+        ...Object.fromEntries(FILE_CATS.map((c) => [`ft_${c}`, site.file_types ? site.file_types.includes(c) : true])),
         category_teams: Object.entries(site.category_teams || {})
             .map(([k, v]) => `${k}=${v}`)
             .join('\n'),
@@ -396,6 +404,24 @@ function SiteEdit({ site, onDone }) {
                 <label class="check">
                     <input type="checkbox" {...bind('survey_ces', 'checkbox')} /> {t('admin.surveyCes')}
                 </label>
+                <label>
+                    {t('admin.fileMaxMb')}
+                    <input type="number" min={0.001} step="any" {...bind('file_max_mb')} placeholder={t('admin.serverDefault')} />
+                </label>
+                <fieldset class="file-types">
+                    <legend>{t('admin.fileTypes')}</legend>
+                    <select aria-label={t('admin.fileTypes')} {...bind('file_types_mode', 'select')}>
+                        <option value="server">{t('admin.serverDefault')}</option>
+                        <option value="site">{t('admin.fileTypesSite')}</option>
+                    </select>
+                    {f.file_types_mode === 'site'
+                        ? FILE_CATS.map((c) => (
+                              <label class="check" key={c}>
+                                  <input type="checkbox" {...bind(`ft_${c}`, 'checkbox')} /> {t(`admin.fileCat.${c}`)}
+                              </label>
+                          ))
+                        : null}
+                </fieldset>
             </div>
             {sub.err ? <Notice kind="error">{sub.err}</Notice> : null}
             <div class="buttons">

@@ -219,6 +219,14 @@ local function agent_json(a, site)
     ',"scoped":' .. tostring(not full) ..
     ',"totp":' .. tostring(redis.call('HEXISTS', P .. '{a}:agent:' .. a.id .. ':totp', 'secret') == 1) .. ',"load":' .. I(site and load_in(site, a.id) or agent_load_seen(a)) .. '}'
 end
+-- A site's attachment categories as the API shows them: null (the node's) or a list.
+local function file_types_json(v)
+  if not v or v == '' then return 'null' end
+  if v == '-' then return '[]' end
+  local out = {}
+  for c in string.gmatch(v, '[^,]+') do out[#out + 1] = S(c) end
+  return '[' .. table.concat(out, ',') .. ']'
+end
 local function site_json(s)
   local widget = (s.widget and s.widget ~= '') and s.widget or '{}'
   local ct = (s.category_teams and s.category_teams ~= '') and s.category_teams or '{}'
@@ -231,7 +239,8 @@ local function site_json(s)
     ',"report_utc_offset_min":' .. (s.report_utc_offset_min or '0') .. ',"audit_retain_days":' ..
     ((s.audit_retain_days and s.audit_retain_days ~= '') and s.audit_retain_days or I(audit_days)) ..
     ',"require_2fa":' .. tostring(s.require_2fa == '1') ..
-    ',"only_assignee_reply":' .. tostring(s.only_assignee_reply == '1') .. '}'
+    ',"only_assignee_reply":' .. tostring(s.only_assignee_reply == '1') ..
+    ',"file_max_bytes":' .. N(s.file_max_bytes) .. ',"file_types":' .. file_types_json(s.file_types) .. '}'
 end
 local function site_changed(key)
   publish('sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')

@@ -468,6 +468,19 @@ local function category_teams_of(v, teams)
   end
   return next(v) and cjson.encode(v) or '{}'
 end
+-- A site's attachment categories: null (the node's: ''), or a list of known ones ('-' for
+-- none, so the site takes no attachments).
+local FILE_CATS = {image = true, pdf = true, office = true, text = true, archive = true}
+local function file_types_of(v)
+  if v == cjson.null then return '' end
+  if type(v) ~= 'table' or (next(v) ~= nil and #v == 0) then bad('file_types must be a list of categories or null') end
+  local seen, out = {}, {}
+  for _, c in ipairs(v) do
+    if not FILE_CATS[c] then bad('file_types: unknown category ' .. tostring(c) .. ' (image, pdf, office, text, archive)') end
+    if not seen[c] then seen[c] = true out[#out + 1] = c end
+  end
+  return #out > 0 and table.concat(out, ',') or '-'
+end
 -- The patch's settings of the site record as field/value pairs, every value checked
 -- (raises bad_request), so a refused patch changes nothing.
 local function site_patch_fields(s_key, cur)
@@ -505,6 +518,12 @@ local function site_patch_fields(s_key, cur)
     put('report_utc_offset_min', I(whole(p.report_utc_offset_min, -720, 840, 'report_utc_offset_min')))
   end
   if p.widget ~= nil then put('widget', widget_of(p.widget, cur and cur.widget)) end
+  -- attachments (docs/attachments.md "Per-site limits"): below the node's limits, null for
+  -- the node's; file_types [] takes attachments away from the site ('-')
+  if p.file_max_bytes ~= nil then
+    put('file_max_bytes', p.file_max_bytes == cjson.null and '' or I(whole(p.file_max_bytes, 1, 2147483647, 'file_max_bytes')))
+  end
+  if p.file_types ~= nil then put('file_types', file_types_of(p.file_types)) end
   -- the audit log's retention in the site (_audit.lua); absent: the node's audit_retain_days
   if p.audit_retain_days ~= nil then put('audit_retain_days', I(whole(p.audit_retain_days, 1, 3650, 'audit_retain_days'))) end
   return set
