@@ -328,7 +328,7 @@ it('escalation to a team: the conversation goes back to the queue', async () => 
     const dlg = pa.locator('.dialog.transfer');
     await dlg.waitFor();
     await dlg.locator('input[value="team"]').check();
-    await dlg.locator('input[name=team]').fill('tier2');
+    await dlg.locator('select[name=team]').selectOption({ label: 'Tier 2' }); // by name
     await dlg.locator('textarea[name=note]').fill('Needs a specialist.');
     await dlg.locator('[data-action="do-transfer"]').click();
     await dlg.waitFor({ state: 'detached' });

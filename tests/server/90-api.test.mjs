@@ -126,3 +126,34 @@ it('conversations, colleagues, customer panel, supervisor and canned replies', a
     v.terminate();
     vv.terminate();
 });
+
+it('GET /api/v1/teams: any agent of a site sees its teams by name (the transfer picker); another site sees none of them', async () => {
+    const A = await env.addSite();
+    const B = await env.addSite();
+    const adminA = await env.addAgent({ site: A, role: 'admin' });
+    const tokAdmin = await env.login(0, adminA.email, adminA.password);
+    for (const [key, name] of [['t2', 'Tier 2 specialists'], ['bill', 'Billing'], ['zz', 'Accounts']]) {
+        const r = await call(tokAdmin, 'POST', `/api/v1/admin/sites/${A.key}/teams`, { key, name });
+        assert.equal(r.status, 201, r.text);
+    }
+    const agentA = await env.addAgent({ site: A }); // not an admin
+    const tokA = await env.login(0, agentA.email, agentA.password);
+    let r = await call(tokA, 'GET', `/api/v1/teams?site=${A.key}`);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(json(r).teams, [
+        { site: A.key, key: 'zz', name: 'Accounts' },
+        { site: A.key, key: 'bill', name: 'Billing' },
+        { site: A.key, key: 't2', name: 'Tier 2 specialists' },
+    ]);
+    r = await call(tokA, 'GET', '/api/v1/teams'); // every site of the caller
+    assert.equal(json(r).teams.length, 3);
+    // B's agent: none of A's teams, the same answer as for a site that does not exist
+    const agentB = await env.addAgent({ site: B });
+    const tokB = await env.login(0, agentB.email, agentB.password);
+    const foreign = await call(tokB, 'GET', `/api/v1/teams?site=${A.key}`);
+    const none = await call(tokB, 'GET', '/api/v1/teams?site=no-such-site');
+    assert.equal(foreign.status, none.status);
+    assert.equal(foreign.text, none.text);
+    assert.ok(!foreign.text.includes('Billing'));
+    assert.equal((await call(null, 'GET', `/api/v1/teams?site=${A.key}`)).status, 401);
+});

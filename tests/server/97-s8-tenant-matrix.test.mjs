@@ -93,6 +93,7 @@ it('S8: B\'s admin and agent against every A resource over HTTP: no success, ans
         ['GET', `/api/v1/conversations?site=${A.key}`, `/api/v1/conversations?site=${NONE}`],
         ['GET', `/api/v1/tickets?site=${A.key}`, `/api/v1/tickets?site=${NONE}`],
         ['GET', `/api/v1/agents?site=${A.key}`, `/api/v1/agents?site=${NONE}`],
+        ['GET', `/api/v1/teams?site=${A.key}`, `/api/v1/teams?site=${NONE}`],
         ['GET', `/api/v1/supervisor?site=${A.key}`, `/api/v1/supervisor?site=${NONE}`],
         ['GET', `/api/v1/visitors/${visitorId}`, `/api/v1/visitors/${twin(visitorId)}`],
         ['GET', `/api/v1/canned?site=${A.key}`, `/api/v1/canned?site=${NONE}`],

@@ -1,5 +1,6 @@
 import { useState, useEffect } from 'preact/hooks';
 import { S, transfer, showDialog, loadAgents, errorText } from '../store.js';
+import * as http from '../api.js';
 import { t } from '../i18n.js';
 import { Dialog, Notice, Presence } from './common.jsx';
 
@@ -11,8 +12,13 @@ export function TransferDialog({ cid }) {
     const [note, setNote] = useState('');
     const [err, setErr] = useState(null);
     const [busy, setBusy] = useState(false);
+    const [teamList, setTeamList] = useState(null); // [{key,name}] of the site, by name
     useEffect(() => {
-        if (c) loadAgents(c.site);
+        if (!c) return;
+        loadAgents(c.site);
+        http.get(`/api/v1/teams${http.qs({ site: c.site })}`)
+            .then((r) => setTeamList((r.teams || []).filter((x) => x.site === c.site)))
+            .catch(() => setTeamList([]));
     }, [cid]);
     if (!c) return null;
     const agents = [...S.agents.values()]
@@ -70,6 +76,19 @@ export function TransferDialog({ cid }) {
                             <span class="muted small">{t('transfer.noAgentList')}</span>
                         </label>
                     )
+                ) : teamList && teamList.length ? (
+                    <label>
+                        {t('transfer.team')}
+                        <select name="team" value={team} onChange={(e) => setTeam(e.currentTarget.value)}>
+                            <option value="">{t('transfer.pickTeam')}</option>
+                            {teamList.map((x) => (
+                                <option key={x.key} value={x.key}>
+                                    {x.name}
+                                </option>
+                            ))}
+                        </select>
+                        <span class="muted small">{t('transfer.teamHint')}</span>
+                    </label>
                 ) : (
                     <label>
                         {t('transfer.team')}

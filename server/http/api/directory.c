@@ -49,6 +49,7 @@ const cd_api_family cd_http__api_sites = {
 
 static const cd_api_route agent_routes[] = {
     {"GET", "agents", "agents_list", {0}, false, CD_API_SITES_ORDER},
+    {"GET", "teams", "teams_list", {0}, false, CD_API_SITES_ORDER},
     {"GET", "admin/agents", "admin_agents_list", {0}, false, CD_API_GATHER},
     {"POST", "admin/agents", "admin_agent_create", {0}, true, CD_API_GATHER},
     {"PATCH", "admin/agents/:", "admin_agent_patch", {"agent_id"}, true, CD_API_GATHER},

@@ -102,6 +102,26 @@ ops.agents_list = function()
   end)
 end
 
+-- The teams of the caller's sites (or of ?site=), for any agent: what the transfer and
+-- escalation pickers show ({site,key,name}, by site in the caller's order, then by name).
+ops.teams_list = function()
+  local rows = {}
+  for _, s in ipairs(list_sites()) do
+    local r = redis.call('HGETALL', skey(s, 'teams'))
+    local here = {}
+    for i = 1, #r, 2 do here[#here + 1] = {r[i], r[i + 1]} end
+    table.sort(here, function(x, y) return x[2] < y[2] or (x[2] == y[2] and x[1] < y[1]) end)
+    for _, t in ipairs(here) do
+      rows[#rows + 1] = {0, s .. '|' .. t[1], '{"site":' .. S(s) .. ',"key":' .. S(t[1]) .. ',"name":' .. S(t[2]) .. '}'}
+    end
+  end
+  return list_reply('teams', rows, nil, function()
+    local out = {}
+    for _, r in ipairs(rows) do out[#out + 1] = r[3] end
+    return '{"teams":[' .. table.concat(out, ',') .. ']}'
+  end)
+end
+
 ops.ticket_get = function()
   local c = conv_of_ticket(p.number)
   if not c then return fail('not_found', 'no such ticket') end
