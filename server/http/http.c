@@ -783,6 +783,8 @@ struct api_job {
     int64_t token_epoch, token_exp;
     char jti[40];
     cd_auth_role role; /* of the caller's token: agent, challenge or enrolment */
+    bool api;          /* the caller's token is an API token (then api_token, agent_id its id) */
+    cd_auth_api_token api_token;
 };
 
 static void api_job_free(api_job *j)
@@ -790,6 +792,7 @@ static void api_job_free(api_job *j)
     if (j->counted)
         j->cx->hash_jobs--;
     memset(j->password, 0, sizeof j->password);
+    explicit_bzero(&j->api_token, sizeof j->api_token);
     cd_free(j);
 }
 
@@ -817,7 +820,9 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
         cd_buf_reset(&h->out);
         if (status != 204)
             cd_buf_append(&h->out, json, len);
-        if (status == 429 && j->role != CD_AUTH_ROLE_AGENT) /* code guesses: the account's window */
+        if (status == 429 && j->api) /* the token's minute (api_token_rate_per_min) */
+            h->retry_after = 60;
+        else if (status == 429 && j->role != CD_AUTH_ROLE_AGENT) /* code guesses: the account's window */
             h->retry_after = (int)h->cx->cfg->login_fail_window_s;
         respond(h, status, ctype ? ctype : "application/json");
     }
@@ -845,7 +850,8 @@ static void api_run(api_job *j)
                         j->token_exp,
                         "",
                         node_intervals,
-                        h->cx->node};
+                        h->cx->node,
+                        j->api ? &j->api_token : NULL};
     char ip[64] = "";
     if (h->wsi)
         cd_net_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
@@ -935,7 +941,7 @@ static bool public_rate_ok(http_state *h)
  * address like the login. */
 static bool token_fits(http_state *h, const cd_auth_claims *c)
 {
-    cd_api_call call = {h->method, h->path, NULL, 0, NULL, 0, c->sub, NULL, 0, NULL, 0, NULL, NULL, NULL};
+    cd_api_call call = {h->method, h->path, NULL, 0, NULL, 0, c->sub, NULL, 0, NULL, 0, NULL, NULL, NULL, NULL};
     if (c->role == CD_AUTH_ROLE_VISITOR ||
         (c->role == CD_AUTH_ROLE_CHALLENGE) != cd_http__api_role_allowed(&call, CD_AUTH_ROLE_CHALLENGE)) {
         json_error(h, 401, "unauthorized", "invalid or expired token");
@@ -946,6 +952,31 @@ static bool token_fits(http_state *h, const cd_auth_claims *c)
         return false;
     }
     return c->role != CD_AUTH_ROLE_CHALLENGE || login_rate_ok(h);
+}
+
+/* A call with an API token ("cdt.<site>.<id>.<secret>", docs/api.md "API tokens"): the
+ * shape is checked here, everything else (it exists, the secret, the scope, the rate) by
+ * the token's check in its site (api/tokens.c) on every call. Its routes never set a
+ * password; a webhook URL is checked as for an admin's login. */
+static void api_token_start(http_state *h, const char *tok)
+{
+    api_job *j = cd_calloc(1, sizeof *j);
+    if (!cd_auth_api_token_parse(tok, &j->api_token)) {
+        cd_free(j);
+        json_error(h, 401, "unauthorized", "invalid or revoked API token");
+        return;
+    }
+    j->h = h;
+    j->cx = h->cx;
+    j->api = true;
+    j->role = CD_AUTH_ROLE_AGENT;
+    cd_strlcpy(j->agent_id, j->api_token.id, sizeof j->agent_id);
+    h->ajob = j;
+    cd_api_call call = {h->method, h->path, NULL, 0,    h->body.data, h->body.len, j->agent_id,  NULL,
+                        0,         NULL,    0,    NULL, NULL,         NULL,        &j->api_token};
+    if (webhook_url_check(h, j, &call))
+        return;
+    api_run(j);
 }
 
 static void api_start(http_state *h)
@@ -980,6 +1011,10 @@ static void api_start(http_state *h)
         json_error(h, 503, "unavailable", "node not ready, retry");
         return;
     }
+    if (strncmp(tok, CD_AUTH_API_PREFIX, sizeof CD_AUTH_API_PREFIX - 1) == 0) {
+        api_token_start(h, tok);
+        return;
+    }
     cd_auth_claims c;
     if (cd_auth_token_verify(cd_node_keys(h->cx->node), tok, (int64_t)cd_now_ms(), &c) != CD_ERR_OK) {
         json_error(h, 401, "unauthorized", "invalid or expired token");
@@ -996,8 +1031,8 @@ static void api_start(http_state *h)
     j->token_exp = c.exp;
     j->role = c.role;
     h->ajob = j;
-    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id,
-                        NULL,      0,       NULL, 0, NULL,         NULL,        NULL};
+    cd_api_call call = {h->method, h->path, NULL, 0,    h->body.data, h->body.len, j->agent_id, NULL,
+                        0,         NULL,    0,    NULL, NULL,         NULL,        NULL};
     if (webhook_url_check(h, j, &call))
         return;
     if (cd_http__api_wants_password(&call)) {
