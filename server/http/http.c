@@ -354,6 +354,15 @@ static int serve_download(struct lws *wsi, http_state *h)
 
 /* ---------- /healthz and /metrics ---------- */
 
+/* GET /api/v1/openapi.json: the API's OpenAPI 3.1 document (docs/openapi.json), public
+ * like the rest of the docs. */
+static void openapi(http_state *h)
+{
+    cd_buf_reset(&h->out);
+    cd_buf_append(&h->out, cd_http_openapi_json, cd_http_openapi_json_len);
+    respond(h, 200, "application/json");
+}
+
 static void healthz(http_state *h)
 {
     cd_net_ctx *cx = h->cx;
@@ -1325,6 +1334,13 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
         h->is_files = strcmp(uri, "/files") == 0 || strncmp(uri, "/files/", 7) == 0;
         if (h->is_files)
             return files_route(wsi, h, uri, post, get);
+        if (strcmp(uri, "/api/v1/openapi.json") == 0) {
+            if (get)
+                openapi(h);
+            else
+                json_error(h, 405, "bad_request", "use GET");
+            return 0;
+        }
         if (strncmp(uri, "/api/v1/", 8) == 0 && strcmp(uri, "/api/v1/login") != 0) {
             api_begin(wsi, h, uri);
             if (!h->method[0]) {

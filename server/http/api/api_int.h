@@ -154,6 +154,11 @@ int cd_http__api_csv_prepare(cd_api_op *a, const cd_api_call *call, const cd_api
                              size_t errsz);
 bool cd_http__api_csv_reply(cd_api_op *a, const char *body, size_t len);
 
+/* The OpenAPI 3.1 document of these routes (docs/openapi.json, embedded at build time),
+ * served at GET /api/v1/openapi.json; tests/server/96-openapi checks it against the tables. */
+extern const char cd_http_openapi_json[];
+extern const size_t cd_http_openapi_json_len;
+
 /* Route and run one API call; cb fires exactly once (also for routing errors, at once). */
 void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud);
 /* The route of a call (NULL when none); *family is set with it. */
