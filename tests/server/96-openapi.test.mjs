@@ -2,8 +2,10 @@
 // docs/openapi.json; its operations are exactly the routes the server has (the route
 // tables of server/http/api/*.c and the two routes http.c answers itself); the server
 // answers every documented operation (not the router's "no such resource" or "method not
-// allowed") with a status the document lists for it; and what it says API tokens may
-// call (x-api-token-scope) is what the server lets a token of each scope do.
+// allowed") with a status the document lists for it and a body that matches that
+// status's schema (every error's, the API token objects'; most success bodies are only
+// "an object" in the document); and what it says API tokens may call
+// (x-api-token-scope) is what the server lets a token of each scope do.
 import fs from 'node:fs';
 import path from 'node:path';
 import { useEnv, it, assert, REPO_ROOT } from './harness.mjs';
@@ -34,6 +36,43 @@ function docOps() {
     for (const [p, item] of Object.entries(DOC.paths))
         for (const m of METHODS) if (item[m]) out.push({ key: `${m.toUpperCase()} ${p.replace(/\{[^}]+\}/g, ':')}`, method: m.toUpperCase(), path: p, op: item[m] });
     return out;
+}
+
+/** The errors of value v against a schema of the document (the JSON Schema keywords it
+ *  uses: $ref, type, enum, pattern, required, properties, additionalProperties, items,
+ *  minItems). */
+function schemaErrors(schema, v, where = '$', out = []) {
+    if (schema.$ref) schema = schema.$ref.split('/').slice(1).reduce((o, k) => o[k], DOC);
+    const type = v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v;
+    const types = [].concat(schema.type ?? []);
+    if (types.length && !types.includes(type) && !(type === 'integer' && types.includes('number'))) {
+        out.push(`${where}: ${type} is not ${types.join('|')}`);
+        return out;
+    }
+    if (schema.enum && !schema.enum.includes(v)) out.push(`${where}: ${JSON.stringify(v)} not in ${schema.enum}`);
+    if (schema.pattern && typeof v === 'string' && !new RegExp(schema.pattern).test(v)) out.push(`${where}: ${v} does not match ${schema.pattern}`);
+    if (type === 'object') {
+        for (const k of schema.required ?? []) if (!(k in v)) out.push(`${where}: no ${k}`);
+        for (const [k, s] of Object.entries(schema.properties ?? {})) if (k in v) schemaErrors(s, v[k], `${where}.${k}`, out);
+        if (schema.additionalProperties === false) for (const k of Object.keys(v)) if (!(k in (schema.properties ?? {}))) out.push(`${where}: unexpected ${k}`);
+    }
+    if (type === 'array') {
+        if (schema.minItems && v.length < schema.minItems) out.push(`${where}: fewer than ${schema.minItems} items`);
+        if (schema.items) v.forEach((x, i) => schemaErrors(schema.items, x, `${where}[${i}]`, out));
+    }
+    return out;
+}
+
+/** The answer r matches what the document says of its status (a JSON body's schema). */
+function assertMatches(o, r, what) {
+    let resp = o.op.responses[String(r.status)];
+    assert.ok(resp, `${what}: ${r.status} ${r.text.slice(0, 200)} is not among ${Object.keys(o.op.responses)}`);
+    if (resp.$ref) resp = DOC.components.responses[resp.$ref.split('/').pop()];
+    const schema = resp.content?.['application/json']?.schema;
+    if (!schema) return;
+    assert.ok(r.json !== undefined && r.json !== null, `${what}: ${r.status} has a JSON body`);
+    const errs = schemaErrors(schema, r.json);
+    assert.deepEqual(errs, [], `${what}: ${r.status} ${r.text.slice(0, 300)}`);
 }
 
 const call = (tok, method, p, body) => env.http(0, p, { method, body, headers: tok ? { authorization: `Bearer ${tok}` } : {} });
@@ -81,7 +120,7 @@ it('the server answers every documented operation, with a status the document li
         const r = await call(o.op.security?.length === 0 ? null : tok, o.method, url, o.op.requestBody ? {} : undefined);
         const msg = r.json?.error?.message || '';
         assert.ok(!/^(no such resource|method not allowed)$/.test(msg), `${o.key}: the router does not know it (${r.status} ${msg})`);
-        assert.ok(o.op.responses[String(r.status)], `${o.key}: ${r.status} ${r.text.slice(0, 200)} is not among ${Object.keys(o.op.responses)}`);
+        assertMatches(o, r, o.key);
         n++;
     }
     // logout last, with a login of its own
@@ -103,7 +142,15 @@ it('x-api-token-scope is what the server lets API tokens of each scope call', as
         const r = await call(login, 'POST', `/api/v1/admin/sites/${site.key}/tokens`, { name: s, scopes: [s] });
         assert.equal(r.status, 201, r.text);
         tokens[s] = r.json.secret;
+        assertMatches({ op: DOC.paths['/api/v1/admin/sites/{site_key}/tokens'].post }, r, 'a token made');
     }
+    const list = await call(login, 'GET', `/api/v1/admin/sites/${site.key}/tokens`);
+    assert.equal(list.json.tokens.length, 3);
+    assertMatches({ op: DOC.paths['/api/v1/admin/sites/{site_key}/tokens'].get }, list, 'the token list');
+    // the check can fail: a token object with a field the schema does not have
+    const bad = structuredClone(list.json);
+    bad.tokens[0].hash = 'x';
+    assert.deepEqual(schemaErrors(DOC.paths['/api/v1/admin/sites/{site_key}/tokens'].get.responses['200'].content['application/json'].schema, bad), ['$.tokens[0]: unexpected hash']);
     for (const o of docOps()) {
         if (o.op.security?.length === 0) continue; // public, the login and this document
         const want = o.op['x-api-token-scope'];
@@ -123,8 +170,8 @@ it('x-api-token-scope is what the server lets API tokens of each scope call', as
                 assert.match(msg, new RegExp(`does not have the ${want} scope`), o.key);
             } else {
                 assert.ok(!/API tokens cannot|does not have the/.test(msg), `${o.key} with a ${s} token: ${r.status} ${msg}`);
-                assert.ok(o.op.responses[String(r.status)], `${o.key} with a ${s} token: ${r.status} ${r.text.slice(0, 200)}`);
             }
+            assertMatches(o, r, `${o.key} with a ${s} token`);
             assert.ok(o.op.security.some((x) => x.apiToken) === (want !== null), `${o.key}: security names apiToken iff a scope`);
         }
     }
