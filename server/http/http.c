@@ -432,7 +432,8 @@ static void ops_metrics(cd_buf *b, cd_net_ctx *cx, const cd_node_stats *ns, cons
                   "chatdesk_request_heads_refused_total{by=\"malformed\"} %llu\n",
                   cx->door_refused, cx->door_timeouts, cx->door_too_large, cx->door_malformed);
     help(b, "chatdesk_login_refused_total", "counter",
-         "Logins refused (429): by the address's rate (login_rate_per_ip) or the account's failures (login_fail_max).");
+         "Logins refused (429): by the address's rate (login_rate_per_ip; API token calls of an address whose failed "
+         "API tokens used it up too) or the account's failures (login_fail_max).");
     cd_buf_printf(
         b, "chatdesk_login_refused_total{by=\"address\"} %llu\nchatdesk_login_refused_total{by=\"account\"} %llu\n",
         cx->login_rate_refused, cx->login_account_refused);
@@ -700,17 +701,40 @@ static void on_agent(void *ud, const cd_account *r)
 
 /* A token bucket of a fixed table by a hash of the client address (nothing grows with
  * the number of addresses; two addresses in one slot share a bucket). */
-bool cd_http__address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
+static cd_ratelimit *address_bucket(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
 {
     if (!h->wsi)
-        return false;
+        return NULL;
     char ip[64];
     cd_net_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
     cd_ratelimit *rl = &table[cd_fnv1a(CD_FNV1A_INIT, ip, strlen(ip)) % n];
-    uint64_t now = cd_mono_ms();
     if (rl->rate == 0)
-        cd_ratelimit_init(rl, rate, burst, now);
-    return cd_ratelimit_take(rl, now);
+        cd_ratelimit_init(rl, rate, burst, cd_mono_ms());
+    return rl;
+}
+
+bool cd_http__address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
+{
+    cd_ratelimit *rl = address_bucket(h, table, n, rate, burst);
+    return rl && cd_ratelimit_take(rl, cd_mono_ms());
+}
+
+/* The address's login bucket (login_rate_per_ip a minute): an API token that fails its
+ * check (malformed, unknown, revoked, wrong secret) takes from it like a login, and an
+ * address whose bucket is empty gets 429 for API tokens before any Redis call, so
+ * guessing costs Redis no more than logins do. Valid tokens take nothing. */
+static cd_ratelimit *login_bucket(http_state *h)
+{
+    const cd_config *cfg = h->cx->cfg;
+    return address_bucket(h, h->cx->login_rl, CD_ARRAY_LEN(h->cx->login_rl), (double)cfg->login_rate_per_ip / 60.0,
+                          (double)cfg->login_rate_per_ip);
+}
+
+static void api_token_failed(http_state *h)
+{
+    cd_ratelimit *rl = login_bucket(h);
+    if (rl)
+        cd_ratelimit_take(rl, cd_mono_ms());
 }
 
 /* The address's login rate (login_rate_per_ip a minute, the password and the second
@@ -829,6 +853,8 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
         cd_buf_reset(&h->out);
         if (status != 204)
             cd_buf_append(&h->out, json, len);
+        if (status == 401 && j->api)
+            api_token_failed(h);
         if (status == 429 && j->api) /* the token's minute (api_token_rate_per_min) */
             h->retry_after = 60;
         else if (status == 429 && j->role != CD_AUTH_ROLE_AGENT) /* code guesses: the account's window */
@@ -969,9 +995,17 @@ static bool token_fits(http_state *h, const cd_auth_claims *c)
  * password; a webhook URL is checked as for an admin's login. */
 static void api_token_start(http_state *h, const char *tok)
 {
+    cd_ratelimit *rl = login_bucket(h);
+    if (rl && !cd_ratelimit_peek(rl, cd_mono_ms())) {
+        h->cx->login_rate_refused++;
+        json_error_retry(h, 429, "rate_limited", "too many failed logins or API tokens from this address, retry later",
+                         60000 / h->cx->cfg->login_rate_per_ip);
+        return;
+    }
     api_job *j = cd_calloc(1, sizeof *j);
     if (!cd_auth_api_token_parse(tok, &j->api_token)) {
         cd_free(j);
+        api_token_failed(h);
         json_error(h, 401, "unauthorized", "invalid or revoked API token");
         return;
     }

@@ -2,11 +2,12 @@
 // scopes, made by a site's admin, shown once, stored as a SHA-256, used as
 // "Authorization: Bearer cdt.<site>.<id>.<secret>" on the routes their scopes cover,
 // revoked at once on every node, rate limited per token across nodes, last use kept.
-// Node 1 (index 1) allows 5 calls a minute per token; node 0 the default.
+// Node 1 (index 1) allows 5 calls a minute per token and 3 logins (or failed API tokens) a
+// minute per address; node 0 the default rate per token and 1000 logins a minute.
 import crypto from 'node:crypto';
 import { useEnv, it, assert, rnd } from './harness.mjs';
 
-const env = useEnv({ nodes: 2, nodeArgs: [[], ['--api-token-rate-per-min', '5']] });
+const env = useEnv({ nodes: 2, nodeArgs: [['--login-rate-per-ip', '1000'], ['--api-token-rate-per-min', '5', '--login-rate-per-ip', '3']] });
 
 const call = (node, tok, method, p, body) => env.http(node, p, { method, body, headers: { authorization: `Bearer ${tok}` } });
 
@@ -200,4 +201,26 @@ it('rate limit per token across nodes (429 with Retry-After), last use written a
     await env.redis.cmd('HSET', key, 'last_used_at', String(first - 61_000));
     assert.equal((await call(0, made.secret, 'GET', '/api/v1/tickets')).status, 200);
     assert.ok(Number(await env.redis.cmd('HGET', key, 'last_used_at')) >= first, 'a minute later: written again');
+});
+
+// Last in the file: it empties node 1's login bucket of 127.0.0.1 (login_rate_per_ip 3).
+it('failed API tokens count against the address like logins; then even a valid one waits (429), not on other nodes', async () => {
+    const x = await setup();
+    const made = await mint(0, x.tA, x.A, ['read']);
+    const [, site, id] = made.secret.split('.');
+    let r;
+    let fails = 0;
+    for (let i = 0; i < 5; i++) {
+        r = await call(1, `cdt.${site}.${id}.${'B'.repeat(43)}`, 'GET', '/api/v1/tickets');
+        if (r.status !== 401) break;
+        fails++;
+    }
+    assert.ok(fails >= 1 && fails <= 3, `${fails} failures before the bucket ran out`);
+    assert.equal(r.status, 429, r.text);
+    assert.equal(r.headers['retry-after'], '20');
+    assert.equal((await call(1, 'cdt.garbage', 'GET', '/api/v1/tickets')).status, 429, 'a malformed token too');
+    assert.equal((await call(1, made.secret, 'GET', '/api/v1/tickets')).status, 429, 'the address waits, whatever the token');
+    assert.equal((await call(0, made.secret, 'GET', '/api/v1/tickets')).status, 200, 'another node has its own bucket');
+    const metrics = await env.http(1, '/metrics');
+    assert.match(metrics.text, /chatdesk_login_refused_total\{by="address"\} [1-9]/);
 });
