@@ -9,3 +9,13 @@ function(cd_embed_lua tgt dir)
     COMMENT "Embedding Lua scripts")
   target_sources(${tgt} PRIVATE ${out})
 endfunction()
+
+# Embed one file as a C array name[] and name_len (cmake/embed_file.cmake).
+function(cd_embed_file tgt file name)
+  set(out ${CMAKE_BINARY_DIR}/generated/${name}.c)
+  add_custom_command(OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -DOUT=${out} -DIN=${file} -DNAME=${name} -P ${CMAKE_SOURCE_DIR}/cmake/embed_file.cmake
+    DEPENDS ${file} ${CMAKE_SOURCE_DIR}/cmake/embed_file.cmake
+    COMMENT "Embedding ${file}")
+  target_sources(${tgt} PRIVATE ${out})
+endfunction()

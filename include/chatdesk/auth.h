@@ -62,6 +62,8 @@ cd_err cd_auth_token_verify(const cd_auth_keyring *kr, const char *token, int64_
 void cd_auth_hmac_hex(const char *secret, size_t secret_len, const char *msg, size_t msg_len, char out[65]);
 /* Constant-time check of a hex HMAC-SHA256 (case-insensitive hex). */
 bool cd_auth_hmac_verify(const char *secret, size_t secret_len, const char *msg, size_t msg_len, const char *hex);
+/* hex(SHA-256(data[0..len))) into out (lowercase). 0 or -1 (out ""). */
+int cd_auth_sha256_hex(const void *data, size_t len, char out[65]);
 /* Constant-time equality of two byte strings of possibly different lengths. */
 bool cd_auth_const_eq(const void *a, size_t alen, const void *b, size_t blen);
 
@@ -125,5 +127,20 @@ enum {
 };
 /* The plain text of a stored value into out (NUL-terminated); one of CD_AUTH_UNSEAL_*. */
 int cd_auth_unseal(const char *aad, const char *stored, char *out, size_t outsz);
+
+/* ---- API tokens (apitoken.c): long-lived per-site tokens, "cdt.<site>.<id>.<secret>" ---- */
+#define CD_AUTH_API_PREFIX "cdt."
+#define CD_AUTH_API_SECRET_LEN 43 /* 32 random bytes, unpadded base64url */
+#define CD_AUTH_API_FIELD_MAX 64  /* a site key's or a token id's longest */
+typedef struct cd_auth_api_token {
+    char site[CD_AUTH_API_FIELD_MAX + 1];
+    char id[CD_AUTH_API_FIELD_MAX + 1];
+    char hash[65]; /* hex(SHA-256(secret)): the form Redis keeps */
+} cd_auth_api_token;
+/* A new secret (OpenSSL RAND) into out. 0 or -1. */
+int cd_auth_api_secret_new(char out[CD_AUTH_API_SECRET_LEN + 1]);
+/* A token's site, id and secret hash; false for anything that is not exactly
+ * "cdt.<site key>.<id>.<43 base64url characters>" (out zeroed). */
+bool cd_auth_api_token_parse(const char *token, cd_auth_api_token *out);
 
 #endif

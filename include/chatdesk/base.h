@@ -77,6 +77,8 @@ typedef struct cd_ratelimit {
 void cd_ratelimit_init(cd_ratelimit *rl, double rate, double burst, uint64_t now_ms);
 /* true if a token was taken, false if the caller is over its rate. */
 bool cd_ratelimit_take(cd_ratelimit *rl, uint64_t now_ms);
+/* true if a token could be taken now (none is). */
+bool cd_ratelimit_peek(cd_ratelimit *rl, uint64_t now_ms);
 
 /* ---- misc ---- */
 #define CD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

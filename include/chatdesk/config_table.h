@@ -62,6 +62,8 @@
     X(trusted_proxies, STR, "", 0, 0, "comma list of load balancer addresses whose X-Forwarded-For names the client") \
     X(public_api_rate, INT, 10, 1, 100000, "public API (knowledge base) requests per second per client address")      \
     X(public_api_burst, INT, 30, 1, 100000, "public API token bucket size per client address")                        \
+    X(api_token_rate_per_min, INT, 600, 1, 1000000,                                                                   \
+      "calls per minute one API token may make (all nodes together; counted in Redis, per minute window)")            \
     X(login_fail_max, INT, 5, 1, 1000,                                                                                \
       "failed logins per account within login_fail_window_s before 429 (Retry-After)")                                \
     X(login_fail_window_s, INT, 900, 10, 86400,                                                                       \

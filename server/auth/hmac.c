@@ -1,4 +1,4 @@
-/* hmac.c: HMAC-SHA256 and constant-time comparison.
+/* hmac.c: HMAC-SHA256, SHA-256 in hex and constant-time comparison.
  *
  * Used for token MACs (token.c) and for identity verification of identified
  * visitors (RELIABILITY.md 4.8): the customer's server sends
@@ -14,8 +14,25 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 
 #include "auth_int.h"
+
+int cd_auth_sha256_hex(const void *data, size_t len, char out[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    out[0] = '\0';
+    if (!SHA256(data, len, d))
+        return -1;
+    for (size_t i = 0; i < sizeof d; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[64] = '\0';
+    OPENSSL_cleanse(d, sizeof d);
+    return 0;
+}
 
 int cd_auth__hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
                          unsigned char out[CD_AUTH__MAC_LEN])

@@ -18,7 +18,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include "chatdesk/auth.h"
 
@@ -152,16 +151,9 @@ int cd_auth_recovery_codes_new(char codes[CD_AUTH_RECOVERY_N][CD_AUTH_RECOVERY_L
 
 int cd_auth_recovery_hash(const char *code, char out[65])
 {
-    static const char digits[] = "0123456789abcdef";
     char norm[CD_AUTH_RECOVERY_CHARS + 1];
-    unsigned char d[SHA256_DIGEST_LENGTH];
     out[0] = '\0';
-    if (!code || !recovery_norm(code, norm, sizeof norm) || !SHA256((const unsigned char *)norm, strlen(norm), d))
+    if (!code || !recovery_norm(code, norm, sizeof norm))
         return -1;
-    for (size_t i = 0; i < sizeof d; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[64] = '\0';
-    return 0;
+    return cd_auth_sha256_hex(norm, strlen(norm), out);
 }

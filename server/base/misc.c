@@ -92,7 +92,7 @@ void cd_ratelimit_init(cd_ratelimit *rl, double rate, double burst, uint64_t now
     rl->last_ms = now_ms;
 }
 
-bool cd_ratelimit_take(cd_ratelimit *rl, uint64_t now_ms)
+bool cd_ratelimit_peek(cd_ratelimit *rl, uint64_t now_ms)
 {
     if (now_ms > rl->last_ms) {
         rl->tokens += (double)(now_ms - rl->last_ms) * rl->rate / 1000.0;
@@ -100,7 +100,12 @@ bool cd_ratelimit_take(cd_ratelimit *rl, uint64_t now_ms)
             rl->tokens = rl->burst;
         rl->last_ms = now_ms;
     }
-    if (rl->tokens >= 1.0) {
+    return rl->tokens >= 1.0;
+}
+
+bool cd_ratelimit_take(cd_ratelimit *rl, uint64_t now_ms)
+{
+    if (cd_ratelimit_peek(rl, now_ms)) {
         rl->tokens -= 1.0;
         return true;
     }

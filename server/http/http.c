@@ -354,6 +354,15 @@ static int serve_download(struct lws *wsi, http_state *h)
 
 /* ---------- /healthz and /metrics ---------- */
 
+/* GET /api/v1/openapi.json: the API's OpenAPI 3.1 document (docs/openapi.json), public
+ * like the rest of the docs. */
+static void openapi(http_state *h)
+{
+    cd_buf_reset(&h->out);
+    cd_buf_append(&h->out, cd_http_openapi_json, cd_http_openapi_json_len);
+    respond(h, 200, "application/json");
+}
+
 static void healthz(http_state *h)
 {
     cd_net_ctx *cx = h->cx;
@@ -423,7 +432,8 @@ static void ops_metrics(cd_buf *b, cd_net_ctx *cx, const cd_node_stats *ns, cons
                   "chatdesk_request_heads_refused_total{by=\"malformed\"} %llu\n",
                   cx->door_refused, cx->door_timeouts, cx->door_too_large, cx->door_malformed);
     help(b, "chatdesk_login_refused_total", "counter",
-         "Logins refused (429): by the address's rate (login_rate_per_ip) or the account's failures (login_fail_max).");
+         "Logins refused (429): by the address's rate (login_rate_per_ip; API token calls of an address whose failed "
+         "API tokens used it up too) or the account's failures (login_fail_max).");
     cd_buf_printf(
         b, "chatdesk_login_refused_total{by=\"address\"} %llu\nchatdesk_login_refused_total{by=\"account\"} %llu\n",
         cx->login_rate_refused, cx->login_account_refused);
@@ -691,17 +701,40 @@ static void on_agent(void *ud, const cd_account *r)
 
 /* A token bucket of a fixed table by a hash of the client address (nothing grows with
  * the number of addresses; two addresses in one slot share a bucket). */
-bool cd_http__address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
+static cd_ratelimit *address_bucket(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
 {
     if (!h->wsi)
-        return false;
+        return NULL;
     char ip[64];
     cd_net_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
     cd_ratelimit *rl = &table[cd_fnv1a(CD_FNV1A_INIT, ip, strlen(ip)) % n];
-    uint64_t now = cd_mono_ms();
     if (rl->rate == 0)
-        cd_ratelimit_init(rl, rate, burst, now);
-    return cd_ratelimit_take(rl, now);
+        cd_ratelimit_init(rl, rate, burst, cd_mono_ms());
+    return rl;
+}
+
+bool cd_http__address_rate_ok(http_state *h, cd_ratelimit *table, size_t n, double rate, double burst)
+{
+    cd_ratelimit *rl = address_bucket(h, table, n, rate, burst);
+    return rl && cd_ratelimit_take(rl, cd_mono_ms());
+}
+
+/* The address's login bucket (login_rate_per_ip a minute): an API token that fails its
+ * check (malformed, unknown, revoked, wrong secret) takes from it like a login, and an
+ * address whose bucket is empty gets 429 for API tokens before any Redis call, so
+ * guessing costs Redis no more than logins do. Valid tokens take nothing. */
+static cd_ratelimit *login_bucket(http_state *h)
+{
+    const cd_config *cfg = h->cx->cfg;
+    return address_bucket(h, h->cx->login_rl, CD_ARRAY_LEN(h->cx->login_rl), (double)cfg->login_rate_per_ip / 60.0,
+                          (double)cfg->login_rate_per_ip);
+}
+
+static void api_token_failed(http_state *h)
+{
+    cd_ratelimit *rl = login_bucket(h);
+    if (rl)
+        cd_ratelimit_take(rl, cd_mono_ms());
 }
 
 /* The address's login rate (login_rate_per_ip a minute, the password and the second
@@ -783,6 +816,8 @@ struct api_job {
     int64_t token_epoch, token_exp;
     char jti[40];
     cd_auth_role role; /* of the caller's token: agent, challenge or enrolment */
+    bool api;          /* the caller's token is an API token (then api_token, agent_id its id) */
+    cd_auth_api_token api_token;
 };
 
 static void api_job_free(api_job *j)
@@ -790,6 +825,7 @@ static void api_job_free(api_job *j)
     if (j->counted)
         j->cx->hash_jobs--;
     memset(j->password, 0, sizeof j->password);
+    explicit_bzero(&j->api_token, sizeof j->api_token);
     cd_free(j);
 }
 
@@ -817,7 +853,11 @@ static void on_api_done(void *ud, int status, const char *json, size_t len, cons
         cd_buf_reset(&h->out);
         if (status != 204)
             cd_buf_append(&h->out, json, len);
-        if (status == 429 && j->role != CD_AUTH_ROLE_AGENT) /* code guesses: the account's window */
+        if (status == 401 && j->api)
+            api_token_failed(h);
+        if (status == 429 && j->api) /* the token's minute (api_token_rate_per_min) */
+            h->retry_after = 60;
+        else if (status == 429 && j->role != CD_AUTH_ROLE_AGENT) /* code guesses: the account's window */
             h->retry_after = (int)h->cx->cfg->login_fail_window_s;
         respond(h, status, ctype ? ctype : "application/json");
     }
@@ -845,7 +885,8 @@ static void api_run(api_job *j)
                         j->token_exp,
                         "",
                         node_intervals,
-                        h->cx->node};
+                        h->cx->node,
+                        j->api ? &j->api_token : NULL};
     char ip[64] = "";
     if (h->wsi)
         cd_net_client_ip(h->wsi, h->cx->cfg, ip, sizeof ip);
@@ -935,7 +976,7 @@ static bool public_rate_ok(http_state *h)
  * address like the login. */
 static bool token_fits(http_state *h, const cd_auth_claims *c)
 {
-    cd_api_call call = {h->method, h->path, NULL, 0, NULL, 0, c->sub, NULL, 0, NULL, 0, NULL, NULL, NULL};
+    cd_api_call call = {h->method, h->path, NULL, 0, NULL, 0, c->sub, NULL, 0, NULL, 0, NULL, NULL, NULL, NULL};
     if (c->role == CD_AUTH_ROLE_VISITOR ||
         (c->role == CD_AUTH_ROLE_CHALLENGE) != cd_http__api_role_allowed(&call, CD_AUTH_ROLE_CHALLENGE)) {
         json_error(h, 401, "unauthorized", "invalid or expired token");
@@ -946,6 +987,39 @@ static bool token_fits(http_state *h, const cd_auth_claims *c)
         return false;
     }
     return c->role != CD_AUTH_ROLE_CHALLENGE || login_rate_ok(h);
+}
+
+/* A call with an API token ("cdt.<site>.<id>.<secret>", docs/api.md "API tokens"): the
+ * shape is checked here, everything else (it exists, the secret, the scope, the rate) by
+ * the token's check in its site (api/tokens.c) on every call. Its routes never set a
+ * password; a webhook URL is checked as for an admin's login. */
+static void api_token_start(http_state *h, const char *tok)
+{
+    cd_ratelimit *rl = login_bucket(h);
+    if (rl && !cd_ratelimit_peek(rl, cd_mono_ms())) {
+        h->cx->login_rate_refused++;
+        json_error_retry(h, 429, "rate_limited", "too many failed logins or API tokens from this address, retry later",
+                         60000 / h->cx->cfg->login_rate_per_ip);
+        return;
+    }
+    api_job *j = cd_calloc(1, sizeof *j);
+    if (!cd_auth_api_token_parse(tok, &j->api_token)) {
+        cd_free(j);
+        api_token_failed(h);
+        json_error(h, 401, "unauthorized", "invalid or revoked API token");
+        return;
+    }
+    j->h = h;
+    j->cx = h->cx;
+    j->api = true;
+    j->role = CD_AUTH_ROLE_AGENT;
+    cd_strlcpy(j->agent_id, j->api_token.id, sizeof j->agent_id);
+    h->ajob = j;
+    cd_api_call call = {h->method, h->path, NULL, 0,    h->body.data, h->body.len, j->agent_id,  NULL,
+                        0,         NULL,    0,    NULL, NULL,         NULL,        &j->api_token};
+    if (webhook_url_check(h, j, &call))
+        return;
+    api_run(j);
 }
 
 static void api_start(http_state *h)
@@ -980,6 +1054,10 @@ static void api_start(http_state *h)
         json_error(h, 503, "unavailable", "node not ready, retry");
         return;
     }
+    if (strncmp(tok, CD_AUTH_API_PREFIX, sizeof CD_AUTH_API_PREFIX - 1) == 0) {
+        api_token_start(h, tok);
+        return;
+    }
     cd_auth_claims c;
     if (cd_auth_token_verify(cd_node_keys(h->cx->node), tok, (int64_t)cd_now_ms(), &c) != CD_ERR_OK) {
         json_error(h, 401, "unauthorized", "invalid or expired token");
@@ -996,8 +1074,8 @@ static void api_start(http_state *h)
     j->token_exp = c.exp;
     j->role = c.role;
     h->ajob = j;
-    cd_api_call call = {h->method, h->path, NULL, 0, h->body.data, h->body.len, j->agent_id,
-                        NULL,      0,       NULL, 0, NULL,         NULL,        NULL};
+    cd_api_call call = {h->method, h->path, NULL, 0,    h->body.data, h->body.len, j->agent_id, NULL,
+                        0,         NULL,    0,    NULL, NULL,         NULL,        NULL};
     if (webhook_url_check(h, j, &call))
         return;
     if (cd_http__api_wants_password(&call)) {
@@ -1290,6 +1368,13 @@ int cd_http_callback(struct lws *wsi, int reason, cd_net_pss *pss, void *in, siz
         h->is_files = strcmp(uri, "/files") == 0 || strncmp(uri, "/files/", 7) == 0;
         if (h->is_files)
             return files_route(wsi, h, uri, post, get);
+        if (strcmp(uri, "/api/v1/openapi.json") == 0) {
+            if (get)
+                openapi(h);
+            else
+                json_error(h, 405, "bad_request", "use GET");
+            return 0;
+        }
         if (strncmp(uri, "/api/v1/", 8) == 0 && strcmp(uri, "/api/v1/login") != 0) {
             api_begin(wsi, h, uri);
             if (!h->method[0]) {

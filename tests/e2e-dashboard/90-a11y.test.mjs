@@ -3,23 +3,9 @@
 // of an admin's dashboard (as each first shows) and on the open widget, shadow DOM
 // included. axe runs in the page through the DevTools protocol, so
 // the node's CSP (script-src 'self') stays as it is.
-import fs from 'node:fs';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { useStack, it, assert, addSite, addAgent, dash, visitorChat, visitorSay, screenshot, REPO_ROOT } from './lib.mjs';
+import { useStack, it, assert, addSite, addAgent, dash, visitorChat, visitorSay, screenshot, axeViolations } from './lib.mjs';
 
 const st = useStack({ nodes: 1 });
-const requireDash = createRequire(path.join(REPO_ROOT, 'dashboard', 'package.json'));
-const AXE = fs.readFileSync(requireDash.resolve('axe-core/axe.min.js'), 'utf8');
-
-/** The violations axe finds in the page: [{id, impact, help, targets}]. */
-async function violations(page) {
-    await page.evaluate(AXE);
-    return page.evaluate(async () => {
-        const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
-        return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
-    });
-}
 
 it('the dashboard\'s main view: a conversation open, the queue and an unread count', async () => {
     const { env } = st;
@@ -38,7 +24,7 @@ it('the dashboard\'s main view: a conversation open, the queue and an unread cou
     await visitorSay(v, cid, 'Thanks');
     await page.locator('.conv-pane .msg-list').waitFor();
     await screenshot(page, '90-a11y-main-view');
-    const found = await violations(page);
+    const found = await axeViolations(page);
     assert.deepEqual(found, [], JSON.stringify(found, null, 1));
     v.terminate();
     other.v.terminate();
@@ -56,7 +42,7 @@ it('every view of an admin\'s dashboard', async () => {
     for (const view of ['mine', 'queue', 'all', 'pending', 'resolved', 'tickets', 'supervisor', 'canned', 'admin', 'reports', 'mentions']) {
         await d.nav(view);
         await page.locator(`.shell[data-view="${view}"] main, .shell[data-view="${view}"]`).first().waitFor();
-        const found = await violations(page);
+        const found = await axeViolations(page);
         if (found.length) all[view] = found;
     }
     assert.deepEqual(all, {}, JSON.stringify(all, null, 1));
@@ -71,6 +57,6 @@ it('the open widget (shadow DOM included)', async () => {
     await page.locator('#chatdesk-widget .launcher').click();
     await page.locator('#chatdesk-widget .form form').waitFor();
     await screenshot(page, '90-a11y-widget-open');
-    const found = (await violations(page)).filter((x) => x.targets.some((t) => t.includes('chatdesk-widget')) || x.targets.length === 0);
+    const found = (await axeViolations(page)).filter((x) => x.targets.some((t) => t.includes('chatdesk-widget')) || x.targets.length === 0);
     assert.deepEqual(found, [], JSON.stringify(found, null, 1));
 });

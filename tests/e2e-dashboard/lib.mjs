@@ -28,6 +28,17 @@ const requireDash = createRequire(path.join(REPO_ROOT, 'dashboard', 'package.jso
 const { chromium } = requireDash('playwright-core');
 
 export const WEB_DIR = path.join(REPO_ROOT, 'web');
+const AXE = fs.readFileSync(requireDash.resolve('axe-core/axe.min.js'), 'utf8');
+
+/** The violations axe (WCAG 2.1 A and AA rules) finds in the page: [{id, impact, help,
+ *  targets}]. axe runs in the page through the DevTools protocol, so the node's CSP stays. */
+export async function axeViolations(page) {
+    await page.evaluate(AXE);
+    return page.evaluate(async () => {
+        const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+        return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
+    });
+}
 export const OUTPUT = path.resolve(process.env.CD_E2E_DASH_OUTPUT || path.join(HERE, 'output'));
 export { CHROMIUM };
 

@@ -883,6 +883,47 @@ static void test_seal(void **state)
     assert_string_equal(plain, secret);
 }
 
+/* API tokens: a new secret is 43 base64url characters, its hash the SHA-256 a client's
+ * copy gives; the parser takes exactly "cdt.<site>.<id>.<secret>" and nothing near it. */
+static void test_api_token(void **state)
+{
+    (void)state;
+    char s1[CD_AUTH_API_SECRET_LEN + 1], s2[CD_AUTH_API_SECRET_LEN + 1], h[65];
+    assert_int_equal(cd_auth_api_secret_new(s1), 0);
+    assert_int_equal(cd_auth_api_secret_new(s2), 0);
+    assert_int_equal(strlen(s1), CD_AUTH_API_SECRET_LEN);
+    assert_string_not_equal(s1, s2);
+    /* SHA-256("abc") */
+    assert_int_equal(cd_auth_sha256_hex("abc", 3, h), 0);
+    assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    char tok[256];
+    cd_auth_api_token t;
+    snprintf(tok, sizeof tok, "cdt.site_1-a.k_AbC-d_9.%s", s1);
+    assert_true(cd_auth_api_token_parse(tok, &t));
+    assert_string_equal(t.site, "site_1-a");
+    assert_string_equal(t.id, "k_AbC-d_9");
+    assert_int_equal(cd_auth_sha256_hex(s1, strlen(s1), h), 0);
+    assert_string_equal(t.hash, h);
+    char long_site[80];
+    memset(long_site, 'a', 65);
+    long_site[65] = '\0';
+    const char *bad[] = {"",   "cdt.", "cdt.site.k.", "cdt..k_1.x", "v1.site.k_1.x", "CDT.site.k_1.x", NULL,
+                         NULL, NULL,   NULL,          NULL};
+    char b1[256], b2[256], b3[256], b4[256], b5[256];
+    snprintf(b1, sizeof b1, "cdt.site.k_1.%sx", s1);         /* 44 characters */
+    snprintf(b2, sizeof b2, "cdt.site.k_1.%.42s", s1);       /* 42 */
+    snprintf(b3, sizeof b3, "cdt.si.te.k_1.%s", s1);         /* a dot in the site */
+    snprintf(b4, sizeof b4, "cdt.%s.k_1.%s", long_site, s1); /* site of 65 */
+    snprintf(b5, sizeof b5, "cdt.site.k_1.%.42s=", s1);      /* not base64url */
+    bad[6] = b1, bad[7] = b2, bad[8] = b3, bad[9] = b4, bad[10] = b5;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_false(cd_auth_api_token_parse(bad[i], &t));
+        assert_string_equal(t.site, "");
+        assert_string_equal(t.hash, "");
+    }
+    assert_false(cd_auth_api_token_parse(NULL, &t));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -907,6 +948,7 @@ int main(void)
         cmocka_unit_test(test_totp_secret_and_recovery),
         cmocka_unit_test(test_challenge_roles),
         cmocka_unit_test(test_seal),
+        cmocka_unit_test(test_api_token),
     };
     return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
 }

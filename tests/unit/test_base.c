@@ -30,6 +30,12 @@ static void test_ratelimit_burst_then_rate(void **state)
     assert_int_equal(taken, 10);
     /* time going backwards never adds tokens */
     assert_false(cd_ratelimit_take(&rl, 50000));
+    /* peek refills and tells, and takes nothing */
+    assert_false(cd_ratelimit_peek(&rl, 100100));
+    assert_true(cd_ratelimit_peek(&rl, 100200));
+    assert_true(cd_ratelimit_peek(&rl, 100200));
+    assert_true(cd_ratelimit_take(&rl, 100200));
+    assert_false(cd_ratelimit_peek(&rl, 100200));
 }
 
 static void test_map(void **state)

@@ -10,7 +10,7 @@ import { NotAvailable, Notice, useLoad, fmtDateTime, saveCsv } from './common.js
 
 const base = (site) => `/api/v1/admin/sites/${http.enc(site)}`;
 // the action families of the filter (docs/ops.md "Audit log"); a family matches its actions
-const ACTIONS = ['site', 'team', 'sla', 'agent', 'rule', 'webhook', 'kb', 'canned', 'login', 'login_failed', 'logout', 'tokens'];
+const ACTIONS = ['site', 'team', 'sla', 'agent', 'rule', 'webhook', 'kb', 'canned', 'login', 'login_failed', 'logout', 'tokens', 'api_token'];
 
 /** datetime-local value → ms, or '' */
 function ms(v) {

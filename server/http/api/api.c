@@ -16,7 +16,7 @@
 static const cd_api_family *const families[] = {
     &cd_http__api_conversations, &cd_http__api_canned, &cd_http__api_health, &cd_http__api_sites,
     &cd_http__api_agents,        &cd_http__api_kb,     &cd_http__api_rules,  &cd_http__api_webhooks,
-    &cd_http__api_reports,       &cd_http__api_audit,  &cd_http__api_totp,
+    &cd_http__api_reports,       &cd_http__api_audit,  &cd_http__api_totp,   &cd_http__api_tokens,
 };
 
 /* Match path segments against a pattern; bound values go to vals (pointers into buf). */
@@ -656,7 +656,9 @@ static void start(cd_api_op *a, cd_store *st, const cd_config *cfg, const cd_api
     for (size_t i = 0; (a->keep_args || a->slot) && i < CD_ARRAY_LEN(args); i++)
         a->args[i] = cd_strdup(args[i]);
     int rc;
-    if (a->slot) { /* the token check in the caller's slot first (on_auth) */
+    if (call->api_token) /* an API token: its check in its site's slot first (tokens.c) */
+        rc = cd_http__api_token_auth(a, call, cd_http__api_token_scope(r, a->slot), args, on_auth);
+    else if (a->slot) { /* the token check in the caller's slot first (on_auth) */
         const char *auth_args[CD_API_NARGS];
         memcpy(auth_args, args, sizeof auth_args);
         auth_args[0] = "auth";
@@ -691,6 +693,11 @@ void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *cal
             cd_http__api_error(cb, ud, CD_ERR_BAD_REQUEST, "invalid id in path (1-128 of A-Z a-z 0-9 _ . -)");
             return;
         }
+    }
+    /* an API token's routes (tokens.c) are known before anything is read or checked */
+    if (call->api_token && !cd_http__api_token_scope(r, r->slot ? r->slot : family->slot)) {
+        cd_http__api_error(cb, ud, CD_ERR_FORBIDDEN, "API tokens cannot call this endpoint: sign in");
+        return;
     }
     json_t *params = body_params(call, r);
     if (!params) {

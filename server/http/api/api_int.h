@@ -1,6 +1,6 @@
 /* http-internal: the HTTP API under /api/v1/ (docs/api.md). The router (api.c) matches a
  * method and path against the route tables of the resource families (one file each:
- * conversations.c, directory.c (sites, agents), kb.c, rules.c, webhooks.c, reports.c), turns query, body
+ * conversations.c, directory.c (sites, agents), kb.c, rules.c, webhooks.c, reports.c, tokens.c), turns query, body
  * and bound path segments into one JSON params object and runs the family's Redis
  * function (store/lua/api*.lua) with the caller's declared keys. A family may check or
  * complete the params before the call (prepare, complete) and rewrite its reply (reply). http.c
@@ -35,6 +35,9 @@ typedef struct cd_api_call {
      * passed to each site call for the SLA clocks a change re-aligns (ticket_patch) */
     const char *(*intervals)(void *ctx, const char *site);
     void *intervals_ctx;
+    /* an API token's site, id and secret hash (agent_id is then the token's id), or NULL
+     * for a login token: its check runs in the token's site (tokens.c) */
+    const cd_auth_api_token *api_token;
 } cd_api_call;
 
 /* status: the HTTP status; json: the response body (NUL-terminated; may be "null" for 204).
@@ -143,13 +146,18 @@ typedef struct cd_api_family {
 
 extern const cd_api_family cd_http__api_conversations, cd_http__api_canned, cd_http__api_health, cd_http__api_sites,
     cd_http__api_agents, cd_http__api_kb, cd_http__api_rules, cd_http__api_webhooks, cd_http__api_reports,
-    cd_http__api_audit, cd_http__api_totp;
+    cd_http__api_audit, cd_http__api_totp, cd_http__api_tokens;
 
 /* CSV replies (reports.c; the audit log's export uses them too): prepare notes format=csv,
  * reply renders a 200 body's "columns" and "rows" as CSV (RFC 4180, formula text quoted). */
 int cd_http__api_csv_prepare(cd_api_op *a, const cd_api_call *call, const cd_api_route *r, json_t **params, char *err,
                              size_t errsz);
 bool cd_http__api_csv_reply(cd_api_op *a, const char *body, size_t len);
+
+/* The OpenAPI 3.1 document of these routes (docs/openapi.json, embedded at build time),
+ * served at GET /api/v1/openapi.json; tests/server/96-openapi checks it against the tables. */
+extern const char cd_http_openapi_json[];
+extern const size_t cd_http_openapi_json_len;
 
 /* Route and run one API call; cb fires exactly once (also for routing errors, at once). */
 void cd_http__api_run(cd_store *st, const cd_config *cfg, const cd_api_call *call, cd_api_cb cb, void *ud);
@@ -166,6 +174,15 @@ bool cd_http__api_wants_password(const cd_api_call *call);
  * node can refuse internal addresses before it is stored; false when the call sets none
  * (or one too long: the script refuses it). */
 bool cd_http__api_webhook_url(const cd_api_call *call, char *url, size_t urlsz);
+
+/* The scope an API token needs for a route that runs in slot ("read", "write" or
+ * "admin"), or NULL when no API token may call it (tokens.c). */
+const char *cd_http__api_token_scope(const cd_api_route *r, char slot);
+/* The token check in the token's site (op token_auth, api_tokens.lua) with the scope the
+ * route needs; its reply (the token as a caller record) goes to cb with a. 0, or -1 when
+ * the store is down. */
+int cd_http__api_token_auth(cd_api_op *a, const cd_api_call *call, const char *scope, const char *const *args,
+                            cd_store_reply_cb cb);
 
 /* Which calls a token of this role may make: an agent token every route but the login's
  * second step; a challenge token only that (POST login/totp); an enrolment token only

@@ -22,6 +22,9 @@ local operator = aid == '' and ARGV[11] == 'operator'
 -- there), so the call reads nothing outside the site's slot. ARGV[15] 'part': one site's
 -- share of a list over the caller's sites, which the node merges (`list_reply`).
 local as_caller = aid ~= '' and ARGV[11] == 'as'
+-- An API token's check (api_tokens.lua token_auth) in the token's site: ARGV[11] 'token',
+-- aid the token's id, KEYS the site's record and the token's. It reads no agent record.
+local token_check = aid ~= '' and ARGV[11] == 'token'
 local part = as_caller and ARGV[15] == 'part'
 -- ARGV[16] in a site call: the site's business-hours intervals from the node's calendar
 -- (iv_parse), for the SLA clocks a change re-aligns in the same call.
@@ -51,7 +54,7 @@ if as_caller then
   if me.totp == '0' and string.sub(KEYS[1], -5) == ':site' and redis.call('HGET', KEYS[1], 'require_2fa') == '1' then
     return fail('forbidden', 'two-factor login required: sign in again to set it up')
   end
-elseif aid ~= '' then
+elseif aid ~= '' and not token_check then
   me = hgetall(P .. '{a}:agent:' .. aid)
   if not me or me.disabled == '1' then return fail('unauthorized', 'unknown or disabled agent') end
   if not token_live(me, ARGV[8], ARGV[9], KEYS[2]) then return fail('unauthorized', 'token revoked') end
@@ -90,11 +93,15 @@ end
 -- the owner role; docs/ops.md "Roles"). An owner is an admin everywhere it is a member.
 local is_owner = operator or (me ~= nil and me.role == 'owner')
 local is_admin = is_owner or (me ~= nil and me.role == 'admin')
-if me then event_by = 'agent:' .. aid end
+-- A caller that is an API token (its check answered the record: kind 'token', role
+-- 'admin' with the admin scope, else 'agent', its one site) acts as 'token:<id>'.
+local by_token = me ~= nil and me.kind == 'token'
+if me then event_by = (by_token and 'token:' or 'agent:') .. aid end
 -- The audit log (_audit.lua): who acts, from where (the client address the node saw; the
 -- CLI's is ''), and the node's default retention (a site's own audit_retain_days wins).
 local audit_days = tonumber(ARGV[13]) or 90
-local audit_who = {id = operator and 'operator' or aid, email = me and me.email or '', addr = ARGV[12] or '', now = now}
+local audit_who = {id = operator and 'operator' or (by_token and 'token:' .. aid or aid), email = me and me.email or '',
+  addr = ARGV[12] or '', now = now}
 local function audit_site(site, action, target, before, after)
   audit_who.retain_ms = audit_retain_ms({audit_retain_days = redis.call('HGET', sitekey(site), 'audit_retain_days')},
     audit_days)
@@ -317,7 +324,7 @@ end
 
 local function dispatch(ops)
   local f = ops[op]
-  if not f then return fail('not_found', 'no such operation') end
+  if not f or token_check ~= (op == 'token_auth') then return fail('not_found', 'no such operation') end
   local ok, res = pcall(f)
   if ok then return res end
   if type(res) == 'table' and res.code then return fail(res.code, res.msg) end

@@ -29,8 +29,8 @@ local function request()
   if to - from + 1 > MAX_DAYS then error({code = 'bad_request', msg = 'at most 366 days per report'}) end
   local team, agent = str(p.team, 64, 'team') or '', str(p.agent, 64, 'agent') or ''
   if team ~= '' and agent ~= '' then error({code = 'bad_request', msg = 'pass team or agent, not both'}) end
-  if not is_admin then
-    -- agents see their own numbers only
+  if not is_admin and not by_token then
+    -- agents see their own numbers only (an API token with the read scope: the site's)
     if team ~= '' or (agent ~= '' and agent ~= aid) then
       error({code = 'forbidden', msg = 'agents may only see their own numbers'})
     end

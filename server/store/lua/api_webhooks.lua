@@ -146,7 +146,7 @@ ops.admin_webhook_test = function()
   local h = hook_of(site, p.webhook_id)
   local did = h.id .. '.ping-' .. string.sub(fresh, 3, 14)
   local body = '{"id":' .. S(did) .. ',"type":"ping","created_at":' .. N(now) .. ',"site":' .. S(site) ..
-    ',"conversation_id":null,"by":' .. S('agent:' .. aid) .. ',"data":{"webhook":' .. S(h.id) .. '},"conversation":null}'
+    ',"conversation_id":null,"by":' .. S(event_by) .. ',"data":{"webhook":' .. S(h.id) .. '},"conversation":null}'
   wh_deliver(h, did, 'ping', body, now)
   audit_site(site, 'webhook.test', h.id, nil, {delivery = did})
   return reply(202, '{"delivery":' .. delivery_json(hgetall(whdkey(site, did))) .. '}')
