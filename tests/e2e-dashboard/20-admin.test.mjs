@@ -75,6 +75,19 @@ it('teams: created in the page', async (t) => {
     await form.locator('[data-action="create-team"]').click();
     await p.locator('[data-table="teams"] tr[data-team="tier2"]').waitFor();
     await screenshot(p, '20-03-admin-teams');
+    // the site's categories route to teams picked by name; taking a team off one removes it
+    const editSite = async (pick) => {
+        await p.locator('[data-tab="sites"]').click();
+        await p.locator(`[data-table="sites"] tr[data-site="${S.site}"] button`).click();
+        const form = p.locator('[data-form="site-edit"]');
+        await form.waitFor();
+        for (const [cat, label] of pick) await form.locator(`select[name="category_team_${cat}"]`).selectOption({ label });
+        await form.locator('[data-action="save-site"]').click();
+        await form.waitFor({ state: 'detached' });
+        return (await api(S.token, 'GET', '/api/v1/admin/sites')).json.sites.find((x) => x.key === S.site).category_teams;
+    };
+    assert.deepEqual(await editSite([['technical', 'Tier 2 specialists']]), { technical: 'tier2' });
+    assert.deepEqual(await editSite([['billing', 'Tier 2 specialists'], ['technical', '— the site queue —']]), { billing: 'tier2' });
 });
 
 it('agents: the admin creates an agent in the page, who then signs in', async (t) => {

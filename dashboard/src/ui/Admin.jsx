@@ -230,11 +230,9 @@ const FILE_CATS = ['image', 'pdf', 'office', 'text', 'archive'];
 
 /** The settings of the site-edit form as the API's patch body (before any diff). */
 function siteSettings(f) {
+    // category -> team, for the categories the form lists (a removed category drops its team)
     const ct = {};
-    for (const l of lines(f.category_teams.replace(/,/g, '\n'))) {
-        const [k, v] = l.split('=').map((x) => x && x.trim());
-        if (k && v) ct[k] = v;
-    }
+    for (const c of lines(f.categories)) if (f.category_teams[c]) ct[c] = f.category_teams[c];
     return {
         name: f.name.trim(),
         origins: lines(f.origins),
@@ -290,12 +288,12 @@ function SiteEdit({ site, onDone }) {
         file_max_mb: site.file_max_bytes ? String(Math.round((site.file_max_bytes / 1048576) * 100) / 100) : '',
         file_types_mode: site.file_types ? 'site' : 'server',
         ...Object.fromEntries(FILE_CATS.map((c) => [`ft_${c}`, site.file_types ? site.file_types.includes(c) : true])),
-        category_teams: Object.entries(site.category_teams || {})
-            .map(([k, v]) => `${k}=${v}`)
-            .join('\n'),
+        category_teams: { ...(site.category_teams || {}) },
     };
-    const [f, , bind] = useForm(initial);
+    const [f, setF, bind] = useForm(initial);
     const sub = useSubmit();
+    const teamsRes = useLoad(() => http.get(`/api/v1/admin/sites/${http.enc(site.key)}/teams`), [site.key]);
+    const siteTeams = ((teamsRes.data && teamsRes.data.teams) || []).slice().sort((a, b) => a.name.localeCompare(b.name));
     return (
         <form
             class="form card"
@@ -303,7 +301,13 @@ function SiteEdit({ site, onDone }) {
             onSubmit={async (e) => {
                 e.preventDefault();
                 // only what was changed: the server merges, so nothing else is overwritten
-                const body = changedSettings(siteSettings(initial), siteSettings(f));
+                const before = siteSettings(initial),
+                    after = siteSettings(f);
+                const body = changedSettings(before, after);
+                // the server replaces the whole map: send all of it when anything in it changed
+                // (a team taken off a category is a key that is gone, which a diff would miss)
+                if (JSON.stringify(before.category_teams) !== JSON.stringify(after.category_teams)) body.category_teams = after.category_teams;
+                else delete body.category_teams;
                 if (f.secretMode === 'set') body.identity_secret = f.secret;
                 if (f.secretMode === 'remove') body.identity_secret = null;
                 if (!Object.keys(body).length) return onDone();
@@ -377,10 +381,36 @@ function SiteEdit({ site, onDone }) {
                     {t('admin.requiredFields')}
                     <input {...bind('required_fields')} placeholder="name, email" />
                 </label>
-                <label>
-                    {t('admin.categoryTeams')}
-                    <textarea rows={3} {...bind('category_teams')} placeholder="billing=finance" />
-                </label>
+                <fieldset class="category-teams">
+                    <legend>{t('admin.categoryTeams')}</legend>
+                    {lines(f.categories).length ? (
+                        lines(f.categories).map((c) => (
+                            <label key={c}>
+                                {c}
+                                <select
+                                    name={`category_team_${c}`}
+                                    value={f.category_teams[c] || ''}
+                                    onChange={(e) => {
+                                        const v = e.currentTarget.value;
+                                        setF((cur) => ({ ...cur, category_teams: { ...cur.category_teams, [c]: v } }));
+                                    }}
+                                >
+                                    <option value="">{t('admin.noTeam')}</option>
+                                    {siteTeams.map((tm) => (
+                                        <option key={tm.key} value={tm.key}>
+                                            {tm.name}
+                                        </option>
+                                    ))}
+                                    {f.category_teams[c] && !siteTeams.some((tm) => tm.key === f.category_teams[c]) ? (
+                                        <option value={f.category_teams[c]}>{f.category_teams[c]}</option>
+                                    ) : null}
+                                </select>
+                            </label>
+                        ))
+                    ) : (
+                        <span class="muted small">{t('admin.categoryTeamsNone')}</span>
+                    )}
+                </fieldset>
                 <label class="check">
                     <input type="checkbox" {...bind('survey_nps', 'checkbox')} /> {t('admin.surveyNps')}
                 </label>
