@@ -122,6 +122,14 @@ local function text(v, max, what, lines)
   end
   return v
 end
+-- An address a mail may carry (server/mail/mime.c cd_mail_addr_ok): local@domain, printable
+-- ASCII without spaces, brackets, quotes or a second '@'.
+local function mail_addr_of(v, what)
+  if type(v) ~= 'string' or #v > 254 or not string.match(v, '^[!#-\'*+%-%./0-9=?A-Z^-~]+@[%w%-]+[%w%.%-]*[%w]$') then
+    bad(what .. ' must be an e-mail address (local@domain)')
+  end
+  return v
+end
 local function name_of(v, what)
   if type(v) ~= 'string' or v == '' or #v > 200 or string.find(v, '%c') then
     bad(what .. ' must be 1-200 bytes of text without control characters')
@@ -230,7 +238,8 @@ local function site_json(s)
     ',"health_threshold":' .. (s.health_threshold or '3') .. ',"health_window_days":' .. (s.health_window_days or '30') ..
     ',"report_utc_offset_min":' .. (s.report_utc_offset_min or '0') .. ',"audit_retain_days":' ..
     ((s.audit_retain_days and s.audit_retain_days ~= '') and s.audit_retain_days or I(audit_days)) ..
-    ',"require_2fa":' .. tostring(s.require_2fa == '1') .. '}'
+    ',"require_2fa":' .. tostring(s.require_2fa == '1') .. ',"mail_from":' .. J(s.mail_from) ..
+    ',"mail_from_name":' .. J(s.mail_from_name) .. ',"mail_reply":' .. J(s.mail_reply) .. '}'
 end
 local function site_changed(key)
   publish('sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')

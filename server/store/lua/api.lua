@@ -500,6 +500,14 @@ local function site_patch_fields(s_key, cur)
     put('report_utc_offset_min', I(whole(p.report_utc_offset_min, -720, 840, 'report_utc_offset_min')))
   end
   if p.widget ~= nil then put('widget', widget_of(p.widget, cur and cur.widget)) end
+  -- the site's mail (docs/email.md): From address and name, the reply address that
+  -- server/mail plus-addresses with a conversation's token (null: the node's default)
+  for _, f in ipairs({'mail_from', 'mail_reply'}) do
+    if p[f] ~= nil then put(f, p[f] == cjson.null and '' or mail_addr_of(p[f], f)) end
+  end
+  if p.mail_from_name ~= nil then
+    put('mail_from_name', p.mail_from_name == cjson.null and '' or text(p.mail_from_name, 200, 'mail_from_name'))
+  end
   -- the audit log's retention in the site (_audit.lua); absent: the node's audit_retain_days
   if p.audit_retain_days ~= nil then put('audit_retain_days', I(whole(p.audit_retain_days, 1, 3650, 'audit_retain_days'))) end
   return set

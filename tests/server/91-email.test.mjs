@@ -1,0 +1,243 @@
+// E-mail out (docs/email.md): a real SMTP receiver on loopback (npm smtp-server, STARTTLS
+// off, stopped at the end) gets what the outbox sends; each message is checked as it
+// arrived (raw headers, then parsed by mailparser): a ticket's notification in Chinese
+// (RFC 2047 subject and names, Auto-Submitted, Message-ID in the site's domain, Reply-To
+// plus-addressed with the conversation's token), a retry after the server refused once
+// with the same Message-ID, an agent's reply mailed to a customer who is gone (threaded to
+// the notification with In-Reply-To/References, the history quoted), a reply the customer
+// read in the widget not mailed, the test mail and the outbox API, tenant walls.
+import { after } from 'node:test';
+import { SMTPServer } from 'smtp-server';
+import { simpleParser } from 'mailparser';
+import { useEnv, it, assert, waitUntil, sleep, WAIT } from './harness.mjs';
+
+const smtp = { mails: [], refusals: [], refuseOnce: new Set() };
+smtp.server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    size: 1 << 20,
+    onRcptTo(address, session, cb) {
+        if (smtp.refuseOnce.delete(address.address)) {
+            smtp.refusals.push({ to: address.address, at: Date.now() });
+            const e = new Error('mailbox busy, try again later');
+            e.responseCode = 451;
+            return cb(e);
+        }
+        cb();
+    },
+    onData(stream, session, cb) {
+        const chunks = [];
+        stream.on('data', (d) => chunks.push(d));
+        stream.on('end', async () => {
+            const raw = Buffer.concat(chunks);
+            smtp.mails.push({
+                raw: raw.toString('latin1'),
+                envFrom: session.envelope.mailFrom.address,
+                rcpt: session.envelope.rcptTo.map((r) => r.address),
+                parsed: await simpleParser(raw),
+                at: Date.now(),
+            });
+            cb();
+        });
+    },
+});
+await new Promise((res) => smtp.server.listen(0, '127.0.0.1', res));
+const SMTP_PORT = smtp.server.server.address().port;
+after(() => new Promise((res) => smtp.server.close(res)));
+
+const MAIL = ['--smtp-url', `smtp://127.0.0.1:${SMTP_PORT}`, '--mail-from', 'Help Desk <desk@chatdesk.test>', '--mail-unread-delay-s', '1',
+    '--mail-retry-base-ms', '300', '--smtp-timeout-ms', '5000'];
+// every node of a deployment has the same mail settings (the events pass that queues a
+// mail runs on any node); a node without them is added for one check below
+const env = useEnv({ nodes: 2, args: MAIL });
+
+const call = (token, method, url, body, node = 0) => env.http(node, url, { method, body, headers: { authorization: `Bearer ${token}` } });
+async function admin(site) {
+    const ag = await env.addAgent({ site, role: 'admin' });
+    return env.login(0, ag.email, ag.password);
+}
+const mailsTo = (addr) => smtp.mails.filter((m) => m.rcpt.includes(addr));
+/** The raw header block of a mail, unfolded. */
+function header(m, name) {
+    const head = m.raw.split('\r\n\r\n')[0].replace(/\r\n[ \t]+/g, ' ');
+    const line = head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
+    return line ? line.slice(name.length + 1).trim() : undefined;
+}
+async function outbox(token, site) {
+    const r = await call(token, 'GET', `/api/v1/admin/sites/${site.key}/mail`);
+    assert.equal(r.status, 200, r.text);
+    return r.json.mails;
+}
+
+it('an offline ticket mails its number to the customer in Chinese; a refused first attempt is retried with the same Message-ID', async () => {
+    const site = await env.addSite({ name: '示例商店' });
+    const token = await admin(site);
+    const to = `wang_${Date.now()}@customer.test`;
+    smtp.refuseOnce.add(to);
+    const v = await env.visitor(0, { site });
+    const s = await v.ok({ type: 'conversation.start', form: { name: '王小明', email: to, subject: '订单没有到', message: '我的订单在哪里？', locale: 'zh-CN' } });
+    const num = s.conversation.ticket?.number;
+    assert.ok(num, 'nobody online: a ticket at once');
+    await waitUntil(() => mailsTo(to).length >= 1, { timeout: WAIT * 3, what: 'the ticket mail' });
+    assert.equal(smtp.refusals.filter((r) => r.to === to).length, 1, 'the first attempt was refused (451)');
+    await sleep(1200); // a duplicate would arrive now
+    const got = mailsTo(to);
+    assert.equal(got.length, 1, 'delivered once');
+    const m = got[0];
+    // raw headers: 7-bit, RFC 2047 encoded subject and names
+    assert.ok(/^[\x00-\x7f]*$/.test(m.raw), 'the message is 7-bit');
+    assert.match(header(m, 'Subject'), /^=\?UTF-8\?/i);
+    assert.match(header(m, 'To'), /^=\?UTF-8\?.*<wang_\d+@customer\.test>$/i);
+    assert.equal(header(m, 'Auto-Submitted'), 'auto-generated');
+    assert.match(header(m, 'Message-Id'), new RegExp(`^<m\\d+\\.[0-9a-f]{16}\\.${site.key}@chatdesk\\.test>$`));
+    assert.match(header(m, 'Reply-To'), /^desk\+[0-9a-f]{20}@chatdesk\.test$/);
+    assert.ok(header(m, 'Date'), 'a Date header');
+    assert.equal(header(m, 'In-Reply-To'), undefined, 'the first mail of the conversation');
+    assert.equal(m.envFrom, 'desk@chatdesk.test');
+    // decoded
+    const p = m.parsed;
+    assert.equal(p.subject, `[工单 #${num}] 订单没有到`);
+    assert.equal(p.to.value[0].name, '王小明');
+    assert.equal(p.from.value[0].name, 'Help Desk');
+    assert.match(p.text, new RegExp(`工单 #${num}`));
+    assert.match(p.text, /王小明，您好/);
+    assert.match(p.html, /工单 #\d+/);
+    // the outbox: sent after two attempts, the same Message-ID
+    const mails = await outbox(token, site);
+    assert.equal(mails.length, 1);
+    assert.equal(mails[0].state, 'sent');
+    assert.equal(mails[0].attempts, 2);
+    assert.equal(mails[0].kind, 'ticket');
+    assert.equal(mails[0].message_id, header(m, 'Message-Id'));
+    v.terminate();
+});
+
+it("an agent's reply to a customer who left goes by e-mail, threaded to the ticket mail, with the history quoted", async () => {
+    const site = await env.addSite({ name: 'Shop' });
+    const token = await admin(site);
+    const to = `ann_${Date.now()}@customer.test`;
+    const v = await env.visitor(0, { site });
+    const s = await v.ok({ type: 'conversation.start', form: { name: 'Ann Customer', email: to, subject: 'Parcel missing', message: 'Where is my parcel?' } });
+    const cid = s.conversation.id;
+    const num = s.conversation.ticket.number;
+    await waitUntil(() => mailsTo(to).length >= 1, { timeout: WAIT * 2, what: 'the ticket mail' });
+    const first = mailsTo(to)[0];
+    assert.equal(first.parsed.subject, `[Ticket #${num}] Parcel missing`);
+    assert.match(first.parsed.text, /Hello Ann Customer/);
+    v.terminate(); // the customer is gone
+    const ag = await env.addAgent({ site, name: 'Bob Agent' });
+    const a = await env.agent(1, { email: ag.email, password: ag.password });
+    await a.ok({ type: 'conversation.accept', conversation_id: cid });
+    await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'n1', body: 'internal note', private: true });
+    await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'r1', body: 'It left our warehouse today.\nTracking: 42 & <b>' });
+    await waitUntil(() => mailsTo(to).length >= 2, { timeout: WAIT * 3, what: 'the reply mail' });
+    await sleep(1500);
+    assert.equal(mailsTo(to).length, 2, 'one mail for the reply, none for the private note');
+    const reply = mailsTo(to)[1];
+    assert.equal(reply.parsed.subject, `Re: [Ticket #${num}] Parcel missing`);
+    assert.equal(header(reply, 'In-Reply-To'), header(first, 'Message-Id'));
+    assert.equal(header(reply, 'References'), header(first, 'Message-Id'));
+    assert.equal(header(reply, 'Auto-Submitted'), undefined, 'a person wrote it');
+    assert.equal(header(reply, 'Reply-To'), header(first, 'Reply-To'), 'the same conversation token');
+    assert.notEqual(header(reply, 'Message-Id'), header(first, 'Message-Id'));
+    const text = reply.parsed.text;
+    assert.match(text, /^It left our warehouse today\.\r?\nTracking: 42 & <b>/);
+    assert.match(text, /Bob Agent, Shop/);
+    assert.match(text, /> Ann Customer:\r?\n> Where is my parcel\?/);
+    assert.ok(!/internal note/.test(text), 'private notes are never quoted');
+    assert.match(reply.parsed.html, /Tracking: 42 &amp; &lt;b&gt;/);
+    assert.match(reply.parsed.html, /<blockquote/);
+    const mails = await outbox(token, site);
+    assert.deepEqual(mails.map((m) => [m.kind, m.state]), [['reply', 'sent'], ['ticket', 'sent']]);
+    assert.equal(mails[0].in_reply_to, header(first, 'Message-Id'));
+    // the token and Message-IDs lead back to the conversation (for inbound mail)
+    const tok = /^desk\+([0-9a-f]{20})@/.exec(header(reply, 'Reply-To'))[1];
+    assert.equal(await env.redis.cmd('GET', `cd:{s:${site.key}}:mailtok:${tok}`), cid);
+    assert.equal(await env.redis.cmd('GET', `cd:{s:${site.key}}:mailmid:${header(reply, 'Message-Id')}`), cid);
+    a.terminate();
+});
+
+it('a reply the customer read in the widget is not mailed; a conversation without an e-mail address sends nothing', async () => {
+    const site = await env.addSite();
+    const token = await admin(site);
+    const to = `here_${Date.now()}@customer.test`;
+    const ag = await env.addAgent({ site });
+    const a = await env.agent(0, { email: ag.email, password: ag.password });
+    const v = await env.visitor(0, { site });
+    const s = await v.ok({ type: 'conversation.start', form: { email: to, message: 'hi' } });
+    const cid = s.conversation.id;
+    assert.equal(s.conversation.ticket, null, 'an agent is online: a chat');
+    await a.ok({ type: 'conversation.accept', conversation_id: cid });
+    const sent = await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'x1', body: 'hello there' });
+    const m = await v.waitFor((f) => f.type === 'message.created' && f.message?.body === 'hello there');
+    await v.ok({ type: 'read', conversation_id: cid, seq: m.message.seq });
+    const v2 = await env.visitor(0, { site });
+    const s2 = await v2.ok({ type: 'conversation.start', form: { message: 'no address' } });
+    await a.ok({ type: 'conversation.accept', conversation_id: s2.conversation.id });
+    await a.ok({ type: 'message.send', conversation_id: s2.conversation.id, client_msg_id: 'x2', body: 'you left no address' });
+    v2.terminate();
+    await waitUntil(async () => (await outbox(token, site)).some((x) => x.state === 'skipped'), { timeout: WAIT * 2, what: 'the mail skipped' });
+    const mails = await outbox(token, site);
+    assert.equal(mails.length, 1, 'only the conversation with an address queued a mail');
+    assert.equal(mails[0].last_error, 'read in the widget');
+    assert.equal(mailsTo(to).length, 0);
+    assert.ok(sent);
+    v.terminate();
+    a.terminate();
+});
+
+it("the site's From name, address and reply address; the test mail; a node without SMTP refuses it", async () => {
+    const site = await env.addSite();
+    const token = await admin(site);
+    let r = await call(token, 'PATCH', `/api/v1/admin/sites/${site.key}`, { mail_from: 'bad address' });
+    assert.equal(r.status, 400, r.text);
+    r = await call(token, 'PATCH', `/api/v1/admin/sites/${site.key}`, { mail_from: 'support@shop.example', mail_from_name: '商店客服', mail_reply: 'replies@in.shop.example' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.site.mail_from, 'support@shop.example');
+    assert.equal(r.json.site.mail_from_name, '商店客服');
+    const to = `test_${Date.now()}@customer.test`;
+    r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/mail/test`, { to: 'x@y.z\r\nBcc: all@evil.test' });
+    assert.equal(r.status, 400, r.text);
+    const bare = await env.addNode([]);
+    r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/mail/test`, { to }, bare);
+    await bare.stop();
+    assert.equal(r.status, 400, 'a node without smtp_url');
+    assert.match(r.text, /smtp_url/);
+    r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/mail/test`, { to });
+    assert.equal(r.status, 202, r.text);
+    assert.equal(r.json.mail.kind, 'test');
+    await waitUntil(() => mailsTo(to).length === 1, { timeout: WAIT * 2, what: 'the test mail' });
+    const m = mailsTo(to)[0];
+    assert.equal(m.envFrom, 'support@shop.example');
+    assert.equal(m.parsed.from.value[0].name, '商店客服');
+    assert.equal(m.parsed.from.value[0].address, 'support@shop.example');
+    assert.match(header(m, 'Message-Id'), /@shop\.example>$/);
+    assert.equal(header(m, 'Reply-To'), undefined, 'no conversation, no reply token');
+    assert.match(m.parsed.subject, /测试邮件/);
+    assert.match(m.parsed.text, /这是 chatdesk/);
+    assert.equal(r.json.mail.message_id, header(m, 'Message-Id'));
+});
+
+it("tenant walls: another site's admin cannot list its mail or send its test mail (answered as for a site that does not exist)", async () => {
+    const a = await env.addSite();
+    const b = await env.addSite();
+    const tokenA = await admin(a);
+    const tokenB = await admin(b);
+    let r = await call(tokenA, 'POST', `/api/v1/admin/sites/${a.key}/mail/test`, { to: `wall_${Date.now()}@customer.test` });
+    assert.equal(r.status, 202, r.text);
+    const agentA = await env.addAgent({ site: a });
+    const plain = await env.login(0, agentA.email, agentA.password);
+    for (const [method, path, body] of [['GET', 'mail'], ['POST', 'mail/test', { to: 'x@customer.test' }]]) {
+        const theirs = await call(tokenB, method, `/api/v1/admin/sites/${a.key}/${path}`, body);
+        const none = await call(tokenB, method, `/api/v1/admin/sites/nosuch_${Date.now()}/${path}`, body);
+        assert.equal(theirs.status, 404, `${method} ${path}: ${theirs.text}`);
+        assert.equal(none.status, theirs.status);
+        assert.deepEqual(none.json, theirs.json, 'not yours and not found look alike');
+        const agent = await call(plain, method, `/api/v1/admin/sites/${a.key}/${path}`, body);
+        assert.ok([403, 404].includes(agent.status), `an agent (not an admin): ${agent.status}`);
+    }
+    // B's outbox is B's alone
+    assert.equal((await outbox(tokenB, b)).length, 0);
+    assert.equal((await outbox(tokenA, a)).length, 1);
+});
