@@ -6,12 +6,15 @@
 // with the same Message-ID, an agent's reply mailed to a customer who is gone (threaded to
 // the notification with In-Reply-To/References, the history quoted), a reply the customer
 // read in the widget not mailed, the test mail and the outbox API, tenant walls.
+import fs from 'node:fs';
 import { after } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { simpleParser } from 'mailparser';
 import { useEnv, it, assert, waitUntil, sleep, WAIT } from './harness.mjs';
 
-const smtp = { mails: [], refusals: [], refuseOnce: new Set() };
+// refuseOnce: addresses whose next RCPT gets 451; holdOnce: addresses whose next DATA is
+// read but never answered (the sender is killed meanwhile), recorded in smtp.held
+const smtp = { mails: [], refusals: [], refuseOnce: new Set(), holdOnce: new Set(), held: [] };
 smtp.server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
@@ -31,6 +34,11 @@ smtp.server = new SMTPServer({
         stream.on('data', (d) => chunks.push(d));
         stream.on('end', async () => {
             const raw = Buffer.concat(chunks);
+            const to = session.envelope.rcptTo.map((r) => r.address);
+            if (to.some((a) => smtp.holdOnce.delete(a))) {
+                smtp.held.push({ raw: raw.toString('latin1'), rcpt: to, remotePort: session.remotePort, cb });
+                return;
+            }
             smtp.mails.push({
                 raw: raw.toString('latin1'),
                 envFrom: session.envelope.mailFrom.address,
@@ -44,10 +52,13 @@ smtp.server = new SMTPServer({
 });
 await new Promise((res) => smtp.server.listen(0, '127.0.0.1', res));
 const SMTP_PORT = smtp.server.server.address().port;
-after(() => new Promise((res) => smtp.server.close(res)));
+after(() => {
+    for (const h of smtp.held) h.cb(new Error('closing'));
+    return new Promise((res) => smtp.server.close(res));
+});
 
 const MAIL = ['--smtp-url', `smtp://127.0.0.1:${SMTP_PORT}`, '--mail-from', 'Help Desk <desk@chatdesk.test>', '--mail-unread-delay-s', '1',
-    '--mail-retry-base-ms', '300', '--smtp-timeout-ms', '5000'];
+    '--mail-retry-base-ms', '300', '--smtp-timeout-ms', '2000', '--timer-lease-ms', '3000'];
 // every node of a deployment has the same mail settings (the events pass that queues a
 // mail runs on any node); a node without them is added for one check below
 const env = useEnv({ nodes: 2, args: MAIL });
@@ -240,4 +251,54 @@ it("tenant walls: another site's admin cannot list its mail or send its test mai
     // B's outbox is B's alone
     assert.equal((await outbox(tokenB, b)).length, 0);
     assert.equal((await outbox(tokenA, a)).length, 1);
+});
+
+/** The pid (among pids) whose process has the TCP connection from 127.0.0.1:<port>. */
+function pidOfLocalPort(port, pids) {
+    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    const inodes = new Set();
+    for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+        for (const line of fs.readFileSync(f, 'utf8').split('\n').slice(1)) {
+            const cols = line.trim().split(/\s+/);
+            if (cols[1]?.endsWith(`:${hex}`)) inodes.add(cols[9]);
+        }
+    }
+    return pids.find((pid) => fs.readdirSync(`/proc/${pid}/fd`).some((fd) => {
+        try {
+            const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+            return m && inodes.has(m[1]);
+        } catch {
+            return false;
+        }
+    }));
+}
+
+it('kill -9 of the node in the middle of sending: another node sends the mail after the lease, with the same Message-ID, once', async () => {
+    const site = await env.addSite();
+    const token = await admin(site);
+    const to = `kill_${Date.now()}@customer.test`;
+    smtp.holdOnce.add(to);
+    const spare = await env.addNode(MAIL);
+    let r = await call(token, 'POST', `/api/v1/admin/sites/${site.key}/mail/test`, { to });
+    assert.equal(r.status, 202, r.text);
+    await waitUntil(() => smtp.held.some((h) => h.rcpt.includes(to)), { timeout: WAIT * 2, what: 'the first attempt at DATA' });
+    const held = smtp.held.find((h) => h.rcpt.includes(to));
+    const running = env.nodes.filter((n) => n.running);
+    const pid = pidOfLocalPort(held.remotePort, running.map((n) => n.proc.pid));
+    const sender = running.find((n) => n.proc.pid === pid);
+    assert.ok(sender, 'the sending node found by its SMTP connection');
+    await sender.kill9();
+    // the lease (smtp_timeout_ms + 10 s) runs out, a node still alive takes the mail (the
+    // SMTP server sees the connection drop: the cut-off DATA is never accepted)
+    await waitUntil(() => mailsTo(to).length >= 1, { timeout: 30_000, what: 'the mail sent again by another node' });
+    await sleep(1500);
+    assert.equal(mailsTo(to).length, 1, 'accepted once');
+    const heldId = /^Message-Id: (.*)$/im.exec(held.raw)[1].trim();
+    assert.equal(header(mailsTo(to)[0], 'Message-Id'), heldId, 'the same Message-ID as the attempt cut off');
+    assert.equal(header(mailsTo(to)[0], 'Date'), /^Date: (.*)$/im.exec(held.raw)[1].trim(), 'and the same Date');
+    const alive = env.nodes.find((n) => n.running);
+    r = await env.http(alive, `/api/v1/admin/sites/${site.key}/mail`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(r.json.mails[0].state, 'sent');
+    assert.equal(r.json.mails[0].attempts, 2, 'the attempt cut off, then the one that went through');
+    await spare.stop();
 });
