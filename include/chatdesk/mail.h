@@ -8,7 +8,8 @@
  * backoff, or failed. A node killed mid-send leaves the timer leased: another node sends
  * the mail again after the lease with the same Message-ID and Date (at least once, the
  * same message), so a receiver can drop the copy. Serves ARCHITECTURE invariants 1, 2
- * and 7. Inbound mail (IMAP, `chatdeskd mail-in`) is not here yet (issue 15). */
+ * and 7. Inbound mail: the parser (parse.c) that `chatdeskd mail-in` (admin/mailin.c)
+ * runs on a message an MTA pipes in; IMAP polling is not here yet (issue 15). */
 #ifndef CHATDESK_MAIL_H
 #define CHATDESK_MAIL_H
 
@@ -50,6 +51,29 @@ bool cd_mail_plus_address(const char *base, const char *token, char *out, size_t
 /* The delay before the next attempt after `attempt` failed ones (1-based), with jitter r in
  * [0,1): base * 2^(attempt-1), at most an hour, times (0.8 + 0.4 r). */
 uint64_t cd_mail_backoff_ms(uint64_t base_ms, int attempt, double r);
+
+/* ---- inbound (parse.c) ---- */
+
+/* One inbound message as the parser reads it. Strings are UTF-8, bounded, NUL-terminated. */
+typedef struct cd_mail_in {
+    char from[256];      /* the sender's address (From:; Reply-To: wins) */
+    char from_name[256]; /* its display name, decoded */
+    char subject[512];   /* decoded (RFC 2047, any charset), control characters dropped */
+    char message_id[256];
+    char refs[2048]; /* In-Reply-To then References: "<id> <id> …", each once */
+    char token[32];  /* the reply token of a recipient local+<token>@domain (20 hex), or "" */
+    bool automatic;  /* Auto-Submitted (not "no"), Precedence bulk/list/junk, List-Id, a bounce */
+    char *text;      /* the body as text (text/plain, else HTML made text), quoted history cut */
+    size_t text_len;
+} cd_mail_in;
+
+/* Parses one RFC 5322 message (data, len) with GMime: multipart, any charset GMime's iconv
+ * knows (UTF-8, GBK/GB2312, Big5, ISO-8859-x…), quoted-printable and base64. The text is
+ * cut at the quoted history ("On … wrote:", "-----Original Message-----", the trailing
+ * "> " lines) and to max_text bytes (at a character boundary); signatures stay. 0, or -1
+ * with err ("no From address", "not a message"…). Free with cd_mail_in_cleanup. */
+int cd_mail_parse(const char *data, size_t len, size_t max_text, cd_mail_in *out, char *err, size_t errsz);
+void cd_mail_in_cleanup(cd_mail_in *m);
 
 typedef struct cd_mail cd_mail;
 
