@@ -134,4 +134,5 @@
       "an agent's reply goes by e-mail when the customer has not read it in the widget this long after it was sent")  \
     X(mail_history, INT, 5, 0, 50, "earlier messages of the conversation quoted under an agent's reply by e-mail")    \
     X(mail_retry_base_ms, INT, 30000, 50, 3600000, "first mail retry delay (then x2 each attempt, at most 1 h)")      \
-    X(mail_max_attempts, INT, 8, 1, 50, "sending attempts of a mail before it is marked failed")
+    X(mail_max_attempts, INT, 8, 1, 50, "sending attempts of a mail before it is marked failed")                      \
+    X(mail_max_bytes, INT, 10485760, 1024, 104857600, "largest inbound mail (chatdeskd mail-in) in bytes")

@@ -8,54 +8,12 @@
 // read in the widget not mailed, the test mail and the outbox API, tenant walls.
 import fs from 'node:fs';
 import { after } from 'node:test';
-import { SMTPServer } from 'smtp-server';
-import { simpleParser } from 'mailparser';
 import { useEnv, it, assert, waitUntil, sleep, WAIT } from './harness.mjs';
+import { smtpReceiver, header } from './mail-support.mjs';
 
-// refuseOnce: addresses whose next RCPT gets 451; holdOnce: addresses whose next DATA is
-// read but never answered (the sender is killed meanwhile), recorded in smtp.held
-const smtp = { mails: [], refusals: [], refuseOnce: new Set(), holdOnce: new Set(), held: [] };
-smtp.server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    size: 1 << 20,
-    onRcptTo(address, session, cb) {
-        if (smtp.refuseOnce.delete(address.address)) {
-            smtp.refusals.push({ to: address.address, at: Date.now() });
-            const e = new Error('mailbox busy, try again later');
-            e.responseCode = 451;
-            return cb(e);
-        }
-        cb();
-    },
-    onData(stream, session, cb) {
-        const chunks = [];
-        stream.on('data', (d) => chunks.push(d));
-        stream.on('end', async () => {
-            const raw = Buffer.concat(chunks);
-            const to = session.envelope.rcptTo.map((r) => r.address);
-            if (to.some((a) => smtp.holdOnce.delete(a))) {
-                smtp.held.push({ raw: raw.toString('latin1'), rcpt: to, remotePort: session.remotePort, cb });
-                return;
-            }
-            smtp.mails.push({
-                raw: raw.toString('latin1'),
-                envFrom: session.envelope.mailFrom.address,
-                rcpt: session.envelope.rcptTo.map((r) => r.address),
-                parsed: await simpleParser(raw),
-                at: Date.now(),
-            });
-            cb();
-        });
-    },
-});
-await new Promise((res) => smtp.server.listen(0, '127.0.0.1', res));
-const SMTP_PORT = smtp.server.server.address().port;
-after(() => {
-    for (const h of smtp.held) h.cb(new Error('closing'));
-    return new Promise((res) => smtp.server.close(res));
-});
+const smtp = await smtpReceiver();
+after(() => smtp.close());
+const SMTP_PORT = smtp.port;
 
 const MAIL = ['--smtp-url', `smtp://127.0.0.1:${SMTP_PORT}`, '--mail-from', 'Help Desk <desk@chatdesk.test>', '--mail-unread-delay-s', '1',
     '--mail-retry-base-ms', '300', '--smtp-timeout-ms', '2000', '--timer-lease-ms', '3000'];
@@ -69,12 +27,6 @@ async function admin(site) {
     return env.login(0, ag.email, ag.password);
 }
 const mailsTo = (addr) => smtp.mails.filter((m) => m.rcpt.includes(addr));
-/** The raw header block of a mail, unfolded. */
-function header(m, name) {
-    const head = m.raw.split('\r\n\r\n')[0].replace(/\r\n[ \t]+/g, ' ');
-    const line = head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
-    return line ? line.slice(name.length + 1).trim() : undefined;
-}
 async function outbox(token, site) {
     const r = await call(token, 'GET', `/api/v1/admin/sites/${site.key}/mail`);
     assert.equal(r.status, 200, r.text);
