@@ -205,6 +205,22 @@ it("tenant walls: another site's admin cannot list its mail or send its test mai
     assert.equal((await outbox(tokenA, a)).length, 1);
 });
 
+it('at most 10 mails an hour go to one address, however many conversations name it', async () => {
+    const site = await env.addSite();
+    const token = await admin(site);
+    const to = `flood_${Date.now()}@victim.test`;
+    for (let i = 0; i < 12; i++) {
+        const v = await env.visitor(i % 2, { site });
+        const s = await v.ok({ type: 'conversation.start', form: { email: to, message: `spam ${i}` } });
+        assert.ok(s.conversation.ticket, 'nobody online: a ticket');
+        v.terminate();
+    }
+    await waitUntil(() => mailsTo(to).length >= 10, { timeout: WAIT * 3, what: 'ten ticket mails' });
+    await sleep(1500);
+    assert.equal(mailsTo(to).length, 10);
+    assert.equal((await outbox(token, site)).length, 10, 'the rest were never queued');
+});
+
 /** The pid (among pids) whose process has the TCP connection from 127.0.0.1:<port>. */
 function pidOfLocalPort(port, pids) {
     const hex = port.toString(16).toUpperCase().padStart(4, '0');

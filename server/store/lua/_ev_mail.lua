@@ -3,7 +3,8 @@
 -- customer left an e-mail address (held delay_ms: mail_take.lua drops it when the customer
 -- read it in the widget meanwhile, so a customer who is there gets no mail), with the
 -- conversation's last nhist messages quoted; and ticket.created, the customer told the
--- ticket's number (Auto-Submitted: auto-generated). It runs on the webhooks consumer's
+-- ticket's number (Auto-Submitted: auto-generated). At most 10 mails an hour go to one
+-- address (mail_rcpt_ok). It runs on the webhooks consumer's
 -- events and cursor: a cursor of its own would start at 0-0 and mail every retained event
 -- again after an upgrade. dflt is the node's default From address; '' (no smtp_url on the
 -- node) queues nothing. rnd: fresh random text from the node (reply tokens, Message-IDs).
@@ -55,37 +56,51 @@ local function mail_quote(c, seq, n, L)
   if #lines == 0 then return '' end
   return '\n\n' .. L.earlier .. '\n\n' .. table.concat(lines, '\n>\n')
 end
+-- A mail to `to` may be queued: at most 10 an hour to one address (the offline form takes
+-- any address a visitor types; this keeps the site from being used to flood a mailbox).
+local function mail_rcpt_ok(site, to, now)
+  local k = skey(site, 'mail:rcpt:' .. string.sub(redis.sha1hex(string.lower(to)), 1, 20) .. ':' ..
+    I(math.floor(tonumber(now) / 3600000)))
+  local n = redis.call('INCR', k)
+  if n == 1 then redis.call('EXPIRE', k, 3600) end
+  return n <= 10
+end
 local function ev_mail(evs, now, rnd, dflt, delay, nhist)
   if not dflt or dflt == '' then return end
   local s
   for _, e in ipairs(evs) do
+    local ok, d = false, nil
     if (e.t == 'message.created' or e.t == 'ticket.created') and e.c and e.c ~= '' then
+      ok, d = pcall(cjson.decode, e.d or '{}')
+    end
+    ok = ok and type(d) == 'table'
+    local reply = ok and e.t == 'message.created' and type(d.author) == 'table' and d.author.kind == 'agent' and
+      d.private ~= true and tonumber(d.seq)
+    local ticket = ok and e.t == 'ticket.created' and d.number
+    -- one HGET for the events that could mail; the conversation only when it has an address
+    local to = (reply or ticket) and redis.call('HGET', ckey(e.c, e.s), 'visitor_email') or ''
+    if string.find(to, '@', 1, true) and mail_rcpt_ok(e.s, to, now) then
       local c = hgetall(ckey(e.c, e.s))
-      local to = c and c.visitor_email or ''
-      local ok, d = pcall(cjson.decode, e.d or '{}')
-      if c and string.find(to, '@', 1, true) and ok and type(d) == 'table' then
-        s = s or hgetall(sitekey(e.s)) or {key = e.s}
-        s.key = e.s
-        local L = mail_lang(c)
-        local vname = (c.visitor_name and c.visitor_name ~= '') and c.visitor_name or to
-        if e.t == 'ticket.created' and d.number then
-          local n = tostring(d.number)
-          c.ticket_number = n
-          mail_queue(s, {kind = 'ticket', to = to, to_name = c.visitor_name, subject = mail_subject(c, s, L),
-            text = string.format(L.opened, vname, s.name or s.key, n), cid = c.id, token = mail_token(c, rnd),
-            auto = '1'}, now, now, rnd, dflt)
-        elseif e.t == 'message.created' and type(d.author) == 'table' and d.author.kind == 'agent' and
-          d.private ~= true and tonumber(d.seq) then
-          local seq = tonumber(d.seq)
-          local r = redis.call('XRANGE', ckey(c.id, c.site) .. ':msgs', '0-' .. seq, '0-' .. seq)
-          local f = {}
-          if #r == 1 then for i = 1, #r[1][2], 2 do f[r[1][2][i]] = r[1][2][i + 1] end end
-          if f.body and f.body ~= '' and f.priv ~= '1' then
-            local text = f.body .. '\n\n-- \n' .. (f.an or '') .. ', ' .. (s.name or s.key) .. '\n' .. L.reply_hint ..
-              mail_quote(c, seq, nhist, L)
-            mail_queue(s, {kind = 'reply', to = to, to_name = c.visitor_name, subject = 'Re: ' .. mail_subject(c, s, L),
-              text = text, cid = c.id, seq = I(seq), token = mail_token(c, rnd), auto = '0'}, now, now + delay, rnd, dflt)
-          end
+      s = s or hgetall(sitekey(e.s)) or {}
+      s.key = e.s
+      local L = mail_lang(c)
+      local vname = (c.visitor_name and c.visitor_name ~= '') and c.visitor_name or to
+      if ticket then
+        local n = tostring(d.number)
+        c.ticket_number = n
+        mail_queue(s, {kind = 'ticket', to = to, to_name = c.visitor_name, subject = mail_subject(c, s, L),
+          text = string.format(L.opened, vname, s.name or s.key, n), cid = c.id, token = mail_token(c, rnd),
+          auto = '1'}, now, now, rnd, dflt)
+      else
+        local seq = tonumber(d.seq)
+        local r = redis.call('XRANGE', ckey(c.id, c.site) .. ':msgs', '0-' .. seq, '0-' .. seq)
+        local f = {}
+        if #r == 1 then for i = 1, #r[1][2], 2 do f[r[1][2][i]] = r[1][2][i + 1] end end
+        if f.body and f.body ~= '' and f.priv ~= '1' then
+          local text = f.body .. '\n\n-- \n' .. (f.an or '') .. ', ' .. (s.name or s.key) .. '\n' .. L.reply_hint ..
+            mail_quote(c, seq, nhist, L)
+          mail_queue(s, {kind = 'reply', to = to, to_name = c.visitor_name, subject = 'Re: ' .. mail_subject(c, s, L),
+            text = text, cid = c.id, seq = I(seq), token = mail_token(c, rnd), auto = '0'}, now, now + delay, rnd, dflt)
         end
       end
     end
