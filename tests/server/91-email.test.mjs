@@ -4,8 +4,9 @@
 // (RFC 2047 subject and names, Auto-Submitted, Message-ID in the site's domain, Reply-To
 // plus-addressed with the conversation's token), a retry after the server refused once
 // with the same Message-ID, an agent's reply mailed to a customer who is gone (threaded to
-// the notification with In-Reply-To/References, the history quoted), a reply the customer
-// read in the widget not mailed, the test mail and the outbox API, tenant walls.
+// the notification with In-Reply-To/References, the history quoted) and then told the
+// ticket is resolved, a reply the customer read in the widget not mailed, at most 10 mails
+// an hour to one address, the test mail and the outbox API, tenant walls, kill -9 mid-send.
 import fs from 'node:fs';
 import { after } from 'node:test';
 import { useEnv, it, assert, waitUntil, sleep, WAIT } from './harness.mjs';
@@ -118,6 +119,14 @@ it("an agent's reply to a customer who left goes by e-mail, threaded to the tick
     const tok = /^desk\+([0-9a-f]{20})@/.exec(header(reply, 'Reply-To'))[1];
     assert.equal(await env.redis.cmd('GET', `cd:{s:${site.key}}:mailtok:${tok}`), cid);
     assert.equal(await env.redis.cmd('GET', `cd:{s:${site.key}}:mailmid:${header(reply, 'Message-Id')}`), cid);
+    // the ticket is resolved: the customer is told, after the reply, in the same thread
+    await a.ok({ type: 'conversation.update', conversation_id: cid, status: 'resolved' });
+    await waitUntil(() => mailsTo(to).length >= 3, { timeout: WAIT * 3, what: 'the resolved mail' });
+    const done = mailsTo(to)[2];
+    assert.equal(done.parsed.subject, `[Ticket #${num}] Parcel missing`);
+    assert.match(done.parsed.text, new RegExp(`your ticket #${num} has been resolved`));
+    assert.equal(header(done, 'Auto-Submitted'), 'auto-generated');
+    assert.equal(header(done, 'In-Reply-To'), header(reply, 'Message-Id'));
     a.terminate();
 });
 

@@ -3,8 +3,9 @@
 -- customer left an e-mail address (held delay_ms: mail_take.lua drops it when the customer
 -- read it in the widget meanwhile, so a customer who is there gets no mail), with the
 -- conversation's last nhist messages quoted; and ticket.created, the customer told the
--- ticket's number (Auto-Submitted: auto-generated). At most 10 mails an hour go to one
--- address (mail_rcpt_ok). It runs on the webhooks consumer's
+-- ticket's number, and a ticket resolved (both Auto-Submitted: auto-generated; the
+-- latter held delay_ms + 5 s, so a reply sent just before it goes first). At most 10 mails
+-- an hour go to one address (mail_rcpt_ok). It runs on the webhooks consumer's
 -- events and cursor: a cursor of its own would start at 0-0 and mail every retained event
 -- again after an upgrade. dflt is the node's default From address; '' (no smtp_url on the
 -- node) queues nothing. rnd: fresh random text from the node (reply tokens, Message-IDs).
@@ -15,6 +16,8 @@ local MAIL_TEXT = {
     conv = 'Your conversation with %s',
     opened = 'Hello %s,\n\nthank you for contacting %s. We have received your request and opened ticket #%s.\n' ..
       'We will answer you by e-mail. To add anything, reply to this message.',
+    resolved = 'Hello %s,\n\nyour ticket #%s has been resolved. If anything is still open, reply to this message ' ..
+      'and the ticket opens again.',
     you = 'you',
     reply_hint = 'Reply to this e-mail to answer.',
     earlier = 'Earlier in this conversation:',
@@ -25,6 +28,7 @@ local MAIL_TEXT = {
     conv = '您与%s的对话',
     opened = '%s，您好：\n\n感谢您联系%s。我们已收到您的请求，并创建了工单 #%s。\n' ..
       '我们会通过电子邮件回复您。如需补充，请直接回复此邮件。',
+    resolved = '%s，您好：\n\n您的工单 #%s 已解决。如仍有问题，请直接回复此邮件，工单将重新打开。',
     you = '您',
     reply_hint = '直接回复此邮件即可继续对话。',
     earlier = '此前的对话：',
@@ -70,22 +74,31 @@ local function ev_mail(evs, now, rnd, dflt, delay, nhist)
   local s
   for _, e in ipairs(evs) do
     local ok, d = false, nil
-    if (e.t == 'message.created' or e.t == 'ticket.created') and e.c and e.c ~= '' then
+    if (e.t == 'message.created' or e.t == 'ticket.created' or e.t == 'conversation.status_changed') and e.c and
+      e.c ~= '' then
       ok, d = pcall(cjson.decode, e.d or '{}')
     end
     ok = ok and type(d) == 'table'
     local reply = ok and e.t == 'message.created' and type(d.author) == 'table' and d.author.kind == 'agent' and
       d.private ~= true and tonumber(d.seq)
     local ticket = ok and e.t == 'ticket.created' and d.number
+    local resolved = ok and e.t == 'conversation.status_changed' and d.to == 'resolved'
     -- one HGET for the events that could mail; the conversation only when it has an address
-    local to = (reply or ticket) and redis.call('HGET', ckey(e.c, e.s), 'visitor_email') or ''
+    local to = (reply or ticket or resolved) and redis.call('HGET', ckey(e.c, e.s), 'visitor_email') or ''
     if string.find(to, '@', 1, true) and mail_rcpt_ok(e.s, to, now) then
       local c = hgetall(ckey(e.c, e.s))
       s = s or hgetall(sitekey(e.s)) or {}
       s.key = e.s
       local L = mail_lang(c)
       local vname = (c.visitor_name and c.visitor_name ~= '') and c.visitor_name or to
-      if ticket then
+      if resolved then
+        -- a ticket's only; held 5 s longer than a reply, so a reply sent just before goes first
+        if c.ticket_number and c.ticket_number ~= '' then
+          mail_queue(s, {kind = 'resolved', to = to, to_name = c.visitor_name, subject = mail_subject(c, s, L),
+            text = string.format(L.resolved, vname, c.ticket_number), cid = c.id, token = mail_token(c, rnd),
+            auto = '1'}, now, now + delay + 5000, rnd, dflt)
+        end
+      elseif ticket then
         local n = tostring(d.number)
         c.ticket_number = n
         mail_queue(s, {kind = 'ticket', to = to, to_name = c.visitor_name, subject = mail_subject(c, s, L),
