@@ -122,6 +122,7 @@ const en = {
     'composer.placeholder': 'Write a reply… (“/” for canned replies)',
     'composer.notePlaceholder': 'Private note, only agents see it…',
     'composer.send': 'Send',
+    'composer.byEmail': 'Your reply goes to {email} by e-mail.',
     'composer.addNote': 'Add note',
     'composer.hint': 'Enter sends · Shift+Enter new line · / canned replies',
     'composer.closed': 'This conversation is closed.',
@@ -421,6 +422,7 @@ const en = {
     // ---- end webhooks / notices ----
     // ---- e-mail (ui/Mail.jsx) ----
     'admin.mail': 'E-mail',
+    'conv.channelEmail': 'E-mail',
     'mail.intro': 'Customers who leave an e-mail address get their ticket number by mail, and an agent’s reply they have not read in the chat a minute later. The SMTP server is set in the server’s settings (smtp_url); here you set this site’s addresses.',
     'mail.fromName': 'From name',
     'mail.from': 'From address (empty: the server’s default)',
@@ -764,6 +766,7 @@ const zh = {
     'composer.placeholder': '输入回复…（输入“/”使用快捷回复）',
     'composer.notePlaceholder': '内部备注，仅客服可见…',
     'composer.send': '发送',
+    'composer.byEmail': '您的回复将通过邮件发送至 {email}。',
     'composer.addNote': '添加备注',
     'composer.hint': 'Enter 发送 · Shift+Enter 换行 · / 快捷回复',
     'composer.closed': '此会话已关闭。',
@@ -1063,6 +1066,7 @@ const zh = {
     // ---- end webhooks / notices ----
     // ---- e-mail (ui/Mail.jsx) ----
     'admin.mail': '电子邮件',
+    'conv.channelEmail': '邮件',
     'mail.intro': '留下邮箱的客户会收到含工单号的邮件；客服的回复如果客户一分钟后仍未在聊天中阅读，也会通过邮件发送。SMTP 服务器在服务器设置（smtp_url）中配置；这里设置本站点的地址。',
     'mail.fromName': '发件人名称',
     'mail.from': '发件地址（留空：使用服务器默认值）',

@@ -5,8 +5,9 @@
  * failure: mail_in.lua `find` (a duplicate Message-ID, a machine's mail, a loop of our own
  * mail, a sender over the hourly rate: nothing stored; else the conversation the reply
  * token or In-Reply-To/References name, or none), then msg_send.lua as the customer into
- * that conversation or conv_start.lua for a new one (channel "email": a ticket at once),
- * both deduplicated by a client_msg_id made from the Message-ID, then `mark`.
+ * that conversation, then `mark`; or conv_start.lua for a new one (channel "email": a
+ * ticket at once; it marks the Message-ID in the same step). Both are deduplicated by a
+ * client_msg_id made from the Message-ID.
  *
  * A short-lived process with blocking hiredis, like the admin CLI (never a node's loop).
  * Exit status for the MTA (sysexits): 0 stored, duplicate or ignored (one JSON line on
@@ -135,10 +136,10 @@ static int store(redisContext *c, const cd_config *cfg, const char *site, const 
         cd_key kc;
         const char *keys2[] = {skeys[0], cd_key_conv(&kc, cfg->prefix, site, newcid)};
         const char *a[] = {
-            site, vid,        newcid, epoch,  now,    m->from_name, m->from, "",
-            "",   m->subject, text,   msg_id, cmid,   retain,       ack,     guess_locale(m->subject, text),
-            "*",  tid,        "",     "",     "email"};
-        json_t *r = call(c, cfg, "conv_start", 2, keys2, 21, a);
+            site, vid,        newcid, epoch,  now,     m->from_name, m->from, "",
+            "",   m->subject, text,   msg_id, cmid,    retain,       ack,     guess_locale(m->subject, text),
+            "*",  tid,        "",     "",     "email", m->message_id};
+        json_t *r = call(c, cfg, "conv_start", 2, keys2, 22, a);
         const char *got = json_string_value(json_object_get(json_object_get(r, "conversation"), "id"));
         if (!got)
             rc = EX_TEMPFAIL;
@@ -150,7 +151,7 @@ static int store(redisContext *c, const cd_config *cfg, const char *site, const 
     } else {
         out = json_incref(f); /* duplicate or ignored */
     }
-    if (rc == 0 && cid && m->message_id[0]) {
+    if (rc == 0 && cid && m->message_id[0] && !json_is_true(json_object_get(f, "new"))) {
         const char *ma[] = {now, "mark", m->message_id, cid};
         json_t *r = call(c, cfg, "mail_in", 1, skeys, 4, ma);
         rc = r ? 0 : EX_TEMPFAIL;

@@ -1,10 +1,13 @@
 // Admin > E-mail in a real browser: an admin sets the site's From name (Chinese) and
 // address, sends a test mail that a real SMTP server on loopback (npm smtp-server)
-// receives from that name and address, and sees it sent in the outbox.
+// receives from that name and address, and sees it sent in the outbox; a customer's mail
+// piped in (`chatdeskd mail-in`) is a ticket marked as e-mail, whose composer says the
+// reply goes by e-mail.
 import { after } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { simpleParser } from 'mailparser';
 import { useStack, it, assert, addSite, addAgent, dash, screenshot, waitUntil, assertNoPageErrors, rnd } from './lib.mjs';
+import { mailIn } from '../server/mail-support.mjs';
 
 const got = [];
 const smtp = new SMTPServer({
@@ -57,4 +60,25 @@ it("an admin sets the site's From name and address and sends a test mail, seen s
     assert.match(await p.locator('[data-table="mails"] tr[data-state="sent"]').textContent(), new RegExp(to.replace('.', '\\.')));
     await screenshot(p, '72-01-mail-outbox');
     assertNoPageErrors(p, 'e-mail page');
+});
+
+it('a mail piped in is a ticket marked E-mail; the composer says the reply goes by e-mail', async () => {
+    const { env } = st;
+    const site = await addSite(env);
+    const agent = await addAgent(env, site, { name: 'Mail Agent' });
+    const from = `c_${rnd(3)}@customer.test`;
+    const r = await mailIn(env, site, `From: Carla <${from}>\r\nSubject: Invoice copy\r\nMessage-ID: <inv-${rnd(4)}@customer.test>\r\n\r\nPlease send my invoice again.\r\n`);
+    assert.equal(r.code, 0, r.stderr);
+    const cid = r.json.conversation;
+    const p = await st.browser.page();
+    const d = dash(p);
+    await d.login(st.origin(), agent.email, agent.password);
+    await d.nav('mine'); // the agent's coming online assigns the queued ticket to them
+    await d.item(cid).waitFor();
+    await d.open(cid);
+    await p.locator('.conv-pane [data-channel="email"]').waitFor();
+    assert.match(await p.locator('.composer [data-by-email]').textContent(), new RegExp(from.replace('.', '\\.')));
+    await d.waitText('Please send my invoice again.');
+    await screenshot(p, '72-02-email-ticket');
+    assertNoPageErrors(p, 'e-mail ticket');
 });

@@ -93,6 +93,15 @@ it('a new mail in GBK becomes a ticket, and the customer is told its number in C
     assert.ok(r.json.ticket?.number, 'a ticket at once');
     const c = await conv(r.json.conversation);
     assert.equal(c.channel, 'email');
+    const ag = await env.addAgent({ site });
+    const token = await env.login(0, ag.email, ag.password);
+    const t = await env.http(0, `/api/v1/tickets/${r.json.ticket.number}?site=${site.key}`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(t.status, 200, t.text);
+    assert.equal(t.json.ticket.channel, 'email', 'the conversation object says where it came from');
+    // a conversation a mail started: the agent's reply is mailed at once (no widget to read it in)
+    const a = await env.agent(0, { email: ag.email, password: ag.password });
+    await a.ok({ type: 'conversation.accept', conversation_id: r.json.conversation });
+    await a.ok({ type: 'message.send', conversation_id: r.json.conversation, client_msg_id: 'g1', body: '您的订单明天到。' });
     assert.equal(c.subject, '订单问题');
     assert.equal(c.visitor_email, from);
     assert.equal(c.visitor_name, '李先生');
@@ -103,6 +112,13 @@ it('a new mail in GBK becomes a ticket, and the customer is told its number in C
     const m = smtp.to(from)[0];
     assert.equal(m.parsed.subject, `[工单 #${r.json.ticket.number}] 订单问题`);
     assert.equal(m.parsed.to.value[0].name, '李先生');
+    await waitUntil(() => smtp.to(from).length >= 2, { timeout: WAIT, what: 'the reply mail, not held' });
+    const re = smtp.to(from)[1];
+    assert.equal(re.parsed.subject, `Re: [工单 #${r.json.ticket.number}] 订单问题`);
+    assert.match(re.parsed.text, /^您的订单明天到。/);
+    assert.equal(header(re, 'In-Reply-To'), header(m, 'Message-Id'));
+    assert.match(header(m, 'References'), /<gbk-\d+@customer\.test>/, 'the ticket mail answers the customer\'s mail');
+    a.terminate();
 });
 
 it("machines' mail and our own mail coming back are ignored; a token never crosses sites; a mail that cannot be read is kept aside", async () => {

@@ -199,6 +199,7 @@ local function conv_json(c)
     ',"created_at":' .. N(c.created_at) .. ',"updated_at":' .. N(c.updated_at) ..
     ',"first_response_at":' .. N(c.first_response_at) ..
     ',"last_seq":' .. N(c.last_seq) .. ',"epoch":' .. S(c.epoch) ..
+    ',"channel":' .. (c.channel == 'email' and '"email"' or '"chat"') ..
     ',"csat":' .. ((c.csat_score and c.csat_score ~= '') and ('{"score":' .. c.csat_score .. ',"comment":' .. J(c.csat_comment) .. '}') or 'null') ..
     ',"ticket":' .. ticket_json(c) .. '}'
 end

@@ -1,7 +1,8 @@
 -- Part of events.lua: ev_mail(evs, now, rnd, dflt, delay_ms, nhist) queues the e-mail a
 -- batch of events asks for (docs/email.md): an agent's public reply in a conversation whose
 -- customer left an e-mail address (held delay_ms: mail_take.lua drops it when the customer
--- read it in the widget meanwhile, so a customer who is there gets no mail), with the
+-- read it in the widget meanwhile, so a customer who is there gets no mail; not held in a
+-- conversation a mail started, channel email), with the
 -- conversation's last nhist messages quoted; and ticket.created, the customer told the
 -- ticket's number, and a ticket resolved (both Auto-Submitted: auto-generated; the
 -- latter held delay_ms + 5 s, so a reply sent just before it goes first). At most 10 mails
@@ -90,13 +91,15 @@ local function ev_mail(evs, now, rnd, dflt, delay, nhist)
       s = s or hgetall(sitekey(e.s)) or {}
       s.key = e.s
       local L = mail_lang(c)
+      -- a conversation a mail started has no widget to read a reply in: no hold
+      local hold = c.channel == 'email' and 0 or delay
       local vname = (c.visitor_name and c.visitor_name ~= '') and c.visitor_name or to
       if resolved then
         -- a ticket's only; held 5 s longer than a reply, so a reply sent just before goes first
         if c.ticket_number and c.ticket_number ~= '' then
           mail_queue(s, {kind = 'resolved', to = to, to_name = c.visitor_name, subject = mail_subject(c, s, L),
             text = string.format(L.resolved, vname, c.ticket_number), cid = c.id, token = mail_token(c, rnd),
-            auto = '1'}, now, now + delay + 5000, rnd, dflt)
+            auto = '1'}, now, now + hold + 5000, rnd, dflt)
         end
       elseif ticket then
         local n = tostring(d.number)
@@ -113,7 +116,7 @@ local function ev_mail(evs, now, rnd, dflt, delay, nhist)
           local text = f.body .. '\n\n-- \n' .. (f.an or '') .. ', ' .. (s.name or s.key) .. '\n' .. L.reply_hint ..
             mail_quote(c, seq, nhist, L)
           mail_queue(s, {kind = 'reply', to = to, to_name = c.visitor_name, subject = 'Re: ' .. mail_subject(c, s, L),
-            text = text, cid = c.id, seq = I(seq), token = mail_token(c, rnd), auto = '0'}, now, now + delay, rnd, dflt)
+            text = text, cid = c.id, seq = I(seq), token = mail_token(c, rnd), auto = '0'}, now, now + hold, rnd, dflt)
         end
       end
     end

@@ -3,7 +3,9 @@
 --       profile (JSON object the node kept from an anonymous visitor's hello, or ''),
 --       the form's attachments (space-separated ids of the visitor's uploads, or ''),
 --       the channel ('' chat; 'email': a conversation a mail started, `chatdeskd mail-in`:
---       a ticket at once, conversation field channel)
+--       a ticket at once, conversation field channel), and with 'email' the mail's
+--       Message-ID ('' none: it joins the mail thread and P{s:<site>}:mailin:<id> in this
+--       step, so the ticket mail answers it and a redelivery is a duplicate; mail_in.lua)
 local site, vid, cid, epoch, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local name, email, category, priority, subject, message = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local msg_id, cmid, retain, ack_id, locale = ARGV[13], ARGV[14], tonumber(ARGV[15]), ARGV[16], ARGV[17]
@@ -69,7 +71,15 @@ redis.call('HSET', key, 'site', site, 'status', c.status, 'visitor', vid, 'visit
   'updated_at', now, 'id', cid, 'priority', priority, 'category', category, 'subject', subject, 'tags', '[]',
   'visitor_email', c.visitor_email, 'created_at', now, 'epoch', epoch, 'assignee_name', '', 'team', team,
   'locale', locale)
-if channel ~= '' then redis.call('HSET', key, 'channel', channel) end
+if channel ~= '' then
+  redis.call('HSET', key, 'channel', channel)
+  c.channel = channel
+  local mid = ARGV[23] or ''
+  if channel == 'email' and mid ~= '' then
+    redis.call('SET', skey(site, 'mailin:' .. mid), cid, 'EX', 30 * 86400)
+    redis.call('RPUSH', key .. ':mail', mid)
+  end
+end
 redis.call('ZADD', vkey .. ':convs', now, cid)
 redis.call('ZADD', skey(site, 'convs'), now, cid)
 emit('conversation.created', c, now, '{"category":' .. J(category) .. ',"priority":' .. S(priority) .. ',"team":' ..

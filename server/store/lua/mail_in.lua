@@ -10,7 +10,8 @@
 --     id of its mail thread when the sender is the conversation's customer; a closed
 --     conversation takes no mail), or {"new":true,"visitor":vid} (the sender's visitor id
 --     in this site: "vm_" and 20 hex of the address, the same for every mail of theirs).
---   mark <Message-ID> <cid>: the mail is stored: P{s:<site>}:mailin:<Message-ID> -> cid
+--   mark <Message-ID> <cid>: the mail is stored in a conversation (a new one's
+--     conv_start.lua marks in its own step): P{s:<site>}:mailin:<Message-ID> -> cid
 --     (30 days: a redelivery is a duplicate) and the id joins the conversation's mail
 --     thread (our reply then answers it).
 --   aside <why> <the mail's first 64 KiB>: a mail that could not be read is kept aside
