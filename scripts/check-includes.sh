@@ -32,9 +32,10 @@ HDRS[session]="$L0 config config_table store timers bus hub events proto auth ti
 HDRS[ws]="$L0 config config_table store timers bus hub events proto auth session net ws"
 HDRS[http]="$L0 config config_table store timers bus hub events proto auth ticket kb rules account conv route session net http webhook files"
 HDRS[net]="$L0 config config_table store timers bus hub events proto auth session net"
-HDRS[admin]="$L0 config config_table store auth admin"
+HDRS[admin]="$L0 config config_table store auth timers mail admin"
 HDRS[webhook]="$L0 config config_table store auth curluv webhook"
-HDRS[server]="$L0 config config_table store timers bus hub events proto auth ticket rules conv route presence node session net ws http webhook files server"
+HDRS[mail]="$L0 config config_table store timers curluv mail"
+HDRS[server]="$L0 config config_table store timers bus hub events proto auth ticket rules conv route presence node session net ws http webhook files mail server"
 
 LIBS[base]=""
 LIBS[config]="jansson.h"
@@ -61,8 +62,9 @@ LIBS[http]="libwebsockets.h uv.h jansson.h" # jansson: the API's params (http/ap
 LIBS[net]="libwebsockets.h"
 LIBS[admin]="hiredis jansson.h"
 LIBS[webhook]="curl jansson.h uv.h"
+LIBS[mail]="curl jansson.h uv.h gmime"
 LIBS[server]="libwebsockets.h uv.h openssl"
-FENCED="jansson.h openssl argon2.h hiredis uv.h libwebsockets.h curl"
+FENCED="jansson.h openssl argon2.h hiredis uv.h libwebsockets.h curl gmime"
 
 fail=0
 for dir in server/*/; do
@@ -120,7 +122,7 @@ fi
 rm -f /tmp/check-includes.$$
 # Public headers: only chatdesk/ headers and libc, never a fenced library.
 for f in include/chatdesk/*.h; do
-  if grep -E '^#include <(jansson|openssl|argon2|hiredis|uv|libwebsockets|curl)' "$f"; then
+  if grep -E '^#include <(jansson|openssl|argon2|hiredis|uv|libwebsockets|curl|gmime)' "$f"; then
     echo "$f: public headers must not include library headers"; fail=1
   fi
 done

@@ -1,4 +1,4 @@
-/* chatdeskd: argv -> config -> cd_server_run() or the admin CLI. Nothing else. */
+/* chatdeskd: argv -> config -> cd_server_run(), the admin CLI or mail-in. Nothing else. */
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +32,8 @@ int main(int argc, char **argv)
     int rc;
     if (first < argc && strcmp(argv[first], "admin") == 0) {
         rc = cd_admin_main(&cfg, argc - first - 1, argv + first + 1);
+    } else if (first < argc && strcmp(argv[first], "mail-in") == 0) {
+        rc = cd_admin_mail_in(&cfg, argc - first - 1, argv + first + 1);
     } else if (first < argc) {
         fprintf(stderr, "chatdeskd: unexpected argument '%s'\nTry 'chatdeskd --help'.\n", argv[first]);
         rc = 2;

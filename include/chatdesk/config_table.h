@@ -125,4 +125,21 @@
     X(webhook_retry_base_ms, INT, 10000, 50, 3600000, "first webhook retry delay (then x3, x12, x60, x360)")          \
     X(webhook_max_attempts, INT, 8, 1, 50, "webhook delivery attempts before it is marked failed")                    \
     X(webhook_timeout_ms, INT, 10000, 1000, 120000, "whole webhook request timeout (connect: at most 5 s)")           \
-    X(webhook_concurrency, INT, 16, 1, 1000, "webhook requests in flight per node")
+    X(webhook_concurrency, INT, 16, 1, 1000, "webhook requests in flight per node")                                   \
+    X(smtp_url, STR, "", 0, 0,                                                                                        \
+      "SMTP server of outgoing mail: smtps://host[:465] (TLS) or smtp://host[:587] (STARTTLS when offered); "         \
+      "empty: no mail is queued")                                                                                     \
+    X(smtp_user, STR, "", 0, 0, "SMTP AUTH user name (empty: no AUTH)")                                               \
+    X(smtp_password, STR, "", 0, 0, "SMTP AUTH password (prefer the environment variable)")                           \
+    X(smtp_require_tls, BOOL, 0, 0, 1, "refuse to send over smtp:// unless the server takes STARTTLS")                \
+    X(smtp_timeout_ms, INT, 30000, 1000, 600000, "whole SMTP transaction timeout (connect: at most 10 s)")            \
+    X(mail_from, STR, "", 0, 0,                                                                                       \
+      "default From address of a site's mail (a site's own mail_from wins); its domain names the Message-IDs")        \
+    X(mail_reply_to, STR, "", 0, 0,                                                                                   \
+      "default reply address (local@domain): mail goes out with Reply-To local+<token>@domain (empty: mail_from)")    \
+    X(mail_unread_delay_s, INT, 60, 0, 86400,                                                                         \
+      "an agent's reply goes by e-mail when the customer has not read it in the widget this long after it was sent")  \
+    X(mail_history, INT, 5, 0, 50, "earlier messages of the conversation quoted under an agent's reply by e-mail")    \
+    X(mail_retry_base_ms, INT, 30000, 50, 3600000, "first mail retry delay (then x2 each attempt, at most 1 h)")      \
+    X(mail_max_attempts, INT, 8, 1, 50, "sending attempts of a mail before it is marked failed")                      \
+    X(mail_max_bytes, INT, 10485760, 1024, 104857600, "largest inbound mail (chatdeskd mail-in) in bytes")

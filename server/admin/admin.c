@@ -614,6 +614,11 @@ static redisContext *redis_open(const cd_config *cfg, int *rc)
     return redis_open_to(cfg, NULL, 0, rc);
 }
 
+redisContext *cd_admin__redis_open(const cd_config *cfg, int *rc)
+{
+    return redis_open(cfg, rc);
+}
+
 /* Redis Cluster: the reply "MOVED <slot> <host>:<port>" (or "ASK …") names the primary that
  * holds the command's key, and the command goes there (after ASKING for ASK). Every command
  * the CLI sends touches one slot, so one redirection is all it needs. Any other reply
@@ -983,13 +988,20 @@ static int load_library(redisContext *c, const cd_store_lib *lib)
     return ok ? 0 : -1;
 }
 
-/* FCALL <library>_<script> 1 key P op "" params now fresh retain 0 "" 0 operator "" days:
- * ARGV as _api.lua reads it, with the eleventh that makes the caller the operator (the
- * audit log names it so, from no client address, and keeps audit_retain_days); script:
- * "api", or the family of the operation, "api_totp". Loads the library when Redis does
- * not have it yet. The reply, or NULL after printing why. */
-static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *script, const char *op, const char *key,
-                             const char *params, bool moved)
+/* FCALL <library>_<script> nkeys keys… P args…: the one way the CLI calls the function library
+ * (admin_int.h). Follows a Redis Cluster redirect once and loads the library when Redis
+ * does not have it yet. The reply, or NULL after printing why. */
+static redisReply *fcall_at(redisContext *c, const cd_config *cfg, const char *script, int nkeys,
+                            const char *const *keys, int nargs, const char *const *fargs, bool moved);
+
+redisReply *cd_admin__fcall(redisContext *c, const cd_config *cfg, const char *script, int nkeys,
+                            const char *const *keys, int nargs, const char *const *fargs)
+{
+    return fcall_at(c, cfg, script, nkeys, keys, nargs, fargs, false);
+}
+
+static redisReply *fcall_at(redisContext *c, const cd_config *cfg, const char *script, int nkeys,
+                            const char *const *keys, int nargs, const char *const *fargs, bool moved)
 {
     cd_store_lib lib;
     cd_redis_addr addr;
@@ -1000,36 +1012,57 @@ static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *
         errorf("cannot build the function library");
         return NULL;
     }
-    char fname[64], now[24], fresh[64], retain[24], days[24];
+    char fname[64];
     snprintf(fname, sizeof fname, "%s_%s", lib.name, script);
-    snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
-    cd_id_new(strncmp(op, "admin_agent", 11) == 0 ? "a" : "m", fresh, sizeof fresh);
-    snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
-    snprintf(days, sizeof days, "%lld", (long long)cfg->audit_retain_days);
-    const char *argv[] = {"FCALL", fname,  "1", key, cfg->prefix, op,         "", params, now,
-                          fresh,   retain, "0", "",  "0",         "operator", "", days};
-    redisReply *r = redisCommandArgv(c, (int)CD_ARRAY_LEN(argv), argv, NULL);
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    int argc = 4 + nkeys + nargs;
+    const char **argv = cd_malloc(sizeof *argv * (size_t)argc);
+    argv[0] = "FCALL";
+    argv[1] = fname;
+    argv[2] = nk;
+    for (int i = 0; i < nkeys; i++)
+        argv[3 + i] = keys[i];
+    argv[3 + nkeys] = cfg->prefix;
+    for (int i = 0; i < nargs; i++)
+        argv[4 + nkeys + i] = fargs[i];
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
     redisContext *there = moved ? NULL : redirected(r);
     if (there) { /* Redis Cluster: the key's primary is another one (once) */
         freeReplyObject(r);
-        cd_store_lib_free(&lib);
-        r = fcall_api(there, cfg, script, op, key, params, true);
+        r = fcall_at(there, cfg, script, nkeys, keys, nargs, fargs, true);
         redisFree(there);
-        return r;
-    }
-    if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found")) {
+    } else if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found")) {
         freeReplyObject(r);
-        r = load_library(c, &lib) == 0 ? redisCommandArgv(c, (int)CD_ARRAY_LEN(argv), argv, NULL) : NULL;
+        r = load_library(c, &lib) == 0 ? redisCommandArgv(c, argc, argv, NULL) : NULL;
     } else if (!r) {
         errorf("Redis error: %s", c->errstr[0] ? c->errstr : "connection lost");
     }
-    if (r && r->type == REDIS_REPLY_ERROR) {
+    if (!there && r && r->type == REDIS_REPLY_ERROR) {
         errorf("Redis error: %s", r->str);
         freeReplyObject(r);
         r = NULL;
     }
+    cd_free(argv);
     cd_store_lib_free(&lib);
     return r;
+}
+
+/* The API's ARGV after P: op "" params now fresh retain 0 "" 0 operator "" days, with the
+ * tenth that makes the caller the operator (the audit log names it so, from no client
+ * address, and keeps audit_retain_days); script: "api", or the family of the operation,
+ * "api_totp". */
+static redisReply *fcall_api(redisContext *c, const cd_config *cfg, const char *script, const char *op, const char *key,
+                             const char *params)
+{
+    char now[24], fresh[64], retain[24], days[24];
+    snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
+    cd_id_new(strncmp(op, "admin_agent", 11) == 0 ? "a" : "m", fresh, sizeof fresh);
+    snprintf(retain, sizeof retain, "%lld", (long long)cfg->history_retain);
+    snprintf(days, sizeof days, "%lld", (long long)cfg->audit_retain_days);
+    const char *a[] = {op, "", params, now, fresh, retain, "0", "", "0", "operator", "", days};
+    const char *keys[] = {key};
+    return cd_admin__fcall(c, cfg, script, 1, keys, (int)CD_ARRAY_LEN(a), a);
 }
 
 /* Runs admin API operation op with params (stolen) as the operator; key is the key the
@@ -1049,7 +1082,7 @@ static json_t *api_op_in(const cd_config *cfg, const char *script, const char *o
         *rc = value_error("parameters are not valid UTF-8");
         return NULL;
     }
-    if (!(c = redis_open(cfg, rc)) || !(r = fcall_api(c, cfg, script, op, key, ptext, false)))
+    if (!(c = redis_open(cfg, rc)) || !(r = fcall_api(c, cfg, script, op, key, ptext)))
         goto out;
     *rc = EXIT_FAIL;
     if (r->type == REDIS_REPLY_STRING)

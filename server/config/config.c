@@ -602,6 +602,18 @@ int cd_config_validate(const cd_config *cfg, char *err, size_t errsz)
         set_err(err, errsz, "log_level: \"%.32s\" is not one of debug, info, warn, error", cfg->log_level);
         return -1;
     }
+    if (cfg->smtp_url[0] && strncmp(cfg->smtp_url, "smtp://", 7) != 0 && strncmp(cfg->smtp_url, "smtps://", 8) != 0) {
+        set_err(err, errsz, "smtp_url: must start with smtp:// or smtps://");
+        return -1;
+    }
+    if (cfg->smtp_url[0] && !strchr(cfg->mail_from, '@')) {
+        set_err(err, errsz, "mail_from: needs an address (local@domain) when smtp_url is set");
+        return -1;
+    }
+    if (cfg->mail_reply_to[0] && !strchr(cfg->mail_reply_to, '@')) {
+        set_err(err, errsz, "mail_reply_to: must be an address (local@domain)");
+        return -1;
+    }
     if (cfg->token_secret[0] != '\0' && !is_hex64(cfg->token_secret)) {
         set_err(err, errsz, "token_secret: must be empty or exactly 64 hex characters");
         return -1;

@@ -174,14 +174,19 @@ static void on_run(void *ud, cd_err err, const char *json, size_t len)
 static void run(ev_site *s)
 {
     cd_events *ev = s->ev;
-    char now[24], max[24], lease[24], keep[24];
+    char now[24], max[24], lease[24], keep[24], rnd[33], delay[24], hist[16];
     snprintf(now, sizeof now, "%llu", (unsigned long long)cd_now_ms());
     snprintf(max, sizeof max, "%d", EV_BATCH);
     snprintf(lease, sizeof lease, "%d", EV_LEASE_MS);
     snprintf(keep, sizeof keep, "%lld", (long long)ev->cfg->events_retain_s * 1000);
-    const char *args[] = {"run", now, max, ev->owner, lease, keep};
+    /* the mail the events ask for (_ev_mail.lua): queued only by a node that can send it */
+    cd_random_hex(rnd, 16);
+    snprintf(delay, sizeof delay, "%lld", (long long)ev->cfg->mail_unread_delay_s * 1000);
+    snprintf(hist, sizeof hist, "%lld", (long long)ev->cfg->mail_history);
+    const char *from = ev->cfg->smtp_url[0] ? ev->cfg->mail_from : "";
+    const char *args[] = {"run", now, max, ev->owner, lease, keep, rnd, from, delay, hist};
     s->due = 0;
-    s->busy = events_call(ev, s->key, "events", 6, args, on_run, s) == 0;
+    s->busy = events_call(ev, s->key, "events", 10, args, on_run, s) == 0;
 }
 
 /* The cron tick: once the earliest pass is due, run every site whose pass is due and

@@ -19,6 +19,7 @@
 #include "chatdesk/http.h"
 #include "chatdesk/hub.h"
 #include "chatdesk/log.h"
+#include "chatdesk/mail.h"
 #include "chatdesk/net.h"
 #include "chatdesk/server.h"
 #include "chatdesk/session.h"
@@ -37,6 +38,7 @@ typedef struct server {
     cd_hub *hub;
     cd_node *node;
     cd_webhook *webhook;
+    cd_mail *mail;         /* outgoing mail (timer kind "mail") */
     cd_files_s3 *files_s3; /* files_store s3 */
     struct lws_context *lws;
     struct lws_vhost *vhost;
@@ -100,7 +102,8 @@ static void on_stop_timer(uv_timer_t *t)
     sv->door = NULL;
     lws_context_destroy(sv->lws);
     sv->lws = NULL;
-    cd_node_destroy(sv->node);
+    cd_node_destroy(sv->node); /* its timers first: they call the mail sender */
+    cd_mail_destroy(sv->mail);
     cd_webhook_destroy(sv->webhook);
     cd_files_s3_destroy(sv->files_s3);
     cd_bus_destroy(sv->bus);
@@ -333,6 +336,9 @@ int cd_server_run(cd_config *cfg)
     }
     cd_files_timers_register(cd_node_timers(sv.node), &sv.loop, sv.st, cfg, sv.files_s3);
     cd_ticket_timers_register(cd_node_timers(sv.node), sv.st, cfg, site_intervals, sv.node);
+    if (!(sv.mail = cd_mail_create(&sv.loop, cfg, sv.st)))
+        return 2;
+    cd_mail_timers_register(sv.mail, cd_node_timers(sv.node));
 
     bool tls;
     int lrc = start_lws(&sv, &tls);

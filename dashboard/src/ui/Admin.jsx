@@ -6,12 +6,13 @@ import { PRIORITIES, parseRanges, fmtRanges, fmtDuration, changedSettings } from
 import { NotAvailable, Notice, useLoad } from './common.jsx';
 import { CannedManager } from './Canned.jsx';
 import { Webhooks } from './Webhooks.jsx';
+import { Mail } from './Mail.jsx';
 import { KbManager } from './Kb.jsx';
 import { Rules } from './Rules.jsx';
 import { Audit } from './Audit.jsx';
 import { Tokens } from './Tokens.jsx';
 
-const TABS = ['sites', 'agents', 'teams', 'sla', 'canned', 'rules', 'kb', 'webhooks', 'tokens', 'audit'];
+const TABS = ['sites', 'agents', 'teams', 'sla', 'canned', 'rules', 'kb', 'webhooks', 'mail', 'tokens', 'audit'];
 
 export function Admin() {
     const [tab, setTab] = useState('sites');
@@ -38,6 +39,7 @@ export function Admin() {
                 {tab === 'webhooks' ? <SitePicker siteKeys={siteKeys} render={(site) => <Webhooks site={site} key={site} />} /> : null}
                 {tab === 'kb' ? <SitePicker siteKeys={siteKeys} render={(site) => <KbManager site={site} key={site} />} /> : null}
                 {tab === 'rules' ? <SitePicker siteKeys={siteKeys} render={(site) => <Rules site={site} key={site} />} /> : null}
+                {tab === 'mail' ? <SitePicker siteKeys={siteKeys} render={(site) => <Mail site={site} key={site} />} /> : null}
                 {tab === 'tokens' ? <SitePicker siteKeys={siteKeys} render={(site) => <Tokens site={site} key={site} />} /> : null}
                 {tab === 'audit' ? <SitePicker siteKeys={siteKeys} render={(site) => <Audit site={site} key={site} />} /> : null}
             </div>

@@ -236,6 +236,11 @@ export function Composer({ c }) {
                     {t('composer.note')}
                 </button>
                 <span class="spacer" />
+                {!note && c.channel === 'email' && c.visitor && c.visitor.email ? (
+                    <span class="muted hint by-email" data-by-email="true">
+                        {t('composer.byEmail', { email: c.visitor.email })}
+                    </span>
+                ) : null}
                 <span class="muted hint">{t('composer.hint')}</span>
             </div>
             {picker && picker.mention ? (

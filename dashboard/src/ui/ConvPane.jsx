@@ -55,6 +55,11 @@ function ConvHead({ c }) {
                     </span>
                 ) : null}
                 {c.ticket ? <SlaBadge conv={c} /> : null}
+                {c.channel === 'email' ? (
+                    <span class="channel-badge" data-channel="email">
+                        {t('conv.channelEmail')}
+                    </span>
+                ) : null}
             </div>
             {c.subject ? <div class="subject">{c.subject}</div> : null}
             <Collision cid={c.id} />

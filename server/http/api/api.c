@@ -17,6 +17,7 @@ static const cd_api_family *const families[] = {
     &cd_http__api_conversations, &cd_http__api_canned, &cd_http__api_health, &cd_http__api_sites,
     &cd_http__api_agents,        &cd_http__api_kb,     &cd_http__api_rules,  &cd_http__api_webhooks,
     &cd_http__api_reports,       &cd_http__api_audit,  &cd_http__api_totp,   &cd_http__api_tokens,
+    &cd_http__api_mail,
 };
 
 /* Match path segments against a pattern; bound values go to vals (pointers into buf). */

@@ -146,7 +146,7 @@ typedef struct cd_api_family {
 
 extern const cd_api_family cd_http__api_conversations, cd_http__api_canned, cd_http__api_health, cd_http__api_sites,
     cd_http__api_agents, cd_http__api_kb, cd_http__api_rules, cd_http__api_webhooks, cd_http__api_reports,
-    cd_http__api_audit, cd_http__api_totp, cd_http__api_tokens;
+    cd_http__api_audit, cd_http__api_totp, cd_http__api_tokens, cd_http__api_mail;
 
 /* CSV replies (reports.c; the audit log's export uses them too): prepare notes format=csv,
  * reply renders a 200 body's "columns" and "rows" as CSV (RFC 4180, formula text quoted). */

@@ -129,6 +129,14 @@ local function text(v, max, what, lines)
   end
   return v
 end
+-- An address a mail may carry (server/mail/mime.c cd_mail_addr_ok): local@domain, printable
+-- ASCII without spaces, brackets, quotes or a second '@'.
+local function mail_addr_of(v, what)
+  if type(v) ~= 'string' or #v > 254 or not string.match(v, '^[!#-\'*+%-%./0-9=?A-Z^-~]+@[%w%-]+[%w%.%-]*[%w]$') then
+    bad(what .. ' must be an e-mail address (local@domain)')
+  end
+  return v
+end
 local function name_of(v, what)
   if type(v) ~= 'string' or v == '' or #v > 200 or string.find(v, '%c') then
     bad(what .. ' must be 1-200 bytes of text without control characters')
@@ -247,7 +255,8 @@ local function site_json(s)
     ((s.audit_retain_days and s.audit_retain_days ~= '') and s.audit_retain_days or I(audit_days)) ..
     ',"require_2fa":' .. tostring(s.require_2fa == '1') ..
     ',"only_assignee_reply":' .. tostring(s.only_assignee_reply == '1') ..
-    ',"file_max_bytes":' .. N(s.file_max_bytes) .. ',"file_types":' .. file_types_json(s.file_types) .. '}'
+    ',"file_max_bytes":' .. N(s.file_max_bytes) .. ',"file_types":' .. file_types_json(s.file_types) ..
+    ',"mail_from":' .. J(s.mail_from) .. ',"mail_from_name":' .. J(s.mail_from_name) .. ',"mail_reply":' .. J(s.mail_reply) .. '}'
 end
 local function site_changed(key)
   publish('sites', '0 a -\n{"type":"site.changed","key":' .. S(key) .. '}')

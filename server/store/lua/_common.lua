@@ -199,6 +199,7 @@ local function conv_json(c)
     ',"created_at":' .. N(c.created_at) .. ',"updated_at":' .. N(c.updated_at) ..
     ',"first_response_at":' .. N(c.first_response_at) ..
     ',"last_seq":' .. N(c.last_seq) .. ',"epoch":' .. S(c.epoch) ..
+    ',"channel":' .. (c.channel == 'email' and '"email"' or '"chat"') ..
     ',"csat":' .. ((c.csat_score and c.csat_score ~= '') and ('{"score":' .. c.csat_score .. ',"comment":' .. J(c.csat_comment) .. '}') or 'null') ..
     ',"ticket":' .. ticket_json(c) .. '}'
 end
@@ -1058,4 +1059,57 @@ local function canned_fill(body, c)
     return val
   end)
   return text, missing
+end
+-- ---------- e-mail (docs/email.md; docs/keyspace.md "E-mail") ----------
+-- A site's outbox lives in its slot: P{s:<site>}:mail:<id> (hash, kept 7 days),
+-- P{s:<site>}:mails (zset id -> queued ms, the last 500), P{s:<site>}:mail:seq. A queued
+-- mail is the timer "mail|<id>": a node claims it with the timer lease and sends it
+-- (mail_take.lua, then SMTP, then mail_result.lua; server/mail/outbox.c).
+local function mailkey(site, id) return skey(site, 'mail:' .. id) end
+-- The domain of an address ("Name <l@d>" or "l@d"), lower case; nil when it has none.
+local function mail_domain(addr)
+  local d = type(addr) == 'string' and string.match(addr, '@([%w%.%-]+)>?%s*$')
+  return d and string.lower(d) or nil
+end
+-- The conversation's reply token (conv field mail_token; P{s:<site>}:mailtok:<token> ->
+-- cid, kept 180 days from its last mail): 20 lower-case hex characters from the caller's
+-- fresh random text, so a reply to support+<token>@domain finds its conversation and
+-- cannot be guessed (lower case: some mail systems fold the local part's case).
+local function mail_token(c, rnd)
+  local tok = c.mail_token
+  if not tok or tok == '' then
+    tok = string.sub(redis.sha1hex(rnd .. c.id), 1, 20)
+    redis.call('HSET', ckey(c.id, c.site), 'mail_token', tok)
+    c.mail_token = tok
+  end
+  redis.call('SET', skey(c.site, 'mailtok:' .. tok), c.id, 'EX', 180 * 86400)
+  return tok
+end
+-- Queue one mail of site record s, due at `due` (ms): f = {kind, to, to_name, subject,
+-- text, cid, seq, token, auto ('1': Auto-Submitted: auto-generated)}. Its Message-ID is
+-- fixed here, <m<n>.<16 hex>.<site>@<domain>> (the domain of the site's From address, else
+-- of the node's default `dflt`), so every retry, and a resend after a node died mid-send,
+-- carries the same one. Returns the mail's id.
+local function mail_queue(s, f, now, due, rnd, dflt)
+  local site = s.key
+  local id = 'm' .. I(redis.call('INCR', skey(site, 'mail:seq')))
+  local dom = mail_domain(s.mail_from) or mail_domain(dflt) or 'localhost'
+  local mid = '<' .. id .. '.' .. string.sub(redis.sha1hex(rnd .. site .. id), 1, 16) .. '.' .. site .. '@' .. dom .. '>'
+  local k = mailkey(site, id)
+  redis.call('HSET', k, 'id', id, 'site', site, 'kind', f.kind, 'to', f.to, 'to_name', f.to_name or '',
+    'subject', f.subject, 'text', f.text, 'cid', f.cid or '', 'seq', f.seq or '', 'token', f.token or '',
+    'auto', f.auto or '0', 'message_id', mid, 'state', 'pending', 'attempts', '0', 'created_at', now,
+    'next_at', due, 'last_error', '')
+  redis.call('EXPIRE', k, 7 * 86400)
+  redis.call('ZADD', skey(site, 'mails'), now, id)
+  redis.call('ZREMRANGEBYRANK', skey(site, 'mails'), 0, -501)
+  timer_set(site, 'mail', id, due)
+  return id
+end
+-- A mail as the API lists it.
+local function mail_json(m)
+  return '{"id":' .. S(m.id) .. ',"kind":' .. S(m.kind) .. ',"to":' .. S(m.to) .. ',"subject":' .. S(m.subject) ..
+    ',"conversation_id":' .. J(m.cid) .. ',"message_id":' .. S(m.message_id) .. ',"in_reply_to":' .. J(m.in_reply_to) ..
+    ',"state":' .. S(m.state) .. ',"attempts":' .. N(m.attempts) .. ',"created_at":' .. N(m.created_at) ..
+    ',"next_at":' .. N(m.next_at) .. ',"sent_at":' .. N(m.sent_at) .. ',"last_error":' .. J(m.last_error) .. '}'
 end

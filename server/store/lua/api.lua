@@ -544,6 +544,14 @@ local function site_patch_fields(s_key, cur)
     put('file_max_bytes', p.file_max_bytes == cjson.null and '' or I(whole(p.file_max_bytes, 1, 2147483647, 'file_max_bytes')))
   end
   if p.file_types ~= nil then put('file_types', file_types_of(p.file_types)) end
+  -- the site's mail (docs/email.md): From address and name, the reply address that
+  -- server/mail plus-addresses with a conversation's token (null: the node's default)
+  for _, f in ipairs({'mail_from', 'mail_reply'}) do
+    if p[f] ~= nil then put(f, p[f] == cjson.null and '' or mail_addr_of(p[f], f)) end
+  end
+  if p.mail_from_name ~= nil then
+    put('mail_from_name', p.mail_from_name == cjson.null and '' or text(p.mail_from_name, 200, 'mail_from_name'))
+  end
   -- the audit log's retention in the site (_audit.lua); absent: the node's audit_retain_days
   if p.audit_retain_days ~= nil then put('audit_retain_days', I(whole(p.audit_retain_days, 1, 3650, 'audit_retain_days'))) end
   return set

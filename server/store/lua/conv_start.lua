@@ -1,11 +1,16 @@
 -- ARGV: P, site, vid, cid, epoch, now, name, email, category, priority, subject, message, msg_id, cmid, retain,
 --       ack_msg_id, locale, intervals (the site's business calendar), ticket msg id,
 --       profile (JSON object the node kept from an anonymous visitor's hello, or ''),
---       the form's attachments (space-separated ids of the visitor's uploads, or '')
+--       the form's attachments (space-separated ids of the visitor's uploads, or ''),
+--       the channel ('' chat; 'email': a conversation a mail started, `chatdeskd mail-in`:
+--       a ticket at once, conversation field channel), and with 'email' the mail's
+--       Message-ID ('' none: it joins the mail thread and P{s:<site>}:mailin:<id> in this
+--       step, so the ticket mail answers it and a redelivery is a duplicate; mail_in.lua)
 local site, vid, cid, epoch, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local name, email, category, priority, subject, message = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local msg_id, cmid, retain, ack_id, locale = ARGV[13], ARGV[14], tonumber(ARGV[15]), ARGV[16], ARGV[17]
 local iv, ticket_msg_id = iv_parse(ARGV[18]), ARGV[19]
+local channel = ARGV[22] or ''
 event_by = 'visitor:' .. vid
 local s = hgetall(sitekey(site))
 if not s then return fail('not_found', 'unknown site') end
@@ -66,6 +71,15 @@ redis.call('HSET', key, 'site', site, 'status', c.status, 'visitor', vid, 'visit
   'updated_at', now, 'id', cid, 'priority', priority, 'category', category, 'subject', subject, 'tags', '[]',
   'visitor_email', c.visitor_email, 'created_at', now, 'epoch', epoch, 'assignee_name', '', 'team', team,
   'locale', locale)
+if channel ~= '' then
+  redis.call('HSET', key, 'channel', channel)
+  c.channel = channel
+  local mid = ARGV[23] or ''
+  if channel == 'email' and mid ~= '' then
+    redis.call('SET', skey(site, 'mailin:' .. mid), cid, 'EX', 30 * 86400)
+    redis.call('RPUSH', key .. ':mail', mid)
+  end
+end
 redis.call('ZADD', vkey .. ':convs', now, cid)
 redis.call('ZADD', skey(site, 'convs'), now, cid)
 emit('conversation.created', c, now, '{"category":' .. J(category) .. ',"priority":' .. S(priority) .. ',"team":' ..
@@ -107,9 +121,10 @@ if c.status == 'queued' then
 end
 append_msg(c, ack_id, '', 'system', 'system', s.name or '', ack, '0', now, retain)
 -- Unanswered chats become tickets: at once when nobody of the team is online (the
--- offline form), else when no agent has replied after the site's unanswered_after_s.
+-- offline form) or when a mail started it, else when no agent has replied after the
+-- site's unanswered_after_s.
 c = hgetall(key)
-if online_agents(site, team) == 0 then
+if online_agents(site, team) == 0 or channel == 'email' then
   ticket_create(c, now, iv, ticket_msg_id, retain)
 else
   local after = tonumber(s.unanswered_after_s or '120') or 120

@@ -1,13 +1,14 @@
 -- A site's event consumers in one call (docs/keyspace.md "Events", docs/architecture.md).
 -- KEYS[1] = P{s:<site>}:events (or any key of the site for the rule timer modes); the
--- consumers' code is in _ev_reports.lua, _ev_health.lua, _ev_webhooks.lua and
--- _ev_rules.lua, which the library puts in front of this function.
+-- consumers' code is in _ev_reports.lua, _ev_health.lua, _ev_webhooks.lua, _ev_mail.lua
+-- and _ev_rules.lua, which the library puts in front of this function.
 -- ARGV: P, mode, now, ...
---   run <max> <owner> <lease ms> <retain ms>: one pass over up to max events of the
---     site. The pass holds a lease (P{s:<site>}:events:lease = owner) so that the nodes
---     told about the site by the same notice do not all read the same batch: another
---     holder answers {"busy":true}. The batch is read once and reports, health and
---     webhooks apply it at once. When the site has rules, the reply is the rules batch
+--   run <max> <owner> <lease ms> <retain ms> <rnd> <mail from> <mail delay ms> <mail
+--     history>: one pass over up to max events of the site. The pass holds a lease
+--     (P{s:<site>}:events:lease = owner) so that the nodes told about the site by the
+--     same notice do not all read the same batch: another holder answers {"busy":true}.
+--     The batch is read once and reports, health and webhooks (with the mail it asks
+--     for, _ev_mail.lua) apply it at once. When the site has rules, the reply is the rules batch
 --     ({"expect",…}, see _ev_rules.lua) and the lease stays for rules_apply; otherwise
 --     the pass ends here: {"n":…,"more":bool}. A site that is not armed has nothing to
 --     apply: {"n":0,"more":false,"idle":true}, at the cost of one EXISTS (every node got
@@ -50,6 +51,7 @@ if mode == 'run' then
   ev_reports(after('reports'))
   ev_health(after('health'), now)
   ev_webhooks(after('webhooks'), now)
+  ev_mail(after('webhooks'), now, ARGV[8] or '', ARGV[9] or '', tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0)
   local moved = {'reports', last, 'health', last, 'webhooks', last}
   local rb
   local revs = after('rules')
