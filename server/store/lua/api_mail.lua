@@ -17,6 +17,7 @@ end
 -- claimed by a node, retried. node_from: the node's default From address (api/mail.c).
 ops.admin_mail_test = function()
   local site = site_of(p.site_key)
+  if p.node_smtp ~= true then return fail('bad_request', 'this node sends no mail: set smtp_url and mail_from (docs/email.md)') end
   local to = mail_addr_of(p.to, 'to')
   local tk = skey(site, 'mail:tests:' .. I(math.floor(tonumber(now) / 3600000)))
   if redis.call('INCR', tk) > 10 then return fail('rate_limited', 'at most 10 test mails an hour') end
