@@ -12,6 +12,7 @@ import { httpRequest } from '../server/harness.mjs';
 const FILES = fs.mkdtempSync(path.join(os.tmpdir(), 'cd-e2e-dash-files-'));
 process.on('exit', () => fs.rmSync(FILES, { recursive: true, force: true }));
 const st = useStack({ nodes: 1, args: ['--files-dir', FILES] });
+const S = {};
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
 
 it("the visitor's screenshot shows inline; the agent's attached PDF reaches the visitor", async () => {
@@ -59,5 +60,37 @@ it("the visitor's screenshot shows inline; the agent's attached PDF reaches the 
         { name: 'guide.pdf', type: 'application/pdf', size: pdf.length });
     await waitUntil(async () => (await page.locator('.conv-pane .att-file .name').allTextContents()).includes('guide.pdf'), { timeout: WAIT * 2, what: 'the card' });
     await screenshot(page, '85-att-01');
+    assertNoPageErrors(page);
+    Object.assign(S, { page, v, cid, pdfSize: pdf.length });
+});
+
+it("the customer panel lists the conversation's files: name, type, size, who sent it; a click opens it through a signed link", async () => {
+    const { page, v, cid, pdfSize } = S;
+    const files = page.locator('.customer-pane .files');
+    await waitUntil(async () => (await files.locator('li').count()) === 2, { what: 'two files in the customer panel' });
+    assert.equal((await files.locator('h3').textContent()).replace(/\s+/g, ' ').trim(), 'Files 2');
+    // newest first: the agent's PDF, then the visitor's screenshot
+    const rows = await files.locator('li').evaluateAll((lis) => lis.map((li) => ({
+        name: li.querySelector('.name').textContent, type: li.querySelector('.type').textContent,
+        size: li.querySelector('.size').textContent, by: li.querySelector('.by').textContent.split(',')[0] })));
+    assert.deepEqual(rows, [
+        { name: 'guide.pdf', type: 'application/pdf', size: `${Math.round(pdfSize / 1024)} KB`, by: 'You' },
+        { name: 'crash.png', type: 'image/png', size: `${PNG.length} B`, by: 'Visitor' },
+    ]);
+    // a click asks for a signed link and opens it in a new tab, which gets the file
+    const popup = page.context().waitForEvent('page');
+    const link = page.waitForResponse((r) => /\/files\/f_[^/]+\/link$/.test(new URL(r.url()).pathname));
+    await files.locator('li', { hasText: 'crash.png' }).locator('button.name').click();
+    assert.equal((await link).status(), 200);
+    const tab = await popup;
+    await tab.waitForLoadState();
+    assert.match(tab.url(), /\/files\/f_[^?]+\?e=\d+&k=[^&]+&s=[0-9a-f]{64}$/);
+    await tab.close();
+    // a file sent later joins the list at once (from the live message)
+    const up = await httpRequest(`${st.origin()}/files?name=${encodeURIComponent('账单.txt')}`, { method: 'POST', headers: { authorization: `Bearer ${v.welcome.token}` }, body: Buffer.from('订单 1042\n') });
+    assert.equal(up.status, 201, up.text);
+    await v.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'v-att-2', body: '', attachments: [up.json.id] });
+    await waitUntil(async () => (await files.locator('li .name').first().textContent()) === '账单.txt', { what: 'the new file first in the list' });
+    await screenshot(page, '85-att-02-customer-files');
     assertNoPageErrors(page);
 });

@@ -137,6 +137,7 @@ it('the pre-chat form: a file picked before the conversation exists arrives with
     await w.q('.form input[type=file]').setInputFiles({ name: 'x.svg', mimeType: 'image/svg+xml', buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>') });
     await w.q('.form .tray .att.failed').waitFor();
     await w.q('.form .tray .att.failed .x').click();
+    await screenshot(page, '70-att-04-prechat-form');
     const from = S.a.mark();
     await w.q('.form button[type=submit]').click();
     // the first message is announced by conversation.queued (agents are not yet in the
@@ -157,5 +158,5 @@ it('the pre-chat form: a file picked before the conversation exists arrives with
         const img = document.getElementById('chatdesk-widget').shadowRoot.querySelector('.list .att-img');
         return !!img && img.complete && img.naturalWidth === 1;
     }), { what: 'the form\'s image shown in the first message' });
-    await screenshot(page, '70-att-04-prechat-file');
+    await screenshot(page, '70-att-05-prechat-sent');
 });

@@ -8,7 +8,7 @@ import { t } from '../i18n.js';
 
 const IMAGE = /^image\/(png|jpeg|gif|webp)$/;
 
-function size(n) {
+export function fmtSize(n) {
     return n < 1024 ? `${n} B` : n < 1048576 ? `${Math.round(n / 1024)} KB` : `${(n / 1048576).toFixed(1)} MB`;
 }
 
@@ -21,7 +21,8 @@ async function signed(id) {
     }
 }
 
-const open = async (id) => {
+/** Opens file id in a new tab through a signed link. */
+export const openFile = async (id) => {
     const url = await signed(id);
     if (url) window.open(url, '_blank', 'noopener');
 };
@@ -36,7 +37,7 @@ function Image({ a }) {
         };
     }, [a.id]);
     return (
-        <button type="button" class="att-open" aria-label={t('att.open', { name: a.name })} onClick={() => open(a.id)}>
+        <button type="button" class="att-open" aria-label={t('att.open', { name: a.name })} onClick={() => openFile(a.id)}>
             {src ? <img class="att-img" src={src} alt={a.name} /> : <span class="att-img" />}
         </button>
     );
@@ -50,14 +51,22 @@ export function Attachments({ list }) {
                 IMAGE.test(a.type) ? (
                     <Image key={a.id} a={a} />
                 ) : (
-                    <button type="button" key={a.id} class="att-file" onClick={() => open(a.id)}>
+                    <button type="button" key={a.id} class="att-file" onClick={() => openFile(a.id)}>
                         <span class="name">{a.name}</span>
-                        <span class="size">{size(a.size || 0)}</span>
+                        <span class="size">{fmtSize(a.size || 0)}</span>
                     </button>
                 ),
             )}
         </div>
     );
+}
+
+/** The files of the loaded messages of a conversation, newest first:
+ *  [{a: {id,name,type,size}, m: the message}]. */
+export function conversationFiles(list) {
+    const out = [];
+    for (const m of list || []) for (const a of Array.isArray(m.attachments) ? m.attachments : []) if (a && typeof a.id === 'string') out.push({ a, m });
+    return out.reverse();
 }
 
 /** Uploads file for conversation cid: {id,name,type,size}, or throws an Error with the server's message. */
