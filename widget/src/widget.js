@@ -1361,7 +1361,7 @@ export class Widget {
             h(
                 'div',
                 { class: 'field files' },
-                h('span', { id: 'cd-l-files' }, t('formFiles'), h('em', { text: ' ' + t('optional') })),
+                h('div', { id: 'cd-l-files', class: 'lbl' }, t('formFiles'), h('em', { text: ' ' + t('optional') })),
                 h('button', { type: 'button', class: 'btn ghost add-files', 'aria-describedby': 'cd-l-files', onclick: () => ui.formFile.click() }, icon('clip'), t('addFiles')),
                 ui.formFile,
                 ui.formTray.el,
