@@ -94,3 +94,49 @@ it("the customer panel lists the conversation's files: name, type, size, who sen
     await screenshot(page, '85-att-02-customer-files');
     assertNoPageErrors(page);
 });
+
+it('files dropped on the conversation go to the tray with an upload progress bar and are sent', async () => {
+    const { page, v, cid } = S;
+    // a slow uplink so that the progress is seen between its ends
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 20, downloadThroughput: -1, uploadThroughput: 256 * 1024 });
+    const text = 'line of the log file\n'.repeat(40000); // 840 000 bytes: about 3 s
+    await page.evaluate((body) => {
+        const pane = document.querySelector('.conv-pane');
+        const target = pane.querySelector('.msg-list') || pane;
+        const dt = new DataTransfer();
+        dt.items.add(new File([body], 'server.log', { type: 'text/plain' }));
+        target.dispatchEvent(new DragEvent('dragenter', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        target.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        window.__dropDt = dt;
+    }, text);
+    await page.locator('.conv-pane .drop-hint').waitFor();
+    assert.equal(await page.locator('.conv-pane .drop-hint').textContent(), 'Drop files to attach them');
+    const dropped = await page.evaluate(() => {
+        const pane = document.querySelector('.conv-pane');
+        const target = pane.querySelector('.msg-list') || pane;
+        const ev = new DragEvent('drop', { dataTransfer: window.__dropDt, bubbles: true, cancelable: true });
+        target.dispatchEvent(ev);
+        return ev.defaultPrevented;
+    });
+    assert.equal(dropped, true, 'the drop is taken (the browser does not open the file)');
+    await waitUntil(async () => (await page.locator('.conv-pane .drop-hint').count()) === 0, { what: 'the drop hint gone' });
+    const bar = page.locator('.composer .tray .att.up progress');
+    await bar.waitFor();
+    assert.equal(await bar.getAttribute('aria-label'), 'Uploading server.log');
+    // the bar moves: some value strictly between 0 and 100 is seen
+    await waitUntil(async () => {
+        const val = Number(await bar.getAttribute('value').catch(() => 'NaN'));
+        return val > 0 && val < 100;
+    }, { timeout: WAIT * 2, interval: 50, what: 'the progress between its ends' });
+    await page.locator('.composer .tray .att.done').waitFor({ timeout: WAIT * 3 });
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await screenshot(page, '85-att-03-dropped');
+    const from = v.mark();
+    await page.locator('.composer [data-action="send"]').click();
+    const ev = await v.waitFor((f) => f.type === 'message.created' && f.conversation_id === cid && f.message.attachments?.[0]?.name === 'server.log', { from, what: 'the dropped file' });
+    assert.equal(ev.message.attachments[0].size, text.length);
+    await waitUntil(async () => (await page.locator('.composer .tray').count()) === 0, { what: 'the tray emptied on send' });
+    assertNoPageErrors(page);
+});

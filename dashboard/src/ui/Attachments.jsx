@@ -69,18 +69,34 @@ export function conversationFiles(list) {
     return out.reverse();
 }
 
-/** Uploads file for conversation cid: {id,name,type,size}, or throws an Error with the server's message. */
-export async function uploadFile(cid, file) {
+/** Uploads file for conversation cid with XMLHttpRequest, whose upload progress fetch
+ *  cannot report: onProgress(percent) as bytes leave. Answers {done, abort}: done resolves
+ *  to {id,name,type,size} or rejects with an Error carrying the server's message (an
+ *  aborted upload rejects with name 'AbortError'). */
+export function uploadFile(cid, file, onProgress = () => {}) {
     const name = file.name || 'screenshot.png';
-    const r = await fetch(`/files?name=${encodeURIComponent(name)}&conversation_id=${encodeURIComponent(cid)}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${getToken()}` },
-        body: file,
-        cache: 'no-store',
+    const x = new XMLHttpRequest();
+    const done = new Promise((resolve, reject) => {
+        x.open('POST', `/files?name=${encodeURIComponent(name)}&conversation_id=${encodeURIComponent(cid)}`);
+        x.setRequestHeader('authorization', `Bearer ${getToken()}`);
+        x.upload.onprogress = (e) => {
+            if (e.lengthComputable) onProgress(Math.round((e.loaded / e.total) * 100));
+        };
+        x.onload = () => {
+            let j = null;
+            try {
+                j = JSON.parse(x.responseText);
+            } catch {
+                /* not JSON */
+            }
+            if (x.status === 201 && j && j.id) resolve({ id: j.id, name: j.name, type: j.type, size: j.size });
+            else reject(new Error((j && j.error && j.error.message) || `HTTP ${x.status}`));
+        };
+        x.onerror = () => reject(new Error(t('att.failed')));
+        x.onabort = () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+        x.send(file);
     });
-    const j = await r.json().catch(() => null);
-    if (r.status !== 201 || !j || !j.id) throw new Error((j && j.error && j.error.message) || `HTTP ${r.status}`);
-    return { id: j.id, name: j.name, type: j.type, size: j.size };
+    return { done, abort: () => x.abort() };
 }
 
 /** Withdraws an upload no message took (DELETE /files/<id>): it stops counting against
