@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { useStack, it, assert, addSite, addAgent, dash, visitorChat, screenshot, waitUntil, assertNoPageErrors, WAIT } from './lib.mjs';
 import { httpRequest } from '../server/harness.mjs';
+import { slowUplink, progressBetween } from '../support/browser.mjs';
 
 const FILES = fs.mkdtempSync(path.join(os.tmpdir(), 'cd-e2e-dash-files-'));
 process.on('exit', () => fs.rmSync(FILES, { recursive: true, force: true }));
@@ -98,9 +99,7 @@ it("the customer panel lists the conversation's files: name, type, size, who sen
 it('files dropped on the conversation go to the tray with an upload progress bar and are sent', async () => {
     const { page, v, cid } = S;
     // a slow uplink so that the progress is seen between its ends
-    const cdp = await page.context().newCDPSession(page);
-    await cdp.send('Network.enable');
-    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 20, downloadThroughput: -1, uploadThroughput: 256 * 1024 });
+    const fast = await slowUplink(page, 256 * 1024);
     const text = 'line of the log file\n'.repeat(40000); // 840 000 bytes: about 3 s
     await page.evaluate((body) => {
         const pane = document.querySelector('.conv-pane');
@@ -123,15 +122,9 @@ it('files dropped on the conversation go to the tray with an upload progress bar
     assert.equal(dropped, true, 'the drop is taken (the browser does not open the file)');
     await waitUntil(async () => (await page.locator('.conv-pane .drop-hint').count()) === 0, { what: 'the drop hint gone' });
     const bar = page.locator('.composer .tray .att.up progress');
-    await bar.waitFor();
-    assert.equal(await bar.getAttribute('aria-label'), 'Uploading server.log');
-    // the bar moves: some value strictly between 0 and 100 is seen
-    await waitUntil(async () => {
-        const val = Number(await bar.getAttribute('value').catch(() => 'NaN'));
-        return val > 0 && val < 100;
-    }, { timeout: WAIT * 2, interval: 50, what: 'the progress between its ends' });
+    await progressBetween(bar, 'Uploading server.log'); // named, and seen between its ends
     await page.locator('.composer .tray .att.done').waitFor({ timeout: WAIT * 3 });
-    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await fast();
     await screenshot(page, '85-att-03-dropped');
     const from = v.mark();
     await page.locator('.composer [data-action="send"]').click();

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { useStack, it, assert, addSite, addAgent, takeConversation, widget, screenshot, waitUntil, WAIT } from './lib.mjs';
 import { httpRequest } from '../server/harness.mjs';
+import { slowUplink, progressBetween } from '../support/browser.mjs';
 
 const FILES = fs.mkdtempSync(path.join(os.tmpdir(), 'cd-e2e-files-'));
 process.on('exit', () => fs.rmSync(FILES, { recursive: true, force: true }));
@@ -107,6 +108,21 @@ it('a refused file shows its error with retry and remove; an agent\'s file reach
     await a.ok({ type: 'message.send', conversation_id: cid, client_msg_id: 'inv-1', body: 'Your invoice', attachments: [up.json.id] });
     await waitUntil(async () => (await w.q('.att-file .name').allTextContents()).includes('invoice.pdf'), { timeout: WAIT * 2, what: "the agent's file" });
     await screenshot(page, '70-att-03-agent-file');
+});
+
+it('a large file shows its upload progress on a slow uplink, then is sent', async () => {
+    const { w, page, a, cid } = S;
+    const fast = await slowUplink(page, 256 * 1024);
+    const text = 'line of the log file\n'.repeat(40000); // 840 000 bytes: about 3 s
+    await w.q('.compose input[type=file]').setInputFiles({ name: 'app.log', mimeType: 'text/plain', buffer: Buffer.from(text) });
+    const bar = w.q('.chat .tray .att.up progress');
+    await progressBetween(bar, 'Uploading app.log'); // named, and seen between its ends
+    await w.q('.chat .tray .att.done').waitFor({ timeout: WAIT * 3 });
+    await fast();
+    const from = a.mark();
+    await w.send('the log');
+    const ev = await a.waitFor(isMsg(cid, (m) => m.body === 'the log'), { from, what: 'the large file' });
+    assert.deepEqual({ name: ev.message.attachments[0].name, size: ev.message.attachments[0].size }, { name: 'app.log', size: text.length });
 });
 
 it('the pre-chat form: a file picked before the conversation exists arrives with the first message', async () => {
