@@ -176,3 +176,23 @@ it('the pre-chat form: a file picked before the conversation exists arrives with
     }), { what: 'the form\'s image shown in the first message' });
     await screenshot(page, '70-att-05-prechat-sent');
 });
+
+it('a site that takes no attachments (file_types []) has no Files field in its pre-chat form', async () => {
+    const site = await addSite(st.env, [st.origin()]);
+    const email = `boss_${Date.now()}@example.com`;
+    await st.env.admin('agent-add', '--email', email, '--password', 'pw-boss-1234', '--name', 'Boss', '--site', site, '--role', 'admin');
+    const token = await st.env.login(0, email, 'pw-boss-1234');
+    const r = await st.env.http(0, `/api/v1/admin/sites/${site}`, { method: 'PATCH', body: { file_types: [] }, headers: { authorization: `Bearer ${token}` } });
+    assert.equal(r.status, 200, r.text);
+    const page = await st.browser.page();
+    const w = widget(page);
+    await page.goto(`${st.origin()}/demo?site=${site}`);
+    await w.launcher.click();
+    await w.waitState('online');
+    await w.field('message').waitFor();
+    assert.equal(await w.q('.form .add-files').count(), 0);
+    // the site that takes them still shows it
+    await page.goto(`${st.origin()}/demo?site=${S.site}`);
+    await w.launcher.click();
+    await w.q('.form .add-files').waitFor();
+});

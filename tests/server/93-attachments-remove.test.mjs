@@ -155,7 +155,11 @@ it("a site's own attachment limits (site settings): a lower size and fewer types
     const cross = await patchSite(tokenB, A.site.key, { file_max_bytes: null });
     assert.equal(cross.status, 404, cross.text);
     // [] takes attachments away from the site; bad values are refused and change nothing
+    assert.equal(A.v.welcome.site.attachments, true, 'a site that takes attachments says so in welcome');
     assert.equal((await patchSite(token, A.site.key, { file_types: [] })).status, 200);
+    // the widget leaves out the pre-chat form's Files field: welcome.site.attachments false
+    assert.equal((await env.visitor(1, { site: A.site })).welcome.site.attachments, false);
+    assert.equal((await env.visitor(1, { site: B.site })).welcome.site.attachments, true, 'another site keeps them');
     await waitUntil(async () => (await uploadBytes(0, A.v.token, PDF.subarray(0, 900), 'x.pdf')).status === 415, { timeout: 10_000, what: 'no attachments' });
     for (const bad of [{ file_types: ['exe'] }, { file_types: 'pdf' }, { file_max_bytes: 0 }, { file_max_bytes: 'big' }]) {
         const e = await patchSite(token, A.site.key, bad);
@@ -167,4 +171,5 @@ it("a site's own attachment limits (site settings): a lower size and fewer types
     assert.equal(r.json.site.file_max_bytes, null);
     assert.equal(r.json.site.file_types, null);
     await waitUntil(async () => (await uploadBytes(1, A.v.token, PNG(), 'c.png')).status === 201, { timeout: 10_000, what: "the node's limits again" });
+    assert.equal((await env.visitor(0, { site: A.site })).welcome.site.attachments, true);
 });

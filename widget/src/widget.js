@@ -50,13 +50,13 @@ function icon(name) {
     return s;
 }
 
-/** Files dropped on el go to tray. */
-function dropFiles(el, tray) {
+/** Files dropped on el go to tray (while on() says so). */
+function dropFiles(el, tray, on = () => true) {
     el.addEventListener('dragover', (e) => {
-        if (e.dataTransfer && [...e.dataTransfer.types].includes('Files')) e.preventDefault();
+        if (on() && e.dataTransfer && [...e.dataTransfer.types].includes('Files')) e.preventDefault();
     });
     el.addEventListener('drop', (e) => {
-        if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+        if (!on() || !e.dataTransfer || !e.dataTransfer.files.length) return;
         e.preventDefault();
         tray.add([...e.dataTransfer.files]);
     });
@@ -430,7 +430,7 @@ export class Widget {
             ui.formTray.add([...ui.formFile.files]);
             ui.formFile.value = '';
         });
-        dropFiles(ui.form, ui.formTray);
+        dropFiles(ui.form, ui.formTray, () => this.siteCfg.attachments !== false);
         ui.clip = h('button', { type: 'button', class: 'clip', 'aria-label': t('attach'), title: t('attach'), onclick: () => ui.file.click() }, icon('clip'));
         ui.input.addEventListener('paste', (e) => {
             const files = [...((e.clipboardData && e.clipboardData.files) || [])];
@@ -1310,7 +1310,7 @@ export class Widget {
     }
 
     renderForm() {
-        const key = [this.locale, this.agentsOnline, [...this.required()].join(), this.formError || '', this.siteCfg.kb === true].join('|');
+        const key = [this.locale, this.agentsOnline, [...this.required()].join(), this.formError || '', this.siteCfg.kb === true, this.siteCfg.attachments !== false].join('|');
         if (this.formKey === key) return;
         const ui = this.ui;
         const t = this.t;
@@ -1358,14 +1358,16 @@ export class Widget {
             h('div', { class: 'row' }, field('category', t('category'), cat), field('priority', t('priority'), prio)),
             field('subject', t('subject'), h('input', { type: 'text' })),
             field('message', t('message'), h('textarea', { rows: '3' })),
-            h(
-                'div',
-                { class: 'field files' },
-                h('div', { id: 'cd-l-files', class: 'lbl' }, t('formFiles'), h('em', { text: ' ' + t('optional') })),
-                h('button', { type: 'button', class: 'btn ghost add-files', 'aria-describedby': 'cd-l-files', onclick: () => ui.formFile.click() }, icon('clip'), t('addFiles')),
-                ui.formFile,
-                ui.formTray.el,
-            ),
+            // a site that takes no attachments (welcome.site.attachments false) has no field
+            this.siteCfg.attachments !== false &&
+                h(
+                    'div',
+                    { class: 'field files' },
+                    h('div', { id: 'cd-l-files', class: 'lbl' }, t('formFiles'), h('em', { text: ' ' + t('optional') })),
+                    h('button', { type: 'button', class: 'btn ghost add-files', 'aria-describedby': 'cd-l-files', onclick: () => ui.formFile.click() }, icon('clip'), t('addFiles')),
+                    ui.formFile,
+                    ui.formTray.el,
+                ),
             h('button', { type: 'submit', class: 'btn wide', text: offline ? t('offlineStart') : t('start') }),
         );
         els.message.addEventListener('keydown', (e) => {
