@@ -2,7 +2,7 @@
 // the binary, its flags and the kill-by-PID clean-up. `chromium` is playwright-core's,
 // required by the caller from its own package (widget/ or dashboard/).
 import fs from 'node:fs';
-import { withTimeout, killPid, alive, waitDead, SCALE } from '../server/harness.mjs';
+import { withTimeout, killPid, alive, waitDead, waitUntil, SCALE, WAIT } from '../server/harness.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -44,4 +44,28 @@ export async function stopChromium({ server, browser, pid } = {}) {
         killPid(pid, 'SIGKILL');
         await waitDead(pid, 5000);
     }
+}
+
+/** Throttles page's uploads to bytesPerSecond (Chromium's network emulation), so that an
+ *  upload's progress can be seen between its ends; answers a function that lifts it. */
+export async function slowUplink(page, bytesPerSecond) {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    const set = (up, latency) => cdp.send('Network.emulateNetworkConditions', { offline: false, latency, downloadThroughput: -1, uploadThroughput: up });
+    await set(bytesPerSecond, 20);
+    return () => set(-1, 0);
+}
+
+/** Waits for the <progress> bar (a locator), checks its accessible name, then waits until
+ *  it shows a value strictly between 0 and 100. */
+export async function progressBetween(bar, label) {
+    await bar.waitFor();
+    if ((await bar.getAttribute('aria-label')) !== label) throw new Error(`progress bar named ${await bar.getAttribute('aria-label')}, not ${label}`);
+    return waitUntil(
+        async () => {
+            const val = Number(await bar.getAttribute('value', { timeout: 200 }).catch(() => 'NaN'));
+            return val > 0 && val < 100;
+        },
+        { timeout: WAIT * 2, interval: 50, what: 'the upload progress between its ends' },
+    );
 }

@@ -78,6 +78,19 @@ export class Tray {
         this.render();
     }
 
+    /** Empties the tray without asking the server (another visitor's token). */
+    drop() {
+        for (const i of this.items) if (i.state === 'up') i.xhr.abort();
+        this.items = [];
+        this.render();
+    }
+
+    /** Puts back uploaded files ({id,name,type,size}) that take() gave out and nothing sent. */
+    restore(infos) {
+        for (const info of infos) this.items.push({ key: ++seq, file: null, name: info.name, pct: 100, state: 'done', id: info.id, info });
+        this.render();
+    }
+
     get busy() {
         return this.items.some((i) => i.state === 'up');
     }

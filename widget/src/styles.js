@@ -96,6 +96,10 @@ textarea{resize:none}
 .send svg{width:18px;height:18px;fill:currentColor}
 .clip{width:36px;height:40px;border:0;background:none;color:#667085;display:flex;align-items:center;justify-content:center;flex:none}
 .clip svg{width:20px;height:20px;fill:currentColor}
+.field .lbl{margin-bottom:4px}
+.add-files{padding:6px 12px;font-weight:500}
+.add-files svg{width:16px;height:16px;fill:currentColor}
+.field.files .tray{padding:6px 0 0}
 .tray{list-style:none;margin:0;padding:6px 12px 0;display:flex;flex-direction:column;gap:4px;font-size:12px}
 .tray .att{display:flex;gap:6px;align-items:center}
 .tray .name{flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}

@@ -50,6 +50,18 @@ function icon(name) {
     return s;
 }
 
+/** Files dropped on el go to tray (while on() says so). */
+function dropFiles(el, tray, on = () => true) {
+    el.addEventListener('dragover', (e) => {
+        if (on() && e.dataTransfer && [...e.dataTransfer.types].includes('Files')) e.preventDefault();
+    });
+    el.addEventListener('drop', (e) => {
+        if (!on() || !e.dataTransfer || !e.dataTransfer.files.length) return;
+        e.preventDefault();
+        tray.add([...e.dataTransfer.files]);
+    });
+}
+
 function newId() {
     const b = new Uint8Array(16);
     crypto.getRandomValues(b);
@@ -145,7 +157,8 @@ export class Widget {
         for (const [k, e] of this.entries) if (e.state === 'pending') this.entries.delete(k);
         if (this.pendingStart) {
             const f = this.pendingStart.form;
-            this.entries.set('start', { key: 'start', own: true, body: f.message, ts: this.pendingStart.ts, state: 'pending', author: { kind: 'visitor' } });
+            const files = this.pendingStart.files;
+            this.entries.set('start', { key: 'start', own: true, body: f.message, ts: this.pendingStart.ts, state: 'pending', author: { kind: 'visitor' }, attachments: files && files.length ? files : null });
         }
         for (const o of this.outbox) {
             if (o.conversation_id && o.conversation_id !== cid) continue;
@@ -300,7 +313,10 @@ export class Widget {
         this.formEls = null; // another visitor: nothing typed or prefilled carries over
         this.formValues = null;
         this.draftForForm = '';
-        if (this.ui) this.ui.input.value = '';
+        if (this.ui) {
+            this.ui.input.value = '';
+            this.ui.formTray.drop(); // the previous visitor's uploads: its orphan timer removes them
+        }
     }
 
     // ------------------------------------------------------------------ lifecycle
@@ -406,6 +422,15 @@ export class Widget {
             ui.tray.add([...ui.file.files]);
             ui.file.value = '';
         });
+        // the pre-chat form's files: uploaded before the conversation exists (no
+        // conversation_id), sent as form.attachments with its first message
+        ui.formTray = new Tray({ base: this.base, token: () => this.token, t, onChange: () => this.queueRender() });
+        ui.formFile = h('input', { type: 'file', multiple: true, hidden: true, tabindex: '-1', id: 'cd-f-files' });
+        ui.formFile.addEventListener('change', () => {
+            ui.formTray.add([...ui.formFile.files]);
+            ui.formFile.value = '';
+        });
+        dropFiles(ui.form, ui.formTray, () => this.siteCfg.attachments !== false);
         ui.clip = h('button', { type: 'button', class: 'clip', 'aria-label': t('attach'), title: t('attach'), onclick: () => ui.file.click() }, icon('clip'));
         ui.input.addEventListener('paste', (e) => {
             const files = [...((e.clipboardData && e.clipboardData.files) || [])];
@@ -415,14 +440,7 @@ export class Widget {
         });
         ui.compose = h('form', { class: 'compose', novalidate: true, onsubmit: (e) => (e.preventDefault(), this.submitComposer()) }, ui.clip, ui.file, ui.input, ui.sendBtn);
         ui.chat = h('div', { class: 'chat', hidden: true }, ui.info, ui.log, ui.typing, ui.banner, ui.tray.el, ui.compose);
-        ui.chat.addEventListener('dragover', (e) => {
-            if (e.dataTransfer && [...e.dataTransfer.types].includes('Files')) e.preventDefault();
-        });
-        ui.chat.addEventListener('drop', (e) => {
-            if (!e.dataTransfer || !e.dataTransfer.files.length) return;
-            e.preventDefault();
-            ui.tray.add([...e.dataTransfer.files]);
-        });
+        dropFiles(ui.chat, ui.tray);
         ui.panel = h(
             'section',
             { class: 'panel', id: 'cd-panel', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'cd-title', hidden: true },
@@ -765,10 +783,11 @@ export class Widget {
     }
 
     // ------------------------------------------------------------------ sending
-    startConversation(form) {
+    /** files: the form's uploads ({id,name,type,size}), shown with the pending message. */
+    startConversation(form, files = []) {
         // the same client_msg_id on every retry: the server returns the same conversation
         form = { ...form, client_msg_id: newId() };
-        this.pendingStart = { form, ts: Date.now(), sent: false, known: null };
+        this.pendingStart = { form, files, ts: Date.now(), sent: false, known: null };
         this.store.set('start', this.pendingStart);
         if (form.name || form.email) this.draftForForm = '';
         this.syncPending();
@@ -809,6 +828,7 @@ export class Widget {
         this.syncPending();
         this.formError = r.code === 'too_large' ? this.t('tooLong') : r.message || r.code;
         this.formValues = ps.form;
+        if (ps.files && ps.files.length) this.ui.formTray.restore(ps.files);
         this.formKey = '';
         this.render();
     }
@@ -1290,7 +1310,7 @@ export class Widget {
     }
 
     renderForm() {
-        const key = [this.locale, this.agentsOnline, [...this.required()].join(), this.formError || '', this.siteCfg.kb === true].join('|');
+        const key = [this.locale, this.agentsOnline, [...this.required()].join(), this.formError || '', this.siteCfg.kb === true, this.siteCfg.attachments !== false].join('|');
         if (this.formKey === key) return;
         const ui = this.ui;
         const t = this.t;
@@ -1338,6 +1358,16 @@ export class Widget {
             h('div', { class: 'row' }, field('category', t('category'), cat), field('priority', t('priority'), prio)),
             field('subject', t('subject'), h('input', { type: 'text' })),
             field('message', t('message'), h('textarea', { rows: '3' })),
+            // a site that takes no attachments (welcome.site.attachments false) has no field
+            this.siteCfg.attachments !== false &&
+                h(
+                    'div',
+                    { class: 'field files' },
+                    h('div', { id: 'cd-l-files', class: 'lbl' }, t('formFiles'), h('em', { text: ' ' + t('optional') })),
+                    h('button', { type: 'button', class: 'btn ghost add-files', 'aria-describedby': 'cd-l-files', onclick: () => ui.formFile.click() }, icon('clip'), t('addFiles')),
+                    ui.formFile,
+                    ui.formTray.el,
+                ),
             h('button', { type: 'submit', class: 'btn wide', text: offline ? t('offlineStart') : t('start') }),
         );
         els.message.addEventListener('keydown', (e) => {
@@ -1381,12 +1411,20 @@ export class Widget {
             }
         }
         if (bad) return bad.focus();
+        const tray = this.ui.formTray;
+        if (tray.busy) {
+            this.formError = t('waitUpload');
+            this.formKey = '';
+            return this.render();
+        }
         // locale (extension): the language of the server's system messages to this visitor
         const form = { priority: PRIORITIES.includes(v.priority) ? v.priority : 'normal', message: v.message, locale: this.locale };
         for (const f of ['name', 'email', 'category', 'subject']) if (v[f]) form[f] = clipBytes(v[f], MAX_FIELD);
+        const files = tray.take();
+        if (files.length) form.attachments = files.map((f) => f.id);
         this.formError = '';
         this.draftForForm = '';
         this.store.set('draft', null);
-        this.startConversation(form);
+        this.startConversation(form, files);
     }
 }

@@ -8,7 +8,7 @@ import { t } from '../i18n.js';
 
 const IMAGE = /^image\/(png|jpeg|gif|webp)$/;
 
-function size(n) {
+export function fmtSize(n) {
     return n < 1024 ? `${n} B` : n < 1048576 ? `${Math.round(n / 1024)} KB` : `${(n / 1048576).toFixed(1)} MB`;
 }
 
@@ -21,7 +21,8 @@ async function signed(id) {
     }
 }
 
-const open = async (id) => {
+/** Opens file id in a new tab through a signed link. */
+export const openFile = async (id) => {
     const url = await signed(id);
     if (url) window.open(url, '_blank', 'noopener');
 };
@@ -36,7 +37,7 @@ function Image({ a }) {
         };
     }, [a.id]);
     return (
-        <button type="button" class="att-open" aria-label={t('att.open', { name: a.name })} onClick={() => open(a.id)}>
+        <button type="button" class="att-open" aria-label={t('att.open', { name: a.name })} onClick={() => openFile(a.id)}>
             {src ? <img class="att-img" src={src} alt={a.name} /> : <span class="att-img" />}
         </button>
     );
@@ -50,9 +51,9 @@ export function Attachments({ list }) {
                 IMAGE.test(a.type) ? (
                     <Image key={a.id} a={a} />
                 ) : (
-                    <button type="button" key={a.id} class="att-file" onClick={() => open(a.id)}>
+                    <button type="button" key={a.id} class="att-file" onClick={() => openFile(a.id)}>
                         <span class="name">{a.name}</span>
-                        <span class="size">{size(a.size || 0)}</span>
+                        <span class="size">{fmtSize(a.size || 0)}</span>
                     </button>
                 ),
             )}
@@ -60,18 +61,42 @@ export function Attachments({ list }) {
     );
 }
 
-/** Uploads file for conversation cid: {id,name,type,size}, or throws an Error with the server's message. */
-export async function uploadFile(cid, file) {
+/** The files of the loaded messages of a conversation, newest first:
+ *  [{a: {id,name,type,size}, m: the message}]. */
+export function conversationFiles(list) {
+    const out = [];
+    for (const m of list || []) for (const a of Array.isArray(m.attachments) ? m.attachments : []) if (a && typeof a.id === 'string') out.push({ a, m });
+    return out.reverse();
+}
+
+/** Uploads file for conversation cid with XMLHttpRequest, whose upload progress fetch
+ *  cannot report: onProgress(percent) as bytes leave. Answers {done, abort}: done resolves
+ *  to {id,name,type,size} or rejects with an Error carrying the server's message (an
+ *  aborted upload rejects with name 'AbortError'). */
+export function uploadFile(cid, file, onProgress = () => {}) {
     const name = file.name || 'screenshot.png';
-    const r = await fetch(`/files?name=${encodeURIComponent(name)}&conversation_id=${encodeURIComponent(cid)}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${getToken()}` },
-        body: file,
-        cache: 'no-store',
+    const x = new XMLHttpRequest();
+    const done = new Promise((resolve, reject) => {
+        x.open('POST', `/files?name=${encodeURIComponent(name)}&conversation_id=${encodeURIComponent(cid)}`);
+        x.setRequestHeader('authorization', `Bearer ${getToken()}`);
+        x.upload.onprogress = (e) => {
+            if (e.lengthComputable) onProgress(Math.round((e.loaded / e.total) * 100));
+        };
+        x.onload = () => {
+            let j = null;
+            try {
+                j = JSON.parse(x.responseText);
+            } catch {
+                /* not JSON */
+            }
+            if (x.status === 201 && j && j.id) resolve({ id: j.id, name: j.name, type: j.type, size: j.size });
+            else reject(new Error((j && j.error && j.error.message) || `HTTP ${x.status}`));
+        };
+        x.onerror = () => reject(new Error(t('att.failed')));
+        x.onabort = () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+        x.send(file);
     });
-    const j = await r.json().catch(() => null);
-    if (r.status !== 201 || !j || !j.id) throw new Error((j && j.error && j.error.message) || `HTTP ${r.status}`);
-    return { id: j.id, name: j.name, type: j.type, size: j.size };
+    return { done, abort: () => x.abort() };
 }
 
 /** Withdraws an upload no message took (DELETE /files/<id>): it stops counting against

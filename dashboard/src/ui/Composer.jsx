@@ -7,19 +7,25 @@ import { uploadFile, removeUpload } from './Attachments.jsx';
 const drafts = new Map(); // cid -> text
 const notes = new Map(); // cid -> bool
 const held = new Map(); // cid -> unknown placeholders inserted from canned replies
-const trays = new Map(); // cid -> files being attached: [{key, name, state: up|done|failed, info, err}]
+const trays = new Map(); // cid -> files being attached: [{key, name, state: up|done|failed, pct, info, err, abort}]
 let fileSeq = 0;
 
-/** Uploads files for conversation cid into its tray (docs/attachments.md). */
-function addFiles(cid, files) {
+/** Uploads files for conversation cid into its tray (docs/attachments.md), each with
+ *  its progress; used by the paperclip, a paste and files dropped on the conversation. */
+export function addFiles(cid, files) {
     const tray = trays.get(cid) || [];
     for (const f of files) {
-        const item = { key: ++fileSeq, name: f.name || 'screenshot.png', state: 'up' };
+        const item = { key: ++fileSeq, name: f.name || 'screenshot.png', state: 'up', pct: 0 };
         tray.push(item);
-        uploadFile(cid, f)
+        const up = uploadFile(cid, f, (pct) => {
+            item.pct = pct;
+            changed();
+        });
+        item.abort = up.abort;
+        up.done
             .then(
-                (info) => Object.assign(item, { state: 'done', info }),
-                (e) => Object.assign(item, { state: 'failed', err: e.message }),
+                (info) => Object.assign(item, { state: 'done', pct: 100, info }),
+                (e) => Object.assign(item, { state: e.name === 'AbortError' ? 'aborted' : 'failed', err: e.message }),
             )
             .then(changed);
     }
@@ -307,7 +313,12 @@ export function Composer({ c }) {
                     {tray.map((f) => (
                         <li key={f.key} class={`att ${f.state}`}>
                             <span class="name">{f.name}</span>
-                            {f.state === 'up' ? <span class="muted">{t('att.uploading')}</span> : null}
+                            {f.state === 'up' ? (
+                                <>
+                                    <progress max="100" value={f.pct} aria-label={t('att.progress', { name: f.name })} />
+                                    <span class="muted pct">{t('att.uploading')} {f.pct}%</span>
+                                </>
+                            ) : null}
                             {f.state === 'failed' ? <span class="err">{f.err}</span> : null}
                             <button
                                 type="button"
@@ -318,6 +329,7 @@ export function Composer({ c }) {
                                         cid,
                                         tray.filter((x) => x !== f),
                                     );
+                                    if (f.state === 'up') f.abort();
                                     if (f.state === 'done' && f.info) removeUpload(f.info.id);
                                     changed();
                                 }}

@@ -4,7 +4,7 @@ import { S, loadOlder, accept, updateConv, isMine, retryOutbox, discardOutbox, s
 import { t } from '../i18n.js';
 import { PRIORITIES } from '../util.js';
 import { StatusChip, SlaBadge, RichText, fmtTime, fmtDateTime, Notice } from './common.jsx';
-import { Composer } from './Composer.jsx';
+import { Composer, addFiles } from './Composer.jsx';
 import { KbSuggest } from './Kb.jsx';
 
 export function ConvPane({ cid }) {
@@ -16,8 +16,45 @@ export function ConvPane({ cid }) {
             </section>
         );
     }
+    return <OpenConv c={c} />;
+}
+
+const hasFiles = (e) => !!e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+
+/** An open conversation; files dropped anywhere on it go to the composer's tray. */
+function OpenConv({ c }) {
+    const [dragging, setDragging] = useState(false);
+    const droppable = c.status !== 'closed';
+    const over = (e) => {
+        if (!droppable || !hasFiles(e)) return;
+        e.preventDefault();
+        e.dataTransfer.dropEffect = 'copy';
+        if (!dragging) setDragging(true);
+    };
     return (
-        <section class="conv-pane" data-pane="conversation" data-cid={c.id} data-status={c.status} aria-label={t('conv.label')}>
+        <section
+            class={`conv-pane ${dragging ? 'dragging' : ''}`}
+            data-pane="conversation"
+            data-cid={c.id}
+            data-status={c.status}
+            aria-label={t('conv.label')}
+            onDragEnter={over}
+            onDragOver={over}
+            onDragLeave={(e) => {
+                if (!e.relatedTarget || !e.currentTarget.contains(e.relatedTarget)) setDragging(false);
+            }}
+            onDrop={(e) => {
+                setDragging(false);
+                if (!droppable || !e.dataTransfer || !e.dataTransfer.files.length) return;
+                e.preventDefault();
+                addFiles(c.id, [...e.dataTransfer.files]);
+            }}
+        >
+            {dragging ? (
+                <div class="drop-hint" aria-hidden="true">
+                    {t('att.drop')}
+                </div>
+            ) : null}
             <ConvHead c={c} />
             <MessageList c={c} />
             <TypingLine cid={c.id} />

@@ -1,4 +1,5 @@
-import { S, openConv, loadVisitor, upsertConv } from '../store.js';
+import { S, openConv, loadVisitor, upsertConv, loadOlder } from '../store.js';
+import { conversationFiles, fmtSize, openFile } from './Attachments.jsx';
 import { t } from '../i18n.js';
 import { safeHref } from '../util.js';
 import { NotAvailable, Notice, StatusChip, fmtDateTime, SlaBadge } from './common.jsx';
@@ -30,6 +31,47 @@ function fmtAttr(v) {
     if (v === null) return 'null';
     if (typeof v === 'object') return JSON.stringify(v);
     return String(v);
+}
+
+/** The conversation's files, from its loaded messages (docs/attachments.md): name, type,
+ *  size, who sent it and when; a click opens it through a signed link. */
+function Files({ c }) {
+    const e = S.msgs.get(c.id);
+    if (!e || !e.loaded) return null;
+    const files = conversationFiles(e.list);
+    const who = (m) => {
+        const a = m.author || {};
+        if (a.kind === 'visitor') return a.name || (c.visitor && c.visitor.name) || t('conv.visitor');
+        if (a.kind === 'agent') return S.me && a.id === S.me.id ? t('msg.you') : a.name || t('msg.agent');
+        return t('msg.system');
+    };
+    return (
+        <section class="files" aria-labelledby="cp-files">
+            <h3 id="cp-files">
+                {t('customer.files')} <span class="muted">{files.length}</span>
+            </h3>
+            {files.length === 0 ? <p class="muted">{t('customer.noFiles')}</p> : null}
+            <ul class="file-list">
+                {files.map(({ a, m }) => (
+                    <li key={a.id} data-file={a.id}>
+                        <button type="button" class="link name" title={t('att.open', { name: a.name })} onClick={() => openFile(a.id)}>
+                            {a.name}
+                        </button>
+                        <div class="muted small">
+                            <span class="type">{a.type}</span> · <span class="size">{fmtSize(a.size || 0)}</span>
+                            {m.private ? <span class="note-label">{t('msg.note')}</span> : null}
+                        </div>
+                        <div class="muted small by">{t('customer.fileBy', { who: who(m), when: fmtDateTime(m.ts) })}</div>
+                    </li>
+                ))}
+            </ul>
+            {!e.complete ? (
+                <button type="button" class="link older" disabled={e.loading} onClick={() => loadOlder(c.id)}>
+                    {t('customer.filesOlder')}
+                </button>
+            ) : null}
+        </section>
+    );
 }
 
 export function CustomerPanel({ cid }) {
@@ -101,6 +143,7 @@ export function CustomerPanel({ cid }) {
                     </dl>
                 </section>
             ) : null}
+            <Files c={c} />
             {v ? (
                 <section class="history">
                     <h3>

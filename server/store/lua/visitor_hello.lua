@@ -60,7 +60,10 @@ local site_cfg = '{"key":' .. S(site) .. ',"name":' .. S(st.name) .. ',"title":'
   ',"survey":{"nps":' .. tostring(type(w.survey) == 'table' and w.survey.nps == true) .. ',"ces":' ..
   tostring(type(w.survey) == 'table' and w.survey.ces == true) .. '}' ..
   -- knowledge base (docs/kb.md): the widget offers help articles only when there are some
-  ',"kb":' .. (redis.call('SCARD', skey(site, 'kb:pub')) > 0 and 'true' or 'false') .. '}'
+  ',"kb":' .. (redis.call('SCARD', skey(site, 'kb:pub')) > 0 and 'true' or 'false') ..
+  -- attachments (docs/attachments.md): false when the site's file_types is [] ('-'), so the
+  -- widget leaves out the pre-chat form's Files field
+  ',"attachments":' .. tostring(st.file_types ~= '-') .. '}'
 return '{"site_config":' .. site_cfg .. ',"visitor":{"id":' .. S(vid) .. ',"name":' .. J(v.name) .. ',"email":' .. J(v.email) ..
   ',"user_id":' .. J(v.user_id) .. ',"attributes":' .. ((v.attributes and v.attributes ~= '') and v.attributes or '{}') ..
   '},"created":' .. tostring(created) .. ',"stored":' .. tostring(v.id ~= nil) ..
